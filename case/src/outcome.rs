@@ -1,0 +1,107 @@
+//! What an operation returns. Only deterministic fields are recorded: no
+//! timestamps chosen by the clock, no raw inode numbers.
+
+use crate::errno::Errno;
+use serde::{Deserialize, Serialize};
+
+/// The file type as `stat(2)` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FileKind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    /// A character device (whiteouts are never visible in a merged tree).
+    Char,
+    Other,
+}
+
+impl FileKind {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            FileKind::File => "file",
+            FileKind::Dir => "dir",
+            FileKind::Symlink => "symlink",
+            FileKind::Fifo => "fifo",
+            FileKind::Char => "char",
+            FileKind::Other => "other",
+        }
+    }
+
+    pub fn from_keyword(s: &str) -> Option<FileKind> {
+        Some(match s {
+            "file" => FileKind::File,
+            "dir" => FileKind::Dir,
+            "symlink" => FileKind::Symlink,
+            "fifo" => FileKind::Fifo,
+            "char" => FileKind::Char,
+            "other" => FileKind::Other,
+            _ => return None,
+        })
+    }
+}
+
+/// The deterministic part of `struct stat`. `size` is 0 for directories
+/// (directory sizes are a property of the underlying filesystem). `nlink` is
+/// as overlay reports it (a merged directory reports 1).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StatInfo {
+    pub kind: FileKind,
+    /// Permission bits (07777).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub nlink: u32,
+}
+
+/// The value of a successful op.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Value {
+    /// Ops that return nothing but success. Printed `ok`.
+    Unit,
+    /// `read`, `readlink`, `getxattr`. Printed as a quoted string.
+    Bytes(Vec<u8>),
+    /// `readdir` and `listxattr`, sorted. Printed `["a", "b"]`.
+    Names(Vec<String>),
+    /// `stat` and `lstat`. Printed `{file 0644 0:0 size=3 nlink=1}`.
+    Stat(StatInfo),
+}
+
+/// The result of one op: a value or an errno.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Outcome {
+    Ok(Value),
+    Err(Errno),
+}
+
+impl Outcome {
+    pub const OK: Outcome = Outcome::Ok(Value::Unit);
+
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Ok(_))
+    }
+}
+
+/// The outcomes the model allows for one op (SibylFS-style): the kernel may
+/// legally return any of them. Never empty.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Allowed(pub Vec<Outcome>);
+
+impl Allowed {
+    pub fn one(o: Outcome) -> Allowed {
+        Allowed(vec![o])
+    }
+
+    pub fn contains(&self, o: &Outcome) -> bool {
+        self.0.contains(o)
+    }
+
+    /// The single allowed outcome, if there is exactly one.
+    pub fn single(&self) -> Option<&Outcome> {
+        match self.0.as_slice() {
+            [o] => Some(o),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Validated relative paths. Every path a case names is relative to the
+//! overlay root (or a layer root): no leading `/`, no `.` or `..`
+//! components, no empty component, no NUL and no component over `NAME_MAX`.
+//! Symlink *targets* are free-form bytes and are not `RelPath`s: hostile
+//! targets are the driver's confinement problem, not a parse error.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Linux `NAME_MAX`: the longest directory entry name in bytes.
+pub const NAME_MAX: usize = 255;
+/// Linux `PATH_MAX` including the terminating NUL.
+pub const PATH_MAX: usize = 4096;
+
+/// Why a path was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("path is empty")]
+    Empty,
+    #[error("path is absolute (paths are relative to the overlay root)")]
+    Absolute,
+    #[error("path has an empty component (`//` or a trailing `/`)")]
+    EmptyComponent,
+    #[error("path has a `.` or `..` component")]
+    Dot,
+    #[error("path contains a NUL byte")]
+    Nul,
+    #[error("path component is {0} bytes long (NAME_MAX is 255)")]
+    TooLong(usize),
+    #[error("path is {0} bytes long (PATH_MAX is 4096)")]
+    PathTooLong(usize),
+}
+
+/// One directory entry name: non-empty, no `/`, no NUL, not `.`/`..`, at most
+/// 255 bytes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Name(String);
+
+impl Name {
+    pub fn new(s: &str) -> Result<Name, PathError> {
+        if s.is_empty() {
+            return Err(PathError::EmptyComponent);
+        }
+        if s == "." || s == ".." {
+            return Err(PathError::Dot);
+        }
+        if s.contains('\0') {
+            return Err(PathError::Nul);
+        }
+        if s.contains('/') {
+            return Err(PathError::EmptyComponent);
+        }
+        if s.len() > NAME_MAX {
+            return Err(PathError::TooLong(s.len()));
+        }
+        Ok(Name(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A validated path relative to a root, as a list of names. The root itself
+/// is the empty path (only produced by [`RelPath::root`] and [`RelPath::parent`],
+/// never parsed).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+pub struct RelPath(Vec<Name>);
+
+impl RelPath {
+    /// The root of the tree (no components).
+    pub fn root() -> RelPath {
+        RelPath(Vec::new())
+    }
+
+    /// Parses and validates `a/b/c`.
+    pub fn parse(s: &str) -> Result<RelPath, PathError> {
+        if s.is_empty() {
+            return Err(PathError::Empty);
+        }
+        if s.starts_with('/') {
+            return Err(PathError::Absolute);
+        }
+        if s.len() >= PATH_MAX {
+            return Err(PathError::PathTooLong(s.len()));
+        }
+        let names = s.split('/').map(Name::new).collect::<Result<Vec<_>, _>>()?;
+        Ok(RelPath(names))
+    }
+
+    pub fn from_names(names: Vec<Name>) -> RelPath {
+        RelPath(names)
+    }
+
+    pub fn names(&self) -> &[Name] {
+        &self.0
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The last component, `None` for the root.
+    pub fn file_name(&self) -> Option<&Name> {
+        self.0.last()
+    }
+
+    /// The containing directory, `None` for the root.
+    pub fn parent(&self) -> Option<RelPath> {
+        if self.0.is_empty() {
+            None
+        } else {
+            Some(RelPath(self.0[..self.0.len() - 1].to_vec()))
+        }
+    }
+
+    /// This path with `name` appended.
+    pub fn join(&self, name: &Name) -> RelPath {
+        let mut v = self.0.clone();
+        v.push(name.clone());
+        RelPath(v)
+    }
+
+    /// True if `self` is `other` or lies beneath it.
+    pub fn starts_with(&self, other: &RelPath) -> bool {
+        self.0.len() >= other.0.len() && self.0[..other.0.len()] == other.0[..]
+    }
+
+    /// `a/b/c` (the root prints as the empty string).
+    pub fn as_string(&self) -> String {
+        let mut s = String::new();
+        for (i, n) in self.0.iter().enumerate() {
+            if i > 0 {
+                s.push('/');
+            }
+            s.push_str(n.as_str());
+        }
+        s
+    }
+}
+
+impl fmt::Display for RelPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_string())
+    }
+}
+
+/// A path as an operation names it: a [`RelPath`], optionally with a trailing
+/// slash (which makes the kernel require a directory at the end, following a
+/// final symlink).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OpPath {
+    pub path: RelPath,
+    pub trailing_slash: bool,
+}
+
+impl OpPath {
+    /// Parses `a/b` or `a/b/`.
+    pub fn parse(s: &str) -> Result<OpPath, PathError> {
+        match s.strip_suffix('/') {
+            Some(rest) if !rest.is_empty() && !rest.ends_with('/') => Ok(OpPath {
+                path: RelPath::parse(rest)?,
+                trailing_slash: true,
+            }),
+            _ => Ok(OpPath {
+                path: RelPath::parse(s)?,
+                trailing_slash: false,
+            }),
+        }
+    }
+
+    pub fn plain(path: RelPath) -> OpPath {
+        OpPath {
+            path,
+            trailing_slash: false,
+        }
+    }
+}
+
+impl fmt::Display for OpPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.path, if self.trailing_slash { "/" } else { "" })
+    }
+}

@@ -1,0 +1,217 @@
+//! Mount profiles: the overlay options that change semantics. Version- or
+//! option-dependent behaviour is a switch here, never an `if` scattered
+//! through the model (DESIGN.md, model).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where the lower layers live relative to the upper layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum LowerFs {
+    /// All layers on one filesystem ("samefs"): overlay reports the origin's
+    /// st_ino and its own st_dev for everything (overlayfs.rst: inode properties).
+    #[default]
+    Same,
+    /// Lower layers on another filesystem than the upper (non-samefs).
+    Separate,
+}
+
+/// The mount options of one case. `Profile::default()` is what Docker's
+/// overlay2 driver mounts on this kernel: `index=off`, redirect_dir off
+/// (follow), no metacopy, no xino, all layers on one filesystem.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct Profile {
+    /// `redirect_dir=on`: merged/lower directories may be renamed.
+    pub redirect_dir: bool,
+    /// `index=on`: lower hard links survive copy-up.
+    pub index: bool,
+    /// `metacopy=on`: metadata-only copy-up (implies redirect_dir=on).
+    pub metacopy: bool,
+    /// `xino=on`: unique st_ino across filesystems.
+    pub xino: bool,
+    pub lower_fs: LowerFs,
+    /// `userxattr`: `user.overlay.*` xattrs, redirect_dir=nofollow; mounted in
+    /// an unprivileged user namespace.
+    pub userxattr: bool,
+    /// No upper layer: every write fails with EROFS.
+    pub readonly: bool,
+    /// Upper layer on a tmpfs of this many bytes (`enospc` profile).
+    pub upper_size: Option<u64>,
+}
+
+/// A named profile, as `--profile` and the `profile` line of a case take it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Preset {
+    pub name: &'static str,
+    pub help: &'static str,
+}
+
+/// The presets `fuzz --profile all` rotates through, in order.
+pub const PRESETS: &[Preset] = &[
+    Preset { name: "default", help: "Docker overlay2 defaults: index=off, redirect_dir off, samefs" },
+    Preset { name: "redirect", help: "redirect_dir=on" },
+    Preset { name: "index", help: "index=on" },
+    Preset { name: "metacopy", help: "metacopy=on (implies redirect_dir=on)" },
+    Preset { name: "xino", help: "xino=on, lower layers on another tmpfs" },
+    Preset { name: "xdev", help: "lower layers on another tmpfs, xino off" },
+    Preset { name: "userxattr", help: "userxattr in an unprivileged user namespace" },
+    Preset { name: "readonly", help: "no upper layer: writes fail with EROFS" },
+    Preset { name: "enospc", help: "upper on a 256 KiB tmpfs: copy-up and writes may hit ENOSPC" },
+];
+
+/// Size of the upper tmpfs in the `enospc` preset.
+pub const ENOSPC_UPPER_BYTES: u64 = 256 * 1024;
+
+impl Profile {
+    /// The profile a preset name stands for.
+    pub fn preset(name: &str) -> Option<Profile> {
+        let mut p = Profile::default();
+        match name {
+            "default" => {}
+            "redirect" => p.redirect_dir = true,
+            "index" => p.index = true,
+            "metacopy" => {
+                p.metacopy = true;
+                p.redirect_dir = true;
+            }
+            "xino" => {
+                p.xino = true;
+                p.lower_fs = LowerFs::Separate;
+            }
+            "xdev" => p.lower_fs = LowerFs::Separate,
+            "userxattr" => p.userxattr = true,
+            "readonly" => p.readonly = true,
+            "enospc" => p.upper_size = Some(ENOSPC_UPPER_BYTES),
+            _ => return None,
+        }
+        Some(p)
+    }
+
+    /// The preset this profile equals, if any.
+    pub fn preset_name(&self) -> Option<&'static str> {
+        PRESETS
+            .iter()
+            .find(|p| Profile::preset(p.name).as_ref() == Some(self))
+            .map(|p| p.name)
+    }
+
+    /// The overlay xattr namespace prefix on disk: `trusted.overlay.` or,
+    /// with userxattr, `user.overlay.` (overlayfs.rst: user xattr).
+    pub fn xattr_prefix(&self) -> &'static str {
+        if self.userxattr {
+            "user.overlay."
+        } else {
+            "trusted.overlay."
+        }
+    }
+
+    /// Whether redirects are created on directory rename. userxattr forces
+    /// redirect_dir=nofollow (params.c).
+    pub fn creates_redirects(&self) -> bool {
+        (self.redirect_dir || self.metacopy) && !self.userxattr
+    }
+
+    /// Whether redirects found on disk are followed: `follow` by default on
+    /// this kernel (redirect_always_follow=Y), `nofollow` with userxattr.
+    pub fn follows_redirects(&self) -> bool {
+        !self.userxattr
+    }
+
+    /// The key=value options this profile sets, in canonical order.
+    pub fn options(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.redirect_dir && !self.metacopy {
+            v.push("redirect_dir=on".to_string());
+        }
+        if self.index {
+            v.push("index=on".to_string());
+        }
+        if self.metacopy {
+            v.push("metacopy=on".to_string());
+        }
+        if self.xino {
+            v.push("xino=on".to_string());
+        }
+        if self.lower_fs == LowerFs::Separate {
+            v.push("lower=separate".to_string());
+        }
+        if self.userxattr {
+            v.push("userxattr".to_string());
+        }
+        if self.readonly {
+            v.push("readonly".to_string());
+        }
+        if let Some(n) = self.upper_size {
+            v.push(format!("upper_size={n}"));
+        }
+        v
+    }
+
+    /// Applies one `key=value` (or bare flag) option; `Err` says why not.
+    pub fn set_option(&mut self, opt: &str) -> Result<(), String> {
+        let (k, v) = match opt.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (opt, None),
+        };
+        let on_off = |v: Option<&str>| -> Result<bool, String> {
+            match v {
+                Some("on") | None => Ok(true),
+                Some("off") => Ok(false),
+                Some(other) => Err(format!("expected `on` or `off`, found `{other}`")),
+            }
+        };
+        match k {
+            "redirect_dir" => self.redirect_dir = on_off(v)?,
+            "index" => self.index = on_off(v)?,
+            "metacopy" => {
+                self.metacopy = on_off(v)?;
+                if self.metacopy {
+                    self.redirect_dir = true;
+                }
+            }
+            "xino" => self.xino = on_off(v)?,
+            "lower" => {
+                self.lower_fs = match v {
+                    Some("same") => LowerFs::Same,
+                    Some("separate") => LowerFs::Separate,
+                    _ => return Err("expected `lower=same` or `lower=separate`".to_string()),
+                }
+            }
+            "userxattr" => self.userxattr = on_off(v)?,
+            "readonly" => self.readonly = on_off(v)?,
+            "upper_size" => {
+                let n = v
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .filter(|n| *n >= 4096)
+                    .ok_or("expected `upper_size=BYTES` (at least 4096)")?;
+                self.upper_size = Some(n);
+            }
+            _ => return Err(format!("unknown profile option or preset `{opt}`")),
+        }
+        Ok(())
+    }
+
+    /// Rejects combinations the kernel refuses at mount time with EINVAL
+    /// (params.c: ovl_fs_params_verify), so a case never asks for one.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.userxattr && (self.redirect_dir || self.metacopy) {
+            return Err("userxattr conflicts with redirect_dir=on and metacopy=on".into());
+        }
+        if self.readonly && self.upper_size.is_some() {
+            return Err("readonly has no upper layer to size".into());
+        }
+        if self.xino && self.userxattr {
+            return Err("xino is not supported together with userxattr here".into());
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.preset_name() {
+            Some(name) => f.write_str(name),
+            None => f.write_str(&self.options().join(" ")),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The real half of every differential check. Depends on `case` only.

@@ -1,0 +1,1 @@
+//! Differential checking of model against backend.
