@@ -1,1 +1,19 @@
-//! Differential checking of model against backend.
+//! Differential checking of the overlay model against real backends:
+//! generation, the runner, shrinking, exploration, the corpus and reports.
+//! This is the only crate that sees both the model and the driver.
+
+pub mod campaign;
+pub mod compare;
+pub mod corpus;
+pub mod explore;
+pub mod gen;
+pub mod model_backend;
+pub mod report;
+pub mod repro;
+pub mod runner;
+pub mod show;
+pub mod shrink;
+pub mod summary;
+
+pub use model_backend::ModelBackend;
+pub use runner::{run_case, Check, Checks, Divergence, Run, RunError};

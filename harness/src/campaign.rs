@@ -1,0 +1,255 @@
+//! A fuzzing campaign: case `i` of seed `S` is always the same case, so a
+//! campaign is split across threads (`--jobs`) and machines (`--shard I/N`)
+//! without changing a result. Phase 1 runs every case; phase 2 shrinks the
+//! first divergence of each distinct signature, in case order. Both phases
+//! are deterministic; only timings vary.
+
+use crate::gen::{case_at, GenConfig};
+use crate::runner::{run_case, Checks, Divergence, RunError};
+use crate::shrink::shrink;
+use ovlcheck_case::Case;
+use ovlcheck_driver::{Backend, DriverError};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// `--shard I/N`: this machine runs the cases whose index is I modulo N.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Shard {
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// Parses `I/N` with `I < N`.
+    pub fn parse(s: &str) -> Result<Shard, String> {
+        let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 0/4")?;
+        let index: u64 = i.parse().map_err(|_| format!("bad shard index `{i}`"))?;
+        let count: u64 = n.parse().map_err(|_| format!("bad shard count `{n}`"))?;
+        if count == 0 || index >= count {
+            return Err(format!("shard {index}/{count}: need 0 <= I < N"));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// The case indices of this shard among `cases`.
+    pub fn indices(self, cases: u64) -> Vec<u64> {
+        (0..cases).filter(|i| i % self.count == self.index).collect()
+    }
+}
+
+/// Everything a campaign needs besides the backend.
+#[derive(Clone, Debug)]
+pub struct FuzzOptions {
+    pub seed: u64,
+    pub cases: u64,
+    pub gen: GenConfig,
+    pub jobs: usize,
+    pub shard: Shard,
+    /// Most divergences to shrink and report (distinct signatures).
+    pub max_reported: usize,
+    /// Most candidate runs while shrinking one divergence.
+    pub shrink_runs: usize,
+}
+
+/// The result of one case of phase 1.
+#[derive(Clone, Debug)]
+pub struct CaseResult {
+    pub index: u64,
+    pub ops: usize,
+    pub divergence: Option<Divergence>,
+    /// The backend hung or died on this case (not a divergence).
+    pub backend_failure: Option<String>,
+}
+
+/// A shrunk divergence, ready to report and save.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    /// Index of the case it was found in.
+    pub index: u64,
+    /// The divergence on the minimized case.
+    pub divergence: Divergence,
+    /// Steps and layer entries before and after shrinking.
+    pub original_size: usize,
+    pub shrink_runs: usize,
+}
+
+/// What a campaign produced.
+#[derive(Debug, Default)]
+pub struct Campaign {
+    pub results: Vec<CaseResult>,
+    pub findings: Vec<Finding>,
+    /// Set when SIGINT/SIGTERM stopped the campaign early.
+    pub interrupted: bool,
+    pub elapsed: Duration,
+}
+
+impl Campaign {
+    pub fn cases(&self) -> usize {
+        self.results.len()
+    }
+
+    pub fn ops(&self) -> usize {
+        self.results.iter().map(|r| r.ops).sum()
+    }
+
+    pub fn divergent_cases(&self) -> usize {
+        self.results.iter().filter(|r| r.divergence.is_some()).count()
+    }
+
+    pub fn backend_failures(&self) -> usize {
+        self.results.iter().filter(|r| r.backend_failure.is_some()).count()
+    }
+}
+
+/// A fatal campaign error: the environment cannot run the backend.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Fatal(pub String);
+
+/// Runs cases `indices` with `jobs` threads; results in index order.
+/// `progress` is called after each case. Stops early when `stop` is set.
+pub fn run_indices(
+    backend: &dyn Backend,
+    opts: &FuzzOptions,
+    indices: &[u64],
+    stop: &AtomicBool,
+    progress: &(dyn Fn(&CaseResult) + Sync),
+) -> Result<Vec<CaseResult>, Fatal> {
+    let next = AtomicUsize::new(0);
+    let slots: Mutex<Vec<Option<CaseResult>>> = Mutex::new(vec![None; indices.len()]);
+    let fatal: Mutex<Option<Fatal>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..opts.jobs.max(1) {
+            s.spawn(|| loop {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let slot = next.fetch_add(1, Ordering::SeqCst);
+                let Some(&index) = indices.get(slot) else { return };
+                let case = case_at(&opts.gen, opts.seed, index);
+                match one_case(backend, &case, index) {
+                    Ok(r) => {
+                        progress(&r);
+                        slots.lock().expect("no panics while held")[slot] = Some(r);
+                    }
+                    Err(f) => {
+                        *fatal.lock().expect("no panics while held") = Some(f);
+                        stop.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(f) = fatal.into_inner().expect("threads joined") {
+        return Err(f);
+    }
+    // An interrupted campaign keeps the prefix of cases that all finished, so
+    // the summary describes an exact range of the case stream.
+    let slots = slots.into_inner().expect("threads joined");
+    Ok(slots.into_iter().map_while(|r| r).collect())
+}
+
+fn one_case(backend: &dyn Backend, case: &Case, index: u64) -> Result<CaseResult, Fatal> {
+    match run_case(backend, case, Checks::default()) {
+        Ok(run) => Ok(CaseResult { index, ops: run.ops, divergence: run.divergence, backend_failure: None }),
+        Err(RunError::Backend(DriverError::Environment(msg))) => Err(Fatal(msg)),
+        Err(RunError::Backend(e)) => Ok(CaseResult {
+            index,
+            ops: case.steps.len(),
+            divergence: None,
+            backend_failure: Some(e.to_string()),
+        }),
+        // A generated case the model refuses is a generator bug: report it
+        // loudly, as a fatal error, rather than skip it.
+        Err(RunError::BadCase(msg)) => Err(Fatal(format!("generated case {index} is invalid: {msg}"))),
+    }
+}
+
+/// Size of a case for shrink statistics: steps plus layer entries.
+pub fn case_size(case: &Case) -> usize {
+    case.steps.len()
+        + case.lowers.iter().map(|l| l.entries.len()).sum::<usize>()
+        + case.upper.as_ref().map_or(0, |u| u.entries.len())
+}
+
+/// Shrinks a divergent case to a minimal one with the same signature.
+pub fn minimize(backend: &dyn Backend, found: &Divergence, index: u64, max_runs: usize) -> Finding {
+    let signature = found.signature();
+    let original = unpinned(&found.case);
+    let mut runs = 0usize;
+    let small = shrink(original.clone(), Duration::from_secs(600), |c| {
+        if runs >= max_runs {
+            return false;
+        }
+        runs += 1;
+        matches!(run_case(backend, c, Checks::default()),
+            Ok(r) if r.divergence.as_ref().is_some_and(|d| d.signature() == signature))
+    });
+    let divergence = match run_case(backend, &small, Checks::default()) {
+        Ok(crate::runner::Run { divergence: Some(d), .. }) => d,
+        _ => found.clone(),
+    };
+    Finding { index, divergence, original_size: case_size(&original), shrink_runs: runs }
+}
+
+/// The case with its pinned outcomes removed (shrinking must not be steered
+/// by outcomes observed on the bigger case).
+pub fn unpinned(case: &Case) -> Case {
+    let mut c = case.clone();
+    for s in &mut c.steps {
+        s.expect = None;
+    }
+    c
+}
+
+/// Phase 2: shrink the first divergence of each distinct signature.
+pub fn findings(backend: &dyn Backend, results: &[CaseResult], opts: &FuzzOptions, stop: &AtomicBool) -> Vec<Finding> {
+    let mut seen = BTreeSet::new();
+    let picked: Vec<(u64, &Divergence)> = results
+        .iter()
+        .filter_map(|r| r.divergence.as_ref().map(|d| (r.index, d)))
+        .filter(|(_, d)| seen.insert(d.signature()))
+        .take(opts.max_reported)
+        .collect();
+    let out: Mutex<Vec<Option<Finding>>> = Mutex::new(vec![None; picked.len()]);
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..opts.jobs.max(1) {
+            s.spawn(|| loop {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let slot = next.fetch_add(1, Ordering::SeqCst);
+                let Some((index, d)) = picked.get(slot) else { return };
+                let f = minimize(backend, d, *index, opts.shrink_runs);
+                out.lock().expect("no panics while held")[slot] = Some(f);
+            });
+        }
+    });
+    out.into_inner().expect("threads joined").into_iter().flatten().collect()
+}
+
+/// Runs a whole campaign: phase 1 and phase 2.
+pub fn fuzz(
+    backend: &dyn Backend,
+    opts: &FuzzOptions,
+    stop: &AtomicBool,
+    progress: &(dyn Fn(&CaseResult) + Sync),
+) -> Result<Campaign, Fatal> {
+    let start = Instant::now();
+    let indices = opts.shard.indices(opts.cases);
+    let results = run_indices(backend, opts, &indices, stop, progress)?;
+    let interrupted = results.len() < indices.len();
+    let findings = findings(backend, &results, opts, stop);
+    Ok(Campaign { results, findings, interrupted, elapsed: start.elapsed() })
+}
+
+/// Paths written by `--save`.
+pub type Saved = Vec<PathBuf>;

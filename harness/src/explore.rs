@@ -1,0 +1,178 @@
+//! Bounded exhaustive exploration (model checking against a backend): every
+//! op sequence up to a depth over a fixed small universe, breadth first, with
+//! states deduplicated by the model's canonical hash. A sequence is extended
+//! only from a state not seen before; every sequence run is checked against
+//! the backend with the full differential runner.
+
+use crate::runner::{run_case, Checks, Divergence, RunError};
+use ovlcheck_case::{parse_case, Case, Profile, Step};
+use ovlcheck_driver::{Backend, DriverError};
+use ovlcheck_model::Model;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// The fixed universe: two lower layers sharing names, with files, a merged
+/// directory, a lower-only directory entry and a symlink.
+pub const UNIVERSE: &str = r#"
+lower
+  dir d 0755
+  file d/x 0644 "x"
+  file a 0644 "A"
+  symlink s "a"
+lower
+  file a 0644 "B"
+  file b 0644 "b"
+  dir d 0755
+  file d/y 0644 "y"
+ops
+"#;
+
+/// The op alphabet, one op per line in the `.ovl` op syntax.
+pub const ALPHABET: &[&str] = &[
+    "stat a",
+    "read s",
+    "readdir d",
+    "create e 0644",
+    "create a 0600 trunc",
+    "write a 0 \"W\"",
+    "write s 1 \"S\"",
+    "truncate b 0",
+    "open d/x rdwr",
+    "mkdir e 0755",
+    "mkdir d/z 0755",
+    "unlink a",
+    "unlink d/x",
+    "rmdir d",
+    "rmdir e",
+    "rename a b",
+    "rename d e",
+    "rename d/x d/y",
+    "rename b d/w",
+    "link b c",
+    "symlink \"d\" t",
+    "chmod d/x 0600",
+    "as 1000:1000 create d/u 0644",
+    "setxattr a user.k \"v\"",
+    "remount",
+    "commit",
+];
+
+/// Result of an exploration.
+#[derive(Debug, Default)]
+pub struct Exploration {
+    pub depth: usize,
+    /// Op sequences run on the backend.
+    pub sequences: usize,
+    /// Steps executed in those sequences.
+    pub ops: usize,
+    /// Distinct model states reached (including the initial state).
+    pub states: usize,
+    /// Divergences, in the order the sequences were enumerated.
+    pub divergences: Vec<Divergence>,
+    pub backend_failures: usize,
+}
+
+/// The universe case with `steps`.
+pub fn universe_case(profile: &Profile, steps: &[Step]) -> Case {
+    let mut case = parse_case("explore-universe", UNIVERSE).expect("the universe parses");
+    case.profile = profile.clone();
+    case.steps = steps.to_vec();
+    case
+}
+
+/// The alphabet as steps.
+pub fn alphabet() -> Vec<Step> {
+    let text = format!("{UNIVERSE}{}", ALPHABET.iter().map(|l| format!("  {l}\n")).collect::<String>());
+    parse_case("explore-alphabet", &text).expect("the alphabet parses").steps
+}
+
+/// Explores to `depth` with `jobs` threads.
+pub fn explore(
+    backend: &dyn Backend,
+    profile: &Profile,
+    depth: usize,
+    jobs: usize,
+    stop: &AtomicBool,
+) -> Result<Exploration, String> {
+    let alphabet = alphabet();
+    let root = universe_case(profile, &[]);
+    let model = Model::new(&root).map_err(|e| e.to_string())?;
+    let mut seen = BTreeSet::from([model.canonical_hash()]);
+    let mut frontier: Vec<(Model, Vec<Step>)> = vec![(model, Vec::new())];
+    let mut out = Exploration { depth, states: 1, ..Default::default() };
+    for _ in 0..depth {
+        let sequences: Vec<(usize, Vec<Step>)> = frontier
+            .iter()
+            .enumerate()
+            .flat_map(|(fi, (_, seq))| {
+                alphabet.iter().map(move |op| {
+                    let mut s = seq.clone();
+                    s.push(op.clone());
+                    (fi, s)
+                })
+            })
+            .collect();
+        let results = run_all(backend, profile, &sequences, jobs, stop)?;
+        let mut next = Vec::new();
+        for ((fi, seq), result) in sequences.into_iter().zip(results) {
+            out.sequences += 1;
+            out.ops += seq.len();
+            match result {
+                Some(Ok(Some(d))) => out.divergences.push(d),
+                Some(Ok(None)) => {}
+                Some(Err(_)) => out.backend_failures += 1,
+                None => return Ok(out),
+            }
+            let step = seq.last().expect("non-empty");
+            for (_, m) in frontier[fi].0.apply(step) {
+                if seen.insert(m.canonical_hash()) {
+                    next.push((m, seq.clone()));
+                }
+            }
+        }
+        out.states = seen.len();
+        frontier = next;
+    }
+    Ok(out)
+}
+
+type SeqResult = Option<Result<Option<Divergence>, String>>;
+
+fn run_all(
+    backend: &dyn Backend,
+    profile: &Profile,
+    sequences: &[(usize, Vec<Step>)],
+    jobs: usize,
+    stop: &AtomicBool,
+) -> Result<Vec<SeqResult>, String> {
+    let next = AtomicUsize::new(0);
+    let slots: Mutex<Vec<SeqResult>> = Mutex::new(vec![None; sequences.len()]);
+    let fatal = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| loop {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some((_, seq)) = sequences.get(i) else { return };
+                let case = universe_case(profile, seq);
+                let r = match run_case(backend, &case, Checks::default()) {
+                    Ok(run) => Ok(run.divergence),
+                    Err(RunError::Backend(DriverError::Environment(m))) | Err(RunError::BadCase(m)) => {
+                        *fatal.lock().expect("not poisoned") = Some(m);
+                        stop.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(RunError::Backend(e)) => Err(e.to_string()),
+                };
+                slots.lock().expect("not poisoned")[i] = Some(r);
+            });
+        }
+    });
+    if let Some(m) = fatal.into_inner().expect("joined") {
+        return Err(m);
+    }
+    Ok(slots.into_inner().expect("joined"))
+}

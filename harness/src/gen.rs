@@ -1,0 +1,430 @@
+//! Case generation. Lower layers are perturbations of one random tree over a
+//! small name alphabet, so names collide across layers; ops are drawn with a
+//! weighted mix that reaches every op kind, mostly on paths that exist
+//! somewhere in the stack (model-based-testing.md §6: correlated layers and a
+//! small name universe).
+//!
+//! The generator draws straight from proptest's seeded `TestRng` (fast: the
+//! model-only fuzzer needs tens of thousands of cases per second) and is
+//! exposed as a proptest [`Strategy`] whose value tree shrinks with
+//! delta-debugging passes ([`crate::shrink`]).
+
+use ovlcheck_case::layer::Entry;
+use ovlcheck_case::path::{Name, OpPath, RelPath};
+use ovlcheck_case::profile::PRESETS;
+use ovlcheck_case::{Case, Cred, LayerSpec, Op, OpenFlags, Profile, RenameFlags, Step};
+use proptest::strategy::{NewTree, Strategy, ValueTree};
+use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
+use proptest::prelude::RngExt;
+
+/// The names every tree is built from: few, so ops and layers collide.
+pub const NAMES: &[&str] = &["a", "b", "c", "d"];
+/// Deepest path the generator makes (components).
+const MAX_DEPTH: usize = 3;
+
+/// Knobs of the generator.
+#[derive(Clone, Debug)]
+pub struct GenConfig {
+    /// Profile of every case; `None` rotates through the presets by index.
+    pub profile: Option<Profile>,
+    /// Most steps per case (the mean is a bit over half of it).
+    pub max_ops: usize,
+    /// Most lower layers of an ordinary case (a few cases get up to 16).
+    pub max_lowers: usize,
+}
+
+impl Default for GenConfig {
+    fn default() -> Self {
+        GenConfig {
+            profile: None,
+            max_ops: 20,
+            max_lowers: 4,
+        }
+    }
+}
+
+/// The profile case number `index` of a campaign uses.
+pub fn profile_for(config: &GenConfig, index: u64) -> Profile {
+    match &config.profile {
+        Some(p) => p.clone(),
+        None => {
+            let preset = PRESETS[(index % PRESETS.len() as u64) as usize];
+            Profile::preset(preset.name).expect("every preset parses")
+        }
+    }
+}
+
+/// The deterministic RNG of case `index` in a campaign with `seed`: the same
+/// on every machine, whatever the number of jobs or shards.
+pub fn case_rng(seed: u64, index: u64) -> TestRng {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes[8..16].copy_from_slice(&index.to_le_bytes());
+    bytes[16..24].copy_from_slice(b"ovlcheck");
+    TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
+}
+
+/// Case number `index` of the campaign `seed`.
+pub fn case_at(config: &GenConfig, seed: u64, index: u64) -> Case {
+    let mut rng = case_rng(seed, index);
+    let profile = profile_for(config, index);
+    generate(&mut rng, config, profile)
+}
+
+/// One random case.
+pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case {
+    let base = random_tree(rng, 0);
+    let n_lowers = if rng.random_ratio(1, 20) {
+        rng.random_range(5..=16)
+    } else {
+        rng.random_range(1..=config.max_lowers.max(1))
+    };
+    let mut lowers = Vec::with_capacity(n_lowers);
+    lowers.push(layer_from_tree(rng, &base, true));
+    for _ in 1..n_lowers {
+        let t = perturb(rng, &base, 0);
+        lowers.push(layer_from_tree(rng, &t, false));
+    }
+    let upper = if !profile.readonly && rng.random_ratio(1, 4) {
+        let t = perturb(rng, &base, 0);
+        Some(layer_from_tree(rng, &t, false))
+    } else {
+        None
+    };
+    let universe = universe(&lowers, upper.as_ref());
+    let n_ops = rng.random_range(1..=config.max_ops.max(1));
+    let steps = (0..n_ops).map(|_| random_step(rng, &universe)).collect();
+    Case {
+        profile,
+        lowers,
+        upper,
+        steps,
+    }
+}
+
+/// A node of a generated tree before it becomes layer entries.
+#[derive(Clone, Debug)]
+enum Node {
+    File { mode: u32, data: Vec<u8>, owner: Option<(u32, u32)> },
+    Dir { mode: u32, children: Vec<(String, Node)>, opaque: bool, owner: Option<(u32, u32)> },
+    Symlink(Vec<u8>),
+    Fifo,
+    Whiteout,
+    /// Another name for a file that appears earlier in the same layer.
+    Hardlink,
+}
+
+fn pick<'a, T>(rng: &mut TestRng, items: &'a [T]) -> &'a T {
+    &items[rng.random_range(0..items.len())]
+}
+
+const FILE_MODES: &[u32] = &[0o644, 0o644, 0o600, 0o755, 0o444, 0o666, 0o000, 0o4755];
+const DIR_MODES: &[u32] = &[0o755, 0o755, 0o755, 0o700, 0o777, 0o1777, 0o555];
+const DATA: &[&[u8]] = &[b"", b"x", b"hello", b"lower data", b"0123456789abcdef"];
+const TARGETS: &[&[u8]] = &[
+    b"a", b"b", b"c/d", b"../a", b"/a", b"/b/c", b"/", b".", b"..", b"nowhere", b"/../../etc",
+];
+
+fn owner(rng: &mut TestRng) -> Option<(u32, u32)> {
+    if rng.random_ratio(1, 8) {
+        Some(*pick(rng, &[(1000, 1000), (1000, 0), (0, 1000)]))
+    } else {
+        None
+    }
+}
+
+fn random_node(rng: &mut TestRng, depth: usize) -> Node {
+    let roll = rng.random_range(0..100);
+    match roll {
+        0..=44 => Node::File {
+            mode: *pick(rng, FILE_MODES),
+            data: pick(rng, DATA).to_vec(),
+            owner: owner(rng),
+        },
+        45..=84 if depth + 1 < MAX_DEPTH => Node::Dir {
+            mode: *pick(rng, DIR_MODES),
+            children: random_children(rng, depth + 1),
+            opaque: false,
+            owner: owner(rng),
+        },
+        45..=84 => Node::Dir {
+            mode: 0o755,
+            children: Vec::new(),
+            opaque: false,
+            owner: None,
+        },
+        85..=94 => Node::Symlink(pick(rng, TARGETS).to_vec()),
+        95..=97 => Node::Fifo,
+        _ => Node::Hardlink,
+    }
+}
+
+fn random_children(rng: &mut TestRng, depth: usize) -> Vec<(String, Node)> {
+    let mut out = Vec::new();
+    let density = if depth == 0 { 3 } else { 5 };
+    for name in NAMES {
+        if rng.random_range(0..density) < 2 {
+            out.push((name.to_string(), random_node(rng, depth)));
+        }
+    }
+    out
+}
+
+fn random_tree(rng: &mut TestRng, depth: usize) -> Vec<(String, Node)> {
+    random_children(rng, depth)
+}
+
+/// A perturbed copy of `tree` as one layer's diff: most names absent (they
+/// come from below), some changed, replaced, whited out or made opaque,
+/// and a few new ones.
+fn perturb(rng: &mut TestRng, tree: &[(String, Node)], depth: usize) -> Vec<(String, Node)> {
+    let mut out = Vec::new();
+    for (name, node) in tree {
+        let roll = rng.random_range(0..100);
+        let changed = match (roll, node) {
+            (0..=44, Node::Dir { children, mode, .. }) => {
+                let children = perturb(rng, children, depth + 1);
+                if children.is_empty() {
+                    None
+                } else {
+                    Some(Node::Dir { mode: *mode, children, opaque: false, owner: None })
+                }
+            }
+            (0..=54, _) => None,
+            (55..=69, Node::File { mode, .. }) => Some(Node::File {
+                mode: *mode,
+                data: pick(rng, DATA).to_vec(),
+                owner: owner(rng),
+            }),
+            (55..=69, Node::Dir { children, mode, .. }) => Some(Node::Dir {
+                mode: *mode,
+                children: perturb(rng, children, depth + 1),
+                opaque: false,
+                owner: owner(rng),
+            }),
+            (70..=81, _) => Some(Node::Whiteout),
+            (82..=89, Node::Dir { .. }) => Some(Node::Dir {
+                mode: 0o755,
+                children: random_children(rng, (depth + 1).min(MAX_DEPTH - 1)),
+                opaque: true,
+                owner: None,
+            }),
+            _ => Some(random_node(rng, depth)),
+        };
+        if let Some(n) = changed {
+            out.push((name.clone(), n));
+        }
+    }
+    for name in NAMES {
+        if !out.iter().any(|(n, _)| n == name) && rng.random_ratio(1, 12) {
+            out.push((name.to_string(), random_node(rng, depth)));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn rel(path: &[&str]) -> RelPath {
+    RelPath::from_names(
+        path.iter()
+            .map(|n| Name::new(n).expect("generated names are valid"))
+            .collect(),
+    )
+}
+
+/// Turns a tree into entries. `bottom` layers get no whiteouts or opaque
+/// markers (nothing lies below them to hide).
+fn layer_from_tree(rng: &mut TestRng, tree: &[(String, Node)], bottom: bool) -> LayerSpec {
+    let mut entries = Vec::new();
+    let mut files = Vec::new();
+    emit(rng, tree, &mut Vec::new(), bottom, &mut entries, &mut files);
+    LayerSpec { entries }
+}
+
+fn emit<'a>(
+    rng: &mut TestRng,
+    tree: &'a [(String, Node)],
+    prefix: &mut Vec<&'a str>,
+    bottom: bool,
+    entries: &mut Vec<Entry>,
+    files: &mut Vec<RelPath>,
+) {
+    for (name, node) in tree {
+        prefix.push(name);
+        let path = rel(prefix);
+        match node {
+            Node::File { mode, data, owner } => {
+                entries.push(Entry::File { path: path.clone(), mode: *mode, data: data.clone() });
+                push_owner(entries, &path, *owner);
+                if rng.random_ratio(1, 10) {
+                    entries.push(Entry::Xattr {
+                        path: path.clone(),
+                        name: "user.k".into(),
+                        value: b"v".to_vec(),
+                    });
+                }
+                files.push(path);
+            }
+            Node::Dir { mode, children, opaque, owner } => {
+                entries.push(Entry::Dir { path: path.clone(), mode: *mode });
+                push_owner(entries, &path, *owner);
+                if *opaque && !bottom {
+                    entries.push(Entry::Opaque { path: path.clone() });
+                }
+                emit(rng, children, prefix, bottom, entries, files);
+            }
+            Node::Symlink(target) => entries.push(Entry::Symlink { path, target: target.clone() }),
+            Node::Fifo => entries.push(Entry::Fifo { path, mode: 0o644 }),
+            Node::Whiteout if !bottom => entries.push(Entry::Whiteout { path }),
+            Node::Whiteout => {}
+            Node::Hardlink => match files.first() {
+                Some(existing) if !path.starts_with(existing) => {
+                    entries.push(Entry::Hardlink { path, existing: existing.clone() })
+                }
+                _ => {
+                    entries.push(Entry::File { path: path.clone(), mode: 0o644, data: b"h".to_vec() });
+                    files.push(path);
+                }
+            },
+        }
+        prefix.pop();
+    }
+}
+
+fn push_owner(entries: &mut Vec<Entry>, path: &RelPath, owner: Option<(u32, u32)>) {
+    if let Some((uid, gid)) = owner {
+        entries.push(Entry::Owner { path: path.clone(), uid, gid });
+    }
+}
+
+/// Every path any layer names, plus a few fresh ones: what ops pick from.
+fn universe(lowers: &[LayerSpec], upper: Option<&LayerSpec>) -> Vec<RelPath> {
+    let mut paths: Vec<RelPath> = lowers
+        .iter()
+        .chain(upper)
+        .flat_map(|l| l.entries.iter().map(|e| e.path().clone()))
+        .collect();
+    for n in NAMES {
+        paths.push(rel(&[n]));
+    }
+    paths.push(rel(&["e"]));
+    paths.push(rel(&["a", "e"]));
+    paths.push(rel(&["d", "e"]));
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+fn op_path(rng: &mut TestRng, universe: &[RelPath]) -> OpPath {
+    let mut path = pick(rng, universe).clone();
+    // Sometimes a fresh name beneath an existing path.
+    if rng.random_ratio(1, 8) && path.names().len() < MAX_DEPTH {
+        path = path.join(&Name::new(pick(rng, NAMES)).expect("valid"));
+    }
+    OpPath {
+        path,
+        trailing_slash: rng.random_ratio(1, 20),
+    }
+}
+
+fn mode(rng: &mut TestRng) -> u32 {
+    *pick(rng, &[0o644, 0o755, 0o600, 0o000, 0o777, 0o1777, 0o2755])
+}
+
+/// The weighted op mix. Weights sum to 1000; every op kind has a share.
+fn random_op(rng: &mut TestRng, u: &[RelPath]) -> Op {
+    let roll = rng.random_range(0..1000);
+    match roll {
+        0..=59 => Op::Lstat { path: op_path(rng, u) },
+        60..=99 => Op::Stat { path: op_path(rng, u) },
+        100..=159 => Op::Read { path: op_path(rng, u) },
+        160..=179 => Op::Readlink { path: op_path(rng, u) },
+        180..=239 => Op::Readdir { path: op_path(rng, u) },
+        240..=259 => Op::Getxattr { path: op_path(rng, u), name: pick(rng, &["user.k", "user.x"]).to_string() },
+        260..=274 => Op::Listxattr { path: op_path(rng, u) },
+        275..=314 => Op::Open {
+            path: op_path(rng, u),
+            flags: OpenFlags { write: rng.random(), trunc: rng.random_ratio(1, 3) },
+        },
+        315..=384 => Op::Create {
+            path: op_path(rng, u),
+            mode: mode(rng),
+            excl: rng.random_ratio(1, 3),
+            trunc: rng.random_ratio(1, 3),
+        },
+        385..=454 => Op::Write {
+            path: op_path(rng, u),
+            offset: *pick(rng, &[0, 0, 1, 3, 20]),
+            data: pick(rng, &[&b"W"[..], b"new", b"written data"]).to_vec(),
+        },
+        455..=484 => Op::Truncate { path: op_path(rng, u), size: *pick(rng, &[0, 1, 4, 100]) },
+        485..=544 => Op::Mkdir { path: op_path(rng, u), mode: *pick(rng, DIR_MODES) },
+        545..=559 => Op::Mkfifo { path: op_path(rng, u), mode: 0o644 },
+        560..=589 => Op::Symlink { target: pick(rng, TARGETS).to_vec(), path: op_path(rng, u) },
+        590..=649 => Op::Unlink { path: op_path(rng, u) },
+        650..=699 => Op::Rmdir { path: op_path(rng, u) },
+        700..=739 => Op::Link { old: op_path(rng, u), new: op_path(rng, u) },
+        740..=829 => Op::Rename {
+            old: op_path(rng, u),
+            new: op_path(rng, u),
+            flags: rename_flags(rng),
+        },
+        830..=864 => Op::Chmod { path: op_path(rng, u), mode: mode(rng) },
+        865..=889 => Op::Chown {
+            path: op_path(rng, u),
+            uid: *pick(rng, &[0, 1000, 1001]),
+            gid: *pick(rng, &[0, 1000]),
+        },
+        890..=914 => Op::Utimes { path: op_path(rng, u), mtime: *pick(rng, &[0, 1_234_567_890]) },
+        915..=949 => Op::Setxattr {
+            path: op_path(rng, u),
+            name: pick(rng, &["user.k", "user.x"]).to_string(),
+            value: pick(rng, &[&b"1"[..], b"two"]).to_vec(),
+        },
+        950..=969 => Op::Removexattr { path: op_path(rng, u), name: pick(rng, &["user.k", "user.x"]).to_string() },
+        970..=984 => Op::Remount,
+        _ => Op::Commit,
+    }
+}
+
+fn rename_flags(rng: &mut TestRng) -> RenameFlags {
+    match rng.random_range(0..20) {
+        0..=1 => RenameFlags { noreplace: true, ..Default::default() },
+        2..=3 => RenameFlags { exchange: true, ..Default::default() },
+        4 => RenameFlags { whiteout: true, ..Default::default() },
+        _ => RenameFlags::default(),
+    }
+}
+
+fn random_step(rng: &mut TestRng, universe: &[RelPath]) -> Step {
+    let op = random_op(rng, universe);
+    let cred = if !op.is_lifecycle() && rng.random_ratio(1, 8) {
+        Some(*pick(rng, &[Cred { uid: 1000, gid: 1000 }, Cred { uid: 1001, gid: 1000 }]))
+    } else {
+        None
+    };
+    Step { op, cred, expect: None }
+}
+
+/// The proptest strategy of whole cases: generation by [`generate`],
+/// shrinking by [`crate::shrink::CaseTree`].
+#[derive(Clone, Debug)]
+pub struct CaseStrategy {
+    pub config: GenConfig,
+    pub profile: Profile,
+}
+
+impl Strategy for CaseStrategy {
+    type Tree = crate::shrink::CaseTree;
+    type Value = Case;
+
+    fn new_tree(&self, runner: &mut TestRunner) -> NewTree<Self> {
+        let case = generate(runner.rng(), &self.config, self.profile.clone());
+        Ok(crate::shrink::CaseTree::new(case))
+    }
+}
+
+/// Keeps `ValueTree` in scope for callers of [`CaseStrategy`].
+pub fn current(tree: &crate::shrink::CaseTree) -> Case {
+    tree.current()
+}

@@ -1,0 +1,84 @@
+//! Human-readable divergence reports: the case, model and backend outcomes
+//! side by side with the first difference marked, and a tree diff of the
+//! first differing view.
+
+use crate::runner::{Check, Divergence};
+use ovlcheck_case::view::render_diff;
+use ovlcheck_case::{print_case, Outcome};
+use std::fmt::Write;
+
+/// One op rendered in the `.ovl` op syntax (without its pin).
+pub fn step_text(step: &ovlcheck_case::Step) -> String {
+    let mut one = ovlcheck_case::Case {
+        lowers: vec![Default::default()],
+        ..Default::default()
+    };
+    let mut s = step.clone();
+    s.expect = None;
+    one.steps.push(s);
+    let text = print_case(&one);
+    text.lines()
+        .skip_while(|l| l.trim() != "ops")
+        .nth(1)
+        .map(|l| l.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The full report of one divergence.
+pub fn render(d: &Divergence, backend: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "DIVERGENCE: {}", d.signature());
+    let _ = writeln!(out, "profile: {}   backend: {backend}", d.case.profile);
+    let _ = writeln!(out, "\ncase (backend outcomes pinned):");
+    for line in print_case(&d.case).lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    let _ = writeln!(out);
+    out.push_str(&side_by_side(d));
+    if let Some((_, _, diff)) = &d.views {
+        let which = match &d.check {
+            Check::View { which } => which.name(),
+            _ => "view",
+        };
+        let _ = writeln!(out, "\n{which} view differs (- model, + {backend}):");
+        for line in render_diff(diff).lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    out
+}
+
+/// The steps with model and backend outcomes in columns, the first
+/// difference marked.
+pub fn side_by_side(d: &Divergence) -> String {
+    let first = match d.check {
+        Check::Outcome { step } | Check::Pinned { step, .. } => Some(step),
+        Check::View { .. } => None,
+    };
+    let rows: Vec<(String, String, String)> = d
+        .case
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let model = d.allowed.get(i).map(|a| a.to_string()).unwrap_or_default();
+            let backend = d.observed.get(i).map(outcome_text).unwrap_or_default();
+            (format!("{:>3}  {}", i + 1, step_text(s)), model, backend)
+        })
+        .collect();
+    let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(8);
+    let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).clamp(5, 40);
+    let mut out = format!("{:<w0$}  {:<w1$}  backend\n", "  #  op", "model");
+    for (i, (op, model, backend)) in rows.into_iter().enumerate() {
+        let mark = if Some(i) == first { "   <<< first difference" } else { "" };
+        let _ = writeln!(out, "{op:<w0$}  {model:<w1$}  {backend}{mark}");
+    }
+    if let Check::Pinned { step, expected } = &d.check {
+        let _ = writeln!(out, "(step {} is pinned to {} in the case file)", step + 1, outcome_text(expected));
+    }
+    out
+}
+
+fn outcome_text(o: &Outcome) -> String {
+    o.to_string()
+}

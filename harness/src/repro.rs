@@ -1,0 +1,261 @@
+//! `ovlcheck repro CASE`: a standalone shell script that rebuilds the layers
+//! with mkdir/printf/mknod/setfattr, mounts them as the driver does, and runs
+//! the ops with the same syscalls (through a small embedded python3 helper,
+//! since the shell has no renameat2 or pwrite), printing each outcome in the
+//! `.ovl` syntax next to the one the case pins. Paste it into a bug report.
+
+use ovlcheck_case::layer::{Object, ObjectKind};
+use ovlcheck_case::{Case, LowerFs, Op, Step};
+use std::fmt::Write;
+
+/// The python3 helper that performs one op and prints its outcome.
+const OP_HELPER: &str = r#"
+import ctypes, errno, os, stat, sys
+a = sys.argv[1:]
+def b(x):
+    return bytes.fromhex(x[4:]) if x.startswith('hex:') else x.encode()
+def kind(m):
+    for t, n in ((stat.S_ISREG, 'file'), (stat.S_ISDIR, 'dir'), (stat.S_ISLNK, 'symlink'), (stat.S_ISFIFO, 'fifo'), (stat.S_ISCHR, 'char')):
+        if t(m): return n
+    return 'other'
+def q(v):
+    return '"' + ''.join(chr(c) if 32 <= c < 127 and chr(c) not in '"\\' else ('\\' + chr(c) if chr(c) in '"\\' else '\\x%02x' % c) for c in v) + '"'
+def run(a):
+    op, p = a[0], a[1:]
+    if op in ('stat', 'lstat'):
+        s = (os.stat if op == 'stat' else os.lstat)(p[0])
+        size = 0 if stat.S_ISDIR(s.st_mode) else s.st_size
+        return '{%s %04o %d:%d size=%d nlink=%d}' % (kind(s.st_mode), stat.S_IMODE(s.st_mode), s.st_uid, s.st_gid, size, s.st_nlink)
+    if op == 'read':
+        with open(p[0], 'rb') as f: return q(f.read())
+    if op == 'readlink': return q(os.readlink(p[0]).encode())
+    if op == 'readdir': return '[' + ', '.join(q(n.encode()) for n in sorted(os.listdir(p[0]))) + ']'
+    if op == 'getxattr': return q(os.getxattr(p[0], p[1]))
+    if op == 'listxattr': return '[' + ', '.join(q(n.encode()) for n in sorted(os.listxattr(p[0])) if n.startswith('user.')) + ']'
+    if op == 'open':
+        fl = os.O_RDWR if 'rdwr' in p[1:] else os.O_RDONLY
+        if 'trunc' in p[1:]: fl |= os.O_TRUNC
+        os.close(os.open(p[0], fl)); return 'ok'
+    if op == 'create':
+        fl = os.O_CREAT | os.O_WRONLY
+        if 'excl' in p[2:]: fl |= os.O_EXCL
+        if 'trunc' in p[2:]: fl |= os.O_TRUNC
+        os.close(os.open(p[0], fl, int(p[1], 8))); return 'ok'
+    if op == 'write':
+        fd = os.open(p[0], os.O_WRONLY)
+        try: os.pwrite(fd, b(p[2]), int(p[1]))
+        finally: os.close(fd)
+        return 'ok'
+    if op == 'truncate': os.truncate(p[0], int(p[1])); return 'ok'
+    if op == 'mkdir': os.mkdir(p[0], int(p[1], 8)); return 'ok'
+    if op == 'mkfifo': os.mkfifo(p[0], int(p[1], 8)); return 'ok'
+    if op == 'symlink': os.symlink(b(p[0]), p[1]); return 'ok'
+    if op == 'unlink': os.unlink(p[0]); return 'ok'
+    if op == 'rmdir': os.rmdir(p[0]); return 'ok'
+    if op == 'link': os.link(p[0], p[1], follow_symlinks=False); return 'ok'
+    if op == 'rename':
+        fl = sum(v for k, v in (('noreplace', 1), ('exchange', 2), ('whiteout', 4)) if k in p[2:])
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.renameat2(-100, p[0].encode(), -100, p[1].encode(), fl) != 0:
+            e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+        return 'ok'
+    if op == 'chmod': os.chmod(p[0], int(p[1], 8)); return 'ok'
+    if op == 'chown': os.chown(p[0], int(p[1]), int(p[2])); return 'ok'
+    if op == 'utimes': t = int(p[1]); os.utime(p[0], (t, t)); return 'ok'
+    if op == 'setxattr': os.setxattr(p[0], p[1], b(p[2])); return 'ok'
+    if op == 'removexattr': os.removexattr(p[0], p[1]); return 'ok'
+    raise SystemExit('unknown op ' + op)
+def main(a):
+    try: return run(a)
+    except OSError as e: return errno.errorcode.get(e.errno, 'E%d' % e.errno)
+if a[0] == 'as':
+    uid, gid = map(int, a[1].split(':'))
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r); os.setgroups([gid]); os.setresgid(gid, gid, gid); os.setresuid(uid, uid, uid)
+        os.write(w, main(a[2:]).encode()); os._exit(0)
+    os.close(w); out = b''
+    while True:
+        c = os.read(r, 65536)
+        if not c: break
+        out += c
+    os.waitpid(pid, 0); print(out.decode())
+else:
+    print(main(a))
+"#;
+
+/// Single-quotes `s` for the shell.
+fn sh(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Bytes as an argument of the python helper: plain when printable, else hex.
+fn bytes_arg(v: &[u8]) -> String {
+    match std::str::from_utf8(v) {
+        Ok(s) if !s.starts_with("hex:") && s.bytes().all(|c| (32..127).contains(&c)) => sh(s),
+        _ => sh(&format!("hex:{}", v.iter().map(|b| format!("{b:02x}")).collect::<String>())),
+    }
+}
+
+/// `printf` argument producing exactly these bytes.
+fn printf_arg(v: &[u8]) -> String {
+    let mut s = String::new();
+    for b in v {
+        let _ = write!(s, "\\{:03o}", b);
+    }
+    sh(&s)
+}
+
+fn xattr_name(profile: &ovlcheck_case::Profile, short: &str) -> String {
+    format!("{}{short}", profile.xattr_prefix())
+}
+
+/// Shell lines that create one layer object under `dir`.
+fn object_lines(case: &Case, dir: &str, o: &Object) -> Vec<String> {
+    let p = sh(&format!("{dir}/{}", o.path));
+    let mut v = match &o.kind {
+        ObjectKind::Dir => vec![format!("mkdir {p}")],
+        ObjectKind::File(data) => vec![format!("printf {} > {p}", printf_arg(data))],
+        ObjectKind::Symlink(t) => vec![format!("ln -s {} {p}", sh(&String::from_utf8_lossy(t)))],
+        ObjectKind::Fifo => vec![format!("mkfifo {p}")],
+        ObjectKind::Whiteout => vec![format!("mknod {p} c 0 0")],
+        ObjectKind::Hardlink(existing) => return vec![format!("ln {} {p}", sh(&format!("{dir}/{existing}")))],
+    };
+    if !matches!(o.kind, ObjectKind::Symlink(_) | ObjectKind::Whiteout) {
+        v.push(format!("chmod {:04o} {p}", o.mode));
+    }
+    v.push(format!("chown -h {}:{} {p}", o.uid, o.gid));
+    for (name, value) in &o.xattrs {
+        v.push(format!("setfattr -h -n {} -v 0x{} {p}", sh(name), hex(value)));
+    }
+    if let Some(c) = o.markers.opaque {
+        v.push(format!("setfattr -n {} -v {c} {p}", xattr_name(&case.profile, "opaque")));
+    }
+    if let Some(r) = &o.markers.redirect {
+        v.push(format!("setfattr -n {} -v {} {p}", xattr_name(&case.profile, "redirect"), sh(r)));
+    }
+    if o.markers.xwhiteout {
+        v.push(format!("setfattr -n {} -v '' {p}", xattr_name(&case.profile, "whiteout")));
+    }
+    v
+}
+
+fn hex(v: &[u8]) -> String {
+    v.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The op as arguments of the python helper.
+fn op_args(step: &Step) -> String {
+    let p = |x: &ovlcheck_case::OpPath| sh(&x.to_string());
+    let flags = |pairs: &[(bool, &str)]| {
+        pairs.iter().filter(|(on, _)| *on).map(|(_, w)| format!(" {w}")).collect::<String>()
+    };
+    let body = match &step.op {
+        Op::Lstat { path } | Op::Stat { path } | Op::Read { path } | Op::Readlink { path } | Op::Readdir { path }
+        | Op::Listxattr { path } | Op::Unlink { path } | Op::Rmdir { path } => format!("{} {}", step.op.keyword(), p(path)),
+        Op::Getxattr { path, name } | Op::Removexattr { path, name } => format!("{} {} {}", step.op.keyword(), p(path), sh(name)),
+        Op::Open { path, flags: f } => format!("open {}{}", p(path), flags(&[(f.write, "rdwr"), (f.trunc, "trunc")])),
+        Op::Create { path, mode, excl, trunc } => format!("create {} {mode:o}{}", p(path), flags(&[(*excl, "excl"), (*trunc, "trunc")])),
+        Op::Write { path, offset, data } => format!("write {} {offset} {}", p(path), bytes_arg(data)),
+        Op::Truncate { path, size } => format!("truncate {} {size}", p(path)),
+        Op::Mkdir { path, mode } | Op::Mkfifo { path, mode } | Op::Chmod { path, mode } => {
+            format!("{} {} {mode:o}", step.op.keyword(), p(path))
+        }
+        Op::Symlink { target, path } => format!("symlink {} {}", bytes_arg(target), p(path)),
+        Op::Link { old, new } => format!("link {} {}", p(old), p(new)),
+        Op::Rename { old, new, flags: f } => format!(
+            "rename {} {}{}",
+            p(old),
+            p(new),
+            flags(&[(f.noreplace, "noreplace"), (f.exchange, "exchange"), (f.whiteout, "whiteout")])
+        ),
+        Op::Chown { path, uid, gid } => format!("chown {} {uid} {gid}", p(path)),
+        Op::Utimes { path, mtime } => format!("utimes {} {mtime}", p(path)),
+        Op::Setxattr { path, name, value } => format!("setxattr {} {} {}", p(path), sh(name), bytes_arg(value)),
+        Op::Remount | Op::Commit => unreachable!("lifecycle ops are shell functions"),
+    };
+    match step.cred {
+        Some(c) if !c.is_root() => format!("as {}:{} {body}", c.uid, c.gid),
+        _ => body,
+    }
+}
+
+/// The whole reproducer script for `case`.
+pub fn script(case: &Case) -> Result<String, String> {
+    let mut s = String::new();
+    let _ = writeln!(s, "#!/bin/sh\n# ovlcheck reproducer (standalone). Run as root; needs unshare, mount, mknod,\n# setfattr (package attr) and python3. Everything happens in a private mount\n# namespace on tmpfs; nothing is left behind.");
+    let _ = writeln!(s, "# profile: {}", case.profile);
+    if case.profile.userxattr {
+        let _ = writeln!(s, "# note: ovlcheck mounts this profile inside an unprivileged user namespace;\n# this script mounts it as root with the same options.");
+    }
+    let _ = writeln!(s, "set -eu\n[ -n \"${{OVLREPRO_NS:-}}\" ] || OVLREPRO_NS=1 exec unshare -m -- \"$0\" \"$@\"");
+    let _ = writeln!(s, "mount --make-rprivate /\nS=$(mktemp -d /tmp/ovlrepro.XXXXXX)\nmount -t tmpfs tmpfs \"$S\"\ncd \"$S\"\numask 0");
+    let _ = writeln!(s, "cat > op.py <<'PYEOF'{OP_HELPER}PYEOF\nop() {{ python3 \"$S/op.py\" \"$@\"; }}");
+    let separate = case.profile.lower_fs == LowerFs::Separate;
+    if separate {
+        let _ = writeln!(s, "mkdir lowerfs && mount -t tmpfs tmpfs lowerfs");
+    }
+    let lower_dir = |i: usize| if separate { format!("lowerfs/L{i}") } else { format!("L{i}") };
+    for (i, layer) in case.lowers.iter().enumerate() {
+        let _ = writeln!(s, "\n# lower layer {i}{}", if i == 0 { " (bottom)" } else { "" });
+        let dir = lower_dir(i);
+        let _ = writeln!(s, "mkdir {dir}");
+        emit_layer(&mut s, case, &dir, layer)?;
+    }
+    let upper = if case.profile.readonly { None } else { Some("U") };
+    if let Some(u) = upper {
+        let _ = writeln!(s, "\n# upper layer");
+        let size = case.profile.upper_size.map(|n| format!(" -o size={n}")).unwrap_or_default();
+        let _ = writeln!(s, "mkdir upperfs && mount -t tmpfs{size} tmpfs upperfs && mkdir upperfs/{u} upperfs/W");
+        if let Some(layer) = &case.upper {
+            emit_layer(&mut s, case, &format!("upperfs/{u}"), layer)?;
+        }
+    }
+    let lowers: Vec<String> = (0..case.lowers.len()).rev().map(lower_dir).collect();
+    let opts = ovlcheck_driver::overlay_options(&case.profile).join(",");
+    let _ = writeln!(s, "\nLOWER={}\nN={}\nmkdir M", sh(&lowers.join(":")), case.lowers.len());
+    let upper_opts = if upper.is_some() { ",upperdir=upperfs/U,workdir=upperfs/W" } else { "" };
+    let extra = if opts.is_empty() { String::new() } else { format!(",{opts}") };
+    let _ = writeln!(s, "ovl_mount() {{ cd \"$S\" && mount -t overlay overlay -o \"lowerdir=$LOWER{upper_opts}{extra}\" M && cd M; }}");
+    let _ = writeln!(s, "remount() {{ cd \"$S\" && umount M && ovl_mount; }}");
+    let _ = writeln!(s, "# commit: the upper becomes the top lower layer, a fresh upper above it");
+    let _ = writeln!(s, "commit() {{ cd \"$S\" && umount M && mv upperfs/U L$N && mkdir upperfs/U && rm -rf upperfs/W && mkdir upperfs/W && LOWER=\"L$N:$LOWER\" && N=$((N+1)) && ovl_mount; }}");
+    let _ = writeln!(s, "ovl_mount\n\n# ops: each prints its outcome; `# pinned:` is what the case expects");
+    for step in &case.steps {
+        let line = match step.op {
+            Op::Remount => "remount".to_string(),
+            Op::Commit => "commit".to_string(),
+            _ => format!("printf '%s\\n' \"{}  =>  $(op {})\"", escape_dq(&op_args_display(step)), op_args(step)),
+        };
+        let pin = step.expect.as_ref().map(|o| format!("  # pinned: {o}")).unwrap_or_default();
+        let _ = writeln!(s, "{line}{pin}");
+    }
+    let _ = writeln!(s, "\necho '--- merged'; ls -laR \"$S/M\"\necho '--- upper'; ls -laR \"$S/upperfs/U\" 2>/dev/null || true");
+    let _ = writeln!(s, "getfattr -R -d -m - -e text \"$S/upperfs/U\" 2>/dev/null || true\ncd /\numount -R \"$S\"");
+    Ok(s)
+}
+
+fn op_args_display(step: &Step) -> String {
+    crate::report::step_text(step)
+}
+
+fn escape_dq(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$").replace('`', "\\`")
+}
+
+fn emit_layer(s: &mut String, case: &Case, dir: &str, layer: &ovlcheck_case::LayerSpec) -> Result<(), String> {
+    let objects = layer.objects().map_err(|e| e.message)?;
+    for o in &objects {
+        for line in object_lines(case, dir, o) {
+            let _ = writeln!(s, "{line}");
+        }
+    }
+    // Times last, deepest first, so creating children does not move them.
+    for o in objects.iter().rev() {
+        if !matches!(o.kind, ObjectKind::Whiteout | ObjectKind::Hardlink(_)) {
+            let _ = writeln!(s, "touch -h -d @{} {}", o.mtime, sh(&format!("{dir}/{}", o.path)));
+        }
+    }
+    Ok(())
+}

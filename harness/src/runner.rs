@@ -1,0 +1,229 @@
+//! The differential runner: one case on the model and on a backend, step by
+//! step, then the merged view, the raw upper view, the merged view after a
+//! remount and after a commit. The first difference is the divergence.
+
+use crate::compare::{compare_views, Which};
+use ovlcheck_case::{Allowed, Case, Op, Outcome, Step, View, ViewDiff};
+use ovlcheck_driver::{Backend, DriverError, Session};
+use ovlcheck_model::Model;
+use serde::Serialize;
+
+/// What was compared when model and backend first disagreed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Check {
+    /// The backend's outcome of step N is not among the model's.
+    Outcome { step: usize },
+    /// The backend's outcome of step N is not the one the case pins.
+    Pinned { step: usize, expected: Outcome },
+    /// A view differs.
+    View { which: Which },
+}
+
+/// A disagreement between model and backend, with what is needed to read it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Divergence {
+    pub check: Check,
+    /// The case as run, with every step up to the divergence pinned to the
+    /// backend's observed outcome.
+    pub case: Case,
+    /// Model's allowed outcomes per step run.
+    pub allowed: Vec<Allowed>,
+    /// Backend's observed outcome per step run.
+    pub observed: Vec<Outcome>,
+    /// For view divergences: the model's view, the backend's, their diff.
+    pub views: Option<(View, View, Vec<ViewDiff>)>,
+}
+
+impl Divergence {
+    /// A short, stable key: the same kind of bug gives the same key.
+    pub fn signature(&self) -> String {
+        match &self.check {
+            Check::Outcome { step } | Check::Pinned { step, .. } => {
+                let op = &self.case.steps[*step].op;
+                let model = self.allowed.get(*step).map(|a| a.to_string()).unwrap_or_default();
+                let backend = self.observed.get(*step).map(short_outcome).unwrap_or_default();
+                format!("{}: model {} / backend {}", op.keyword(), short_allowed(&model), backend)
+            }
+            Check::View { which } => {
+                let fields: Vec<String> = self
+                    .views
+                    .iter()
+                    .flat_map(|(_, _, d)| d.iter().map(diff_field))
+                    .take(1)
+                    .collect();
+                format!("{} view: {}", which.name(), fields.join(","))
+            }
+        }
+    }
+}
+
+fn short_outcome(o: &Outcome) -> String {
+    match o {
+        Outcome::Ok(_) => "ok".into(),
+        Outcome::Err(e) => e.name(),
+    }
+}
+
+fn short_allowed(s: &str) -> String {
+    s.split(" | ")
+        .map(|o| if o.starts_with('E') { o.to_string() } else { "ok".to_string() })
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+fn diff_field(d: &ViewDiff) -> String {
+    match d {
+        ViewDiff::OnlyLeft { .. } => "missing on backend".into(),
+        ViewDiff::OnlyRight { .. } => "extra on backend".into(),
+        ViewDiff::Changed { fields, .. } => fields.join("+"),
+    }
+}
+
+/// Why a case could not be run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The case is not a valid case (the model refused it).
+    #[error("invalid case: {0}")]
+    BadCase(String),
+    /// The backend could not run it (environment, hang, crash).
+    #[error("{0}")]
+    Backend(#[from] DriverError),
+}
+
+/// The result of one differential run.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// Steps executed (lifecycle ops included).
+    pub ops: usize,
+    /// Model's allowed outcomes and backend's observed outcome per step run.
+    pub allowed: Vec<Allowed>,
+    pub observed: Vec<Outcome>,
+    pub divergence: Option<Divergence>,
+}
+
+/// What the runner compares besides step outcomes.
+#[derive(Clone, Copy, Debug)]
+pub struct Checks {
+    /// Merged and upper views at the end, after a remount and after a commit.
+    pub views: bool,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Checks { views: true }
+    }
+}
+
+/// Runs `case` on the model and on `backend` and compares everything.
+pub fn run_case(backend: &dyn Backend, case: &Case, checks: Checks) -> Result<Run, RunError> {
+    let model = Model::new(case).map_err(|e| RunError::BadCase(e.to_string()))?;
+    let mut session = backend.start(case)?;
+    let result = drive(&mut *session, model, case, checks);
+    let finish = session.finish();
+    let run = result?;
+    finish?;
+    Ok(run)
+}
+
+struct Trace<'a> {
+    case: &'a Case,
+    allowed: Vec<Allowed>,
+    observed: Vec<Outcome>,
+}
+
+impl Trace<'_> {
+    fn divergence(self, check: Check, views: Option<(View, View, Vec<ViewDiff>)>) -> Divergence {
+        let mut case = self.case.clone();
+        case.steps.truncate(self.observed.len());
+        for (step, seen) in case.steps.iter_mut().zip(&self.observed) {
+            step.expect = Some(seen.clone());
+        }
+        Divergence {
+            check,
+            case,
+            allowed: self.allowed,
+            observed: self.observed,
+            views,
+        }
+    }
+}
+
+fn drive(session: &mut dyn Session, mut model: Model, case: &Case, checks: Checks) -> Result<Run, RunError> {
+    let mut trace = Trace { case, allowed: Vec::new(), observed: Vec::new() };
+    for (i, step) in case.steps.iter().enumerate() {
+        let seen = session.apply(step)?;
+        let choices = model.apply(step);
+        let allowed = Allowed(choices.iter().map(|(o, _)| o.clone()).collect());
+        let next = choices.into_iter().find(|(o, _)| *o == seen).map(|(_, m)| m);
+        let pin_broken = step.expect.as_ref().filter(|e| **e != seen).cloned();
+        trace.allowed.push(allowed);
+        trace.observed.push(seen);
+        match (next, pin_broken) {
+            (None, _) => return Ok(diverged(trace, Check::Outcome { step: i }, None)),
+            (Some(_), Some(expected)) => return Ok(diverged(trace, Check::Pinned { step: i, expected }, None)),
+            (Some(m), None) => model = m,
+        }
+    }
+    if !checks.views {
+        return Ok(finished(trace));
+    }
+    if let Some(d) = compare_all(session, &model, Which::Merged)? {
+        return Ok(diverged(trace, Check::View { which: Which::Merged }, Some(d)));
+    }
+    if let Some(d) = compare_all(session, &model, Which::Upper)? {
+        return Ok(diverged(trace, Check::View { which: Which::Upper }, Some(d)));
+    }
+    for (op, which) in [(Op::Remount, Which::AfterRemount), (Op::Commit, Which::AfterCommit)] {
+        let step = Step::new(op);
+        let seen = session.apply(&step)?;
+        let mut choices = model.apply(&step);
+        let pos = choices.iter().position(|(o, _)| *o == seen);
+        let Some(pos) = pos else {
+            let allowed = Allowed(choices.into_iter().map(|(o, _)| o).collect());
+            let (ops, run_allowed, run_observed) = (trace.observed.len() + 1, trace.allowed.clone(), trace.observed.clone());
+            let mut d = trace.divergence(Check::View { which }, None);
+            d.case.steps.push(step);
+            d.allowed.push(allowed);
+            d.observed.push(seen);
+            return Ok(Run { ops, allowed: run_allowed, observed: run_observed, divergence: Some(d) });
+        };
+        model = choices.swap_remove(pos).1;
+        if let Some(d) = compare_all(session, &model, which)? {
+            return Ok(diverged(trace, Check::View { which }, Some(d)));
+        }
+    }
+    Ok(finished(trace))
+}
+
+fn finished(trace: Trace<'_>) -> Run {
+    Run { ops: trace.observed.len(), allowed: trace.allowed, observed: trace.observed, divergence: None }
+}
+
+fn diverged(trace: Trace<'_>, check: Check, views: Option<(View, View, Vec<ViewDiff>)>) -> Run {
+    let (ops, allowed, observed) = (trace.observed.len(), trace.allowed.clone(), trace.observed.clone());
+    Run { ops, allowed, observed, divergence: Some(trace.divergence(check, views)) }
+}
+
+/// Compares one view (and, for the after-remount/commit checks, the upper
+/// view too); `Some` with both views and their diff on a difference.
+fn compare_all(
+    session: &mut dyn Session,
+    model: &Model,
+    which: Which,
+) -> Result<Option<(View, View, Vec<ViewDiff>)>, RunError> {
+    let pairs: Vec<(View, View)> = match which {
+        Which::Upper => match (model.upper_view(), session.upper_view()?) {
+            (Some(m), Some(b)) => vec![(m, b)],
+            (None, None) => vec![],
+            (m, b) => vec![(m.unwrap_or_default(), b.unwrap_or_default())],
+        },
+        _ => vec![(model.merged_view(), session.merged_view()?)],
+    };
+    for (m, b) in pairs {
+        let diff = compare_views(&m, &b);
+        if !diff.is_empty() {
+            return Ok(Some((m, b, diff)));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,497 @@
+//! Command-line parsing and the six commands.
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use ovlcheck_case::profile::PRESETS;
+use ovlcheck_case::{print_case, Case, Profile};
+use ovlcheck_driver::{Backend, DriverError};
+use ovlcheck_harness::campaign::{self, FuzzOptions, Shard};
+use ovlcheck_harness::gen::GenConfig;
+use ovlcheck_harness::summary::Summary;
+use ovlcheck_harness::{corpus, explore, report, repro, run_case, show, Checks, ModelBackend, RunError};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Exit status: no divergence.
+const OK: i32 = 0;
+/// Exit status: a divergence was found.
+const DIVERGED: i32 = 1;
+/// Exit status: bad input or unusable environment.
+const BAD: i32 = 2;
+
+#[derive(Parser)]
+#[command(name = "ovlcheck", version, about = "Differential model checker for Linux overlay filesystems",
+    long_about = "Compares a pure model of overlayfs semantics with a real overlay mount \
+(the kernel's, fuse-overlayfs, or your own) on generated and hand-written cases.\n\n\
+Exit status: 0 no divergence, 1 divergence found, 2 bad input or unusable environment.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate random cases, run them on model and backend, shrink and report divergences.
+    Fuzz(FuzzArgs),
+    /// Run every op sequence up to a depth over a small fixed universe (bounded model checking).
+    Explore(ExploreArgs),
+    /// Replay case files or folders of them (the corpus) against a backend.
+    Replay(ReplayArgs),
+    /// Run one case with model and backend side by side.
+    Run(RunArgs),
+    /// Draw a case's layer stack and merged view as a table.
+    Show(CaseArg),
+    /// Print a standalone shell script that reproduces a case without ovlcheck.
+    Repro(CaseArg),
+}
+
+#[derive(Args, Clone)]
+struct BackendArgs {
+    /// Implementation to check: kernel, fuse-overlayfs, exec (your own, see --mount-cmd) or model (no mount).
+    #[arg(long, default_value = "kernel")]
+    backend: String,
+    /// exec backend: mount command template with {lowerdir} {upperdir} {workdir} {target}.
+    #[arg(long)]
+    mount_cmd: Option<String>,
+    /// exec backend: unmount command template with {target}.
+    #[arg(long, default_value = "umount {target}")]
+    umount_cmd: String,
+}
+
+#[derive(Args)]
+struct FuzzArgs {
+    #[command(flatten)]
+    backend: BackendArgs,
+    /// Mount profile (a preset, see --help) or `all` to rotate through every preset.
+    #[arg(long, default_value = "all", long_help = profile_help())]
+    profile: String,
+    /// Number of cases in the whole campaign (all shards together).
+    #[arg(long, default_value_t = 500)]
+    cases: u64,
+    /// Campaign seed: the same seed gives the same cases and the same report.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Most steps per generated case (the mean is about half).
+    #[arg(long, default_value_t = 20)]
+    max_ops: usize,
+    /// Worker threads (results do not depend on it).
+    #[arg(long, default_value_t = default_jobs())]
+    jobs: usize,
+    /// Run only shard I of N (cases with index = I mod N), e.g. 0/4.
+    #[arg(long, value_parser = Shard::parse)]
+    shard: Option<Shard>,
+    /// Save each minimized divergence as a .ovl file in this folder.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Most distinct divergences to shrink and report.
+    #[arg(long, default_value_t = 10)]
+    max_reported: usize,
+    /// Print one JSON summary object as the last line of stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ExploreArgs {
+    #[command(flatten)]
+    backend: BackendArgs,
+    /// Longest op sequence.
+    #[arg(long, default_value_t = 2)]
+    depth: usize,
+    /// Mount profile preset.
+    #[arg(long, default_value = "default", long_help = profile_help())]
+    profile: String,
+    #[arg(long, default_value_t = default_jobs())]
+    jobs: usize,
+    /// Save each divergence as a .ovl file in this folder.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// Case files or folders (searched recursively for *.ovl).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    backend: BackendArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The case file.
+    case: PathBuf,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+#[derive(Args)]
+struct CaseArg {
+    /// The case file.
+    case: PathBuf,
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn profile_help() -> String {
+    let mut s = String::from("Mount profile. Presets:\n");
+    for p in PRESETS {
+        s.push_str(&format!("  {:<10} {}\n", p.name, p.help));
+    }
+    s.push_str("  all        rotate through every preset (fuzz only)");
+    s
+}
+
+/// Runs the CLI and returns the exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { BAD } else { OK };
+        }
+    };
+    let stop = install_signal_handlers();
+    match cli.command {
+        Command::Fuzz(a) => fuzz(a, &stop),
+        Command::Explore(a) => explore_cmd(a, &stop),
+        Command::Replay(a) => replay(a, &stop),
+        Command::Run(a) => run_one(a),
+        Command::Show(a) => with_case(&a.case, |c| show::table(c).map(|t| print!("{t}"))),
+        Command::Repro(a) => with_case(&a.case, |c| repro::script(c).map(|t| print!("{t}"))),
+    }
+}
+
+/// SIGINT and SIGTERM set a flag: the run stops at the next case boundary,
+/// prints the summary so far and keeps what it found. A second signal
+/// terminates at once (the driver's workers die with the process).
+fn install_signal_handlers() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop));
+        let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
+    }
+    stop
+}
+
+fn make_backend(a: &BackendArgs) -> Result<Box<dyn Backend>, String> {
+    match a.backend.as_str() {
+        "model" => Ok(Box::new(ModelBackend)),
+        "exec" if a.mount_cmd.is_none() => Err("the exec backend needs --mount-cmd (see --help)".into()),
+        name => ovlcheck_driver::backend_by_name(name, a.mount_cmd.clone(), Some(a.umount_cmd.clone()))
+            .map_err(|e| e.to_string()),
+    }
+}
+
+fn parse_profile(name: &str) -> Result<Profile, String> {
+    Profile::preset(name).ok_or_else(|| {
+        let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
+        format!("unknown profile `{name}`; presets: {}", names.join(", "))
+    })
+}
+
+fn fail(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("ovlcheck: {msg}");
+    BAD
+}
+
+fn kernel_release() -> String {
+    ovlcheck_driver::kernel_release()
+}
+
+fn progress_bar(len: u64) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} cases  {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    Some(pb)
+}
+
+fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
+    let backend = match make_backend(&a.backend) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let profile = match a.profile.as_str() {
+        "all" => None,
+        name => match parse_profile(name) {
+            Ok(p) => Some(p),
+            Err(e) => return fail(e),
+        },
+    };
+    let shard = a.shard.unwrap_or(Shard::ALL);
+    let opts = FuzzOptions {
+        seed: a.seed,
+        cases: a.cases,
+        gen: GenConfig { profile, max_ops: a.max_ops.max(1), ..GenConfig::default() },
+        jobs: a.jobs.max(1),
+        shard,
+        max_reported: a.max_reported,
+        shrink_runs: 3000,
+    };
+    let total = shard.indices(a.cases).len() as u64;
+    let pb = progress_bar(total);
+    let tick = |r: &campaign::CaseResult| {
+        if let Some(pb) = &pb {
+            pb.inc(1);
+            if r.divergence.is_some() {
+                pb.set_message("divergence found");
+            }
+        }
+    };
+    let result = campaign::fuzz(&*backend, &opts, stop, &tick);
+    if let Some(pb) = &pb {
+        pb.finish_and_clear();
+    }
+    let c = match result {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let mut saved = Vec::new();
+    for f in &c.findings {
+        println!("{}", report::render(&f.divergence, backend.name()));
+        println!(
+            "(case #{} of seed {}, shrunk from {} to {} steps+entries in {} runs)\n",
+            f.index,
+            a.seed,
+            f.original_size,
+            campaign::case_size(&f.divergence.case),
+            f.shrink_runs
+        );
+        if let Some(dir) = &a.save {
+            match save_case(dir, &f.divergence.case) {
+                Ok(p) => saved.push(p),
+                Err(e) => return fail(e),
+            }
+        }
+    }
+    let summary = Summary {
+        command: "fuzz".into(),
+        backend: backend.name().into(),
+        profile: a.profile.clone(),
+        seed: Some(a.seed),
+        cases: c.cases(),
+        ops: c.ops(),
+        divergences: c.divergent_cases(),
+        distinct: c.findings.len(),
+        signatures: c.findings.iter().map(|f| f.divergence.signature()).collect(),
+        backend_failures: c.backend_failures(),
+        kernel: kernel_release(),
+        saved,
+        shard: a.shard.map(|s| format!("{}/{}", s.index, s.count)),
+        jobs: Some(opts.jobs),
+        interrupted: c.interrupted,
+        ..Summary::default()
+    }
+    .timed(c.elapsed);
+    print_summary(&summary, a.json);
+    if c.divergent_cases() > 0 {
+        DIVERGED
+    } else if c.interrupted || c.backend_failures() > 0 {
+        BAD
+    } else {
+        OK
+    }
+}
+
+fn save_case(dir: &Path, case: &Case) -> Result<String, String> {
+    let text = format!("# saved by ovlcheck: backend outcomes pinned\n{}", print_case(case));
+    corpus::save(dir, case, &text)
+        .map(|p| p.display().to_string())
+        .map_err(|e| format!("cannot save to {}: {e}", dir.display()))
+}
+
+fn print_summary(s: &Summary, json: bool) {
+    eprintln!(
+        "{}: {} cases, {} ops, {} divergent cases ({} distinct), {} backend failures, {:.1}s ({} cases/s){}",
+        s.command,
+        s.cases,
+        s.ops,
+        s.divergences,
+        s.distinct,
+        s.backend_failures,
+        s.elapsed_s,
+        s.cases_per_s,
+        if s.interrupted { ", INTERRUPTED" } else { "" }
+    );
+    if json {
+        println!("{}", s.to_json());
+    }
+}
+
+fn explore_cmd(a: ExploreArgs, stop: &AtomicBool) -> i32 {
+    let backend = match make_backend(&a.backend) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let profile = match parse_profile(&a.profile) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let start = Instant::now();
+    let x = match explore::explore(&*backend, &profile, a.depth, a.jobs.max(1), stop) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    let mut saved = Vec::new();
+    for d in x.divergences.iter().take(10) {
+        println!("{}", report::render(d, backend.name()));
+    }
+    if let Some(dir) = &a.save {
+        for d in &x.divergences {
+            match save_case(dir, &d.case) {
+                Ok(p) => saved.push(p),
+                Err(e) => return fail(e),
+            }
+        }
+    }
+    let summary = Summary {
+        command: "explore".into(),
+        backend: backend.name().into(),
+        profile: a.profile.clone(),
+        cases: x.sequences,
+        ops: x.ops,
+        divergences: x.divergences.len(),
+        distinct: x.divergences.iter().map(|d| d.signature()).collect::<std::collections::BTreeSet<_>>().len(),
+        signatures: x.divergences.iter().map(|d| d.signature()).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
+        backend_failures: x.backend_failures,
+        kernel: kernel_release(),
+        saved,
+        states: Some(x.states),
+        depth: Some(x.depth),
+        jobs: Some(a.jobs.max(1)),
+        interrupted: stop.load(Ordering::SeqCst),
+        ..Summary::default()
+    }
+    .timed(start.elapsed());
+    print_summary(&summary, a.json);
+    if x.divergences.is_empty() {
+        if summary.interrupted { BAD } else { OK }
+    } else {
+        DIVERGED
+    }
+}
+
+fn replay(a: ReplayArgs, stop: &AtomicBool) -> i32 {
+    let backend = match make_backend(&a.backend) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let files = match corpus::collect(&a.paths) {
+        Ok(f) => f,
+        Err(e) => return fail(e),
+    };
+    let start = Instant::now();
+    let mut cases = Vec::new();
+    for f in &files {
+        match corpus::load_case(f) {
+            Ok(c) => cases.push((f, c)),
+            Err(e) => return fail(e),
+        }
+    }
+    let (mut ops, mut diverged, mut failures, mut signatures) = (0, 0, 0, Vec::new());
+    for (f, case) in &cases {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        match run_case(&*backend, case, Checks::default()) {
+            Ok(run) => {
+                ops += run.ops;
+                if let Some(d) = run.divergence {
+                    diverged += 1;
+                    println!("{}: FAIL\n{}", f.display(), report::render(&d, backend.name()));
+                    signatures.push(format!("{}: {}", f.display(), d.signature()));
+                } else {
+                    eprintln!("{}: ok", f.display());
+                }
+            }
+            Err(RunError::Backend(DriverError::Environment(m))) => return fail(m),
+            Err(RunError::BadCase(m)) => return fail(format!("{}: {m}", f.display())),
+            Err(RunError::Backend(e)) => {
+                failures += 1;
+                eprintln!("{}: backend failure: {e}", f.display());
+            }
+        }
+    }
+    let summary = Summary {
+        command: "replay".into(),
+        backend: backend.name().into(),
+        profile: "per-case".into(),
+        cases: cases.len(),
+        ops,
+        divergences: diverged,
+        distinct: diverged,
+        signatures,
+        backend_failures: failures,
+        kernel: kernel_release(),
+        interrupted: stop.load(Ordering::SeqCst),
+        ..Summary::default()
+    }
+    .timed(start.elapsed());
+    print_summary(&summary, a.json);
+    if diverged > 0 {
+        DIVERGED
+    } else if failures > 0 || summary.interrupted {
+        BAD
+    } else {
+        OK
+    }
+}
+
+fn run_one(a: RunArgs) -> i32 {
+    let case = match corpus::load_case(&a.case) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let backend = match make_backend(&a.backend) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    match run_case(&*backend, &case, Checks::default()) {
+        Ok(run) => match run.divergence {
+            Some(d) => {
+                println!("{}", report::render(&d, backend.name()));
+                DIVERGED
+            }
+            None => {
+                let d = ovlcheck_harness::Divergence {
+                    check: ovlcheck_harness::Check::View { which: ovlcheck_harness::compare::Which::Merged },
+                    case: case.clone(),
+                    allowed: run.allowed,
+                    observed: run.observed,
+                    views: None,
+                };
+                println!("profile: {}   backend: {}\n", case.profile, backend.name());
+                print!("{}", report::side_by_side(&d));
+                println!("\nno divergence: outcomes, merged view, upper view, after remount and after commit all agree");
+                OK
+            }
+        },
+        Err(RunError::Backend(e)) => fail(e),
+        Err(RunError::BadCase(m)) => fail(format!("{}: {m}", a.case.display())),
+    }
+}
+
+fn with_case(path: &Path, f: impl FnOnce(&Case) -> Result<(), String>) -> i32 {
+    match corpus::load_case(path) {
+        Ok(c) => match f(&c) {
+            Ok(()) => OK,
+            Err(e) => fail(format!("{}: {e}", path.display())),
+        },
+        Err(e) => fail(e),
+    }
+}
