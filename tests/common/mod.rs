@@ -1,0 +1,30 @@
+//! Shared helpers of the conformance suite.
+#![allow(dead_code)]
+
+use ovlcheck_driver::Backend;
+use std::path::PathBuf;
+
+/// True when `OVL_REQUIRE_KERNEL=1`: kernel tests must run, not skip.
+pub fn kernel_required() -> bool {
+    std::env::var("OVL_REQUIRE_KERNEL").is_ok_and(|v| v == "1")
+}
+
+/// The kernel backend, or `None` after a loud SKIP message. With
+/// `OVL_REQUIRE_KERNEL=1` an unusable kernel fails the test instead.
+pub fn kernel(test: &str) -> Option<Box<dyn Backend>> {
+    match ovlcheck_driver::backend_by_name("kernel", None, None)
+        .and_then(|b| ovlcheck_driver::check_environment("kernel").map(|()| b))
+    {
+        Ok(b) => Some(b),
+        Err(e) if kernel_required() => panic!("{test}: the kernel backend is required (OVL_REQUIRE_KERNEL=1) but unusable: {e}"),
+        Err(e) => {
+            eprintln!("\n*** SKIP {test}: kernel overlay unusable here: {e}\n*** (set OVL_REQUIRE_KERNEL=1 to make this a failure)\n");
+            None
+        }
+    }
+}
+
+/// The repository's corpus folder.
+pub fn corpus_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus")
+}
