@@ -3,6 +3,8 @@
 //! model (pure overlay semantics) and the driver (real mounts) both speak
 //! these types, and only the harness sees both.
 
+#[cfg(feature = "arbitrary")]
+pub mod arb;
 pub mod errno;
 pub mod layer;
 pub mod op;

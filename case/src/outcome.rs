@@ -105,3 +105,66 @@ impl Allowed {
         }
     }
 }
+
+impl std::fmt::Display for StatInfo {
+    /// `{file 0644 0:0 size=3 nlink=1}`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{{{} {:04o} {}:{} size={} nlink={}}}",
+            self.kind.keyword(),
+            self.mode,
+            self.uid,
+            self.gid,
+            self.size,
+            self.nlink
+        )
+    }
+}
+
+impl std::fmt::Display for Value {
+    /// The `=> EXPECT` syntax: `ok`, `"bytes"`, `["a", "b"]` or a stat.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Unit => f.write_str("ok"),
+            Value::Bytes(b) => f.write_str(&crate::text::quote(b)),
+            Value::Names(names) => {
+                f.write_str("[")?;
+                for (i, n) in names.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    f.write_str(&crate::text::quote(n.as_bytes()))?;
+                }
+                f.write_str("]")
+            }
+            Value::Stat(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    /// A value, or an errno name (`ENOENT`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Ok(v) => write!(f, "{v}"),
+            Outcome::Err(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Allowed {
+    /// The outcomes separated by ` | `, e.g. `ok | EXDEV`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("(nothing)");
+        }
+        for (i, o) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" | ")?;
+            }
+            write!(f, "{o}")?;
+        }
+        Ok(())
+    }
+}

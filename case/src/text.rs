@@ -1,9 +1,45 @@
 //! The `.ovl` text format: parser and printer (DESIGN.md, case text format).
-//! TODO(case-text helper): implement.
+//!
+//! A case is line oriented: an optional `profile` line, then `lower`
+//! sections (bottom layer first), an optional `upper` section and an `ops`
+//! section. `#` starts a comment outside strings. Tokens are bare words,
+//! double-quoted strings (`\n \t \\ \" \xNN` escapes; they are bytes) and
+//! the punctuation `=> [ ] { } ,`. [`print_case`] emits canonical text that
+//! [`parse_case`] reads back to the same [`Case`].
+
+mod lex;
+mod objects;
+mod parse;
+mod print;
+
 use crate::layer::{LayerError, LayerSpec, Object};
 use crate::Case;
 
-/// A parse error with its position (1-based line and column).
+pub use print::{quote, word};
+
+/// Size limits of the text format. Each limit is checked with an error that
+/// names it, so hostile or runaway input fails early instead of exhausting
+/// memory.
+pub mod limits {
+    /// Largest accepted input, in bytes (64 MiB).
+    pub const MAX_INPUT_BYTES: usize = 64 << 20;
+    /// Most entries in one layer section.
+    pub const MAX_LAYER_ENTRIES: usize = 100_000;
+    /// Most `lower` sections (the kernel's lower layer limit).
+    pub const MAX_LAYERS: usize = 500;
+    /// Largest file a case may describe, in bytes (16 MiB): bounds a `file`
+    /// entry's data, the end of a `write` and the size of a `truncate`.
+    pub const MAX_FILE_DATA: u64 = 16 << 20;
+    /// Most ops in the `ops` section.
+    pub const MAX_OPS: usize = 100_000;
+    /// Most components in one path.
+    pub const MAX_PATH_DEPTH: usize = 64;
+    /// Longest string literal after unescaping, in bytes (16 MiB).
+    pub const MAX_STRING: usize = 16 << 20;
+}
+
+/// A parse error with its position (1-based line and column; the column
+/// counts characters and points at the offending token).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}:{column}: {message}")]
 pub struct ParseError {
@@ -13,14 +49,17 @@ pub struct ParseError {
     pub message: String,
 }
 
-pub fn parse_case(_file: &str, _text: &str) -> Result<Case, ParseError> {
-    unimplemented!()
+/// Parses a `.ovl` case; `file` is only used in error positions.
+pub fn parse_case(file: &str, text: &str) -> Result<Case, ParseError> {
+    parse::parse(file, text)
 }
 
-pub fn print_case(_case: &Case) -> String {
-    unimplemented!()
+/// Prints a case as canonical `.ovl` text.
+pub fn print_case(case: &Case) -> String {
+    print::print(case)
 }
 
-pub(crate) fn layer_objects(_spec: &LayerSpec) -> Result<Vec<Object>, LayerError> {
-    unimplemented!()
+/// Resolves a layer's entries into objects (see [`LayerSpec::objects`]).
+pub(crate) fn layer_objects(spec: &LayerSpec) -> Result<Vec<Object>, LayerError> {
+    objects::objects(spec)
 }

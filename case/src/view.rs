@@ -2,8 +2,10 @@
 //! raw layer directory as it sits on disk. Ordered, hashable, serialisable
 //! and diffable, so model and backend can be compared field by field.
 
+use crate::text::{quote, word};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 /// The type of a node, with raw-layer kinds (whiteouts) included.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -103,5 +105,230 @@ pub enum ViewDiff {
     /// Present on the right only.
     OnlyRight { path: String, node: Node },
     /// Present on both sides with different fields.
-    Changed { path: String, left: Node, right: Node, fields: Vec<String> },
+    Changed {
+        path: String,
+        left: Node,
+        right: Node,
+        fields: Vec<String>,
+    },
+}
+
+impl NodeKind {
+    /// The keyword of this kind in renderings: `dir`, `file`, `char(1,3)`...
+    pub fn keyword(&self) -> String {
+        match self {
+            NodeKind::Dir => "dir".into(),
+            NodeKind::File => "file".into(),
+            NodeKind::Symlink => "symlink".into(),
+            NodeKind::Fifo => "fifo".into(),
+            NodeKind::Whiteout => "whiteout".into(),
+            NodeKind::Char(maj, min) => format!("char({maj},{min})"),
+            NodeKind::Other => "other".into(),
+        }
+    }
+}
+
+impl fmt::Display for DevClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DevClass::Overlay => "ovl",
+            DevClass::Other => "other",
+        })
+    }
+}
+
+/// How a view path is shown: `/` for the root, else as a token of the text
+/// format (quoted when needed).
+pub fn show_path(path: &str) -> String {
+    if path.is_empty() {
+        "/".to_string()
+    } else {
+        word(path)
+    }
+}
+
+impl fmt::Display for Node {
+    /// The fields of a node on one line, without its path, e.g.
+    /// `file 0644 0:0 size=2 nlink=1 mtime=1600000000 ino==a dev=ovl "hi"`.
+    /// Fields that are `None` are left out; a whiteout owned by 0:0 with
+    /// mode 0 is just `whiteout`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.kind.keyword())?;
+        let plain_whiteout =
+            self.kind == NodeKind::Whiteout && self.mode == 0 && self.uid == 0 && self.gid == 0;
+        if !plain_whiteout {
+            write!(f, " {:04o} {}:{}", self.mode, self.uid, self.gid)?;
+        }
+        let show_size = match self.kind {
+            NodeKind::File => true,
+            NodeKind::Symlink => Some(self.size) != self.target.as_ref().map(|t| t.len() as u64),
+            _ => self.size != 0,
+        };
+        if show_size {
+            write!(f, " size={}", self.size)?;
+        }
+        if let Some(n) = self.nlink {
+            write!(f, " nlink={n}")?;
+        }
+        if let Some(t) = self.mtime {
+            write!(f, " mtime={t}")?;
+        }
+        if let Some(ino) = &self.ino {
+            write!(f, " ino={}", word(ino))?;
+        }
+        if let Some(dev) = self.dev {
+            write!(f, " dev={dev}")?;
+        }
+        for (k, v) in &self.overlay {
+            write!(f, " {}={}", word(k), word(v))?;
+        }
+        for (k, v) in &self.xattrs {
+            write!(f, " {}={}", word(k), quote(v))?;
+        }
+        if let Some(t) = &self.target {
+            write!(f, " -> {}", quote(t))?;
+        }
+        if let Some(d) = &self.data {
+            write!(f, " {}", quote(d))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for View {
+    /// One line per node, sorted by path, the root shown as `/`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (path, node) in &self.nodes {
+            writeln!(f, "{} {node}", show_path(path))?;
+        }
+        Ok(())
+    }
+}
+
+fn opt<T: fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref()
+        .map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+fn opt_bytes(v: Option<&Vec<u8>>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| quote(v))
+}
+
+/// The fields in which two nodes differ, with both sides rendered:
+/// `(field, left, right)`. Map fields are compared per key
+/// (`xattr[user.k]`, `overlay[redirect]`); a missing value shows as `-`.
+pub fn node_field_diffs(l: &Node, r: &Node) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let mut field = |name: &str, a: String, b: String| {
+        if a != b {
+            out.push((name.to_string(), a, b));
+        }
+    };
+    field("kind", l.kind.keyword(), r.kind.keyword());
+    field("mode", format!("{:04o}", l.mode), format!("{:04o}", r.mode));
+    field("uid", l.uid.to_string(), r.uid.to_string());
+    field("gid", l.gid.to_string(), r.gid.to_string());
+    field("size", l.size.to_string(), r.size.to_string());
+    field(
+        "data",
+        opt_bytes(l.data.as_ref()),
+        opt_bytes(r.data.as_ref()),
+    );
+    field(
+        "target",
+        opt_bytes(l.target.as_ref()),
+        opt_bytes(r.target.as_ref()),
+    );
+    field("nlink", opt(&l.nlink), opt(&r.nlink));
+    field("mtime", opt(&l.mtime), opt(&r.mtime));
+    field("ino", opt(&l.ino), opt(&r.ino));
+    field("dev", opt(&l.dev), opt(&r.dev));
+    let keys: BTreeSet<&String> = l.xattrs.keys().chain(r.xattrs.keys()).collect();
+    for k in keys {
+        field(
+            &format!("xattr[{k}]"),
+            opt_bytes(l.xattrs.get(k)),
+            opt_bytes(r.xattrs.get(k)),
+        );
+    }
+    let keys: BTreeSet<&String> = l.overlay.keys().chain(r.overlay.keys()).collect();
+    for k in keys {
+        field(
+            &format!("overlay[{k}]"),
+            opt(&l.overlay.get(k)),
+            opt(&r.overlay.get(k)),
+        );
+    }
+    out
+}
+
+impl View {
+    /// The differences from `self` (left) to `other` (right), by path.
+    pub fn diff(&self, other: &View) -> Vec<ViewDiff> {
+        let paths: BTreeSet<&String> = self.nodes.keys().chain(other.nodes.keys()).collect();
+        let mut out = Vec::new();
+        for path in paths {
+            match (self.nodes.get(path), other.nodes.get(path)) {
+                (Some(l), None) => out.push(ViewDiff::OnlyLeft {
+                    path: path.clone(),
+                    node: l.clone(),
+                }),
+                (None, Some(r)) => out.push(ViewDiff::OnlyRight {
+                    path: path.clone(),
+                    node: r.clone(),
+                }),
+                (Some(l), Some(r)) if l != r => out.push(ViewDiff::Changed {
+                    path: path.clone(),
+                    left: l.clone(),
+                    right: r.clone(),
+                    fields: node_field_diffs(l, r).into_iter().map(|f| f.0).collect(),
+                }),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+impl ViewDiff {
+    /// The path this difference is at.
+    pub fn path(&self) -> &str {
+        match self {
+            ViewDiff::OnlyLeft { path, .. }
+            | ViewDiff::OnlyRight { path, .. }
+            | ViewDiff::Changed { path, .. } => path,
+        }
+    }
+}
+
+impl fmt::Display for ViewDiff {
+    /// `- path NODE`, `+ path NODE`, or one `~ path field: left -> right`
+    /// line per differing field.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ViewDiff::OnlyLeft { path, node } => write!(f, "- {} {node}", show_path(path)),
+            ViewDiff::OnlyRight { path, node } => write!(f, "+ {} {node}", show_path(path)),
+            ViewDiff::Changed {
+                path, left, right, ..
+            } => {
+                for (i, (name, l, r)) in node_field_diffs(left, right).iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    write!(f, "~ {} {name}: {l} -> {r}", show_path(path))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A tree diff as text, one line per difference (empty when equal).
+pub fn render_diff(diffs: &[ViewDiff]) -> String {
+    let mut s = String::new();
+    for d in diffs {
+        s.push_str(&d.to_string());
+        s.push('\n');
+    }
+    s
 }

@@ -1,0 +1,289 @@
+//! Resolution of a layer's entries into objects (`LayerSpec::objects`).
+
+use crate::layer::{
+    Entry, LayerError, LayerSpec, Markers, Object, ObjectKind, DEFAULT_MTIME, IMPLIED_DIR_MODE,
+};
+use crate::path::{RelPath, PATH_MAX};
+use std::collections::{BTreeMap, HashMap};
+
+/// Longest xattr name (Linux `XATTR_NAME_MAX`).
+const XATTR_NAME_MAX: usize = 255;
+
+/// Checks the name of an ordinary layer xattr: `user.*` or `trusted.*`,
+/// never an overlay-private one.
+pub(crate) fn check_layer_xattr_name(name: &str) -> Result<(), String> {
+    for (prefix, entry) in [
+        (
+            "trusted.overlay.",
+            "opaque, xwhiteouts, xwhiteout or redirect",
+        ),
+        ("user.overlay.", "opaque, xwhiteouts, xwhiteout or redirect"),
+    ] {
+        if name.starts_with(prefix) {
+            return Err(format!(
+                "xattr `{name}` is overlay-private: use the marker entries ({entry}) instead"
+            ));
+        }
+    }
+    let rest = name
+        .strip_prefix("user.")
+        .or_else(|| name.strip_prefix("trusted."));
+    match rest {
+        None => Err(format!(
+            "xattr `{name}` must be in the `user.` or `trusted.` namespace"
+        )),
+        Some("") => Err(format!(
+            "xattr `{name}` has an empty name after its namespace"
+        )),
+        Some(_) if name.contains('\0') => Err("xattr name contains a NUL byte".to_string()),
+        Some(_) if name.len() > XATTR_NAME_MAX => Err(format!(
+            "xattr name is {} bytes long (XATTR_NAME_MAX is {XATTR_NAME_MAX})",
+            name.len()
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+fn kind_word(k: &ObjectKind) -> &'static str {
+    match k {
+        ObjectKind::Dir => "a directory",
+        ObjectKind::File(_) => "a regular file",
+        ObjectKind::Symlink(_) => "a symlink",
+        ObjectKind::Fifo => "a fifo",
+        ObjectKind::Whiteout => "a whiteout",
+        ObjectKind::Hardlink(_) => "a hard link",
+    }
+}
+
+struct Builder {
+    objs: Vec<Object>,
+    index: HashMap<RelPath, usize>,
+    /// Objects that are implied parent directories not (yet) written as `dir`.
+    implied: Vec<bool>,
+}
+
+impl Builder {
+    fn new_object(path: RelPath, kind: ObjectKind, mode: u32) -> Object {
+        Object {
+            path,
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: DEFAULT_MTIME,
+            xattrs: BTreeMap::new(),
+            markers: Markers::default(),
+        }
+    }
+
+    fn push(&mut self, obj: Object, implied: bool) -> usize {
+        let i = self.objs.len();
+        self.index.insert(obj.path.clone(), i);
+        self.objs.push(obj);
+        self.implied.push(implied);
+        i
+    }
+
+    /// Creates `path` (parents implied as needed).
+    fn create(&mut self, path: &RelPath, kind: ObjectKind, mode: u32) -> Result<usize, String> {
+        if let Some(&j) = self.index.get(path) {
+            return Err(format!(
+                "`{path}` already exists in this layer (as {})",
+                kind_word(&self.objs[j].kind)
+            ));
+        }
+        let names = path.names();
+        for depth in 1..names.len() {
+            let parent = RelPath::from_names(names[..depth].to_vec());
+            match self.index.get(&parent) {
+                Some(&j) => {
+                    if self.objs[j].kind != ObjectKind::Dir {
+                        return Err(format!(
+                            "parent `{parent}` of `{path}` is {}, not a directory",
+                            kind_word(&self.objs[j].kind)
+                        ));
+                    }
+                }
+                None => {
+                    let obj = Self::new_object(parent, ObjectKind::Dir, IMPLIED_DIR_MODE);
+                    self.push(obj, true);
+                }
+            }
+        }
+        Ok(self.push(Self::new_object(path.clone(), kind, mode), false))
+    }
+
+    /// The object an attribute entry on `path` changes (the original file
+    /// for a hard link).
+    fn inode(&self, path: &RelPath, what: &str) -> Result<usize, String> {
+        let &j = self.index.get(path).ok_or_else(|| {
+            format!("{what} on `{path}`, which no earlier entry of this layer creates")
+        })?;
+        match &self.objs[j].kind {
+            ObjectKind::Hardlink(orig) => Ok(self.index.get(orig).copied().unwrap_or(j)),
+            _ => Ok(j),
+        }
+    }
+
+    /// The directory a marker entry on `path` changes.
+    fn dir(&self, path: &RelPath, what: &str) -> Result<usize, String> {
+        let j = self.inode(path, what)?;
+        if self.objs[j].kind != ObjectKind::Dir {
+            return Err(format!(
+                "{what} needs a directory, but `{path}` is {}",
+                kind_word(&self.objs[j].kind)
+            ));
+        }
+        Ok(j)
+    }
+}
+
+fn check_mode(mode: u32) -> Result<(), String> {
+    if mode > 0o7777 {
+        return Err(format!("mode {mode:o} is out of range (at most 07777)"));
+    }
+    Ok(())
+}
+
+fn check_target(target: &[u8]) -> Result<(), String> {
+    if target.is_empty() {
+        return Err("a symlink target cannot be empty".to_string());
+    }
+    if target.contains(&0) {
+        return Err("a symlink target cannot contain a NUL byte".to_string());
+    }
+    if target.len() >= PATH_MAX {
+        return Err(format!(
+            "symlink target is {} bytes long (PATH_MAX is {PATH_MAX})",
+            target.len()
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn objects(spec: &LayerSpec) -> Result<Vec<Object>, LayerError> {
+    let mut b = Builder {
+        objs: Vec::new(),
+        index: HashMap::new(),
+        implied: Vec::new(),
+    };
+    for (i, e) in spec.entries.iter().enumerate() {
+        entry(&mut b, e).map_err(|message| LayerError { entry: i, message })?;
+    }
+    // Hard links share the inode of their original file.
+    let mut objs = b.objs;
+    for i in 0..objs.len() {
+        if let ObjectKind::Hardlink(orig) = &objs[i].kind {
+            if let Some(&j) = b.index.get(orig) {
+                let (mode, uid, gid, mtime) =
+                    (objs[j].mode, objs[j].uid, objs[j].gid, objs[j].mtime);
+                let xattrs = objs[j].xattrs.clone();
+                let o = &mut objs[i];
+                (o.mode, o.uid, o.gid, o.mtime, o.xattrs) = (mode, uid, gid, mtime, xattrs);
+            }
+        }
+    }
+    Ok(objs)
+}
+
+fn entry(b: &mut Builder, e: &Entry) -> Result<(), String> {
+    let path = e.path();
+    if path.is_root() {
+        return Err("an entry cannot name the layer root".to_string());
+    }
+    match e {
+        Entry::Dir { mode, .. } => {
+            check_mode(*mode)?;
+            if let Some(&j) = b.index.get(path) {
+                if b.implied[j] {
+                    // An explicit `dir` after a deeper entry implied it.
+                    b.objs[j].mode = *mode;
+                    b.implied[j] = false;
+                    return Ok(());
+                }
+            }
+            b.create(path, ObjectKind::Dir, *mode)?;
+        }
+        Entry::File { mode, data, .. } => {
+            check_mode(*mode)?;
+            b.create(path, ObjectKind::File(data.clone()), *mode)?;
+        }
+        Entry::Symlink { target, .. } => {
+            check_target(target)?;
+            b.create(path, ObjectKind::Symlink(target.clone()), 0o777)?;
+        }
+        Entry::Hardlink { existing, .. } => {
+            let &j = b.index.get(existing).ok_or_else(|| {
+                format!("hard link target `{existing}` does not exist (earlier) in this layer")
+            })?;
+            let orig = match &b.objs[j].kind {
+                ObjectKind::File(_) => existing.clone(),
+                ObjectKind::Hardlink(orig) => orig.clone(),
+                k => {
+                    return Err(format!(
+                        "hard link target `{existing}` is {}, not a regular file",
+                        kind_word(k)
+                    ))
+                }
+            };
+            let mode = b.objs[j].mode;
+            b.create(path, ObjectKind::Hardlink(orig), mode)?;
+        }
+        Entry::Fifo { mode, .. } => {
+            check_mode(*mode)?;
+            b.create(path, ObjectKind::Fifo, *mode)?;
+        }
+        Entry::Whiteout { .. } => {
+            b.create(path, ObjectKind::Whiteout, 0)?;
+        }
+        Entry::Xwhiteout { .. } => {
+            let j = b.create(path, ObjectKind::File(Vec::new()), 0)?;
+            b.objs[j].markers.xwhiteout = true;
+        }
+        Entry::Opaque { .. } | Entry::XwhiteoutDir { .. } => {
+            let (what, c) = match e {
+                Entry::Opaque { .. } => ("opaque", 'y'),
+                _ => ("xwhiteouts", 'x'),
+            };
+            let j = b.dir(path, what)?;
+            if b.objs[j].markers.opaque.is_some() {
+                return Err(format!(
+                    "`{path}` already has an opaque or xwhiteouts marker"
+                ));
+            }
+            b.objs[j].markers.opaque = Some(c);
+        }
+        Entry::Redirect { target, .. } => {
+            if target.is_empty() || target.contains('\0') {
+                return Err("a redirect target must be non-empty and without NUL".to_string());
+            }
+            let j = b.dir(path, "redirect")?;
+            if b.objs[j].markers.redirect.is_some() {
+                return Err(format!("`{path}` already has a redirect"));
+            }
+            b.objs[j].markers.redirect = Some(target.clone());
+        }
+        Entry::Xattr { name, value, .. } => {
+            check_layer_xattr_name(name)?;
+            let j = b.inode(path, "xattr")?;
+            let kind = &b.objs[j].kind;
+            if name.starts_with("user.") && !matches!(kind, ObjectKind::Dir | ObjectKind::File(_)) {
+                return Err(format!(
+                    "`user.*` xattrs can only be set on files and directories, `{path}` is {}",
+                    kind_word(kind)
+                ));
+            }
+            b.objs[j].xattrs.insert(name.clone(), value.clone());
+        }
+        Entry::Owner { uid, gid, .. } => {
+            let j = b.inode(path, "owner")?;
+            b.objs[j].uid = *uid;
+            b.objs[j].gid = *gid;
+        }
+        Entry::Mtime { secs, .. } => {
+            let j = b.inode(path, "mtime")?;
+            b.objs[j].mtime = *secs;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! The canonical printer.
+
+use crate::layer::{Entry, LayerSpec};
+use crate::op::{Op, Step};
+use crate::path::OpPath;
+use crate::profile::Profile;
+use crate::Case;
+use std::fmt::Write;
+
+/// `bytes` as a double-quoted string: printable ASCII as is, `\n \t \\ \"`
+/// escaped, anything else as `\xNN`.
+pub fn quote(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() + 2);
+    s.push('"');
+    for &b in bytes {
+        match b {
+            b'\n' => s.push_str("\\n"),
+            b'\t' => s.push_str("\\t"),
+            b'\\' => s.push_str("\\\\"),
+            b'"' => s.push_str("\\\""),
+            0x20..=0x7e => s.push(b as char),
+            _ => {
+                let _ = write!(s, "\\x{b:02x}");
+            }
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// `s` as one token: bare if it reads back as the same word, else quoted.
+pub fn word(s: &str) -> String {
+    let bare = !s.is_empty()
+        && !s.contains("=>")
+        && s.bytes().all(|b| {
+            (0x21..=0x7e).contains(&b)
+                && !matches!(b, b'"' | b'#' | b'[' | b']' | b'{' | b'}' | b',' | b'\\')
+        });
+    if bare {
+        s.to_string()
+    } else {
+        quote(s.as_bytes())
+    }
+}
+
+fn op_path(p: &OpPath) -> String {
+    word(&p.to_string())
+}
+
+fn profile_line(p: &Profile) -> Option<String> {
+    if let Some(name) = p.preset_name() {
+        return (name != "default").then(|| format!("profile {name}"));
+    }
+    let mut opts = p.options();
+    if p.metacopy && !p.redirect_dir {
+        // `metacopy=on` implies redirect_dir=on; say so when it is not.
+        opts.push("redirect_dir=off".to_string());
+    }
+    Some(format!("profile {}", opts.join(" ")))
+}
+
+/// One layer entry, without indentation.
+pub(crate) fn entry(e: &Entry) -> String {
+    let p = word(&e.path().to_string());
+    match e {
+        Entry::Dir { mode, .. } => format!("dir {p} {mode:04o}"),
+        Entry::File { mode, data, .. } => format!("file {p} {mode:04o} {}", quote(data)),
+        Entry::Symlink { target, .. } => format!("symlink {p} {}", quote(target)),
+        Entry::Hardlink { existing, .. } => {
+            format!("hardlink {p} {}", word(&existing.to_string()))
+        }
+        Entry::Fifo { mode, .. } => format!("fifo {p} {mode:04o}"),
+        Entry::Whiteout { .. } => format!("whiteout {p}"),
+        Entry::Opaque { .. } => format!("opaque {p}"),
+        Entry::XwhiteoutDir { .. } => format!("xwhiteouts {p}"),
+        Entry::Xwhiteout { .. } => format!("xwhiteout {p}"),
+        Entry::Redirect { target, .. } => format!("redirect {p} {}", quote(target.as_bytes())),
+        Entry::Xattr { name, value, .. } => {
+            format!("xattr {p} {} {}", word(name), quote(value))
+        }
+        Entry::Owner { uid, gid, .. } => format!("owner {p} {uid} {gid}"),
+        Entry::Mtime { secs, .. } => format!("mtime {p} {secs}"),
+    }
+}
+
+/// One op, without credentials or expectation.
+pub(crate) fn op(o: &Op) -> String {
+    let k = o.keyword();
+    match o {
+        Op::Lstat { path }
+        | Op::Stat { path }
+        | Op::Read { path }
+        | Op::Readlink { path }
+        | Op::Readdir { path }
+        | Op::Listxattr { path }
+        | Op::Unlink { path }
+        | Op::Rmdir { path } => format!("{k} {}", op_path(path)),
+        Op::Getxattr { path, name } | Op::Removexattr { path, name } => {
+            format!("{k} {} {}", op_path(path), word(name))
+        }
+        Op::Open { path, flags } => {
+            let mut s = format!("open {}", op_path(path));
+            if flags.write {
+                s.push_str(" rdwr");
+            }
+            if flags.trunc {
+                s.push_str(" trunc");
+            }
+            s
+        }
+        Op::Create {
+            path,
+            mode,
+            excl,
+            trunc,
+        } => {
+            let mut s = format!("create {} {mode:04o}", op_path(path));
+            if *excl {
+                s.push_str(" excl");
+            }
+            if *trunc {
+                s.push_str(" trunc");
+            }
+            s
+        }
+        Op::Write { path, offset, data } => {
+            format!("write {} {offset} {}", op_path(path), quote(data))
+        }
+        Op::Truncate { path, size } => format!("truncate {} {size}", op_path(path)),
+        Op::Mkdir { path, mode } | Op::Mkfifo { path, mode } | Op::Chmod { path, mode } => {
+            format!("{k} {} {mode:04o}", op_path(path))
+        }
+        Op::Symlink { target, path } => format!("symlink {} {}", quote(target), op_path(path)),
+        Op::Link { old, new } => format!("link {} {}", op_path(old), op_path(new)),
+        Op::Rename { old, new, flags } => {
+            let mut s = format!("rename {} {}", op_path(old), op_path(new));
+            if flags.noreplace {
+                s.push_str(" noreplace");
+            }
+            if flags.exchange {
+                s.push_str(" exchange");
+            }
+            if flags.whiteout {
+                s.push_str(" whiteout");
+            }
+            s
+        }
+        Op::Chown { path, uid, gid } => format!("chown {} {uid} {gid}", op_path(path)),
+        Op::Utimes { path, mtime } => format!("utimes {} {mtime}", op_path(path)),
+        Op::Setxattr { path, name, value } => {
+            format!("setxattr {} {} {}", op_path(path), word(name), quote(value))
+        }
+        Op::Remount | Op::Commit => k.to_string(),
+    }
+}
+
+/// One step: `[as UID:GID] OP [=> EXPECT]`.
+pub(crate) fn step(s: &Step) -> String {
+    let mut out = String::new();
+    if let Some(c) = s.cred {
+        let _ = write!(out, "as {}:{} ", c.uid, c.gid);
+    }
+    out.push_str(&op(&s.op));
+    if let Some(e) = &s.expect {
+        let _ = write!(out, " => {e}");
+    }
+    out
+}
+
+fn layer(out: &mut String, header: &str, spec: &LayerSpec) {
+    out.push_str(header);
+    out.push('\n');
+    for e in &spec.entries {
+        out.push_str("  ");
+        out.push_str(&entry(e));
+        out.push('\n');
+    }
+}
+
+pub(crate) fn print(case: &Case) -> String {
+    let mut out = String::new();
+    if let Some(line) = profile_line(&case.profile) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    for l in &case.lowers {
+        layer(&mut out, "lower", l);
+    }
+    if let Some(u) = &case.upper {
+        layer(&mut out, "upper", u);
+    }
+    out.push_str("ops\n");
+    for s in &case.steps {
+        out.push_str("  ");
+        out.push_str(&step(s));
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,128 @@
+//! print → parse round trips, and parsing of hand-written cases.
+
+use ovlcheck_case::layer::Entry;
+use ovlcheck_case::{arb, parse_case, print_case, Case, Errno, Op, Outcome, Profile};
+use proptest::prelude::*;
+
+fn round_trip(case: &Case) -> Result<(), TestCaseError> {
+    let text = print_case(case);
+    let back =
+        parse_case("t.ovl", &text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+    prop_assert_eq!(&back, case, "text:\n{}", text);
+    prop_assert_eq!(print_case(&back), text);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn print_parse_round_trip(case in arb::case()) {
+        round_trip(&case)?;
+    }
+
+    #[test]
+    fn print_parse_round_trip_wild_names(case in arb::wild_case()) {
+        round_trip(&case)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn generated_layers_are_valid(spec in arb::layer_spec(arb::default_paths(), 20)) {
+        prop_assert!(spec.objects().is_ok());
+    }
+}
+
+#[test]
+fn design_example_parses() {
+    let text = r#"# rename of a re-created directory must leave a whiteout behind
+profile redirect_dir=on
+lower
+  dir d 0755
+  file d/x 0644 "q"
+  file a 0644 "hi"
+ops
+  unlink a
+  rmdir d            => ENOTEMPTY
+  unlink d/x
+  rmdir d
+  mkdir d 0755
+  rename d e
+"#;
+    let case = parse_case("example.ovl", text).unwrap();
+    assert_eq!(case.profile, Profile::preset("redirect").unwrap());
+    assert_eq!(case.lowers.len(), 1);
+    assert_eq!(case.lowers[0].entries.len(), 3);
+    assert!(
+        matches!(&case.lowers[0].entries[1], Entry::File { data, mode: 0o644, .. } if data == b"q")
+    );
+    assert_eq!(case.steps.len(), 6);
+    assert_eq!(case.steps[1].expect, Some(Outcome::Err(Errno::ENOTEMPTY)));
+    assert_eq!(
+        print_case(&case),
+        "profile redirect\nlower\n  dir d 0755\n  file d/x 0644 \"q\"\n  file a 0644 \"hi\"\nops\n  \
+         unlink a\n  rmdir d => ENOTEMPTY\n  unlink d/x\n  rmdir d\n  mkdir d 0755\n  rename d e\n"
+    );
+}
+
+#[test]
+fn every_op_and_flag_parses() {
+    let text = r#"lower
+upper
+ops
+  lstat a
+  stat a/ => {dir 0755 0:0 size=0 nlink=1}
+  read "a b" => "x\xff"
+  readlink l => "t"
+  readdir . => EINVAL
+"#;
+    // `.` is not a valid path.
+    let e = parse_case("t", text).unwrap_err();
+    assert_eq!((e.line, e.column), (8, 11));
+    let text = r#"lower
+ops
+  as 1000:100 getxattr a user.k => ENODATA
+  listxattr a => ["user.a", "user.b",]
+  open a trunc rdwr
+  create a 644 trunc excl => ok
+  write a 3 "zz"
+  truncate a 0
+  mkdir d 0700
+  mkfifo f 0600
+  symlink "/etc/passwd" l
+  unlink a
+  rmdir d
+  link a b
+  rename a b whiteout exchange noreplace
+  chmod a 4755
+  chown a 1 2
+  utimes a -5
+  setxattr a "user.k" "v"
+  removexattr a user.k
+  remount
+  commit => E200
+"#;
+    let case = parse_case("t", text).unwrap();
+    assert_eq!(case.steps.len(), 20);
+    assert!(matches!(case.steps[2].op, Op::Open { flags, .. } if flags.write && flags.trunc));
+    assert_eq!(case.steps[19].expect, Some(Outcome::Err(Errno::Other(200))));
+    assert_eq!(
+        case.steps[0].cred.map(|c| (c.uid, c.gid)),
+        Some((1000, 100))
+    );
+    let back = parse_case("t", &print_case(&case)).unwrap();
+    assert_eq!(back, case);
+}
+
+#[test]
+fn comments_blank_lines_crlf_and_tabs() {
+    let text = "# c\r\n\r\nlower # x\r\n\tfile \"a#b\" 0644 \"#not a comment\" # c\r\nops\r\n";
+    let case = parse_case("t", text).unwrap();
+    assert!(
+        matches!(&case.lowers[0].entries[0], Entry::File { path, data, .. }
+        if path.to_string() == "a#b" && data == b"#not a comment")
+    );
+}
