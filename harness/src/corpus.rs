@@ -24,7 +24,7 @@ pub fn load_case(path: &Path) -> Result<Case, LoadError> {
 fn read_limited(path: &Path) -> Result<String, LoadError> {
     let io = |error| LoadError::Io { path: path.display().to_string(), error };
     let meta = fs::metadata(path).map_err(io)?;
-    let limit = ovlcheck_case::text::limits::INPUT_BYTES as u64;
+    let limit = ovlcheck_case::text::limits::MAX_INPUT_BYTES as u64;
     if meta.len() > limit {
         return Err(LoadError::Io {
             path: path.display().to_string(),
