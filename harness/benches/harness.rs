@@ -1,0 +1,79 @@
+//! Harness benchmarks: case generation, one whole differential case on the
+//! model backend (the `--backend model` fuzzer's unit of work) and on the
+//! kernel backend (needs root), and a fixed small case on the kernel for
+//! comparison with the raw baseline (benches/baseline.rs).
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use ovlcheck_case::parse_case;
+use ovlcheck_harness::gen::{case_at, GenConfig};
+use ovlcheck_harness::{run_case, Checks, ModelBackend};
+use std::hint::black_box;
+
+/// The baseline's work as a case: two lowers, a dozen ops.
+const BASELINE_CASE: &str = r#"
+lower
+  dir d 0755
+  file d/x 0644 "x"
+  file a 0644 "lower a"
+  symlink s "a"
+lower
+  file a 0644 "upper a"
+  file b 0644 "b"
+  dir d 0755
+  file d/y 0644 "y"
+ops
+  lstat a
+  read s
+  create e 0644
+  write a 0 "W"
+  truncate b 0
+  mkdir f 0755
+  unlink d/x
+  rename b c
+  chmod d/y 0600
+  setxattr a user.k "v"
+  readdir d
+  symlink "d" t
+"#;
+
+fn bench(c: &mut Criterion) {
+    let config = GenConfig::default();
+    let mut i = 0u64;
+    c.bench_function("generate one case", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(case_at(&config, 1, i))
+        })
+    });
+    let mut i = 0u64;
+    c.bench_function("differential case on the model backend (generated)", |b| {
+        b.iter(|| {
+            i += 1;
+            let case = case_at(&config, 1, i);
+            black_box(run_case(&ModelBackend, &case, Checks::default()).map(|r| r.ops).ok())
+        })
+    });
+    let fixed = parse_case("baseline", BASELINE_CASE).expect("parses");
+    c.bench_function("differential case on the model backend (baseline case)", |b| {
+        b.iter(|| black_box(run_case(&ModelBackend, &fixed, Checks::default()).map(|r| r.ops).ok()))
+    });
+    match ovlcheck_driver::backend_by_name("kernel", None, None) {
+        Ok(kernel) if ovlcheck_driver::check_environment("kernel").is_ok() => {
+            c.bench_function("differential case on the kernel backend (baseline case)", |b| {
+                b.iter(|| black_box(run_case(&*kernel, &fixed, Checks::default()).map(|r| r.ops).ok()))
+            });
+            let mut i = 0u64;
+            c.bench_function("differential case on the kernel backend (generated)", |b| {
+                b.iter(|| {
+                    i += 1;
+                    let case = case_at(&config, 1, i);
+                    black_box(run_case(&*kernel, &case, Checks::default()).map(|r| r.ops).ok())
+                })
+            });
+        }
+        _ => eprintln!("kernel backend unusable: kernel benches skipped"),
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
