@@ -98,6 +98,7 @@ pub struct View {
 }
 
 /// One difference between two views of the same tree.
+#[allow(clippy::large_enum_variant)] // short-lived, only built for reports
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ViewDiff {
     /// Present on the left only.

@@ -1,0 +1,592 @@
+//! Every kind of parse error, with its position and message, and each limit.
+
+use ovlcheck_case::text::limits;
+use ovlcheck_case::{parse_case, Case};
+
+#[track_caller]
+fn err(text: &str, line: usize, column: usize, needle: &str) {
+    match parse_case("e.ovl", text) {
+        Ok(c) => panic!("parsed, expected an error: {c:?}"),
+        Err(e) => {
+            assert!(
+                e.message.contains(needle),
+                "message {:?} lacks {needle:?}",
+                e.message
+            );
+            assert_eq!((e.line, e.column), (line, column), "{e}");
+            assert_eq!(e.file, "e.ovl");
+            assert!(e
+                .to_string()
+                .starts_with(&format!("e.ovl:{line}:{column}: ")));
+        }
+    }
+}
+
+#[track_caller]
+fn ok(text: &str) -> Case {
+    parse_case("ok.ovl", text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A case with `entry` as the only lower entry.
+fn entry(entry: &str) -> String {
+    format!("lower\n  {entry}\nops\n")
+}
+
+/// A case with `op` as the only op.
+fn op(op: &str) -> String {
+    format!("lower\nops\n  {op}\n")
+}
+
+#[test]
+fn lexical_errors() {
+    err(&entry("file a 0644 \"abc"), 2, 15, "unterminated string");
+    err(&entry("file a 0644 \"a\\"), 2, 15, "unterminated string");
+    err(
+        &entry("file a 0644 \"a\\q\""),
+        2,
+        17,
+        "unknown escape `\\q`",
+    );
+    err(&entry("file a 0644 \"\\x4g\""), 2, 16, "two hex digits");
+    err(&entry("dir a\u{1}b 0755"), 2, 8, "control character U+0001");
+    err(
+        &entry("dir \u{e9}\u{e9}\u{1} 0755"),
+        2,
+        9,
+        "control character",
+    );
+}
+
+#[test]
+fn structure_errors() {
+    err(
+        "dir a 0755\n",
+        1,
+        1,
+        "expected `profile` or a section header",
+    );
+    err("", 1, 1, "at least one `lower`");
+    err("# only a comment\n", 2, 1, "at least one `lower`");
+    err("ops\n", 1, 1, "`ops` before any `lower`");
+    err("upper\n", 1, 1, "`upper` before any `lower`");
+    err("lower\nupper\nlower\n", 3, 1, "must come before `upper`");
+    err("lower\nupper\nupper\n", 3, 1, "at most one `upper`");
+    err("lower\nops\nops\n", 3, 1, "only one `ops`");
+    err("lower\nops\nlower\n", 3, 1, "`ops` section must come last");
+    err(
+        "lower x\n",
+        1,
+        7,
+        "unexpected `x` after section header `lower`",
+    );
+    err(
+        "lower\n  dir a 0755 extra\n",
+        2,
+        14,
+        "unexpected `extra` after `dir` entry",
+    );
+    err(&entry("frob a"), 2, 3, "expected a layer entry (dir, file,");
+    err(&entry("\"dir\" a"), 2, 3, "expected a layer entry");
+    err(&op("frob a"), 3, 3, "expected an op (lstat, stat,");
+    err(&op("unlink a b"), 3, 12, "unexpected `b` after `unlink` op");
+    // `ops` alone ends the layers; a case without ops is fine.
+    assert!(ok("lower\n").steps.is_empty());
+}
+
+#[test]
+fn profile_errors() {
+    err(
+        "lower\nprofile redirect\n",
+        2,
+        1,
+        "must come before the first section",
+    );
+    err(
+        "profile redirect\nprofile index\n",
+        2,
+        1,
+        "given twice (first on line 1)",
+    );
+    err(
+        "profile\nlower\n",
+        1,
+        8,
+        "expected a preset name or profile options",
+    );
+    err(
+        "profile bogus\nlower\n",
+        1,
+        9,
+        "unknown profile option or preset `bogus`",
+    );
+    err(
+        "profile index=maybe\nlower\n",
+        1,
+        9,
+        "expected `on` or `off`, found `maybe`",
+    );
+    err(
+        "profile index redirect\nlower\n",
+        1,
+        15,
+        "preset `redirect` cannot be combined",
+    );
+    err(
+        "profile userxattr redirect_dir=on\nlower\n",
+        1,
+        1,
+        "invalid profile: userxattr conflicts",
+    );
+    err(
+        "profile \"redirect\"\nlower\n",
+        1,
+        9,
+        "expected a preset name or a profile option",
+    );
+    let c = ok("profile index=on xino=on lower=separate\nlower\n");
+    assert!(c.profile.index && c.profile.xino);
+    assert!(ok("profile metacopy\nlower\n").profile.redirect_dir);
+}
+
+#[test]
+fn path_errors() {
+    err(
+        &entry("dir /a 0755"),
+        2,
+        7,
+        "invalid path `/a`: path is absolute",
+    );
+    err(&entry("dir a/../b 0755"), 2, 7, "`.` or `..` component");
+    err(&entry("dir . 0755"), 2, 7, "`.` or `..` component");
+    err(&entry("dir a//b 0755"), 2, 7, "empty component");
+    err(&entry("dir a/ 0755"), 2, 7, "empty component");
+    err(&entry("dir \"\" 0755"), 2, 7, "path is empty");
+    err(&entry("dir \"a\\x00b\" 0755"), 2, 7, "NUL");
+    err(
+        &entry("dir \"\\xff\" 0755"),
+        2,
+        7,
+        "path is not valid UTF-8",
+    );
+    err(
+        &entry(&format!("dir {} 0755", "n".repeat(256))),
+        2,
+        7,
+        "256 bytes long (NAME_MAX",
+    );
+    err(&entry("dir"), 2, 6, "expected a path, found end of line");
+    err(&op("rmdir a//"), 3, 9, "empty component");
+    err(&op("link a"), 3, 9, "expected a path, found end of line");
+    err(
+        &op("unlink => ENOENT"),
+        3,
+        10,
+        "expected a path, found `=>`",
+    );
+    // Op paths may end in one `/`; quoted paths may hold anything valid.
+    ok(&op("rmdir a/b/"));
+    ok(&entry("dir \"a b/#c=>\" 0755"));
+}
+
+#[test]
+fn value_errors() {
+    err(
+        &entry("dir a abc"),
+        2,
+        9,
+        "expected a mode (octal, e.g. 0644), found `abc`",
+    );
+    err(
+        &entry("dir a 0648"),
+        2,
+        9,
+        "expected a mode (octal, e.g. 0644), found `0648`",
+    );
+    err(
+        &entry("dir a 10000"),
+        2,
+        9,
+        "mode `10000` is out of range (at most 07777)",
+    );
+    err(
+        &entry("dir a"),
+        2,
+        8,
+        "expected a mode (octal, e.g. 0644), found end of line",
+    );
+    err(
+        &entry("file a 0644 abc"),
+        2,
+        15,
+        "expected the file's data as a quoted string",
+    );
+    err(
+        &entry("symlink a b"),
+        2,
+        13,
+        "expected the symlink target as a quoted string",
+    );
+    err(
+        &entry("file a 0644 \"\"\n  owner a x 0"),
+        3,
+        11,
+        "expected a uid, found `x`",
+    );
+    err(
+        &entry("file a 0644 \"\"\n  owner a -1 0"),
+        3,
+        11,
+        "expected a uid, found `-1`",
+    );
+    err(
+        &entry("file a 0644 \"\"\n  owner a 4294967296 0"),
+        3,
+        11,
+        "a uid `4294967296` is out of range",
+    );
+    err(
+        &entry("file a 0644 \"\"\n  mtime a 1.5"),
+        3,
+        11,
+        "expected seconds since the epoch",
+    );
+    err(
+        &entry("file a 0644 \"\"\n  mtime a -"),
+        3,
+        11,
+        "expected seconds since the epoch",
+    );
+    err(
+        &entry("redirect d \"\\xff\""),
+        2,
+        14,
+        "redirect target is not valid UTF-8",
+    );
+    err(
+        &op("as 1000 unlink a"),
+        3,
+        6,
+        "expected UID:GID (e.g. 1000:1000), found `1000`",
+    );
+    err(&op("as 1000:x unlink a"), 3, 6, "expected UID:GID");
+    err(
+        &op("write a x \"d\""),
+        3,
+        11,
+        "expected an offset, found `x`",
+    );
+    err(
+        &op("truncate a 18446744073709551616"),
+        3,
+        14,
+        "out of range",
+    );
+    err(&op("symlink \"a\\x00\" l"), 3, 11, "cannot contain a NUL");
+    err(&op("getxattr a \"user.\\x00\""), 3, 14, "NUL");
+    err(&op("getxattr a \"\\xff\""), 3, 14, "not valid UTF-8");
+    assert_eq!(ok(&entry("dir a 00000755")).lowers[0].entries.len(), 1);
+}
+
+#[test]
+fn xattr_name_errors() {
+    let with = |name: &str| format!("lower\n  file a 0644 \"\"\n  xattr a {name} \"v\"\nops\n");
+    err(
+        &with("trusted.overlay.opaque"),
+        3,
+        11,
+        "overlay-private: use the marker entries",
+    );
+    err(&with("user.overlay.redirect"), 3, 11, "overlay-private");
+    err(
+        &with("security.selinux"),
+        3,
+        11,
+        "must be in the `user.` or `trusted.` namespace",
+    );
+    err(&with("user."), 3, 11, "empty name after its namespace");
+    err(
+        &with(&format!("user.{}", "k".repeat(251))),
+        3,
+        11,
+        "XATTR_NAME_MAX",
+    );
+    // Ops may name anything, to test how overlay treats it.
+    ok(&op("getxattr a trusted.overlay.opaque"));
+}
+
+#[test]
+fn flag_errors() {
+    err(&op("open a rdwr rdwr"), 3, 15, "flag `rdwr` given twice");
+    err(
+        &op("open a bogus"),
+        3,
+        10,
+        "expected one of the flags `rdwr`, `trunc`, found `bogus`",
+    );
+    err(&op("create a 0644 noreplace"), 3, 17, "`excl`, `trunc`");
+    err(
+        &op("rename a b exchange rdwr"),
+        3,
+        23,
+        "`noreplace`, `exchange`, `whiteout`",
+    );
+    ok(&op("rename a b whiteout noreplace => EINVAL"));
+}
+
+#[test]
+fn outcome_errors() {
+    err(
+        &op("unlink a =>"),
+        3,
+        14,
+        "expected an outcome (ok, an errno",
+    );
+    err(&op("unlink a => EFROB"), 3, 15, "expected an outcome");
+    err(&op("unlink a => E0"), 3, 15, "expected an outcome");
+    err(
+        &op("unlink a => ok ok"),
+        3,
+        18,
+        "unexpected `ok` after the expected outcome",
+    );
+    err(&op("unlink a => ]"), 3, 15, "expected an outcome");
+    err(
+        &op("readdir a => [\"x\" \"y\"]"),
+        3,
+        21,
+        "expected `,` or `]`",
+    );
+    err(&op("readdir a => [\"x\","), 3, 21, "expected a name");
+    err(&op("readdir a => [\"\\xff\"]"), 3, 17, "not valid UTF-8");
+    err(
+        &op("stat a => {dev 0644 0:0 size=1 nlink=1}"),
+        3,
+        14,
+        "expected a file kind",
+    );
+    err(
+        &op("stat a => {file 0644 0:0 nlink=1}"),
+        3,
+        28,
+        "expected `size=N`, found `nlink=1`",
+    );
+    err(
+        &op("stat a => {file 0644 0:0 size=1 nlink=x}"),
+        3,
+        35,
+        "expected `nlink=N`",
+    );
+    err(
+        &op("stat a => {file 0644 0:0 size=1 nlink=1"),
+        3,
+        42,
+        "expected `}`, found end of line",
+    );
+    let c = ok(&op("readdir a => []"));
+    assert!(c.steps[0].expect.is_some());
+}
+
+#[test]
+fn layer_errors_point_at_the_entry() {
+    let l = |body: &str| format!("lower\n  dir d 0755\n{body}\nops\n");
+    err(
+        &l("  dir d 0700"),
+        3,
+        7,
+        "`d` already exists in this layer (as a directory)",
+    );
+    err(
+        &l("  file d/f 0644 \"\"\n  file d/f/g 0644 \"\""),
+        4,
+        8,
+        "parent `d/f` of `d/f/g` is a regular file",
+    );
+    err(
+        &l("  hardlink h missing"),
+        3,
+        12,
+        "hard link target `missing` does not exist",
+    );
+    err(
+        &l("  hardlink h d"),
+        3,
+        12,
+        "is a directory, not a regular file",
+    );
+    err(
+        &l("  owner x 1 1"),
+        3,
+        9,
+        "owner on `x`, which no earlier entry of this layer creates",
+    );
+    err(&l("  mtime x 1"), 3, 9, "mtime on `x`");
+    err(&l("  xattr x user.a \"\""), 3, 9, "xattr on `x`");
+    err(
+        &l("  file f 0644 \"\"\n  opaque f"),
+        4,
+        10,
+        "opaque needs a directory, but `f` is a regular file",
+    );
+    err(
+        &l("  file f 0644 \"\"\n  xwhiteouts f"),
+        4,
+        14,
+        "xwhiteouts needs a directory",
+    );
+    err(
+        &l("  file f 0644 \"\"\n  redirect f \"/x\""),
+        4,
+        12,
+        "redirect needs a directory",
+    );
+    err(
+        &l("  opaque d\n  xwhiteouts d"),
+        4,
+        14,
+        "already has an opaque or xwhiteouts marker",
+    );
+    err(
+        &l("  redirect d \"a\"\n  redirect d \"b\""),
+        4,
+        12,
+        "already has a redirect",
+    );
+    err(&l("  redirect d \"\""), 3, 12, "must be non-empty");
+    err(
+        &l("  symlink s \"t\"\n  xattr s user.a \"\""),
+        4,
+        9,
+        "`user.*` xattrs can only be set on files and directories",
+    );
+    err(
+        &l("  symlink s \"\""),
+        3,
+        11,
+        "symlink target cannot be empty",
+    );
+    err(&l("  symlink s \"a\\x00\""), 3, 11, "NUL");
+    err(&l("  whiteout d"), 3, 12, "`d` already exists");
+    err(
+        &l("  xwhiteout d/w\n  xwhiteout d/w"),
+        4,
+        13,
+        "already exists",
+    );
+    // An explicit `dir` may follow a deeper entry that implied it.
+    ok("lower\n  file d/f 0644 \"\"\n  dir d 0700\nops\n");
+    // Layers are validated one by one: the same path in two layers is fine.
+    ok("lower\n  dir d 0755\nlower\n  dir d 0755\nupper\n  whiteout d\nops\n");
+    err(
+        "lower\nupper\n  dir d 0755\n  dir d 0755\nops\n",
+        4,
+        7,
+        "already exists",
+    );
+}
+
+fn big(n: usize, line: &str) -> String {
+    let mut s = String::with_capacity(n * (line.len() + 1));
+    for _ in 0..n {
+        s.push_str(line);
+        s.push('\n');
+    }
+    s
+}
+
+#[test]
+fn limit_input_size() {
+    let mut text = "lower\n".to_string();
+    text.push_str(&" ".repeat(limits::MAX_INPUT_BYTES + 1 - text.len()));
+    err(&text, 1, 1, "limits::MAX_INPUT_BYTES");
+}
+
+#[test]
+fn limit_layer_entries() {
+    let entries = |n| {
+        let mut s = "lower\n".to_string();
+        for i in 0..n {
+            s.push_str(&format!("  dir d{i} 0755\n"));
+        }
+        s
+    };
+    ok(&entries(limits::MAX_LAYER_ENTRIES));
+    err(
+        &entries(limits::MAX_LAYER_ENTRIES + 1),
+        limits::MAX_LAYER_ENTRIES + 2,
+        3,
+        "limits::MAX_LAYER_ENTRIES",
+    );
+}
+
+#[test]
+fn limit_layers() {
+    assert_eq!(
+        ok(&big(limits::MAX_LAYERS, "lower")).lowers.len(),
+        limits::MAX_LAYERS
+    );
+    err(
+        &big(limits::MAX_LAYERS + 1, "lower"),
+        limits::MAX_LAYERS + 1,
+        1,
+        "limits::MAX_LAYERS",
+    );
+}
+
+#[test]
+fn limit_ops() {
+    let ops = |n| format!("lower\nops\n{}", big(n, "  remount"));
+    assert_eq!(ok(&ops(limits::MAX_OPS)).steps.len(), limits::MAX_OPS);
+    err(
+        &ops(limits::MAX_OPS + 1),
+        limits::MAX_OPS + 3,
+        3,
+        "limits::MAX_OPS",
+    );
+}
+
+#[test]
+fn limit_path_depth() {
+    let path = |n: usize| vec!["a"; n].join("/");
+    ok(&entry(&format!(
+        "dir {} 0755",
+        path(limits::MAX_PATH_DEPTH)
+    )));
+    err(
+        &entry(&format!("dir {} 0755", path(limits::MAX_PATH_DEPTH + 1))),
+        2,
+        7,
+        "65 components, over the limit of 64 (limits::MAX_PATH_DEPTH)",
+    );
+    err(
+        &op(&format!("unlink {}/", path(limits::MAX_PATH_DEPTH + 1))),
+        3,
+        10,
+        "limits::MAX_PATH_DEPTH",
+    );
+}
+
+#[test]
+fn limit_string() {
+    let s = |n| format!("lower\n  file f 0644 \"{}\"\n", "x".repeat(n));
+    ok(&s(limits::MAX_STRING));
+    err(&s(limits::MAX_STRING + 1), 2, 15, "limits::MAX_STRING");
+}
+
+#[test]
+fn limit_file_data() {
+    let max = limits::MAX_FILE_DATA;
+    ok(&op(&format!("write f {} \"x\"", max - 1)));
+    err(
+        &op(&format!("write f {max} \"x\"")),
+        3,
+        11,
+        "limits::MAX_FILE_DATA",
+    );
+    ok(&op(&format!("truncate f {max}")));
+    err(
+        &op(&format!("truncate f {}", max + 1)),
+        3,
+        14,
+        "limits::MAX_FILE_DATA",
+    );
+}
