@@ -1,0 +1,77 @@
+//! A backend that dies mid-run (issue 6): fuse-overlayfs daemons are killed
+//! while a campaign runs. Each such case is reported as a backend failure (an
+//! environment failure, never a divergence), the campaign goes on, and it
+//! ends with exit status 2 as documented.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::Duration;
+
+/// Parent pid of `pid`, from /proc.
+fn ppid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn descends_from(mut pid: u32, ancestor: u32) -> bool {
+    for _ in 0..64 {
+        match ppid(pid) {
+            Some(p) if p == ancestor => return true,
+            Some(p) if p > 1 => pid = p,
+            _ => return false,
+        }
+    }
+    false
+}
+
+fn fuse_daemons_under(root: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "fuse-overlayfs")
+                && descends_from(*pid, root)
+        })
+        .collect()
+}
+
+#[test]
+fn killed_fuse_daemons_are_backend_failures_not_divergences() {
+    if common::kernel("killed_fuse_daemons").is_none() {
+        return;
+    }
+    if !std::path::Path::new("/usr/bin/fuse-overlayfs").exists() {
+        assert!(!common::kernel_required(), "fuse-overlayfs is required in CI");
+        eprintln!("*** SKIP killed_fuse_daemons: fuse-overlayfs not installed");
+        return;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ovlcheck"))
+        .args(["fuzz", "--backend", "fuse-overlayfs", "--profile", "default", "--cases", "150", "--jobs", "1", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut kills = 0;
+    while child.try_wait().unwrap().is_none() && kills < 5 {
+        sleep(Duration::from_millis(400));
+        for pid in fuse_daemons_under(child.id()) {
+            // SAFETY: kill(2) on a daemon our child started.
+            if unsafe { libc::kill(pid as i32, libc::SIGKILL) } == 0 {
+                kills += 1;
+            }
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no JSON summary ({e})\n{stdout}\n{stderr}"));
+    assert!(kills > 0, "no daemon was killed");
+    assert!(json["backend_failures"].as_u64().unwrap() >= 1, "kills were not reported as backend failures: {json}");
+    assert_eq!(json["cases"], 150, "the campaign did not go on: {json}");
+    assert_eq!(out.status.code(), Some(2), "exit status with backend failures: {json}\n{stderr}");
+}
