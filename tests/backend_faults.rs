@@ -73,5 +73,8 @@ fn killed_fuse_daemons_are_backend_failures_not_divergences() {
     assert!(kills > 0, "no daemon was killed");
     assert!(json["backend_failures"].as_u64().unwrap() >= 1, "kills were not reported as backend failures: {json}");
     assert_eq!(json["cases"], 150, "the campaign did not go on: {json}");
-    assert_eq!(out.status.code(), Some(2), "exit status with backend failures: {json}\n{stderr}");
+    // fuse-overlayfs may also diverge from the model on its own (exit 1);
+    // without divergences, backend failures alone give exit status 2.
+    let expected = if json["divergences"] == 0 { 2 } else { 1 };
+    assert_eq!(out.status.code(), Some(expected), "exit status: {json}\n{stderr}");
 }

@@ -1,8 +1,10 @@
 //! The real half of every differential check: an overlay2 layer store, real
-//! mounts behind one `Backend` trait, a confined executor and an observer.
-//! Depends on `case` only, never on the model.
+//! mounts behind one [`Backend`] trait, a confined executor and an observer.
+//! Depends on `ovlcheck-case` only, never on the model (DESIGN.md: "model and
+//! driver never depend on each other").
 //!
-//! API contract (used by the harness; keep it):
+//! # API contract (used by the harness; keep it)
+//!
 //! - `trait Backend: Send + Sync { fn name(&self) -> &str; fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError>; }`
 //!   `start` builds the case's layers in a fresh overlay2 store on a private
 //!   scratch tmpfs, mounts them with the case's profile and takes the
@@ -12,6 +14,189 @@
 //!   fn upper_view(&mut self) -> Result<Option<View>, DriverError>;
 //!   fn lower_views(&mut self) -> Result<Vec<View>, DriverError>;
 //!   fn finish(self: Box<Self>) -> Result<(), DriverError>; }`
-//!   `apply` runs lifecycle steps (`Remount`, `Commit`) too.
-//! - `DriverError` distinguishes an unusable environment (exit status 2 in
-//!   the CLI) from a hung or dead backend.
+//!   `apply` runs lifecycle steps too: `Op::Remount` (unmount, mount the same
+//!   layers) and `Op::Commit` (unmount; the container layer becomes the top
+//!   image layer; a fresh container layer above it; mount). A lifecycle step
+//!   whose mount fails returns `Outcome::Err(errno)`; later steps then fail
+//!   with [`DriverError::Io`].
+//! - [`DriverError`] distinguishes an unusable environment (exit status 2 in
+//!   the CLI) from a hung or dead backend and from unexpected failures.
+//! - [`kernel_release`], [`check_environment`], [`backend_by_name`] and the
+//!   constructors [`KernelBackend::new`], [`FuseOverlayfsBackend::new`],
+//!   [`ExecBackend::new`].
+//!
+//! # Architecture
+//!
+//! Each session runs in a **worker process** (see [`worker`]): forked from a
+//! long-lived spawner thread, it dies with the harness (`PR_SET_PDEATHSIG`),
+//! lives in its own mount namespace (plus a user namespace for `userxattr`
+//! or when the harness is not root) and serves requests over a socketpair.
+//! Because every mount lives in that namespace, killing the worker (or the
+//! harness) unmounts everything. Workers are pooled per backend and serve
+//! many sessions one after the other, each on fresh tmpfs mounts, so a case
+//! costs a few mounts, not a fork. Every request has a watchdog
+//! ([`BackendOptions::timeout`]): no answer in time means the worker is
+//! killed and [`DriverError::Hung`] returned.
+//!
+//! Inside the worker a [`store::LayerStore`] lays the case out like Docker's
+//! overlay2 driver, [`mount`] mounts it, [`exec`] performs each op with the
+//! real syscall beneath the merged root (`openat2` `RESOLVE_IN_ROOT`), and
+//! [`observe`] turns trees into [`View`]s.
+//!
+//! # Op conventions (what the model must predict)
+//!
+//! - Every path is resolved with `RESOLVE_IN_ROOT` from the merged root:
+//!   absolute symlink targets start at the overlay root and `..` stops there.
+//! - Opens use `O_NONBLOCK` so fifos never hang the worker: `read` of a fifo
+//!   returns `""`, `write` to a fifo fails with `ENXIO`.
+//! - `read` returns at most [`exec::READ_LIMIT`] bytes.
+//! - `readdir` names are sorted, without `.` and `..`; `listxattr` returns
+//!   only `user.*` names, sorted.
+//! - `stat`/`lstat` report size 0 for directories.
+
+pub mod backend;
+pub mod creds;
+pub mod exec;
+pub mod ids;
+pub mod mount;
+pub mod observe;
+pub mod proto;
+pub mod store;
+pub mod sys;
+pub mod worker;
+
+use ovlcheck_case::{Case, Outcome, Step, View};
+use std::time::Duration;
+
+pub use backend::{ExecBackend, FuseOverlayfsBackend, KernelBackend};
+
+/// Why a backend could not do what was asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DriverError {
+    /// The environment cannot run this backend at all (no overlay, no
+    /// permission to mount, a binary missing). The message is one line that
+    /// says what to do.
+    #[error("unusable environment: {0}")]
+    Environment(String),
+    /// The backend did not answer within the watchdog timeout; it was killed.
+    #[error("backend hung during `{op}` and was killed")]
+    Hung { op: String },
+    /// The backend process died (crash, EOF on its socket).
+    #[error("backend died: {0}")]
+    Died(String),
+    /// An unexpected failure (a layer that could not be built, a failed
+    /// mount at start, ...).
+    #[error("backend failure: {0}")]
+    Io(String),
+}
+
+/// A filesystem implementation under test.
+pub trait Backend: Send + Sync {
+    /// Short name: `kernel`, `fuse-overlayfs`, `exec`.
+    fn name(&self) -> &str;
+    /// Builds the case's layers, mounts them and returns the live session.
+    fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError>;
+}
+
+/// One mounted case.
+pub trait Session {
+    /// Performs one step (filesystem op or lifecycle op) and returns its
+    /// outcome; the errno is the kernel's, untranslated.
+    fn apply(&mut self, step: &Step) -> Result<Outcome, DriverError>;
+    /// The merged tree as users see it.
+    fn merged_view(&mut self) -> Result<View, DriverError>;
+    /// The raw container layer (`upperdir`), `None` for read-only profiles.
+    fn upper_view(&mut self) -> Result<Option<View>, DriverError>;
+    /// The raw lower layers, bottom first: the case's lowers, then the
+    /// layers made by each `commit`, in order.
+    fn lower_views(&mut self) -> Result<Vec<View>, DriverError>;
+    /// Unmounts and removes everything the session made.
+    fn finish(self: Box<Self>) -> Result<(), DriverError>;
+}
+
+/// Which backend implementation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    /// The kernel's overlayfs.
+    Kernel,
+    /// `/usr/bin/fuse-overlayfs` (Debian package `fuse-overlayfs`).
+    FuseOverlayfs,
+    /// A user-given mount command.
+    Exec,
+}
+
+impl BackendKind {
+    /// `kernel`, `fuse-overlayfs` or `exec`.
+    pub fn from_name(name: &str) -> Option<BackendKind> {
+        match name {
+            "kernel" => Some(BackendKind::Kernel),
+            "fuse-overlayfs" => Some(BackendKind::FuseOverlayfs),
+            "exec" => Some(BackendKind::Exec),
+            _ => None,
+        }
+    }
+
+    /// The name [`BackendKind::from_name`] takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Kernel => "kernel",
+            BackendKind::FuseOverlayfs => "fuse-overlayfs",
+            BackendKind::Exec => "exec",
+        }
+    }
+}
+
+/// Settings shared by every backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendOptions {
+    /// Watchdog per request (default 10 s; starting a session gets 6x).
+    pub timeout: Duration,
+    /// `exec` backend: mount command template (`{lowerdir} {upperdir}
+    /// {workdir} {target} {options}`), run with `/bin/sh -c`.
+    pub mount_template: Option<String>,
+    /// `exec` backend: unmount command template (`{target}`).
+    pub umount_template: Option<String>,
+    /// Most idle workers kept for reuse.
+    pub pool_size: usize,
+}
+
+impl Default for BackendOptions {
+    fn default() -> Self {
+        BackendOptions {
+            timeout: Duration::from_secs(10),
+            mount_template: None,
+            umount_template: None,
+            pool_size: 8,
+        }
+    }
+}
+
+/// The backend called `name` (`kernel`, `fuse-overlayfs`, `exec`). `exec`
+/// needs both templates in `opts`.
+pub fn backend_by_name(name: &str, opts: &BackendOptions) -> Result<Box<dyn Backend>, DriverError> {
+    match BackendKind::from_name(name) {
+        Some(BackendKind::Kernel) => Ok(Box::new(KernelBackend::with_options(opts.clone()))),
+        Some(BackendKind::FuseOverlayfs) => Ok(Box::new(FuseOverlayfsBackend::with_options(opts.clone()))),
+        Some(BackendKind::Exec) => match (&opts.mount_template, &opts.umount_template) {
+            (Some(m), Some(u)) => Ok(Box::new(ExecBackend::with_options(m.clone(), u.clone(), opts.clone()))),
+            _ => Err(DriverError::Environment(
+                "the exec backend needs a mount and an unmount command template".into(),
+            )),
+        },
+        None => Err(DriverError::Environment(format!(
+            "unknown backend `{name}`: use kernel, fuse-overlayfs or exec"
+        ))),
+    }
+}
+
+/// The running kernel's release (`uname -r`).
+pub fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Checks that `kind` can run here; the error says what to do.
+pub fn check_environment(kind: BackendKind) -> Result<(), DriverError> {
+    backend::check_environment(kind)
+}

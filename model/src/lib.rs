@@ -11,3 +11,135 @@
 //!   Option<View>` (raw upper; `None` for read-only), `Model::lower_view(i)`.
 //! - `Model::canonical_hash(&self) -> u64`: equal for equal raw states.
 //! - `Clone` is O(1) (imbl).
+//!
+//! The model stores only the raw layers (each lower and the upper) exactly
+//! as on disk, whiteouts and overlay xattrs included, and derives everything
+//! users see from them with the kernel's lookup rules ([`lookup`]). Each rule
+//! is a named function citing overlayfs.rst or the kernel source; profile
+//! switches are one table ([`features::Features`]).
+
+mod build;
+mod copy_up;
+mod features;
+mod fs;
+mod hash;
+mod lookup;
+mod mount;
+mod ops;
+mod perm;
+mod readdir;
+mod resolve;
+mod view;
+
+use fs::{Ino, Inode, Layer, LayerId, LowerRef};
+use imbl::{OrdMap, Vector};
+use ovlcheck_case::{Case, Errno, Outcome, Step};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use view::Ident;
+
+/// Why a case cannot be modelled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelError {
+    /// A layer spec that does not describe a tree (`layer` counts lowers
+    /// bottom first; the upper is `lowers.len()`).
+    Layer { layer: usize, message: String },
+    /// A profile the kernel refuses to mount.
+    Profile(String),
+}
+
+impl std::fmt::Display for ModelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelError::Layer { layer, message } => write!(f, "layer {layer}: {message}"),
+            ModelError::Profile(m) => write!(f, "profile: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+/// The state of one overlay mount: its raw layers and the mount-time inode
+/// snapshot. Cloning is O(1).
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub(crate) feat: features::Features,
+    /// Lower layers, bottom first.
+    pub(crate) lowers: Vector<Layer>,
+    /// The upper layer; `None` for a read-only overlay.
+    pub(crate) upper: Option<Layer>,
+    /// index=on: `workdir/index` entries, by copy-up origin.
+    pub(crate) index: OrdMap<LowerRef, Ino>,
+    /// Mount-time snapshot: the smallest merged path each inode had.
+    pub(crate) snapshot: Arc<BTreeMap<Ident, String>>,
+}
+
+impl Model {
+    /// Builds the raw layers of `case` and mounts them.
+    pub fn new(case: &Case) -> Result<Model, ModelError> {
+        case.profile.validate().map_err(ModelError::Profile)?;
+        let feat = features::Features::from_profile(&case.profile);
+        let mut lowers = Vector::new();
+        for (i, spec) in case.lowers.iter().enumerate() {
+            lowers.push_back(build::layer_from_spec(spec).map_err(|m| ModelError::Layer { layer: i, message: m })?);
+        }
+        let upper = if feat.readonly() {
+            None
+        } else {
+            let spec = case.upper.clone().unwrap_or_default();
+            Some(build::layer_from_spec(&spec).map_err(|m| ModelError::Layer {
+                layer: case.lowers.len(),
+                message: m,
+            })?)
+        };
+        let mut m = Model {
+            feat,
+            lowers,
+            upper,
+            index: OrdMap::new(),
+            snapshot: Arc::new(BTreeMap::new()),
+        };
+        m.mount();
+        Ok(m)
+    }
+
+    /// Every allowed outcome of `step`, each with the state that follows.
+    /// Never empty.
+    pub fn apply(&self, step: &Step) -> Vec<(Outcome, Model)> {
+        ops::apply(self, step)
+    }
+
+    /// Number of lower layers (grows by one on `commit`).
+    pub fn lower_count(&self) -> usize {
+        self.lowers.len()
+    }
+
+    pub(crate) fn layer(&self, id: LayerId) -> &Layer {
+        match id {
+            LayerId::Lower(i) => &self.lowers[i],
+            LayerId::Upper => self.upper.as_ref().expect("upper layer"),
+        }
+    }
+
+    pub(crate) fn upper_mut(&mut self) -> &mut Layer {
+        self.upper.as_mut().expect("upper layer")
+    }
+
+    pub(crate) fn upper_inode(&self, ino: Ino) -> &Inode {
+        self.layer(LayerId::Upper).get(ino)
+    }
+
+    pub(crate) fn lower_inode(&self, r: LowerRef) -> &Inode {
+        self.lowers[r.layer].get(r.ino)
+    }
+
+    /// Errors that ops report as-is.
+    pub(crate) fn check_writable(&self) -> Result<(), Errno> {
+        if self.feat.readonly() {
+            Err(Errno::EROFS)
+        } else {
+            Ok(())
+        }
+    }
+}
