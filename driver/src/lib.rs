@@ -61,6 +61,8 @@ pub mod ids;
 pub mod mount;
 pub mod observe;
 pub mod proto;
+pub mod session;
+pub mod spawn;
 pub mod store;
 pub mod sys;
 pub mod worker;
@@ -176,9 +178,15 @@ impl Default for BackendOptions {
 pub fn backend_by_name(name: &str, opts: &BackendOptions) -> Result<Box<dyn Backend>, DriverError> {
     match BackendKind::from_name(name) {
         Some(BackendKind::Kernel) => Ok(Box::new(KernelBackend::with_options(opts.clone()))),
-        Some(BackendKind::FuseOverlayfs) => Ok(Box::new(FuseOverlayfsBackend::with_options(opts.clone()))),
+        Some(BackendKind::FuseOverlayfs) => {
+            Ok(Box::new(FuseOverlayfsBackend::with_options(opts.clone())))
+        }
         Some(BackendKind::Exec) => match (&opts.mount_template, &opts.umount_template) {
-            (Some(m), Some(u)) => Ok(Box::new(ExecBackend::with_options(m.clone(), u.clone(), opts.clone()))),
+            (Some(m), Some(u)) => Ok(Box::new(ExecBackend::with_options(
+                m.clone(),
+                u.clone(),
+                opts.clone(),
+            ))),
             _ => Err(DriverError::Environment(
                 "the exec backend needs a mount and an unmount command template".into(),
             )),

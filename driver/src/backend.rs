@@ -1,0 +1,440 @@
+//! The three backends and their sessions. All of them drive worker
+//! processes ([`crate::worker`]); they differ only in how the worker mounts
+//! a stack ([`Mounter`]). Workers are pooled: a finished session hands its
+//! worker back, so the next case costs a few tmpfs and overlay mounts, not a
+//! fork and two namespaces.
+
+use crate::proto::{Mounter, Request, Response};
+use crate::worker::{self, Worker};
+use crate::{Backend, BackendKind, BackendOptions, DriverError, Session};
+use ovlcheck_case::{Case, Outcome, Profile, Step, View};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Where Debian's `fuse-overlayfs` package puts the binary.
+pub const FUSE_OVERLAYFS: &str = "/usr/bin/fuse-overlayfs";
+/// Debian's `fuse3` unmount helper.
+pub const FUSERMOUNT3: &str = "/usr/bin/fusermount3";
+/// Starting a session (building layers, mounting) may take this many
+/// op timeouts.
+const START_TIMEOUT_FACTOR: u32 = 6;
+
+/// What every backend shares: the mounter, options and the worker pool.
+#[derive(Debug)]
+struct Inner {
+    name: &'static str,
+    mounter: Mounter,
+    opts: BackendOptions,
+    idle: Mutex<Vec<Worker>>,
+}
+
+impl Inner {
+    fn new(name: &'static str, mounter: Mounter, opts: BackendOptions) -> Arc<Inner> {
+        Arc::new(Inner {
+            name,
+            mounter,
+            opts,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// An idle worker of the right kind, or a new one.
+    fn take(&self, userns: bool) -> Result<Worker, DriverError> {
+        let found = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.iter()
+                .position(|w| w.userns == userns && w.alive())
+                .map(|i| idle.swap_remove(i))
+        };
+        match found {
+            Some(w) => Ok(w),
+            None => worker::spawn(userns, self.opts.timeout * START_TIMEOUT_FACTOR),
+        }
+    }
+
+    /// Returns a worker to the pool (or lets it go when the pool is full).
+    fn give(&self, w: Worker) {
+        if !w.alive() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.opts.pool_size {
+            idle.push(w);
+        }
+    }
+
+    fn start(self: &Arc<Self>, case: &Case) -> Result<RemoteSession, DriverError> {
+        case.profile
+            .validate()
+            .map_err(|e| DriverError::Io(format!("invalid profile: {e}")))?;
+        let userns = needs_userns(&case.profile)?;
+        let mut w = self.take(userns)?;
+        let req = Request::Start {
+            case: Box::new(case.clone()),
+            mounter: self.mounter.clone(),
+        };
+        match w.call(&req, "start", self.opts.timeout * START_TIMEOUT_FACTOR)? {
+            Response::Ok => Ok(RemoteSession {
+                worker: Some(w),
+                inner: Arc::clone(self),
+            }),
+            Response::Error { message, env } => {
+                self.give(w);
+                Err(if env {
+                    DriverError::Environment(message)
+                } else {
+                    DriverError::Io(message)
+                })
+            }
+            other => Err(DriverError::Io(format!(
+                "unexpected answer to start: {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Whether a case runs in a user-namespace worker: `userxattr` cases always
+/// do (overlay in an unprivileged user namespace), and everything does when
+/// the harness is not root — which then only supports `userxattr`.
+fn needs_userns(profile: &Profile) -> Result<bool, DriverError> {
+    let root = nix::unistd::geteuid().is_root();
+    if !root && !profile.userxattr {
+        return Err(DriverError::Environment(
+            "this profile needs root (trusted.overlay xattrs); run as root or use --profile userxattr".into(),
+        ));
+    }
+    Ok(profile.userxattr || !root)
+}
+
+/// The kernel's overlayfs.
+#[derive(Debug, Clone)]
+pub struct KernelBackend {
+    inner: Arc<Inner>,
+}
+
+impl KernelBackend {
+    pub fn new() -> KernelBackend {
+        KernelBackend::with_options(BackendOptions::default())
+    }
+
+    pub fn with_options(opts: BackendOptions) -> KernelBackend {
+        KernelBackend {
+            inner: Inner::new("kernel", Mounter::Kernel, opts),
+        }
+    }
+
+    /// [`Backend::start`] with the concrete session type (for tests and
+    /// tools that want its extra methods).
+    pub fn start_session(&self, case: &Case) -> Result<RemoteSession, DriverError> {
+        self.inner.start(case)
+    }
+}
+
+impl Default for KernelBackend {
+    fn default() -> Self {
+        KernelBackend::new()
+    }
+}
+
+/// fuse-overlayfs (the Debian package's C implementation), unmounted with
+/// `fusermount3 -u`.
+#[derive(Debug, Clone)]
+pub struct FuseOverlayfsBackend {
+    inner: Arc<Inner>,
+}
+
+impl FuseOverlayfsBackend {
+    pub fn new() -> FuseOverlayfsBackend {
+        FuseOverlayfsBackend::with_options(BackendOptions::default())
+    }
+
+    pub fn with_options(opts: BackendOptions) -> FuseOverlayfsBackend {
+        let mounter = Mounter::Fuse {
+            binary: FUSE_OVERLAYFS.to_string(),
+        };
+        FuseOverlayfsBackend {
+            inner: Inner::new("fuse-overlayfs", mounter, opts),
+        }
+    }
+
+    /// [`Backend::start`] with the concrete session type.
+    pub fn start_session(&self, case: &Case) -> Result<RemoteSession, DriverError> {
+        require_file(
+            FUSE_OVERLAYFS,
+            "fuse-overlayfs not found: apt-get install fuse-overlayfs",
+        )?;
+        self.inner.start(case)
+    }
+}
+
+impl Default for FuseOverlayfsBackend {
+    fn default() -> Self {
+        FuseOverlayfsBackend::new()
+    }
+}
+
+/// Any overlay implementation mounted by user-given shell command templates
+/// (see [`crate::spawn::fill_template`]), run with `/bin/sh -c` inside the
+/// worker's namespace.
+#[derive(Debug, Clone)]
+pub struct ExecBackend {
+    inner: Arc<Inner>,
+}
+
+impl ExecBackend {
+    /// `mount_template` may use `{lowerdir} {upperdir} {workdir} {target}
+    /// {options}`; `umount_template` uses `{target}`.
+    pub fn new(mount_template: String, umount_template: String) -> ExecBackend {
+        ExecBackend::with_options(mount_template, umount_template, BackendOptions::default())
+    }
+
+    pub fn with_options(
+        mount_template: String,
+        umount_template: String,
+        opts: BackendOptions,
+    ) -> ExecBackend {
+        let mounter = Mounter::Exec {
+            mount: mount_template,
+            umount: umount_template,
+        };
+        ExecBackend {
+            inner: Inner::new("exec", mounter, opts),
+        }
+    }
+
+    /// [`Backend::start`] with the concrete session type.
+    pub fn start_session(&self, case: &Case) -> Result<RemoteSession, DriverError> {
+        self.inner.start(case)
+    }
+}
+
+impl Backend for KernelBackend {
+    fn name(&self) -> &str {
+        self.inner.name
+    }
+
+    fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
+        Ok(Box::new(self.start_session(case)?))
+    }
+}
+
+impl Backend for FuseOverlayfsBackend {
+    fn name(&self) -> &str {
+        self.inner.name
+    }
+
+    fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
+        Ok(Box::new(self.start_session(case)?))
+    }
+}
+
+impl Backend for ExecBackend {
+    fn name(&self) -> &str {
+        self.inner.name
+    }
+
+    fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
+        Ok(Box::new(self.start_session(case)?))
+    }
+}
+
+/// A session served by a worker process.
+#[derive(Debug)]
+pub struct RemoteSession {
+    worker: Option<Worker>,
+    inner: Arc<Inner>,
+}
+
+impl RemoteSession {
+    fn call(&mut self, req: &Request, op: &str) -> Result<Response, DriverError> {
+        let timeout = self.inner.opts.timeout;
+        self.call_with(req, op, timeout)
+    }
+
+    fn call_with(
+        &mut self,
+        req: &Request,
+        op: &str,
+        timeout: Duration,
+    ) -> Result<Response, DriverError> {
+        let w = self
+            .worker
+            .as_mut()
+            .ok_or_else(|| DriverError::Died("session already failed".into()))?;
+        let r = w.call(req, op, timeout);
+        if r.is_err() {
+            self.worker = None;
+        }
+        match r? {
+            Response::Error {
+                message,
+                env: false,
+            } => Err(DriverError::Io(message)),
+            Response::Error { message, env: true } => Err(DriverError::Environment(message)),
+            ok => Ok(ok),
+        }
+    }
+
+    /// The worker's `/proc/self/mountinfo` (its private namespace).
+    pub fn mountinfo(&mut self) -> Result<String, DriverError> {
+        match self.call(&Request::Mountinfo, "mountinfo")? {
+            Response::Text(t) => Ok(t),
+            other => Err(unexpected("mountinfo", other)),
+        }
+    }
+
+    /// The store home of this session, a path inside the worker's
+    /// namespace (reach it from outside via `/proc/<worker_pid>/root`).
+    pub fn store_home(&mut self) -> Result<String, DriverError> {
+        match self.call(&Request::StoreHome, "store home")? {
+            Response::Text(t) => Ok(t),
+            other => Err(unexpected("store home", other)),
+        }
+    }
+
+    /// The worker's pid (0 once it is gone).
+    pub fn worker_pid(&self) -> i32 {
+        self.worker.as_ref().map_or(0, Worker::pid)
+    }
+
+    /// Test hook: makes the worker sleep `secs` (to trip the watchdog).
+    pub fn stall(&mut self, secs: u64) -> Result<(), DriverError> {
+        self.call(&Request::Sleep { secs }, "sleep").map(drop)
+    }
+}
+
+fn unexpected(what: &str, r: Response) -> DriverError {
+    DriverError::Io(format!("unexpected answer to {what}: {r:?}"))
+}
+
+impl Session for RemoteSession {
+    fn apply(&mut self, step: &Step) -> Result<Outcome, DriverError> {
+        let req = Request::Apply { step: step.clone() };
+        match self.call(&req, step.op.keyword())? {
+            Response::Outcome(o) => Ok(o),
+            other => Err(unexpected(step.op.keyword(), other)),
+        }
+    }
+
+    fn merged_view(&mut self) -> Result<View, DriverError> {
+        match self.call(&Request::MergedView, "merged view")? {
+            Response::View(v) => Ok(v),
+            other => Err(unexpected("merged view", other)),
+        }
+    }
+
+    fn upper_view(&mut self) -> Result<Option<View>, DriverError> {
+        match self.call(&Request::UpperView, "upper view")? {
+            Response::MaybeView(v) => Ok(v),
+            other => Err(unexpected("upper view", other)),
+        }
+    }
+
+    fn lower_views(&mut self) -> Result<Vec<View>, DriverError> {
+        match self.call(&Request::LowerViews, "lower views")? {
+            Response::Views(v) => Ok(v),
+            other => Err(unexpected("lower views", other)),
+        }
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<(), DriverError> {
+        self.end()
+    }
+}
+
+impl RemoteSession {
+    fn end(&mut self) -> Result<(), DriverError> {
+        if self.worker.is_none() {
+            return Ok(());
+        }
+        let r = self.call(&Request::End, "finish");
+        if let Some(w) = self.worker.take() {
+            if r.is_ok() {
+                self.inner.give(w);
+            }
+        }
+        r.map(drop)
+    }
+}
+
+impl Drop for RemoteSession {
+    fn drop(&mut self) {
+        let _ = self.end();
+    }
+}
+
+fn require_file(path: &str, message: &str) -> Result<(), DriverError> {
+    if std::path::Path::new(path).exists() {
+        Ok(())
+    } else {
+        Err(DriverError::Environment(message.to_string()))
+    }
+}
+
+fn read_trim(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Static checks first (overlay in `/proc/filesystems`, user namespaces for
+/// a non-root harness, binaries), then a trial session of an empty case, as
+/// moby's `SupportsOverlay` does a trial mount.
+pub fn check_environment(kind: BackendKind) -> Result<(), DriverError> {
+    let root = nix::unistd::geteuid().is_root();
+    if kind != BackendKind::Exec {
+        let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+        let fuse = kind == BackendKind::FuseOverlayfs;
+        let want = if fuse { "fuse" } else { "overlay" };
+        if !fs
+            .lines()
+            .any(|l| l.split_whitespace().last() == Some(want))
+            && !(fuse && std::path::Path::new("/dev/fuse").exists())
+        {
+            return Err(DriverError::Environment(format!(
+                "the kernel has no {want} filesystem: run `modprobe {want}` as root"
+            )));
+        }
+    }
+    if !root {
+        if read_trim("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0")
+            || read_trim("/proc/sys/user/max_user_namespaces").as_deref() == Some("0")
+        {
+            return Err(DriverError::Environment(
+                "no permission to mount: not root and user namespaces are disabled; run as root or enable them (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces)".into(),
+            ));
+        }
+    }
+    if kind == BackendKind::FuseOverlayfs {
+        require_file(
+            FUSE_OVERLAYFS,
+            "fuse-overlayfs not found: apt-get install fuse-overlayfs",
+        )?;
+        require_file(FUSERMOUNT3, "fusermount3 not found: apt-get install fuse3")?;
+        require_file(
+            "/dev/fuse",
+            "/dev/fuse is missing: modprobe fuse (or give the container --device /dev/fuse)",
+        )?;
+    }
+    if kind == BackendKind::Exec {
+        return require_file(
+            "/bin/sh",
+            "/bin/sh not found: the exec backend runs its templates with /bin/sh -c",
+        );
+    }
+    trial(kind, root)
+}
+
+fn trial(kind: BackendKind, root: bool) -> Result<(), DriverError> {
+    let mut case = Case::default();
+    case.profile.userxattr = !root;
+    let backend: Box<dyn Backend> = match kind {
+        BackendKind::Kernel => Box::new(KernelBackend::new()),
+        _ => Box::new(FuseOverlayfsBackend::new()),
+    };
+    let session = backend.start(&case).map_err(|e| match e {
+        DriverError::Environment(m) => DriverError::Environment(m),
+        other => DriverError::Environment(format!("a trial {} mount failed: {other}", kind.name())),
+    })?;
+    session.finish()
+}

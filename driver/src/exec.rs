@@ -1,0 +1,290 @@
+//! The confined executor: each [`Op`] as its real syscall, beneath the merged
+//! root, with the kernel's errno passed through untranslated.
+//!
+//! Confinement: every path is resolved with `openat2(root, path,
+//! RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` (openat2(2)), so absolute
+//! symlink targets start at the overlay root and `..` stops there; nothing a
+//! case does can reach a file outside the mount.
+//!
+//! - Ops on the last component itself (lstat, readlink, mkdir, mkfifo,
+//!   symlink, unlink, rmdir, link, rename) open the *parent* `O_PATH |
+//!   O_DIRECTORY` and call the `*at` syscall with the last name, trailing
+//!   slash kept, so the kernel applies its own last-component and
+//!   trailing-slash rules. Search permission on the parent is checked by the
+//!   `*at` lookup, as on a plain walk.
+//! - Ops that follow (stat, read, open, create, write, truncate, chmod,
+//!   chown, utimes, xattrs) open the full path; path-based calls then go
+//!   through the `/proc/self/fd/N` magic link of an `O_PATH` fd, which
+//!   applies the same inode permission checks as the original path.
+//!   (The magic link is followed by the worker's own call, which is not
+//!   confined by `RESOLVE_NO_MAGICLINKS`: only case paths are.)
+
+use crate::sys::{self, Follow};
+use nix::errno::Errno;
+use ovlcheck_case::{
+    Errno as CaseErrno, FileKind, Op, OpPath, Outcome, RenameFlags, StatInfo, Value,
+};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+/// Most bytes a `read` returns (the case limit).
+pub const READ_LIMIT: usize = 16 << 20;
+
+/// `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`.
+pub const RESOLVE: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+
+type OpResult = Result<Value, Errno>;
+
+/// Performs `op` (not a lifecycle op) beneath the directory `root`.
+pub fn apply(root: RawFd, op: &Op) -> Outcome {
+    match run(root, op) {
+        Ok(v) => Outcome::Ok(v),
+        Err(e) => Outcome::Err(CaseErrno::from_code(e as i32)),
+    }
+}
+
+fn run(root: RawFd, op: &Op) -> OpResult {
+    match op {
+        Op::Lstat { path } => lstat(root, path),
+        Op::Stat { path } => stat(root, path),
+        Op::Read { path } => read(root, path),
+        Op::Readlink { path } => {
+            at_parent(root, path, |d, n| sys::readlinkat(d, n).map(Value::Bytes))
+        }
+        Op::Readdir { path } => readdir(root, path),
+        Op::Getxattr { path, name } => getxattr(root, path, name),
+        Op::Listxattr { path } => listxattr(root, path),
+        Op::Open { path, flags } => {
+            let acc = if flags.write {
+                libc::O_RDWR
+            } else {
+                libc::O_RDONLY
+            };
+            let trunc = if flags.trunc { libc::O_TRUNC } else { 0 };
+            open(root, path, acc | trunc, 0).map(|_| Value::Unit)
+        }
+        Op::Create {
+            path,
+            mode,
+            excl,
+            trunc,
+        } => {
+            let mut f = libc::O_CREAT | libc::O_WRONLY;
+            f |= if *excl { libc::O_EXCL } else { 0 };
+            f |= if *trunc { libc::O_TRUNC } else { 0 };
+            open(root, path, f, *mode).map(|_| Value::Unit)
+        }
+        Op::Write { path, offset, data } => {
+            let fd = open(root, path, libc::O_WRONLY, 0)?;
+            sys::pwrite_all(fd.as_raw_fd(), data, *offset).map(|_| Value::Unit)
+        }
+        Op::Truncate { path, size } => via_proc(root, path, |p| sys::truncate(p.to_bytes(), *size)),
+        Op::Mkdir { path, mode } => unit(at_parent(root, path, |d, n| sys::mkdirat(d, n, *mode))),
+        Op::Mkfifo { path, mode } => unit(at_parent(root, path, |d, n| {
+            sys::mknodat(d, n, libc::S_IFIFO | (mode & 0o7777), 0)
+        })),
+        Op::Symlink { target, path } => {
+            unit(at_parent(root, path, |d, n| sys::symlinkat(target, d, n)))
+        }
+        Op::Unlink { path } => unit(at_parent(root, path, |d, n| sys::unlinkat(d, n, 0))),
+        Op::Rmdir { path } => unit(at_parent(root, path, |d, n| {
+            sys::unlinkat(d, n, libc::AT_REMOVEDIR)
+        })),
+        Op::Link { old, new } => two_parents(root, old, new, |od, on, nd, nn| {
+            sys::linkat(od, on, nd, nn, 0)
+        }),
+        Op::Rename { old, new, flags } => {
+            let f = rename_flags(*flags);
+            two_parents(root, old, new, |od, on, nd, nn| {
+                sys::renameat2(od, on, nd, nn, f)
+            })
+        }
+        Op::Chmod { path, mode } => via_proc(root, path, |p| {
+            sys::fchmodat(libc::AT_FDCWD, p.to_bytes(), *mode)
+        }),
+        Op::Chown { path, uid, gid } => via_proc(root, path, |p| {
+            sys::fchownat(libc::AT_FDCWD, p.to_bytes(), *uid, *gid, 0)
+        }),
+        Op::Utimes { path, mtime } => via_proc(root, path, |p| {
+            sys::utimensat(libc::AT_FDCWD, p.to_bytes(), *mtime, 0)
+        }),
+        Op::Setxattr { path, name, value } => via_proc(root, path, |p| {
+            sys::setxattr(p, name.as_bytes(), value, Follow::Yes)
+        }),
+        Op::Removexattr { path, name } => {
+            via_proc(root, path, |p| sys::removexattr(p, name.as_bytes()))
+        }
+        Op::Remount | Op::Commit => Err(Errno::EINVAL),
+    }
+}
+
+fn unit(r: Result<(), Errno>) -> OpResult {
+    r.map(|_| Value::Unit)
+}
+
+/// `a/b` or `a/b/` as the op names it.
+pub fn op_bytes(p: &OpPath) -> Vec<u8> {
+    let mut v = p.path.as_string().into_bytes();
+    if p.trailing_slash {
+        v.push(b'/');
+    }
+    v
+}
+
+/// Splits an op path into its parent (`.` for the root) and its last name
+/// (with the trailing slash, if any).
+fn split(p: &OpPath) -> (Vec<u8>, Vec<u8>) {
+    let parent = p.path.parent().map(|x| x.as_string()).unwrap_or_default();
+    let mut name = p
+        .path
+        .file_name()
+        .map(|n| n.as_str().as_bytes().to_vec())
+        .unwrap_or_else(|| b".".to_vec());
+    if p.trailing_slash {
+        name.push(b'/');
+    }
+    let parent = if parent.is_empty() {
+        b".".to_vec()
+    } else {
+        parent.into_bytes()
+    };
+    (parent, name)
+}
+
+/// Opens the parent directory of `p` beneath `root`.
+fn open_parent(root: RawFd, parent: &[u8]) -> Result<OwnedFd, Errno> {
+    sys::openat2(root, parent, libc::O_PATH | libc::O_DIRECTORY, 0, RESOLVE)
+}
+
+fn at_parent<T>(
+    root: RawFd,
+    p: &OpPath,
+    f: impl FnOnce(RawFd, &[u8]) -> Result<T, Errno>,
+) -> Result<T, Errno> {
+    let (parent, name) = split(p);
+    let dir = open_parent(root, &parent)?;
+    f(dir.as_raw_fd(), &name)
+}
+
+fn two_parents(
+    root: RawFd,
+    old: &OpPath,
+    new: &OpPath,
+    f: impl FnOnce(RawFd, &[u8], RawFd, &[u8]) -> Result<(), Errno>,
+) -> OpResult {
+    let (op, on) = split(old);
+    let (np, nn) = split(new);
+    let od = open_parent(root, &op)?;
+    let nd = open_parent(root, &np)?;
+    f(od.as_raw_fd(), &on, nd.as_raw_fd(), &nn).map(|_| Value::Unit)
+}
+
+fn rename_flags(f: RenameFlags) -> u32 {
+    let mut v = 0;
+    if f.noreplace {
+        v |= libc::RENAME_NOREPLACE;
+    }
+    if f.exchange {
+        v |= libc::RENAME_EXCHANGE;
+    }
+    if f.whiteout {
+        v |= libc::RENAME_WHITEOUT;
+    }
+    v
+}
+
+/// Opens the full path (following) with `flags | O_NONBLOCK`.
+fn open(root: RawFd, p: &OpPath, flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
+    sys::openat2(root, &op_bytes(p), flags | libc::O_NONBLOCK, mode, RESOLVE)
+}
+
+fn via_proc(
+    root: RawFd,
+    p: &OpPath,
+    f: impl FnOnce(&std::ffi::CStr) -> Result<(), Errno>,
+) -> OpResult {
+    let fd = open(root, p, libc::O_PATH, 0)?;
+    f(&sys::proc_fd_path(&fd)).map(|_| Value::Unit)
+}
+
+/// The file type of a `st_mode`.
+pub fn file_kind(mode: u32) -> FileKind {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => FileKind::File,
+        libc::S_IFDIR => FileKind::Dir,
+        libc::S_IFLNK => FileKind::Symlink,
+        libc::S_IFIFO => FileKind::Fifo,
+        libc::S_IFCHR => FileKind::Char,
+        _ => FileKind::Other,
+    }
+}
+
+/// The deterministic fields of a `struct stat` (size 0 for directories).
+pub fn stat_info(st: &libc::stat) -> StatInfo {
+    let kind = file_kind(st.st_mode);
+    StatInfo {
+        kind,
+        mode: st.st_mode & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        size: if kind == FileKind::Dir {
+            0
+        } else {
+            st.st_size as u64
+        },
+        nlink: st.st_nlink as u32,
+    }
+}
+
+fn lstat(root: RawFd, p: &OpPath) -> OpResult {
+    at_parent(root, p, |d, n| {
+        sys::fstatat(d, n, libc::AT_SYMLINK_NOFOLLOW)
+    })
+    .map(|st| Value::Stat(stat_info(&st)))
+}
+
+fn stat(root: RawFd, p: &OpPath) -> OpResult {
+    let fd = open(root, p, libc::O_PATH, 0)?;
+    sys::fstat(fd.as_raw_fd()).map(|st| Value::Stat(stat_info(&st)))
+}
+
+fn read(root: RawFd, p: &OpPath) -> OpResult {
+    let fd = open(root, p, libc::O_RDONLY, 0)?;
+    sys::read_to_end(fd.as_raw_fd(), READ_LIMIT).map(Value::Bytes)
+}
+
+fn readdir(root: RawFd, p: &OpPath) -> OpResult {
+    let fd = open(root, p, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    read_names(fd).map(Value::Names)
+}
+
+/// All names of an open directory except `.` and `..`, sorted.
+pub fn read_names(fd: OwnedFd) -> Result<Vec<String>, Errno> {
+    let mut dir = nix::dir::Dir::from_fd(fd)?;
+    let mut names = Vec::new();
+    for e in dir.iter() {
+        let e = e?;
+        let n = e.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(String::from_utf8_lossy(n).into_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn getxattr(root: RawFd, p: &OpPath, name: &str) -> OpResult {
+    let fd = open(root, p, libc::O_PATH, 0)?;
+    sys::getxattr(&sys::proc_fd_path(&fd), name.as_bytes(), Follow::Yes).map(Value::Bytes)
+}
+
+fn listxattr(root: RawFd, p: &OpPath) -> OpResult {
+    let fd = open(root, p, libc::O_PATH, 0)?;
+    let names = sys::listxattr(&sys::proc_fd_path(&fd), Follow::Yes)?;
+    let mut v: Vec<String> = names
+        .into_iter()
+        .map(|n| String::from_utf8_lossy(&n).into_owned())
+        .filter(|n| n.starts_with("user."))
+        .collect();
+    v.sort();
+    Ok(Value::Names(v))
+}

@@ -1,0 +1,194 @@
+//! Mounting a layer stack. The kernel backend follows moby's overlay2 `Get`
+//! (research notes §1.5): absolute `lowerdir=` paths through the `l/` links
+//! when the data fits in a page, otherwise paths relative to the store
+//! (`mountFrom`: chdir to the home, then mount), and beyond that — past
+//! Docker's 128-layer cap — the new mount API (`fsopen("overlay")`, one
+//! `fsconfig(FSCONFIG_SET_STRING, "lowerdir+")` per layer, kernel 6.8+),
+//! which takes up to the kernel's 500 lowers.
+
+use crate::sys::newmount;
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use ovlcheck_case::Profile;
+use std::path::Path;
+
+/// A page: the most mount data `mount(2)` copies (moby `pageSize`).
+pub const PAGE_SIZE: usize = 4096;
+/// overlayfs `OVL_MAX_STACK`: the most lower layers of one mount.
+pub const OVL_MAX_STACK: usize = 500;
+
+/// What to mount: directories relative to the store home, top lower first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountSpec {
+    pub lowers: Vec<String>,
+    pub upper: Option<String>,
+    pub work: Option<String>,
+    pub target: String,
+    /// `key=value` or flag options besides the directories.
+    pub options: Vec<String>,
+}
+
+/// How a kernel mount was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `mount(2)` with absolute paths.
+    Absolute,
+    /// `mount(2)` with paths relative to the store home (cwd).
+    Relative,
+    /// `fsopen`/`fsconfig`/`fsmount`/`move_mount`.
+    NewApi,
+}
+
+/// A failed mount: the errno and what the kernel logged, if anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountError {
+    pub errno: Errno,
+    pub detail: String,
+}
+
+impl std::fmt::Display for MountError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.errno, self.detail)
+    }
+}
+
+/// The overlay options for `profile`, always explicit so that module
+/// parameters (`redirect_dir=N index=N metacopy=N xino_auto=N`) cannot
+/// change a case: `redirect_dir=on|follow`, `index=on|off`,
+/// `metacopy=on|off`, `xino=on|off`. With `userxattr` there is no
+/// `redirect_dir` or `metacopy` option (params.c forces nofollow/off).
+pub fn kernel_options(profile: &Profile) -> Vec<String> {
+    let on = |b: bool| if b { "on" } else { "off" };
+    let mut v = Vec::new();
+    if profile.userxattr {
+        v.push("userxattr".to_string());
+    } else {
+        v.push(format!(
+            "redirect_dir={}",
+            if profile.redirect_dir || profile.metacopy {
+                "on"
+            } else {
+                "follow"
+            }
+        ));
+    }
+    v.push(format!("index={}", on(profile.index)));
+    if !profile.userxattr {
+        v.push(format!("metacopy={}", on(profile.metacopy)));
+    }
+    v.push(format!("xino={}", on(profile.xino)));
+    v
+}
+
+fn join_under(home: &Path, rel: &str) -> String {
+    format!("{}/{rel}", home.display())
+}
+
+/// The mount data string with each directory mapped by `dir`.
+pub fn mount_data(spec: &MountSpec, dir: impl Fn(&str) -> String) -> String {
+    let lowers: Vec<String> = spec.lowers.iter().map(|l| dir(l)).collect();
+    let mut parts = vec![format!("lowerdir={}", lowers.join(":"))];
+    if let (Some(u), Some(w)) = (&spec.upper, &spec.work) {
+        parts.push(format!("upperdir={}", dir(u)));
+        parts.push(format!("workdir={}", dir(w)));
+    }
+    parts.extend(spec.options.iter().cloned());
+    parts.join(",")
+}
+
+/// Mounts `spec` with the kernel's overlay; the process cwd is left at
+/// `home`.
+pub fn mount_kernel(home: &Path, spec: &MountSpec) -> Result<Method, MountError> {
+    let err = |errno: Errno, detail: String| MountError { errno, detail };
+    std::env::set_current_dir(home).map_err(|e| {
+        err(
+            Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            format!("chdir {}: {e}", home.display()),
+        )
+    })?;
+    let absolute = mount_data(spec, |d| join_under(home, d));
+    let target = join_under(home, &spec.target);
+    if absolute.len() < PAGE_SIZE {
+        return classic(&target, &absolute)
+            .map(|_| Method::Absolute)
+            .map_err(|e| err(e, absolute));
+    }
+    let relative = mount_data(spec, str::to_string);
+    if relative.len() < PAGE_SIZE {
+        return classic(&spec.target, &relative)
+            .map(|_| Method::Relative)
+            .map_err(|e| err(e, relative));
+    }
+    new_api(spec).map(|_| Method::NewApi)
+}
+
+fn classic(target: &str, data: &str) -> Result<(), Errno> {
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data),
+    )
+}
+
+/// Mounts with the new mount API, paths relative to the cwd (the home).
+pub fn new_api(spec: &MountSpec) -> Result<(), MountError> {
+    let fs = newmount::fsopen("overlay").map_err(|errno| MountError {
+        errno,
+        detail: "fsopen(overlay)".into(),
+    })?;
+    let fail = |errno: Errno, what: String| MountError {
+        errno,
+        detail: format!("{what}: {}", newmount::messages(&fs).join("; ")),
+    };
+    for l in &spec.lowers {
+        newmount::set_string(&fs, "lowerdir+", l.as_bytes())
+            .map_err(|e| fail(e, format!("lowerdir+={l}")))?;
+    }
+    if let (Some(u), Some(w)) = (&spec.upper, &spec.work) {
+        newmount::set_string(&fs, "upperdir", u.as_bytes())
+            .map_err(|e| fail(e, "upperdir".into()))?;
+        newmount::set_string(&fs, "workdir", w.as_bytes())
+            .map_err(|e| fail(e, "workdir".into()))?;
+    }
+    for o in &spec.options {
+        let r = match o.split_once('=') {
+            Some((k, v)) => newmount::set_string(&fs, k, v.as_bytes()),
+            None => newmount::set_flag(&fs, o),
+        };
+        r.map_err(|e| fail(e, o.clone()))?;
+    }
+    newmount::create(&fs).map_err(|e| fail(e, "FSCONFIG_CMD_CREATE".into()))?;
+    let mnt = newmount::fsmount(&fs).map_err(|e| fail(e, "fsmount".into()))?;
+    newmount::move_mount(&mnt, spec.target.as_bytes())
+        .map_err(|e| fail(e, format!("move_mount to {}", spec.target)))
+}
+
+/// Unmounts `target` (plain `umount2`, lazily if still busy).
+pub fn unmount(target: &Path) -> Result<(), Errno> {
+    match umount2(target, MntFlags::empty()) {
+        Err(Errno::EBUSY) => umount2(target, MntFlags::MNT_DETACH),
+        r => r,
+    }
+}
+
+/// Mounts a tmpfs at `target` (`size=` when given).
+pub fn mount_tmpfs(target: &Path, size: Option<u64>) -> Result<(), Errno> {
+    let mut data = "mode=0755".to_string();
+    if let Some(n) = size {
+        data.push_str(&format!(",size={n}"));
+    }
+    mount(
+        Some("ovlcheck"),
+        target,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+}
+
+/// The mountinfo lines of this process's namespace.
+pub fn mountinfo() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
+}

@@ -1,0 +1,117 @@
+//! The worker protocol: length-prefixed (u32 little endian) JSON frames over
+//! a socketpair. One request, one response, strictly alternating.
+
+use crate::sys;
+use nix::errno::Errno;
+use ovlcheck_case::{Case, Outcome, Step, View};
+use serde::{Deserialize, Serialize};
+use std::os::fd::RawFd;
+
+/// Largest frame accepted (views of 16 MiB files as JSON arrays are big).
+pub const MAX_FRAME: usize = 1 << 30;
+
+/// How the worker mounts a stack.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mounter {
+    /// The kernel's overlayfs.
+    Kernel,
+    /// `fuse-overlayfs -f` at this path, unmounted with `fusermount3 -u`.
+    Fuse { binary: String },
+    /// User-given shell templates.
+    Exec { mount: String, umount: String },
+}
+
+/// A request to the worker.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// Build and mount a case (ends any previous session).
+    Start {
+        case: Box<Case>,
+        mounter: Mounter,
+    },
+    Apply {
+        step: Step,
+    },
+    MergedView,
+    UpperView,
+    LowerViews,
+    /// `/proc/self/mountinfo` of the worker's namespace.
+    Mountinfo,
+    /// The store home of the current session (a path in the worker's
+    /// namespace).
+    StoreHome,
+    /// Unmount and remove the current session.
+    End,
+    /// Test hook: stop answering (for watchdog tests).
+    Sleep {
+        secs: u64,
+    },
+}
+
+/// The worker's answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Response {
+    Ok,
+    Outcome(Outcome),
+    View(View),
+    MaybeView(Option<View>),
+    Views(Vec<View>),
+    Text(String),
+    /// The request failed; `env` marks an unusable environment.
+    Error {
+        message: String,
+        env: bool,
+    },
+}
+
+/// Writes one frame.
+pub fn send<T: Serialize>(fd: RawFd, msg: &T) -> Result<(), String> {
+    let body = serde_json::to_vec(msg).map_err(|e| format!("encode: {e}"))?;
+    let mut frame = Vec::with_capacity(body.len() + 4);
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&body);
+    sys::write_all(fd, &frame).map_err(|e| format!("write: {e}"))
+}
+
+/// Reads exactly `buf.len()` bytes; `Ok(false)` on EOF before the first.
+pub fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<bool, Errno> {
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: the remaining part of `buf` is writable.
+        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+        if n < 0 {
+            match Errno::last() {
+                Errno::EINTR => continue,
+                e => return Err(e),
+            }
+        }
+        if n == 0 {
+            return if got == 0 {
+                Ok(false)
+            } else {
+                Err(Errno::EPIPE)
+            };
+        }
+        got += n as usize;
+    }
+    Ok(true)
+}
+
+/// Reads one frame (blocking); `Ok(None)` on a clean EOF.
+pub fn recv<T: for<'de> Deserialize<'de>>(fd: RawFd) -> Result<Option<T>, String> {
+    let mut len = [0u8; 4];
+    if !read_exact(fd, &mut len).map_err(|e| format!("read: {e}"))? {
+        return Ok(None);
+    }
+    let n = u32::from_le_bytes(len) as usize;
+    if n > MAX_FRAME {
+        return Err(format!("frame of {n} bytes"));
+    }
+    let mut body = vec![0u8; n];
+    if !read_exact(fd, &mut body).map_err(|e| format!("read: {e}"))? && n > 0 {
+        return Err("EOF inside a frame".into());
+    }
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| format!("decode: {e}"))
+}

@@ -1,0 +1,446 @@
+//! The worker side of a session: builds a case's store on fresh tmpfs
+//! mounts, mounts it with the chosen [`Mounter`], runs steps and observes.
+//! Runs only inside a worker process (single-threaded, own namespace).
+
+use crate::mount::{self, MountSpec};
+use crate::observe::{self, Snapshot};
+use crate::proto::{Mounter, Request, Response};
+use crate::store::{Layer, LayerStore, MarkerNames};
+use crate::{creds, exec, spawn};
+use nix::unistd::Pid;
+use ovlcheck_case::{
+    Case, Errno as CaseErrno, LayerSpec, LowerFs, Op, Outcome, Profile, Step, View,
+};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Everything one worker keeps between requests.
+pub struct WorkerState {
+    root: PathBuf,
+    userns: bool,
+    counter: u64,
+    session: Option<CaseSession>,
+}
+
+/// A live mount of the stack.
+struct Mounted {
+    root: OwnedFd,
+    target: PathBuf,
+    snapshot: Snapshot,
+    daemon: Option<Pid>,
+}
+
+/// One case's store and mount.
+struct CaseSession {
+    dir: PathBuf,
+    /// tmpfs mounts made for this session, outermost first.
+    tmpfs: Vec<PathBuf>,
+    store: LayerStore,
+    profile: Profile,
+    mounter: Mounter,
+    /// Image layers, bottom first.
+    lowers: Vec<Layer>,
+    container: Layer,
+    mounted: Option<Mounted>,
+    /// A lifecycle mount failed: nothing is mounted.
+    broken: Option<String>,
+}
+
+type Res<T> = Result<T, String>;
+
+fn err(message: impl Into<String>) -> Response {
+    Response::Error {
+        message: message.into(),
+        env: false,
+    }
+}
+
+impl WorkerState {
+    pub fn new(root: PathBuf, userns: bool) -> WorkerState {
+        WorkerState {
+            root,
+            userns,
+            counter: 0,
+            session: None,
+        }
+    }
+
+    /// Ends the current session, if any (unmounts everything it made).
+    pub fn end(&mut self) {
+        if let Some(s) = self.session.take() {
+            s.teardown();
+        }
+    }
+
+    /// Answers one request.
+    pub fn handle(&mut self, req: Request) -> Response {
+        match req {
+            Request::Start { case, mounter } => {
+                self.end();
+                self.counter += 1;
+                let dir = self.root.join(format!("s{}", self.counter));
+                match CaseSession::start(dir, &case, mounter, self.userns) {
+                    Ok(s) => {
+                        self.session = Some(s);
+                        Response::Ok
+                    }
+                    Err(e) => err(e),
+                }
+            }
+            Request::End => {
+                self.end();
+                Response::Ok
+            }
+            Request::Mountinfo => Response::Text(mount::mountinfo()),
+            Request::Sleep { secs } => {
+                std::thread::sleep(std::time::Duration::from_secs(secs));
+                Response::Ok
+            }
+            other => match self.session.as_mut() {
+                None => err("no session"),
+                Some(s) => s.handle(other),
+            },
+        }
+    }
+}
+
+fn io_str(e: std::io::Error) -> String {
+    e.to_string()
+}
+
+impl CaseSession {
+    fn start(dir: PathBuf, case: &Case, mounter: Mounter, userns: bool) -> Res<CaseSession> {
+        let profile = case.profile.clone();
+        if profile.userxattr && !userns {
+            return Err("userxattr needs a user-namespace worker".into());
+        }
+        std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+        let same_size = if profile.lower_fs == LowerFs::Same {
+            profile.upper_size
+        } else {
+            None
+        };
+        mount::mount_tmpfs(&dir, same_size)
+            .map_err(|e| format!("tmpfs on {}: {e}", dir.display()))?;
+        let store = match LayerStore::init(&dir.join("overlay2"), 0) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = mount::unmount(&dir);
+                return Err(format!("store: {e}"));
+            }
+        };
+        let mut s = CaseSession {
+            dir: dir.clone(),
+            tmpfs: vec![dir],
+            store,
+            profile,
+            mounter,
+            lowers: Vec::new(),
+            container: Layer {
+                id: String::new(),
+                link: String::new(),
+                lower: Vec::new(),
+            },
+            mounted: None,
+            broken: None,
+        };
+        match s.build(case).and_then(|_| s.mount().map_err(|e| e.message)) {
+            Ok(()) => Ok(s),
+            Err(e) => {
+                s.teardown();
+                Err(e)
+            }
+        }
+    }
+
+    fn markers(&self) -> MarkerNames {
+        MarkerNames {
+            prefix: self.profile.xattr_prefix(),
+        }
+    }
+
+    fn fill(&self, layer: &Layer, spec: &LayerSpec) -> Res<()> {
+        let objects = spec
+            .objects()
+            .map_err(|e| format!("layer spec, entry {}: {}", e.entry, e.message))?;
+        crate::store::write_objects(&self.store.diff(layer), &objects, &self.markers())
+            .map_err(io_str)
+    }
+
+    /// Image layers bottom first, then the container layer seeded with the
+    /// case's upper.
+    fn build(&mut self, case: &Case) -> Res<()> {
+        for spec in &case.lowers {
+            let layer = self.store.create(self.lowers.last()).map_err(io_str)?;
+            self.fill(&layer, spec)?;
+            self.lowers.push(layer);
+        }
+        self.container = self.new_container()?;
+        if let Some(up) = &case.upper {
+            let c = self.container.clone();
+            self.fill(&c, up)?;
+        }
+        Ok(())
+    }
+
+    /// A fresh container layer above the top image layer; on its own tmpfs
+    /// (sized when asked) when lowers must be on another filesystem.
+    fn new_container(&mut self) -> Res<Layer> {
+        let id = self.store.new_id();
+        let separate = self.profile.lower_fs == LowerFs::Separate;
+        let size = self.profile.upper_size;
+        let mut mounted = None;
+        let parent = self.lowers.last().cloned();
+        let layer = self
+            .store
+            .create_named_with(&id, parent.as_ref(), &mut |dir: &Path| {
+                if separate {
+                    mount::mount_tmpfs(dir, size).map_err(std::io::Error::from)?;
+                    mounted = Some(dir.to_path_buf());
+                }
+                Ok(())
+            })
+            .map_err(io_str)?;
+        self.tmpfs.extend(mounted);
+        Ok(layer)
+    }
+
+    fn spec(&self) -> MountSpec {
+        let c = &self.container;
+        let options = match self.mounter {
+            Mounter::Fuse { .. } => Vec::new(),
+            _ => mount::kernel_options(&self.profile),
+        };
+        let target = format!("{}/merged", c.id);
+        if self.profile.readonly {
+            let mut lowers = vec![format!("{}/diff", c.id)];
+            lowers.extend(c.lower.iter().cloned());
+            MountSpec {
+                lowers,
+                upper: None,
+                work: None,
+                target,
+                options,
+            }
+        } else {
+            let lowers = if c.lower.is_empty() {
+                vec![]
+            } else {
+                c.lower.clone()
+            };
+            MountSpec {
+                lowers,
+                upper: Some(format!("{}/diff", c.id)),
+                work: Some(format!("{}/work", c.id)),
+                target,
+                options,
+            }
+        }
+    }
+
+    fn mount(&mut self) -> Result<(), MountFailure> {
+        let home = self.store.home().to_path_buf();
+        let target = self.store.merged(&self.container);
+        if !target.exists() {
+            mkdir_mode(&target, 0o700).map_err(MountFailure::other)?;
+        }
+        let mut spec = self.spec();
+        if spec.lowers.is_empty() {
+            // overlay needs a lowerdir: an empty one stands for "no image".
+            mkdir_mode(&home.join(EMPTY_LOWER), 0o755).map_err(MountFailure::other)?;
+            spec.lowers.push(EMPTY_LOWER.to_string());
+        }
+        let daemon = match &self.mounter {
+            Mounter::Kernel => {
+                mount::mount_kernel(&home, &spec).map_err(|e| MountFailure {
+                    errno: Some(e.errno),
+                    message: format!("mount: {e}"),
+                })?;
+                None
+            }
+            Mounter::Fuse { binary } => {
+                Some(spawn::fuse_mount(binary, &home, &spec).map_err(MountFailure::other)?)
+            }
+            Mounter::Exec { mount, .. } => {
+                spawn::exec_mount(mount, &home, &spec).map_err(MountFailure::other)?;
+                None
+            }
+        };
+        let tb = target.as_os_str().as_encoded_bytes();
+        let root = crate::sys::openat(libc::AT_FDCWD, tb, libc::O_PATH | libc::O_DIRECTORY, 0)
+            .map_err(|e| MountFailure::other(format!("open merged: {e}")))?;
+        let snapshot = observe::snapshot(&target).map_err(MountFailure::other)?;
+        self.mounted = Some(Mounted {
+            root,
+            target,
+            snapshot,
+            daemon,
+        });
+        Ok(())
+    }
+
+    fn unmount(&mut self) -> Res<()> {
+        let Some(m) = self.mounted.take() else {
+            return Ok(());
+        };
+        drop(m.root);
+        match &self.mounter {
+            Mounter::Kernel => mount::unmount(&m.target).map_err(|e| format!("umount: {e}"))?,
+            Mounter::Fuse { .. } => spawn::fuse_unmount(&m.target, m.daemon)?,
+            Mounter::Exec { umount, .. } => {
+                spawn::exec_unmount(umount, self.store.home(), &m.target)?
+            }
+        }
+        Ok(())
+    }
+
+    /// Unmounts the overlay and every tmpfs of the session, then removes
+    /// its directory.
+    fn teardown(mut self) {
+        if self.unmount().is_err() {
+            if let Some(m) = self.mounted.take() {
+                let _ = nix::mount::umount2(&m.target, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+        let _ = std::env::set_current_dir("/");
+        for t in self.tmpfs.iter().rev() {
+            if mount::unmount(t).is_err() {
+                let _ = nix::mount::umount2(t, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+
+    fn handle(&mut self, req: Request) -> Response {
+        match req {
+            Request::Apply { step } => self.apply(&step),
+            Request::MergedView => self
+                .view(|s| s.merged_view())
+                .map_or_else(err, Response::View),
+            Request::UpperView => self
+                .view(|s| s.upper_view())
+                .map_or_else(err, Response::MaybeView),
+            Request::LowerViews => self
+                .view(|s| s.lower_views())
+                .map_or_else(err, Response::Views),
+            Request::StoreHome => Response::Text(self.store.home().display().to_string()),
+            _ => err("unexpected request"),
+        }
+    }
+
+    fn view<T>(&self, f: impl FnOnce(&Self) -> Res<T>) -> Res<T> {
+        f(self)
+    }
+
+    fn mounted(&self) -> Res<&Mounted> {
+        match (&self.mounted, &self.broken) {
+            (Some(m), _) => Ok(m),
+            (None, Some(why)) => Err(format!("nothing mounted: {why}")),
+            (None, None) => Err("nothing mounted".into()),
+        }
+    }
+
+    fn apply(&mut self, step: &Step) -> Response {
+        match step.op {
+            Op::Remount => self.lifecycle(|_| Ok(())),
+            Op::Commit => self.lifecycle(|s| s.commit_layers()),
+            _ => match self.run_op(step) {
+                Ok(o) => Response::Outcome(o),
+                Err(e) => err(e),
+            },
+        }
+    }
+
+    fn run_op(&self, step: &Step) -> Res<Outcome> {
+        let m = self.mounted()?;
+        let saved = creds::switch(step.cred())?;
+        let outcome = exec::apply(m.root.as_raw_fd(), &step.op);
+        creds::restore(saved)?;
+        Ok(outcome)
+    }
+
+    /// Unmount (`pre` may change the layers), mount again. A failing mount
+    /// of the kernel backend is the step's outcome.
+    fn lifecycle(&mut self, pre: impl FnOnce(&mut Self) -> Res<()>) -> Response {
+        if let Err(e) = self.unmount().and_then(|_| pre(self)) {
+            return err(e);
+        }
+        match self.mount() {
+            Ok(()) => Response::Outcome(Outcome::OK),
+            Err(e) => {
+                self.broken = Some(e.message.clone());
+                match (&self.mounter, e.errno) {
+                    (Mounter::Kernel, Some(n)) => {
+                        Response::Outcome(Outcome::Err(CaseErrno::from_code(n as i32)))
+                    }
+                    _ => err(e.message),
+                }
+            }
+        }
+    }
+
+    /// `docker commit`: the container layer becomes the top image layer and
+    /// a fresh container layer goes above it (overlay2 `create` writes
+    /// `committed` into the parent).
+    fn commit_layers(&mut self) -> Res<()> {
+        self.unmount()?;
+        let old = self.container.clone();
+        self.lowers.push(old);
+        self.container = self.new_container()?;
+        Ok(())
+    }
+
+    fn merged_view(&self) -> Res<View> {
+        let m = self.mounted()?;
+        observe::merged_view(&m.target, &m.snapshot)
+    }
+
+    fn upper_view(&self) -> Res<Option<View>> {
+        if self.profile.readonly {
+            return Ok(None);
+        }
+        observe::raw_view(
+            &self.store.diff(&self.container),
+            self.profile.xattr_prefix(),
+            &[],
+        )
+        .map(Some)
+    }
+
+    fn lower_views(&self) -> Res<Vec<View>> {
+        let prefix = self.profile.xattr_prefix();
+        self.lowers
+            .iter()
+            .map(|l| observe::raw_view(&self.store.diff(l), prefix, &[]))
+            .collect()
+    }
+}
+
+/// Where an empty lower directory lives (relative to the store home) for
+/// cases without image layers: overlay needs at least one `lowerdir`.
+const EMPTY_LOWER: &str = "empty";
+
+/// A mount that did not happen; `errno` for kernel mounts.
+struct MountFailure {
+    errno: Option<nix::errno::Errno>,
+    message: String,
+}
+
+impl MountFailure {
+    fn other(message: String) -> MountFailure {
+        MountFailure {
+            errno: None,
+            message,
+        }
+    }
+}
+
+fn mkdir_mode(path: &Path, mode: u32) -> Res<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::create_dir(path) {
+        Ok(()) => std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("chmod {}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!("mkdir {}: {e}", path.display())),
+    }
+}

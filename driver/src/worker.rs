@@ -1,0 +1,485 @@
+//! Worker processes. A worker is forked (never exec'd) from a long-lived
+//! spawner thread of the harness — `PR_SET_PDEATHSIG` fires when the
+//! *thread* that forked exits, so forking from short-lived harness threads
+//! would kill pooled workers. The child only uses syscalls, allocation and
+//! its own raw-fd I/O (no std stdio locks, no threads). It:
+//!
+//! 1. sets `PR_SET_PDEATHSIG(SIGKILL)` and checks the parent is still there;
+//! 2. keeps only its socket (fd 3, close-on-exec) and stderr, stdin/stdout
+//!    go to `/dev/null`;
+//! 3. `unshare(CLONE_NEWNS)`, plus `CLONE_NEWUSER` for `userxattr` cases or
+//!    a non-root harness (the parent writes the id maps), makes `/`
+//!    recursively private and mounts a scratch tmpfs over
+//!    `$TMPDIR/ovlcheck-scratch` — visible only in its own namespace;
+//! 4. serves [`Request`]s until EOF.
+//!
+//! When the worker dies, for whatever reason, its mount namespace and every
+//! mount in it go away; its own children (fuse-overlayfs) get
+//! `PR_SET_PDEATHSIG` too.
+
+use crate::proto::{self, Request, Response};
+use crate::session::WorkerState;
+use crate::DriverError;
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::{fork, ForkResult, Pid};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The fd number of the worker's socket in the worker.
+const SOCK_FD: RawFd = 3;
+/// Inside ids `[0, ID_RANGE)` map to outside `[ID_BASE, ID_BASE + ID_RANGE)`
+/// in a user namespace made by a root harness (an unprivileged namespace,
+/// like rootless containers' subordinate ids).
+pub const ID_BASE: u32 = 1_000_000_000;
+/// See [`ID_BASE`].
+pub const ID_RANGE: u32 = 1_000_000_000;
+
+/// The parent's handle on one worker process.
+#[derive(Debug)]
+pub struct Worker {
+    pid: Pid,
+    sock: Option<OwnedFd>,
+    /// Runs in its own user namespace.
+    pub userns: bool,
+}
+
+impl Worker {
+    /// The worker's pid (tests check it is gone after a kill).
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
+    /// Sends `req` and waits up to `timeout` for the answer. A timeout kills
+    /// the worker ([`DriverError::Hung`]); EOF or a broken frame is
+    /// [`DriverError::Died`].
+    pub fn call(
+        &mut self,
+        req: &Request,
+        op: &str,
+        timeout: Duration,
+    ) -> Result<Response, DriverError> {
+        let fd = match &self.sock {
+            Some(s) => s.as_raw_fd(),
+            None => return Err(DriverError::Died("worker already gone".into())),
+        };
+        if let Err(e) = proto::send(fd, req) {
+            self.kill();
+            return Err(DriverError::Died(format!("sending `{op}`: {e}")));
+        }
+        let deadline = Instant::now() + timeout;
+        match recv_deadline(fd, deadline) {
+            Ok(r) => Ok(r),
+            Err(RecvError::Timeout) => {
+                self.kill();
+                Err(DriverError::Hung { op: op.to_string() })
+            }
+            Err(RecvError::Broken(e)) => {
+                let status = self.kill();
+                Err(DriverError::Died(format!("during `{op}`: {e}{status}")))
+            }
+        }
+    }
+
+    /// SIGKILLs and reaps the worker; says how it ended if it had already.
+    pub fn kill(&mut self) -> String {
+        self.sock = None;
+        let mut status = String::new();
+        if let Ok(s) = waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
+            if s != nix::sys::wait::WaitStatus::StillAlive {
+                return format!(" ({s:?})");
+            }
+        }
+        let _ = kill(self.pid, Signal::SIGKILL);
+        if let Ok(s) = waitpid(self.pid, None) {
+            status = format!(" ({s:?})");
+        }
+        status
+    }
+
+    /// Whether the worker can serve another request.
+    pub fn alive(&self) -> bool {
+        self.sock.is_some()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if self.sock.is_some() {
+            self.kill();
+        }
+    }
+}
+
+enum RecvError {
+    Timeout,
+    Broken(String),
+}
+
+fn wait_readable(fd: RawFd, deadline: Instant) -> Result<(), RecvError> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(RecvError::Timeout);
+        }
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: `fd` is the open socket owned by the caller's `Worker`.
+        let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let mut fds = [PollFd::new(bfd, PollFlags::POLLIN)];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) => continue,
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(RecvError::Broken(format!("poll: {e}"))),
+        }
+    }
+}
+
+fn read_exact_deadline(fd: RawFd, buf: &mut [u8], deadline: Instant) -> Result<(), RecvError> {
+    let mut got = 0;
+    while got < buf.len() {
+        wait_readable(fd, deadline)?;
+        // SAFETY: the remaining part of `buf` is writable.
+        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+        if n < 0 {
+            match Errno::last() {
+                Errno::EINTR | Errno::EAGAIN => continue,
+                e => return Err(RecvError::Broken(format!("read: {e}"))),
+            }
+        }
+        if n == 0 {
+            return Err(RecvError::Broken("worker closed its socket (EOF)".into()));
+        }
+        got += n as usize;
+    }
+    Ok(())
+}
+
+fn recv_deadline(fd: RawFd, deadline: Instant) -> Result<Response, RecvError> {
+    let mut len = [0u8; 4];
+    read_exact_deadline(fd, &mut len, deadline)?;
+    let n = u32::from_le_bytes(len) as usize;
+    if n > proto::MAX_FRAME {
+        return Err(RecvError::Broken(format!("frame of {n} bytes")));
+    }
+    let mut body = vec![0u8; n];
+    read_exact_deadline(fd, &mut body, deadline)?;
+    serde_json::from_slice(&body).map_err(|e| RecvError::Broken(format!("decode: {e}")))
+}
+
+// ---------------------------------------------------------------------------
+// Spawning
+
+type Job = (bool, Duration, mpsc::Sender<Result<Worker, DriverError>>);
+
+/// The spawner thread of this process (re-made after a fork: the pid tells).
+static SPAWNER: Mutex<Option<(u32, mpsc::Sender<Job>)>> = Mutex::new(None);
+
+/// The mount point of a worker's scratch tmpfs: `$TMPDIR/ovlcheck-scratch`,
+/// an empty directory on the host, over-mounted only inside each worker's
+/// namespace.
+pub fn scratch_mountpoint() -> PathBuf {
+    std::env::temp_dir().join("ovlcheck-scratch")
+}
+
+/// Forks a new worker (from the spawner thread). `userns`: in its own user
+/// namespace. `timeout` bounds its setup.
+pub fn spawn(userns: bool, timeout: Duration) -> Result<Worker, DriverError> {
+    let mountpoint = scratch_mountpoint();
+    if let Err(e) = std::fs::create_dir(&mountpoint) {
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
+            return Err(DriverError::Environment(format!(
+                "cannot create {}: {e}; set TMPDIR to a writable directory",
+                mountpoint.display()
+            )));
+        }
+    }
+    let tx = spawner_sender();
+    let (rtx, rrx) = mpsc::channel();
+    tx.send((userns, timeout, rtx))
+        .map_err(|_| DriverError::Io("spawner thread is gone".into()))?;
+    rrx.recv()
+        .map_err(|_| DriverError::Io("spawner thread is gone".into()))?
+}
+
+fn spawner_sender() -> mpsc::Sender<Job> {
+    let mut guard = SPAWNER.lock().unwrap_or_else(|p| p.into_inner());
+    let me = std::process::id();
+    if let Some((pid, tx)) = guard.as_ref() {
+        if *pid == me {
+            return tx.clone();
+        }
+    }
+    let (tx, rx) = mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("ovlcheck-spawner".into())
+        .spawn(move || {
+            for (userns, timeout, reply) in rx {
+                let _ = reply.send(fork_worker(userns, timeout));
+            }
+        })
+        .expect("spawn the ovlcheck spawner thread");
+    *guard = Some((me, tx.clone()));
+    tx
+}
+
+fn socketpair() -> Result<(OwnedFd, OwnedFd), DriverError> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a writable array of two ints.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(DriverError::Io(format!("socketpair: {}", Errno::last())));
+    }
+    // SAFETY: socketpair returned two fresh fds that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn fork_worker(userns: bool, timeout: Duration) -> Result<Worker, DriverError> {
+    let (parent_end, child_end) = socketpair()?;
+    let parent_pid = nix::unistd::getpid();
+    let mountpoint = scratch_mountpoint();
+    // SAFETY: the child only uses syscalls, allocation and raw-fd I/O (see
+    // `child_main`), and never returns into the parent's code.
+    match unsafe { fork() } {
+        Err(e) => Err(DriverError::Io(format!("fork: {e}"))),
+        Ok(ForkResult::Child) => {
+            drop(parent_end);
+            child_main(child_end, parent_pid, userns, mountpoint)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(child_end);
+            let mut w = Worker {
+                pid: child,
+                sock: Some(parent_end),
+                userns,
+            };
+            setup_handshake(&mut w, userns, timeout)?;
+            Ok(w)
+        }
+    }
+}
+
+/// Parent side of the worker's setup: writes the id maps when asked, then
+/// waits for the ready frame.
+fn setup_handshake(w: &mut Worker, userns: bool, timeout: Duration) -> Result<(), DriverError> {
+    let fd = w.sock.as_ref().map(|s| s.as_raw_fd()).unwrap_or(-1);
+    let deadline = Instant::now() + timeout;
+    if userns {
+        let mut b = [0u8; 1];
+        if read_exact_deadline(fd, &mut b, deadline).is_err() || b[0] != b'U' {
+            let status = w.kill();
+            return Err(DriverError::Environment(format!(
+                "cannot create a user namespace{status}: enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run as root"
+            )));
+        }
+        if let Err(e) = write_id_maps(w.pid) {
+            w.kill();
+            return Err(DriverError::Environment(format!(
+                "cannot write user namespace id maps: {e}"
+            )));
+        }
+        let _ = crate::sys::write_all(fd, b"G");
+    }
+    match recv_deadline(fd, deadline) {
+        Ok(Response::Ok) => Ok(()),
+        Ok(Response::Error { message, env }) => {
+            w.kill();
+            Err(if env {
+                DriverError::Environment(message)
+            } else {
+                DriverError::Io(message)
+            })
+        }
+        Ok(other) => {
+            w.kill();
+            Err(DriverError::Io(format!(
+                "unexpected worker greeting {other:?}"
+            )))
+        }
+        Err(RecvError::Timeout) => {
+            w.kill();
+            Err(DriverError::Hung {
+                op: "worker setup".into(),
+            })
+        }
+        Err(RecvError::Broken(e)) => {
+            let status = w.kill();
+            Err(DriverError::Died(format!("worker setup: {e}{status}")))
+        }
+    }
+}
+
+/// Writes `/proc/PID/{setgroups,uid_map,gid_map}`: a root harness maps a
+/// large subordinate range ([`ID_BASE`]); an unprivileged one can only map
+/// its own ids to 0 (user_namespaces(7)).
+fn write_id_maps(pid: Pid) -> std::io::Result<()> {
+    let proc = PathBuf::from(format!("/proc/{}", pid.as_raw()));
+    let (uid, gid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    if uid == 0 {
+        let map = format!("0 {ID_BASE} {ID_RANGE}\n");
+        std::fs::write(proc.join("uid_map"), &map)?;
+        std::fs::write(proc.join("gid_map"), &map)
+    } else {
+        std::fs::write(proc.join("setgroups"), "deny")?;
+        std::fs::write(proc.join("uid_map"), format!("0 {uid} 1\n"))?;
+        std::fs::write(proc.join("gid_map"), format!("0 {gid} 1\n"))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The child
+
+fn child_exit(code: i32) -> ! {
+    // SAFETY: `_exit` never returns and runs no atexit handlers or
+    // destructors that could touch state copied from the parent.
+    unsafe { libc::_exit(code) }
+}
+
+/// Moves the socket to fd 3, closes every other inherited fd but stderr,
+/// points stdin/stdout at /dev/null.
+fn child_fds(sock: OwnedFd) {
+    let raw = sock.as_raw_fd();
+    std::mem::forget(sock);
+    // SAFETY: raw fd juggling in the fresh child; `raw` is our socket.
+    unsafe {
+        if raw != SOCK_FD {
+            if libc::dup3(raw, SOCK_FD, libc::O_CLOEXEC) < 0 {
+                child_exit(120);
+            }
+            libc::close(raw);
+        } else {
+            libc::fcntl(SOCK_FD, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+    crate::sys::close_from(SOCK_FD as u32 + 1);
+    if let Ok(null) = crate::sys::openat(libc::AT_FDCWD, b"/dev/null", libc::O_RDWR, 0) {
+        // SAFETY: dup2 onto stdin/stdout; `null` stays valid for the call.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 0);
+            libc::dup2(null.as_raw_fd(), 1);
+        }
+    }
+}
+
+fn child_main(sock: OwnedFd, parent: Pid, userns: bool, mountpoint: PathBuf) -> ! {
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+    }
+    if nix::unistd::getppid() != parent {
+        child_exit(121);
+    }
+    child_fds(sock);
+    let greeting = match setup_namespaces(userns, &mountpoint) {
+        Ok(()) => Response::Ok,
+        Err((message, env)) => Response::Error { message, env },
+    };
+    let failed = !matches!(greeting, Response::Ok);
+    if proto::send(SOCK_FD, &greeting).is_err() || failed {
+        child_exit(122);
+    }
+    serve(WorkerState::new(mountpoint, userns));
+}
+
+fn setup_namespaces(userns: bool, mountpoint: &std::path::Path) -> Result<(), (String, bool)> {
+    if userns {
+        unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
+            .map_err(|e| (format!("unshare(CLONE_NEWUSER|CLONE_NEWNS): {e}"), true))?;
+        crate::sys::write_all(SOCK_FD, b"U").map_err(|e| (format!("handshake: {e}"), false))?;
+        let mut b = [0u8; 1];
+        match proto::read_exact(SOCK_FD, &mut b) {
+            Ok(true) if b[0] == b'G' => {}
+            _ => child_exit(123),
+        }
+        let root = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(root, root, root)
+            .map_err(|e| (format!("setresgid(0) in the user namespace: {e}"), true))?;
+        let uroot = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresuid(uroot, uroot, uroot)
+            .map_err(|e| (format!("setresuid(0) in the user namespace: {e}"), true))?;
+    } else {
+        unshare(CloneFlags::CLONE_NEWNS).map_err(|e| {
+            (
+                format!("unshare(CLONE_NEWNS): {e}: run as root, or use the userxattr profile"),
+                true,
+            )
+        })?;
+    }
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| (format!("making / private: {e}"), true))?;
+    crate::mount::mount_tmpfs(mountpoint, None).map_err(|e| {
+        (
+            format!("mounting a tmpfs on {}: {e}", mountpoint.display()),
+            true,
+        )
+    })?;
+    // SAFETY: umask has no failure mode.
+    unsafe {
+        libc::umask(0);
+    }
+    Ok(())
+}
+
+fn serve(mut state: WorkerState) -> ! {
+    loop {
+        let req: Request = match proto::recv(SOCK_FD) {
+            Ok(Some(r)) => r,
+            _ => {
+                state.end();
+                child_exit(0)
+            }
+        };
+        let resp =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.handle(req))) {
+                Ok(r) => r,
+                Err(_) => Response::Error {
+                    message: "worker panicked".into(),
+                    env: false,
+                },
+            };
+        if proto::send(SOCK_FD, &resp).is_err() {
+            state.end();
+            child_exit(0);
+        }
+    }
+}
+
+/// Whether process `pid` exists and is not a zombie (tests use it to check
+/// that no worker survives).
+pub fn is_alive(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true)
+}
