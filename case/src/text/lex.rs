@@ -29,79 +29,94 @@ pub(crate) struct Token<'a> {
 /// A lexing error: column and message.
 pub(crate) type LexError = (usize, String);
 
-fn is_punct(c: char) -> bool {
-    matches!(c, '"' | '#' | '[' | ']' | '{' | '}' | ',')
+/// The 1-based column (in chars) of byte offset `pos` of `line`.
+fn col_of(line: &[u8], pos: usize) -> usize {
+    line[..pos.min(line.len())]
+        .iter()
+        .filter(|&&b| b & 0xC0 != 0x80)
+        .count()
+        + 1
 }
 
-/// True if `c` ends a bare word.
-fn ends_word(c: char, next: Option<char>) -> bool {
-    c == ' ' || c == '\t' || is_punct(c) || (c == '=' && next == Some('>'))
+/// Columns of increasing byte offsets, counted incrementally.
+struct Cols {
+    byte: usize,
+    col: usize,
 }
 
-/// Tokenizes one line (without its newline).
+impl Cols {
+    fn at(&mut self, line: &[u8], pos: usize) -> usize {
+        self.col += col_of(&line[self.byte..], pos - self.byte) - 1;
+        self.byte = pos;
+        self.col
+    }
+}
+
+fn is_punct(b: u8) -> bool {
+    matches!(b, b'"' | b'#' | b'[' | b']' | b'{' | b'}' | b',')
+}
+
+/// Tokenizes one line (without its newline). Every syntax character is
+/// ASCII, so scanning bytes never splits a UTF-8 sequence.
 pub(crate) fn lex_line(line: &str) -> Result<Vec<Token<'_>>, LexError> {
-    let chars: Vec<(usize, char)> = line.char_indices().collect();
-    let byte_at = |i: usize| chars.get(i).map_or(line.len(), |&(b, _)| b);
-    let char_at = |i: usize| chars.get(i).map(|&(_, c)| c);
+    let b = line.as_bytes();
+    let mut cols = Cols { byte: 0, col: 1 };
     let mut toks = Vec::new();
     let mut i = 0;
-    while let Some(c) = char_at(i) {
-        let col = i + 1;
-        let start = byte_at(i);
+    while let Some(&c) = b.get(i) {
         let simple = match c {
-            ' ' | '\t' => {
+            b' ' | b'\t' => {
                 i += 1;
                 continue;
             }
-            '#' => break,
-            '[' => Some(Tok::LBracket),
-            ']' => Some(Tok::RBracket),
-            '{' => Some(Tok::LBrace),
-            '}' => Some(Tok::RBrace),
-            ',' => Some(Tok::Comma),
-            '=' if char_at(i + 1) == Some('>') => {
-                i += 1;
-                Some(Tok::Arrow)
-            }
+            b'#' => break,
+            b'[' => Some((Tok::LBracket, 1)),
+            b']' => Some((Tok::RBracket, 1)),
+            b'{' => Some((Tok::LBrace, 1)),
+            b'}' => Some((Tok::RBrace, 1)),
+            b',' => Some((Tok::Comma, 1)),
+            b'=' if b.get(i + 1) == Some(&b'>') => Some((Tok::Arrow, 2)),
             _ => None,
         };
-        if let Some(tok) = simple {
-            i += 1;
+        let col = cols.at(b, i);
+        if let Some((tok, len)) = simple {
             toks.push(Token {
                 tok,
                 col,
-                src: &line[start..byte_at(i)],
+                src: &line[i..i + len],
             });
+            i += len;
             continue;
         }
-        if c == '"' {
-            let (bytes, end) = lex_string(&chars, i)?;
-            i = end;
+        if c == b'"' {
+            let (bytes, end) = lex_string(line, i)?;
             toks.push(Token {
                 tok: Tok::Str(bytes),
                 col,
-                src: &line[start..byte_at(i)],
+                src: &line[i..end],
             });
+            i = end;
             continue;
         }
         // A bare word.
         let mut j = i;
-        while let Some(c) = char_at(j) {
-            if ends_word(c, char_at(j + 1)) {
+        while let Some(&c) = b.get(j) {
+            if c == b' ' || c == b'\t' || is_punct(c) || (c == b'=' && b.get(j + 1) == Some(&b'>'))
+            {
                 break;
-            }
-            if c.is_control() {
-                return Err((
-                    j + 1,
-                    format!(
-                        "unexpected control character U+{:04X}; write it in a quoted string as \\xNN",
-                        c as u32
-                    ),
-                ));
             }
             j += 1;
         }
-        let src = &line[start..byte_at(j)];
+        let src = &line[i..j];
+        if let Some((k, c)) = src.char_indices().find(|(_, c)| c.is_control()) {
+            return Err((
+                col_of(b, i + k),
+                format!(
+                    "unexpected control character U+{:04X}; write it in a quoted string as \\xNN",
+                    c as u32
+                ),
+            ));
+        }
         toks.push(Token {
             tok: Tok::Word(src.to_string()),
             col,
@@ -112,35 +127,40 @@ pub(crate) fn lex_line(line: &str) -> Result<Vec<Token<'_>>, LexError> {
     Ok(toks)
 }
 
-/// Lexes the string starting at the `"` at char index `i`; returns its bytes
-/// and the char index after the closing quote.
-fn lex_string(chars: &[(usize, char)], i: usize) -> Result<(Vec<u8>, usize), LexError> {
-    let col = i + 1;
+/// Lexes the string starting at the `"` at byte `i`; returns its bytes and
+/// the byte offset after the closing quote.
+fn lex_string(line: &str, i: usize) -> Result<(Vec<u8>, usize), LexError> {
+    let b = line.as_bytes();
+    let unterminated = || {
+        (
+            col_of(b, i),
+            "unterminated string: missing closing `\"`".to_string(),
+        )
+    };
     let mut out = Vec::new();
     let mut j = i + 1;
     loop {
         if out.len() > MAX_STRING {
             return Err((
-                col,
+                col_of(b, i),
                 format!(
                     "string is longer than the limit of {MAX_STRING} bytes (limits::MAX_STRING)"
                 ),
             ));
         }
-        let Some(&(_, c)) = chars.get(j) else {
-            return Err((col, "unterminated string: missing closing `\"`".to_string()));
+        let Some(&c) = b.get(j) else {
+            return Err(unterminated());
         };
         match c {
-            '"' => return Ok((out, j + 1)),
-            '\\' => {
-                let esc = chars.get(j + 1).map(|&(_, c)| c);
-                match esc {
-                    Some('n') => out.push(b'\n'),
-                    Some('t') => out.push(b'\t'),
-                    Some('\\') => out.push(b'\\'),
-                    Some('"') => out.push(b'"'),
-                    Some('x') => {
-                        let hex = |k: usize| chars.get(k).and_then(|&(_, c)| c.to_digit(16));
+            b'"' => return Ok((out, j + 1)),
+            b'\\' => {
+                match b.get(j + 1) {
+                    Some(b'n') => out.push(b'\n'),
+                    Some(b't') => out.push(b'\t'),
+                    Some(b'\\') => out.push(b'\\'),
+                    Some(b'"') => out.push(b'"'),
+                    Some(b'x') => {
+                        let hex = |k: usize| b.get(k).and_then(|&c| (c as char).to_digit(16));
                         match (hex(j + 2), hex(j + 3)) {
                             (Some(h), Some(l)) => {
                                 out.push((h * 16 + l) as u8);
@@ -148,27 +168,27 @@ fn lex_string(chars: &[(usize, char)], i: usize) -> Result<(Vec<u8>, usize), Lex
                             }
                             _ => {
                                 return Err((
-                                    j + 1,
+                                    col_of(b, j),
                                     "expected two hex digits after `\\x` (e.g. \\x0a)".to_string(),
                                 ))
                             }
                         }
                     }
-                    Some(other) => {
+                    Some(_) => {
+                        // `\\` is ASCII, so `j + 1` is a char boundary.
+                        let other = line.get(j + 1..).and_then(|r| r.chars().next());
+                        let other = other.unwrap_or('?');
                         return Err((
-                            j + 1,
+                            col_of(b, j),
                             format!("unknown escape `\\{other}` (use \\n \\t \\\\ \\\" or \\xNN)"),
-                        ))
+                        ));
                     }
-                    None => {
-                        return Err((col, "unterminated string: missing closing `\"`".to_string()))
-                    }
+                    None => return Err(unterminated()),
                 }
                 j += 2;
             }
             c => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                out.push(c);
                 j += 1;
             }
         }

@@ -261,13 +261,13 @@ impl<'t, 'a> Cursor<'t, 'a> {
     }
 
     /// The end of the line (or `=>` when `arrow_ok`).
-    fn end(&self, after: &str, arrow_ok: bool) -> Result<(), ParseError> {
+    fn end(&self, after: impl FnOnce() -> String, arrow_ok: bool) -> Result<(), ParseError> {
         match self.peek() {
             None => Ok(()),
             Some(t) if arrow_ok && t.tok == Tok::Arrow => Ok(()),
             Some(t) => Err(self.err(
                 t.col,
-                format!("unexpected {} after {after}", self.found_tok(t)),
+                format!("unexpected {} after {}", self.found_tok(t), after()),
             )),
         }
     }
@@ -330,7 +330,7 @@ impl<'a> Parser<'a> {
     fn header(&mut self, c: &mut Cursor, name: &str) -> Result<(), ParseError> {
         let col = c.toks[0].col;
         c.i = 1;
-        c.end(&format!("section header `{name}`"), false)?;
+        c.end(|| format!("section header `{name}`"), false)?;
         let need_lower = "a case needs at least one `lower` section first";
         match (name, self.section) {
             ("lower", Section::Start | Section::Lower) => {
@@ -426,7 +426,9 @@ impl<'a> Parser<'a> {
 
     fn entry(&mut self, c: &mut Cursor) -> Result<(), ParseError> {
         let kw_col = c.col();
-        let (kw, _) = c.word(&format!("a layer entry ({ENTRY_WORDS})"))?;
+        let (kw, _) = c
+            .word("")
+            .map_err(|_| c.expected(&format!("a layer entry ({ENTRY_WORDS})")))?;
         let path_of = |c: &mut Cursor| c.rel_path();
         let (entry, pcol) = match kw {
             "dir" => {
@@ -521,7 +523,7 @@ impl<'a> Parser<'a> {
                 ))
             }
         };
-        c.end(&format!("`{kw}` entry"), false)?;
+        c.end(|| format!("`{kw}` entry"), false)?;
         let line = c.line;
         let Some(layer) = self.layer.as_mut() else {
             return Err(c.err(kw_col, "layer entry outside a layer section"));
@@ -558,7 +560,7 @@ impl<'a> Parser<'a> {
         if c.peek().is_some_and(|t| t.tok == Tok::Arrow) {
             c.i += 1;
             expect = Some(outcome(c)?);
-            c.end("the expected outcome", false)?;
+            c.end(|| "the expected outcome".to_string(), false)?;
         }
         self.case.steps.push(Step { op, cred, expect });
         Ok(())
@@ -567,7 +569,9 @@ impl<'a> Parser<'a> {
 
 fn op(c: &mut Cursor) -> Result<Op, ParseError> {
     let kw_col = c.col();
-    let (kw, _) = c.word(&format!("an op ({OP_WORDS})"))?;
+    let (kw, _) = c
+        .word("")
+        .map_err(|_| c.expected(&format!("an op ({OP_WORDS})")))?;
     let op = match kw {
         "lstat" => Op::Lstat { path: c.op_path()? },
         "stat" => Op::Stat { path: c.op_path()? },
@@ -692,7 +696,7 @@ fn op(c: &mut Cursor) -> Result<Op, ParseError> {
             ))
         }
     };
-    c.end(&format!("`{kw}` op"), true)?;
+    c.end(|| format!("`{kw}` op"), true)?;
     Ok(op)
 }
 
