@@ -202,6 +202,9 @@ impl CaseSession {
             })
             .map_err(io_str)?;
         self.tmpfs.extend(mounted);
+        // A base layer has no work/ in overlay2 (it is never mounted); a
+        // container layer always needs one.
+        mkdir_mode(&self.store.work(&layer), 0o700)?;
         Ok(layer)
     }
 
