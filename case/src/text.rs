@@ -6,6 +6,11 @@
 //! double-quoted strings (`\n \t \\ \" \xNN` escapes; they are bytes) and
 //! the punctuation `=> [ ] { } ,`. [`print_case`] emits canonical text that
 //! [`parse_case`] reads back to the same [`Case`].
+//!
+//! "Same" holds for every case the parser could have produced: at least one
+//! lower, layers that pass [`LayerSpec::objects`], sizes within [`limits`],
+//! no NUL in op xattr names or symlink targets, `Errno::Other(n)` only for
+//! unnamed `n > 0`, and a profile whose `upper_size` is at least 4096.
 
 mod lex;
 mod objects;

@@ -126,3 +126,19 @@ fn comments_blank_lines_crlf_and_tabs() {
         if path.to_string() == "a#b" && data == b"#not a comment")
     );
 }
+
+#[test]
+fn non_preset_profiles_round_trip() {
+    let mut odd = Profile::preset("metacopy").unwrap();
+    odd.redirect_dir = false;
+    let mut sized = Profile::preset("index").unwrap();
+    sized.upper_size = Some(1 << 20);
+    for profile in [odd, sized] {
+        let case = Case {
+            profile,
+            lowers: vec![Default::default()],
+            ..Default::default()
+        };
+        round_trip(&case).unwrap();
+    }
+}
