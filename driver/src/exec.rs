@@ -193,8 +193,15 @@ fn rename_flags(f: RenameFlags) -> u32 {
 }
 
 /// Opens the full path (following) with `flags | O_NONBLOCK`.
+/// (`openat2` refuses `O_PATH` with any flag but `O_DIRECTORY`,
+/// `O_NOFOLLOW` and `O_CLOEXEC`.)
 fn open(root: RawFd, p: &OpPath, flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
-    sys::openat2(root, &op_bytes(p), flags | libc::O_NONBLOCK, mode, RESOLVE)
+    let nonblock = if flags & libc::O_PATH != 0 {
+        0
+    } else {
+        libc::O_NONBLOCK
+    };
+    sys::openat2(root, &op_bytes(p), flags | nonblock, mode, RESOLVE)
 }
 
 fn via_proc(

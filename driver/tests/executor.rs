@@ -1,0 +1,471 @@
+//! The confined executor gives the same outcome as the plain syscall on an
+//! ordinary tree (no hostile symlinks): `openat2(RESOLVE_IN_ROOT)` + `*at`
+//! must not change any errno.
+
+mod common;
+use common::*;
+use ovlcheck_case::{Errno, FileKind, Op, OpPath, Outcome, RenameFlags, StatInfo, Value};
+use ovlcheck_driver::exec;
+use ovlcheck_driver::store::{write_objects, MarkerNames};
+use std::ffi::CString;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+const TREE: &str = r#"
+lower
+  dir d 0755
+  file d/f 0644 "data"
+  dir d/sub 0700
+  file d/sub/g 0600 "g"
+  dir e 0755
+  file a 0644 "hello"
+  file ro 0444 "ro"
+  symlink l "d"
+  symlink lf "a"
+  symlink dangling "nope"
+  symlink loop1 "loop2"
+  symlink loop2 "loop1"
+  symlink up "d/.."
+  fifo p 0644
+  hardlink h a
+  xattr a user.k "v"
+"#;
+
+fn build(dir: &Path) {
+    let c = case(TREE);
+    let objs = c.lowers[0].objects().unwrap();
+    write_objects(
+        dir,
+        &objs,
+        &MarkerNames {
+            prefix: "trusted.overlay.",
+        },
+    )
+    .unwrap();
+}
+
+fn path_of(dir: &Path, p: &OpPath) -> CString {
+    let mut s = format!("{}/{}", dir.display(), p.path);
+    if p.trailing_slash {
+        s.push('/');
+    }
+    CString::new(s).unwrap()
+}
+
+fn errno() -> Errno {
+    Errno::from_code(std::io::Error::last_os_error().raw_os_error().unwrap())
+}
+
+fn res(r: libc::c_int) -> Result<(), Errno> {
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+fn stat_of(st: &libc::stat) -> Value {
+    Value::Stat(exec::stat_info(st))
+}
+
+fn open_plain(p: &CString, flags: i32, mode: u32) -> Result<i32, Errno> {
+    // SAFETY: valid C string.
+    let fd = unsafe { libc::open(p.as_ptr(), flags | libc::O_NONBLOCK | libc::O_CLOEXEC, mode) };
+    if fd < 0 {
+        Err(errno())
+    } else {
+        Ok(fd)
+    }
+}
+
+fn close(fd: i32) {
+    // SAFETY: closing an fd this test opened.
+    unsafe { libc::close(fd) };
+}
+
+/// The op as a plain path-based syscall on `dir`.
+fn plain(dir: &Path, op: &Op) -> Outcome {
+    let r: Result<Value, Errno> = (|| {
+        // SAFETY (all blocks below): C strings are valid and buffers sized.
+        unsafe {
+            match op {
+                Op::Lstat { path } | Op::Stat { path } => {
+                    let mut st: libc::stat = std::mem::zeroed();
+                    let p = path_of(dir, path);
+                    let r = if matches!(op, Op::Lstat { .. }) {
+                        libc::lstat(p.as_ptr(), &mut st)
+                    } else {
+                        libc::stat(p.as_ptr(), &mut st)
+                    };
+                    res(r).map(|_| stat_of(&st))
+                }
+                Op::Read { path } => {
+                    let fd = open_plain(&path_of(dir, path), libc::O_RDONLY, 0)?;
+                    let mut buf = vec![0u8; 1 << 16];
+                    let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+                    let e = errno();
+                    close(fd);
+                    if n < 0 {
+                        return Err(e);
+                    }
+                    buf.truncate(n as usize);
+                    Ok(Value::Bytes(buf))
+                }
+                Op::Readlink { path } => {
+                    let mut buf = vec![0u8; 4096];
+                    let n = libc::readlink(
+                        path_of(dir, path).as_ptr(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                    );
+                    if n < 0 {
+                        return Err(errno());
+                    }
+                    buf.truncate(n as usize);
+                    Ok(Value::Bytes(buf))
+                }
+                Op::Readdir { path } => {
+                    let d = libc::opendir(path_of(dir, path).as_ptr());
+                    if d.is_null() {
+                        return Err(errno());
+                    }
+                    let mut names = Vec::new();
+                    loop {
+                        let e = libc::readdir(d);
+                        if e.is_null() {
+                            break;
+                        }
+                        let n = std::ffi::CStr::from_ptr((*e).d_name.as_ptr())
+                            .to_string_lossy()
+                            .into_owned();
+                        if n != "." && n != ".." {
+                            names.push(n);
+                        }
+                    }
+                    libc::closedir(d);
+                    names.sort();
+                    Ok(Value::Names(names))
+                }
+                Op::Getxattr { path, name } => {
+                    let n = CString::new(name.as_str()).unwrap();
+                    let mut buf = vec![0u8; 65536];
+                    let got = libc::getxattr(
+                        path_of(dir, path).as_ptr(),
+                        n.as_ptr(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                    );
+                    if got < 0 {
+                        return Err(errno());
+                    }
+                    buf.truncate(got as usize);
+                    Ok(Value::Bytes(buf))
+                }
+                Op::Listxattr { path } => {
+                    let mut buf = vec![0u8; 65536];
+                    let got = libc::listxattr(
+                        path_of(dir, path).as_ptr(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                    );
+                    if got < 0 {
+                        return Err(errno());
+                    }
+                    buf.truncate(got as usize);
+                    let mut v: Vec<String> = buf
+                        .split(|b| *b == 0)
+                        .filter(|s| s.starts_with(b"user."))
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect();
+                    v.sort();
+                    Ok(Value::Names(v))
+                }
+                Op::Open { path, flags } => {
+                    let f = if flags.write {
+                        libc::O_RDWR
+                    } else {
+                        libc::O_RDONLY
+                    } | if flags.trunc { libc::O_TRUNC } else { 0 };
+                    open_plain(&path_of(dir, path), f, 0).map(|fd| {
+                        close(fd);
+                        Value::Unit
+                    })
+                }
+                Op::Create {
+                    path,
+                    mode,
+                    excl,
+                    trunc,
+                } => {
+                    let mut f = libc::O_CREAT | libc::O_WRONLY;
+                    f |= if *excl { libc::O_EXCL } else { 0 };
+                    f |= if *trunc { libc::O_TRUNC } else { 0 };
+                    open_plain(&path_of(dir, path), f, *mode).map(|fd| {
+                        close(fd);
+                        Value::Unit
+                    })
+                }
+                Op::Write { path, offset, data } => {
+                    let fd = open_plain(&path_of(dir, path), libc::O_WRONLY, 0)?;
+                    let n = libc::pwrite(fd, data.as_ptr().cast(), data.len(), *offset as i64);
+                    let e = errno();
+                    close(fd);
+                    if n < 0 {
+                        Err(e)
+                    } else {
+                        Ok(Value::Unit)
+                    }
+                }
+                Op::Truncate { path, size } => {
+                    res(libc::truncate(path_of(dir, path).as_ptr(), *size as i64))
+                        .map(|_| Value::Unit)
+                }
+                Op::Mkdir { path, mode } => {
+                    res(libc::mkdir(path_of(dir, path).as_ptr(), *mode)).map(|_| Value::Unit)
+                }
+                Op::Mkfifo { path, mode } => res(libc::mknod(
+                    path_of(dir, path).as_ptr(),
+                    libc::S_IFIFO | mode,
+                    0,
+                ))
+                .map(|_| Value::Unit),
+                Op::Symlink { target, path } => {
+                    let t = CString::new(target.clone()).unwrap();
+                    res(libc::symlink(t.as_ptr(), path_of(dir, path).as_ptr())).map(|_| Value::Unit)
+                }
+                Op::Unlink { path } => {
+                    res(libc::unlink(path_of(dir, path).as_ptr())).map(|_| Value::Unit)
+                }
+                Op::Rmdir { path } => {
+                    res(libc::rmdir(path_of(dir, path).as_ptr())).map(|_| Value::Unit)
+                }
+                Op::Link { old, new } => res(libc::linkat(
+                    libc::AT_FDCWD,
+                    path_of(dir, old).as_ptr(),
+                    libc::AT_FDCWD,
+                    path_of(dir, new).as_ptr(),
+                    0,
+                ))
+                .map(|_| Value::Unit),
+                Op::Rename { old, new, flags } => {
+                    let mut f = 0;
+                    if flags.noreplace {
+                        f |= libc::RENAME_NOREPLACE;
+                    }
+                    if flags.exchange {
+                        f |= libc::RENAME_EXCHANGE;
+                    }
+                    res(libc::renameat2(
+                        libc::AT_FDCWD,
+                        path_of(dir, old).as_ptr(),
+                        libc::AT_FDCWD,
+                        path_of(dir, new).as_ptr(),
+                        f,
+                    ))
+                    .map(|_| Value::Unit)
+                }
+                Op::Chmod { path, mode } => {
+                    res(libc::chmod(path_of(dir, path).as_ptr(), *mode)).map(|_| Value::Unit)
+                }
+                Op::Chown { path, uid, gid } => {
+                    res(libc::chown(path_of(dir, path).as_ptr(), *uid, *gid)).map(|_| Value::Unit)
+                }
+                Op::Utimes { path, mtime } => {
+                    let ts = libc::timespec {
+                        tv_sec: *mtime,
+                        tv_nsec: 0,
+                    };
+                    res(libc::utimensat(
+                        libc::AT_FDCWD,
+                        path_of(dir, path).as_ptr(),
+                        [ts, ts].as_ptr(),
+                        0,
+                    ))
+                    .map(|_| Value::Unit)
+                }
+                Op::Setxattr { path, name, value } => {
+                    let n = CString::new(name.as_str()).unwrap();
+                    res(libc::setxattr(
+                        path_of(dir, path).as_ptr(),
+                        n.as_ptr(),
+                        value.as_ptr().cast(),
+                        value.len(),
+                        0,
+                    ))
+                    .map(|_| Value::Unit)
+                }
+                Op::Removexattr { path, name } => {
+                    let n = CString::new(name.as_str()).unwrap();
+                    res(libc::removexattr(path_of(dir, path).as_ptr(), n.as_ptr()))
+                        .map(|_| Value::Unit)
+                }
+                Op::Remount | Op::Commit => unreachable!(),
+            }
+        }
+    })();
+    match r {
+        Ok(v) => Outcome::Ok(v),
+        Err(e) => Outcome::Err(e),
+    }
+}
+
+/// Every op kind, with the error cases of each (ENOENT, EEXIST, ENOTDIR,
+/// EISDIR, ENOTEMPTY, EINVAL, ELOOP, trailing slashes).
+const OPS: &str = r#"
+  lstat a
+  lstat l
+  lstat l/
+  lstat missing
+  lstat a/x
+  lstat loop1/x
+  stat l
+  stat lf
+  stat dangling
+  stat loop1
+  stat a/
+  stat d/
+  stat up/a
+  read a
+  read lf
+  read d
+  read missing
+  read p
+  read loop1
+  readlink l
+  readlink a
+  readlink l/
+  readlink missing
+  readdir d
+  readdir l
+  readdir a
+  readdir l/sub
+  getxattr a user.k
+  getxattr lf user.k
+  getxattr a user.none
+  listxattr a
+  listxattr lf
+  listxattr missing
+  open a rdwr
+  open d rdwr
+  open ro trunc
+  open missing
+  create a 0644
+  create new1 0640
+  create a 0644 excl
+  create lf 0644 excl
+  create dangling 0600
+  create d 0644
+  create new2/ 0644
+  create missing/x 0644
+  write a 2 "XY"
+  write d 0 "x"
+  write missing 0 "x"
+  truncate a 1
+  truncate d 0
+  truncate missing 0
+  mkdir a 0755
+  mkdir d 0755
+  mkdir nd 0700
+  mkdir nd2/ 0700
+  mkdir missing/x 0755
+  mkdir a/x 0755
+  mkdir dangling 0755
+  mkfifo a 0644
+  mkfifo p2 0600
+  symlink "x" a
+  symlink "x" s2
+  symlink "x" s3/
+  unlink a
+  unlink d
+  unlink missing
+  unlink l/
+  unlink h
+  rmdir a
+  rmdir d
+  rmdir nd
+  rmdir missing
+  rmdir e/
+  rmdir l
+  link lf lnk
+  link d dlnk
+  link missing x
+  link ro lf
+  link ro missing/x
+  rename ro ro2
+  rename ro2 d
+  rename d/sub d/sub/x
+  rename e d
+  rename missing x
+  rename d/f d/f2 noreplace
+  rename d/f2 l noreplace
+  rename lf l exchange
+  rename a/ z
+  chmod ro2 0600
+  chmod missing 0600
+  chmod l 0700
+  chown ro2 1 2
+  chown lf 3 4
+  chown missing 0 0
+  utimes ro2 1000
+  utimes lf 2000
+  utimes missing 1
+  setxattr ro2 user.a "1"
+  setxattr lf user.b "2"
+  setxattr missing user.c "3"
+  setxattr p user.d "4"
+  removexattr ro2 user.a
+  removexattr ro2 user.a
+  lstat ro2
+  stat lf
+  readdir d
+"#;
+
+#[test]
+fn confined_ops_match_plain_syscalls() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("\n*** SKIP confined_ops_match_plain_syscalls: needs root (chown, trusted xattrs) ***\n");
+        if std::env::var("OVL_REQUIRE_KERNEL").as_deref() == Ok("1") {
+            panic!("OVL_REQUIRE_KERNEL=1 but not root");
+        }
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("confined"), tmp.path().join("plain"));
+    for d in [&a, &b] {
+        std::fs::create_dir(d).unwrap();
+        build(d);
+    }
+    let root = std::fs::File::open(&a).unwrap();
+    let mut mismatches = Vec::new();
+    for op in ops(OPS) {
+        let got = exec::apply(root.as_raw_fd(), &op);
+        let want = plain(&b, &op);
+        if got != want {
+            mismatches.push(format!("{op:?}: confined {got:?}, plain {want:?}"));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "mismatches:\n{}",
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn stat_info_reports_size_zero_for_dirs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = std::fs::File::open(tmp.path()).unwrap();
+    std::fs::create_dir(tmp.path().join("d")).unwrap();
+    let op = Op::Stat {
+        path: OpPath::parse("d").unwrap(),
+    };
+    match exec::apply(root.as_raw_fd(), &op) {
+        Outcome::Ok(Value::Stat(StatInfo {
+            kind: FileKind::Dir,
+            size: 0,
+            ..
+        })) => {}
+        other => panic!("{other:?}"),
+    }
+    let _ = RenameFlags::default();
+}
