@@ -8,7 +8,9 @@ use ovlcheck_driver::{Backend, DriverError};
 use ovlcheck_harness::campaign::{self, FuzzOptions, Shard};
 use ovlcheck_harness::gen::GenConfig;
 use ovlcheck_harness::summary::Summary;
-use ovlcheck_harness::{corpus, explore, report, repro, run_case, show, Checks, ModelBackend, RunError};
+use ovlcheck_harness::{
+    corpus, explore, report, repro, run_case, show, Checks, ModelBackend, RunError,
+};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,10 +25,14 @@ const DIVERGED: i32 = 1;
 const BAD: i32 = 2;
 
 #[derive(Parser)]
-#[command(name = "ovlcheck", version, about = "Differential model checker for Linux overlay filesystems",
+#[command(
+    name = "ovlcheck",
+    version,
+    about = "Differential model checker for Linux overlay filesystems",
     long_about = "Compares a pure model of overlayfs semantics with a real overlay mount \
 (the kernel's, fuse-overlayfs, or your own) on generated and hand-written cases.\n\n\
-Exit status: 0 no divergence, 1 divergence found, 2 bad input or unusable environment.")]
+Exit status: 0 no divergence, 1 divergence found, 2 bad input or unusable environment."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -186,9 +192,13 @@ fn install_signal_handlers() -> Arc<AtomicBool> {
 fn make_backend(a: &BackendArgs) -> Result<Box<dyn Backend>, String> {
     match a.backend.as_str() {
         "model" => Ok(Box::new(ModelBackend)),
-        "exec" if a.mount_cmd.is_none() => Err("the exec backend needs --mount-cmd (see --help)".into()),
-        name => ovlcheck_driver::backend_by_name(name, a.mount_cmd.clone(), Some(a.umount_cmd.clone()))
-            .map_err(|e| e.to_string()),
+        "exec" if a.mount_cmd.is_none() => {
+            Err("the exec backend needs --mount-cmd (see --help)".into())
+        }
+        name => {
+            ovlcheck_driver::backend_by_name(name, a.mount_cmd.clone(), Some(a.umount_cmd.clone()))
+                .map_err(|e| e.to_string())
+        }
     }
 }
 
@@ -237,7 +247,11 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
     let opts = FuzzOptions {
         seed: a.seed,
         cases: a.cases,
-        gen: GenConfig { profile, max_ops: a.max_ops.max(1), ..GenConfig::default() },
+        gen: GenConfig {
+            profile,
+            max_ops: a.max_ops.max(1),
+            ..GenConfig::default()
+        },
         jobs: a.jobs.max(1),
         shard,
         max_reported: a.max_reported,
@@ -288,7 +302,11 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
         ops: c.ops(),
         divergences: c.divergent_cases(),
         distinct: c.findings.len(),
-        signatures: c.findings.iter().map(|f| f.divergence.signature()).collect(),
+        signatures: c
+            .findings
+            .iter()
+            .map(|f| f.divergence.signature())
+            .collect(),
         backend_failures: c.backend_failures(),
         kernel: kernel_release(),
         saved,
@@ -309,7 +327,10 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
 }
 
 fn save_case(dir: &Path, case: &Case) -> Result<String, String> {
-    let text = format!("# saved by ovlcheck: backend outcomes pinned\n{}", print_case(case));
+    let text = format!(
+        "# saved by ovlcheck: backend outcomes pinned\n{}",
+        print_case(case)
+    );
     corpus::save(dir, case, &text)
         .map(|p| p.display().to_string())
         .map_err(|e| format!("cannot save to {}: {e}", dir.display()))
@@ -366,8 +387,19 @@ fn explore_cmd(a: ExploreArgs, stop: &AtomicBool) -> i32 {
         cases: x.sequences,
         ops: x.ops,
         divergences: x.divergences.len(),
-        distinct: x.divergences.iter().map(|d| d.signature()).collect::<std::collections::BTreeSet<_>>().len(),
-        signatures: x.divergences.iter().map(|d| d.signature()).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
+        distinct: x
+            .divergences
+            .iter()
+            .map(|d| d.signature())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        signatures: x
+            .divergences
+            .iter()
+            .map(|d| d.signature())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
         backend_failures: x.backend_failures,
         kernel: kernel_release(),
         saved,
@@ -380,7 +412,11 @@ fn explore_cmd(a: ExploreArgs, stop: &AtomicBool) -> i32 {
     .timed(start.elapsed());
     print_summary(&summary, a.json);
     if x.divergences.is_empty() {
-        if summary.interrupted { BAD } else { OK }
+        if summary.interrupted {
+            BAD
+        } else {
+            OK
+        }
     } else {
         DIVERGED
     }
@@ -413,7 +449,11 @@ fn replay(a: ReplayArgs, stop: &AtomicBool) -> i32 {
                 ops += run.ops;
                 if let Some(d) = run.divergence {
                     diverged += 1;
-                    println!("{}: FAIL\n{}", f.display(), report::render(&d, backend.name()));
+                    println!(
+                        "{}: FAIL\n{}",
+                        f.display(),
+                        report::render(&d, backend.name())
+                    );
                     signatures.push(format!("{}: {}", f.display(), d.signature()));
                 } else {
                     eprintln!("{}: ok", f.display());
@@ -469,7 +509,9 @@ fn run_one(a: RunArgs) -> i32 {
             }
             None => {
                 let d = ovlcheck_harness::Divergence {
-                    check: ovlcheck_harness::Check::View { which: ovlcheck_harness::compare::Which::Merged },
+                    check: ovlcheck_harness::Check::View {
+                        which: ovlcheck_harness::compare::Which::Merged,
+                    },
                     case: case.clone(),
                     allowed: run.allowed,
                     observed: run.observed,

@@ -33,7 +33,8 @@ fn fuse_daemons_under(root: u32) -> Vec<u32> {
         .flatten()
         .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
         .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "fuse-overlayfs")
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "fuse-overlayfs")
                 && descends_from(*pid, root)
         })
         .collect()
@@ -45,12 +46,26 @@ fn killed_fuse_daemons_are_backend_failures_not_divergences() {
         return;
     }
     if !std::path::Path::new("/usr/bin/fuse-overlayfs").exists() {
-        assert!(!common::kernel_required(), "fuse-overlayfs is required in CI");
+        assert!(
+            !common::kernel_required(),
+            "fuse-overlayfs is required in CI"
+        );
         eprintln!("*** SKIP killed_fuse_daemons: fuse-overlayfs not installed");
         return;
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_ovlcheck"))
-        .args(["fuzz", "--backend", "fuse-overlayfs", "--profile", "default", "--cases", "150", "--jobs", "1", "--json"])
+        .args([
+            "fuzz",
+            "--backend",
+            "fuse-overlayfs",
+            "--profile",
+            "default",
+            "--cases",
+            "150",
+            "--jobs",
+            "1",
+            "--json",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -71,10 +86,17 @@ fn killed_fuse_daemons_are_backend_failures_not_divergences() {
     let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("no JSON summary ({e})\n{stdout}\n{stderr}"));
     assert!(kills > 0, "no daemon was killed");
-    assert!(json["backend_failures"].as_u64().unwrap() >= 1, "kills were not reported as backend failures: {json}");
+    assert!(
+        json["backend_failures"].as_u64().unwrap() >= 1,
+        "kills were not reported as backend failures: {json}"
+    );
     assert_eq!(json["cases"], 150, "the campaign did not go on: {json}");
     // fuse-overlayfs may also diverge from the model on its own (exit 1);
     // without divergences, backend failures alone give exit status 2.
     let expected = if json["divergences"] == 0 { 2 } else { 1 };
-    assert_eq!(out.status.code(), Some(expected), "exit status: {json}\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(expected),
+        "exit status: {json}\n{stderr}"
+    );
 }

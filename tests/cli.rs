@@ -7,7 +7,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn ovlcheck(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ovlcheck")).args(args).output().expect("runs ovlcheck")
+    Command::new(env!("CARGO_BIN_EXE_ovlcheck"))
+        .args(args)
+        .output()
+        .expect("runs ovlcheck")
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -36,7 +39,11 @@ const GOOD: &str = "lower\n  dir d 0755\n  file d/x 0644 \"x\"\n  file a 0644 \"
 #[test]
 fn bad_input_names_file_line_and_column_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = write(dir.path(), "bad.ovl", "lower\n  file a 0644 \"x\"\nops\n  mkdir /abs 0755\n");
+    let bad = write(
+        dir.path(),
+        "bad.ovl",
+        "lower\n  file a 0644 \"x\"\nops\n  mkdir /abs 0755\n",
+    );
     for cmd in ["show", "repro", "run"] {
         let out = ovlcheck(&[cmd, &bad, "--backend", "model"][..if cmd == "run" { 4 } else { 2 }]);
         assert_eq!(out.status.code(), Some(2), "{cmd}");
@@ -49,8 +56,19 @@ fn bad_input_names_file_line_and_column_and_exits_2() {
 
 #[test]
 fn missing_file_and_unknown_profile_exit_2() {
-    assert_eq!(ovlcheck(&["show", "/nonexistent/x.ovl"]).status.code(), Some(2));
-    let out = ovlcheck(&["fuzz", "--backend", "model", "--profile", "nosuch", "--cases", "1"]);
+    assert_eq!(
+        ovlcheck(&["show", "/nonexistent/x.ovl"]).status.code(),
+        Some(2)
+    );
+    let out = ovlcheck(&[
+        "fuzz",
+        "--backend",
+        "model",
+        "--profile",
+        "nosuch",
+        "--cases",
+        "1",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown profile"));
     assert_eq!(ovlcheck(&["fuzz", "--shard", "3/2"]).status.code(), Some(2));
@@ -59,10 +77,24 @@ fn missing_file_and_unknown_profile_exit_2() {
 #[test]
 fn fuzz_json_is_deterministic_across_runs_jobs_and_shards() {
     let run = |extra: &[&str]| {
-        let mut args = vec!["fuzz", "--backend", "model", "--cases", "300", "--seed", "7", "--json"];
+        let mut args = vec![
+            "fuzz",
+            "--backend",
+            "model",
+            "--cases",
+            "300",
+            "--seed",
+            "7",
+            "--json",
+        ];
         args.extend_from_slice(extra);
         let out = ovlcheck(&args);
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         last_json(&out)
     };
     let a = run(&["--jobs", "1"]);
@@ -70,14 +102,32 @@ fn fuzz_json_is_deterministic_across_runs_jobs_and_shards() {
     let c = run(&["--jobs", "1"]);
     assert_eq!(untimed(a.clone()), untimed(b));
     assert_eq!(untimed(a.clone()), untimed(c));
-    for key in ["command", "backend", "profile", "seed", "cases", "ops", "divergences", "elapsed_s", "cases_per_s", "kernel", "saved"] {
+    for key in [
+        "command",
+        "backend",
+        "profile",
+        "seed",
+        "cases",
+        "ops",
+        "divergences",
+        "elapsed_s",
+        "cases_per_s",
+        "kernel",
+        "saved",
+    ] {
         assert!(a.get(key).is_some(), "summary lacks {key}");
     }
     assert_eq!(a["cases"], 300);
     let s0 = run(&["--shard", "0/2"]);
     let s1 = run(&["--shard", "1/2"]);
-    assert_eq!(s0["cases"].as_u64().unwrap() + s1["cases"].as_u64().unwrap(), 300);
-    assert_eq!(s0["ops"].as_u64().unwrap() + s1["ops"].as_u64().unwrap(), a["ops"].as_u64().unwrap());
+    assert_eq!(
+        s0["cases"].as_u64().unwrap() + s1["cases"].as_u64().unwrap(),
+        300
+    );
+    assert_eq!(
+        s0["ops"].as_u64().unwrap() + s1["ops"].as_u64().unwrap(),
+        a["ops"].as_u64().unwrap()
+    );
     let avg = a["ops"].as_f64().unwrap() / a["cases"].as_f64().unwrap();
     assert!(avg >= 10.0, "cases average {avg} ops");
 }
@@ -85,7 +135,11 @@ fn fuzz_json_is_deterministic_across_runs_jobs_and_shards() {
 #[test]
 fn a_broken_pin_is_a_divergence_with_exit_1() {
     let dir = tempfile::tempdir().unwrap();
-    let case = write(dir.path(), "pin.ovl", "lower\n  file a 0644 \"hi\"\nops\n  read a => \"bye\"\n");
+    let case = write(
+        dir.path(),
+        "pin.ovl",
+        "lower\n  file a 0644 \"hi\"\nops\n  read a => \"bye\"\n",
+    );
     let out = ovlcheck(&["replay", &case, "--backend", "model", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -102,9 +156,21 @@ fn show_draws_the_layer_stack() {
         "lower\n  dir d 0755\n  file d/x 0644 \"x\"\nlower\n  whiteout d/x\n  opaque d\nupper\n  file n 0644 \"\"\nops\n",
     );
     let out = ovlcheck(&["show", &case]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let t = String::from_utf8_lossy(&out.stdout);
-    assert!(t.contains("path") && t.contains("L0") && t.contains("L1") && t.contains("upper") && t.contains("merged"), "{t}");
+    assert!(
+        t.contains("path")
+            && t.contains("L0")
+            && t.contains("L1")
+            && t.contains("upper")
+            && t.contains("merged"),
+        "{t}"
+    );
     assert!(t.contains("whiteout") && t.contains("opaque"), "{t}");
 }
 
@@ -123,7 +189,11 @@ fn repro_script_runs_standalone_and_agrees_with_the_pins() {
     let path = write(dir.path(), "r.sh", &script);
     let run = Command::new("sh").arg(&path).output().expect("sh runs");
     let text = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "script failed: {}\n{text}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "script failed: {}\n{text}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert!(text.contains("read a  =>  \"hi\""), "{text}");
     assert!(text.contains("unlink a  =>  ok"), "{text}");
 }
@@ -133,7 +203,15 @@ fn run_shows_model_and_backend_side_by_side() {
     let dir = tempfile::tempdir().unwrap();
     let case = write(dir.path(), "g.ovl", GOOD);
     let out = ovlcheck(&["run", &case, "--backend", "model"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let t = String::from_utf8_lossy(&out.stdout);
-    assert!(t.contains("model") && t.contains("backend") && t.contains("no divergence"), "{t}");
+    assert!(
+        t.contains("model") && t.contains("backend") && t.contains("no divergence"),
+        "{t}"
+    );
 }

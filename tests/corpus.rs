@@ -16,7 +16,11 @@ fn corpus_files() -> Vec<PathBuf> {
         .into_iter()
         .filter(|p| !p.components().any(|c| c.as_os_str() == "known-kernel"))
         .collect();
-    assert!(files.len() >= 30, "corpus/ should hold at least 30 cases, found {}", files.len());
+    assert!(
+        files.len() >= 30,
+        "corpus/ should hold at least 30 cases, found {}",
+        files.len()
+    );
     files
 }
 
@@ -28,7 +32,11 @@ fn replay_all(backend: &dyn Backend) {
         match run_case(backend, &case, Checks::default()) {
             Ok(run) => {
                 if let Some(d) = run.divergence {
-                    failures.push(format!("{}:\n{}", f.display(), report::render(&d, backend.name())));
+                    failures.push(format!(
+                        "{}:\n{}",
+                        f.display(),
+                        report::render(&d, backend.name())
+                    ));
                 }
             }
             Err(e) => failures.push(format!("{}: {e}", f.display())),
@@ -51,7 +59,9 @@ fn corpus_agrees_with_the_model() {
 
 #[test]
 fn corpus_agrees_with_the_kernel() {
-    let Some(kernel) = common::kernel("corpus_agrees_with_the_kernel") else { return };
+    let Some(kernel) = common::kernel("corpus_agrees_with_the_kernel") else {
+        return;
+    };
     replay_all(&*kernel);
 }
 
@@ -60,7 +70,8 @@ fn every_corpus_case_prints_back_to_itself() {
     for f in corpus_files() {
         let case = corpus::load_case(&f).unwrap_or_else(|e| panic!("{e}"));
         let text = ovlcheck_case::print_case(&case);
-        let again = ovlcheck_case::parse_case("reprinted", &text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let again = ovlcheck_case::parse_case("reprinted", &text)
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         assert_eq!(case, again, "{}", f.display());
     }
 }

@@ -9,17 +9,30 @@ use ovlcheck_case::profile::PRESETS;
 use ovlcheck_case::Profile;
 use ovlcheck_harness::gen::{CaseStrategy, GenConfig};
 use ovlcheck_harness::{report, run_case, Checks, RunError};
-use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, RngSeed, TestCaseError, TestRunner};
+use proptest::test_runner::{
+    Config, FileFailurePersistence, RngAlgorithm, RngSeed, TestCaseError, TestRunner,
+};
 
 /// Cases per profile; `OVL_DIFF_CASES` raises it for a soak run.
 fn cases() -> u32 {
-    std::env::var("OVL_DIFF_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(40)
+    std::env::var("OVL_DIFF_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40)
 }
 
 fn check_profile(name: &str) {
-    let Some(kernel) = common::kernel(&format!("differential_{name}")) else { return };
+    let Some(kernel) = common::kernel(&format!("differential_{name}")) else {
+        return;
+    };
     let profile = Profile::preset(name).expect("preset");
-    let strategy = CaseStrategy { config: GenConfig { max_ops: 16, ..GenConfig::default() }, profile };
+    let strategy = CaseStrategy {
+        config: GenConfig {
+            max_ops: 16,
+            ..GenConfig::default()
+        },
+        profile,
+    };
     let config = Config {
         cases: cases(),
         rng_algorithm: RngAlgorithm::ChaCha,
@@ -29,13 +42,17 @@ fn check_profile(name: &str) {
         ..Config::default()
     };
     let mut runner = TestRunner::new(config);
-    let result = runner.run(&strategy, |case| match run_case(&*kernel, &case, Checks::default()) {
-        Ok(run) => match run.divergence {
-            None => Ok(()),
-            Some(d) => Err(TestCaseError::fail(report::render(&d, "kernel"))),
-        },
-        Err(RunError::BadCase(m)) => Err(TestCaseError::fail(format!("generator made an invalid case: {m}"))),
-        Err(RunError::Backend(e)) => Err(TestCaseError::fail(format!("backend failure: {e}"))),
+    let result = runner.run(&strategy, |case| {
+        match run_case(&*kernel, &case, Checks::default()) {
+            Ok(run) => match run.divergence {
+                None => Ok(()),
+                Some(d) => Err(TestCaseError::fail(report::render(&d, "kernel"))),
+            },
+            Err(RunError::BadCase(m)) => Err(TestCaseError::fail(format!(
+                "generator made an invalid case: {m}"
+            ))),
+            Err(RunError::Backend(e)) => Err(TestCaseError::fail(format!("backend failure: {e}"))),
+        }
     });
     if let Err(e) = result {
         panic!("profile {name}: {e}");

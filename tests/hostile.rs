@@ -20,7 +20,10 @@ struct Canary {
 
 impl Canary {
     fn new() -> Canary {
-        let dir = tempfile::Builder::new().prefix("ovlcheck-canary-").tempdir_in("/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("ovlcheck-canary-")
+            .tempdir_in("/tmp")
+            .unwrap();
         fs::write(dir.path().join("file"), b"canary").unwrap();
         fs::create_dir(dir.path().join("sub")).unwrap();
         fs::write(dir.path().join("sub/inner"), b"inner").unwrap();
@@ -41,7 +44,10 @@ impl Canary {
 
 fn snap(dir: &Path, out: &mut BTreeMap<PathBuf, (u32, u32, u32, u64, Vec<u8>)>) {
     let m = fs::symlink_metadata(dir).unwrap();
-    out.insert(dir.to_path_buf(), (m.mode(), m.uid(), m.gid(), m.nlink(), Vec::new()));
+    out.insert(
+        dir.to_path_buf(),
+        (m.mode(), m.uid(), m.gid(), m.nlink(), Vec::new()),
+    );
     for e in fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         let m = fs::symlink_metadata(&p).unwrap();
@@ -92,21 +98,39 @@ fn executable_cases(canary: &Path) -> Vec<(String, String)> {
     let dots = "../".repeat(depth + 8);
     let rel = format!("{dots}{}", abs.trim_start_matches('/'));
     let mut cases = Vec::new();
-    for (name, target) in [("absolute", abs.clone()), ("dotdot", rel.clone()), ("root", "/".into()), ("dotdot-root", dots.clone())] {
-        let via = if target.ends_with('/') || target == "/" { format!("esc/{}", abs.trim_start_matches('/')) } else { "esc".into() };
+    for (name, target) in [
+        ("absolute", abs.clone()),
+        ("dotdot", rel.clone()),
+        ("root", "/".into()),
+        ("dotdot-root", dots.clone()),
+    ] {
+        let via = if target.ends_with('/') || target == "/" {
+            format!("esc/{}", abs.trim_start_matches('/'))
+        } else {
+            "esc".into()
+        };
         cases.push((
             format!("layer symlink {name}"),
-            format!("lower\n  symlink esc \"{target}\"\n  file keep 0644 \"k\"\nops\n{}", attacks(&via)),
+            format!(
+                "lower\n  symlink esc \"{target}\"\n  file keep 0644 \"k\"\nops\n{}",
+                attacks(&via)
+            ),
         ));
         cases.push((
             format!("op-made symlink {name}"),
-            format!("lower\n  file keep 0644 \"k\"\nops\n  symlink \"{target}\" esc\n{}", attacks(&via)),
+            format!(
+                "lower\n  file keep 0644 \"k\"\nops\n  symlink \"{target}\" esc\n{}",
+                attacks(&via)
+            ),
         ));
         cases.push((
             format!("symlink {name} as another user"),
             format!(
                 "lower\n  symlink esc \"{target}\"\n  file keep 0644 \"k\"\nops\n{}",
-                attacks(&via).lines().map(|l| format!("  as 1000:1000 {}\n", l.trim())).collect::<String>()
+                attacks(&via)
+                    .lines()
+                    .map(|l| format!("  as 1000:1000 {}\n", l.trim()))
+                    .collect::<String>()
             ),
         ));
     }
@@ -120,7 +144,11 @@ fn executable_cases(canary: &Path) -> Vec<(String, String)> {
     ));
     cases.push((
         "name of 255 bytes".into(),
-        format!("lower\n  file {n} 0644 \"x\"\nops\n  read {n}\n  rename {n} {m}\n  create {m}2 0644\n", n = "n".repeat(255), m = "m".repeat(254)),
+        format!(
+            "lower\n  file {n} 0644 \"x\"\nops\n  read {n}\n  rename {n} {m}\n  create {m}2 0644\n",
+            n = "n".repeat(255),
+            m = "m".repeat(254)
+        ),
     ));
     cases.push((
         "huge file".into(),
@@ -131,34 +159,113 @@ fn executable_cases(canary: &Path) -> Vec<(String, String)> {
         "deep tree".into(),
         format!("lower\n  file {}/leaf 0644 \"l\"\nops\n  read {0}/leaf\n  create {0}/new 0644\n  rename {0}/leaf leaf\n", deep.join("/")),
     ));
-    let many: String = (0..3000).map(|i| format!("  file f{i} 0644 \"{i}\"\n")).collect();
+    let many: String = (0..3000)
+        .map(|i| format!("  file f{i} 0644 \"{i}\"\n"))
+        .collect();
     cases.push((
         "thousands of entries".into(),
-        format!("lower\n  dir d 0755\n{many}ops\n  readdir \"\"\n  unlink f1\n  create f3000 0644\n").replace("readdir \"\"", "readdir d"),
+        format!(
+            "lower\n  dir d 0755\n{many}ops\n  readdir \"\"\n  unlink f1\n  create f3000 0644\n"
+        )
+        .replace("readdir \"\"", "readdir d"),
     ));
-    let ops: String = (0..5000).map(|i| format!("  write f 0 \"{i}\"\n")).collect();
-    cases.push(("huge op count".into(), format!("lower\n  file f 0644 \"0\"\nops\n{ops}")));
+    let ops: String = (0..5000)
+        .map(|i| format!("  write f 0 \"{i}\"\n"))
+        .collect();
+    cases.push((
+        "huge op count".into(),
+        format!("lower\n  file f 0644 \"0\"\nops\n{ops}"),
+    ));
     cases
 }
 
 /// Hostile texts that must be refused, with the line:column the error names.
 fn refused_cases() -> Vec<(&'static str, String, &'static str)> {
     vec![
-        ("absolute op path", "lower\n  file a 0644 \"x\"\nops\n  read /etc/passwd\n".into(), ":4:8:"),
-        ("dotdot op path", "lower\nops\n  create ../../etc/x 0644\n".into(), ":3:10:"),
-        ("dotdot layer path", "lower\n  file a/../../x 0644 \"x\"\nops\n".into(), ":2:8:"),
-        ("dot component", "lower\n  dir ./d 0755\nops\n".into(), ":2:7:"),
-        ("empty component", "lower\n  file a//b 0644 \"\"\nops\n".into(), ":2:8:"),
-        ("NUL in a name", "lower\n  file \"a\\x00b\" 0644 \"\"\nops\n".into(), ":2:8:"),
-        ("256-byte name", format!("lower\n  file {} 0644 \"\"\nops\n", "n".repeat(256)), ":2:8:"),
-        ("file under a symlink in a layer", "lower\n  symlink esc \"/tmp\"\n  file esc/x 0644 \"x\"\nops\n".into(), ":3:"),
-        ("hardlink outside the layer", "lower\n  hardlink h ../../etc/passwd\nops\n".into(), ":2:"),
-        ("overlay xattr by hand", "lower\n  dir d 0755\n  xattr d trusted.overlay.opaque \"y\"\nops\n".into(), ":3:"),
-        ("too deep", format!("lower\n  dir {} 0755\nops\n", (0..65).map(|i| format!("d{i}")).collect::<Vec<_>>().join("/")), ":2:"),
-        ("too many ops", format!("lower\nops\n{}", "  stat a\n".repeat(100_001)), ":100003:"),
-        ("file over the size limit", format!("lower\n  file f 0644 \"{}\"\nops\n", "x".repeat(16 * 1024 * 1024 + 1)), ":2:"),
-        ("unterminated string", "lower\n  file f 0644 \"abc\nops\n".into(), ":2:"),
-        ("bad escape", "lower\n  file f 0644 \"\\q\"\nops\n".into(), ":2:"),
+        (
+            "absolute op path",
+            "lower\n  file a 0644 \"x\"\nops\n  read /etc/passwd\n".into(),
+            ":4:8:",
+        ),
+        (
+            "dotdot op path",
+            "lower\nops\n  create ../../etc/x 0644\n".into(),
+            ":3:10:",
+        ),
+        (
+            "dotdot layer path",
+            "lower\n  file a/../../x 0644 \"x\"\nops\n".into(),
+            ":2:8:",
+        ),
+        (
+            "dot component",
+            "lower\n  dir ./d 0755\nops\n".into(),
+            ":2:7:",
+        ),
+        (
+            "empty component",
+            "lower\n  file a//b 0644 \"\"\nops\n".into(),
+            ":2:8:",
+        ),
+        (
+            "NUL in a name",
+            "lower\n  file \"a\\x00b\" 0644 \"\"\nops\n".into(),
+            ":2:8:",
+        ),
+        (
+            "256-byte name",
+            format!("lower\n  file {} 0644 \"\"\nops\n", "n".repeat(256)),
+            ":2:8:",
+        ),
+        (
+            "file under a symlink in a layer",
+            "lower\n  symlink esc \"/tmp\"\n  file esc/x 0644 \"x\"\nops\n".into(),
+            ":3:",
+        ),
+        (
+            "hardlink outside the layer",
+            "lower\n  hardlink h ../../etc/passwd\nops\n".into(),
+            ":2:",
+        ),
+        (
+            "overlay xattr by hand",
+            "lower\n  dir d 0755\n  xattr d trusted.overlay.opaque \"y\"\nops\n".into(),
+            ":3:",
+        ),
+        (
+            "too deep",
+            format!(
+                "lower\n  dir {} 0755\nops\n",
+                (0..65)
+                    .map(|i| format!("d{i}"))
+                    .collect::<Vec<_>>()
+                    .join("/")
+            ),
+            ":2:",
+        ),
+        (
+            "too many ops",
+            format!("lower\nops\n{}", "  stat a\n".repeat(100_001)),
+            ":100003:",
+        ),
+        (
+            "file over the size limit",
+            format!(
+                "lower\n  file f 0644 \"{}\"\nops\n",
+                "x".repeat(16 * 1024 * 1024 + 1)
+            ),
+            ":2:",
+        ),
+        (
+            "unterminated string",
+            "lower\n  file f 0644 \"abc\nops\n".into(),
+            ":2:",
+        ),
+        (
+            "bad escape",
+            "lower\n  file f 0644 \"\\q\"\nops\n".into(),
+            ":2:",
+        ),
         ("binary garbage", "\u{1}\u{2}lower\u{0}\n".into(), ":1:"),
     ]
 }
@@ -168,7 +275,10 @@ fn hostile_texts_are_refused_with_a_position() {
     for (name, text, pos) in refused_cases() {
         let err: ParseError = parse_case("hostile.ovl", &text).expect_err(name);
         let msg = err.to_string();
-        assert!(msg.starts_with("hostile.ovl:") && msg.contains(pos), "{name}: {msg} (wanted {pos})");
+        assert!(
+            msg.starts_with("hostile.ovl:") && msg.contains(pos),
+            "{name}: {msg} (wanted {pos})"
+        );
         assert!(err.line >= 1 && err.column >= 1, "{name}: {msg}");
     }
 }
@@ -183,7 +293,11 @@ fn execute_all(backend: &dyn Backend, canary: &Canary) -> usize {
             Err(RunError::Backend(e)) => panic!("{name}: backend failure: {e}"),
             Err(RunError::BadCase(e)) => panic!("{name}: refused by the model: {e}"),
         }
-        assert_eq!(canary.snapshot(), before, "{name}: the canary outside the scratch root changed");
+        assert_eq!(
+            canary.snapshot(),
+            before,
+            "{name}: the canary outside the scratch root changed"
+        );
     }
     ran
 }
@@ -196,8 +310,13 @@ fn hostile_cases_run_on_the_model() {
 
 #[test]
 fn hostile_cases_stay_confined_on_the_kernel() {
-    let Some(kernel) = common::kernel("hostile_cases_stay_confined_on_the_kernel") else { return };
+    let Some(kernel) = common::kernel("hostile_cases_stay_confined_on_the_kernel") else {
+        return;
+    };
     let canary = Canary::new();
     let ran = execute_all(&*kernel, &canary);
-    eprintln!("hostile: {ran} cases executed confined, {} refused at parse time", refused_cases().len());
+    eprintln!(
+        "hostile: {ran} cases executed confined, {} refused at parse time",
+        refused_cases().len()
+    );
 }

@@ -11,7 +11,17 @@ use std::time::{Duration, Instant};
 
 fn spawn_fuzz(backend: &str, save: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ovlcheck"))
-        .args(["fuzz", "--backend", backend, "--cases", "1000000", "--jobs", "2", "--json", "--save"])
+        .args([
+            "fuzz",
+            "--backend",
+            backend,
+            "--cases",
+            "1000000",
+            "--jobs",
+            "2",
+            "--json",
+            "--save",
+        ])
         .arg(save)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -27,7 +37,9 @@ fn host_mounts() -> String {
 fn processes_matching(needle: &str) -> Vec<(u32, String)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
         if cmd.contains(needle) && pid != std::process::id() {
@@ -54,7 +66,8 @@ fn no_partial_files(dir: &Path) {
             let name = e.file_name().to_string_lossy().to_string();
             assert!(!name.contains("partial"), "half-written file left: {name}");
             let text = std::fs::read_to_string(e.path()).unwrap();
-            ovlcheck_case::parse_case(&name, &text).unwrap_or_else(|err| panic!("corrupt corpus file: {err}"));
+            ovlcheck_case::parse_case(&name, &text)
+                .unwrap_or_else(|err| panic!("corrupt corpus file: {err}"));
         }
     }
 }
@@ -71,15 +84,23 @@ fn sigint_and_sigterm_stop_cleanly_with_a_summary() {
         sleep(Duration::from_secs(2));
         // SAFETY: plain kill(2) on our own child.
         unsafe { libc::kill(child.id() as i32, sig) };
-        let status = wait_with_timeout(&mut child, Duration::from_secs(60)).expect("stops within a minute");
+        let status =
+            wait_with_timeout(&mut child, Duration::from_secs(60)).expect("stops within a minute");
         let out = child.wait_with_output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(matches!(status.code(), Some(1) | Some(2)), "signal {sig}: status {status:?}\n{stderr}");
+        assert!(
+            matches!(status.code(), Some(1) | Some(2)),
+            "signal {sig}: status {status:?}\n{stderr}"
+        );
         let last = stdout.lines().last().unwrap_or_default();
-        let json: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("no JSON summary ({e}): {stdout}\n{stderr}"));
+        let json: serde_json::Value = serde_json::from_str(last)
+            .unwrap_or_else(|e| panic!("no JSON summary ({e}): {stdout}\n{stderr}"));
         assert_eq!(json["interrupted"], true);
-        assert!(json["cases"].as_u64().unwrap() > 0, "no case finished in 2 s");
+        assert!(
+            json["cases"].as_u64().unwrap() > 0,
+            "no case finished in 2 s"
+        );
         assert!(stderr.contains("INTERRUPTED"));
         assert_eq!(host_mounts(), mounts_before, "mounts leaked onto the host");
         no_partial_files(save.path());
@@ -115,7 +136,12 @@ fn sigkill_leaves_no_mount_no_process_no_partial_file() {
                 if host_mounts() == mounts_before && fuse_now <= fuse_before {
                     break;
                 }
-                assert!(Instant::now() < deadline, "{backend} killed at {delay_ms} ms: leftovers\nmounts:\n{}\nfuse: {:?}", host_mounts(), processes_matching("fuse-overlayfs"));
+                assert!(
+                    Instant::now() < deadline,
+                    "{backend} killed at {delay_ms} ms: leftovers\nmounts:\n{}\nfuse: {:?}",
+                    host_mounts(),
+                    processes_matching("fuse-overlayfs")
+                );
                 sleep(Duration::from_millis(100));
             }
             no_partial_files(save.path());

@@ -20,7 +20,11 @@ pub enum Entry {
     /// `dir P MODE`
     Dir { path: RelPath, mode: u32 },
     /// `file P MODE "DATA"`
-    File { path: RelPath, mode: u32, data: Vec<u8> },
+    File {
+        path: RelPath,
+        mode: u32,
+        data: Vec<u8>,
+    },
     /// `symlink P "TARGET"` (target is free-form: absolute and `..` allowed)
     Symlink { path: RelPath, target: Vec<u8> },
     /// `hardlink P EXISTING`: another name for an earlier file of this layer
@@ -41,7 +45,11 @@ pub enum Entry {
     /// (a name) or absolute (`/a/b`)
     Redirect { path: RelPath, target: String },
     /// `xattr P NAME "VALUE"`: an ordinary (non-overlay) xattr
-    Xattr { path: RelPath, name: String, value: Vec<u8> },
+    Xattr {
+        path: RelPath,
+        name: String,
+        value: Vec<u8>,
+    },
     /// `owner P UID GID`
     Owner { path: RelPath, uid: u32, gid: u32 },
     /// `mtime P SECS`

@@ -46,9 +46,18 @@ pub enum Op {
     /// open with these flags, close: copy-up without writing.
     Open { path: OpPath, flags: OpenFlags },
     /// `open(O_CREAT|O_WRONLY [|O_EXCL] [|O_TRUNC], mode)`, close.
-    Create { path: OpPath, mode: u32, excl: bool, trunc: bool },
+    Create {
+        path: OpPath,
+        mode: u32,
+        excl: bool,
+        trunc: bool,
+    },
     /// open O_WRONLY, `pwrite` at `offset`, close.
-    Write { path: OpPath, offset: u64, data: Vec<u8> },
+    Write {
+        path: OpPath,
+        offset: u64,
+        data: Vec<u8>,
+    },
     /// `truncate(2)`
     Truncate { path: OpPath, size: u64 },
     /// `mkdir(2)`
@@ -64,7 +73,11 @@ pub enum Op {
     /// `link(old, new)` (does not follow a final symlink at `old`).
     Link { old: OpPath, new: OpPath },
     /// `renameat2(old, new, flags)`
-    Rename { old: OpPath, new: OpPath, flags: RenameFlags },
+    Rename {
+        old: OpPath,
+        new: OpPath,
+        flags: RenameFlags,
+    },
     /// `chmod(2)`
     Chmod { path: OpPath, mode: u32 },
     /// `chown(2)`
@@ -72,7 +85,11 @@ pub enum Op {
     /// `utimensat(2)`: atime and mtime set to `mtime` seconds.
     Utimes { path: OpPath, mtime: i64 },
     /// `setxattr(2)` with flags 0.
-    Setxattr { path: OpPath, name: String, value: Vec<u8> },
+    Setxattr {
+        path: OpPath,
+        name: String,
+        value: Vec<u8>,
+    },
     /// `removexattr(2)`
     Removexattr { path: OpPath, name: String },
     /// Unmount and mount the same layers again.

@@ -185,6 +185,11 @@ impl OpPath {
 
 impl fmt::Display for OpPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", self.path, if self.trailing_slash { "/" } else { "" })
+        write!(
+            f,
+            "{}{}",
+            self.path,
+            if self.trailing_slash { "/" } else { "" }
+        )
     }
 }

@@ -48,15 +48,42 @@ pub struct Preset {
 
 /// The presets `fuzz --profile all` rotates through, in order.
 pub const PRESETS: &[Preset] = &[
-    Preset { name: "default", help: "Docker overlay2 defaults: index=off, redirect_dir off, samefs" },
-    Preset { name: "redirect", help: "redirect_dir=on" },
-    Preset { name: "index", help: "index=on" },
-    Preset { name: "metacopy", help: "metacopy=on (implies redirect_dir=on)" },
-    Preset { name: "xino", help: "xino=on, lower layers on another tmpfs" },
-    Preset { name: "xdev", help: "lower layers on another tmpfs, xino off" },
-    Preset { name: "userxattr", help: "userxattr in an unprivileged user namespace" },
-    Preset { name: "readonly", help: "no upper layer: writes fail with EROFS" },
-    Preset { name: "enospc", help: "upper on a 256 KiB tmpfs: copy-up and writes may hit ENOSPC" },
+    Preset {
+        name: "default",
+        help: "Docker overlay2 defaults: index=off, redirect_dir off, samefs",
+    },
+    Preset {
+        name: "redirect",
+        help: "redirect_dir=on",
+    },
+    Preset {
+        name: "index",
+        help: "index=on",
+    },
+    Preset {
+        name: "metacopy",
+        help: "metacopy=on (implies redirect_dir=on)",
+    },
+    Preset {
+        name: "xino",
+        help: "xino=on, lower layers on another tmpfs",
+    },
+    Preset {
+        name: "xdev",
+        help: "lower layers on another tmpfs, xino off",
+    },
+    Preset {
+        name: "userxattr",
+        help: "userxattr in an unprivileged user namespace",
+    },
+    Preset {
+        name: "readonly",
+        help: "no upper layer: writes fail with EROFS",
+    },
+    Preset {
+        name: "enospc",
+        help: "upper on a 256 KiB tmpfs: copy-up and writes may hit ENOSPC",
+    },
 ];
 
 /// Size of the upper tmpfs in the `enospc` preset.

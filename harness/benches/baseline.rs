@@ -19,16 +19,33 @@ fn c(p: &Path) -> CString {
 }
 
 fn mount(src: &str, target: &Path, fstype: &str, data: &str) {
-    let (s, t, f, d) = (CString::new(src).unwrap(), c(target), CString::new(fstype).unwrap(), CString::new(data).unwrap());
+    let (s, t, f, d) = (
+        CString::new(src).unwrap(),
+        c(target),
+        CString::new(fstype).unwrap(),
+        CString::new(data).unwrap(),
+    );
     // SAFETY: valid NUL-terminated strings.
     let r = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), 0, d.as_ptr().cast()) };
-    assert_eq!(r, 0, "mount {fstype} on {}: {}", target.display(), std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "mount {fstype} on {}: {}",
+        target.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 fn umount(target: &Path) {
     // SAFETY: valid NUL-terminated string.
     let r = unsafe { libc::umount2(c(target).as_ptr(), 0) };
-    assert_eq!(r, 0, "umount {}: {}", target.display(), std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "umount {}: {}",
+        target.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 fn file(p: &Path, data: &[u8], mode: u32) {
@@ -61,7 +78,13 @@ fn xattr_list_len(p: &Path) -> usize {
 
 /// One case's worth of raw work under `root` (a tmpfs).
 pub fn one_case(root: &Path) -> usize {
-    let (l0, l1, u, w, m) = (root.join("l0"), root.join("l1"), root.join("u"), root.join("w"), root.join("m"));
+    let (l0, l1, u, w, m) = (
+        root.join("l0"),
+        root.join("l1"),
+        root.join("u"),
+        root.join("w"),
+        root.join("m"),
+    );
     for d in [&l0, &l1, &u, &w, &m] {
         fs::create_dir(d).unwrap();
     }
@@ -84,18 +107,31 @@ pub fn one_case(root: &Path) -> usize {
     // A dozen ops, each with its syscall, errors tolerated like a case's.
     let _ = fs::symlink_metadata(m.join("a"));
     let _ = fs::read(m.join("s"));
-    let _ = fs::OpenOptions::new().write(true).create(true).truncate(false).open(m.join("e"));
+    let _ = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(m.join("e"));
     if let Ok(mut f) = fs::OpenOptions::new().write(true).open(m.join("a")) {
         let _ = f.write_all(b"W");
     }
-    let _ = fs::OpenOptions::new().write(true).open(m.join("b")).and_then(|f| f.set_len(0));
+    let _ = fs::OpenOptions::new()
+        .write(true)
+        .open(m.join("b"))
+        .and_then(|f| f.set_len(0));
     let _ = fs::create_dir(m.join("f"));
     let _ = fs::remove_file(m.join("d/x"));
     let _ = fs::rename(m.join("b"), m.join("c"));
     let _ = fs::set_permissions(m.join("d/y"), fs::Permissions::from_mode(0o600));
     // SAFETY: valid strings and buffer.
     unsafe {
-        libc::setxattr(c(&m.join("a")).as_ptr(), c"user.k".as_ptr(), b"v".as_ptr().cast(), 1, 0);
+        libc::setxattr(
+            c(&m.join("a")).as_ptr(),
+            c"user.k".as_ptr(),
+            b"v".as_ptr().cast(),
+            1,
+            0,
+        );
     }
     let _ = fs::read_dir(m.join("d")).map(|d| d.count());
     let _ = symlink("d", m.join("t"));
@@ -113,11 +149,25 @@ pub fn one_case(root: &Path) -> usize {
 fn scratch() -> std::path::PathBuf {
     // SAFETY: plain syscalls; CLONE_FS first so NEWNS works with threads.
     unsafe {
-        assert_eq!(libc::unshare(libc::CLONE_FS), 0, "unshare(CLONE_FS) needs root");
-        assert_eq!(libc::unshare(libc::CLONE_NEWNS), 0, "unshare(CLONE_NEWNS) needs root");
+        assert_eq!(
+            libc::unshare(libc::CLONE_FS),
+            0,
+            "unshare(CLONE_FS) needs root"
+        );
+        assert_eq!(
+            libc::unshare(libc::CLONE_NEWNS),
+            0,
+            "unshare(CLONE_NEWNS) needs root"
+        );
         let none = CString::new("none").unwrap();
         let root = CString::new("/").unwrap();
-        libc::mount(none.as_ptr(), root.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null());
+        libc::mount(
+            none.as_ptr(),
+            root.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        );
     }
     let dir = std::env::temp_dir().join(format!("ovlcheck-baseline-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
@@ -127,9 +177,10 @@ fn scratch() -> std::path::PathBuf {
 
 fn bench(cr: &mut Criterion) {
     let root = scratch();
-    cr.bench_function("baseline: raw differential-case work (2 lowers, 12 ops, walk, umount)", |b| {
-        b.iter(|| one_case(&root))
-    });
+    cr.bench_function(
+        "baseline: raw differential-case work (2 lowers, 12 ops, walk, umount)",
+        |b| b.iter(|| one_case(&root)),
+    );
 }
 
 criterion_group!(benches, bench);
@@ -140,5 +191,7 @@ fn main() {
         return;
     }
     benches();
-    criterion::Criterion::default().configure_from_args().final_summary();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
 }

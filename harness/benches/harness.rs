@@ -50,24 +50,50 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             let case = case_at(&config, 1, i);
-            black_box(run_case(&ModelBackend, &case, Checks::default()).map(|r| r.ops).ok())
+            black_box(
+                run_case(&ModelBackend, &case, Checks::default())
+                    .map(|r| r.ops)
+                    .ok(),
+            )
         })
     });
     let fixed = parse_case("baseline", BASELINE_CASE).expect("parses");
-    c.bench_function("differential case on the model backend (baseline case)", |b| {
-        b.iter(|| black_box(run_case(&ModelBackend, &fixed, Checks::default()).map(|r| r.ops).ok()))
-    });
+    c.bench_function(
+        "differential case on the model backend (baseline case)",
+        |b| {
+            b.iter(|| {
+                black_box(
+                    run_case(&ModelBackend, &fixed, Checks::default())
+                        .map(|r| r.ops)
+                        .ok(),
+                )
+            })
+        },
+    );
     match ovlcheck_driver::backend_by_name("kernel", None, None) {
         Ok(kernel) if ovlcheck_driver::check_environment("kernel").is_ok() => {
-            c.bench_function("differential case on the kernel backend (baseline case)", |b| {
-                b.iter(|| black_box(run_case(&*kernel, &fixed, Checks::default()).map(|r| r.ops).ok()))
-            });
+            c.bench_function(
+                "differential case on the kernel backend (baseline case)",
+                |b| {
+                    b.iter(|| {
+                        black_box(
+                            run_case(&*kernel, &fixed, Checks::default())
+                                .map(|r| r.ops)
+                                .ok(),
+                        )
+                    })
+                },
+            );
             let mut i = 0u64;
             c.bench_function("differential case on the kernel backend (generated)", |b| {
                 b.iter(|| {
                     i += 1;
                     let case = case_at(&config, 1, i);
-                    black_box(run_case(&*kernel, &case, Checks::default()).map(|r| r.ops).ok())
+                    black_box(
+                        run_case(&*kernel, &case, Checks::default())
+                            .map(|r| r.ops)
+                            .ok(),
+                    )
                 })
             });
         }

@@ -39,7 +39,9 @@ impl Shard {
 
     /// The case indices of this shard among `cases`.
     pub fn indices(self, cases: u64) -> Vec<u64> {
-        (0..cases).filter(|i| i % self.count == self.index).collect()
+        (0..cases)
+            .filter(|i| i % self.count == self.index)
+            .collect()
     }
 }
 
@@ -99,11 +101,17 @@ impl Campaign {
     }
 
     pub fn divergent_cases(&self) -> usize {
-        self.results.iter().filter(|r| r.divergence.is_some()).count()
+        self.results
+            .iter()
+            .filter(|r| r.divergence.is_some())
+            .count()
     }
 
     pub fn backend_failures(&self) -> usize {
-        self.results.iter().filter(|r| r.backend_failure.is_some()).count()
+        self.results
+            .iter()
+            .filter(|r| r.backend_failure.is_some())
+            .count()
     }
 }
 
@@ -131,7 +139,9 @@ pub fn run_indices(
                     return;
                 }
                 let slot = next.fetch_add(1, Ordering::SeqCst);
-                let Some(&index) = indices.get(slot) else { return };
+                let Some(&index) = indices.get(slot) else {
+                    return;
+                };
                 let case = case_at(&opts.gen, opts.seed, index);
                 match one_case(backend, &case, index) {
                     Ok(r) => {
@@ -158,7 +168,12 @@ pub fn run_indices(
 
 fn one_case(backend: &dyn Backend, case: &Case, index: u64) -> Result<CaseResult, Fatal> {
     match run_case(backend, case, Checks::default()) {
-        Ok(run) => Ok(CaseResult { index, ops: run.ops, divergence: run.divergence, backend_failure: None }),
+        Ok(run) => Ok(CaseResult {
+            index,
+            ops: run.ops,
+            divergence: run.divergence,
+            backend_failure: None,
+        }),
         Err(RunError::Backend(DriverError::Environment(msg))) => Err(Fatal(msg)),
         Err(RunError::Backend(e)) => Ok(CaseResult {
             index,
@@ -168,7 +183,9 @@ fn one_case(backend: &dyn Backend, case: &Case, index: u64) -> Result<CaseResult
         }),
         // A generated case the model refuses is a generator bug: report it
         // loudly, as a fatal error, rather than skip it.
-        Err(RunError::BadCase(msg)) => Err(Fatal(format!("generated case {index} is invalid: {msg}"))),
+        Err(RunError::BadCase(msg)) => {
+            Err(Fatal(format!("generated case {index} is invalid: {msg}")))
+        }
     }
 }
 
@@ -193,10 +210,18 @@ pub fn minimize(backend: &dyn Backend, found: &Divergence, index: u64, max_runs:
             Ok(r) if r.divergence.as_ref().is_some_and(|d| d.signature() == signature))
     });
     let divergence = match run_case(backend, &small, Checks::default()) {
-        Ok(crate::runner::Run { divergence: Some(d), .. }) => d,
+        Ok(crate::runner::Run {
+            divergence: Some(d),
+            ..
+        }) => d,
         _ => found.clone(),
     };
-    Finding { index, divergence, original_size: case_size(&original), shrink_runs: runs }
+    Finding {
+        index,
+        divergence,
+        original_size: case_size(&original),
+        shrink_runs: runs,
+    }
 }
 
 /// The case with its pinned outcomes removed (shrinking must not be steered
@@ -210,7 +235,12 @@ pub fn unpinned(case: &Case) -> Case {
 }
 
 /// Phase 2: shrink the first divergence of each distinct signature.
-pub fn findings(backend: &dyn Backend, results: &[CaseResult], opts: &FuzzOptions, stop: &AtomicBool) -> Vec<Finding> {
+pub fn findings(
+    backend: &dyn Backend,
+    results: &[CaseResult],
+    opts: &FuzzOptions,
+    stop: &AtomicBool,
+) -> Vec<Finding> {
     let mut seen = BTreeSet::new();
     let picked: Vec<(u64, &Divergence)> = results
         .iter()
@@ -227,13 +257,19 @@ pub fn findings(backend: &dyn Backend, results: &[CaseResult], opts: &FuzzOption
                     return;
                 }
                 let slot = next.fetch_add(1, Ordering::SeqCst);
-                let Some((index, d)) = picked.get(slot) else { return };
+                let Some((index, d)) = picked.get(slot) else {
+                    return;
+                };
                 let f = minimize(backend, d, *index, opts.shrink_runs);
                 out.lock().expect("no panics while held")[slot] = Some(f);
             });
         }
     });
-    out.into_inner().expect("threads joined").into_iter().flatten().collect()
+    out.into_inner()
+        .expect("threads joined")
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// Runs a whole campaign: phase 1 and phase 2.
@@ -248,7 +284,12 @@ pub fn fuzz(
     let results = run_indices(backend, opts, &indices, stop, progress)?;
     let interrupted = results.len() < indices.len();
     let findings = findings(backend, &results, opts, stop);
-    Ok(Campaign { results, findings, interrupted, elapsed: start.elapsed() })
+    Ok(Campaign {
+        results,
+        findings,
+        interrupted,
+        elapsed: start.elapsed(),
+    })
 }
 
 /// Paths written by `--save`.

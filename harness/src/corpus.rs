@@ -22,13 +22,19 @@ pub fn load_case(path: &Path) -> Result<Case, LoadError> {
 }
 
 fn read_limited(path: &Path) -> Result<String, LoadError> {
-    let io = |error| LoadError::Io { path: path.display().to_string(), error };
+    let io = |error| LoadError::Io {
+        path: path.display().to_string(),
+        error,
+    };
     let meta = fs::metadata(path).map_err(io)?;
     let limit = ovlcheck_case::text::limits::MAX_INPUT_BYTES as u64;
     if meta.len() > limit {
         return Err(LoadError::Io {
             path: path.display().to_string(),
-            error: std::io::Error::other(format!("file is {} bytes; the limit is {limit}", meta.len())),
+            error: std::io::Error::other(format!(
+                "file is {} bytes; the limit is {limit}",
+                meta.len()
+            )),
         });
     }
     let bytes = fs::read(path).map_err(io)?;
@@ -39,7 +45,12 @@ fn utf8_error(path: &Path, e: &std::string::FromUtf8Error) -> ParseError {
     let bytes = e.as_bytes();
     let at = e.utf8_error().valid_up_to();
     let line = bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
-    let column = at - bytes[..at].iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1) + 1;
+    let column = at
+        - bytes[..at]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |p| p + 1)
+        + 1;
     ParseError {
         file: path.display().to_string(),
         line,
@@ -61,7 +72,10 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
 }
 
 fn walk(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    let io = |error| LoadError::Io { path: path.display().to_string(), error };
+    let io = |error| LoadError::Io {
+        path: path.display().to_string(),
+        error,
+    };
     let meta = fs::metadata(path).map_err(io)?;
     if meta.is_dir() {
         for entry in fs::read_dir(path).map_err(io)? {

@@ -83,8 +83,16 @@ pub fn universe_case(profile: &Profile, steps: &[Step]) -> Case {
 
 /// The alphabet as steps.
 pub fn alphabet() -> Vec<Step> {
-    let text = format!("{UNIVERSE}{}", ALPHABET.iter().map(|l| format!("  {l}\n")).collect::<String>());
-    parse_case("explore-alphabet", &text).expect("the alphabet parses").steps
+    let text = format!(
+        "{UNIVERSE}{}",
+        ALPHABET
+            .iter()
+            .map(|l| format!("  {l}\n"))
+            .collect::<String>()
+    );
+    parse_case("explore-alphabet", &text)
+        .expect("the alphabet parses")
+        .steps
 }
 
 /// Explores to `depth` with `jobs` threads.
@@ -100,7 +108,11 @@ pub fn explore(
     let model = Model::new(&root).map_err(|e| e.to_string())?;
     let mut seen = BTreeSet::from([model.canonical_hash()]);
     let mut frontier: Vec<(Model, Vec<Step>)> = vec![(model, Vec::new())];
-    let mut out = Exploration { depth, states: 1, ..Default::default() };
+    let mut out = Exploration {
+        depth,
+        states: 1,
+        ..Default::default()
+    };
     for _ in 0..depth {
         let sequences: Vec<(usize, Vec<Step>)> = frontier
             .iter()
@@ -156,11 +168,14 @@ fn run_all(
                     return;
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some((_, seq)) = sequences.get(i) else { return };
+                let Some((_, seq)) = sequences.get(i) else {
+                    return;
+                };
                 let case = universe_case(profile, seq);
                 let r = match run_case(backend, &case, Checks::default()) {
                     Ok(run) => Ok(run.divergence),
-                    Err(RunError::Backend(DriverError::Environment(m))) | Err(RunError::BadCase(m)) => {
+                    Err(RunError::Backend(DriverError::Environment(m)))
+                    | Err(RunError::BadCase(m)) => {
                         *fatal.lock().expect("not poisoned") = Some(m);
                         stop.store(true, Ordering::SeqCst);
                         return;

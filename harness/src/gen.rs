@@ -13,9 +13,9 @@ use ovlcheck_case::layer::Entry;
 use ovlcheck_case::path::{Name, OpPath, RelPath};
 use ovlcheck_case::profile::PRESETS;
 use ovlcheck_case::{Case, Cred, LayerSpec, Op, OpenFlags, Profile, RenameFlags, Step};
+use proptest::prelude::RngExt;
 use proptest::strategy::{NewTree, Strategy, ValueTree};
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
-use proptest::prelude::RngExt;
 
 /// The names every tree is built from: few, so ops and layers collide.
 pub const NAMES: &[&str] = &["a", "b", "c", "d"];
@@ -105,8 +105,17 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
 /// A node of a generated tree before it becomes layer entries.
 #[derive(Clone, Debug)]
 enum Node {
-    File { mode: u32, data: Vec<u8>, owner: Option<(u32, u32)> },
-    Dir { mode: u32, children: Vec<(String, Node)>, opaque: bool, owner: Option<(u32, u32)> },
+    File {
+        mode: u32,
+        data: Vec<u8>,
+        owner: Option<(u32, u32)>,
+    },
+    Dir {
+        mode: u32,
+        children: Vec<(String, Node)>,
+        opaque: bool,
+        owner: Option<(u32, u32)>,
+    },
     Symlink(Vec<u8>),
     Fifo,
     Whiteout,
@@ -122,7 +131,17 @@ const FILE_MODES: &[u32] = &[0o644, 0o644, 0o600, 0o755, 0o444, 0o666, 0o000, 0o
 const DIR_MODES: &[u32] = &[0o755, 0o755, 0o755, 0o700, 0o777, 0o1777, 0o555];
 const DATA: &[&[u8]] = &[b"", b"x", b"hello", b"lower data", b"0123456789abcdef"];
 const TARGETS: &[&[u8]] = &[
-    b"a", b"b", b"c/d", b"../a", b"/a", b"/b/c", b"/", b".", b"..", b"nowhere", b"/../../etc",
+    b"a",
+    b"b",
+    b"c/d",
+    b"../a",
+    b"/a",
+    b"/b/c",
+    b"/",
+    b".",
+    b"..",
+    b"nowhere",
+    b"/../../etc",
 ];
 
 fn owner(rng: &mut TestRng) -> Option<(u32, u32)> {
@@ -187,7 +206,12 @@ fn perturb(rng: &mut TestRng, tree: &[(String, Node)], depth: usize) -> Vec<(Str
                 if children.is_empty() {
                     None
                 } else {
-                    Some(Node::Dir { mode: *mode, children, opaque: false, owner: None })
+                    Some(Node::Dir {
+                        mode: *mode,
+                        children,
+                        opaque: false,
+                        owner: None,
+                    })
                 }
             }
             (0..=54, _) => None,
@@ -254,7 +278,11 @@ fn emit<'a>(
         let path = rel(prefix);
         match node {
             Node::File { mode, data, owner } => {
-                entries.push(Entry::File { path: path.clone(), mode: *mode, data: data.clone() });
+                entries.push(Entry::File {
+                    path: path.clone(),
+                    mode: *mode,
+                    data: data.clone(),
+                });
                 push_owner(entries, &path, *owner);
                 if rng.random_ratio(1, 10) {
                     entries.push(Entry::Xattr {
@@ -265,24 +293,40 @@ fn emit<'a>(
                 }
                 files.push(path);
             }
-            Node::Dir { mode, children, opaque, owner } => {
-                entries.push(Entry::Dir { path: path.clone(), mode: *mode });
+            Node::Dir {
+                mode,
+                children,
+                opaque,
+                owner,
+            } => {
+                entries.push(Entry::Dir {
+                    path: path.clone(),
+                    mode: *mode,
+                });
                 push_owner(entries, &path, *owner);
                 if *opaque && !bottom {
                     entries.push(Entry::Opaque { path: path.clone() });
                 }
                 emit(rng, children, prefix, bottom, entries, files);
             }
-            Node::Symlink(target) => entries.push(Entry::Symlink { path, target: target.clone() }),
+            Node::Symlink(target) => entries.push(Entry::Symlink {
+                path,
+                target: target.clone(),
+            }),
             Node::Fifo => entries.push(Entry::Fifo { path, mode: 0o644 }),
             Node::Whiteout if !bottom => entries.push(Entry::Whiteout { path }),
             Node::Whiteout => {}
             Node::Hardlink => match files.first() {
-                Some(existing) if !path.starts_with(existing) => {
-                    entries.push(Entry::Hardlink { path, existing: existing.clone() })
-                }
+                Some(existing) if !path.starts_with(existing) => entries.push(Entry::Hardlink {
+                    path,
+                    existing: existing.clone(),
+                }),
                 _ => {
-                    entries.push(Entry::File { path: path.clone(), mode: 0o644, data: b"h".to_vec() });
+                    entries.push(Entry::File {
+                        path: path.clone(),
+                        mode: 0o644,
+                        data: b"h".to_vec(),
+                    });
                     files.push(path);
                 }
             },
@@ -293,7 +337,11 @@ fn emit<'a>(
 
 fn push_owner(entries: &mut Vec<Entry>, path: &RelPath, owner: Option<(u32, u32)>) {
     if let Some((uid, gid)) = owner {
-        entries.push(Entry::Owner { path: path.clone(), uid, gid });
+        entries.push(Entry::Owner {
+            path: path.clone(),
+            uid,
+            gid,
+        });
     }
 }
 
@@ -335,16 +383,34 @@ fn mode(rng: &mut TestRng) -> u32 {
 fn random_op(rng: &mut TestRng, u: &[RelPath]) -> Op {
     let roll = rng.random_range(0..1000);
     match roll {
-        0..=59 => Op::Lstat { path: op_path(rng, u) },
-        60..=99 => Op::Stat { path: op_path(rng, u) },
-        100..=159 => Op::Read { path: op_path(rng, u) },
-        160..=179 => Op::Readlink { path: op_path(rng, u) },
-        180..=239 => Op::Readdir { path: op_path(rng, u) },
-        240..=259 => Op::Getxattr { path: op_path(rng, u), name: pick(rng, &["user.k", "user.x"]).to_string() },
-        260..=274 => Op::Listxattr { path: op_path(rng, u) },
+        0..=59 => Op::Lstat {
+            path: op_path(rng, u),
+        },
+        60..=99 => Op::Stat {
+            path: op_path(rng, u),
+        },
+        100..=159 => Op::Read {
+            path: op_path(rng, u),
+        },
+        160..=179 => Op::Readlink {
+            path: op_path(rng, u),
+        },
+        180..=239 => Op::Readdir {
+            path: op_path(rng, u),
+        },
+        240..=259 => Op::Getxattr {
+            path: op_path(rng, u),
+            name: pick(rng, &["user.k", "user.x"]).to_string(),
+        },
+        260..=274 => Op::Listxattr {
+            path: op_path(rng, u),
+        },
         275..=314 => Op::Open {
             path: op_path(rng, u),
-            flags: OpenFlags { write: rng.random(), trunc: rng.random_ratio(1, 3) },
+            flags: OpenFlags {
+                write: rng.random(),
+                trunc: rng.random_ratio(1, 3),
+            },
         },
         315..=384 => Op::Create {
             path: op_path(rng, u),
@@ -357,31 +423,59 @@ fn random_op(rng: &mut TestRng, u: &[RelPath]) -> Op {
             offset: *pick(rng, &[0, 0, 1, 3, 20]),
             data: pick(rng, &[&b"W"[..], b"new", b"written data"]).to_vec(),
         },
-        455..=484 => Op::Truncate { path: op_path(rng, u), size: *pick(rng, &[0, 1, 4, 100]) },
-        485..=544 => Op::Mkdir { path: op_path(rng, u), mode: *pick(rng, DIR_MODES) },
-        545..=559 => Op::Mkfifo { path: op_path(rng, u), mode: 0o644 },
-        560..=589 => Op::Symlink { target: pick(rng, TARGETS).to_vec(), path: op_path(rng, u) },
-        590..=649 => Op::Unlink { path: op_path(rng, u) },
-        650..=699 => Op::Rmdir { path: op_path(rng, u) },
-        700..=739 => Op::Link { old: op_path(rng, u), new: op_path(rng, u) },
+        455..=484 => Op::Truncate {
+            path: op_path(rng, u),
+            size: *pick(rng, &[0, 1, 4, 100]),
+        },
+        485..=544 => Op::Mkdir {
+            path: op_path(rng, u),
+            mode: *pick(rng, DIR_MODES),
+        },
+        545..=559 => Op::Mkfifo {
+            path: op_path(rng, u),
+            mode: 0o644,
+        },
+        560..=589 => Op::Symlink {
+            target: pick(rng, TARGETS).to_vec(),
+            path: op_path(rng, u),
+        },
+        590..=649 => Op::Unlink {
+            path: op_path(rng, u),
+        },
+        650..=699 => Op::Rmdir {
+            path: op_path(rng, u),
+        },
+        700..=739 => Op::Link {
+            old: op_path(rng, u),
+            new: op_path(rng, u),
+        },
         740..=829 => Op::Rename {
             old: op_path(rng, u),
             new: op_path(rng, u),
             flags: rename_flags(rng),
         },
-        830..=864 => Op::Chmod { path: op_path(rng, u), mode: mode(rng) },
+        830..=864 => Op::Chmod {
+            path: op_path(rng, u),
+            mode: mode(rng),
+        },
         865..=889 => Op::Chown {
             path: op_path(rng, u),
             uid: *pick(rng, &[0, 1000, 1001]),
             gid: *pick(rng, &[0, 1000]),
         },
-        890..=914 => Op::Utimes { path: op_path(rng, u), mtime: *pick(rng, &[0, 1_234_567_890]) },
+        890..=914 => Op::Utimes {
+            path: op_path(rng, u),
+            mtime: *pick(rng, &[0, 1_234_567_890]),
+        },
         915..=949 => Op::Setxattr {
             path: op_path(rng, u),
             name: pick(rng, &["user.k", "user.x"]).to_string(),
             value: pick(rng, &[&b"1"[..], b"two"]).to_vec(),
         },
-        950..=969 => Op::Removexattr { path: op_path(rng, u), name: pick(rng, &["user.k", "user.x"]).to_string() },
+        950..=969 => Op::Removexattr {
+            path: op_path(rng, u),
+            name: pick(rng, &["user.k", "user.x"]).to_string(),
+        },
         970..=984 => Op::Remount,
         _ => Op::Commit,
     }
@@ -389,9 +483,18 @@ fn random_op(rng: &mut TestRng, u: &[RelPath]) -> Op {
 
 fn rename_flags(rng: &mut TestRng) -> RenameFlags {
     match rng.random_range(0..20) {
-        0..=1 => RenameFlags { noreplace: true, ..Default::default() },
-        2..=3 => RenameFlags { exchange: true, ..Default::default() },
-        4 => RenameFlags { whiteout: true, ..Default::default() },
+        0..=1 => RenameFlags {
+            noreplace: true,
+            ..Default::default()
+        },
+        2..=3 => RenameFlags {
+            exchange: true,
+            ..Default::default()
+        },
+        4 => RenameFlags {
+            whiteout: true,
+            ..Default::default()
+        },
         _ => RenameFlags::default(),
     }
 }
@@ -399,11 +502,27 @@ fn rename_flags(rng: &mut TestRng) -> RenameFlags {
 fn random_step(rng: &mut TestRng, universe: &[RelPath]) -> Step {
     let op = random_op(rng, universe);
     let cred = if !op.is_lifecycle() && rng.random_ratio(1, 8) {
-        Some(*pick(rng, &[Cred { uid: 1000, gid: 1000 }, Cred { uid: 1001, gid: 1000 }]))
+        Some(*pick(
+            rng,
+            &[
+                Cred {
+                    uid: 1000,
+                    gid: 1000,
+                },
+                Cred {
+                    uid: 1001,
+                    gid: 1000,
+                },
+            ],
+        ))
     } else {
         None
     };
-    Step { op, cred, expect: None }
+    Step {
+        op,
+        cred,
+        expect: None,
+    }
 }
 
 /// The proptest strategy of whole cases: generation by [`generate`],

@@ -48,7 +48,9 @@ impl Session for ModelSession {
     }
 
     fn lower_views(&mut self) -> Result<Vec<View>, DriverError> {
-        Ok((0..self.model.lower_count()).map(|i| self.model.lower_view(i)).collect())
+        Ok((0..self.model.lower_count())
+            .map(|i| self.model.lower_view(i))
+            .collect())
     }
 
     fn finish(self: Box<Self>) -> Result<(), DriverError> {

@@ -67,14 +67,28 @@ pub fn side_by_side(d: &Divergence) -> String {
         })
         .collect();
     let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(8);
-    let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).clamp(5, 40);
+    let w1 = rows
+        .iter()
+        .map(|r| r.1.len())
+        .max()
+        .unwrap_or(0)
+        .clamp(5, 40);
     let mut out = format!("{:<w0$}  {:<w1$}  backend\n", "  #  op", "model");
     for (i, (op, model, backend)) in rows.into_iter().enumerate() {
-        let mark = if Some(i) == first { "   <<< first difference" } else { "" };
+        let mark = if Some(i) == first {
+            "   <<< first difference"
+        } else {
+            ""
+        };
         let _ = writeln!(out, "{op:<w0$}  {model:<w1$}  {backend}{mark}");
     }
     if let Check::Pinned { step, expected } = &d.check {
-        let _ = writeln!(out, "(step {} is pinned to {} in the case file)", step + 1, outcome_text(expected));
+        let _ = writeln!(
+            out,
+            "(step {} is pinned to {} in the case file)",
+            step + 1,
+            outcome_text(expected)
+        );
     }
     out
 }

@@ -94,7 +94,10 @@ fn sh(s: &str) -> String {
 fn bytes_arg(v: &[u8]) -> String {
     match std::str::from_utf8(v) {
         Ok(s) if !s.starts_with("hex:") && s.bytes().all(|c| (32..127).contains(&c)) => sh(s),
-        _ => sh(&format!("hex:{}", v.iter().map(|b| format!("{b:02x}")).collect::<String>())),
+        _ => sh(&format!(
+            "hex:{}",
+            v.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )),
     }
 }
 
@@ -120,23 +123,39 @@ fn object_lines(case: &Case, dir: &str, o: &Object) -> Vec<String> {
         ObjectKind::Symlink(t) => vec![format!("ln -s {} {p}", sh(&String::from_utf8_lossy(t)))],
         ObjectKind::Fifo => vec![format!("mkfifo {p}")],
         ObjectKind::Whiteout => vec![format!("mknod {p} c 0 0")],
-        ObjectKind::Hardlink(existing) => return vec![format!("ln {} {p}", sh(&format!("{dir}/{existing}")))],
+        ObjectKind::Hardlink(existing) => {
+            return vec![format!("ln {} {p}", sh(&format!("{dir}/{existing}")))]
+        }
     };
     if !matches!(o.kind, ObjectKind::Symlink(_) | ObjectKind::Whiteout) {
         v.push(format!("chmod {:04o} {p}", o.mode));
     }
     v.push(format!("chown -h {}:{} {p}", o.uid, o.gid));
     for (name, value) in &o.xattrs {
-        v.push(format!("setfattr -h -n {} -v 0x{} {p}", sh(name), hex(value)));
+        v.push(format!(
+            "setfattr -h -n {} -v 0x{} {p}",
+            sh(name),
+            hex(value)
+        ));
     }
     if let Some(c) = o.markers.opaque {
-        v.push(format!("setfattr -n {} -v {c} {p}", xattr_name(&case.profile, "opaque")));
+        v.push(format!(
+            "setfattr -n {} -v {c} {p}",
+            xattr_name(&case.profile, "opaque")
+        ));
     }
     if let Some(r) = &o.markers.redirect {
-        v.push(format!("setfattr -n {} -v {} {p}", xattr_name(&case.profile, "redirect"), sh(r)));
+        v.push(format!(
+            "setfattr -n {} -v {} {p}",
+            xattr_name(&case.profile, "redirect"),
+            sh(r)
+        ));
     }
     if o.markers.xwhiteout {
-        v.push(format!("setfattr -n {} -v '' {p}", xattr_name(&case.profile, "whiteout")));
+        v.push(format!(
+            "setfattr -n {} -v '' {p}",
+            xattr_name(&case.profile, "whiteout")
+        ));
     }
     v
 }
@@ -149,15 +168,42 @@ fn hex(v: &[u8]) -> String {
 fn op_args(step: &Step) -> String {
     let p = |x: &ovlcheck_case::OpPath| sh(&x.to_string());
     let flags = |pairs: &[(bool, &str)]| {
-        pairs.iter().filter(|(on, _)| *on).map(|(_, w)| format!(" {w}")).collect::<String>()
+        pairs
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, w)| format!(" {w}"))
+            .collect::<String>()
     };
     let body = match &step.op {
-        Op::Lstat { path } | Op::Stat { path } | Op::Read { path } | Op::Readlink { path } | Op::Readdir { path }
-        | Op::Listxattr { path } | Op::Unlink { path } | Op::Rmdir { path } => format!("{} {}", step.op.keyword(), p(path)),
-        Op::Getxattr { path, name } | Op::Removexattr { path, name } => format!("{} {} {}", step.op.keyword(), p(path), sh(name)),
-        Op::Open { path, flags: f } => format!("open {}{}", p(path), flags(&[(f.write, "rdwr"), (f.trunc, "trunc")])),
-        Op::Create { path, mode, excl, trunc } => format!("create {} {mode:o}{}", p(path), flags(&[(*excl, "excl"), (*trunc, "trunc")])),
-        Op::Write { path, offset, data } => format!("write {} {offset} {}", p(path), bytes_arg(data)),
+        Op::Lstat { path }
+        | Op::Stat { path }
+        | Op::Read { path }
+        | Op::Readlink { path }
+        | Op::Readdir { path }
+        | Op::Listxattr { path }
+        | Op::Unlink { path }
+        | Op::Rmdir { path } => format!("{} {}", step.op.keyword(), p(path)),
+        Op::Getxattr { path, name } | Op::Removexattr { path, name } => {
+            format!("{} {} {}", step.op.keyword(), p(path), sh(name))
+        }
+        Op::Open { path, flags: f } => format!(
+            "open {}{}",
+            p(path),
+            flags(&[(f.write, "rdwr"), (f.trunc, "trunc")])
+        ),
+        Op::Create {
+            path,
+            mode,
+            excl,
+            trunc,
+        } => format!(
+            "create {} {mode:o}{}",
+            p(path),
+            flags(&[(*excl, "excl"), (*trunc, "trunc")])
+        ),
+        Op::Write { path, offset, data } => {
+            format!("write {} {offset} {}", p(path), bytes_arg(data))
+        }
         Op::Truncate { path, size } => format!("truncate {} {size}", p(path)),
         Op::Mkdir { path, mode } | Op::Mkfifo { path, mode } | Op::Chmod { path, mode } => {
             format!("{} {} {mode:o}", step.op.keyword(), p(path))
@@ -168,11 +214,17 @@ fn op_args(step: &Step) -> String {
             "rename {} {}{}",
             p(old),
             p(new),
-            flags(&[(f.noreplace, "noreplace"), (f.exchange, "exchange"), (f.whiteout, "whiteout")])
+            flags(&[
+                (f.noreplace, "noreplace"),
+                (f.exchange, "exchange"),
+                (f.whiteout, "whiteout")
+            ])
         ),
         Op::Chown { path, uid, gid } => format!("chown {} {uid} {gid}", p(path)),
         Op::Utimes { path, mtime } => format!("utimes {} {mtime}", p(path)),
-        Op::Setxattr { path, name, value } => format!("setxattr {} {} {}", p(path), sh(name), bytes_arg(value)),
+        Op::Setxattr { path, name, value } => {
+            format!("setxattr {} {} {}", p(path), sh(name), bytes_arg(value))
+        }
         Op::Remount | Op::Commit => unreachable!("lifecycle ops are shell functions"),
     };
     match step.cred {
@@ -189,50 +241,107 @@ pub fn script(case: &Case) -> Result<String, String> {
     if case.profile.userxattr {
         let _ = writeln!(s, "# note: ovlcheck mounts this profile inside an unprivileged user namespace;\n# this script mounts it as root with the same options.");
     }
-    let _ = writeln!(s, "set -eu\n[ -n \"${{OVLREPRO_NS:-}}\" ] || OVLREPRO_NS=1 exec unshare -m -- \"$0\" \"$@\"");
+    let _ = writeln!(
+        s,
+        "set -eu\n[ -n \"${{OVLREPRO_NS:-}}\" ] || OVLREPRO_NS=1 exec unshare -m -- \"$0\" \"$@\""
+    );
     let _ = writeln!(s, "mount --make-rprivate /\nS=$(mktemp -d /tmp/ovlrepro.XXXXXX)\nmount -t tmpfs tmpfs \"$S\"\ncd \"$S\"\numask 0");
-    let _ = writeln!(s, "cat > op.py <<'PYEOF'{OP_HELPER}PYEOF\nop() {{ python3 \"$S/op.py\" \"$@\"; }}");
+    let _ = writeln!(
+        s,
+        "cat > op.py <<'PYEOF'{OP_HELPER}PYEOF\nop() {{ python3 \"$S/op.py\" \"$@\"; }}"
+    );
     let separate = case.profile.lower_fs == LowerFs::Separate;
     if separate {
         let _ = writeln!(s, "mkdir lowerfs && mount -t tmpfs tmpfs lowerfs");
     }
-    let lower_dir = |i: usize| if separate { format!("lowerfs/L{i}") } else { format!("L{i}") };
+    let lower_dir = |i: usize| {
+        if separate {
+            format!("lowerfs/L{i}")
+        } else {
+            format!("L{i}")
+        }
+    };
     for (i, layer) in case.lowers.iter().enumerate() {
-        let _ = writeln!(s, "\n# lower layer {i}{}", if i == 0 { " (bottom)" } else { "" });
+        let _ = writeln!(
+            s,
+            "\n# lower layer {i}{}",
+            if i == 0 { " (bottom)" } else { "" }
+        );
         let dir = lower_dir(i);
         let _ = writeln!(s, "mkdir {dir}");
         emit_layer(&mut s, case, &dir, layer)?;
     }
-    let upper = if case.profile.readonly { None } else { Some("U") };
+    let upper = if case.profile.readonly {
+        None
+    } else {
+        Some("U")
+    };
     if let Some(u) = upper {
         let _ = writeln!(s, "\n# upper layer");
-        let size = case.profile.upper_size.map(|n| format!(" -o size={n}")).unwrap_or_default();
-        let _ = writeln!(s, "mkdir upperfs && mount -t tmpfs{size} tmpfs upperfs && mkdir upperfs/{u} upperfs/W");
+        let size = case
+            .profile
+            .upper_size
+            .map(|n| format!(" -o size={n}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "mkdir upperfs && mount -t tmpfs{size} tmpfs upperfs && mkdir upperfs/{u} upperfs/W"
+        );
         if let Some(layer) = &case.upper {
             emit_layer(&mut s, case, &format!("upperfs/{u}"), layer)?;
         }
     }
     let lowers: Vec<String> = (0..case.lowers.len()).rev().map(lower_dir).collect();
     let opts = ovlcheck_driver::overlay_options(&case.profile).join(",");
-    let _ = writeln!(s, "\nLOWER={}\nN={}\nmkdir M", sh(&lowers.join(":")), case.lowers.len());
-    let upper_opts = if upper.is_some() { ",upperdir=upperfs/U,workdir=upperfs/W" } else { "" };
-    let extra = if opts.is_empty() { String::new() } else { format!(",{opts}") };
+    let _ = writeln!(
+        s,
+        "\nLOWER={}\nN={}\nmkdir M",
+        sh(&lowers.join(":")),
+        case.lowers.len()
+    );
+    let upper_opts = if upper.is_some() {
+        ",upperdir=upperfs/U,workdir=upperfs/W"
+    } else {
+        ""
+    };
+    let extra = if opts.is_empty() {
+        String::new()
+    } else {
+        format!(",{opts}")
+    };
     let _ = writeln!(s, "ovl_mount() {{ cd \"$S\" && mount -t overlay overlay -o \"lowerdir=$LOWER{upper_opts}{extra}\" M && cd M; }}");
     let _ = writeln!(s, "remount() {{ cd \"$S\" && umount M && ovl_mount; }}");
-    let _ = writeln!(s, "# commit: the upper becomes the top lower layer, a fresh upper above it");
+    let _ = writeln!(
+        s,
+        "# commit: the upper becomes the top lower layer, a fresh upper above it"
+    );
     let _ = writeln!(s, "commit() {{ cd \"$S\" && umount M && mv upperfs/U L$N && mkdir upperfs/U && rm -rf upperfs/W && mkdir upperfs/W && LOWER=\"L$N:$LOWER\" && N=$((N+1)) && ovl_mount; }}");
-    let _ = writeln!(s, "ovl_mount\n\n# ops: each prints its outcome; `# pinned:` is what the case expects");
+    let _ = writeln!(
+        s,
+        "ovl_mount\n\n# ops: each prints its outcome; `# pinned:` is what the case expects"
+    );
     for step in &case.steps {
         let line = match step.op {
             Op::Remount => "remount".to_string(),
             Op::Commit => "commit".to_string(),
-            _ => format!("printf '%s\\n' \"{}  =>  $(op {})\"", escape_dq(&op_args_display(step)), op_args(step)),
+            _ => format!(
+                "printf '%s\\n' \"{}  =>  $(op {})\"",
+                escape_dq(&op_args_display(step)),
+                op_args(step)
+            ),
         };
-        let pin = step.expect.as_ref().map(|o| format!("  # pinned: {o}")).unwrap_or_default();
+        let pin = step
+            .expect
+            .as_ref()
+            .map(|o| format!("  # pinned: {o}"))
+            .unwrap_or_default();
         let _ = writeln!(s, "{line}{pin}");
     }
     let _ = writeln!(s, "\necho '--- merged'; ls -laR \"$S/M\"\necho '--- upper'; ls -laR \"$S/upperfs/U\" 2>/dev/null || true");
-    let _ = writeln!(s, "getfattr -R -d -m - -e text \"$S/upperfs/U\" 2>/dev/null || true\ncd /\numount -R \"$S\"");
+    let _ = writeln!(
+        s,
+        "getfattr -R -d -m - -e text \"$S/upperfs/U\" 2>/dev/null || true\ncd /\numount -R \"$S\""
+    );
     Ok(s)
 }
 
@@ -241,10 +350,18 @@ fn op_args_display(step: &Step) -> String {
 }
 
 fn escape_dq(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$").replace('`', "\\`")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('$', "\\$")
+        .replace('`', "\\`")
 }
 
-fn emit_layer(s: &mut String, case: &Case, dir: &str, layer: &ovlcheck_case::LayerSpec) -> Result<(), String> {
+fn emit_layer(
+    s: &mut String,
+    case: &Case,
+    dir: &str,
+    layer: &ovlcheck_case::LayerSpec,
+) -> Result<(), String> {
     let objects = layer.objects().map_err(|e| e.message)?;
     for o in &objects {
         for line in object_lines(case, dir, o) {
@@ -254,7 +371,12 @@ fn emit_layer(s: &mut String, case: &Case, dir: &str, layer: &ovlcheck_case::Lay
     // Times last, deepest first, so creating children does not move them.
     for o in objects.iter().rev() {
         if !matches!(o.kind, ObjectKind::Whiteout | ObjectKind::Hardlink(_)) {
-            let _ = writeln!(s, "touch -h -d @{} {}", o.mtime, sh(&format!("{dir}/{}", o.path)));
+            let _ = writeln!(
+                s,
+                "touch -h -d @{} {}",
+                o.mtime,
+                sh(&format!("{dir}/{}", o.path))
+            );
         }
     }
     Ok(())

@@ -40,9 +40,22 @@ impl Divergence {
         match &self.check {
             Check::Outcome { step } | Check::Pinned { step, .. } => {
                 let op = &self.case.steps[*step].op;
-                let model = self.allowed.get(*step).map(|a| a.to_string()).unwrap_or_default();
-                let backend = self.observed.get(*step).map(short_outcome).unwrap_or_default();
-                format!("{}: model {} / backend {}", op.keyword(), short_allowed(&model), backend)
+                let model = self
+                    .allowed
+                    .get(*step)
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                let backend = self
+                    .observed
+                    .get(*step)
+                    .map(short_outcome)
+                    .unwrap_or_default();
+                format!(
+                    "{}: model {} / backend {}",
+                    op.keyword(),
+                    short_allowed(&model),
+                    backend
+                )
             }
             Check::View { which } => {
                 let fields: Vec<String> = self
@@ -66,7 +79,13 @@ fn short_outcome(o: &Outcome) -> String {
 
 fn short_allowed(s: &str) -> String {
     s.split(" | ")
-        .map(|o| if o.starts_with('E') { o.to_string() } else { "ok".to_string() })
+        .map(|o| {
+            if o.starts_with('E') {
+                o.to_string()
+            } else {
+                "ok".to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("|")
 }
@@ -148,19 +167,33 @@ impl Trace<'_> {
     }
 }
 
-fn drive(session: &mut dyn Session, mut model: Model, case: &Case, checks: Checks) -> Result<Run, RunError> {
-    let mut trace = Trace { case, allowed: Vec::new(), observed: Vec::new() };
+fn drive(
+    session: &mut dyn Session,
+    mut model: Model,
+    case: &Case,
+    checks: Checks,
+) -> Result<Run, RunError> {
+    let mut trace = Trace {
+        case,
+        allowed: Vec::new(),
+        observed: Vec::new(),
+    };
     for (i, step) in case.steps.iter().enumerate() {
         let seen = session.apply(step)?;
         let choices = model.apply(step);
         let allowed = Allowed(choices.iter().map(|(o, _)| o.clone()).collect());
-        let next = choices.into_iter().find(|(o, _)| *o == seen).map(|(_, m)| m);
+        let next = choices
+            .into_iter()
+            .find(|(o, _)| *o == seen)
+            .map(|(_, m)| m);
         let pin_broken = step.expect.as_ref().filter(|e| **e != seen).cloned();
         trace.allowed.push(allowed);
         trace.observed.push(seen);
         match (next, pin_broken) {
             (None, _) => return Ok(diverged(trace, Check::Outcome { step: i }, None)),
-            (Some(_), Some(expected)) => return Ok(diverged(trace, Check::Pinned { step: i, expected }, None)),
+            (Some(_), Some(expected)) => {
+                return Ok(diverged(trace, Check::Pinned { step: i, expected }, None))
+            }
             (Some(m), None) => model = m,
         }
     }
@@ -168,24 +201,48 @@ fn drive(session: &mut dyn Session, mut model: Model, case: &Case, checks: Check
         return Ok(finished(trace));
     }
     if let Some(d) = compare_all(session, &model, Which::Merged)? {
-        return Ok(diverged(trace, Check::View { which: Which::Merged }, Some(d)));
+        return Ok(diverged(
+            trace,
+            Check::View {
+                which: Which::Merged,
+            },
+            Some(d),
+        ));
     }
     if let Some(d) = compare_all(session, &model, Which::Upper)? {
-        return Ok(diverged(trace, Check::View { which: Which::Upper }, Some(d)));
+        return Ok(diverged(
+            trace,
+            Check::View {
+                which: Which::Upper,
+            },
+            Some(d),
+        ));
     }
-    for (op, which) in [(Op::Remount, Which::AfterRemount), (Op::Commit, Which::AfterCommit)] {
+    for (op, which) in [
+        (Op::Remount, Which::AfterRemount),
+        (Op::Commit, Which::AfterCommit),
+    ] {
         let step = Step::new(op);
         let seen = session.apply(&step)?;
         let mut choices = model.apply(&step);
         let pos = choices.iter().position(|(o, _)| *o == seen);
         let Some(pos) = pos else {
             let allowed = Allowed(choices.into_iter().map(|(o, _)| o).collect());
-            let (ops, run_allowed, run_observed) = (trace.observed.len() + 1, trace.allowed.clone(), trace.observed.clone());
+            let (ops, run_allowed, run_observed) = (
+                trace.observed.len() + 1,
+                trace.allowed.clone(),
+                trace.observed.clone(),
+            );
             let mut d = trace.divergence(Check::View { which }, None);
             d.case.steps.push(step);
             d.allowed.push(allowed);
             d.observed.push(seen);
-            return Ok(Run { ops, allowed: run_allowed, observed: run_observed, divergence: Some(d) });
+            return Ok(Run {
+                ops,
+                allowed: run_allowed,
+                observed: run_observed,
+                divergence: Some(d),
+            });
         };
         model = choices.swap_remove(pos).1;
         if let Some(d) = compare_all(session, &model, which)? {
@@ -196,12 +253,26 @@ fn drive(session: &mut dyn Session, mut model: Model, case: &Case, checks: Check
 }
 
 fn finished(trace: Trace<'_>) -> Run {
-    Run { ops: trace.observed.len(), allowed: trace.allowed, observed: trace.observed, divergence: None }
+    Run {
+        ops: trace.observed.len(),
+        allowed: trace.allowed,
+        observed: trace.observed,
+        divergence: None,
+    }
 }
 
 fn diverged(trace: Trace<'_>, check: Check, views: Option<(View, View, Vec<ViewDiff>)>) -> Run {
-    let (ops, allowed, observed) = (trace.observed.len(), trace.allowed.clone(), trace.observed.clone());
-    Run { ops, allowed, observed, divergence: Some(trace.divergence(check, views)) }
+    let (ops, allowed, observed) = (
+        trace.observed.len(),
+        trace.allowed.clone(),
+        trace.observed.clone(),
+    );
+    Run {
+        ops,
+        allowed,
+        observed,
+        divergence: Some(trace.divergence(check, views)),
+    }
 }
 
 /// Compares one view (and, for the after-remount/commit checks, the upper

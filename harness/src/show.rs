@@ -50,11 +50,21 @@ pub fn table(case: &Case) -> Result<String, String> {
         columns.push((format!("L{i}"), layer_cells(layer)?));
     }
     if !case.profile.readonly {
-        columns.push(("upper".into(), case.upper.as_ref().map(layer_cells).transpose()?.unwrap_or_default()));
+        columns.push((
+            "upper".into(),
+            case.upper
+                .as_ref()
+                .map(layer_cells)
+                .transpose()?
+                .unwrap_or_default(),
+        ));
     }
     let model = Model::new(case).map_err(|e| e.to_string())?;
     let merged = model.merged_view();
-    let mut paths: BTreeSet<String> = columns.iter().flat_map(|(_, c)| c.keys().cloned()).collect();
+    let mut paths: BTreeSet<String> = columns
+        .iter()
+        .flat_map(|(_, c)| c.keys().cloned())
+        .collect();
     paths.extend(merged.nodes.keys().filter(|p| !p.is_empty()).cloned());
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut header = vec!["path".to_string()];
@@ -63,17 +73,35 @@ pub fn table(case: &Case) -> Result<String, String> {
     rows.push(header);
     for p in &paths {
         let mut row = vec![p.clone()];
-        row.extend(columns.iter().map(|(_, c)| c.get(p).cloned().unwrap_or_else(|| "-".into())));
+        row.extend(
+            columns
+                .iter()
+                .map(|(_, c)| c.get(p).cloned().unwrap_or_else(|| "-".into())),
+        );
         row.push(merged_cell(&merged, p));
         rows.push(row);
     }
-    let widths: Vec<usize> = (0..rows[0].len()).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
     let mut out = format!("profile: {}\n", case.profile);
     for (n, r) in rows.iter().enumerate() {
-        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
         if n == 0 {
-            let _ = writeln!(out, "{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+            let _ = writeln!(
+                out,
+                "{}",
+                widths
+                    .iter()
+                    .map(|w| "-".repeat(*w))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            );
         }
     }
     Ok(out)
@@ -81,5 +109,8 @@ pub fn table(case: &Case) -> Result<String, String> {
 
 fn layer_cells(layer: &ovlcheck_case::LayerSpec) -> Result<BTreeMap<String, String>, String> {
     let objects = layer.objects().map_err(|e| e.message)?;
-    Ok(objects.iter().map(|o| (o.path.to_string(), cell(o))).collect())
+    Ok(objects
+        .iter()
+        .map(|o| (o.path.to_string(), cell(o)))
+        .collect())
 }

@@ -172,23 +172,48 @@ fn filter_index<T: Clone>(items: &[T], keep: &dyn Fn(usize) -> bool) -> Vec<T> {
 fn simplify_step(step: &Step) -> Vec<Step> {
     let mut out = Vec::new();
     if step.cred.is_some() {
-        out.push(Step { cred: None, ..step.clone() });
+        out.push(Step {
+            cred: None,
+            ..step.clone()
+        });
     }
     let with = |op: Op| Step { op, ..step.clone() };
     match &step.op {
         Op::Write { path, offset, data } => {
             if *offset != 0 {
-                out.push(with(Op::Write { path: path.clone(), offset: 0, data: data.clone() }));
+                out.push(with(Op::Write {
+                    path: path.clone(),
+                    offset: 0,
+                    data: data.clone(),
+                }));
             }
             if data.len() > 1 {
-                out.push(with(Op::Write { path: path.clone(), offset: *offset, data: data[..1].to_vec() }));
+                out.push(with(Op::Write {
+                    path: path.clone(),
+                    offset: *offset,
+                    data: data[..1].to_vec(),
+                }));
             }
         }
-        Op::Create { path, mode, excl, trunc } if *excl || *trunc => {
-            out.push(with(Op::Create { path: path.clone(), mode: *mode, excl: false, trunc: false }));
+        Op::Create {
+            path,
+            mode,
+            excl,
+            trunc,
+        } if *excl || *trunc => {
+            out.push(with(Op::Create {
+                path: path.clone(),
+                mode: *mode,
+                excl: false,
+                trunc: false,
+            }));
         }
         Op::Rename { old, new, flags } if *flags != Default::default() => {
-            out.push(with(Op::Rename { old: old.clone(), new: new.clone(), flags: Default::default() }));
+            out.push(with(Op::Rename {
+                old: old.clone(),
+                new: new.clone(),
+                flags: Default::default(),
+            }));
         }
         _ => {}
     }
@@ -220,7 +245,9 @@ mod tests {
     fn shrinks_to_the_one_step_that_matters() {
         let case = case_with_steps(17);
         let culprit = case.steps[11].clone();
-        let small = shrink(case, Duration::from_secs(10), |c| c.steps.contains(&culprit));
+        let small = shrink(case, Duration::from_secs(10), |c| {
+            c.steps.contains(&culprit)
+        });
         assert_eq!(small.steps, vec![culprit]);
     }
 
@@ -228,7 +255,9 @@ mod tests {
     fn shrinks_to_a_pair_of_steps() {
         let case = case_with_steps(20);
         let (a, b) = (case.steps[3].clone(), case.steps[17].clone());
-        let small = shrink(case, Duration::from_secs(10), |c| c.steps.contains(&a) && c.steps.contains(&b));
+        let small = shrink(case, Duration::from_secs(10), |c| {
+            c.steps.contains(&a) && c.steps.contains(&b)
+        });
         assert_eq!(small.steps, vec![a, b]);
     }
 

@@ -16,7 +16,9 @@ pub fn kernel(test: &str) -> Option<Box<dyn Backend>> {
         .and_then(|b| ovlcheck_driver::check_environment("kernel").map(|()| b))
     {
         Ok(b) => Some(b),
-        Err(e) if kernel_required() => panic!("{test}: the kernel backend is required (OVL_REQUIRE_KERNEL=1) but unusable: {e}"),
+        Err(e) if kernel_required() => panic!(
+            "{test}: the kernel backend is required (OVL_REQUIRE_KERNEL=1) but unusable: {e}"
+        ),
         Err(e) => {
             eprintln!("\n*** SKIP {test}: kernel overlay unusable here: {e}\n*** (set OVL_REQUIRE_KERNEL=1 to make this a failure)\n");
             None
