@@ -196,8 +196,17 @@ fn make_backend(a: &BackendArgs) -> Result<Box<dyn Backend>, String> {
             Err("the exec backend needs --mount-cmd (see --help)".into())
         }
         name => {
-            ovlcheck_driver::backend_by_name(name, a.mount_cmd.clone(), Some(a.umount_cmd.clone()))
-                .map_err(|e| e.to_string())
+            let opts = ovlcheck_driver::BackendOptions {
+                mount_template: a.mount_cmd.clone(),
+                umount_template: Some(a.umount_cmd.clone()),
+                ..Default::default()
+            };
+            let backend =
+                ovlcheck_driver::backend_by_name(name, &opts).map_err(|e| e.to_string())?;
+            if let Some(kind) = ovlcheck_driver::BackendKind::from_name(name) {
+                ovlcheck_driver::check_environment(kind).map_err(|e| e.to_string())?;
+            }
+            Ok(backend)
         }
     }
 }

@@ -70,8 +70,8 @@ fn bench(c: &mut Criterion) {
             })
         },
     );
-    match ovlcheck_driver::backend_by_name("kernel", None, None) {
-        Ok(kernel) if ovlcheck_driver::check_environment("kernel").is_ok() => {
+    match ovlcheck_driver::backend_by_name("kernel", &Default::default()) {
+        Ok(kernel) if ovlcheck_driver::check_environment(ovlcheck_driver::BackendKind::Kernel).is_ok() => {
             c.bench_function(
                 "differential case on the kernel backend (baseline case)",
                 |b| {

@@ -292,7 +292,7 @@ pub fn script(case: &Case) -> Result<String, String> {
         }
     }
     let lowers: Vec<String> = (0..case.lowers.len()).rev().map(lower_dir).collect();
-    let opts = ovlcheck_driver::overlay_options(&case.profile).join(",");
+    let opts = ovlcheck_driver::mount::kernel_options(&case.profile).join(",");
     let _ = writeln!(
         s,
         "\nLOWER={}\nN={}\nmkdir M",

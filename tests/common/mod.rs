@@ -12,8 +12,8 @@ pub fn kernel_required() -> bool {
 /// The kernel backend, or `None` after a loud SKIP message. With
 /// `OVL_REQUIRE_KERNEL=1` an unusable kernel fails the test instead.
 pub fn kernel(test: &str) -> Option<Box<dyn Backend>> {
-    match ovlcheck_driver::backend_by_name("kernel", None, None)
-        .and_then(|b| ovlcheck_driver::check_environment("kernel").map(|()| b))
+    match ovlcheck_driver::check_environment(ovlcheck_driver::BackendKind::Kernel)
+        .and_then(|()| ovlcheck_driver::backend_by_name("kernel", &Default::default()))
     {
         Ok(b) => Some(b),
         Err(e) if kernel_required() => panic!(
