@@ -292,6 +292,15 @@ impl RemoteSession {
         }
     }
 
+    /// How the stack was mounted: `Absolute`, `Relative` or `NewApi`
+    /// ([`crate::mount::Method`]) for the kernel, `Helper` otherwise.
+    pub fn mount_method(&mut self) -> Result<String, DriverError> {
+        match self.call(&Request::MountMethod, "mount method")? {
+            Response::Text(t) => Ok(t),
+            other => Err(unexpected("mount method", other)),
+        }
+    }
+
     /// The worker's pid (0 once it is gone).
     pub fn worker_pid(&self) -> i32 {
         self.worker.as_ref().map_or(0, Worker::pid)

@@ -37,6 +37,9 @@ pub enum Request {
     LowerViews,
     /// `/proc/self/mountinfo` of the worker's namespace.
     Mountinfo,
+    /// How the current stack was mounted (`Absolute`, `Relative`, `NewApi`
+    /// for the kernel; `Helper` otherwise).
+    MountMethod,
     /// The store home of the current session (a path in the worker's
     /// namespace).
     StoreHome,

@@ -42,6 +42,8 @@ struct CaseSession {
     lowers: Vec<Layer>,
     container: Layer,
     mounted: Option<Mounted>,
+    /// How the last mount was made.
+    method: String,
     /// A lifecycle mount failed: nothing is mounted.
     broken: Option<String>,
 }
@@ -142,6 +144,7 @@ impl CaseSession {
                 lower: Vec::new(),
             },
             mounted: None,
+            method: String::new(),
             broken: None,
         };
         match s.build(case).and_then(|_| s.mount().map_err(|e| e.message)) {
@@ -255,10 +258,11 @@ impl CaseSession {
         }
         let daemon = match &self.mounter {
             Mounter::Kernel => {
-                mount::mount_kernel(&home, &spec).map_err(|e| MountFailure {
+                let m = mount::mount_kernel(&home, &spec).map_err(|e| MountFailure {
                     errno: Some(e.errno),
                     message: format!("mount: {e}"),
                 })?;
+                self.method = format!("{m:?}");
                 None
             }
             Mounter::Fuse { binary } => {
@@ -327,6 +331,11 @@ impl CaseSession {
                 .view(|s| s.lower_views())
                 .map_or_else(err, Response::Views),
             Request::StoreHome => Response::Text(self.store.home().display().to_string()),
+            Request::MountMethod => Response::Text(if self.method.is_empty() {
+                "Helper".into()
+            } else {
+                self.method.clone()
+            }),
             _ => err("unexpected request"),
         }
     }

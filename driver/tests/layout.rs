@@ -1,0 +1,312 @@
+//! The overlay2 on-disk layout (moby `overlay2/overlay.go`), the seed
+//! article's image + init + container stack, and deep stacks.
+
+mod common;
+use common::*;
+use ovlcheck_case::{Case, Entry, LayerSpec, Outcome, RelPath, Value};
+use ovlcheck_driver::mount::{self, Method, MountSpec};
+use ovlcheck_driver::store::{Layer, LayerStore, DOCKER_MAX_DEPTH};
+use ovlcheck_driver::KernelBackend;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+fn mode(p: &Path) -> u32 {
+    fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+fn is_link_id(s: &str) -> bool {
+    s.len() == 26
+        && s.bytes()
+            .all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c))
+}
+
+#[test]
+fn layout_matches_overlay2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("overlay2");
+    let mut store = LayerStore::init(&home, 42).unwrap();
+    assert_eq!(mode(&home), 0o710);
+    assert_eq!(mode(&home.join("l")), 0o700);
+    let base = store.create(None).unwrap();
+    let mid = store.create(Some(&base)).unwrap();
+    let top = store.create(Some(&mid)).unwrap();
+    for l in [&base, &mid, &top] {
+        assert_eq!(l.id.len(), 64);
+        assert!(l
+            .id
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert!(is_link_id(&l.link), "{}", l.link);
+        let dir = home.join(&l.id);
+        assert_eq!(mode(&dir), 0o710);
+        assert_eq!(mode(&dir.join("diff")), 0o755);
+        assert_eq!(fs::read_to_string(dir.join("link")).unwrap(), l.link);
+        assert_eq!(mode(&dir.join("link")), 0o644);
+        let target = fs::read_link(home.join("l").join(&l.link)).unwrap();
+        assert_eq!(
+            target.to_str().unwrap(),
+            format!("../{}/diff", l.id),
+            "relative l/ link"
+        );
+        assert_eq!(
+            fs::canonicalize(home.join("l").join(&l.link)).unwrap(),
+            fs::canonicalize(dir.join("diff")).unwrap()
+        );
+    }
+    // The base layer: only diff/ and link.
+    let mut names: Vec<String> = fs::read_dir(home.join(&base.id))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["committed", "diff", "link"],
+        "committed appears once a child exists"
+    );
+    assert_eq!(mode(&home.join(&base.id).join("committed")), 0o600);
+    assert!(!home.join(&base.id).join("lower").exists());
+    assert!(!home.join(&base.id).join("work").exists());
+    // Children: lower = nearest parent first, work/ 0700.
+    assert_eq!(
+        fs::read_to_string(home.join(&mid.id).join("lower")).unwrap(),
+        format!("l/{}", base.link)
+    );
+    assert_eq!(
+        fs::read_to_string(home.join(&top.id).join("lower")).unwrap(),
+        format!("l/{}:l/{}", mid.link, base.link)
+    );
+    assert_eq!(mode(&home.join(&top.id).join("work")), 0o700);
+    assert!(home.join(&mid.id).join("committed").exists());
+    assert!(!home.join(&top.id).join("committed").exists());
+    assert_eq!(store.open(&top.id).unwrap(), top);
+    assert_eq!(
+        store.resolve_lower(&top.lower[0]).unwrap(),
+        home.join("l").join(format!("../{}/diff", mid.id))
+    );
+    // Deterministic: a second store with the same seed has the same ids.
+    let mut again = LayerStore::init(&tmp.path().join("again"), 42).unwrap();
+    assert_eq!(again.create(None).unwrap().id, base.id);
+    store.remove(&top).unwrap();
+    assert!(!home.join(&top.id).exists());
+    assert!(fs::symlink_metadata(home.join("l").join(&top.link)).is_err());
+}
+
+#[test]
+fn init_layer_has_dockers_contents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = LayerStore::init(&tmp.path().join("overlay2"), 1).unwrap();
+    let image = store.create(None).unwrap();
+    let cid = store.new_id();
+    let init = store.create_init_layer(&cid, Some(&image)).unwrap();
+    assert_eq!(init.id, format!("{cid}-init"));
+    let diff = store.diff(&init);
+    for d in ["dev/pts", "dev/shm", "proc", "sys"] {
+        assert!(diff.join(d).is_dir(), "{d}");
+        assert_eq!(mode(&diff.join(d)), 0o755);
+    }
+    for f in [
+        ".dockerenv",
+        "etc/resolv.conf",
+        "etc/hosts",
+        "etc/hostname",
+        "dev/console",
+    ] {
+        let m = fs::symlink_metadata(diff.join(f)).unwrap();
+        assert!(m.is_file() && m.len() == 0, "{f}");
+    }
+    assert_eq!(
+        fs::read_link(diff.join("etc/mtab")).unwrap().to_str(),
+        Some("/proc/mounts")
+    );
+    let container = store.create_named(&cid, Some(&init)).unwrap();
+    assert!(
+        store.dir(&init.id).join("committed").exists(),
+        "the init layer is a parent now"
+    );
+    assert_eq!(
+        container.lower,
+        vec![format!("l/{}", init.link), format!("l/{}", image.link)]
+    );
+}
+
+/// Runs `f` in a forked child with its own mount namespace and a tmpfs at
+/// `dir`; the child's exit status says whether `f` passed.
+fn in_mount_namespace(dir: &Path, f: impl FnOnce(&Path)) {
+    fs::create_dir_all(dir).unwrap();
+    // SAFETY: the child runs `f` and exits without returning to the harness.
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
+                nix::mount::mount(
+                    None::<&str>,
+                    "/",
+                    None::<&str>,
+                    nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+                    None::<&str>,
+                )
+                .unwrap();
+                mount::mount_tmpfs(dir, None).unwrap();
+                f(dir);
+            }));
+            // SAFETY: leave the forked child without running destructors.
+            unsafe { libc::_exit(if r.is_ok() { 0 } else { 1 }) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            let st = nix::sys::wait::waitpid(child, None).unwrap();
+            assert_eq!(
+                st,
+                nix::sys::wait::WaitStatus::Exited(child, 0),
+                "the namespaced part failed (see its panic above)"
+            );
+        }
+    }
+}
+
+fn write(p: &Path, data: &str) {
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, data).unwrap();
+}
+
+/// The seed article: `ubuntu:14.04` (4 layers), `docker run` adds an
+/// `-init` layer and a container layer; mountinfo shows the lowers through
+/// `l/` links, init first; the container's diff records `Test/`, `root/aa`
+/// and the whiteout `bin/ss`.
+#[test]
+fn seed_article_image_init_and_container() {
+    if !kernel_available("seed_article") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    in_mount_namespace(&tmp.path().join("docker"), |dir| {
+        let mut store = LayerStore::init(&dir.join("overlay2"), 2019).unwrap();
+        let mut image: Vec<Layer> = Vec::new();
+        for i in 0..4 {
+            let l = store.create(image.last()).unwrap();
+            let diff = store.diff(&l);
+            if i == 0 {
+                for d in [
+                    "bin", "boot", "dev", "etc", "home", "lib", "root", "tmp", "usr", "var",
+                ] {
+                    fs::create_dir(diff.join(d)).unwrap();
+                }
+                write(&diff.join("bin/ss"), "ss");
+            }
+            write(&diff.join(format!("etc/layer{i}")), &i.to_string());
+            image.push(l);
+        }
+        let cid = store.new_id();
+        let init = store.create_init_layer(&cid, image.last()).unwrap();
+        let c = store.create_named(&cid, Some(&init)).unwrap();
+        fs::create_dir(store.merged(&c)).unwrap();
+        let spec = MountSpec {
+            lowers: c.lower.clone(),
+            upper: Some(format!("{cid}/diff")),
+            work: Some(format!("{cid}/work")),
+            target: format!("{cid}/merged"),
+            options: vec!["index=off".into()],
+        };
+        assert_eq!(
+            mount::mount_kernel(store.home(), &spec).unwrap(),
+            Method::Absolute
+        );
+        let home = store.home().display().to_string();
+        let info = mount::mountinfo();
+        let line = info
+            .lines()
+            .find(|l| l.contains(" overlay ") && l.contains(&cid))
+            .expect("overlay in mountinfo");
+        let mut want = format!("lowerdir={home}/l/{}", init.link);
+        for l in image.iter().rev() {
+            want.push_str(&format!(":{home}/l/{}", l.link));
+        }
+        assert!(line.contains(&want), "{line}\nwants {want}");
+        assert!(
+            line.contains(&format!("upperdir={home}/{cid}/diff")),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!("workdir={home}/{cid}/work")),
+            "{line}"
+        );
+        let merged = store.merged(&c);
+        fs::create_dir(merged.join("Test")).unwrap();
+        fs::write(merged.join("root/aa"), "").unwrap();
+        fs::remove_file(merged.join("bin/ss")).unwrap();
+        assert!(merged.join(".dockerenv").exists() && merged.join("etc/layer3").exists());
+        let diff = store.diff(&c);
+        let mut top: Vec<String> = fs::read_dir(&diff)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        top.sort();
+        assert_eq!(top, ["Test", "bin", "root"]);
+        assert!(diff.join("root/aa").is_file());
+        let ss = fs::symlink_metadata(diff.join("bin/ss")).unwrap();
+        assert!(
+            std::os::unix::fs::FileTypeExt::is_char_device(&ss.file_type()),
+            "a whiteout"
+        );
+        mount::unmount(&merged).unwrap();
+    });
+}
+
+fn deep_case(layers: usize) -> Case {
+    let mut c = case("lower\n  file base 0644 \"bottom\"\nops\n");
+    for i in 1..layers {
+        let e = Entry::File {
+            path: RelPath::parse(&format!("f{i}")).unwrap(),
+            mode: 0o644,
+            data: vec![],
+        };
+        c.lowers.push(LayerSpec { entries: vec![e] });
+    }
+    c
+}
+
+fn deep(layers: usize, method: &str) {
+    let b = KernelBackend::new();
+    let mut s = b
+        .start_session(&deep_case(layers))
+        .unwrap_or_else(|e| panic!("{layers} layers: {e}"));
+    assert_eq!(ok(s.mount_method()), method);
+    use ovlcheck_driver::Session;
+    assert_eq!(
+        ok(s.apply(&step("read base"))),
+        Outcome::Ok(Value::Bytes(b"bottom".to_vec()))
+    );
+    assert_eq!(ok(s.merged_view()).nodes.len(), layers + 1);
+    assert_eq!(ok(s.apply(&step("remount"))), Outcome::OK);
+    assert_eq!(ok(s.mount_method()), method);
+    let info = ok(s.mountinfo());
+    assert!(info.contains("l/"), "lowers through l/ links");
+    ok(Box::new(s).finish());
+}
+
+#[test]
+fn docker_depth_of_128_layers_fits_a_page() {
+    if !kernel_available("deep_128") {
+        return;
+    }
+    // 128 image layers: absolute paths exceed a page, relative ones fit
+    // (overlay2 mountFrom).
+    deep(DOCKER_MAX_DEPTH, "Relative");
+}
+
+#[test]
+fn five_hundred_layers_need_the_new_mount_api() {
+    if !kernel_available("deep_500") {
+        return;
+    }
+    deep(mount::OVL_MAX_STACK, "NewApi");
+}
+
+#[test]
+fn small_stacks_mount_with_absolute_paths() {
+    if !kernel_available("shallow") {
+        return;
+    }
+    deep(3, "Absolute");
+}
