@@ -82,16 +82,21 @@ impl Model {
         let feat = features::Features::from_profile(&case.profile);
         let mut lowers = Vector::new();
         for (i, spec) in case.lowers.iter().enumerate() {
-            lowers.push_back(build::layer_from_spec(spec).map_err(|m| ModelError::Layer { layer: i, message: m })?);
+            lowers.push_back(build::layer_from_spec(spec).map_err(|m| ModelError::Layer {
+                layer: i,
+                message: m,
+            })?);
         }
         let upper = if feat.readonly() {
             None
         } else {
             let spec = case.upper.clone().unwrap_or_default();
-            Some(build::layer_from_spec(&spec).map_err(|m| ModelError::Layer {
-                layer: case.lowers.len(),
-                message: m,
-            })?)
+            Some(
+                build::layer_from_spec(&spec).map_err(|m| ModelError::Layer {
+                    layer: case.lowers.len(),
+                    message: m,
+                })?,
+            )
         };
         let mut m = Model {
             feat,

@@ -1,0 +1,54 @@
+//! Runs `.ovl` cases on the model and prints each step's allowed outcomes
+//! and the final merged and raw upper views (the format the scenario
+//! snapshots use). `cargo run -p ovlcheck-model --example run -- FILE...`
+
+use ovlcheck_case::parse_case;
+use ovlcheck_model::Model;
+
+fn main() {
+    for file in std::env::args().skip(1) {
+        let text = std::fs::read_to_string(&file).expect("readable case");
+        let case = match parse_case(&file, &text) {
+            Ok(c) => c,
+            Err(e) => {
+                println!("{e}");
+                continue;
+            }
+        };
+        let mut m = match Model::new(&case) {
+            Ok(m) => m,
+            Err(e) => {
+                println!("{file}: {e}");
+                continue;
+            }
+        };
+        for step in &case.steps {
+            let outs = m.apply(step);
+            let shown: Vec<String> = outs.iter().map(|(o, _)| o.to_string()).collect();
+            let pin = match &step.expect {
+                Some(e) if !outs.iter().any(|(o, _)| o == e) => format!("   <-- PIN {e} NOT ALLOWED"),
+                _ => String::new(),
+            };
+            println!("{:<50} => {}{}", ovl_step(step), shown.join(" | "), pin);
+            let pick = step
+                .expect
+                .as_ref()
+                .and_then(|e| outs.iter().find(|(o, _)| o == e))
+                .unwrap_or(&outs[0]);
+            m = pick.1.clone();
+        }
+        println!("== merged\n{}", m.merged_view());
+        if let Some(u) = m.upper_view() {
+            println!("== upper\n{u}");
+        }
+    }
+}
+
+fn ovl_step(step: &ovlcheck_case::Step) -> String {
+    let mut c = ovlcheck_case::Case::default();
+    let mut s = step.clone();
+    s.expect = None;
+    c.steps.push(s);
+    let text = ovlcheck_case::print_case(&c);
+    text.lines().last().unwrap_or_default().trim().to_string()
+}

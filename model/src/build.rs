@@ -1,0 +1,73 @@
+//! Building raw layers from layer specs, through `LayerSpec::objects()` so
+//! the model and the driver read a case the same way.
+
+use crate::fs::{Ino, Inode, Kind, Layer};
+use imbl::OrdMap;
+use ovlcheck_case::layer::{Object, ObjectKind, DEFAULT_MTIME};
+use ovlcheck_case::LayerSpec;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The raw layer a spec describes. Layer roots are 0755 0:0.
+pub(crate) fn layer_from_spec(spec: &LayerSpec) -> Result<Layer, String> {
+    let objects = spec
+        .objects()
+        .map_err(|e| format!("entry {}: {}", e.entry, e.message))?;
+    let mut layer = Layer::new();
+    layer.get_mut(layer.root).mtime = Some(DEFAULT_MTIME);
+    let mut by_path: BTreeMap<Vec<String>, Ino> = BTreeMap::new();
+    for obj in &objects {
+        let names: Vec<String> = obj
+            .path
+            .names()
+            .iter()
+            .map(|n| n.as_str().to_string())
+            .collect();
+        let (parent, name) = names.split_at(names.len() - 1);
+        let dir = if parent.is_empty() {
+            layer.root
+        } else {
+            *by_path
+                .get(parent)
+                .ok_or_else(|| format!("{}: parent missing", obj.path))?
+        };
+        let ino = match &obj.kind {
+            ObjectKind::Hardlink(existing) => {
+                let key: Vec<String> = existing
+                    .names()
+                    .iter()
+                    .map(|n| n.as_str().to_string())
+                    .collect();
+                *by_path
+                    .get(&key)
+                    .ok_or_else(|| format!("{}: hard link target missing", obj.path))?
+            }
+            _ => layer.alloc(inode_from_object(obj)),
+        };
+        layer.link(dir, &name[0], ino);
+        by_path.insert(names, ino);
+    }
+    Ok(layer)
+}
+
+fn inode_from_object(obj: &Object) -> Inode {
+    let kind = match &obj.kind {
+        ObjectKind::Dir => Kind::Dir(OrdMap::new()),
+        ObjectKind::File(d) => Kind::File(Arc::new(d.clone())),
+        ObjectKind::Symlink(t) => Kind::Symlink(Arc::new(t.clone())),
+        ObjectKind::Fifo => Kind::Fifo,
+        ObjectKind::Whiteout => Kind::Whiteout,
+        ObjectKind::Hardlink(_) => unreachable!("hard links share an inode"),
+    };
+    let mut inode = Inode::new(kind, obj.mode, obj.uid, obj.gid);
+    inode.mtime = Some(obj.mtime);
+    inode.xattrs = obj
+        .xattrs
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    inode.ovl.opaque = obj.markers.opaque;
+    inode.ovl.redirect = obj.markers.redirect.clone();
+    inode.ovl.whiteout = obj.markers.xwhiteout;
+    inode
+}

@@ -1,0 +1,167 @@
+//! Copy-up (overlayfs.rst: "Non-directories", "Metadata only copy up";
+//! copy_up.c). Parents are copied first, directories without their
+//! contents; each copy gets the lower object's data, mode, owner, mtime and
+//! ordinary xattrs (never overlay-private ones), and an `origin` xattr; the
+//! upper parent is marked `impure`.
+
+use crate::fs::{Ino, Inode, Kind, LowerRef};
+use crate::lookup::Dentry;
+use crate::resolve::Walk;
+use crate::Model;
+use imbl::OrdMap;
+use std::sync::Arc;
+
+/// What the triggering op needs copied (copy_up.c: ovl_copy_up_flags).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CopyUp {
+    /// Metadata changes (chmod, chown, utimes, xattrs, link, rename): a
+    /// regular file is copied metadata-only when metacopy=on
+    /// (ovl_need_meta_copy_up).
+    Meta,
+    /// Open for write, truncate, write: the data too.
+    Data,
+    /// Open with O_TRUNC: the data is copied with size 0
+    /// (`if (flags & O_TRUNC) ctx.stat.size = 0`).
+    Trunc,
+}
+
+impl Model {
+    /// ovl_copy_up_flags: copies up every ancestor of the walk's last
+    /// object that has no upper yet, top-down, then the object itself, and
+    /// updates the walk's dentries.
+    pub(crate) fn copy_up(&mut self, walk: &mut Walk, how: CopyUp) {
+        for i in 1..walk.frames.len() {
+            let is_last = i + 1 == walk.frames.len();
+            let parent_upper = walk.frames[i - 1].dentry.upper.expect("parent copied up");
+            let frame = &walk.frames[i];
+            let needs = frame.dentry.upper.is_none() || !frame.dentry.upper_alias;
+            let how_here = if is_last { how } else { CopyUp::Meta };
+            if needs {
+                let d = self.copy_up_one(
+                    parent_upper,
+                    &frame.name.clone(),
+                    &frame.dentry.clone(),
+                    how_here,
+                );
+                walk.frames[i].dentry = d;
+            } else if is_last && how != CopyUp::Meta {
+                self.copy_up_data(&mut walk.frames[i].dentry, how);
+            }
+        }
+    }
+
+    /// Copies up the parent chain of a walk (the walk itself is a
+    /// directory that will receive an entry).
+    pub(crate) fn copy_up_dir(&mut self, walk: &mut Walk) {
+        self.copy_up(walk, CopyUp::Meta);
+    }
+
+    /// ovl_copy_up_one for one object whose parent is already upper.
+    fn copy_up_one(&mut self, parent_upper: Ino, name: &str, d: &Dentry, how: CopyUp) -> Dentry {
+        let mut out = d.clone();
+        if let (Some(u), false) = (d.upper, d.upper_alias) {
+            // index=on: link the index entry up (copy_up.c: ovl_link_up).
+            self.upper_mut().link(parent_upper, name, u);
+            self.set_impure(parent_upper);
+            out.upper_alias = true;
+            self.update_index_nlink(u);
+            if how != CopyUp::Meta {
+                self.copy_up_data(&mut out, how);
+            }
+            return out;
+        }
+        let src_ref = d.lowers[0];
+        let src = self.lower_inode(src_ref).clone();
+        let lower_nlink = self.lowers[src_ref.layer].nlink(src_ref.ino);
+        let indexed = self.feat.index && !src.is_dir() && lower_nlink > 1;
+        let metacopy = self.feat.metacopy && src.is_reg() && how == CopyUp::Meta;
+        let mut inode = Inode::new(Kind::Fifo, src.mode, src.uid, src.gid);
+        inode.mtime = src.mtime;
+        inode.xattrs = src.xattrs.clone();
+        inode.kind = match &src.kind {
+            Kind::Dir(_) => Kind::Dir(OrdMap::new()),
+            Kind::File(_) if how == CopyUp::Trunc => Kind::File(Arc::new(Vec::new())),
+            Kind::File(_) if metacopy => Kind::File(Arc::new(vec![0; self.file_data(d).len()])),
+            Kind::File(_) => Kind::File(Arc::new(self.file_data(d).to_vec())),
+            other => other.clone(),
+        };
+        inode.ovl.metacopy = metacopy;
+        if src.is_dir() || lower_nlink == 1 || indexed {
+            inode.ovl.origin = Some(Some(src_ref));
+            out.origin = Some(src_ref);
+        }
+        let ino = self.upper_mut().alloc(inode);
+        self.upper_mut().link(parent_upper, name, ino);
+        self.set_impure(parent_upper);
+        if indexed {
+            let inode = self.upper_mut().get_mut(ino);
+            inode.index_link = true;
+            inode.union_nlink = Some(lower_nlink);
+            self.index.insert(src_ref, ino);
+            self.update_index_nlink(ino);
+        }
+        out.upper = Some(ino);
+        out.upper_alias = true;
+        if !metacopy && !src.is_dir() {
+            out.lowers.truncate(1);
+        }
+        out
+    }
+
+    /// Completes a metacopy: copies the data and drops the `metacopy`
+    /// xattr (copy_up.c: ovl_copy_up_meta_inode_data); with O_TRUNC the
+    /// data is empty.
+    fn copy_up_data(&mut self, d: &mut Dentry, how: CopyUp) {
+        let Some(u) = d.upper else { return };
+        if !self.upper_inode(u).ovl.metacopy {
+            return;
+        }
+        let data = if how == CopyUp::Trunc {
+            Vec::new()
+        } else {
+            self.file_data(d).to_vec()
+        };
+        let inode = self.upper_mut().get_mut(u);
+        inode.kind = Kind::File(Arc::new(data));
+        inode.ovl.metacopy = false;
+        d.lowers.truncate(1);
+    }
+
+    /// ovl_set_impure on an upper directory.
+    pub(crate) fn set_impure(&mut self, dir: Ino) {
+        self.upper_mut().get_mut(dir).ovl.impure = true;
+    }
+
+    /// The data a merged regular file reads: the upper's unless it is a
+    /// metacopy, else the lower data (the bottom of the lower stack).
+    pub(crate) fn file_data(&self, d: &Dentry) -> Arc<Vec<u8>> {
+        if let Some(u) = d.upper {
+            let inode = self.upper_inode(u);
+            if !inode.ovl.metacopy {
+                if let Kind::File(data) = &inode.kind {
+                    return data.clone();
+                }
+            }
+        }
+        let data_ref: Option<&LowerRef> = match d.lowers.first() {
+            Some(top) if self.lower_inode(*top).ovl.metacopy || d.upper.is_some() => {
+                d.lowers.last()
+            }
+            other => other,
+        };
+        match data_ref.map(|r| &self.lower_inode(*r).kind) {
+            Some(Kind::File(data)) => data.clone(),
+            _ => Arc::new(Vec::new()),
+        }
+    }
+
+    /// Rewrites the `nlink` xattr of an indexed upper inode: `U` and the
+    /// difference between the union link count and the real one
+    /// (inode.c: ovl_set_nlink_upper).
+    pub(crate) fn update_index_nlink(&mut self, ino: Ino) {
+        let real = i64::from(self.layer(crate::fs::LayerId::Upper).nlink(ino));
+        let inode = self.upper_mut().get_mut(ino);
+        let union = i64::from(inode.union_nlink.unwrap_or(0));
+        inode.ovl.nlink = Some(format!("U{:+}", union - real));
+    }
+}

@@ -1,0 +1,110 @@
+//! The profile switches, as one table of behaviours. Rules read these
+//! fields; no rule looks at the [`Profile`] itself, so every option- or
+//! version-dependent behaviour is in one place.
+
+use ovlcheck_case::{LowerFs, Profile};
+
+/// How redirects are treated (overlayfs.rst: "Redirect dir"; params.c:
+/// ovl_redirect_mode). `redirect_dir=off` maps to `follow` on this kernel
+/// (module parameter redirect_always_follow=Y).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum RedirectMode {
+    /// `redirect_dir=on`: created on directory rename and followed.
+    On,
+    /// `redirect_dir=follow`: followed, never created.
+    Follow,
+    /// `redirect_dir=nofollow` (forced by userxattr): a redirect found below
+    /// the upper layer makes lookup fail with EPERM (namei.c: ovl_lookup).
+    NoFollow,
+}
+
+/// Where `st_ino`/`st_dev` come from (overlayfs.rst: "Inode properties";
+/// inode.c: ovl_map_dev_ino).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum InoMode {
+    /// All layers on one filesystem: the overlay st_dev for everything.
+    SameFs,
+    /// xino=on: the overlay st_dev for everything, st_ino with fsid bits.
+    Xino,
+    /// Layers on different filesystems without xino: non-directories
+    /// report a per-filesystem pseudo st_dev.
+    PseudoDev,
+}
+
+/// The upper layer: absent (read-only overlay), unlimited, or a tmpfs of
+/// limited size on which allocating ops may fail with ENOSPC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum UpperMode {
+    ReadOnly,
+    Unlimited,
+    Limited(u64),
+}
+
+/// The behaviour table of one mount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Features {
+    pub redirect: RedirectMode,
+    /// index=on: lower hard links survive copy-up (overlayfs.rst: "Index").
+    pub index: bool,
+    /// metacopy=on: metadata-only copy-up (overlayfs.rst: "Metadata only copy up").
+    pub metacopy: bool,
+    pub ino: InoMode,
+    /// `user.overlay.` instead of `trusted.overlay.` (userxattr).
+    pub user_xattr_ns: bool,
+    pub upper: UpperMode,
+    /// New directories in a merged parent get `opaque=y` unless offline
+    /// changes are allowed (overlayfs.h: ovl_allow_offline_changes; dir.c:
+    /// ovl_create_upper; commit 1fc31aac96d7, v5.15).
+    pub opaque_new_dirs: bool,
+    /// uuid=auto on a fresh upper writes `overlay.uuid` on the upper root
+    /// (super.c: ovl_init_uuid_xattr, v6.6). Verified on 6.18 with and
+    /// without userxattr.
+    pub uuid_xattr: bool,
+}
+
+impl Features {
+    /// The behaviour table for a profile.
+    pub fn from_profile(p: &Profile) -> Features {
+        let redirect = if p.userxattr {
+            RedirectMode::NoFollow
+        } else if p.redirect_dir || p.metacopy {
+            RedirectMode::On
+        } else {
+            RedirectMode::Follow
+        };
+        let ino = match (p.xino, p.lower_fs) {
+            (true, _) => InoMode::Xino,
+            (false, LowerFs::Same) => InoMode::SameFs,
+            (false, LowerFs::Separate) => InoMode::PseudoDev,
+        };
+        let upper = match (p.readonly, p.upper_size) {
+            (true, _) => UpperMode::ReadOnly,
+            (false, Some(n)) => UpperMode::Limited(n),
+            (false, None) => UpperMode::Unlimited,
+        };
+        let index = p.index && !p.readonly;
+        Features {
+            redirect,
+            index,
+            metacopy: p.metacopy && !p.userxattr,
+            ino,
+            user_xattr_ns: p.userxattr,
+            upper,
+            opaque_new_dirs: index || p.metacopy || redirect == RedirectMode::On || p.xino,
+            uuid_xattr: true,
+        }
+    }
+
+    /// Redirects are set on rename of merged/lower directories.
+    pub fn creates_redirects(&self) -> bool {
+        self.redirect == RedirectMode::On
+    }
+
+    pub fn follows_redirects(&self) -> bool {
+        self.redirect != RedirectMode::NoFollow
+    }
+
+    pub fn readonly(&self) -> bool {
+        self.upper == UpperMode::ReadOnly
+    }
+}

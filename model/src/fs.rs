@@ -1,0 +1,228 @@
+//! Raw layers: one directory tree as it sits on disk (a lower `diff/` or the
+//! upper dir), stored as a persistent map of inodes. Directory entries refer
+//! to inodes by number, so hard links are shared inodes, and cloning a layer
+//! is O(1) (imbl).
+
+use imbl::OrdMap;
+use std::sync::Arc;
+
+/// An inode number inside one layer.
+pub(crate) type Ino = u32;
+
+/// Which layer an object lives in: lower `i` (0 is the bottom), or the upper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum LayerId {
+    Lower(usize),
+    Upper,
+}
+
+/// A lower object (the target of an `origin` xattr, or a lower stack entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct LowerRef {
+    pub layer: usize,
+    pub ino: Ino,
+}
+
+/// The type and payload of an inode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Entries by name.
+    Dir(OrdMap<String, Ino>),
+    File(Arc<Vec<u8>>),
+    Symlink(Arc<Vec<u8>>),
+    Fifo,
+    /// A char 0/0 device (overlayfs.rst: whiteouts and opaque directories).
+    Whiteout,
+}
+
+/// Overlay-private xattrs (`trusted.overlay.*` or `user.overlay.*`), kept as
+/// structured fields (overlayfs.rst; util.c: ovl_xattr_table).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Hash)]
+pub(crate) struct OvlXattrs {
+    /// `opaque`: `'y'` opaque, `'x'` holds xattr whiteouts.
+    pub opaque: Option<char>,
+    pub redirect: Option<String>,
+    /// `origin`: the lower object this was copied up from. `Some(None)` is
+    /// the origin of the upper root with index=on (the lower root's fh).
+    pub origin: Option<Option<LowerRef>>,
+    pub impure: bool,
+    pub metacopy: bool,
+    /// `nlink` of an indexed upper inode, e.g. `"U+0"`.
+    pub nlink: Option<String>,
+    /// `whiteout`: an xattr whiteout (xwhiteout).
+    pub whiteout: bool,
+    pub uuid: bool,
+    /// Escaped `overlay.overlay.*` xattrs set through the overlay (v6.7+).
+    pub escaped: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+/// One inode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Inode {
+    pub kind: Kind,
+    /// Permission bits (07777).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// `None` when the clock set it.
+    pub mtime: Option<i64>,
+    /// Ordinary xattrs.
+    pub xattrs: OrdMap<String, Vec<u8>>,
+    pub ovl: OvlXattrs,
+    /// Directory entries referring to this inode (non-directories).
+    pub links: u32,
+    /// An extra link from the index dir (index=on), counted in `st_nlink`.
+    pub index_link: bool,
+    /// The union link count overlay keeps for an indexed inode (index=on).
+    pub union_nlink: Option<u32>,
+}
+
+impl Inode {
+    pub fn new(kind: Kind, mode: u32, uid: u32, gid: u32) -> Inode {
+        Inode {
+            kind,
+            mode,
+            uid,
+            gid,
+            mtime: None,
+            xattrs: OrdMap::new(),
+            ovl: OvlXattrs::default(),
+            links: 0,
+            index_link: false,
+            union_nlink: None,
+        }
+    }
+
+    pub fn is_dir(&self) -> bool {
+        matches!(self.kind, Kind::Dir(_))
+    }
+
+    pub fn is_whiteout(&self) -> bool {
+        matches!(self.kind, Kind::Whiteout)
+    }
+
+    pub fn is_reg(&self) -> bool {
+        matches!(self.kind, Kind::File(_))
+    }
+
+    /// An xattr whiteout candidate: an empty regular file with
+    /// `overlay.whiteout` (util.c: ovl_path_check_xwhiteout_xattr).
+    pub fn is_xwhiteout(&self) -> bool {
+        matches!(&self.kind, Kind::File(d) if d.is_empty()) && self.ovl.whiteout
+    }
+
+    pub fn entries(&self) -> Option<&OrdMap<String, Ino>> {
+        match &self.kind {
+            Kind::Dir(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// One layer directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Layer {
+    pub inodes: OrdMap<Ino, Inode>,
+    pub root: Ino,
+    pub next: Ino,
+}
+
+impl Layer {
+    /// An empty layer: a root directory 0755 0:0.
+    pub fn new() -> Layer {
+        let mut inodes = OrdMap::new();
+        inodes.insert(0, Inode::new(Kind::Dir(OrdMap::new()), 0o755, 0, 0));
+        Layer {
+            inodes,
+            root: 0,
+            next: 1,
+        }
+    }
+
+    pub fn get(&self, ino: Ino) -> &Inode {
+        &self.inodes[&ino]
+    }
+
+    pub fn get_mut(&mut self, ino: Ino) -> &mut Inode {
+        self.inodes.get_mut(&ino).expect("inode exists")
+    }
+
+    /// The entry `name` of directory `dir`.
+    pub fn child(&self, dir: Ino, name: &str) -> Option<Ino> {
+        self.get(dir).entries()?.get(name).copied()
+    }
+
+    /// Allocates a new inode, not yet linked anywhere.
+    pub fn alloc(&mut self, inode: Inode) -> Ino {
+        let ino = self.next;
+        self.next += 1;
+        self.inodes.insert(ino, inode);
+        ino
+    }
+
+    /// Adds entry `name` -> `ino` to `dir` (replacing nothing).
+    pub fn link(&mut self, dir: Ino, name: &str, ino: Ino) {
+        if let Kind::Dir(e) = &mut self.get_mut(dir).kind {
+            e.insert(name.to_string(), ino);
+        }
+        self.get_mut(ino).links += 1;
+    }
+
+    /// Points entry `name` of `dir` at `ino` without link accounting (one
+    /// half of a rename or exchange).
+    pub fn set_entry(&mut self, dir: Ino, name: &str, ino: Ino) {
+        if let Kind::Dir(e) = &mut self.get_mut(dir).kind {
+            e.insert(name.to_string(), ino);
+        }
+    }
+
+    /// Removes entry `name` of `dir` without link accounting.
+    pub fn take_entry(&mut self, dir: Ino, name: &str) -> Option<Ino> {
+        match &mut self.get_mut(dir).kind {
+            Kind::Dir(e) => e.remove(name),
+            _ => None,
+        }
+    }
+
+    /// Removes entry `name` from `dir`, freeing the inode (and a directory's
+    /// whole subtree) when its last link goes.
+    pub fn unlink(&mut self, dir: Ino, name: &str) -> Option<Ino> {
+        let ino = match &mut self.get_mut(dir).kind {
+            Kind::Dir(e) => e.remove(name)?,
+            _ => return None,
+        };
+        self.drop_link(ino);
+        Some(ino)
+    }
+
+    fn drop_link(&mut self, ino: Ino) {
+        let inode = self.get_mut(ino);
+        inode.links = inode.links.saturating_sub(1);
+        if inode.links > 0 || inode.index_link {
+            return;
+        }
+        if let Some(Kind::Dir(e)) = self.inodes.remove(&ino).map(|i| i.kind) {
+            for (_, child) in e.iter() {
+                self.drop_link(*child);
+            }
+        }
+    }
+
+    /// Number of subdirectories of `dir` (for a real directory's nlink).
+    pub fn subdir_count(&self, dir: Ino) -> u32 {
+        self.get(dir)
+            .entries()
+            .map(|e| e.values().filter(|i| self.get(**i).is_dir()).count() as u32)
+            .unwrap_or(0)
+    }
+
+    /// `st_nlink` of the real inode.
+    pub fn nlink(&self, ino: Ino) -> u32 {
+        let inode = self.get(ino);
+        if inode.is_dir() {
+            2 + self.subdir_count(ino)
+        } else {
+            inode.links + u32::from(inode.index_link)
+        }
+    }
+}

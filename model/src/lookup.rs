@@ -1,0 +1,330 @@
+//! Lookup of one name in a merged directory, following the kernel's
+//! `ovl_lookup` (namei.c) step by step: the upper layer first, then the
+//! parent's lower stack top to bottom; a non-directory, a whiteout or an
+//! opaque directory stops the descent; directories merge; redirects change
+//! the name looked up below (overlayfs.rst: "Directories", "whiteouts and
+//! opaque directories", "Redirect dir").
+
+use crate::fs::{Ino, Inode, LayerId, LowerRef};
+use crate::Model;
+use ovlcheck_case::Errno;
+
+/// What overlay's lookup found for one name (an `ovl_entry` plus the upper
+/// dentry). Negative when nothing was found.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub(crate) struct Dentry {
+    /// The upper object: in the upper directory, or (index=on) an index
+    /// entry for a lower hard link not yet linked into the upper dir.
+    pub upper: Option<Ino>,
+    /// False when `upper` is an index entry only.
+    pub upper_alias: bool,
+    /// Lower stack, topmost first. Directories: every merged lower dir. Non-
+    /// directories: the object found by path and, for metacopy, the data.
+    pub lowers: Vec<LowerRef>,
+    /// Copy-up origin of an upper non-directory (origin xattr).
+    pub origin: Option<LowerRef>,
+    /// Upper whiteout (negative) or upper opaque dir (ovl_dentry_is_opaque).
+    pub opaque: bool,
+    /// The upper redirect as read on lookup (ovl_dentry_get_redirect).
+    pub redirect: Option<String>,
+    pub is_dir: bool,
+    /// Lower layers (by index) whose directory here is `opaque=x`.
+    pub xwhiteout_layers: Vec<usize>,
+}
+
+impl Dentry {
+    pub fn is_positive(&self) -> bool {
+        self.upper.is_some() || !self.lowers.is_empty()
+    }
+
+    /// A negative dentry hiding something: an upper whiteout
+    /// (ovl_dentry_is_whiteout).
+    pub fn is_whiteout(&self) -> bool {
+        !self.is_positive() && self.opaque
+    }
+
+    /// OVL_TYPE_MERGE for directories: upper with lowers, or several lowers
+    /// (util.c: ovl_path_type).
+    pub fn is_merge_dir(&self) -> bool {
+        self.is_dir && (self.upper.is_some() && !self.lowers.is_empty() || self.lowers.len() > 1)
+    }
+
+    /// ovl_type_merge_or_lower.
+    pub fn is_merge_or_lower(&self, m: &Model) -> bool {
+        self.upper.is_none() || self.is_type_merge(m)
+    }
+
+    /// OVL_TYPE_MERGE: directories with layers below, or a metacopy upper
+    /// (util.c: ovl_path_type).
+    pub fn is_type_merge(&self, m: &Model) -> bool {
+        match self.upper {
+            Some(u) => !self.lowers.is_empty() && (self.is_dir || m.upper_inode(u).ovl.metacopy),
+            None => self.lowers.len() > 1 && self.is_dir,
+        }
+    }
+
+    /// OVL_TYPE_ORIGIN: an upper object with a copy-up origin.
+    pub fn has_origin(&self) -> bool {
+        self.upper.is_some() && (self.origin.is_some() || !self.lowers.is_empty())
+    }
+}
+
+/// ovl_lookup_data: the state of one lookup.
+struct LookupData {
+    /// The name looked up (one component, or an absolute redirect path).
+    name: Vec<String>,
+    absolute: bool,
+    is_dir: bool,
+    opaque: bool,
+    stop: bool,
+    last: bool,
+    metacopy: bool,
+    redirect: Option<String>,
+    xwhiteouts: bool,
+}
+
+impl Model {
+    /// The root dentry: upper root over every lower root.
+    pub(crate) fn root_dentry(&self) -> Dentry {
+        Dentry {
+            upper: self.upper.as_ref().map(|u| u.root),
+            upper_alias: self.upper.is_some(),
+            lowers: self.root_stack_below(usize::MAX),
+            is_dir: true,
+            ..Dentry::default()
+        }
+    }
+
+    /// Lower roots of the layers below `layer` (all when `usize::MAX`), top first.
+    fn root_stack_below(&self, layer: usize) -> Vec<LowerRef> {
+        (0..self.lowers.len().min(layer))
+            .rev()
+            .map(|i| LowerRef {
+                layer: i,
+                ino: self.lowers[i].root,
+            })
+            .collect()
+    }
+
+    /// ovl_lookup: looks `name` up in the merged directory `parent`.
+    pub(crate) fn lookup(&self, parent: &Dentry, name: &str) -> Result<Dentry, Errno> {
+        let mut d = LookupData {
+            name: vec![name.to_string()],
+            absolute: false,
+            is_dir: false,
+            opaque: false,
+            stop: false,
+            last: false,
+            metacopy: false,
+            redirect: None,
+            xwhiteouts: false,
+        };
+        let mut out = Dentry::default();
+        let mut poe = parent.lowers.clone();
+        let mut poe_is_root =
+            parent.lowers == self.root_stack_below(usize::MAX) && parent.redirect.is_none();
+        let mut uppermetacopy = false;
+        if let (Some(_), Some(pu)) = (&self.upper, parent.upper) {
+            out.upper = self.lookup_layer(LayerId::Upper, pu, &mut d)?;
+            out.upper_alias = out.upper.is_some();
+            if out.upper.is_some() && !d.is_dir {
+                uppermetacopy = d.metacopy;
+            }
+            if d.redirect.is_some() {
+                out.redirect = d.redirect.clone();
+                if d.absolute {
+                    poe = self.root_stack_below(usize::MAX);
+                    poe_is_root = true;
+                }
+            }
+            out.opaque = d.opaque;
+        }
+        let mut i = 0;
+        while !d.stop && i < poe.len() {
+            let lower = poe[i];
+            i += 1;
+            d.last = if self.feat.follows_redirects() {
+                lower.layer == 0
+            } else {
+                i == poe.len()
+            };
+            let Some(this) = self.lookup_layer(LayerId::Lower(lower.layer), lower.ino, &mut d)?
+            else {
+                continue;
+            };
+            if (uppermetacopy || d.metacopy) && !self.feat.metacopy {
+                return Err(Errno::EPERM);
+            }
+            let this = LowerRef {
+                layer: lower.layer,
+                ino: this,
+            };
+            if d.xwhiteouts {
+                out.xwhiteout_layers.push(lower.layer);
+                d.xwhiteouts = false;
+            }
+            if !d.metacopy || out.lowers.is_empty() {
+                out.lowers.push(this);
+            }
+            if d.redirect.is_some() && !self.feat.follows_redirects() {
+                return Err(Errno::EPERM);
+            }
+            if d.stop {
+                break;
+            }
+            if d.absolute && !poe_is_root {
+                poe = self.root_stack_below(lower.layer);
+                poe_is_root = true;
+                i = 0;
+            }
+        }
+        if d.metacopy || (uppermetacopy && out.lowers.is_empty()) {
+            return Err(Errno::EIO);
+        }
+        out.is_dir = d.is_dir;
+        self.lookup_finish(&mut out);
+        Ok(out)
+    }
+
+    /// Origin of an upper non-directory, and index=on aliases of lower hard
+    /// links (namei.c: ovl_check_origin, ovl_lookup_index).
+    fn lookup_finish(&self, out: &mut Dentry) {
+        if out.is_dir {
+            return;
+        }
+        if let Some(u) = out.upper {
+            if let Some(Some(o)) = self.upper_inode(u).ovl.origin {
+                out.origin = Some(o);
+            }
+        } else if let Some(top) = out.lowers.first() {
+            if let Some(ino) = self.index.get(top) {
+                out.upper = Some(*ino);
+                out.upper_alias = false;
+                out.origin = Some(*top);
+            }
+        }
+    }
+
+    /// ovl_lookup_layer: looks `d.name` up under `base` in one layer; an
+    /// absolute name is walked component by component from `base`.
+    fn lookup_layer(
+        &self,
+        layer: LayerId,
+        base: Ino,
+        d: &mut LookupData,
+    ) -> Result<Option<Ino>, Errno> {
+        let mut base = base;
+        let mut k = 0;
+        loop {
+            // Counting down from the end, since a redirect can change the prefix.
+            let rem = d.name.len() - k - 1;
+            let name = d.name[k].clone();
+            let Some(this) = self.lookup_single(layer, base, &name, k, rem == 0, d)? else {
+                return Ok(None);
+            };
+            if rem == 0 || !self.layer(layer).get(this).is_dir() {
+                return Ok(if rem == 0 { Some(this) } else { None });
+            }
+            base = this;
+            k = d.name.len() - rem;
+        }
+    }
+
+    /// ovl_lookup_single: one component in one layer.
+    fn lookup_single(
+        &self,
+        layer: LayerId,
+        base: Ino,
+        name: &str,
+        pos: usize,
+        last_element: bool,
+        d: &mut LookupData,
+    ) -> Result<Option<Ino>, Errno> {
+        let l = self.layer(layer);
+        let Some(this) = l.child(base, name) else {
+            return Ok(None);
+        };
+        let inode = l.get(this);
+        if self.is_whiteout_in(layer, l.get(base), inode) {
+            d.stop = true;
+            d.opaque = true;
+            return Ok(None);
+        }
+        if last_element && d.metacopy && !inode.is_reg() {
+            d.stop = true;
+            return Ok(None);
+        }
+        if !inode.is_dir() {
+            if d.is_dir || !last_element {
+                d.stop = true;
+                return Ok(None);
+            }
+            d.metacopy = inode.is_reg() && inode.ovl.metacopy;
+            d.stop = !d.metacopy;
+            if !d.metacopy || d.last {
+                return Ok(Some(this));
+            }
+        } else {
+            if last_element {
+                d.is_dir = true;
+            }
+            if d.last {
+                return Ok(Some(this));
+            }
+            let val = inode.ovl.opaque;
+            if last_element && layer != LayerId::Upper && val == Some('x') {
+                d.xwhiteouts = true;
+            } else if val == Some('y') {
+                d.stop = true;
+                if last_element {
+                    d.opaque = true;
+                }
+                return Ok(Some(this));
+            }
+        }
+        check_redirect(inode, d, pos)?;
+        Ok(Some(this))
+    }
+
+    /// ovl_path_is_whiteout: a char 0/0 whiteout, or an xattr whiteout in a
+    /// lower directory marked `opaque=x` (overlayfs.rst: whiteouts and
+    /// opaque directories; only lower layers get the xwhiteouts flag).
+    pub(crate) fn is_whiteout_in(&self, layer: LayerId, parent: &Inode, inode: &Inode) -> bool {
+        inode.is_whiteout()
+            || (layer != LayerId::Upper && parent.ovl.opaque == Some('x') && inode.is_xwhiteout())
+    }
+}
+
+/// ovl_check_redirect: a redirect replaces the name looked up below. A
+/// relative redirect replaces the current component; an absolute one the
+/// whole path and restarts the descent even below an opaque ancestor
+/// (namei.c; fstests overlay/057). A malformed redirect fails with EINVAL
+/// (ovl_get_redirect_xattr).
+fn check_redirect(inode: &Inode, d: &mut LookupData, pos: usize) -> Result<(), Errno> {
+    let Some(r) = &inode.ovl.redirect else {
+        return Ok(());
+    };
+    if !redirect_is_valid(r) {
+        return Err(Errno::EINVAL);
+    }
+    let post: Vec<String> = d.name[pos + 1..].to_vec();
+    if let Some(abs) = r.strip_prefix('/') {
+        d.absolute = true;
+        d.stop = false;
+        let mut name: Vec<String> = abs.split('/').map(str::to_string).collect();
+        name.extend(post);
+        d.name = name;
+    } else {
+        d.name[pos] = r.clone();
+    }
+    d.redirect = Some(r.clone());
+    Ok(())
+}
+
+/// A redirect is a single name, or `/` followed by non-empty components.
+pub(crate) fn redirect_is_valid(r: &str) -> bool {
+    match r.strip_prefix('/') {
+        Some(abs) => !abs.is_empty() && abs.split('/').all(|c| !c.is_empty()),
+        None => !r.is_empty() && !r.contains('/'),
+    }
+}

@@ -1,0 +1,126 @@
+//! Mount-time work and the lifecycle ops (`remount`, `commit`).
+
+use crate::fs::{Ino, Layer, LowerRef};
+use crate::lookup::Dentry;
+use crate::Model;
+use imbl::OrdMap;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+impl Model {
+    /// Mounts the current layers: marks a fresh upper root (uuid, and the
+    /// index origin), fixes missing origins of merged directories as the
+    /// first lookup does, and takes the inode snapshot for `View::ino`.
+    pub(crate) fn mount(&mut self) {
+        let index = self.feat.index;
+        let uuid = self.feat.uuid_xattr;
+        if let Some(upper) = self.upper.as_mut() {
+            let root = upper.root;
+            let r = upper.get_mut(root);
+            // super.c: ovl_init_uuid_xattr (uuid=auto on a new upper).
+            r.ovl.uuid |= uuid;
+            // super.c: ovl_verify_origin of the upper root with index=on.
+            if index && r.ovl.origin.is_none() {
+                r.ovl.origin = Some(None);
+            }
+        }
+        self.fix_origins();
+        self.snapshot = Arc::new(self.take_snapshot());
+    }
+
+    /// namei.c: ovl_fix_origin. The first lookup of a merged directory whose
+    /// upper has no origin stores the topmost lower dir as origin and marks
+    /// the upper parent impure. The model does this for every merged
+    /// directory at mount, as a walk of the merged tree would.
+    fn fix_origins(&mut self) {
+        if self.upper.is_none() {
+            return;
+        }
+        let mut fixes: Vec<(Ino, Option<Ino>, LowerRef)> = Vec::new();
+        self.walk_merged_dirs(&mut |parent: Option<&Dentry>, d: &Dentry| {
+            if let (Some(u), Some(first)) = (d.upper, d.lowers.first()) {
+                fixes.push((u, parent.and_then(|p| p.upper), *first));
+            }
+        });
+        for (u, parent, first) in fixes {
+            let is_root = u == self.upper_mut().root;
+            let inode = self.upper_mut().get_mut(u);
+            if is_root || inode.ovl.origin.is_some() {
+                continue;
+            }
+            inode.ovl.origin = Some(Some(first));
+            if let Some(p) = parent {
+                self.set_impure(p);
+            }
+        }
+    }
+
+    /// Visits every merged directory (and its parent).
+    fn walk_merged_dirs(&self, f: &mut dyn FnMut(Option<&Dentry>, &Dentry)) {
+        fn rec(
+            m: &Model,
+            parent: Option<&Dentry>,
+            d: &Dentry,
+            f: &mut dyn FnMut(Option<&Dentry>, &Dentry),
+        ) {
+            f(parent, d);
+            for name in m.readdir_names(d) {
+                if let Ok(c) = m.lookup(d, &name) {
+                    if c.is_positive() && c.is_dir {
+                        rec(m, Some(d), &c, f);
+                    }
+                }
+            }
+        }
+        rec(self, None, &self.root_dentry(), f);
+    }
+
+    /// `remount`: the same layers, a new mount.
+    pub(crate) fn remount(&self) -> Model {
+        let mut m = self.clone();
+        m.mount();
+        m
+    }
+
+    /// `commit`: the upper (markers kept as on disk) becomes the top lower
+    /// layer and a fresh empty upper is mounted; the index goes with the
+    /// old work dir. Without an upper it is a remount.
+    pub(crate) fn commit(&self) -> Model {
+        let mut m = self.clone();
+        if let Some(mut upper) = m.upper.take() {
+            let indexed: Vec<Ino> = m.index.values().copied().collect();
+            for ino in indexed {
+                if upper.inodes.contains_key(&ino) {
+                    let inode = upper.get_mut(ino);
+                    inode.index_link = false;
+                    inode.union_nlink = None;
+                    if inode.links == 0 {
+                        upper.inodes.remove(&ino);
+                    }
+                }
+            }
+            m.lowers.push_back(upper);
+            m.upper = Some(Layer::new());
+        }
+        m.index = OrdMap::new();
+        m.mount();
+        m
+    }
+
+    /// Each non-directory's identity, by the smallest merged path that has it.
+    pub(crate) fn take_snapshot(&self) -> BTreeMap<crate::Ident, String> {
+        let mut snap: BTreeMap<crate::Ident, String> = BTreeMap::new();
+        self.walk_merged(&mut |path: &str, d: &Dentry| {
+            if !d.is_dir {
+                let id = self.ident(d);
+                match snap.get(&id) {
+                    Some(p) if p.as_str() <= path => {}
+                    _ => {
+                        snap.insert(id, path.to_string());
+                    }
+                }
+            }
+        });
+        snap
+    }
+}

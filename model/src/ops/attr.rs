@@ -1,0 +1,229 @@
+//! Ops that change data or attributes of an existing object: write,
+//! truncate, chmod, chown, utimes, setxattr, removexattr. Each copies the
+//! object up first (overlayfs.rst: "Non-directories"; inode.c:
+//! ovl_setattr, ovl_xattr_set), metadata-only where metacopy allows.
+
+use super::read::{xattr_ns, XattrNs, XATTR_SIZE_MAX};
+use crate::copy_up::CopyUp;
+use crate::fs::{Inode, Kind};
+use crate::perm::{
+    chmod_mode, mode_after_chown, mode_after_write, owner_or_capable, permission, MAY_WRITE,
+};
+use crate::resolve::{Follow, Walk};
+use crate::Model;
+use ovlcheck_case::{Cred, Errno, OpPath, Value};
+use std::sync::Arc;
+
+/// The largest file the model writes (a model limit, not a kernel one):
+/// writes or truncates beyond it fail with EFBIG.
+pub(crate) const MODEL_MAX_FILE: u64 = 1 << 24;
+
+impl Model {
+    /// Resolves an existing object, checks EROFS, and copies it up after
+    /// `check` passes; returns the upper inode number.
+    fn modify(
+        &mut self,
+        path: &OpPath,
+        how: CopyUp,
+        cred: Cred,
+        check: impl FnOnce(&Inode) -> Result<(), Errno>,
+    ) -> Result<u32, Errno> {
+        let mut w: Walk = self.resolve_existing(path, Follow::Yes, cred)?;
+        self.check_writable()?;
+        check(self.attr(w.last()))?;
+        self.copy_up(&mut w, how);
+        Ok(w.last().upper.expect("copied up"))
+    }
+
+    /// open O_WRONLY, pwrite, close. A fifo without a reader: ENXIO (the
+    /// open is non-blocking).
+    pub(crate) fn op_write(
+        &mut self,
+        path: &OpPath,
+        offset: u64,
+        data: &[u8],
+        cred: Cred,
+    ) -> Result<Value, Errno> {
+        let w = self.resolve_existing(path, Follow::Yes, cred)?;
+        match &self.attr(w.last()).kind {
+            Kind::Dir(_) => return Err(Errno::EISDIR),
+            Kind::Fifo => return Err(Errno::ENXIO),
+            _ => {}
+        }
+        if offset.saturating_add(data.len() as u64) > MODEL_MAX_FILE {
+            return Err(Errno::EFBIG);
+        }
+        let u = self.modify(path, CopyUp::Data, cred, |a| permission(cred, a, MAY_WRITE))?;
+        if data.is_empty() {
+            return Ok(Value::Unit);
+        }
+        let inode = self.upper_mut().get_mut(u);
+        if let Kind::File(d) = &mut inode.kind {
+            let d = Arc::make_mut(d);
+            let end = offset as usize + data.len();
+            if d.len() < end {
+                d.resize(end, 0);
+            }
+            d[offset as usize..end].copy_from_slice(data);
+        }
+        inode.mtime = None;
+        inode.mode = mode_after_write(cred, inode.mode);
+        Ok(Value::Unit)
+    }
+
+    /// `truncate(2)`: EISDIR, EINVAL on non-regular files; always copies
+    /// the data (inode.c: ovl_setattr with ATTR_SIZE).
+    pub(crate) fn op_truncate(
+        &mut self,
+        path: &OpPath,
+        size: u64,
+        cred: Cred,
+    ) -> Result<Value, Errno> {
+        let w = self.resolve_existing(path, Follow::Yes, cred)?;
+        match &self.attr(w.last()).kind {
+            Kind::Dir(_) => return Err(Errno::EISDIR),
+            Kind::File(_) => {}
+            _ => return Err(Errno::EINVAL),
+        }
+        if size > MODEL_MAX_FILE {
+            return Err(Errno::EFBIG);
+        }
+        let u = self.modify(path, CopyUp::Data, cred, |a| permission(cred, a, MAY_WRITE))?;
+        let inode = self.upper_mut().get_mut(u);
+        if let Kind::File(d) = &mut inode.kind {
+            Arc::make_mut(d).resize(size as usize, 0);
+        }
+        inode.mtime = None;
+        inode.mode = mode_after_write(cred, inode.mode);
+        Ok(Value::Unit)
+    }
+
+    /// `chmod(2)`: the owner or CAP_FOWNER (EPERM).
+    pub(crate) fn op_chmod(
+        &mut self,
+        path: &OpPath,
+        mode: u32,
+        cred: Cred,
+    ) -> Result<Value, Errno> {
+        let mut new_mode = 0;
+        let u = self.modify(path, CopyUp::Meta, cred, |a| {
+            if !owner_or_capable(cred, a) {
+                return Err(Errno::EPERM);
+            }
+            new_mode = chmod_mode(cred, a, mode);
+            Ok(())
+        })?;
+        self.upper_mut().get_mut(u).mode = new_mode;
+        Ok(Value::Unit)
+    }
+
+    /// `chown(2)`: changing the owner needs CAP_CHOWN; the owner may change
+    /// the group to one it is in. Set-id bits of non-directories go.
+    pub(crate) fn op_chown(
+        &mut self,
+        path: &OpPath,
+        uid: u32,
+        gid: u32,
+        cred: Cred,
+    ) -> Result<Value, Errno> {
+        let u = self.modify(path, CopyUp::Meta, cred, |a| {
+            let uid_ok = cred.is_root() || (cred.uid == a.uid && uid == a.uid);
+            let gid_ok = cred.is_root() || (cred.uid == a.uid && (gid == a.gid || gid == cred.gid));
+            if uid_ok && gid_ok {
+                Ok(())
+            } else {
+                Err(Errno::EPERM)
+            }
+        })?;
+        let inode = self.upper_mut().get_mut(u);
+        inode.uid = uid;
+        inode.gid = gid;
+        inode.mode = mode_after_chown(inode.mode, inode.is_dir());
+        Ok(Value::Unit)
+    }
+
+    /// `utimensat(2)` with explicit times: the owner or CAP_FOWNER.
+    pub(crate) fn op_utimes(
+        &mut self,
+        path: &OpPath,
+        mtime: i64,
+        cred: Cred,
+    ) -> Result<Value, Errno> {
+        let u = self.modify(path, CopyUp::Meta, cred, |a| {
+            if owner_or_capable(cred, a) {
+                Ok(())
+            } else {
+                Err(Errno::EPERM)
+            }
+        })?;
+        self.upper_mut().get_mut(u).mtime = Some(mtime);
+        Ok(Value::Unit)
+    }
+
+    /// `setxattr(2)` with flags 0.
+    pub(crate) fn op_setxattr(
+        &mut self,
+        path: &OpPath,
+        name: &str,
+        value: &[u8],
+        cred: Cred,
+    ) -> Result<Value, Errno> {
+        let ns = xattr_ns(name)?;
+        if value.len() > XATTR_SIZE_MAX {
+            return Err(Errno::E2BIG);
+        }
+        let private = self.is_private_xattr(name);
+        let u = self.modify(path, CopyUp::Meta, cred, |a| {
+            xattr_write_permission(cred, a, ns)?;
+            if private {
+                return Err(Errno::EPERM);
+            }
+            Ok(())
+        })?;
+        self.upper_mut()
+            .get_mut(u)
+            .xattrs
+            .insert(name.to_string(), value.to_vec());
+        Ok(Value::Unit)
+    }
+
+    /// `removexattr(2)`: a missing xattr on a lower-only object is ENODATA
+    /// without copy-up (inode.c: ovl_xattr_set).
+    pub(crate) fn op_removexattr(
+        &mut self,
+        path: &OpPath,
+        name: &str,
+        cred: Cred,
+    ) -> Result<Value, Errno> {
+        let ns = xattr_ns(name)?;
+        let private = self.is_private_xattr(name);
+        let u = self.modify(path, CopyUp::Meta, cred, |a| {
+            xattr_write_permission(cred, a, ns)?;
+            if private {
+                return Err(Errno::EPERM);
+            }
+            if !a.xattrs.contains_key(name) {
+                return Err(Errno::ENODATA);
+            }
+            Ok(())
+        })?;
+        self.upper_mut().get_mut(u).xattrs.remove(name);
+        Ok(Value::Unit)
+    }
+}
+
+/// xattr_permission for writing: trusted.* and security.* need
+/// CAP_SYS_ADMIN; user.* only on regular files and directories, not on a
+/// sticky directory one does not own, and needs write permission.
+fn xattr_write_permission(cred: Cred, a: &Inode, ns: XattrNs) -> Result<(), Errno> {
+    match ns {
+        XattrNs::Trusted | XattrNs::Security if !cred.is_root() => Err(Errno::EPERM),
+        XattrNs::System => Err(Errno::EOPNOTSUPP),
+        XattrNs::User if !(a.is_reg() || a.is_dir()) => Err(Errno::EPERM),
+        XattrNs::User if a.is_dir() && a.mode & 0o1000 != 0 && !owner_or_capable(cred, a) => {
+            Err(Errno::EPERM)
+        }
+        XattrNs::User => permission(cred, a, MAY_WRITE),
+        _ => Ok(()),
+    }
+}

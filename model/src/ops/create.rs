@@ -1,0 +1,290 @@
+//! Ops that create a name: create (open O_CREAT), mkdir, mkfifo, symlink,
+//! link (dir.c: ovl_create_object, ovl_create_upper,
+//! ovl_create_over_whiteout, ovl_link).
+
+use crate::copy_up::CopyUp;
+use crate::fs::{Ino, Inode, Kind};
+use crate::lookup::Dentry;
+use crate::perm::{may_create, may_linkat, mode_after_write, permission, MAY_READ, MAY_WRITE};
+use crate::resolve::{Follow, Resolved, Walk};
+use crate::Model;
+use imbl::OrdMap;
+use ovlcheck_case::path::PATH_MAX;
+use ovlcheck_case::{Cred, Errno, OpPath, Value};
+use std::sync::Arc;
+
+/// What to put at a new name.
+pub(crate) enum NewObj {
+    Inode(Inode),
+    /// Another name for an existing upper inode.
+    Link(Ino),
+}
+
+/// The parent and name a creating op works on.
+pub(crate) struct NewName {
+    pub dir: Walk,
+    pub name: String,
+    pub neg: Dentry,
+}
+
+impl Model {
+    /// filename_create: the final component is never followed; it must be
+    /// missing (EEXIST), and a trailing slash is only allowed for mkdir
+    /// (ENOENT). EROFS comes after both checks.
+    pub(crate) fn resolve_new(
+        &self,
+        path: &OpPath,
+        want_dir: bool,
+        cred: Cred,
+    ) -> Result<NewName, Errno> {
+        match self.resolve(path, Follow::Never, cred)? {
+            Resolved::Found(_) => Err(Errno::EEXIST),
+            Resolved::Missing { slash: true, .. } if !want_dir => Err(Errno::ENOENT),
+            Resolved::Missing { dir, name, neg, .. } => {
+                self.check_writable()?;
+                Ok(NewName { dir, name, neg })
+            }
+        }
+    }
+
+    /// A new inode owned by the caller (inode_init_owner): the group of a
+    /// setgid parent, which new directories inherit the setgid bit from; a
+    /// non-directory loses setgid+group-exec when the caller is not in a
+    /// setgid parent's group (mode_strip_sgid).
+    pub(crate) fn new_inode(&self, dir: &Dentry, kind: Kind, mode: u32, cred: Cred) -> Inode {
+        let parent = self.attr(dir);
+        let sgid_dir = parent.mode & 0o2000 != 0;
+        let is_dir = matches!(kind, Kind::Dir(_));
+        let gid = if sgid_dir { parent.gid } else { cred.gid };
+        let mut mode = mode;
+        if is_dir && sgid_dir {
+            mode |= 0o2000;
+        } else if !is_dir
+            && sgid_dir
+            && mode & 0o2010 == 0o2010
+            && !cred.is_root()
+            && cred.gid != parent.gid
+        {
+            mode &= !0o2000;
+        }
+        Inode::new(kind, mode, cred.uid, gid)
+    }
+
+    /// ovl_create_object: copies up the parent chain and creates the object
+    /// in the upper parent; over an upper whiteout the whiteout is replaced
+    /// and a directory made opaque (ovl_create_over_whiteout). A new
+    /// directory in a merged parent is opaque only when offline changes
+    /// are not allowed (ovl_create_upper; features.opaque_new_dirs).
+    pub(crate) fn create_object(&mut self, nn: &mut NewName, obj: NewObj) -> Ino {
+        self.copy_up_dir(&mut nn.dir);
+        let parent = nn.dir.last().clone();
+        let pu = parent.upper.expect("parent copied up");
+        let over_whiteout = nn.neg.is_whiteout();
+        if over_whiteout {
+            self.upper_mut().unlink(pu, &nn.name);
+        }
+        let parent_merge = !parent.lowers.is_empty();
+        let ino = match obj {
+            NewObj::Inode(mut i) => {
+                if i.is_dir() && (over_whiteout || (parent_merge && self.feat.opaque_new_dirs)) {
+                    i.ovl.opaque = Some('y');
+                }
+                self.upper_mut().alloc(i)
+            }
+            NewObj::Link(ino) => ino,
+        };
+        self.upper_mut().link(pu, &nn.name, ino);
+        ino
+    }
+
+    /// Creates a new non-link object after the permission check.
+    fn make(&mut self, mut nn: NewName, kind: Kind, mode: u32, cred: Cred) -> Result<Value, Errno> {
+        may_create(cred, self.attr(nn.dir.last()))?;
+        let inode = self.new_inode(nn.dir.last(), kind, mode, cred);
+        self.create_object(&mut nn, NewObj::Inode(inode));
+        Ok(Value::Unit)
+    }
+
+    /// `open(O_CREAT|O_WRONLY [|O_EXCL] [|O_TRUNC], mode)`. O_EXCL does not
+    /// follow a final symlink; without it a dangling symlink's target is
+    /// created. A trailing slash gives EISDIR.
+    pub(crate) fn op_create(
+        &mut self,
+        path: &OpPath,
+        mode: u32,
+        excl: bool,
+        trunc: bool,
+        cred: Cred,
+    ) -> Result<Value, Errno> {
+        let follow = if excl { Follow::No } else { Follow::Yes };
+        match self.resolve(path, follow, cred)? {
+            Resolved::Found(_) if excl => Err(Errno::EEXIST),
+            Resolved::Found(mut w) => {
+                self.open_file(&mut w, MAY_WRITE, trunc, cred)?;
+                Ok(Value::Unit)
+            }
+            Resolved::Missing { slash: true, .. } => Err(Errno::EISDIR),
+            Resolved::Missing { dir, name, neg, .. } => {
+                self.check_writable()?;
+                let nn = NewName { dir, name, neg };
+                self.make(nn, Kind::File(Arc::new(Vec::new())), mode & 0o7777, cred)
+            }
+        }
+    }
+
+    /// may_open and the open-time copy-up of an existing object: EISDIR
+    /// for writing a directory, EROFS, permission, then copy-up for write
+    /// access or O_TRUNC except for special files
+    /// (copy_up.c: ovl_open_need_copy_up); O_TRUNC copies size 0.
+    pub(crate) fn open_file(
+        &mut self,
+        w: &mut Walk,
+        acc: u32,
+        trunc: bool,
+        cred: Cred,
+    ) -> Result<(), Errno> {
+        let acc = if trunc { acc | MAY_WRITE } else { acc };
+        let a = self.attr(w.last()).clone();
+        match a.kind {
+            Kind::Dir(_) if acc & MAY_WRITE != 0 => return Err(Errno::EISDIR),
+            Kind::Dir(_) => return permission(cred, &a, acc),
+            Kind::Fifo => return permission(cred, &a, acc),
+            _ => {}
+        }
+        if acc & MAY_WRITE != 0 {
+            self.check_writable()?;
+        }
+        permission(cred, &a, acc)?;
+        if acc & MAY_WRITE == 0 {
+            return Ok(());
+        }
+        self.copy_up(w, if trunc { CopyUp::Trunc } else { CopyUp::Data });
+        if trunc {
+            let u = w.last().upper.expect("copied up");
+            let inode = self.upper_mut().get_mut(u);
+            inode.kind = Kind::File(Arc::new(Vec::new()));
+            inode.mtime = None;
+            inode.mode = mode_after_write(cred, inode.mode);
+        }
+        Ok(())
+    }
+
+    /// `open(P, O_RDONLY|O_RDWR [|O_TRUNC])`, close.
+    pub(crate) fn op_open(
+        &mut self,
+        path: &OpPath,
+        write: bool,
+        trunc: bool,
+        cred: Cred,
+    ) -> Result<Value, Errno> {
+        let mut w = self.resolve_existing(path, Follow::Yes, cred)?;
+        let acc = if write {
+            MAY_READ | MAY_WRITE
+        } else {
+            MAY_READ
+        };
+        self.open_file(&mut w, acc, trunc, cred)?;
+        Ok(Value::Unit)
+    }
+
+    /// `mkdir`: mode keeps the permission and sticky bits.
+    pub(crate) fn op_mkdir(
+        &mut self,
+        path: &OpPath,
+        mode: u32,
+        cred: Cred,
+    ) -> Result<Value, Errno> {
+        let nn = self.resolve_new(path, true, cred)?;
+        self.make(nn, Kind::Dir(OrdMap::new()), mode & 0o1777, cred)
+    }
+
+    /// `mknod(S_IFIFO)`.
+    pub(crate) fn op_mkfifo(
+        &mut self,
+        path: &OpPath,
+        mode: u32,
+        cred: Cred,
+    ) -> Result<Value, Errno> {
+        let nn = self.resolve_new(path, false, cred)?;
+        self.make(nn, Kind::Fifo, mode & 0o7777, cred)
+    }
+
+    /// `symlink`: an empty target is ENOENT, one of PATH_MAX or more
+    /// ENAMETOOLONG (getname); the link is created as is (no copy-up of the
+    /// target, overlayfs.rst).
+    pub(crate) fn op_symlink(
+        &mut self,
+        target: &[u8],
+        path: &OpPath,
+        cred: Cred,
+    ) -> Result<Value, Errno> {
+        if target.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        if target.len() >= PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let nn = self.resolve_new(path, false, cred)?;
+        self.make(nn, Kind::Symlink(Arc::new(target.to_vec())), 0o777, cred)
+    }
+
+    /// `link(old, new)`: copies up `old` (overlayfs.rst: "creating a hard
+    /// link also requires copy up"; dir.c: ovl_link), then links its upper
+    /// inode at `new`. Directories: EPERM.
+    pub(crate) fn op_link(
+        &mut self,
+        old: &OpPath,
+        new: &OpPath,
+        cred: Cred,
+    ) -> Result<Value, Errno> {
+        let mut ow = self.resolve_existing(old, Follow::No, cred)?;
+        let nn = self.resolve_new(new, false, cred)?;
+        let a = self.attr(ow.last()).clone();
+        may_linkat(cred, &a)?;
+        may_create(cred, self.attr(nn.dir.last()))?;
+        if a.is_dir() {
+            return Err(Errno::EPERM);
+        }
+        self.copy_up(&mut ow, CopyUp::Meta);
+        let ino = ow.last().upper.expect("copied up");
+        let mut nn = NewName {
+            dir: self.refresh(&nn.dir),
+            name: nn.name,
+            neg: nn.neg,
+        };
+        self.create_object(&mut nn, NewObj::Link(ino));
+        self.index_nlink_delta(ino, 1);
+        Ok(Value::Unit)
+    }
+
+    /// Adjusts the union link count of an indexed inode and its `nlink`
+    /// xattr (inode.c: ovl_nlink_start/ovl_nlink_end).
+    pub(crate) fn index_nlink_delta(&mut self, ino: Ino, delta: i64) {
+        let Some(up) = self.upper.as_mut() else {
+            return;
+        };
+        let Some(inode) = up.inodes.get_mut(&ino) else {
+            return;
+        };
+        let Some(n) = inode.union_nlink else { return };
+        inode.union_nlink = Some((i64::from(n) + delta).max(0) as u32);
+        self.update_index_nlink(ino);
+    }
+
+    /// Looks a walk's names up again after the layers changed.
+    pub(crate) fn refresh(&self, w: &Walk) -> Walk {
+        let mut out = Walk {
+            frames: vec![w.frames[0].clone()],
+        };
+        out.frames[0].dentry = self.root_dentry();
+        for f in &w.frames[1..] {
+            let parent = &out.frames.last().expect("root").dentry;
+            let d = self.lookup(parent, &f.name).unwrap_or_default();
+            out.frames.push(crate::resolve::Frame {
+                name: f.name.clone(),
+                dentry: d,
+            });
+        }
+        out
+    }
+}

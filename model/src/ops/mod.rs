@@ -1,0 +1,104 @@
+//! The operations: each op is resolved on the merged tree, checked like the
+//! VFS does (fs/namei.c, fs/open.c, fs/xattr.c), then applied to the raw
+//! upper layer as overlayfs does (dir.c, inode.c, copy_up.c, file.c).
+
+mod attr;
+mod create;
+mod read;
+mod remove;
+mod rename;
+
+use crate::features::UpperMode;
+use crate::fs::Kind;
+use crate::Model;
+use ovlcheck_case::{Cred, Errno, Op, Outcome, Step, Value};
+
+/// tmpfs page size: the unit the `enospc` profile counts upper space in.
+const PAGE: u64 = 4096;
+
+/// Every allowed outcome of one step.
+pub(crate) fn apply(m: &Model, step: &Step) -> Vec<(Outcome, Model)> {
+    match &step.op {
+        Op::Remount => return vec![(Outcome::OK, m.remount())],
+        Op::Commit => return vec![(Outcome::OK, m.commit())],
+        _ => {}
+    }
+    let mut next = m.clone();
+    let res = run(&mut next, &step.op, step.cred());
+    let outcome = match res {
+        Ok(v) => Outcome::Ok(v),
+        Err(e) => Outcome::Err(e),
+    };
+    with_enospc(m, outcome, next)
+}
+
+/// The `enospc` profile (upper on a small tmpfs): an op that grows the
+/// upper's data pages may fail with ENOSPC instead, leaving the state as it
+/// was (copy-up is atomic: the lower file or a complete copy; copy_up.c
+/// builds the copy in the work dir). Growth beyond the limit can only fail;
+/// growth past half of it may go either way (tmpfs also spends pages on
+/// metadata); below that only success is allowed.
+fn with_enospc(before: &Model, outcome: Outcome, after: Model) -> Vec<(Outcome, Model)> {
+    let UpperMode::Limited(limit) = before.feat.upper else {
+        return vec![(outcome, after)];
+    };
+    let used_before = before.upper_pages();
+    let used_after = after.upper_pages();
+    if used_after <= used_before || used_after * 2 <= limit {
+        return vec![(outcome, after)];
+    }
+    let fail = (Outcome::Err(Errno::ENOSPC), before.clone());
+    if used_after > limit {
+        vec![fail]
+    } else {
+        vec![(outcome, after), fail]
+    }
+}
+
+impl Model {
+    /// Bytes of data pages the upper layer holds (metacopy files are sparse).
+    fn upper_pages(&self) -> u64 {
+        let Some(u) = &self.upper else { return 0 };
+        u.inodes
+            .values()
+            .map(|i| match &i.kind {
+                Kind::File(d) if !i.ovl.metacopy => (d.len() as u64).div_ceil(PAGE) * PAGE,
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+fn run(m: &mut Model, op: &Op, cred: Cred) -> Result<Value, Errno> {
+    match op {
+        Op::Lstat { path } => m.op_stat(path, false, cred),
+        Op::Stat { path } => m.op_stat(path, true, cred),
+        Op::Read { path } => m.op_read(path, cred),
+        Op::Readlink { path } => m.op_readlink(path, cred),
+        Op::Readdir { path } => m.op_readdir(path, cred),
+        Op::Getxattr { path, name } => m.op_getxattr(path, name, cred),
+        Op::Listxattr { path } => m.op_listxattr(path, cred),
+        Op::Open { path, flags } => m.op_open(path, flags.write, flags.trunc, cred),
+        Op::Create {
+            path,
+            mode,
+            excl,
+            trunc,
+        } => m.op_create(path, *mode, *excl, *trunc, cred),
+        Op::Write { path, offset, data } => m.op_write(path, *offset, data, cred),
+        Op::Truncate { path, size } => m.op_truncate(path, *size, cred),
+        Op::Mkdir { path, mode } => m.op_mkdir(path, *mode, cred),
+        Op::Mkfifo { path, mode } => m.op_mkfifo(path, *mode, cred),
+        Op::Symlink { target, path } => m.op_symlink(target, path, cred),
+        Op::Unlink { path } => m.op_unlink(path, cred),
+        Op::Rmdir { path } => m.op_rmdir(path, cred),
+        Op::Link { old, new } => m.op_link(old, new, cred),
+        Op::Rename { old, new, flags } => m.op_rename(old, new, *flags, cred),
+        Op::Chmod { path, mode } => m.op_chmod(path, *mode, cred),
+        Op::Chown { path, uid, gid } => m.op_chown(path, *uid, *gid, cred),
+        Op::Utimes { path, mtime } => m.op_utimes(path, *mtime, cred),
+        Op::Setxattr { path, name, value } => m.op_setxattr(path, name, value, cred),
+        Op::Removexattr { path, name } => m.op_removexattr(path, name, cred),
+        Op::Remount | Op::Commit => unreachable!("lifecycle ops are handled by apply"),
+    }
+}

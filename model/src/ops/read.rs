@@ -1,0 +1,146 @@
+//! Ops that only read: stat, lstat, read, readlink, readdir, getxattr,
+//! listxattr. None of them copies up (overlayfs.rst: "Non-directories";
+//! copy_up.c: ovl_open_flags_need_copy_up).
+
+use crate::fs::{Inode, Kind};
+use crate::perm::{permission, MAY_READ};
+use crate::resolve::Follow;
+use crate::Model;
+use ovlcheck_case::{Cred, Errno, OpPath, Value};
+
+/// XATTR_NAME_MAX and XATTR_SIZE_MAX.
+pub(crate) const XATTR_NAME_MAX: usize = 255;
+pub(crate) const XATTR_SIZE_MAX: usize = 65536;
+
+/// The xattr namespaces Linux knows (fs/xattr.c: xattr_resolve_name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum XattrNs {
+    User,
+    Trusted,
+    Security,
+    System,
+}
+
+/// Checks an xattr name like the syscalls do: empty or longer than
+/// XATTR_NAME_MAX is ERANGE, an unknown namespace EOPNOTSUPP.
+pub(crate) fn xattr_ns(name: &str) -> Result<XattrNs, Errno> {
+    if name.is_empty() || name.len() > XATTR_NAME_MAX {
+        return Err(Errno::ERANGE);
+    }
+    let ns = [
+        ("user.", XattrNs::User),
+        ("trusted.", XattrNs::Trusted),
+        ("security.", XattrNs::Security),
+        ("system.", XattrNs::System),
+    ];
+    for (p, ns) in ns {
+        if let Some(rest) = name.strip_prefix(p) {
+            return if rest.is_empty() {
+                Err(Errno::EINVAL)
+            } else {
+                Ok(ns)
+            };
+        }
+    }
+    Err(Errno::EOPNOTSUPP)
+}
+
+impl Model {
+    /// `stat`/`lstat`.
+    pub(crate) fn op_stat(&self, path: &OpPath, follow: bool, cred: Cred) -> Result<Value, Errno> {
+        let f = if follow { Follow::Yes } else { Follow::No };
+        let w = self.resolve_existing(path, f, cred)?;
+        Ok(Value::Stat(self.stat_info(w.last())))
+    }
+
+    /// open O_RDONLY, read everything. A fifo without writers reads empty.
+    pub(crate) fn op_read(&self, path: &OpPath, cred: Cred) -> Result<Value, Errno> {
+        let w = self.resolve_existing(path, Follow::Yes, cred)?;
+        let d = w.last();
+        let a = self.attr(d);
+        permission(cred, a, MAY_READ)?;
+        match &a.kind {
+            Kind::Dir(_) => Err(Errno::EISDIR),
+            Kind::File(_) => Ok(Value::Bytes(self.file_data(d).to_vec())),
+            _ => Ok(Value::Bytes(Vec::new())),
+        }
+    }
+
+    /// `readlink`: EINVAL on anything but a symlink.
+    pub(crate) fn op_readlink(&self, path: &OpPath, cred: Cred) -> Result<Value, Errno> {
+        let w = self.resolve_existing(path, Follow::No, cred)?;
+        match &self.attr(w.last()).kind {
+            Kind::Symlink(t) => Ok(Value::Bytes(t.to_vec())),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// open O_DIRECTORY and getdents: the merged listing
+    /// (overlayfs.rst: "readdir").
+    pub(crate) fn op_readdir(&self, path: &OpPath, cred: Cred) -> Result<Value, Errno> {
+        let w = self.resolve_existing(path, Follow::Yes, cred)?;
+        let d = w.last();
+        if !d.is_dir {
+            return Err(Errno::ENOTDIR);
+        }
+        permission(cred, self.attr(d), MAY_READ)?;
+        Ok(Value::Names(self.readdir_names(d)))
+    }
+
+    /// `getxattr` (fs/xattr.c: xattr_permission; inode.c: ovl_xattr_get).
+    pub(crate) fn op_getxattr(
+        &self,
+        path: &OpPath,
+        name: &str,
+        cred: Cred,
+    ) -> Result<Value, Errno> {
+        let ns = xattr_ns(name)?;
+        let w = self.resolve_existing(path, Follow::Yes, cred)?;
+        let a = self.attr(w.last());
+        xattr_read_permission(cred, a, ns)?;
+        if self.is_private_xattr(name) {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        match a.xattrs.get(name) {
+            Some(v) => Ok(Value::Bytes(v.clone())),
+            None => Err(Errno::ENODATA),
+        }
+    }
+
+    /// `listxattr`: only `user.*` names are reported (the op's contract);
+    /// overlay-private ones never are (inode.c: ovl_can_list).
+    pub(crate) fn op_listxattr(&self, path: &OpPath, cred: Cred) -> Result<Value, Errno> {
+        let w = self.resolve_existing(path, Follow::Yes, cred)?;
+        let a = self.attr(w.last());
+        let names = a
+            .xattrs
+            .keys()
+            .filter(|k| k.starts_with("user.") && !self.is_private_xattr(k))
+            .cloned()
+            .collect();
+        Ok(Value::Names(names))
+    }
+
+    /// An overlay-private name in this mount's namespace
+    /// (overlayfs.h: ovl_is_private_xattr).
+    pub(crate) fn is_private_xattr(&self, name: &str) -> bool {
+        let prefix = if self.feat.user_xattr_ns {
+            "user.overlay."
+        } else {
+            "trusted.overlay."
+        };
+        name.starts_with(prefix)
+    }
+}
+
+/// xattr_permission for reading: trusted.* needs CAP_SYS_ADMIN (else
+/// ENODATA); user.* exists only on regular files and directories and needs
+/// read permission.
+fn xattr_read_permission(cred: Cred, a: &Inode, ns: XattrNs) -> Result<(), Errno> {
+    match ns {
+        XattrNs::Trusted if !cred.is_root() => Err(Errno::ENODATA),
+        XattrNs::User if !(a.is_reg() || a.is_dir()) => Err(Errno::ENODATA),
+        XattrNs::User => permission(cred, a, MAY_READ),
+        _ => Ok(()),
+    }
+}

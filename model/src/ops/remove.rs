@@ -1,0 +1,138 @@
+//! unlink and rmdir (dir.c: ovl_do_remove, ovl_remove_upper,
+//! ovl_remove_and_whiteout; overlayfs.rst: "whiteouts and opaque
+//! directories").
+
+use crate::fs::{Inode, Kind};
+use crate::lookup::Dentry;
+use crate::perm::may_delete;
+use crate::resolve::{Follow, Resolved, Walk};
+use crate::Model;
+use ovlcheck_case::{Cred, Errno, OpPath, Value};
+
+impl Model {
+    /// do_unlinkat: parent errors, then EROFS, then the name (not
+    /// followed): missing ENOENT; a trailing slash ENOTDIR (EISDIR on a
+    /// directory); may_delete; EISDIR.
+    pub(crate) fn op_unlink(&mut self, path: &OpPath, cred: Cred) -> Result<Value, Errno> {
+        let w = self.resolve_victim(path, cred)?;
+        let d = w.last().clone();
+        if path.trailing_slash {
+            return Err(if d.is_dir {
+                Errno::EISDIR
+            } else {
+                Errno::ENOTDIR
+            });
+        }
+        may_delete(cred, self.attr(w.parent().last()), self.attr(&d))?;
+        if d.is_dir {
+            return Err(Errno::EISDIR);
+        }
+        self.remove(w, false)?;
+        Ok(Value::Unit)
+    }
+
+    /// do_rmdir: like unlink; ENOTDIR for a non-directory (after the
+    /// permission check), ENOTEMPTY from overlay.
+    pub(crate) fn op_rmdir(&mut self, path: &OpPath, cred: Cred) -> Result<Value, Errno> {
+        let w = self.resolve_victim(path, cred)?;
+        let d = w.last().clone();
+        may_delete(cred, self.attr(w.parent().last()), self.attr(&d))?;
+        if !d.is_dir {
+            return Err(Errno::ENOTDIR);
+        }
+        self.remove(w, true)?;
+        Ok(Value::Unit)
+    }
+
+    /// The object an unlink, rmdir or rename names: the last component is
+    /// not followed; EROFS comes before ENOENT.
+    pub(crate) fn resolve_victim(&self, path: &OpPath, cred: Cred) -> Result<Walk, Errno> {
+        let plain = OpPath::plain(path.path.clone());
+        let r = self.resolve(&plain, Follow::Never, cred)?;
+        self.check_writable()?;
+        match r {
+            Resolved::Found(w) => Ok(w),
+            Resolved::Missing { .. } => Err(Errno::ENOENT),
+        }
+    }
+
+    /// ovl_lower_positive: does the name exist below the upper? A negative
+    /// dentry: only if it is an upper whiteout. No upper: yes. Otherwise
+    /// the first lower parent dir that has the name decides (a whiteout
+    /// there means no).
+    pub(crate) fn lower_positive(&self, parent: &Dentry, name: &str, d: &Dentry) -> bool {
+        if !d.is_positive() {
+            return d.is_whiteout();
+        }
+        if d.upper.is_none() || !d.upper_alias {
+            return true;
+        }
+        for l in &parent.lowers {
+            if let Some(c) = self.lowers[l.layer].child(l.ino, name) {
+                return !self.lowers[l.layer].get(c).is_whiteout();
+            }
+        }
+        false
+    }
+
+    /// ovl_pure_upper for a directory: upper only, no origin
+    /// (OVL_WHITEOUTS not set).
+    pub(crate) fn is_pure_upper_dir(&self, d: &Dentry) -> bool {
+        d.lowers.is_empty()
+            && d.upper
+                .is_some_and(|u| self.upper_inode(u).ovl.origin.is_none())
+    }
+
+    /// Whether a directory may be removed or replaced: a merged (or former
+    /// merged) one by its merged listing (ovl_check_empty_dir), a pure
+    /// upper one by its raw entries (the upper filesystem's rmdir).
+    pub(crate) fn check_empty_dir(
+        &self,
+        parent: &Dentry,
+        name: &str,
+        d: &Dentry,
+    ) -> Result<(), Errno> {
+        let empty = if self.lower_positive(parent, name, d) || !self.is_pure_upper_dir(d) {
+            self.merged_dir_is_empty(d)
+        } else {
+            let u = d.upper.expect("pure upper");
+            self.upper_inode(u).entries().is_none_or(|e| e.is_empty())
+        };
+        if empty {
+            Ok(())
+        } else {
+            Err(Errno::ENOTEMPTY)
+        }
+    }
+
+    /// ovl_do_remove: a name with something below becomes a whiteout; one
+    /// without is simply removed from the upper.
+    fn remove(&mut self, w: Walk, is_dir: bool) -> Result<(), Errno> {
+        let d = w.last().clone();
+        let name = w.name().to_string();
+        let mut parent = w.parent();
+        let lower_positive = self.lower_positive(parent.last(), &name, &d);
+        if is_dir {
+            self.check_empty_dir(parent.last(), &name, &d)?;
+        }
+        self.copy_up_dir(&mut parent);
+        let pu = parent.last().upper.expect("parent copied up");
+        if let (Some(u), false) = (d.upper, is_dir) {
+            self.index_nlink_delta(u, -1);
+        }
+        if d.upper_alias {
+            self.upper_mut().unlink(pu, &name);
+        }
+        if lower_positive {
+            self.put_whiteout(pu, &name);
+        }
+        Ok(())
+    }
+
+    /// Creates a whiteout (char 0/0, mode 0, owned by the mounter) at
+    /// `name` in upper dir `dir`.
+    pub(crate) fn put_whiteout(&mut self, dir: u32, name: &str) {
+        let ino = self.upper_mut().alloc(Inode::new(Kind::Whiteout, 0, 0, 0));
+        self.upper_mut().link(dir, name, ino);
+    }
+}

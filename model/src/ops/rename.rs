@@ -1,0 +1,345 @@
+//! rename and exchange (fs/namei.c: do_renameat2, vfs_rename; dir.c:
+//! ovl_rename; overlayfs.rst: "renaming directories").
+
+use crate::copy_up::CopyUp;
+use crate::lookup::Dentry;
+use crate::perm::{may_create, may_delete, permission, MAY_WRITE};
+use crate::resolve::{Follow, Resolved, Walk};
+use crate::Model;
+use ovlcheck_case::{Cred, Errno, OpPath, RenameFlags, Value};
+
+/// The new name of a rename: an existing object or a missing name.
+struct Target {
+    dir: Walk,
+    name: String,
+    /// The dentry at the new name (negative when missing).
+    d: Dentry,
+    exists: bool,
+}
+
+/// How the upper-level rename is done (dir.c: ovl_rename).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UpperRename {
+    /// Plain rename; the old name goes away.
+    Plain,
+    /// RENAME_WHITEOUT on the upper: a whiteout is left at the old name
+    /// (also "switch whiteouts": exchange with a whiteout at the new name).
+    Whiteout,
+    /// A directory renamed over a whiteout without anything below: exchange
+    /// and remove the whiteout (cleanup_whiteout).
+    OverWhiteoutCleanup,
+    /// RENAME_EXCHANGE.
+    Exchange,
+}
+
+impl Model {
+    /// `renameat2(old, new, flags)`.
+    pub(crate) fn op_rename(
+        &mut self,
+        old: &OpPath,
+        new: &OpPath,
+        flags: RenameFlags,
+        cred: Cred,
+    ) -> Result<Value, Errno> {
+        check_flags(flags, cred)?;
+        let or = self.resolve(&OpPath::plain(old.path.clone()), Follow::Never, cred)?;
+        let nr = self.resolve(&OpPath::plain(new.path.clone()), Follow::Never, cred)?;
+        self.check_writable()?;
+        let ow = match or {
+            Resolved::Found(w) => w,
+            Resolved::Missing { .. } => return Err(Errno::ENOENT),
+        };
+        let t = match nr {
+            Resolved::Found(w) => Target {
+                dir: w.parent(),
+                name: w.name().to_string(),
+                d: w.last().clone(),
+                exists: true,
+            },
+            Resolved::Missing { dir, name, neg, .. } => Target {
+                dir,
+                name,
+                d: neg,
+                exists: false,
+            },
+        };
+        self.rename_vfs_checks(&ow, &t, old, new, flags, cred)?;
+        if self.same_inode(ow.last(), &t) {
+            return Ok(Value::Unit);
+        }
+        self.rename_permission(&ow, &t, flags, cred)?;
+        self.ovl_rename(ow, t, flags)?;
+        Ok(Value::Unit)
+    }
+
+    /// do_renameat2's checks after the lookups.
+    fn rename_vfs_checks(
+        &self,
+        ow: &Walk,
+        t: &Target,
+        old: &OpPath,
+        new: &OpPath,
+        flags: RenameFlags,
+        _cred: Cred,
+    ) -> Result<(), Errno> {
+        if flags.noreplace && t.exists {
+            return Err(Errno::EEXIST);
+        }
+        if flags.exchange && !t.exists {
+            return Err(Errno::ENOENT);
+        }
+        if flags.exchange && !t.d.is_dir && new.trailing_slash {
+            return Err(Errno::ENOTDIR);
+        }
+        if !ow.last().is_dir && (old.trailing_slash || (!flags.exchange && new.trailing_slash)) {
+            return Err(Errno::ENOTDIR);
+        }
+        let old_names = ow.names();
+        if t.dir.names().starts_with(&old_names) {
+            return Err(Errno::EINVAL);
+        }
+        let mut new_names = t.dir.names();
+        new_names.push(t.name.clone());
+        if t.exists && ow.parent().names().starts_with(&new_names) {
+            return Err(if flags.exchange {
+                Errno::EINVAL
+            } else {
+                Errno::ENOTEMPTY
+            });
+        }
+        Ok(())
+    }
+
+    /// vfs_rename: `if (source == target) return 0`. Overlay inodes are
+    /// shared by upper hard links, and by lower hard links only when they
+    /// are hashed by the lower inode (inode.c: ovl_hash_bylower).
+    fn same_inode(&self, a: &Dentry, t: &Target) -> bool {
+        if !t.exists {
+            return false;
+        }
+        let b = &t.d;
+        match (a.upper, b.upper) {
+            (Some(x), Some(y)) => x == y,
+            (None, None) => {
+                let (x, y) = (a.lowers[0], b.lowers[0]);
+                x == y && (a.is_dir || self.feat.index || self.lowers[x.layer].nlink(x.ino) == 1)
+            }
+            _ => false,
+        }
+    }
+
+    /// vfs_rename's may_delete/may_create and the write permission a
+    /// directory needs to change its `..`.
+    fn rename_permission(
+        &self,
+        ow: &Walk,
+        t: &Target,
+        flags: RenameFlags,
+        cred: Cred,
+    ) -> Result<(), Errno> {
+        let old = ow.last();
+        let old_dir = ow.parent();
+        may_delete(cred, self.attr(old_dir.last()), self.attr(old))?;
+        let new_dir_attr = self.attr(t.dir.last());
+        if t.exists {
+            may_delete(cred, new_dir_attr, self.attr(&t.d))?;
+            let want_dir = if flags.exchange {
+                t.d.is_dir
+            } else {
+                old.is_dir
+            };
+            match (want_dir, t.d.is_dir) {
+                (true, false) => return Err(Errno::ENOTDIR),
+                (false, true) => return Err(Errno::EISDIR),
+                _ => {}
+            }
+        } else {
+            may_create(cred, new_dir_attr)?;
+        }
+        if old_dir.names() != t.dir.names() {
+            if old.is_dir {
+                permission(cred, self.attr(old), MAY_WRITE)?;
+            }
+            if flags.exchange && t.d.is_dir {
+                permission(cred, self.attr(&t.d), MAY_WRITE)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// ovl_can_move: merged or lower directories move only with
+    /// redirect_dir=on; otherwise EXDEV and userspace copies.
+    fn can_move(&self, d: &Dentry) -> bool {
+        self.feat.creates_redirects() || !d.is_dir || !d.is_merge_or_lower(self)
+    }
+
+    /// ovl_rename.
+    fn ovl_rename(&mut self, mut ow: Walk, mut t: Target, flags: RenameFlags) -> Result<(), Errno> {
+        if flags.whiteout {
+            return Err(Errno::EINVAL);
+        }
+        let overwrite = !flags.exchange;
+        let old = ow.last().clone();
+        if !self.can_move(&old) || (!overwrite && !self.can_move(&t.d)) {
+            return Err(Errno::EXDEV);
+        }
+        if overwrite && t.exists && t.d.is_dir {
+            self.check_empty_dir(t.dir.last(), &t.name, &t.d)?;
+        }
+        let old_name = ow.name().to_string();
+        let mode = self.upper_rename_mode(&ow, &t, overwrite);
+        let old_opaque = old.opaque;
+        let new_opaque = t.d.opaque;
+        let samedir = ow.parent().names() == t.dir.names();
+        // Copy up old, the new parent, and for an exchange the new object.
+        self.copy_up(&mut ow, CopyUp::Meta);
+        t.dir = self.refresh(&t.dir);
+        self.copy_up_dir(&mut t.dir);
+        if !overwrite {
+            let mut nw = t.dir.clone();
+            nw.frames.push(crate::resolve::Frame {
+                name: t.name.clone(),
+                dentry: t.d.clone(),
+            });
+            nw = self.refresh(&nw);
+            self.copy_up(&mut nw, CopyUp::Meta);
+            t.d = nw.last().clone();
+        }
+        ow = self.refresh(&ow);
+        t.dir = self.refresh(&t.dir);
+        let old = ow.last().clone();
+        let old_parent = ow.parent();
+        let ou = old_parent.last().upper.expect("old parent upper");
+        let nu = t.dir.last().upper.expect("new parent upper");
+        if !samedir {
+            if old.has_origin() {
+                self.set_impure(nu);
+            }
+            if !overwrite && t.d.has_origin() {
+                self.set_impure(ou);
+            }
+        }
+        self.mark_moved(&ow, &old, samedir, old_opaque, t.dir.last())?;
+        if !overwrite {
+            let mut nw = t.dir.clone();
+            nw.frames.push(crate::resolve::Frame {
+                name: t.name.clone(),
+                dentry: t.d.clone(),
+            });
+            self.mark_moved(&nw, &t.d, samedir, new_opaque, old_parent.last())?;
+        }
+        if overwrite && t.exists && !t.d.is_dir {
+            if let Some(u) = t.d.upper {
+                self.index_nlink_delta(u, -1);
+            }
+        }
+        self.rename_upper(ou, &old_name, nu, &t.name, mode);
+        Ok(())
+    }
+
+    /// Chooses the upper-level rename (ovl_rename: "Whiteout source",
+    /// "Switch whiteouts", cleanup_whiteout).
+    fn upper_rename_mode(&self, ow: &Walk, t: &Target, overwrite: bool) -> UpperRename {
+        if !overwrite {
+            return UpperRename::Exchange;
+        }
+        let old = ow.last();
+        if self.lower_positive(ow.parent().last(), ow.name(), old) {
+            UpperRename::Whiteout
+        } else if old.is_dir && t.d.is_whiteout() {
+            UpperRename::OverWhiteoutCleanup
+        } else {
+            UpperRename::Plain
+        }
+    }
+
+    /// After copy-up, before the move: a merged or lower object gets a
+    /// redirect (ovl_set_redirect: relative in the same parent, absolute
+    /// otherwise); a directory without one that lands in a merged parent
+    /// is made opaque so nothing below shows through (ovl_set_opaque_xerr).
+    fn mark_moved(
+        &mut self,
+        w: &Walk,
+        d: &Dentry,
+        samedir: bool,
+        was_opaque: bool,
+        new_parent: &Dentry,
+    ) -> Result<(), Errno> {
+        let u = d.upper.expect("copied up");
+        if d.is_merge_or_lower(self) {
+            let current = self.upper_inode(u).ovl.redirect.clone();
+            if let Some(r) = &current {
+                if samedir || r.starts_with('/') {
+                    return Ok(());
+                }
+            }
+            let r = if samedir {
+                w.name().to_string()
+            } else {
+                absolute_redirect(w)
+            };
+            self.upper_mut().get_mut(u).ovl.redirect = Some(r);
+        } else if d.is_dir
+            && !was_opaque
+            && new_parent.upper.is_some()
+            && !new_parent.lowers.is_empty()
+        {
+            self.upper_mut().get_mut(u).ovl.opaque = Some('y');
+        }
+        Ok(())
+    }
+
+    /// The rename on the upper layer.
+    fn rename_upper(&mut self, ou: u32, old: &str, nu: u32, new: &str, mode: UpperRename) {
+        let up = self.upper_mut();
+        let oi = up.child(ou, old).expect("old copied up");
+        match mode {
+            UpperRename::Exchange => {
+                let ni = up.child(nu, new).expect("new copied up");
+                up.set_entry(ou, old, ni);
+                up.set_entry(nu, new, oi);
+            }
+            UpperRename::Plain | UpperRename::Whiteout | UpperRename::OverWhiteoutCleanup => {
+                up.take_entry(ou, old);
+                if up.child(nu, new).is_some() {
+                    up.unlink(nu, new);
+                }
+                up.set_entry(nu, new, oi);
+                if mode == UpperRename::Whiteout {
+                    self.put_whiteout(ou, old);
+                }
+            }
+        }
+    }
+}
+
+/// do_renameat2's flag checks: EXCHANGE excludes NOREPLACE and WHITEOUT;
+/// WHITEOUT needs CAP_MKNOD.
+fn check_flags(flags: RenameFlags, cred: Cred) -> Result<(), Errno> {
+    if flags.exchange && (flags.noreplace || flags.whiteout) {
+        return Err(Errno::EINVAL);
+    }
+    if flags.whiteout && !cred.is_root() {
+        return Err(Errno::EPERM);
+    }
+    Ok(())
+}
+
+/// ovl_get_redirect with an absolute path: the names from the object up to
+/// the root, each ancestor contributing its own redirect if it has one, an
+/// absolute one ending the walk.
+fn absolute_redirect(w: &Walk) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for f in w.frames[1..].iter().rev() {
+        match &f.dentry.redirect {
+            Some(r) if r.starts_with('/') => {
+                parts.push(r.trim_start_matches('/').to_string());
+                break;
+            }
+            Some(r) => parts.push(r.clone()),
+            None => parts.push(f.name.clone()),
+        }
+    }
+    parts.reverse();
+    format!("/{}", parts.join("/"))
+}

@@ -1,0 +1,116 @@
+//! Discretionary access control (fs/namei.c: generic_permission,
+//! may_delete, may_create; fs/attr.c: setattr_prepare). Root (cred 0:0)
+//! holds every capability. Overlay also checks the mounter's credentials
+//! against the real inode (overlayfs.rst: "Permission model"); the mounter
+//! is root here, so that second check always passes.
+
+use crate::fs::Inode;
+use ovlcheck_case::{Cred, Errno};
+
+pub(crate) const MAY_EXEC: u32 = 1;
+pub(crate) const MAY_WRITE: u32 = 2;
+pub(crate) const MAY_READ: u32 = 4;
+
+/// generic_permission: the owner, group or other class bits must grant
+/// `mask`. CAP_DAC_OVERRIDE grants everything except executing a file
+/// without any x bit.
+pub(crate) fn permission(cred: Cred, inode: &Inode, mask: u32) -> Result<(), Errno> {
+    if cred.is_root() {
+        let exec_ok = inode.is_dir() || mask & MAY_EXEC == 0 || inode.mode & 0o111 != 0;
+        return if exec_ok { Ok(()) } else { Err(Errno::EACCES) };
+    }
+    let bits = if cred.uid == inode.uid {
+        (inode.mode >> 6) & 7
+    } else if cred.gid == inode.gid {
+        (inode.mode >> 3) & 7
+    } else {
+        inode.mode & 7
+    };
+    if bits & mask == mask {
+        Ok(())
+    } else {
+        Err(Errno::EACCES)
+    }
+}
+
+/// inode_owner_or_capable: the owner, or CAP_FOWNER.
+pub(crate) fn owner_or_capable(cred: Cred, inode: &Inode) -> bool {
+    cred.is_root() || cred.uid == inode.uid
+}
+
+/// check_sticky: in a sticky directory only the owner of the file or of the
+/// directory (or CAP_FOWNER) may delete or rename an entry.
+pub(crate) fn sticky_denies(cred: Cred, dir: &Inode, victim: &Inode) -> bool {
+    dir.mode & 0o1000 != 0 && !cred.is_root() && cred.uid != victim.uid && cred.uid != dir.uid
+}
+
+/// may_create: write and search permission on the parent.
+pub(crate) fn may_create(cred: Cred, dir: &Inode) -> Result<(), Errno> {
+    permission(cred, dir, MAY_WRITE | MAY_EXEC)
+}
+
+/// may_delete: write and search on the parent, then the sticky bit.
+pub(crate) fn may_delete(cred: Cred, dir: &Inode, victim: &Inode) -> Result<(), Errno> {
+    permission(cred, dir, MAY_WRITE | MAY_EXEC)?;
+    if sticky_denies(cred, dir, victim) {
+        return Err(Errno::EPERM);
+    }
+    Ok(())
+}
+
+/// may_linkat with fs.protected_hardlinks=1 (the setting here): a non-owner
+/// may only link a regular, non-setuid, non-setgid-executable file it can
+/// read and write.
+pub(crate) fn may_linkat(cred: Cred, inode: &Inode) -> Result<(), Errno> {
+    if owner_or_capable(cred, inode) {
+        return Ok(());
+    }
+    let safe = inode.is_reg()
+        && inode.mode & 0o4000 == 0
+        && inode.mode & 0o2010 != 0o2010
+        && permission(cred, inode, MAY_READ | MAY_WRITE).is_ok();
+    if safe {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
+/// The mode after a write or truncate by `cred` (file_remove_privs /
+/// should_remove_suid): without CAP_FSETID, setuid goes, and setgid when
+/// group-exec is set.
+pub(crate) fn mode_after_write(cred: Cred, mode: u32) -> u32 {
+    if cred.is_root() {
+        return mode;
+    }
+    let mut m = mode & !0o4000;
+    if mode & 0o2010 == 0o2010 {
+        m &= !0o2000;
+    }
+    m
+}
+
+/// The mode chown leaves on a non-directory (notify_change with
+/// ATTR_KILL_SUID|ATTR_KILL_SGID): setuid always goes, setgid when
+/// group-exec is set, even for root.
+pub(crate) fn mode_after_chown(mode: u32, is_dir: bool) -> u32 {
+    if is_dir {
+        return mode;
+    }
+    let mut m = mode & !0o4000;
+    if mode & 0o2010 == 0o2010 {
+        m &= !0o2000;
+    }
+    m
+}
+
+/// setattr_copy for chmod: a caller not in the file's group without
+/// CAP_FSETID loses the setgid bit.
+pub(crate) fn chmod_mode(cred: Cred, inode: &Inode, mode: u32) -> u32 {
+    let mode = mode & 0o7777;
+    if !cred.is_root() && cred.gid != inode.gid {
+        mode & !0o2000
+    } else {
+        mode
+    }
+}

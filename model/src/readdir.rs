@@ -1,0 +1,76 @@
+//! Directory listings (overlayfs.rst: "readdir"; readdir.c).
+
+use crate::fs::{Layer, LayerId};
+use crate::lookup::Dentry;
+use crate::Model;
+use std::collections::BTreeMap;
+
+impl Model {
+    /// ovl_dir_is_real: a directory that lies in one layer only and has no
+    /// origin xattr is read straight from that layer, whiteouts included
+    /// (inode.c: ovl_get_inode sets OVL_WHITEOUTS otherwise).
+    pub(crate) fn dir_is_real(&self, d: &Dentry) -> bool {
+        let layers = usize::from(d.upper.is_some()) + d.lowers.len();
+        let origin = d
+            .upper
+            .is_some_and(|u| self.upper_inode(u).ovl.origin.is_some());
+        layers == 1 && !origin
+    }
+
+    /// ovl_dir_read_merged: every name of a merged directory, upper first
+    /// then each lower; the first layer that has a name decides; `true`
+    /// marks whiteouts (char 0/0, or xattr whiteouts in `opaque=x` lower
+    /// dirs), which hide the name below and are not listed.
+    pub(crate) fn merged_entries(&self, d: &Dentry) -> BTreeMap<String, bool> {
+        let mut out = BTreeMap::new();
+        if let Some(u) = d.upper {
+            read_layer(self.layer(LayerId::Upper), u, false, &mut out);
+        }
+        for l in &d.lowers {
+            let xw = d.xwhiteout_layers.contains(&l.layer);
+            read_layer(&self.lowers[l.layer], l.ino, xw, &mut out);
+        }
+        out
+    }
+
+    /// What `getdents` returns for a directory, sorted, without `.`/`..`.
+    pub(crate) fn readdir_names(&self, d: &Dentry) -> Vec<String> {
+        if self.dir_is_real(d) {
+            let (layer, ino) = match d.upper {
+                Some(u) => (self.layer(LayerId::Upper), u),
+                None => (&self.lowers[d.lowers[0].layer], d.lowers[0].ino),
+            };
+            return layer
+                .get(ino)
+                .entries()
+                .map(|e| e.keys().cloned().collect())
+                .unwrap_or_default();
+        }
+        self.merged_entries(d)
+            .into_iter()
+            .filter(|(_, wh)| !wh)
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// ovl_check_empty_dir: true when the merged listing holds only
+    /// whiteouts.
+    pub(crate) fn merged_dir_is_empty(&self, d: &Dentry) -> bool {
+        self.merged_entries(d).values().all(|wh| *wh)
+    }
+}
+
+fn read_layer(layer: &Layer, dir: u32, xwhiteouts: bool, out: &mut BTreeMap<String, bool>) {
+    let parent = layer.get(dir);
+    let Some(entries) = parent.entries() else {
+        return;
+    };
+    for (name, ino) in entries.iter() {
+        if out.contains_key(name) {
+            continue;
+        }
+        let inode = layer.get(*ino);
+        let wh = inode.is_whiteout() || (xwhiteouts && inode.is_xwhiteout());
+        out.insert(name.clone(), wh);
+    }
+}

@@ -1,0 +1,204 @@
+//! Path resolution on the merged tree (fs/namei.c: link_path_walk,
+//! walk_component, trailing_symlink) with `RESOLVE_IN_ROOT` semantics:
+//! absolute symlink targets start at the overlay root and `..` at the root
+//! stays there (the driver resolves with openat2 RESOLVE_IN_ROOT).
+
+use crate::fs::{Inode, Kind};
+use crate::lookup::Dentry;
+use crate::perm::{permission, MAY_EXEC};
+use crate::Model;
+use ovlcheck_case::path::NAME_MAX;
+use ovlcheck_case::{Cred, Errno, OpPath};
+use std::collections::VecDeque;
+
+/// fs/namei.c: MAXSYMLINKS.
+pub(crate) const MAXSYMLINKS: usize = 40;
+
+/// One directory level of a resolved path.
+#[derive(Clone, Debug)]
+pub(crate) struct Frame {
+    pub name: String,
+    pub dentry: Dentry,
+}
+
+/// A resolved path: the root frame first, the object last.
+#[derive(Clone, Debug)]
+pub(crate) struct Walk {
+    pub frames: Vec<Frame>,
+}
+
+impl Walk {
+    pub fn last(&self) -> &Dentry {
+        &self.frames.last().expect("root frame").dentry
+    }
+
+    pub fn name(&self) -> &str {
+        &self.frames.last().expect("root frame").name
+    }
+
+    /// The merged path names, root excluded.
+    pub fn names(&self) -> Vec<String> {
+        self.frames[1..].iter().map(|f| f.name.clone()).collect()
+    }
+
+    /// The parent walk (the root's parent is the root).
+    pub fn parent(&self) -> Walk {
+        let n = self.frames.len().saturating_sub(1).max(1);
+        Walk {
+            frames: self.frames[..n].to_vec(),
+        }
+    }
+}
+
+/// The end of a resolution: an object, or a missing last component.
+#[derive(Clone, Debug)]
+pub(crate) enum Resolved {
+    Found(Walk),
+    /// The last component is negative: `dir` is its parent, `neg` the
+    /// negative dentry (possibly a whiteout). `slash` when the name was
+    /// followed by `/`.
+    Missing {
+        dir: Walk,
+        name: String,
+        neg: Dentry,
+        slash: bool,
+    },
+}
+
+/// How to treat the final component.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Follow {
+    /// Follow a final symlink (stat, open).
+    Yes,
+    /// Do not (lstat, unlink, the old name of link); a trailing slash still
+    /// follows.
+    No,
+    /// Never, not even with a trailing slash (the new name of creating
+    /// ops: filename_create).
+    Never,
+}
+
+impl Model {
+    /// The inode whose attributes a merged dentry shows: the upper, else the
+    /// topmost lower (overlayfs.rst: directories take the upper's metadata).
+    pub(crate) fn attr(&self, d: &Dentry) -> &Inode {
+        match d.upper {
+            Some(u) => self.upper_inode(u),
+            None => self.lower_inode(d.lowers[0]),
+        }
+    }
+
+    /// Resolves `path` from the overlay root as `cred`.
+    pub(crate) fn resolve(
+        &self,
+        path: &OpPath,
+        follow: Follow,
+        cred: Cred,
+    ) -> Result<Resolved, Errno> {
+        let names = path.path.names();
+        let mut todo: VecDeque<(String, bool)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                (
+                    n.as_str().to_string(),
+                    i + 1 == names.len() && path.trailing_slash,
+                )
+            })
+            .collect();
+        let mut frames = vec![Frame {
+            name: String::new(),
+            dentry: self.root_dentry(),
+        }];
+        let mut links = 0;
+        while let Some((name, slash)) = todo.pop_front() {
+            let is_last = todo.is_empty();
+            let cur = &frames.last().expect("root").dentry;
+            if !cur.is_dir {
+                return Err(Errno::ENOTDIR);
+            }
+            permission(cred, self.attr(cur), MAY_EXEC)?;
+            if name == "." {
+                continue;
+            }
+            if name == ".." {
+                if frames.len() > 1 {
+                    frames.pop();
+                }
+                continue;
+            }
+            if name.len() > NAME_MAX {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            let child = self.lookup(cur, &name)?;
+            if !child.is_positive() {
+                if is_last {
+                    return Ok(Resolved::Missing {
+                        dir: Walk { frames },
+                        name,
+                        neg: child,
+                        slash,
+                    });
+                }
+                return Err(Errno::ENOENT);
+            }
+            if let Kind::Symlink(target) = &self.attr(&child).kind {
+                if !is_last || follow == Follow::Yes || (slash && follow == Follow::No) {
+                    links += 1;
+                    if links > MAXSYMLINKS {
+                        return Err(Errno::ELOOP);
+                    }
+                    if target.is_empty() {
+                        return Err(Errno::ENOENT);
+                    }
+                    splice_target(&mut todo, &mut frames, target, slash);
+                    continue;
+                }
+            }
+            let is_dir = child.is_dir;
+            frames.push(Frame {
+                name,
+                dentry: child,
+            });
+            if slash && !is_dir && follow != Follow::Never {
+                return Err(Errno::ENOTDIR);
+            }
+        }
+        Ok(Resolved::Found(Walk { frames }))
+    }
+
+    /// Resolves a path that must exist.
+    pub(crate) fn resolve_existing(
+        &self,
+        path: &OpPath,
+        follow: Follow,
+        cred: Cred,
+    ) -> Result<Walk, Errno> {
+        match self.resolve(path, follow, cred)? {
+            Resolved::Found(w) => Ok(w),
+            Resolved::Missing { .. } => Err(Errno::ENOENT),
+        }
+    }
+}
+
+/// Puts a symlink's target in front of the remaining components; an
+/// absolute target restarts at the root. A target ending in `/` makes its
+/// last component require a directory, as does a slash after the link.
+fn splice_target(
+    todo: &mut VecDeque<(String, bool)>,
+    frames: &mut Vec<Frame>,
+    target: &[u8],
+    slash: bool,
+) {
+    let text = String::from_utf8_lossy(target).into_owned();
+    if text.starts_with('/') {
+        frames.truncate(1);
+    }
+    let comps: Vec<&str> = text.split('/').filter(|c| !c.is_empty()).collect();
+    let n = comps.len();
+    let ends_slash = text.ends_with('/');
+    for (i, c) in comps.into_iter().enumerate().rev() {
+        let s = i + 1 == n && (slash || ends_slash);
+        todo.push_front((c.to_string(), s));
+    }
+}

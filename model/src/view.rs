@@ -1,0 +1,266 @@
+//! Views: the merged tree as users see it, and raw layers as on disk.
+
+use crate::features::InoMode;
+use crate::fs::{Ino, Inode, Kind, Layer, LayerId, LowerRef};
+use crate::lookup::Dentry;
+use crate::Model;
+use ovlcheck_case::{DevClass, FileKind, Node, NodeKind, StatInfo, View};
+use std::collections::BTreeMap;
+
+/// The identity of an overlay inode as `st_ino` shows it: a lower inode
+/// (lower-only objects, and copied-up ones whose st_ino follows their
+/// origin), or an upper inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Ident {
+    Lower { layer: usize, ino: u32 },
+    Upper(u32),
+}
+
+impl Model {
+    /// The st_ino identity of a merged non-directory (inode.c:
+    /// ovl_getattr): a copied-up object keeps its origin's st_ino when the
+    /// origin is not a broken hard link (lower nlink 1) or it is indexed.
+    pub(crate) fn ident(&self, d: &Dentry) -> Ident {
+        match d.upper {
+            Some(u) => {
+                let indexed = self.upper_inode(u).union_nlink.is_some();
+                match d.origin {
+                    Some(o) if indexed || self.lowers[o.layer].nlink(o.ino) == 1 => lower_ident(o),
+                    _ => Ident::Upper(u),
+                }
+            }
+            None => lower_ident(d.lowers[0]),
+        }
+    }
+
+    /// Visits every positive merged path (root `""` first), in sorted
+    /// order, with its dentry.
+    pub(crate) fn walk_merged(&self, f: &mut dyn FnMut(&str, &Dentry)) {
+        fn rec(m: &Model, path: &str, d: &Dentry, f: &mut dyn FnMut(&str, &Dentry)) {
+            f(path, d);
+            if !d.is_dir {
+                return;
+            }
+            for name in m.readdir_names(d) {
+                if let Ok(c) = m.lookup(d, &name) {
+                    if c.is_positive() {
+                        let p = if path.is_empty() {
+                            name.clone()
+                        } else {
+                            format!("{path}/{name}")
+                        };
+                        rec(m, &p, &c, f);
+                    }
+                }
+            }
+        }
+        rec(self, "", &self.root_dentry(), f);
+    }
+
+    /// The link count overlay reports (inode.c: ovl_getattr): 1 for a
+    /// merged directory, the union count of an indexed inode, else the real
+    /// inode's.
+    pub(crate) fn overlay_nlink(&self, d: &Dentry) -> u32 {
+        if d.is_dir && d.is_merge_dir() {
+            return 1;
+        }
+        match d.upper {
+            Some(u) => {
+                let inode = self.upper_inode(u);
+                inode
+                    .union_nlink
+                    .unwrap_or_else(|| self.layer(LayerId::Upper).nlink(u))
+            }
+            None => self.lowers[d.lowers[0].layer].nlink(d.lowers[0].ino),
+        }
+    }
+
+    /// `stat(2)` of a merged dentry.
+    pub(crate) fn stat_info(&self, d: &Dentry) -> StatInfo {
+        let a = self.attr(d);
+        let size = match &a.kind {
+            Kind::File(_) => self.file_data(d).len() as u64,
+            Kind::Symlink(t) => t.len() as u64,
+            _ => 0,
+        };
+        StatInfo {
+            kind: file_kind(a),
+            mode: a.mode,
+            uid: a.uid,
+            gid: a.gid,
+            size,
+            nlink: self.overlay_nlink(d),
+        }
+    }
+
+    /// The merged tree as users see it.
+    pub fn merged_view(&self) -> View {
+        let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+        let mut ids: Vec<(String, Ident)> = Vec::new();
+        self.walk_merged(&mut |path: &str, d: &Dentry| {
+            nodes.insert(path.to_string(), self.merged_node(d));
+            if !d.is_dir {
+                ids.push((path.to_string(), self.ident(d)));
+            }
+        });
+        let mut smallest: BTreeMap<Ident, String> = BTreeMap::new();
+        for (p, id) in &ids {
+            smallest.entry(*id).or_insert_with(|| p.clone());
+        }
+        for (p, id) in ids {
+            let label = match self.snapshot.get(&id) {
+                Some(old) => format!("={old}"),
+                None => format!("+{}", smallest[&id]),
+            };
+            if let Some(n) = nodes.get_mut(&p) {
+                n.ino = Some(label);
+            }
+        }
+        View { nodes }
+    }
+
+    fn merged_node(&self, d: &Dentry) -> Node {
+        let a = self.attr(d);
+        let st = self.stat_info(d);
+        let mut n = Node::new(node_kind(a), a.mode, a.uid, a.gid);
+        n.xattrs = a
+            .xattrs
+            .iter()
+            .filter(|(k, _)| k.starts_with("user."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if d.is_dir {
+            return n;
+        }
+        n.size = st.size;
+        n.nlink = Some(st.nlink);
+        n.mtime = a.mtime;
+        match &a.kind {
+            Kind::File(_) => n.data = Some(self.file_data(d).to_vec()),
+            Kind::Symlink(t) => n.target = Some(t.to_vec()),
+            _ => {}
+        }
+        n.dev = Some(match self.feat.ino {
+            InoMode::SameFs | InoMode::Xino => DevClass::Overlay,
+            InoMode::PseudoDev => DevClass::Other,
+        });
+        n
+    }
+
+    /// The raw upper layer as on disk; `None` for a read-only overlay.
+    pub fn upper_view(&self) -> Option<View> {
+        self.upper.as_ref().map(|u| self.raw_view(u))
+    }
+
+    /// The raw lower layer `i` (0 is the bottom) as on disk.
+    pub fn lower_view(&self, i: usize) -> View {
+        self.raw_view(&self.lowers[i])
+    }
+
+    fn raw_view(&self, layer: &Layer) -> View {
+        let mut nodes = BTreeMap::new();
+        raw_rec(self, layer, layer.root, String::new(), &mut nodes);
+        View { nodes }
+    }
+
+    /// Overlay xattrs by short name, binary values normalised.
+    fn overlay_names(&self, inode: &Inode) -> BTreeMap<String, String> {
+        let o = &inode.ovl;
+        let mut m = BTreeMap::new();
+        if let Some(c) = o.opaque {
+            m.insert("opaque".into(), c.to_string());
+        }
+        if let Some(r) = &o.redirect {
+            m.insert("redirect".into(), r.clone());
+        }
+        if o.origin.is_some() {
+            m.insert("origin".into(), "fh".into());
+        }
+        if o.impure {
+            m.insert("impure".into(), "y".into());
+        }
+        if o.metacopy {
+            m.insert("metacopy".into(), String::new());
+        }
+        if let Some(n) = &o.nlink {
+            m.insert("nlink".into(), n.clone());
+        }
+        if o.whiteout {
+            m.insert("whiteout".into(), String::new());
+        }
+        if o.uuid {
+            m.insert("uuid".into(), "uuid".into());
+        }
+        for (k, v) in &o.escaped {
+            m.insert(
+                format!("overlay.{k}"),
+                String::from_utf8_lossy(v).into_owned(),
+            );
+        }
+        m
+    }
+}
+
+fn raw_rec(m: &Model, layer: &Layer, ino: Ino, path: String, nodes: &mut BTreeMap<String, Node>) {
+    let inode = layer.get(ino);
+    let mut n = Node::new(node_kind(inode), inode.mode, inode.uid, inode.gid);
+    n.xattrs = inode
+        .xattrs
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    n.overlay = m.overlay_names(inode);
+    match &inode.kind {
+        Kind::File(d) => {
+            n.size = d.len() as u64;
+            n.data = Some(d.to_vec());
+        }
+        Kind::Symlink(t) => {
+            n.size = t.len() as u64;
+            n.target = Some(t.to_vec());
+        }
+        _ => {}
+    }
+    if !inode.is_dir() && !inode.is_whiteout() {
+        n.nlink = Some(layer.nlink(ino));
+        n.mtime = inode.mtime;
+    }
+    nodes.insert(path.clone(), n);
+    if let Some(entries) = inode.entries() {
+        for (name, child) in entries.iter() {
+            let p = if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}/{name}")
+            };
+            raw_rec(m, layer, *child, p, nodes);
+        }
+    }
+}
+
+fn lower_ident(r: LowerRef) -> Ident {
+    Ident::Lower {
+        layer: r.layer,
+        ino: r.ino,
+    }
+}
+
+pub(crate) fn file_kind(i: &Inode) -> FileKind {
+    match i.kind {
+        Kind::Dir(_) => FileKind::Dir,
+        Kind::File(_) => FileKind::File,
+        Kind::Symlink(_) => FileKind::Symlink,
+        Kind::Fifo => FileKind::Fifo,
+        Kind::Whiteout => FileKind::Char,
+    }
+}
+
+fn node_kind(i: &Inode) -> NodeKind {
+    match i.kind {
+        Kind::Dir(_) => NodeKind::Dir,
+        Kind::File(_) => NodeKind::File,
+        Kind::Symlink(_) => NodeKind::Symlink,
+        Kind::Fifo => NodeKind::Fifo,
+        Kind::Whiteout => NodeKind::Whiteout,
+    }
+}
