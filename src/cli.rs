@@ -52,6 +52,22 @@ enum Command {
     Show(CaseArg),
     /// Print a standalone shell script that reproduces a case without ovlcheck.
     Repro(CaseArg),
+    /// Print case number I of a fuzz campaign (same --seed, --profile, --max-ops) as a .ovl file.
+    Generate(GenerateArgs),
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// Case index within the campaign (as reported by fuzz: "case #I").
+    #[arg(long)]
+    index: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Profile preset, or `all` (the fuzz default: rotates by index).
+    #[arg(long, default_value = "all")]
+    profile: String,
+    #[arg(long, default_value_t = 20)]
+    max_ops: usize,
 }
 
 #[derive(Args, Clone)]
@@ -174,6 +190,7 @@ pub fn main() -> i32 {
         Command::Run(a) => run_one(a),
         Command::Show(a) => with_case(&a.case, |c| show::table(c).map(|t| print!("{t}"))),
         Command::Repro(a) => with_case(&a.case, |c| repro::script(c).map(|t| print!("{t}"))),
+        Command::Generate(a) => generate(a),
     }
 }
 
@@ -284,6 +301,13 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    for r in c.results.iter().filter(|r| r.backend_failure.is_some()).take(5) {
+        eprintln!(
+            "backend failure on case #{}: {}",
+            r.index,
+            r.backend_failure.as_deref().unwrap_or_default()
+        );
+    }
     let mut saved = Vec::new();
     for f in &c.findings {
         println!("{}", report::render(&f.divergence, backend.name()));
@@ -545,4 +569,18 @@ fn with_case(path: &Path, f: impl FnOnce(&Case) -> Result<(), String>) -> i32 {
         },
         Err(e) => fail(e),
     }
+}
+
+fn generate(a: GenerateArgs) -> i32 {
+    let profile = match a.profile.as_str() {
+        "all" => None,
+        name => match parse_profile(name) {
+            Ok(p) => Some(p),
+            Err(e) => return fail(e),
+        },
+    };
+    let gen = GenConfig { profile, max_ops: a.max_ops.max(1), ..GenConfig::default() };
+    let case = ovlcheck_harness::gen::case_at(&gen, a.seed, a.index);
+    print!("# case #{} of seed {}\n{}", a.index, a.seed, print_case(&case));
+    OK
 }
