@@ -161,8 +161,11 @@ pub struct OpPath {
 }
 
 impl OpPath {
-    /// Parses `a/b` or `a/b/`.
+    /// Parses `a/b` or `a/b/`; `.` alone names the overlay root.
     pub fn parse(s: &str) -> Result<OpPath, PathError> {
+        if s == "." {
+            return Ok(OpPath::plain(RelPath::root()));
+        }
         match s.strip_suffix('/') {
             Some(rest) if !rest.is_empty() && !rest.ends_with('/') => Ok(OpPath {
                 path: RelPath::parse(rest)?,
@@ -185,6 +188,9 @@ impl OpPath {
 
 impl fmt::Display for OpPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_root() {
+            return f.write_str(".");
+        }
         write!(
             f,
             "{}{}",
