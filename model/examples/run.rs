@@ -26,7 +26,9 @@ fn main() {
             let outs = m.apply(step);
             let shown: Vec<String> = outs.iter().map(|(o, _)| o.to_string()).collect();
             let pin = match &step.expect {
-                Some(e) if !outs.iter().any(|(o, _)| o == e) => format!("   <-- PIN {e} NOT ALLOWED"),
+                Some(e) if !outs.iter().any(|(o, _)| o == e) => {
+                    format!("   <-- PIN {e} NOT ALLOWED")
+                }
                 _ => String::new(),
             };
             println!("{:<50} => {}{}", ovl_step(step), shown.join(" | "), pin);

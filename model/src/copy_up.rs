@@ -110,7 +110,7 @@ impl Model {
 
     /// Completes a metacopy: copies the data and drops the `metacopy`
     /// xattr (copy_up.c: ovl_copy_up_meta_inode_data); with O_TRUNC the
-    /// data is empty.
+    /// data is empty. The times are not restored afterwards.
     fn copy_up_data(&mut self, d: &mut Dentry, how: CopyUp) {
         let Some(u) = d.upper else { return };
         if !self.upper_inode(u).ovl.metacopy {
@@ -124,6 +124,9 @@ impl Model {
         let inode = self.upper_mut().get_mut(u);
         inode.kind = Kind::File(Arc::new(data));
         inode.ovl.metacopy = false;
+        // The data is written into the upper file after its times were set
+        // (verified on 6.18: mtime comes from the clock).
+        inode.mtime = None;
         d.lowers.truncate(1);
     }
 

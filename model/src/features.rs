@@ -60,6 +60,9 @@ pub(crate) struct Features {
     /// (super.c: ovl_init_uuid_xattr, v6.6). Verified on 6.18 with and
     /// without userxattr.
     pub uuid_xattr: bool,
+    /// The lower layers share the (sized) filesystem with the upper, so
+    /// their data counts against `UpperMode::Limited` too.
+    pub shared_space: bool,
 }
 
 impl Features {
@@ -92,6 +95,7 @@ impl Features {
             upper,
             opaque_new_dirs: index || p.metacopy || redirect == RedirectMode::On || p.xino,
             uuid_xattr: true,
+            shared_space: p.lower_fs == LowerFs::Same,
         }
     }
 

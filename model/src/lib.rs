@@ -115,9 +115,11 @@ impl Model {
         ops::apply(self, step)
     }
 
-    /// Number of lower layers (grows by one on `commit`).
+    /// Number of lower (image) layers (grows by one on `commit`). With a
+    /// read-only profile the container layer mounted as the top lower is
+    /// not counted.
     pub fn lower_count(&self) -> usize {
-        self.lowers.len()
+        self.lowers.len() - usize::from(self.feat.readonly())
     }
 
     pub(crate) fn layer(&self, id: LayerId) -> &Layer {

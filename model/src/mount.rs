@@ -84,23 +84,24 @@ impl Model {
 
     /// `commit`: the upper (markers kept as on disk) becomes the top lower
     /// layer and a fresh empty upper is mounted; the index goes with the
-    /// old work dir. Without an upper it is a remount.
+    /// old work dir.
     pub(crate) fn commit(&self) -> Model {
         let mut m = self.clone();
         if let Some(mut upper) = m.upper.take() {
+            // The old work dir, index included, stays on disk: index
+            // links still count in st_nlink of the committed layer.
             let indexed: Vec<Ino> = m.index.values().copied().collect();
             for ino in indexed {
-                if upper.inodes.contains_key(&ino) {
-                    let inode = upper.get_mut(ino);
-                    inode.index_link = false;
+                if let Some(inode) = upper.inodes.get_mut(&ino) {
                     inode.union_nlink = None;
-                    if inode.links == 0 {
-                        upper.inodes.remove(&ino);
-                    }
                 }
             }
             m.lowers.push_back(upper);
             m.upper = Some(Layer::new());
+        } else {
+            // Read-only: the container layer becomes an image layer and a
+            // new empty container layer goes on top (what the driver does).
+            m.lowers.push_back(Layer::new());
         }
         m.index = OrdMap::new();
         m.mount();

@@ -253,6 +253,12 @@ impl Model {
             neg: nn.neg,
         };
         self.create_object(&mut nn, NewObj::Link(ino));
+        // dir.c ovl_link -> ovl_create_or_link(..., origin): linking a
+        // file with a copy-up origin marks the new parent impure.
+        if ow.last().has_origin() {
+            let pu = nn.dir.last().upper.expect("parent copied up");
+            self.set_impure(pu);
+        }
         self.index_nlink_delta(ino, 1);
         Ok(Value::Unit)
     }

@@ -56,17 +56,26 @@ fn with_enospc(before: &Model, outcome: Outcome, after: Model) -> Vec<(Outcome, 
 }
 
 impl Model {
-    /// Bytes of data pages the upper layer holds (metacopy files are sparse).
+    /// Bytes of data pages on the sized filesystem: the upper's, and the
+    /// lowers' when they share it (metacopy files are sparse).
     fn upper_pages(&self) -> u64 {
-        let Some(u) = &self.upper else { return 0 };
-        u.inodes
-            .values()
-            .map(|i| match &i.kind {
-                Kind::File(d) if !i.ovl.metacopy => (d.len() as u64).div_ceil(PAGE) * PAGE,
-                _ => 0,
-            })
-            .sum()
+        let lowers: u64 = if self.feat.shared_space {
+            self.lowers.iter().map(layer_pages).sum()
+        } else {
+            0
+        };
+        lowers + self.upper.as_ref().map_or(0, layer_pages)
     }
+}
+
+fn layer_pages(l: &crate::fs::Layer) -> u64 {
+    l.inodes
+        .values()
+        .map(|i| match &i.kind {
+            Kind::File(d) if !i.ovl.metacopy => (d.len() as u64).div_ceil(PAGE) * PAGE,
+            _ => 0,
+        })
+        .sum()
 }
 
 fn run(m: &mut Model, op: &Op, cred: Cred) -> Result<Value, Errno> {
