@@ -1,0 +1,97 @@
+//! One insta snapshot per scenario in corpus/rules: the layers, each op with
+//! the outcomes the model allows, then the merged and raw upper views. Every
+//! pinned `=> ...` outcome (observed on Linux 6.18) must be allowed.
+
+use ovlcheck_case::{parse_case, print_case, Case, Step};
+use ovlcheck_model::Model;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+fn rules_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus/rules")
+}
+
+fn scenario_files() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(rules_dir())
+        .expect("corpus/rules exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ovl"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// One step in the text format, without its pin.
+fn step_text(step: &Step) -> String {
+    let mut s = step.clone();
+    s.expect = None;
+    let case = Case {
+        steps: vec![s],
+        ..Case::default()
+    };
+    print_case(&case).lines().last().unwrap_or_default().trim().to_string()
+}
+
+/// Runs a case, following the pinned outcome where there is one, and
+/// renders the transcript.
+fn transcript(case: &Case) -> (String, Vec<String>) {
+    let mut out = String::new();
+    let mut failures = Vec::new();
+    let mut m = Model::new(case).expect("case builds");
+    writeln!(out, "{}", print_case(&Case { steps: vec![], ..case.clone() })).unwrap();
+    writeln!(out, "== steps").unwrap();
+    for step in &case.steps {
+        let outs = m.apply(step);
+        assert!(!outs.is_empty(), "apply returned no outcome");
+        let shown: Vec<String> = outs.iter().map(|(o, _)| o.to_string()).collect();
+        writeln!(out, "{} => {}", step_text(step), shown.join(" | ")).unwrap();
+        let next = match &step.expect {
+            Some(e) => match outs.iter().find(|(o, _)| o == e) {
+                Some((_, n)) => n.clone(),
+                None => {
+                    failures.push(format!("{}: pinned {e}, model allows {}", step_text(step), shown.join(" | ")));
+                    outs[0].1.clone()
+                }
+            },
+            None => outs[0].1.clone(),
+        };
+        m = next;
+    }
+    writeln!(out, "== merged\n{}", m.merged_view()).unwrap();
+    match m.upper_view() {
+        Some(u) => writeln!(out, "== upper\n{u}").unwrap(),
+        None => writeln!(out, "== upper\n(read-only)").unwrap(),
+    }
+    (out, failures)
+}
+
+#[test]
+fn scenarios() {
+    let files = scenario_files();
+    assert!(files.len() >= 45, "expected at least 45 scenarios, found {}", files.len());
+    let mut failures = Vec::new();
+    for f in files {
+        let name = f.file_stem().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&f).unwrap();
+        let case = parse_case(&f.display().to_string(), &text).unwrap_or_else(|e| panic!("{e}"));
+        let (snap, fails) = transcript(&case);
+        failures.extend(fails.into_iter().map(|x| format!("{name}: {x}")));
+        insta::assert_snapshot!(name, snap);
+    }
+    assert!(failures.is_empty(), "pinned outcomes not allowed:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn seed_article_upper_holds_exactly_the_changes() {
+    let text = std::fs::read_to_string(rules_dir().join("seed-article.ovl")).unwrap();
+    let case = parse_case("seed-article.ovl", &text).unwrap();
+    let mut m = Model::new(&case).unwrap();
+    for s in &case.steps {
+        m = m.apply(s).remove(0).1;
+    }
+    let upper = m.upper_view().unwrap();
+    let paths: Vec<&str> = upper.nodes.keys().map(String::as_str).collect();
+    assert_eq!(paths, ["", "Test", "bin", "bin/ss", "root", "root/aa"]);
+    assert_eq!(upper.nodes["bin/ss"].kind, ovlcheck_case::NodeKind::Whiteout);
+    assert_eq!(upper.nodes["Test"].kind, ovlcheck_case::NodeKind::Dir);
+}
