@@ -29,7 +29,12 @@ fn step_text(step: &Step) -> String {
         steps: vec![s],
         ..Case::default()
     };
-    print_case(&case).lines().last().unwrap_or_default().trim().to_string()
+    print_case(&case)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// Runs a case, following the pinned outcome where there is one, and
@@ -38,7 +43,15 @@ fn transcript(case: &Case) -> (String, Vec<String>) {
     let mut out = String::new();
     let mut failures = Vec::new();
     let mut m = Model::new(case).expect("case builds");
-    writeln!(out, "{}", print_case(&Case { steps: vec![], ..case.clone() })).unwrap();
+    writeln!(
+        out,
+        "{}",
+        print_case(&Case {
+            steps: vec![],
+            ..case.clone()
+        })
+    )
+    .unwrap();
     writeln!(out, "== steps").unwrap();
     for step in &case.steps {
         let outs = m.apply(step);
@@ -49,7 +62,11 @@ fn transcript(case: &Case) -> (String, Vec<String>) {
             Some(e) => match outs.iter().find(|(o, _)| o == e) {
                 Some((_, n)) => n.clone(),
                 None => {
-                    failures.push(format!("{}: pinned {e}, model allows {}", step_text(step), shown.join(" | ")));
+                    failures.push(format!(
+                        "{}: pinned {e}, model allows {}",
+                        step_text(step),
+                        shown.join(" | ")
+                    ));
                     outs[0].1.clone()
                 }
             },
@@ -68,7 +85,11 @@ fn transcript(case: &Case) -> (String, Vec<String>) {
 #[test]
 fn scenarios() {
     let files = scenario_files();
-    assert!(files.len() >= 45, "expected at least 45 scenarios, found {}", files.len());
+    assert!(
+        files.len() >= 45,
+        "expected at least 45 scenarios, found {}",
+        files.len()
+    );
     let mut failures = Vec::new();
     for f in files {
         let name = f.file_stem().unwrap().to_string_lossy().to_string();
@@ -78,7 +99,11 @@ fn scenarios() {
         failures.extend(fails.into_iter().map(|x| format!("{name}: {x}")));
         insta::assert_snapshot!(name, snap);
     }
-    assert!(failures.is_empty(), "pinned outcomes not allowed:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "pinned outcomes not allowed:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -92,6 +117,9 @@ fn seed_article_upper_holds_exactly_the_changes() {
     let upper = m.upper_view().unwrap();
     let paths: Vec<&str> = upper.nodes.keys().map(String::as_str).collect();
     assert_eq!(paths, ["", "Test", "bin", "bin/ss", "root", "root/aa"]);
-    assert_eq!(upper.nodes["bin/ss"].kind, ovlcheck_case::NodeKind::Whiteout);
+    assert_eq!(
+        upper.nodes["bin/ss"].kind,
+        ovlcheck_case::NodeKind::Whiteout
+    );
     assert_eq!(upper.nodes["Test"].kind, ovlcheck_case::NodeKind::Dir);
 }

@@ -1,0 +1,142 @@
+//! Laws of the model over arbitrary cases (proptest).
+
+use ovlcheck_case::layer::Entry;
+use ovlcheck_case::{arb, Case, Op, Step, View};
+use ovlcheck_model::Model;
+use proptest::prelude::*;
+
+/// Runs every step, following the first allowed outcome. Asserts that
+/// `apply` never returns an empty set.
+fn run(case: &Case) -> Option<Model> {
+    let mut m = Model::new(case).ok()?;
+    for s in &case.steps {
+        let outs = m.apply(s);
+        assert!(!outs.is_empty(), "no outcome for {:?}", s.op);
+        m = outs.into_iter().next().expect("non-empty").1;
+    }
+    Some(m)
+}
+
+/// A view without the inode labels (they are re-snapshotted per mount).
+fn without_ino(v: &View) -> View {
+    let mut v = v.clone();
+    for n in v.nodes.values_mut() {
+        n.ino = None;
+    }
+    v
+}
+
+fn has_links(case: &Case) -> bool {
+    let layers = case.lowers.iter().chain(case.upper.iter());
+    layers.flat_map(|l| &l.entries).any(|e| {
+        matches!(
+            e,
+            Entry::Symlink { .. } | Entry::Hardlink { .. } | Entry::Redirect { .. }
+        )
+    })
+}
+
+/// Most generated cases must build, or the laws test little.
+#[test]
+fn generated_cases_mostly_build() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strategy = arb::case();
+    let mut built = 0;
+    let mut steps = 0;
+    for _ in 0..200 {
+        let case = strategy.new_tree(&mut runner).unwrap().current();
+        if Model::new(&case).is_ok() {
+            built += 1;
+            steps += case.steps.len();
+        }
+    }
+    eprintln!("built {built}/200 cases, {steps} steps");
+    assert!(built >= 100, "only {built}/200 generated cases build");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// apply never panics and never returns an empty outcome set.
+    #[test]
+    fn apply_is_total(case in arb::case()) {
+        let _ = run(&case);
+    }
+
+    /// The same case gives the same outcomes, views and canonical hash.
+    #[test]
+    fn deterministic(case in arb::case()) {
+        let (Some(a), Some(b)) = (run(&case), run(&case)) else { return Ok(()) };
+        prop_assert_eq!(a.canonical_hash(), b.canonical_hash());
+        prop_assert_eq!(a.merged_view(), b.merged_view());
+        prop_assert_eq!(a.upper_view(), b.upper_view());
+        if let Some(s) = case.steps.first() {
+            let oa: Vec<_> = a.apply(s).into_iter().map(|(o, m)| (o, m.canonical_hash())).collect();
+            let ob: Vec<_> = b.apply(s).into_iter().map(|(o, m)| (o, m.canonical_hash())).collect();
+            prop_assert_eq!(oa, ob);
+        }
+    }
+
+    /// A remount does not change what users see (inode labels aside).
+    #[test]
+    fn remount_keeps_merged_view(case in arb::case()) {
+        let Some(m) = run(&case) else { return Ok(()) };
+        let r = m.apply(&Step::new(Op::Remount)).remove(0).1;
+        prop_assert_eq!(without_ino(&m.merged_view()), without_ino(&r.merged_view()));
+        prop_assert_eq!(m.upper_view(), r.upper_view());
+    }
+
+    /// A commit does not change what users see (inode labels aside), for
+    /// uppers that overlay itself wrote. It may otherwise, and the kernel
+    /// agrees: with index=on the index does not survive a commit, so lower
+    /// hard links broken by copy-up show again; markers written by hand in
+    /// an upper (an xattr whiteout) only count once the layer is a lower.
+    #[test]
+    fn commit_keeps_merged_view(case in arb::case()) {
+        prop_assume!(!case.profile.index && case.upper.is_none());
+        let Some(m) = run(&case) else { return Ok(()) };
+        let c = m.apply(&Step::new(Op::Commit)).remove(0).1;
+        prop_assert_eq!(without_ino(&m.merged_view()), without_ino(&c.merged_view()));
+        prop_assert_eq!(c.lower_count(), m.lower_count() + 1);
+    }
+
+    /// An op on one path leaves the merged view of unrelated paths (not
+    /// ancestors or descendants) untouched, when no symlinks, hard links or
+    /// redirects are involved.
+    #[test]
+    fn ops_are_local(case in arb::case(), step in arb::step(arb::default_paths())) {
+        prop_assume!(!has_links(&case));
+        let paths = step.op.paths();
+        prop_assume!(paths.len() == 1 && !step.op.is_lifecycle());
+        prop_assume!(!matches!(step.op, Op::Symlink { .. }));
+        let p = paths[0].clone();
+        let Some(m) = run(&Case { steps: vec![], ..case.clone() }) else { return Ok(()) };
+        let before = without_ino(&m.merged_view());
+        for (_, after) in m.apply(&step) {
+            let after = without_ino(&after.merged_view());
+            for (path, node) in &before.nodes {
+                let q = if path.is_empty() { continue } else { ovlcheck_case::RelPath::parse(path).unwrap() };
+                if q.starts_with(&p) || p.starts_with(&q) {
+                    continue;
+                }
+                prop_assert_eq!(Some(node), after.nodes.get(path), "path {} changed by {:?}", path, step.op);
+            }
+        }
+    }
+
+    /// Clones are independent: applying to a clone leaves the original.
+    #[test]
+    fn clones_are_independent(case in arb::case()) {
+        let Some(m) = run(&Case { steps: vec![], ..case.clone() }) else { return Ok(()) };
+        let h = m.canonical_hash();
+        let v = m.upper_view();
+        let mut c = m.clone();
+        for s in &case.steps {
+            c = c.apply(s).remove(0).1;
+        }
+        prop_assert_eq!(h, m.canonical_hash());
+        prop_assert_eq!(v, m.upper_view());
+    }
+}
