@@ -67,6 +67,19 @@ fn twelve_op_case(c: &mut Criterion) {
          rmdir f => ENOTEMPTY\n  truncate top 1\n",
     );
     assert_eq!(cs.steps.len(), 12);
+    c.bench_function("model_new_2_lowers", |b| {
+        b.iter(|| black_box(Model::new(black_box(&cs)).unwrap()))
+    });
+    let mut done = Model::new(&cs).unwrap();
+    for s in &cs.steps {
+        done = done.apply(s).remove(0).1;
+    }
+    c.bench_function("merged_view_after_12_ops", |b| {
+        b.iter(|| black_box(done.merged_view()))
+    });
+    c.bench_function("upper_view_after_12_ops", |b| {
+        b.iter(|| black_box(done.upper_view()))
+    });
     c.bench_function("case_12_ops_with_views", |b| {
         b.iter(|| {
             let mut m = Model::new(black_box(&cs)).unwrap();

@@ -168,3 +168,63 @@ impl Model {
         inode.ovl.nlink = Some(format!("U{:+}", union - real));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{model, run, upper};
+
+    #[test]
+    fn parents_first_without_contents_and_impure() {
+        let mut m = model(
+            "lower\n  dir a 0711\n  dir a/b 0755\n  file a/b/f 0644 \"f\"\n  file a/g 0644 \"g\"\n",
+        );
+        assert_eq!(run(&mut m, "write a/b/f 0 \"F\""), "ok");
+        let u = upper(&m);
+        assert!(u.contains("a dir 0711 0:0 impure=y origin=fh"), "{u}");
+        assert!(u.contains("a/b dir 0755 0:0 impure=y origin=fh"), "{u}");
+        assert!(
+            u.contains("a/b/f file 0644 0:0 size=1 nlink=1 origin=fh \"F\""),
+            "{u}"
+        );
+        assert!(!u.contains("a/g"), "{u}");
+    }
+
+    #[test]
+    fn copy_keeps_mode_owner_mtime_xattrs() {
+        let mut m = model(
+            "lower\n  file f 0640 \"data\"\n  owner f 3 4\n  mtime f 77\n  xattr f user.k \"v\"\n",
+        );
+        assert_eq!(run(&mut m, "open f rdwr"), "ok");
+        assert!(upper(&m)
+            .contains("f file 0640 3:4 size=4 nlink=1 mtime=77 origin=fh user.k=\"v\" \"data\""));
+    }
+
+    #[test]
+    fn o_trunc_copies_size_zero() {
+        let mut m = model("lower\n  file f 0644 \"data\"\n");
+        assert_eq!(run(&mut m, "open f trunc"), "ok");
+        assert!(upper(&m).contains("f file 0644 0:0 size=0 nlink=1 origin=fh \"\""));
+    }
+
+    #[test]
+    fn broken_lower_hard_link_gets_no_origin() {
+        let mut m = model("lower\n  file a 0644 \"x\"\n  hardlink b a\n");
+        assert_eq!(run(&mut m, "chmod a 0600"), "ok");
+        let u = upper(&m);
+        assert!(
+            u.contains("a file 0600 0:0 size=1 nlink=1 mtime=1600000000 \"x\""),
+            "{u}"
+        );
+    }
+
+    #[test]
+    fn metacopy_copies_metadata_then_data() {
+        let mut m = model("profile metacopy\nlower\n  file f 0644 \"abc\"\n");
+        assert_eq!(run(&mut m, "chmod f 0600"), "ok");
+        assert!(upper(&m).contains("metacopy=\"\""));
+        assert_eq!(run(&mut m, "read f"), "\"abc\"");
+        assert_eq!(run(&mut m, "write f 0 \"X\""), "ok");
+        assert!(!upper(&m).contains("metacopy"));
+        assert_eq!(run(&mut m, "read f"), "\"Xbc\"");
+    }
+}

@@ -112,3 +112,29 @@ impl Features {
         self.upper == UpperMode::ReadOnly
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feat(preset: &str) -> Features {
+        Features::from_profile(&Profile::preset(preset).expect("preset"))
+    }
+
+    #[test]
+    fn presets_map_to_behaviours() {
+        assert_eq!(feat("default").redirect, RedirectMode::Follow);
+        assert!(!feat("default").opaque_new_dirs);
+        assert_eq!(feat("redirect").redirect, RedirectMode::On);
+        assert!(feat("redirect").opaque_new_dirs);
+        assert!(feat("index").opaque_new_dirs);
+        assert!(feat("metacopy").metacopy && feat("metacopy").creates_redirects());
+        assert_eq!(feat("userxattr").redirect, RedirectMode::NoFollow);
+        assert!(feat("userxattr").user_xattr_ns);
+        assert_eq!(feat("xino").ino, InoMode::Xino);
+        assert_eq!(feat("xdev").ino, InoMode::PseudoDev);
+        assert!(feat("readonly").readonly());
+        assert!(matches!(feat("enospc").upper, UpperMode::Limited(_)));
+        assert!(feat("enospc").shared_space);
+    }
+}

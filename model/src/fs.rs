@@ -122,7 +122,7 @@ impl Inode {
 /// One layer directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Layer {
-    pub inodes: OrdMap<Ino, Inode>,
+    pub inodes: OrdMap<Ino, Arc<Inode>>,
     pub root: Ino,
     pub next: Ino,
 }
@@ -131,7 +131,10 @@ impl Layer {
     /// An empty layer: a root directory 0755 0:0.
     pub fn new() -> Layer {
         let mut inodes = OrdMap::new();
-        inodes.insert(0, Inode::new(Kind::Dir(OrdMap::new()), 0o755, 0, 0));
+        inodes.insert(
+            0,
+            Arc::new(Inode::new(Kind::Dir(OrdMap::new()), 0o755, 0, 0)),
+        );
         Layer {
             inodes,
             root: 0,
@@ -144,7 +147,12 @@ impl Layer {
     }
 
     pub fn get_mut(&mut self, ino: Ino) -> &mut Inode {
-        self.inodes.get_mut(&ino).expect("inode exists")
+        Arc::make_mut(self.inodes.get_mut(&ino).expect("inode exists"))
+    }
+
+    /// The inode `ino`, mutable, if it exists.
+    pub fn try_get_mut(&mut self, ino: Ino) -> Option<&mut Inode> {
+        self.inodes.get_mut(&ino).map(Arc::make_mut)
     }
 
     /// The entry `name` of directory `dir`.
@@ -156,7 +164,7 @@ impl Layer {
     pub fn alloc(&mut self, inode: Inode) -> Ino {
         let ino = self.next;
         self.next += 1;
-        self.inodes.insert(ino, inode);
+        self.inodes.insert(ino, Arc::new(inode));
         ino
     }
 
@@ -201,9 +209,11 @@ impl Layer {
         if inode.links > 0 || inode.index_link {
             return;
         }
-        if let Some(Kind::Dir(e)) = self.inodes.remove(&ino).map(|i| i.kind) {
-            for (_, child) in e.iter() {
-                self.drop_link(*child);
+        if let Some(inode) = self.inodes.remove(&ino) {
+            if let Kind::Dir(e) = &inode.kind {
+                for (_, child) in e.iter() {
+                    self.drop_link(*child);
+                }
             }
         }
     }

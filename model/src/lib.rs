@@ -14,9 +14,9 @@
 //!
 //! The model stores only the raw layers (each lower and the upper) exactly
 //! as on disk, whiteouts and overlay xattrs included, and derives everything
-//! users see from them with the kernel's lookup rules ([`lookup`]). Each rule
+//! users see from them with the kernel's lookup rules (module `lookup`). Each rule
 //! is a named function citing overlayfs.rst or the kernel source; profile
-//! switches are one table ([`features::Features`]).
+//! switches are one table (`features::Features`).
 
 mod build;
 mod copy_up;
@@ -29,6 +29,8 @@ mod ops;
 mod perm;
 mod readdir;
 mod resolve;
+#[cfg(test)]
+mod testutil;
 mod view;
 
 use fs::{Ino, Inode, Layer, LayerId, LowerRef};

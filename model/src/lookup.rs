@@ -8,6 +8,7 @@
 use crate::fs::{Ino, Inode, LayerId, LowerRef};
 use crate::Model;
 use ovlcheck_case::Errno;
+use std::borrow::Cow;
 
 /// What overlay's lookup found for one name (an `ovl_entry` plus the upper
 /// dentry). Negative when nothing was found.
@@ -30,6 +31,8 @@ pub(crate) struct Dentry {
     pub is_dir: bool,
     /// Lower layers (by index) whose directory here is `opaque=x`.
     pub xwhiteout_layers: Vec<usize>,
+    /// The overlay root (its lower stack is every lower root).
+    pub root: bool,
 }
 
 impl Dentry {
@@ -91,6 +94,7 @@ impl Model {
             upper_alias: self.upper.is_some(),
             lowers: self.root_stack_below(usize::MAX),
             is_dir: true,
+            root: true,
             ..Dentry::default()
         }
     }
@@ -120,9 +124,8 @@ impl Model {
             xwhiteouts: false,
         };
         let mut out = Dentry::default();
-        let mut poe = parent.lowers.clone();
-        let mut poe_is_root =
-            parent.lowers == self.root_stack_below(usize::MAX) && parent.redirect.is_none();
+        let mut poe: Cow<'_, [LowerRef]> = Cow::Borrowed(&parent.lowers);
+        let mut poe_is_root = parent.root;
         let mut uppermetacopy = false;
         if let (Some(_), Some(pu)) = (&self.upper, parent.upper) {
             out.upper = self.lookup_layer(LayerId::Upper, pu, &mut d)?;
@@ -133,7 +136,7 @@ impl Model {
             if d.redirect.is_some() {
                 out.redirect = d.redirect.clone();
                 if d.absolute {
-                    poe = self.root_stack_below(usize::MAX);
+                    poe = Cow::Owned(self.root_stack_below(usize::MAX));
                     poe_is_root = true;
                 }
             }
@@ -173,7 +176,7 @@ impl Model {
                 break;
             }
             if d.absolute && !poe_is_root {
-                poe = self.root_stack_below(lower.layer);
+                poe = Cow::Owned(self.root_stack_below(lower.layer));
                 poe_is_root = true;
                 i = 0;
             }
@@ -218,8 +221,7 @@ impl Model {
         loop {
             // Counting down from the end, since a redirect can change the prefix.
             let rem = d.name.len() - k - 1;
-            let name = d.name[k].clone();
-            let Some(this) = self.lookup_single(layer, base, &name, k, rem == 0, d)? else {
+            let Some(this) = self.lookup_single(layer, base, k, rem == 0, d)? else {
                 return Ok(None);
             };
             if rem == 0 || !self.layer(layer).get(this).is_dir() {
@@ -235,13 +237,12 @@ impl Model {
         &self,
         layer: LayerId,
         base: Ino,
-        name: &str,
         pos: usize,
         last_element: bool,
         d: &mut LookupData,
     ) -> Result<Option<Ino>, Errno> {
         let l = self.layer(layer);
-        let Some(this) = l.child(base, name) else {
+        let Some(this) = l.child(base, &d.name[pos]) else {
             return Ok(None);
         };
         let inode = l.get(this);
@@ -326,5 +327,70 @@ pub(crate) fn redirect_is_valid(r: &str) -> bool {
     match r.strip_prefix('/') {
         Some(abs) => !abs.is_empty() && abs.split('/').all(|c| !c.is_empty()),
         None => !r.is_empty() && !r.contains('/'),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{model, run};
+
+    #[test]
+    fn non_directory_hides_lower_directory() {
+        let mut m =
+            model("lower\n  dir a 0755\n  file a/x 0644 \"x\"\nlower\n  file a 0644 \"f\"\n");
+        assert_eq!(run(&mut m, "read a"), "\"f\"");
+        assert_eq!(run(&mut m, "stat a/x"), "ENOTDIR");
+    }
+
+    #[test]
+    fn directory_under_file_is_not_merged() {
+        let mut m =
+            model("lower\n  file d 0644 \"f\"\nlower\n  dir d 0755\n  file d/y 0644 \"y\"\n");
+        assert_eq!(run(&mut m, "readdir d"), "[\"y\"]");
+        assert_eq!(run(&mut m, "stat d"), "{dir 0755 0:0 size=0 nlink=2}");
+    }
+
+    #[test]
+    fn whiteout_and_opaque_in_a_lower_layer() {
+        let text = "lower\n  dir d 0755\n  file d/a 0644 \"a\"\n  file w 0644 \"w\"\n\
+                    lower\n  dir d 0755\n  opaque d\n  whiteout w\n";
+        let mut m = model(text);
+        assert_eq!(run(&mut m, "readdir d"), "[]");
+        assert_eq!(run(&mut m, "stat w"), "ENOENT");
+    }
+
+    #[test]
+    fn xwhiteout_only_inside_opaque_x_lower_dir() {
+        let text = "lower\n  dir d 0755\n  file d/x 0644 \"x\"\n  dir e 0755\n  file e/x 0644 \"x\"\n\
+                    lower\n  dir d 0755\n  xwhiteouts d\n  xwhiteout d/x\n  dir e 0755\n  xwhiteout e/x\n";
+        let mut m = model(text);
+        assert_eq!(run(&mut m, "stat d/x"), "ENOENT");
+        assert_eq!(run(&mut m, "read e/x"), "\"\"");
+    }
+
+    #[test]
+    fn relative_and_absolute_redirects() {
+        let text = "lower\n  dir a 0755\n  file a/f 0644 \"f\"\n\
+                    lower\n  dir b 0755\n  redirect b \"a\"\n  dir c 0755\n  dir c/d 0755\n  redirect c/d \"/a\"\n";
+        let mut m = model(text);
+        assert_eq!(run(&mut m, "read b/f"), "\"f\"");
+        assert_eq!(run(&mut m, "read c/d/f"), "\"f\"");
+    }
+
+    /// Verified on 6.18: lstat of such a directory is EPERM.
+    #[test]
+    fn redirects_found_below_are_eperm_with_userxattr() {
+        let text = "profile userxattr\nlower\n  dir a 0755\n  file a/f 0644 \"f\"\n\
+                    lower\n  dir b 0755\n  redirect b \"a\"\n";
+        let mut m = model(text);
+        assert_eq!(run(&mut m, "readdir b"), "EPERM");
+    }
+
+    #[test]
+    fn malformed_redirect_is_einval() {
+        assert!(!super::redirect_is_valid("a/b"));
+        assert!(!super::redirect_is_valid("/a//b"));
+        assert!(super::redirect_is_valid("/a/b"));
+        assert!(super::redirect_is_valid("a"));
     }
 }

@@ -33,7 +33,12 @@ impl Model {
     /// the upper parent impure. The model does this for every merged
     /// directory at mount, as a walk of the merged tree would.
     fn fix_origins(&mut self) {
-        if self.upper.is_none() {
+        let Some(upper) = &self.upper else { return };
+        let candidate = upper
+            .inodes
+            .iter()
+            .any(|(ino, i)| *ino != upper.root && i.is_dir() && i.ovl.origin.is_none());
+        if !candidate {
             return;
         }
         let mut fixes: Vec<(Ino, Option<Ino>, LowerRef)> = Vec::new();
@@ -92,7 +97,7 @@ impl Model {
             // links still count in st_nlink of the committed layer.
             let indexed: Vec<Ino> = m.index.values().copied().collect();
             for ino in indexed {
-                if let Some(inode) = upper.inodes.get_mut(&ino) {
+                if let Some(inode) = upper.try_get_mut(ino) {
                     inode.union_nlink = None;
                 }
             }
@@ -123,5 +128,28 @@ impl Model {
             }
         });
         snap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{model, run, upper};
+
+    #[test]
+    fn commit_moves_the_upper_below_and_mounts_a_fresh_one() {
+        let mut m = model("lower\n  file f 0644 \"f\"\n");
+        assert_eq!(run(&mut m, "unlink f"), "ok");
+        assert_eq!(run(&mut m, "commit"), "ok");
+        assert_eq!(m.lower_count(), 2);
+        assert_eq!(upper(&m), "/ dir 0755 0:0 uuid=uuid\n");
+        assert!(m.lower_view(1).to_string().contains("f whiteout"));
+        assert_eq!(run(&mut m, "stat f"), "ENOENT");
+    }
+
+    #[test]
+    fn mount_fixes_missing_origin_of_merged_upper_dirs() {
+        let m = model("lower\n  dir d 0755\nupper\n  dir d 0755\n");
+        assert!(upper(&m).contains("d dir 0755 0:0 origin=fh"));
+        assert!(upper(&m).starts_with("/ dir 0755 0:0 impure=y uuid=uuid"));
     }
 }

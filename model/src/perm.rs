@@ -114,3 +114,56 @@ pub(crate) fn chmod_mode(cred: Cred, inode: &Inode, mode: u32) -> u32 {
         mode
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::Kind;
+    use imbl::OrdMap;
+
+    fn inode(mode: u32, uid: u32, gid: u32, dir: bool) -> Inode {
+        let kind = if dir {
+            Kind::Dir(OrdMap::new())
+        } else {
+            Kind::Fifo
+        };
+        Inode::new(kind, mode, uid, gid)
+    }
+
+    const U: Cred = Cred {
+        uid: 1000,
+        gid: 1000,
+    };
+
+    #[test]
+    fn owner_group_other_classes() {
+        assert!(permission(U, &inode(0o600, 1000, 0, false), MAY_READ | MAY_WRITE).is_ok());
+        assert!(permission(U, &inode(0o060, 1000, 1000, false), MAY_READ).is_err());
+        assert!(permission(U, &inode(0o060, 5, 1000, false), MAY_READ).is_ok());
+        assert!(permission(U, &inode(0o004, 5, 5, false), MAY_WRITE).is_err());
+        assert!(permission(Cred::ROOT, &inode(0o000, 5, 5, false), MAY_WRITE).is_ok());
+        assert!(permission(Cred::ROOT, &inode(0o644, 5, 5, false), MAY_EXEC).is_err());
+        assert!(permission(Cred::ROOT, &inode(0o000, 5, 5, true), MAY_EXEC).is_ok());
+    }
+
+    #[test]
+    fn sticky_directories() {
+        let tmp = inode(0o1777, 0, 0, true);
+        assert_eq!(
+            may_delete(U, &tmp, &inode(0o666, 2000, 0, false)),
+            Err(Errno::EPERM)
+        );
+        assert!(may_delete(U, &tmp, &inode(0o666, 1000, 0, false)).is_ok());
+        assert!(may_delete(Cred::ROOT, &tmp, &inode(0o666, 2000, 0, false)).is_ok());
+    }
+
+    #[test]
+    fn set_id_bits() {
+        assert_eq!(mode_after_write(U, 0o6755), 0o0755);
+        assert_eq!(mode_after_write(U, 0o2745), 0o2745);
+        assert_eq!(mode_after_write(Cred::ROOT, 0o6755), 0o6755);
+        assert_eq!(mode_after_chown(0o4755, false), 0o0755);
+        assert_eq!(mode_after_chown(0o4755, true), 0o4755);
+        assert_eq!(chmod_mode(U, &inode(0o644, 1000, 5, false), 0o2755), 0o0755);
+    }
+}

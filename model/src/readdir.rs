@@ -74,3 +74,23 @@ fn read_layer(layer: &Layer, dir: u32, xwhiteouts: bool, out: &mut BTreeMap<Stri
         out.insert(name.clone(), wh);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{model, run};
+
+    #[test]
+    fn merged_listing_hides_whiteouts_once_per_name() {
+        let text = "lower\n  dir d 0755\n  file d/a 0644 \"a\"\n  file d/b 0644 \"b\"\n\
+                    lower\n  dir d 0755\n  whiteout d/b\n  file d/a 0644 \"a1\"\n";
+        let mut m = model(text);
+        assert_eq!(run(&mut m, "readdir d"), "[\"a\"]");
+    }
+
+    #[test]
+    fn a_real_single_layer_dir_lists_its_raw_entries() {
+        let mut m = model("lower\n  dir top 0755\nlower\n  dir d 0755\n  whiteout d/gone\n");
+        assert_eq!(run(&mut m, "readdir d"), "[\"gone\"]");
+        assert_eq!(run(&mut m, "stat d/gone"), "ENOENT");
+    }
+}

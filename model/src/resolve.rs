@@ -202,3 +202,39 @@ fn splice_target(
         todo.push_front((c.to_string(), s));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{model, run};
+
+    #[test]
+    fn absolute_targets_and_dotdot_stay_in_the_root() {
+        let text = "lower\n  file f 0644 \"f\"\n  dir d 0755\n  symlink d/abs \"/f\"\n  symlink d/up \"../../../f\"\n";
+        let mut m = model(text);
+        assert_eq!(run(&mut m, "read d/abs"), "\"f\"");
+        assert_eq!(run(&mut m, "read d/up"), "\"f\"");
+    }
+
+    #[test]
+    fn symlink_loops_are_eloop() {
+        let mut m = model("lower\n  symlink a \"b\"\n  symlink b \"a\"\n");
+        assert_eq!(run(&mut m, "stat a"), "ELOOP");
+        assert_eq!(run(&mut m, "lstat a"), "{symlink 0777 0:0 size=1 nlink=1}");
+    }
+
+    #[test]
+    fn trailing_slash_needs_a_directory() {
+        let mut m = model("lower\n  file f 0644 \"f\"\n  dir d 0755\n  symlink l \"d\"\n");
+        assert_eq!(run(&mut m, "stat f/"), "ENOTDIR");
+        assert_eq!(run(&mut m, "lstat l/"), "{dir 0755 0:0 size=0 nlink=2}");
+        assert_eq!(run(&mut m, "mkfifo p/ 0644"), "ENOENT");
+        assert_eq!(run(&mut m, "mkdir q/ 0755"), "ok");
+    }
+
+    #[test]
+    fn search_permission_on_every_directory() {
+        let mut m = model("lower\n  dir c 0700\n  file c/f 0644 \"f\"\n");
+        assert_eq!(run(&mut m, "as 1000:1000 stat c/f"), "EACCES");
+        assert_eq!(run(&mut m, "stat c/f"), "{file 0644 0:0 size=1 nlink=1}");
+    }
+}

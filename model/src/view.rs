@@ -264,3 +264,37 @@ fn node_kind(i: &Inode) -> NodeKind {
         Kind::Whiteout => NodeKind::Whiteout,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{merged, model, run};
+
+    #[test]
+    fn ino_labels_follow_origin_and_mark_new_inodes() {
+        let mut m = model("lower\n  file a 0644 \"a\"\n  file b 0644 \"b\"\n  hardlink c b\n");
+        assert_eq!(run(&mut m, "write a 0 \"A\""), "ok");
+        assert_eq!(run(&mut m, "write b 0 \"B\""), "ok");
+        assert_eq!(run(&mut m, "create n 0644"), "ok");
+        let v = merged(&m);
+        assert!(
+            v.contains("a file 0644 0:0 size=1 nlink=1 ino==a dev=ovl"),
+            "{v}"
+        );
+        assert!(v.contains("b file 0644 0:0 size=1 nlink=1 ino=+b"), "{v}");
+        assert!(
+            v.contains("c file 0644 0:0 size=1 nlink=2 mtime=1600000000 ino==b"),
+            "{v}"
+        );
+        assert!(v.contains("n file 0644 0:0 size=0 nlink=1 ino=+n"), "{v}");
+        assert_eq!(run(&mut m, "remount"), "ok");
+        assert!(merged(&m).contains("n file 0644 0:0 size=0 nlink=1 ino==n"));
+    }
+
+    #[test]
+    fn dev_class_per_profile() {
+        let text = "lower\n  file a 0644 \"a\"\n";
+        assert!(merged(&model(text)).contains("dev=ovl"));
+        assert!(merged(&model(&format!("profile xdev\n{text}"))).contains("dev=other"));
+        assert!(merged(&model(&format!("profile xino\n{text}"))).contains("dev=ovl"));
+    }
+}

@@ -227,3 +227,36 @@ fn xattr_write_permission(cred: Cred, a: &Inode, ns: XattrNs) -> Result<(), Errn
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{model, run, upper};
+
+    #[test]
+    fn removing_a_missing_xattr_does_not_copy_up() {
+        let mut m = model("lower\n  file f 0644 \"f\"\n");
+        assert_eq!(run(&mut m, "removexattr f user.none"), "ENODATA");
+        assert!(!upper(&m).contains("\nf "));
+        assert_eq!(run(&mut m, "setxattr f user.k \"v\""), "ok");
+        assert!(upper(&m).contains("user.k=\"v\""));
+    }
+
+    #[test]
+    fn owner_rules_for_attributes() {
+        let mut m = model("lower\n  file f 0666 \"f\"\n  owner f 2000 2000\n");
+        assert_eq!(run(&mut m, "as 1000:1000 chmod f 0600"), "EPERM");
+        assert_eq!(run(&mut m, "as 1000:1000 utimes f 1"), "EPERM");
+        assert_eq!(run(&mut m, "as 1000:1000 write f 0 \"w\""), "ok");
+        assert_eq!(run(&mut m, "utimes f 9"), "ok");
+        assert!(upper(&m).contains("mtime=9"));
+    }
+
+    #[test]
+    fn truncate_kinds() {
+        let mut m = model("lower\n  dir d 0755\n  fifo p 0644\n  file f 0644 \"abc\"\n");
+        assert_eq!(run(&mut m, "truncate d 0"), "EISDIR");
+        assert_eq!(run(&mut m, "truncate p 0"), "EINVAL");
+        assert_eq!(run(&mut m, "truncate f 5"), "ok");
+        assert_eq!(run(&mut m, "read f"), "\"abc\\x00\\x00\"");
+    }
+}

@@ -269,7 +269,7 @@ impl Model {
         let Some(up) = self.upper.as_mut() else {
             return;
         };
-        let Some(inode) = up.inodes.get_mut(&ino) else {
+        let Some(inode) = up.try_get_mut(ino) else {
             return;
         };
         let Some(n) = inode.union_nlink else { return };
@@ -292,5 +292,42 @@ impl Model {
             });
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{model, run, upper};
+
+    #[test]
+    fn new_dirs_in_merged_parents_are_opaque_only_without_offline_changes() {
+        let text = "lower\n  dir p 0755\n";
+        let mut m = model(text);
+        assert_eq!(run(&mut m, "mkdir p/n 0755"), "ok");
+        assert!(upper(&m).contains("p/n dir 0755 0:0\n"));
+        let mut r = model(&format!("profile redirect\n{text}"));
+        assert_eq!(run(&mut r, "mkdir p/n 0755"), "ok");
+        assert!(upper(&r).contains("p/n dir 0755 0:0 opaque=y"));
+    }
+
+    #[test]
+    fn create_follows_dangling_symlinks_unless_excl() {
+        let mut m = model("lower\n  symlink l \"t\"\n");
+        assert_eq!(run(&mut m, "create l 0644 excl"), "EEXIST");
+        assert_eq!(run(&mut m, "create l 0600"), "ok");
+        assert_eq!(run(&mut m, "stat t"), "{file 0600 0:0 size=0 nlink=1}");
+    }
+
+    #[test]
+    fn setgid_directories_pass_their_group_on() {
+        let mut m = model("lower\n  dir g 2777\n  owner g 0 50\n");
+        assert_eq!(run(&mut m, "as 1000:1000 mkdir g/d 0755"), "ok");
+        assert_eq!(run(&mut m, "stat g/d"), "{dir 2755 1000:50 size=0 nlink=2}");
+    }
+
+    #[test]
+    fn link_of_directory_is_eperm() {
+        let mut m = model("lower\n  dir d 0755\n");
+        assert_eq!(run(&mut m, "link d e"), "EPERM");
     }
 }

@@ -136,3 +136,36 @@ impl Model {
         self.upper_mut().link(dir, name, ino);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{model, run, upper};
+
+    #[test]
+    fn whiteout_only_when_something_lies_below() {
+        let mut m = model("lower\n  file low 0644 \"l\"\nupper\n  file up 0644 \"u\"\n");
+        assert_eq!(run(&mut m, "unlink low"), "ok");
+        assert_eq!(run(&mut m, "unlink up"), "ok");
+        let u = upper(&m);
+        assert!(u.contains("low whiteout"), "{u}");
+        assert!(!u.contains("up "), "{u}");
+    }
+
+    #[test]
+    fn rmdir_of_merged_dir_checks_the_merged_listing() {
+        let mut m = model("lower\n  dir d 0755\n  file d/x 0644 \"x\"\nupper\n  dir d 0755\n");
+        assert_eq!(run(&mut m, "rmdir d"), "ENOTEMPTY");
+        assert_eq!(run(&mut m, "unlink d/x"), "ok");
+        assert_eq!(run(&mut m, "rmdir d"), "ok");
+        assert!(upper(&m).contains("d whiteout"));
+        assert_eq!(run(&mut m, "mkdir d 0755"), "ok");
+        assert!(upper(&m).contains("d dir 0755 0:0 opaque=y"));
+    }
+
+    #[test]
+    fn readonly_unlink_is_erofs_before_enoent() {
+        let mut m = model("profile readonly\nlower\n  file f 0644 \"f\"\n");
+        assert_eq!(run(&mut m, "unlink missing"), "EROFS");
+        assert_eq!(run(&mut m, "mkdir f 0755"), "EEXIST");
+    }
+}

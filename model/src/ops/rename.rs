@@ -343,3 +343,44 @@ fn absolute_redirect(w: &Walk) -> String {
     parts.reverse();
     format!("/{}", parts.join("/"))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{model, run, upper};
+
+    #[test]
+    fn lower_dir_rename_is_exdev_without_redirect_dir() {
+        let mut m = model("lower\n  dir d 0755\n");
+        assert_eq!(run(&mut m, "rename d e"), "EXDEV");
+        assert_eq!(run(&mut m, "mkdir p 0755"), "ok");
+        assert_eq!(run(&mut m, "rename p q"), "ok");
+    }
+
+    #[test]
+    fn redirects_relative_then_absolute() {
+        let mut m =
+            model("profile redirect\nlower\n  dir d 0755\n  file d/f 0644 \"f\"\n  dir p 0755\n");
+        assert_eq!(run(&mut m, "rename d e"), "ok");
+        assert!(upper(&m).contains("e dir 0755 0:0 origin=fh redirect=d"));
+        assert_eq!(run(&mut m, "rename e p/q"), "ok");
+        assert!(upper(&m).contains("p/q dir 0755 0:0 origin=fh redirect=/d"));
+        assert_eq!(run(&mut m, "read p/q/f"), "\"f\"");
+    }
+
+    #[test]
+    fn flags_and_self_moves() {
+        let mut m = model("lower\n  file a 0644 \"a\"\n  file b 0644 \"b\"\n");
+        assert_eq!(run(&mut m, "rename a b whiteout"), "EINVAL");
+        assert_eq!(run(&mut m, "rename a b noreplace"), "EEXIST");
+        assert_eq!(run(&mut m, "rename a a"), "ok");
+        assert_eq!(run(&mut m, "mkdir u 0755"), "ok");
+        assert_eq!(run(&mut m, "rename u u/v"), "EINVAL");
+    }
+
+    #[test]
+    fn file_move_leaves_a_whiteout() {
+        let mut m = model("lower\n  file f 0644 \"f\"\n  dir d 0755\n");
+        assert_eq!(run(&mut m, "rename f d/g"), "ok");
+        assert!(upper(&m).contains("f whiteout"));
+    }
+}
