@@ -72,10 +72,40 @@ impl Dentry {
     }
 }
 
+/// The name a lookup looks for: the dentry's own name, or the path a
+/// redirect replaced it with.
+enum LookupName<'a> {
+    Single(&'a str),
+    Path(Vec<String>),
+}
+
+impl LookupName<'_> {
+    fn len(&self) -> usize {
+        match self {
+            LookupName::Single(_) => 1,
+            LookupName::Path(v) => v.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> &str {
+        match self {
+            LookupName::Single(s) => s,
+            LookupName::Path(v) => &v[i],
+        }
+    }
+
+    fn to_vec(&self) -> Vec<String> {
+        match self {
+            LookupName::Single(s) => vec![s.to_string()],
+            LookupName::Path(v) => v.clone(),
+        }
+    }
+}
+
 /// ovl_lookup_data: the state of one lookup.
-struct LookupData {
+struct LookupData<'a> {
     /// The name looked up (one component, or an absolute redirect path).
-    name: Vec<String>,
+    name: LookupName<'a>,
     absolute: bool,
     is_dir: bool,
     opaque: bool,
@@ -113,7 +143,7 @@ impl Model {
     /// ovl_lookup: looks `name` up in the merged directory `parent`.
     pub(crate) fn lookup(&self, parent: &Dentry, name: &str) -> Result<Dentry, Errno> {
         let mut d = LookupData {
-            name: vec![name.to_string()],
+            name: LookupName::Single(name),
             absolute: false,
             is_dir: false,
             opaque: false,
@@ -242,7 +272,7 @@ impl Model {
         d: &mut LookupData,
     ) -> Result<Option<Ino>, Errno> {
         let l = self.layer(layer);
-        let Some(this) = l.child(base, &d.name[pos]) else {
+        let Some(this) = l.child(base, d.name.get(pos)) else {
             return Ok(None);
         };
         let inode = l.get(this);
@@ -308,15 +338,18 @@ fn check_redirect(inode: &Inode, d: &mut LookupData, pos: usize) -> Result<(), E
     if !redirect_is_valid(r) {
         return Err(Errno::EINVAL);
     }
-    let post: Vec<String> = d.name[pos + 1..].to_vec();
+    let current = d.name.to_vec();
+    let post: Vec<String> = current[pos + 1..].to_vec();
     if let Some(abs) = r.strip_prefix('/') {
         d.absolute = true;
         d.stop = false;
         let mut name: Vec<String> = abs.split('/').map(str::to_string).collect();
         name.extend(post);
-        d.name = name;
+        d.name = LookupName::Path(name);
     } else {
-        d.name[pos] = r.clone();
+        let mut name = current;
+        name[pos] = r.clone();
+        d.name = LookupName::Path(name);
     }
     d.redirect = Some(r.clone());
     Ok(())

@@ -9,6 +9,7 @@ use crate::perm::{permission, MAY_EXEC};
 use crate::Model;
 use ovlcheck_case::path::NAME_MAX;
 use ovlcheck_case::{Cred, Errno, OpPath};
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 /// fs/namei.c: MAXSYMLINKS.
@@ -42,6 +43,18 @@ impl Walk {
     }
 
     /// The parent walk (the root's parent is the root).
+    /// The parent's dentry (the root's parent is the root).
+    pub fn parent_dentry(&self) -> &Dentry {
+        let n = self.frames.len();
+        &self.frames[n.saturating_sub(2)].dentry
+    }
+
+    /// The parent's names, root excluded.
+    pub fn parent_names(&self) -> Vec<String> {
+        let n = self.frames.len().saturating_sub(1).max(1);
+        self.frames[1..n].iter().map(|f| f.name.clone()).collect()
+    }
+
     pub fn parent(&self) -> Walk {
         let n = self.frames.len().saturating_sub(1).max(1);
         Walk {
@@ -96,12 +109,12 @@ impl Model {
         cred: Cred,
     ) -> Result<Resolved, Errno> {
         let names = path.path.names();
-        let mut todo: VecDeque<(String, bool)> = names
+        let mut todo: VecDeque<(Cow<'_, str>, bool)> = names
             .iter()
             .enumerate()
             .map(|(i, n)| {
                 (
-                    n.as_str().to_string(),
+                    Cow::Borrowed(n.as_str()),
                     i + 1 == names.len() && path.trailing_slash,
                 )
             })
@@ -135,7 +148,7 @@ impl Model {
                 if is_last {
                     return Ok(Resolved::Missing {
                         dir: Walk { frames },
-                        name,
+                        name: name.into_owned(),
                         neg: child,
                         slash,
                     });
@@ -157,7 +170,7 @@ impl Model {
             }
             let is_dir = child.is_dir;
             frames.push(Frame {
-                name,
+                name: name.into_owned(),
                 dentry: child,
             });
             if slash && !is_dir && follow != Follow::Never {
@@ -185,7 +198,7 @@ impl Model {
 /// absolute target restarts at the root. A target ending in `/` makes its
 /// last component require a directory, as does a slash after the link.
 fn splice_target(
-    todo: &mut VecDeque<(String, bool)>,
+    todo: &mut VecDeque<(Cow<'_, str>, bool)>,
     frames: &mut Vec<Frame>,
     target: &[u8],
     slash: bool,
@@ -199,7 +212,7 @@ fn splice_target(
     let ends_slash = text.ends_with('/');
     for (i, c) in comps.into_iter().enumerate().rev() {
         let s = i + 1 == n && (slash || ends_slash);
-        todo.push_front((c.to_string(), s));
+        todo.push_front((Cow::Owned(c.to_string()), s));
     }
 }
 

@@ -95,14 +95,17 @@ impl Model {
 
     /// The merged tree as users see it.
     pub fn merged_view(&self) -> View {
-        let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+        let mut list: Vec<(String, Node)> = Vec::new();
         let mut ids: Vec<(String, Ident)> = Vec::new();
         self.walk_merged(&mut |path: &str, d: &Dentry| {
-            nodes.insert(path.to_string(), self.merged_node(d));
+            list.push((path.to_string(), self.merged_node(d)));
             if !d.is_dir {
                 ids.push((path.to_string(), self.ident(d)));
             }
         });
+        // Bulk-built from a sorted list: no per-insert key comparisons.
+        let mut nodes: BTreeMap<String, Node> = list.into_iter().collect();
+        ids.sort_by(|a, b| a.0.cmp(&b.0));
         let mut smallest: BTreeMap<Ident, String> = BTreeMap::new();
         for (p, id) in &ids {
             smallest.entry(*id).or_insert_with(|| p.clone());
@@ -158,9 +161,11 @@ impl Model {
     }
 
     fn raw_view(&self, layer: &Layer) -> View {
-        let mut nodes = BTreeMap::new();
-        raw_rec(self, layer, layer.root, String::new(), &mut nodes);
-        View { nodes }
+        let mut list = Vec::new();
+        raw_rec(self, layer, layer.root, String::new(), &mut list);
+        View {
+            nodes: list.into_iter().collect(),
+        }
     }
 
     /// Overlay xattrs by short name, binary values normalised.
@@ -201,7 +206,7 @@ impl Model {
     }
 }
 
-fn raw_rec(m: &Model, layer: &Layer, ino: Ino, path: String, nodes: &mut BTreeMap<String, Node>) {
+fn raw_rec(m: &Model, layer: &Layer, ino: Ino, path: String, nodes: &mut Vec<(String, Node)>) {
     let inode = layer.get(ino);
     let mut n = Node::new(node_kind(inode), inode.mode, inode.uid, inode.gid);
     n.xattrs = inode
@@ -225,7 +230,7 @@ fn raw_rec(m: &Model, layer: &Layer, ino: Ino, path: String, nodes: &mut BTreeMa
         n.nlink = Some(layer.nlink(ino));
         n.mtime = inode.mtime;
     }
-    nodes.insert(path.clone(), n);
+    nodes.push((path.clone(), n));
     if let Some(entries) = inode.entries() {
         for (name, child) in entries.iter() {
             let p = if path.is_empty() {

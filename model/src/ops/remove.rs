@@ -23,7 +23,7 @@ impl Model {
                 Errno::ENOTDIR
             });
         }
-        may_delete(cred, self.attr(w.parent().last()), self.attr(&d))?;
+        may_delete(cred, self.attr(w.parent_dentry()), self.attr(&d))?;
         if d.is_dir {
             return Err(Errno::EISDIR);
         }
@@ -36,7 +36,7 @@ impl Model {
     pub(crate) fn op_rmdir(&mut self, path: &OpPath, cred: Cred) -> Result<Value, Errno> {
         let w = self.resolve_victim(path, cred)?;
         let d = w.last().clone();
-        may_delete(cred, self.attr(w.parent().last()), self.attr(&d))?;
+        may_delete(cred, self.attr(w.parent_dentry()), self.attr(&d))?;
         if !d.is_dir {
             return Err(Errno::ENOTDIR);
         }

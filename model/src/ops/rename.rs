@@ -100,7 +100,7 @@ impl Model {
         }
         let mut new_names = t.dir.names();
         new_names.push(t.name.clone());
-        if t.exists && ow.parent().names().starts_with(&new_names) {
+        if t.exists && ow.parent_names().starts_with(&new_names) {
             return Err(if flags.exchange {
                 Errno::EINVAL
             } else {
@@ -190,7 +190,7 @@ impl Model {
         let mode = self.upper_rename_mode(&ow, &t, overwrite);
         let old_opaque = old.opaque;
         let new_opaque = t.d.opaque;
-        let samedir = ow.parent().names() == t.dir.names();
+        let samedir = ow.parent_names() == t.dir.names();
         // Copy up old, the new parent, and for an exchange the new object.
         self.copy_up(&mut ow, CopyUp::Meta);
         t.dir = self.refresh(&t.dir);
@@ -244,7 +244,7 @@ impl Model {
             return UpperRename::Exchange;
         }
         let old = ow.last();
-        if self.lower_positive(ow.parent().last(), ow.name(), old) {
+        if self.lower_positive(ow.parent_dentry(), ow.name(), old) {
             UpperRename::Whiteout
         } else if old.is_dir && t.d.is_whiteout() {
             UpperRename::OverWhiteoutCleanup
