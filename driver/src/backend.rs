@@ -391,28 +391,10 @@ fn read_trim(path: &str) -> Option<String> {
 /// moby's `SupportsOverlay` does a trial mount.
 pub fn check_environment(kind: BackendKind) -> Result<(), DriverError> {
     let root = nix::unistd::geteuid().is_root();
-    if kind != BackendKind::Exec {
-        let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
-        let fuse = kind == BackendKind::FuseOverlayfs;
-        let want = if fuse { "fuse" } else { "overlay" };
-        if !fs
-            .lines()
-            .any(|l| l.split_whitespace().last() == Some(want))
-            && !(fuse && std::path::Path::new("/dev/fuse").exists())
-        {
-            return Err(DriverError::Environment(format!(
-                "the kernel has no {want} filesystem: run `modprobe {want}` as root"
-            )));
-        }
-    }
-    if !root {
-        if read_trim("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0")
-            || read_trim("/proc/sys/user/max_user_namespaces").as_deref() == Some("0")
-        {
-            return Err(DriverError::Environment(
-                "no permission to mount: not root and user namespaces are disabled; run as root or enable them (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces)".into(),
-            ));
-        }
+    if !root && userns_disabled() {
+        return Err(DriverError::Environment(
+            "no permission to mount: not root and user namespaces are disabled; run as root or enable them (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces)".into(),
+        ));
     }
     if kind == BackendKind::FuseOverlayfs {
         require_file(
@@ -434,7 +416,35 @@ pub fn check_environment(kind: BackendKind) -> Result<(), DriverError> {
     trial(kind, root)
 }
 
+/// Whether `/proc/filesystems` lists `fstype` (a module may still load on
+/// first mount, so this only sharpens the message of a failed trial).
+fn filesystem_listed(fstype: &str) -> bool {
+    std::fs::read_to_string("/proc/filesystems")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some(fstype))
+}
+
+fn userns_disabled() -> bool {
+    read_trim("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0")
+        || read_trim("/proc/sys/user/max_user_namespaces").as_deref() == Some("0")
+}
+
 fn trial(kind: BackendKind, root: bool) -> Result<(), DriverError> {
+    let fstype = if kind == BackendKind::FuseOverlayfs {
+        "fuse"
+    } else {
+        "overlay"
+    };
+    trial_session(kind, root).map_err(|e| match e {
+        DriverError::Environment(m) if !filesystem_listed(fstype) => DriverError::Environment(format!(
+            "the kernel has no {fstype} filesystem (not in /proc/filesystems): run `modprobe {fstype}` as root ({m})"
+        )),
+        other => other,
+    })
+}
+
+fn trial_session(kind: BackendKind, root: bool) -> Result<(), DriverError> {
     let mut case = Case::default();
     case.profile.userxattr = !root;
     let backend: Box<dyn Backend> = match kind {

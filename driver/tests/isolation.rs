@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use ovlcheck_case::{Outcome, Value};
-use ovlcheck_driver::{Backend, DriverError, FuseOverlayfsBackend, KernelBackend, Session};
+use ovlcheck_driver::{Backend, DriverError, FuseOverlayfsBackend, KernelBackend};
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
