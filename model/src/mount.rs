@@ -61,7 +61,7 @@ impl Model {
     }
 
     /// Visits every merged directory (and its parent).
-    fn walk_merged_dirs(&self, f: &mut dyn FnMut(Option<&Dentry>, &Dentry)) {
+    pub(crate) fn walk_merged_dirs(&self, f: &mut dyn FnMut(Option<&Dentry>, &Dentry)) {
         fn rec(
             m: &Model,
             parent: Option<&Dentry>,

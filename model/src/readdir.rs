@@ -1,5 +1,6 @@
 //! Directory listings (overlayfs.rst: "readdir"; readdir.c).
 
+use crate::features::InoMode;
 use crate::fs::{Layer, LayerId};
 use crate::lookup::Dentry;
 use crate::Model;
@@ -51,6 +52,29 @@ impl Model {
             .filter(|(_, wh)| !wh)
             .map(|(n, _)| n)
             .collect()
+    }
+
+    /// readdir.c ovl_cache_get_impure: reading an impure directory that is
+    /// read raw (see [`Model::dir_is_real`]) drops its `impure` xattr when
+    /// no entry needs its d_ino translated: no entry has an origin and
+    /// neither has `..` (only with one st_dev: samefs or xino; verified on
+    /// 6.18). Returns the upper directory to clear.
+    pub(crate) fn readdir_clears_impure(&self, d: &Dentry, parent: &Dentry) -> Option<u32> {
+        let u = d.upper?;
+        let up = self.layer(LayerId::Upper);
+        let inode = up.get(u);
+        if !inode.ovl.impure || !self.dir_is_real(d) || self.feat.ino == InoMode::PseudoDev {
+            return None;
+        }
+        let has_origin = |ino: u32| matches!(up.get(ino).ovl.origin, Some(Some(_)));
+        if parent.upper.is_some_and(has_origin) {
+            return None;
+        }
+        let entries = inode.entries()?;
+        if entries.values().any(|c| has_origin(*c)) {
+            return None;
+        }
+        Some(u)
     }
 
     /// ovl_check_empty_dir: true when the merged listing holds only

@@ -150,9 +150,26 @@ impl Model {
         n
     }
 
-    /// The raw upper layer as on disk; `None` for a read-only overlay.
+    /// The raw upper layer as on disk; `None` for a read-only overlay. It
+    /// is the upper as seen after a walk of the merged tree (how views are
+    /// observed: merged first), which reads every directory and so drops
+    /// stale `impure` xattrs (readdir_clears_impure).
     pub fn upper_view(&self) -> Option<View> {
-        self.upper.as_ref().map(|u| self.raw_view(u))
+        self.upper.as_ref()?;
+        let mut clear = Vec::new();
+        self.walk_merged_dirs(&mut |parent: Option<&Dentry>, d: &Dentry| {
+            if let Some(p) = parent {
+                clear.extend(self.readdir_clears_impure(d, p));
+            }
+        });
+        if clear.is_empty() {
+            return self.upper.as_ref().map(|u| self.raw_view(u));
+        }
+        let mut m = self.clone();
+        for u in clear {
+            m.upper_mut().get_mut(u).ovl.impure = false;
+        }
+        m.upper.as_ref().map(|u| m.raw_view(u))
     }
 
     /// The raw lower layer `i` (0 is the bottom) as on disk.

@@ -77,14 +77,19 @@ impl Model {
 
     /// open O_DIRECTORY and getdents: the merged listing
     /// (overlayfs.rst: "readdir").
-    pub(crate) fn op_readdir(&self, path: &OpPath, cred: Cred) -> Result<Value, Errno> {
+    /// Reading may drop a stale `impure` xattr (readdir_clears_impure).
+    pub(crate) fn op_readdir(&mut self, path: &OpPath, cred: Cred) -> Result<Value, Errno> {
         let w = self.resolve_existing(path, Follow::Yes, cred)?;
         let d = w.last();
         if !d.is_dir {
             return Err(Errno::ENOTDIR);
         }
         permission(cred, self.attr(d), MAY_READ)?;
-        Ok(Value::Names(self.readdir_names(d)))
+        let names = self.readdir_names(d);
+        if let Some(u) = self.readdir_clears_impure(d, w.parent_dentry()) {
+            self.upper_mut().get_mut(u).ovl.impure = false;
+        }
+        Ok(Value::Names(names))
     }
 
     /// `getxattr` (fs/xattr.c: xattr_permission; inode.c: ovl_xattr_get).
