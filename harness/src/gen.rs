@@ -367,7 +367,7 @@ fn op_path(rng: &mut TestRng, universe: &[RelPath]) -> OpPath {
     let mut path = pick(rng, universe).clone();
     // Sometimes a fresh name beneath an existing path.
     if rng.random_ratio(1, 8) && path.names().len() < MAX_DEPTH {
-        path = path.join(&Name::new(pick(rng, NAMES)).expect("valid"));
+        path = path.join(&Name::new(*pick(rng, NAMES)).expect("valid"));
     }
     OpPath {
         path,
