@@ -271,6 +271,7 @@ impl RemoteSession {
                 env: false,
             } => Err(DriverError::Io(message)),
             Response::Error { message, env: true } => Err(DriverError::Environment(message)),
+            Response::Died(why) => Err(DriverError::Died(why)),
             ok => Ok(ok),
         }
     }

@@ -19,10 +19,11 @@
 //!   (The magic link is followed by the worker's own call, which is not
 //!   confined by `RESOLVE_NO_MAGICLINKS`: only case paths are.)
 
+use crate::creds;
 use crate::sys::{self, Follow};
 use nix::errno::Errno;
 use ovlcheck_case::{
-    Errno as CaseErrno, FileKind, Op, OpPath, Outcome, RenameFlags, StatInfo, Value,
+    Cred, Errno as CaseErrno, FileKind, Op, OpPath, Outcome, RenameFlags, StatInfo, Value,
 };
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
@@ -34,11 +35,84 @@ pub const RESOLVE: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
 
 type OpResult = Result<Value, Errno>;
 
-/// Performs `op` (not a lifecycle op) beneath the directory `root`.
+/// Performs `op` (not a lifecycle op) beneath the directory `root` with
+/// the caller's credentials.
+///
+/// An op on the root itself as its last component (`rmdir .`, `rename .
+/// x`, `lstat .`, ...) runs inside a momentary `chroot` to the merged root
+/// with the path `/`, so the kernel applies its own rules for the root of a
+/// container (`rmdir /` is `EBUSY`, `unlink /` is `EISDIR`, ...): the caller
+/// must be single-threaded (the worker is).
 pub fn apply(root: RawFd, op: &Op) -> Outcome {
-    match run(root, op) {
+    match apply_as(root, op, Cred::ROOT) {
+        Ok(o) => o,
+        Err(_) => Outcome::Err(CaseErrno::EIO),
+    }
+}
+
+/// [`apply`] as `cred` (see [`crate::creds`]); `Err` when the credentials
+/// or the chroot could not be switched.
+pub fn apply_as(root: RawFd, op: &Op, cred: Cred) -> Result<Outcome, String> {
+    let jail = if names_root_entry(op) {
+        Some(Chroot::enter(root)?)
+    } else {
+        None
+    };
+    let saved = creds::switch(cred)?;
+    let result = run(root, op);
+    creds::restore(saved)?;
+    if let Some(j) = jail {
+        j.leave()?;
+    }
+    Ok(match result {
         Ok(v) => Outcome::Ok(v),
         Err(e) => Outcome::Err(CaseErrno::from_code(e as i32)),
+    })
+}
+
+/// Whether `op` acts on the root itself as a last component (not
+/// following it), which needs [`Chroot`].
+pub fn names_root_entry(op: &Op) -> bool {
+    let root = |p: &OpPath| p.path.is_root();
+    match op {
+        Op::Lstat { path }
+        | Op::Readlink { path }
+        | Op::Mkdir { path, .. }
+        | Op::Mkfifo { path, .. }
+        | Op::Symlink { path, .. }
+        | Op::Unlink { path }
+        | Op::Rmdir { path } => root(path),
+        Op::Link { old, new } | Op::Rename { old, new, .. } => root(old) || root(new),
+        _ => false,
+    }
+}
+
+/// A momentary `chroot` into the merged root, so that `/` names it.
+struct Chroot {
+    real_root: OwnedFd,
+}
+
+impl Chroot {
+    fn enter(root: RawFd) -> Result<Chroot, String> {
+        let real_root = sys::openat(libc::AT_FDCWD, b"/", libc::O_PATH | libc::O_DIRECTORY, 0)
+            .map_err(|e| format!("open /: {e}"))?;
+        // SAFETY: fchdir/chroot with a valid fd and a static path.
+        unsafe {
+            if libc::fchdir(root) < 0 || libc::chroot(c".".as_ptr()) < 0 {
+                return Err(format!("chroot into the merged root: {}", Errno::last()));
+            }
+        }
+        Ok(Chroot { real_root })
+    }
+
+    fn leave(self) -> Result<(), String> {
+        // SAFETY: fchdir/chroot with a valid fd and a static path.
+        unsafe {
+            if libc::fchdir(self.real_root.as_raw_fd()) < 0 || libc::chroot(c".".as_ptr()) < 0 {
+                return Err(format!("leaving the chroot: {}", Errno::last()));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -121,8 +195,11 @@ fn unit(r: Result<(), Errno>) -> OpResult {
     r.map(|_| Value::Unit)
 }
 
-/// `a/b` or `a/b/` as the op names it.
+/// `a/b` or `a/b/` as the op names it; `.` for the root.
 pub fn op_bytes(p: &OpPath) -> Vec<u8> {
+    if p.path.is_root() {
+        return b".".to_vec();
+    }
     let mut v = p.path.as_string().into_bytes();
     if p.trailing_slash {
         v.push(b'/');
@@ -130,29 +207,38 @@ pub fn op_bytes(p: &OpPath) -> Vec<u8> {
     v
 }
 
-/// Splits an op path into its parent (`.` for the root) and its last name
-/// (with the trailing slash, if any).
-fn split(p: &OpPath) -> (Vec<u8>, Vec<u8>) {
-    let parent = p.path.parent().map(|x| x.as_string()).unwrap_or_default();
-    let mut name = p
-        .path
-        .file_name()
-        .map(|n| n.as_str().as_bytes().to_vec())
-        .unwrap_or_else(|| b".".to_vec());
+/// Where a last-component op acts: a parent directory and a name (with the
+/// trailing slash, if any), or the root itself (`/` inside [`Chroot`]).
+enum Place {
+    At(OwnedFd, Vec<u8>),
+    Root,
+}
+
+impl Place {
+    fn parts(&self) -> (RawFd, &[u8]) {
+        match self {
+            Place::At(fd, name) => (fd.as_raw_fd(), name),
+            Place::Root => (libc::AT_FDCWD, b"/"),
+        }
+    }
+}
+
+/// Opens the parent of `p` beneath `root` (`O_PATH | O_DIRECTORY`).
+fn place(root: RawFd, p: &OpPath) -> Result<Place, Errno> {
+    let (Some(parent), Some(name)) = (p.path.parent(), p.path.file_name()) else {
+        return Ok(Place::Root);
+    };
+    let mut name = name.as_str().as_bytes().to_vec();
     if p.trailing_slash {
         name.push(b'/');
     }
-    let parent = if parent.is_empty() {
+    let parent = if parent.is_root() {
         b".".to_vec()
     } else {
-        parent.into_bytes()
+        parent.as_string().into_bytes()
     };
-    (parent, name)
-}
-
-/// Opens the parent directory of `p` beneath `root`.
-fn open_parent(root: RawFd, parent: &[u8]) -> Result<OwnedFd, Errno> {
-    sys::openat2(root, parent, libc::O_PATH | libc::O_DIRECTORY, 0, RESOLVE)
+    let dir = sys::openat2(root, &parent, libc::O_PATH | libc::O_DIRECTORY, 0, RESOLVE)?;
+    Ok(Place::At(dir, name))
 }
 
 fn at_parent<T>(
@@ -160,9 +246,9 @@ fn at_parent<T>(
     p: &OpPath,
     f: impl FnOnce(RawFd, &[u8]) -> Result<T, Errno>,
 ) -> Result<T, Errno> {
-    let (parent, name) = split(p);
-    let dir = open_parent(root, &parent)?;
-    f(dir.as_raw_fd(), &name)
+    let pl = place(root, p)?;
+    let (d, n) = pl.parts();
+    f(d, n)
 }
 
 fn two_parents(
@@ -171,11 +257,10 @@ fn two_parents(
     new: &OpPath,
     f: impl FnOnce(RawFd, &[u8], RawFd, &[u8]) -> Result<(), Errno>,
 ) -> OpResult {
-    let (op, on) = split(old);
-    let (np, nn) = split(new);
-    let od = open_parent(root, &op)?;
-    let nd = open_parent(root, &np)?;
-    f(od.as_raw_fd(), &on, nd.as_raw_fd(), &nn).map(|_| Value::Unit)
+    let o = place(root, old)?;
+    let n = place(root, new)?;
+    let ((od, on), (nd, nn)) = (o.parts(), n.parts());
+    f(od, on, nd, nn).map(|_| Value::Unit)
 }
 
 fn rename_flags(f: RenameFlags) -> u32 {

@@ -151,7 +151,8 @@ impl BackendKind {
 /// Settings shared by every backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackendOptions {
-    /// Watchdog per request (default 10 s; starting a session gets 6x).
+    /// Watchdog per request (default 10 s or `$OVL_OP_TIMEOUT_MS`; starting a
+    /// session gets 6x).
     pub timeout: Duration,
     /// `exec` backend: mount command template (`{lowerdir} {upperdir}
     /// {workdir} {target} {options}`), run with `/bin/sh -c`.
@@ -162,10 +163,18 @@ pub struct BackendOptions {
     pub pool_size: usize,
 }
 
+/// Environment variable overriding the default watchdog (milliseconds).
+pub const TIMEOUT_ENV: &str = "OVL_OP_TIMEOUT_MS";
+
 impl Default for BackendOptions {
+    /// The watchdog is `$OVL_OP_TIMEOUT_MS` milliseconds when set, else 10 s.
     fn default() -> Self {
+        let ms = std::env::var(TIMEOUT_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|n| *n > 0);
         BackendOptions {
-            timeout: Duration::from_secs(10),
+            timeout: Duration::from_millis(ms.unwrap_or(10_000)),
             mount_template: None,
             umount_template: None,
             pool_size: 8,
@@ -195,6 +204,13 @@ pub fn backend_by_name(name: &str, opts: &BackendOptions) -> Result<Box<dyn Back
             "unknown backend `{name}`: use kernel, fuse-overlayfs or exec"
         ))),
     }
+}
+
+/// The overlay options the kernel backend passes besides
+/// `lowerdir`/`upperdir`/`workdir` for `profile` (e.g. `redirect_dir=follow,
+/// index=off, metacopy=off, xino=off`), so reproducers mount alike.
+pub fn overlay_options(profile: &ovlcheck_case::Profile) -> Vec<String> {
+    mount::kernel_options(profile)
 }
 
 /// The running kernel's release (`uname -r`).

@@ -10,6 +10,13 @@
 //!   inode), every xattr that is not overlay-private in `xattrs`, and the
 //!   overlay-private ones by short name in `overlay`, binary values
 //!   normalised (`origin`/`upper` file handles to `fh`, `uuid` to `uuid`).
+//! - A name that `readdir` lists but whose lookup fails with `ENOENT` — what
+//!   the kernel shows for a whiteout inside a pure-upper directory that is
+//!   not a merge directory (e.g. an upper dir above a lower whiteout; `ls`
+//!   prints `c?????????`) — is a *phantom*: a [`NodeKind::Whiteout`] node
+//!   with mode 0, owner 0:0 and no other field, in merged and raw views
+//!   alike, so that such a layout shows up in a comparison instead of
+//!   failing the walk.
 
 use crate::sys::{self, Follow};
 use nix::errno::Errno;
@@ -30,6 +37,18 @@ struct Walked {
     st: libc::stat,
 }
 
+/// A walk: the paths that could be looked up, and the phantom names that
+/// readdir listed but lookup did not find.
+struct Walk {
+    found: Vec<Walked>,
+    phantoms: Vec<String>,
+}
+
+/// The node of a phantom name (see the module docs).
+pub fn phantom_node() -> Node {
+    Node::new(NodeKind::Whiteout, 0, 0, 0)
+}
+
 fn open_dir(dirfd: RawFd, name: &[u8]) -> Result<OwnedFd, Errno> {
     sys::openat(
         dirfd,
@@ -48,33 +67,43 @@ fn join(prefix: &str, name: &str) -> String {
 }
 
 /// Every path beneath `root` (the root itself as `""`), depth first.
-fn walk(root: &Path, skip_top: &[&str]) -> Result<Vec<Walked>, String> {
+fn walk(root: &Path, skip_top: &[&str]) -> Result<Walk, String> {
     let rootb = root.as_os_str().as_bytes();
     let fd =
         open_dir(libc::AT_FDCWD, rootb).map_err(|e| format!("open {}: {e}", root.display()))?;
     let st = sys::fstat(fd.as_raw_fd()).map_err(|e| format!("stat {}: {e}", root.display()))?;
-    let mut out = vec![Walked {
-        rel: String::new(),
-        st,
-    }];
+    let mut out = Walk {
+        found: vec![Walked {
+            rel: String::new(),
+            st,
+        }],
+        phantoms: Vec::new(),
+    };
     walk_dir(fd, "", skip_top, &mut out).map_err(|e| format!("walk {}: {e}", root.display()))?;
     Ok(out)
 }
 
-fn walk_dir(fd: OwnedFd, prefix: &str, skip: &[&str], out: &mut Vec<Walked>) -> Result<(), Errno> {
+fn walk_dir(fd: OwnedFd, prefix: &str, skip: &[&str], out: &mut Walk) -> Result<(), Errno> {
     let dup = nix::unistd::dup(&fd)?;
     let names = crate::exec::read_names(dup)?;
     for name in names {
         if prefix.is_empty() && skip.contains(&name.as_str()) {
             continue;
         }
-        let st = sys::fstatat(fd.as_raw_fd(), name.as_bytes(), libc::AT_SYMLINK_NOFOLLOW)?;
         let rel = join(prefix, &name);
-        out.push(Walked {
+        let st = match sys::fstatat(fd.as_raw_fd(), name.as_bytes(), libc::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => {
+                out.phantoms.push(rel);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        out.found.push(Walked {
             rel: rel.clone(),
             st,
         });
-        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        if is_dir(&st) {
             let sub = open_dir(fd.as_raw_fd(), name.as_bytes())?;
             walk_dir(sub, &rel, skip, out)?;
         }
@@ -183,7 +212,11 @@ pub fn normalise_overlay_value(short: &str, value: &[u8]) -> String {
 /// top-level entries to leave out.
 pub fn raw_view(root: &Path, private: &str, skip_top: &[&str]) -> Result<View, String> {
     let mut view = View::default();
-    for w in walk(root, skip_top)? {
+    let walked = walk(root, skip_top)?;
+    for p in walked.phantoms {
+        view.nodes.insert(p, phantom_node());
+    }
+    for w in walked.found {
         let mut n = base_node(root, &w, true)?;
         let path = abs_path(root, &w.rel);
         for (name, value) in xattrs(&path).map_err(|e| format!("xattrs of {}: {e}", w.rel))? {
@@ -205,7 +238,7 @@ pub fn raw_view(root: &Path, private: &str, skip_top: &[&str]) -> Result<View, S
 /// Records the inode of every merged non-directory (mount time).
 pub fn snapshot(merged: &Path) -> Result<Snapshot, String> {
     let mut snap = Snapshot::new();
-    for w in walk(merged, &[])? {
+    for w in walk(merged, &[])?.found {
         if !is_dir(&w.st) {
             remember_smallest(&mut snap, (w.st.st_dev, w.st.st_ino), w.rel);
         }
@@ -225,13 +258,19 @@ fn remember_smallest(map: &mut HashMap<(u64, u64), String>, key: (u64, u64), pat
 
 /// The merged view, labelling inodes against `snap`.
 pub fn merged_view(merged: &Path, snap: &Snapshot) -> Result<View, String> {
-    let walked = walk(merged, &[])?;
+    let Walk {
+        found: walked,
+        phantoms,
+    } = walk(merged, &[])?;
     let root_dev = walked[0].st.st_dev;
     let mut current = HashMap::new();
     for w in walked.iter().filter(|w| !is_dir(&w.st)) {
         remember_smallest(&mut current, (w.st.st_dev, w.st.st_ino), w.rel.clone());
     }
     let mut view = View::default();
+    for p in phantoms {
+        view.nodes.insert(p, phantom_node());
+    }
     for w in &walked {
         let mut n = base_node(merged, w, false)?;
         let path = abs_path(merged, &w.rel);

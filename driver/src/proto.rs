@@ -60,6 +60,8 @@ pub enum Response {
     MaybeView(Option<View>),
     Views(Vec<View>),
     Text(String),
+    /// The filesystem under test died (a helper daemon exited).
+    Died(String),
     /// The request failed; `env` marks an unusable environment.
     Error {
         message: String,

@@ -6,7 +6,7 @@ use crate::mount::{self, MountSpec};
 use crate::observe::{self, Snapshot};
 use crate::proto::{Mounter, Request, Response};
 use crate::store::{Layer, LayerStore, MarkerNames};
-use crate::{creds, exec, spawn};
+use crate::{exec, spawn};
 use nix::unistd::Pid;
 use ovlcheck_case::{
     Case, Errno as CaseErrno, LayerSpec, LowerFs, Op, Outcome, Profile, Step, View,
@@ -319,6 +319,15 @@ impl CaseSession {
     }
 
     fn handle(&mut self, req: Request) -> Response {
+        let observes = matches!(
+            req,
+            Request::MergedView | Request::UpperView | Request::LowerViews
+        );
+        if observes {
+            if let Err(why) = self.helper_alive() {
+                return Response::Died(why);
+            }
+        }
         match req {
             Request::Apply { step } => self.apply(&step),
             Request::MergedView => self
@@ -357,18 +366,53 @@ impl CaseSession {
             Op::Remount => self.lifecycle(|_| Ok(())),
             Op::Commit => self.lifecycle(|s| s.commit_layers()),
             _ => match self.run_op(step) {
+                Ok(o) if helper_suspect(&o) => match self.helper_alive() {
+                    Ok(()) => Response::Outcome(o),
+                    Err(why) => Response::Died(why),
+                },
                 Ok(o) => Response::Outcome(o),
                 Err(e) => err(e),
             },
         }
     }
 
+    /// For helper-mounted filesystems (fuse-overlayfs, exec): `Err` when
+    /// the daemon exited or the mount no longer answers (`ENOTCONN`,
+    /// `ECONNABORTED`), so that a dead backend is reported as such rather
+    /// than as op outcomes.
+    fn helper_alive(&mut self) -> Result<(), String> {
+        if self.mounter == Mounter::Kernel {
+            return Ok(());
+        }
+        let Some(m) = self.mounted.as_mut() else {
+            return Ok(());
+        };
+        let name = match &self.mounter {
+            Mounter::Fuse { .. } => "fuse-overlayfs",
+            _ => "the exec backend's filesystem",
+        };
+        if let Some(pid) = m.daemon {
+            match nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                Ok(nix::sys::wait::WaitStatus::StillAlive) => {}
+                Ok(st) => {
+                    m.daemon = None;
+                    return Err(format!("{name} exited ({st:?})"));
+                }
+                Err(e) => return Err(format!("{name}: waitpid: {e}")),
+            }
+        }
+        let tb = m.target.as_os_str().as_encoded_bytes();
+        match crate::sys::fstatat(libc::AT_FDCWD, tb, 0) {
+            Err(e @ (nix::errno::Errno::ENOTCONN | nix::errno::Errno::ECONNABORTED)) => {
+                Err(format!("{name} no longer answers ({e})"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn run_op(&self, step: &Step) -> Res<Outcome> {
         let m = self.mounted()?;
-        let saved = creds::switch(step.cred())?;
-        let outcome = exec::apply(m.root.as_raw_fd(), &step.op);
-        creds::restore(saved)?;
-        Ok(outcome)
+        exec::apply_as(m.root.as_raw_fd(), &step.op, step.cred())
     }
 
     /// Unmount (`pre` may change the layers), mount again. A failing mount
@@ -426,6 +470,13 @@ impl CaseSession {
             .map(|l| observe::raw_view(&self.store.diff(l), prefix, &[]))
             .collect()
     }
+}
+
+/// Op errnos that may mean a helper daemon died (FUSE answers `ENOTCONN`
+/// once its daemon is gone).
+fn helper_suspect(o: &Outcome) -> bool {
+    use ovlcheck_case::Errno as E;
+    matches!(o, Outcome::Err(E::EIO | E::Other(107) | E::Other(103)))
 }
 
 /// Where an empty lower directory lives (relative to the store home) for

@@ -125,3 +125,38 @@ fn backends_by_name() {
     ));
     assert!(!ovlcheck_driver::kernel_release().is_empty());
 }
+
+#[test]
+fn a_killed_fuse_daemon_is_a_dead_backend() {
+    if !available("killed_fuse_daemon", BackendKind::FuseOverlayfs) {
+        return;
+    }
+    let b = FuseOverlayfsBackend::new();
+    let mut s = ok(b.start_session(&case(IMAGE)));
+    let w = s.worker_pid();
+    let kids: Vec<i32> = std::fs::read_to_string(format!("/proc/{w}/task/{w}/children"))
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(kids.len(), 1, "one fuse-overlayfs daemon");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(kids[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    match s.apply(&step("read a")) {
+        Err(DriverError::Died(m)) => assert!(m.contains("fuse-overlayfs"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(s.merged_view(), Err(DriverError::Died(_))));
+    let _ = Box::new(s).finish();
+    // The campaign goes on.
+    let mut s2 = ok(b.start(&case(IMAGE)));
+    assert_eq!(
+        ok(s2.apply(&step("read a"))),
+        Outcome::Ok(Value::Bytes(b"hi".to_vec()))
+    );
+    ok(s2.finish());
+}

@@ -317,3 +317,64 @@ fn watchdog_kills_a_hung_worker() {
     assert_ne!(s2.worker_pid(), pid);
     assert_eq!(ok(s2.apply(&step("read a"))), bytes("hi"));
 }
+
+/// `.` names the overlay root; ops on it behave as on a container's `/`.
+#[test]
+fn ops_on_the_root() {
+    if !kernel_available("ops_on_the_root") {
+        return;
+    }
+    let mut s = start(IMAGE);
+    let expect = [
+        ("readlink .", err("EINVAL")),
+        ("mkdir . 0755", err("EEXIST")),
+        ("mkfifo . 0644", err("EEXIST")),
+        ("symlink \"x\" .", err("EEXIST")),
+        ("unlink .", err("EISDIR")),
+        ("rmdir .", err("EBUSY")),
+        ("link . x", err("EPERM")),
+        ("link a .", err("EEXIST")),
+        ("rename . x", err("EBUSY")),
+        ("rename a .", err("EBUSY")),
+        ("as 1000:1000 rmdir .", err("EBUSY")),
+        ("create . 0644", err("EISDIR")),
+        ("read .", err("EISDIR")),
+        ("chmod . 0700", Outcome::OK),
+        ("setxattr . user.k \"v\"", Outcome::OK),
+        ("getxattr . user.k", bytes("v")),
+    ];
+    for (op, want) in expect {
+        assert_eq!(run(&mut s, op), want, "{op}");
+    }
+    assert_eq!(
+        run(&mut s, "lstat ."),
+        Outcome::Ok(Value::Stat(stat("dir", 0o700, 0, 0, 0, 1)))
+    );
+    match run(&mut s, "readdir .") {
+        Outcome::Ok(Value::Names(n)) => assert!(n.contains(&"a".to_string())),
+        o => panic!("{o:?}"),
+    }
+    // The worker left its chroot: later ops and views still work.
+    assert_eq!(run(&mut s, "read a"), bytes("hi"));
+    assert_eq!(ok(s.merged_view()).nodes[""].mode, 0o700);
+    ok(s.finish());
+}
+
+#[test]
+fn a_whiteout_in_a_pure_upper_dir_is_a_phantom() {
+    if !kernel_available("phantom") {
+        return;
+    }
+    // An upper dir above a lower whiteout is not a merge dir: the kernel
+    // lists the upper whiteout `a/b` in readdir but cannot look it up.
+    let text = "lower\n  dir a 0755\n  file a/b 0644 \"x\"\nlower\n  whiteout a\nupper\n  dir a 0755\n  whiteout a/b\nops\n";
+    let mut s = start(text);
+    assert_eq!(
+        run(&mut s, "readdir a"),
+        Outcome::Ok(Value::Names(vec!["b".into()]))
+    );
+    assert_eq!(run(&mut s, "lstat a/b"), err("ENOENT"));
+    let m = ok(s.merged_view());
+    assert_eq!(m.nodes["a/b"], ovlcheck_driver::observe::phantom_node());
+    ok(s.finish());
+}
