@@ -243,7 +243,7 @@ pub fn script(case: &Case) -> Result<String, String> {
     }
     let _ = writeln!(
         s,
-        "set -eu\n[ -n \"${{OVLREPRO_NS:-}}\" ] || OVLREPRO_NS=1 exec unshare -m -- \"$0\" \"$@\""
+        "set -eu\n[ -n \"${{OVLREPRO_NS:-}}\" ] || OVLREPRO_NS=1 exec unshare -m -- /bin/sh \"$0\" \"$@\""
     );
     let _ = writeln!(s, "mount --make-rprivate /\nS=$(mktemp -d /tmp/ovlrepro.XXXXXX)\nmount -t tmpfs tmpfs \"$S\"\ncd \"$S\"\numask 0");
     let _ = writeln!(
@@ -268,7 +268,7 @@ pub fn script(case: &Case) -> Result<String, String> {
             if i == 0 { " (bottom)" } else { "" }
         );
         let dir = lower_dir(i);
-        let _ = writeln!(s, "mkdir {dir}");
+        let _ = writeln!(s, "mkdir -m 0755 {dir}");
         emit_layer(&mut s, case, &dir, layer)?;
     }
     let upper = if case.profile.readonly {
@@ -285,7 +285,7 @@ pub fn script(case: &Case) -> Result<String, String> {
             .unwrap_or_default();
         let _ = writeln!(
             s,
-            "mkdir upperfs && mount -t tmpfs{size} tmpfs upperfs && mkdir upperfs/{u} upperfs/W"
+            "mkdir upperfs && mount -t tmpfs{size} tmpfs upperfs && mkdir -m 0755 upperfs/{u} && mkdir -m 0700 upperfs/W"
         );
         if let Some(layer) = &case.upper {
             emit_layer(&mut s, case, &format!("upperfs/{u}"), layer)?;
@@ -315,7 +315,7 @@ pub fn script(case: &Case) -> Result<String, String> {
         s,
         "# commit: the upper becomes the top lower layer, a fresh upper above it"
     );
-    let _ = writeln!(s, "commit() {{ cd \"$S\" && umount M && mv upperfs/U L$N && mkdir upperfs/U && rm -rf upperfs/W && mkdir upperfs/W && LOWER=\"L$N:$LOWER\" && N=$((N+1)) && ovl_mount; }}");
+    let _ = writeln!(s, "commit() {{ cd \"$S\" && umount M && mv upperfs/U L$N && mkdir -m 0755 upperfs/U && rm -rf upperfs/W && mkdir -m 0700 upperfs/W && LOWER=\"L$N:$LOWER\" && N=$((N+1)) && ovl_mount; }}");
     let _ = writeln!(
         s,
         "ovl_mount\n\n# ops: each prints its outcome; `# pinned:` is what the case expects"
