@@ -38,8 +38,8 @@ impl Inner {
         })
     }
 
-    /// An idle worker of the right kind, or a new one.
-    fn take(&self, userns: bool) -> Result<Worker, DriverError> {
+    /// An idle worker of the right kind (`true` when pooled), or a new one.
+    fn take(&self, userns: bool) -> Result<(Worker, bool), DriverError> {
         let found = {
             let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
             idle.iter()
@@ -47,8 +47,11 @@ impl Inner {
                 .map(|i| idle.swap_remove(i))
         };
         match found {
-            Some(w) => Ok(w),
-            None => worker::spawn(userns, self.opts.timeout * START_TIMEOUT_FACTOR),
+            Some(w) => Ok((w, true)),
+            None => Ok((
+                worker::spawn(userns, self.opts.timeout * START_TIMEOUT_FACTOR)?,
+                false,
+            )),
         }
     }
 
@@ -68,12 +71,21 @@ impl Inner {
             .validate()
             .map_err(|e| DriverError::Io(format!("invalid profile: {e}")))?;
         let userns = needs_userns(&case.profile)?;
-        let mut w = self.take(userns)?;
         let req = Request::Start {
             case: Box::new(case.clone()),
             mounter: self.mounter.clone(),
         };
-        match w.call(&req, "start", self.opts.timeout * START_TIMEOUT_FACTOR)? {
+        let timeout = self.opts.timeout * START_TIMEOUT_FACTOR;
+        let (mut w, pooled) = self.take(userns)?;
+        let answer = match w.call(&req, "start", timeout) {
+            // A pooled worker may have died while idle: retry on a fresh one.
+            Err(DriverError::Died(_)) if pooled => {
+                w = worker::spawn(userns, timeout)?;
+                w.call(&req, "start", timeout)?
+            }
+            r => r?,
+        };
+        match answer {
             Response::Ok => Ok(RemoteSession {
                 worker: Some(w),
                 inner: Arc::clone(self),

@@ -18,6 +18,8 @@
 //!   applies the same inode permission checks as the original path.
 //!   (The magic link is followed by the worker's own call, which is not
 //!   confined by `RESOLVE_NO_MAGICLINKS`: only case paths are.)
+//! - An op on the root itself (`.`) as its last component runs in a
+//!   momentary chroot with the path `/` (see [`apply`]).
 
 use crate::creds;
 use crate::sys::{self, Follow};

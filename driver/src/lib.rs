@@ -47,12 +47,27 @@
 //!
 //! - Every path is resolved with `RESOLVE_IN_ROOT` from the merged root:
 //!   absolute symlink targets start at the overlay root and `..` stops there.
+//! - `.` (an empty `RelPath`) names the overlay root. Ops that act on it as
+//!   a last component run in a momentary chroot with the path `/`, so they
+//!   get a container root's errnos: `rmdir .` EBUSY, `unlink .` EISDIR,
+//!   `rename . x` / `rename x .` EBUSY, `mkdir .` EEXIST, `link . x` EPERM,
+//!   `readlink .` EINVAL.
 //! - Opens use `O_NONBLOCK` so fifos never hang the worker: `read` of a fifo
-//!   returns `""`, `write` to a fifo fails with `ENXIO`.
+//!   returns `""`, `write` to (or `create` of an existing) fifo fails with
+//!   `ENXIO`.
 //! - `read` returns at most [`exec::READ_LIMIT`] bytes.
 //! - `readdir` names are sorted, without `.` and `..`; `listxattr` returns
 //!   only `user.*` names, sorted.
 //! - `stat`/`lstat` report size 0 for directories.
+//! - Views: see [`observe`] (inode labels, normalised overlay xattrs, and
+//!   *phantoms*: names readdir lists but lookup cannot find).
+//! - `as UID:GID` steps switch fsuid/fsgid, groups `[gid]` and drop the
+//!   effective capabilities for the op ([`creds`]). In a `userxattr`
+//!   worker made by a root harness, ids `0..10^9` are mapped; a non-root
+//!   harness maps only its own id to 0, so other uids fail with
+//!   [`DriverError::Io`].
+//! - A helper daemon (fuse-overlayfs) that dies mid-run is
+//!   [`DriverError::Died`], not an op outcome; the next `start` works again.
 
 pub mod backend;
 pub mod creds;

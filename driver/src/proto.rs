@@ -1,7 +1,6 @@
 //! The worker protocol: length-prefixed (u32 little endian) JSON frames over
 //! a socketpair. One request, one response, strictly alternating.
 
-use crate::sys;
 use nix::errno::Errno;
 use ovlcheck_case::{Case, Outcome, Step, View};
 use serde::{Deserialize, Serialize};
@@ -75,7 +74,24 @@ pub fn send<T: Serialize>(fd: RawFd, msg: &T) -> Result<(), String> {
     let mut frame = Vec::with_capacity(body.len() + 4);
     frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
     frame.extend_from_slice(&body);
-    sys::write_all(fd, &frame).map_err(|e| format!("write: {e}"))
+    send_all(fd, &frame).map_err(|e| format!("write: {e}"))
+}
+
+/// `send(MSG_NOSIGNAL)` of the whole buffer: a dead peer is `EPIPE`, never
+/// a `SIGPIPE` that would kill the harness.
+pub fn send_all(fd: RawFd, mut data: &[u8]) -> Result<(), Errno> {
+    while !data.is_empty() {
+        // SAFETY: `data` is readable for its length.
+        let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+        if n < 0 {
+            match Errno::last() {
+                Errno::EINTR => continue,
+                e => return Err(e),
+            }
+        }
+        data = &data[n as usize..];
+    }
+    Ok(())
 }
 
 /// Reads exactly `buf.len()` bytes; `Ok(false)` on EOF before the first.

@@ -294,7 +294,7 @@ fn setup_handshake(w: &mut Worker, userns: bool, timeout: Duration) -> Result<()
                 "cannot write user namespace id maps: {e}"
             )));
         }
-        let _ = crate::sys::write_all(fd, b"G");
+        let _ = proto::send_all(fd, b"G");
     }
     match recv_deadline(fd, deadline) {
         Ok(Response::Ok) => Ok(()),
@@ -404,7 +404,7 @@ fn setup_namespaces(userns: bool, mountpoint: &std::path::Path) -> Result<(), (S
     if userns {
         unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
             .map_err(|e| (format!("unshare(CLONE_NEWUSER|CLONE_NEWNS): {e}"), true))?;
-        crate::sys::write_all(SOCK_FD, b"U").map_err(|e| (format!("handshake: {e}"), false))?;
+        proto::send_all(SOCK_FD, b"U").map_err(|e| (format!("handshake: {e}"), false))?;
         let mut b = [0u8; 1];
         match proto::read_exact(SOCK_FD, &mut b) {
             Ok(true) if b[0] == b'G' => {}

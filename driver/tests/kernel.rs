@@ -378,3 +378,46 @@ fn a_whiteout_in_a_pure_upper_dir_is_a_phantom() {
     assert_eq!(m.nodes["a/b"], ovlcheck_driver::observe::phantom_node());
     ok(s.finish());
 }
+
+#[test]
+fn a_pooled_worker_killed_while_idle_is_replaced() {
+    if !kernel_available("idle_worker_killed") {
+        return;
+    }
+    let b = KernelBackend::new();
+    let s = b.start_session(&case(IMAGE)).unwrap();
+    let pid = s.worker_pid();
+    ok(Box::new(s).finish());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let mut s = b.start_session(&case(IMAGE)).unwrap();
+    assert_ne!(s.worker_pid(), pid);
+    assert_eq!(ok(s.apply(&step("read a"))), bytes("hi"));
+}
+
+#[test]
+fn userxattr_runs_other_uids_in_its_user_namespace() {
+    if !kernel_available("userxattr_creds") || !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let mut c = case(IMAGE);
+    c.profile = Profile::preset("userxattr").unwrap();
+    let mut s = ok(KernelBackend::new().start(&c));
+    assert_eq!(run(&mut s, "as 1000:1000 read priv/s"), err("EACCES"));
+    assert_eq!(run(&mut s, "as 1000:1000 write mine 0 \"M\""), Outcome::OK);
+    assert_eq!(run(&mut s, "as 1000:1000 create pub/f 0600"), Outcome::OK);
+    assert_eq!(
+        run(&mut s, "stat pub/f"),
+        Outcome::Ok(Value::Stat(stat("file", 0o600, 1000, 1000, 0, 1)))
+    );
+    assert_eq!(
+        ok(s.upper_view()).unwrap().nodes["mine"].uid,
+        1000,
+        "ids as seen inside the namespace"
+    );
+    ok(s.finish());
+}
