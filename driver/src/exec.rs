@@ -73,7 +73,7 @@ pub fn apply_as(root: RawFd, op: &Op, cred: Cred) -> Result<Outcome, String> {
 }
 
 /// Whether `op` acts on the root itself as a last component (not
-/// following it), which needs [`Chroot`].
+/// following it), which needs the momentary chroot.
 pub fn names_root_entry(op: &Op) -> bool {
     let root = |p: &OpPath| p.path.is_root();
     match op {
