@@ -136,7 +136,10 @@ fn executable_cases(canary: &Path) -> Vec<(String, String)> {
     }
     cases.push((
         "dir symlink chain to dotdot".into(),
-        format!("lower\n  dir d 0755\n  symlink d/up \"..\"\n  symlink d/upup \"../d/up/../..\"\n  file keep 0644 \"k\"\nops\n{}", attacks(&format!("d/upup/d/up/{}", rel))),
+        format!(
+            "lower\n  dir d 0755\n  symlink d/up \"..\"\n  symlink d/out \"{rel}\"\n  file keep 0644 \"k\"\nops\n{}",
+            attacks("d/up/d/up/d/out")
+        ),
     ));
     cases.push((
         "symlink loops".into(),
