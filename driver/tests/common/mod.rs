@@ -15,7 +15,14 @@ pub fn available(test: &str, kind: BackendKind) -> bool {
     match check_environment(kind) {
         Ok(()) => true,
         Err(e) => {
-            if std::env::var("OVL_REQUIRE_KERNEL").as_deref() == Ok("1") {
+            // OVL_REQUIRE_KERNEL=1 makes a missing kernel overlay fatal;
+            // OVL_REQUIRE_FUSE=1 does the same for fuse-overlayfs.
+            let var = if kind == BackendKind::FuseOverlayfs {
+                "OVL_REQUIRE_FUSE"
+            } else {
+                "OVL_REQUIRE_KERNEL"
+            };
+            if std::env::var(var).as_deref() == Ok("1") {
                 panic!(
                     "{test}: OVL_REQUIRE_KERNEL=1 but the {} backend cannot run: {e}",
                     kind.name()
