@@ -167,7 +167,24 @@ pub fn run_indices(
 }
 
 fn one_case(backend: &dyn Backend, case: &Case, index: u64) -> Result<CaseResult, Fatal> {
-    match run_case(backend, case, Checks::default()) {
+    // A panic is a bug in ovlcheck (model or harness), never a divergence:
+    // stop with the case that shows it.
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_case(backend, case, Checks::default())
+    }))
+    .map_err(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Fatal(format!(
+            "ovlcheck panicked on case #{index} ({msg}); print it with `ovlcheck generate --index {index}` \
+             and the same --seed/--profile, and report it:\n{}",
+            ovlcheck_case::print_case(case)
+        ))
+    })?;
+    match run {
         Ok(run) => Ok(CaseResult {
             index,
             ops: run.ops,

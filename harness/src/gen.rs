@@ -355,6 +355,8 @@ fn universe(lowers: &[LayerSpec], upper: Option<&LayerSpec>) -> Vec<RelPath> {
     for n in NAMES {
         paths.push(rel(&[n]));
     }
+    // The overlay root itself (`.`), for readdir/stat/chmod/rename edge cases.
+    paths.push(RelPath::root());
     paths.push(rel(&["e"]));
     paths.push(rel(&["a", "e"]));
     paths.push(rel(&["d", "e"]));
@@ -369,10 +371,8 @@ fn op_path(rng: &mut TestRng, universe: &[RelPath]) -> OpPath {
     if rng.random_ratio(1, 8) && path.names().len() < MAX_DEPTH {
         path = path.join(&Name::new(*pick(rng, NAMES)).expect("valid"));
     }
-    OpPath {
-        path,
-        trailing_slash: rng.random_ratio(1, 20),
-    }
+    let trailing_slash = !path.is_root() && rng.random_ratio(1, 20);
+    OpPath { path, trailing_slash }
 }
 
 fn mode(rng: &mut TestRng) -> u32 {
