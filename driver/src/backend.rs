@@ -6,8 +6,8 @@
 
 use crate::proto::{Mounter, Request, Response};
 use crate::worker::{self, Worker};
-use crate::{Backend, BackendKind, BackendOptions, DriverError, Session};
-use ovlcheck_case::{Case, Outcome, Profile, Step, View};
+use crate::{Backend, BackendKind, BackendOptions, CaseRun, DriverError, Session};
+use ovlcheck_case::{Case, Op, Outcome, Profile, Step, View};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,6 +66,46 @@ impl Inner {
         }
     }
 
+    /// A whole case in one round trip: start, steps, views, remount,
+    /// commit and end as one [`Request::Batch`].
+    fn run_case(self: &Arc<Self>, case: &Case) -> Result<CaseRun, DriverError> {
+        case.profile
+            .validate()
+            .map_err(|e| DriverError::Io(format!("invalid profile: {e}")))?;
+        let userns = needs_userns(&case.profile)?;
+        let n = case.steps.len();
+        let mut reqs = Vec::with_capacity(n + 8);
+        reqs.push(Request::Start {
+            case: Box::new(case.clone()),
+            mounter: self.mounter.clone(),
+        });
+        reqs.extend(case.steps.iter().map(|s| Request::Apply { step: s.clone() }));
+        reqs.extend([Request::MergedView, Request::UpperView]);
+        for op in [Op::Remount, Op::Commit] {
+            reqs.push(Request::Apply { step: Step::new(op) });
+            reqs.push(Request::MergedView);
+        }
+        reqs.push(Request::End);
+        let req = Request::Batch(reqs);
+        let timeout = self.opts.timeout * (START_TIMEOUT_FACTOR + n as u32 + 8);
+        let (mut w, pooled) = self.take(userns)?;
+        let answer = match w.call(&req, "case", timeout) {
+            Err(DriverError::Died(_)) if pooled => {
+                w = worker::spawn(userns, self.opts.timeout * START_TIMEOUT_FACTOR)?;
+                w.call(&req, "case", timeout)?
+            }
+            r => r?,
+        };
+        let Response::Batch(answers) = answer else {
+            return Err(DriverError::Io(format!("unexpected answer to a case: {answer:?}")));
+        };
+        let run = case_run(answers, n);
+        if !matches!(run, Err(DriverError::Environment(_))) {
+            self.give(w);
+        }
+        run
+    }
+
     fn start(self: &Arc<Self>, case: &Case) -> Result<RemoteSession, DriverError> {
         case.profile
             .validate()
@@ -103,6 +143,62 @@ impl Inner {
             ))),
         }
     }
+}
+
+/// Turns the answers to a whole-case batch into a [`CaseRun`].
+fn case_run(answers: Vec<Response>, steps: usize) -> Result<CaseRun, DriverError> {
+    let mut it = answers.into_iter();
+    let mut next = |what: &str| -> Result<Response, DriverError> {
+        match it.next() {
+            Some(Response::Error { message, env: true }) => Err(DriverError::Environment(message)),
+            Some(Response::Died(why)) => Err(DriverError::Died(why)),
+            Some(r) => Ok(r),
+            None => Err(DriverError::Io(format!("no answer for {what}"))),
+        }
+    };
+    let io = |what: &str, r: Response| DriverError::Io(format!("{what}: {r:?}"));
+    match next("start")? {
+        Response::Ok => {}
+        r => return Err(io("start", r)),
+    }
+    let mut outcomes = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        match next("a step")? {
+            Response::Outcome(o) => outcomes.push(o),
+            r => return Err(io("step", r)),
+        }
+    }
+    let merged = match next("merged view")? {
+        Response::View(v) => v,
+        r => return Err(io("merged view", r)),
+    };
+    let upper = match next("upper view")? {
+        Response::MaybeView(v) => v,
+        r => return Err(io("upper view", r)),
+    };
+    let mut lifecycle = |what: &str| -> Result<(Outcome, Option<View>), DriverError> {
+        let o = match next(what)? {
+            Response::Outcome(o) => o,
+            r => return Err(io(what, r)),
+        };
+        let v = match next("view")? {
+            Response::View(v) => Some(v),
+            Response::Error { .. } if !o.is_ok() => None,
+            r => return Err(io("view", r)),
+        };
+        Ok((o, v))
+    };
+    let (remount, after_remount) = lifecycle("remount")?;
+    let (commit, after_commit) = lifecycle("commit")?;
+    Ok(CaseRun {
+        outcomes,
+        merged,
+        upper,
+        remount,
+        after_remount,
+        commit,
+        after_commit,
+    })
 }
 
 /// Whether a case runs in a user-namespace worker: `userxattr` cases always
@@ -228,6 +324,10 @@ impl Backend for KernelBackend {
     fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
         Ok(Box::new(self.start_session(case)?))
     }
+
+    fn run_case(&self, case: &Case) -> Result<CaseRun, DriverError> {
+        self.inner.run_case(case)
+    }
 }
 
 impl Backend for FuseOverlayfsBackend {
@@ -238,6 +338,10 @@ impl Backend for FuseOverlayfsBackend {
     fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
         Ok(Box::new(self.start_session(case)?))
     }
+
+    fn run_case(&self, case: &Case) -> Result<CaseRun, DriverError> {
+        self.inner.run_case(case)
+    }
 }
 
 impl Backend for ExecBackend {
@@ -247,6 +351,10 @@ impl Backend for ExecBackend {
 
     fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
         Ok(Box::new(self.start_session(case)?))
+    }
+
+    fn run_case(&self, case: &Case) -> Result<CaseRun, DriverError> {
+        self.inner.run_case(case)
     }
 }
 

@@ -113,6 +113,56 @@ pub trait Backend: Send + Sync {
     fn name(&self) -> &str;
     /// Builds the case's layers, mounts them and returns the live session.
     fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError>;
+    /// Runs a whole case and takes every observation the differential
+    /// runner compares ([`CaseRun`]). The outcomes do not depend on the
+    /// model, so a backend may do it all in one round trip; the default goes
+    /// through a [`Session`] step by step.
+    fn run_case(&self, case: &Case) -> Result<CaseRun, DriverError> {
+        run_via_session(self.start(case)?, case)
+    }
+}
+
+/// Everything observed of one case: each step's outcome, the merged and
+/// upper views after the steps, then a remount and the merged view after
+/// it, then a commit and the merged view after it. A view is `None` only
+/// when the lifecycle step before it failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseRun {
+    pub outcomes: Vec<Outcome>,
+    pub merged: View,
+    pub upper: Option<View>,
+    pub remount: Outcome,
+    pub after_remount: Option<View>,
+    pub commit: Outcome,
+    pub after_commit: Option<View>,
+}
+
+/// [`Backend::run_case`] through a session, one request at a time.
+pub fn run_via_session(mut s: Box<dyn Session>, case: &Case) -> Result<CaseRun, DriverError> {
+    let outcomes = case
+        .steps
+        .iter()
+        .map(|step| s.apply(step))
+        .collect::<Result<Vec<_>, _>>()?;
+    let merged = s.merged_view()?;
+    let upper = s.upper_view()?;
+    let mut lifecycle = |op: ovlcheck_case::Op| -> Result<(Outcome, Option<View>), DriverError> {
+        let o = s.apply(&Step::new(op))?;
+        let v = if o.is_ok() { Some(s.merged_view()?) } else { None };
+        Ok((o, v))
+    };
+    let (remount, after_remount) = lifecycle(ovlcheck_case::Op::Remount)?;
+    let (commit, after_commit) = lifecycle(ovlcheck_case::Op::Commit)?;
+    s.finish()?;
+    Ok(CaseRun {
+        outcomes,
+        merged,
+        upper,
+        remount,
+        after_remount,
+        commit,
+        after_commit,
+    })
 }
 
 /// One mounted case.

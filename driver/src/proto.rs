@@ -48,6 +48,10 @@ pub enum Request {
     Sleep {
         secs: u64,
     },
+    /// Several requests answered in order in one round trip (a whole case:
+    /// start, steps, views, remount, commit, end). Answering stops after a
+    /// `Died` answer: the filesystem under test is gone.
+    Batch(Vec<Request>),
 }
 
 /// The worker's answer.
@@ -66,6 +70,8 @@ pub enum Response {
         message: String,
         env: bool,
     },
+    /// The answers to a [`Request::Batch`], in order.
+    Batch(Vec<Response>),
 }
 
 /// Writes one frame.

@@ -93,6 +93,18 @@ impl WorkerState {
                 self.end();
                 Response::Ok
             }
+            Request::Batch(requests) => {
+                let mut answers = Vec::with_capacity(requests.len());
+                for r in requests {
+                    let a = self.handle(r);
+                    let died = matches!(a, Response::Died(_));
+                    answers.push(a);
+                    if died {
+                        break;
+                    }
+                }
+                Response::Batch(answers)
+            }
             Request::Mountinfo => Response::Text(mount::mountinfo()),
             Request::Sleep { secs } => {
                 std::thread::sleep(std::time::Duration::from_secs(secs));

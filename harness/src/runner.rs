@@ -4,7 +4,7 @@
 
 use crate::compare::{compare_views, Which};
 use ovlcheck_case::{Allowed, Case, Op, Outcome, Step, View, ViewDiff};
-use ovlcheck_driver::{Backend, DriverError, Session};
+use ovlcheck_driver::{Backend, CaseRun, DriverError};
 use ovlcheck_model::Model;
 use serde::Serialize;
 
@@ -136,12 +136,8 @@ impl Default for Checks {
 /// Runs `case` on the model and on `backend` and compares everything.
 pub fn run_case(backend: &dyn Backend, case: &Case, checks: Checks) -> Result<Run, RunError> {
     let model = Model::new(case).map_err(|e| RunError::BadCase(e.to_string()))?;
-    let mut session = backend.start(case)?;
-    let result = drive(&mut *session, model, case, checks);
-    let finish = session.finish();
-    let run = result?;
-    finish?;
-    Ok(run)
+    let observed = backend.run_case(case)?;
+    Ok(compare_run(model, case, &observed, checks))
 }
 
 struct Trace<'a> {
@@ -167,89 +163,81 @@ impl Trace<'_> {
     }
 }
 
-fn drive(
-    session: &mut dyn Session,
-    mut model: Model,
-    case: &Case,
-    checks: Checks,
-) -> Result<Run, RunError> {
+/// Compares what the backend did with what the model allows, step by step,
+/// then the views; the first difference is the divergence.
+pub fn compare_run(mut model: Model, case: &Case, run: &CaseRun, checks: Checks) -> Run {
     let mut trace = Trace {
         case,
         allowed: Vec::new(),
         observed: Vec::new(),
     };
-    for (i, step) in case.steps.iter().enumerate() {
-        let seen = session.apply(step)?;
+    for (i, (step, seen)) in case.steps.iter().zip(&run.outcomes).enumerate() {
         let choices = model.apply(step);
         let allowed = Allowed(choices.iter().map(|(o, _)| o.clone()).collect());
-        let next = choices
-            .into_iter()
-            .find(|(o, _)| *o == seen)
-            .map(|(_, m)| m);
-        let pin_broken = step.expect.as_ref().filter(|e| **e != seen).cloned();
+        let next = choices.into_iter().find(|(o, _)| o == seen).map(|(_, m)| m);
+        let pin_broken = step.expect.as_ref().filter(|e| *e != seen).cloned();
         trace.allowed.push(allowed);
-        trace.observed.push(seen);
+        trace.observed.push(seen.clone());
         match (next, pin_broken) {
-            (None, _) => return Ok(diverged(trace, Check::Outcome { step: i }, None)),
+            (None, _) => return diverged(trace, Check::Outcome { step: i }, None),
             (Some(_), Some(expected)) => {
-                return Ok(diverged(trace, Check::Pinned { step: i, expected }, None))
+                return diverged(trace, Check::Pinned { step: i, expected }, None)
             }
             (Some(m), None) => model = m,
         }
     }
     if !checks.views {
-        return Ok(finished(trace));
+        return finished(trace);
     }
-    if let Some(d) = compare_all(session, &model, Which::Merged)? {
-        return Ok(diverged(
-            trace,
-            Check::View {
-                which: Which::Merged,
-            },
-            Some(d),
-        ));
+    let upper = match (model.upper_view(), &run.upper) {
+        (None, None) => None,
+        (m, b) => Some((m.unwrap_or_default(), b.clone().unwrap_or_default())),
+    };
+    let ends = [
+        (Which::Merged, Some((model.merged_view(), run.merged.clone()))),
+        (Which::Upper, upper),
+    ];
+    for (which, pair) in ends {
+        if let Some(d) = pair.and_then(|(m, b)| differ(m, b)) {
+            return diverged(trace, Check::View { which }, Some(d));
+        }
     }
-    if let Some(d) = compare_all(session, &model, Which::Upper)? {
-        return Ok(diverged(
-            trace,
-            Check::View {
-                which: Which::Upper,
-            },
-            Some(d),
-        ));
-    }
-    for (op, which) in [
-        (Op::Remount, Which::AfterRemount),
-        (Op::Commit, Which::AfterCommit),
-    ] {
+    let lifecycle = [
+        (Op::Remount, Which::AfterRemount, &run.remount, &run.after_remount),
+        (Op::Commit, Which::AfterCommit, &run.commit, &run.after_commit),
+    ];
+    for (op, which, seen, view) in lifecycle {
         let step = Step::new(op);
-        let seen = session.apply(&step)?;
         let mut choices = model.apply(&step);
-        let pos = choices.iter().position(|(o, _)| *o == seen);
-        let Some(pos) = pos else {
+        let Some(pos) = choices.iter().position(|(o, _)| o == seen) else {
             let allowed = Allowed(choices.into_iter().map(|(o, _)| o).collect());
-            let (ops, run_allowed, run_observed) = (
-                trace.observed.len() + 1,
-                trace.allowed.clone(),
-                trace.observed.clone(),
-            );
+            let (ops, run_allowed, run_observed) =
+                (trace.observed.len() + 1, trace.allowed.clone(), trace.observed.clone());
             let mut d = trace.divergence(Check::View { which }, None);
             d.case.steps.push(step);
             d.allowed.push(allowed);
-            d.observed.push(seen);
-            return Ok(Run {
+            d.observed.push(seen.clone());
+            return Run {
                 ops,
                 allowed: run_allowed,
                 observed: run_observed,
                 divergence: Some(d),
-            });
+            };
         };
         model = choices.swap_remove(pos).1;
-        if let Some(d) = compare_all(session, &model, which)? {
-            return Ok(diverged(trace, Check::View { which }, Some(d)));
+        if let Some(v) = view {
+            if let Some(d) = differ(model.merged_view(), v.clone()) {
+                return diverged(trace, Check::View { which }, Some(d));
+            }
         }
     }
-    Ok(finished(trace))
+    finished(trace)
+}
+
+/// Both views and their diff when they differ.
+fn differ(model: View, backend: View) -> Option<(View, View, Vec<ViewDiff>)> {
+    let diff = compare_views(&model, &backend);
+    (!diff.is_empty()).then_some((model, backend, diff))
 }
 
 fn finished(trace: Trace<'_>) -> Run {
@@ -273,28 +261,4 @@ fn diverged(trace: Trace<'_>, check: Check, views: Option<(View, View, Vec<ViewD
         observed,
         divergence: Some(trace.divergence(check, views)),
     }
-}
-
-/// Compares one view (and, for the after-remount/commit checks, the upper
-/// view too); `Some` with both views and their diff on a difference.
-fn compare_all(
-    session: &mut dyn Session,
-    model: &Model,
-    which: Which,
-) -> Result<Option<(View, View, Vec<ViewDiff>)>, RunError> {
-    let pairs: Vec<(View, View)> = match which {
-        Which::Upper => match (model.upper_view(), session.upper_view()?) {
-            (Some(m), Some(b)) => vec![(m, b)],
-            (None, None) => vec![],
-            (m, b) => vec![(m.unwrap_or_default(), b.unwrap_or_default())],
-        },
-        _ => vec![(model.merged_view(), session.merged_view()?)],
-    };
-    for (m, b) in pairs {
-        let diff = compare_views(&m, &b);
-        if !diff.is_empty() {
-            return Ok(Some((m, b, diff)));
-        }
-    }
-    Ok(None)
 }
