@@ -78,6 +78,9 @@ impl Model {
         let mut inode = Inode::new(Kind::Fifo, src.mode, src.uid, src.gid);
         inode.mtime = src.mtime;
         inode.xattrs = src.xattrs.clone();
+        // Escaped overlay xattrs are not private: they are copied up
+        // (overlayfs.h: ovl_is_private_xattr excludes ovl_is_escaped_xattr).
+        inode.ovl.escaped = src.ovl.escaped.clone();
         inode.kind = match &src.kind {
             Kind::Dir(_) => Kind::Dir(OrdMap::new()),
             Kind::File(_) if how == CopyUp::Trunc => Kind::File(Arc::new(Vec::new())),

@@ -89,16 +89,19 @@ impl Model {
                 message: m,
             })?);
         }
+        let spec = case.upper.clone().unwrap_or_default();
+        let container = build::layer_from_spec(&spec).map_err(|m| ModelError::Layer {
+            layer: case.lowers.len(),
+            message: m,
+        })?;
+        // Read-only: the container layer (with the case's upper contents)
+        // is mounted as the top lower layer, as the driver does; overlay
+        // needs two lower layers without an upper.
         let upper = if feat.readonly() {
+            lowers.push_back(container);
             None
         } else {
-            let spec = case.upper.clone().unwrap_or_default();
-            Some(
-                build::layer_from_spec(&spec).map_err(|m| ModelError::Layer {
-                    layer: case.lowers.len(),
-                    message: m,
-                })?,
-            )
+            Some(container)
         };
         let mut m = Model {
             feat,

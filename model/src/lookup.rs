@@ -276,7 +276,7 @@ impl Model {
             return Ok(None);
         };
         let inode = l.get(this);
-        if self.is_whiteout_in(layer, l.get(base), inode) {
+        if Model::is_whiteout_in(inode) {
             d.stop = true;
             d.opaque = true;
             return Ok(None);
@@ -317,12 +317,13 @@ impl Model {
         Ok(Some(this))
     }
 
-    /// ovl_path_is_whiteout: a char 0/0 whiteout, or an xattr whiteout in a
-    /// lower directory marked `opaque=x` (overlayfs.rst: whiteouts and
-    /// opaque directories; only lower layers get the xwhiteouts flag).
-    pub(crate) fn is_whiteout_in(&self, layer: LayerId, parent: &Inode, inode: &Inode) -> bool {
-        inode.is_whiteout()
-            || (layer != LayerId::Upper && parent.ovl.opaque == Some('x') && inode.is_xwhiteout())
+    /// ovl_path_is_whiteout: a char 0/0 whiteout, or an xattr whiteout (an
+    /// empty regular file with `overlay.whiteout`). Verified on 6.18: lookup
+    /// honours xattr whiteouts in every layer, the upper included, whether
+    /// or not the parent is marked `opaque=x`; only readdir needs the mark
+    /// (readdir.rs).
+    pub(crate) fn is_whiteout_in(inode: &Inode) -> bool {
+        inode.is_whiteout() || inode.is_xwhiteout()
     }
 }
 
@@ -392,13 +393,15 @@ mod tests {
         assert_eq!(run(&mut m, "stat w"), "ENOENT");
     }
 
+    /// Verified on 6.18: lookup hides xattr whiteouts anywhere.
     #[test]
-    fn xwhiteout_only_inside_opaque_x_lower_dir() {
+    fn xwhiteout_hides_on_lookup_in_any_layer() {
         let text = "lower\n  dir d 0755\n  file d/x 0644 \"x\"\n  dir e 0755\n  file e/x 0644 \"x\"\n\
                     lower\n  dir d 0755\n  xwhiteouts d\n  xwhiteout d/x\n  dir e 0755\n  xwhiteout e/x\n";
         let mut m = model(text);
         assert_eq!(run(&mut m, "stat d/x"), "ENOENT");
-        assert_eq!(run(&mut m, "read e/x"), "\"\"");
+        assert_eq!(run(&mut m, "read e/x"), "ENOENT");
+        assert_eq!(run(&mut m, "readdir e"), "[\"x\"]");
     }
 
     #[test]

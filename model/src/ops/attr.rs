@@ -3,7 +3,7 @@
 //! object up first (overlayfs.rst: "Non-directories"; inode.c:
 //! ovl_setattr, ovl_xattr_set), metadata-only where metacopy allows.
 
-use super::read::{xattr_ns, XattrNs, XATTR_SIZE_MAX};
+use super::read::{xattr_handler, xattr_ns, XattrNs, XATTR_SIZE_MAX};
 use crate::copy_up::CopyUp;
 use crate::fs::{Inode, Kind};
 use crate::perm::{
@@ -47,7 +47,11 @@ impl Model {
         let w = self.resolve_existing(path, Follow::Yes, cred)?;
         match &self.attr(w.last()).kind {
             Kind::Dir(_) => return Err(Errno::EISDIR),
-            Kind::Fifo => return Err(Errno::ENXIO),
+            Kind::Fifo => {
+                // may_open checks permission before fifo_open's ENXIO.
+                permission(cred, self.attr(w.last()), MAY_WRITE)?;
+                return Err(Errno::ENXIO);
+            }
             _ => {}
         }
         if offset.saturating_add(data.len() as u64) > MODEL_MAX_FILE {
@@ -172,18 +176,19 @@ impl Model {
         if value.len() > XATTR_SIZE_MAX {
             return Err(Errno::E2BIG);
         }
-        let private = self.is_private_xattr(name);
+        let private = self.private_suffix(name).map(str::to_string);
         let u = self.modify(path, CopyUp::Meta, cred, |a| {
-            xattr_write_permission(cred, a, ns)?;
-            if private {
-                return Err(Errno::EPERM);
-            }
-            Ok(())
+            xattr_write_permission(cred, a, ns)
         })?;
-        self.upper_mut()
-            .get_mut(u)
-            .xattrs
-            .insert(name.to_string(), value.to_vec());
+        // Overlay's catch-all handler (ovl_other_xattr_handler) copies up
+        // before the upper filesystem refuses an unknown name (verified on
+        // 6.18: the copy-up stays).
+        xattr_handler(ns)?;
+        let inode = self.upper_mut().get_mut(u);
+        match private {
+            Some(k) => inode.ovl.escaped.insert(k, value.to_vec()),
+            None => inode.xattrs.insert(name.to_string(), value.to_vec()),
+        };
         Ok(Value::Unit)
     }
 
@@ -196,18 +201,29 @@ impl Model {
         cred: Cred,
     ) -> Result<Value, Errno> {
         let ns = xattr_ns(name)?;
-        let private = self.is_private_xattr(name);
+        let private = self.private_suffix(name).map(str::to_string);
         let u = self.modify(path, CopyUp::Meta, cred, |a| {
             xattr_write_permission(cred, a, ns)?;
-            if private {
-                return Err(Errno::EPERM);
+            xattr_handler(ns)?;
+            let present = match &private {
+                Some(k) => a.ovl.escaped.contains_key(k),
+                None => a.xattrs.contains_key(name),
+            };
+            if present {
+                Ok(())
+            } else {
+                Err(Errno::ENODATA)
             }
-            if !a.xattrs.contains_key(name) {
-                return Err(Errno::ENODATA);
-            }
-            Ok(())
         })?;
-        self.upper_mut().get_mut(u).xattrs.remove(name);
+        let inode = self.upper_mut().get_mut(u);
+        match private {
+            Some(k) => {
+                inode.ovl.escaped.remove(&k);
+            }
+            None => {
+                inode.xattrs.remove(name);
+            }
+        }
         Ok(Value::Unit)
     }
 }
@@ -218,12 +234,11 @@ impl Model {
 fn xattr_write_permission(cred: Cred, a: &Inode, ns: XattrNs) -> Result<(), Errno> {
     match ns {
         XattrNs::Trusted | XattrNs::Security if !cred.is_root() => Err(Errno::EPERM),
-        XattrNs::System => Err(Errno::EOPNOTSUPP),
         XattrNs::User if !(a.is_reg() || a.is_dir()) => Err(Errno::EPERM),
         XattrNs::User if a.is_dir() && a.mode & 0o1000 != 0 && !owner_or_capable(cred, a) => {
             Err(Errno::EPERM)
         }
-        XattrNs::User => permission(cred, a, MAY_WRITE),
+        XattrNs::User | XattrNs::Unknown(_) => permission(cred, a, MAY_WRITE),
         _ => Ok(()),
     }
 }

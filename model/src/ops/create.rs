@@ -116,6 +116,12 @@ impl Model {
         trunc: bool,
         cred: Cred,
     ) -> Result<Value, Errno> {
+        if path.trailing_slash {
+            // open_last_lookups: O_CREAT with a trailing slash is EISDIR
+            // once the parent is found, whatever the last component is.
+            self.resolve(&OpPath::plain(path.path.clone()), Follow::Never, cred)?;
+            return Err(Errno::EISDIR);
+        }
         let follow = if excl { Follow::No } else { Follow::Yes };
         match self.resolve(path, follow, cred)? {
             Resolved::Found(_) if excl => Err(Errno::EEXIST),

@@ -19,10 +19,15 @@ pub(crate) enum XattrNs {
     Trusted,
     Security,
     System,
+    /// No known prefix, or a bare prefix: the handler lookup fails after
+    /// the path lookup and the permission check.
+    Unknown(Errno),
 }
 
-/// Checks an xattr name like the syscalls do: empty or longer than
-/// XATTR_NAME_MAX is ERANGE, an unknown namespace EOPNOTSUPP.
+/// Checks an xattr name like the syscalls do on entry: empty or longer
+/// than XATTR_NAME_MAX is ERANGE (before the path is looked up). An unknown
+/// namespace (EOPNOTSUPP) or a bare prefix (EINVAL) only fails later, in
+/// the handler lookup.
 pub(crate) fn xattr_ns(name: &str) -> Result<XattrNs, Errno> {
     if name.is_empty() || name.len() > XATTR_NAME_MAX {
         return Err(Errno::ERANGE);
@@ -35,14 +40,24 @@ pub(crate) fn xattr_ns(name: &str) -> Result<XattrNs, Errno> {
     ];
     for (p, ns) in ns {
         if let Some(rest) = name.strip_prefix(p) {
-            return if rest.is_empty() {
-                Err(Errno::EINVAL)
+            return Ok(if rest.is_empty() {
+                XattrNs::Unknown(Errno::EINVAL)
             } else {
-                Ok(ns)
-            };
+                ns
+            });
         }
     }
-    Err(Errno::EOPNOTSUPP)
+    Ok(XattrNs::Unknown(Errno::EOPNOTSUPP))
+}
+
+/// The handler lookup: fails for unknown namespaces. `system.*` is
+/// modelled as unsupported (POSIX ACLs are not modelled).
+pub(crate) fn xattr_handler(ns: XattrNs) -> Result<(), Errno> {
+    match ns {
+        XattrNs::Unknown(e) => Err(e),
+        XattrNs::System => Err(Errno::EOPNOTSUPP),
+        _ => Ok(()),
+    }
 }
 
 impl Model {
@@ -103,10 +118,12 @@ impl Model {
         let w = self.resolve_existing(path, Follow::Yes, cred)?;
         let a = self.attr(w.last());
         xattr_read_permission(cred, a, ns)?;
-        if self.is_private_xattr(name) {
-            return Err(Errno::EOPNOTSUPP);
-        }
-        match a.xattrs.get(name) {
+        xattr_handler(ns)?;
+        let value = match self.private_suffix(name) {
+            Some(k) => a.ovl.escaped.get(k),
+            None => a.xattrs.get(name),
+        };
+        match value {
             Some(v) => Ok(Value::Bytes(v.clone())),
             None => Err(Errno::ENODATA),
         }
@@ -129,12 +146,19 @@ impl Model {
     /// An overlay-private name in this mount's namespace
     /// (overlayfs.h: ovl_is_private_xattr).
     pub(crate) fn is_private_xattr(&self, name: &str) -> bool {
+        self.private_suffix(name).is_some()
+    }
+
+    /// For an overlay-private name, the part after the prefix. Set through
+    /// the overlay it is stored escaped as `<prefix>overlay.<suffix>`
+    /// (overlayfs.rst: "Nesting overlayfs mounts", v6.7; verified on 6.18).
+    pub(crate) fn private_suffix<'n>(&self, name: &'n str) -> Option<&'n str> {
         let prefix = if self.feat.user_xattr_ns {
             "user.overlay."
         } else {
             "trusted.overlay."
         };
-        name.starts_with(prefix)
+        name.strip_prefix(prefix)
     }
 }
 
@@ -145,7 +169,7 @@ fn xattr_read_permission(cred: Cred, a: &Inode, ns: XattrNs) -> Result<(), Errno
     match ns {
         XattrNs::Trusted if !cred.is_root() => Err(Errno::ENODATA),
         XattrNs::User if !(a.is_reg() || a.is_dir()) => Err(Errno::ENODATA),
-        XattrNs::User => permission(cred, a, MAY_READ),
+        XattrNs::User | XattrNs::Unknown(_) => permission(cred, a, MAY_READ),
         _ => Ok(()),
     }
 }
