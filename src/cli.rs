@@ -301,7 +301,12 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    for r in c.results.iter().filter(|r| r.backend_failure.is_some()).take(5) {
+    for r in c
+        .results
+        .iter()
+        .filter(|r| r.backend_failure.is_some())
+        .take(5)
+    {
         eprintln!(
             "backend failure on case #{}: {}",
             r.index,
@@ -579,8 +584,17 @@ fn generate(a: GenerateArgs) -> i32 {
             Err(e) => return fail(e),
         },
     };
-    let gen = GenConfig { profile, max_ops: a.max_ops.max(1), ..GenConfig::default() };
+    let gen = GenConfig {
+        profile,
+        max_ops: a.max_ops.max(1),
+        ..GenConfig::default()
+    };
     let case = ovlcheck_harness::gen::case_at(&gen, a.seed, a.index);
-    print!("# case #{} of seed {}\n{}", a.index, a.seed, print_case(&case));
+    print!(
+        "# case #{} of seed {}\n{}",
+        a.index,
+        a.seed,
+        print_case(&case)
+    );
     OK
 }

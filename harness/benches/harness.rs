@@ -71,7 +71,9 @@ fn bench(c: &mut Criterion) {
         },
     );
     match ovlcheck_driver::backend_by_name("kernel", &Default::default()) {
-        Ok(kernel) if ovlcheck_driver::check_environment(ovlcheck_driver::BackendKind::Kernel).is_ok() => {
+        Ok(kernel)
+            if ovlcheck_driver::check_environment(ovlcheck_driver::BackendKind::Kernel).is_ok() =>
+        {
             c.bench_function(
                 "differential case on the kernel backend (baseline case)",
                 |b| {

@@ -369,10 +369,14 @@ fn op_path(rng: &mut TestRng, universe: &[RelPath]) -> OpPath {
     let mut path = pick(rng, universe).clone();
     // Sometimes a fresh name beneath an existing path.
     if rng.random_ratio(1, 8) && path.names().len() < MAX_DEPTH {
-        path = path.join(&Name::new(*pick(rng, NAMES)).expect("valid"));
+        let name: &&str = pick(rng, NAMES);
+        path = path.join(&Name::new(name).expect("valid"));
     }
     let trailing_slash = !path.is_root() && rng.random_ratio(1, 20);
-    OpPath { path, trailing_slash }
+    OpPath {
+        path,
+        trailing_slash,
+    }
 }
 
 fn mode(rng: &mut TestRng) -> u32 {

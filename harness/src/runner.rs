@@ -194,7 +194,10 @@ pub fn compare_run(mut model: Model, case: &Case, run: &CaseRun, checks: Checks)
         (m, b) => Some((m.unwrap_or_default(), b.clone().unwrap_or_default())),
     };
     let ends = [
-        (Which::Merged, Some((model.merged_view(), run.merged.clone()))),
+        (
+            Which::Merged,
+            Some((model.merged_view(), run.merged.clone())),
+        ),
         (Which::Upper, upper),
     ];
     for (which, pair) in ends {
@@ -203,16 +206,29 @@ pub fn compare_run(mut model: Model, case: &Case, run: &CaseRun, checks: Checks)
         }
     }
     let lifecycle = [
-        (Op::Remount, Which::AfterRemount, &run.remount, &run.after_remount),
-        (Op::Commit, Which::AfterCommit, &run.commit, &run.after_commit),
+        (
+            Op::Remount,
+            Which::AfterRemount,
+            &run.remount,
+            &run.after_remount,
+        ),
+        (
+            Op::Commit,
+            Which::AfterCommit,
+            &run.commit,
+            &run.after_commit,
+        ),
     ];
     for (op, which, seen, view) in lifecycle {
         let step = Step::new(op);
         let mut choices = model.apply(&step);
         let Some(pos) = choices.iter().position(|(o, _)| o == seen) else {
             let allowed = Allowed(choices.into_iter().map(|(o, _)| o).collect());
-            let (ops, run_allowed, run_observed) =
-                (trace.observed.len() + 1, trace.allowed.clone(), trace.observed.clone());
+            let (ops, run_allowed, run_observed) = (
+                trace.observed.len() + 1,
+                trace.allowed.clone(),
+                trace.observed.clone(),
+            );
             let mut d = trace.divergence(Check::View { which }, None);
             d.case.steps.push(step);
             d.allowed.push(allowed);
