@@ -1,0 +1,161 @@
+//! Unit-level laws of the harness: generation is deterministic and reaches
+//! every op kind, shards partition a campaign, the corpus never overwrites,
+//! and view comparison masks only what the model leaves open.
+
+use ovlcheck_case::{parse_case, print_case, Node, NodeKind, Op, View};
+use ovlcheck_harness::campaign::Shard;
+use ovlcheck_harness::compare::compare_views;
+use ovlcheck_harness::gen::{case_at, GenConfig};
+use ovlcheck_harness::{corpus, run_case, Checks, ModelBackend};
+use std::collections::BTreeSet;
+
+#[test]
+fn the_same_seed_and_index_give_the_same_case() {
+    let g = GenConfig::default();
+    for i in 0..200 {
+        assert_eq!(case_at(&g, 42, i), case_at(&g, 42, i));
+    }
+    assert_ne!(case_at(&g, 42, 1), case_at(&g, 43, 1));
+}
+
+#[test]
+fn generated_cases_are_valid_and_print_back_to_themselves() {
+    let g = GenConfig::default();
+    for i in 0..500 {
+        let c = case_at(&g, 7, i);
+        for l in c.lowers.iter().chain(&c.upper) {
+            l.objects().unwrap_or_else(|e| panic!("case {i}: {e}"));
+        }
+        let again =
+            parse_case("printed", &print_case(&c)).unwrap_or_else(|e| panic!("case {i}: {e}"));
+        assert_eq!(again, c, "case {i}");
+    }
+}
+
+#[test]
+fn the_op_mix_reaches_every_op_kind_and_feature() {
+    let g = GenConfig::default();
+    let mut kinds = BTreeSet::new();
+    let (mut slash, mut cred, mut many_lowers, mut upper, mut ops) = (0, 0, 0, 0, 0);
+    for i in 0..2000 {
+        let c = case_at(&g, 1, i);
+        many_lowers += usize::from(c.lowers.len() > 4);
+        upper += usize::from(c.upper.is_some());
+        for s in &c.steps {
+            ops += 1;
+            kinds.insert(s.op.keyword());
+            cred += usize::from(s.cred.is_some());
+            slash += usize::from(
+                matches!(&s.op, Op::Stat { path } | Op::Mkdir { path, .. } | Op::Rmdir { path } if path.trailing_slash),
+            );
+        }
+    }
+    let all = [
+        "lstat",
+        "stat",
+        "read",
+        "readlink",
+        "readdir",
+        "getxattr",
+        "listxattr",
+        "open",
+        "create",
+        "write",
+        "truncate",
+        "mkdir",
+        "mkfifo",
+        "symlink",
+        "unlink",
+        "rmdir",
+        "link",
+        "rename",
+        "chmod",
+        "chown",
+        "utimes",
+        "setxattr",
+        "removexattr",
+        "remount",
+        "commit",
+    ];
+    for k in all {
+        assert!(kinds.contains(k), "no {k} in 2000 cases");
+    }
+    assert!(slash > 0 && cred > 0 && many_lowers > 0 && upper > 0);
+    assert!(
+        ops as f64 / 2000.0 >= 10.0,
+        "mean ops per case {}",
+        ops as f64 / 2000.0
+    );
+}
+
+#[test]
+fn shards_partition_the_campaign() {
+    let n = 4;
+    let mut seen = BTreeSet::new();
+    for i in 0..n {
+        for idx in Shard::parse(&format!("{i}/{n}")).unwrap().indices(103) {
+            assert!(seen.insert(idx));
+        }
+    }
+    assert_eq!(seen, (0..103).collect());
+    assert!(
+        Shard::parse("4/4").is_err() && Shard::parse("x").is_err() && Shard::parse("0/0").is_err()
+    );
+}
+
+#[test]
+fn corpus_saves_by_content_hash_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = parse_case("c", "lower\n  file a 0644 \"x\"\nops\n  read a => \"x\"\n").unwrap();
+    let p1 = corpus::save(dir.path(), &case, "first text\n").unwrap();
+    assert_eq!(
+        p1.file_name().unwrap().to_string_lossy(),
+        corpus::file_name(&case)
+    );
+    let p2 = corpus::save(dir.path(), &case, "second text\n").unwrap();
+    assert_eq!(p1, p2);
+    assert_eq!(
+        std::fs::read_to_string(&p1).unwrap(),
+        "first text\n",
+        "an existing file was overwritten"
+    );
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
+    assert_eq!(names.len(), 1, "temporary files left: {names:?}");
+}
+
+#[test]
+fn comparison_masks_only_fields_the_model_leaves_open() {
+    let mut m = Node::new(NodeKind::File, 0o644, 0, 0);
+    m.nlink = Some(1);
+    let mut b = m.clone();
+    b.mtime = Some(123);
+    let view = |n: &Node| View {
+        nodes: [("a".to_string(), n.clone())].into(),
+    };
+    assert!(
+        compare_views(&view(&m), &view(&b)).is_empty(),
+        "an mtime the model leaves open was compared"
+    );
+    b.nlink = Some(2);
+    assert_eq!(
+        compare_views(&view(&m), &view(&b)).len(),
+        1,
+        "a determined nlink was not compared"
+    );
+    let mut b2 = m.clone();
+    b2.mode = 0o600;
+    assert_eq!(compare_views(&view(&m), &view(&b2)).len(), 1);
+}
+
+#[test]
+fn model_backend_agrees_with_the_model_on_generated_cases() {
+    let g = GenConfig::default();
+    for i in 0..300 {
+        let c = case_at(&g, 3, i);
+        let run = run_case(&ModelBackend, &c, Checks::default()).unwrap();
+        assert!(run.divergence.is_none(), "case {i}");
+    }
+}
