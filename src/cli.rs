@@ -288,7 +288,7 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
     let tick = |r: &campaign::CaseResult| {
         if let Some(pb) = &pb {
             pb.inc(1);
-            if r.divergence.is_some() {
+            if r.diverged {
                 pb.set_message("divergence found");
             }
         }
@@ -301,17 +301,8 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    for r in c
-        .results
-        .iter()
-        .filter(|r| r.backend_failure.is_some())
-        .take(5)
-    {
-        eprintln!(
-            "backend failure on case #{}: {}",
-            r.index,
-            r.backend_failure.as_deref().unwrap_or_default()
-        );
+    for (index, msg) in &c.failures {
+        eprintln!("backend failure on case #{index}: {msg}");
     }
     let mut saved = Vec::new();
     for f in &c.findings {

@@ -102,6 +102,12 @@ fn sigint_and_sigterm_stop_cleanly_with_a_summary() {
             "no case finished in 2 s"
         );
         assert!(stderr.contains("INTERRUPTED"));
+        // Every divergence found before the signal is kept.
+        let saved = json["saved"].as_array().unwrap();
+        assert_eq!(saved.is_empty(), json["divergences"] == 0, "{json}");
+        for p in saved {
+            assert!(Path::new(p.as_str().unwrap()).exists(), "{p} not on disk");
+        }
         assert_eq!(host_mounts(), mounts_before, "mounts leaked onto the host");
         no_partial_files(save.path());
     }

@@ -10,8 +10,7 @@ use crate::shrink::shrink;
 use ovlcheck_case::Case;
 use ovlcheck_driver::{Backend, DriverError};
 use serde::Serialize;
-use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -59,14 +58,16 @@ pub struct FuzzOptions {
     pub shrink_runs: usize,
 }
 
-/// The result of one case of phase 1.
-#[derive(Clone, Debug)]
+/// The result of one case of phase 1, as a campaign keeps it: a few bytes,
+/// so a campaign of millions of cases runs in flat memory. Full divergences
+/// are kept only for the first case of each signature ([`Campaign::first`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CaseResult {
     pub index: u64,
-    pub ops: usize,
-    pub divergence: Option<Divergence>,
+    pub ops: u32,
+    pub diverged: bool,
     /// The backend hung or died on this case (not a divergence).
-    pub backend_failure: Option<String>,
+    pub backend_failed: bool,
 }
 
 /// A shrunk divergence, ready to report and save.
@@ -84,12 +85,21 @@ pub struct Finding {
 /// What a campaign produced.
 #[derive(Debug, Default)]
 pub struct Campaign {
+    /// One compact result per case run, in case order (an interrupted
+    /// campaign keeps the prefix of cases that all finished).
     pub results: Vec<CaseResult>,
+    /// Per signature, the divergence of the lowest-numbered case.
+    pub first: BTreeMap<String, (u64, Divergence)>,
+    /// The first backend failures (index, message), lowest index first.
+    pub failures: Vec<(u64, String)>,
     pub findings: Vec<Finding>,
     /// Set when SIGINT/SIGTERM stopped the campaign early.
     pub interrupted: bool,
     pub elapsed: Duration,
 }
+
+/// How many backend failure messages a campaign keeps.
+const KEPT_FAILURES: usize = 5;
 
 impl Campaign {
     pub fn cases(&self) -> usize {
@@ -97,21 +107,15 @@ impl Campaign {
     }
 
     pub fn ops(&self) -> usize {
-        self.results.iter().map(|r| r.ops).sum()
+        self.results.iter().map(|r| r.ops as usize).sum()
     }
 
     pub fn divergent_cases(&self) -> usize {
-        self.results
-            .iter()
-            .filter(|r| r.divergence.is_some())
-            .count()
+        self.results.iter().filter(|r| r.diverged).count()
     }
 
     pub fn backend_failures(&self) -> usize {
-        self.results
-            .iter()
-            .filter(|r| r.backend_failure.is_some())
-            .count()
+        self.results.iter().filter(|r| r.backend_failed).count()
     }
 }
 
@@ -120,18 +124,62 @@ impl Campaign {
 #[error("{0}")]
 pub struct Fatal(pub String);
 
-/// Runs cases `indices` with `jobs` threads; results in index order.
-/// `progress` is called after each case. Stops early when `stop` is set.
+/// What the workers of phase 1 share.
+#[derive(Default)]
+struct Shared {
+    slots: Vec<Option<CaseResult>>,
+    first: BTreeMap<String, (u64, Divergence)>,
+    failures: Vec<(u64, String)>,
+    fatal: Option<Fatal>,
+}
+
+impl Shared {
+    fn record(
+        &mut self,
+        slot: usize,
+        index: u64,
+        ops: usize,
+        outcome: Result<Option<Divergence>, String>,
+    ) -> CaseResult {
+        let r = CaseResult {
+            index,
+            ops: ops as u32,
+            diverged: matches!(outcome, Ok(Some(_))),
+            backend_failed: outcome.is_err(),
+        };
+        match outcome {
+            Ok(Some(d)) => {
+                let sig = d.signature();
+                if self.first.get(&sig).is_none_or(|(i, _)| index < *i) {
+                    self.first.insert(sig, (index, d));
+                }
+            }
+            Ok(None) => {}
+            Err(msg) => {
+                self.failures.push((index, msg));
+                self.failures.sort();
+                self.failures.truncate(KEPT_FAILURES);
+            }
+        }
+        self.slots[slot] = Some(r);
+        r
+    }
+}
+
+/// Phase 1: runs cases `indices` with `jobs` threads. `progress` is called
+/// after each case. Stops early when `stop` is set.
 pub fn run_indices(
     backend: &dyn Backend,
     opts: &FuzzOptions,
     indices: &[u64],
     stop: &AtomicBool,
     progress: &(dyn Fn(&CaseResult) + Sync),
-) -> Result<Vec<CaseResult>, Fatal> {
+) -> Result<Campaign, Fatal> {
     let next = AtomicUsize::new(0);
-    let slots: Mutex<Vec<Option<CaseResult>>> = Mutex::new(vec![None; indices.len()]);
-    let fatal: Mutex<Option<Fatal>> = Mutex::new(None);
+    let shared = Mutex::new(Shared {
+        slots: vec![None; indices.len()],
+        ..Shared::default()
+    });
     std::thread::scope(|s| {
         for _ in 0..opts.jobs.max(1) {
             s.spawn(|| loop {
@@ -143,13 +191,16 @@ pub fn run_indices(
                     return;
                 };
                 let case = case_at(&opts.gen, opts.seed, index);
-                match one_case(backend, &case, index) {
-                    Ok(r) => {
+                let outcome = one_case(backend, &case, index);
+                let mut sh = shared.lock().expect("no panics while held");
+                match outcome {
+                    Ok((ops, o)) => {
+                        let r = sh.record(slot, index, ops, o);
+                        drop(sh);
                         progress(&r);
-                        slots.lock().expect("no panics while held")[slot] = Some(r);
                     }
                     Err(f) => {
-                        *fatal.lock().expect("no panics while held") = Some(f);
+                        sh.fatal.get_or_insert(f);
                         stop.store(true, Ordering::SeqCst);
                         return;
                     }
@@ -157,16 +208,32 @@ pub fn run_indices(
             });
         }
     });
-    if let Some(f) = fatal.into_inner().expect("threads joined") {
+    let sh = shared.into_inner().expect("threads joined");
+    if let Some(f) = sh.fatal {
         return Err(f);
     }
     // An interrupted campaign keeps the prefix of cases that all finished, so
     // the summary describes an exact range of the case stream.
-    let slots = slots.into_inner().expect("threads joined");
-    Ok(slots.into_iter().map_while(|r| r).collect())
+    let results: Vec<CaseResult> = sh.slots.into_iter().map_while(|r| r).collect();
+    let end = results.last().map_or(0, |r| r.index + 1);
+    let first = sh
+        .first
+        .into_iter()
+        .filter(|(_, (i, _))| *i < end)
+        .collect();
+    let failures = sh.failures.into_iter().filter(|(i, _)| *i < end).collect();
+    Ok(Campaign {
+        results,
+        first,
+        failures,
+        ..Campaign::default()
+    })
 }
 
-fn one_case(backend: &dyn Backend, case: &Case, index: u64) -> Result<CaseResult, Fatal> {
+/// One case: steps run, and a divergence or a backend failure message.
+type CaseOutcome = (usize, Result<Option<Divergence>, String>);
+
+fn one_case(backend: &dyn Backend, case: &Case, index: u64) -> Result<CaseOutcome, Fatal> {
     // A panic is a bug in ovlcheck (model or harness), never a divergence:
     // stop with the case that shows it.
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -185,19 +252,9 @@ fn one_case(backend: &dyn Backend, case: &Case, index: u64) -> Result<CaseResult
         ))
     })?;
     match run {
-        Ok(run) => Ok(CaseResult {
-            index,
-            ops: run.ops,
-            divergence: run.divergence,
-            backend_failure: None,
-        }),
+        Ok(run) => Ok((run.ops, Ok(run.divergence))),
         Err(RunError::Backend(DriverError::Environment(msg))) => Err(Fatal(msg)),
-        Err(RunError::Backend(e)) => Ok(CaseResult {
-            index,
-            ops: case.steps.len(),
-            divergence: None,
-            backend_failure: Some(e.to_string()),
-        }),
+        Err(RunError::Backend(e)) => Ok((case.steps.len(), Err(e.to_string()))),
         // A generated case the model refuses is a generator bug: report it
         // loudly, as a fatal error, rather than skip it.
         Err(RunError::BadCase(msg)) => {
@@ -251,20 +308,17 @@ pub fn unpinned(case: &Case) -> Case {
     c
 }
 
-/// Phase 2: shrink the first divergence of each distinct signature.
+/// Phase 2: shrink the first divergence of each distinct signature, the
+/// lowest-numbered cases first.
 pub fn findings(
     backend: &dyn Backend,
-    results: &[CaseResult],
+    first: &BTreeMap<String, (u64, Divergence)>,
     opts: &FuzzOptions,
     stop: &AtomicBool,
 ) -> Vec<Finding> {
-    let mut seen = BTreeSet::new();
-    let picked: Vec<(u64, &Divergence)> = results
-        .iter()
-        .filter_map(|r| r.divergence.as_ref().map(|d| (r.index, d)))
-        .filter(|(_, d)| seen.insert(d.signature()))
-        .take(opts.max_reported)
-        .collect();
+    let mut picked: Vec<(u64, &Divergence)> = first.values().map(|(i, d)| (*i, d)).collect();
+    picked.sort_by_key(|(i, _)| *i);
+    picked.truncate(opts.max_reported);
     let out: Mutex<Vec<Option<Finding>>> = Mutex::new(vec![None; picked.len()]);
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
@@ -289,6 +343,22 @@ pub fn findings(
         .collect()
 }
 
+/// The first divergences as they were found, lowest case first.
+fn unshrunk(first: &BTreeMap<String, (u64, Divergence)>, max: usize) -> Vec<Finding> {
+    let mut v: Vec<Finding> = first
+        .values()
+        .map(|(index, d)| Finding {
+            index: *index,
+            divergence: d.clone(),
+            original_size: case_size(&d.case),
+            shrink_runs: 0,
+        })
+        .collect();
+    v.sort_by_key(|f| f.index);
+    v.truncate(max);
+    v
+}
+
 /// Runs a whole campaign: phase 1 and phase 2.
 pub fn fuzz(
     backend: &dyn Backend,
@@ -298,16 +368,14 @@ pub fn fuzz(
 ) -> Result<Campaign, Fatal> {
     let start = Instant::now();
     let indices = opts.shard.indices(opts.cases);
-    let results = run_indices(backend, opts, &indices, stop, progress)?;
-    let interrupted = results.len() < indices.len();
-    let findings = findings(backend, &results, opts, stop);
-    Ok(Campaign {
-        results,
-        findings,
-        interrupted,
-        elapsed: start.elapsed(),
-    })
+    let mut c = run_indices(backend, opts, &indices, stop, progress)?;
+    c.interrupted = c.results.len() < indices.len();
+    c.findings = if c.interrupted {
+        // Stopped by a signal: keep every divergence found, unshrunk.
+        unshrunk(&c.first, opts.max_reported)
+    } else {
+        findings(backend, &c.first, opts, stop)
+    };
+    c.elapsed = start.elapsed();
+    Ok(c)
 }
-
-/// Paths written by `--save`.
-pub type Saved = Vec<PathBuf>;
