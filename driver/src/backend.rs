@@ -79,10 +79,16 @@ impl Inner {
             case: Box::new(case.clone()),
             mounter: self.mounter.clone(),
         });
-        reqs.extend(case.steps.iter().map(|s| Request::Apply { step: s.clone() }));
+        reqs.extend(
+            case.steps
+                .iter()
+                .map(|s| Request::Apply { step: s.clone() }),
+        );
         reqs.extend([Request::MergedView, Request::UpperView]);
         for op in [Op::Remount, Op::Commit] {
-            reqs.push(Request::Apply { step: Step::new(op) });
+            reqs.push(Request::Apply {
+                step: Step::new(op),
+            });
             reqs.push(Request::MergedView);
         }
         reqs.push(Request::End);
@@ -97,7 +103,9 @@ impl Inner {
             r => r?,
         };
         let Response::Batch(answers) = answer else {
-            return Err(DriverError::Io(format!("unexpected answer to a case: {answer:?}")));
+            return Err(DriverError::Io(format!(
+                "unexpected answer to a case: {answer:?}"
+            )));
         };
         let run = case_run(answers, n);
         if !matches!(run, Err(DriverError::Environment(_))) {

@@ -351,17 +351,12 @@ fn readdir(root: RawFd, p: &OpPath) -> OpResult {
     read_names(fd).map(Value::Names)
 }
 
-/// All names of an open directory except `.` and `..`, sorted.
+/// All names of a freshly opened directory except `.` and `..`, sorted.
 pub fn read_names(fd: OwnedFd) -> Result<Vec<String>, Errno> {
-    let mut dir = nix::dir::Dir::from_fd(fd)?;
-    let mut names = Vec::new();
-    for e in dir.iter() {
-        let e = e?;
-        let n = e.file_name().to_bytes();
-        if n != b"." && n != b".." {
-            names.push(String::from_utf8_lossy(n).into_owned());
-        }
-    }
+    let mut names: Vec<String> = sys::read_dir(fd.as_raw_fd())?
+        .iter()
+        .map(|n| String::from_utf8_lossy(n.to_bytes()).into_owned())
+        .collect();
     names.sort();
     Ok(names)
 }

@@ -148,7 +148,11 @@ pub fn run_via_session(mut s: Box<dyn Session>, case: &Case) -> Result<CaseRun, 
     let upper = s.upper_view()?;
     let mut lifecycle = |op: ovlcheck_case::Op| -> Result<(Outcome, Option<View>), DriverError> {
         let o = s.apply(&Step::new(op))?;
-        let v = if o.is_ok() { Some(s.merged_view()?) } else { None };
+        let v = if o.is_ok() {
+            Some(s.merged_view()?)
+        } else {
+            None
+        };
         Ok((o, v))
     };
     let (remount, after_remount) = lifecycle(ovlcheck_case::Op::Remount)?;

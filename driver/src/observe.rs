@@ -22,7 +22,7 @@ use crate::sys::{self, Follow};
 use nix::errno::Errno;
 use ovlcheck_case::{DevClass, Node, NodeKind, View};
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::CString;
+use std::ffi::CStr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -30,19 +30,6 @@ use std::path::Path;
 /// `(st_dev, st_ino)` of every merged non-directory at mount time, with the
 /// smallest path that had it.
 pub type Snapshot = HashMap<(u64, u64), String>;
-
-/// One walked path: its relative name and `lstat`.
-struct Walked {
-    rel: String,
-    st: libc::stat,
-}
-
-/// A walk: the paths that could be looked up, and the phantom names that
-/// readdir listed but lookup did not find.
-struct Walk {
-    found: Vec<Walked>,
-    phantoms: Vec<String>,
-}
 
 /// The node of a phantom name (see the module docs).
 pub fn phantom_node() -> Node {
@@ -66,58 +53,136 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
-/// Every path beneath `root` (the root itself as `""`), depth first.
-fn walk(root: &Path, skip_top: &[&str]) -> Result<Walk, String> {
-    let rootb = root.as_os_str().as_bytes();
-    let fd =
-        open_dir(libc::AT_FDCWD, rootb).map_err(|e| format!("open {}: {e}", root.display()))?;
-    let st = sys::fstat(fd.as_raw_fd()).map_err(|e| format!("stat {}: {e}", root.display()))?;
-    let mut out = Walk {
-        found: vec![Walked {
-            rel: String::new(),
-            st,
-        }],
-        phantoms: Vec::new(),
-    };
-    walk_dir(fd, "", skip_top, &mut out).map_err(|e| format!("walk {}: {e}", root.display()))?;
-    Ok(out)
+/// The process's working directory during a walk. The xattr calls take
+/// paths, so the walker `fchdir`s into the directory whose entries it looks
+/// at and names them by their bare names (no long absolute paths to
+/// resolve). The old working directory comes back on drop.
+struct Cwd {
+    saved: OwnedFd,
+    /// The fd we last changed into (-1: unknown).
+    at: RawFd,
 }
 
-fn walk_dir(fd: OwnedFd, prefix: &str, skip: &[&str], out: &mut Walk) -> Result<(), Errno> {
-    let dup = nix::unistd::dup(&fd)?;
-    let names = crate::exec::read_names(dup)?;
-    for name in names {
-        if prefix.is_empty() && skip.contains(&name.as_str()) {
+impl Cwd {
+    fn new() -> Result<Cwd, Errno> {
+        let saved = sys::openat(libc::AT_FDCWD, b".", libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        Ok(Cwd { saved, at: -1 })
+    }
+
+    fn enter(&mut self, dir: RawFd) -> Result<(), Errno> {
+        if self.at != dir {
+            sys::fchdir(dir)?;
+            self.at = dir;
+        }
+        Ok(())
+    }
+
+    /// Forgets where we are (the fd we entered may be closed and its number
+    /// reused).
+    fn forget(&mut self) {
+        self.at = -1;
+    }
+}
+
+impl Drop for Cwd {
+    fn drop(&mut self) {
+        let _ = sys::fchdir(self.saved.as_raw_fd());
+    }
+}
+
+/// One path met by a walk: its directory fd, its name there (`.` for the
+/// root), its relative path (the root is `""`) and its `lstat`.
+struct Entry<'a> {
+    dir: RawFd,
+    name: &'a CStr,
+    rel: &'a str,
+    st: &'a libc::stat,
+}
+
+/// Walks every path beneath `root` (the root itself first), depth first,
+/// parents before children, calling `visit` on each; returns the phantom
+/// names (listed by readdir, not found by lookup). `skip_top` names
+/// top-level entries to leave out.
+fn walk(
+    root: &Path,
+    skip_top: &[&str],
+    visit: &mut dyn FnMut(&mut Cwd, &Entry) -> Result<(), String>,
+) -> Result<Vec<String>, String> {
+    let fd = open_dir(libc::AT_FDCWD, root.as_os_str().as_bytes())
+        .map_err(|e| format!("open {}: {e}", root.display()))?;
+    let st = sys::fstat(fd.as_raw_fd()).map_err(|e| format!("stat {}: {e}", root.display()))?;
+    let mut cwd = Cwd::new().map_err(|e| format!("open .: {e}"))?;
+    let top = Entry {
+        dir: fd.as_raw_fd(),
+        name: c".",
+        rel: "",
+        st: &st,
+    };
+    visit(&mut cwd, &top)?;
+    let mut phantoms = Vec::new();
+    walk_dir(&mut cwd, fd, "", skip_top, visit, &mut phantoms)
+        .map_err(|e| format!("walk {}: {e}", root.display()))?;
+    Ok(phantoms)
+}
+
+/// An error of a walk: a syscall of the walker itself, or a visitor's.
+enum WalkError {
+    Sys(Errno),
+    Visit(String),
+}
+
+impl std::fmt::Display for WalkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WalkError::Sys(e) => write!(f, "{e}"),
+            WalkError::Visit(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl From<Errno> for WalkError {
+    fn from(e: Errno) -> Self {
+        WalkError::Sys(e)
+    }
+}
+
+fn walk_dir(
+    cwd: &mut Cwd,
+    fd: OwnedFd,
+    prefix: &str,
+    skip: &[&str],
+    visit: &mut dyn FnMut(&mut Cwd, &Entry) -> Result<(), String>,
+    phantoms: &mut Vec<String>,
+) -> Result<(), WalkError> {
+    let dir = fd.as_raw_fd();
+    for name in sys::read_dir(dir)? {
+        let lossy = String::from_utf8_lossy(name.to_bytes());
+        if prefix.is_empty() && skip.contains(&&*lossy) {
             continue;
         }
-        let rel = join(prefix, &name);
-        let st = match sys::fstatat(fd.as_raw_fd(), name.as_bytes(), libc::AT_SYMLINK_NOFOLLOW) {
+        let rel = join(prefix, &lossy);
+        let st = match sys::fstatat(dir, name.to_bytes(), libc::AT_SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::ENOENT) => {
-                out.phantoms.push(rel);
+                phantoms.push(rel);
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
-        out.found.push(Walked {
-            rel: rel.clone(),
-            st,
-        });
+        let e = Entry {
+            dir,
+            name: &name,
+            rel: &rel,
+            st: &st,
+        };
+        visit(cwd, &e).map_err(WalkError::Visit)?;
         if is_dir(&st) {
-            let sub = open_dir(fd.as_raw_fd(), name.as_bytes())?;
-            walk_dir(sub, &rel, skip, out)?;
+            let sub = open_dir(dir, name.to_bytes())?;
+            walk_dir(cwd, sub, &rel, skip, visit, phantoms)?;
+            cwd.forget();
         }
     }
     Ok(())
-}
-
-fn abs_path(root: &Path, rel: &str) -> CString {
-    let mut v = root.as_os_str().as_bytes().to_vec();
-    if !rel.is_empty() {
-        v.push(b'/');
-        v.extend_from_slice(rel.as_bytes());
-    }
-    CString::new(v).expect("paths have no NUL")
 }
 
 fn is_dir(st: &libc::stat) -> bool {
@@ -144,30 +209,30 @@ fn node_kind(st: &libc::stat, raw: bool) -> NodeKind {
 
 /// The common fields of a node: kind, mode, owner, size, data, target,
 /// nlink and mtime (non-directories).
-fn base_node(root: &Path, w: &Walked, raw: bool) -> Result<Node, String> {
-    let st = &w.st;
+fn base_node(e: &Entry, raw: bool) -> Result<Node, String> {
+    let st = e.st;
     let kind = node_kind(st, raw);
     let mut n = Node::new(kind, st.st_mode & 0o7777, st.st_uid, st.st_gid);
-    let path = abs_path(root, &w.rel);
+    let name = e.name.to_bytes();
     match kind {
         NodeKind::File => {
             n.size = st.st_size as u64;
             let fd = sys::openat(
-                libc::AT_FDCWD,
-                path.as_bytes(),
+                e.dir,
+                name,
                 libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
                 0,
             )
-            .map_err(|e| format!("open {}: {e}", w.rel))?;
-            let data = sys::read_to_end(fd.as_raw_fd(), crate::exec::READ_LIMIT)
-                .map_err(|e| format!("read {}: {e}", w.rel))?;
+            .map_err(|err| format!("open {}: {err}", e.rel))?;
+            let data =
+                sys::read_to_end_sized(fd.as_raw_fd(), crate::exec::READ_LIMIT, n.size as usize)
+                    .map_err(|err| format!("read {}: {err}", e.rel))?;
             n.data = Some(data);
         }
         NodeKind::Symlink => {
             n.size = st.st_size as u64;
             n.target = Some(
-                sys::readlinkat(libc::AT_FDCWD, path.as_bytes())
-                    .map_err(|e| format!("readlink {}: {e}", w.rel))?,
+                sys::readlinkat(e.dir, name).map_err(|err| format!("readlink {}: {err}", e.rel))?,
             );
         }
         _ => {}
@@ -181,14 +246,24 @@ fn base_node(root: &Path, w: &Walked, raw: bool) -> Result<Node, String> {
     Ok(n)
 }
 
-/// `(name, value)` of every xattr of `path` (not following).
-fn xattrs(path: &CString) -> Result<Vec<(String, Vec<u8>)>, Errno> {
+/// `(name, value)` of every xattr of the entry (not following) whose name
+/// `keep` accepts.
+fn xattrs(
+    cwd: &mut Cwd,
+    e: &Entry,
+    keep: impl Fn(&[u8]) -> bool,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let fail = |err: Errno| format!("xattrs of {}: {err}", e.rel);
+    cwd.enter(e.dir).map_err(fail)?;
     let mut out = Vec::new();
-    for name in sys::listxattr(path, Follow::No)? {
-        match sys::getxattr(path, &name, Follow::No) {
+    for name in sys::listxattr(e.name, Follow::No).map_err(fail)? {
+        if !keep(&name) {
+            continue;
+        }
+        match sys::getxattr(e.name, &name, Follow::No) {
             Ok(v) => out.push((String::from_utf8_lossy(&name).into_owned(), v)),
             Err(Errno::ENODATA) => {}
-            Err(e) => return Err(e),
+            Err(err) => return Err(fail(err)),
         }
     }
     Ok(out)
@@ -212,14 +287,9 @@ pub fn normalise_overlay_value(short: &str, value: &[u8]) -> String {
 /// top-level entries to leave out.
 pub fn raw_view(root: &Path, private: &str, skip_top: &[&str]) -> Result<View, String> {
     let mut view = View::default();
-    let walked = walk(root, skip_top)?;
-    for p in walked.phantoms {
-        view.nodes.insert(p, phantom_node());
-    }
-    for w in walked.found {
-        let mut n = base_node(root, &w, true)?;
-        let path = abs_path(root, &w.rel);
-        for (name, value) in xattrs(&path).map_err(|e| format!("xattrs of {}: {e}", w.rel))? {
+    let phantoms = walk(root, skip_top, &mut |cwd, e| {
+        let mut n = base_node(e, true)?;
+        for (name, value) in xattrs(cwd, e, |_| true)? {
             match name.strip_prefix(private) {
                 Some(short) => {
                     let v = normalise_overlay_value(short, &value);
@@ -230,7 +300,11 @@ pub fn raw_view(root: &Path, private: &str, skip_top: &[&str]) -> Result<View, S
                 }
             }
         }
-        view.nodes.insert(w.rel, n);
+        view.nodes.insert(e.rel.to_string(), n);
+        Ok(())
+    })?;
+    for p in phantoms {
+        view.nodes.insert(p, phantom_node());
     }
     Ok(view)
 }
@@ -238,60 +312,75 @@ pub fn raw_view(root: &Path, private: &str, skip_top: &[&str]) -> Result<View, S
 /// Records the inode of every merged non-directory (mount time).
 pub fn snapshot(merged: &Path) -> Result<Snapshot, String> {
     let mut snap = Snapshot::new();
-    for w in walk(merged, &[])?.found {
-        if !is_dir(&w.st) {
-            remember_smallest(&mut snap, (w.st.st_dev, w.st.st_ino), w.rel);
+    walk(merged, &[], &mut |_, e| {
+        if !is_dir(e.st) {
+            remember_smallest(&mut snap, (e.st.st_dev, e.st.st_ino), e.rel);
         }
-    }
+        Ok(())
+    })?;
     Ok(snap)
 }
 
-fn remember_smallest(map: &mut HashMap<(u64, u64), String>, key: (u64, u64), path: String) {
+fn remember_smallest(map: &mut HashMap<(u64, u64), String>, key: (u64, u64), path: &str) {
     match map.get_mut(&key) {
-        Some(p) if *p <= path => {}
-        Some(p) => *p = path,
+        Some(p) if p.as_str() <= path => {}
+        Some(p) => *p = path.to_string(),
         None => {
-            map.insert(key, path);
+            map.insert(key, path.to_string());
         }
     }
 }
 
 /// The merged view, labelling inodes against `snap`.
 pub fn merged_view(merged: &Path, snap: &Snapshot) -> Result<View, String> {
-    let Walk {
-        found: walked,
-        phantoms,
-    } = walk(merged, &[])?;
-    let root_dev = walked[0].st.st_dev;
-    let mut current = HashMap::new();
-    for w in walked.iter().filter(|w| !is_dir(&w.st)) {
-        remember_smallest(&mut current, (w.st.st_dev, w.st.st_ino), w.rel.clone());
-    }
+    merged_walk(merged, Some(snap)).map(|(v, _)| v)
+}
+
+/// The merged view of a tree that has not changed since it was mounted,
+/// and its mount-time [`Snapshot`], in one walk: what [`snapshot`] then
+/// [`merged_view`] would give.
+pub fn merged_view_and_snapshot(merged: &Path) -> Result<(View, Snapshot), String> {
+    merged_walk(merged, None)
+}
+
+/// The merged view with labels against `snap`, or against the tree's own
+/// identities when `snap` is `None`; and those identities.
+fn merged_walk(merged: &Path, snap: Option<&Snapshot>) -> Result<(View, Snapshot), String> {
     let mut view = View::default();
-    for p in phantoms {
-        view.nodes.insert(p, phantom_node());
-    }
-    for w in &walked {
-        let mut n = base_node(merged, w, false)?;
-        let path = abs_path(merged, &w.rel);
-        let xs = xattrs(&path).map_err(|e| format!("xattrs of {}: {e}", w.rel))?;
-        n.xattrs = xs
+    let mut current = Snapshot::new();
+    let mut root_dev = None;
+    // (rel, inode) of every non-directory, labelled once `current` is whole.
+    let mut inodes = Vec::new();
+    let phantoms = walk(merged, &[], &mut |cwd, e| {
+        let root_dev = *root_dev.get_or_insert(e.st.st_dev);
+        let mut n = base_node(e, false)?;
+        n.xattrs = xattrs(cwd, e, |name| name.starts_with(b"user."))?
             .into_iter()
-            .filter(|(k, _)| k.starts_with("user."))
             .collect::<BTreeMap<_, _>>();
-        if !is_dir(&w.st) {
-            let key = (w.st.st_dev, w.st.st_ino);
-            n.ino = Some(match snap.get(&key) {
-                Some(p) => format!("={p}"),
-                None => format!("+{}", current[&key]),
-            });
-            n.dev = Some(if w.st.st_dev == root_dev {
+        if !is_dir(e.st) {
+            let key = (e.st.st_dev, e.st.st_ino);
+            remember_smallest(&mut current, key, e.rel);
+            inodes.push((e.rel.to_string(), key));
+            n.dev = Some(if e.st.st_dev == root_dev {
                 DevClass::Overlay
             } else {
                 DevClass::Other
             });
         }
-        view.nodes.insert(w.rel.clone(), n);
+        view.nodes.insert(e.rel.to_string(), n);
+        Ok(())
+    })?;
+    for (rel, key) in inodes {
+        let label = match snap.map_or(current.get(&key), |s| s.get(&key)) {
+            Some(p) => format!("={p}"),
+            None => format!("+{}", current[&key]),
+        };
+        if let Some(n) = view.nodes.get_mut(&rel) {
+            n.ino = Some(label);
+        }
     }
-    Ok(view)
+    for p in phantoms {
+        view.nodes.insert(p, phantom_node());
+    }
+    Ok((view, current))
 }

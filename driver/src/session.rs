@@ -26,7 +26,10 @@ pub struct WorkerState {
 struct Mounted {
     root: OwnedFd,
     target: PathBuf,
-    snapshot: Snapshot,
+    /// The inodes at mount time; `None` until taken, which happens before
+    /// the first op (or in the first merged view's walk, when no op came
+    /// first: the tree is then still as mounted).
+    snapshot: Option<Snapshot>,
     daemon: Option<Pid>,
 }
 
@@ -288,11 +291,10 @@ impl CaseSession {
         let tb = target.as_os_str().as_encoded_bytes();
         let root = crate::sys::openat(libc::AT_FDCWD, tb, libc::O_PATH | libc::O_DIRECTORY, 0)
             .map_err(|e| MountFailure::other(format!("open merged: {e}")))?;
-        let snapshot = observe::snapshot(&target).map_err(MountFailure::other)?;
         self.mounted = Some(Mounted {
             root,
             target,
-            snapshot,
+            snapshot: None,
             daemon,
         });
         Ok(())
@@ -342,15 +344,9 @@ impl CaseSession {
         }
         match req {
             Request::Apply { step } => self.apply(&step),
-            Request::MergedView => self
-                .view(|s| s.merged_view())
-                .map_or_else(err, Response::View),
-            Request::UpperView => self
-                .view(|s| s.upper_view())
-                .map_or_else(err, Response::MaybeView),
-            Request::LowerViews => self
-                .view(|s| s.lower_views())
-                .map_or_else(err, Response::Views),
+            Request::MergedView => self.merged_view().map_or_else(err, Response::View),
+            Request::UpperView => self.upper_view().map_or_else(err, Response::MaybeView),
+            Request::LowerViews => self.lower_views().map_or_else(err, Response::Views),
             Request::StoreHome => Response::Text(self.store.home().display().to_string()),
             Request::MountMethod => Response::Text(if self.method.is_empty() {
                 "Helper".into()
@@ -361,12 +357,8 @@ impl CaseSession {
         }
     }
 
-    fn view<T>(&self, f: impl FnOnce(&Self) -> Res<T>) -> Res<T> {
-        f(self)
-    }
-
-    fn mounted(&self) -> Res<&Mounted> {
-        match (&self.mounted, &self.broken) {
+    fn mounted_mut(&mut self) -> Res<&mut Mounted> {
+        match (&mut self.mounted, &self.broken) {
             (Some(m), _) => Ok(m),
             (None, Some(why)) => Err(format!("nothing mounted: {why}")),
             (None, None) => Err("nothing mounted".into()),
@@ -383,7 +375,11 @@ impl CaseSession {
                     Err(why) => Response::Died(why),
                 },
                 Ok(o) => Response::Outcome(o),
-                Err(e) => err(e),
+                // E.g. the mount-time snapshot before the op could not walk.
+                Err(e) => match self.helper_alive() {
+                    Ok(()) => err(e),
+                    Err(why) => Response::Died(why),
+                },
             },
         }
     }
@@ -413,8 +409,10 @@ impl CaseSession {
                 Err(e) => return Err(format!("{name}: waitpid: {e}")),
             }
         }
+        // An open, not a stat: FUSE may answer a stat from its attribute
+        // cache after the daemon is gone.
         let tb = m.target.as_os_str().as_encoded_bytes();
-        match crate::sys::fstatat(libc::AT_FDCWD, tb, 0) {
+        match crate::sys::openat(libc::AT_FDCWD, tb, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
             Err(e @ (nix::errno::Errno::ENOTCONN | nix::errno::Errno::ECONNABORTED)) => {
                 Err(format!("{name} no longer answers ({e})"))
             }
@@ -422,8 +420,11 @@ impl CaseSession {
         }
     }
 
-    fn run_op(&self, step: &Step) -> Res<Outcome> {
-        let m = self.mounted()?;
+    fn run_op(&mut self, step: &Step) -> Res<Outcome> {
+        let m = self.mounted_mut()?;
+        if m.snapshot.is_none() {
+            m.snapshot = Some(observe::snapshot(&m.target)?);
+        }
         exec::apply_as(m.root.as_raw_fd(), &step.op, step.cred())
     }
 
@@ -458,9 +459,16 @@ impl CaseSession {
         Ok(())
     }
 
-    fn merged_view(&self) -> Res<View> {
-        let m = self.mounted()?;
-        observe::merged_view(&m.target, &m.snapshot)
+    fn merged_view(&mut self) -> Res<View> {
+        let m = self.mounted_mut()?;
+        match &m.snapshot {
+            Some(snap) => observe::merged_view(&m.target, snap),
+            None => {
+                let (view, snap) = observe::merged_view_and_snapshot(&m.target)?;
+                m.snapshot = Some(snap);
+                Ok(view)
+            }
+        }
     }
 
     fn upper_view(&self) -> Res<Option<View>> {

@@ -116,6 +116,12 @@ pub fn fstatat(dirfd: RawFd, path: &[u8], flags: i32) -> SysResult<libc::stat> {
     Ok(unsafe { st.assume_init() })
 }
 
+/// `fchdir(fd)`.
+pub fn fchdir(fd: RawFd) -> SysResult<()> {
+    // SAFETY: plain syscall on an integer fd.
+    check_int(unsafe { libc::fchdir(fd) }).map(drop)
+}
+
 /// `fstat(fd)`.
 pub fn fstat(fd: RawFd) -> SysResult<libc::stat> {
     fstatat(fd, b"", libc::AT_EMPTY_PATH)
@@ -240,12 +246,27 @@ pub fn pwrite_all(fd: RawFd, mut data: &[u8], mut offset: u64) -> SysResult<()> 
 
 /// Reads up to `limit` bytes from `fd` (until EOF).
 pub fn read_to_end(fd: RawFd, limit: usize) -> SysResult<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 65536];
+    read_to_end_sized(fd, limit, 0)
+}
+
+/// [`read_to_end`], sizing the buffer for `expect` bytes (e.g. `st_size`)
+/// so that a file that did not change is read in one call plus the one
+/// that sees EOF.
+pub fn read_to_end_sized(fd: RawFd, limit: usize, expect: usize) -> SysResult<Vec<u8>> {
+    const CHUNK: usize = 65536;
+    let mut out: Vec<u8> = Vec::new();
     while out.len() < limit {
-        let want = buf.len().min(limit - out.len());
-        // SAFETY: `buf` is writable for `want <= buf.len()` bytes.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), want) };
+        if out.len() == out.capacity() {
+            let want = expect
+                .saturating_add(1)
+                .saturating_sub(out.len())
+                .max(CHUNK);
+            out.reserve(want.min(limit - out.len()));
+        }
+        let want = (out.capacity() - out.len()).min(limit - out.len());
+        // SAFETY: the spare capacity of `out` is writable for `want` bytes;
+        // `set_len` below only covers the bytes the kernel wrote.
+        let n = unsafe { libc::read(fd, out.as_mut_ptr().add(out.len()).cast(), want) };
         if n < 0 {
             let e = Errno::last();
             if e == Errno::EINTR {
@@ -256,9 +277,41 @@ pub fn read_to_end(fd: RawFd, limit: usize) -> SysResult<Vec<u8>> {
         if n == 0 {
             break;
         }
-        out.extend_from_slice(&buf[..n as usize]);
+        // SAFETY: the kernel initialised `n <= want` bytes past `len`.
+        unsafe { out.set_len(out.len() + n as usize) };
     }
     Ok(out)
+}
+
+/// The names in directory `fd` (not `.` and `..`), in `getdents64` order.
+/// `fd` must be freshly opened (at offset 0); it is read to the end.
+pub fn read_dir(fd: RawFd) -> SysResult<Vec<CString>> {
+    #[repr(C, align(8))]
+    struct Buf([u8; 8192]);
+    let mut buf = Buf([0; 8192]);
+    let mut names = Vec::new();
+    loop {
+        // SAFETY: `buf` is writable for its length.
+        let n = check(unsafe {
+            libc::syscall(libc::SYS_getdents64, fd, buf.0.as_mut_ptr(), buf.0.len())
+        })? as usize;
+        if n == 0 {
+            return Ok(names);
+        }
+        // struct linux_dirent64 { u64 d_ino; s64 d_off; u16 d_reclen;
+        // u8 d_type; char d_name[]; }
+        let mut off = 0;
+        while off < n {
+            let rec = &buf.0[off..n];
+            let reclen = u16::from_ne_bytes([rec[16], rec[17]]) as usize;
+            let name = CStr::from_bytes_until_nul(&rec[19..reclen]).map_err(|_| Errno::EIO)?;
+            let b = name.to_bytes();
+            if b != b"." && b != b".." {
+                names.push(name.to_owned());
+            }
+            off += reclen;
+        }
+    }
 }
 
 /// Writes the whole buffer to `fd`.
@@ -285,83 +338,83 @@ pub enum Follow {
     No,
 }
 
-/// `getxattr`/`lgetxattr`: the whole value.
+/// `getxattr`/`lgetxattr`: the whole value (one call when it fits a small
+/// buffer; otherwise the size is asked first).
 pub fn getxattr(path: &CStr, name: &[u8], follow: Follow) -> SysResult<Vec<u8>> {
     let n = cstr(name)?;
+    let get = |buf: *mut libc::c_void, size: usize| {
+        // SAFETY: both strings are NUL-terminated; `buf` is writable for
+        // `size` bytes (or NULL with size 0, which asks for the size).
+        let r = unsafe {
+            match follow {
+                Follow::Yes => libc::getxattr(path.as_ptr(), n.as_ptr(), buf, size),
+                Follow::No => libc::lgetxattr(path.as_ptr(), n.as_ptr(), buf, size),
+            }
+        };
+        if r < 0 {
+            Err(Errno::last())
+        } else {
+            Ok(r as usize)
+        }
+    };
+    let mut small = [0u8; 256];
+    match get(small.as_mut_ptr().cast(), small.len()) {
+        Ok(got) => return Ok(small[..got].to_vec()),
+        Err(Errno::ERANGE) => {}
+        Err(e) => return Err(e),
+    }
     loop {
-        // SAFETY: both strings are NUL-terminated; a NULL buffer of size 0
-        // asks for the size.
-        let size = unsafe {
-            match follow {
-                Follow::Yes => libc::getxattr(path.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0),
-                Follow::No => libc::lgetxattr(path.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0),
+        let size = get(std::ptr::null_mut(), 0)?;
+        let mut buf = vec![0u8; size];
+        match get(buf.as_mut_ptr().cast(), buf.len()) {
+            Ok(got) => {
+                buf.truncate(got);
+                return Ok(buf);
             }
-        };
-        if size < 0 {
-            return Err(Errno::last());
+            Err(Errno::ERANGE) => continue,
+            Err(e) => return Err(e),
         }
-        let mut buf = vec![0u8; size as usize];
-        // SAFETY: `buf` is writable for its length.
-        let got = unsafe {
-            match follow {
-                Follow::Yes => libc::getxattr(
-                    path.as_ptr(),
-                    n.as_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                ),
-                Follow::No => libc::lgetxattr(
-                    path.as_ptr(),
-                    n.as_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                ),
-            }
-        };
-        if got < 0 {
-            match Errno::last() {
-                Errno::ERANGE => continue,
-                e => return Err(e),
-            }
-        }
-        buf.truncate(got as usize);
-        return Ok(buf);
     }
 }
 
-/// `listxattr`/`llistxattr`: the names, unsorted.
+/// `listxattr`/`llistxattr`: the names, unsorted (one call when they fit a
+/// small buffer; otherwise the size is asked first).
 pub fn listxattr(path: &CStr, follow: Follow) -> SysResult<Vec<Vec<u8>>> {
-    loop {
-        // SAFETY: NUL-terminated path; NULL/0 asks for the size.
-        let size = unsafe {
+    let list = |buf: *mut libc::c_char, size: usize| {
+        // SAFETY: NUL-terminated path; `buf` is writable for `size` bytes
+        // (or NULL with size 0, which asks for the size).
+        let r = unsafe {
             match follow {
-                Follow::Yes => libc::listxattr(path.as_ptr(), std::ptr::null_mut(), 0),
-                Follow::No => libc::llistxattr(path.as_ptr(), std::ptr::null_mut(), 0),
+                Follow::Yes => libc::listxattr(path.as_ptr(), buf, size),
+                Follow::No => libc::llistxattr(path.as_ptr(), buf, size),
             }
         };
-        if size < 0 {
-            return Err(Errno::last());
+        if r < 0 {
+            Err(Errno::last())
+        } else {
+            Ok(r as usize)
         }
-        let mut buf = vec![0u8; size as usize];
-        // SAFETY: `buf` is writable for its length.
-        let got = unsafe {
-            match follow {
-                Follow::Yes => libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()),
-                Follow::No => libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()),
-            }
-        };
-        if got < 0 {
-            match Errno::last() {
-                Errno::ERANGE => continue,
-                e => return Err(e),
-            }
-        }
-        buf.truncate(got as usize);
-        return Ok(buf
-            .split(|b| *b == 0)
+    };
+    let split = |buf: &[u8]| -> Vec<Vec<u8>> {
+        buf.split(|b| *b == 0)
             .filter(|s| !s.is_empty())
             .map(<[u8]>::to_vec)
-            .collect());
+            .collect()
+    };
+    let mut small = [0u8; 1024];
+    match list(small.as_mut_ptr().cast(), small.len()) {
+        Ok(got) => return Ok(split(&small[..got])),
+        Err(Errno::ERANGE) => {}
+        Err(e) => return Err(e),
+    }
+    loop {
+        let size = list(std::ptr::null_mut(), 0)?;
+        let mut buf = vec![0u8; size];
+        match list(buf.as_mut_ptr().cast(), buf.len()) {
+            Ok(got) => return Ok(split(&buf[..got])),
+            Err(Errno::ERANGE) => continue,
+            Err(e) => return Err(e),
+        }
     }
 }
 

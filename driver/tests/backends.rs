@@ -150,7 +150,8 @@ fn a_killed_fuse_daemon_is_a_dead_backend() {
         Err(DriverError::Died(m)) => assert!(m.contains("fuse-overlayfs"), "{m}"),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(s.merged_view(), Err(DriverError::Died(_))));
+    let mv = s.merged_view();
+    assert!(matches!(mv, Err(DriverError::Died(_))), "{mv:?}");
     let _ = Box::new(s).finish();
     // The campaign goes on.
     let mut s2 = ok(b.start(&case(IMAGE)));
