@@ -140,7 +140,7 @@ impl CaseSession {
         mount::mount_tmpfs(&dir, same_size)
             .map_err(|e| format!("tmpfs on {}: {e}", dir.display()))?;
         let store = match LayerStore::init(&dir.join("overlay2"), 0) {
-            Ok(s) => s,
+            Ok(s) => s.known_umask(crate::worker::WORKER_UMASK),
             Err(e) => {
                 let _ = mount::unmount(&dir);
                 return Err(format!("store: {e}"));
@@ -181,8 +181,13 @@ impl CaseSession {
         let objects = spec
             .objects()
             .map_err(|e| format!("layer spec, entry {}: {}", e.entry, e.message))?;
-        crate::store::write_objects(&self.store.diff(layer), &objects, &self.markers())
-            .map_err(io_str)
+        crate::store::write_objects_umask(
+            &self.store.diff(layer),
+            &objects,
+            &self.markers(),
+            self.store.umask(),
+        )
+        .map_err(io_str)
     }
 
     /// Image layers bottom first, then the container layer seeded with the
@@ -216,13 +221,15 @@ impl CaseSession {
                     mount::mount_tmpfs(dir, size).map_err(std::io::Error::from)?;
                     mounted = Some(dir.to_path_buf());
                 }
-                Ok(())
+                Ok(separate)
             })
             .map_err(io_str)?;
         self.tmpfs.extend(mounted);
         // A base layer has no work/ in overlay2 (it is never mounted); a
-        // container layer always needs one.
-        mkdir_mode(&self.store.work(&layer), 0o700)?;
+        // container layer always needs one (`create` made it above a parent).
+        if parent.is_none() {
+            mkdir_mode(&self.store.work(&layer), 0o700)?;
+        }
         Ok(layer)
     }
 
@@ -262,9 +269,7 @@ impl CaseSession {
     fn mount(&mut self) -> Result<(), MountFailure> {
         let home = self.store.home().to_path_buf();
         let target = self.store.merged(&self.container);
-        if !target.exists() {
-            mkdir_mode(&target, 0o700).map_err(MountFailure::other)?;
-        }
+        mkdir_mode(&target, 0o700).map_err(MountFailure::other)?;
         let mut spec = self.spec();
         if spec.lowers.is_empty() {
             // overlay needs a lowerdir: an empty one stands for "no image".
@@ -518,11 +523,13 @@ impl MountFailure {
     }
 }
 
+/// `mkdir` with an exact mode (the worker's umask is
+/// [`crate::worker::WORKER_UMASK`], 0, and store directories are never
+/// set-gid); an existing directory is fine.
 fn mkdir_mode(path: &Path, mode: u32) -> Res<()> {
-    use std::os::unix::fs::PermissionsExt;
-    match std::fs::create_dir(path) {
-        Ok(()) => std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| format!("chmod {}: {e}", path.display())),
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(mode).create(path) {
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(format!("mkdir {}: {e}", path.display())),
     }

@@ -17,9 +17,11 @@
 use crate::ids::IdGen;
 use crate::sys::{self, Follow};
 use ovlcheck_case::layer::{Object, ObjectKind};
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -45,10 +47,21 @@ pub struct Layer {
 pub struct LayerStore {
     home: PathBuf,
     ids: IdGen,
+    /// The umask of the process, when known (see [`LayerStore::known_umask`]).
+    umask: Option<u32>,
 }
 
 fn mkdir(path: &Path, mode: u32) -> io::Result<()> {
+    mkdir_umask(path, mode, None)
+}
+
+/// `mkdir` then `chmod`, unless the umask is known to leave `mode` whole.
+/// Only for directories inside the store's own (never set-gid) ones.
+fn mkdir_umask(path: &Path, mode: u32, umask: Option<u32>) -> io::Result<()> {
     fs::DirBuilder::new().mode(mode).create(path)?;
+    if umask.is_some_and(|u| mode & u == 0) && mode & 0o7000 == 0 {
+        return Ok(());
+    }
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
 }
 
@@ -81,7 +94,21 @@ impl LayerStore {
         Ok(LayerStore {
             home: home.to_path_buf(),
             ids: IdGen::new(seed),
+            umask: None,
         })
+    }
+
+    /// Tells the store that the process's umask is `umask` (and stays so),
+    /// so that directories made with a mode the umask leaves whole need no
+    /// `chmod`.
+    pub fn known_umask(mut self, umask: u32) -> LayerStore {
+        self.umask = Some(umask);
+        self
+    }
+
+    /// The umask given to [`LayerStore::known_umask`].
+    pub fn umask(&self) -> Option<u32> {
+        self.umask
     }
 
     /// The store's root directory.
@@ -124,23 +151,26 @@ impl LayerStore {
     /// 0710, `diff/` 0755, `l/<LID> -> ../<id>/diff`, `link`; with a parent
     /// also `work/` 0700, `committed` in the parent and `lower`.
     pub fn create_named(&mut self, id: &str, parent: Option<&Layer>) -> io::Result<Layer> {
-        self.create_named_with(id, parent, &mut |_| Ok(()))
+        self.create_named_with(id, parent, &mut |_| Ok(false))
     }
 
     /// [`LayerStore::create_named`], calling `prepare` on the new `<id>/`
     /// before anything goes into it (e.g. to mount a tmpfs there, so the
-    /// layer lives on its own filesystem).
+    /// layer lives on its own filesystem); `prepare` says whether it
+    /// replaced the directory (its mode is then set again).
     pub fn create_named_with(
         &mut self,
         id: &str,
         parent: Option<&Layer>,
-        prepare: &mut dyn FnMut(&Path) -> io::Result<()>,
+        prepare: &mut dyn FnMut(&Path) -> io::Result<bool>,
     ) -> io::Result<Layer> {
         let dir = self.dir(id);
-        mkdir(&dir, 0o710)?;
-        prepare(&dir)?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o710))?;
-        mkdir(&dir.join("diff"), 0o755)?;
+        let umask = self.umask;
+        mkdir_umask(&dir, 0o710, umask)?;
+        if prepare(&dir)? {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o710))?;
+        }
+        mkdir_umask(&dir.join("diff"), 0o755, umask)?;
         let link = self.ids.link_id();
         symlink(
             format!("../{id}/diff"),
@@ -149,7 +179,7 @@ impl LayerStore {
         write_file(&dir.join("link"), link.as_bytes(), 0o644)?;
         let mut lower = Vec::new();
         if let Some(p) = parent {
-            mkdir(&dir.join("work"), 0o700)?;
+            mkdir_umask(&dir.join("work"), 0o700, umask)?;
             write_file(&self.dir(&p.id).join("committed"), b"", 0o600)?;
             lower.push(format!("{LINK_DIR}/{}", p.link));
             lower.extend(p.lower.iter().cloned());
@@ -240,19 +270,87 @@ pub struct MarkerNames {
 /// (`utimensat(AT_SYMLINK_NOFOLLOW)`). Directory mtimes are set last, once
 /// all children exist.
 pub fn write_objects(root: &Path, objects: &[Object], markers: &MarkerNames) -> io::Result<()> {
+    write_objects_umask(root, objects, markers, None)
+}
+
+/// [`write_objects`] by a process whose umask is known to be `umask`
+/// (`None`: unknown). Calls that provably change nothing are left out: the
+/// `lchown` of an object created with the wanted owner already, the
+/// `chmod` of one whose create mode came out exact.
+pub fn write_objects_umask(
+    root: &Path,
+    objects: &[Object],
+    markers: &MarkerNames,
+    umask: Option<u32>,
+) -> io::Result<()> {
+    let top = sys::openat(
+        libc::AT_FDCWD,
+        path_bytes(root),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+    )
+    .map_err(|e| annotate(errno_io(e), "open", root))?;
+    let dir = top.as_raw_fd();
+    let top_st = sys::fstat(dir).map_err(|e| annotate(errno_io(e), "stat", root))?;
+    let creator = Creator {
+        // SAFETY: plain syscalls without failure modes.
+        uid: unsafe { libc::geteuid() },
+        // SAFETY: as above.
+        gid: unsafe { libc::getegid() },
+        umask,
+    };
+    // Set-gid directories (relative path -> gid): new objects in them take
+    // that group, new directories the set-gid bit.
+    let mut setgid: HashMap<String, u32> = HashMap::new();
+    if top_st.st_mode & libc::S_ISGID != 0 {
+        setgid.insert(String::new(), top_st.st_gid);
+    }
     for o in objects {
-        let path = root.join(o.path.as_string());
-        create_object(root, &path, o).map_err(|e| annotate(e, "create", &path))?;
+        let rel = o.path.as_string();
+        let here = || root.join(&rel);
+        let parent_gid = setgid.get(parent_of(&rel)).copied();
+        let file = create_object(dir, &rel, o).map_err(|e| annotate(e, "create", &here()))?;
         if matches!(o.kind, ObjectKind::Hardlink(_)) {
             continue;
         }
-        set_attributes(&path, o, markers).map_err(|e| annotate(e, "set attributes of", &path))?;
+        let target = Target {
+            dir,
+            rel: &rel,
+            file: file.as_ref().map(|f| f.as_raw_fd()),
+            root,
+        };
+        set_attributes(&target, o, markers, &creator, parent_gid)
+            .map_err(|e| annotate(e, "set attributes of", &here()))?;
+        if o.kind == ObjectKind::Dir && o.mode & libc::S_ISGID != 0 {
+            setgid.insert(rel, o.gid);
+        }
     }
     for o in objects.iter().filter(|o| o.kind == ObjectKind::Dir) {
-        let path = root.join(o.path.as_string());
-        set_mtime(&path, o.mtime).map_err(|e| annotate(e, "set mtime of", &path))?;
+        let rel = o.path.as_string();
+        sys::utimensat(dir, rel.as_bytes(), o.mtime, libc::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| annotate(errno_io(e), "set mtime of", &root.join(&rel)))?;
     }
     Ok(())
+}
+
+/// The ids and umask new objects are made with.
+struct Creator {
+    uid: u32,
+    gid: u32,
+    umask: Option<u32>,
+}
+
+/// Where an object is: `rel` below the directory fd `dir` (`root` on
+/// disk); `file` is an open fd for regular files.
+struct Target<'a> {
+    dir: RawFd,
+    rel: &'a str,
+    file: Option<RawFd>,
+    root: &'a Path,
+}
+
+fn parent_of(rel: &str) -> &str {
+    rel.rsplit_once('/').map_or("", |(p, _)| p)
 }
 
 fn annotate(e: io::Error, what: &str, path: &Path) -> io::Error {
@@ -263,76 +361,131 @@ fn path_bytes(path: &Path) -> &[u8] {
     path.as_os_str().as_bytes()
 }
 
-fn create_object(root: &Path, path: &Path, o: &Object) -> io::Result<()> {
-    let p = path_bytes(path);
-    let cwd = libc::AT_FDCWD;
+/// Creates the object; a regular file stays open for its attributes.
+fn create_object(dir: RawFd, rel: &str, o: &Object) -> io::Result<Option<OwnedFd>> {
+    let p = rel.as_bytes();
     let r = match &o.kind {
-        ObjectKind::Dir => sys::mkdirat(cwd, p, o.mode & 0o7777),
+        ObjectKind::Dir => sys::mkdirat(dir, p, o.mode & 0o7777),
         ObjectKind::File(data) => {
             let fd = sys::openat(
-                cwd,
+                dir,
                 p,
                 libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
                 o.mode & 0o7777,
             )
             .map_err(errno_io)?;
-            sys::write_all(std::os::fd::AsRawFd::as_raw_fd(&fd), data)
+            sys::write_all(fd.as_raw_fd(), data).map_err(errno_io)?;
+            return Ok(Some(fd));
         }
-        ObjectKind::Symlink(target) => sys::symlinkat(target, cwd, p),
-        ObjectKind::Fifo => sys::mknodat(cwd, p, libc::S_IFIFO | (o.mode & 0o7777), 0),
-        ObjectKind::Whiteout => sys::mknodat(cwd, p, libc::S_IFCHR, libc::makedev(0, 0)),
+        ObjectKind::Symlink(target) => sys::symlinkat(target, dir, p),
+        ObjectKind::Fifo => sys::mknodat(dir, p, libc::S_IFIFO | (o.mode & 0o7777), 0),
+        ObjectKind::Whiteout => sys::mknodat(dir, p, libc::S_IFCHR, libc::makedev(0, 0)),
         ObjectKind::Hardlink(existing) => {
-            let old = root.join(existing.as_string());
-            sys::linkat(cwd, path_bytes(&old), cwd, p, 0)
+            sys::linkat(dir, existing.as_string().as_bytes(), dir, p, 0)
         }
     };
-    r.map_err(errno_io)
+    r.map(|_| None).map_err(errno_io)
 }
 
-fn set_attributes(path: &Path, o: &Object, markers: &MarkerNames) -> io::Result<()> {
-    let p = path_bytes(path);
-    let nofollow = libc::AT_SYMLINK_NOFOLLOW;
-    sys::fchownat(libc::AT_FDCWD, p, o.uid, o.gid, nofollow).map_err(errno_io)?;
+fn set_attributes(
+    t: &Target,
+    o: &Object,
+    markers: &MarkerNames,
+    creator: &Creator,
+    parent_gid: Option<u32>,
+) -> io::Result<()> {
+    let p = t.rel.as_bytes();
     let is_symlink = matches!(o.kind, ObjectKind::Symlink(_));
-    if !is_symlink {
-        // After chown, which clears set-id bits.
-        sys::fchmodat(libc::AT_FDCWD, p, o.mode & 0o7777).map_err(errno_io)?;
+    let is_dir = o.kind == ObjectKind::Dir;
+    // A new object belongs to the creator's fsuid and fsgid, or to the
+    // parent's group when the parent is set-gid.
+    if (o.uid, o.gid) != (creator.uid, parent_gid.unwrap_or(creator.gid)) {
+        match t.file {
+            // SAFETY: plain syscall on an fd we own.
+            Some(fd) => check(unsafe { libc::fchown(fd, o.uid, o.gid) })?,
+            None => sys::fchownat(t.dir, p, o.uid, o.gid, libc::AT_SYMLINK_NOFOLLOW)
+                .map_err(errno_io)?,
+        }
     }
-    let c = CString::new(p).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    for (name, value) in &o.xattrs {
-        sys::setxattr(&c, name.as_bytes(), value, Follow::No).map_err(errno_io)?;
+    // chmod unless the create mode came out exact: no set-id or sticky bit
+    // (chown clears set-id bits, mkdir ignores them and inherits set-gid
+    // from the parent), nothing masked by the umask, and a create mode that
+    // was the wanted one (whiteouts are made with mode 0).
+    let perm = o.mode & 0o7777;
+    let created = if o.kind == ObjectKind::Whiteout {
+        0
+    } else {
+        perm
+    };
+    let exact = perm & 0o7000 == 0
+        && !(is_dir && parent_gid.is_some())
+        && creator.umask.is_some_and(|u| created & !u == perm);
+    if !is_symlink && !exact {
+        match t.file {
+            // SAFETY: plain syscall on an fd we own.
+            Some(fd) => check(unsafe { libc::fchmod(fd, perm) })?,
+            None => sys::fchmodat(t.dir, p, perm).map_err(errno_io)?,
+        }
     }
     let m = &o.markers;
     let prefixed = |short: &str| format!("{}{short}", markers.prefix);
+    let mut xattrs: Vec<(std::borrow::Cow<[u8]>, std::borrow::Cow<[u8]>)> = o
+        .xattrs
+        .iter()
+        .map(|(k, v)| (k.as_bytes().into(), v.as_slice().into()))
+        .collect();
     if let Some(ch) = m.opaque {
-        let v = ch.to_string();
-        sys::setxattr(&c, prefixed("opaque").as_bytes(), v.as_bytes(), Follow::No)
-            .map_err(errno_io)?;
+        let v = ch.to_string().into_bytes();
+        xattrs.push((prefixed("opaque").into_bytes().into(), v.into()));
     }
     if let Some(r) = &m.redirect {
-        sys::setxattr(
-            &c,
-            prefixed("redirect").as_bytes(),
-            r.as_bytes(),
-            Follow::No,
-        )
-        .map_err(errno_io)?;
+        xattrs.push((
+            prefixed("redirect").into_bytes().into(),
+            r.as_bytes().into(),
+        ));
     }
     if m.xwhiteout {
-        sys::setxattr(&c, prefixed("whiteout").as_bytes(), b"", Follow::No).map_err(errno_io)?;
+        xattrs.push((prefixed("whiteout").into_bytes().into(), b"".into()));
     }
-    if o.kind != ObjectKind::Dir {
-        set_mtime(path, o.mtime)?;
+    if !xattrs.is_empty() {
+        let path = CString::new(path_bytes(&t.root.join(t.rel)))
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        for (name, value) in &xattrs {
+            match t.file {
+                Some(fd) => fsetxattr(fd, name, value)?,
+                None => sys::setxattr(&path, name, value, Follow::No).map_err(errno_io)?,
+            }
+        }
+    }
+    if !is_dir {
+        match t.file {
+            Some(fd) => {
+                let ts = libc::timespec {
+                    tv_sec: o.mtime,
+                    tv_nsec: 0,
+                };
+                // SAFETY: `fd` is ours; `times` is an array of two timespecs.
+                check(unsafe { libc::futimens(fd, [ts, ts].as_ptr()) })?
+            }
+            None => {
+                sys::utimensat(t.dir, p, o.mtime, libc::AT_SYMLINK_NOFOLLOW).map_err(errno_io)?
+            }
+        }
     }
     Ok(())
 }
 
-fn set_mtime(path: &Path, secs: i64) -> io::Result<()> {
-    sys::utimensat(
-        libc::AT_FDCWD,
-        path_bytes(path),
-        secs,
-        libc::AT_SYMLINK_NOFOLLOW,
-    )
-    .map_err(errno_io)
+fn check(ret: libc::c_int) -> io::Result<()> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `fsetxattr(fd, name, value, 0)`.
+fn fsetxattr(fd: RawFd, name: &[u8], value: &[u8]) -> io::Result<()> {
+    let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `n` is NUL-terminated; `value` is readable for its length.
+    check(unsafe { libc::fsetxattr(fd, n.as_ptr(), value.as_ptr().cast(), value.len(), 0) })
 }

@@ -34,6 +34,9 @@ use std::time::{Duration, Instant};
 
 /// The fd number of the worker's socket in the worker.
 const SOCK_FD: RawFd = 3;
+/// The umask of a worker (set once at its start): objects get exactly the
+/// modes they are created with.
+pub const WORKER_UMASK: u32 = 0;
 /// Inside ids `[0, ID_RANGE)` map to outside `[ID_BASE, ID_BASE + ID_RANGE)`
 /// in a user namespace made by a root harness (an unprivileged namespace,
 /// like rootless containers' subordinate ids).
@@ -440,7 +443,7 @@ fn setup_namespaces(userns: bool, mountpoint: &std::path::Path) -> Result<(), (S
     })?;
     // SAFETY: umask has no failure mode.
     unsafe {
-        libc::umask(0);
+        libc::umask(WORKER_UMASK as libc::mode_t);
     }
     Ok(())
 }
