@@ -47,11 +47,35 @@ impl Model {
                 .map(|e| e.keys().cloned().collect())
                 .unwrap_or_default();
         }
+        let upper_entries = d.upper.and_then(|u| self.upper_inode(u).entries());
+        let impure = d.upper.is_some_and(|u| self.upper_inode(u).ovl.impure);
         self.merged_entries(d)
             .into_iter()
             .filter(|(_, wh)| !wh)
             .map(|(n, _)| n)
+            .filter(|n| {
+                let from_upper = upper_entries.is_some_and(|e| e.contains_key(n));
+                !(self.calc_d_ino(from_upper, impure) && self.is_stale_entry(d, n))
+            })
             .collect()
+    }
+
+    /// readdir.c ovl_calc_d_ino: whether iterating a merged directory looks
+    /// the entry up to compute its d_ino: always with xino, else for upper
+    /// entries of an impure directory on one filesystem.
+    fn calc_d_ino(&self, from_upper: bool, impure: bool) -> bool {
+        match self.feat.ino {
+            InoMode::Xino => true,
+            InoMode::SameFs => from_upper && impure,
+            InoMode::PseudoDev => false,
+        }
+    }
+
+    /// readdir.c ovl_cache_update: an entry whose lookup is negative (an
+    /// xattr whiteout outside an `opaque=x` directory) is stale and not
+    /// listed (verified on 6.18 with xino=on).
+    fn is_stale_entry(&self, d: &Dentry, name: &str) -> bool {
+        self.lookup(d, name).is_ok_and(|c| !c.is_positive())
     }
 
     /// readdir.c ovl_cache_get_impure: reading an impure directory that is
