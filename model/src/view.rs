@@ -155,7 +155,14 @@ impl Model {
     /// observed: merged first), which reads every directory and so drops
     /// stale `impure` xattrs (readdir_clears_impure).
     pub fn upper_view(&self) -> Option<View> {
-        self.upper.as_ref()?;
+        let upper = self.upper.as_ref()?;
+        let candidate = upper
+            .inodes
+            .iter()
+            .any(|(ino, i)| *ino != upper.root && i.ovl.impure && i.ovl.origin.is_none());
+        if !candidate {
+            return Some(self.raw_view(upper));
+        }
         let mut clear = Vec::new();
         self.walk_merged_dirs(&mut |parent: Option<&Dentry>, d: &Dentry| {
             if let Some(p) = parent {
