@@ -323,18 +323,43 @@ impl CaseSession {
     /// Unmounts the overlay and every tmpfs of the session, then removes
     /// its directory.
     fn teardown(mut self) {
+        let _ = std::env::set_current_dir("/");
+        if self.mounter == Mounter::Kernel && self.detach_all() {
+            let _ = std::fs::remove_dir(&self.dir);
+            return;
+        }
         if self.unmount().is_err() {
             if let Some(m) = self.mounted.take() {
                 let _ = nix::mount::umount2(&m.target, nix::mount::MntFlags::MNT_DETACH);
             }
         }
-        let _ = std::env::set_current_dir("/");
         for t in self.tmpfs.iter().rev() {
             if mount::unmount(t).is_err() {
                 let _ = nix::mount::umount2(t, nix::mount::MntFlags::MNT_DETACH);
             }
         }
         let _ = std::fs::remove_dir(&self.dir);
+    }
+
+    /// Kernel mounts only (helpers must be stopped their own way): one lazy
+    /// unmount of the session's tmpfs takes the overlay and any container
+    /// tmpfs along — one RCU grace period for the whole tree instead of one
+    /// per umount. Nothing holds a reference into them any more (the root fd
+    /// is closed, the cwd is `/`), so every superblock is gone by the time
+    /// `umount2` returns (the last `mntput`s run before it goes back to user
+    /// space). `false`: nothing was detached, unmount one by one.
+    fn detach_all(&mut self) -> bool {
+        let Some(outer) = self.tmpfs.first() else {
+            return false;
+        };
+        let target = self.mounted.take().map(|m| m.target);
+        if nix::mount::umount2(outer, nix::mount::MntFlags::MNT_DETACH).is_ok() {
+            return true;
+        }
+        if let Some(t) = target {
+            let _ = mount::unmount(&t);
+        }
+        false
     }
 
     fn handle(&mut self, req: Request) -> Response {

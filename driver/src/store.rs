@@ -429,7 +429,7 @@ fn set_attributes(
     }
     let m = &o.markers;
     let prefixed = |short: &str| format!("{}{short}", markers.prefix);
-    let mut xattrs: Vec<(std::borrow::Cow<[u8]>, std::borrow::Cow<[u8]>)> = o
+    let mut xattrs: Vec<Xattr> = o
         .xattrs
         .iter()
         .map(|(k, v)| (k.as_bytes().into(), v.as_slice().into()))
@@ -474,6 +474,9 @@ fn set_attributes(
     }
     Ok(())
 }
+
+/// An xattr to set: name and value.
+type Xattr<'a> = (std::borrow::Cow<'a, [u8]>, std::borrow::Cow<'a, [u8]>);
 
 fn check(ret: libc::c_int) -> io::Result<()> {
     if ret < 0 {
