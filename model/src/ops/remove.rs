@@ -14,6 +14,10 @@ impl Model {
     /// followed): missing ENOENT; a trailing slash ENOTDIR (EISDIR on a
     /// directory); may_delete; EISDIR.
     pub(crate) fn op_unlink(&mut self, path: &OpPath, cred: Cred) -> Result<Value, Errno> {
+        if path.path.is_root() {
+            // do_unlinkat: the root is LAST_ROOT, not a name: EISDIR.
+            return Err(Errno::EISDIR);
+        }
         let w = self.resolve_victim(path, cred)?;
         let d = w.last().clone();
         if path.trailing_slash {
@@ -34,6 +38,10 @@ impl Model {
     /// do_rmdir: like unlink; ENOTDIR for a non-directory (after the
     /// permission check), ENOTEMPTY from overlay.
     pub(crate) fn op_rmdir(&mut self, path: &OpPath, cred: Cred) -> Result<Value, Errno> {
+        if path.path.is_root() {
+            // do_rmdir: LAST_ROOT is EBUSY.
+            return Err(Errno::EBUSY);
+        }
         let w = self.resolve_victim(path, cred)?;
         let d = w.last().clone();
         may_delete(cred, self.attr(w.parent_dentry()), self.attr(&d))?;
@@ -160,6 +168,30 @@ mod tests {
         assert!(upper(&m).contains("d whiteout"));
         assert_eq!(run(&mut m, "mkdir d 0755"), "ok");
         assert!(upper(&m).contains("d dir 0755 0:0 opaque=y"));
+    }
+
+    #[test]
+    fn the_root_is_not_a_name() {
+        let mut m = model("lower\n  dir d 0755\n");
+        let root = ovlcheck_case::OpPath::plain(ovlcheck_case::RelPath::root());
+        let cred = ovlcheck_case::Cred::ROOT;
+        assert_eq!(m.op_unlink(&root, cred), Err(ovlcheck_case::Errno::EISDIR));
+        assert_eq!(m.op_rmdir(&root, cred), Err(ovlcheck_case::Errno::EBUSY));
+        let d = ovlcheck_case::OpPath::parse("d").unwrap();
+        let flags = ovlcheck_case::RenameFlags::default();
+        assert_eq!(
+            m.op_rename(&root, &d, flags, cred),
+            Err(ovlcheck_case::Errno::EBUSY)
+        );
+        assert_eq!(
+            m.op_rename(&d, &root, flags, cred),
+            Err(ovlcheck_case::Errno::EBUSY)
+        );
+        assert_eq!(
+            m.op_mkdir(&root, 0o755, cred),
+            Err(ovlcheck_case::Errno::EEXIST)
+        );
+        assert_eq!(run(&mut m, "readdir d"), "[]");
     }
 
     #[test]

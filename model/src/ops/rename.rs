@@ -42,6 +42,10 @@ impl Model {
         cred: Cred,
     ) -> Result<Value, Errno> {
         check_flags(flags, cred)?;
+        if old.path.is_root() || new.path.is_root() {
+            // do_renameat2: LAST_ROOT on either side is EBUSY.
+            return Err(Errno::EBUSY);
+        }
         let or = self.resolve(&OpPath::plain(old.path.clone()), Follow::Never, cred)?;
         let nr = self.resolve(&OpPath::plain(new.path.clone()), Follow::Never, cred)?;
         self.check_writable()?;
