@@ -5,13 +5,14 @@
 //! are deterministic; only timings vary.
 
 use crate::gen::{case_at, GenConfig};
+use crate::pool::map_in_order;
 use crate::runner::{run_case, Checks, Divergence, RunError};
 use crate::shrink::shrink;
 use ovlcheck_case::Case;
 use ovlcheck_driver::{Backend, DriverError};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -124,10 +125,10 @@ impl Campaign {
 #[error("{0}")]
 pub struct Fatal(pub String);
 
-/// What the workers of phase 1 share.
+/// What the workers of phase 1 share: the first divergence per signature
+/// and the first failure messages (bounded, unlike per-case results).
 #[derive(Default)]
 struct Shared {
-    slots: Vec<Option<CaseResult>>,
     first: BTreeMap<String, (u64, Divergence)>,
     failures: Vec<(u64, String)>,
     fatal: Option<Fatal>,
@@ -136,7 +137,6 @@ struct Shared {
 impl Shared {
     fn record(
         &mut self,
-        slot: usize,
         index: u64,
         ops: usize,
         outcome: Result<Option<Divergence>, String>,
@@ -161,7 +161,6 @@ impl Shared {
                 self.failures.truncate(KEPT_FAILURES);
             }
         }
-        self.slots[slot] = Some(r);
         r
     }
 }
@@ -175,46 +174,32 @@ pub fn run_indices(
     stop: &AtomicBool,
     progress: &(dyn Fn(&CaseResult) + Sync),
 ) -> Result<Campaign, Fatal> {
-    let next = AtomicUsize::new(0);
-    let shared = Mutex::new(Shared {
-        slots: vec![None; indices.len()],
-        ..Shared::default()
-    });
-    std::thread::scope(|s| {
-        for _ in 0..opts.jobs.max(1) {
-            s.spawn(|| loop {
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let slot = next.fetch_add(1, Ordering::SeqCst);
-                let Some(&index) = indices.get(slot) else {
-                    return;
-                };
-                let case = case_at(&opts.gen, opts.seed, index);
-                let outcome = one_case(backend, &case, index);
-                let mut sh = shared.lock().expect("no panics while held");
-                match outcome {
-                    Ok((ops, o)) => {
-                        let r = sh.record(slot, index, ops, o);
-                        drop(sh);
-                        progress(&r);
-                    }
-                    Err(f) => {
-                        sh.fatal.get_or_insert(f);
-                        stop.store(true, Ordering::SeqCst);
-                        return;
-                    }
-                }
-            });
+    let shared = Mutex::new(Shared::default());
+    let slots = map_in_order(opts.jobs, indices, stop, |_, &index| {
+        let case = case_at(&opts.gen, opts.seed, index);
+        let outcome = one_case(backend, &case, index);
+        let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok((ops, o)) => {
+                let r = sh.record(index, ops, o);
+                drop(sh);
+                progress(&r);
+                Some(r)
+            }
+            Err(f) => {
+                sh.fatal.get_or_insert(f);
+                stop.store(true, Ordering::SeqCst);
+                None
+            }
         }
     });
-    let sh = shared.into_inner().expect("threads joined");
+    let sh = shared.into_inner().unwrap_or_else(|p| p.into_inner());
     if let Some(f) = sh.fatal {
         return Err(f);
     }
     // An interrupted campaign keeps the prefix of cases that all finished, so
     // the summary describes an exact range of the case stream.
-    let results: Vec<CaseResult> = sh.slots.into_iter().map_while(|r| r).collect();
+    let results: Vec<CaseResult> = slots.into_iter().map_while(Option::flatten).collect();
     let end = results.last().map_or(0, |r| r.index + 1);
     let first = sh
         .first
@@ -319,28 +304,12 @@ pub fn findings(
     let mut picked: Vec<(u64, &Divergence)> = first.values().map(|(i, d)| (*i, d)).collect();
     picked.sort_by_key(|(i, _)| *i);
     picked.truncate(opts.max_reported);
-    let out: Mutex<Vec<Option<Finding>>> = Mutex::new(vec![None; picked.len()]);
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..opts.jobs.max(1) {
-            s.spawn(|| loop {
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let slot = next.fetch_add(1, Ordering::SeqCst);
-                let Some((index, d)) = picked.get(slot) else {
-                    return;
-                };
-                let f = minimize(backend, d, *index, opts.shrink_runs);
-                out.lock().expect("no panics while held")[slot] = Some(f);
-            });
-        }
-    });
-    out.into_inner()
-        .expect("threads joined")
-        .into_iter()
-        .flatten()
-        .collect()
+    map_in_order(opts.jobs, &picked, stop, |_, (index, d)| {
+        minimize(backend, d, *index, opts.shrink_runs)
+    })
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// The first divergences as they were found, lowest case first.

@@ -4,12 +4,13 @@
 //! only from a state not seen before; every sequence run is checked against
 //! the backend with the full differential runner.
 
+use crate::pool::map_in_order;
 use crate::runner::{run_case, Checks, Divergence, RunError};
 use ovlcheck_case::{parse_case, Case, Profile, Step};
 use ovlcheck_driver::{Backend, DriverError};
 use ovlcheck_model::Model;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// The fixed universe: two lower layers sharing names, with files, a merged
@@ -158,36 +159,21 @@ fn run_all(
     jobs: usize,
     stop: &AtomicBool,
 ) -> Result<Vec<SeqResult>, String> {
-    let next = AtomicUsize::new(0);
-    let slots: Mutex<Vec<SeqResult>> = Mutex::new(vec![None; sequences.len()]);
     let fatal = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| loop {
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some((_, seq)) = sequences.get(i) else {
-                    return;
-                };
-                let case = universe_case(profile, seq);
-                let r = match run_case(backend, &case, Checks::default()) {
-                    Ok(run) => Ok(run.divergence),
-                    Err(RunError::Backend(DriverError::Environment(m)))
-                    | Err(RunError::BadCase(m)) => {
-                        *fatal.lock().expect("not poisoned") = Some(m);
-                        stop.store(true, Ordering::SeqCst);
-                        return;
-                    }
-                    Err(RunError::Backend(e)) => Err(e.to_string()),
-                };
-                slots.lock().expect("not poisoned")[i] = Some(r);
-            });
+    let results = map_in_order(jobs, sequences, stop, |_, (_, seq)| {
+        let case = universe_case(profile, seq);
+        match run_case(backend, &case, Checks::default()) {
+            Ok(run) => Some(Ok(run.divergence)),
+            Err(RunError::Backend(DriverError::Environment(m))) | Err(RunError::BadCase(m)) => {
+                *fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(m);
+                stop.store(true, Ordering::SeqCst);
+                None
+            }
+            Err(RunError::Backend(e)) => Some(Err(e.to_string())),
         }
     });
-    if let Some(m) = fatal.into_inner().expect("joined") {
+    if let Some(m) = fatal.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(m);
     }
-    Ok(slots.into_inner().expect("joined"))
+    Ok(results.into_iter().map(Option::flatten).collect())
 }

@@ -8,6 +8,7 @@ pub mod corpus;
 pub mod explore;
 pub mod gen;
 pub mod model_backend;
+pub mod pool;
 pub mod report;
 pub mod repro;
 pub mod runner;
