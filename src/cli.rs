@@ -152,6 +152,10 @@ struct RunArgs {
     case: PathBuf,
     #[command(flatten)]
     backend: BackendArgs,
+    /// Print the case with every step pinned to the backend's observed
+    /// outcome (how corpus cases get their `=>` pins) instead of the table.
+    #[arg(long)]
+    pin: bool,
 }
 
 #[derive(Args)]
@@ -531,6 +535,19 @@ fn run_one(a: RunArgs) -> i32 {
         Err(e) => return fail(e),
     };
     match run_case(&*backend, &case, Checks::default()) {
+        Ok(run) if a.pin => {
+            let mut pinned = case.clone();
+            for (step, seen) in pinned.steps.iter_mut().zip(&run.observed) {
+                step.expect = Some(seen.clone());
+            }
+            print!("{}", print_case(&pinned));
+            if run.divergence.is_some() {
+                eprintln!("ovlcheck: the model diverges from {} on this case (run without --pin for the report)", backend.name());
+                DIVERGED
+            } else {
+                OK
+            }
+        }
         Ok(run) => match run.divergence {
             Some(d) => {
                 println!("{}", report::render(&d, backend.name()));

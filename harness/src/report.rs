@@ -63,7 +63,8 @@ pub fn side_by_side(d: &Divergence) -> String {
         .map(|(i, s)| {
             let model = d.allowed.get(i).map(|a| a.to_string()).unwrap_or_default();
             let backend = d.observed.get(i).map(outcome_text).unwrap_or_default();
-            (format!("{:>3}  {}", i + 1, step_text(s)), model, backend)
+            let op = clip(&step_text(s), COLUMN);
+            (format!("{:>3}  {op}", i + 1), clip(&model, COLUMN), clip(&backend, COLUMN))
         })
         .collect();
     let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(8);
@@ -91,6 +92,17 @@ pub fn side_by_side(d: &Divergence) -> String {
         );
     }
     out
+}
+
+/// Widest cell of the side-by-side table; longer text is cut with `...`.
+const COLUMN: usize = 72;
+
+/// `s` cut to at most `max` chars (never inside a char), `...` marking a cut.
+fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((b, _)) => format!("{}...", &s[..b]),
+        None => s.to_string(),
+    }
 }
 
 fn outcome_text(o: &Outcome) -> String {
