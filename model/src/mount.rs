@@ -116,17 +116,20 @@ impl Model {
     /// Each non-directory's identity, by the smallest merged path that has it.
     pub(crate) fn take_snapshot(&self) -> BTreeMap<crate::Ident, String> {
         let mut snap: BTreeMap<crate::Ident, String> = BTreeMap::new();
-        self.walk_merged(&mut |path: &str, d: &Dentry| {
-            if !d.is_dir {
-                let id = self.ident(d);
-                match snap.get(&id) {
-                    Some(p) if p.as_str() <= path => {}
-                    _ => {
-                        snap.insert(id, path.to_string());
+        self.walk_merged(
+            &mut |path: &str, d: &Dentry| {
+                if !d.is_dir {
+                    let id = self.ident(d);
+                    match snap.get(&id) {
+                        Some(p) if p.as_str() <= path => {}
+                        _ => {
+                            snap.insert(id, path.to_string());
+                        }
                     }
                 }
-            }
-        });
+            },
+            &mut |_| {},
+        );
         snap
     }
 }

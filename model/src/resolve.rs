@@ -78,6 +78,18 @@ pub(crate) enum Resolved {
     },
 }
 
+/// Where a last-component op acts (the driver's `place`): a directory
+/// and a name, or the root itself (the path `/` in a chroot).
+#[derive(Clone, Debug)]
+pub(crate) enum Place {
+    Root,
+    At {
+        dir: Walk,
+        name: String,
+        slash: bool,
+    },
+}
+
 /// How to treat the final component.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Follow {
@@ -101,7 +113,21 @@ impl Model {
         }
     }
 
-    /// Resolves `path` from the overlay root as `cred`.
+    /// The walk of the root alone.
+    pub(crate) fn root_walk(&self) -> Walk {
+        Walk {
+            frames: vec![Frame {
+                name: String::new(),
+                dentry: self.root_dentry(),
+            }],
+        }
+    }
+
+    /// Resolves `path` from the overlay root as `cred`, as the driver's
+    /// full-path `openat2(root, path, RESOLVE_IN_ROOT)` does: the root
+    /// itself is the path `.`, whose walk needs search permission on the
+    /// root (fs/namei.c: link_path_walk calls may_lookup before every
+    /// component, the last one and `.` included).
     pub(crate) fn resolve(
         &self,
         path: &OpPath,
@@ -109,7 +135,11 @@ impl Model {
         cred: Cred,
     ) -> Result<Resolved, Errno> {
         let names = path.path.names();
-        let mut todo: VecDeque<(Cow<'_, str>, bool)> = names
+        if names.is_empty() {
+            permission(cred, self.attr(&self.root_dentry()), MAY_EXEC)?;
+            return Ok(Resolved::Found(self.root_walk()));
+        }
+        let todo: VecDeque<(Cow<'_, str>, bool)> = names
             .iter()
             .enumerate()
             .map(|(i, n)| {
@@ -119,10 +149,80 @@ impl Model {
                 )
             })
             .collect();
-        let mut frames = vec![Frame {
-            name: String::new(),
-            dentry: self.root_dentry(),
-        }];
+        self.walk_from(self.root_walk().frames, todo, follow, cred)
+    }
+
+    /// Resolves the object a last-component op names (lstat, readlink,
+    /// mkdir, mkfifo, symlink, unlink, rmdir): the driver opens the parent
+    /// and calls the `*at` syscall with the last name, which for a normal
+    /// name walks exactly like [`Model::resolve`]; the root itself is
+    /// named `/` inside a chroot, whose walk checks no permission
+    /// (link_path_walk returns at once for a path of slashes: LAST_ROOT).
+    pub(crate) fn resolve_last(
+        &self,
+        path: &OpPath,
+        follow: Follow,
+        cred: Cred,
+    ) -> Result<Resolved, Errno> {
+        let place = self.place(path, cred)?;
+        self.lookup_at(&place, follow, cred)
+    }
+
+    /// Where a last-component op acts, as the driver finds it before the
+    /// syscall: the parent opened `O_PATH | O_DIRECTORY` with openat2
+    /// (following a final symlink; ENOENT/ENOTDIR when it is not a
+    /// directory), or the root itself.
+    pub(crate) fn place(&self, path: &OpPath, cred: Cred) -> Result<Place, Errno> {
+        let (Some(parent), Some(name)) = (path.path.parent(), path.path.file_name()) else {
+            return Ok(Place::Root);
+        };
+        let dir = match self.resolve(&OpPath::plain(parent), Follow::Yes, cred)? {
+            Resolved::Found(w) if w.last().is_dir => w,
+            Resolved::Found(_) => return Err(Errno::ENOTDIR),
+            Resolved::Missing { .. } => return Err(Errno::ENOENT),
+        };
+        Ok(Place::At {
+            dir,
+            name: name.as_str().to_string(),
+            slash: path.trailing_slash,
+        })
+    }
+
+    /// The `*at` syscall's own walk of the last name from a [`Place`]:
+    /// search permission on the directory, then the lookup (the root has
+    /// no walk at all).
+    pub(crate) fn lookup_at(
+        &self,
+        place: &Place,
+        follow: Follow,
+        cred: Cred,
+    ) -> Result<Resolved, Errno> {
+        match place {
+            Place::Root => Ok(Resolved::Found(self.root_walk())),
+            Place::At { dir, name, slash } => {
+                let todo = VecDeque::from([(Cow::Borrowed(name.as_str()), *slash)]);
+                self.walk_from(dir.frames.clone(), todo, follow, cred)
+            }
+        }
+    }
+
+    /// filename_parentat's walk of the last name: search permission on a
+    /// place's directory (none for the root: LAST_ROOT).
+    pub(crate) fn search_place(&self, place: &Place, cred: Cred) -> Result<(), Errno> {
+        match place {
+            Place::Root => Ok(()),
+            Place::At { dir, .. } => permission(cred, self.attr(dir.last()), MAY_EXEC),
+        }
+    }
+
+    /// The name-by-name walk (link_path_walk, walk_component) from `frames`.
+    fn walk_from(
+        &self,
+        mut frames: Vec<Frame>,
+        mut todo: VecDeque<(Cow<'_, str>, bool)>,
+        follow: Follow,
+        cred: Cred,
+    ) -> Result<Resolved, Errno> {
         let mut links = 0;
         while let Some((name, slash)) = todo.pop_front() {
             let is_last = todo.is_empty();

@@ -34,27 +34,41 @@ impl Model {
     }
 
     /// Visits every positive merged path (root `""` first), in sorted
-    /// order, with its dentry.
-    pub(crate) fn walk_merged(&self, f: &mut dyn FnMut(&str, &Dentry)) {
-        fn rec(m: &Model, path: &str, d: &Dentry, f: &mut dyn FnMut(&str, &Dentry)) {
+    /// order, with its dentry; `phantom` gets each *phantom*: a name
+    /// readdir lists but whose lookup is negative (a raw whiteout in a
+    /// directory read straight from one layer, see
+    /// [`Model::dir_is_real`]; the driver's walk shows it as a whiteout
+    /// node with mode 0 and owner 0:0).
+    pub(crate) fn walk_merged(
+        &self,
+        f: &mut dyn FnMut(&str, &Dentry),
+        phantom: &mut dyn FnMut(&str),
+    ) {
+        fn rec(
+            m: &Model,
+            path: &str,
+            d: &Dentry,
+            f: &mut dyn FnMut(&str, &Dentry),
+            phantom: &mut dyn FnMut(&str),
+        ) {
             f(path, d);
             if !d.is_dir {
                 return;
             }
             for name in m.readdir_names(d) {
-                if let Ok(c) = m.lookup(d, &name) {
-                    if c.is_positive() {
-                        let p = if path.is_empty() {
-                            name.clone()
-                        } else {
-                            format!("{path}/{name}")
-                        };
-                        rec(m, &p, &c, f);
-                    }
+                let p = if path.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{path}/{name}")
+                };
+                match m.lookup(d, &name) {
+                    Ok(c) if c.is_positive() => rec(m, &p, &c, f, phantom),
+                    Ok(_) | Err(ovlcheck_case::Errno::ENOENT) => phantom(&p),
+                    Err(_) => {}
                 }
             }
         }
-        rec(self, "", &self.root_dentry(), f);
+        rec(self, "", &self.root_dentry(), f, phantom);
     }
 
     /// The link count overlay reports (inode.c: ovl_getattr): 1 for a
@@ -97,12 +111,21 @@ impl Model {
     pub fn merged_view(&self) -> View {
         let mut list: Vec<(String, Node)> = Vec::new();
         let mut ids: Vec<(String, Ident)> = Vec::new();
-        self.walk_merged(&mut |path: &str, d: &Dentry| {
-            list.push((path.to_string(), self.merged_node(d)));
-            if !d.is_dir {
-                ids.push((path.to_string(), self.ident(d)));
-            }
-        });
+        let mut phantoms: Vec<String> = Vec::new();
+        self.walk_merged(
+            &mut |path: &str, d: &Dentry| {
+                list.push((path.to_string(), self.merged_node(d)));
+                if !d.is_dir {
+                    ids.push((path.to_string(), self.ident(d)));
+                }
+            },
+            &mut |path: &str| phantoms.push(path.to_string()),
+        );
+        list.extend(
+            phantoms
+                .into_iter()
+                .map(|p| (p, Node::new(NodeKind::Whiteout, 0, 0, 0))),
+        );
         // Bulk-built from a sorted list: no per-insert key comparisons.
         let mut nodes: BTreeMap<String, Node> = list.into_iter().collect();
         ids.sort_by(|a, b| a.0.cmp(&b.0));

@@ -124,6 +124,12 @@ proptest! {
                 if q.starts_with(&p) || p.starts_with(&q) {
                     continue;
                 }
+                // A phantom (a raw whiteout listed by a directory read from
+                // one layer) goes when an op below copies its directory up
+                // and makes it a merged one: not an unrelated path.
+                if node.kind == ovlcheck_case::NodeKind::Whiteout {
+                    continue;
+                }
                 prop_assert_eq!(Some(node), after.nodes.get(path), "path {} changed by {:?}", path, step.op);
             }
         }

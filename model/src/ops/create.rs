@@ -6,7 +6,7 @@ use crate::copy_up::CopyUp;
 use crate::fs::{Ino, Inode, Kind};
 use crate::lookup::Dentry;
 use crate::perm::{may_create, may_linkat, mode_after_write, permission, MAY_READ, MAY_WRITE};
-use crate::resolve::{Follow, Resolved, Walk};
+use crate::resolve::{Follow, Place, Resolved, Walk};
 use crate::Model;
 use imbl::OrdMap;
 use ovlcheck_case::path::PATH_MAX;
@@ -29,15 +29,27 @@ pub(crate) struct NewName {
 
 impl Model {
     /// filename_create: the final component is never followed; it must be
-    /// missing (EEXIST), and a trailing slash is only allowed for mkdir
-    /// (ENOENT). EROFS comes after both checks.
+    /// missing (EEXIST; the root is LAST_ROOT: EEXIST too), and a trailing
+    /// slash is only allowed for mkdir (ENOENT). EROFS comes after both
+    /// checks (lookup_one_qstr_excl before the mnt_want_write result).
     pub(crate) fn resolve_new(
         &self,
         path: &OpPath,
         want_dir: bool,
         cred: Cred,
     ) -> Result<NewName, Errno> {
-        match self.resolve(path, Follow::Never, cred)? {
+        let place = self.place(path, cred)?;
+        self.new_name_at(&place, want_dir, cred)
+    }
+
+    /// [`Model::resolve_new`] from an already opened parent.
+    pub(crate) fn new_name_at(
+        &self,
+        place: &Place,
+        want_dir: bool,
+        cred: Cred,
+    ) -> Result<NewName, Errno> {
+        match self.lookup_at(place, Follow::Never, cred)? {
             Resolved::Found(_) => Err(Errno::EEXIST),
             Resolved::Missing { slash: true, .. } if !want_dir => Err(Errno::ENOENT),
             Resolved::Missing { dir, name, neg, .. } => {
@@ -149,12 +161,22 @@ impl Model {
         trunc: bool,
         cred: Cred,
     ) -> Result<(), Errno> {
+        // O_WRONLY: a fifo without a reader fails in fifo_open (ENXIO, the
+        // open is non-blocking), after may_open's permission check.
+        let write_only = acc == MAY_WRITE;
         let acc = if trunc { acc | MAY_WRITE } else { acc };
         let a = self.attr(w.last()).clone();
         match a.kind {
             Kind::Dir(_) if acc & MAY_WRITE != 0 => return Err(Errno::EISDIR),
             Kind::Dir(_) => return permission(cred, &a, acc),
-            Kind::Fifo => return permission(cred, &a, acc),
+            Kind::Fifo => {
+                permission(cred, &a, acc)?;
+                return if write_only {
+                    Err(Errno::ENXIO)
+                } else {
+                    Ok(())
+                };
+            }
             _ => {}
         }
         if acc & MAY_WRITE != 0 {
@@ -243,8 +265,15 @@ impl Model {
         new: &OpPath,
         cred: Cred,
     ) -> Result<Value, Errno> {
-        let mut ow = self.resolve_existing(old, Follow::No, cred)?;
-        let nn = self.resolve_new(new, false, cred)?;
+        // The driver opens both parents first; then do_linkat looks the old
+        // name up (not following; a trailing slash does), then
+        // filename_create the new one.
+        let op = self.place(old, cred)?;
+        let np = self.place(new, cred)?;
+        let Resolved::Found(mut ow) = self.lookup_at(&op, Follow::No, cred)? else {
+            return Err(Errno::ENOENT);
+        };
+        let nn = self.new_name_at(&np, false, cred)?;
         let a = self.attr(ow.last()).clone();
         may_linkat(cred, &a)?;
         may_create(cred, self.attr(nn.dir.last()))?;

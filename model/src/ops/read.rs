@@ -4,7 +4,7 @@
 
 use crate::fs::{Inode, Kind};
 use crate::perm::{permission, MAY_READ};
-use crate::resolve::Follow;
+use crate::resolve::{Follow, Resolved};
 use crate::Model;
 use ovlcheck_case::{Cred, Errno, OpPath, Value};
 
@@ -63,8 +63,14 @@ pub(crate) fn xattr_handler(ns: XattrNs) -> Result<(), Errno> {
 impl Model {
     /// `stat`/`lstat`.
     pub(crate) fn op_stat(&self, path: &OpPath, follow: bool, cred: Cred) -> Result<Value, Errno> {
-        let f = if follow { Follow::Yes } else { Follow::No };
-        let w = self.resolve_existing(path, f, cred)?;
+        let r = if follow {
+            self.resolve(path, Follow::Yes, cred)?
+        } else {
+            self.resolve_last(path, Follow::No, cred)?
+        };
+        let Resolved::Found(w) = r else {
+            return Err(Errno::ENOENT);
+        };
         Ok(Value::Stat(self.stat_info(w.last())))
     }
 
@@ -83,7 +89,9 @@ impl Model {
 
     /// `readlink`: EINVAL on anything but a symlink.
     pub(crate) fn op_readlink(&self, path: &OpPath, cred: Cred) -> Result<Value, Errno> {
-        let w = self.resolve_existing(path, Follow::No, cred)?;
+        let Resolved::Found(w) = self.resolve_last(path, Follow::No, cred)? else {
+            return Err(Errno::ENOENT);
+        };
         match &self.attr(w.last()).kind {
             Kind::Symlink(t) => Ok(Value::Bytes(t.to_vec())),
             _ => Err(Errno::EINVAL),

@@ -56,7 +56,7 @@ impl Model {
     /// not followed; EROFS comes before ENOENT.
     pub(crate) fn resolve_victim(&self, path: &OpPath, cred: Cred) -> Result<Walk, Errno> {
         let plain = OpPath::plain(path.path.clone());
-        let r = self.resolve(&plain, Follow::Never, cred)?;
+        let r = self.resolve_last(&plain, Follow::Never, cred)?;
         self.check_writable()?;
         match r {
             Resolved::Found(w) => Ok(w),

@@ -4,7 +4,7 @@
 use crate::copy_up::CopyUp;
 use crate::lookup::Dentry;
 use crate::perm::{may_create, may_delete, permission, MAY_WRITE};
-use crate::resolve::{Follow, Resolved, Walk};
+use crate::resolve::{Follow, Place, Resolved, Walk};
 use crate::Model;
 use ovlcheck_case::{Cred, Errno, OpPath, RenameFlags, Value};
 
@@ -42,17 +42,31 @@ impl Model {
         cred: Cred,
     ) -> Result<Value, Errno> {
         check_flags(flags, cred)?;
-        if old.path.is_root() || new.path.is_root() {
-            // do_renameat2: LAST_ROOT on either side is EBUSY.
+        // The driver opens both parents, then do_renameat2: both
+        // filename_parentat walks (search permission on each parent), the
+        // last types (LAST_ROOT: EBUSY, or EEXIST for the new name with
+        // RENAME_NOREPLACE), mnt_want_write, then the lookups.
+        let op = self.place(old, cred)?;
+        let np = self.place(new, cred)?;
+        self.search_place(&op, cred)?;
+        self.search_place(&np, cred)?;
+        if matches!(op, Place::Root) {
             return Err(Errno::EBUSY);
         }
-        let or = self.resolve(&OpPath::plain(old.path.clone()), Follow::Never, cred)?;
-        let nr = self.resolve(&OpPath::plain(new.path.clone()), Follow::Never, cred)?;
+        if matches!(np, Place::Root) {
+            return Err(if flags.noreplace {
+                Errno::EEXIST
+            } else {
+                Errno::EBUSY
+            });
+        }
         self.check_writable()?;
+        let or = self.lookup_at(&op, Follow::Never, cred)?;
         let ow = match or {
             Resolved::Found(w) => w,
             Resolved::Missing { .. } => return Err(Errno::ENOENT),
         };
+        let nr = self.lookup_at(&np, Follow::Never, cred)?;
         let t = match nr {
             Resolved::Found(w) => Target {
                 dir: w.parent(),
@@ -68,7 +82,9 @@ impl Model {
             },
         };
         self.rename_vfs_checks(&ow, &t, old, new, flags, cred)?;
-        if self.same_inode(ow.last(), &t) {
+        // One dentry (the same name) is always one inode, hard link or not.
+        let same_name = t.exists && ow.parent_names() == t.dir.names() && ow.name() == t.name;
+        if same_name || self.same_inode(ow.last(), &t) {
             return Ok(Value::Unit);
         }
         self.rename_permission(&ow, &t, flags, cred)?;
