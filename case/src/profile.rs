@@ -82,11 +82,12 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "enospc",
-        help: "upper on a 256 KiB tmpfs: copy-up and writes may hit ENOSPC",
+        help: "store on a 256 KiB tmpfs: copy-ups and writes of big files hit ENOSPC",
     },
 ];
 
-/// Size of the upper tmpfs in the `enospc` preset.
+/// Size of the tmpfs holding the whole store in the `enospc` preset: the
+/// layers' own data and every copy-up and write share its 64 pages.
 pub const ENOSPC_UPPER_BYTES: u64 = 256 * 1024;
 
 impl Profile {

@@ -94,11 +94,41 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
     let universe = universe(&lowers, upper.as_ref());
     let n_ops = rng.random_range(1..=config.max_ops.max(1));
     let steps = (0..n_ops).map(|_| random_step(rng, &universe)).collect();
-    Case {
+    let mut case = Case {
         profile,
         lowers,
         upper,
         steps,
+    };
+    if case.profile.upper_size.is_some() {
+        fill_pages(rng, &mut case);
+    }
+    case
+}
+
+/// One tmpfs page of data: a write of it at offset 0 allocates exactly one
+/// page, all or nothing, so a full upper fails it cleanly with ENOSPC.
+const PAGE: usize = 4096;
+
+/// For profiles with a small upper: some lower files and writes carry a
+/// whole page, so copy-ups and writes fill the upper and hit ENOSPC.
+fn fill_pages(rng: &mut TestRng, case: &mut Case) {
+    for layer in &mut case.lowers {
+        for e in &mut layer.entries {
+            if let Entry::File { data, .. } = e {
+                if rng.random_ratio(1, 3) {
+                    *data = vec![b'p'; PAGE];
+                }
+            }
+        }
+    }
+    for step in &mut case.steps {
+        if let Op::Write { offset, data, .. } = &mut step.op {
+            if rng.random_ratio(1, 2) {
+                *offset = 0;
+                *data = vec![b'w'; PAGE];
+            }
+        }
     }
 }
 
