@@ -20,6 +20,10 @@ pub struct WorkerState {
     userns: bool,
     counter: u64,
     session: Option<CaseSession>,
+    /// A session ended by [`Request::End`], torn down by [`WorkerState::settle`]
+    /// once the answer is on its way (so the unmounting overlaps the
+    /// harness's work on the answer) and in any case before the next request.
+    ended: Option<CaseSession>,
 }
 
 /// A live mount of the stack.
@@ -67,18 +71,28 @@ impl WorkerState {
             userns,
             counter: 0,
             session: None,
+            ended: None,
         }
     }
 
     /// Ends the current session, if any (unmounts everything it made).
     pub fn end(&mut self) {
+        self.settle();
         if let Some(s) = self.session.take() {
+            s.teardown();
+        }
+    }
+
+    /// Tears down the session that an `End` request ended, if any.
+    pub fn settle(&mut self) {
+        if let Some(s) = self.ended.take() {
             s.teardown();
         }
     }
 
     /// Answers one request.
     pub fn handle(&mut self, req: Request) -> Response {
+        self.settle();
         match req {
             Request::Start { case, mounter } => {
                 self.end();
@@ -93,7 +107,7 @@ impl WorkerState {
                 }
             }
             Request::End => {
-                self.end();
+                self.ended = self.session.take();
                 Response::Ok
             }
             Request::Batch(requests) => {

@@ -469,6 +469,7 @@ fn serve(mut state: WorkerState) -> ! {
             state.end();
             child_exit(0);
         }
+        state.settle();
     }
 }
 
