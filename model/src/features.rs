@@ -63,6 +63,11 @@ pub(crate) struct Features {
     /// The lower layers share the (sized) filesystem with the upper, so
     /// their data counts against `UpperMode::Limited` too.
     pub shared_space: bool,
+    /// The op's root has capabilities in the initial user namespace. Not
+    /// with userxattr: the driver mounts such an overlay inside a user
+    /// namespace, whose root is capable there only (`capable()` checks
+    /// fail, `ns_capable`/`capable_wrt_inode_uidgid` ones pass).
+    pub init_caps: bool,
 }
 
 impl Features {
@@ -96,6 +101,7 @@ impl Features {
             opaque_new_dirs: index || p.metacopy || redirect == RedirectMode::On || p.xino,
             uuid_xattr: true,
             shared_space: p.lower_fs == LowerFs::Same,
+            init_caps: !p.userxattr,
         }
     }
 

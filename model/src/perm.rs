@@ -78,9 +78,12 @@ pub(crate) fn may_linkat(cred: Cred, inode: &Inode) -> Result<(), Errno> {
 
 /// The mode after a write or truncate by `cred` (file_remove_privs /
 /// should_remove_suid): without CAP_FSETID, setuid goes, and setgid when
-/// group-exec is set.
-pub(crate) fn mode_after_write(cred: Cred, mode: u32) -> u32 {
-    if cred.is_root() {
+/// group-exec is set. should_remove_suid asks `capable(CAP_FSETID)`, i.e.
+/// in the initial user namespace: `init_caps` is false when the mount
+/// lives in a user namespace (userxattr), where even its root lacks it
+/// (verified on 6.18).
+pub(crate) fn mode_after_write(cred: Cred, mode: u32, init_caps: bool) -> u32 {
+    if cred.is_root() && init_caps {
         return mode;
     }
     let mut m = mode & !0o4000;

@@ -61,6 +61,7 @@ impl Model {
         if data.is_empty() {
             return Ok(Value::Unit);
         }
+        let init_caps = self.feat.init_caps;
         let inode = self.upper_mut().get_mut(u);
         if let Kind::File(d) = &mut inode.kind {
             let d = Arc::make_mut(d);
@@ -71,7 +72,7 @@ impl Model {
             d[offset as usize..end].copy_from_slice(data);
         }
         inode.mtime = None;
-        inode.mode = mode_after_write(cred, inode.mode);
+        inode.mode = mode_after_write(cred, inode.mode, init_caps);
         Ok(Value::Unit)
     }
 
@@ -93,12 +94,13 @@ impl Model {
             return Err(Errno::EFBIG);
         }
         let u = self.modify(path, CopyUp::Data, cred, |a| permission(cred, a, MAY_WRITE))?;
+        let init_caps = self.feat.init_caps;
         let inode = self.upper_mut().get_mut(u);
         if let Kind::File(d) = &mut inode.kind {
             Arc::make_mut(d).resize(size as usize, 0);
         }
         inode.mtime = None;
-        inode.mode = mode_after_write(cred, inode.mode);
+        inode.mode = mode_after_write(cred, inode.mode, init_caps);
         Ok(Value::Unit)
     }
 

@@ -189,10 +189,11 @@ impl Model {
         self.copy_up(w, if trunc { CopyUp::Trunc } else { CopyUp::Data });
         if trunc {
             let u = w.last().upper.expect("copied up");
+            let init_caps = self.feat.init_caps;
             let inode = self.upper_mut().get_mut(u);
             inode.kind = Kind::File(Arc::new(Vec::new()));
             inode.mtime = None;
-            inode.mode = mode_after_write(cred, inode.mode);
+            inode.mode = mode_after_write(cred, inode.mode, init_caps);
         }
         Ok(())
     }
@@ -282,6 +283,17 @@ impl Model {
         }
         self.copy_up(&mut ow, CopyUp::Meta);
         let ino = ow.last().upper.expect("copied up");
+        // dir.c ovl_link -> ovl_set_link_redirect: a metacopy upper gets an
+        // absolute redirect to its lower (ovl_set_redirect(samedir=false)
+        // keeps an absolute one), so the new name finds the data too.
+        if self.upper_inode(ino).ovl.metacopy {
+            let ow = self.refresh(&ow);
+            let current = self.upper_inode(ino).ovl.redirect.clone();
+            if !current.is_some_and(|r| r.starts_with('/')) {
+                self.upper_mut().get_mut(ino).ovl.redirect =
+                    Some(super::rename::absolute_redirect(&ow));
+            }
+        }
         let mut nn = NewName {
             dir: self.refresh(&nn.dir),
             name: nn.name,

@@ -287,13 +287,21 @@ impl Model {
     ) -> Result<(), Errno> {
         let u = d.upper.expect("copied up");
         if d.is_merge_or_lower(self) {
+            // ovl_need_absolute_redirect: not in the same dir, or a
+            // non-directory whose lower is a hard link.
+            let lower_hardlink = !d.is_dir
+                && d.lowers
+                    .first()
+                    .or(d.origin.as_ref())
+                    .is_some_and(|l| self.lowers[l.layer].nlink(l.ino) > 1);
+            let absolute = !samedir || lower_hardlink;
             let current = self.upper_inode(u).ovl.redirect.clone();
             if let Some(r) = &current {
-                if samedir || r.starts_with('/') {
+                if !absolute || r.starts_with('/') {
                     return Ok(());
                 }
             }
-            let r = if samedir {
+            let r = if !absolute {
                 w.name().to_string()
             } else {
                 absolute_redirect(w)
@@ -346,7 +354,7 @@ fn check_flags(flags: RenameFlags, _cred: Cred) -> Result<(), Errno> {
 /// ovl_get_redirect with an absolute path: the names from the object up to
 /// the root, each ancestor contributing its own redirect if it has one, an
 /// absolute one ending the walk.
-fn absolute_redirect(w: &Walk) -> String {
+pub(super) fn absolute_redirect(w: &Walk) -> String {
     let mut parts: Vec<String> = Vec::new();
     for f in w.frames[1..].iter().rev() {
         match &f.dentry.redirect {
