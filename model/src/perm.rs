@@ -162,9 +162,10 @@ mod tests {
 
     #[test]
     fn set_id_bits() {
-        assert_eq!(mode_after_write(U, 0o6755), 0o0755);
-        assert_eq!(mode_after_write(U, 0o2745), 0o2745);
-        assert_eq!(mode_after_write(Cred::ROOT, 0o6755), 0o6755);
+        assert_eq!(mode_after_write(U, 0o6755, true), 0o0755);
+        assert_eq!(mode_after_write(U, 0o2745, true), 0o2745);
+        assert_eq!(mode_after_write(Cred::ROOT, 0o6755, true), 0o6755);
+        assert_eq!(mode_after_write(Cred::ROOT, 0o6755, false), 0o0755);
         assert_eq!(mode_after_chown(0o4755, false), 0o0755);
         assert_eq!(mode_after_chown(0o4755, true), 0o4755);
         assert_eq!(chmod_mode(U, &inode(0o644, 1000, 5, false), 0o2755), 0o0755);
