@@ -115,7 +115,10 @@ impl Model {
 
     /// ovl_do_remove: a name with something below becomes a whiteout; one
     /// without is simply removed from the upper.
-    fn remove(&mut self, w: Walk, is_dir: bool) -> Result<(), Errno> {
+    fn remove(&mut self, mut w: Walk, is_dir: bool) -> Result<(), Errno> {
+        if !is_dir {
+            self.nlink_start(&mut w);
+        }
         let d = w.last().clone();
         let name = w.name().to_string();
         let mut parent = w.parent();
@@ -135,6 +138,23 @@ impl Model {
             self.put_whiteout(pu, &name);
         }
         Ok(())
+    }
+
+    /// inode.c ovl_nlink_start: before a whiteout or a rename over a lower
+    /// hard link that would be indexed (ovl_need_index: index=on, the
+    /// lower a non-directory with nlink > 1) and has no upper alias yet,
+    /// it is copied up, so that the index holds the union nlink to drop
+    /// (verified on 6.18: the other names then report nlink 1 and the
+    /// parent is marked impure).
+    pub(crate) fn nlink_start(&mut self, w: &mut Walk) {
+        let d = w.last();
+        if !self.feat.index || d.upper_alias || d.is_dir {
+            return;
+        }
+        let Some(l) = d.lowers.first() else { return };
+        if self.lowers[l.layer].nlink(l.ino) > 1 {
+            self.copy_up(w, crate::copy_up::CopyUp::Meta);
+        }
     }
 
     /// Creates a whiteout (char 0/0, mode 0, owned by the mounter) at

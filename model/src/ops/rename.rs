@@ -224,6 +224,15 @@ impl Model {
             nw = self.refresh(&nw);
             self.copy_up(&mut nw, CopyUp::Meta);
             t.d = nw.last().clone();
+        } else if t.exists && !t.d.is_dir {
+            let mut nw = t.dir.clone();
+            nw.frames.push(crate::resolve::Frame {
+                name: t.name.clone(),
+                dentry: t.d.clone(),
+            });
+            nw = self.refresh(&nw);
+            self.nlink_start(&mut nw);
+            t.d = nw.last().clone();
         }
         ow = self.refresh(&ow);
         t.dir = self.refresh(&t.dir);
