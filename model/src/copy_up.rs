@@ -89,13 +89,20 @@ impl Model {
             other => other.clone(),
         };
         inode.ovl.metacopy = metacopy;
-        if src.is_dir() || lower_nlink == 1 || indexed {
+        // userxattr: `user.overlay.origin` cannot be set on a symlink or a
+        // special file (xattr_permission allows user.* only on regular
+        // files and directories), so those get no origin (verified on 6.18).
+        let xattr_ok = !self.feat.user_xattr_ns || src.is_dir() || src.is_reg();
+        if xattr_ok && (src.is_dir() || lower_nlink == 1 || indexed) {
             inode.ovl.origin = Some(Some(src_ref));
             out.origin = Some(src_ref);
         }
         let ino = self.upper_mut().alloc(inode);
         self.upper_mut().link(parent_upper, name, ino);
         self.set_impure(parent_upper);
+        if !xattr_ok && lower_nlink == 1 {
+            self.mem_lower.insert(ino, src_ref);
+        }
         if indexed {
             let inode = self.upper_mut().get_mut(ino);
             inode.index_link = true;
@@ -131,6 +138,13 @@ impl Model {
         // (verified on 6.18: mtime comes from the clock).
         inode.mtime = None;
         d.lowers.truncate(1);
+    }
+
+    /// OVL_TYPE_ORIGIN (util.c: ovl_path_type): an upper with a lower in
+    /// its stack, from the origin xattr or kept in memory since a copy-up
+    /// during this mount (see `Model::mem_lower`).
+    pub(crate) fn type_origin(&self, d: &Dentry) -> bool {
+        d.has_origin() || d.upper.is_some_and(|u| self.mem_lower.contains_key(&u))
     }
 
     /// ovl_set_impure on an upper directory.

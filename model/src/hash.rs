@@ -94,6 +94,10 @@ impl Model {
             h.str(&key);
             h.str(path);
         }
+        for (u, o) in self.mem_lower.iter() {
+            h.str(&name_of(LayerId::Upper, *u));
+            h.str(&name_of(LayerId::Lower(o.layer), o.ino));
+        }
         h.0
     }
 }

@@ -75,6 +75,12 @@ pub struct Model {
     pub(crate) index: OrdMap<LowerRef, Ino>,
     /// Mount-time snapshot: the smallest merged path each inode had.
     pub(crate) snapshot: Arc<BTreeMap<Ident, String>>,
+    /// Upper non-directories copied up during this mount without an
+    /// `origin` xattr (userxattr: symlinks and special files), by their
+    /// lower: the in-memory overlay inode keeps its lower stack, so st_ino
+    /// stays the lower's until the next mount (inode.c: ovl_getattr uses
+    /// ovl_path_lower; verified on 6.18).
+    pub(crate) mem_lower: OrdMap<Ino, LowerRef>,
 }
 
 impl Model {
@@ -109,6 +115,7 @@ impl Model {
             upper,
             index: OrdMap::new(),
             snapshot: Arc::new(BTreeMap::new()),
+            mem_lower: OrdMap::new(),
         };
         m.mount();
         Ok(m)

@@ -25,6 +25,7 @@ impl Model {
             }
         }
         self.fix_origins();
+        self.mem_lower = OrdMap::new();
         self.snapshot = Arc::new(self.take_snapshot());
     }
 

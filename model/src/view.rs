@@ -24,7 +24,7 @@ impl Model {
         match d.upper {
             Some(u) => {
                 let indexed = self.upper_inode(u).union_nlink.is_some();
-                match d.origin {
+                match d.origin.or_else(|| self.mem_lower.get(&u).copied()) {
                     Some(o) if indexed || self.lowers[o.layer].nlink(o.ino) == 1 => lower_ident(o),
                     _ => Ident::Upper(u),
                 }

@@ -241,10 +241,10 @@ impl Model {
         let ou = old_parent.last().upper.expect("old parent upper");
         let nu = t.dir.last().upper.expect("new parent upper");
         if !samedir {
-            if old.has_origin() {
+            if self.type_origin(&old) {
                 self.set_impure(nu);
             }
-            if !overwrite && t.d.has_origin() {
+            if !overwrite && self.type_origin(&t.d) {
                 self.set_impure(ou);
             }
         }
