@@ -323,3 +323,30 @@ fn hostile_cases_stay_confined_on_the_kernel() {
         refused_cases().len()
     );
 }
+
+/// Reads through symlinks that point outside (absolute, `..`, with a
+/// trailing slash that makes the kernel follow a final symlink) must see
+/// nothing of the host: every outcome is an error, never the canary.
+#[test]
+fn reads_through_escaping_symlinks_see_nothing_outside() {
+    let Some(kernel) = common::kernel("reads_through_escaping_symlinks_see_nothing_outside") else {
+        return;
+    };
+    let canary = Canary::new();
+    let abs = canary.path().display().to_string();
+    let dots = format!("{}{}", "../".repeat(12), abs.trim_start_matches('/'));
+    for target in [abs.as_str(), dots.as_str(), "/proc", "../../../../proc"] {
+        let text = format!(
+            "lower\n  symlink esc \"{target}\"\nops\n  lstat esc/\n  readlink esc/\n  link esc/ x\n  stat esc/\n  stat esc/file\n  read esc/file\n  readdir esc\n  readdir esc/\n  getxattr esc/ user.k\n  listxattr esc/\n"
+        );
+        let case = parse_case("escape", &text).unwrap();
+        let run = run_case(&*kernel, &case, Checks::default()).expect("runs");
+        for (step, seen) in case.steps.iter().zip(&run.observed) {
+            assert!(
+                !seen.is_ok(),
+                "target {target}: `{}` succeeded through an escaping symlink: {seen}",
+                ovlcheck_harness::report::step_text(step)
+            );
+        }
+    }
+}

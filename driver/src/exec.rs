@@ -120,12 +120,36 @@ impl Chroot {
 
 fn run(root: RawFd, op: &Op) -> OpResult {
     match op {
-        Op::Lstat { path } => lstat(root, path),
         Op::Stat { path } => stat(root, path),
         Op::Read { path } => read(root, path),
+        // A trailing slash makes the kernel follow a final symlink (the last
+        // component must then be a directory), so these resolve the whole
+        // path beneath the root instead of handing `name/` to a plain `*at`
+        // call, which would follow an absolute or `..` target from the
+        // worker's own root (namei.c: LOOKUP_FOLLOW | LOOKUP_DIRECTORY).
+        Op::Lstat { path } if path.trailing_slash => stat(root, path),
+        Op::Readlink { path } if path.trailing_slash => {
+            // What is found is a directory, never a symlink: EINVAL.
+            open(root, path, libc::O_PATH, 0).and(Err(Errno::EINVAL))
+        }
+        Op::Link { old, new } if old.trailing_slash => {
+            let fd = open(root, old, libc::O_PATH, 0)?;
+            let n = place(root, new)?;
+            let (nd, nn) = n.parts();
+            let magic = sys::proc_fd_path(&fd);
+            sys::linkat(
+                libc::AT_FDCWD,
+                magic.to_bytes(),
+                nd,
+                nn,
+                libc::AT_SYMLINK_FOLLOW,
+            )
+            .map(|_| Value::Unit)
+        }
         Op::Readlink { path } => {
             at_parent(root, path, |d, n| sys::readlinkat(d, n).map(Value::Bytes))
         }
+        Op::Lstat { path } => lstat(root, path),
         Op::Readdir { path } => readdir(root, path),
         Op::Getxattr { path, name } => getxattr(root, path, name),
         Op::Listxattr { path } => listxattr(root, path),
