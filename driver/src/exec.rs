@@ -127,25 +127,13 @@ fn run(root: RawFd, op: &Op) -> OpResult {
         // path beneath the root instead of handing `name/` to a plain `*at`
         // call, which would follow an absolute or `..` target from the
         // worker's own root (namei.c: LOOKUP_FOLLOW | LOOKUP_DIRECTORY).
+        // `link` does the same for its old path (see [`link`]).
         Op::Lstat { path } if path.trailing_slash => stat(root, path),
         Op::Readlink { path } if path.trailing_slash => {
             // What is found is a directory, never a symlink: EINVAL.
             open(root, path, libc::O_PATH, 0).and(Err(Errno::EINVAL))
         }
-        Op::Link { old, new } if old.trailing_slash => {
-            let fd = open(root, old, libc::O_PATH, 0)?;
-            let n = place(root, new)?;
-            let (nd, nn) = n.parts();
-            let magic = sys::proc_fd_path(&fd);
-            sys::linkat(
-                libc::AT_FDCWD,
-                magic.to_bytes(),
-                nd,
-                nn,
-                libc::AT_SYMLINK_FOLLOW,
-            )
-            .map(|_| Value::Unit)
-        }
+        Op::Link { old, new } => link(root, old, new, names_root_entry(op)),
         Op::Readlink { path } => {
             at_parent(root, path, |d, n| sys::readlinkat(d, n).map(Value::Bytes))
         }
@@ -189,9 +177,6 @@ fn run(root: RawFd, op: &Op) -> OpResult {
         Op::Rmdir { path } => unit(at_parent(root, path, |d, n| {
             sys::unlinkat(d, n, libc::AT_REMOVEDIR)
         })),
-        Op::Link { old, new } => two_parents(root, old, new, |od, on, nd, nn| {
-            sys::linkat(od, on, nd, nn, 0)
-        }),
         Op::Rename { old, new, flags } => {
             let f = rename_flags(*flags);
             two_parents(root, old, new, |od, on, nd, nn| {
@@ -287,6 +272,40 @@ fn two_parents(
     let n = place(root, new)?;
     let ((od, on), (nd, nn)) = (o.parts(), n.parts());
     f(od, on, nd, nn).map(|_| Value::Unit)
+}
+
+/// `link(old, new)` in do_linkat's order: the old path is looked up in
+/// full first (not following a final symlink, unless a trailing slash makes
+/// the kernel follow it), then the new name's parent, then the link.
+///
+/// A trailing slash on the old path would make a plain `linkat(dir, "name/")`
+/// follow a final symlink from the worker's own root, so outside the chroot
+/// the link is made through the resolved inode's `/proc/self/fd` magic link
+/// (open(2), `O_PATH`). Inside the momentary chroot (an op naming the root)
+/// `/proc` is out of reach, and `/` is the merged root anyway.
+fn link(root: RawFd, old: &OpPath, new: &OpPath, chrooted: bool) -> OpResult {
+    let nofollow = if old.trailing_slash {
+        0
+    } else {
+        libc::O_NOFOLLOW
+    };
+    let fd = open(root, old, libc::O_PATH | nofollow, 0)?;
+    if !old.trailing_slash || chrooted {
+        return two_parents(root, old, new, |od, on, nd, nn| {
+            sys::linkat(od, on, nd, nn, 0)
+        });
+    }
+    let n = place(root, new)?;
+    let (nd, nn) = n.parts();
+    let magic = sys::proc_fd_path(&fd);
+    sys::linkat(
+        libc::AT_FDCWD,
+        magic.to_bytes(),
+        nd,
+        nn,
+        libc::AT_SYMLINK_FOLLOW,
+    )
+    .map(|_| Value::Unit)
 }
 
 fn rename_flags(f: RenameFlags) -> u32 {

@@ -266,14 +266,14 @@ impl Model {
         new: &OpPath,
         cred: Cred,
     ) -> Result<Value, Errno> {
-        // The driver opens both parents first; then do_linkat looks the old
-        // name up (not following; a trailing slash does), then
-        // filename_create the new one.
+        // namei.c do_linkat: the old path is looked up in full first (not
+        // following a final symlink; a trailing slash does), then the new
+        // name's parent (filename_create).
         let op = self.place(old, cred)?;
-        let np = self.place(new, cred)?;
         let Resolved::Found(mut ow) = self.lookup_at(&op, Follow::No, cred)? else {
             return Err(Errno::ENOENT);
         };
+        let np = self.place(new, cred)?;
         let nn = self.new_name_at(&np, false, cred)?;
         let a = self.attr(ow.last()).clone();
         may_linkat(cred, &a)?;
