@@ -534,6 +534,8 @@ fn run_one(a: RunArgs) -> i32 {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
+    // Pinning replaces whatever the file pins.
+    let case = if a.pin { campaign::unpinned(&case) } else { case };
     match run_case(&*backend, &case, Checks::default()) {
         Ok(run) if a.pin => {
             let mut pinned = case.clone();
