@@ -98,6 +98,10 @@ impl Model {
             h.str(&name_of(LayerId::Upper, *u));
             h.str(&name_of(LayerId::Lower(o.layer), o.ino));
         }
+        for p in self.fresh_links.iter() {
+            h.str("fresh-link");
+            h.str(p);
+        }
         h.0
     }
 }

@@ -34,7 +34,7 @@ mod testutil;
 mod view;
 
 use fs::{Ino, Inode, Layer, LayerId, LowerRef};
-use imbl::{OrdMap, Vector};
+use imbl::{OrdMap, OrdSet, Vector};
 use ovlcheck_case::{Case, Errno, Outcome, Step};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -81,6 +81,14 @@ pub struct Model {
     /// stays the lower's until the next mount (inode.c: ovl_getattr uses
     /// ovl_path_lower; verified on 6.18).
     pub(crate) mem_lower: OrdMap<Ino, LowerRef>,
+    /// userxattr: merged paths made by `link` during this mount from a file
+    /// with a copy-up origin. overlay drops the new dentry (dir.c:
+    /// ovl_link), and the fresh lookup in the user namespace does not take
+    /// the origin as its lower (st_ino is the upper's), so such a name is
+    /// another overlay inode than the copied-up name until the next mount:
+    /// its st_ino differs and renaming one onto the other is ESTALE
+    /// (observed on 6.18).
+    pub(crate) fresh_links: OrdSet<String>,
 }
 
 impl Model {
@@ -116,6 +124,7 @@ impl Model {
             index: OrdMap::new(),
             snapshot: Arc::new(BTreeMap::new()),
             mem_lower: OrdMap::new(),
+            fresh_links: OrdSet::new(),
         };
         m.mount();
         Ok(m)

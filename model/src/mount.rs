@@ -26,6 +26,7 @@ impl Model {
         }
         self.fix_origins();
         self.mem_lower = OrdMap::new();
+        self.fresh_links = imbl::OrdSet::new();
         self.snapshot = Arc::new(self.take_snapshot());
     }
 
@@ -120,7 +121,7 @@ impl Model {
         self.walk_merged(
             &mut |path: &str, d: &Dentry| {
                 if !d.is_dir {
-                    let id = self.ident(d);
+                    let id = self.ident(path, d);
                     match snap.get(&id) {
                         Some(p) if p.as_str() <= path => {}
                         _ => {

@@ -20,11 +20,13 @@ impl Model {
     /// The st_ino identity of a merged non-directory (inode.c:
     /// ovl_getattr): a copied-up object keeps its origin's st_ino when the
     /// origin is not a broken hard link (lower nlink 1) or it is indexed.
-    pub(crate) fn ident(&self, d: &Dentry) -> Ident {
+    pub(crate) fn ident(&self, path: &str, d: &Dentry) -> Ident {
         match d.upper {
             Some(u) => {
                 let indexed = self.upper_inode(u).union_nlink.is_some();
-                match d.origin.or_else(|| self.mem_lower.get(&u).copied()) {
+                let origin = d.origin.or_else(|| self.mem_lower.get(&u).copied());
+                let origin = origin.filter(|_| !self.fresh_links.contains(path));
+                match origin {
                     Some(o) if indexed || self.lowers[o.layer].nlink(o.ino) == 1 => lower_ident(o),
                     _ => Ident::Upper(u),
                 }
@@ -116,7 +118,7 @@ impl Model {
             &mut |path: &str, d: &Dentry| {
                 list.push((path.to_string(), self.merged_node(d)));
                 if !d.is_dir {
-                    ids.push((path.to_string(), self.ident(d)));
+                    ids.push((path.to_string(), self.ident(path, d)));
                 }
             },
             &mut |path: &str| phantoms.push(path.to_string()),

@@ -305,6 +305,10 @@ impl Model {
         if self.type_origin(ow.last()) {
             let pu = nn.dir.last().upper.expect("parent copied up");
             self.set_impure(pu);
+            if self.feat.user_xattr_ns {
+                self.fresh_links
+                    .insert(join_path(&nn.dir.names(), &nn.name));
+            }
         }
         self.index_nlink_delta(ino, 1);
         Ok(Value::Unit)
@@ -376,5 +380,14 @@ mod tests {
     fn link_of_directory_is_eperm() {
         let mut m = model("lower\n  dir d 0755\n");
         assert_eq!(run(&mut m, "link d e"), "EPERM");
+    }
+}
+
+/// `a/b` from a parent's names and a name.
+pub(crate) fn join_path(parent: &[String], name: &str) -> String {
+    if parent.is_empty() {
+        name.to_string()
+    } else {
+        format!("{}/{name}", parent.join("/"))
     }
 }

@@ -31,7 +31,9 @@ impl Model {
         if d.is_dir {
             return Err(Errno::EISDIR);
         }
+        let path = w.names().join("/");
         self.remove(w, false)?;
+        self.fresh_links.remove(&path);
         Ok(Value::Unit)
     }
 

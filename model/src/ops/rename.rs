@@ -84,11 +84,23 @@ impl Model {
         self.rename_vfs_checks(&ow, &t, old, new, flags, cred)?;
         // One dentry (the same name) is always one inode, hard link or not.
         let same_name = t.exists && ow.parent_names() == t.dir.names() && ow.name() == t.name;
-        if same_name || self.same_inode(ow.last(), &t) {
+        let old_path = ow.names().join("/");
+        let new_path = super::create::join_path(&t.dir.names(), &t.name);
+        if !same_name && self.same_inode(ow.last(), &t) {
+            // Two names of one upper inode that are two overlay inodes (see
+            // `Model::fresh_links`): dir.c ovl_rename finds the upper it
+            // looks up is not the one it expects.
+            if self.fresh_links.contains(&old_path) || self.fresh_links.contains(&new_path) {
+                return Err(Errno::ESTALE);
+            }
+            return Ok(Value::Unit);
+        }
+        if same_name {
             return Ok(Value::Unit);
         }
         self.rename_permission(&ow, &t, flags, cred)?;
         self.ovl_rename(ow, t, flags)?;
+        self.move_fresh_links(&old_path, &new_path, flags.exchange);
         Ok(Value::Unit)
     }
 
@@ -417,5 +429,37 @@ mod tests {
         let mut m = model("lower\n  file f 0644 \"f\"\n  dir d 0755\n");
         assert_eq!(run(&mut m, "rename f d/g"), "ok");
         assert!(upper(&m).contains("f whiteout"));
+    }
+}
+
+impl Model {
+    /// Renames keep a name's dentry, so a fresh link name moves with it
+    /// (and with its directory); a replaced target's entry goes away.
+    fn move_fresh_links(&mut self, old: &str, new: &str, exchange: bool) {
+        if self.fresh_links.is_empty() {
+            return;
+        }
+        let moved = |p: &str, from: &str, to: &str| -> Option<String> {
+            if p == from {
+                Some(to.to_string())
+            } else {
+                p.strip_prefix(from)
+                    .filter(|r| r.starts_with('/'))
+                    .map(|r| format!("{to}{r}"))
+            }
+        };
+        let mut next = imbl::OrdSet::new();
+        for p in self.fresh_links.iter() {
+            if let Some(q) = moved(p, old, new) {
+                next.insert(q);
+            } else if let Some(q) = moved(p, new, old) {
+                if exchange {
+                    next.insert(q);
+                }
+            } else {
+                next.insert(p.clone());
+            }
+        }
+        self.fresh_links = next;
     }
 }
