@@ -81,7 +81,9 @@ ops
 "#;
     // `.` alone names the overlay root in ops.
     let case = parse_case("t", text).unwrap();
-    assert!(matches!(&case.steps[4].op, ovlcheck_case::Op::Readdir { path } if path.path.is_root()));
+    assert!(
+        matches!(&case.steps[4].op, ovlcheck_case::Op::Readdir { path } if path.path.is_root())
+    );
     assert_eq!(parse_case("t2", &print_case(&case)).unwrap(), case);
     let e = parse_case("t", "lower\nops\n  readdir \"\"\n").unwrap_err();
     assert_eq!((e.line, e.column), (3, 11));

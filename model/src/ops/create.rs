@@ -346,6 +346,15 @@ impl Model {
     }
 }
 
+/// `a/b` from a parent's names and a name.
+pub(crate) fn join_path(parent: &[String], name: &str) -> String {
+    if parent.is_empty() {
+        name.to_string()
+    } else {
+        format!("{}/{name}", parent.join("/"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::testutil::{model, run, upper};
@@ -380,14 +389,5 @@ mod tests {
     fn link_of_directory_is_eperm() {
         let mut m = model("lower\n  dir d 0755\n");
         assert_eq!(run(&mut m, "link d e"), "EPERM");
-    }
-}
-
-/// `a/b` from a parent's names and a name.
-pub(crate) fn join_path(parent: &[String], name: &str) -> String {
-    if parent.is_empty() {
-        name.to_string()
-    } else {
-        format!("{}/{name}", parent.join("/"))
     }
 }

@@ -391,6 +391,38 @@ pub(super) fn absolute_redirect(w: &Walk) -> String {
     format!("/{}", parts.join("/"))
 }
 
+impl Model {
+    /// Renames keep a name's dentry, so a fresh link name moves with it
+    /// (and with its directory); a replaced target's entry goes away.
+    fn move_fresh_links(&mut self, old: &str, new: &str, exchange: bool) {
+        if self.fresh_links.is_empty() {
+            return;
+        }
+        let moved = |p: &str, from: &str, to: &str| -> Option<String> {
+            if p == from {
+                Some(to.to_string())
+            } else {
+                p.strip_prefix(from)
+                    .filter(|r| r.starts_with('/'))
+                    .map(|r| format!("{to}{r}"))
+            }
+        };
+        let mut next = imbl::OrdSet::new();
+        for p in self.fresh_links.iter() {
+            if let Some(q) = moved(p, old, new) {
+                next.insert(q);
+            } else if let Some(q) = moved(p, new, old) {
+                if exchange {
+                    next.insert(q);
+                }
+            } else {
+                next.insert(p.clone());
+            }
+        }
+        self.fresh_links = next;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::testutil::{model, run, upper};
@@ -429,37 +461,5 @@ mod tests {
         let mut m = model("lower\n  file f 0644 \"f\"\n  dir d 0755\n");
         assert_eq!(run(&mut m, "rename f d/g"), "ok");
         assert!(upper(&m).contains("f whiteout"));
-    }
-}
-
-impl Model {
-    /// Renames keep a name's dentry, so a fresh link name moves with it
-    /// (and with its directory); a replaced target's entry goes away.
-    fn move_fresh_links(&mut self, old: &str, new: &str, exchange: bool) {
-        if self.fresh_links.is_empty() {
-            return;
-        }
-        let moved = |p: &str, from: &str, to: &str| -> Option<String> {
-            if p == from {
-                Some(to.to_string())
-            } else {
-                p.strip_prefix(from)
-                    .filter(|r| r.starts_with('/'))
-                    .map(|r| format!("{to}{r}"))
-            }
-        };
-        let mut next = imbl::OrdSet::new();
-        for p in self.fresh_links.iter() {
-            if let Some(q) = moved(p, old, new) {
-                next.insert(q);
-            } else if let Some(q) = moved(p, new, old) {
-                if exchange {
-                    next.insert(q);
-                }
-            } else {
-                next.insert(p.clone());
-            }
-        }
-        self.fresh_links = next;
     }
 }
