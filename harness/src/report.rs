@@ -64,7 +64,11 @@ pub fn side_by_side(d: &Divergence) -> String {
             let model = d.allowed.get(i).map(|a| a.to_string()).unwrap_or_default();
             let backend = d.observed.get(i).map(outcome_text).unwrap_or_default();
             let op = clip(&step_text(s), COLUMN);
-            (format!("{:>3}  {op}", i + 1), clip(&model, COLUMN), clip(&backend, COLUMN))
+            (
+                format!("{:>3}  {op}", i + 1),
+                clip(&model, COLUMN),
+                clip(&backend, COLUMN),
+            )
         })
         .collect();
     let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(8);
