@@ -44,7 +44,7 @@ impl Model {
             return;
         }
         let mut fixes: Vec<(Ino, Option<Ino>, LowerRef)> = Vec::new();
-        self.walk_merged_dirs(&mut |parent: Option<&Dentry>, d: &Dentry| {
+        self.walk_merged_dirs(&mut |_: &str, parent: Option<&Dentry>, d: &Dentry| {
             if let (Some(u), Some(first)) = (d.upper, d.lowers.first()) {
                 fixes.push((u, parent.and_then(|p| p.upper), *first));
             }
@@ -63,23 +63,25 @@ impl Model {
     }
 
     /// Visits every merged directory (and its parent).
-    pub(crate) fn walk_merged_dirs(&self, f: &mut dyn FnMut(Option<&Dentry>, &Dentry)) {
+    pub(crate) fn walk_merged_dirs(&self, f: &mut dyn FnMut(&str, Option<&Dentry>, &Dentry)) {
         fn rec(
             m: &Model,
+            path: &str,
             parent: Option<&Dentry>,
             d: &Dentry,
-            f: &mut dyn FnMut(Option<&Dentry>, &Dentry),
+            f: &mut dyn FnMut(&str, Option<&Dentry>, &Dentry),
         ) {
-            f(parent, d);
+            f(path, parent, d);
             for name in m.readdir_names(d) {
                 if let Ok(c) = m.lookup(d, &name) {
                     if c.is_positive() && c.is_dir {
-                        rec(m, Some(d), &c, f);
+                        let p = crate::ops::join_path_str(path, &name);
+                        rec(m, &p, Some(d), &c, f);
                     }
                 }
             }
         }
-        rec(self, None, &self.root_dentry(), f);
+        rec(self, "", None, &self.root_dentry(), f);
     }
 
     /// `remount`: the same layers, a new mount.

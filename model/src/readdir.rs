@@ -82,8 +82,15 @@ impl Model {
     /// read raw (see [`Model::dir_is_real`]) drops its `impure` xattr when
     /// no entry needs its d_ino translated: no entry has an origin and
     /// neither has `..` (only with one st_dev: samefs or xino; verified on
-    /// 6.18). Returns the upper directory to clear.
-    pub(crate) fn readdir_clears_impure(&self, d: &Dentry, parent: &Dentry) -> Option<u32> {
+    /// 6.18). A name made by `link` in a userxattr mount is looked up afresh
+    /// without its origin (see `Model::fresh_links`), so it needs none.
+    /// Returns the upper directory to clear.
+    pub(crate) fn readdir_clears_impure(
+        &self,
+        path: &str,
+        d: &Dentry,
+        parent: &Dentry,
+    ) -> Option<u32> {
         let u = d.upper?;
         let up = self.layer(LayerId::Upper);
         let inode = up.get(u);
@@ -95,7 +102,16 @@ impl Model {
             return None;
         }
         let entries = inode.entries()?;
-        if entries.values().any(|c| has_origin(*c)) {
+        let fresh = |name: &str| {
+            !self.fresh_links.is_empty()
+                && self
+                    .fresh_links
+                    .contains(&crate::ops::join_path_str(path, name))
+        };
+        if entries
+            .iter()
+            .any(|(name, c)| has_origin(*c) && !fresh(name))
+        {
             return None;
         }
         Some(u)

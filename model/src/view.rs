@@ -189,9 +189,9 @@ impl Model {
             return Some(self.raw_view(upper));
         }
         let mut clear = Vec::new();
-        self.walk_merged_dirs(&mut |parent: Option<&Dentry>, d: &Dentry| {
+        self.walk_merged_dirs(&mut |path: &str, parent: Option<&Dentry>, d: &Dentry| {
             if let Some(p) = parent {
-                clear.extend(self.readdir_clears_impure(d, p));
+                clear.extend(self.readdir_clears_impure(path, d, p));
             }
         });
         if clear.is_empty() {

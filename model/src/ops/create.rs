@@ -348,11 +348,7 @@ impl Model {
 
 /// `a/b` from a parent's names and a name.
 pub(crate) fn join_path(parent: &[String], name: &str) -> String {
-    if parent.is_empty() {
-        name.to_string()
-    } else {
-        format!("{}/{name}", parent.join("/"))
-    }
+    super::join_path_str(&parent.join("/"), name)
 }
 
 #[cfg(test)]

@@ -111,3 +111,12 @@ fn run(m: &mut Model, op: &Op, cred: Cred) -> Result<Value, Errno> {
         Op::Remount | Op::Commit => unreachable!("lifecycle ops are handled by apply"),
     }
 }
+
+/// `dir/name` (`name` for the root, whose path is empty).
+pub(crate) fn join_path_str(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
