@@ -64,6 +64,11 @@ pub fn print_case(case: &Case) -> String {
     print::print(case)
 }
 
+/// One step as a line of the `ops` section: `[as UID:GID] OP [=> EXPECT]`.
+pub fn print_step(step: &crate::Step) -> String {
+    print::step(step)
+}
+
 /// Resolves a layer's entries into objects (see [`LayerSpec::objects`]).
 pub(crate) fn layer_objects(spec: &LayerSpec) -> Result<Vec<Object>, LayerError> {
     objects::objects(spec)

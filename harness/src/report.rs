@@ -9,19 +9,9 @@ use std::fmt::Write;
 
 /// One op rendered in the `.ovl` op syntax (without its pin).
 pub fn step_text(step: &ovlcheck_case::Step) -> String {
-    let mut one = ovlcheck_case::Case {
-        lowers: vec![Default::default()],
-        ..Default::default()
-    };
     let mut s = step.clone();
     s.expect = None;
-    one.steps.push(s);
-    let text = print_case(&one);
-    text.lines()
-        .skip_while(|l| l.trim() != "ops")
-        .nth(1)
-        .map(|l| l.trim().to_string())
-        .unwrap_or_default()
+    ovlcheck_case::print_step(&s)
 }
 
 /// The full report of one divergence.
