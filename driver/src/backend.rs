@@ -324,47 +324,27 @@ impl ExecBackend {
     }
 }
 
-impl Backend for KernelBackend {
-    fn name(&self) -> &str {
-        self.inner.name
-    }
+/// The three backends differ only in their [`Mounter`]: each serves the
+/// trait from its worker pool.
+macro_rules! pooled_backend {
+    ($($t:ty),*) => {$(
+        impl Backend for $t {
+            fn name(&self) -> &str {
+                self.inner.name
+            }
 
-    fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
-        Ok(Box::new(self.start_session(case)?))
-    }
+            fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
+                Ok(Box::new(self.start_session(case)?))
+            }
 
-    fn run_case(&self, case: &Case) -> Result<CaseRun, DriverError> {
-        self.inner.run_case(case)
-    }
+            fn run_case(&self, case: &Case) -> Result<CaseRun, DriverError> {
+                self.inner.run_case(case)
+            }
+        }
+    )*};
 }
 
-impl Backend for FuseOverlayfsBackend {
-    fn name(&self) -> &str {
-        self.inner.name
-    }
-
-    fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
-        Ok(Box::new(self.start_session(case)?))
-    }
-
-    fn run_case(&self, case: &Case) -> Result<CaseRun, DriverError> {
-        self.inner.run_case(case)
-    }
-}
-
-impl Backend for ExecBackend {
-    fn name(&self) -> &str {
-        self.inner.name
-    }
-
-    fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
-        Ok(Box::new(self.start_session(case)?))
-    }
-
-    fn run_case(&self, case: &Case) -> Result<CaseRun, DriverError> {
-        self.inner.run_case(case)
-    }
-}
+pooled_backend!(KernelBackend, FuseOverlayfsBackend, ExecBackend);
 
 /// A session served by a worker process.
 #[derive(Debug)]
