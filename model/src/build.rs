@@ -4,7 +4,7 @@
 use crate::fs::{Ino, Inode, Kind, Layer};
 use imbl::OrdMap;
 use ovlcheck_case::layer::{Object, ObjectKind, DEFAULT_MTIME};
-use ovlcheck_case::LayerSpec;
+use ovlcheck_case::{LayerSpec, Name};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -15,14 +15,9 @@ pub(crate) fn layer_from_spec(spec: &LayerSpec) -> Result<Layer, String> {
         .map_err(|e| format!("entry {}: {}", e.entry, e.message))?;
     let mut layer = Layer::new();
     layer.get_mut(layer.root).mtime = Some(DEFAULT_MTIME);
-    let mut by_path: BTreeMap<Vec<String>, Ino> = BTreeMap::new();
+    let mut by_path: BTreeMap<&[Name], Ino> = BTreeMap::new();
     for obj in &objects {
-        let names: Vec<String> = obj
-            .path
-            .names()
-            .iter()
-            .map(|n| n.as_str().to_string())
-            .collect();
+        let names = obj.path.names();
         let (parent, name) = names.split_at(names.len() - 1);
         let dir = if parent.is_empty() {
             layer.root
@@ -32,19 +27,12 @@ pub(crate) fn layer_from_spec(spec: &LayerSpec) -> Result<Layer, String> {
                 .ok_or_else(|| format!("{}: parent missing", obj.path))?
         };
         let ino = match &obj.kind {
-            ObjectKind::Hardlink(existing) => {
-                let key: Vec<String> = existing
-                    .names()
-                    .iter()
-                    .map(|n| n.as_str().to_string())
-                    .collect();
-                *by_path
-                    .get(&key)
-                    .ok_or_else(|| format!("{}: hard link target missing", obj.path))?
-            }
+            ObjectKind::Hardlink(existing) => *by_path
+                .get(existing.names())
+                .ok_or_else(|| format!("{}: hard link target missing", obj.path))?,
             _ => layer.alloc(inode_from_object(obj)),
         };
-        layer.link(dir, &name[0], ino);
+        layer.link(dir, name[0].as_str(), ino);
         by_path.insert(names, ino);
     }
     Ok(layer)

@@ -142,6 +142,11 @@ impl Layer {
         }
     }
 
+    /// Same inodes by sharing (O(1); false negatives possible).
+    pub fn same_state(&self, other: &Layer) -> bool {
+        self.root == other.root && self.inodes.ptr_eq(&other.inodes)
+    }
+
     pub fn get(&self, ino: Ino) -> &Inode {
         &self.inodes[&ino]
     }

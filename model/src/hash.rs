@@ -86,7 +86,7 @@ impl Model {
             h.str(&name_of(LayerId::Lower(o.layer), o.ino));
             h.str(&name_of(LayerId::Upper, *u));
         }
-        for (id, path) in self.snapshot.iter() {
+        for (id, path) in self.snapshot_map().iter() {
             let key = match id {
                 Ident::Lower { layer, ino } => name_of(LayerId::Lower(*layer), *ino),
                 Ident::Upper(ino) => name_of(LayerId::Upper, *ino),

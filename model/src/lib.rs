@@ -36,7 +36,6 @@ mod view;
 use fs::{Ino, Inode, Layer, LayerId, LowerRef};
 use imbl::{OrdMap, OrdSet, Vector};
 use ovlcheck_case::{Case, Errno, Outcome, Step};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use view::Ident;
@@ -73,8 +72,9 @@ pub struct Model {
     pub(crate) upper: Option<Layer>,
     /// index=on: `workdir/index` entries, by copy-up origin.
     pub(crate) index: OrdMap<LowerRef, Ino>,
-    /// Mount-time snapshot: the smallest merged path each inode had.
-    pub(crate) snapshot: Arc<BTreeMap<Ident, String>>,
+    /// Mount-time snapshot: the smallest merged path each inode had
+    /// (computed on first need from the layers as mounted).
+    pub(crate) snapshot: Arc<mount::MountSnapshot>,
     /// Upper non-directories copied up during this mount without an
     /// `origin` xattr (userxattr: symlinks and special files), by their
     /// lower: the in-memory overlay inode keeps its lower stack, so st_ino
@@ -122,7 +122,7 @@ impl Model {
             lowers,
             upper,
             index: OrdMap::new(),
-            snapshot: Arc::new(BTreeMap::new()),
+            snapshot: Arc::new(mount::MountSnapshot::default()),
             mem_lower: OrdMap::new(),
             fresh_links: OrdSet::new(),
         };

@@ -5,7 +5,17 @@ use crate::lookup::Dentry;
 use crate::Model;
 use imbl::OrdMap;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// The layers as mounted, and the inode snapshot taken from them on first
+/// need: the smallest merged path each non-directory had at mount.
+#[derive(Debug, Default)]
+pub(crate) struct MountSnapshot {
+    lowers: imbl::Vector<Layer>,
+    upper: Option<Layer>,
+    index: OrdMap<LowerRef, Ino>,
+    pub(crate) map: OnceLock<BTreeMap<crate::Ident, String>>,
+}
 
 impl Model {
     /// Mounts the current layers: marks a fresh upper root (uuid, and the
@@ -27,7 +37,51 @@ impl Model {
         self.fix_origins();
         self.mem_lower = OrdMap::new();
         self.fresh_links = imbl::OrdSet::new();
-        self.snapshot = Arc::new(self.take_snapshot());
+        self.snapshot = Arc::new(MountSnapshot {
+            lowers: self.lowers.clone(),
+            upper: self.upper.clone(),
+            index: self.index.clone(),
+            map: OnceLock::new(),
+        });
+    }
+
+    /// The mount-time snapshot, taken on first need from the layers as
+    /// they were mounted.
+    pub(crate) fn snapshot_map(&self) -> &BTreeMap<crate::Ident, String> {
+        let s = &self.snapshot;
+        s.map.get_or_init(|| {
+            let m = Model {
+                feat: self.feat,
+                lowers: s.lowers.clone(),
+                upper: s.upper.clone(),
+                index: s.index.clone(),
+                snapshot: Arc::new(MountSnapshot::default()),
+                mem_lower: OrdMap::new(),
+                fresh_links: imbl::OrdSet::new(),
+            };
+            m.take_snapshot()
+        })
+    }
+
+    /// Whether the raw state is still the one mounted (so a walk of the
+    /// merged tree now is the snapshot walk). The snapshot holds clones of
+    /// the mounted maps, so any later change made them diverge.
+    pub(crate) fn is_mount_state(&self) -> bool {
+        let s = &self.snapshot;
+        self.mem_lower.is_empty()
+            && self.fresh_links.is_empty()
+            && self.index.ptr_eq(&s.index)
+            && self.lowers.len() == s.lowers.len()
+            && self
+                .lowers
+                .iter()
+                .zip(s.lowers.iter())
+                .all(|(a, b)| a.same_state(b))
+            && match (&self.upper, &s.upper) {
+                (Some(a), Some(b)) => a.same_state(b),
+                (None, None) => true,
+                _ => false,
+            }
     }
 
     /// namei.c: ovl_fix_origin. The first lookup of a merged directory whose
@@ -66,22 +120,27 @@ impl Model {
     pub(crate) fn walk_merged_dirs(&self, f: &mut dyn FnMut(&str, Option<&Dentry>, &Dentry)) {
         fn rec(
             m: &Model,
-            path: &str,
+            path: &mut String,
             parent: Option<&Dentry>,
             d: &Dentry,
             f: &mut dyn FnMut(&str, Option<&Dentry>, &Dentry),
         ) {
             f(path, parent, d);
-            for name in m.readdir_names(d) {
-                if let Ok(c) = m.lookup(d, &name) {
+            let len = path.len();
+            for name in m.readdir_names_ref(d) {
+                if let Ok(c) = m.lookup(d, name) {
                     if c.is_positive() && c.is_dir {
-                        let p = crate::ops::join_path_str(path, &name);
-                        rec(m, &p, Some(d), &c, f);
+                        if len > 0 {
+                            path.push('/');
+                        }
+                        path.push_str(name);
+                        rec(m, path, Some(d), &c, f);
+                        path.truncate(len);
                     }
                 }
             }
         }
-        rec(self, "", None, &self.root_dentry(), f);
+        rec(self, &mut String::new(), None, &self.root_dentry(), f);
     }
 
     /// `remount`: the same layers, a new mount.

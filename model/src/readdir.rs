@@ -22,7 +22,7 @@ impl Model {
     /// then each lower; the first layer that has a name decides; `true`
     /// marks whiteouts (char 0/0, or xattr whiteouts in `opaque=x` lower
     /// dirs), which hide the name below and are not listed.
-    pub(crate) fn merged_entries(&self, d: &Dentry) -> BTreeMap<String, bool> {
+    pub(crate) fn merged_entries(&self, d: &Dentry) -> BTreeMap<&str, bool> {
         let mut out = BTreeMap::new();
         if let Some(u) = d.upper {
             read_layer(self.layer(LayerId::Upper), u, false, &mut out);
@@ -36,6 +36,14 @@ impl Model {
 
     /// What `getdents` returns for a directory, sorted, without `.`/`..`.
     pub(crate) fn readdir_names(&self, d: &Dentry) -> Vec<String> {
+        self.readdir_names_ref(d)
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// [`Model::readdir_names`], borrowed from the layers.
+    pub(crate) fn readdir_names_ref(&self, d: &Dentry) -> Vec<&str> {
         if self.dir_is_real(d) {
             let (layer, ino) = match d.upper {
                 Some(u) => (self.layer(LayerId::Upper), u),
@@ -44,7 +52,7 @@ impl Model {
             return layer
                 .get(ino)
                 .entries()
-                .map(|e| e.keys().cloned().collect())
+                .map(|e| e.keys().map(String::as_str).collect())
                 .unwrap_or_default();
         }
         let upper_entries = d.upper.and_then(|u| self.upper_inode(u).entries());
@@ -54,7 +62,7 @@ impl Model {
             .filter(|(_, wh)| !wh)
             .map(|(n, _)| n)
             .filter(|n| {
-                let from_upper = upper_entries.is_some_and(|e| e.contains_key(n));
+                let from_upper = upper_entries.is_some_and(|e| e.contains_key(*n));
                 !(self.calc_d_ino(from_upper, impure) && self.is_stale_entry(d, n))
             })
             .collect()
@@ -124,18 +132,16 @@ impl Model {
     }
 }
 
-fn read_layer(layer: &Layer, dir: u32, xwhiteouts: bool, out: &mut BTreeMap<String, bool>) {
+fn read_layer<'a>(layer: &'a Layer, dir: u32, xwhiteouts: bool, out: &mut BTreeMap<&'a str, bool>) {
     let parent = layer.get(dir);
     let Some(entries) = parent.entries() else {
         return;
     };
     for (name, ino) in entries.iter() {
-        if out.contains_key(name) {
-            continue;
+        if let std::collections::btree_map::Entry::Vacant(v) = out.entry(name.as_str()) {
+            let inode = layer.get(*ino);
+            v.insert(inode.is_whiteout() || (xwhiteouts && inode.is_xwhiteout()));
         }
-        let inode = layer.get(*ino);
-        let wh = inode.is_whiteout() || (xwhiteouts && inode.is_xwhiteout());
-        out.insert(name.clone(), wh);
     }
 }
 

@@ -48,7 +48,7 @@ impl Model {
     ) {
         fn rec(
             m: &Model,
-            path: &str,
+            path: &mut String,
             d: &Dentry,
             f: &mut dyn FnMut(&str, &Dentry),
             phantom: &mut dyn FnMut(&str),
@@ -57,20 +57,21 @@ impl Model {
             if !d.is_dir {
                 return;
             }
-            for name in m.readdir_names(d) {
-                let p = if path.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{path}/{name}")
-                };
-                match m.lookup(d, &name) {
-                    Ok(c) if c.is_positive() => rec(m, &p, &c, f, phantom),
-                    Ok(_) | Err(ovlcheck_case::Errno::ENOENT) => phantom(&p),
+            let len = path.len();
+            for name in m.readdir_names_ref(d) {
+                if len > 0 {
+                    path.push('/');
+                }
+                path.push_str(name);
+                match m.lookup(d, name) {
+                    Ok(c) if c.is_positive() => rec(m, path, &c, f, phantom),
+                    Ok(_) | Err(ovlcheck_case::Errno::ENOENT) => phantom(path),
                     Err(_) => {}
                 }
+                path.truncate(len);
             }
         }
-        rec(self, "", &self.root_dentry(), f, phantom);
+        rec(self, &mut String::new(), &self.root_dentry(), f, phantom);
     }
 
     /// The link count overlay reports (inode.c: ovl_getattr): 1 for a
@@ -112,39 +113,58 @@ impl Model {
     /// The merged tree as users see it.
     pub fn merged_view(&self) -> View {
         let mut list: Vec<(String, Node)> = Vec::new();
-        let mut ids: Vec<(String, Ident)> = Vec::new();
+        // Non-directories: index into `list`, and identity.
+        let mut ids: Vec<(usize, Ident)> = Vec::new();
         let mut phantoms: Vec<String> = Vec::new();
         self.walk_merged(
             &mut |path: &str, d: &Dentry| {
-                list.push((path.to_string(), self.merged_node(d)));
                 if !d.is_dir {
-                    ids.push((path.to_string(), self.ident(path, d)));
+                    ids.push((list.len(), self.ident(path, d)));
                 }
+                list.push((path.to_string(), self.merged_node(d)));
             },
             &mut |path: &str| phantoms.push(path.to_string()),
         );
+        ids.sort_by(|a, b| list[a.0].0.cmp(&list[b.0].0));
+        let mut smallest: BTreeMap<Ident, usize> = BTreeMap::new();
+        for (i, id) in &ids {
+            smallest.entry(*id).or_insert(*i);
+        }
+        // Unchanged since the mount: this walk is the snapshot walk.
+        let snapshot = match self.snapshot.map.get() {
+            Some(s) => Some(s),
+            None if self.is_mount_state() => None,
+            None => Some(self.snapshot_map()),
+        };
+        let mut labels: Vec<(usize, String)> = Vec::with_capacity(ids.len());
+        for (i, id) in &ids {
+            let label = match snapshot {
+                Some(snap) => match snap.get(id) {
+                    Some(old) => format!("={old}"),
+                    None => format!("+{}", list[smallest[id]].0),
+                },
+                None => format!("={}", list[smallest[id]].0),
+            };
+            labels.push((*i, label));
+        }
+        if snapshot.is_none() {
+            let snap = smallest
+                .iter()
+                .map(|(id, i)| (*id, list[*i].0.clone()))
+                .collect();
+            let _ = self.snapshot.map.set(snap);
+        }
+        for (i, label) in labels {
+            list[i].1.ino = Some(label);
+        }
         list.extend(
             phantoms
                 .into_iter()
                 .map(|p| (p, Node::new(NodeKind::Whiteout, 0, 0, 0))),
         );
-        // Bulk-built from a sorted list: no per-insert key comparisons.
-        let mut nodes: BTreeMap<String, Node> = list.into_iter().collect();
-        ids.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut smallest: BTreeMap<Ident, String> = BTreeMap::new();
-        for (p, id) in &ids {
-            smallest.entry(*id).or_insert_with(|| p.clone());
+        View {
+            nodes: list.into_iter().collect(),
         }
-        for (p, id) in ids {
-            let label = match self.snapshot.get(&id) {
-                Some(old) => format!("={old}"),
-                None => format!("+{}", smallest[&id]),
-            };
-            if let Some(n) = nodes.get_mut(&p) {
-                n.ino = Some(label);
-            }
-        }
-        View { nodes }
     }
 
     fn merged_node(&self, d: &Dentry) -> Node {
