@@ -21,7 +21,7 @@ pub(crate) struct Dentry {
     pub upper_alias: bool,
     /// Lower stack, topmost first. Directories: every merged lower dir. Non-
     /// directories: the object found by path and, for metacopy, the data.
-    pub lowers: Vec<LowerRef>,
+    pub lowers: Stack,
     /// Copy-up origin of an upper non-directory (origin xattr).
     pub origin: Option<LowerRef>,
     /// Upper whiteout (negative) or upper opaque dir (ovl_dentry_is_opaque).
@@ -33,6 +33,91 @@ pub(crate) struct Dentry {
     pub xwhiteout_layers: Vec<usize>,
     /// The overlay root (its lower stack is every lower root).
     pub root: bool,
+}
+
+/// A lower stack: inline up to [`Stack::INLINE`] entries (no allocation
+/// per lookup), on the heap beyond.
+#[derive(Clone)]
+pub(crate) enum Stack {
+    Inline(u8, [LowerRef; Stack::INLINE]),
+    Heap(Vec<LowerRef>),
+}
+
+impl Stack {
+    const INLINE: usize = 4;
+    const EMPTY: LowerRef = LowerRef { layer: 0, ino: 0 };
+
+    pub fn from_slice(s: &[LowerRef]) -> Stack {
+        let mut out = Stack::default();
+        for r in s {
+            out.push(*r);
+        }
+        out
+    }
+
+    pub fn push(&mut self, r: LowerRef) {
+        match self {
+            Stack::Inline(n, a) if usize::from(*n) < Stack::INLINE => {
+                a[usize::from(*n)] = r;
+                *n += 1;
+            }
+            Stack::Inline(n, a) => {
+                let mut v = a[..usize::from(*n)].to_vec();
+                v.push(r);
+                *self = Stack::Heap(v);
+            }
+            Stack::Heap(v) => v.push(r),
+        }
+    }
+
+    pub fn truncate(&mut self, len: usize) {
+        match self {
+            Stack::Inline(n, _) => {
+                if len < usize::from(*n) {
+                    *n = len as u8;
+                }
+            }
+            Stack::Heap(v) => v.truncate(len),
+        }
+    }
+}
+
+impl Default for Stack {
+    fn default() -> Stack {
+        Stack::Inline(0, [Stack::EMPTY; Stack::INLINE])
+    }
+}
+
+impl std::ops::Deref for Stack {
+    type Target = [LowerRef];
+    fn deref(&self) -> &[LowerRef] {
+        match self {
+            Stack::Inline(n, a) => &a[..usize::from(*n)],
+            Stack::Heap(v) => v,
+        }
+    }
+}
+
+impl PartialEq for Stack {
+    fn eq(&self, other: &Stack) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Stack {}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a Stack {
+    type Item = &'a LowerRef;
+    type IntoIter = std::slice::Iter<'a, LowerRef>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
 }
 
 impl Dentry {
@@ -122,7 +207,7 @@ impl Model {
         Dentry {
             upper: self.upper.as_ref().map(|u| u.root),
             upper_alias: self.upper.is_some(),
-            lowers: self.root_stack_below(usize::MAX),
+            lowers: Stack::from_slice(&self.root_stack_below(usize::MAX)),
             is_dir: true,
             root: true,
             ..Dentry::default()

@@ -112,7 +112,9 @@ impl Model {
 
     /// The merged tree as users see it.
     pub fn merged_view(&self) -> View {
-        let mut list: Vec<(String, Node)> = Vec::new();
+        let inodes: usize = self.lowers.iter().map(|l| l.inodes.len()).sum::<usize>()
+            + self.upper.as_ref().map_or(0, |u| u.inodes.len());
+        let mut list: Vec<(String, Node)> = Vec::with_capacity(inodes);
         // Non-directories: index into `list`, and identity.
         let mut ids: Vec<(usize, Ident)> = Vec::new();
         let mut phantoms: Vec<String> = Vec::new();
@@ -230,8 +232,8 @@ impl Model {
     }
 
     fn raw_view(&self, layer: &Layer) -> View {
-        let mut list = Vec::new();
-        raw_rec(self, layer, layer.root, String::new(), &mut list);
+        let mut list = Vec::with_capacity(layer.inodes.len());
+        raw_rec(self, layer, layer.root, &mut String::new(), &mut list);
         View {
             nodes: list.into_iter().collect(),
         }
@@ -275,7 +277,7 @@ impl Model {
     }
 }
 
-fn raw_rec(m: &Model, layer: &Layer, ino: Ino, path: String, nodes: &mut Vec<(String, Node)>) {
+fn raw_rec(m: &Model, layer: &Layer, ino: Ino, path: &mut String, nodes: &mut Vec<(String, Node)>) {
     let inode = layer.get(ino);
     let mut n = Node::new(node_kind(inode), inode.mode, inode.uid, inode.gid);
     n.xattrs = inode
@@ -301,13 +303,14 @@ fn raw_rec(m: &Model, layer: &Layer, ino: Ino, path: String, nodes: &mut Vec<(St
     }
     nodes.push((path.clone(), n));
     if let Some(entries) = inode.entries() {
+        let len = path.len();
         for (name, child) in entries.iter() {
-            let p = if path.is_empty() {
-                name.clone()
-            } else {
-                format!("{path}/{name}")
-            };
-            raw_rec(m, layer, *child, p, nodes);
+            if len > 0 {
+                path.push('/');
+            }
+            path.push_str(name);
+            raw_rec(m, layer, *child, path, nodes);
+            path.truncate(len);
         }
     }
 }
