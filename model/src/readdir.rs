@@ -4,7 +4,6 @@ use crate::features::InoMode;
 use crate::fs::{Layer, LayerId};
 use crate::lookup::Dentry;
 use crate::Model;
-use std::collections::BTreeMap;
 
 impl Model {
     /// ovl_dir_is_real: a directory that lies in one layer only and has no
@@ -22,8 +21,9 @@ impl Model {
     /// then each lower; the first layer that has a name decides; `true`
     /// marks whiteouts (char 0/0, or xattr whiteouts in `opaque=x` lower
     /// dirs), which hide the name below and are not listed.
-    pub(crate) fn merged_entries(&self, d: &Dentry) -> BTreeMap<&str, bool> {
-        let mut out = BTreeMap::new();
+    /// Sorted by name.
+    pub(crate) fn merged_entries(&self, d: &Dentry) -> Vec<(&str, bool)> {
+        let mut out = Vec::new();
         if let Some(u) = d.upper {
             read_layer(self.layer(LayerId::Upper), u, false, &mut out);
         }
@@ -31,6 +31,9 @@ impl Model {
             let xw = d.xwhiteout_layers.contains(&l.layer);
             read_layer(&self.lowers[l.layer], l.ino, xw, &mut out);
         }
+        // Stable: the topmost layer's entry of a name comes first and stays.
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out.dedup_by(|later, first| later.0 == first.0);
         out
     }
 
@@ -128,20 +131,21 @@ impl Model {
     /// ovl_check_empty_dir: true when the merged listing holds only
     /// whiteouts.
     pub(crate) fn merged_dir_is_empty(&self, d: &Dentry) -> bool {
-        self.merged_entries(d).values().all(|wh| *wh)
+        self.merged_entries(d).iter().all(|(_, wh)| *wh)
     }
 }
 
-fn read_layer<'a>(layer: &'a Layer, dir: u32, xwhiteouts: bool, out: &mut BTreeMap<&'a str, bool>) {
+fn read_layer<'a>(layer: &'a Layer, dir: u32, xwhiteouts: bool, out: &mut Vec<(&'a str, bool)>) {
     let parent = layer.get(dir);
     let Some(entries) = parent.entries() else {
         return;
     };
     for (name, ino) in entries.iter() {
-        if let std::collections::btree_map::Entry::Vacant(v) = out.entry(name.as_str()) {
-            let inode = layer.get(*ino);
-            v.insert(inode.is_whiteout() || (xwhiteouts && inode.is_xwhiteout()));
-        }
+        let inode = layer.get(*ino);
+        out.push((
+            name.as_str(),
+            inode.is_whiteout() || (xwhiteouts && inode.is_xwhiteout()),
+        ));
     }
 }
 

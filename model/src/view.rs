@@ -5,6 +5,7 @@ use crate::fs::{Ino, Inode, Kind, Layer, LayerId, LowerRef};
 use crate::lookup::Dentry;
 use crate::Model;
 use ovlcheck_case::{DevClass, FileKind, Node, NodeKind, StatInfo, View};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 /// The identity of an overlay inode as `st_ino` shows it: a lower inode
@@ -114,19 +115,24 @@ impl Model {
     pub fn merged_view(&self) -> View {
         let inodes: usize = self.lowers.iter().map(|l| l.inodes.len()).sum::<usize>()
             + self.upper.as_ref().map_or(0, |u| u.inodes.len());
-        let mut list: Vec<(String, Node)> = Vec::with_capacity(inodes);
+        // In walk order (phantoms in place), which is nearly sorted.
+        let list: RefCell<Vec<(String, Node)>> = RefCell::new(Vec::with_capacity(inodes));
         // Non-directories: index into `list`, and identity.
         let mut ids: Vec<(usize, Ident)> = Vec::new();
-        let mut phantoms: Vec<String> = Vec::new();
         self.walk_merged(
             &mut |path: &str, d: &Dentry| {
+                let mut list = list.borrow_mut();
                 if !d.is_dir {
                     ids.push((list.len(), self.ident(path, d)));
                 }
                 list.push((path.to_string(), self.merged_node(d)));
             },
-            &mut |path: &str| phantoms.push(path.to_string()),
+            &mut |path: &str| {
+                list.borrow_mut()
+                    .push((path.to_string(), Node::new(NodeKind::Whiteout, 0, 0, 0)))
+            },
         );
+        let mut list = list.into_inner();
         ids.sort_by(|a, b| list[a.0].0.cmp(&list[b.0].0));
         let mut smallest: BTreeMap<Ident, usize> = BTreeMap::new();
         for (i, id) in &ids {
@@ -159,11 +165,6 @@ impl Model {
         for (i, label) in labels {
             list[i].1.ino = Some(label);
         }
-        list.extend(
-            phantoms
-                .into_iter()
-                .map(|p| (p, Node::new(NodeKind::Whiteout, 0, 0, 0))),
-        );
         View {
             nodes: list.into_iter().collect(),
         }
