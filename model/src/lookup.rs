@@ -47,14 +47,6 @@ impl Stack {
     const INLINE: usize = 4;
     const EMPTY: LowerRef = LowerRef { layer: 0, ino: 0 };
 
-    pub fn from_slice(s: &[LowerRef]) -> Stack {
-        let mut out = Stack::default();
-        for r in s {
-            out.push(*r);
-        }
-        out
-    }
-
     pub fn push(&mut self, r: LowerRef) {
         match self {
             Stack::Inline(n, a) if usize::from(*n) < Stack::INLINE => {
@@ -207,7 +199,16 @@ impl Model {
         Dentry {
             upper: self.upper.as_ref().map(|u| u.root),
             upper_alias: self.upper.is_some(),
-            lowers: Stack::from_slice(&self.root_stack_below(usize::MAX)),
+            lowers: {
+                let mut s = Stack::default();
+                for i in (0..self.lowers.len()).rev() {
+                    s.push(LowerRef {
+                        layer: i,
+                        ino: self.lowers[i].root,
+                    });
+                }
+                s
+            },
             is_dir: true,
             root: true,
             ..Dentry::default()

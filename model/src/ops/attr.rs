@@ -28,7 +28,17 @@ impl Model {
         cred: Cred,
         check: impl FnOnce(&Inode) -> Result<(), Errno>,
     ) -> Result<u32, Errno> {
-        let mut w: Walk = self.resolve_existing(path, Follow::Yes, cred)?;
+        let w: Walk = self.resolve_existing(path, Follow::Yes, cred)?;
+        self.modify_walk(w, how, check)
+    }
+
+    /// [`Model::modify`] of an object already resolved.
+    fn modify_walk(
+        &mut self,
+        mut w: Walk,
+        how: CopyUp,
+        check: impl FnOnce(&Inode) -> Result<(), Errno>,
+    ) -> Result<u32, Errno> {
         self.check_writable()?;
         check(self.attr(w.last()))?;
         self.copy_up(&mut w, how);
@@ -57,7 +67,8 @@ impl Model {
         if offset.saturating_add(data.len() as u64) > MODEL_MAX_FILE {
             return Err(Errno::EFBIG);
         }
-        let u = self.modify(path, CopyUp::Data, cred, |a| permission(cred, a, MAY_WRITE))?;
+        // The same walk `modify` would make: nothing changed since.
+        let u = self.modify_walk(w, CopyUp::Data, |a| permission(cred, a, MAY_WRITE))?;
         if data.is_empty() {
             return Ok(Value::Unit);
         }
@@ -93,7 +104,8 @@ impl Model {
         if size > MODEL_MAX_FILE {
             return Err(Errno::EFBIG);
         }
-        let u = self.modify(path, CopyUp::Data, cred, |a| permission(cred, a, MAY_WRITE))?;
+        // The same walk `modify` would make: nothing changed since.
+        let u = self.modify_walk(w, CopyUp::Data, |a| permission(cred, a, MAY_WRITE))?;
         let init_caps = self.feat.init_caps;
         let inode = self.upper_mut().get_mut(u);
         if let Kind::File(d) = &mut inode.kind {
