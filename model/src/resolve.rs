@@ -134,7 +134,17 @@ impl Model {
         follow: Follow,
         cred: Cred,
     ) -> Result<Resolved, Errno> {
-        let names = path.path.names();
+        self.resolve_names(path.path.names(), path.trailing_slash, follow, cred)
+    }
+
+    /// [`Model::resolve`] of a path given by its names.
+    fn resolve_names(
+        &self,
+        names: &[ovlcheck_case::Name],
+        trailing_slash: bool,
+        follow: Follow,
+        cred: Cred,
+    ) -> Result<Resolved, Errno> {
         if names.is_empty() {
             permission(cred, self.attr(&self.root_dentry()), MAY_EXEC)?;
             return Ok(Resolved::Found(self.root_walk()));
@@ -145,7 +155,7 @@ impl Model {
             .map(|(i, n)| {
                 (
                     Cow::Borrowed(n.as_str()),
-                    i + 1 == names.len() && path.trailing_slash,
+                    i + 1 == names.len() && trailing_slash,
                 )
             })
             .collect();
@@ -173,10 +183,11 @@ impl Model {
     /// (following a final symlink; ENOENT/ENOTDIR when it is not a
     /// directory), or the root itself.
     pub(crate) fn place(&self, path: &OpPath, cred: Cred) -> Result<Place, Errno> {
-        let (Some(parent), Some(name)) = (path.path.parent(), path.path.file_name()) else {
+        let names = path.path.names();
+        let Some((name, parent)) = names.split_last() else {
             return Ok(Place::Root);
         };
-        let dir = match self.resolve(&OpPath::plain(parent), Follow::Yes, cred)? {
+        let dir = match self.resolve_names(parent, false, Follow::Yes, cred)? {
             Resolved::Found(w) if w.last().is_dir => w,
             Resolved::Found(_) => return Err(Errno::ENOTDIR),
             Resolved::Missing { .. } => return Err(Errno::ENOENT),
