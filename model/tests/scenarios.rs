@@ -1,5 +1,6 @@
-//! One insta snapshot per scenario in corpus/rules: the layers, each op with
-//! the outcomes the model allows, then the merged and raw upper views. Every
+//! One insta snapshot per scenario in corpus/rules and corpus/seed-article.ovl:
+//! the layers, each op with the outcomes the model allows, then the merged and
+//! raw upper views. Every
 //! pinned `=> ...` outcome (observed on Linux 6.18) must be allowed.
 
 use ovlcheck_case::{parse_case, print_case, Case, Step};
@@ -11,13 +12,19 @@ fn rules_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus/rules")
 }
 
+/// The seed article's scenario (corpus/seed-article.ovl).
+fn seed_article() -> PathBuf {
+    rules_dir().join("../seed-article.ovl")
+}
+
 fn scenario_files() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(rules_dir())
         .expect("corpus/rules exists")
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "ovl"))
+        .chain([seed_article()])
         .collect();
-    v.sort();
+    v.sort_by_key(|p| p.file_name().map(|n| n.to_os_string()));
     v
 }
 
@@ -108,7 +115,7 @@ fn scenarios() {
 
 #[test]
 fn seed_article_upper_holds_exactly_the_changes() {
-    let text = std::fs::read_to_string(rules_dir().join("seed-article.ovl")).unwrap();
+    let text = std::fs::read_to_string(seed_article()).unwrap();
     let case = parse_case("seed-article.ovl", &text).unwrap();
     let mut m = Model::new(&case).unwrap();
     for s in &case.steps {
