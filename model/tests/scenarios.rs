@@ -1,7 +1,7 @@
 //! One insta snapshot per scenario in corpus/rules and corpus/seed-article.ovl:
 //! the layers, each op with the outcomes the model allows, then the merged and
-//! raw upper views. Every
-//! pinned `=> ...` outcome (observed on Linux 6.18) must be allowed.
+//! raw upper views. Every pinned `=> ...` outcome (observed on Linux 6.18)
+//! must be allowed.
 
 use ovlcheck_case::{parse_case, print_case, Case, Step};
 use ovlcheck_model::Model;
