@@ -100,6 +100,35 @@ pub enum Op {
 }
 
 impl Op {
+    /// Every op keyword, in the order of the variants (simple to complex).
+    pub const KEYWORDS: &'static [&'static str] = &[
+        "lstat",
+        "stat",
+        "read",
+        "readlink",
+        "readdir",
+        "getxattr",
+        "listxattr",
+        "open",
+        "create",
+        "write",
+        "truncate",
+        "mkdir",
+        "mkfifo",
+        "symlink",
+        "unlink",
+        "rmdir",
+        "link",
+        "rename",
+        "chmod",
+        "chown",
+        "utimes",
+        "setxattr",
+        "removexattr",
+        "remount",
+        "commit",
+    ];
+
     /// The syscall-ish keyword of this op in the text format.
     pub fn keyword(&self) -> &'static str {
         match self {

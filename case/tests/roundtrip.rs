@@ -123,6 +123,18 @@ ops
 }
 
 #[test]
+fn op_keywords_list_every_op_in_variant_order() {
+    let text = "lower\nops\n  lstat a\n  stat a\n  read a\n  readlink a\n  readdir a\n  \
+                getxattr a user.k\n  listxattr a\n  open a\n  create a 0644\n  write a 0 \"x\"\n  \
+                truncate a 0\n  mkdir a 0755\n  mkfifo a 0644\n  symlink \"t\" a\n  unlink a\n  \
+                rmdir a\n  link a b\n  rename a b\n  chmod a 0644\n  chown a 0 0\n  utimes a 0\n  \
+                setxattr a user.k \"v\"\n  removexattr a user.k\n  remount\n  commit\n";
+    let case = parse_case("t", text).unwrap();
+    let words: Vec<&str> = case.steps.iter().map(|s| s.op.keyword()).collect();
+    assert_eq!(words, Op::KEYWORDS);
+}
+
+#[test]
 fn comments_blank_lines_crlf_and_tabs() {
     let text = "# c\r\n\r\nlower # x\r\n\tfile \"a#b\" 0644 \"#not a comment\" # c\r\nops\r\n";
     let case = parse_case("t", text).unwrap();

@@ -50,33 +50,7 @@ fn the_op_mix_reaches_every_op_kind_and_feature() {
             );
         }
     }
-    let all = [
-        "lstat",
-        "stat",
-        "read",
-        "readlink",
-        "readdir",
-        "getxattr",
-        "listxattr",
-        "open",
-        "create",
-        "write",
-        "truncate",
-        "mkdir",
-        "mkfifo",
-        "symlink",
-        "unlink",
-        "rmdir",
-        "link",
-        "rename",
-        "chmod",
-        "chown",
-        "utimes",
-        "setxattr",
-        "removexattr",
-        "remount",
-        "commit",
-    ];
+    let all = Op::KEYWORDS;
     for k in all {
         assert!(kinds.contains(k), "no {k} in 2000 cases");
     }
