@@ -91,7 +91,7 @@ struct FuzzArgs {
     #[arg(long, default_value = "all", long_help = profile_help())]
     profile: String,
     /// Number of cases in the whole campaign (all shards together).
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 2000)]
     cases: u64,
     /// Campaign seed: the same seed gives the same cases and the same report.
     #[arg(long, default_value_t = 1)]
