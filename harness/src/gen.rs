@@ -14,7 +14,7 @@ use ovlcheck_case::path::{Name, OpPath, RelPath};
 use ovlcheck_case::profile::PRESETS;
 use ovlcheck_case::{Case, Cred, LayerSpec, Op, OpenFlags, Profile, RenameFlags, Step};
 use proptest::prelude::RngExt;
-use proptest::strategy::{NewTree, Strategy, ValueTree};
+use proptest::strategy::{NewTree, Strategy};
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
 
 /// The names every tree is built from: few, so ops and layers collide.
@@ -578,9 +578,4 @@ impl Strategy for CaseStrategy {
         let case = generate(runner.rng(), &self.config, self.profile.clone());
         Ok(crate::shrink::CaseTree::new(case))
     }
-}
-
-/// Keeps `ValueTree` in scope for callers of [`CaseStrategy`].
-pub fn current(tree: &crate::shrink::CaseTree) -> Case {
-    tree.current()
 }
