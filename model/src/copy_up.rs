@@ -100,7 +100,10 @@ impl Model {
         let ino = self.upper_mut().alloc(inode);
         self.upper_mut().link(parent_upper, name, ino);
         self.set_impure(parent_upper);
-        if !xattr_ok && lower_nlink == 1 {
+        // userxattr: a fresh lookup in the user namespace does not take the
+        // origin xattr as its lower, so only the copied-up dentry, cached
+        // since before the copy-up, keeps its lower (see `Model::known_origin`).
+        if self.feat.user_xattr_ns && lower_nlink == 1 {
             self.mem_lower.insert(ino, src_ref);
         }
         if indexed {

@@ -113,16 +113,15 @@ impl Model {
             return None;
         }
         let entries = inode.entries()?;
-        let fresh = |name: &str| {
-            !self.fresh_links.is_empty()
-                && self
-                    .fresh_links
-                    .contains(&crate::ops::join_path_str(path, name))
+        let known = |name: &str, c: u32| {
+            let xattr = match up.get(c).ovl.origin {
+                Some(Some(o)) => Some(o),
+                _ => None,
+            };
+            let child = crate::ops::join_path_str(path, name);
+            self.known_origin(&child, c, xattr).is_some()
         };
-        if entries
-            .iter()
-            .any(|(name, c)| has_origin(*c) && !fresh(name))
-        {
+        if entries.iter().any(|(name, c)| known(name, *c)) {
             return None;
         }
         Some(u)

@@ -18,6 +18,26 @@ pub enum Ident {
 }
 
 impl Model {
+    /// The lower an upper non-directory at merged `path` is known to come
+    /// from, as the overlay inode sees it. Normally its origin xattr (or, for
+    /// objects copied up without one, the in-memory lower). With userxattr
+    /// the origin xattr is never used by a lookup in the user namespace
+    /// (observed on 6.18: after a remount st_ino is the upper's and listing
+    /// a directory clears its stale `impure`); only the copied-up dentry,
+    /// cached since before its copy-up in this mount, keeps its lower, and
+    /// names made by `link` are fresh (`Model::fresh_links`).
+    pub(crate) fn known_origin(
+        &self,
+        path: &str,
+        upper: Ino,
+        xattr: Option<LowerRef>,
+    ) -> Option<LowerRef> {
+        let xattr = xattr.filter(|_| !self.feat.user_xattr_ns);
+        xattr
+            .or_else(|| self.mem_lower.get(&upper).copied())
+            .filter(|_| !self.fresh_links.contains(path))
+    }
+
     /// The st_ino identity of a merged non-directory (inode.c:
     /// ovl_getattr): a copied-up object keeps its origin's st_ino when the
     /// origin is not a broken hard link (lower nlink 1) or it is indexed.
@@ -25,9 +45,7 @@ impl Model {
         match d.upper {
             Some(u) => {
                 let indexed = self.upper_inode(u).union_nlink.is_some();
-                let origin = d.origin.or_else(|| self.mem_lower.get(&u).copied());
-                let origin = origin.filter(|_| !self.fresh_links.contains(path));
-                match origin {
+                match self.known_origin(path, u, d.origin) {
                     Some(o) if indexed || self.lowers[o.layer].nlink(o.ino) == 1 => lower_ident(o),
                     _ => Ident::Upper(u),
                 }
