@@ -8,9 +8,7 @@ use ovlcheck_driver::{Backend, DriverError};
 use ovlcheck_harness::campaign::{self, FuzzOptions, Shard};
 use ovlcheck_harness::gen::GenConfig;
 use ovlcheck_harness::summary::Summary;
-use ovlcheck_harness::{
-    corpus, explore, report, repro, run_case, show, Checks, ModelBackend, RunError,
-};
+use ovlcheck_harness::{corpus, explore, report, repro, run_case, show, ModelBackend, RunError};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -477,7 +475,7 @@ fn replay(a: ReplayArgs, stop: &AtomicBool) -> i32 {
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        match run_case(&*backend, case, Checks::default()) {
+        match run_case(&*backend, case) {
             Ok(run) => {
                 ops += run.ops;
                 if let Some(d) = run.divergence {
@@ -540,7 +538,7 @@ fn run_one(a: RunArgs) -> i32 {
     } else {
         case
     };
-    match run_case(&*backend, &case, Checks::default()) {
+    match run_case(&*backend, &case) {
         Ok(run) if a.pin => {
             let mut pinned = case.clone();
             for (step, seen) in pinned.steps.iter_mut().zip(&run.observed) {

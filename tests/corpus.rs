@@ -6,7 +6,7 @@
 mod common;
 
 use ovlcheck_driver::Backend;
-use ovlcheck_harness::{corpus, report, run_case, Checks, ModelBackend};
+use ovlcheck_harness::{corpus, report, run_case, ModelBackend};
 use std::path::PathBuf;
 
 /// Every corpus case except the known kernel bugs (which must diverge).
@@ -29,7 +29,7 @@ fn replay_all(backend: &dyn Backend) {
     let files = corpus_files();
     for f in &files {
         let case = corpus::load_case(f).unwrap_or_else(|e| panic!("{e}"));
-        match run_case(backend, &case, Checks::default()) {
+        match run_case(backend, &case) {
             Ok(run) => {
                 if let Some(d) = run.divergence {
                     failures.push(format!(

@@ -8,7 +8,7 @@ mod common;
 use ovlcheck_case::profile::PRESETS;
 use ovlcheck_case::Profile;
 use ovlcheck_harness::gen::{CaseStrategy, GenConfig};
-use ovlcheck_harness::{report, run_case, Checks, RunError};
+use ovlcheck_harness::{report, run_case, RunError};
 use proptest::test_runner::{
     Config, FileFailurePersistence, RngAlgorithm, RngSeed, TestCaseError, TestRunner,
 };
@@ -42,17 +42,15 @@ fn check_profile(name: &str) {
         ..Config::default()
     };
     let mut runner = TestRunner::new(config);
-    let result = runner.run(&strategy, |case| {
-        match run_case(&*kernel, &case, Checks::default()) {
-            Ok(run) => match run.divergence {
-                None => Ok(()),
-                Some(d) => Err(TestCaseError::fail(report::render(&d, "kernel"))),
-            },
-            Err(RunError::BadCase(m)) => Err(TestCaseError::fail(format!(
-                "generator made an invalid case: {m}"
-            ))),
-            Err(RunError::Backend(e)) => Err(TestCaseError::fail(format!("backend failure: {e}"))),
-        }
+    let result = runner.run(&strategy, |case| match run_case(&*kernel, &case) {
+        Ok(run) => match run.divergence {
+            None => Ok(()),
+            Some(d) => Err(TestCaseError::fail(report::render(&d, "kernel"))),
+        },
+        Err(RunError::BadCase(m)) => Err(TestCaseError::fail(format!(
+            "generator made an invalid case: {m}"
+        ))),
+        Err(RunError::Backend(e)) => Err(TestCaseError::fail(format!("backend failure: {e}"))),
     });
     if let Err(e) = result {
         panic!("profile {name}: {e}");

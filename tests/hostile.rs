@@ -7,7 +7,7 @@ mod common;
 
 use ovlcheck_case::{parse_case, ParseError};
 use ovlcheck_driver::Backend;
-use ovlcheck_harness::{run_case, Checks, ModelBackend, RunError};
+use ovlcheck_harness::{run_case, ModelBackend, RunError};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -291,7 +291,7 @@ fn execute_all(backend: &dyn Backend, canary: &Canary) -> usize {
     let mut ran = 0;
     for (name, text) in executable_cases(canary.path()) {
         let case = parse_case(&name, &text).unwrap_or_else(|e| panic!("{name} should parse: {e}"));
-        match run_case(backend, &case, Checks::default()) {
+        match run_case(backend, &case) {
             Ok(_) => ran += 1,
             Err(RunError::Backend(e)) => panic!("{name}: backend failure: {e}"),
             Err(RunError::BadCase(e)) => panic!("{name}: refused by the model: {e}"),
@@ -340,7 +340,7 @@ fn reads_through_escaping_symlinks_see_nothing_outside() {
             "lower\n  symlink esc \"{target}\"\nops\n  lstat esc/\n  readlink esc/\n  link esc/ x\n  stat esc/\n  stat esc/file\n  read esc/file\n  readdir esc\n  readdir esc/\n  getxattr esc/ user.k\n  listxattr esc/\n"
         );
         let case = parse_case("escape", &text).unwrap();
-        let run = run_case(&*kernel, &case, Checks::default()).expect("runs");
+        let run = run_case(&*kernel, &case).expect("runs");
         for (step, seen) in case.steps.iter().zip(&run.observed) {
             assert!(
                 !seen.is_ok(),

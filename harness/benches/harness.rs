@@ -6,7 +6,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use ovlcheck_case::parse_case;
 use ovlcheck_harness::gen::{case_at, GenConfig};
-use ovlcheck_harness::{run_case, Checks, ModelBackend};
+use ovlcheck_harness::{run_case, ModelBackend};
 use std::hint::black_box;
 
 /// The baseline's work as a case: two lowers, a dozen ops.
@@ -50,25 +50,13 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             let case = case_at(&config, 1, i);
-            black_box(
-                run_case(&ModelBackend, &case, Checks::default())
-                    .map(|r| r.ops)
-                    .ok(),
-            )
+            black_box(run_case(&ModelBackend, &case).map(|r| r.ops).ok())
         })
     });
     let fixed = parse_case("baseline", BASELINE_CASE).expect("parses");
     c.bench_function(
         "differential case on the model backend (baseline case)",
-        |b| {
-            b.iter(|| {
-                black_box(
-                    run_case(&ModelBackend, &fixed, Checks::default())
-                        .map(|r| r.ops)
-                        .ok(),
-                )
-            })
-        },
+        |b| b.iter(|| black_box(run_case(&ModelBackend, &fixed).map(|r| r.ops).ok())),
     );
     match ovlcheck_driver::backend_by_name("kernel", &Default::default()) {
         Ok(kernel)
@@ -76,26 +64,14 @@ fn bench(c: &mut Criterion) {
         {
             c.bench_function(
                 "differential case on the kernel backend (baseline case)",
-                |b| {
-                    b.iter(|| {
-                        black_box(
-                            run_case(&*kernel, &fixed, Checks::default())
-                                .map(|r| r.ops)
-                                .ok(),
-                        )
-                    })
-                },
+                |b| b.iter(|| black_box(run_case(&*kernel, &fixed).map(|r| r.ops).ok())),
             );
             let mut i = 0u64;
             c.bench_function("differential case on the kernel backend (generated)", |b| {
                 b.iter(|| {
                     i += 1;
                     let case = case_at(&config, 1, i);
-                    black_box(
-                        run_case(&*kernel, &case, Checks::default())
-                            .map(|r| r.ops)
-                            .ok(),
-                    )
+                    black_box(run_case(&*kernel, &case).map(|r| r.ops).ok())
                 })
             });
         }

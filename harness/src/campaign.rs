@@ -6,7 +6,7 @@
 
 use crate::gen::{case_at, GenConfig};
 use crate::pool::map_in_order;
-use crate::runner::{run_case, Checks, Divergence, RunError};
+use crate::runner::{run_case, Divergence, RunError};
 use crate::shrink::shrink;
 use ovlcheck_case::Case;
 use ovlcheck_driver::{Backend, DriverError};
@@ -222,7 +222,7 @@ fn one_case(backend: &dyn Backend, case: &Case, index: u64) -> Result<CaseOutcom
     // A panic is a bug in ovlcheck (model or harness), never a divergence:
     // stop with the case that shows it.
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_case(backend, case, Checks::default())
+        run_case(backend, case)
     }))
     .map_err(|p| {
         let msg = p
@@ -265,10 +265,10 @@ pub fn minimize(backend: &dyn Backend, found: &Divergence, index: u64, max_runs:
             return false;
         }
         runs += 1;
-        matches!(run_case(backend, c, Checks::default()),
+        matches!(run_case(backend, c),
             Ok(r) if r.divergence.as_ref().is_some_and(|d| d.signature() == signature))
     });
-    let divergence = match run_case(backend, &small, Checks::default()) {
+    let divergence = match run_case(backend, &small) {
         Ok(crate::runner::Run {
             divergence: Some(d),
             ..

@@ -5,7 +5,7 @@
 //! the backend with the full differential runner.
 
 use crate::pool::map_in_order;
-use crate::runner::{run_case, Checks, Divergence, RunError};
+use crate::runner::{run_case, Divergence, RunError};
 use ovlcheck_case::{parse_case, Case, Profile, Step};
 use ovlcheck_driver::{Backend, DriverError};
 use ovlcheck_model::Model;
@@ -162,7 +162,7 @@ fn run_all(
     let fatal = Mutex::new(None);
     let results = map_in_order(jobs, sequences, stop, |_, (_, seq)| {
         let case = universe_case(profile, seq);
-        match run_case(backend, &case, Checks::default()) {
+        match run_case(backend, &case) {
             Ok(run) => Some(Ok(run.divergence)),
             Err(RunError::Backend(DriverError::Environment(m))) | Err(RunError::BadCase(m)) => {
                 *fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(m);

@@ -17,4 +17,4 @@ pub mod shrink;
 pub mod summary;
 
 pub use model_backend::ModelBackend;
-pub use runner::{run_case, Check, Checks, Divergence, Run, RunError};
+pub use runner::{run_case, Check, Divergence, Run, RunError};

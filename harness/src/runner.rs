@@ -120,24 +120,11 @@ pub struct Run {
     pub divergence: Option<Divergence>,
 }
 
-/// What the runner compares besides step outcomes.
-#[derive(Clone, Copy, Debug)]
-pub struct Checks {
-    /// Merged and upper views at the end, after a remount and after a commit.
-    pub views: bool,
-}
-
-impl Default for Checks {
-    fn default() -> Self {
-        Checks { views: true }
-    }
-}
-
 /// Runs `case` on the model and on `backend` and compares everything.
-pub fn run_case(backend: &dyn Backend, case: &Case, checks: Checks) -> Result<Run, RunError> {
+pub fn run_case(backend: &dyn Backend, case: &Case) -> Result<Run, RunError> {
     let model = Model::new(case).map_err(|e| RunError::BadCase(e.to_string()))?;
     let observed = backend.run_case(case)?;
-    Ok(compare_run(model, case, &observed, checks))
+    Ok(compare_run(model, case, &observed))
 }
 
 struct Trace<'a> {
@@ -165,7 +152,7 @@ impl Trace<'_> {
 
 /// Compares what the backend did with what the model allows, step by step,
 /// then the views; the first difference is the divergence.
-pub fn compare_run(mut model: Model, case: &Case, run: &CaseRun, checks: Checks) -> Run {
+pub fn compare_run(mut model: Model, case: &Case, run: &CaseRun) -> Run {
     let mut trace = Trace {
         case,
         allowed: Vec::new(),
@@ -185,9 +172,6 @@ pub fn compare_run(mut model: Model, case: &Case, run: &CaseRun, checks: Checks)
             }
             (Some(m), None) => model = m,
         }
-    }
-    if !checks.views {
-        return finished(trace);
     }
     let upper = match (model.upper_view(), &run.upper) {
         (None, None) => None,

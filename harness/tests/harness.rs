@@ -6,7 +6,7 @@ use ovlcheck_case::{parse_case, print_case, Node, NodeKind, Op, View};
 use ovlcheck_harness::campaign::Shard;
 use ovlcheck_harness::compare::compare_views;
 use ovlcheck_harness::gen::{case_at, GenConfig};
-use ovlcheck_harness::{corpus, run_case, Checks, ModelBackend};
+use ovlcheck_harness::{corpus, run_case, ModelBackend};
 use std::collections::BTreeSet;
 
 #[test]
@@ -129,7 +129,7 @@ fn model_backend_agrees_with_the_model_on_generated_cases() {
     let g = GenConfig::default();
     for i in 0..300 {
         let c = case_at(&g, 3, i);
-        let run = run_case(&ModelBackend, &c, Checks::default()).unwrap();
+        let run = run_case(&ModelBackend, &c).unwrap();
         assert!(run.divergence.is_none(), "case {i}");
     }
 }
