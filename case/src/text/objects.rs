@@ -3,7 +3,7 @@
 use crate::layer::{
     Entry, LayerError, LayerSpec, Markers, Object, ObjectKind, DEFAULT_MTIME, IMPLIED_DIR_MODE,
 };
-use crate::path::{RelPath, PATH_MAX};
+use crate::path::{Name, RelPath, PATH_MAX};
 use std::collections::{BTreeMap, HashMap};
 
 /// Longest xattr name (Linux `XATTR_NAME_MAX`).
@@ -55,14 +55,16 @@ fn kind_word(k: &ObjectKind) -> &'static str {
     }
 }
 
-struct Builder {
+/// Objects in creation order (every parent before its children), indexed
+/// by path slices borrowed from the spec, so lookups allocate nothing.
+struct Builder<'a> {
     objs: Vec<Object>,
-    index: HashMap<RelPath, usize>,
+    index: HashMap<&'a [Name], usize>,
     /// Objects that are implied parent directories not (yet) written as `dir`.
     implied: Vec<bool>,
 }
 
-impl Builder {
+impl<'a> Builder<'a> {
     fn new_object(path: RelPath, kind: ObjectKind, mode: u32) -> Object {
         Object {
             path,
@@ -76,51 +78,53 @@ impl Builder {
         }
     }
 
-    fn push(&mut self, obj: Object, implied: bool) -> usize {
+    fn push(&mut self, key: &'a [Name], obj: Object, implied: bool) -> usize {
         let i = self.objs.len();
-        self.index.insert(obj.path.clone(), i);
+        self.index.insert(key, i);
         self.objs.push(obj);
         self.implied.push(implied);
         i
     }
 
     /// Creates `path` (parents implied as needed).
-    fn create(&mut self, path: &RelPath, kind: ObjectKind, mode: u32) -> Result<usize, String> {
-        if let Some(&j) = self.index.get(path) {
+    fn create(&mut self, path: &'a RelPath, kind: ObjectKind, mode: u32) -> Result<usize, String> {
+        let names = path.names();
+        if let Some(&j) = self.index.get(names) {
             return Err(format!(
                 "`{path}` already exists in this layer (as {})",
                 kind_word(&self.objs[j].kind)
             ));
         }
-        let names = path.names();
         for depth in 1..names.len() {
-            let parent = RelPath::from_names(names[..depth].to_vec());
-            match self.index.get(&parent) {
+            let parent = &names[..depth];
+            match self.index.get(parent) {
                 Some(&j) => {
                     if self.objs[j].kind != ObjectKind::Dir {
                         return Err(format!(
-                            "parent `{parent}` of `{path}` is {}, not a directory",
+                            "parent `{}` of `{path}` is {}, not a directory",
+                            self.objs[j].path,
                             kind_word(&self.objs[j].kind)
                         ));
                     }
                 }
                 None => {
-                    let obj = Self::new_object(parent, ObjectKind::Dir, IMPLIED_DIR_MODE);
-                    self.push(obj, true);
+                    let implied = RelPath::from_names(parent.to_vec());
+                    let obj = Self::new_object(implied, ObjectKind::Dir, IMPLIED_DIR_MODE);
+                    self.push(parent, obj, true);
                 }
             }
         }
-        Ok(self.push(Self::new_object(path.clone(), kind, mode), false))
+        Ok(self.push(names, Self::new_object(path.clone(), kind, mode), false))
     }
 
     /// The object an attribute entry on `path` changes (the original file
     /// for a hard link).
     fn inode(&self, path: &RelPath, what: &str) -> Result<usize, String> {
-        let &j = self.index.get(path).ok_or_else(|| {
+        let &j = self.index.get(path.names()).ok_or_else(|| {
             format!("{what} on `{path}`, which no earlier entry of this layer creates")
         })?;
         match &self.objs[j].kind {
-            ObjectKind::Hardlink(orig) => Ok(self.index.get(orig).copied().unwrap_or(j)),
+            ObjectKind::Hardlink(orig) => Ok(self.index.get(orig.names()).copied().unwrap_or(j)),
             _ => Ok(j),
         }
     }
@@ -174,7 +178,7 @@ pub(crate) fn objects(spec: &LayerSpec) -> Result<Vec<Object>, LayerError> {
     let mut objs = b.objs;
     for i in 0..objs.len() {
         if let ObjectKind::Hardlink(orig) = &objs[i].kind {
-            if let Some(&j) = b.index.get(orig) {
+            if let Some(&j) = b.index.get(orig.names()) {
                 let (mode, uid, gid, mtime) =
                     (objs[j].mode, objs[j].uid, objs[j].gid, objs[j].mtime);
                 let xattrs = objs[j].xattrs.clone();
@@ -186,7 +190,7 @@ pub(crate) fn objects(spec: &LayerSpec) -> Result<Vec<Object>, LayerError> {
     Ok(objs)
 }
 
-fn entry(b: &mut Builder, e: &Entry) -> Result<(), String> {
+fn entry<'a>(b: &mut Builder<'a>, e: &'a Entry) -> Result<(), String> {
     let path = e.path();
     if path.is_root() {
         return Err("an entry cannot name the layer root".to_string());
@@ -194,7 +198,7 @@ fn entry(b: &mut Builder, e: &Entry) -> Result<(), String> {
     match e {
         Entry::Dir { mode, .. } => {
             check_mode(*mode)?;
-            if let Some(&j) = b.index.get(path) {
+            if let Some(&j) = b.index.get(path.names()) {
                 if b.implied[j] {
                     // An explicit `dir` after a deeper entry implied it.
                     b.objs[j].mode = *mode;
@@ -213,7 +217,7 @@ fn entry(b: &mut Builder, e: &Entry) -> Result<(), String> {
             b.create(path, ObjectKind::Symlink(target.clone()), 0o777)?;
         }
         Entry::Hardlink { existing, .. } => {
-            let &j = b.index.get(existing).ok_or_else(|| {
+            let &j = b.index.get(existing.names()).ok_or_else(|| {
                 format!("hard link target `{existing}` does not exist (earlier) in this layer")
             })?;
             let orig = match &b.objs[j].kind {
