@@ -6,6 +6,12 @@
 
 mod cli;
 
+/// mimalloc: the model and harness allocate many small, short-lived
+/// objects (persistent-tree nodes, names, views); it runs cases ~20% faster
+/// than the system allocator (model bench `case_12_ops_with_views`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     std::process::exit(cli::main());
 }

@@ -6,6 +6,9 @@ use ovlcheck_case::{parse_case, Case, Step};
 use ovlcheck_model::Model;
 use std::hint::black_box;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SMALL: &str = r#"
 lower
   dir d 0755
