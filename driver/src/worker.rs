@@ -2,7 +2,8 @@
 //! spawner thread of the harness — `PR_SET_PDEATHSIG` fires when the
 //! *thread* that forked exits, so forking from short-lived harness threads
 //! would kill pooled workers. The child only uses syscalls, allocation and
-//! its own raw-fd I/O (no std stdio locks, no threads). It:
+//! its own raw-fd I/O (no std stdio locks; one thread of its own, the
+//! session janitor, once it has torn a kernel session down). It:
 //!
 //! 1. sets `PR_SET_PDEATHSIG(SIGKILL)` and checks the parent is still there;
 //! 2. keeps only its socket (fd 3, close-on-exec) and stderr, stdin/stdout
@@ -68,14 +69,23 @@ impl Worker {
         op: &str,
         timeout: Duration,
     ) -> Result<Response, DriverError> {
-        let fd = match &self.sock {
-            Some(s) => s.as_raw_fd(),
-            None => return Err(DriverError::Died("worker already gone".into())),
-        };
-        if let Err(e) = proto::send(fd, req) {
+        self.send(req, op)?;
+        self.receive(op, timeout)
+    }
+
+    /// Sends `req` without waiting: the worker starts on it at once, and
+    /// [`Worker::receive`] collects the answer.
+    pub fn send(&mut self, req: &Request, op: &str) -> Result<(), DriverError> {
+        let fd = self.fd()?;
+        proto::send(fd, req).map_err(|e| {
             self.kill();
-            return Err(DriverError::Died(format!("sending `{op}`: {e}")));
-        }
+            DriverError::Died(format!("sending `{op}`: {e}"))
+        })
+    }
+
+    /// Waits up to `timeout` for the answer to the request sent last.
+    pub fn receive(&mut self, op: &str, timeout: Duration) -> Result<Response, DriverError> {
+        let fd = self.fd()?;
         let deadline = Instant::now() + timeout;
         match recv_deadline(fd, deadline) {
             Ok(r) => Ok(r),
@@ -87,6 +97,13 @@ impl Worker {
                 let status = self.kill();
                 Err(DriverError::Died(format!("during `{op}`: {e}{status}")))
             }
+        }
+    }
+
+    fn fd(&self) -> Result<RawFd, DriverError> {
+        match &self.sock {
+            Some(s) => Ok(s.as_raw_fd()),
+            None => Err(DriverError::Died("worker already gone".into())),
         }
     }
 
