@@ -421,3 +421,41 @@ fn userxattr_runs_other_uids_in_its_user_namespace() {
     );
     ok(s.finish());
 }
+
+/// Whole cases, run at once or submitted and landed later, give the same
+/// outcomes; their sessions are torn down (on the worker's janitor thread)
+/// and never pile up: after 30 cases the worker holds the current
+/// session's overlay and at most the one still being unmounted.
+#[test]
+fn submitted_cases_match_and_ended_sessions_leave_no_mounts() {
+    if !kernel_available("janitor") {
+        return;
+    }
+    let b = KernelBackend::new();
+    let text = format!(
+        "{IMAGE}ops\n  write a 0 \"W\"\n  unlink d/x\n  remount\n  mkdir n 0755\n  commit\n  \
+         rename b n/b\n  readdir n\n"
+    );
+    let c = case(&text);
+    let direct = ok(b.run_case(&c));
+    assert_eq!(direct.outcomes.len(), c.steps.len());
+    assert!(direct.outcomes.iter().all(|o| *o != err("EIO")));
+    for _ in 0..30 {
+        let landed = ok(b.submit(&c).wait());
+        assert_eq!(landed.outcomes, direct.outcomes);
+        let paths = |v: &View| v.nodes.keys().cloned().collect::<Vec<_>>();
+        assert_eq!(paths(&landed.merged), paths(&direct.merged));
+        assert_eq!(
+            landed.after_commit.as_ref().map(paths),
+            direct.after_commit.as_ref().map(paths)
+        );
+    }
+    let mut s = b.start_session(&c).unwrap();
+    let info = ok(s.mountinfo());
+    let overlays = info.lines().filter(|l| l.contains(" - overlay ")).count();
+    assert!(
+        (1..=2).contains(&overlays),
+        "{overlays} overlay mounts:\n{info}"
+    );
+    ok(Box::new(s).finish());
+}
