@@ -144,10 +144,22 @@ impl Model {
     }
 
     /// OVL_TYPE_ORIGIN (util.c: ovl_path_type): an upper with a lower in
-    /// its stack, from the origin xattr or kept in memory since a copy-up
-    /// during this mount (see `Model::mem_lower`).
+    /// its stack (from the origin xattr, or kept in memory since a copy-up
+    /// during this mount, see `Model::mem_lower`) whose overlay inode is
+    /// hashed by that lower (OVL_CONST_INO, inode.c: ovl_hash_bylower):
+    /// not a non-directory whose lower is a hard link that copy-up broke
+    /// (index=off). The same rule keeps st_ino (`Model::ident`).
     pub(crate) fn type_origin(&self, d: &Dentry) -> bool {
-        d.has_origin() || d.upper.is_some_and(|u| self.mem_lower.contains_key(&u))
+        let Some(u) = d.upper else { return false };
+        let lower = d
+            .lowers
+            .first()
+            .or(d.origin.as_ref())
+            .or_else(|| self.mem_lower.get(&u));
+        let Some(o) = lower else { return false };
+        d.is_dir
+            || self.upper_inode(u).union_nlink.is_some()
+            || self.lowers[o.layer].nlink(o.ino) == 1
     }
 
     /// ovl_set_impure on an upper directory.

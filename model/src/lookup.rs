@@ -142,11 +142,6 @@ impl Dentry {
             None => self.lowers.len() > 1 && self.is_dir,
         }
     }
-
-    /// OVL_TYPE_ORIGIN: an upper object with a copy-up origin.
-    pub fn has_origin(&self) -> bool {
-        self.upper.is_some() && (self.origin.is_some() || !self.lowers.is_empty())
-    }
 }
 
 /// The name a lookup looks for: the dentry's own name, or the path a

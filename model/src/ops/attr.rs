@@ -45,6 +45,27 @@ impl Model {
         Ok(w.last().upper.expect("copied up"))
     }
 
+    /// [`Model::modify`] for xattr changes (inode.c: ovl_xattr_set): they
+    /// go to the overlay inode's upper whenever it has one, even an index
+    /// entry not yet linked at this name (index=on: a lower hard link whose
+    /// inode another name copied up), so such a name is not linked up
+    /// (observed on 6.18); only an inode without an upper is copied up.
+    fn modify_xattrs(
+        &mut self,
+        path: &OpPath,
+        cred: Cred,
+        check: impl FnOnce(&Inode) -> Result<(), Errno>,
+    ) -> Result<u32, Errno> {
+        let mut w: Walk = self.resolve_existing(path, Follow::Yes, cred)?;
+        self.check_writable()?;
+        check(self.attr(w.last()))?;
+        if let Some(u) = w.last().upper {
+            return Ok(u);
+        }
+        self.copy_up(&mut w, CopyUp::Meta);
+        Ok(w.last().upper.expect("copied up"))
+    }
+
     /// open O_WRONLY, pwrite, close. A fifo without a reader: ENXIO (the
     /// open is non-blocking).
     pub(crate) fn op_write(
@@ -191,9 +212,7 @@ impl Model {
             return Err(Errno::E2BIG);
         }
         let private = self.private_suffix(name).map(str::to_string);
-        let u = self.modify(path, CopyUp::Meta, cred, |a| {
-            xattr_write_permission(cred, a, ns)
-        })?;
+        let u = self.modify_xattrs(path, cred, |a| xattr_write_permission(cred, a, ns))?;
         // Overlay's catch-all handler (ovl_other_xattr_handler) copies up
         // before the upper filesystem refuses an unknown name (verified on
         // 6.18: the copy-up stays).
@@ -216,7 +235,7 @@ impl Model {
     ) -> Result<Value, Errno> {
         let ns = xattr_ns(name)?;
         let private = self.private_suffix(name).map(str::to_string);
-        let u = self.modify(path, CopyUp::Meta, cred, |a| {
+        let u = self.modify_xattrs(path, cred, |a| {
             xattr_write_permission(cred, a, ns)?;
             xattr_handler(ns)?;
             let present = match &private {

@@ -215,7 +215,14 @@ impl Model {
         if !self.can_move(&old) || (!overwrite && !self.can_move(&t.d)) {
             return Err(Errno::EXDEV);
         }
-        if overwrite && t.exists && t.d.is_dir {
+        // A merged (or once merged) target directory is checked for
+        // emptiness first (ovl_check_empty_dir). A pure upper one is left to
+        // the upper filesystem's rename, which fails with ENOTEMPTY only
+        // after the copy-ups, impure and redirect/opaque marks below have
+        // been made (dir.c: ovl_rename skips the check when ovl_pure_upper;
+        // observed on 6.18).
+        let raw_target = overwrite && t.exists && t.d.is_dir && self.is_pure_upper_dir(&t.d);
+        if overwrite && t.exists && t.d.is_dir && !raw_target {
             self.check_empty_dir(t.dir.last(), &t.name, &t.d)?;
         }
         let old_name = ow.name().to_string();
@@ -268,6 +275,12 @@ impl Model {
                 dentry: t.d.clone(),
             });
             self.mark_moved(&nw, &t.d, samedir, new_opaque, old_parent.last())?;
+        }
+        if raw_target {
+            let u = t.d.upper.expect("pure upper target");
+            if self.upper_inode(u).entries().is_some_and(|e| !e.is_empty()) {
+                return Err(Errno::ENOTEMPTY);
+            }
         }
         if overwrite && t.exists && !t.d.is_dir {
             if let Some(u) = t.d.upper {
