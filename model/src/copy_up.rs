@@ -145,9 +145,19 @@ impl Model {
 
     /// OVL_TYPE_ORIGIN (util.c: ovl_path_type): an upper with a lower in
     /// its stack, from the origin xattr or kept in memory since a copy-up
-    /// during this mount (see `Model::mem_lower`).
+    /// during this mount (see `Model::mem_lower`), whose inode is hashed by
+    /// its lower (OVL_CONST_INO). A lower hard link copied up without an
+    /// index (no origin xattr) is not (inode.c: ovl_hash_bylower, "lower
+    /// hardlink is or will be broken on copy up"), so linking or renaming
+    /// it marks no parent impure (verified on 6.18).
     pub(crate) fn type_origin(&self, d: &Dentry) -> bool {
-        d.has_origin() || d.upper.is_some_and(|u| self.mem_lower.contains_key(&u))
+        let broken_hardlink = !d.is_dir
+            && d.origin.is_none()
+            && d.lowers
+                .first()
+                .is_some_and(|l| self.lowers[l.layer].nlink(l.ino) > 1);
+        (d.has_origin() && !broken_hardlink)
+            || d.upper.is_some_and(|u| self.mem_lower.contains_key(&u))
     }
 
     /// ovl_set_impure on an upper directory.
