@@ -35,7 +35,9 @@ pub struct Profile {
     pub userxattr: bool,
     /// No upper layer: every write fails with EROFS.
     pub readonly: bool,
-    /// Upper layer on a tmpfs of this many bytes (`enospc` profile).
+    /// Upper layer on a tmpfs of this many bytes (`enospc` profile): with
+    /// `lower=separate` the container layer's own tmpfs, else the one
+    /// holding the whole store.
     pub upper_size: Option<u64>,
 }
 
@@ -82,13 +84,16 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "enospc",
-        help: "store on a 256 KiB tmpfs: copy-ups and writes of big files hit ENOSPC",
+        help: "upper and work dir on their own 12 KiB tmpfs (one page free): copy-ups and writes hit ENOSPC",
     },
 ];
 
-/// Size of the tmpfs holding the whole store in the `enospc` preset: the
-/// layers' own data and every copy-up and write share its 64 pages.
-pub const ENOSPC_UPPER_BYTES: u64 = 256 * 1024;
+/// Size of the tmpfs holding the container layer (upper and work dir) in
+/// the `enospc` preset, the lowers being on another filesystem: three
+/// pages, two of them taken by the overlay2 `link` and `lower` files, so
+/// the first page of data that copy-ups and writes allocate fits and the
+/// next fails with ENOSPC.
+pub const ENOSPC_UPPER_BYTES: u64 = 12 * 1024;
 
 impl Profile {
     /// The profile a preset name stands for.
@@ -109,7 +114,10 @@ impl Profile {
             "xdev" => p.lower_fs = LowerFs::Separate,
             "userxattr" => p.userxattr = true,
             "readonly" => p.readonly = true,
-            "enospc" => p.upper_size = Some(ENOSPC_UPPER_BYTES),
+            "enospc" => {
+                p.lower_fs = LowerFs::Separate;
+                p.upper_size = Some(ENOSPC_UPPER_BYTES);
+            }
             _ => return None,
         }
         Some(p)

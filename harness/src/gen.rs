@@ -113,25 +113,60 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
 /// page, all or nothing, so a full upper fails it cleanly with ENOSPC.
 const PAGE: usize = 4096;
 
-/// For profiles with a small upper: some lower files and writes carry a
-/// whole page, so copy-ups and writes fill the upper and hit ENOSPC.
+/// For profiles with a small upper (`enospc`): most lower files and writes
+/// carry a whole page, and a few page writes to lower files are mixed in,
+/// so copy-ups and writes fill the upper and hit ENOSPC. Every generated
+/// write stays within the first page (offset at most 20, at most a page of
+/// data at offset 0), so it allocates at most one page and either fits or
+/// fails with nothing written; the model also predicts writes that fail
+/// part-way (`ovlcheck_model` module `space`), but the generator does not
+/// rely on it.
 fn fill_pages(rng: &mut TestRng, case: &mut Case) {
+    let mut files = Vec::new();
     for layer in &mut case.lowers {
         for e in &mut layer.entries {
-            if let Entry::File { data, .. } = e {
-                if rng.random_ratio(1, 3) {
+            if let Entry::File { path, data, .. } = e {
+                if rng.random_ratio(2, 3) {
                     *data = vec![b'p'; PAGE];
                 }
+                files.push(path.clone());
             }
         }
     }
     for step in &mut case.steps {
         if let Op::Write { offset, data, .. } = &mut step.op {
-            if rng.random_ratio(1, 2) {
+            if rng.random_ratio(2, 3) {
                 *offset = 0;
                 *data = vec![b'w'; PAGE];
             }
         }
+    }
+    // The initial upper is written onto the small upper filesystem before
+    // the mount: its files stay empty, so it always fits.
+    if let Some(upper) = &mut case.upper {
+        for e in &mut upper.entries {
+            if let Entry::File { data, .. } = e {
+                data.clear();
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    if files.is_empty() {
+        return;
+    }
+    for _ in 0..rng.random_range(1..=4) {
+        let path = pick(rng, &files).clone();
+        let at = rng.random_range(0..=case.steps.len());
+        let op = Op::Write {
+            path: OpPath {
+                path,
+                trailing_slash: false,
+            },
+            offset: 0,
+            data: vec![b'w'; PAGE],
+        };
+        case.steps.insert(at, Step::new(op));
     }
 }
 

@@ -157,44 +157,65 @@ impl Trace<'_> {
     }
 }
 
+/// Most candidate states [`compare_run`] follows at once; more successors
+/// with the backend's outcome than this are cut (the first ones kept).
+const MAX_CANDIDATES: usize = 16;
+
 /// Compares what the backend did with what the model allows, step by step,
 /// then the views; the first difference is the divergence.
-pub fn compare_run(mut model: Model, case: &Case, run: &CaseRun) -> Run {
+///
+/// The model may allow several successor states with the same outcome (the
+/// kernel may legally end in any of them), so the run follows a small set
+/// of candidate states, deduplicated by [`Model::canonical_hash`]: a step's
+/// allowed outcomes are those of any candidate, and a view agrees when it
+/// agrees with some candidate's. A divergence is reported against the first
+/// candidate.
+pub fn compare_run(model: Model, case: &Case, run: &CaseRun) -> Run {
     let mut trace = Trace {
         case,
         allowed: Vec::new(),
         observed: Vec::new(),
     };
+    let mut models = vec![model];
     for (i, (step, seen)) in case.steps.iter().zip(&run.outcomes).enumerate() {
-        let choices = model.apply(step);
-        let allowed = Allowed(choices.iter().map(|(o, _)| o.clone()).collect());
-        let next = choices.into_iter().find(|(o, _)| o == seen).map(|(_, m)| m);
+        let (allowed, next) = successors(&models, step, seen);
         let pin_broken = step.expect.as_ref().filter(|e| *e != seen).cloned();
         trace.allowed.push(allowed);
         trace.observed.push(seen.clone());
-        match (next, pin_broken) {
-            (None, _) => return diverged(trace, Check::Outcome { step: i }, None),
-            (Some(_), Some(expected)) => {
-                return diverged(trace, Check::Pinned { step: i, expected }, None)
+        if next.is_empty() {
+            return diverged(trace, Check::Outcome { step: i }, None);
+        }
+        if let Some(expected) = pin_broken {
+            return diverged(trace, Check::Pinned { step: i, expected }, None);
+        }
+        models = next;
+    }
+    // The end views: merged, then the raw upper, of the same candidate.
+    let ends = |m: &Model| {
+        let upper = match (m.upper_view(), &run.upper) {
+            (None, None) => None,
+            (mv, b) => Some((mv.unwrap_or_default(), b.clone().unwrap_or_default())),
+        };
+        [
+            (Which::Merged, Some((m.merged_view(), run.merged.clone()))),
+            (Which::Upper, upper),
+        ]
+        .into_iter()
+        .find_map(|(which, pair)| pair.and_then(|(mv, b)| differ(mv, b)).map(|d| (which, d)))
+    };
+    let mut first_diff = None;
+    let before = std::mem::take(&mut models);
+    for m in before {
+        match ends(&m) {
+            None => models.push(m),
+            Some(d) => {
+                first_diff.get_or_insert(d);
             }
-            (Some(m), None) => model = m,
         }
     }
-    let upper = match (model.upper_view(), &run.upper) {
-        (None, None) => None,
-        (m, b) => Some((m.unwrap_or_default(), b.clone().unwrap_or_default())),
-    };
-    let ends = [
-        (
-            Which::Merged,
-            Some((model.merged_view(), run.merged.clone())),
-        ),
-        (Which::Upper, upper),
-    ];
-    for (which, pair) in ends {
-        if let Some(d) = pair.and_then(|(m, b)| differ(m, b)) {
-            return diverged(trace, Check::View { which }, Some(d));
-        }
+    if models.is_empty() {
+        let (which, d) = first_diff.expect("a candidate's views differ");
+        return diverged(trace, Check::View { which }, Some(d));
     }
     let lifecycle = [
         (
@@ -212,9 +233,8 @@ pub fn compare_run(mut model: Model, case: &Case, run: &CaseRun) -> Run {
     ];
     for (op, which, seen, view) in lifecycle {
         let step = Step::new(op);
-        let mut choices = model.apply(&step);
-        let Some(pos) = choices.iter().position(|(o, _)| o == seen) else {
-            let allowed = Allowed(choices.into_iter().map(|(o, _)| o).collect());
+        let (allowed, next) = successors(&models, &step, seen);
+        if next.is_empty() {
             let (ops, run_allowed, run_observed) = (
                 trace.observed.len() + 1,
                 trace.allowed.clone(),
@@ -230,17 +250,53 @@ pub fn compare_run(mut model: Model, case: &Case, run: &CaseRun) -> Run {
                 observed: run_observed,
                 divergence: Some(d),
             };
-        };
-        model = choices.swap_remove(pos).1;
+        }
+        models = next;
         if let Some(v) = view {
-            if let Some(d) = differ(model.merged_view(), v.clone()) {
-                return diverged(trace, Check::View { which }, Some(d));
+            let mut first_diff = None;
+            models.retain(|m| match differ(m.merged_view(), v.clone()) {
+                None => true,
+                Some(d) => {
+                    first_diff.get_or_insert(d);
+                    false
+                }
+            });
+            if models.is_empty() {
+                return diverged(trace, Check::View { which }, first_diff);
             }
         }
     }
     finished(trace)
 }
 
+/// Every outcome the candidates allow for `step` (each once, in order), and
+/// the distinct successor states whose outcome is `seen` (hashed only when
+/// there is more than one).
+fn successors(models: &[Model], step: &Step, seen: &Outcome) -> (Allowed, Vec<Model>) {
+    let mut allowed: Vec<Outcome> = Vec::new();
+    let mut next = Vec::new();
+    for m in models {
+        for (o, s) in m.apply(step) {
+            if o == *seen {
+                next.push(s);
+            }
+            if !allowed.contains(&o) {
+                allowed.push(o);
+            }
+        }
+    }
+    if next.len() > 1 {
+        let mut hashes = Vec::with_capacity(next.len());
+        next.retain(|m| {
+            let h = m.canonical_hash();
+            let new = !hashes.contains(&h);
+            hashes.push(h);
+            new
+        });
+        next.truncate(MAX_CANDIDATES);
+    }
+    (Allowed(allowed), next)
+}
 /// Both views and their diff when they differ.
 fn differ(model: View, backend: View) -> Option<(View, View, Vec<ViewDiff>)> {
     let diff = compare_views(&model, &backend);

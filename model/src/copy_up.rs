@@ -2,13 +2,17 @@
 //! copy_up.c). Parents are copied first, directories without their
 //! contents; each copy gets the lower object's data, mode, owner, mtime and
 //! ordinary xattrs (never overlay-private ones), and an `origin` xattr; the
-//! upper parent is marked `impure`.
+//! upper parent is marked `impure`. On a sized upper an object's copy-up
+//! may fail with ENOSPC, after its ancestors were copied up and its parent
+//! marked impure (module `space`).
 
 use crate::fs::{Ino, Inode, Kind, LowerRef};
 use crate::lookup::Dentry;
 use crate::resolve::Walk;
+use crate::space;
 use crate::Model;
 use imbl::OrdMap;
+use ovlcheck_case::Errno;
 use std::sync::Arc;
 
 /// What the triggering op needs copied (copy_up.c: ovl_copy_up_flags).
@@ -28,8 +32,10 @@ pub(crate) enum CopyUp {
 impl Model {
     /// ovl_copy_up_flags: copies up every ancestor of the walk's last
     /// object that has no upper yet, top-down, then the object itself, and
-    /// updates the walk's dentries.
-    pub(crate) fn copy_up(&mut self, walk: &mut Walk, how: CopyUp) {
+    /// updates the walk's dentries. Each copy-up is atomic (built in the
+    /// work dir, then moved into place), so ENOSPC leaves the copied-up
+    /// ancestors and no trace of the failing object.
+    pub(crate) fn copy_up(&mut self, walk: &mut Walk, how: CopyUp) -> Result<(), Errno> {
         for i in 1..walk.frames.len() {
             let is_last = i + 1 == walk.frames.len();
             let parent_upper = walk.frames[i - 1].dentry.upper.expect("parent copied up");
@@ -42,22 +48,31 @@ impl Model {
                     &frame.name.clone(),
                     &frame.dentry.clone(),
                     how_here,
-                );
+                )?;
                 walk.frames[i].dentry = d;
             } else if is_last && how != CopyUp::Meta {
-                self.copy_up_data(&mut walk.frames[i].dentry, how);
+                self.copy_up_data(&mut walk.frames[i].dentry, how)?;
             }
         }
+        Ok(())
     }
 
     /// Copies up the parent chain of a walk (the walk itself is a
-    /// directory that will receive an entry).
+    /// directory that will receive an entry). Directories take no space,
+    /// so this never fails.
     pub(crate) fn copy_up_dir(&mut self, walk: &mut Walk) {
-        self.copy_up(walk, CopyUp::Meta);
+        self.copy_up(walk, CopyUp::Meta)
+            .expect("copying up directories needs no space");
     }
 
     /// ovl_copy_up_one for one object whose parent is already upper.
-    fn copy_up_one(&mut self, parent_upper: Ino, name: &str, d: &Dentry, how: CopyUp) -> Dentry {
+    fn copy_up_one(
+        &mut self,
+        parent_upper: Ino,
+        name: &str,
+        d: &Dentry,
+        how: CopyUp,
+    ) -> Result<Dentry, Errno> {
         let mut out = d.clone();
         if let (Some(u), false) = (d.upper, d.upper_alias) {
             // index=on: link the index entry up (copy_up.c: ovl_link_up).
@@ -66,9 +81,9 @@ impl Model {
             out.upper_alias = true;
             self.update_index_nlink(u);
             if how != CopyUp::Meta {
-                self.copy_up_data(&mut out, how);
+                self.copy_up_data(&mut out, how)?;
             }
-            return out;
+            return Ok(out);
         }
         let src_ref = d.lowers[0];
         let src = self.lower_inode(src_ref).clone();
@@ -97,6 +112,29 @@ impl Model {
             inode.ovl.origin = Some(Some(src_ref));
             out.origin = Some(src_ref);
         }
+        // ovl_do_copy_up marks the parent impure before the copy (not when
+        // the copy goes to the index dir first), which fails as a whole.
+        let space = if metacopy {
+            // A metacopy has its size and no data (ovl_set_size).
+            Ok(Some(Arc::new(std::collections::BTreeSet::new())))
+        } else if src.is_reg() && how != CopyUp::Trunc {
+            let free = self.free_pages();
+            match self.lower_data_inode(d) {
+                Some(data) => space::copy_up_pages(data, free),
+                None => Ok(None),
+            }
+        } else {
+            self.reserve(space::inode_pages(&inode)).map(|()| None)
+        };
+        match space {
+            Ok(pages) => inode.pages = pages,
+            Err(e) => {
+                if !indexed {
+                    self.set_impure(parent_upper);
+                }
+                return Err(e);
+            }
+        }
         let ino = self.upper_mut().alloc(inode);
         self.upper_mut().link(parent_upper, name, ino);
         self.set_impure(parent_upper);
@@ -118,29 +156,38 @@ impl Model {
         if !metacopy && !src.is_dir() {
             out.lowers.truncate(1);
         }
-        out
+        Ok(out)
     }
 
     /// Completes a metacopy: copies the data and drops the `metacopy`
     /// xattr (copy_up.c: ovl_copy_up_meta_inode_data); with O_TRUNC the
-    /// data is empty. The times are not restored afterwards.
-    fn copy_up_data(&mut self, d: &mut Dentry, how: CopyUp) {
-        let Some(u) = d.upper else { return };
+    /// data is empty. The times are not restored afterwards. On a sized
+    /// upper without room for the data: ENOSPC, nothing changed (not
+    /// verified on the kernel, which copies into the upper file in place).
+    fn copy_up_data(&mut self, d: &mut Dentry, how: CopyUp) -> Result<(), Errno> {
+        let Some(u) = d.upper else { return Ok(()) };
         if !self.upper_inode(u).ovl.metacopy {
-            return;
+            return Ok(());
         }
-        let data = if how == CopyUp::Trunc {
-            Vec::new()
+        let (data, pages) = if how == CopyUp::Trunc {
+            (Vec::new(), None)
         } else {
-            self.file_data(d).to_vec()
+            let free = self.free_pages();
+            let pages = match self.lower_data_inode(d) {
+                Some(src) => space::copy_up_pages(src, free)?,
+                None => None,
+            };
+            (self.file_data(d).to_vec(), pages)
         };
         let inode = self.upper_mut().get_mut(u);
         inode.kind = Kind::File(Arc::new(data));
+        inode.pages = pages;
         inode.ovl.metacopy = false;
         // The data is written into the upper file after its times were set
         // (verified on 6.18: mtime comes from the clock).
         inode.mtime = None;
         d.lowers.truncate(1);
+        Ok(())
     }
 
     /// OVL_TYPE_ORIGIN (util.c: ovl_path_type): an upper with a lower in
@@ -165,6 +212,18 @@ impl Model {
     /// ovl_set_impure on an upper directory.
     pub(crate) fn set_impure(&mut self, dir: Ino) {
         self.upper_mut().get_mut(dir).ovl.impure = true;
+    }
+
+    /// The lower inode holding the data a copy-up copies (as
+    /// [`Model::file_data`] picks it).
+    fn lower_data_inode(&self, d: &Dentry) -> Option<&Inode> {
+        let r = match d.lowers.first() {
+            Some(top) if self.lower_inode(*top).ovl.metacopy || d.upper.is_some() => {
+                d.lowers.last()
+            }
+            other => other,
+        }?;
+        Some(self.lower_inode(*r))
     }
 
     /// The data a merged regular file reads: the upper's unless it is a

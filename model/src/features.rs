@@ -141,6 +141,7 @@ mod tests {
         assert_eq!(feat("xdev").ino, InoMode::PseudoDev);
         assert!(feat("readonly").readonly());
         assert!(matches!(feat("enospc").upper, UpperMode::Limited(_)));
-        assert!(feat("enospc").shared_space);
+        assert!(!feat("enospc").shared_space);
+        assert_eq!(feat("enospc").ino, InoMode::PseudoDev);
     }
 }

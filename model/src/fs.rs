@@ -75,6 +75,9 @@ pub(crate) struct Inode {
     pub index_link: bool,
     /// The union link count overlay keeps for an indexed inode (index=on).
     pub union_nlink: Option<u32>,
+    /// A regular file with holes: the indexes of the tmpfs pages that hold
+    /// its data. `None`: every page up to its size (see `space`).
+    pub pages: Option<Arc<std::collections::BTreeSet<u64>>>,
 }
 
 impl Inode {
@@ -90,6 +93,7 @@ impl Inode {
             links: 0,
             index_link: false,
             union_nlink: None,
+            pages: None,
         }
     }
 

@@ -29,6 +29,7 @@ mod ops;
 mod perm;
 mod readdir;
 mod resolve;
+mod space;
 #[cfg(test)]
 mod testutil;
 mod view;

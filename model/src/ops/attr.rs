@@ -10,9 +10,9 @@ use crate::perm::{
     chmod_mode, mode_after_chown, mode_after_write, owner_or_capable, permission, MAY_WRITE,
 };
 use crate::resolve::{Follow, Walk};
+use crate::space;
 use crate::Model;
 use ovlcheck_case::{Cred, Errno, OpPath, Value};
-use std::sync::Arc;
 
 /// The largest file the model writes (a model limit, not a kernel one):
 /// writes or truncates beyond it fail with EFBIG.
@@ -41,7 +41,7 @@ impl Model {
     ) -> Result<u32, Errno> {
         self.check_writable()?;
         check(self.attr(w.last()))?;
-        self.copy_up(&mut w, how);
+        self.copy_up(&mut w, how)?;
         Ok(w.last().upper.expect("copied up"))
     }
 
@@ -56,18 +56,23 @@ impl Model {
         cred: Cred,
         check: impl FnOnce(&Inode) -> Result<(), Errno>,
     ) -> Result<u32, Errno> {
-        let mut w: Walk = self.resolve_existing(path, Follow::Yes, cred)?;
-        self.check_writable()?;
-        check(self.attr(w.last()))?;
-        if let Some(u) = w.last().upper {
-            return Ok(u);
+        let w: Walk = self.resolve_existing(path, Follow::Yes, cred)?;
+        match w.last().upper {
+            Some(u) => {
+                self.check_writable()?;
+                check(self.attr(w.last()))?;
+                Ok(u)
+            }
+            None => self.modify_walk(w, CopyUp::Meta, check),
         }
-        self.copy_up(&mut w, CopyUp::Meta);
-        Ok(w.last().upper.expect("copied up"))
     }
 
     /// open O_WRONLY, pwrite, close. A fifo without a reader: ENXIO (the
-    /// open is non-blocking).
+    /// open is non-blocking). On a sized upper the open's copy-up may fail
+    /// with ENOSPC; so may the write, after it updated the times and
+    /// dropped set-id bits (shmem.c: shmem_file_write_iter calls
+    /// file_remove_privs and file_update_time before generic_perform_write),
+    /// having written the pages that fit (see `space::write`).
     pub(crate) fn op_write(
         &mut self,
         path: &OpPath,
@@ -94,22 +99,20 @@ impl Model {
             return Ok(Value::Unit);
         }
         let init_caps = self.feat.init_caps;
+        let free = self.free_pages();
         let inode = self.upper_mut().get_mut(u);
-        if let Kind::File(d) = &mut inode.kind {
-            let d = Arc::make_mut(d);
-            let end = offset as usize + data.len();
-            if d.len() < end {
-                d.resize(end, 0);
-            }
-            d[offset as usize..end].copy_from_slice(data);
-        }
         inode.mtime = None;
         inode.mode = mode_after_write(cred, inode.mode, init_caps);
+        if space::write(inode, offset, data, free) < data.len() {
+            return Err(Errno::ENOSPC);
+        }
         Ok(Value::Unit)
     }
 
     /// `truncate(2)`: EISDIR, EINVAL on non-regular files; always copies
-    /// the data (inode.c: ovl_setattr with ATTR_SIZE).
+    /// the data (inode.c: ovl_setattr with ATTR_SIZE), which may fail with
+    /// ENOSPC on a sized upper even when the truncate would shrink it; the
+    /// truncate itself allocates nothing (a larger size is a hole).
     pub(crate) fn op_truncate(
         &mut self,
         path: &OpPath,
@@ -129,8 +132,8 @@ impl Model {
         let u = self.modify_walk(w, CopyUp::Data, |a| permission(cred, a, MAY_WRITE))?;
         let init_caps = self.feat.init_caps;
         let inode = self.upper_mut().get_mut(u);
-        if let Kind::File(d) = &mut inode.kind {
-            Arc::make_mut(d).resize(size as usize, 0);
+        if inode.is_reg() {
+            space::set_size(inode, size);
         }
         inode.mtime = None;
         inode.mode = mode_after_write(cred, inode.mode, init_caps);

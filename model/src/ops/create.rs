@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 /// What to put at a new name.
 pub(crate) enum NewObj {
-    Inode(Inode),
+    Inode(Box<Inode>),
     /// Another name for an existing upper inode.
     Link(Ino),
 }
@@ -97,7 +97,8 @@ impl Model {
         }
         let parent_merge = !parent.lowers.is_empty();
         let ino = match obj {
-            NewObj::Inode(mut i) => {
+            NewObj::Inode(i) => {
+                let mut i = *i;
                 if i.is_dir() && (over_whiteout || (parent_merge && self.feat.opaque_new_dirs)) {
                     i.ovl.opaque = Some('y');
                 }
@@ -113,7 +114,12 @@ impl Model {
     fn make(&mut self, mut nn: NewName, kind: Kind, mode: u32, cred: Cred) -> Result<Value, Errno> {
         may_create(cred, self.attr(nn.dir.last()))?;
         let inode = self.new_inode(nn.dir.last(), kind, mode, cred);
-        self.create_object(&mut nn, NewObj::Inode(inode));
+        let pages = crate::space::inode_pages(&inode);
+        if pages > 0 {
+            self.copy_up_dir(&mut nn.dir);
+            self.reserve(pages)?;
+        }
+        self.create_object(&mut nn, NewObj::Inode(Box::new(inode)));
         Ok(Value::Unit)
     }
 
@@ -186,12 +192,13 @@ impl Model {
         if acc & MAY_WRITE == 0 {
             return Ok(());
         }
-        self.copy_up(w, if trunc { CopyUp::Trunc } else { CopyUp::Data });
+        self.copy_up(w, if trunc { CopyUp::Trunc } else { CopyUp::Data })?;
         if trunc {
             let u = w.last().upper.expect("copied up");
             let init_caps = self.feat.init_caps;
             let inode = self.upper_mut().get_mut(u);
             inode.kind = Kind::File(Arc::new(Vec::new()));
+            inode.pages = None;
             inode.mtime = None;
             inode.mode = mode_after_write(cred, inode.mode, init_caps);
         }
@@ -240,7 +247,9 @@ impl Model {
 
     /// `symlink`: an empty target is ENOENT, one of PATH_MAX or more
     /// ENAMETOOLONG (getname); the link is created as is (no copy-up of the
-    /// target, overlayfs.rst).
+    /// target, overlayfs.rst). A target too long to live in a tmpfs inode
+    /// needs a page: on a full sized upper ENOSPC, after the parent chain
+    /// was copied up (dir.c: ovl_create_object).
     pub(crate) fn op_symlink(
         &mut self,
         target: &[u8],
@@ -281,7 +290,7 @@ impl Model {
         if a.is_dir() {
             return Err(Errno::EPERM);
         }
-        self.copy_up(&mut ow, CopyUp::Meta);
+        self.copy_up(&mut ow, CopyUp::Meta)?;
         let ino = ow.last().upper.expect("copied up");
         // dir.c ovl_link -> ovl_set_link_redirect: a metacopy upper gets an
         // absolute redirect to its lower (ovl_set_redirect(samedir=false)

@@ -8,15 +8,11 @@ mod read;
 mod remove;
 mod rename;
 
-use crate::features::UpperMode;
-use crate::fs::Kind;
 use crate::Model;
 use ovlcheck_case::{Cred, Errno, Op, Outcome, Step, Value};
 
-/// tmpfs page size: the unit the `enospc` profile counts upper space in.
-const PAGE: u64 = 4096;
-
-/// Every allowed outcome of one step.
+/// Every allowed outcome of one step. An op that fails keeps the effects
+/// the kernel made before the failure (ENOSPC part-way: see `space`).
 pub(crate) fn apply(m: &Model, step: &Step) -> Vec<(Outcome, Model)> {
     match &step.op {
         Op::Remount => return vec![(Outcome::OK, m.remount())],
@@ -29,53 +25,7 @@ pub(crate) fn apply(m: &Model, step: &Step) -> Vec<(Outcome, Model)> {
         Ok(v) => Outcome::Ok(v),
         Err(e) => Outcome::Err(e),
     };
-    with_enospc(m, outcome, next)
-}
-
-/// The `enospc` profile (upper on a small tmpfs): an op that grows the
-/// upper's data pages may fail with ENOSPC instead, leaving the state as it
-/// was (copy-up is atomic: the lower file or a complete copy; copy_up.c
-/// builds the copy in the work dir). Growth beyond the limit can only fail;
-/// growth past half of it may go either way (tmpfs also spends pages on
-/// metadata); below that only success is allowed.
-fn with_enospc(before: &Model, outcome: Outcome, after: Model) -> Vec<(Outcome, Model)> {
-    let UpperMode::Limited(limit) = before.feat.upper else {
-        return vec![(outcome, after)];
-    };
-    let used_before = before.upper_pages();
-    let used_after = after.upper_pages();
-    if used_after <= used_before || used_after * 2 <= limit {
-        return vec![(outcome, after)];
-    }
-    let fail = (Outcome::Err(Errno::ENOSPC), before.clone());
-    if used_after > limit {
-        vec![fail]
-    } else {
-        vec![(outcome, after), fail]
-    }
-}
-
-impl Model {
-    /// Bytes of data pages on the sized filesystem: the upper's, and the
-    /// lowers' when they share it (metacopy files are sparse).
-    fn upper_pages(&self) -> u64 {
-        let lowers: u64 = if self.feat.shared_space {
-            self.lowers.iter().map(layer_pages).sum()
-        } else {
-            0
-        };
-        lowers + self.upper.as_ref().map_or(0, layer_pages)
-    }
-}
-
-fn layer_pages(l: &crate::fs::Layer) -> u64 {
-    l.inodes
-        .values()
-        .map(|i| match &i.kind {
-            Kind::File(d) if !i.ovl.metacopy => (d.len() as u64).div_ceil(PAGE) * PAGE,
-            _ => 0,
-        })
-        .sum()
+    vec![(outcome, next)]
 }
 
 fn run(m: &mut Model, op: &Op, cred: Cred) -> Result<Value, Errno> {

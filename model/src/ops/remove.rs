@@ -119,7 +119,7 @@ impl Model {
     /// without is simply removed from the upper.
     fn remove(&mut self, mut w: Walk, is_dir: bool) -> Result<(), Errno> {
         if !is_dir {
-            self.nlink_start(&mut w);
+            self.nlink_start(&mut w)?;
         }
         let d = w.last().clone();
         let name = w.name().to_string();
@@ -148,15 +148,18 @@ impl Model {
     /// it is copied up, so that the index holds the union nlink to drop
     /// (verified on 6.18: the other names then report nlink 1 and the
     /// parent is marked impure).
-    pub(crate) fn nlink_start(&mut self, w: &mut Walk) {
+    pub(crate) fn nlink_start(&mut self, w: &mut Walk) -> Result<(), Errno> {
         let d = w.last();
         if !self.feat.index || d.upper_alias || d.is_dir {
-            return;
+            return Ok(());
         }
-        let Some(l) = d.lowers.first() else { return };
+        let Some(l) = d.lowers.first() else {
+            return Ok(());
+        };
         if self.lowers[l.layer].nlink(l.ino) > 1 {
-            self.copy_up(w, crate::copy_up::CopyUp::Meta);
+            self.copy_up(w, crate::copy_up::CopyUp::Meta)?;
         }
+        Ok(())
     }
 
     /// Creates a whiteout (char 0/0, mode 0, owned by the mounter) at

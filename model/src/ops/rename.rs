@@ -231,7 +231,7 @@ impl Model {
         let new_opaque = t.d.opaque;
         let samedir = ow.parent_names() == t.dir.names();
         // Copy up old, the new parent, and for an exchange the new object.
-        self.copy_up(&mut ow, CopyUp::Meta);
+        self.copy_up(&mut ow, CopyUp::Meta)?;
         t.dir = self.refresh(&t.dir);
         self.copy_up_dir(&mut t.dir);
         if !overwrite {
@@ -241,7 +241,7 @@ impl Model {
                 dentry: t.d.clone(),
             });
             nw = self.refresh(&nw);
-            self.copy_up(&mut nw, CopyUp::Meta);
+            self.copy_up(&mut nw, CopyUp::Meta)?;
             t.d = nw.last().clone();
         } else if t.exists && !t.d.is_dir {
             let mut nw = t.dir.clone();
@@ -250,7 +250,7 @@ impl Model {
                 dentry: t.d.clone(),
             });
             nw = self.refresh(&nw);
-            self.nlink_start(&mut nw);
+            self.nlink_start(&mut nw)?;
             t.d = nw.last().clone();
         }
         ow = self.refresh(&ow);
