@@ -1,7 +1,6 @@
 //! The worker side of a session: builds a case's store on fresh tmpfs
 //! mounts, mounts it with the chosen [`Mounter`], runs steps and observes.
-//! Runs only inside a worker process (own namespace). Its one extra thread,
-//! the [`Janitor`], tears ended kernel sessions down.
+//! Runs only inside a worker process (single-threaded, own namespace).
 
 use crate::mount::{self, MountSpec};
 use crate::observe::{self, Snapshot};
@@ -25,46 +24,6 @@ pub struct WorkerState {
     /// once the answer is on its way (so the unmounting overlaps the
     /// harness's work on the answer) and in any case before the next request.
     ended: Option<CaseSession>,
-    /// Started on the first kernel session to tear down; `None` until then,
-    /// or when it could not start (teardown then stays on this thread).
-    janitor: Option<Janitor>,
-    janitor_failed: bool,
-}
-
-/// A thread that unmounts ended kernel sessions while the worker goes on
-/// with the next case: a lazy unmount waits for an RCU grace period
-/// (namespace_unlock), which would otherwise delay every case. The thread
-/// has its own root and cwd (`unshare(CLONE_FS)`), so the momentary
-/// chroots of [`exec`] never change what its absolute paths name. A
-/// session is handed over only when the thread is free (a rendezvous
-/// channel), so at most one ended session is ever still mounted.
-struct Janitor {
-    queue: std::sync::mpsc::SyncSender<CaseSession>,
-}
-
-impl Janitor {
-    fn start() -> Option<Janitor> {
-        let (queue, sessions) = std::sync::mpsc::sync_channel::<CaseSession>(0);
-        let (ready, started) = std::sync::mpsc::channel::<bool>();
-        std::thread::Builder::new()
-            .name("ovl-janitor".into())
-            .spawn(move || {
-                // SAFETY: unshare with a flag constant only.
-                let own_fs = unsafe { libc::unshare(libc::CLONE_FS) } == 0;
-                let _ = ready.send(own_fs);
-                if own_fs {
-                    for s in sessions {
-                        s.teardown();
-                    }
-                }
-            })
-            .ok()?;
-        started
-            .recv()
-            .ok()
-            .filter(|ok| *ok)
-            .map(|_| Janitor { queue })
-    }
 }
 
 /// A live mount of the stack.
@@ -113,8 +72,6 @@ impl WorkerState {
             counter: 0,
             session: None,
             ended: None,
-            janitor: None,
-            janitor_failed: false,
         }
     }
 
@@ -126,26 +83,10 @@ impl WorkerState {
         }
     }
 
-    /// Tears down the session that an `End` request ended, if any: a
-    /// kernel session on the [`Janitor`], others here.
+    /// Tears down the session that an `End` request ended, if any.
     pub fn settle(&mut self) {
-        let Some(s) = self.ended.take() else { return };
-        if s.mounter != Mounter::Kernel {
-            return s.teardown();
-        }
-        // Nothing of this thread may keep the session's mounts busy.
-        let _ = std::env::set_current_dir("/");
-        if self.janitor.is_none() && !self.janitor_failed {
-            self.janitor = Janitor::start();
-            self.janitor_failed = self.janitor.is_none();
-        }
-        match &self.janitor {
-            Some(j) => {
-                if let Err(back) = j.queue.send(s) {
-                    back.0.teardown();
-                }
-            }
-            None => s.teardown(),
+        if let Some(s) = self.ended.take() {
+            s.teardown();
         }
     }
 

@@ -2,8 +2,7 @@
 //! spawner thread of the harness — `PR_SET_PDEATHSIG` fires when the
 //! *thread* that forked exits, so forking from short-lived harness threads
 //! would kill pooled workers. The child only uses syscalls, allocation and
-//! its own raw-fd I/O (no std stdio locks; one thread of its own, the
-//! session janitor, once it has torn a kernel session down). It:
+//! its own raw-fd I/O (no std stdio locks, no threads). It:
 //!
 //! 1. sets `PR_SET_PDEATHSIG(SIGKILL)` and checks the parent is still there;
 //! 2. keeps only its socket (fd 3, close-on-exec) and stderr, stdin/stdout
