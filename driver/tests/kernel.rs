@@ -452,10 +452,6 @@ fn submitted_cases_match_and_ended_sessions_leave_no_mounts() {
     let mut s = b.start_session(&c).unwrap();
     let info = ok(s.mountinfo());
     let overlays = info.lines().filter(|l| l.contains(" - overlay ")).count();
-    assert_eq!(
-        overlays, 1,
-        "overlay mounts:
-{info}"
-    );
+    assert_eq!(overlays, 1, "overlay mounts:\n{info}");
     ok(Box::new(s).finish());
 }
