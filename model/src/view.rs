@@ -229,12 +229,24 @@ impl Model {
         if !candidate {
             return Some(self.raw_view(upper));
         }
+        // Only the candidates are read: an upper directory is the merged
+        // directory of the same path (the upper layer is on top), found by
+        // looking its path up from the root.
+        let mut candidates = Vec::new();
+        stale_impure_dirs(upper, upper.root, &mut String::new(), &mut candidates);
         let mut clear = Vec::new();
-        self.walk_merged_dirs(&mut |path: &str, parent: Option<&Dentry>, d: &Dentry| {
-            if let Some(p) = parent {
-                clear.extend(self.readdir_clears_impure(path, d, p));
+        for path in candidates {
+            let (mut parent, mut d) = (self.root_dentry(), self.root_dentry());
+            for name in path.split('/') {
+                match self.lookup(&d, name) {
+                    Ok(c) if c.is_positive() => (parent, d) = (d, c),
+                    _ => break,
+                }
             }
-        });
+            if d.is_dir && d.upper.is_some() {
+                clear.extend(self.readdir_clears_impure(&path, &d, &parent));
+            }
+        }
         if clear.is_empty() {
             return self.upper.as_ref().map(|u| self.raw_view(u));
         }
@@ -293,6 +305,30 @@ impl Model {
             );
         }
         m
+    }
+}
+
+/// Paths of the upper directories below `dir` that are impure without an
+/// origin: the ones whose `impure` a merged readdir may find stale.
+fn stale_impure_dirs(upper: &Layer, dir: Ino, path: &mut String, out: &mut Vec<String>) {
+    let Some(entries) = upper.get(dir).entries() else {
+        return;
+    };
+    for (name, &c) in entries.iter() {
+        let inode = upper.get(c);
+        if !inode.is_dir() {
+            continue;
+        }
+        let len = path.len();
+        if len > 0 {
+            path.push('/');
+        }
+        path.push_str(name);
+        if inode.ovl.impure && inode.ovl.origin.is_none() {
+            out.push(path.clone());
+        }
+        stale_impure_dirs(upper, c, path, out);
+        path.truncate(len);
     }
 }
 
