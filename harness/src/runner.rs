@@ -191,13 +191,14 @@ pub fn compare_run(model: Model, case: &Case, run: &CaseRun) -> Run {
         models = next;
     }
     // The end views: merged, then the raw upper, of the same candidate.
+    let none = View::default();
     let ends = |m: &Model| {
         let upper = match (m.upper_view(), &run.upper) {
             (None, None) => None,
-            (mv, b) => Some((mv.unwrap_or_default(), b.clone().unwrap_or_default())),
+            (mv, b) => Some((mv.unwrap_or_default(), b.as_ref().unwrap_or(&none))),
         };
         [
-            (Which::Merged, Some((m.merged_view(), run.merged.clone()))),
+            (Which::Merged, Some((m.merged_view(), &run.merged))),
             (Which::Upper, upper),
         ]
         .into_iter()
@@ -254,7 +255,7 @@ pub fn compare_run(model: Model, case: &Case, run: &CaseRun) -> Run {
         models = next;
         if let Some(v) = view {
             let mut first_diff = None;
-            models.retain(|m| match differ(m.merged_view(), v.clone()) {
+            models.retain(|m| match differ(m.merged_view(), v) {
                 None => true,
                 Some(d) => {
                     first_diff.get_or_insert(d);
@@ -297,10 +298,11 @@ fn successors(models: &[Model], step: &Step, seen: &Outcome) -> (Allowed, Vec<Mo
     }
     (Allowed(allowed), next)
 }
-/// Both views and their diff when they differ.
-fn differ(model: View, backend: View) -> Option<(View, View, Vec<ViewDiff>)> {
-    let diff = compare_views(&model, &backend);
-    (!diff.is_empty()).then_some((model, backend, diff))
+/// Both views and their diff when they differ (the backend's is copied
+/// only then).
+fn differ(model: View, backend: &View) -> Option<(View, View, Vec<ViewDiff>)> {
+    let diff = compare_views(&model, backend);
+    (!diff.is_empty()).then(|| (model, backend.clone(), diff))
 }
 
 fn finished(trace: Trace<'_>) -> Run {
