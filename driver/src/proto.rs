@@ -1,12 +1,15 @@
-//! The worker protocol: length-prefixed (u32 little endian) JSON frames over
-//! a socketpair. One request, one response, strictly alternating.
+//! The worker protocol: length-prefixed (u32 little endian) frames of
+//! postcard (compact binary serde) over a socketpair. One request, one
+//! response, strictly alternating. Both ends are the same binary, so the
+//! format needs no versioning; postcard encodes and decodes views several
+//! times faster than JSON, which matters at a thousand cases a second.
 
 use nix::errno::Errno;
 use ovlcheck_case::{Case, Outcome, Step, View};
 use serde::{Deserialize, Serialize};
 use std::os::fd::RawFd;
 
-/// Largest frame accepted (views of 16 MiB files as JSON arrays are big).
+/// Largest frame accepted (views of 16 MiB files are big).
 pub const MAX_FRAME: usize = 1 << 30;
 
 /// How the worker mounts a stack.
@@ -76,7 +79,7 @@ pub enum Response {
 
 /// Writes one frame.
 pub fn send<T: Serialize>(fd: RawFd, msg: &T) -> Result<(), String> {
-    let body = serde_json::to_vec(msg).map_err(|e| format!("encode: {e}"))?;
+    let body = postcard::to_allocvec(msg).map_err(|e| format!("encode: {e}"))?;
     let mut frame = Vec::with_capacity(body.len() + 4);
     frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
     frame.extend_from_slice(&body);
@@ -138,7 +141,10 @@ pub fn recv<T: for<'de> Deserialize<'de>>(fd: RawFd) -> Result<Option<T>, String
     if !read_exact(fd, &mut body).map_err(|e| format!("read: {e}"))? && n > 0 {
         return Err("EOF inside a frame".into());
     }
-    serde_json::from_slice(&body)
-        .map(Some)
-        .map_err(|e| format!("decode: {e}"))
+    decode(&body).map(Some)
+}
+
+/// Decodes one frame's body.
+pub fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
+    postcard::from_bytes(body).map_err(|e| format!("decode: {e}"))
 }

@@ -192,7 +192,7 @@ fn recv_deadline(fd: RawFd, deadline: Instant) -> Result<Response, RecvError> {
     }
     let mut body = vec![0u8; n];
     read_exact_deadline(fd, &mut body, deadline)?;
-    serde_json::from_slice(&body).map_err(|e| RecvError::Broken(format!("decode: {e}")))
+    proto::decode(&body).map_err(RecvError::Broken)
 }
 
 // ---------------------------------------------------------------------------
