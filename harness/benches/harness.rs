@@ -1,40 +1,13 @@
 //! Harness benchmarks: case generation, one whole differential case on the
 //! model backend (the `--backend model` fuzzer's unit of work) and on the
 //! kernel backend (needs root), and a fixed small case on the kernel for
-//! comparison with the raw baseline (benches/baseline.rs): one at a time
-//! (latency) and streamed as `fuzz --jobs 1` runs cases (throughput: each
-//! case judged while the worker runs the next).
+//! comparison with the raw baseline (benches/baseline.rs).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ovlcheck_case::parse_case;
-use ovlcheck_case::Case;
-use ovlcheck_driver::Backend;
 use ovlcheck_harness::gen::{case_at, GenConfig};
-use ovlcheck_harness::pool::map_in_order_pipelined;
-use ovlcheck_harness::runner::judge_case;
 use ovlcheck_harness::{run_case, ModelBackend};
 use std::hint::black_box;
-use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
-
-/// `n` copies of `case` through the fuzzer's pipeline with one job; the
-/// time they took. Panics on a divergence or backend failure.
-fn stream(backend: &dyn Backend, case: &Case, n: u64) -> Duration {
-    let items: Vec<u64> = (0..n).collect();
-    let stop = AtomicBool::new(false);
-    let t = Instant::now();
-    let runs = map_in_order_pipelined(
-        1,
-        &items,
-        &stop,
-        |_, _| backend.submit(case),
-        |pending| pending.wait(),
-        |_, _, observed| judge_case(case, observed).map(|r| r.divergence.is_none()),
-    );
-    let elapsed = t.elapsed();
-    assert!(runs.iter().all(|r| matches!(r, Some(Ok(true)))));
-    elapsed
-}
 
 /// The baseline's work as a case: two lowers, a dozen ops.
 const BASELINE_CASE: &str = r#"
@@ -92,10 +65,6 @@ fn bench(c: &mut Criterion) {
             c.bench_function(
                 "differential case on the kernel backend (baseline case)",
                 |b| b.iter(|| black_box(run_case(&*kernel, &fixed).map(|r| r.ops).ok())),
-            );
-            c.bench_function(
-                "fuzz --jobs 1 stream on the kernel backend (baseline case)",
-                |b| b.iter_custom(|n| stream(&*kernel, &fixed, n)),
             );
             let mut i = 0u64;
             c.bench_function("differential case on the kernel backend (generated)", |b| {
