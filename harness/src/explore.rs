@@ -4,10 +4,10 @@
 //! only from a state not seen before; every sequence run is checked against
 //! the backend with the full differential runner.
 
-use crate::pool::map_in_order_pipelined;
-use crate::runner::{judge_case, Divergence, RunError};
+use crate::pool::map_in_order;
+use crate::runner::{run_case, Divergence, RunError};
 use ovlcheck_case::{parse_case, Case, Profile, Step};
-use ovlcheck_driver::{Backend, DriverError, Pending};
+use ovlcheck_driver::{Backend, DriverError};
 use ovlcheck_model::Model;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -160,20 +160,9 @@ fn run_all(
     stop: &AtomicBool,
 ) -> Result<Vec<SeqResult>, String> {
     let fatal = Mutex::new(None);
-    // As in fuzz, each job judges one sequence while its worker runs the next.
-    let start = |_, (_, seq): &(usize, Vec<Step>)| {
+    let results = map_in_order(jobs, sequences, stop, |_, (_, seq)| {
         let case = universe_case(profile, seq);
-        let pending = backend.submit(&case);
-        (case, pending)
-    };
-    let land = |(case, pending): (Case, Pending)| (case, pending.wait());
-    let results = map_in_order_pipelined(
-        jobs,
-        sequences,
-        stop,
-        start,
-        land,
-        |_, _, (case, observed)| match judge_case(&case, observed) {
+        match run_case(backend, &case) {
             Ok(run) => Some(Ok(run.divergence)),
             Err(RunError::Backend(DriverError::Environment(m))) | Err(RunError::BadCase(m)) => {
                 *fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(m);
@@ -181,8 +170,8 @@ fn run_all(
                 None
             }
             Err(RunError::Backend(e)) => Some(Err(e.to_string())),
-        },
-    );
+        }
+    });
     if let Some(m) = fatal.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(m);
     }
