@@ -6,7 +6,7 @@
 
 use crate::proto::{Mounter, Request, Response};
 use crate::worker::{self, Worker};
-use crate::{Backend, BackendKind, BackendOptions, CaseRun, DriverError, Pending, Session};
+use crate::{Backend, BackendKind, BackendOptions, CaseRun, DriverError, Session};
 use ovlcheck_case::{Case, Op, Outcome, Profile, Step, View};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -69,18 +69,12 @@ impl Inner {
     /// A whole case in one round trip: start, steps, views, remount,
     /// commit and end as one [`Request::Batch`].
     fn run_case(self: &Arc<Self>, case: &Case) -> Result<CaseRun, DriverError> {
-        self.submit(case)?.wait()
-    }
-
-    /// Sends a whole case to a worker and returns at once: the worker runs
-    /// it while the caller goes on (with the previous case's comparison).
-    fn submit(self: &Arc<Self>, case: &Case) -> Result<InFlight, DriverError> {
         case.profile
             .validate()
             .map_err(|e| DriverError::Io(format!("invalid profile: {e}")))?;
         let userns = needs_userns(&case.profile)?;
-        let steps = case.steps.len();
-        let mut reqs = Vec::with_capacity(steps + 8);
+        let n = case.steps.len();
+        let mut reqs = Vec::with_capacity(n + 8);
         reqs.push(Request::Start {
             case: Box::new(case.clone()),
             mounter: self.mounter.clone(),
@@ -99,24 +93,25 @@ impl Inner {
         }
         reqs.push(Request::End);
         let req = Request::Batch(reqs);
-        let (mut worker, mut pooled) = self.take(userns)?;
-        if let Err(e) = worker.send(&req, "case") {
-            if !pooled {
-                return Err(e);
+        let timeout = self.opts.timeout * (START_TIMEOUT_FACTOR + n as u32 + 8);
+        let (mut w, pooled) = self.take(userns)?;
+        let answer = match w.call(&req, "case", timeout) {
+            Err(DriverError::Died(_)) if pooled => {
+                w = worker::spawn(userns, self.opts.timeout * START_TIMEOUT_FACTOR)?;
+                w.call(&req, "case", timeout)?
             }
-            // A pooled worker may have died while idle: a fresh one.
-            worker = worker::spawn(userns, self.opts.timeout * START_TIMEOUT_FACTOR)?;
-            worker.send(&req, "case")?;
-            pooled = false;
+            r => r?,
+        };
+        let Response::Batch(answers) = answer else {
+            return Err(DriverError::Io(format!(
+                "unexpected answer to a case: {answer:?}"
+            )));
+        };
+        let run = case_run(answers, n);
+        if !matches!(run, Err(DriverError::Environment(_))) {
+            self.give(w);
         }
-        Ok(InFlight {
-            inner: Arc::clone(self),
-            worker,
-            pooled,
-            userns,
-            req,
-            steps,
-        })
+        run
     }
 
     fn start(self: &Arc<Self>, case: &Case) -> Result<RemoteSession, DriverError> {
@@ -155,43 +150,6 @@ impl Inner {
                 "unexpected answer to start: {other:?}"
             ))),
         }
-    }
-}
-
-/// A whole-case batch sent to a worker and not yet answered.
-struct InFlight {
-    inner: Arc<Inner>,
-    worker: Worker,
-    /// The worker came from the pool (it may have died while idle).
-    pooled: bool,
-    userns: bool,
-    req: Request,
-    steps: usize,
-}
-
-impl InFlight {
-    /// Waits for the worker's answer (under the watchdog) and hands the
-    /// worker back to the pool.
-    fn wait(mut self) -> Result<CaseRun, DriverError> {
-        let opts = &self.inner.opts;
-        let timeout = opts.timeout * (START_TIMEOUT_FACTOR + self.steps as u32 + 8);
-        let answer = match self.worker.receive("case", timeout) {
-            Err(DriverError::Died(_)) if self.pooled => {
-                self.worker = worker::spawn(self.userns, opts.timeout * START_TIMEOUT_FACTOR)?;
-                self.worker.call(&self.req, "case", timeout)?
-            }
-            r => r?,
-        };
-        let Response::Batch(answers) = answer else {
-            return Err(DriverError::Io(format!(
-                "unexpected answer to a case: {answer:?}"
-            )));
-        };
-        let run = case_run(answers, self.steps);
-        if !matches!(run, Err(DriverError::Environment(_))) {
-            self.inner.give(self.worker);
-        }
-        run
     }
 }
 
@@ -381,13 +339,6 @@ macro_rules! pooled_backend {
 
             fn run_case(&self, case: &Case) -> Result<CaseRun, DriverError> {
                 self.inner.run_case(case)
-            }
-
-            fn submit(&self, case: &Case) -> Pending {
-                match self.inner.submit(case) {
-                    Ok(flight) => Pending::new(move || flight.wait()),
-                    Err(e) => Pending::ready(Err(e)),
-                }
             }
         }
     )*};

@@ -120,32 +120,6 @@ pub trait Backend: Send + Sync {
     fn run_case(&self, case: &Case) -> Result<CaseRun, DriverError> {
         run_via_session(self.start(case)?, case)
     }
-    /// Starts [`Backend::run_case`] and returns before it ends, so the
-    /// caller can work (compare the previous case) while the backend runs
-    /// this one. The default runs the case right away.
-    fn submit(&self, case: &Case) -> Pending {
-        Pending::ready(self.run_case(case))
-    }
-}
-
-/// A case given to [`Backend::submit`]; [`Pending::wait`] collects its run.
-pub struct Pending(Box<dyn FnOnce() -> Result<CaseRun, DriverError> + Send>);
-
-impl Pending {
-    /// A run the backend is still making; `wait` finishes it.
-    pub fn new(wait: impl FnOnce() -> Result<CaseRun, DriverError> + Send + 'static) -> Pending {
-        Pending(Box::new(wait))
-    }
-
-    /// A run already made.
-    pub fn ready(run: Result<CaseRun, DriverError>) -> Pending {
-        Pending(Box::new(move || run))
-    }
-
-    /// The run, once the backend has finished it.
-    pub fn wait(self) -> Result<CaseRun, DriverError> {
-        (self.0)()
-    }
 }
 
 /// Everything observed of one case: each step's outcome, the merged and

@@ -68,23 +68,14 @@ impl Worker {
         op: &str,
         timeout: Duration,
     ) -> Result<Response, DriverError> {
-        self.send(req, op)?;
-        self.receive(op, timeout)
-    }
-
-    /// Sends `req` without waiting: the worker starts on it at once, and
-    /// [`Worker::receive`] collects the answer.
-    pub fn send(&mut self, req: &Request, op: &str) -> Result<(), DriverError> {
-        let fd = self.fd()?;
-        proto::send(fd, req).map_err(|e| {
+        let fd = match &self.sock {
+            Some(s) => s.as_raw_fd(),
+            None => return Err(DriverError::Died("worker already gone".into())),
+        };
+        if let Err(e) = proto::send(fd, req) {
             self.kill();
-            DriverError::Died(format!("sending `{op}`: {e}"))
-        })
-    }
-
-    /// Waits up to `timeout` for the answer to the request sent last.
-    pub fn receive(&mut self, op: &str, timeout: Duration) -> Result<Response, DriverError> {
-        let fd = self.fd()?;
+            return Err(DriverError::Died(format!("sending `{op}`: {e}")));
+        }
         let deadline = Instant::now() + timeout;
         match recv_deadline(fd, deadline) {
             Ok(r) => Ok(r),
@@ -96,13 +87,6 @@ impl Worker {
                 let status = self.kill();
                 Err(DriverError::Died(format!("during `{op}`: {e}{status}")))
             }
-        }
-    }
-
-    fn fd(&self) -> Result<RawFd, DriverError> {
-        match &self.sock {
-            Some(s) => Ok(s.as_raw_fd()),
-            None => Err(DriverError::Died("worker already gone".into())),
         }
     }
 

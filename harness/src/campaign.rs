@@ -5,11 +5,11 @@
 //! are deterministic; only timings vary.
 
 use crate::gen::{case_at, GenConfig};
-use crate::pool::{map_in_order, map_in_order_pipelined};
-use crate::runner::{judge_case, run_case, Divergence, RunError};
+use crate::pool::map_in_order;
+use crate::runner::{run_case, Divergence, RunError};
 use crate::shrink::shrink;
 use ovlcheck_case::Case;
-use ovlcheck_driver::{Backend, CaseRun, DriverError, Pending};
+use ovlcheck_driver::{Backend, DriverError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -175,37 +175,24 @@ pub fn run_indices(
     progress: &(dyn Fn(&CaseResult) + Sync),
 ) -> Result<Campaign, Fatal> {
     let shared = Mutex::new(Shared::default());
-    // Each job keeps one case on the backend while it judges the one before.
-    let start = |_, &index: &u64| {
+    let slots = map_in_order(opts.jobs, indices, stop, |_, &index| {
         let case = case_at(&opts.gen, opts.seed, index);
-        let pending = backend.submit(&case);
-        (case, pending)
-    };
-    let land = |(case, pending): (Case, Pending)| (case, pending.wait());
-    let slots = map_in_order_pipelined(
-        opts.jobs,
-        indices,
-        stop,
-        start,
-        land,
-        |_, &index, (case, observed)| {
-            let outcome = one_case(&case, index, observed);
-            let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
-            match outcome {
-                Ok((ops, o)) => {
-                    let r = sh.record(index, ops, o);
-                    drop(sh);
-                    progress(&r);
-                    Some(r)
-                }
-                Err(f) => {
-                    sh.fatal.get_or_insert(f);
-                    stop.store(true, Ordering::SeqCst);
-                    None
-                }
+        let outcome = one_case(backend, &case, index);
+        let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok((ops, o)) => {
+                let r = sh.record(index, ops, o);
+                drop(sh);
+                progress(&r);
+                Some(r)
             }
-        },
-    );
+            Err(f) => {
+                sh.fatal.get_or_insert(f);
+                stop.store(true, Ordering::SeqCst);
+                None
+            }
+        }
+    });
     let sh = shared.into_inner().unwrap_or_else(|p| p.into_inner());
     if let Some(f) = sh.fatal {
         return Err(f);
@@ -231,15 +218,11 @@ pub fn run_indices(
 /// One case: steps run, and a divergence or a backend failure message.
 type CaseOutcome = (usize, Result<Option<Divergence>, String>);
 
-fn one_case(
-    case: &Case,
-    index: u64,
-    observed: Result<CaseRun, DriverError>,
-) -> Result<CaseOutcome, Fatal> {
+fn one_case(backend: &dyn Backend, case: &Case, index: u64) -> Result<CaseOutcome, Fatal> {
     // A panic is a bug in ovlcheck (model or harness), never a divergence:
     // stop with the case that shows it.
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        judge_case(case, observed)
+        run_case(backend, case)
     }))
     .map_err(|p| {
         let msg = p

@@ -127,13 +127,6 @@ pub fn run_case(backend: &dyn Backend, case: &Case) -> Result<Run, RunError> {
     Ok(compare_run(model, case, &observed))
 }
 
-/// [`run_case`] for a case whose backend run was made elsewhere (given to
-/// [`Backend::submit`] and landed): the model's side and the comparison.
-pub fn judge_case(case: &Case, observed: Result<CaseRun, DriverError>) -> Result<Run, RunError> {
-    let model = Model::new(case).map_err(|e| RunError::BadCase(e.to_string()))?;
-    Ok(compare_run(model, case, &observed?))
-}
-
 struct Trace<'a> {
     case: &'a Case,
     allowed: Vec<Allowed>,
