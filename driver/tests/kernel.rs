@@ -422,12 +422,12 @@ fn userxattr_runs_other_uids_in_its_user_namespace() {
     ok(s.finish());
 }
 
-/// Whole cases, run at once or submitted and landed later, give the same
+/// Whole cases run again and again on one pooled worker give the same
 /// outcomes; their sessions are torn down and never pile up: after 30
 /// cases the worker holds only the current session's overlay.
 #[test]
-fn submitted_cases_match_and_ended_sessions_leave_no_mounts() {
-    if !kernel_available("submitted_cases") {
+fn repeated_cases_match_and_ended_sessions_leave_no_mounts() {
+    if !kernel_available("repeated_cases") {
         return;
     }
     let b = KernelBackend::new();
@@ -440,7 +440,7 @@ fn submitted_cases_match_and_ended_sessions_leave_no_mounts() {
     assert_eq!(direct.outcomes.len(), c.steps.len());
     assert!(direct.outcomes.iter().all(|o| *o != err("EIO")));
     for _ in 0..30 {
-        let landed = ok(b.submit(&c).wait());
+        let landed = ok(b.run_case(&c));
         assert_eq!(landed.outcomes, direct.outcomes);
         let paths = |v: &View| v.nodes.keys().cloned().collect::<Vec<_>>();
         assert_eq!(paths(&landed.merged), paths(&direct.merged));
