@@ -9,6 +9,10 @@ use ovlcheck_harness::gen::{case_at, GenConfig};
 use ovlcheck_harness::{run_case, ModelBackend};
 use std::hint::black_box;
 
+/// The allocator the `ovlcheck` binary runs the harness with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The baseline's work as a case: two lowers, a dozen ops.
 const BASELINE_CASE: &str = r#"
 lower

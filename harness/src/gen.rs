@@ -413,28 +413,35 @@ fn push_owner(entries: &mut Vec<Entry>, path: &RelPath, owner: Option<(u32, u32)
     }
 }
 
-/// Every path any layer names, plus a few fresh ones: what ops pick from.
-fn universe(lowers: &[LayerSpec], upper: Option<&LayerSpec>) -> Vec<RelPath> {
-    let mut paths: Vec<RelPath> = lowers
-        .iter()
-        .chain(upper)
-        .flat_map(|l| l.entries.iter().map(|e| e.path().clone()))
-        .collect();
-    for n in NAMES {
-        paths.push(rel(&[n]));
-    }
-    // The overlay root itself (`.`), for readdir/stat/chmod/rename edge cases.
+/// Paths every case's ops may pick besides the layers' own: the names
+/// alone, the overlay root itself (`.`, for readdir/stat/chmod/rename edge
+/// cases) and a few fresh ones.
+static FRESH_PATHS: std::sync::LazyLock<Vec<RelPath>> = std::sync::LazyLock::new(|| {
+    let mut paths: Vec<RelPath> = NAMES.iter().map(|n| rel(&[n])).collect();
     paths.push(RelPath::root());
     paths.push(rel(&["e"]));
     paths.push(rel(&["a", "e"]));
     paths.push(rel(&["d", "e"]));
+    paths
+});
+
+/// Every path any layer names, plus [`FRESH_PATHS`]: what ops pick from,
+/// sorted and without duplicates (borrowed: no path is copied until an op
+/// takes it).
+fn universe<'a>(lowers: &'a [LayerSpec], upper: Option<&'a LayerSpec>) -> Vec<&'a RelPath> {
+    let mut paths: Vec<&RelPath> = lowers
+        .iter()
+        .chain(upper)
+        .flat_map(|l| l.entries.iter().map(|e| e.path()))
+        .chain(FRESH_PATHS.iter())
+        .collect();
     paths.sort();
     paths.dedup();
     paths
 }
 
-fn op_path(rng: &mut TestRng, universe: &[RelPath]) -> OpPath {
-    let mut path = pick(rng, universe).clone();
+fn op_path(rng: &mut TestRng, universe: &[&RelPath]) -> OpPath {
+    let mut path = (*pick(rng, universe)).clone();
     // Sometimes a fresh name beneath an existing path.
     if rng.random_ratio(1, 8) && path.names().len() < MAX_DEPTH {
         let name: &&str = pick(rng, NAMES);
@@ -452,7 +459,7 @@ fn mode(rng: &mut TestRng) -> u32 {
 }
 
 /// The weighted op mix. Weights sum to 1000; every op kind has a share.
-fn random_op(rng: &mut TestRng, u: &[RelPath]) -> Op {
+fn random_op(rng: &mut TestRng, u: &[&RelPath]) -> Op {
     let roll = rng.random_range(0..1000);
     match roll {
         0..=59 => Op::Lstat {
@@ -571,7 +578,7 @@ fn rename_flags(rng: &mut TestRng) -> RenameFlags {
     }
 }
 
-fn random_step(rng: &mut TestRng, universe: &[RelPath]) -> Step {
+fn random_step(rng: &mut TestRng, universe: &[&RelPath]) -> Step {
     let op = random_op(rng, universe);
     let cred = if !op.is_lifecycle() && rng.random_ratio(1, 8) {
         Some(*pick(
