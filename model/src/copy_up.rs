@@ -190,19 +190,20 @@ impl Model {
         Ok(())
     }
 
-    /// OVL_TYPE_ORIGIN (util.c: ovl_path_type): an upper with a lower in
-    /// its stack (from the origin xattr, or kept in memory since a copy-up
-    /// during this mount, see `Model::mem_lower`) whose overlay inode is
-    /// hashed by that lower (OVL_CONST_INO, inode.c: ovl_hash_bylower):
-    /// not a non-directory whose lower is a hard link that copy-up broke
+    /// OVL_TYPE_ORIGIN (util.c: ovl_path_type) of the object at merged
+    /// `path`: an upper with a lower in its stack (merged by name, or the
+    /// one its overlay inode knows, see [`Model::known_origin`]: userxattr
+    /// and fresh links included) whose overlay inode is hashed by that
+    /// lower (OVL_CONST_INO, inode.c: ovl_hash_bylower): not a
+    /// non-directory whose lower is a hard link that copy-up broke
     /// (index=off). The same rule keeps st_ino (`Model::ident`).
-    pub(crate) fn type_origin(&self, d: &Dentry) -> bool {
+    pub(crate) fn type_origin(&self, path: &str, d: &Dentry) -> bool {
         let Some(u) = d.upper else { return false };
         let lower = d
             .lowers
             .first()
-            .or(d.origin.as_ref())
-            .or_else(|| self.mem_lower.get(&u));
+            .copied()
+            .or_else(|| self.known_origin(path, u, d.origin));
         let Some(o) = lower else { return false };
         d.is_dir
             || self.upper_inode(u).union_nlink.is_some()

@@ -108,8 +108,12 @@ impl Model {
         if !inode.ovl.impure || !self.dir_is_real(d) || self.feat.ino == InoMode::PseudoDev {
             return None;
         }
+        // `..` needs its d_ino translated when the parent's origin counts;
+        // with userxattr no lookup takes an origin xattr, so it never does
+        // (observed on 6.18: a link into a pure upper dir under a merged
+        // dir leaves no impure after a listing).
         let has_origin = |ino: u32| matches!(up.get(ino).ovl.origin, Some(Some(_)));
-        if parent.upper.is_some_and(has_origin) {
+        if !self.feat.user_xattr_ns && parent.upper.is_some_and(has_origin) {
             return None;
         }
         let entries = inode.entries()?;

@@ -311,13 +311,16 @@ impl Model {
         self.create_object(&mut nn, NewObj::Link(ino));
         // dir.c ovl_link -> ovl_create_or_link(..., origin): linking a
         // file with a copy-up origin marks the new parent impure.
-        if self.type_origin(ow.last()) {
+        if self.type_origin(&ow.names().join("/"), ow.last()) {
             let pu = nn.dir.last().upper.expect("parent copied up");
             self.set_impure(pu);
-            if self.feat.user_xattr_ns {
-                self.fresh_links
-                    .insert(join_path(&nn.dir.names(), &nn.name));
-            }
+        }
+        // userxattr: the new name is a fresh overlay inode whenever the
+        // copied-up one is known by its lower in this mount (see
+        // `Model::fresh_links`), whichever of its names was linked.
+        if self.feat.user_xattr_ns && self.mem_lower.contains_key(&ino) {
+            self.fresh_links
+                .insert(join_path(&nn.dir.names(), &nn.name));
         }
         self.index_nlink_delta(ino, 1);
         Ok(Value::Unit)

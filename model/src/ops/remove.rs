@@ -130,11 +130,13 @@ impl Model {
         }
         self.copy_up_dir(&mut parent);
         let pu = parent.last().upper.expect("parent copied up");
-        if let (Some(u), false) = (d.upper, is_dir) {
-            self.index_nlink_delta(u, -1);
-        }
         if d.upper_alias {
             self.upper_mut().unlink(pu, &name);
+        }
+        // ovl_nlink_end: the nlink xattr is written after the unlink, from
+        // the new union and real counts (observed on 6.18).
+        if let (Some(u), false) = (d.upper, is_dir) {
+            self.index_nlink_delta(u, -1);
         }
         if lower_positive {
             self.put_whiteout(pu, &name);

@@ -260,10 +260,11 @@ impl Model {
         let ou = old_parent.last().upper.expect("old parent upper");
         let nu = t.dir.last().upper.expect("new parent upper");
         if !samedir {
-            if self.type_origin(&old) {
+            if self.type_origin(&ow.names().join("/"), &old) {
                 self.set_impure(nu);
             }
-            if !overwrite && self.type_origin(&t.d) {
+            let new_path = super::create::join_path(&t.dir.names(), &t.name);
+            if !overwrite && self.type_origin(&new_path, &t.d) {
                 self.set_impure(ou);
             }
         }
@@ -282,12 +283,14 @@ impl Model {
                 return Err(Errno::ENOTEMPTY);
             }
         }
+        self.rename_upper(ou, &old_name, nu, &t.name, mode);
+        // ovl_nlink_end: the replaced target's nlink xattr is written after
+        // the rename, from the new union and real counts.
         if overwrite && t.exists && !t.d.is_dir {
             if let Some(u) = t.d.upper {
                 self.index_nlink_delta(u, -1);
             }
         }
-        self.rename_upper(ou, &old_name, nu, &t.name, mode);
         Ok(())
     }
 
@@ -368,7 +371,17 @@ impl Model {
                 }
                 up.set_entry(nu, new, oi);
                 if mode == UpperRename::Whiteout {
+                    // RENAME_WHITEOUT: the upper filesystem makes the
+                    // whiteout in the old directory itself (shmem_whiteout
+                    // -> inode_init_owner), so a setgid directory gives it
+                    // its group (observed on 6.18).
                     self.put_whiteout(ou, old);
+                    let dir = self.upper_inode(ou);
+                    if dir.mode & 0o2000 != 0 {
+                        let gid = dir.gid;
+                        let wi = self.upper_mut().child(ou, old).expect("whiteout");
+                        self.upper_mut().get_mut(wi).gid = gid;
+                    }
                 }
             }
         }
