@@ -43,13 +43,17 @@ impl Model {
             let needs = frame.dentry.upper.is_none() || !frame.dentry.upper_alias;
             let how_here = if is_last { how } else { CopyUp::Meta };
             if needs {
-                let d = self.copy_up_one(
-                    parent_upper,
-                    &frame.name.clone(),
-                    &frame.dentry.clone(),
-                    how_here,
-                )?;
-                walk.frames[i].dentry = d;
+                let name = std::mem::take(&mut walk.frames[i].name);
+                let before = std::mem::take(&mut walk.frames[i].dentry);
+                let copied = self.copy_up_one(parent_upper, &name, &before, how_here);
+                walk.frames[i].name = name;
+                walk.frames[i].dentry = match copied {
+                    Ok(d) => d,
+                    Err(e) => {
+                        walk.frames[i].dentry = before;
+                        return Err(e);
+                    }
+                };
             } else if is_last && how != CopyUp::Meta {
                 self.copy_up_data(&mut walk.frames[i].dentry, how)?;
             }
@@ -100,7 +104,8 @@ impl Model {
             Kind::Dir(_) => Kind::Dir(OrdMap::new()),
             Kind::File(_) if how == CopyUp::Trunc => Kind::File(Arc::new(Vec::new())),
             Kind::File(_) if metacopy => Kind::File(Arc::new(vec![0; self.file_data(d).len()])),
-            Kind::File(_) => Kind::File(Arc::new(self.file_data(d).to_vec())),
+            // Shared until the first write (Arc::make_mut copies then).
+            Kind::File(_) => Kind::File(self.file_data(d)),
             other => other.clone(),
         };
         inode.ovl.metacopy = metacopy;
@@ -191,19 +196,23 @@ impl Model {
     }
 
     /// OVL_TYPE_ORIGIN (util.c: ovl_path_type) of the object at merged
-    /// `path`: an upper with a lower in its stack (merged by name, or the
+    /// path `path()`: an upper with a lower in its stack (merged by name, or the
     /// one its overlay inode knows, see [`Model::known_origin`]: userxattr
     /// and fresh links included) whose overlay inode is hashed by that
     /// lower (OVL_CONST_INO, inode.c: ovl_hash_bylower): not a
     /// non-directory whose lower is a hard link that copy-up broke
     /// (index=off). The same rule keeps st_ino (`Model::ident`).
-    pub(crate) fn type_origin(&self, path: &str, d: &Dentry) -> bool {
+    /// `path` is built only when some name is fresh.
+    pub(crate) fn type_origin(&self, path: impl FnOnce() -> String, d: &Dentry) -> bool {
         let Some(u) = d.upper else { return false };
-        let lower = d
-            .lowers
-            .first()
-            .copied()
-            .or_else(|| self.known_origin(path, u, d.origin));
+        let lower = d.lowers.first().copied().or_else(|| {
+            let path = if self.fresh_links.is_empty() {
+                String::new()
+            } else {
+                path()
+            };
+            self.known_origin(&path, u, d.origin)
+        });
         let Some(o) = lower else { return false };
         d.is_dir
             || self.upper_inode(u).union_nlink.is_some()

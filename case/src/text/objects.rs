@@ -4,7 +4,7 @@ use crate::layer::{
     Entry, LayerError, LayerSpec, Markers, Object, ObjectKind, DEFAULT_MTIME, IMPLIED_DIR_MODE,
 };
 use crate::path::{Name, RelPath, PATH_MAX};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Longest xattr name (Linux `XATTR_NAME_MAX`).
 const XATTR_NAME_MAX: usize = 255;
@@ -59,7 +59,7 @@ fn kind_word(k: &ObjectKind) -> &'static str {
 /// by path slices borrowed from the spec, so lookups allocate nothing.
 struct Builder<'a> {
     objs: Vec<Object>,
-    index: HashMap<&'a [Name], usize>,
+    index: BTreeMap<&'a [Name], usize>,
     /// Objects that are implied parent directories not (yet) written as `dir`.
     implied: Vec<bool>,
 }
@@ -168,7 +168,7 @@ fn check_target(target: &[u8]) -> Result<(), String> {
 pub(crate) fn objects(spec: &LayerSpec) -> Result<Vec<Object>, LayerError> {
     let mut b = Builder {
         objs: Vec::new(),
-        index: HashMap::new(),
+        index: BTreeMap::new(),
         implied: Vec::new(),
     };
     for (i, e) in spec.entries.iter().enumerate() {

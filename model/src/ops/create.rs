@@ -311,7 +311,7 @@ impl Model {
         self.create_object(&mut nn, NewObj::Link(ino));
         // dir.c ovl_link -> ovl_create_or_link(..., origin): linking a
         // file with a copy-up origin marks the new parent impure.
-        if self.type_origin(&ow.names().join("/"), ow.last()) {
+        if self.type_origin(|| ow.names().join("/"), ow.last()) {
             let pu = nn.dir.last().upper.expect("parent copied up");
             self.set_impure(pu);
         }

@@ -260,11 +260,11 @@ impl Model {
         let ou = old_parent.last().upper.expect("old parent upper");
         let nu = t.dir.last().upper.expect("new parent upper");
         if !samedir {
-            if self.type_origin(&ow.names().join("/"), &old) {
+            if self.type_origin(|| ow.names().join("/"), &old) {
                 self.set_impure(nu);
             }
-            let new_path = super::create::join_path(&t.dir.names(), &t.name);
-            if !overwrite && self.type_origin(&new_path, &t.d) {
+            let new_path = || super::create::join_path(&t.dir.names(), &t.name);
+            if !overwrite && self.type_origin(new_path, &t.d) {
                 self.set_impure(ou);
             }
         }
