@@ -246,21 +246,25 @@ pub fn pwrite_all(fd: RawFd, mut data: &[u8], mut offset: u64) -> SysResult<()> 
 
 /// Reads up to `limit` bytes from `fd` (until EOF).
 pub fn read_to_end(fd: RawFd, limit: usize) -> SysResult<Vec<u8>> {
-    read_to_end_sized(fd, limit, 0)
+    read_until_eof(fd, limit, None)
 }
 
-/// [`read_to_end`], sizing the buffer for `expect` bytes (e.g. `st_size`)
-/// so that a file that did not change is read in one call plus the one
-/// that sees EOF.
+/// [`read_to_end`] of a regular file whose `st_size` is `expect`: one
+/// `read` sized for it. A read that comes back short exactly at that size
+/// is at the end of the file, so no second read has to see EOF.
 pub fn read_to_end_sized(fd: RawFd, limit: usize, expect: usize) -> SysResult<Vec<u8>> {
+    read_until_eof(fd, limit, Some(expect))
+}
+
+fn read_until_eof(fd: RawFd, limit: usize, expect: Option<usize>) -> SysResult<Vec<u8>> {
     const CHUNK: usize = 65536;
     let mut out: Vec<u8> = Vec::new();
     while out.len() < limit {
         if out.len() == out.capacity() {
-            let want = expect
-                .saturating_add(1)
-                .saturating_sub(out.len())
-                .max(CHUNK);
+            let want = match expect {
+                Some(size) if out.is_empty() => size.saturating_add(1),
+                _ => CHUNK,
+            };
             out.reserve(want.min(limit - out.len()));
         }
         let want = (out.capacity() - out.len()).min(limit - out.len());
@@ -279,6 +283,9 @@ pub fn read_to_end_sized(fd: RawFd, limit: usize, expect: usize) -> SysResult<Ve
         }
         // SAFETY: the kernel initialised `n <= want` bytes past `len`.
         unsafe { out.set_len(out.len() + n as usize) };
+        if (n as usize) < want && Some(out.len()) == expect {
+            break;
+        }
     }
     Ok(out)
 }
@@ -631,5 +638,32 @@ pub fn close_from(first: u32) {
     // SAFETY: closing fds the caller no longer uses; no pointers involved.
     unsafe {
         libc::syscall(libc::SYS_close_range, first, u32::MAX, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// Whatever size the caller expects, the whole file comes back (a
+    /// stale `st_size` never truncates or pads the data).
+    #[test]
+    fn sized_reads_return_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0usize, 1, 5, 4096, 70_000] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let p = dir.path().join(format!("f{len}"));
+            std::fs::write(&p, &data).unwrap();
+            for expect in [0, len.saturating_sub(1), len, len + 1, 2 * len + 3] {
+                let f = std::fs::File::open(&p).unwrap();
+                let got = read_to_end_sized(f.as_raw_fd(), 1 << 24, expect).unwrap();
+                assert_eq!(got, data, "len {len} expect {expect}");
+            }
+            let f = std::fs::File::open(&p).unwrap();
+            assert_eq!(read_to_end(f.as_raw_fd(), 1 << 24).unwrap(), data);
+            let f = std::fs::File::open(&p).unwrap();
+            assert_eq!(read_to_end_sized(f.as_raw_fd(), 3, len).unwrap(), data[..len.min(3)]);
+        }
     }
 }
