@@ -663,7 +663,10 @@ mod tests {
             let f = std::fs::File::open(&p).unwrap();
             assert_eq!(read_to_end(f.as_raw_fd(), 1 << 24).unwrap(), data);
             let f = std::fs::File::open(&p).unwrap();
-            assert_eq!(read_to_end_sized(f.as_raw_fd(), 3, len).unwrap(), data[..len.min(3)]);
+            assert_eq!(
+                read_to_end_sized(f.as_raw_fd(), 3, len).unwrap(),
+                data[..len.min(3)]
+            );
         }
     }
 }
