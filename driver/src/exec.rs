@@ -289,6 +289,14 @@ fn link(root: RawFd, old: &OpPath, new: &OpPath, chrooted: bool) -> OpResult {
     } else {
         libc::O_NOFOLLOW
     };
+    // The old path is looked up in full first (do_linkat), except the root
+    // itself: in the chroot it is `/`, which takes no walk and so no
+    // permission check.
+    if old.path.is_root() {
+        return two_parents(root, old, new, |od, on, nd, nn| {
+            sys::linkat(od, on, nd, nn, 0)
+        });
+    }
     let fd = open(root, old, libc::O_PATH | nofollow, 0)?;
     if !old.trailing_slash || chrooted {
         return two_parents(root, old, new, |od, on, nd, nn| {
