@@ -46,14 +46,15 @@ impl Model {
                 let name = std::mem::take(&mut walk.frames[i].name);
                 let before = std::mem::take(&mut walk.frames[i].dentry);
                 let copied = self.copy_up_one(parent_upper, &name, &before, how_here);
-                walk.frames[i].name = name;
-                walk.frames[i].dentry = match copied {
-                    Ok(d) => d,
+                let frame = &mut walk.frames[i];
+                frame.name = name;
+                match copied {
+                    Ok(d) => frame.dentry = d,
                     Err(e) => {
-                        walk.frames[i].dentry = before;
+                        frame.dentry = before;
                         return Err(e);
                     }
-                };
+                }
             } else if is_last && how != CopyUp::Meta {
                 self.copy_up_data(&mut walk.frames[i].dentry, how)?;
             }
