@@ -320,3 +320,47 @@ fn diverged(trace: Trace<'_>, check: Check, views: Option<(View, View, Vec<ViewD
         divergence: Some(trace.divergence(check, views)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ovlcheck_case::{parse_case, Errno};
+
+    fn model(text: &str) -> Model {
+        Model::new(&parse_case("t", text).unwrap()).unwrap()
+    }
+
+    fn step(op: &str) -> Step {
+        parse_case("t", &format!("lower\nops\n  {op}\n"))
+            .unwrap()
+            .steps
+            .remove(0)
+    }
+
+    /// The candidates' allowed outcomes are united (each once); only the
+    /// successors with the backend's outcome go on, equal states once.
+    #[test]
+    fn successors_unite_outcomes_and_keep_distinct_states() {
+        let has = model("lower\n  file f 0644 \"x\"\n");
+        let lacks = model("lower\n  file g 0644 \"y\"\n");
+        let unlink = step("unlink f");
+        let ok = Outcome::OK;
+        let enoent = Outcome::Err(Errno::ENOENT);
+
+        let (allowed, next) = successors(&[has.clone(), lacks.clone()], &unlink, &ok);
+        assert_eq!(allowed.0, vec![ok.clone(), enoent.clone()]);
+        assert_eq!(next.len(), 1, "only the state that had f can unlink it");
+
+        let (_, next) = successors(&[lacks.clone(), has.clone()], &unlink, &enoent);
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].canonical_hash(), lacks.canonical_hash());
+
+        let (allowed, next) = successors(&[has.clone(), has.clone()], &unlink, &ok);
+        assert_eq!(allowed.0, vec![ok.clone()]);
+        assert_eq!(next.len(), 1, "equal successors are followed once");
+
+        let other = model("lower\n  file f 0644 \"x\"\n  file h 0644 \"z\"\n");
+        let (_, next) = successors(&[has, other], &unlink, &ok);
+        assert_eq!(next.len(), 2, "distinct successors are all followed");
+    }
+}
