@@ -88,19 +88,11 @@ pub fn send<T: Serialize>(fd: RawFd, msg: &T) -> Result<(), String> {
 
 /// `send(MSG_NOSIGNAL)` of the whole buffer: a dead peer is `EPIPE`, never
 /// a `SIGPIPE` that would kill the harness.
-pub fn send_all(fd: RawFd, mut data: &[u8]) -> Result<(), Errno> {
-    while !data.is_empty() {
-        // SAFETY: `data` is readable for its length.
-        let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
-        if n < 0 {
-            match Errno::last() {
-                Errno::EINTR => continue,
-                e => return Err(e),
-            }
-        }
-        data = &data[n as usize..];
-    }
-    Ok(())
+pub fn send_all(fd: RawFd, data: &[u8]) -> Result<(), Errno> {
+    // SAFETY: `rest` is readable for its length.
+    crate::sys::write_whole(data, |rest, _| unsafe {
+        libc::send(fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL)
+    })
 }
 
 /// Reads exactly `buf.len()` bytes; `Ok(false)` on EOF before the first.

@@ -226,11 +226,23 @@ pub fn truncate(path: &[u8], size: u64) -> SysResult<()> {
 }
 
 /// `pwrite` of the whole buffer.
-pub fn pwrite_all(fd: RawFd, mut data: &[u8], mut offset: u64) -> SysResult<()> {
+pub fn pwrite_all(fd: RawFd, data: &[u8], offset: u64) -> SysResult<()> {
+    write_whole(data, |rest, done| {
+        let at = (offset + done) as libc::off_t;
+        // SAFETY: `rest` is readable for its length.
+        unsafe { libc::pwrite(fd, rest.as_ptr().cast(), rest.len(), at) }
+    })
+}
+
+/// Calls `write(rest, done)` until all of `data` is written, `rest` being
+/// what is left and `done` how many bytes went before it; EINTR is retried.
+pub(crate) fn write_whole(
+    mut data: &[u8],
+    mut write: impl FnMut(&[u8], u64) -> isize,
+) -> SysResult<()> {
+    let mut done = 0u64;
     while !data.is_empty() {
-        // SAFETY: `data` is readable for its length.
-        let n =
-            unsafe { libc::pwrite(fd, data.as_ptr().cast(), data.len(), offset as libc::off_t) };
+        let n = write(data, done);
         if n < 0 {
             let e = Errno::last();
             if e == Errno::EINTR {
@@ -239,7 +251,7 @@ pub fn pwrite_all(fd: RawFd, mut data: &[u8], mut offset: u64) -> SysResult<()> 
             return Err(e);
         }
         data = &data[n as usize..];
-        offset += n as u64;
+        done += n as u64;
     }
     Ok(())
 }
@@ -322,20 +334,11 @@ pub fn read_dir(fd: RawFd) -> SysResult<Vec<CString>> {
 }
 
 /// Writes the whole buffer to `fd`.
-pub fn write_all(fd: RawFd, mut data: &[u8]) -> SysResult<()> {
-    while !data.is_empty() {
-        // SAFETY: `data` is readable for its length.
-        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        if n < 0 {
-            let e = Errno::last();
-            if e == Errno::EINTR {
-                continue;
-            }
-            return Err(e);
-        }
-        data = &data[n as usize..];
-    }
-    Ok(())
+pub fn write_all(fd: RawFd, data: &[u8]) -> SysResult<()> {
+    // SAFETY: `rest` is readable for its length.
+    write_whole(data, |rest, _| unsafe {
+        libc::write(fd, rest.as_ptr().cast(), rest.len())
+    })
 }
 
 /// Which xattr call: path-following, or `l*` (not following).
