@@ -139,7 +139,8 @@ impl Model {
             self.index_nlink_delta(u, -1);
         }
         if lower_positive {
-            self.put_whiteout(pu, &name);
+            // Made in the work dir and moved into place: the mounter's group.
+            self.put_whiteout(pu, &name, 0);
         }
         Ok(())
     }
@@ -164,10 +165,12 @@ impl Model {
         Ok(())
     }
 
-    /// Creates a whiteout (char 0/0, mode 0, owned by the mounter) at
-    /// `name` in upper dir `dir`.
-    pub(crate) fn put_whiteout(&mut self, dir: u32, name: &str) {
-        let ino = self.upper_mut().alloc(Inode::new(Kind::Whiteout, 0, 0, 0));
+    /// Creates a whiteout (char 0/0, mode 0, owned by the mounter, group
+    /// `gid`) at `name` in upper dir `dir`.
+    pub(crate) fn put_whiteout(&mut self, dir: u32, name: &str, gid: u32) {
+        let ino = self
+            .upper_mut()
+            .alloc(Inode::new(Kind::Whiteout, 0, 0, gid));
         self.upper_mut().link(dir, name, ino);
     }
 }

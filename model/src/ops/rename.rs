@@ -375,13 +375,9 @@ impl Model {
                     // whiteout in the old directory itself (shmem_whiteout
                     // -> inode_init_owner), so a setgid directory gives it
                     // its group (observed on 6.18).
-                    self.put_whiteout(ou, old);
                     let dir = self.upper_inode(ou);
-                    if dir.mode & 0o2000 != 0 {
-                        let gid = dir.gid;
-                        let wi = self.upper_mut().child(ou, old).expect("whiteout");
-                        self.upper_mut().get_mut(wi).gid = gid;
-                    }
+                    let gid = if dir.mode & 0o2000 != 0 { dir.gid } else { 0 };
+                    self.put_whiteout(ou, old, gid);
                 }
             }
         }
