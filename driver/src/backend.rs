@@ -164,7 +164,10 @@ fn case_run(answers: Vec<Response>, steps: usize) -> Result<CaseRun, DriverError
             None => Err(DriverError::Io(format!("no answer for {what}"))),
         }
     };
-    let io = |what: &str, r: Response| DriverError::Io(format!("{what}: {r:?}"));
+    let io = |what: &str, r: Response| match r {
+        Response::Error { message, .. } => DriverError::Io(format!("{what}: {message}")),
+        r => DriverError::Io(format!("{what}: unexpected answer {r:?}")),
+    };
     match next("start")? {
         Response::Ok => {}
         r => return Err(io("start", r)),

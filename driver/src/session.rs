@@ -386,18 +386,28 @@ impl CaseSession {
                 return Response::Died(why);
             }
         }
-        match req {
-            Request::Apply { step } => self.apply(&step),
-            Request::MergedView => self.merged_view().map_or_else(err, Response::View),
-            Request::UpperView => self.upper_view().map_or_else(err, Response::MaybeView),
-            Request::LowerViews => self.lower_views().map_or_else(err, Response::Views),
-            Request::StoreHome => Response::Text(self.store.home().display().to_string()),
-            Request::MountMethod => Response::Text(if self.method.is_empty() {
+        let observed = match req {
+            Request::Apply { step } => return self.apply(&step),
+            Request::MergedView => self.merged_view().map(Response::View),
+            Request::UpperView => self.upper_view().map(Response::MaybeView),
+            Request::LowerViews => self.lower_views().map(Response::Views),
+            Request::StoreHome => Ok(Response::Text(self.store.home().display().to_string())),
+            Request::MountMethod => Ok(Response::Text(if self.method.is_empty() {
                 "Helper".into()
             } else {
                 self.method.clone()
-            }),
-            _ => err("unexpected request"),
+            })),
+            _ => Err("unexpected request".into()),
+        };
+        observed.unwrap_or_else(|e| self.error_or_death(e))
+    }
+
+    /// A request that failed because the helper died mid-way (a walk that
+    /// met `ENOTCONN`) reports the death, not the symptom.
+    fn error_or_death(&mut self, e: String) -> Response {
+        match self.helper_alive() {
+            Ok(()) => err(e),
+            Err(why) => Response::Died(why),
         }
     }
 
@@ -420,10 +430,7 @@ impl CaseSession {
                 },
                 Ok(o) => Response::Outcome(o),
                 // E.g. the mount-time snapshot before the op could not walk.
-                Err(e) => match self.helper_alive() {
-                    Ok(()) => err(e),
-                    Err(why) => Response::Died(why),
-                },
+                Err(e) => self.error_or_death(e),
             },
         }
     }
@@ -475,6 +482,11 @@ impl CaseSession {
     /// Unmount (`pre` may change the layers), mount again. A failing mount
     /// of the kernel backend is the step's outcome.
     fn lifecycle(&mut self, pre: impl FnOnce(&mut Self) -> Res<()>) -> Response {
+        // A helper that died since the last request would otherwise go
+        // unnoticed: the unmount replaces it with a fresh one.
+        if let Err(why) = self.helper_alive() {
+            return Response::Died(why);
+        }
         if let Err(e) = self.unmount().and_then(|_| pre(self)) {
             return err(e);
         }

@@ -5,11 +5,12 @@
 //! worker, output appended to `<session>/helpers.log`.
 
 use crate::mount::MountSpec;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use std::ffi::CString;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -58,23 +59,35 @@ pub fn spawn(argv: &[String], cwd: &Path, log: &Path) -> Result<Pid, String> {
     }
 }
 
-/// Waits for `pid` up to `timeout`; kills it after that.
+/// Waits for child `pid` up to `timeout`; kills it after that. Sleeps in
+/// `poll` on a pidfd, so the wait ends the moment the child exits (a
+/// polling loop would leave it a zombie for up to one interval).
 pub fn wait_timeout(pid: Pid, timeout: Duration) -> Result<WaitStatus, String> {
     let deadline = Instant::now() + timeout;
+    let pidfd = crate::sys::pidfd_open(pid.as_raw()).ok();
     loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {}
             Ok(s) => return Ok(s),
             Err(e) => return Err(format!("waitpid: {e}")),
         }
-        if Instant::now() > deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
             return Err(format!(
                 "helper {pid} did not finish in {timeout:?}; killed"
             ));
         }
-        std::thread::sleep(Duration::from_millis(1));
+        match &pidfd {
+            Some(fd) => {
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+                let _ = poll(&mut fds, PollTimeout::from(ms));
+            }
+            // No pidfd (a kernel before 5.3): poll the status every ms.
+            None => std::thread::sleep(Duration::from_millis(1)),
+        }
     }
 }
 
@@ -173,10 +186,15 @@ pub fn fuse_unmount(target: &Path, daemon: Option<Pid>) -> Result<(), String> {
         nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH)
             .map_err(|e| format!("umount fuse: {e}"))?;
     }
-    if let Some(pid) = daemon {
-        wait_timeout(pid, HELPER_TIMEOUT)?;
+    // After an unmount the daemon exits by itself, with status 0; any other
+    // end (a crash, a kill) is the backend dying, not a clean unmount.
+    match daemon
+        .map(|pid| wait_timeout(pid, HELPER_TIMEOUT))
+        .transpose()?
+    {
+        None | Some(WaitStatus::Exited(_, 0)) => Ok(()),
+        Some(s) => Err(format!("fuse-overlayfs died ({s:?})")),
     }
-    Ok(())
 }
 
 /// `'...'` with embedded quotes escaped, for `/bin/sh`.

@@ -116,6 +116,14 @@ pub fn fstatat(dirfd: RawFd, path: &[u8], flags: i32) -> SysResult<libc::stat> {
     Ok(unsafe { st.assume_init() })
 }
 
+/// `pidfd_open(pid, 0)` (Linux 5.3): an fd that polls readable once the
+/// process has exited, so a parent can wait for a child with a timeout
+/// without a sleep loop.
+pub fn pidfd_open(pid: libc::pid_t) -> SysResult<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }).map(owned)
+}
+
 /// `fchdir(fd)`.
 pub fn fchdir(fd: RawFd) -> SysResult<()> {
     // SAFETY: plain syscall on an integer fd.
