@@ -304,7 +304,7 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
         Err(e) => return fail(e),
     };
     for (index, msg) in &c.failures {
-        eprintln!("backend failure on case #{index}: {msg}");
+        eprintln!("case #{index}: {msg}");
     }
     let mut saved = Vec::new();
     for f in &c.findings {
@@ -332,12 +332,8 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
         cases: c.cases(),
         ops: c.ops(),
         divergences: c.divergent_cases(),
-        distinct: c.findings.len(),
-        signatures: c
-            .findings
-            .iter()
-            .map(|f| f.divergence.signature())
-            .collect(),
+        distinct: c.first.len(),
+        signatures: c.signatures(),
         backend_failures: c.backend_failures(),
         kernel: kernel_release(),
         saved,

@@ -118,6 +118,14 @@ impl Campaign {
     pub fn backend_failures(&self) -> usize {
         self.results.iter().filter(|r| r.backend_failed).count()
     }
+
+    /// Every distinct divergence signature found, in the order of the case
+    /// that first showed it (also those beyond `--max-reported`).
+    pub fn signatures(&self) -> Vec<String> {
+        let mut v: Vec<(u64, &String)> = self.first.iter().map(|(s, (i, _))| (*i, s)).collect();
+        v.sort();
+        v.into_iter().map(|(_, s)| s.clone()).collect()
+    }
 }
 
 /// A fatal campaign error: the environment cannot run the backend.

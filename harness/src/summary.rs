@@ -17,7 +17,8 @@ pub struct Summary {
     pub ops: usize,
     /// Cases in which model and backend diverged.
     pub divergences: usize,
-    /// Distinct divergences after shrinking (one per signature).
+    /// Distinct divergences (one per signature); the first `--max-reported`
+    /// of them are shrunk and reported.
     pub distinct: usize,
     /// Signatures of the distinct divergences, in case order.
     pub signatures: Vec<String>,
