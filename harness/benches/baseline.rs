@@ -5,6 +5,12 @@
 //! xattrs), unmount, remove the scratch tree. Its cases per second is what
 //! `ovlcheck fuzz --backend kernel --jobs 1` is measured against.
 //!
+//! A second figure, `with lifecycle`, adds the raw form of the two checks
+//! the differential runner makes after the ops and that the floor leaves
+//! out: unmount, mount again and walk the merged tree (remount); unmount,
+//! mount with the upper as the top lower under a fresh upper and walk again
+//! (commit). It bounds what any harness making every check can reach.
+//!
 //! Needs root; runs in a private mount namespace on its own tmpfs.
 
 use criterion::{criterion_group, Criterion};
@@ -77,7 +83,7 @@ fn xattr_list_len(p: &Path) -> usize {
 }
 
 /// One case's worth of raw work under `root` (a tmpfs).
-pub fn one_case(root: &Path) -> usize {
+pub fn one_case(root: &Path, lifecycle: bool) -> usize {
     let (l0, l1, u, w, m) = (
         root.join("l0"),
         root.join("l1"),
@@ -139,7 +145,29 @@ pub fn one_case(root: &Path) -> usize {
     walk(&m, &mut bytes);
     walk(&u, &mut bytes);
     umount(&m);
-    for d in [&l0, &l1, &u, &w, &m] {
+    let mut made = vec![l0, l1, u, w, m];
+    if lifecycle {
+        let [l0, l1, u, w, m] = [0, 1, 2, 3, 4].map(|i| made[i].clone());
+        mount("overlay", &m, "overlay", &opts);
+        walk(&m, &mut bytes);
+        umount(&m);
+        let (u2, w2) = (root.join("u2"), root.join("w2"));
+        fs::create_dir(&u2).unwrap();
+        fs::create_dir(&w2).unwrap();
+        let opts = format!(
+            "lowerdir={}:{}:{},upperdir={},workdir={},redirect_dir=follow,index=off,metacopy=off,xino=off",
+            u.display(),
+            l1.display(),
+            l0.display(),
+            u2.display(),
+            w2.display()
+        );
+        mount("overlay", &m, "overlay", &opts);
+        walk(&m, &mut bytes);
+        umount(&m);
+        made.extend([u2, w2]);
+    }
+    for d in &made {
         fs::remove_dir_all(d).unwrap();
     }
     bytes
@@ -179,7 +207,11 @@ fn bench(cr: &mut Criterion) {
     let root = scratch();
     cr.bench_function(
         "baseline: raw differential-case work (2 lowers, 12 ops, walk, umount)",
-        |b| b.iter(|| one_case(&root)),
+        |b| b.iter(|| one_case(&root, false)),
+    );
+    cr.bench_function(
+        "baseline with lifecycle: + remount and walk, + commit mount and walk",
+        |b| b.iter(|| one_case(&root, true)),
     );
 }
 
