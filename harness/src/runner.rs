@@ -3,6 +3,7 @@
 //! remount and after a commit. The first difference is the divergence.
 
 use crate::compare::{compare_views, Which};
+use crate::model_backend::ModelBackend;
 use ovlcheck_case::{Allowed, Case, Op, Outcome, Step, View, ViewDiff};
 use ovlcheck_driver::{Backend, CaseRun, DriverError};
 use ovlcheck_model::Model;
@@ -123,7 +124,11 @@ pub struct Run {
 /// Runs `case` on the model and on `backend` and compares everything.
 pub fn run_case(backend: &dyn Backend, case: &Case) -> Result<Run, RunError> {
     let model = Model::new(case).map_err(|e| RunError::BadCase(e.to_string()))?;
-    let observed = backend.run_case(case)?;
+    let observed = if backend.name() == ModelBackend::NAME {
+        ModelBackend::run_from(model.clone(), case)?
+    } else {
+        backend.run_case(case)?
+    };
     Ok(compare_run(model, case, &observed))
 }
 

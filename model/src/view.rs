@@ -188,9 +188,10 @@ impl Model {
         }
     }
 
+    /// The node of a merged dentry: what [`Model::stat_info`] gives, plus
+    /// contents, computed once (a directory's link count is not observed).
     fn merged_node(&self, d: &Dentry) -> Node {
         let a = self.attr(d);
-        let st = self.stat_info(d);
         let mut n = Node::new(node_kind(a), a.mode, a.uid, a.gid);
         n.xattrs = a
             .xattrs
@@ -201,12 +202,18 @@ impl Model {
         if d.is_dir {
             return n;
         }
-        n.size = st.size;
-        n.nlink = Some(st.nlink);
+        n.nlink = Some(self.overlay_nlink(d));
         n.mtime = a.mtime;
         match &a.kind {
-            Kind::File(_) => n.data = Some(self.file_data(d).to_vec()),
-            Kind::Symlink(t) => n.target = Some(t.to_vec()),
+            Kind::File(_) => {
+                let data = self.file_data(d);
+                n.size = data.len() as u64;
+                n.data = Some(data.to_vec());
+            }
+            Kind::Symlink(t) => {
+                n.size = t.len() as u64;
+                n.target = Some(t.to_vec());
+            }
             _ => {}
         }
         n.dev = Some(match self.feat.ino {
