@@ -435,7 +435,8 @@ fn universe<'a>(lowers: &'a [LayerSpec], upper: Option<&'a LayerSpec>) -> Vec<&'
         .flat_map(|l| l.entries.iter().map(|e| e.path()))
         .chain(FRESH_PATHS.iter())
         .collect();
-    paths.sort();
+    // Equal paths are equal values: an unstable sort gives the same list.
+    paths.sort_unstable();
     paths.dedup();
     paths
 }

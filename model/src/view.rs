@@ -166,10 +166,10 @@ impl Model {
         for (i, id) in &ids {
             let label = match snapshot {
                 Some(snap) => match snap.get(id) {
-                    Some(old) => format!("={old}"),
-                    None => format!("+{}", list[smallest[id]].0),
+                    Some(old) => ino_label('=', old),
+                    None => ino_label('+', &list[smallest[id]].0),
                 },
-                None => format!("={}", list[smallest[id]].0),
+                None => ino_label('=', &list[smallest[id]].0),
             };
             labels.push((*i, label));
         }
@@ -392,6 +392,15 @@ pub(crate) fn file_kind(i: &Inode) -> FileKind {
         Kind::Fifo => FileKind::Fifo,
         Kind::Whiteout => FileKind::Char,
     }
+}
+
+/// `View::ino` of a node: `=P` (the inode path `P` had at mount time) or
+/// `+P` (an inode made since, `P` its smallest path now).
+fn ino_label(mark: char, path: &str) -> String {
+    let mut s = String::with_capacity(1 + path.len());
+    s.push(mark);
+    s.push_str(path);
+    s
 }
 
 fn node_kind(i: &Inode) -> NodeKind {
