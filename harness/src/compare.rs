@@ -79,10 +79,22 @@ fn matches(model: &Node, backend: &Node) -> bool {
 /// Whether the views agree: the same paths, in one ordered pass, each node
 /// [`matches`]. Nearly every comparison ends here, so it allocates nothing.
 fn agree(model: &View, backend: &View) -> bool {
-    model.nodes.len() == backend.nodes.len()
+    agree_in_order(model.nodes.len(), model.nodes.iter(), backend)
+}
+
+/// [`agree`] for the model's nodes as a list sorted by path (what
+/// `Model::merged_nodes` gives): no map is built for a view that agrees.
+pub fn agree_sorted(model: &[(String, Node)], backend: &View) -> bool {
+    agree_in_order(model.len(), model.iter().map(|(p, n)| (p, n)), backend)
+}
+
+fn agree_in_order<'a>(
+    len: usize,
+    model: impl Iterator<Item = (&'a String, &'a Node)>,
+    backend: &View,
+) -> bool {
+    len == backend.nodes.len()
         && model
-            .nodes
-            .iter()
             .zip(&backend.nodes)
             .all(|((mp, m), (bp, b))| mp == bp && matches(m, b))
 }
@@ -152,10 +164,14 @@ mod tests {
         ];
         let model = view(&[("", Node::new(NodeKind::Dir, 0o755, 0, 0)), ("f", file())]);
         assert!(compare_views(&model, &model.clone()).is_empty());
+        let sorted: Vec<(String, Node)> = model.nodes.clone().into_iter().collect();
+        assert!(agree_sorted(&sorted, &model));
+        assert!(!agree_sorted(&sorted[1..], &model));
         for (field, change) in changes {
             let mut backend = model.clone();
             change(backend.nodes.get_mut("f").unwrap());
             assert!(!agree(&model, &backend), "{field}");
+            assert!(!agree_sorted(&sorted, &backend), "{field}");
             assert_eq!(compare_views(&model, &backend).len(), 1, "{field}");
         }
         let mut open = model.clone();

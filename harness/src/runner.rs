@@ -2,9 +2,9 @@
 //! step, then the merged view, the raw upper view, the merged view after a
 //! remount and after a commit. The first difference is the divergence.
 
-use crate::compare::{compare_views, Which};
+use crate::compare::{agree_sorted, compare_views, Which};
 use crate::model_backend::ModelBackend;
-use ovlcheck_case::{Allowed, Case, Op, Outcome, Step, View, ViewDiff};
+use ovlcheck_case::{Allowed, Case, Node, Op, Outcome, Step, View, ViewDiff};
 use ovlcheck_driver::{Backend, CaseRun, DriverError};
 use ovlcheck_model::Model;
 use serde::Serialize;
@@ -191,12 +191,12 @@ pub fn compare_run(model: Model, case: &Case, run: &CaseRun) -> Run {
     // The end views: merged, then the raw upper, of the same candidate.
     let none = View::default();
     let ends = |m: &Model| {
-        let upper = match (m.upper_view(), &run.upper) {
+        let upper = match (m.upper_nodes(), &run.upper) {
             (None, None) => None,
             (mv, b) => Some((mv.unwrap_or_default(), b.as_ref().unwrap_or(&none))),
         };
         [
-            (Which::Merged, Some((m.merged_view(), &run.merged))),
+            (Which::Merged, Some((m.merged_nodes(), &run.merged))),
             (Which::Upper, upper),
         ]
         .into_iter()
@@ -253,7 +253,7 @@ pub fn compare_run(model: Model, case: &Case, run: &CaseRun) -> Run {
         models = next;
         if let Some(v) = view {
             let mut first_diff = None;
-            models.retain(|m| match differ(m.merged_view(), v) {
+            models.retain(|m| match differ(m.merged_nodes(), v) {
                 None => true,
                 Some(d) => {
                     first_diff.get_or_insert(d);
@@ -296,9 +296,15 @@ fn successors(models: &[Model], step: &Step, seen: &Outcome) -> (Allowed, Vec<Mo
     }
     (Allowed(allowed), next)
 }
-/// Both views and their diff when they differ (the backend's is copied
-/// only then).
-fn differ(model: View, backend: &View) -> Option<(View, View, Vec<ViewDiff>)> {
+/// Both views and their diff when they differ (the model's map is built
+/// and the backend's view copied only then). `model` is sorted by path.
+fn differ(model: Vec<(String, Node)>, backend: &View) -> Option<(View, View, Vec<ViewDiff>)> {
+    if agree_sorted(&model, backend) {
+        return None;
+    }
+    let model = View {
+        nodes: model.into_iter().collect(),
+    };
     let diff = compare_views(&model, backend);
     (!diff.is_empty()).then(|| (model, backend.clone(), diff))
 }

@@ -131,6 +131,14 @@ impl Model {
 
     /// The merged tree as users see it.
     pub fn merged_view(&self) -> View {
+        View {
+            nodes: self.merged_nodes().into_iter().collect(),
+        }
+    }
+
+    /// [`Model::merged_view`]'s nodes as a list sorted by path, for a
+    /// comparison that needs no map.
+    pub fn merged_nodes(&self) -> Vec<(String, Node)> {
         let inodes: usize = self.lowers.iter().map(|l| l.inodes.len()).sum::<usize>()
             + self.upper.as_ref().map_or(0, |u| u.inodes.len());
         // In walk order (phantoms in place), which is nearly sorted.
@@ -183,9 +191,7 @@ impl Model {
         for (i, label) in labels {
             list[i].1.ino = Some(label);
         }
-        View {
-            nodes: list.into_iter().collect(),
-        }
+        sorted(list)
     }
 
     /// The node of a merged dentry: what [`Model::stat_info`] gives, plus
@@ -228,13 +234,20 @@ impl Model {
     /// observed: merged first), which reads every directory and so drops
     /// stale `impure` xattrs (readdir_clears_impure).
     pub fn upper_view(&self) -> Option<View> {
+        self.upper_nodes().map(|list| View {
+            nodes: list.into_iter().collect(),
+        })
+    }
+
+    /// [`Model::upper_view`]'s nodes as a list sorted by path.
+    pub fn upper_nodes(&self) -> Option<Vec<(String, Node)>> {
         let upper = self.upper.as_ref()?;
         let candidate = upper
             .inodes
             .iter()
             .any(|(ino, i)| *ino != upper.root && i.ovl.impure && i.ovl.origin.is_none());
         if !candidate {
-            return Some(self.raw_view(upper));
+            return Some(self.raw_nodes(upper));
         }
         // Only the candidates are read: an upper directory is the merged
         // directory of the same path (the upper layer is on top), found by
@@ -255,13 +268,13 @@ impl Model {
             }
         }
         if clear.is_empty() {
-            return self.upper.as_ref().map(|u| self.raw_view(u));
+            return Some(self.raw_nodes(upper));
         }
         let mut m = self.clone();
         for u in clear {
             m.upper_mut().get_mut(u).ovl.impure = false;
         }
-        m.upper.as_ref().map(|u| m.raw_view(u))
+        m.upper.as_ref().map(|u| m.raw_nodes(u))
     }
 
     /// The raw lower layer `i` (0 is the bottom) as on disk.
@@ -270,11 +283,15 @@ impl Model {
     }
 
     fn raw_view(&self, layer: &Layer) -> View {
+        View {
+            nodes: self.raw_nodes(layer).into_iter().collect(),
+        }
+    }
+
+    fn raw_nodes(&self, layer: &Layer) -> Vec<(String, Node)> {
         let mut list = Vec::with_capacity(layer.inodes.len());
         raw_rec(self, layer, layer.root, &mut String::new(), &mut list);
-        View {
-            nodes: list.into_iter().collect(),
-        }
+        sorted(list)
     }
 
     /// Overlay xattrs by short name, binary values normalised.
@@ -392,6 +409,14 @@ pub(crate) fn file_kind(i: &Inode) -> FileKind {
         Kind::Fifo => FileKind::Fifo,
         Kind::Whiteout => FileKind::Char,
     }
+}
+
+/// `list` sorted by path, as a view's map orders it (a walk visits a
+/// directory's entries in name order, which differs from path order only
+/// for names with bytes below `/`; the sort then has little to do).
+fn sorted(mut list: Vec<(String, Node)>) -> Vec<(String, Node)> {
+    list.sort_by(|a, b| a.0.cmp(&b.0));
+    list
 }
 
 /// `View::ino` of a node: `=P` (the inode path `P` had at mount time) or
