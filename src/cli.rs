@@ -520,7 +520,7 @@ fn replay(a: ReplayArgs, stop: &AtomicBool) -> i32 {
 }
 
 fn run_one(a: RunArgs) -> i32 {
-    let case = match corpus::load_case(&a.case) {
+    let (case, header) = match corpus::load_case_with_header(&a.case) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
@@ -540,7 +540,7 @@ fn run_one(a: RunArgs) -> i32 {
             for (step, seen) in pinned.steps.iter_mut().zip(&run.observed) {
                 step.expect = Some(seen.clone());
             }
-            print!("{}", print_case(&pinned));
+            print!("{header}{}", print_case(&pinned));
             if run.divergence.is_some() {
                 eprintln!("ovlcheck: the model diverges from {} on this case (run without --pin for the report)", backend.name());
                 DIVERGED

@@ -215,3 +215,24 @@ fn run_shows_model_and_backend_side_by_side() {
         "{t}"
     );
 }
+
+#[test]
+fn run_pin_keeps_the_header_comments_and_replaces_the_pins() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "# why this case exists\n#   (a second line)\n\nlower\n  file a 0644 \"hi\"\nops\n  # not part of the header\n  read a => \"bye\"\n";
+    let case = write(dir.path(), "h.ovl", text);
+    let out = ovlcheck(&["run", &case, "--backend", "model", "--pin"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pinned = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        pinned.starts_with("# why this case exists\n#   (a second line)\n\nlower\n"),
+        "{pinned}"
+    );
+    assert!(pinned.contains("read a => \"hi\""), "{pinned}");
+    assert!(!pinned.contains("not part of the header"), "{pinned}");
+}

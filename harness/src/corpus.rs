@@ -17,8 +17,29 @@ pub enum LoadError {
 
 /// Reads and parses one case file.
 pub fn load_case(path: &Path) -> Result<Case, LoadError> {
+    load_case_with_header(path).map(|(case, _)| case)
+}
+
+/// [`load_case`], plus the file's leading comment block (its `#` lines and
+/// the blank lines among them, as written), which the case itself does not
+/// keep: `run --pin` prints it back above the pinned case.
+pub fn load_case_with_header(path: &Path) -> Result<(Case, String), LoadError> {
     let text = read_limited(path)?;
-    Ok(parse_case(&path.display().to_string(), &text)?)
+    let case = parse_case(&path.display().to_string(), &text)?;
+    Ok((case, leading_comments(&text).to_string()))
+}
+
+/// The leading lines of `text` that are comments or blank.
+fn leading_comments(text: &str) -> &str {
+    let mut end = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        if !(t.is_empty() || t.starts_with('#')) {
+            break;
+        }
+        end += line.len();
+    }
+    &text[..end]
 }
 
 fn read_limited(path: &Path) -> Result<String, LoadError> {
