@@ -118,8 +118,7 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 impl Drop for Worker {
     /// Closes the socket: on EOF the worker unmounts its session (a
     /// fuse-overlayfs daemon gets a clean unmount, not a SIGKILL from its
-    /// dying parent) and exits. SIGKILLed if it does not within
-    /// [`SHUTDOWN_TIMEOUT`].
+    /// dying parent) and exits. SIGKILLed if it does not within 5 s.
     fn drop(&mut self) {
         if self.sock.take().is_some() {
             let _ = crate::spawn::wait_timeout(self.pid, SHUTDOWN_TIMEOUT);

@@ -82,7 +82,7 @@ fn agree(model: &View, backend: &View) -> bool {
     agree_in_order(model.nodes.len(), model.nodes.iter(), backend)
 }
 
-/// [`agree`] for the model's nodes as a list sorted by path (what
+/// Whether a view agrees, for the model's nodes as a list sorted by path (what
 /// `Model::merged_nodes` gives): no map is built for a view that agrees.
 pub fn agree_sorted(model: &[(String, Node)], backend: &View) -> bool {
     agree_in_order(model.len(), model.iter().map(|(p, n)| (p, n)), backend)
