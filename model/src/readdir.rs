@@ -91,31 +91,21 @@ impl Model {
 
     /// readdir.c ovl_cache_get_impure: reading an impure directory that is
     /// read raw (see [`Model::dir_is_real`]) drops its `impure` xattr when
-    /// no entry needs its d_ino translated: no entry has an origin and
-    /// neither has `..` (only with one st_dev: samefs or xino; verified on
-    /// 6.18). A name made by `link` in a userxattr mount is looked up afresh
-    /// without its origin (see `Model::fresh_links`), so it needs none.
-    /// Returns the upper directory to clear.
-    pub(crate) fn readdir_clears_impure(
-        &self,
-        path: &str,
-        d: &Dentry,
-        parent: &Dentry,
-    ) -> Option<u32> {
+    /// no entry needs its d_ino translated, that is no entry has an origin
+    /// (only with one st_dev: samefs or xino). A name made by `link` in a
+    /// userxattr mount is looked up afresh without its origin (see
+    /// `Model::fresh_links`), so it needs none. Returns the upper directory
+    /// to clear.
+    pub(crate) fn readdir_clears_impure(&self, path: &str, d: &Dentry) -> Option<u32> {
         let u = d.upper?;
         let up = self.layer(LayerId::Upper);
         let inode = up.get(u);
         if !inode.ovl.impure || !self.dir_is_real(d) || self.feat.ino == InoMode::PseudoDev {
             return None;
         }
-        // `..` needs its d_ino translated when the parent's origin counts;
-        // with userxattr no lookup takes an origin xattr, so it never does
-        // (observed on 6.18: a link into a pure upper dir under a merged
-        // dir leaves no impure after a listing).
-        let has_origin = |ino: u32| matches!(up.get(ino).ovl.origin, Some(Some(_)));
-        if !self.feat.user_xattr_ns && parent.upper.is_some_and(has_origin) {
-            return None;
-        }
+        // `..` never keeps the flag: ovl_dir_read_impure translates no d_ino
+        // of `.` or `..` (observed on 6.18: a pure upper dir under a merged
+        // dir loses a stale impure on listing, whatever the options).
         let entries = inode.entries()?;
         let known = |name: &str, c: u32| {
             let xattr = match up.get(c).ovl.origin {

@@ -256,15 +256,15 @@ impl Model {
         stale_impure_dirs(upper, upper.root, &mut String::new(), &mut candidates);
         let mut clear = Vec::new();
         for path in candidates {
-            let (mut parent, mut d) = (self.root_dentry(), self.root_dentry());
+            let mut d = self.root_dentry();
             for name in path.split('/') {
                 match self.lookup(&d, name) {
-                    Ok(c) if c.is_positive() => (parent, d) = (d, c),
+                    Ok(c) if c.is_positive() => d = c,
                     _ => break,
                 }
             }
             if d.is_dir && d.upper.is_some() {
-                clear.extend(self.readdir_clears_impure(&path, &d, &parent));
+                clear.extend(self.readdir_clears_impure(&path, &d));
             }
         }
         if clear.is_empty() {

@@ -110,7 +110,7 @@ impl Model {
         permission(cred, self.attr(d), MAY_READ)?;
         let names = self.readdir_names(d);
         let dir_path = w.names().join("/");
-        if let Some(u) = self.readdir_clears_impure(&dir_path, d, w.parent_dentry()) {
+        if let Some(u) = self.readdir_clears_impure(&dir_path, d) {
             self.upper_mut().get_mut(u).ovl.impure = false;
         }
         Ok(Value::Names(names))
