@@ -88,9 +88,11 @@ impl Model {
         let new_path = super::create::join_path(&t.dir.names(), &t.name);
         if !same_name && self.same_inode(ow.last(), &t) {
             // Two names of one upper inode that are two overlay inodes (see
-            // `Model::fresh_links`): dir.c ovl_rename finds the upper it
-            // looks up is not the one it expects.
+            // `Model::fresh_links`): vfs_rename's permission checks pass
+            // first (source != target), then dir.c ovl_rename finds the
+            // upper it looks up is not the one it expects.
             if self.fresh_links.contains(&old_path) || self.fresh_links.contains(&new_path) {
+                self.rename_permission(&ow, &t, flags, cred)?;
                 return Err(Errno::ESTALE);
             }
             return Ok(Value::Unit);
