@@ -93,6 +93,7 @@ impl Model {
             // upper it looks up is not the one it expects.
             if self.fresh_links.contains(&old_path) || self.fresh_links.contains(&new_path) {
                 self.rename_permission(&ow, &t, flags, cred)?;
+                self.ovl_rename_refusals(ow.last(), &t, flags)?;
                 return Err(Errno::ESTALE);
             }
             return Ok(Value::Unit);
@@ -207,16 +208,28 @@ impl Model {
         self.feat.creates_redirects() || !d.is_dir || !d.is_merge_or_lower(self)
     }
 
-    /// ovl_rename.
-    fn ovl_rename(&mut self, mut ow: Walk, mut t: Target, flags: RenameFlags) -> Result<(), Errno> {
+    /// What ovl_rename refuses before it touches anything: RENAME_WHITEOUT
+    /// (EINVAL) and moves it cannot make (EXDEV).
+    fn ovl_rename_refusals(
+        &self,
+        old: &Dentry,
+        t: &Target,
+        flags: RenameFlags,
+    ) -> Result<(), Errno> {
         if flags.whiteout {
             return Err(Errno::EINVAL);
         }
-        let overwrite = !flags.exchange;
-        let old = ow.last().clone();
-        if !self.can_move(&old) || (!overwrite && !self.can_move(&t.d)) {
+        if !self.can_move(old) || (flags.exchange && !self.can_move(&t.d)) {
             return Err(Errno::EXDEV);
         }
+        Ok(())
+    }
+
+    /// ovl_rename.
+    fn ovl_rename(&mut self, mut ow: Walk, mut t: Target, flags: RenameFlags) -> Result<(), Errno> {
+        self.ovl_rename_refusals(ow.last(), &t, flags)?;
+        let overwrite = !flags.exchange;
+        let old = ow.last().clone();
         // A merged (or once merged) target directory is checked for
         // emptiness first (ovl_check_empty_dir). A pure upper one is left to
         // the upper filesystem's rename, which fails with ENOTEMPTY only
