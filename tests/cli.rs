@@ -236,3 +236,42 @@ fn run_pin_keeps_the_header_comments_and_replaces_the_pins() {
     assert!(pinned.contains("read a => \"hi\""), "{pinned}");
     assert!(!pinned.contains("not part of the header"), "{pinned}");
 }
+
+/// Reproducers of corpus cases whose outcomes depend on how the script
+/// runs: a userxattr case whose EPERM only happens in the user namespace
+/// ovlcheck mounts it in, a read-only stack (the container layer is the top
+/// lower), a symlink to `..` that must not leave the overlay root, and an
+/// errno with two names. Each pinned outcome must come out of the script.
+#[test]
+fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
+    let files = [
+        "regressions/userxattr-rename-fresh-link-sticky-eperm.ovl",
+        "rules/49-readonly.ovl",
+        "found/userxattr-e6ab3aa31f80.ovl",
+        "rules/60-xattr-namespaces.ovl",
+    ];
+    if common::kernel("repro_scripts_reproduce_the_pins").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for name in files {
+        let case = common::corpus_dir().join(name);
+        let out = ovlcheck(&["repro", case.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{name}");
+        let script = write(dir.path(), "r.sh", &String::from_utf8_lossy(&out.stdout));
+        let run = Command::new("sh").arg(&script).output().expect("sh runs");
+        let printed = String::from_utf8_lossy(&run.stdout).replace("  =>  ", " => ");
+        assert!(
+            run.status.success(),
+            "{name}: {}\n{printed}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let text = std::fs::read_to_string(&case).unwrap();
+        for pinned in text.lines().map(str::trim).filter(|l| l.contains(" => ")) {
+            assert!(
+                printed.lines().any(|l| l == pinned),
+                "{name}: `{pinned}` not reproduced:\n{printed}"
+            );
+        }
+    }
+}

@@ -67,7 +67,12 @@ def run(a):
     raise SystemExit('unknown op ' + op)
 def main(a):
     try: return run(a)
-    except OSError as e: return errno.errorcode.get(e.errno, 'E%d' % e.errno)
+    except OSError as e:
+        # 95 is both; ovlcheck (like the kernel's own headers) says EOPNOTSUPP.
+        return 'EOPNOTSUPP' if e.errno == errno.EOPNOTSUPP else errno.errorcode.get(e.errno, 'E%d' % e.errno)
+# Paths resolve beneath the overlay root (the cwd), as ovlcheck's openat2
+# with RESOLVE_IN_ROOT does: `..` and absolute symlinks stop there.
+os.chroot('.')
 if a[0] == 'as':
     uid, gid = map(int, a[1].split(':'))
     r, w = os.pipe()
@@ -233,18 +238,59 @@ fn op_args(step: &Step) -> String {
     }
 }
 
+/// How the script re-executes itself in its own namespaces: a private
+/// mount namespace (`unshare -m`), and for `userxattr` cases the user
+/// namespace ovlcheck's worker mounts them in (ids `0..` inside are
+/// `ID_BASE..` outside; the script runs as root inside), because overlay
+/// behaves differently there (e.g. no lookup takes an origin xattr). The
+/// maps are written by a small python3 parent, as root may map any range
+/// (util-linux `unshare --map-users` needs newuidmap and /etc/subuid).
+fn reexec(case: &Case) -> String {
+    if !case.profile.userxattr {
+        return "[ -n \"${OVLREPRO_NS:-}\" ] || OVLREPRO_NS=1 exec unshare -m -- /bin/sh \"$0\" \"$@\"".into();
+    }
+    let map = format!(
+        "0 {} {}",
+        ovlcheck_driver::worker::ID_BASE,
+        ovlcheck_driver::worker::ID_RANGE
+    );
+    USERNS_REEXEC.replace("@MAP@", &map)
+}
+
+/// [`reexec`] for `userxattr` cases: fork, the child unshares the user and
+/// mount namespaces and waits until the parent has written its id maps,
+/// then becomes root inside and runs the script again.
+const USERNS_REEXEC: &str = r#"if [ -z "${OVLREPRO_NS:-}" ]; then
+export OVLREPRO_NS=1
+exec python3 - "$0" "$@" <<'PYEOF'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+ready_r, ready_w = os.pipe()
+go_r, go_w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    if libc.unshare(0x10000000 | 0x00020000) != 0:  # CLONE_NEWUSER | CLONE_NEWNS
+        sys.exit('unshare: ' + os.strerror(ctypes.get_errno()))
+    os.write(ready_w, b'u')
+    os.read(go_r, 1)
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    os.execv('/bin/sh', ['/bin/sh'] + sys.argv[1:])
+os.read(ready_r, 1)
+for name in ('uid_map', 'gid_map'):
+    with open('/proc/%d/%s' % (pid, name), 'w') as f:
+        f.write('@MAP@\n')
+os.write(go_w, b'g')
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+PYEOF
+fi"#;
+
 /// The whole reproducer script for `case`.
 pub fn script(case: &Case) -> Result<String, String> {
     let mut s = String::new();
-    let _ = writeln!(s, "#!/bin/sh\n# ovlcheck reproducer (standalone). Run as root; needs unshare, mount, mknod,\n# setfattr (package attr) and python3. Everything happens in a private mount\n# namespace on tmpfs; nothing is left behind.");
+    let _ = writeln!(s, "#!/bin/sh\n# ovlcheck reproducer (standalone). Run as root; needs unshare, mount, mknod,\n# setfattr (package attr) and python3.\n# Everything happens in a private mount namespace on tmpfs (userxattr cases:\n# in a user namespace, as ovlcheck runs them); nothing is left behind.");
     let _ = writeln!(s, "# profile: {}", case.profile);
-    if case.profile.userxattr {
-        let _ = writeln!(s, "# note: ovlcheck mounts this profile inside an unprivileged user namespace;\n# this script mounts it as root with the same options.");
-    }
-    let _ = writeln!(
-        s,
-        "set -eu\n[ -n \"${{OVLREPRO_NS:-}}\" ] || OVLREPRO_NS=1 exec unshare -m -- /bin/sh \"$0\" \"$@\""
-    );
+    let _ = writeln!(s, "set -eu\n{}", reexec(case));
     let _ = writeln!(s, "mount --make-rprivate /\nS=$(mktemp -d /tmp/ovlrepro.XXXXXX)\nmount -t tmpfs tmpfs \"$S\"\ncd \"$S\"\numask 0");
     let _ = writeln!(
         s,
@@ -291,7 +337,18 @@ pub fn script(case: &Case) -> Result<String, String> {
             emit_layer(&mut s, case, &format!("upperfs/{u}"), layer)?;
         }
     }
-    let lowers: Vec<String> = (0..case.lowers.len()).rev().map(lower_dir).collect();
+    let mut lowers: Vec<String> = (0..case.lowers.len()).rev().map(lower_dir).collect();
+    if upper.is_none() {
+        // Read-only: the container layer (with the case's upper contents)
+        // is the top lower layer, as ovlcheck mounts it; overlay needs two
+        // lower layers without an upper.
+        let _ = writeln!(s, "\n# container layer (read-only: the top lower layer)");
+        let _ = writeln!(s, "mkdir -m 0755 C");
+        if let Some(layer) = &case.upper {
+            emit_layer(&mut s, case, "C", layer)?;
+        }
+        lowers.insert(0, "C".to_string());
+    }
     let opts = ovlcheck_driver::mount::kernel_options(&case.profile).join(",");
     let _ = writeln!(
         s,
