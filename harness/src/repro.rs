@@ -27,23 +27,36 @@ def run(a):
         size = 0 if stat.S_ISDIR(s.st_mode) else s.st_size
         return '{%s %04o %d:%d size=%d nlink=%d}' % (kind(s.st_mode), stat.S_IMODE(s.st_mode), s.st_uid, s.st_gid, size, s.st_nlink)
     if op == 'read':
-        with open(p[0], 'rb') as f: return q(f.read())
+        fd = os.open(p[0], os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            data = b''
+            while True:
+                c = os.read(fd, 65536)
+                if not c: return q(data)
+                data += c
+        finally: os.close(fd)
     if op == 'readlink': return q(os.readlink(p[0]).encode())
     if op == 'readdir': return '[' + ', '.join(q(n.encode()) for n in sorted(os.listdir(p[0]))) + ']'
     if op == 'getxattr': return q(os.getxattr(p[0], p[1]))
     if op == 'listxattr': return '[' + ', '.join(q(n.encode()) for n in sorted(os.listxattr(p[0])) if n.startswith('user.')) + ']'
     if op == 'open':
-        fl = os.O_RDWR if 'rdwr' in p[1:] else os.O_RDONLY
+        # O_NONBLOCK as ovlcheck's executor: a fifo fails or opens, never waits.
+        fl = (os.O_RDWR if 'rdwr' in p[1:] else os.O_RDONLY) | os.O_NONBLOCK
         if 'trunc' in p[1:]: fl |= os.O_TRUNC
         os.close(os.open(p[0], fl)); return 'ok'
     if op == 'create':
-        fl = os.O_CREAT | os.O_WRONLY
+        fl = os.O_CREAT | os.O_WRONLY | os.O_NONBLOCK
         if 'excl' in p[2:]: fl |= os.O_EXCL
         if 'trunc' in p[2:]: fl |= os.O_TRUNC
         os.close(os.open(p[0], fl, int(p[1], 8))); return 'ok'
     if op == 'write':
-        fd = os.open(p[0], os.O_WRONLY)
-        try: os.pwrite(fd, b(p[2]), int(p[1]))
+        fd = os.open(p[0], os.O_WRONLY | os.O_NONBLOCK)
+        data, off = b(p[2]), int(p[1])
+        try:
+            # Until all is written, as the executor: a short write goes on.
+            while data:
+                n = os.pwrite(fd, data, off)
+                data, off = data[n:], off + n
         finally: os.close(fd)
         return 'ok'
     if op == 'truncate': os.truncate(p[0], int(p[1])); return 'ok'
@@ -333,6 +346,20 @@ pub fn script(case: &Case) -> Result<String, String> {
             s,
             "mkdir upperfs && mount -t tmpfs{size} tmpfs upperfs && mkdir -m 0755 upperfs/{u} && mkdir -m 0700 upperfs/W"
         );
+        if case.profile.upper_size.is_some() {
+            // The sized tmpfs is the container layer's directory in the
+            // overlay2 store: its `link` (and `lower`, above an image layer)
+            // take a page each, as ovlcheck's store writes them.
+            let files = if case.lowers.is_empty() {
+                "link"
+            } else {
+                "link lower"
+            };
+            let _ = writeln!(
+                s,
+                "for f in {files}; do printf x > upperfs/$f; done  # overlay2's files"
+            );
+        }
         if let Some(layer) = &case.upper {
             emit_layer(&mut s, case, &format!("upperfs/{u}"), layer)?;
         }
