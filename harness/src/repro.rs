@@ -83,6 +83,8 @@ def main(a):
     except OSError as e:
         # 95 is both; ovlcheck (like the kernel's own headers) says EOPNOTSUPP.
         return 'EOPNOTSUPP' if e.errno == errno.EOPNOTSUPP else errno.errorcode.get(e.errno, 'E%d' % e.errno)
+# Long data comes in a file outside the overlay: read it first.
+a = [('hex:' + open(x[5:], 'rb').read().hex()) if x.startswith('file:') else x for x in a]
 # Paths resolve beneath the overlay root (the cwd), as ovlcheck's openat2
 # with RESOLVE_IN_ROOT does: `..` and absolute symlinks stop there.
 os.chroot('.')
@@ -107,6 +109,10 @@ else:
 fn sh(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
+
+/// Longest write data passed as an argument (hex doubles it; one argument
+/// may be at most 128 KiB).
+const BIG_ARG: usize = 32 * 1024;
 
 /// Bytes as an argument of the python helper: plain when printable, else hex.
 fn bytes_arg(v: &[u8]) -> String {
@@ -219,6 +225,9 @@ fn op_args(step: &Step) -> String {
             p(path),
             flags(&[(*excl, "excl"), (*trunc, "trunc")])
         ),
+        Op::Write { path, offset, data } if data.len() > BIG_ARG => {
+            format!("write {} {offset} \"file:$S/data\"", p(path))
+        }
         Op::Write { path, offset, data } => {
             format!("write {} {offset} {}", p(path), bytes_arg(data))
         }
@@ -405,6 +414,13 @@ pub fn script(case: &Case) -> Result<String, String> {
         "ovl_mount\n\n# ops: each prints its outcome; `# pinned:` is what the case expects"
     );
     for step in &case.steps {
+        // Data too long for one argument (the kernel's MAX_ARG_STRLEN) goes
+        // through a file the helper reads before it enters the overlay.
+        if let Op::Write { data, .. } = &step.op {
+            if data.len() > BIG_ARG {
+                let _ = writeln!(s, "printf {} > \"$S/data\"", printf_arg(data));
+            }
+        }
         let line = match step.op {
             Op::Remount => "remount".to_string(),
             Op::Commit => "commit".to_string(),
