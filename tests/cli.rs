@@ -240,8 +240,10 @@ fn run_pin_keeps_the_header_comments_and_replaces_the_pins() {
 /// Reproducers of corpus cases whose outcomes depend on how the script
 /// runs: a userxattr case whose EPERM only happens in the user namespace
 /// ovlcheck mounts it in, a read-only stack (the container layer is the top
-/// lower), a symlink to `..` that must not leave the overlay root, and an
-/// errno with two names. Each pinned outcome must come out of the script.
+/// lower), a symlink to `..` that must not leave the overlay root, an errno
+/// with two names, and a link and a rename as another user whose errors
+/// depend on the executor's order of walks. Each pinned outcome must come
+/// out of the script.
 #[test]
 fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
     let files = [
@@ -249,6 +251,8 @@ fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
         "rules/49-readonly.ovl",
         "found/userxattr-e6ab3aa31f80.ovl",
         "rules/60-xattr-namespaces.ovl",
+        "regressions/link-root-as-other-uid.ovl",
+        "found/default-8d5e5ac025b2.ovl",
     ];
     if common::kernel("repro_scripts_reproduce_the_pins").is_none() {
         return;

@@ -20,6 +20,13 @@ def kind(m):
     return 'other'
 def q(v):
     return '"' + ''.join(chr(c) if 32 <= c < 127 and chr(c) not in '"\\' else ('\\' + chr(c) if chr(c) in '"\\' else '\\x%02x' % c) for c in v) + '"'
+def parent(path):
+    # The executor opens a name's parent first (its walk's errors come
+    # first) and acts on the last name; the root is `/` itself.
+    if path == '.': return -100, '/'
+    d, _, n = path.rstrip('/').rpartition('/')
+    n += '/' if path.endswith('/') else ''
+    return os.open(d or '.', os.O_PATH | os.O_DIRECTORY), n
 def run(a):
     op, p = a[0], a[1:]
     if op in ('stat', 'lstat'):
@@ -65,11 +72,19 @@ def run(a):
     if op == 'symlink': os.symlink(b(p[0]), p[1]); return 'ok'
     if op == 'unlink': os.unlink(p[0]); return 'ok'
     if op == 'rmdir': os.rmdir(p[0]); return 'ok'
-    if op == 'link': os.link(p[0], p[1], follow_symlinks=False); return 'ok'
+    if op == 'link':
+        # As the executor: the old path in full first (not the root, which
+        # takes no walk), then both parents, then linkat.
+        if p[0] != '.':
+            os.close(os.open(p[0], os.O_PATH | (0 if p[0].endswith('/') else os.O_NOFOLLOW)))
+        (od, on), (nd, nn) = parent(p[0]), parent(p[1])
+        os.link(on, nn, src_dir_fd=od, dst_dir_fd=nd, follow_symlinks=p[0].endswith('/'))
+        return 'ok'
     if op == 'rename':
         fl = sum(v for k, v in (('noreplace', 1), ('exchange', 2), ('whiteout', 4)) if k in p[2:])
+        (od, on), (nd, nn) = parent(p[0]), parent(p[1])
         libc = ctypes.CDLL(None, use_errno=True)
-        if libc.renameat2(-100, p[0].encode(), -100, p[1].encode(), fl) != 0:
+        if libc.renameat2(od, on.encode(), nd, nn.encode(), fl) != 0:
             e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
         return 'ok'
     if op == 'chmod': os.chmod(p[0], int(p[1], 8)); return 'ok'
