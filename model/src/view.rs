@@ -242,18 +242,14 @@ impl Model {
     /// [`Model::upper_view`]'s nodes as a list sorted by path.
     pub fn upper_nodes(&self) -> Option<Vec<(String, Node)>> {
         let upper = self.upper.as_ref()?;
-        let candidate = upper
-            .inodes
-            .iter()
-            .any(|(ino, i)| *ino != upper.root && i.ovl.impure && i.ovl.origin.is_none());
-        if !candidate {
-            return Some(self.raw_nodes(upper));
-        }
         // Only the candidates are read: an upper directory is the merged
         // directory of the same path (the upper layer is on top), found by
         // looking its path up from the root.
         let mut candidates = Vec::new();
         stale_impure_dirs(upper, upper.root, &mut String::new(), &mut candidates);
+        if candidates.is_empty() {
+            return Some(self.raw_nodes(upper));
+        }
         let mut clear = Vec::new();
         for path in candidates {
             let mut d = self.root_dentry();
