@@ -4,6 +4,7 @@
 //! is O(1) (imbl).
 
 use imbl::OrdMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 /// An inode number inside one layer.
@@ -123,10 +124,40 @@ impl Inode {
     }
 }
 
+/// Hashes an inode number with one multiplication: inode numbers are
+/// small and dense, and a lookup by number is the model's hottest path.
+/// Fixed (no random state), so nothing depends on a per-run seed.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct InoHasher(u64);
+
+impl Hasher for InoHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8 | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A layer's inodes by number: a persistent hash map (O(1) clone). Its
+/// iteration order is not the numbers' order; nothing observable iterates
+/// it in order.
+pub(crate) type InodeMap = imbl::GenericHashMap<
+    Ino,
+    Arc<Inode>,
+    BuildHasherDefault<InoHasher>,
+    imbl::shared_ptr::DefaultSharedPtr,
+>;
+
 /// One layer directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Layer {
-    pub inodes: OrdMap<Ino, Arc<Inode>>,
+    pub inodes: InodeMap,
     pub root: Ino,
     pub next: Ino,
 }
@@ -134,7 +165,7 @@ pub(crate) struct Layer {
 impl Layer {
     /// An empty layer: a root directory 0755 0:0.
     pub fn new() -> Layer {
-        let mut inodes = OrdMap::new();
+        let mut inodes = InodeMap::default();
         inodes.insert(
             0,
             Arc::new(Inode::new(Kind::Dir(OrdMap::new()), 0o755, 0, 0)),

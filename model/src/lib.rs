@@ -35,7 +35,7 @@ mod testutil;
 mod view;
 
 use fs::{Ino, Inode, Layer, LayerId, LowerRef};
-use imbl::{OrdMap, OrdSet, Vector};
+use imbl::{OrdMap, OrdSet};
 use ovlcheck_case::{Case, Errno, Outcome, Step};
 use std::sync::Arc;
 
@@ -67,8 +67,9 @@ impl std::error::Error for ModelError {}
 #[derive(Clone, Debug)]
 pub struct Model {
     pub(crate) feat: features::Features,
-    /// Lower layers, bottom first.
-    pub(crate) lowers: Vector<Layer>,
+    /// Lower layers, bottom first. Shared (O(1) clone) and read by index on
+    /// every lookup; changed only by a commit.
+    pub(crate) lowers: Arc<Vec<Layer>>,
     /// The upper layer; `None` for a read-only overlay.
     pub(crate) upper: Option<Layer>,
     /// index=on: `workdir/index` entries, by copy-up origin.
@@ -97,9 +98,9 @@ impl Model {
     pub fn new(case: &Case) -> Result<Model, ModelError> {
         case.profile.validate().map_err(ModelError::Profile)?;
         let feat = features::Features::from_profile(&case.profile);
-        let mut lowers = Vector::new();
+        let mut lowers = Vec::with_capacity(case.lowers.len() + 1);
         for (i, spec) in case.lowers.iter().enumerate() {
-            lowers.push_back(build::layer_from_spec(spec).map_err(|m| ModelError::Layer {
+            lowers.push(build::layer_from_spec(spec).map_err(|m| ModelError::Layer {
                 layer: i,
                 message: m,
             })?);
@@ -113,14 +114,14 @@ impl Model {
         // is mounted as the top lower layer, as the driver does; overlay
         // needs two lower layers without an upper.
         let upper = if feat.readonly() {
-            lowers.push_back(container);
+            lowers.push(container);
             None
         } else {
             Some(container)
         };
         let mut m = Model {
             feat,
-            lowers,
+            lowers: Arc::new(lowers),
             upper,
             index: OrdMap::new(),
             snapshot: Arc::new(mount::MountSnapshot::default()),

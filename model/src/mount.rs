@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 /// need: the smallest merged path each non-directory had at mount.
 #[derive(Debug, Default)]
 pub(crate) struct MountSnapshot {
-    lowers: imbl::Vector<Layer>,
+    lowers: Arc<Vec<Layer>>,
     upper: Option<Layer>,
     index: OrdMap<LowerRef, Ino>,
     pub(crate) map: OnceLock<BTreeMap<crate::Ident, String>>,
@@ -164,12 +164,12 @@ impl Model {
                     inode.union_nlink = None;
                 }
             }
-            m.lowers.push_back(upper);
+            Arc::make_mut(&mut m.lowers).push(upper);
             m.upper = Some(Layer::new());
         } else {
             // Read-only: the container layer becomes an image layer and a
             // new empty container layer goes on top (what the driver does).
-            m.lowers.push_back(Layer::new());
+            Arc::make_mut(&mut m.lowers).push(Layer::new());
         }
         m.index = OrdMap::new();
         m.mount();
