@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// Linux `NAME_MAX`: the longest directory entry name in bytes.
 pub const NAME_MAX: usize = 255;
@@ -32,9 +33,9 @@ pub enum PathError {
 }
 
 /// One directory entry name: non-empty, no `/`, no NUL, not `.`/`..`, at most
-/// 255 bytes.
+/// 255 bytes. Shared: a clone copies a pointer, not the name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Name(String);
+pub struct Name(Arc<str>);
 
 impl Name {
     pub fn new(s: &str) -> Result<Name, PathError> {
@@ -53,7 +54,7 @@ impl Name {
         if s.len() > NAME_MAX {
             return Err(PathError::TooLong(s.len()));
         }
-        Ok(Name(s.to_string()))
+        Ok(Name(Arc::from(s)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -69,14 +70,15 @@ impl fmt::Display for Name {
 
 /// A validated path relative to a root, as a list of names. The root itself
 /// is the empty path (only produced by [`RelPath::root`] and [`RelPath::parent`],
-/// never parsed).
+/// never parsed). Shared and immutable: cases, layers and ops clone paths
+/// often, and a clone copies a pointer.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
-pub struct RelPath(Vec<Name>);
+pub struct RelPath(Arc<[Name]>);
 
 impl RelPath {
     /// The root of the tree (no components).
     pub fn root() -> RelPath {
-        RelPath(Vec::new())
+        RelPath::default()
     }
 
     /// Parses and validates `a/b/c`.
@@ -91,11 +93,11 @@ impl RelPath {
             return Err(PathError::PathTooLong(s.len()));
         }
         let names = s.split('/').map(Name::new).collect::<Result<Vec<_>, _>>()?;
-        Ok(RelPath(names))
+        Ok(RelPath(names.into()))
     }
 
     pub fn from_names(names: Vec<Name>) -> RelPath {
-        RelPath(names)
+        RelPath(names.into())
     }
 
     pub fn names(&self) -> &[Name] {
@@ -116,15 +118,16 @@ impl RelPath {
         if self.0.is_empty() {
             None
         } else {
-            Some(RelPath(self.0[..self.0.len() - 1].to_vec()))
+            Some(RelPath(self.0[..self.0.len() - 1].into()))
         }
     }
 
     /// This path with `name` appended.
     pub fn join(&self, name: &Name) -> RelPath {
-        let mut v = self.0.clone();
+        let mut v = Vec::with_capacity(self.0.len() + 1);
+        v.extend_from_slice(&self.0);
         v.push(name.clone());
-        RelPath(v)
+        RelPath(v.into())
     }
 
     /// True if `self` is `other` or lies beneath it.

@@ -435,8 +435,9 @@ fn universe<'a>(lowers: &'a [LayerSpec], upper: Option<&'a LayerSpec>) -> Vec<&'
         .flat_map(|l| l.entries.iter().map(|e| e.path()))
         .chain(FRESH_PATHS.iter())
         .collect();
-    // Equal paths are equal values: an unstable sort gives the same list.
-    paths.sort_unstable();
+    // Each layer's entries come in path order (a depth-first emission of
+    // sorted trees): the stable sort merges those runs.
+    paths.sort();
     paths.dedup();
     paths
 }
