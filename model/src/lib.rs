@@ -105,8 +105,9 @@ impl Model {
                 message: m,
             })?);
         }
-        let spec = case.upper.clone().unwrap_or_default();
-        let container = build::layer_from_spec(&spec).map_err(|m| ModelError::Layer {
+        let empty = ovlcheck_case::LayerSpec::default();
+        let spec = case.upper.as_ref().unwrap_or(&empty);
+        let container = build::layer_from_spec(spec).map_err(|m| ModelError::Layer {
             layer: case.lowers.len(),
             message: m,
         })?;
