@@ -13,32 +13,9 @@ use std::hint::black_box;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The baseline's work as a case: two lowers, a dozen ops.
-const BASELINE_CASE: &str = r#"
-lower
-  dir d 0755
-  file d/x 0644 "x"
-  file a 0644 "lower a"
-  symlink s "a"
-lower
-  file a 0644 "upper a"
-  file b 0644 "b"
-  dir d 0755
-  file d/y 0644 "y"
-ops
-  lstat a
-  read s
-  create e 0644
-  write a 0 "W"
-  truncate b 0
-  mkdir f 0755
-  unlink d/x
-  rename b c
-  chmod d/y 0600
-  setxattr a user.k "v"
-  readdir d
-  symlink "d" t
-"#;
+mod raw;
+
+use raw::BASELINE_CASE;
 
 fn bench(c: &mut Criterion) {
     let config = GenConfig::default();

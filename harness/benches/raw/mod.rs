@@ -1,0 +1,226 @@
+//! The raw-syscall work of one differential case (issue 5), shared by the
+//! `baseline` and `ratios` benches: two lower layers with a handful of
+//! entries on tmpfs, an overlay mount, a dozen ops, a walk of the merged
+//! tree and the upper (lstat every entry, read every file, list xattrs),
+//! unmount, remove the scratch tree; with `lifecycle`, also the raw form of
+//! the remount and commit checks. No harness, no model, no driver.
+
+// Each bench uses a part of this module.
+#![allow(dead_code)]
+
+use std::ffi::CString;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+
+fn c(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_encoded_bytes()).expect("no NUL")
+}
+
+fn mount(src: &str, target: &Path, fstype: &str, data: &str) {
+    let (s, t, f, d) = (
+        CString::new(src).unwrap(),
+        c(target),
+        CString::new(fstype).unwrap(),
+        CString::new(data).unwrap(),
+    );
+    // SAFETY: valid NUL-terminated strings.
+    let r = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), 0, d.as_ptr().cast()) };
+    assert_eq!(
+        r,
+        0,
+        "mount {fstype} on {}: {}",
+        target.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+fn umount(target: &Path) {
+    // SAFETY: valid NUL-terminated string.
+    let r = unsafe { libc::umount2(c(target).as_ptr(), 0) };
+    assert_eq!(
+        r,
+        0,
+        "umount {}: {}",
+        target.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+fn file(p: &Path, data: &[u8], mode: u32) {
+    fs::write(p, data).unwrap();
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Walks a tree: lstat every entry, read every regular file, list xattrs.
+fn walk(dir: &Path, bytes: &mut usize) {
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let m = fs::symlink_metadata(&p).unwrap();
+        *bytes += xattr_list_len(&p);
+        if m.is_dir() {
+            walk(&p, bytes);
+        } else if m.is_file() {
+            *bytes += fs::read(&p).unwrap().len();
+        } else if m.file_type().is_symlink() {
+            *bytes += fs::read_link(&p).unwrap().as_os_str().len();
+        }
+    }
+}
+
+fn xattr_list_len(p: &Path) -> usize {
+    let mut buf = [0u8; 4096];
+    // SAFETY: buffer is valid for its length; path is NUL-terminated.
+    let n = unsafe { libc::llistxattr(c(p).as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    n.max(0) as usize
+}
+
+/// [`one_case`]'s work as a case file (without `lifecycle`): two lowers, a
+/// dozen ops. Keep the two in step.
+pub const BASELINE_CASE: &str = r#"
+lower
+  dir d 0755
+  file d/x 0644 "x"
+  file a 0644 "lower a"
+  symlink s "a"
+lower
+  file a 0644 "upper a"
+  file b 0644 "b"
+  dir d 0755
+  file d/y 0644 "y"
+ops
+  lstat a
+  read s
+  create e 0644
+  write a 0 "W"
+  truncate b 0
+  mkdir f 0755
+  unlink d/x
+  rename b c
+  chmod d/y 0600
+  setxattr a user.k "v"
+  readdir d
+  symlink "d" t
+"#;
+
+/// One case's worth of raw work under `root` (a tmpfs).
+pub fn one_case(root: &Path, lifecycle: bool) -> usize {
+    let (l0, l1, u, w, m) = (
+        root.join("l0"),
+        root.join("l1"),
+        root.join("u"),
+        root.join("w"),
+        root.join("m"),
+    );
+    for d in [&l0, &l1, &u, &w, &m] {
+        fs::create_dir(d).unwrap();
+    }
+    fs::create_dir(l0.join("d")).unwrap();
+    file(&l0.join("d/x"), b"x", 0o644);
+    file(&l0.join("a"), b"lower a", 0o644);
+    symlink("a", l0.join("s")).unwrap();
+    file(&l1.join("a"), b"upper a", 0o644);
+    file(&l1.join("b"), b"b", 0o644);
+    fs::create_dir(l1.join("d")).unwrap();
+    file(&l1.join("d/y"), b"y", 0o644);
+    let opts = format!(
+        "lowerdir={}:{},upperdir={},workdir={},redirect_dir=follow,index=off,metacopy=off,xino=off",
+        l1.display(),
+        l0.display(),
+        u.display(),
+        w.display()
+    );
+    mount("overlay", &m, "overlay", &opts);
+    // A dozen ops, each with its syscall, errors tolerated like a case's.
+    let _ = fs::symlink_metadata(m.join("a"));
+    let _ = fs::read(m.join("s"));
+    let _ = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(m.join("e"));
+    if let Ok(mut f) = fs::OpenOptions::new().write(true).open(m.join("a")) {
+        let _ = f.write_all(b"W");
+    }
+    let _ = fs::OpenOptions::new()
+        .write(true)
+        .open(m.join("b"))
+        .and_then(|f| f.set_len(0));
+    let _ = fs::create_dir(m.join("f"));
+    let _ = fs::remove_file(m.join("d/x"));
+    let _ = fs::rename(m.join("b"), m.join("c"));
+    let _ = fs::set_permissions(m.join("d/y"), fs::Permissions::from_mode(0o600));
+    // SAFETY: valid strings and buffer.
+    unsafe {
+        libc::setxattr(
+            c(&m.join("a")).as_ptr(),
+            c"user.k".as_ptr(),
+            b"v".as_ptr().cast(),
+            1,
+            0,
+        );
+    }
+    let _ = fs::read_dir(m.join("d")).map(|d| d.count());
+    let _ = symlink("d", m.join("t"));
+    let mut bytes = 0;
+    walk(&m, &mut bytes);
+    walk(&u, &mut bytes);
+    umount(&m);
+    let mut made = vec![l0, l1, u, w, m];
+    if lifecycle {
+        let [l0, l1, u, m] = [0, 1, 2, 4].map(|i| made[i].clone());
+        mount("overlay", &m, "overlay", &opts);
+        walk(&m, &mut bytes);
+        umount(&m);
+        let (u2, w2) = (root.join("u2"), root.join("w2"));
+        fs::create_dir(&u2).unwrap();
+        fs::create_dir(&w2).unwrap();
+        let opts = format!(
+            "lowerdir={}:{}:{},upperdir={},workdir={},redirect_dir=follow,index=off,metacopy=off,xino=off",
+            u.display(),
+            l1.display(),
+            l0.display(),
+            u2.display(),
+            w2.display()
+        );
+        mount("overlay", &m, "overlay", &opts);
+        walk(&m, &mut bytes);
+        umount(&m);
+        made.extend([u2, w2]);
+    }
+    for d in &made {
+        fs::remove_dir_all(d).unwrap();
+    }
+    bytes
+}
+
+/// Enters a private mount namespace with a tmpfs scratch root.
+pub fn scratch() -> std::path::PathBuf {
+    // SAFETY: plain syscalls; CLONE_FS first so NEWNS works with threads.
+    unsafe {
+        assert_eq!(
+            libc::unshare(libc::CLONE_FS),
+            0,
+            "unshare(CLONE_FS) needs root"
+        );
+        assert_eq!(
+            libc::unshare(libc::CLONE_NEWNS),
+            0,
+            "unshare(CLONE_NEWNS) needs root"
+        );
+        let none = CString::new("none").unwrap();
+        let root = CString::new("/").unwrap();
+        libc::mount(
+            none.as_ptr(),
+            root.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("ovlcheck-baseline-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    mount("tmpfs", &dir, "tmpfs", "");
+    dir
+}
