@@ -38,18 +38,25 @@ impl Inner {
         })
     }
 
-    /// An idle worker of the right kind (`true` when pooled), or a new one.
+    /// An idle worker of the right kind (`true` when pooled), or a new one,
+    /// placed on this thread's worker CPU (preferring one already there).
     fn take(&self, userns: bool) -> Result<(Worker, bool), DriverError> {
+        let cpu = crate::placement::worker_cpu();
         let found = {
             let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let fits = |w: &Worker| w.userns == userns && w.alive();
             idle.iter()
-                .position(|w| w.userns == userns && w.alive())
+                .position(|w| fits(w) && w.cpu() == cpu)
+                .or_else(|| idle.iter().position(fits))
                 .map(|i| idle.swap_remove(i))
         };
         match found {
-            Some(w) => Ok((w, true)),
+            Some(mut w) => {
+                w.place(cpu);
+                Ok((w, true))
+            }
             None => Ok((
-                worker::spawn(userns, self.opts.timeout * START_TIMEOUT_FACTOR)?,
+                spawn_placed(userns, self.opts.timeout * START_TIMEOUT_FACTOR)?,
                 false,
             )),
         }
@@ -97,7 +104,7 @@ impl Inner {
         let (mut w, pooled) = self.take(userns)?;
         let answer = match w.call(&req, "case", timeout) {
             Err(DriverError::Died(_)) if pooled => {
-                w = worker::spawn(userns, self.opts.timeout * START_TIMEOUT_FACTOR)?;
+                w = spawn_placed(userns, self.opts.timeout * START_TIMEOUT_FACTOR)?;
                 w.call(&req, "case", timeout)?
             }
             r => r?,
@@ -128,7 +135,7 @@ impl Inner {
         let answer = match w.call(&req, "start", timeout) {
             // A pooled worker may have died while idle: retry on a fresh one.
             Err(DriverError::Died(_)) if pooled => {
-                w = worker::spawn(userns, timeout)?;
+                w = spawn_placed(userns, timeout)?;
                 w.call(&req, "start", timeout)?
             }
             r => r?,
@@ -151,6 +158,13 @@ impl Inner {
             ))),
         }
     }
+}
+
+/// A new worker, placed on this thread's worker CPU.
+fn spawn_placed(userns: bool, timeout: Duration) -> Result<Worker, DriverError> {
+    let mut w = worker::spawn(userns, timeout)?;
+    w.place(crate::placement::worker_cpu());
+    Ok(w)
 }
 
 /// Turns the answers to a whole-case batch into a [`CaseRun`].

@@ -75,6 +75,7 @@ pub mod exec;
 pub mod ids;
 pub mod mount;
 pub mod observe;
+pub mod placement;
 pub mod proto;
 pub mod session;
 pub mod spawn;

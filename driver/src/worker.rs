@@ -51,6 +51,8 @@ pub struct Worker {
     sock: Option<OwnedFd>,
     /// Runs in its own user namespace.
     pub userns: bool,
+    /// The CPU it is pinned to ([`crate::placement`]); `None`: any.
+    cpu: Option<usize>,
 }
 
 impl Worker {
@@ -109,6 +111,19 @@ impl Worker {
     /// Whether the worker can serve another request.
     pub fn alive(&self) -> bool {
         self.sock.is_some()
+    }
+
+    /// The CPU it is pinned to, if any.
+    pub fn cpu(&self) -> Option<usize> {
+        self.cpu
+    }
+
+    /// Pins it to `cpu` (`None`: unpins it), unless it already is. A
+    /// failure leaves it where it was: placement is only about speed.
+    pub fn place(&mut self, cpu: Option<usize>) {
+        if self.cpu != cpu && crate::placement::place(self.pid, cpu).is_ok() {
+            self.cpu = cpu;
+        }
     }
 }
 
@@ -277,6 +292,7 @@ fn fork_worker(userns: bool, timeout: Duration) -> Result<Worker, DriverError> {
                 pid: child,
                 sock: Some(parent_end),
                 userns,
+                cpu: None,
             };
             setup_handshake(&mut w, userns, timeout)?;
             Ok(w)

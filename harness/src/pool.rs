@@ -16,19 +16,34 @@ pub fn map_in_order<T: Sync, R: Send>(
     let next = AtomicUsize::new(0);
     let slots: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| loop {
-                if stop.load(Ordering::SeqCst) {
-                    return;
+        for cpu in worker_cpus(jobs.max(1)) {
+            let (f, next, slots) = (&f, &next, &slots);
+            s.spawn(move || {
+                ovlcheck_driver::placement::set_worker_cpu(cpu);
+                while !stop.load(Ordering::SeqCst) {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(item) = items.get(i) else { return };
+                    let r = f(i, item);
+                    slots.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
                 }
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(item) = items.get(i) else { return };
-                let r = f(i, item);
-                slots.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
             });
         }
     });
     slots.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The worker CPU of each of `jobs` threads: a CPU of its own when there
+/// is one thread per CPU this process may use (`--jobs` at its default),
+/// else none, since pinning a few threads of a big machine, or more
+/// threads than CPUs, would only keep the scheduler from balancing them
+/// (`ovlcheck_driver::placement`).
+fn worker_cpus(jobs: usize) -> Vec<Option<usize>> {
+    let cpus = ovlcheck_driver::placement::allowed_cpus();
+    if jobs > 1 && jobs == cpus.len() {
+        cpus.into_iter().map(Some).collect()
+    } else {
+        vec![None; jobs]
+    }
 }
 
 #[cfg(test)]

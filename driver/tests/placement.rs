@@ -1,0 +1,87 @@
+//! Worker placement: a thread's workers run on the CPU it asks for, and go
+//! back to every allowed CPU when it stops asking.
+
+mod common;
+
+use ovlcheck_driver::placement::{allowed_cpus, set_worker_cpu};
+use ovlcheck_driver::{worker, Backend, KernelBackend};
+use std::time::Duration;
+
+/// `Cpus_allowed_list` of a process, e.g. `0-1` or `1`.
+fn allowed_list(pid: i32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list")
+        .trim()
+        .to_string()
+}
+
+/// Every live process whose parent is this one.
+fn children() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task")
+        .expect("tasks")
+        .flatten()
+    {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(
+            list.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
+    }
+    out.retain(|p| {
+        std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .map(|s| s.split_whitespace().nth(3) == Some(me.as_str()))
+            .unwrap_or(false)
+    });
+    out
+}
+
+#[test]
+fn a_worker_moves_to_a_cpu_and_back() {
+    if !common::kernel_available("a_worker_moves_to_a_cpu_and_back") {
+        return;
+    }
+    let cpus = allowed_cpus();
+    let last = *cpus.last().expect("some CPU is allowed");
+    let everywhere = allowed_list(std::process::id() as i32);
+    let mut w = worker::spawn(false, Duration::from_secs(30)).expect("worker");
+    assert_eq!(
+        allowed_list(w.pid()),
+        everywhere,
+        "a new worker runs anywhere"
+    );
+    w.place(Some(last));
+    assert_eq!(w.cpu(), Some(last));
+    assert_eq!(allowed_list(w.pid()), last.to_string());
+    w.place(None);
+    assert_eq!(w.cpu(), None);
+    assert_eq!(allowed_list(w.pid()), everywhere);
+}
+
+#[test]
+fn a_threads_cases_run_on_its_worker_cpu() {
+    if !common::kernel_available("a_threads_cases_run_on_its_worker_cpu") {
+        return;
+    }
+    let last = *allowed_cpus().last().expect("some CPU is allowed");
+    let backend = KernelBackend::new();
+    let case = common::case("lower\n  file a 0644 \"x\"\nops\n  stat a\n");
+    std::thread::spawn(move || {
+        set_worker_cpu(Some(last));
+        backend.run_case(&case).expect("case runs");
+        let placed: Vec<i32> = children()
+            .into_iter()
+            .filter(|&p| allowed_list(p) == last.to_string())
+            .collect();
+        assert!(
+            !placed.is_empty(),
+            "no worker of this process runs on CPU {last} alone"
+        );
+    })
+    .join()
+    .expect("thread");
+}
