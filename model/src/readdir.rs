@@ -1,7 +1,7 @@
 //! Directory listings (overlayfs.rst: "readdir"; readdir.c).
 
 use crate::features::InoMode;
-use crate::fs::{Layer, LayerId};
+use crate::fs::{cmp_names, EntryKey, EntryName, Layer, LayerId};
 use crate::lookup::Dentry;
 use crate::Model;
 
@@ -32,7 +32,7 @@ impl Model {
             read_layer(&self.lowers[l.layer], l.ino, xw, &mut out);
         }
         // Stable: the topmost layer's entry of a name comes first and stays.
-        out.sort_by(|a, b| a.0.cmp(b.0));
+        out.sort_by(|a, b| cmp_names(a.0, b.0));
         out.dedup_by(|later, first| later.0 == first.0);
         out
     }
@@ -55,7 +55,7 @@ impl Model {
             return layer
                 .get(ino)
                 .entries()
-                .map(|e| e.keys().map(String::as_str).collect())
+                .map(|e| e.keys().map(EntryName::as_str).collect())
                 .unwrap_or_default();
         }
         let upper_entries = d.upper.and_then(|u| self.upper_inode(u).entries());
@@ -65,7 +65,7 @@ impl Model {
             .filter(|(_, wh)| !wh)
             .map(|(n, _)| n)
             .filter(|n| {
-                let from_upper = upper_entries.is_some_and(|e| e.contains_key(*n));
+                let from_upper = upper_entries.is_some_and(|e| e.contains_key(EntryKey::new(n)));
                 !(self.calc_d_ino(from_upper, impure) && self.is_stale_entry(d, n))
             })
             .collect()

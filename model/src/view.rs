@@ -1,7 +1,7 @@
 //! Views: the merged tree as users see it, and raw layers as on disk.
 
 use crate::features::InoMode;
-use crate::fs::{Ino, Inode, Kind, Layer, LayerId, LowerRef};
+use crate::fs::{cmp_names, Ino, Inode, Kind, Layer, LayerId, LowerRef};
 use crate::lookup::Dentry;
 use crate::Model;
 use ovlcheck_case::{DevClass, FileKind, Node, NodeKind, StatInfo, View};
@@ -411,7 +411,7 @@ pub(crate) fn file_kind(i: &Inode) -> FileKind {
 /// directory's entries in name order, which differs from path order only
 /// for names with bytes below `/`; the sort then has little to do).
 fn sorted(mut list: Vec<(String, Node)>) -> Vec<(String, Node)> {
-    list.sort_by(|a, b| a.0.cmp(&b.0));
+    list.sort_by(|a, b| cmp_names(&a.0, &b.0));
     list
 }
 
