@@ -7,8 +7,8 @@
 //! it, so both workers often share one CPU while the other idles. Pinning
 //! each thread's workers to a CPU of their own (the threads themselves stay
 //! free, to fill the gaps) keeps the pairs apart: `fuzz --jobs 2` on two
-//! CPUs ran 1.32-1.77x `--jobs 1` (median 1.57) instead of 1.26-1.44x
-//! (median 1.34), measured round by round in `benches/ratios.rs`.
+//! CPUs ran 1.44-1.68x `--jobs 1` (median 1.56) instead of 1.26-1.44x
+//! (median 1.34), measured round by round (`harness/benches/ratios.rs`).
 
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;

@@ -3,9 +3,8 @@
 //! to inodes by number, so hard links are shared inodes, and cloning a layer
 //! is O(1) (imbl).
 
+use crate::names::{EntryKey, EntryName};
 use imbl::OrdMap;
-use std::borrow::Borrow;
-use std::cmp::Ordering;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -24,93 +23,6 @@ pub(crate) enum LayerId {
 pub(crate) struct LowerRef {
     pub layer: usize,
     pub ino: Ino,
-}
-
-/// Orders names bytewise, as `str` does, comparing short ones inline: a
-/// lookup by name is the model's most frequent comparison, names are a few
-/// bytes, and a libc `memcmp` call per key cost more than the comparison.
-pub(crate) fn cmp_names(a: &str, b: &str) -> Ordering {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() > 16 || b.len() > 16 {
-        return a.cmp(b);
-    }
-    for (x, y) in a.iter().zip(b) {
-        if x != y {
-            return x.cmp(y);
-        }
-    }
-    a.len().cmp(&b.len())
-}
-
-/// A directory entry name, the key of a directory's entries: a `String`
-/// ordered by [`cmp_names`], and searched by [`EntryKey`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct EntryName(String);
-
-/// A borrowed [`EntryName`], to look an entry up by a `&str`.
-#[derive(Debug, PartialEq, Eq, Hash)]
-#[repr(transparent)]
-pub(crate) struct EntryKey(str);
-
-impl EntryKey {
-    pub fn new(name: &str) -> &EntryKey {
-        // SAFETY: EntryKey is a repr(transparent) wrapper of str, so both
-        // references have the same layout and lifetime.
-        unsafe { &*(name as *const str as *const EntryKey) }
-    }
-}
-
-impl EntryName {
-    pub fn new(name: &str) -> EntryName {
-        EntryName(name.to_string())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::ops::Deref for EntryName {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for EntryName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Borrow<EntryKey> for EntryName {
-    fn borrow(&self) -> &EntryKey {
-        EntryKey::new(&self.0)
-    }
-}
-
-impl Ord for EntryKey {
-    fn cmp(&self, other: &EntryKey) -> Ordering {
-        cmp_names(&self.0, &other.0)
-    }
-}
-
-impl PartialOrd for EntryKey {
-    fn partial_cmp(&self, other: &EntryKey) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for EntryName {
-    fn cmp(&self, other: &EntryName) -> Ordering {
-        cmp_names(&self.0, &other.0)
-    }
-}
-
-impl PartialOrd for EntryName {
-    fn partial_cmp(&self, other: &EntryName) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
 }
 
 /// A directory's entries by name.
@@ -366,40 +278,5 @@ impl Layer {
         } else {
             inode.links + u32::from(inode.index_link)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        /// Entry names sort exactly as `str` does, short or long, so every
-        /// listing the model makes is in the kernel's (and the views') order.
-        #[test]
-        fn names_order_as_str_does(a in "[a-c./é-]{0,20}", b in "[a-c./é-]{0,20}") {
-            prop_assert_eq!(cmp_names(&a, &b), a.cmp(&b));
-            prop_assert_eq!(EntryName::new(&a).cmp(&EntryName::new(&b)), a.cmp(&b));
-        }
-    }
-
-    #[test]
-    fn entries_are_found_by_str() {
-        let mut e = Entries::new();
-        for n in ["b", "a", "a.b", "a/x", "long-name-of-more-than-16-bytes"] {
-            e.insert(EntryName::new(n), n.len() as Ino);
-        }
-        let keys: Vec<&str> = e.keys().map(EntryName::as_str).collect();
-        assert_eq!(
-            keys,
-            ["a", "a.b", "a/x", "b", "long-name-of-more-than-16-bytes"]
-        );
-        assert_eq!(e.get(EntryKey::new("a/x")), Some(&3));
-        assert_eq!(
-            e.get(EntryKey::new("long-name-of-more-than-16-bytes")),
-            Some(&31)
-        );
-        assert_eq!(e.get(EntryKey::new("c")), None);
     }
 }

@@ -25,6 +25,7 @@ mod fs;
 mod hash;
 mod lookup;
 mod mount;
+mod names;
 mod ops;
 mod perm;
 mod readdir;

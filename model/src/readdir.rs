@@ -1,8 +1,9 @@
 //! Directory listings (overlayfs.rst: "readdir"; readdir.c).
 
 use crate::features::InoMode;
-use crate::fs::{cmp_names, EntryKey, EntryName, Layer, LayerId};
+use crate::fs::{Layer, LayerId};
 use crate::lookup::Dentry;
+use crate::names::{cmp_names, EntryKey, EntryName};
 use crate::Model;
 
 impl Model {

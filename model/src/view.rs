@@ -1,8 +1,9 @@
 //! Views: the merged tree as users see it, and raw layers as on disk.
 
 use crate::features::InoMode;
-use crate::fs::{cmp_names, Ino, Inode, Kind, Layer, LayerId, LowerRef};
+use crate::fs::{Ino, Inode, Kind, Layer, LayerId, LowerRef};
 use crate::lookup::Dentry;
+use crate::names::cmp_names;
 use crate::Model;
 use ovlcheck_case::{DevClass, FileKind, Node, NodeKind, StatInfo, View};
 use std::cell::RefCell;
