@@ -92,7 +92,7 @@ impl Model {
         }
         let src_ref = d.lowers[0];
         let src = self.lower_inode(src_ref).clone();
-        let lower_nlink = self.lowers[src_ref.layer].nlink(src_ref.ino);
+        let lower_nlink = self.lowers[src_ref.layer as usize].nlink(src_ref.ino);
         let indexed = self.feat.index && !src.is_dir() && lower_nlink > 1;
         let metacopy = self.feat.metacopy && src.is_reg() && how == CopyUp::Meta;
         let mut inode = Inode::new(Kind::Fifo, src.mode, src.uid, src.gid);
@@ -217,7 +217,7 @@ impl Model {
         let Some(o) = lower else { return false };
         d.is_dir
             || self.upper_inode(u).union_nlink.is_some()
-            || self.lowers[o.layer].nlink(o.ino) == 1
+            || self.lowers[o.layer as usize].nlink(o.ino) == 1
     }
 
     /// ovl_set_impure on an upper directory.

@@ -21,7 +21,9 @@ pub(crate) enum LayerId {
 /// A lower object (the target of an `origin` xattr, or a lower stack entry).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct LowerRef {
-    pub layer: usize,
+    /// The lower's index (`u32`, not `usize`: lower stacks are copied on
+    /// every lookup, and overlay takes at most 500 lowers).
+    pub layer: u32,
     pub ino: Ino,
 }
 

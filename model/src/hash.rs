@@ -73,17 +73,17 @@ impl Model {
         for (i, l) in self.lowers.iter().enumerate() {
             h.u64(i as u64);
             hash_layer(&mut h, l, &lower_paths[i], &|r| {
-                name_of(LayerId::Lower(r.layer), r.ino)
+                name_of(LayerId::Lower(r.layer as usize), r.ino)
             });
         }
         if let Some(u) = &self.upper {
             h.str("upper");
             hash_layer(&mut h, u, &upper_paths, &|r| {
-                name_of(LayerId::Lower(r.layer), r.ino)
+                name_of(LayerId::Lower(r.layer as usize), r.ino)
             });
         }
         for (o, u) in self.index.iter() {
-            h.str(&name_of(LayerId::Lower(o.layer), o.ino));
+            h.str(&name_of(LayerId::Lower(o.layer as usize), o.ino));
             h.str(&name_of(LayerId::Upper, *u));
         }
         for (id, path) in self.snapshot_map().iter() {
@@ -96,7 +96,7 @@ impl Model {
         }
         for (u, o) in self.mem_lower.iter() {
             h.str(&name_of(LayerId::Upper, *u));
-            h.str(&name_of(LayerId::Lower(o.layer), o.ino));
+            h.str(&name_of(LayerId::Lower(o.layer as usize), o.ino));
         }
         for p in self.fresh_links.iter() {
             h.str("fresh-link");

@@ -163,7 +163,7 @@ impl Model {
     }
 
     pub(crate) fn lower_inode(&self, r: LowerRef) -> &Inode {
-        self.lowers[r.layer].get(r.ino)
+        self.lowers[r.layer as usize].get(r.ino)
     }
 
     /// Errors that ops report as-is.

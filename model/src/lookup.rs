@@ -198,7 +198,7 @@ impl Model {
                 let mut s = Stack::default();
                 for i in (0..self.lowers.len()).rev() {
                     s.push(LowerRef {
-                        layer: i,
+                        layer: i as u32,
                         ino: self.lowers[i].root,
                     });
                 }
@@ -215,7 +215,7 @@ impl Model {
         (0..self.lowers.len().min(layer))
             .rev()
             .map(|i| LowerRef {
-                layer: i,
+                layer: i as u32,
                 ino: self.lowers[i].root,
             })
             .collect()
@@ -262,7 +262,8 @@ impl Model {
             } else {
                 i == poe.len()
             };
-            let Some(this) = self.lookup_layer(LayerId::Lower(lower.layer), lower.ino, &mut d)?
+            let Some(this) =
+                self.lookup_layer(LayerId::Lower(lower.layer as usize), lower.ino, &mut d)?
             else {
                 continue;
             };
@@ -274,7 +275,7 @@ impl Model {
                 ino: this,
             };
             if d.xwhiteouts {
-                out.xwhiteout_layers.push(lower.layer);
+                out.xwhiteout_layers.push(lower.layer as usize);
                 d.xwhiteouts = false;
             }
             if !d.metacopy || out.lowers.is_empty() {
@@ -287,7 +288,7 @@ impl Model {
                 break;
             }
             if d.absolute && !poe_is_root {
-                poe = Cow::Owned(self.root_stack_below(lower.layer));
+                poe = Cow::Owned(self.root_stack_below(lower.layer as usize));
                 poe_is_root = true;
                 i = 0;
             }

@@ -29,8 +29,8 @@ impl Model {
             read_layer(self.layer(LayerId::Upper), u, false, &mut out);
         }
         for l in &d.lowers {
-            let xw = d.xwhiteout_layers.contains(&l.layer);
-            read_layer(&self.lowers[l.layer], l.ino, xw, &mut out);
+            let xw = d.xwhiteout_layers.contains(&(l.layer as usize));
+            read_layer(&self.lowers[l.layer as usize], l.ino, xw, &mut out);
         }
         // Stable: the topmost layer's entry of a name comes first and stays.
         out.sort_by(|a, b| cmp_names(a.0, b.0));
@@ -51,7 +51,7 @@ impl Model {
         if self.dir_is_real(d) {
             let (layer, ino) = match d.upper {
                 Some(u) => (self.layer(LayerId::Upper), u),
-                None => (&self.lowers[d.lowers[0].layer], d.lowers[0].ino),
+                None => (&self.lowers[d.lowers[0].layer as usize], d.lowers[0].ino),
             };
             return layer
                 .get(ino)

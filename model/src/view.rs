@@ -47,7 +47,9 @@ impl Model {
             Some(u) => {
                 let indexed = self.upper_inode(u).union_nlink.is_some();
                 match self.known_origin(path, u, d.origin) {
-                    Some(o) if indexed || self.lowers[o.layer].nlink(o.ino) == 1 => lower_ident(o),
+                    Some(o) if indexed || self.lowers[o.layer as usize].nlink(o.ino) == 1 => {
+                        lower_ident(o)
+                    }
                     _ => Ident::Upper(u),
                 }
             }
@@ -108,7 +110,7 @@ impl Model {
                     .union_nlink
                     .unwrap_or_else(|| self.layer(LayerId::Upper).nlink(u))
             }
-            None => self.lowers[d.lowers[0].layer].nlink(d.lowers[0].ino),
+            None => self.lowers[d.lowers[0].layer as usize].nlink(d.lowers[0].ino),
         }
     }
 
@@ -393,7 +395,7 @@ fn raw_rec(m: &Model, layer: &Layer, ino: Ino, path: &mut String, nodes: &mut Ve
 
 fn lower_ident(r: LowerRef) -> Ident {
     Ident::Lower {
-        layer: r.layer,
+        layer: r.layer as usize,
         ino: r.ino,
     }
 }

@@ -78,8 +78,8 @@ impl Model {
             return true;
         }
         for l in &parent.lowers {
-            if let Some(c) = self.lowers[l.layer].child(l.ino, name) {
-                return !self.lowers[l.layer].get(c).is_whiteout();
+            if let Some(c) = self.lowers[l.layer as usize].child(l.ino, name) {
+                return !self.lowers[l.layer as usize].get(c).is_whiteout();
             }
         }
         false
@@ -159,7 +159,7 @@ impl Model {
         let Some(l) = d.lowers.first() else {
             return Ok(());
         };
-        if self.lowers[l.layer].nlink(l.ino) > 1 {
+        if self.lowers[l.layer as usize].nlink(l.ino) > 1 {
             self.copy_up(w, crate::copy_up::CopyUp::Meta)?;
         }
         Ok(())

@@ -157,7 +157,10 @@ impl Model {
             (Some(x), Some(y)) => x == y,
             (None, None) => {
                 let (x, y) = (a.lowers[0], b.lowers[0]);
-                x == y && (a.is_dir || self.feat.index || self.lowers[x.layer].nlink(x.ino) == 1)
+                x == y
+                    && (a.is_dir
+                        || self.feat.index
+                        || self.lowers[x.layer as usize].nlink(x.ino) == 1)
             }
             _ => false,
         }
@@ -345,7 +348,7 @@ impl Model {
                 && d.lowers
                     .first()
                     .or(d.origin.as_ref())
-                    .is_some_and(|l| self.lowers[l.layer].nlink(l.ino) > 1);
+                    .is_some_and(|l| self.lowers[l.layer as usize].nlink(l.ino) > 1);
             let absolute = !samedir || lower_hardlink;
             let current = self.upper_inode(u).ovl.redirect.clone();
             if let Some(r) = &current {
