@@ -18,7 +18,7 @@ pub use errno::Errno;
 pub use layer::{Entry, LayerSpec};
 pub use op::{Cred, Op, OpenFlags, RenameFlags, Step};
 pub use outcome::{Allowed, FileKind, Outcome, StatInfo, Value};
-pub use path::{Name, OpPath, PathError, RelPath};
+pub use path::{cmp_names, Name, OpPath, PathError, RelPath};
 pub use profile::{LowerFs, Profile};
 pub use text::{parse_case, print_case, print_step, ParseError};
 pub use view::{DevClass, Node, NodeKind, View, ViewDiff};

@@ -4,21 +4,7 @@
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 
-/// Orders names bytewise, as `str` does, comparing short ones inline: a
-/// lookup by name is the model's most frequent comparison, names are a few
-/// bytes, and a libc `memcmp` call per key cost more than the comparison.
-pub(crate) fn cmp_names(a: &str, b: &str) -> Ordering {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() > 16 || b.len() > 16 {
-        return a.cmp(b);
-    }
-    for (x, y) in a.iter().zip(b) {
-        if x != y {
-            return x.cmp(y);
-        }
-    }
-    a.len().cmp(&b.len())
-}
+pub(crate) use ovlcheck_case::cmp_names;
 
 /// A directory entry name, the key of a directory's entries: a `String`
 /// ordered by [`cmp_names`], and searched by [`EntryKey`].
