@@ -18,15 +18,19 @@ fn allowed_list(pid: i32) -> String {
         .to_string()
 }
 
-/// The allowed CPUs, when there are at least two (with one, every process
-/// runs on it and placement shows nothing): else a loud SKIP.
-fn two_cpus(test: &str) -> Option<Vec<usize>> {
+/// The last allowed CPU, when the kernel backend can run and at least two
+/// CPUs are allowed (with one, every process runs on it and placement shows
+/// nothing): else a loud SKIP.
+fn last_of_two_cpus(test: &str) -> Option<usize> {
+    if !common::kernel_available(test) {
+        return None;
+    }
     let cpus = allowed_cpus();
     if cpus.len() < 2 {
         eprintln!("\n*** SKIP {test}: one CPU allowed, placement is not observable ***\n");
         return None;
     }
-    Some(cpus)
+    cpus.last().copied()
 }
 
 /// Every live process whose parent is this one.
@@ -53,13 +57,9 @@ fn children() -> Vec<i32> {
 
 #[test]
 fn a_worker_moves_to_a_cpu_and_back() {
-    if !common::kernel_available("a_worker_moves_to_a_cpu_and_back") {
-        return;
-    }
-    let Some(cpus) = two_cpus("a_worker_moves_to_a_cpu_and_back") else {
+    let Some(last) = last_of_two_cpus("a_worker_moves_to_a_cpu_and_back") else {
         return;
     };
-    let last = *cpus.last().expect("some CPU is allowed");
     let everywhere = allowed_list(std::process::id() as i32);
     let mut w = worker::spawn(false, Duration::from_secs(30)).expect("worker");
     assert_eq!(
@@ -77,13 +77,9 @@ fn a_worker_moves_to_a_cpu_and_back() {
 
 #[test]
 fn a_threads_cases_run_on_its_worker_cpu() {
-    if !common::kernel_available("a_threads_cases_run_on_its_worker_cpu") {
-        return;
-    }
-    let Some(cpus) = two_cpus("a_threads_cases_run_on_its_worker_cpu") else {
+    let Some(last) = last_of_two_cpus("a_threads_cases_run_on_its_worker_cpu") else {
         return;
     };
-    let last = *cpus.last().expect("some CPU is allowed");
     let backend = KernelBackend::new();
     let case = common::case("lower\n  file a 0644 \"x\"\nops\n  stat a\n");
     std::thread::spawn(move || {
