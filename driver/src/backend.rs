@@ -8,6 +8,7 @@ use crate::proto::{Mounter, Request, Response};
 use crate::worker::{self, Worker};
 use crate::{Backend, BackendKind, BackendOptions, CaseRun, DriverError, Session};
 use ovlcheck_case::{Case, Op, Outcome, Profile, Step, View};
+use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +19,18 @@ pub const FUSERMOUNT3: &str = "/usr/bin/fusermount3";
 /// Starting a session (building layers, mounting) may take this many
 /// op timeouts.
 const START_TIMEOUT_FACTOR: u32 = 6;
+
+thread_local! {
+    /// The worker this thread handed back last. It answered its case first
+    /// and is still unmounting that case's session
+    /// (`WorkerState::settle`: two RCU grace periods and the superblocks'
+    /// teardown), so the thread's next case goes to another worker and the
+    /// two overlap. Each thread thus takes turns between two workers of a
+    /// kind: `fuzz --jobs 1` ran 5-17% more cases per second (the teardown
+    /// uses the idle CPU), `--jobs 2` the same within the noise
+    /// (`harness/benches/ratios.rs`, alternating with the single worker).
+    static SETTLING: Cell<Option<i32>> = const { Cell::new(None) };
+}
 
 /// What every backend shares: the mounter, options and the worker pool.
 #[derive(Debug)]
@@ -39,12 +52,14 @@ impl Inner {
     }
 
     /// An idle worker of the right kind (`true` when pooled), or a new one,
-    /// placed on this thread's worker CPU (preferring one already there).
+    /// placed on this thread's worker CPU (preferring one already there);
+    /// never the one this thread handed back last ([`SETTLING`]).
     fn take(&self, userns: bool) -> Result<(Worker, bool), DriverError> {
         let cpu = crate::placement::worker_cpu();
         let found = {
             let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-            let fits = |w: &Worker| w.userns == userns && w.alive();
+            let settling = SETTLING.with(Cell::get);
+            let fits = |w: &Worker| w.userns == userns && w.alive() && Some(w.pid()) != settling;
             idle.iter()
                 .position(|w| fits(w) && w.cpu() == cpu)
                 .or_else(|| idle.iter().position(fits))
@@ -64,6 +79,7 @@ impl Inner {
 
     /// Returns a worker to the pool (or lets it go when the pool is full).
     fn give(&self, w: Worker) {
+        SETTLING.with(|s| s.set(Some(w.pid())));
         if !w.alive() {
             return;
         }

@@ -229,7 +229,10 @@ pub struct BackendOptions {
     pub mount_template: Option<String>,
     /// `exec` backend: unmount command template (`{target}`).
     pub umount_template: Option<String>,
-    /// Most idle workers kept for reuse.
+    /// Most idle workers kept for reuse. The default, 4 per allowed CPU
+    /// (at least 8), keeps the two workers each campaign thread takes
+    /// turns between, of both kinds (root and user namespace), at
+    /// `--jobs` up to the CPU count.
     pub pool_size: usize,
 }
 
@@ -247,7 +250,7 @@ impl Default for BackendOptions {
             timeout: Duration::from_millis(ms.unwrap_or(10_000)),
             mount_template: None,
             umount_template: None,
-            pool_size: 8,
+            pool_size: 8.max(4 * crate::placement::allowed_cpus().len()),
         }
     }
 }
