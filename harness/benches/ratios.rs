@@ -4,8 +4,10 @@
 //!
 //! - the raw floor (`raw::one_case`), and the floor with the raw remount
 //!   and commit checks (`lifecycle`), on one thread;
-//! - the floor in two processes at once (how far the kernel itself scales);
-//! - the same case through the harness on the kernel backend, every check;
+//! - the floor, and the floor with the checks, in two processes at once
+//!   (how far the kernel itself scales that work);
+//! - the same case through the harness on the kernel backend, every check,
+//!   on one thread, then on two (as `--jobs 2` runs cases);
 //! - a slice of the `fuzz` campaign (generated cases, all profiles) with
 //!   `--jobs 1`, then the same slice with `--jobs 2`.
 //!
@@ -17,9 +19,10 @@
 
 mod raw;
 
-use ovlcheck_case::parse_case;
+use ovlcheck_case::{parse_case, Case};
 use ovlcheck_harness::campaign::{run_indices, FuzzOptions, Shard};
 use ovlcheck_harness::gen::GenConfig;
+use ovlcheck_harness::pool::map_in_order;
 use ovlcheck_harness::run_case;
 use raw::{one_case, scratch, BASELINE_CASE};
 use std::sync::atomic::AtomicBool;
@@ -27,6 +30,8 @@ use std::time::{Duration, Instant};
 
 /// The argument that makes this binary a raw child.
 const CHILD_ARG: &str = "--raw-child";
+/// With [`CHILD_ARG`]: the child does the raw checks too.
+const LIFECYCLE_ARG: &str = "--lifecycle";
 /// Raw and harness cases per timing.
 const CASES: u32 = 150;
 /// Generated cases per campaign slice.
@@ -41,15 +46,17 @@ fn per_call(n: u32, mut f: impl FnMut()) -> Duration {
     t.elapsed() / n
 }
 
-/// Mean time per case of the raw floor run by two processes at once, each
-/// in its own mount namespace, as ovlcheck's two workers are: the longer
-/// child's loop time divided by all the cases.
-fn floor_in_two_processes() -> Duration {
+/// Mean time per case of the raw floor (with `lifecycle`, the floor plus
+/// the raw checks) run by two processes at once, each in its own mount
+/// namespace, as ovlcheck's workers are: the longer child's loop time
+/// divided by all the cases.
+fn raw_in_two_processes(lifecycle: bool) -> Duration {
     let me = std::env::current_exe().expect("own path");
     let children: Vec<_> = (0..2)
         .map(|_| {
             std::process::Command::new(&me)
                 .arg(CHILD_ARG)
+                .args(lifecycle.then_some(LIFECYCLE_ARG))
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .expect("spawn a raw child")
@@ -70,18 +77,31 @@ fn floor_in_two_processes() -> Duration {
     Duration::from_secs_f64(longest) / (2 * CASES)
 }
 
-/// The child side of [`floor_in_two_processes`]: its own namespace and
+/// The child side of [`raw_in_two_processes`]: its own namespace and
 /// tmpfs, a short warm-up, then `CASES` raw cases; prints the seconds.
-fn raw_child() {
+fn raw_child(lifecycle: bool) {
     let root = scratch();
     for _ in 0..10 {
-        one_case(&root, false);
+        one_case(&root, lifecycle);
     }
     let t = Instant::now();
     for _ in 0..CASES {
-        one_case(&root, false);
+        one_case(&root, lifecycle);
     }
     println!("{}", t.elapsed().as_secs_f64());
+}
+
+/// Mean time per case of `case` run through the harness by two threads at
+/// once, placed as `fuzz --jobs 2` places them (the campaign's own pool).
+fn case_in_two_threads(backend: &dyn ovlcheck_driver::Backend, case: &Case) -> Duration {
+    let items: Vec<u32> = (0..2 * CASES).collect();
+    let stop = AtomicBool::new(false);
+    let t = Instant::now();
+    let done = map_in_order(2, &items, &stop, |_, _| {
+        run_case(backend, case).expect("runs");
+    });
+    assert!(done.iter().all(Option::is_some), "every case ran");
+    t.elapsed() / (2 * CASES)
 }
 
 /// Cases per second of campaign cases `first..first + SLICE`.
@@ -119,7 +139,7 @@ fn main() {
         return;
     }
     if std::env::args().any(|a| a == CHILD_ARG) {
-        raw_child();
+        raw_child(std::env::args().any(|a| a == LIFECYCLE_ARG));
         return;
     }
     let rounds: usize = std::env::var("OVL_RATIO_ROUNDS")
@@ -136,70 +156,90 @@ fn main() {
         one_case(&root, true);
         run_case(&*kernel, &case).expect("runs");
     }
-    let mut cols: [Vec<f64>; 6] = Default::default();
     println!(
-        "{:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>6}",
-        "round",
-        "floor us",
-        "bound us",
-        "2proc us",
-        "case us",
-        "x floor",
-        "x bound",
-        "j1 c/s",
-        "j2 c/s",
-        "j2/j1"
+        "{:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
+        "round", "floor", "bound", "floor2", "bound2", "case", "case2", "j1 c/s", "j2 c/s"
     );
+    let mut rounds_seen = Vec::new();
     for r in 0..rounds {
-        let floor = per_call(CASES, || {
-            one_case(&root, false);
-        });
-        let bound = per_call(CASES, || {
-            one_case(&root, true);
-        });
-        let two = floor_in_two_processes();
-        let case_time = per_call(CASES, || {
-            run_case(&*kernel, &case).expect("runs");
-        });
-        let first = r as u64 * SLICE;
-        let j1 = campaign_rate(&*kernel, first, 1);
-        let j2 = campaign_rate(&*kernel, first, 2);
         let us = |d: Duration| d.as_secs_f64() * 1e6;
-        let row = [
-            us(floor) / us(case_time),
-            us(bound) / us(case_time),
-            us(floor) / us(two),
-            j2 / j1,
-            j1,
-            j2,
-        ];
+        let first = r as u64 * SLICE;
+        let round = Round {
+            floor: us(per_call(CASES, || {
+                one_case(&root, false);
+            })),
+            bound: us(per_call(CASES, || {
+                one_case(&root, true);
+            })),
+            floor2: us(raw_in_two_processes(false)),
+            bound2: us(raw_in_two_processes(true)),
+            case: us(per_call(CASES, || {
+                run_case(&*kernel, &case).expect("runs");
+            })),
+            case2: us(case_in_two_threads(&*kernel, &case)),
+            j1: campaign_rate(&*kernel, first, 1),
+            j2: campaign_rate(&*kernel, first, 2),
+        };
         println!(
-            "{r:>5} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>8.2} {:>8.2} {:>9.0} {:>9.0} {:>6.2}",
-            us(floor),
-            us(bound),
-            us(two),
-            us(case_time),
-            row[0],
-            row[1],
-            j1,
-            j2,
-            row[3]
+            "{r:>5} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>7.0} {:>7.0}",
+            round.floor,
+            round.bound,
+            round.floor2,
+            round.bound2,
+            round.case,
+            round.case2,
+            round.j1,
+            round.j2
         );
-        for (c, v) in cols.iter_mut().zip(row) {
-            c.push(v);
-        }
+        rounds_seen.push(round);
     }
-    let names = [
-        "harness case vs raw floor (x the floor's cases/s; target >= 0.5)",
-        "harness case vs raw floor + checks (x the bound's cases/s)",
-        "raw floor in 2 processes (x 1 process's cases/s)",
-        "fuzz --jobs 2 vs --jobs 1 (target >= 1.7)",
-        "fuzz --jobs 1 cases/s",
-        "fuzz --jobs 2 cases/s",
-    ];
-    println!();
-    for (name, c) in names.iter().zip(cols) {
-        let (med, lo, hi) = spread(c);
+    println!("(µs per case; floor2, bound2, case2: two at once)\n");
+    for (name, ratio) in RATIOS {
+        let (med, lo, hi) = spread(rounds_seen.iter().map(ratio).collect());
         println!("{name}: median {med:.2} (range {lo:.2}-{hi:.2})");
     }
 }
+
+/// One round's figures: µs per case, and campaign cases per second.
+struct Round {
+    floor: f64,
+    bound: f64,
+    floor2: f64,
+    bound2: f64,
+    case: f64,
+    case2: f64,
+    j1: f64,
+    j2: f64,
+}
+
+/// A reported figure: its name, and how a round gives it.
+type Figure = (&'static str, fn(&Round) -> f64);
+
+/// What the bench reports, each a figure of one round.
+const RATIOS: [Figure; 9] = [
+    (
+        "harness case vs raw floor (x the floor's cases/s; target >= 0.5)",
+        |r| r.floor / r.case,
+    ),
+    (
+        "harness case vs raw floor + checks (x the bound's cases/s)",
+        |r| r.bound / r.case,
+    ),
+    (
+        "raw floor + checks vs raw floor (the best any harness can do)",
+        |r| r.floor / r.bound,
+    ),
+    ("raw floor in 2 processes (x 1 process's cases/s)", |r| {
+        r.floor / r.floor2
+    }),
+    (
+        "raw floor + checks in 2 processes (x 1 process's cases/s)",
+        |r| r.bound / r.bound2,
+    ),
+    ("harness case on 2 threads (x 1 thread's cases/s)", |r| {
+        r.case / r.case2
+    }),
+    ("fuzz --jobs 2 vs --jobs 1 (target >= 1.7)", |r| r.j2 / r.j1),
+    ("fuzz --jobs 1 cases/s", |r| r.j1),
+    ("fuzz --jobs 2 cases/s", |r| r.j2),
+];
