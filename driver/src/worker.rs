@@ -475,7 +475,7 @@ fn serve(mut state: WorkerState) -> ! {
         let req: Request = match proto::recv(SOCK_FD) {
             Ok(Some(r)) => r,
             _ => {
-                state.end();
+                state.shutdown();
                 child_exit(0)
             }
         };
@@ -488,7 +488,7 @@ fn serve(mut state: WorkerState) -> ! {
                 },
             };
         if proto::send(SOCK_FD, &resp).is_err() {
-            state.end();
+            state.shutdown();
             child_exit(0);
         }
         state.settle();

@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use ovlcheck_case::{DevClass, NodeKind, Outcome, Profile, Value, View};
+use ovlcheck_case::{DevClass, LowerFs, NodeKind, Outcome, Profile, Value, View};
 use ovlcheck_driver::{Backend, BackendOptions, DriverError, KernelBackend, Session};
 use std::time::Duration;
 
@@ -236,9 +236,37 @@ fn enospc_profile_hits_enospc() {
     if !kernel_available("enospc") {
         return;
     }
+    assert_eq!(
+        fill_up(&KernelBackend::new(), Profile::preset("enospc").unwrap()),
+        Some(err("ENOSPC"))
+    );
+}
+
+/// A worker makes the next session's scratch (an unsized tmpfs) while it
+/// waits; a case whose whole store must be on a small tmpfs never gets it.
+#[test]
+fn a_sized_store_never_gets_the_spare_scratch() {
+    if !kernel_available("sized_store") {
+        return;
+    }
+    let b = KernelBackend::new();
+    // Both workers this thread takes turns between end a case, so each
+    // holds a spare scratch.
+    for _ in 0..2 {
+        ok(b.run_case(&case(IMAGE)));
+    }
+    let mut p = Profile::default();
+    p.upper_size = Some(64 * 1024);
+    assert_eq!(p.lower_fs, LowerFs::Same);
+    assert_eq!(fill_up(&b, p), Some(err("ENOSPC")));
+}
+
+/// Writes 64 KiB files into a case with `profile` until a write fails;
+/// the failure.
+fn fill_up(b: &KernelBackend, profile: Profile) -> Option<Outcome> {
     let mut c = case("lower\n  file f 0644 \"x\"\nops\n");
-    c.profile = Profile::preset("enospc").unwrap();
-    let mut s = ok(KernelBackend::new().start(&c));
+    c.profile = profile;
+    let mut s = ok(b.start(&c));
     let big = "x".repeat(64 * 1024);
     let mut saw = None;
     for i in 0..16 {
@@ -258,8 +286,8 @@ fn enospc_profile_hits_enospc() {
             break;
         }
     }
-    assert_eq!(saw, Some(err("ENOSPC")));
     ok(s.finish());
+    saw
 }
 
 #[test]
