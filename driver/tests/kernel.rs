@@ -255,8 +255,10 @@ fn a_sized_store_never_gets_the_spare_scratch() {
     for _ in 0..2 {
         ok(b.run_case(&case(IMAGE)));
     }
-    let mut p = Profile::default();
-    p.upper_size = Some(64 * 1024);
+    let p = Profile {
+        upper_size: Some(64 * 1024),
+        ..Profile::default()
+    };
     assert_eq!(p.lower_fs, LowerFs::Same);
     assert_eq!(fill_up(&b, p), Some(err("ENOSPC")));
 }
