@@ -13,6 +13,7 @@ use crate::space;
 use crate::Model;
 use imbl::OrdMap;
 use ovlcheck_case::Errno;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// What the triggering op needs copied (copy_up.c: ovl_copy_up_flags).
@@ -122,11 +123,12 @@ impl Model {
         // the copy goes to the index dir first), which fails as a whole.
         let space = if metacopy {
             // A metacopy has its size and no data (ovl_set_size).
-            Ok(Some(Arc::new(std::collections::BTreeSet::new())))
+            Ok(Some(Arc::new(BTreeSet::new())))
         } else if src.is_reg() && how != CopyUp::Trunc {
             let free = self.free_pages();
+            // The copy goes to a temp file, removed on failure.
             match self.lower_data_inode(d) {
-                Some(data) => space::copy_up_pages(data, free),
+                Some(data) => space::copy_up_pages(data, free, None).map_err(|_| Errno::ENOSPC),
                 None => Ok(None),
             }
         } else {
@@ -167,9 +169,11 @@ impl Model {
 
     /// Completes a metacopy: copies the data and drops the `metacopy`
     /// xattr (copy_up.c: ovl_copy_up_meta_inode_data); with O_TRUNC the
-    /// data is empty. The times are not restored afterwards. On a sized
-    /// upper without room for the data: ENOSPC, nothing changed (not
-    /// verified on the kernel, which copies into the upper file in place).
+    /// data is empty. The times are not restored afterwards. The data is
+    /// copied into the upper file in place, so on a sized upper without
+    /// room for it the copy fails with ENOSPC having written the pages that
+    /// fit, and the file stays a metacopy whose mtime the writes set
+    /// (verified on 6.18, also when no page fits).
     fn copy_up_data(&mut self, d: &mut Dentry, how: CopyUp) -> Result<(), Errno> {
         let Some(u) = d.upper else { return Ok(()) };
         if !self.upper_inode(u).ovl.metacopy {
@@ -179,8 +183,15 @@ impl Model {
             (Vec::new(), None)
         } else {
             let free = self.free_pages();
+            let have = self.upper_inode(u).pages.clone();
             let pages = match self.lower_data_inode(d) {
-                Some(src) => space::copy_up_pages(src, free)?,
+                Some(src) => match space::copy_up_pages(src, free, have.as_ref()) {
+                    Ok(pages) => pages,
+                    Err(space::NoSpace(written)) => {
+                        self.keep_partial_data(d, u, written);
+                        return Err(Errno::ENOSPC);
+                    }
+                },
                 None => None,
             };
             (self.file_data(d).to_vec(), pages)
@@ -194,6 +205,26 @@ impl Model {
         inode.mtime = None;
         d.lowers.truncate(1);
         Ok(())
+    }
+
+    /// What a data copy-up of metacopy upper `u` that ran out of space
+    /// leaves: the pages `written` hold the lower data, the rest of the
+    /// file stays a hole, and the writes set the mtime.
+    fn keep_partial_data(&mut self, d: &Dentry, u: Ino, written: BTreeSet<u64>) {
+        let lower = self.file_data(d);
+        let inode = self.upper_mut().get_mut(u);
+        if let Kind::File(data) = &mut inode.kind {
+            let data = Arc::make_mut(data);
+            for n in &written {
+                let start = (n * space::PAGE) as usize;
+                let end = (start + space::PAGE as usize).min(lower.len());
+                data[start..end].copy_from_slice(&lower[start..end]);
+            }
+        }
+        let mut pages = inode.pages.as_deref().cloned().unwrap_or_default();
+        pages.extend(written);
+        inode.pages = Some(Arc::new(pages));
+        inode.mtime = None;
     }
 
     /// OVL_TYPE_ORIGIN (util.c: ovl_path_type) of the object at merged

@@ -54,7 +54,9 @@ pub(crate) fn file_pages(len: u64, pages: Option<&Pages>) -> u64 {
 /// Pages an inode's data takes on tmpfs.
 pub(crate) fn inode_pages(i: &Inode) -> u64 {
     match &i.kind {
-        Kind::File(_) if i.ovl.metacopy => 0,
+        // A metacopy has no data, unless a data copy-up that ran out of
+        // space left the pages it wrote ([`NoSpace`]).
+        Kind::File(_) if i.ovl.metacopy => i.pages.as_ref().map_or(0, |p| p.len() as u64),
         Kind::File(d) => file_pages(d.len() as u64, i.pages.as_ref()),
         Kind::Symlink(t) if t.len() >= LONG_SYMLINK => 1,
         _ => 0,
@@ -88,15 +90,27 @@ fn normal(len: u64, pages: BTreeSet<u64>) -> Option<Pages> {
     }
 }
 
+/// A data copy-up that ran out of space (ENOSPC): the pages it had
+/// written by then. A copy into a temp file loses them with the file; the
+/// data copy-up of a metacopy writes into the upper file in place, which
+/// keeps them.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct NoSpace(pub BTreeSet<u64>);
+
 /// The pages of a data copy-up of `src` onto a filesystem with `free`
-/// pages left (copy_up.c: ovl_copy_up_file). Each round looks for data at
-/// the current position (SEEK_DATA: a hole is skipped; no more data ends
-/// the copy, and ovl_set_size sets the size) and splices up to 1 MiB from
-/// there, holes inside it written as zeros. When a page cannot be
-/// allocated the splice returns what it wrote: the next round then ends
-/// the copy if only holes are left (a success, verified on 6.18), and
-/// fails with ENOSPC if data is left, since it cannot write a byte of it.
-pub(crate) fn copy_up_pages(src: &Inode, free: Option<u64>) -> Result<Option<Pages>, Errno> {
+/// pages left, into a file that already has the pages `have` (copy_up.c:
+/// ovl_copy_up_file). Each round looks for data at the current position
+/// (SEEK_DATA: a hole is skipped; no more data ends the copy, and
+/// ovl_set_size sets the size) and splices up to 1 MiB from there, holes
+/// inside it written as zeros. When a page cannot be allocated the splice
+/// returns what it wrote: the next round then ends the copy if only holes
+/// are left (a success, verified on 6.18), and fails with ENOSPC if data
+/// is left, since it cannot write a byte of it.
+pub(crate) fn copy_up_pages(
+    src: &Inode,
+    free: Option<u64>,
+    have: Option<&Pages>,
+) -> Result<Option<Pages>, NoSpace> {
     let len = file_len(src);
     let mut free = free.unwrap_or(u64::MAX);
     let mut out = BTreeSet::new();
@@ -113,15 +127,17 @@ pub(crate) fn copy_up_pages(src: &Inode, free: Option<u64>) -> Result<Option<Pag
         let end = (pos + COPY_CHUNK).min(len);
         let mut wrote = pos;
         for n in pos / PAGE..end.div_ceil(PAGE) {
-            if free == 0 {
-                break;
+            if !have.is_some_and(|h| h.contains(&n)) {
+                if free == 0 {
+                    break;
+                }
+                free -= 1;
             }
-            free -= 1;
             out.insert(n);
             wrote = ((n + 1) * PAGE).min(end);
         }
         if wrote == pos {
-            return Err(Errno::ENOSPC);
+            return Err(NoSpace(out));
         }
         pos = wrote;
     }
@@ -258,13 +274,14 @@ mod tests {
 
     fn copied(src: &Inode, free: Option<u64>) -> Result<Vec<u64>, Errno> {
         let len = file_len(src).div_ceil(PAGE);
-        copy_up_pages(src, free)
+        copy_up_pages(src, free, None)
             .map(|p| p.map_or_else(|| (0..len).collect(), |p| p.iter().copied().collect()))
+            .map_err(|_| Errno::ENOSPC)
     }
 
     #[test]
     fn copy_up_skips_holes_at_the_start_of_a_chunk_only() {
-        assert_eq!(copy_up_pages(&file(3, None), None), Ok(None));
+        assert_eq!(copy_up_pages(&file(3, None), None, None), Ok(None));
         let sparse = file(3 * PAGE as usize, Some(&[1]));
         assert_eq!(copied(&sparse, None), Ok(vec![1, 2]));
         assert_eq!(copied(&file(100, Some(&[])), None), Ok(vec![]));
@@ -281,5 +298,22 @@ mod tests {
         assert_eq!(copied(&mid, Some(1)), Err(Errno::ENOSPC));
         assert_eq!(copied(&mid, Some(2)), Err(Errno::ENOSPC));
         assert_eq!(copied(&mid, Some(3)), Ok(vec![0, 1, 2]));
+    }
+
+    #[test]
+    fn a_copy_up_short_of_space_reports_what_it_wrote_and_pages_it_has_cost_nothing() {
+        let two = file(5000, None);
+        let one: BTreeSet<u64> = [0].into();
+        assert_eq!(
+            copy_up_pages(&two, Some(1), None),
+            Err(NoSpace(one.clone()))
+        );
+        assert_eq!(
+            copy_up_pages(&two, Some(0), None),
+            Err(NoSpace(BTreeSet::new()))
+        );
+        let have = Arc::new(one);
+        assert_eq!(copy_up_pages(&two, Some(1), Some(&have)), Ok(None));
+        assert!(copy_up_pages(&two, Some(0), Some(&have)).is_err());
     }
 }
