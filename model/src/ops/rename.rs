@@ -22,9 +22,14 @@ struct Target {
 enum UpperRename {
     /// Plain rename; the old name goes away.
     Plain,
-    /// RENAME_WHITEOUT on the upper: a whiteout is left at the old name
-    /// (also "switch whiteouts": exchange with a whiteout at the new name).
+    /// RENAME_WHITEOUT on the upper: a new whiteout is left at the old
+    /// name ("Whiteout source").
     Whiteout,
+    /// The new name is a whiteout and the old one needs one: RENAME_EXCHANGE,
+    /// so the whiteout moves to the old name as it is, its owner included
+    /// ("Switch whiteouts"; observed on 6.18: a whiteout made before its
+    /// directory was set-gid keeps its group).
+    SwitchWhiteouts,
     /// A directory renamed over a whiteout without anything below: exchange
     /// and remove the whiteout (cleanup_whiteout).
     OverWhiteoutCleanup,
@@ -320,7 +325,11 @@ impl Model {
         }
         let old = ow.last();
         if self.lower_positive(ow.parent_dentry(), ow.name(), old) {
-            UpperRename::Whiteout
+            if t.d.is_whiteout() {
+                UpperRename::SwitchWhiteouts
+            } else {
+                UpperRename::Whiteout
+            }
         } else if old.is_dir && t.d.is_whiteout() {
             UpperRename::OverWhiteoutCleanup
         } else {
@@ -377,8 +386,8 @@ impl Model {
         let up = self.upper_mut();
         let oi = up.child(ou, old).expect("old copied up");
         match mode {
-            UpperRename::Exchange => {
-                let ni = up.child(nu, new).expect("new copied up");
+            UpperRename::Exchange | UpperRename::SwitchWhiteouts => {
+                let ni = up.child(nu, new).expect("new copied up or a whiteout");
                 up.set_entry(ou, old, ni);
                 up.set_entry(nu, new, oi);
             }
