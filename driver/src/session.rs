@@ -280,7 +280,7 @@ impl CaseSession {
             self.fill(&layer, spec)?;
             self.lowers.push(layer);
         }
-        self.container = self.new_container()?;
+        self.container = self.new_container().map_err(|e| e.message)?;
         if let Some(up) = &case.upper {
             let c = self.container.clone();
             self.fill(&c, up)?;
@@ -290,7 +290,7 @@ impl CaseSession {
 
     /// A fresh container layer above the top image layer; on its own tmpfs
     /// (sized when asked) when lowers must be on another filesystem.
-    fn new_container(&mut self) -> Res<Layer> {
+    fn new_container(&mut self) -> Result<Layer, MountFailure> {
         let id = self.store.new_id();
         let separate = self.profile.lower_fs == LowerFs::Separate;
         let size = self.profile.upper_size;
@@ -304,13 +304,17 @@ impl CaseSession {
                     mounted = Some(dir.to_path_buf());
                 }
                 Ok(separate)
-            })
-            .map_err(io_str)?;
+            });
+        // A tmpfs mounted before a failure is the session's too.
         self.tmpfs.extend(mounted);
+        let layer = layer.map_err(|e| MountFailure {
+            errno: e.raw_os_error().map(nix::errno::Errno::from_raw),
+            message: format!("new container layer: {e}"),
+        })?;
         // A base layer has no work/ in overlay2 (it is never mounted); a
         // container layer always needs one (`create` made it above a parent).
         if parent.is_none() {
-            mkdir_mode(&self.store.work(&layer), 0o700)?;
+            mkdir_mode(&self.store.work(&layer), 0o700).map_err(MountFailure::other)?;
         }
         Ok(layer)
     }
@@ -549,17 +553,27 @@ impl CaseSession {
 
     /// Unmount (`pre` may change the layers), mount again. A failing mount
     /// of the kernel backend is the step's outcome.
-    fn lifecycle(&mut self, pre: impl FnOnce(&mut Self) -> Res<()>) -> Response {
+    fn lifecycle(&mut self, pre: impl FnOnce(&mut Self) -> Result<(), MountFailure>) -> Response {
         // A helper that died since the last request would otherwise go
         // unnoticed: the unmount replaces it with a fresh one.
         if let Err(why) = self.helper_alive() {
             return Response::Died(why);
         }
-        if let Err(e) = self.unmount().and_then(|_| pre(self)) {
+        if let Err(e) = self.unmount() {
             return err(e);
         }
+        // A failed `pre` changed nothing: the same layers are mounted again.
+        let failed = pre(self).err();
         match self.mount() {
-            Ok(()) => Response::Outcome(Outcome::OK),
+            Ok(()) => match failed {
+                None => Response::Outcome(Outcome::OK),
+                Some(e) => match (&self.mounter, e.errno) {
+                    (Mounter::Kernel, Some(n)) => {
+                        Response::Outcome(Outcome::Err(CaseErrno::from_code(n as i32)))
+                    }
+                    _ => err(e.message),
+                },
+            },
             Err(e) => {
                 self.broken = Some(e.message.clone());
                 match (&self.mounter, e.errno) {
@@ -574,13 +588,22 @@ impl CaseSession {
 
     /// `docker commit`: the container layer becomes the top image layer and
     /// a fresh container layer goes above it (overlay2 `create` writes
-    /// `committed` into the parent).
-    fn commit_layers(&mut self) -> Res<()> {
-        self.unmount()?;
-        let old = self.container.clone();
-        self.lowers.push(old);
-        self.container = self.new_container()?;
-        Ok(())
+    /// `committed` into the parent). A store without room for the new
+    /// layer's `link` and `lower` files fails with the kernel's errno
+    /// (ENOSPC) and leaves the layers as they were (the store removes the
+    /// half-made layer, as overlay2 `create` does).
+    fn commit_layers(&mut self) -> Result<(), MountFailure> {
+        self.lowers.push(self.container.clone());
+        match self.new_container() {
+            Ok(c) => {
+                self.container = c;
+                Ok(())
+            }
+            Err(e) => {
+                self.lowers.pop();
+                Err(e)
+            }
+        }
     }
 
     fn merged_view(&mut self) -> Res<View> {

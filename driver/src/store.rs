@@ -158,6 +158,9 @@ impl LayerStore {
     /// before anything goes into it (e.g. to mount a tmpfs there, so the
     /// layer lives on its own filesystem); `prepare` says whether it
     /// replaced the directory (its mode is then set again).
+    ///
+    /// A failure part-way (ENOSPC on a full store) removes what was made,
+    /// as overlay2 `create` does on error.
     pub fn create_named_with(
         &mut self,
         id: &str,
@@ -165,17 +168,31 @@ impl LayerStore {
         prepare: &mut dyn FnMut(&Path) -> io::Result<bool>,
     ) -> io::Result<Layer> {
         let dir = self.dir(id);
+        mkdir_umask(&dir, 0o710, self.umask)?;
+        let link = self.ids.link_id();
+        let made = self.fill_layer(id, &link, parent, prepare);
+        if made.is_err() {
+            let _ = fs::remove_file(self.home.join(LINK_DIR).join(&link));
+            let _ = fs::remove_dir_all(&dir);
+        }
+        made
+    }
+
+    /// [`LayerStore::create_named_with`] once `<id>/` exists.
+    fn fill_layer(
+        &mut self,
+        id: &str,
+        link: &str,
+        parent: Option<&Layer>,
+        prepare: &mut dyn FnMut(&Path) -> io::Result<bool>,
+    ) -> io::Result<Layer> {
+        let dir = self.dir(id);
         let umask = self.umask;
-        mkdir_umask(&dir, 0o710, umask)?;
         if prepare(&dir)? {
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o710))?;
         }
         mkdir_umask(&dir.join("diff"), 0o755, umask)?;
-        let link = self.ids.link_id();
-        symlink(
-            format!("../{id}/diff"),
-            self.home.join(LINK_DIR).join(&link),
-        )?;
+        symlink(format!("../{id}/diff"), self.home.join(LINK_DIR).join(link))?;
         write_file(&dir.join("link"), link.as_bytes(), 0o644)?;
         let mut lower = Vec::new();
         if let Some(p) = parent {
@@ -187,7 +204,7 @@ impl LayerStore {
         }
         Ok(Layer {
             id: id.to_string(),
-            link,
+            link: link.to_string(),
             lower,
         })
     }

@@ -131,6 +131,33 @@ fn init_layer_has_dockers_contents() {
     );
 }
 
+/// A layer that cannot be finished (here its parent is gone, so
+/// `committed` cannot be written; on a full store, ENOSPC) leaves nothing
+/// behind: no directory, no `l/` link (overlay2 `create` removes it too).
+#[test]
+fn a_layer_that_fails_part_way_is_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("overlay2");
+    let mut store = LayerStore::init(&home, 7).unwrap();
+    let gone = Layer {
+        id: "0".repeat(64),
+        link: "GONE".into(),
+        lower: Vec::new(),
+    };
+    assert!(store.create(Some(&gone)).is_err());
+    let names = |d: &Path| -> Vec<String> {
+        fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(names(&home), vec!["l".to_string()]);
+    assert!(names(&home.join("l")).is_empty());
+    // The store still works.
+    let base = store.create(None).unwrap();
+    assert!(store.create(Some(&base)).is_ok());
+}
+
 /// Runs `f` in a forked child with its own mount namespace and a tmpfs at
 /// `dir`; the child's exit status says whether `f` passed.
 fn in_mount_namespace(dir: &Path, f: impl FnOnce(&Path)) {

@@ -213,6 +213,19 @@ impl Model {
     /// sized. It holds the upper layer's directory and, when the lowers
     /// share it (`shared_space`), every lower layer's too.
     pub(crate) fn free_pages(&self) -> Option<u64> {
+        self.pages_used_of()
+            .map(|(used, all)| all.saturating_sub(used))
+    }
+
+    /// Whether the sized filesystem would have to hold more than it can:
+    /// a commit's new container layer (its `link` and `lower` files) on a
+    /// store that the lowers share and that is full fails with ENOSPC.
+    pub(crate) fn over_capacity(&self) -> bool {
+        self.pages_used_of().is_some_and(|(used, all)| used > all)
+    }
+
+    /// The pages the sized filesystem's contents take, and its pages.
+    fn pages_used_of(&self) -> Option<(u64, u64)> {
         let UpperMode::Limited(bytes) = self.feat.upper else {
             return None;
         };
@@ -227,7 +240,7 @@ impl Model {
                 .map(|(k, l)| store_pages(k) + layer_pages(l))
                 .sum::<u64>();
         }
-        Some(bytes.div_ceil(PAGE).saturating_sub(used))
+        Some((used, bytes.div_ceil(PAGE)))
     }
 
     /// ENOSPC unless `pages` more pages fit.

@@ -16,7 +16,16 @@ use ovlcheck_case::{Cred, Errno, Op, Outcome, Step, Value};
 pub(crate) fn apply(m: &Model, step: &Step) -> Vec<(Outcome, Model)> {
     match &step.op {
         Op::Remount => return vec![(Outcome::OK, m.remount())],
-        Op::Commit => return vec![(Outcome::OK, m.commit())],
+        Op::Commit => {
+            let committed = m.commit();
+            return if committed.over_capacity() {
+                // The driver removes the half-made layer and mounts the
+                // same layers again.
+                vec![(Outcome::Err(Errno::ENOSPC), m.remount())]
+            } else {
+                vec![(Outcome::OK, committed)]
+            };
+        }
         _ => {}
     }
     let mut next = m.clone();
