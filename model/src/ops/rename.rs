@@ -95,8 +95,11 @@ impl Model {
             // Two names of one upper inode that are two overlay inodes (see
             // `Model::fresh_links`): vfs_rename's permission checks pass
             // first (source != target), then dir.c ovl_rename finds the
-            // upper it looks up is not the one it expects.
-            if self.fresh_links.contains(&old_path) || self.fresh_links.contains(&new_path) {
+            // upper it looks up is not the one it expects. Two fresh names
+            // are one overlay inode (both hashed by the upper inode), so
+            // renaming one onto the other does nothing, as for any two
+            // names of one inode (observed on 6.18).
+            if self.fresh_links.contains(&old_path) != self.fresh_links.contains(&new_path) {
                 self.rename_permission(&ow, &t, flags, cred)?;
                 self.ovl_rename_refusals(ow.last(), &t, flags)?;
                 return Err(Errno::ESTALE);
