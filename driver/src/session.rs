@@ -551,8 +551,10 @@ impl CaseSession {
         exec::apply_as(m.root.as_raw_fd(), &step.op, step.cred())
     }
 
-    /// Unmount (`pre` may change the layers), mount again. A failing mount
-    /// of the kernel backend is the step's outcome.
+    /// Unmount (`pre` may change the layers), mount again. For the kernel
+    /// backend a failing `pre` (a commit without room) or mount is the
+    /// step's outcome; after a failing `pre` the same layers are mounted
+    /// again.
     fn lifecycle(&mut self, pre: impl FnOnce(&mut Self) -> Result<(), MountFailure>) -> Response {
         // A helper that died since the last request would otherwise go
         // unnoticed: the unmount replaces it with a fresh one.
@@ -562,27 +564,24 @@ impl CaseSession {
         if let Err(e) = self.unmount() {
             return err(e);
         }
-        // A failed `pre` changed nothing: the same layers are mounted again.
         let failed = pre(self).err();
-        match self.mount() {
-            Ok(()) => match failed {
-                None => Response::Outcome(Outcome::OK),
-                Some(e) => match (&self.mounter, e.errno) {
-                    (Mounter::Kernel, Some(n)) => {
-                        Response::Outcome(Outcome::Err(CaseErrno::from_code(n as i32)))
-                    }
-                    _ => err(e.message),
-                },
-            },
-            Err(e) => {
+        match (self.mount(), failed) {
+            (Ok(()), None) => Response::Outcome(Outcome::OK),
+            (Ok(()), Some(e)) => self.failure(e),
+            (Err(e), _) => {
                 self.broken = Some(e.message.clone());
-                match (&self.mounter, e.errno) {
-                    (Mounter::Kernel, Some(n)) => {
-                        Response::Outcome(Outcome::Err(CaseErrno::from_code(n as i32)))
-                    }
-                    _ => err(e.message),
-                }
+                self.failure(e)
             }
+        }
+    }
+
+    /// A lifecycle failure: the kernel's errno as the outcome, else an error.
+    fn failure(&self, e: MountFailure) -> Response {
+        match (&self.mounter, e.errno) {
+            (Mounter::Kernel, Some(n)) => {
+                Response::Outcome(Outcome::Err(CaseErrno::from_code(n as i32)))
+            }
+            _ => err(e.message),
         }
     }
 
