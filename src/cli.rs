@@ -4,11 +4,15 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use ovlcheck_case::profile::PRESETS;
 use ovlcheck_case::{print_case, Case, Profile};
-use ovlcheck_driver::{Backend, DriverError};
+use ovlcheck_driver::Backend;
 use ovlcheck_harness::campaign::{self, FuzzOptions, Shard};
+use ovlcheck_harness::contract::Contract;
 use ovlcheck_harness::gen::GenConfig;
+use ovlcheck_harness::known::{KnownSet, Verdict};
+use ovlcheck_harness::replay::{self, Replayed};
+use ovlcheck_harness::runner::run_case_under;
 use ovlcheck_harness::summary::Summary;
-use ovlcheck_harness::{corpus, explore, report, repro, run_case, show, ModelBackend, RunError};
+use ovlcheck_harness::{corpus, explore, report, repro, show, ModelBackend, RunError};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,6 +83,34 @@ struct BackendArgs {
     /// exec backend: unmount command template with {target}.
     #[arg(long, default_value = "umount {target}")]
     umount_cmd: String,
+    /// What is compared: posix, layout or kernel (default: kernel for the
+    /// kernel and the model, layout for fuse-overlayfs, posix for exec).
+    #[arg(long, value_parser = parse_contract)]
+    contract: Option<Contract>,
+}
+
+impl BackendArgs {
+    /// The contract asked for, or the backend's default.
+    fn contract(&self, backend: &dyn Backend) -> Contract {
+        self.contract
+            .unwrap_or_else(|| Contract::default_for(backend.kind()))
+    }
+}
+
+fn parse_contract(s: &str) -> Result<Contract, String> {
+    Contract::from_name(s)
+        .ok_or_else(|| format!("unknown contract `{s}`: use posix, layout or kernel"))
+}
+
+#[derive(Args, Clone)]
+struct KnownArgs {
+    /// Also fail (exit 1) on known divergences and on known cases that no
+    /// longer diverge.
+    #[arg(long)]
+    strict: bool,
+    /// Folders or files of known cases (`known` lines); default: ./corpus.
+    #[arg(long)]
+    known: Vec<PathBuf>,
 }
 
 #[derive(Args)]
@@ -106,6 +138,8 @@ struct FuzzArgs {
     /// Save each minimized divergence as a .ovl file in this folder.
     #[arg(long)]
     save: Option<PathBuf>,
+    #[command(flatten)]
+    known: KnownArgs,
     /// Most distinct divergences to shrink and report.
     #[arg(long, default_value_t = 10)]
     max_reported: usize,
@@ -140,6 +174,10 @@ struct ReplayArgs {
     paths: Vec<PathBuf>,
     #[command(flatten)]
     backend: BackendArgs,
+    /// Also fail (exit 1) on known divergences and on known cases that no
+    /// longer diverge.
+    #[arg(long)]
+    strict: bool,
     #[arg(long)]
     json: bool,
 }
@@ -271,6 +309,21 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
             Err(e) => return fail(e),
         },
     };
+    if let Some(p) = &profile {
+        if let Err(why) = backend.adapt_profile(p) {
+            return fail(format!("{}: profile {}: {why}", backend.name(), a.profile));
+        }
+    }
+    let known_paths = if a.known.known.is_empty() {
+        ovlcheck_harness::known::default_paths()
+    } else {
+        a.known.known.clone()
+    };
+    let known = match KnownSet::load(&known_paths, backend.name()) {
+        Ok(k) => k,
+        Err(e) => return fail(e),
+    };
+    let contract = a.backend.contract(&*backend);
     let shard = a.shard.unwrap_or(Shard::ALL);
     let opts = FuzzOptions {
         seed: a.seed,
@@ -284,13 +337,15 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
         shard,
         max_reported: a.max_reported,
         shrink_runs: 3000,
+        contract,
+        known,
     };
     let total = shard.indices(a.cases).len() as u64;
     let pb = progress_bar(total);
     let tick = |r: &campaign::CaseResult| {
         if let Some(pb) = &pb {
             pb.inc(1);
-            if r.diverged {
+            if r.diverged && !r.known {
                 pb.set_message("divergence found");
             }
         }
@@ -324,16 +379,29 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
             }
         }
     }
+    let known = c.known();
+    for k in &known {
+        println!(
+            "known divergence: {} ({} cases; {})",
+            k.signature, k.cases, k.case
+        );
+    }
     let summary = Summary {
         command: "fuzz".into(),
         backend: backend.name().into(),
+        contract: contract.name().into(),
         profile: a.profile.clone(),
         seed: Some(a.seed),
         cases: c.cases(),
         ops: c.ops(),
         divergences: c.divergent_cases(),
         distinct: c.first.len(),
-        signatures: c.signatures(),
+        signatures: c.signatures().iter().map(|s| s.to_string()).collect(),
+        new_divergences: c.divergent_cases() - c.known_cases(),
+        known_divergences: c.known_cases(),
+        new_signatures: c.new_signatures().iter().map(|s| s.to_string()).collect(),
+        known,
+        unsupported: c.unsupported(),
         backend_failures: c.backend_failures(),
         kernel: kernel_release(),
         saved,
@@ -344,13 +412,7 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
     }
     .timed(c.elapsed);
     print_summary(&summary, a.json);
-    if c.divergent_cases() > 0 {
-        DIVERGED
-    } else if c.interrupted || c.backend_failures() > 0 {
-        BAD
-    } else {
-        OK
-    }
+    summary.status(a.known.strict)
 }
 
 fn save_case(dir: &Path, case: &Case) -> Result<String, String> {
@@ -364,14 +426,27 @@ fn save_case(dir: &Path, case: &Case) -> Result<String, String> {
 }
 
 fn print_summary(s: &Summary, json: bool) {
+    let fixed = if s.fixed.is_empty() {
+        String::new()
+    } else {
+        format!(", {} known cases fixed", s.fixed.len())
+    };
+    let unsupported = if s.unsupported > 0 {
+        format!(", {} unsupported", s.unsupported)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "{}: {} cases, {} ops, {} divergent cases ({} distinct), {} backend failures, {:.1}s ({} cases/s){}",
+        "{}: {} cases, {} ops, {} divergent cases ({} new, {} known; {} distinct){fixed}{unsupported}, {} backend failures ({} contract), {:.1}s ({} cases/s){}",
         s.command,
         s.cases,
         s.ops,
         s.divergences,
+        s.new_divergences,
+        s.known_divergences,
         s.distinct,
         s.backend_failures,
+        s.contract,
         s.elapsed_s,
         s.cases_per_s,
         if s.interrupted { ", INTERRUPTED" } else { "" }
@@ -423,10 +498,12 @@ fn explore_cmd(a: ExploreArgs, stop: &AtomicBool) -> i32 {
         signatures: x
             .divergences
             .iter()
-            .map(|d| d.signature())
+            .map(|d| d.signature().to_string())
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect(),
+        new_divergences: x.divergences.len(),
+        contract: Contract::default_for(backend.kind()).name().into(),
         backend_failures: x.backend_failures,
         kernel: kernel_release(),
         saved,
@@ -454,69 +531,83 @@ fn replay(a: ReplayArgs, stop: &AtomicBool) -> i32 {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
-    let files = match corpus::collect(&a.paths) {
-        Ok(f) => f,
-        Err(e) => return fail(e),
-    };
-    let start = Instant::now();
-    let mut cases = Vec::new();
-    for f in &files {
-        match corpus::load_case(f) {
-            Ok(c) => cases.push((f, c)),
-            Err(e) => return fail(e),
-        }
-    }
-    let (mut ops, mut diverged, mut failures, mut signatures) = (0, 0, 0, Vec::new());
-    for (f, case) in &cases {
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
-        match run_case(&*backend, case) {
-            Ok(run) => {
-                ops += run.ops;
-                if let Some(d) = run.divergence {
-                    diverged += 1;
-                    println!(
-                        "{}: FAIL\n{}",
-                        f.display(),
-                        report::render(&d, backend.name())
-                    );
-                    signatures.push(format!("{}: {}", f.display(), d.signature()));
-                } else {
-                    eprintln!("{}: ok", f.display());
+    let contract = a.backend.contract(&*backend);
+    let name = backend.name().to_string();
+    let show = |path: &PathBuf, r: &Replayed| {
+        let path = path.display();
+        match r {
+            Replayed::Judged {
+                verdict,
+                divergence,
+            } => {
+                let sig = divergence.as_ref().map(|d| d.signature().to_string());
+                match verdict {
+                    Verdict::Agrees => eprintln!("{path}: ok"),
+                    Verdict::Known => eprintln!("{path}: known ({})", sig.unwrap_or_default()),
+                    Verdict::Fixed => {
+                        eprintln!("{path}: FIXED: known to diverge on {name}, now agrees")
+                    }
+                    Verdict::New => {
+                        if let Some(d) = divergence {
+                            println!("{path}: FAIL\n{}", report::render(d, &name));
+                        }
+                    }
                 }
             }
-            Err(RunError::Backend(DriverError::Environment(m))) => return fail(m),
-            Err(RunError::BadCase(m)) => return fail(format!("{}: {m}", f.display())),
-            Err(RunError::Backend(e)) => {
-                failures += 1;
-                eprintln!("{}: backend failure: {e}", f.display());
-            }
+            Replayed::Unsupported(why) => eprintln!("{path}: not run: {why}"),
+            Replayed::Failed(e) => eprintln!("{path}: backend failure: {e}"),
         }
-    }
+    };
+    let r = match replay::replay(&*backend, &a.paths, contract, stop, &show) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let sig_of = |v: Verdict| -> Vec<String> {
+        r.judged()
+            .filter(|(_, j, _)| *j == v)
+            .filter_map(|(p, _, d)| d.map(|d| format!("{}: {}", p.display(), d.signature())))
+            .collect()
+    };
+    let known: Vec<campaign::KnownMatch> = r
+        .judged()
+        .filter(|(_, j, _)| *j == Verdict::Known)
+        .filter_map(|(p, _, d)| {
+            d.map(|d| campaign::KnownMatch {
+                signature: d.signature().clone(),
+                case: p.display().to_string(),
+                cases: 1,
+            })
+        })
+        .collect();
+    let new = sig_of(Verdict::New);
     let summary = Summary {
         command: "replay".into(),
-        backend: backend.name().into(),
+        backend: name.clone(),
+        contract: contract.name().into(),
         profile: "per-case".into(),
-        cases: cases.len(),
-        ops,
-        divergences: diverged,
-        distinct: diverged,
-        signatures,
-        backend_failures: failures,
+        cases: r.cases.len(),
+        ops: r.ops,
+        divergences: r.count(Verdict::New) + r.count(Verdict::Known),
+        distinct: r.count(Verdict::New) + r.count(Verdict::Known),
+        signatures: [new.clone(), sig_of(Verdict::Known)].concat(),
+        new_divergences: r.count(Verdict::New),
+        known_divergences: r.count(Verdict::Known),
+        new_signatures: new,
+        known,
+        fixed: r
+            .judged()
+            .filter(|(_, j, _)| *j == Verdict::Fixed)
+            .map(|(p, _, _)| p.display().to_string())
+            .collect(),
+        unsupported: r.unsupported(),
+        backend_failures: r.failures(),
         kernel: kernel_release(),
-        interrupted: stop.load(Ordering::SeqCst),
+        interrupted: r.interrupted,
         ..Summary::default()
     }
-    .timed(start.elapsed());
+    .timed(r.elapsed);
     print_summary(&summary, a.json);
-    if diverged > 0 {
-        DIVERGED
-    } else if failures > 0 || summary.interrupted {
-        BAD
-    } else {
-        OK
-    }
+    summary.status(a.strict)
 }
 
 fn run_one(a: RunArgs) -> i32 {
@@ -534,7 +625,8 @@ fn run_one(a: RunArgs) -> i32 {
     } else {
         case
     };
-    match run_case(&*backend, &case) {
+    let contract = a.backend.contract(&*backend);
+    match run_case_under(&*backend, &case, contract) {
         Ok(run) if a.pin => {
             let mut pinned = case.clone();
             for (step, seen) in pinned.steps.iter_mut().zip(&run.observed) {
@@ -554,17 +646,16 @@ fn run_one(a: RunArgs) -> i32 {
                 DIVERGED
             }
             None => {
-                let d = ovlcheck_harness::Divergence {
-                    check: ovlcheck_harness::Check::View {
-                        which: ovlcheck_harness::compare::Which::Merged,
-                    },
-                    case: case.clone(),
-                    allowed: run.allowed,
-                    observed: run.observed,
-                    views: None,
-                };
-                println!("profile: {}   backend: {}\n", case.profile, backend.name());
-                print!("{}", report::side_by_side(&d));
+                println!(
+                    "profile: {}   backend: {}   contract: {}\n",
+                    case.profile,
+                    backend.name(),
+                    contract.name()
+                );
+                print!(
+                    "{}",
+                    report::steps_table(&case, &run.predicted, &run.observed, None)
+                );
                 println!("\nno divergence: outcomes, merged view, upper view, after remount and after commit all agree");
                 OK
             }

@@ -486,6 +486,7 @@ pub fn case_with(
     )
         .prop_map(|(profile, lowers, upper, steps)| Case {
             profile,
+            known: Vec::new(),
             lowers,
             upper,
             steps,

@@ -11,6 +11,7 @@ pub mod op;
 pub mod outcome;
 pub mod path;
 pub mod profile;
+pub mod signature;
 pub mod text;
 pub mod view;
 
@@ -20,6 +21,7 @@ pub use op::{Cred, Op, OpenFlags, RenameFlags, Step};
 pub use outcome::{Allowed, FileKind, Outcome, StatInfo, Value};
 pub use path::{cmp_names, Name, OpPath, PathError, RelPath};
 pub use profile::{LowerFs, Profile};
+pub use signature::{Class, Field, Known, Signature, ViewSig, Which};
 pub use text::{parse_case, print_case, print_step, ParseError};
 pub use view::{DevClass, Node, NodeKind, View, ViewDiff};
 
@@ -31,6 +33,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct Case {
     pub profile: Profile,
+    /// Divergences this case is known to show on other implementations
+    /// (`known` lines): corpus/known-*/ cases.
+    pub known: Vec<signature::Known>,
     /// Lower layers, bottom (base image) first.
     pub lowers: Vec<LayerSpec>,
     /// Initial contents of the upper layer, if any.

@@ -63,7 +63,7 @@ fn structure_errors() {
         "dir a 0755\n",
         1,
         1,
-        "expected `profile` or a section header",
+        "expected `profile`, `known` or a section header",
     );
     err("", 1, 1, "at least one `lower`");
     err("# only a comment\n", 2, 1, "at least one `lower`");
@@ -588,5 +588,24 @@ fn limit_file_data() {
         3,
         14,
         "limits::MAX_FILE_DATA",
+    );
+}
+
+/// A `known` line names a backend and a signature the parser checks, with
+/// the signature's column.
+#[test]
+fn known_line_errors() {
+    err(
+        "known kernel \"merged view: colour\"\nlower\n",
+        1,
+        14,
+        "bad signature: unknown view field `colour`",
+    );
+    err("known kernel\nlower\n", 1, 13, "the quoted signature");
+    err(
+        "lower\nknown kernel \"merged view: mode\"\n",
+        2,
+        1,
+        "`known` must come before the first section",
     );
 }

@@ -239,6 +239,7 @@ fn case_run(answers: Vec<Response>, steps: usize) -> Result<CaseRun, DriverError
         after_remount,
         commit,
         after_commit,
+        kernel_view: None,
     })
 }
 
@@ -364,6 +365,10 @@ macro_rules! pooled_backend {
         impl Backend for $t {
             fn name(&self) -> &str {
                 self.inner.name
+            }
+
+            fn kind(&self) -> BackendKind {
+                BackendKind::from_name(self.inner.name).expect("a pooled backend's name")
             }
 
             fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {

@@ -80,6 +80,7 @@ pub mod proto;
 pub mod session;
 pub mod spawn;
 pub mod store;
+pub mod support;
 pub mod sys;
 pub mod worker;
 
@@ -112,6 +113,16 @@ pub enum DriverError {
 pub trait Backend: Send + Sync {
     /// Short name: `kernel`, `fuse-overlayfs`, `exec`.
     fn name(&self) -> &str;
+    /// Which implementation this is.
+    fn kind(&self) -> BackendKind;
+    /// The profile this implementation runs for `profile` (options it
+    /// lacks turned off, so the model is told), or why it cannot.
+    fn adapt_profile(
+        &self,
+        profile: &ovlcheck_case::Profile,
+    ) -> Result<ovlcheck_case::Profile, String> {
+        support::adapt_profile(self.kind(), profile)
+    }
     /// Builds the case's layers, mounts them and returns the live session.
     fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError>;
     /// Runs a whole case and takes every observation the differential
@@ -136,6 +147,9 @@ pub struct CaseRun {
     pub after_remount: Option<View>,
     pub commit: Outcome,
     pub after_commit: Option<View>,
+    /// The layers left at the end mounted read-only by the kernel's
+    /// overlay (when asked for), or the errno of that mount.
+    pub kernel_view: Option<Result<View, ovlcheck_case::Errno>>,
 }
 
 /// [`Backend::run_case`] through a session, one request at a time.
@@ -167,6 +181,7 @@ pub fn run_via_session(mut s: Box<dyn Session>, case: &Case) -> Result<CaseRun, 
         after_remount,
         commit,
         after_commit,
+        kernel_view: None,
     })
 }
 
@@ -195,6 +210,9 @@ pub enum BackendKind {
     FuseOverlayfs,
     /// A user-given mount command.
     Exec,
+    /// The harness's pure model (`--backend model`, implemented in
+    /// ovlcheck-harness: the driver never depends on the model).
+    Model,
 }
 
 impl BackendKind {
@@ -204,6 +222,7 @@ impl BackendKind {
             "kernel" => Some(BackendKind::Kernel),
             "fuse-overlayfs" => Some(BackendKind::FuseOverlayfs),
             "exec" => Some(BackendKind::Exec),
+            "model" => Some(BackendKind::Model),
             _ => None,
         }
     }
@@ -214,6 +233,7 @@ impl BackendKind {
             BackendKind::Kernel => "kernel",
             BackendKind::FuseOverlayfs => "fuse-overlayfs",
             BackendKind::Exec => "exec",
+            BackendKind::Model => "model",
         }
     }
 }
@@ -273,6 +293,9 @@ pub fn backend_by_name(name: &str, opts: &BackendOptions) -> Result<Box<dyn Back
                 "the exec backend needs a mount and an unmount command template".into(),
             )),
         },
+        Some(BackendKind::Model) => Err(DriverError::Environment(
+            "the model backend is the harness's own (ovlcheck_harness::ModelBackend)".into(),
+        )),
         None => Err(DriverError::Environment(format!(
             "unknown backend `{name}`: use kernel, fuse-overlayfs or exec"
         ))),

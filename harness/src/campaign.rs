@@ -4,14 +4,17 @@
 //! first divergence of each distinct signature, in case order. Both phases
 //! are deterministic; only timings vary.
 
+use crate::contract::Contract;
 use crate::gen::{case_at, GenConfig};
+use crate::known::KnownSet;
 use crate::pool::map_in_order;
-use crate::runner::{run_case, Divergence, RunError};
+use crate::runner::{run_case_under, Divergence, RunError};
 use crate::shrink::shrink;
-use ovlcheck_case::Case;
+use ovlcheck_case::{Case, Signature};
 use ovlcheck_driver::{Backend, DriverError};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -57,6 +60,10 @@ pub struct FuzzOptions {
     pub max_reported: usize,
     /// Most candidate runs while shrinking one divergence.
     pub shrink_runs: usize,
+    /// What is compared.
+    pub contract: Contract,
+    /// The backend's known divergences: reported apart, never shrunk.
+    pub known: KnownSet,
 }
 
 /// The result of one case of phase 1, as a campaign keeps it: a few bytes,
@@ -67,8 +74,13 @@ pub struct CaseResult {
     pub index: u64,
     pub ops: u32,
     pub diverged: bool,
+    /// The divergence is a known one ([`KnownSet`]).
+    pub known: bool,
     /// The backend hung or died on this case (not a divergence).
     pub backend_failed: bool,
+    /// The backend cannot run this case's profile (`--profile all` on an
+    /// implementation without some option): not run.
+    pub unsupported: bool,
 }
 
 /// A shrunk divergence, ready to report and save.
@@ -90,7 +102,7 @@ pub struct Campaign {
     /// campaign keeps the prefix of cases that all finished).
     pub results: Vec<CaseResult>,
     /// Per signature, the divergence of the lowest-numbered case.
-    pub first: BTreeMap<String, (u64, Divergence)>,
+    pub first: BTreeMap<Signature, First>,
     /// The first backend failures (index, message), lowest index first.
     pub failures: Vec<(u64, String)>,
     pub findings: Vec<Finding>,
@@ -115,17 +127,83 @@ impl Campaign {
         self.results.iter().filter(|r| r.diverged).count()
     }
 
+    /// Divergent cases whose divergence is a known one.
+    pub fn known_cases(&self) -> usize {
+        self.results.iter().filter(|r| r.known).count()
+    }
+
+    /// Cases not run because the backend cannot run their profile.
+    pub fn unsupported(&self) -> usize {
+        self.results.iter().filter(|r| r.unsupported).count()
+    }
+
+    /// The known divergences met: signature, the known case it matched,
+    /// and how many cases showed it, in the order first met.
+    pub fn known(&self) -> Vec<KnownMatch> {
+        let mut v: Vec<(u64, KnownMatch)> = self
+            .first
+            .iter()
+            .filter_map(|(s, f)| {
+                f.known.as_ref().map(|case| {
+                    let m = KnownMatch {
+                        signature: s.clone(),
+                        case: case.display().to_string(),
+                        cases: f.cases,
+                    };
+                    (f.index, m)
+                })
+            })
+            .collect();
+        v.sort_by_key(|(i, _)| *i);
+        v.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// Distinct signatures not known.
+    pub fn new_signatures(&self) -> Vec<Signature> {
+        self.ordered()
+            .into_iter()
+            .filter(|(_, f)| f.known.is_none())
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+
+    fn ordered(&self) -> Vec<(&Signature, &First)> {
+        let mut v: Vec<(&Signature, &First)> = self.first.iter().collect();
+        v.sort_by_key(|(_, f)| f.index);
+        v
+    }
+
     pub fn backend_failures(&self) -> usize {
         self.results.iter().filter(|r| r.backend_failed).count()
     }
 
     /// Every distinct divergence signature found, in the order of the case
     /// that first showed it (also those beyond `--max-reported`).
-    pub fn signatures(&self) -> Vec<String> {
-        let mut v: Vec<(u64, &String)> = self.first.iter().map(|(s, (i, _))| (*i, s)).collect();
-        v.sort();
-        v.into_iter().map(|(_, s)| s.clone()).collect()
+    pub fn signatures(&self) -> Vec<Signature> {
+        self.ordered().into_iter().map(|(s, _)| s.clone()).collect()
     }
+}
+
+/// The first divergence of a signature in a campaign.
+#[derive(Clone, Debug)]
+pub struct First {
+    /// The lowest case index that showed it.
+    pub index: u64,
+    pub divergence: Divergence,
+    /// The known case it matches, if any.
+    pub known: Option<PathBuf>,
+    /// How many cases showed it.
+    pub cases: usize,
+}
+
+/// A known divergence a campaign met.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KnownMatch {
+    pub signature: Signature,
+    /// The known case file it matched.
+    pub case: String,
+    /// Cases that showed it.
+    pub cases: usize,
 }
 
 /// A fatal campaign error: the environment cannot run the backend.
@@ -137,7 +215,7 @@ pub struct Fatal(pub String);
 /// and the first failure messages (bounded, unlike per-case results).
 #[derive(Default)]
 struct Shared {
-    first: BTreeMap<String, (u64, Divergence)>,
+    first: BTreeMap<Signature, First>,
     failures: Vec<(u64, String)>,
     fatal: Option<Fatal>,
 }
@@ -147,19 +225,40 @@ impl Shared {
         &mut self,
         index: u64,
         ops: usize,
-        outcome: Result<Option<Divergence>, String>,
+        outcome: Result<Option<(Divergence, Option<PathBuf>)>, String>,
     ) -> CaseResult {
-        let r = CaseResult {
+        let mut r = CaseResult {
             index,
             ops: ops as u32,
             diverged: matches!(outcome, Ok(Some(_))),
             backend_failed: outcome.is_err(),
+            ..CaseResult::default()
         };
         match outcome {
-            Ok(Some(d)) => {
-                let sig = d.signature();
-                if self.first.get(&sig).is_none_or(|(i, _)| index < *i) {
-                    self.first.insert(sig, (index, d));
+            Ok(Some((d, known))) => {
+                r.known = known.is_some();
+                let sig = d.signature().clone();
+                match self.first.get_mut(&sig) {
+                    Some(f) => {
+                        f.cases += 1;
+                        // A signature known in one profile and met in one
+                        // where it is not known is new: the new case wins.
+                        let same_verdict = f.known.is_none() == known.is_none();
+                        if (same_verdict && index < f.index)
+                            || (f.known.is_some() && known.is_none())
+                        {
+                            (f.index, f.divergence, f.known) = (index, d, known);
+                        }
+                    }
+                    None => {
+                        let first = First {
+                            index,
+                            divergence: d,
+                            known,
+                            cases: 1,
+                        };
+                        self.first.insert(sig, first);
+                    }
                 }
             }
             Ok(None) => {}
@@ -184,8 +283,20 @@ pub fn run_indices(
 ) -> Result<Campaign, Fatal> {
     let shared = Mutex::new(Shared::default());
     let slots = map_in_order(opts.jobs, indices, stop, |_, &index| {
-        let case = case_at(&opts.gen, opts.seed, index);
-        let outcome = one_case(backend, &case, index);
+        let mut case = case_at(&opts.gen, opts.seed, index);
+        match backend.adapt_profile(&case.profile) {
+            Ok(p) => case.profile = p,
+            Err(_) => {
+                let r = CaseResult {
+                    index,
+                    unsupported: true,
+                    ..CaseResult::default()
+                };
+                progress(&r);
+                return Some(r);
+            }
+        }
+        let outcome = one_case(backend, &case, index, opts);
         let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
         match outcome {
             Ok((ops, o)) => {
@@ -212,7 +323,7 @@ pub fn run_indices(
     let first = sh
         .first
         .into_iter()
-        .filter(|(_, (i, _))| *i < end)
+        .filter(|(_, f)| f.index < end)
         .collect();
     let failures = sh.failures.into_iter().filter(|(i, _)| *i < end).collect();
     Ok(Campaign {
@@ -223,14 +334,20 @@ pub fn run_indices(
     })
 }
 
-/// One case: steps run, and a divergence or a backend failure message.
-type CaseOutcome = (usize, Result<Option<Divergence>, String>);
+/// One case: steps run, and a divergence (with the known case it
+/// matches) or a backend failure message.
+type CaseOutcome = (usize, Result<Option<(Divergence, Option<PathBuf>)>, String>);
 
-fn one_case(backend: &dyn Backend, case: &Case, index: u64) -> Result<CaseOutcome, Fatal> {
+fn one_case(
+    backend: &dyn Backend,
+    case: &Case,
+    index: u64,
+    opts: &FuzzOptions,
+) -> Result<CaseOutcome, Fatal> {
     // A panic is a bug in ovlcheck (model or harness), never a divergence:
     // stop with the case that shows it.
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_case(backend, case)
+        run_case_under(backend, case, opts.contract)
     }))
     .map_err(|p| {
         let msg = p
@@ -245,7 +362,13 @@ fn one_case(backend: &dyn Backend, case: &Case, index: u64) -> Result<CaseOutcom
         ))
     })?;
     match run {
-        Ok(run) => Ok((run.ops, Ok(run.divergence))),
+        Ok(run) => {
+            let judged = run.divergence.map(|d| {
+                let known = opts.known.matching(&d).map(PathBuf::from);
+                (d, known)
+            });
+            Ok((run.ops, Ok(judged)))
+        }
         Err(RunError::Backend(DriverError::Environment(msg))) => Err(Fatal(msg)),
         Err(RunError::Backend(e)) => Ok((case.steps.len(), Err(e.to_string()))),
         // A generated case the model refuses is a generator bug: report it
@@ -264,7 +387,13 @@ pub fn case_size(case: &Case) -> usize {
 }
 
 /// Shrinks a divergent case to a minimal one with the same signature.
-pub fn minimize(backend: &dyn Backend, found: &Divergence, index: u64, max_runs: usize) -> Finding {
+pub fn minimize(
+    backend: &dyn Backend,
+    contract: Contract,
+    found: &Divergence,
+    index: u64,
+    max_runs: usize,
+) -> Finding {
     let signature = found.signature();
     let original = unpinned(&found.case);
     let mut runs = 0usize;
@@ -273,10 +402,10 @@ pub fn minimize(backend: &dyn Backend, found: &Divergence, index: u64, max_runs:
             return false;
         }
         runs += 1;
-        matches!(run_case(backend, c),
+        matches!(run_case_under(backend, c, contract),
             Ok(r) if r.divergence.as_ref().is_some_and(|d| d.signature() == signature))
     });
-    let divergence = match run_case(backend, &small) {
+    let divergence = match run_case_under(backend, &small, contract) {
         Ok(crate::runner::Run {
             divergence: Some(d),
             ..
@@ -301,39 +430,48 @@ pub fn unpinned(case: &Case) -> Case {
     c
 }
 
-/// Phase 2: shrink the first divergence of each distinct signature, the
-/// lowest-numbered cases first.
+/// The first divergence of each new (not known) signature, lowest case
+/// first, at most `max`.
+fn new_firsts(first: &BTreeMap<Signature, First>, max: usize) -> Vec<(u64, &Divergence)> {
+    let mut picked: Vec<(u64, &Divergence)> = first
+        .values()
+        .filter(|f| f.known.is_none())
+        .map(|f| (f.index, &f.divergence))
+        .collect();
+    picked.sort_by_key(|(i, _)| *i);
+    picked.truncate(max);
+    picked
+}
+
+/// Phase 2: shrink the first divergence of each new signature, the
+/// lowest-numbered cases first (known ones are not shrunk: their minimal
+/// case is in the corpus).
 pub fn findings(
     backend: &dyn Backend,
-    first: &BTreeMap<String, (u64, Divergence)>,
+    first: &BTreeMap<Signature, First>,
     opts: &FuzzOptions,
     stop: &AtomicBool,
 ) -> Vec<Finding> {
-    let mut picked: Vec<(u64, &Divergence)> = first.values().map(|(i, d)| (*i, d)).collect();
-    picked.sort_by_key(|(i, _)| *i);
-    picked.truncate(opts.max_reported);
+    let picked = new_firsts(first, opts.max_reported);
     map_in_order(opts.jobs, &picked, stop, |_, (index, d)| {
-        minimize(backend, d, *index, opts.shrink_runs)
+        minimize(backend, opts.contract, d, *index, opts.shrink_runs)
     })
     .into_iter()
     .flatten()
     .collect()
 }
 
-/// The first divergences as they were found, lowest case first.
-fn unshrunk(first: &BTreeMap<String, (u64, Divergence)>, max: usize) -> Vec<Finding> {
-    let mut v: Vec<Finding> = first
-        .values()
+/// The first new divergences as they were found, lowest case first.
+fn unshrunk(first: &BTreeMap<Signature, First>, max: usize) -> Vec<Finding> {
+    new_firsts(first, max)
+        .into_iter()
         .map(|(index, d)| Finding {
-            index: *index,
+            index,
             divergence: d.clone(),
             original_size: case_size(&d.case),
             shrink_runs: 0,
         })
-        .collect();
-    v.sort_by_key(|f| f.index);
-    v.truncate(max);
-    v
+        .collect()
 }
 
 /// Runs a whole campaign: phase 1 and phase 2.

@@ -4,31 +4,6 @@
 //! compared. Every other field must be equal.
 
 use ovlcheck_case::{Node, View, ViewDiff};
-use serde::Serialize;
-
-/// Which view a comparison was about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Which {
-    /// The merged tree after the case's steps.
-    Merged,
-    /// The raw upper layer after the case's steps.
-    Upper,
-    /// The merged tree after a remount.
-    AfterRemount,
-    /// The merged tree after a commit (upper became a lower layer).
-    AfterCommit,
-}
-
-impl Which {
-    pub fn name(self) -> &'static str {
-        match self {
-            Which::Merged => "merged",
-            Which::Upper => "upper",
-            Which::AfterRemount => "merged-after-remount",
-            Which::AfterCommit => "merged-after-commit",
-        }
-    }
-}
 
 /// The backend's node with every field the model leaves open copied from
 /// the model, so that only determined fields can differ.

@@ -99,6 +99,7 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
     let steps = (0..n_ops).map(|_| random_step(rng, &universe)).collect();
     let mut case = Case {
         profile,
+        known: Vec::new(),
         lowers,
         upper,
         steps,

@@ -4,11 +4,14 @@
 
 pub mod campaign;
 pub mod compare;
+pub mod contract;
 pub mod corpus;
 pub mod explore;
 pub mod gen;
+pub mod known;
 pub mod model_backend;
 pub mod pool;
+pub mod replay;
 pub mod report;
 pub mod repro;
 pub mod runner;

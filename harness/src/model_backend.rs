@@ -33,6 +33,10 @@ impl Backend for ModelBackend {
         Self::NAME
     }
 
+    fn kind(&self) -> ovlcheck_driver::BackendKind {
+        ovlcheck_driver::BackendKind::Model
+    }
+
     fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
         let model = Model::new(case).map_err(|e| DriverError::Io(format!("invalid case: {e}")))?;
         Ok(Box::new(ModelSession { model }))

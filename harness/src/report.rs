@@ -18,7 +18,12 @@ pub fn step_text(step: &ovlcheck_case::Step) -> String {
 pub fn render(d: &Divergence, backend: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "DIVERGENCE: {}", d.signature());
-    let _ = writeln!(out, "profile: {}   backend: {backend}", d.case.profile);
+    let _ = writeln!(
+        out,
+        "profile: {}   backend: {backend}   contract: {}",
+        d.case.profile,
+        d.contract.name()
+    );
     let _ = writeln!(out, "\ncase (backend outcomes pinned):");
     for line in print_case(&d.case).lines() {
         let _ = writeln!(out, "  {line}");
@@ -30,6 +35,13 @@ pub fn render(d: &Divergence, backend: &str) -> String {
             Check::View { which } => which.name(),
             _ => "view",
         };
+        if d.contract != crate::contract::Contract::Kernel {
+            let _ = writeln!(
+                out,
+                "\n(fields outside the {} contract are not compared or shown)",
+                d.contract.name()
+            );
+        }
         let _ = writeln!(out, "\n{which} view differs (- model, + {backend}):");
         for line in render_diff(diff).lines() {
             let _ = writeln!(out, "  {line}");
@@ -43,16 +55,41 @@ pub fn render(d: &Divergence, backend: &str) -> String {
 pub fn side_by_side(d: &Divergence) -> String {
     let first = match d.check {
         Check::Outcome { step } | Check::Pinned { step, .. } => Some(step),
-        Check::View { .. } => None,
+        Check::View { .. } | Check::KernelMount { .. } => None,
     };
-    let rows: Vec<(String, String, String)> = d
-        .case
+    let mut out = steps_table(&d.case, &d.predicted, &d.observed, first);
+    if let Check::KernelMount { errno } = &d.check {
+        let _ = writeln!(
+            out,
+            "the kernel's overlay refused to mount the layers the backend left: {errno}"
+        );
+    }
+    if let Check::Pinned { step, expected } = &d.check {
+        let _ = writeln!(
+            out,
+            "(step {} is pinned to {} in the case file)",
+            step + 1,
+            outcome_text(expected)
+        );
+    }
+    out
+}
+
+/// A case's steps with the model's and the backend's outcomes in columns,
+/// step `mark` marked as the first difference.
+pub fn steps_table(
+    case: &ovlcheck_case::Case,
+    predicted: &[Outcome],
+    observed: &[Outcome],
+    mark: Option<usize>,
+) -> String {
+    let rows: Vec<(String, String, String)> = case
         .steps
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let model = d.allowed.get(i).map(|a| a.to_string()).unwrap_or_default();
-            let backend = d.observed.get(i).map(outcome_text).unwrap_or_default();
+            let model = predicted.get(i).map(outcome_text).unwrap_or_default();
+            let backend = observed.get(i).map(outcome_text).unwrap_or_default();
             let op = clip(&step_text(s), COLUMN);
             (
                 format!("{:>3}  {op}", i + 1),
@@ -70,20 +107,12 @@ pub fn side_by_side(d: &Divergence) -> String {
         .clamp(5, 40);
     let mut out = format!("{:<w0$}  {:<w1$}  backend\n", "  #  op", "model");
     for (i, (op, model, backend)) in rows.into_iter().enumerate() {
-        let mark = if Some(i) == first {
+        let flag = if Some(i) == mark {
             "   <<< first difference"
         } else {
             ""
         };
-        let _ = writeln!(out, "{op:<w0$}  {model:<w1$}  {backend}{mark}");
-    }
-    if let Check::Pinned { step, expected } = &d.check {
-        let _ = writeln!(
-            out,
-            "(step {} is pinned to {} in the case file)",
-            step + 1,
-            outcome_text(expected)
-        );
+        let _ = writeln!(out, "{op:<w0$}  {model:<w1$}  {backend}{flag}");
     }
     out
 }

@@ -1,10 +1,15 @@
 //! The differential runner: one case on the model and on a backend, step by
 //! step, then the merged view, the raw upper view, the merged view after a
-//! remount and after a commit. The first difference is the divergence.
+//! remount and after a commit, and (contract `layout`) the kernel's mount of
+//! the layers the backend left. The first difference is the divergence;
+//! what counts as a difference is the contract's ([`Contract`]).
 
-use crate::compare::{agree_sorted, compare_views, Which};
+use crate::compare::{agree_sorted, compare_views};
+use crate::contract::Contract;
 use crate::model_backend::ModelBackend;
-use ovlcheck_case::{Allowed, Case, Node, Op, Outcome, Step, View, ViewDiff};
+use ovlcheck_case::{
+    Case, Class, Errno, Field, Node, Op, Outcome, Signature, Step, View, ViewDiff, ViewSig, Which,
+};
 use ovlcheck_driver::{Backend, CaseRun, DriverError};
 use ovlcheck_model::Model;
 use serde::Serialize;
@@ -12,90 +17,84 @@ use serde::Serialize;
 /// What was compared when model and backend first disagreed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum Check {
-    /// The backend's outcome of step N is not among the model's.
+    /// The backend's outcome of step N is not the model's.
     Outcome { step: usize },
     /// The backend's outcome of step N is not the one the case pins.
     Pinned { step: usize, expected: Outcome },
     /// A view differs.
     View { which: Which },
+    /// The kernel refused to mount the layers the backend left.
+    KernelMount { errno: Errno },
 }
 
 /// A disagreement between model and backend, with what is needed to read it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Divergence {
     pub check: Check,
+    /// The contract the comparison was made under.
+    pub contract: Contract,
+    /// The kind of disagreement ([`Divergence::signature`]).
+    pub signature: Signature,
     /// The case as run, with every step up to the divergence pinned to the
     /// backend's observed outcome.
     pub case: Case,
-    /// Model's allowed outcomes per step run.
-    pub allowed: Vec<Allowed>,
-    /// Backend's observed outcome per step run.
+    /// The model's outcome per step run.
+    pub predicted: Vec<Outcome>,
+    /// The backend's observed outcome per step run.
     pub observed: Vec<Outcome>,
-    /// For view divergences: the model's view, the backend's, their diff.
+    /// For view divergences: the model's view, the backend's (both as the
+    /// contract compares them), their diff.
     pub views: Option<(View, View, Vec<ViewDiff>)>,
 }
 
 impl Divergence {
     /// A short, stable key: the same kind of bug gives the same key.
-    pub fn signature(&self) -> String {
-        match &self.check {
-            Check::Outcome { step } | Check::Pinned { step, .. } => {
-                let op = &self.case.steps[*step].op;
-                let model = self
-                    .allowed
-                    .get(*step)
-                    .map(|a| a.to_string())
-                    .unwrap_or_default();
-                let backend = self
-                    .observed
-                    .get(*step)
-                    .map(short_outcome)
-                    .unwrap_or_default();
-                format!(
-                    "{}: model {} / backend {}",
-                    op.keyword(),
-                    short_allowed(&model),
-                    backend
-                )
-            }
-            Check::View { which } => {
-                let fields: Vec<String> = self
-                    .views
-                    .iter()
-                    .flat_map(|(_, _, d)| d.iter().map(diff_field))
-                    .take(1)
-                    .collect();
-                format!("{} view: {}", which.name(), fields.join(","))
-            }
-        }
+    pub fn signature(&self) -> &Signature {
+        &self.signature
     }
 }
 
-fn short_outcome(o: &Outcome) -> String {
-    match o {
-        Outcome::Ok(_) => "ok".into(),
-        Outcome::Err(e) => e.name(),
+/// The signature of a check's failure.
+fn signature_of(
+    check: &Check,
+    case: &Case,
+    predicted: &[Outcome],
+    observed: &[Outcome],
+    views: Option<&(View, View, Vec<ViewDiff>)>,
+    contract: Contract,
+) -> Signature {
+    match check {
+        Check::Outcome { step } | Check::Pinned { step, .. } => Signature::Outcome {
+            op: case.steps[*step].op.keyword().to_string(),
+            model: Class::of(&predicted[*step]),
+            backend: Class::of(&observed[*step]),
+        },
+        Check::View { which } => Signature::View {
+            which: *which,
+            diff: views
+                .and_then(|(_, _, d)| d.first())
+                .map_or(ViewSig::Fields(Vec::new()), |d| view_sig(d, contract)),
+        },
+        Check::KernelMount { errno } => Signature::KernelMount { errno: *errno },
     }
 }
 
-fn short_allowed(s: &str) -> String {
-    s.split(" | ")
-        .map(|o| {
-            if o.starts_with('E') {
-                o.to_string()
-            } else {
-                "ok".to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("|")
-}
-
-fn diff_field(d: &ViewDiff) -> String {
+/// What differs first in a view, typed. Below `kernel` an `ino` label
+/// difference is one of which names are the same file ([`Contract::project`]).
+fn view_sig(d: &ViewDiff, contract: Contract) -> ViewSig {
     match d {
-        ViewDiff::OnlyLeft { .. } => "missing on backend".into(),
-        ViewDiff::OnlyRight { .. } => "extra on backend".into(),
-        ViewDiff::Changed { fields, .. } => fields.join("+"),
+        ViewDiff::OnlyLeft { .. } => ViewSig::Missing,
+        ViewDiff::OnlyRight { .. } => ViewSig::Extra,
+        ViewDiff::Changed { fields, .. } => ViewSig::Fields(
+            fields
+                .iter()
+                .map(|f| match f.parse::<Field>() {
+                    Ok(Field::Ino) if contract != Contract::Kernel => Field::SameFile,
+                    Ok(field) => field,
+                    Err(e) => unreachable!("a view field the signature cannot name: {e}"),
+                })
+                .collect(),
+        ),
     }
 }
 
@@ -115,106 +114,130 @@ pub enum RunError {
 pub struct Run {
     /// Steps executed (lifecycle ops included).
     pub ops: usize,
-    /// Model's allowed outcomes and backend's observed outcome per step run.
-    pub allowed: Vec<Allowed>,
+    /// The model's outcome and the backend's per step run.
+    pub predicted: Vec<Outcome>,
     pub observed: Vec<Outcome>,
     pub divergence: Option<Divergence>,
 }
 
-/// Runs `case` on the model and on `backend` and compares everything.
+/// Runs `case` on the model and on `backend` and compares everything the
+/// backend's default contract covers.
 pub fn run_case(backend: &dyn Backend, case: &Case) -> Result<Run, RunError> {
+    run_case_under(backend, case, Contract::default_for(backend.kind()))
+}
+
+/// Runs `case` on the model and on `backend` and compares under `contract`.
+pub fn run_case_under(
+    backend: &dyn Backend,
+    case: &Case,
+    contract: Contract,
+) -> Result<Run, RunError> {
     let model = Model::new(case).map_err(|e| RunError::BadCase(e.to_string()))?;
-    let observed = if backend.name() == ModelBackend::NAME {
+    let observed = if backend.kind() == ovlcheck_driver::BackendKind::Model {
         ModelBackend::run_from(model.clone(), case)?
     } else {
         backend.run_case(case)?
     };
-    Ok(compare_run(model, case, &observed))
+    Ok(compare_run(model, case, &observed, contract))
 }
 
+/// What the model predicted and the backend did so far.
 struct Trace<'a> {
     case: &'a Case,
-    allowed: Vec<Allowed>,
+    contract: Contract,
+    predicted: Vec<Outcome>,
     observed: Vec<Outcome>,
 }
 
 impl Trace<'_> {
-    fn divergence(self, check: Check, views: Option<(View, View, Vec<ViewDiff>)>) -> Divergence {
+    fn step(&mut self, model: &Model, step: &Step, seen: &Outcome) -> Model {
+        let (outcome, next) = model.step(step);
+        self.predicted.push(outcome);
+        self.observed.push(seen.clone());
+        next
+    }
+
+    fn finished(self) -> Run {
+        Run {
+            ops: self.observed.len(),
+            predicted: self.predicted,
+            observed: self.observed,
+            divergence: None,
+        }
+    }
+
+    /// The run ending in a divergence; `extra` is a lifecycle step run
+    /// after the case's steps (its outcome already in the trace).
+    fn diverged(
+        self,
+        check: Check,
+        extra: Option<Step>,
+        views: Option<(View, View, Vec<ViewDiff>)>,
+    ) -> Run {
         let mut case = self.case.clone();
         case.steps.truncate(self.observed.len());
+        case.steps.extend(extra);
         for (step, seen) in case.steps.iter_mut().zip(&self.observed) {
             step.expect = Some(seen.clone());
         }
-        Divergence {
+        let signature = signature_of(
+            &check,
+            &case,
+            &self.predicted,
+            &self.observed,
+            views.as_ref(),
+            self.contract,
+        );
+        let divergence = Divergence {
             check,
+            contract: self.contract,
+            signature,
             case,
-            allowed: self.allowed,
-            observed: self.observed,
+            predicted: self.predicted.clone(),
+            observed: self.observed.clone(),
             views,
+        };
+        Run {
+            ops: self.observed.len(),
+            predicted: self.predicted,
+            observed: self.observed,
+            divergence: Some(divergence),
         }
     }
 }
 
-/// Most candidate states [`compare_run`] follows at once; more successors
-/// with the backend's outcome than this are cut (the first ones kept).
-const MAX_CANDIDATES: usize = 16;
-
-/// Compares what the backend did with what the model allows, step by step,
-/// then the views; the first difference is the divergence.
-///
-/// The model may allow several successor states with the same outcome (the
-/// kernel may legally end in any of them), so the run follows a small set
-/// of candidate states, deduplicated by [`Model::canonical_hash`]: a step's
-/// allowed outcomes are those of any candidate, and a view agrees when it
-/// agrees with some candidate's. A divergence is reported against the first
-/// candidate.
-pub fn compare_run(model: Model, case: &Case, run: &CaseRun) -> Run {
+/// Compares what the backend did with what the model predicts, step by
+/// step, then the views; the first difference is the divergence.
+pub fn compare_run(model: Model, case: &Case, run: &CaseRun, contract: Contract) -> Run {
     let mut trace = Trace {
         case,
-        allowed: Vec::new(),
+        contract,
+        predicted: Vec::new(),
         observed: Vec::new(),
     };
-    let mut models = vec![model];
+    let mut model = model;
     for (i, (step, seen)) in case.steps.iter().zip(&run.outcomes).enumerate() {
-        let (allowed, next) = successors(&models, step, seen);
-        let pin_broken = step.expect.as_ref().filter(|e| *e != seen).cloned();
-        trace.allowed.push(allowed);
-        trace.observed.push(seen.clone());
-        if next.is_empty() {
-            return diverged(trace, Check::Outcome { step: i }, None);
+        model = trace.step(&model, step, seen);
+        if trace.predicted[i] != *seen {
+            return trace.diverged(Check::Outcome { step: i }, None, None);
         }
-        if let Some(expected) = pin_broken {
-            return diverged(trace, Check::Pinned { step: i, expected }, None);
+        if let Some(expected) = step.expect.as_ref().filter(|e| *e != seen).cloned() {
+            return trace.diverged(Check::Pinned { step: i, expected }, None, None);
         }
-        models = next;
     }
-    // The end views: merged, then the raw upper, of the same candidate.
     let none = View::default();
-    let ends = |m: &Model| {
-        let upper = match (m.upper_nodes(), &run.upper) {
-            (None, None) => None,
-            (mv, b) => Some((mv.unwrap_or_default(), b.as_ref().unwrap_or(&none))),
-        };
-        [
-            (Which::Merged, Some((m.merged_nodes(), &run.merged))),
-            (Which::Upper, upper),
-        ]
-        .into_iter()
-        .find_map(|(which, pair)| pair.and_then(|(mv, b)| differ(mv, b)).map(|d| (which, d)))
+    let upper = match (model.upper_nodes(), &run.upper) {
+        (None, None) => None,
+        (m, b) => Some((m.unwrap_or_default(), b.as_ref().unwrap_or(&none))),
     };
-    let mut first_diff = None;
-    let before = std::mem::take(&mut models);
-    for m in before {
-        match ends(&m) {
-            None => models.push(m),
-            Some(d) => {
-                first_diff.get_or_insert(d);
-            }
+    let ends = [
+        (Which::Merged, Some((model.merged_nodes(), &run.merged))),
+        (Which::Upper, upper),
+    ];
+    for (which, pair) in ends {
+        if let Some(d) = pair.and_then(|(m, b)| differ(contract, which, m, b)) {
+            return trace.diverged(Check::View { which }, None, Some(d));
         }
-    }
-    if models.is_empty() {
-        let (which, d) = first_diff.expect("a candidate's views differ");
-        return diverged(trace, Check::View { which }, Some(d));
     }
     let lifecycle = [
         (
@@ -232,146 +255,57 @@ pub fn compare_run(model: Model, case: &Case, run: &CaseRun) -> Run {
     ];
     for (op, which, seen, view) in lifecycle {
         let step = Step::new(op);
-        let (allowed, next) = successors(&models, &step, seen);
-        if next.is_empty() {
-            let (ops, run_allowed, run_observed) = (
-                trace.observed.len() + 1,
-                trace.allowed.clone(),
-                trace.observed.clone(),
-            );
-            let mut d = trace.divergence(Check::View { which }, None);
-            d.case.steps.push(step);
-            d.allowed.push(allowed);
-            d.observed.push(seen.clone());
-            return Run {
-                ops,
-                allowed: run_allowed,
-                observed: run_observed,
-                divergence: Some(d),
-            };
+        model = trace.step(&model, &step, seen);
+        if trace.predicted.last() != Some(seen) {
+            let at = trace.observed.len() - 1;
+            return trace.diverged(Check::Outcome { step: at }, Some(step), None);
         }
-        models = next;
-        if let Some(v) = view {
-            let mut first_diff = None;
-            models.retain(|m| match differ(m.merged_nodes(), v) {
-                None => true,
-                Some(d) => {
-                    first_diff.get_or_insert(d);
-                    false
-                }
-            });
-            if models.is_empty() {
-                return diverged(trace, Check::View { which }, first_diff);
-            }
+        if let Some(d) = view
+            .as_ref()
+            .and_then(|v| differ(contract, which, model.merged_nodes(), v))
+        {
+            return trace.diverged(Check::View { which }, None, Some(d));
         }
     }
-    finished(trace)
+    match &run.kernel_view {
+        Some(Err(errno)) => {
+            return trace.diverged(Check::KernelMount { errno: *errno }, None, None);
+        }
+        Some(Ok(v)) => {
+            if let Some(d) = differ(contract, Which::Kernel, model.merged_nodes(), v) {
+                return trace.diverged(
+                    Check::View {
+                        which: Which::Kernel,
+                    },
+                    None,
+                    Some(d),
+                );
+            }
+        }
+        None => {}
+    }
+    trace.finished()
 }
 
-/// Every outcome the candidates allow for `step` (each once, in order), and
-/// the distinct successor states whose outcome is `seen` (hashed only when
-/// there is more than one).
-fn successors(models: &[Model], step: &Step, seen: &Outcome) -> (Allowed, Vec<Model>) {
-    let mut allowed: Vec<Outcome> = Vec::new();
-    let mut next = Vec::new();
-    for m in models {
-        for (o, s) in m.apply(step) {
-            if o == *seen {
-                next.push(s);
-            }
-            if !allowed.contains(&o) {
-                allowed.push(o);
-            }
-        }
-    }
-    if next.len() > 1 {
-        let mut hashes = Vec::with_capacity(next.len());
-        next.retain(|m| {
-            let h = m.canonical_hash();
-            let new = !hashes.contains(&h);
-            hashes.push(h);
-            new
-        });
-        next.truncate(MAX_CANDIDATES);
-    }
-    (Allowed(allowed), next)
-}
-/// Both views and their diff when they differ (the model's map is built
-/// and the backend's view copied only then). `model` is sorted by path.
-fn differ(model: Vec<(String, Node)>, backend: &View) -> Option<(View, View, Vec<ViewDiff>)> {
-    if agree_sorted(&model, backend) {
+/// Both views as the contract compares them, and their diff, when they
+/// differ (the model's map is built and the backend's view copied only
+/// then). `model` is sorted by path.
+fn differ(
+    contract: Contract,
+    which: Which,
+    model: Vec<(String, Node)>,
+    backend: &View,
+) -> Option<(View, View, Vec<ViewDiff>)> {
+    if contract == Contract::Kernel && agree_sorted(&model, backend) {
         return None;
     }
-    let model = View {
-        nodes: model.into_iter().collect(),
-    };
-    let diff = compare_views(&model, backend);
-    (!diff.is_empty()).then(|| (model, backend.clone(), diff))
-}
-
-fn finished(trace: Trace<'_>) -> Run {
-    Run {
-        ops: trace.observed.len(),
-        allowed: trace.allowed,
-        observed: trace.observed,
-        divergence: None,
-    }
-}
-
-fn diverged(trace: Trace<'_>, check: Check, views: Option<(View, View, Vec<ViewDiff>)>) -> Run {
-    let (ops, allowed, observed) = (
-        trace.observed.len(),
-        trace.allowed.clone(),
-        trace.observed.clone(),
+    let model = contract.project(
+        which,
+        &View {
+            nodes: model.into_iter().collect(),
+        },
     );
-    Run {
-        ops,
-        allowed,
-        observed,
-        divergence: Some(trace.divergence(check, views)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ovlcheck_case::{parse_case, Errno};
-
-    fn model(text: &str) -> Model {
-        Model::new(&parse_case("t", text).unwrap()).unwrap()
-    }
-
-    fn step(op: &str) -> Step {
-        parse_case("t", &format!("lower\nops\n  {op}\n"))
-            .unwrap()
-            .steps
-            .remove(0)
-    }
-
-    /// The candidates' allowed outcomes are united (each once); only the
-    /// successors with the backend's outcome go on, equal states once.
-    #[test]
-    fn successors_unite_outcomes_and_keep_distinct_states() {
-        let has = model("lower\n  file f 0644 \"x\"\n");
-        let lacks = model("lower\n  file g 0644 \"y\"\n");
-        let unlink = step("unlink f");
-        let ok = Outcome::OK;
-        let enoent = Outcome::Err(Errno::ENOENT);
-
-        let (allowed, next) = successors(&[has.clone(), lacks.clone()], &unlink, &ok);
-        assert_eq!(allowed.0, vec![ok.clone(), enoent.clone()]);
-        assert_eq!(next.len(), 1, "only the state that had f can unlink it");
-
-        let (_, next) = successors(&[lacks.clone(), has.clone()], &unlink, &enoent);
-        assert_eq!(next.len(), 1);
-        assert_eq!(next[0].canonical_hash(), lacks.canonical_hash());
-
-        let (allowed, next) = successors(&[has.clone(), has.clone()], &unlink, &ok);
-        assert_eq!(allowed.0, vec![ok.clone()]);
-        assert_eq!(next.len(), 1, "equal successors are followed once");
-
-        let other = model("lower\n  file f 0644 \"x\"\n  file h 0644 \"z\"\n");
-        let (_, next) = successors(&[has, other], &unlink, &ok);
-        assert_eq!(next.len(), 2, "distinct successors are all followed");
-    }
+    let backend = contract.project(which, backend);
+    let diff = compare_views(&model, &backend);
+    (!diff.is_empty()).then_some((model, backend, diff))
 }

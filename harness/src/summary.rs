@@ -4,11 +4,16 @@
 
 use serde::Serialize;
 
-/// The machine-readable result of a command (DESIGN.md, CLI).
+/// The machine-readable result of a command (docs/architecture.md, "The
+/// CLI"). Divergences are counted as new or known
+/// ([`crate::known::KnownSet`]): only new ones make the exit status 1,
+/// unless `--strict`.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
     pub command: String,
     pub backend: String,
+    /// The contract compared under (`posix`, `layout`, `kernel`).
+    pub contract: String,
     pub profile: String,
     pub seed: Option<u64>,
     /// Cases (or sequences) run.
@@ -22,6 +27,18 @@ pub struct Summary {
     pub distinct: usize,
     /// Signatures of the distinct divergences, in case order.
     pub signatures: Vec<String>,
+    /// Divergent cases whose divergence no known case names.
+    pub new_divergences: usize,
+    /// Divergent cases whose divergence a known case names.
+    pub known_divergences: usize,
+    /// The new signatures, in case order.
+    pub new_signatures: Vec<String>,
+    /// Each known divergence met and the known case it matched.
+    pub known: Vec<crate::campaign::KnownMatch>,
+    /// `replay`: known cases that no longer diverge (the bug was fixed).
+    pub fixed: Vec<String>,
+    /// Cases not run: the backend cannot run their profile.
+    pub unsupported: usize,
     /// Cases on which the backend hung or died (environment failures).
     pub backend_failures: usize,
     pub elapsed_s: f64,
@@ -53,6 +70,20 @@ impl Summary {
             0.0
         };
         self
+    }
+
+    /// The exit status: 1 for a new divergence (or, with `strict`, a known
+    /// one or a fixed known case), 2 when interrupted or the backend
+    /// failed, else 0.
+    pub fn status(&self, strict: bool) -> i32 {
+        let known = self.known_divergences > 0 || !self.fixed.is_empty();
+        if self.new_divergences > 0 || (strict && known) {
+            1
+        } else if self.interrupted || self.backend_failures > 0 {
+            2
+        } else {
+            0
+        }
     }
 
     pub fn to_json(&self) -> String {

@@ -140,6 +140,14 @@ impl Model {
         ops::apply(self, step)
     }
 
+    /// The outcome of `step` and the state after it: every rule of the
+    /// model decides one outcome.
+    pub fn step(&self, step: &Step) -> (Outcome, Model) {
+        let mut v = ops::apply(self, step);
+        debug_assert_eq!(v.len(), 1, "a rule allows one outcome");
+        v.swap_remove(0)
+    }
+
     /// Number of lower (image) layers (grows by one on `commit`). With a
     /// read-only profile the container layer mounted as the top lower is
     /// not counted.

@@ -381,6 +381,25 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    /// `known BACKEND "SIGNATURE"`: a divergence the case shows on BACKEND.
+    fn known(&mut self, c: &mut Cursor) -> Result<(), ParseError> {
+        let col = c.toks[0].col;
+        if self.section != Section::Start {
+            return Err(c.err(col, "`known` must come before the first section"));
+        }
+        c.i = 1;
+        let (backend, _) = c.word("a backend name (e.g. fuse-overlayfs)")?;
+        let backend = backend.to_string();
+        let (text, scol) = c.string("the quoted signature of the divergence")?;
+        c.end(|| "the signature".into(), false)?;
+        let text = String::from_utf8(text).map_err(|_| c.err(scol, "a signature is UTF-8 text"))?;
+        let signature = text
+            .parse()
+            .map_err(|e| c.err(scol, format!("bad signature: {e}")))?;
+        self.case.known.push(crate::Known { backend, signature });
+        Ok(())
+    }
+
     fn profile(&mut self, c: &mut Cursor) -> Result<(), ParseError> {
         let col = c.toks[0].col;
         if let Some(first) = self.profile_line {
@@ -837,11 +856,12 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Case, ParseError> {
         match head {
             "lower" | "upper" | "ops" => p.header(&mut c, head)?,
             "profile" => p.profile(&mut c)?,
+            "known" => p.known(&mut c)?,
             _ => match p.section {
                 Section::Start => {
-                    return Err(
-                        c.expected("`profile` or a section header (`lower`, `upper`, `ops`)")
-                    )
+                    return Err(c.expected(
+                        "`profile`, `known` or a section header (`lower`, `upper`, `ops`)",
+                    ))
                 }
                 Section::Lower | Section::Upper => p.entry(&mut c)?,
                 Section::Ops => p.step(&mut c)?,

@@ -183,6 +183,14 @@ pub(crate) fn print(case: &Case) -> String {
         out.push_str(&line);
         out.push('\n');
     }
+    for k in &case.known {
+        let sig = k.signature.to_string();
+        out.push_str(&format!(
+            "known {} {}\n",
+            word(&k.backend),
+            quote(sig.as_bytes())
+        ));
+    }
     for l in &case.lowers {
         layer(&mut out, "lower", l);
     }

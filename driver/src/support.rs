@@ -1,0 +1,81 @@
+//! Which profiles each implementation can run, and how. A profile option an
+//! implementation does not have is either refused with the reason or turned
+//! off in the case's profile, so the model is told the feature is off; it is
+//! never passed on and silently ignored (docs/architecture.md, "Adding a
+//! backend").
+
+use crate::BackendKind;
+use ovlcheck_case::Profile;
+use std::os::unix::fs::PermissionsExt;
+
+/// The FUSE device a user namespace must be able to open.
+const DEV_FUSE: &str = "/dev/fuse";
+
+/// The profile `kind` runs for `profile`, or why it cannot run it.
+pub fn adapt_profile(kind: BackendKind, profile: &Profile) -> Result<Profile, String> {
+    match kind {
+        BackendKind::FuseOverlayfs => fuse_overlayfs(profile),
+        BackendKind::Kernel | BackendKind::Exec | BackendKind::Model => Ok(profile.clone()),
+    }
+}
+
+/// fuse-overlayfs (its `-o` options: lowerdir, upperdir, workdir and
+/// options of its own; none of the kernel's redirect_dir, index, metacopy
+/// or xino).
+fn fuse_overlayfs(profile: &Profile) -> Result<Profile, String> {
+    let refuse = |what: &str| Err(format!("fuse-overlayfs has no {what} option"));
+    if profile.metacopy {
+        return refuse("metacopy");
+    }
+    if profile.index {
+        return refuse("index");
+    }
+    if profile.xino {
+        return refuse("xino");
+    }
+    if profile.userxattr {
+        let mode = std::fs::metadata(DEV_FUSE)
+            .map(|m| m.permissions().mode() & 0o777)
+            .map_err(|e| format!("{DEV_FUSE}: {e}"))?;
+        if mode & 0o006 != 0o006 {
+            return Err(format!(
+                "fuse-overlayfs in a user namespace (the userxattr profile) must open \
+                 {DEV_FUSE}, which is mode {mode:04o} here: it needs mode 0666, as udev \
+                 sets it on distributions where rootless containers run"
+            ));
+        }
+    }
+    let mut p = profile.clone();
+    // No redirect_dir=on: renaming a directory that has lower layers gives
+    // EXDEV, as the kernel's redirect_dir=off does.
+    p.redirect_dir = false;
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fuse_overlayfs_refuses_or_turns_off_what_it_lacks() {
+        let p = |name: &str| Profile::preset(name).unwrap();
+        let fuse = |name: &str| adapt_profile(BackendKind::FuseOverlayfs, &p(name));
+        assert_eq!(fuse("default"), Ok(p("default")));
+        assert_eq!(
+            fuse("redirect"),
+            Ok(p("default")),
+            "redirect_dir turned off"
+        );
+        for name in ["metacopy", "index", "xino"] {
+            let e = fuse(name).unwrap_err();
+            assert!(e.contains("no ") && e.contains("option"), "{name}: {e}");
+        }
+        for name in ["xdev", "readonly", "enospc"] {
+            assert_eq!(fuse(name), Ok(p(name)));
+        }
+        assert_eq!(
+            adapt_profile(BackendKind::Kernel, &p("redirect")),
+            Ok(p("redirect"))
+        );
+    }
+}
