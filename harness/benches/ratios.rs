@@ -114,6 +114,8 @@ fn campaign_rate(backend: &dyn ovlcheck_driver::Backend, first: u64, jobs: usize
         shard: Shard::ALL,
         max_reported: 0,
         shrink_runs: 0,
+        contract: ovlcheck_harness::contract::Contract::Kernel,
+        known: Default::default(),
     };
     let indices: Vec<u64> = (first..first + SLICE).collect();
     let stop = AtomicBool::new(false);
