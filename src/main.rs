@@ -2,7 +2,7 @@
 //! work is in the harness crate.
 //!
 //! Exit status: 0 no divergence, 1 divergence found, 2 bad input or unusable
-//! environment (DESIGN.md, CLI).
+//! environment (docs/architecture.md, "The CLI").
 
 mod cli;
 
