@@ -168,6 +168,42 @@ o/old  file  -                                   -
     );
 }
 
+/// A file renamed over a lower one, a file created over a whiteout, a file
+/// copied up by chmod, a directory removed and made again.
+const NEW_OVER_LOWER: &str = "lower
+  file f 0644 \"old\"
+  file g 0644 \"old\"
+  file h 0644 \"old\"
+  dir d 0755
+ops
+  create t 0644 => ok
+  rename t f => ok
+  unlink g => ok
+  create g 0644 => ok
+  chmod h 0600 => ok
+  rmdir d => ok
+  mkdir d 0755 => ok
+";
+
+#[test]
+fn new_files_over_lower_ones_are_not_copy_ups() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = case_file(&dir, "new.ovl", NEW_OVER_LOWER);
+    let out = show(&case, &[]);
+    assert_eq!(
+        after(&out),
+        "\
+path  L0    upper        merged
+----  ----  -----------  ------
+d     dir   dir+opaque   dir
+f     file  file         file
+g     file  file         file
+h     file  file+copyup  file
+",
+        "{out}"
+    );
+}
+
 #[test]
 fn layers_made_by_commit_are_extra_lower_columns() {
     let dir = tempfile::tempdir().unwrap();
@@ -213,7 +249,11 @@ fn kernel_leaves_the_layers_the_model_predicts() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    for case in [seed_article(), case_file(&dir, "marks.ovl", MARKS)] {
+    for case in [
+        seed_article(),
+        case_file(&dir, "marks.ovl", MARKS),
+        case_file(&dir, "new.ovl", NEW_OVER_LOWER),
+    ] {
         let model = show(&case, &[]);
         let kernel = show(&case, &["--backend", "kernel"]);
         assert!(kernel.contains("after the ops, as kernel left them:"));

@@ -23,7 +23,7 @@ use std::fmt::Write;
 pub const LEGEND: &str = "legend: - no entry | whiteout: char 0/0 | \
 xwhiteout: file with overlay.whiteout | +opaque: overlay.opaque=y | \
 +xwhiteouts: overlay.opaque=x | +redirect=P: overlay.redirect | \
-+copyup: upper entry over a lower one, or with overlay.origin | \
++copyup: has overlay.origin, or an upper dir merging a lower one | \
 +metacopy: overlay.metacopy, data still below";
 
 /// What one layer of the case holds at one path, in a word or two.
@@ -74,10 +74,18 @@ fn is_whiteout(n: &Node) -> bool {
 
 /// What one raw layer holds at one path after the steps, with its overlay
 /// marks. `over_lower` says that the topmost lower entry at this path is a
-/// real one (not a whiteout): an upper entry there was copied up, or made
-/// over it. It is only asked for the upper, the layer copy-up writes into;
-/// in a lower layer (image layers routinely repeat the directories of the
-/// layers below) only an origin xattr records a copy-up.
+/// real one (not a whiteout); it is only asked for the upper, the layer
+/// copy-up writes into.
+///
+/// A copy-up is an entry with an origin xattr (copy_up.c records the lower
+/// inode's file handle there), or an upper directory over a lower one that
+/// is not opaque: it merges the lower directory, so it continues it. An
+/// opaque directory hides what is below it: it was made, not copied up
+/// (dir.c ovl_create_over_whiteout). A non-directory without an origin over
+/// a lower entry is most often a new file put there by a create over a
+/// whiteout or by a rename, so it is not marked. In lower layers (image
+/// layers routinely repeat the directories of the layers below) only an
+/// origin records a copy-up.
 fn layer_cell(n: &Node, over_lower: bool) -> String {
     let mut s = kind_word(n);
     let opaque = n.overlay.get("opaque").map(String::as_str);
@@ -92,10 +100,8 @@ fn layer_cell(n: &Node, over_lower: bool) -> String {
     if let Some(r) = n.overlay.get("redirect") {
         let _ = write!(s, "+redirect={r}");
     }
-    // An opaque directory hides what is below it instead of continuing it:
-    // it was made, not copied up (dir.c ovl_create_over_whiteout).
-    let copied = n.overlay.contains_key("origin") || (over_lower && opaque != Some("y"));
-    if copied && !is_whiteout(n) {
+    let merges = n.kind == NodeKind::Dir && over_lower && opaque != Some("y");
+    if n.overlay.contains_key("origin") || merges {
         s.push_str("+copyup");
     }
     if n.overlay.contains_key("metacopy") {
