@@ -50,8 +50,21 @@ enum Command {
     Replay(ReplayArgs),
     /// Run one case with model and backend side by side.
     Run(RunArgs),
-    /// Draw a case's layer stack and merged view as a table.
-    Show(CaseArg),
+    /// Draw a case's layer stack before and after its ops as two tables.
+    ///
+    /// One row per path; columns: each lower layer bottom to top (then the
+    /// layers `commit` steps made), the upper, and the merged view. "Before"
+    /// is the case as written. "After" is the model's end state (pinned
+    /// outcomes, else the first allowed), or with --backend the layers that
+    /// implementation left. Cells mark whiteouts, opaque dirs, redirects,
+    /// copy-ups and metacopy files; a legend line follows the tables.
+    #[command(mut_arg("backend", |a| {
+        a.default_value("model").help(
+            "Whose end state the after table shows: model (no mount), kernel, \
+             fuse-overlayfs or exec (see --mount-cmd)",
+        )
+    }))]
+    Show(ShowArgs),
     /// Print a standalone shell script that reproduces a case without ovlcheck.
     Repro(CaseArg),
     /// Print case number I of a fuzz campaign (same --seed, --profile, --max-ops) as a .ovl file.
@@ -195,6 +208,14 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+struct ShowArgs {
+    /// The case file.
+    case: PathBuf,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+#[derive(Args)]
 struct CaseArg {
     /// The case file.
     case: PathBuf,
@@ -228,7 +249,10 @@ pub fn main() -> i32 {
         Command::Explore(a) => explore_cmd(a, &stop),
         Command::Replay(a) => replay(a, &stop),
         Command::Run(a) => run_one(a),
-        Command::Show(a) => with_case(&a.case, |c| show::table(c).map(|t| print!("{t}"))),
+        Command::Show(a) => match make_backend(&a.backend) {
+            Ok(b) => with_case(&a.case, |c| show::tables(c, &*b).map(|t| print!("{t}"))),
+            Err(e) => fail(e),
+        },
         Command::Repro(a) => with_case(&a.case, |c| repro::script(c).map(|t| print!("{t}"))),
         Command::Generate(a) => generate(a),
     }

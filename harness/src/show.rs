@@ -1,14 +1,32 @@
-//! `ovlcheck show CASE`: the layer stack as a table, one row per path, one
-//! column per lower layer (bottom to top), the upper, and the merged view the
-//! model derives (before any op runs).
+//! `ovlcheck show CASE`: the layer stack as two tables, before and after the
+//! case's steps. One row per path; one column per lower layer (bottom to
+//! top), the upper, and the merged view users see.
+//!
+//! The "before" table is the case as written, with the merged view the model
+//! derives at mount time. The "after" table is what the steps left: by
+//! default the model's end state, or with a backend the layer directories
+//! that implementation actually wrote. There each layer's cell marks the
+//! overlay state that explains the merged view: whiteouts, opaque
+//! directories, redirects, copy-ups and metacopy files (overlayfs.rst, and
+//! docs/semantics.md for how the model decides each one). Layers added by
+//! `commit` steps appear as extra lower columns.
 
+use crate::ModelBackend;
 use ovlcheck_case::layer::{Object, ObjectKind};
-use ovlcheck_case::{Case, NodeKind, View};
+use ovlcheck_case::{Case, Node, NodeKind, View};
+use ovlcheck_driver::{Backend, DriverError, Session};
 use ovlcheck_model::Model;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-/// What one layer holds at one path, in a word or two.
+/// What the words and marks in the cells mean, printed under the tables.
+pub const LEGEND: &str = "legend: - no entry | whiteout: char 0/0 | \
+xwhiteout: file with overlay.whiteout | +opaque: overlay.opaque=y | \
++xwhiteouts: overlay.opaque=x | +redirect=P: overlay.redirect | \
++copyup: has overlay.origin, or an upper dir merging a lower one | \
++metacopy: overlay.metacopy, data still below";
+
+/// What one layer of the case holds at one path, in a word or two.
 fn cell(o: &Object) -> String {
     let mut s = match &o.kind {
         ObjectKind::Dir => "dir".to_string(),
@@ -30,61 +48,73 @@ fn cell(o: &Object) -> String {
     s
 }
 
-fn merged_cell(view: &View, path: &str) -> String {
-    match view.nodes.get(path).map(|n| n.kind) {
-        None => "-".into(),
-        Some(NodeKind::Dir) => "dir".into(),
-        Some(NodeKind::File) => "file".into(),
-        Some(NodeKind::Symlink) => "symlink".into(),
-        Some(NodeKind::Fifo) => "fifo".into(),
-        Some(NodeKind::Whiteout) => "whiteout".into(),
-        Some(NodeKind::Char(a, b)) => format!("char {a}:{b}"),
-        Some(NodeKind::Other) => "other".into(),
+/// The kind word of a node, as the layer and merged columns share it.
+fn kind_word(n: &Node) -> String {
+    match n.kind {
+        NodeKind::Dir => "dir".into(),
+        NodeKind::File if n.overlay.contains_key("whiteout") => "xwhiteout".into(),
+        NodeKind::File => "file".into(),
+        NodeKind::Symlink => "symlink".into(),
+        NodeKind::Fifo => "fifo".into(),
+        NodeKind::Whiteout => "whiteout".into(),
+        NodeKind::Char(a, b) => format!("char {a}:{b}"),
+        NodeKind::Other => "other".into(),
     }
 }
 
-/// The table for `case`.
-pub fn table(case: &Case) -> Result<String, String> {
-    let mut columns: Vec<(String, BTreeMap<String, String>)> = Vec::new();
-    for (i, layer) in case.lowers.iter().enumerate() {
-        columns.push((format!("L{i}"), layer_cells(layer)?));
+fn merged_cell(view: &View, path: &str) -> String {
+    view.nodes.get(path).map_or_else(|| "-".into(), kind_word)
+}
+
+/// True for an entry that hides the same path in the layers below: a
+/// whiteout (a char 0/0 device, or an xattr whiteout).
+fn is_whiteout(n: &Node) -> bool {
+    n.kind == NodeKind::Whiteout || (n.kind == NodeKind::File && n.overlay.contains_key("whiteout"))
+}
+
+/// What one raw layer holds at one path after the steps, with its overlay
+/// marks. `over_lower` says that the topmost lower entry at this path is a
+/// real one (not a whiteout); it is only asked for the upper, the layer
+/// copy-up writes into.
+///
+/// A copy-up is an entry with an origin xattr (copy_up.c records the lower
+/// inode's file handle there), or an upper directory over a lower one that
+/// is not opaque: it merges the lower directory, so it continues it. An
+/// opaque directory hides what is below it: it was made, not copied up
+/// (dir.c ovl_create_over_whiteout). A non-directory without an origin over
+/// a lower entry is most often a new file put there by a create over a
+/// whiteout or by a rename, so it is not marked. In lower layers (image
+/// layers routinely repeat the directories of the layers below) only an
+/// origin records a copy-up.
+fn layer_cell(n: &Node, over_lower: bool) -> String {
+    let mut s = kind_word(n);
+    let opaque = n.overlay.get("opaque").map(String::as_str);
+    match opaque {
+        Some("y") => s.push_str("+opaque"),
+        Some("x") => s.push_str("+xwhiteouts"),
+        Some(v) => {
+            let _ = write!(s, "+opaque={v}");
+        }
+        None => {}
     }
-    if !case.profile.readonly {
-        columns.push((
-            "upper".into(),
-            case.upper
-                .as_ref()
-                .map(layer_cells)
-                .transpose()?
-                .unwrap_or_default(),
-        ));
+    if let Some(r) = n.overlay.get("redirect") {
+        let _ = write!(s, "+redirect={r}");
     }
-    let model = Model::new(case).map_err(|e| e.to_string())?;
-    let merged = model.merged_view();
-    let mut paths: BTreeSet<String> = columns
-        .iter()
-        .flat_map(|(_, c)| c.keys().cloned())
-        .collect();
-    paths.extend(merged.nodes.keys().filter(|p| !p.is_empty()).cloned());
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    let mut header = vec!["path".to_string()];
-    header.extend(columns.iter().map(|(n, _)| n.clone()));
-    header.push("merged".into());
-    rows.push(header);
-    for p in &paths {
-        let mut row = vec![p.clone()];
-        row.extend(
-            columns
-                .iter()
-                .map(|(_, c)| c.get(p).cloned().unwrap_or_else(|| "-".into())),
-        );
-        row.push(merged_cell(&merged, p));
-        rows.push(row);
+    let merges = n.kind == NodeKind::Dir && over_lower && opaque != Some("y");
+    if n.overlay.contains_key("origin") || merges {
+        s.push_str("+copyup");
     }
+    if n.overlay.contains_key("metacopy") {
+        s.push_str("+metacopy");
+    }
+    s
+}
+
+/// Aligned rows under a header, the header underlined with dashes.
+fn render(out: &mut String, rows: &[Vec<String>]) {
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
-    let mut out = format!("profile: {}\n", case.profile);
     for (n, r) in rows.iter().enumerate() {
         let line: Vec<String> = r
             .iter()
@@ -104,6 +134,50 @@ pub fn table(case: &Case) -> Result<String, String> {
             );
         }
     }
+}
+
+/// The rows of a table: a header, then one row per path of any column or
+/// of the merged view (the root left out), sorted.
+fn rows(columns: &[(String, BTreeMap<String, String>)], merged: &View) -> Vec<Vec<String>> {
+    let mut paths: BTreeSet<&String> = columns.iter().flat_map(|(_, c)| c.keys()).collect();
+    paths.extend(merged.nodes.keys().filter(|p| !p.is_empty()));
+    let mut header = vec!["path".to_string()];
+    header.extend(columns.iter().map(|(n, _)| n.clone()));
+    header.push("merged".into());
+    let mut rows = vec![header];
+    for p in paths {
+        let mut row = vec![p.clone()];
+        row.extend(
+            columns
+                .iter()
+                .map(|(_, c)| c.get(p).cloned().unwrap_or_else(|| "-".into())),
+        );
+        row.push(merged_cell(merged, p));
+        rows.push(row);
+    }
+    rows
+}
+
+/// The "before" table of `case`: its layers as written and the merged view
+/// the model derives from them at mount time.
+pub fn before_table(case: &Case) -> Result<String, String> {
+    let mut columns: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    for (i, layer) in case.lowers.iter().enumerate() {
+        columns.push((format!("L{i}"), layer_cells(layer)?));
+    }
+    if !case.profile.readonly {
+        columns.push((
+            "upper".into(),
+            case.upper
+                .as_ref()
+                .map(layer_cells)
+                .transpose()?
+                .unwrap_or_default(),
+        ));
+    }
+    let model = Model::new(case).map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    render(&mut out, &rows(&columns, &model.merged_view()));
     Ok(out)
 }
 
@@ -113,4 +187,103 @@ fn layer_cells(layer: &ovlcheck_case::LayerSpec) -> Result<BTreeMap<String, Stri
         .iter()
         .map(|o| (o.path.to_string(), cell(o)))
         .collect())
+}
+
+/// The raw layers and the merged view after every step.
+struct EndState {
+    /// Bottom first: the case's lowers, then one layer per `commit`.
+    lowers: Vec<View>,
+    /// `None` for a read-only profile.
+    upper: Option<View>,
+    merged: View,
+}
+
+/// Runs every step of `case` on `backend` and observes what is left. The
+/// session is finished (unmounted, removed) whether or not that worked.
+fn end_state(backend: &dyn Backend, case: &Case) -> Result<EndState, String> {
+    let mut session = backend.start(case).map_err(|e| e.to_string())?;
+    let observed = observe(&mut *session, case);
+    let finished = session.finish();
+    let state = observed.map_err(|e| e.to_string())?;
+    finished.map_err(|e| e.to_string())?;
+    Ok(state)
+}
+
+/// The steps' outcomes do not matter here, only the layers they leave; the
+/// views are taken in the order the differential runner takes them.
+fn observe(s: &mut dyn Session, case: &Case) -> Result<EndState, DriverError> {
+    for step in &case.steps {
+        s.apply(step)?;
+    }
+    let merged = s.merged_view()?;
+    let upper = s.upper_view()?;
+    let lowers = s.lower_views()?;
+    Ok(EndState {
+        lowers,
+        upper,
+        merged,
+    })
+}
+
+/// The "after" table of `case` on `backend`: the raw layers and the merged
+/// view once every step has run, with a last line naming the lower layers
+/// that `commit` steps made. [`ModelBackend`] gives the model's end state
+/// (each step's pinned outcome when the case pins one, else the model's
+/// first allowed outcome).
+pub fn after_table(case: &Case, backend: &dyn Backend) -> Result<String, String> {
+    let end = end_state(backend, case)?;
+    let mut columns: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    for (i, layer) in end.lowers.iter().enumerate() {
+        let cells = nodes(layer)
+            .map(|(p, n)| (p.clone(), layer_cell(n, false)))
+            .collect();
+        columns.push((format!("L{i}"), cells));
+    }
+    if let Some(upper) = &end.upper {
+        let cells = nodes(upper)
+            .map(|(p, n)| (p.clone(), layer_cell(n, over_lower(&end.lowers, p))))
+            .collect();
+        columns.push(("upper".into(), cells));
+    }
+    let mut out = String::new();
+    render(&mut out, &rows(&columns, &end.merged));
+    let made: Vec<String> = (case.lowers.len()..end.lowers.len())
+        .map(|i| format!("L{i}"))
+        .collect();
+    if !made.is_empty() {
+        let _ = writeln!(out, "made by commit: {}", made.join(" "));
+    }
+    Ok(out)
+}
+
+/// The entries of a raw layer view, its root left out.
+fn nodes(v: &View) -> impl Iterator<Item = (&String, &Node)> {
+    v.nodes.iter().filter(|(p, _)| !p.is_empty())
+}
+
+/// True when the topmost lower layer with an entry at `path` holds a real
+/// entry there, not a whiteout.
+fn over_lower(lowers: &[View], path: &str) -> bool {
+    lowers
+        .iter()
+        .rev()
+        .find_map(|l| l.nodes.get(path))
+        .is_some_and(|n| !is_whiteout(n))
+}
+
+/// Everything `ovlcheck show` prints: the profile, the "before" table, the
+/// "after" table on `backend` and the legend.
+pub fn tables(case: &Case, backend: &dyn Backend) -> Result<String, String> {
+    let before = before_table(case)?;
+    let after = after_table(case, backend)?;
+    let whose = if backend.name() == ModelBackend::NAME {
+        "as the model predicts them (each step's pinned outcome, else its first allowed one)"
+            .to_string()
+    } else {
+        format!("as {} left them", backend.name())
+    };
+    Ok(format!(
+        "profile: {}\n\nbefore the ops:\n{before}\nafter the ops, {whose}:\n{after}\n{LEGEND}\n",
+        case.profile
+    ))
 }
