@@ -12,6 +12,8 @@
 //! lower, layers that pass [`LayerSpec::objects`], sizes within [`limits`],
 //! no NUL in op xattr names or symlink targets, `Errno::Other(n)` only for
 //! unnamed `n > 0`, and a profile whose `upper_size` is at least 4096.
+//!
+//! [`LayerSpec::objects`]: crate::layer::LayerSpec::objects
 
 mod lex;
 mod parse;
