@@ -529,11 +529,7 @@ fn run_one(a: RunArgs) -> i32 {
         Err(e) => return fail(e),
     };
     // Pinning replaces whatever the file pins.
-    let case = if a.pin {
-        campaign::unpinned(&case)
-    } else {
-        case
-    };
+    let case = if a.pin { case.unpinned() } else { case };
     match run_case(&*backend, &case) {
         Ok(run) if a.pin => {
             let mut pinned = case.clone();

@@ -266,7 +266,8 @@ pub fn case_size(case: &Case) -> usize {
 /// Shrinks a divergent case to a minimal one with the same signature.
 pub fn minimize(backend: &dyn Backend, found: &Divergence, index: u64, max_runs: usize) -> Finding {
     let signature = found.signature();
-    let original = unpinned(&found.case);
+    // Shrinking must not be steered by outcomes observed on the bigger case.
+    let original = found.case.unpinned();
     let mut runs = 0usize;
     let small = shrink(original.clone(), Duration::from_secs(600), |c| {
         if runs >= max_runs {
@@ -289,16 +290,6 @@ pub fn minimize(backend: &dyn Backend, found: &Divergence, index: u64, max_runs:
         original_size: case_size(&original),
         shrink_runs: runs,
     }
-}
-
-/// The case with its pinned outcomes removed (shrinking must not be steered
-/// by outcomes observed on the bigger case).
-pub fn unpinned(case: &Case) -> Case {
-    let mut c = case.clone();
-    for s in &mut c.steps {
-        s.expect = None;
-    }
-    c
 }
 
 /// Phase 2: shrink the first divergence of each distinct signature, the
