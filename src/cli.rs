@@ -644,11 +644,7 @@ fn run_one(a: RunArgs) -> i32 {
         Err(e) => return fail(e),
     };
     // Pinning replaces whatever the file pins.
-    let case = if a.pin {
-        campaign::unpinned(&case)
-    } else {
-        case
-    };
+    let case = if a.pin { case.unpinned() } else { case };
     let contract = a.backend.contract(&*backend);
     match run_case_under(&*backend, &case, contract) {
         Ok(run) if a.pin => {

@@ -1,11 +1,25 @@
-//! proptest strategies for every case type (feature `arbitrary`).
+//! proptest strategies for cases, steps, outcomes and views (feature
+//! `arbitrary`), for the property tests: the text format's round trip and
+//! robustness and the serde round trip (this crate's tests), and the laws of
+//! the model (`model/tests/properties.rs`, and `model/examples/gen.rs`,
+//! which writes such cases out as files).
 //!
-//! They are composable: most take the universe of paths to draw from, so a
-//! generator can pick a small alphabet that makes operations collide (the
-//! harness) or wild names that stress the text format (round-trip tests).
-//! Every generated value is valid: layers pass [`LayerSpec::objects`] and
-//! every [`Case`] prints and parses back to itself.
+//! Each part of a value is drawn on its own over the whole vocabulary: any
+//! preset profile, layers of any entries over a small or a wild name
+//! alphabet, any op with any credentials, random pins, any errno. Every
+//! value is well formed: layers pass [`LayerSpec::objects`] and every
+//! [`Case`] prints and parses back to itself. Beyond that a case need not
+//! make sense: its layers are unrelated to each other, its ops often name
+//! paths that exist nowhere, its credentials and pins are random. That
+//! breadth is what the format and serde tests need, and the model's laws
+//! must hold on any case.
+//!
+//! Campaigns use another generator, `ovlcheck_harness::gen`, which makes
+//! meaningful cases instead: correlated layers, ops mostly on paths that
+//! exist, no pins, drawn straight from a seeded RNG for speed and shrunk
+//! with delta debugging (docs/testing.md, "Generation").
 
+use crate::case::Case;
 use crate::errno::Errno;
 use crate::layer::{Entry, LayerSpec};
 use crate::op::{Cred, Op, OpenFlags, RenameFlags, Step};
@@ -13,7 +27,6 @@ use crate::outcome::{FileKind, Outcome, StatInfo, Value};
 use crate::path::{Name, OpPath, RelPath};
 use crate::profile::{Profile, PRESETS};
 use crate::view::{DevClass, Node, NodeKind, View};
-use crate::Case;
 use proptest::collection::{btree_map, vec};
 use proptest::option;
 use proptest::prelude::*;
@@ -21,20 +34,20 @@ use proptest::sample::select;
 use proptest::strategy::Union;
 
 /// The default small name alphabet: few names, so ops collide.
-pub const NAMES: &[&str] = &["a", "b", "c", "d"];
+const NAMES: &[&str] = &["a", "b", "c", "d"];
 
 fn nm(s: &str) -> Name {
     Name::new(s).unwrap_or_else(|_| unreachable!("arb name `{s}` is valid"))
 }
 
 /// A name from [`NAMES`].
-pub fn name() -> impl Strategy<Value = Name> {
+fn name() -> impl Strategy<Value = Name> {
     select(NAMES).prop_map(nm)
 }
 
 /// Any valid name, biased toward ones the text format must quote or escape
 /// (spaces, quotes, `#`, `=>`, brackets, control characters, non-ASCII).
-pub fn wild_name() -> impl Strategy<Value = Name> {
+fn wild_name() -> impl Strategy<Value = Name> {
     prop_oneof![
         2 => name().prop_map(|n| n.to_string()),
         1 => "[a-z0-9._-]{1,12}",
@@ -45,7 +58,7 @@ pub fn wild_name() -> impl Strategy<Value = Name> {
 }
 
 /// A path of 1..=`max_depth` components drawn from `names`.
-pub fn rel_path_from(
+fn rel_path_from(
     names: impl Strategy<Value = Name>,
     max_depth: usize,
 ) -> impl Strategy<Value = RelPath> {
@@ -53,13 +66,13 @@ pub fn rel_path_from(
 }
 
 /// A path over [`NAMES`], at most 3 deep.
-pub fn rel_path() -> impl Strategy<Value = RelPath> {
+fn rel_path() -> impl Strategy<Value = RelPath> {
     rel_path_from(name(), 3)
 }
 
 /// Every path over `names` up to `max_depth` components, shallow first: a
 /// finite universe for [`op`], [`entry`] and [`layer_spec`].
-pub fn all_paths(names: &[&str], max_depth: usize) -> Vec<RelPath> {
+fn all_paths(names: &[&str], max_depth: usize) -> Vec<RelPath> {
     let mut out = Vec::new();
     let mut level = vec![RelPath::root()];
     for _ in 0..max_depth {
@@ -75,7 +88,7 @@ pub fn all_paths(names: &[&str], max_depth: usize) -> Vec<RelPath> {
     out
 }
 
-/// The default path universe: [`NAMES`] up to depth 2.
+/// The default path universe: the names `a` to `d`, up to two deep.
 pub fn default_paths() -> Vec<RelPath> {
     all_paths(NAMES, 2)
 }
@@ -89,7 +102,7 @@ fn pick(paths: &[RelPath]) -> BoxedStrategy<RelPath> {
 }
 
 /// A path from `paths`, with a trailing `/` one time in eight.
-pub fn op_path(paths: Vec<RelPath>) -> impl Strategy<Value = OpPath> {
+fn op_path(paths: Vec<RelPath>) -> impl Strategy<Value = OpPath> {
     (pick(&paths), prop::bool::weighted(0.125)).prop_map(|(path, trailing_slash)| OpPath {
         path,
         trailing_slash,
@@ -97,7 +110,7 @@ pub fn op_path(paths: Vec<RelPath>) -> impl Strategy<Value = OpPath> {
 }
 
 /// A permission mode: usually a common one, sometimes any of 0..=07777.
-pub fn mode() -> impl Strategy<Value = u32> {
+fn mode() -> impl Strategy<Value = u32> {
     prop_oneof![
         4 => select(vec![0o755u32, 0o644, 0o700, 0o600, 0o777, 0o1777, 0o4755, 0]),
         1 => 0u32..=0o7777,
@@ -105,12 +118,12 @@ pub fn mode() -> impl Strategy<Value = u32> {
 }
 
 /// A uid or gid: mostly 0 or 1000.
-pub fn id() -> impl Strategy<Value = u32> {
+fn id() -> impl Strategy<Value = u32> {
     prop_oneof![3 => Just(0u32), 2 => Just(1000u32), 1 => any::<u32>()]
 }
 
 /// A timestamp in seconds.
-pub fn secs() -> impl Strategy<Value = i64> {
+fn secs() -> impl Strategy<Value = i64> {
     prop_oneof![
         3 => select(vec![0i64, 1_600_000_000, 1_700_000_000]),
         1 => any::<i64>(),
@@ -118,7 +131,7 @@ pub fn secs() -> impl Strategy<Value = i64> {
 }
 
 /// File contents or xattr values: short text or arbitrary bytes.
-pub fn data() -> impl Strategy<Value = Vec<u8>> {
+fn data() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         3 => "[a-z]{0,6}".prop_map(String::into_bytes),
         1 => vec(any::<u8>(), 0..12),
@@ -126,7 +139,7 @@ pub fn data() -> impl Strategy<Value = Vec<u8>> {
 }
 
 /// A symlink target as a layer may hold it: non-empty, no NUL.
-pub fn target() -> impl Strategy<Value = Vec<u8>> {
+fn target() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         3 => rel_path().prop_map(|p| p.to_string().into_bytes()),
         1 => "/[a-z]{1,3}(/[a-z]{1,3})?".prop_map(String::into_bytes),
@@ -136,7 +149,7 @@ pub fn target() -> impl Strategy<Value = Vec<u8>> {
 }
 
 /// A redirect target: relative (a name) or absolute (`/a/b`).
-pub fn redirect_target() -> impl Strategy<Value = String> {
+fn redirect_target() -> impl Strategy<Value = String> {
     prop_oneof![
         name().prop_map(|n| n.to_string()),
         rel_path().prop_map(|p| format!("/{p}")),
@@ -144,12 +157,12 @@ pub fn redirect_target() -> impl Strategy<Value = String> {
 }
 
 /// An ordinary xattr name a layer may hold.
-pub fn layer_xattr_name() -> impl Strategy<Value = String> {
+fn layer_xattr_name() -> impl Strategy<Value = String> {
     select(vec!["user.a", "user.b", "trusted.t"]).prop_map(String::from)
 }
 
 /// An xattr name an op may use, including overlay-private and invalid ones.
-pub fn op_xattr_name() -> impl Strategy<Value = String> {
+fn op_xattr_name() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => layer_xattr_name(),
         1 => select(vec![
@@ -163,7 +176,7 @@ pub fn op_xattr_name() -> impl Strategy<Value = String> {
 }
 
 /// One layer entry on a path from `paths` (not necessarily valid in context).
-pub fn entry(paths: Vec<RelPath>) -> impl Strategy<Value = Entry> {
+fn entry(paths: Vec<RelPath>) -> impl Strategy<Value = Entry> {
     let p = pick(&paths);
     let arms: Vec<(u32, BoxedStrategy<Entry>)> = vec![
         (
@@ -257,7 +270,7 @@ pub fn layer_spec(paths: Vec<RelPath>, max_entries: usize) -> impl Strategy<Valu
 
 /// Any errno that prints and parses back to itself: a named one, or an
 /// unnamed positive number.
-pub fn errno() -> impl Strategy<Value = Errno> {
+fn errno() -> impl Strategy<Value = Errno> {
     prop_oneof![
         8 => select(Errno::NAMED),
         1 => (1i32..4096).prop_filter_map("named", |n| match Errno::from_code(n) {
@@ -268,7 +281,7 @@ pub fn errno() -> impl Strategy<Value = Errno> {
 }
 
 /// Any file kind.
-pub fn file_kind() -> impl Strategy<Value = FileKind> {
+fn file_kind() -> impl Strategy<Value = FileKind> {
     select(vec![
         FileKind::File,
         FileKind::Dir,
@@ -280,7 +293,7 @@ pub fn file_kind() -> impl Strategy<Value = FileKind> {
 }
 
 /// Stat fields.
-pub fn stat_info() -> impl Strategy<Value = StatInfo> {
+fn stat_info() -> impl Strategy<Value = StatInfo> {
     (
         file_kind(),
         0u32..=0o7777,
@@ -300,7 +313,7 @@ pub fn stat_info() -> impl Strategy<Value = StatInfo> {
 }
 
 /// Any value.
-pub fn value() -> impl Strategy<Value = Value> {
+fn value() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(Value::Unit),
         data().prop_map(Value::Bytes),
@@ -322,7 +335,7 @@ pub fn outcome() -> impl Strategy<Value = Outcome> {
 }
 
 /// Credentials: usually none (root), sometimes an unprivileged user.
-pub fn cred() -> impl Strategy<Value = Option<Cred>> {
+fn cred() -> impl Strategy<Value = Option<Cred>> {
     prop_oneof![
         4 => Just(None),
         1 => (id(), id()).prop_map(|(uid, gid)| Some(Cred { uid, gid })),
@@ -330,7 +343,7 @@ pub fn cred() -> impl Strategy<Value = Option<Cred>> {
 }
 
 /// One op over `paths`.
-pub fn op(paths: Vec<RelPath>) -> impl Strategy<Value = Op> {
+fn op(paths: Vec<RelPath>) -> impl Strategy<Value = Op> {
     let p = op_path(paths).boxed();
     let arms: Vec<(u32, BoxedStrategy<Op>)> = vec![
         (2, p.clone().prop_map(|path| Op::Lstat { path }).boxed()),
@@ -463,13 +476,13 @@ pub fn step(paths: Vec<RelPath>) -> impl Strategy<Value = Step> {
 }
 
 /// A profile from [`PRESETS`].
-pub fn profile() -> impl Strategy<Value = Profile> {
+fn profile() -> impl Strategy<Value = Profile> {
     select(PRESETS).prop_map(|p| Profile::preset(p.name).unwrap_or_default())
 }
 
 /// A case over `paths`: 1..=`max_lowers` lowers and maybe an upper, each of
 /// at most `max_entries` entries, and at most `max_ops` steps.
-pub fn case_with(
+fn case_with(
     paths: Vec<RelPath>,
     max_lowers: usize,
     max_entries: usize,
@@ -498,13 +511,14 @@ pub fn case() -> impl Strategy<Value = Case> {
     case_with(default_paths(), 3, 8, 12)
 }
 
-/// A case over a few [`wild_name`] paths: stresses quoting and escaping.
+/// A case over a few paths of wild names (spaces, quotes, `#`, `=>`,
+/// control characters, non-ASCII): stresses quoting and escaping.
 pub fn wild_case() -> impl Strategy<Value = Case> {
     vec(rel_path_from(wild_name(), 3), 1..6).prop_flat_map(|paths| case_with(paths, 2, 8, 10))
 }
 
 /// Any node kind.
-pub fn node_kind() -> impl Strategy<Value = NodeKind> {
+fn node_kind() -> impl Strategy<Value = NodeKind> {
     prop_oneof![
         select(vec![
             NodeKind::Dir,
@@ -519,7 +533,7 @@ pub fn node_kind() -> impl Strategy<Value = NodeKind> {
 }
 
 /// Any node (fields not necessarily consistent with each other).
-pub fn node() -> impl Strategy<Value = Node> {
+fn node() -> impl Strategy<Value = Node> {
     (
         (node_kind(), 0u32..=0o7777, id(), id(), 0u64..64),
         (

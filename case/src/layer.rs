@@ -5,6 +5,10 @@
 //! `user.overlay.*` (userxattr): the model and the driver pick the namespace
 //! from the profile.
 
+mod objects;
+
+pub(crate) use objects::check_layer_xattr_name;
+
 use crate::path::RelPath;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -140,6 +144,6 @@ impl LayerSpec {
     /// is not a directory, a hard link to a missing or non-regular file, an
     /// attribute on a path no entry created, a marker on the wrong kind.
     pub fn objects(&self) -> Result<Vec<Object>, LayerError> {
-        crate::text::layer_objects(self)
+        objects::objects(self)
     }
 }

@@ -127,14 +127,14 @@ impl std::fmt::Display for Value {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Value::Unit => f.write_str("ok"),
-            Value::Bytes(b) => f.write_str(&crate::text::quote(b)),
+            Value::Bytes(b) => f.write_str(&crate::quote::quote(b)),
             Value::Names(names) => {
                 f.write_str("[")?;
                 for (i, n) in names.iter().enumerate() {
                     if i > 0 {
                         f.write_str(", ")?;
                     }
-                    f.write_str(&crate::text::quote(n.as_bytes()))?;
+                    f.write_str(&crate::quote::quote(n.as_bytes()))?;
                 }
                 f.write_str("]")
             }

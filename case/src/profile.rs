@@ -1,6 +1,6 @@
 //! Mount profiles: the overlay options that change semantics. Version- or
 //! option-dependent behaviour is a switch here, never an `if` scattered
-//! through the model (DESIGN.md, model).
+//! through the model (docs/architecture.md, "Profiles").
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

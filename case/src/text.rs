@@ -1,4 +1,5 @@
-//! The `.ovl` text format: parser and printer (DESIGN.md, case text format).
+//! The `.ovl` text format: parser and printer (docs/architecture.md, "The
+//! case format").
 //!
 //! A case is line oriented: an optional `profile` line, then `lower`
 //! sections (bottom layer first), an optional `upper` section and an `ops`
@@ -11,16 +12,17 @@
 //! lower, layers that pass [`LayerSpec::objects`], sizes within [`limits`],
 //! no NUL in op xattr names or symlink targets, `Errno::Other(n)` only for
 //! unnamed `n > 0`, and a profile whose `upper_size` is at least 4096.
+//!
+//! [`LayerSpec::objects`]: crate::layer::LayerSpec::objects
 
 mod lex;
-mod objects;
 mod parse;
 mod print;
 
-use crate::layer::{LayerError, LayerSpec, Object};
-use crate::Case;
+use crate::case::Case;
+use crate::op::Step;
 
-pub use print::{quote, word};
+pub use crate::quote::{quote, word};
 
 /// Size limits of the text format. Each limit is checked with an error that
 /// names it, so hostile or runaway input fails early instead of exhausting
@@ -65,11 +67,6 @@ pub fn print_case(case: &Case) -> String {
 }
 
 /// One step as a line of the `ops` section: `[as UID:GID] OP [=> EXPECT]`.
-pub fn print_step(step: &crate::Step) -> String {
+pub fn print_step(step: &Step) -> String {
     print::step(step)
-}
-
-/// Resolves a layer's entries into objects (see [`LayerSpec::objects`]).
-pub(crate) fn layer_objects(spec: &LayerSpec) -> Result<Vec<Object>, LayerError> {
-    objects::objects(spec)
 }

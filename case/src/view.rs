@@ -2,7 +2,7 @@
 //! raw layer directory as it sits on disk. Ordered, hashable, serialisable
 //! and diffable, so model and backend can be compared field by field.
 
-use crate::text::{quote, word};
+use crate::quote::{quote, word};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

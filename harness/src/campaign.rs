@@ -395,7 +395,8 @@ pub fn minimize(
     max_runs: usize,
 ) -> Finding {
     let signature = found.signature();
-    let original = unpinned(&found.case);
+    // Shrinking must not be steered by outcomes observed on the bigger case.
+    let original = found.case.unpinned();
     let mut runs = 0usize;
     let small = shrink(original.clone(), Duration::from_secs(600), |c| {
         if runs >= max_runs {
@@ -418,16 +419,6 @@ pub fn minimize(
         original_size: case_size(&original),
         shrink_runs: runs,
     }
-}
-
-/// The case with its pinned outcomes removed (shrinking must not be steered
-/// by outcomes observed on the bigger case).
-pub fn unpinned(case: &Case) -> Case {
-    let mut c = case.clone();
-    for s in &mut c.steps {
-        s.expect = None;
-    }
-    c
 }
 
 /// The first divergence of each new (not known) signature, lowest case

@@ -1,13 +1,21 @@
 //! Case generation. Lower layers are perturbations of one random tree over a
 //! small name alphabet, so names collide across layers; ops are drawn with a
 //! weighted mix that reaches every op kind, mostly on paths that exist
-//! somewhere in the stack (model-based-testing.md §6: correlated layers and a
-//! small name universe).
+//! somewhere in the stack (docs/testing.md, "Generation": correlated layers
+//! and a small name universe).
 //!
 //! The generator draws straight from proptest's seeded `TestRng` (fast: the
 //! model-only fuzzer needs tens of thousands of cases per second) and is
 //! exposed as a proptest [`Strategy`] whose value tree shrinks with
 //! delta-debugging passes ([`crate::shrink`]).
+//!
+//! This is the generator of `fuzz` campaigns and of the differential
+//! property test (tests/differential.rs). The case crate's proptest
+//! strategies (`ovlcheck_case::arb`) are another generator, for the text
+//! format's and the model's own property tests: they draw every part of a
+//! case independently over the whole vocabulary (wild names, random pins,
+//! unrelated layers), which those tests need but which would spend a
+//! campaign on ops that miss. Neither calls the other.
 
 use ovlcheck_case::layer::Entry;
 use ovlcheck_case::path::{Name, OpPath, RelPath};

@@ -122,7 +122,7 @@ fn replay_one(
         // Outcomes pinned under the profile the case was written for say
         // nothing of the one the backend runs.
         Ok(p) if p != case.profile => {
-            case = crate::campaign::unpinned(&case);
+            case = case.unpinned();
             case.profile = p;
         }
         Ok(_) => {}

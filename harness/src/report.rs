@@ -9,9 +9,7 @@ use std::fmt::Write;
 
 /// One op rendered in the `.ovl` op syntax (without its pin).
 pub fn step_text(step: &ovlcheck_case::Step) -> String {
-    let mut s = step.clone();
-    s.expect = None;
-    ovlcheck_case::print_step(&s)
+    ovlcheck_case::print_step(&step.unpinned())
 }
 
 /// The full report of one divergence.

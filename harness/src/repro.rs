@@ -5,7 +5,7 @@
 //! `.ovl` syntax next to the one the case pins. Paste it into a bug report.
 
 use ovlcheck_case::layer::{Object, ObjectKind};
-use ovlcheck_case::{Case, LowerFs, Op, Step};
+use ovlcheck_case::{print_step, Case, LowerFs, Op, Step};
 use std::fmt::Write;
 
 /// The python3 helper that performs one op and prints its outcome.
@@ -203,7 +203,11 @@ fn hex(v: &[u8]) -> String {
     v.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The op as arguments of the python helper.
+/// The op as arguments of the python helper: the words of the `.ovl` op
+/// syntax, but in shell syntax (each argument single-quoted, bytes that are
+/// not printable ASCII in the helper's `hex:` form, data too long for one
+/// argument read from a file) and without credentials for root. The line
+/// each op prints next to its outcome is the `.ovl` printer's own.
 fn op_args(step: &Step) -> String {
     let p = |x: &ovlcheck_case::OpPath| sh(&x.to_string());
     let flags = |pairs: &[(bool, &str)]| {
@@ -441,7 +445,7 @@ pub fn script(case: &Case) -> Result<String, String> {
             Op::Commit => "commit".to_string(),
             _ => format!(
                 "printf '%s\\n' \"{}  =>  $(op {})\"",
-                escape_dq(&op_args_display(step)),
+                escape_dq(&print_step(&step.unpinned())),
                 op_args(step)
             ),
         };
@@ -458,10 +462,6 @@ pub fn script(case: &Case) -> Result<String, String> {
         "getfattr -R -d -m - -e text \"$S/upperfs/U\" 2>/dev/null || true\ncd /\numount -R \"$S\""
     );
     Ok(s)
-}
-
-fn op_args_display(step: &Step) -> String {
-    crate::report::step_text(step)
 }
 
 fn escape_dq(s: &str) -> String {

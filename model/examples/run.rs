@@ -48,9 +48,7 @@ fn main() {
 
 fn ovl_step(step: &ovlcheck_case::Step) -> String {
     let mut c = ovlcheck_case::Case::default();
-    let mut s = step.clone();
-    s.expect = None;
-    c.steps.push(s);
+    c.steps.push(step.unpinned());
     let text = ovlcheck_case::print_case(&c);
     text.lines().last().unwrap_or_default().trim().to_string()
 }

@@ -30,10 +30,8 @@ fn scenario_files() -> Vec<PathBuf> {
 
 /// One step in the text format, without its pin.
 fn step_text(step: &Step) -> String {
-    let mut s = step.clone();
-    s.expect = None;
     let case = Case {
-        steps: vec![s],
+        steps: vec![step.unpinned()],
         ..Case::default()
     };
     print_case(&case)

@@ -4,15 +4,14 @@ use super::lex::{lex_line, Tok, Token};
 use super::limits::{
     MAX_FILE_DATA, MAX_INPUT_BYTES, MAX_LAYERS, MAX_LAYER_ENTRIES, MAX_OPS, MAX_PATH_DEPTH,
 };
-use super::objects::check_layer_xattr_name;
 use super::ParseError;
+use crate::case::Case;
 use crate::errno::Errno;
-use crate::layer::{Entry, LayerSpec};
+use crate::layer::{check_layer_xattr_name, Entry, LayerSpec};
 use crate::op::{Cred, Op, OpenFlags, RenameFlags, Step};
 use crate::outcome::{FileKind, Outcome, StatInfo, Value};
 use crate::path::{OpPath, RelPath};
 use crate::profile::Profile;
-use crate::Case;
 use std::str::FromStr;
 
 const ENTRY_WORDS: &str = "dir, file, symlink, hardlink, fifo, whiteout, opaque, xwhiteouts, \

@@ -1,47 +1,12 @@
 //! The canonical printer.
 
+use crate::case::Case;
 use crate::layer::{Entry, LayerSpec};
 use crate::op::{Op, Step};
 use crate::path::OpPath;
 use crate::profile::Profile;
-use crate::Case;
+use crate::quote::{quote, word};
 use std::fmt::Write;
-
-/// `bytes` as a double-quoted string: printable ASCII as is, `\n \t \\ \"`
-/// escaped, anything else as `\xNN`.
-pub fn quote(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() + 2);
-    s.push('"');
-    for &b in bytes {
-        match b {
-            b'\n' => s.push_str("\\n"),
-            b'\t' => s.push_str("\\t"),
-            b'\\' => s.push_str("\\\\"),
-            b'"' => s.push_str("\\\""),
-            0x20..=0x7e => s.push(b as char),
-            _ => {
-                let _ = write!(s, "\\x{b:02x}");
-            }
-        }
-    }
-    s.push('"');
-    s
-}
-
-/// `s` as one token: bare if it reads back as the same word, else quoted.
-pub fn word(s: &str) -> String {
-    let bare = !s.is_empty()
-        && !s.contains("=>")
-        && s.bytes().all(|b| {
-            (0x21..=0x7e).contains(&b)
-                && !matches!(b, b'"' | b'#' | b'[' | b']' | b'{' | b'}' | b',' | b'\\')
-        });
-    if bare {
-        s.to_string()
-    } else {
-        quote(s.as_bytes())
-    }
-}
 
 fn op_path(p: &OpPath) -> String {
     word(&p.to_string())

@@ -1,6 +1,6 @@
 //! Resolution of a layer's entries into objects (`LayerSpec::objects`).
 
-use crate::layer::{
+use super::{
     Entry, LayerError, LayerSpec, Markers, Object, ObjectKind, DEFAULT_MTIME, IMPLIED_DIR_MODE,
 };
 use crate::path::{Name, RelPath, PATH_MAX};
@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 const XATTR_NAME_MAX: usize = 255;
 
 /// Checks the name of an ordinary layer xattr: `user.*` or `trusted.*`,
-/// never an overlay-private one.
+/// never an overlay-private one. The parser checks `xattr` entries with it
+/// too, so a bad name is reported at its token.
 pub(crate) fn check_layer_xattr_name(name: &str) -> Result<(), String> {
     for (prefix, entry) in [
         (
@@ -165,7 +166,8 @@ fn check_target(target: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-pub(crate) fn objects(spec: &LayerSpec) -> Result<Vec<Object>, LayerError> {
+/// See [`LayerSpec::objects`].
+pub(super) fn objects(spec: &LayerSpec) -> Result<Vec<Object>, LayerError> {
     let mut b = Builder {
         objs: Vec::new(),
         index: BTreeMap::new(),

@@ -1,0 +1,37 @@
+//! A test case: what is mounted and what is done on the mount.
+
+use crate::layer::LayerSpec;
+use crate::op::Step;
+use crate::profile::Profile;
+use serde::{Deserialize, Serialize};
+
+/// One test case: a mount profile, the lower layers (bottom first, as in a
+/// Dockerfile), an optional pre-existing upper layer, and the operations to
+/// run on the merged tree.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct Case {
+    pub profile: Profile,
+    /// Divergences this case is known to show on other implementations
+    /// (`known` lines): corpus/known-*/ cases.
+    pub known: Vec<crate::signature::Known>,
+    /// Lower layers, bottom (base image) first.
+    pub lowers: Vec<LayerSpec>,
+    /// Initial contents of the upper layer, if any.
+    pub upper: Option<LayerSpec>,
+    pub steps: Vec<Step>,
+}
+
+impl Case {
+    /// The same case with every pinned outcome dropped (see
+    /// [`Step::unpinned`]): what a generator or shrinker hands on, so no
+    /// outcome observed on one run steers the next.
+    pub fn unpinned(&self) -> Case {
+        Case {
+            profile: self.profile.clone(),
+            known: self.known.clone(),
+            lowers: self.lowers.clone(),
+            upper: self.upper.clone(),
+            steps: self.steps.iter().map(Step::unpinned).collect(),
+        }
+    }
+}
