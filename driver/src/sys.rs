@@ -1,8 +1,8 @@
-//! Every raw syscall of the driver, in one place. The wrappers sit on the
-//! `rustix` crate (safe, direct syscalls): `openat2`, byte-path `*at` calls,
-//! xattrs, `getdents64`, the new mount API, `capget`/`capset`. What rustix
-//! does not offer (`truncate` by path, `close_range`, `setfsuid`/`setfsgid`,
-//! `execv`) goes through `libc` in the only `unsafe` blocks of the module.
+//! The driver's syscall wrappers. They sit on the `rustix` crate (safe,
+//! direct syscalls): `openat2`, byte-path `*at` calls, xattrs,
+//! `getdents64`, the new mount API, `capget`/`capset`. What rustix does not
+//! offer (`truncate` by path, `close_range`, `setfsuid`/`setfsgid`, `execv`)
+//! goes through `libc` in the only `unsafe` blocks of the module.
 //!
 //! Every wrapper returns the kernel's errno untranslated: a rustix error
 //! becomes the [`Errno`] of the same number.
