@@ -2,13 +2,13 @@
 //! capabilities, so permission checks apply" (case `Cred`). The worker is
 //! single-threaded, so it switches its own filesystem credentials around the
 //! op: `setgroups([gid])`, `setfsgid(gid)`, `setfsuid(uid)` and an empty
-//! effective capability set (permitted kept, so root can come back). The
+//! effective capability set (permitted kept, so root can come back), each a
+//! per-thread syscall (see [`crate::sys`]). The
 //! kernel checks DAC permissions against fsuid/fsgid and the supplementary
 //! groups (credentials(7)); overlayfs itself does copy-up with the mounter's
 //! credentials (`ovl_override_creds`), so only the caller's checks change.
 
-use crate::sys::caps;
-use nix::errno::Errno;
+use crate::sys::{self, caps};
 use ovlcheck_case::Cred;
 
 /// The credentials the worker had before switching.
@@ -17,26 +17,6 @@ pub struct Saved {
     effective: u64,
     permitted: u64,
     inheritable: u64,
-}
-
-fn setgroups(groups: &[libc::gid_t]) -> Result<(), Errno> {
-    // SAFETY: `groups` is a valid slice of gids for its length.
-    let ret = unsafe { libc::setgroups(groups.len(), groups.as_ptr()) };
-    if ret < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
-    }
-}
-
-fn setfsuid(uid: u32) -> u32 {
-    // SAFETY: plain syscall, no pointers.
-    unsafe { libc::setfsuid(uid) as u32 }
-}
-
-fn setfsgid(gid: u32) -> u32 {
-    // SAFETY: plain syscall, no pointers.
-    unsafe { libc::setfsgid(gid) as u32 }
 }
 
 /// Switches to `cred` (no-op for root). `setfsuid` reports failure only by
@@ -52,10 +32,11 @@ pub fn switch(cred: Cred) -> Result<Option<Saved>, String> {
         permitted,
         inheritable,
     };
-    setgroups(&[cred.gid]).map_err(|e| format!("setgroups([{}]): {e}", cred.gid))?;
-    setfsgid(cred.gid);
-    setfsuid(cred.uid);
-    if setfsgid(u32::MAX) != cred.gid || setfsuid(u32::MAX) != cred.uid {
+    sys::set_thread_groups(Some(cred.gid))
+        .map_err(|e| format!("setgroups([{}]): {e}", cred.gid))?;
+    sys::setfsgid(cred.gid);
+    sys::setfsuid(cred.uid);
+    if sys::setfsgid(u32::MAX) != cred.gid || sys::setfsuid(u32::MAX) != cred.uid {
         restore(Some(saved))?;
         return Err(format!(
             "cannot run as {}:{}: the id is not mapped in the worker's user namespace (run as root)",
@@ -72,8 +53,8 @@ pub fn switch(cred: Cred) -> Result<Option<Saved>, String> {
 pub fn restore(saved: Option<Saved>) -> Result<(), String> {
     let Some(s) = saved else { return Ok(()) };
     caps::set(s.effective, s.permitted, s.inheritable).map_err(|e| format!("capset: {e}"))?;
-    setfsuid(0);
-    setfsgid(0);
-    setgroups(&[]).map_err(|e| format!("setgroups([]): {e}"))?;
+    sys::setfsuid(0);
+    sys::setfsgid(0);
+    sys::set_thread_groups(None).map_err(|e| format!("setgroups([]): {e}"))?;
     Ok(())
 }

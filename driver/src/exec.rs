@@ -27,7 +27,7 @@ use nix::errno::Errno;
 use ovlcheck_case::{
     Cred, Errno as CaseErrno, FileKind, Op, OpPath, Outcome, RenameFlags, StatInfo, Value,
 };
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// Most bytes a `read` returns (the case limit).
 pub const READ_LIMIT: usize = 16 << 20;
@@ -45,7 +45,7 @@ type OpResult = Result<Value, Errno>;
 /// with the path `/`, so the kernel applies its own rules for the root of a
 /// container (`rmdir /` is `EBUSY`, `unlink /` is `EISDIR`, ...): the caller
 /// must be single-threaded (the worker is).
-pub fn apply(root: RawFd, op: &Op) -> Outcome {
+pub fn apply(root: impl AsFd, op: &Op) -> Outcome {
     match apply_as(root, op, Cred::ROOT) {
         Ok(o) => o,
         Err(_) => Outcome::Err(CaseErrno::EIO),
@@ -54,7 +54,8 @@ pub fn apply(root: RawFd, op: &Op) -> Outcome {
 
 /// [`apply`] as `cred` (see [`crate::creds`]); `Err` when the credentials
 /// or the chroot could not be switched.
-pub fn apply_as(root: RawFd, op: &Op, cred: Cred) -> Result<Outcome, String> {
+pub fn apply_as(root: impl AsFd, op: &Op, cred: Cred) -> Result<Outcome, String> {
+    let root = root.as_fd();
     let jail = if names_root_entry(op) {
         Some(Chroot::enter(root)?)
     } else {
@@ -95,30 +96,23 @@ struct Chroot {
 }
 
 impl Chroot {
-    fn enter(root: RawFd) -> Result<Chroot, String> {
-        let real_root = sys::openat(libc::AT_FDCWD, b"/", libc::O_PATH | libc::O_DIRECTORY, 0)
+    fn enter(root: BorrowedFd<'_>) -> Result<Chroot, String> {
+        let real_root = sys::openat(sys::CWD, b"/", libc::O_PATH | libc::O_DIRECTORY, 0)
             .map_err(|e| format!("open /: {e}"))?;
-        // SAFETY: fchdir/chroot with a valid fd and a static path.
-        unsafe {
-            if libc::fchdir(root) < 0 || libc::chroot(c".".as_ptr()) < 0 {
-                return Err(format!("chroot into the merged root: {}", Errno::last()));
-            }
-        }
+        sys::fchdir(root)
+            .and_then(|_| sys::chroot(c"."))
+            .map_err(|e| format!("chroot into the merged root: {e}"))?;
         Ok(Chroot { real_root })
     }
 
     fn leave(self) -> Result<(), String> {
-        // SAFETY: fchdir/chroot with a valid fd and a static path.
-        unsafe {
-            if libc::fchdir(self.real_root.as_raw_fd()) < 0 || libc::chroot(c".".as_ptr()) < 0 {
-                return Err(format!("leaving the chroot: {}", Errno::last()));
-            }
-        }
-        Ok(())
+        sys::fchdir(&self.real_root)
+            .and_then(|_| sys::chroot(c"."))
+            .map_err(|e| format!("leaving the chroot: {e}"))
     }
 }
 
-fn run(root: RawFd, op: &Op) -> OpResult {
+fn run(root: BorrowedFd<'_>, op: &Op) -> OpResult {
     match op {
         Op::Stat { path } => stat(root, path),
         Op::Read { path } => read(root, path),
@@ -163,12 +157,12 @@ fn run(root: RawFd, op: &Op) -> OpResult {
         }
         Op::Write { path, offset, data } => {
             let fd = open(root, path, libc::O_WRONLY, 0)?;
-            sys::pwrite_all(fd.as_raw_fd(), data, *offset).map(|_| Value::Unit)
+            sys::pwrite_all(&fd, data, *offset).map(|_| Value::Unit)
         }
-        Op::Truncate { path, size } => via_proc(root, path, |p| sys::truncate(p.to_bytes(), *size)),
+        Op::Truncate { path, size } => via_proc(root, path, |p| sys::truncate(p, *size)),
         Op::Mkdir { path, mode } => unit(at_parent(root, path, |d, n| sys::mkdirat(d, n, *mode))),
         Op::Mkfifo { path, mode } => unit(at_parent(root, path, |d, n| {
-            sys::mknodat(d, n, libc::S_IFIFO | (mode & 0o7777), 0)
+            sys::mknodat(d, n, sys::FileType::Fifo, mode & 0o7777, 0)
         })),
         Op::Symlink { target, path } => {
             unit(at_parent(root, path, |d, n| sys::symlinkat(target, d, n)))
@@ -183,14 +177,14 @@ fn run(root: RawFd, op: &Op) -> OpResult {
                 sys::renameat2(od, on, nd, nn, f)
             })
         }
-        Op::Chmod { path, mode } => via_proc(root, path, |p| {
-            sys::fchmodat(libc::AT_FDCWD, p.to_bytes(), *mode)
-        }),
+        Op::Chmod { path, mode } => {
+            via_proc(root, path, |p| sys::fchmodat(sys::CWD, p.to_bytes(), *mode))
+        }
         Op::Chown { path, uid, gid } => via_proc(root, path, |p| {
-            sys::fchownat(libc::AT_FDCWD, p.to_bytes(), *uid, *gid, 0)
+            sys::fchownat(sys::CWD, p.to_bytes(), *uid, *gid, 0)
         }),
         Op::Utimes { path, mtime } => via_proc(root, path, |p| {
-            sys::utimensat(libc::AT_FDCWD, p.to_bytes(), *mtime, 0)
+            sys::utimensat(sys::CWD, p.to_bytes(), *mtime, 0)
         }),
         Op::Setxattr { path, name, value } => via_proc(root, path, |p| {
             sys::setxattr(p, name.as_bytes(), value, Follow::Yes)
@@ -226,16 +220,16 @@ enum Place {
 }
 
 impl Place {
-    fn parts(&self) -> (RawFd, &[u8]) {
+    fn parts(&self) -> (BorrowedFd<'_>, &[u8]) {
         match self {
-            Place::At(fd, name) => (fd.as_raw_fd(), name),
-            Place::Root => (libc::AT_FDCWD, b"/"),
+            Place::At(fd, name) => (fd.as_fd(), name),
+            Place::Root => (sys::CWD, b"/"),
         }
     }
 }
 
 /// Opens the parent of `p` beneath `root` (`O_PATH | O_DIRECTORY`).
-fn place(root: RawFd, p: &OpPath) -> Result<Place, Errno> {
+fn place(root: BorrowedFd<'_>, p: &OpPath) -> Result<Place, Errno> {
     let (Some(parent), Some(name)) = (p.path.parent(), p.path.file_name()) else {
         return Ok(Place::Root);
     };
@@ -253,9 +247,9 @@ fn place(root: RawFd, p: &OpPath) -> Result<Place, Errno> {
 }
 
 fn at_parent<T>(
-    root: RawFd,
+    root: BorrowedFd<'_>,
     p: &OpPath,
-    f: impl FnOnce(RawFd, &[u8]) -> Result<T, Errno>,
+    f: impl FnOnce(BorrowedFd<'_>, &[u8]) -> Result<T, Errno>,
 ) -> Result<T, Errno> {
     let pl = place(root, p)?;
     let (d, n) = pl.parts();
@@ -263,10 +257,10 @@ fn at_parent<T>(
 }
 
 fn two_parents(
-    root: RawFd,
+    root: BorrowedFd<'_>,
     old: &OpPath,
     new: &OpPath,
-    f: impl FnOnce(RawFd, &[u8], RawFd, &[u8]) -> Result<(), Errno>,
+    f: impl FnOnce(BorrowedFd<'_>, &[u8], BorrowedFd<'_>, &[u8]) -> Result<(), Errno>,
 ) -> OpResult {
     let o = place(root, old)?;
     let n = place(root, new)?;
@@ -283,7 +277,7 @@ fn two_parents(
 /// the link is made through the resolved inode's `/proc/self/fd` magic link
 /// (open(2), `O_PATH`). Inside the momentary chroot (an op naming the root)
 /// `/proc` is out of reach, and `/` is the merged root anyway.
-fn link(root: RawFd, old: &OpPath, new: &OpPath, chrooted: bool) -> OpResult {
+fn link(root: BorrowedFd<'_>, old: &OpPath, new: &OpPath, chrooted: bool) -> OpResult {
     let nofollow = if old.trailing_slash {
         0
     } else {
@@ -306,14 +300,7 @@ fn link(root: RawFd, old: &OpPath, new: &OpPath, chrooted: bool) -> OpResult {
     let n = place(root, new)?;
     let (nd, nn) = n.parts();
     let magic = sys::proc_fd_path(&fd);
-    sys::linkat(
-        libc::AT_FDCWD,
-        magic.to_bytes(),
-        nd,
-        nn,
-        libc::AT_SYMLINK_FOLLOW,
-    )
-    .map(|_| Value::Unit)
+    sys::linkat(sys::CWD, magic.to_bytes(), nd, nn, libc::AT_SYMLINK_FOLLOW).map(|_| Value::Unit)
 }
 
 fn rename_flags(f: RenameFlags) -> u32 {
@@ -333,7 +320,7 @@ fn rename_flags(f: RenameFlags) -> u32 {
 /// Opens the full path (following) with `flags | O_NONBLOCK`.
 /// (`openat2` refuses `O_PATH` with any flag but `O_DIRECTORY`,
 /// `O_NOFOLLOW` and `O_CLOEXEC`.)
-fn open(root: RawFd, p: &OpPath, flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
+fn open(root: BorrowedFd<'_>, p: &OpPath, flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
     let nonblock = if flags & libc::O_PATH != 0 {
         0
     } else {
@@ -343,7 +330,7 @@ fn open(root: RawFd, p: &OpPath, flags: i32, mode: u32) -> Result<OwnedFd, Errno
 }
 
 fn via_proc(
-    root: RawFd,
+    root: BorrowedFd<'_>,
     p: &OpPath,
     f: impl FnOnce(&std::ffi::CStr) -> Result<(), Errno>,
 ) -> OpResult {
@@ -364,7 +351,7 @@ pub fn file_kind(mode: u32) -> FileKind {
 }
 
 /// The deterministic fields of a `struct stat` (size 0 for directories).
-pub fn stat_info(st: &libc::stat) -> StatInfo {
+pub fn stat_info(st: &sys::Stat) -> StatInfo {
     let kind = file_kind(st.st_mode);
     StatInfo {
         kind,
@@ -380,31 +367,31 @@ pub fn stat_info(st: &libc::stat) -> StatInfo {
     }
 }
 
-fn lstat(root: RawFd, p: &OpPath) -> OpResult {
+fn lstat(root: BorrowedFd<'_>, p: &OpPath) -> OpResult {
     at_parent(root, p, |d, n| {
         sys::fstatat(d, n, libc::AT_SYMLINK_NOFOLLOW)
     })
     .map(|st| Value::Stat(stat_info(&st)))
 }
 
-fn stat(root: RawFd, p: &OpPath) -> OpResult {
+fn stat(root: BorrowedFd<'_>, p: &OpPath) -> OpResult {
     let fd = open(root, p, libc::O_PATH, 0)?;
-    sys::fstat(fd.as_raw_fd()).map(|st| Value::Stat(stat_info(&st)))
+    sys::fstat(&fd).map(|st| Value::Stat(stat_info(&st)))
 }
 
-fn read(root: RawFd, p: &OpPath) -> OpResult {
+fn read(root: BorrowedFd<'_>, p: &OpPath) -> OpResult {
     let fd = open(root, p, libc::O_RDONLY, 0)?;
-    sys::read_to_end(fd.as_raw_fd(), READ_LIMIT).map(Value::Bytes)
+    sys::read_to_end(&fd, READ_LIMIT).map(Value::Bytes)
 }
 
-fn readdir(root: RawFd, p: &OpPath) -> OpResult {
+fn readdir(root: BorrowedFd<'_>, p: &OpPath) -> OpResult {
     let fd = open(root, p, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
     read_names(fd).map(Value::Names)
 }
 
 /// All names of a freshly opened directory except `.` and `..`, sorted.
 pub fn read_names(fd: OwnedFd) -> Result<Vec<String>, Errno> {
-    let mut names: Vec<String> = sys::read_dir(fd.as_raw_fd())?
+    let mut names: Vec<String> = sys::read_dir(&fd)?
         .iter()
         .map(|n| String::from_utf8_lossy(n.to_bytes()).into_owned())
         .collect();
@@ -412,12 +399,12 @@ pub fn read_names(fd: OwnedFd) -> Result<Vec<String>, Errno> {
     Ok(names)
 }
 
-fn getxattr(root: RawFd, p: &OpPath, name: &str) -> OpResult {
+fn getxattr(root: BorrowedFd<'_>, p: &OpPath, name: &str) -> OpResult {
     let fd = open(root, p, libc::O_PATH, 0)?;
     sys::getxattr(&sys::proc_fd_path(&fd), name.as_bytes(), Follow::Yes).map(Value::Bytes)
 }
 
-fn listxattr(root: RawFd, p: &OpPath) -> OpResult {
+fn listxattr(root: BorrowedFd<'_>, p: &OpPath) -> OpResult {
     let fd = open(root, p, libc::O_PATH, 0)?;
     let names = sys::listxattr(&sys::proc_fd_path(&fd), Follow::Yes)?;
     let mut v: Vec<String> = names

@@ -23,7 +23,7 @@ use nix::errno::Errno;
 use ovlcheck_case::{DevClass, Node, NodeKind, View};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -36,7 +36,7 @@ pub fn phantom_node() -> Node {
     Node::new(NodeKind::Whiteout, 0, 0, 0)
 }
 
-fn open_dir(dirfd: RawFd, name: &[u8]) -> Result<OwnedFd, Errno> {
+fn open_dir(dirfd: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
     sys::openat(
         dirfd,
         name,
@@ -65,14 +65,14 @@ struct Cwd {
 
 impl Cwd {
     fn new() -> Result<Cwd, Errno> {
-        let saved = sys::openat(libc::AT_FDCWD, b".", libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        let saved = sys::openat(sys::CWD, b".", libc::O_PATH | libc::O_DIRECTORY, 0)?;
         Ok(Cwd { saved, at: -1 })
     }
 
-    fn enter(&mut self, dir: RawFd) -> Result<(), Errno> {
-        if self.at != dir {
+    fn enter(&mut self, dir: BorrowedFd<'_>) -> Result<(), Errno> {
+        if self.at != dir.as_raw_fd() {
             sys::fchdir(dir)?;
-            self.at = dir;
+            self.at = dir.as_raw_fd();
         }
         Ok(())
     }
@@ -86,17 +86,17 @@ impl Cwd {
 
 impl Drop for Cwd {
     fn drop(&mut self) {
-        let _ = sys::fchdir(self.saved.as_raw_fd());
+        let _ = sys::fchdir(&self.saved);
     }
 }
 
 /// One path met by a walk: its directory fd, its name there (`.` for the
 /// root), its relative path (the root is `""`) and its `lstat`.
 struct Entry<'a> {
-    dir: RawFd,
+    dir: BorrowedFd<'a>,
     name: &'a CStr,
     rel: &'a str,
-    st: &'a libc::stat,
+    st: &'a sys::Stat,
 }
 
 /// Walks every path beneath `root` (the root itself first), depth first,
@@ -108,12 +108,12 @@ fn walk(
     skip_top: &[&str],
     visit: &mut dyn FnMut(&mut Cwd, &Entry) -> Result<(), String>,
 ) -> Result<Vec<String>, String> {
-    let fd = open_dir(libc::AT_FDCWD, root.as_os_str().as_bytes())
+    let fd = open_dir(sys::CWD, root.as_os_str().as_bytes())
         .map_err(|e| format!("open {}: {e}", root.display()))?;
-    let st = sys::fstat(fd.as_raw_fd()).map_err(|e| format!("stat {}: {e}", root.display()))?;
+    let st = sys::fstat(&fd).map_err(|e| format!("stat {}: {e}", root.display()))?;
     let mut cwd = Cwd::new().map_err(|e| format!("open .: {e}"))?;
     let top = Entry {
-        dir: fd.as_raw_fd(),
+        dir: fd.as_fd(),
         name: c".",
         rel: "",
         st: &st,
@@ -154,7 +154,7 @@ fn walk_dir(
     visit: &mut dyn FnMut(&mut Cwd, &Entry) -> Result<(), String>,
     phantoms: &mut Vec<String>,
 ) -> Result<(), WalkError> {
-    let dir = fd.as_raw_fd();
+    let dir = fd.as_fd();
     for name in sys::read_dir(dir)? {
         let lossy = String::from_utf8_lossy(name.to_bytes());
         if prefix.is_empty() && skip.contains(&&*lossy) {
@@ -185,18 +185,18 @@ fn walk_dir(
     Ok(())
 }
 
-fn is_dir(st: &libc::stat) -> bool {
+fn is_dir(st: &sys::Stat) -> bool {
     st.st_mode & libc::S_IFMT == libc::S_IFDIR
 }
 
-fn node_kind(st: &libc::stat, raw: bool) -> NodeKind {
+fn node_kind(st: &sys::Stat, raw: bool) -> NodeKind {
     match st.st_mode & libc::S_IFMT {
         libc::S_IFDIR => NodeKind::Dir,
         libc::S_IFREG => NodeKind::File,
         libc::S_IFLNK => NodeKind::Symlink,
         libc::S_IFIFO => NodeKind::Fifo,
         libc::S_IFCHR => {
-            let (ma, mi) = (libc::major(st.st_rdev), libc::minor(st.st_rdev));
+            let (ma, mi) = (sys::major(st.st_rdev), sys::minor(st.st_rdev));
             if raw && ma == 0 && mi == 0 {
                 NodeKind::Whiteout
             } else {
@@ -224,9 +224,8 @@ fn base_node(e: &Entry, raw: bool) -> Result<Node, String> {
                 0,
             )
             .map_err(|err| format!("open {}: {err}", e.rel))?;
-            let data =
-                sys::read_to_end_sized(fd.as_raw_fd(), crate::exec::READ_LIMIT, n.size as usize)
-                    .map_err(|err| format!("read {}: {err}", e.rel))?;
+            let data = sys::read_to_end_sized(&fd, crate::exec::READ_LIMIT, n.size as usize)
+                .map_err(|err| format!("read {}: {err}", e.rel))?;
             n.data = Some(data);
         }
         NodeKind::Symlink => {

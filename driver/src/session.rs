@@ -11,7 +11,7 @@ use nix::unistd::Pid;
 use ovlcheck_case::{
     Case, Errno as CaseErrno, LayerSpec, LowerFs, Op, Outcome, Profile, Step, View,
 };
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 /// Everything one worker keeps between requests.
@@ -380,7 +380,7 @@ impl CaseSession {
             }
         };
         let tb = target.as_os_str().as_encoded_bytes();
-        let root = crate::sys::openat(libc::AT_FDCWD, tb, libc::O_PATH | libc::O_DIRECTORY, 0)
+        let root = crate::sys::openat(crate::sys::CWD, tb, libc::O_PATH | libc::O_DIRECTORY, 0)
             .map_err(|e| MountFailure::other(format!("open merged: {e}")))?;
         self.mounted = Some(Mounted {
             root,
@@ -535,7 +535,7 @@ impl CaseSession {
         // An open, not a stat: FUSE may answer a stat from its attribute
         // cache after the daemon is gone.
         let tb = m.target.as_os_str().as_encoded_bytes();
-        match crate::sys::openat(libc::AT_FDCWD, tb, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
+        match crate::sys::openat(crate::sys::CWD, tb, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
             Err(e @ (nix::errno::Errno::ENOTCONN | nix::errno::Errno::ECONNABORTED)) => {
                 Err(format!("{name} no longer answers ({e})"))
             }
@@ -548,7 +548,7 @@ impl CaseSession {
         if m.snapshot.is_none() {
             m.snapshot = Some(observe::snapshot(&m.target)?);
         }
-        exec::apply_as(m.root.as_raw_fd(), &step.op, step.cred())
+        exec::apply_as(&m.root, &step.op, step.cred())
     }
 
     /// Unmount (`pre` may change the layers), mount again. For the kernel

@@ -10,7 +10,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -29,33 +29,22 @@ fn cstrings(argv: &[String]) -> Result<Vec<CString>, String> {
 
 /// Starts `argv` in `cwd` with stdout/stderr appended to `log`.
 pub fn spawn(argv: &[String], cwd: &Path, log: &Path) -> Result<Pid, String> {
-    let args = cstrings(argv)?;
+    let args = crate::sys::Argv::new(cstrings(argv)?);
     let cwd_c =
         CString::new(cwd.as_os_str().as_encoded_bytes()).map_err(|_| "NUL in cwd".to_string())?;
     let out = crate::sys::openat(
-        libc::AT_FDCWD,
+        crate::sys::CWD,
         log.as_os_str().as_encoded_bytes(),
         libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
         0o644,
     )
     .map_err(|e| format!("open {}: {e}", log.display()))?;
-    let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-    ptrs.push(std::ptr::null());
     // SAFETY: the worker is single-threaded; the child only makes raw
     // syscalls on memory prepared before the fork, then execs or _exits.
     match unsafe { fork() } {
         Err(e) => Err(format!("fork: {e}")),
         Ok(ForkResult::Parent { child }) => Ok(child),
-        Ok(ForkResult::Child) => unsafe {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
-            libc::dup2(null, 0);
-            libc::dup2(out.as_raw_fd(), 1);
-            libc::dup2(out.as_raw_fd(), 2);
-            libc::chdir(cwd_c.as_ptr());
-            libc::execv(ptrs[0], ptrs.as_ptr());
-            libc::_exit(127)
-        },
+        Ok(ForkResult::Child) => crate::sys::exec_child(&args, &cwd_c, out.as_fd()),
     }
 }
 
@@ -117,7 +106,7 @@ fn abs(home: &Path, rel: &str) -> String {
 }
 
 fn dev_of(p: &Path) -> Option<u64> {
-    crate::sys::fstatat(libc::AT_FDCWD, p.as_os_str().as_encoded_bytes(), 0)
+    crate::sys::fstatat(crate::sys::CWD, p.as_os_str().as_encoded_bytes(), 0)
         .ok()
         .map(|s| s.st_dev)
 }

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -301,21 +301,16 @@ pub fn write_objects_umask(
     umask: Option<u32>,
 ) -> io::Result<()> {
     let top = sys::openat(
-        libc::AT_FDCWD,
+        sys::CWD,
         path_bytes(root),
         libc::O_PATH | libc::O_DIRECTORY,
         0,
     )
     .map_err(|e| annotate(errno_io(e), "open", root))?;
-    let dir = top.as_raw_fd();
+    let dir = top.as_fd();
     let top_st = sys::fstat(dir).map_err(|e| annotate(errno_io(e), "stat", root))?;
-    let creator = Creator {
-        // SAFETY: plain syscalls without failure modes.
-        uid: unsafe { libc::geteuid() },
-        // SAFETY: as above.
-        gid: unsafe { libc::getegid() },
-        umask,
-    };
+    let (uid, gid) = sys::effective_ids();
+    let creator = Creator { uid, gid, umask };
     // Set-gid directories (relative path -> gid): new objects in them take
     // that group, new directories the set-gid bit.
     let mut setgid: HashMap<String, u32> = HashMap::new();
@@ -333,7 +328,7 @@ pub fn write_objects_umask(
         let target = Target {
             dir,
             rel: &rel,
-            file: file.as_ref().map(|f| f.as_raw_fd()),
+            file: file.as_ref().map(|f| f.as_fd()),
             root,
         };
         set_attributes(&target, o, markers, &creator, parent_gid)
@@ -360,9 +355,9 @@ struct Creator {
 /// Where an object is: `rel` below the directory fd `dir` (`root` on
 /// disk); `file` is an open fd for regular files.
 struct Target<'a> {
-    dir: RawFd,
+    dir: BorrowedFd<'a>,
     rel: &'a str,
-    file: Option<RawFd>,
+    file: Option<BorrowedFd<'a>>,
     root: &'a Path,
 }
 
@@ -379,7 +374,7 @@ fn path_bytes(path: &Path) -> &[u8] {
 }
 
 /// Creates the object; a regular file stays open for its attributes.
-fn create_object(dir: RawFd, rel: &str, o: &Object) -> io::Result<Option<OwnedFd>> {
+fn create_object(dir: BorrowedFd<'_>, rel: &str, o: &Object) -> io::Result<Option<OwnedFd>> {
     let p = rel.as_bytes();
     let r = match &o.kind {
         ObjectKind::Dir => sys::mkdirat(dir, p, o.mode & 0o7777),
@@ -391,12 +386,18 @@ fn create_object(dir: RawFd, rel: &str, o: &Object) -> io::Result<Option<OwnedFd
                 o.mode & 0o7777,
             )
             .map_err(errno_io)?;
-            sys::write_all(fd.as_raw_fd(), data).map_err(errno_io)?;
+            sys::write_all(&fd, data).map_err(errno_io)?;
             return Ok(Some(fd));
         }
         ObjectKind::Symlink(target) => sys::symlinkat(target, dir, p),
-        ObjectKind::Fifo => sys::mknodat(dir, p, libc::S_IFIFO | (o.mode & 0o7777), 0),
-        ObjectKind::Whiteout => sys::mknodat(dir, p, libc::S_IFCHR, libc::makedev(0, 0)),
+        ObjectKind::Fifo => sys::mknodat(dir, p, sys::FileType::Fifo, o.mode & 0o7777, 0),
+        ObjectKind::Whiteout => sys::mknodat(
+            dir,
+            p,
+            sys::FileType::CharacterDevice,
+            0,
+            sys::makedev(0, 0),
+        ),
         ObjectKind::Hardlink(existing) => {
             sys::linkat(dir, existing.as_string().as_bytes(), dir, p, 0)
         }
@@ -418,8 +419,7 @@ fn set_attributes(
     // parent's group when the parent is set-gid.
     if (o.uid, o.gid) != (creator.uid, parent_gid.unwrap_or(creator.gid)) {
         match t.file {
-            // SAFETY: plain syscall on an fd we own.
-            Some(fd) => check(unsafe { libc::fchown(fd, o.uid, o.gid) })?,
+            Some(fd) => sys::fchown(fd, o.uid, o.gid).map_err(errno_io)?,
             None => sys::fchownat(t.dir, p, o.uid, o.gid, libc::AT_SYMLINK_NOFOLLOW)
                 .map_err(errno_io)?,
         }
@@ -439,8 +439,7 @@ fn set_attributes(
         && creator.umask.is_some_and(|u| created & !u == perm);
     if !is_symlink && !exact {
         match t.file {
-            // SAFETY: plain syscall on an fd we own.
-            Some(fd) => check(unsafe { libc::fchmod(fd, perm) })?,
+            Some(fd) => sys::fchmod(fd, perm).map_err(errno_io)?,
             None => sys::fchmodat(t.dir, p, perm).map_err(errno_io)?,
         }
     }
@@ -469,21 +468,14 @@ fn set_attributes(
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         for (name, value) in &xattrs {
             match t.file {
-                Some(fd) => fsetxattr(fd, name, value)?,
+                Some(fd) => sys::fsetxattr(fd, name, value).map_err(errno_io)?,
                 None => sys::setxattr(&path, name, value, Follow::No).map_err(errno_io)?,
             }
         }
     }
     if !is_dir {
         match t.file {
-            Some(fd) => {
-                let ts = libc::timespec {
-                    tv_sec: o.mtime,
-                    tv_nsec: 0,
-                };
-                // SAFETY: `fd` is ours; `times` is an array of two timespecs.
-                check(unsafe { libc::futimens(fd, [ts, ts].as_ptr()) })?
-            }
+            Some(fd) => sys::futimens(fd, o.mtime).map_err(errno_io)?,
             None => {
                 sys::utimensat(t.dir, p, o.mtime, libc::AT_SYMLINK_NOFOLLOW).map_err(errno_io)?
             }
@@ -494,18 +486,3 @@ fn set_attributes(
 
 /// An xattr to set: name and value.
 type Xattr<'a> = (std::borrow::Cow<'a, [u8]>, std::borrow::Cow<'a, [u8]>);
-
-fn check(ret: libc::c_int) -> io::Result<()> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-/// `fsetxattr(fd, name, value, 0)`.
-fn fsetxattr(fd: RawFd, name: &[u8], value: &[u8]) -> io::Result<()> {
-    let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `n` is NUL-terminated; `value` is readable for its length.
-    check(unsafe { libc::fsetxattr(fd, n.as_ptr(), value.as_ptr().cast(), value.len(), 0) })
-}

@@ -1,282 +1,330 @@
-//! Thin wrappers around the raw syscalls the driver needs and `nix` does not
-//! cover (or covers with a less convenient shape): `openat2`, the new mount
-//! API, `capget`/`capset`, `close_range`, byte-path `*at` calls and xattrs.
-//! Every wrapper returns the kernel's errno untranslated.
+//! The driver's syscall wrappers. They sit on the `rustix` crate (safe,
+//! direct syscalls): `openat2`, byte-path `*at` calls, xattrs,
+//! `getdents64`, the new mount API, `capget`/`capset`. What rustix does not
+//! offer (`truncate` by path, `close_range`, `setfsuid`/`setfsgid`, `execv`)
+//! goes through `libc` in the only `unsafe` blocks of the module.
+//!
+//! Every wrapper returns the kernel's errno untranslated: a rustix error
+//! becomes the [`Errno`] of the same number.
 
 use nix::errno::Errno;
+use rustix::fs::XattrFlags;
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps};
+use rustix::process::{Gid, Uid};
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+pub use rustix::fs::{major, makedev, minor, FileType, Stat, CWD};
 
 /// Result of a raw syscall.
 pub type SysResult<T> = Result<T, Errno>;
 
-/// A NUL-terminated copy of `bytes`; an interior NUL is `EINVAL`, as the
-/// kernel would never see such a path.
-pub fn cstr(bytes: &[u8]) -> SysResult<CString> {
-    CString::new(bytes).map_err(|_| Errno::EINVAL)
+/// The errno of a rustix call, number for number.
+fn sys<T>(r: rustix::io::Result<T>) -> SysResult<T> {
+    r.map_err(|e| Errno::from_raw(e.raw_os_error()))
 }
 
-fn check(ret: libc::c_long) -> SysResult<libc::c_long> {
-    if ret < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(ret)
+fn oflags(flags: i32) -> OFlags {
+    OFlags::from_bits_retain((flags | libc::O_CLOEXEC) as u32)
+}
+
+fn at_flags(flags: i32) -> AtFlags {
+    AtFlags::from_bits_retain(flags as u32)
+}
+
+/// `{secs, 0}` for both atime and mtime.
+fn both_times(secs: i64) -> Timestamps {
+    let t = Timespec {
+        tv_sec: secs,
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
     }
 }
 
-fn check_int(ret: libc::c_int) -> SysResult<libc::c_int> {
-    if ret < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(ret)
-    }
-}
-
-/// Takes ownership of a fresh fd returned by a syscall.
-fn owned(fd: libc::c_long) -> OwnedFd {
-    // SAFETY: `fd` was just returned by a successful syscall that creates a
-    // new file descriptor, and nothing else owns it.
-    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
-}
-
-/// `struct open_how` (openat2(2)); libc's is non-exhaustive.
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
-/// `openat2(dirfd, path, {flags, mode, resolve})`, retried on `EAGAIN`
-/// (which `RESOLVE_IN_ROOT` returns when a concurrent rename anywhere in the
-/// system raced with a `..` step; openat2(2)).
+/// `openat2(dirfd, path, {flags | O_CLOEXEC, mode, resolve})`, retried on
+/// `EAGAIN` (which `RESOLVE_IN_ROOT` returns when a concurrent rename
+/// anywhere in the system raced with a `..` step; openat2(2)). The mode is
+/// passed only with `O_CREAT`/`O_TMPFILE`: openat2 refuses one otherwise.
 pub fn openat2(
-    dirfd: RawFd,
+    dirfd: impl AsFd,
     path: &[u8],
     flags: i32,
     mode: u32,
     resolve: u64,
 ) -> SysResult<OwnedFd> {
-    let c = cstr(path)?;
-    let mut how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
-            mode as u64
-        } else {
-            0
-        },
-        resolve,
+    let mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
+        mode
+    } else {
+        0
     };
+    let (flags, mode) = (oflags(flags), Mode::from_bits_retain(mode));
+    let resolve = ResolveFlags::from_bits_retain(resolve);
     for _ in 0..64 {
-        // SAFETY: `c` is a valid NUL-terminated string and `how` a valid
-        // `open_how` of the size we pass; both outlive the call.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                dirfd,
-                c.as_ptr(),
-                &mut how as *mut OpenHow,
-                std::mem::size_of::<OpenHow>(),
-            )
-        };
-        match check(ret) {
-            Ok(fd) => return Ok(owned(fd)),
-            Err(Errno::EAGAIN) => continue,
-            Err(e) => return Err(e),
+        match rustix::fs::openat2(dirfd.as_fd(), path, flags, mode, resolve) {
+            Err(rustix::io::Errno::AGAIN) => continue,
+            r => return sys(r),
         }
     }
     Err(Errno::EAGAIN)
 }
 
-/// `openat(dirfd, path, flags, mode)` with `O_CLOEXEC`.
-pub fn openat(dirfd: RawFd, path: &[u8], flags: i32, mode: u32) -> SysResult<OwnedFd> {
-    let c = cstr(path)?;
-    // SAFETY: `c` is a valid NUL-terminated string.
-    let ret = unsafe {
-        libc::openat(
-            dirfd,
-            c.as_ptr(),
-            flags | libc::O_CLOEXEC,
-            mode as libc::c_uint,
-        )
-    };
-    check_int(ret).map(|fd| owned(fd as libc::c_long))
+/// `openat(dirfd, path, flags | O_CLOEXEC, mode)`.
+pub fn openat(dirfd: impl AsFd, path: &[u8], flags: i32, mode: u32) -> SysResult<OwnedFd> {
+    sys(rustix::fs::openat(
+        dirfd,
+        path,
+        oflags(flags),
+        Mode::from_bits_retain(mode),
+    ))
 }
 
 /// `fstatat(dirfd, path, flags)`.
-pub fn fstatat(dirfd: RawFd, path: &[u8], flags: i32) -> SysResult<libc::stat> {
-    let c = cstr(path)?;
-    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
-    // SAFETY: `c` is NUL-terminated and `st` points to writable memory of
-    // the right size.
-    let ret = unsafe { libc::fstatat(dirfd, c.as_ptr(), st.as_mut_ptr(), flags) };
-    check_int(ret)?;
-    // SAFETY: fstatat succeeded, so it filled in the struct (and it was
-    // zero-initialised anyway).
-    Ok(unsafe { st.assume_init() })
+pub fn fstatat(dirfd: impl AsFd, path: &[u8], flags: i32) -> SysResult<Stat> {
+    sys(rustix::fs::statat(dirfd, path, at_flags(flags)))
+}
+
+/// `fstat(fd)` (an `O_PATH` fd too).
+pub fn fstat(fd: impl AsFd) -> SysResult<Stat> {
+    sys(rustix::fs::fstat(fd))
 }
 
 /// `pidfd_open(pid, 0)` (Linux 5.3): an fd that polls readable once the
 /// process has exited, so a parent can wait for a child with a timeout
-/// without a sleep loop.
+/// without a sleep loop. A pid that is not positive is `EINVAL`, as the
+/// kernel has it.
 pub fn pidfd_open(pid: libc::pid_t) -> SysResult<OwnedFd> {
-    // SAFETY: plain syscall with integer arguments.
-    check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }).map(owned)
+    let pid = rustix::process::Pid::from_raw(pid).ok_or(Errno::EINVAL)?;
+    sys(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::empty(),
+    ))
 }
 
 /// `fchdir(fd)`.
-pub fn fchdir(fd: RawFd) -> SysResult<()> {
-    // SAFETY: plain syscall on an integer fd.
-    check_int(unsafe { libc::fchdir(fd) }).map(drop)
+pub fn fchdir(fd: impl AsFd) -> SysResult<()> {
+    sys(rustix::process::fchdir(fd))
 }
 
-/// `fstat(fd)`.
-pub fn fstat(fd: RawFd) -> SysResult<libc::stat> {
-    fstatat(fd, b"", libc::AT_EMPTY_PATH)
+/// `chroot(path)`.
+pub fn chroot(path: &CStr) -> SysResult<()> {
+    sys(rustix::process::chroot(path))
 }
 
 /// `mkdirat(dirfd, path, mode)`.
-pub fn mkdirat(dirfd: RawFd, path: &[u8], mode: u32) -> SysResult<()> {
-    let c = cstr(path)?;
-    // SAFETY: `c` is a valid NUL-terminated string.
-    check_int(unsafe { libc::mkdirat(dirfd, c.as_ptr(), mode) }).map(drop)
+pub fn mkdirat(dirfd: impl AsFd, path: &[u8], mode: u32) -> SysResult<()> {
+    sys(rustix::fs::mkdirat(
+        dirfd,
+        path,
+        Mode::from_bits_retain(mode),
+    ))
 }
 
-/// `mknodat(dirfd, path, mode, dev)`.
-pub fn mknodat(dirfd: RawFd, path: &[u8], mode: u32, dev: u64) -> SysResult<()> {
-    let c = cstr(path)?;
-    // SAFETY: `c` is a valid NUL-terminated string.
-    check_int(unsafe { libc::mknodat(dirfd, c.as_ptr(), mode, dev) }).map(drop)
+/// `mknodat(dirfd, path, kind | perm, dev)`.
+pub fn mknodat(
+    dirfd: impl AsFd,
+    path: &[u8],
+    kind: FileType,
+    perm: u32,
+    dev: u64,
+) -> SysResult<()> {
+    let perm = Mode::from_bits_retain(perm & !libc::S_IFMT);
+    sys(rustix::fs::mknodat(dirfd, path, kind, perm, dev))
 }
 
 /// `symlinkat(target, dirfd, path)`.
-pub fn symlinkat(target: &[u8], dirfd: RawFd, path: &[u8]) -> SysResult<()> {
-    let t = cstr(target)?;
-    let c = cstr(path)?;
-    // SAFETY: both strings are valid and NUL-terminated.
-    check_int(unsafe { libc::symlinkat(t.as_ptr(), dirfd, c.as_ptr()) }).map(drop)
+pub fn symlinkat(target: &[u8], dirfd: impl AsFd, path: &[u8]) -> SysResult<()> {
+    sys(rustix::fs::symlinkat(target, dirfd, path))
 }
 
 /// `linkat(olddirfd, old, newdirfd, new, flags)`.
-pub fn linkat(olddir: RawFd, old: &[u8], newdir: RawFd, new: &[u8], flags: i32) -> SysResult<()> {
-    let o = cstr(old)?;
-    let n = cstr(new)?;
-    // SAFETY: both strings are valid and NUL-terminated.
-    check_int(unsafe { libc::linkat(olddir, o.as_ptr(), newdir, n.as_ptr(), flags) }).map(drop)
+pub fn linkat(
+    olddir: impl AsFd,
+    old: &[u8],
+    newdir: impl AsFd,
+    new: &[u8],
+    flags: i32,
+) -> SysResult<()> {
+    sys(rustix::fs::linkat(
+        olddir,
+        old,
+        newdir,
+        new,
+        at_flags(flags),
+    ))
 }
 
 /// `renameat2(olddirfd, old, newdirfd, new, flags)`.
 pub fn renameat2(
-    olddir: RawFd,
+    olddir: impl AsFd,
     old: &[u8],
-    newdir: RawFd,
+    newdir: impl AsFd,
     new: &[u8],
     flags: u32,
 ) -> SysResult<()> {
-    let o = cstr(old)?;
-    let n = cstr(new)?;
-    // SAFETY: both strings are valid and NUL-terminated.
-    check_int(unsafe { libc::renameat2(olddir, o.as_ptr(), newdir, n.as_ptr(), flags) }).map(drop)
+    let flags = RenameFlags::from_bits_retain(flags);
+    sys(rustix::fs::renameat_with(olddir, old, newdir, new, flags))
 }
 
 /// `unlinkat(dirfd, path, flags)`.
-pub fn unlinkat(dirfd: RawFd, path: &[u8], flags: i32) -> SysResult<()> {
-    let c = cstr(path)?;
-    // SAFETY: `c` is a valid NUL-terminated string.
-    check_int(unsafe { libc::unlinkat(dirfd, c.as_ptr(), flags) }).map(drop)
+pub fn unlinkat(dirfd: impl AsFd, path: &[u8], flags: i32) -> SysResult<()> {
+    sys(rustix::fs::unlinkat(dirfd, path, at_flags(flags)))
 }
 
-/// `readlinkat(dirfd, path)`: the whole target.
-pub fn readlinkat(dirfd: RawFd, path: &[u8]) -> SysResult<Vec<u8>> {
-    let c = cstr(path)?;
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: `c` is NUL-terminated and `buf` is writable for its length.
-    let n = unsafe { libc::readlinkat(dirfd, c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Err(Errno::last());
-    }
-    buf.truncate(n as usize);
-    Ok(buf)
+/// `readlinkat(dirfd, path)`: the whole target (at most `PATH_MAX` bytes,
+/// the most a symlink holds), read into the stack and copied out once.
+pub fn readlinkat(dirfd: impl AsFd, path: &[u8]) -> SysResult<Vec<u8>> {
+    let mut buf = [MaybeUninit::<u8>::uninit(); libc::PATH_MAX as usize];
+    let (target, _) = sys(rustix::fs::readlinkat_raw(dirfd, path, &mut buf[..]))?;
+    Ok(target.to_vec())
 }
 
 /// `fchownat(dirfd, path, uid, gid, flags)`.
-pub fn fchownat(dirfd: RawFd, path: &[u8], uid: u32, gid: u32, flags: i32) -> SysResult<()> {
-    let c = cstr(path)?;
-    // SAFETY: `c` is a valid NUL-terminated string.
-    check_int(unsafe { libc::fchownat(dirfd, c.as_ptr(), uid, gid, flags) }).map(drop)
+pub fn fchownat(dirfd: impl AsFd, path: &[u8], uid: u32, gid: u32, flags: i32) -> SysResult<()> {
+    let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+    sys(rustix::fs::chownat(dirfd, path, uid, gid, at_flags(flags)))
 }
 
-/// `fchmodat(dirfd, path, mode, 0)` (follows; the only form glibc supports
+/// `fchown(fd, uid, gid)`.
+pub fn fchown(fd: impl AsFd, uid: u32, gid: u32) -> SysResult<()> {
+    let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+    sys(rustix::fs::fchown(fd, uid, gid))
+}
+
+/// `fchmodat(dirfd, path, mode, 0)` (follows; the form every kernel has,
 /// without `fchmodat2`).
-pub fn fchmodat(dirfd: RawFd, path: &[u8], mode: u32) -> SysResult<()> {
-    let c = cstr(path)?;
-    // SAFETY: `c` is a valid NUL-terminated string.
-    check_int(unsafe { libc::fchmodat(dirfd, c.as_ptr(), mode, 0) }).map(drop)
+pub fn fchmodat(dirfd: impl AsFd, path: &[u8], mode: u32) -> SysResult<()> {
+    let mode = Mode::from_bits_retain(mode);
+    sys(rustix::fs::chmodat(dirfd, path, mode, AtFlags::empty()))
+}
+
+/// `fchmod(fd, mode)`.
+pub fn fchmod(fd: impl AsFd, mode: u32) -> SysResult<()> {
+    sys(rustix::fs::fchmod(fd, Mode::from_bits_retain(mode)))
 }
 
 /// `utimensat(dirfd, path, {secs, secs}, flags)`: atime and mtime.
-pub fn utimensat(dirfd: RawFd, path: &[u8], secs: i64, flags: i32) -> SysResult<()> {
-    let c = cstr(path)?;
-    let ts = libc::timespec {
-        tv_sec: secs,
-        tv_nsec: 0,
-    };
-    let times = [ts, ts];
-    // SAFETY: `c` is NUL-terminated and `times` is an array of two timespecs.
-    check_int(unsafe { libc::utimensat(dirfd, c.as_ptr(), times.as_ptr(), flags) }).map(drop)
+pub fn utimensat(dirfd: impl AsFd, path: &[u8], secs: i64, flags: i32) -> SysResult<()> {
+    sys(rustix::fs::utimensat(
+        dirfd,
+        path,
+        &both_times(secs),
+        at_flags(flags),
+    ))
+}
+
+/// `futimens(fd, {secs, secs})`: atime and mtime.
+pub fn futimens(fd: impl AsFd, secs: i64) -> SysResult<()> {
+    sys(rustix::fs::futimens(fd, &both_times(secs)))
 }
 
 /// `truncate(path, size)`.
-pub fn truncate(path: &[u8], size: u64) -> SysResult<()> {
-    let c = cstr(path)?;
-    // SAFETY: `c` is a valid NUL-terminated string.
-    check_int(unsafe { libc::truncate(c.as_ptr(), size as libc::off_t) }).map(drop)
+pub fn truncate(path: &CStr, size: u64) -> SysResult<()> {
+    let size = libc::off_t::try_from(size).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: rustix has only `ftruncate`, and an fd opened for writing
+    // would change the errno of a path truncate (a fifo, a directory, a
+    // read-only file); `path` is NUL-terminated and outlives the call.
+    let ret = unsafe { libc::truncate(path.as_ptr(), size) };
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
 }
 
-/// `pwrite` of the whole buffer.
-pub fn pwrite_all(fd: RawFd, data: &[u8], offset: u64) -> SysResult<()> {
-    write_whole(data, |rest, done| {
-        let at = (offset + done) as libc::off_t;
-        // SAFETY: `rest` is readable for its length.
-        unsafe { libc::pwrite(fd, rest.as_ptr().cast(), rest.len(), at) }
+/// The effective uid and gid of the calling thread.
+pub fn effective_ids() -> (u32, u32) {
+    (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    )
+}
+
+/// `pwrite` of the whole buffer from `offset` on.
+pub fn pwrite_all(fd: impl AsFd, data: &[u8], offset: u64) -> SysResult<()> {
+    write_loop(data, |rest, done| {
+        sys(rustix::io::pwrite(fd.as_fd(), rest, offset + done))
     })
+}
+
+/// Writes the whole buffer to `fd`.
+pub fn write_all(fd: impl AsFd, data: &[u8]) -> SysResult<()> {
+    write_loop(data, |rest, _| sys(rustix::io::write(fd.as_fd(), rest)))
+}
+
+/// `send(fd, data, MSG_NOSIGNAL)` of the whole buffer: a dead peer is
+/// `EPIPE`, never a `SIGPIPE` that would kill the process.
+pub fn send_nosignal(fd: impl AsFd, data: &[u8]) -> SysResult<()> {
+    let flags = rustix::net::SendFlags::NOSIGNAL;
+    write_loop(data, |rest, _| {
+        sys(rustix::net::send(fd.as_fd(), rest, flags))
+    })
+}
+
+/// One `read` into `buf` (EINTR retried): the byte count, 0 at EOF.
+pub fn read_some(fd: impl AsFd, buf: &mut [u8]) -> SysResult<usize> {
+    loop {
+        match rustix::io::read(fd.as_fd(), &mut *buf) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return sys(r),
+        }
+    }
 }
 
 /// Calls `write(rest, done)` until all of `data` is written, `rest` being
 /// what is left and `done` how many bytes went before it; EINTR is retried.
-pub(crate) fn write_whole(
+fn write_loop(
     mut data: &[u8],
-    mut write: impl FnMut(&[u8], u64) -> isize,
+    mut write: impl FnMut(&[u8], u64) -> SysResult<usize>,
 ) -> SysResult<()> {
     let mut done = 0u64;
     while !data.is_empty() {
-        let n = write(data, done);
-        if n < 0 {
-            let e = Errno::last();
-            if e == Errno::EINTR {
-                continue;
+        match write(data, done) {
+            Ok(n) => {
+                data = &data[n..];
+                done += n as u64;
             }
-            return Err(e);
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
         }
-        data = &data[n as usize..];
-        done += n as u64;
     }
     Ok(())
 }
 
+/// [`write_loop`] over a write call made by the caller, which returns a
+/// byte count or -1 with `errno` set.
+pub(crate) fn write_whole(
+    data: &[u8],
+    mut write: impl FnMut(&[u8], u64) -> isize,
+) -> SysResult<()> {
+    write_loop(data, |rest, done| {
+        let n = write(rest, done);
+        if n < 0 {
+            Err(Errno::last())
+        } else {
+            Ok(n as usize)
+        }
+    })
+}
+
 /// Reads up to `limit` bytes from `fd` (until EOF).
-pub fn read_to_end(fd: RawFd, limit: usize) -> SysResult<Vec<u8>> {
-    read_until_eof(fd, limit, None)
+pub fn read_to_end(fd: impl AsFd, limit: usize) -> SysResult<Vec<u8>> {
+    read_until_eof(fd.as_fd(), limit, None)
 }
 
 /// [`read_to_end`] of a regular file whose `st_size` is `expect`: one
 /// `read` sized for it. A read that comes back short exactly at that size
 /// is at the end of the file, so no second read has to see EOF.
-pub fn read_to_end_sized(fd: RawFd, limit: usize, expect: usize) -> SysResult<Vec<u8>> {
-    read_until_eof(fd, limit, Some(expect))
+pub fn read_to_end_sized(fd: impl AsFd, limit: usize, expect: usize) -> SysResult<Vec<u8>> {
+    read_until_eof(fd.as_fd(), limit, Some(expect))
 }
 
-fn read_until_eof(fd: RawFd, limit: usize, expect: Option<usize>) -> SysResult<Vec<u8>> {
+/// Reads into the spare capacity of one vector, growing it by `expect + 1`
+/// first, then by 64 KiB steps; what a read brings past `limit` is cut.
+fn read_until_eof(fd: BorrowedFd<'_>, limit: usize, expect: Option<usize>) -> SysResult<Vec<u8>> {
     const CHUNK: usize = 65536;
     let mut out: Vec<u8> = Vec::new();
     while out.len() < limit {
@@ -287,66 +335,35 @@ fn read_until_eof(fd: RawFd, limit: usize, expect: Option<usize>) -> SysResult<V
             };
             out.reserve(want.min(limit - out.len()));
         }
-        let want = (out.capacity() - out.len()).min(limit - out.len());
-        // SAFETY: the spare capacity of `out` is writable for `want` bytes;
-        // `set_len` below only covers the bytes the kernel wrote.
-        let n = unsafe { libc::read(fd, out.as_mut_ptr().add(out.len()).cast(), want) };
-        if n < 0 {
-            let e = Errno::last();
-            if e == Errno::EINTR {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            break;
-        }
-        // SAFETY: the kernel initialised `n <= want` bytes past `len`.
-        unsafe { out.set_len(out.len() + n as usize) };
-        if (n as usize) < want && Some(out.len()) == expect {
+        let room = out.capacity() - out.len();
+        let n = match rustix::io::read(fd, rustix::buffer::spare_capacity(&mut out)) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return sys(Err(e)),
+        };
+        if n == 0 || (n < room && Some(out.len()) == expect) {
             break;
         }
     }
+    out.truncate(limit);
     Ok(out)
 }
 
 /// The names in directory `fd` (not `.` and `..`), in `getdents64` order.
 /// `fd` must be freshly opened (at offset 0); it is read to the end.
-pub fn read_dir(fd: RawFd) -> SysResult<Vec<CString>> {
-    #[repr(C, align(8))]
-    struct Buf([u8; 8192]);
-    let mut buf = Buf([0; 8192]);
+pub fn read_dir(fd: impl AsFd) -> SysResult<Vec<CString>> {
+    let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
+    let mut dir = rustix::fs::RawDir::new(fd, &mut buf);
     let mut names = Vec::new();
-    loop {
-        // SAFETY: `buf` is writable for its length.
-        let n = check(unsafe {
-            libc::syscall(libc::SYS_getdents64, fd, buf.0.as_mut_ptr(), buf.0.len())
-        })? as usize;
-        if n == 0 {
-            return Ok(names);
-        }
-        // struct linux_dirent64 { u64 d_ino; s64 d_off; u16 d_reclen;
-        // u8 d_type; char d_name[]; }
-        let mut off = 0;
-        while off < n {
-            let rec = &buf.0[off..n];
-            let reclen = u16::from_ne_bytes([rec[16], rec[17]]) as usize;
-            let name = CStr::from_bytes_until_nul(&rec[19..reclen]).map_err(|_| Errno::EIO)?;
-            let b = name.to_bytes();
-            if b != b"." && b != b".." {
-                names.push(name.to_owned());
-            }
-            off += reclen;
+    while let Some(entry) = dir.next() {
+        let entry = sys(entry)?;
+        let name = entry.file_name();
+        let b = name.to_bytes();
+        if b != b"." && b != b".." {
+            names.push(name.to_owned());
         }
     }
-}
-
-/// Writes the whole buffer to `fd`.
-pub fn write_all(fd: RawFd, data: &[u8]) -> SysResult<()> {
-    // SAFETY: `rest` is readable for its length.
-    write_whole(data, |rest, _| unsafe {
-        libc::write(fd, rest.as_ptr().cast(), rest.len())
-    })
+    Ok(names)
 }
 
 /// Which xattr call: path-following, or `l*` (not following).
@@ -359,32 +376,27 @@ pub enum Follow {
 /// `getxattr`/`lgetxattr`: the whole value (one call when it fits a small
 /// buffer; otherwise the size is asked first).
 pub fn getxattr(path: &CStr, name: &[u8], follow: Follow) -> SysResult<Vec<u8>> {
-    let n = cstr(name)?;
-    let get = |buf: *mut libc::c_void, size: usize| {
-        // SAFETY: both strings are NUL-terminated; `buf` is writable for
-        // `size` bytes (or NULL with size 0, which asks for the size).
-        let r = unsafe {
-            match follow {
-                Follow::Yes => libc::getxattr(path.as_ptr(), n.as_ptr(), buf, size),
-                Follow::No => libc::lgetxattr(path.as_ptr(), n.as_ptr(), buf, size),
-            }
-        };
-        if r < 0 {
-            Err(Errno::last())
-        } else {
-            Ok(r as usize)
-        }
+    let get = |buf: &mut [u8]| {
+        sys(match follow {
+            Follow::Yes => rustix::fs::getxattr(path, name, buf),
+            Follow::No => rustix::fs::lgetxattr(path, name, buf),
+        })
+    };
+    let size = || {
+        sys(match follow {
+            Follow::Yes => rustix::fs::getxattr_query(path, name),
+            Follow::No => rustix::fs::lgetxattr_query(path, name),
+        })
     };
     let mut small = [0u8; 256];
-    match get(small.as_mut_ptr().cast(), small.len()) {
+    match get(&mut small) {
         Ok(got) => return Ok(small[..got].to_vec()),
         Err(Errno::ERANGE) => {}
         Err(e) => return Err(e),
     }
     loop {
-        let size = get(std::ptr::null_mut(), 0)?;
-        let mut buf = vec![0u8; size];
-        match get(buf.as_mut_ptr().cast(), buf.len()) {
+        let mut buf = vec![0u8; size()?];
+        match get(&mut buf) {
             Ok(got) => {
                 buf.truncate(got);
                 return Ok(buf);
@@ -398,20 +410,17 @@ pub fn getxattr(path: &CStr, name: &[u8], follow: Follow) -> SysResult<Vec<u8>> 
 /// `listxattr`/`llistxattr`: the names, unsorted (one call when they fit a
 /// small buffer; otherwise the size is asked first).
 pub fn listxattr(path: &CStr, follow: Follow) -> SysResult<Vec<Vec<u8>>> {
-    let list = |buf: *mut libc::c_char, size: usize| {
-        // SAFETY: NUL-terminated path; `buf` is writable for `size` bytes
-        // (or NULL with size 0, which asks for the size).
-        let r = unsafe {
-            match follow {
-                Follow::Yes => libc::listxattr(path.as_ptr(), buf, size),
-                Follow::No => libc::llistxattr(path.as_ptr(), buf, size),
-            }
-        };
-        if r < 0 {
-            Err(Errno::last())
-        } else {
-            Ok(r as usize)
-        }
+    let list = |buf: &mut [u8]| {
+        sys(match follow {
+            Follow::Yes => rustix::fs::listxattr(path, buf),
+            Follow::No => rustix::fs::llistxattr(path, buf),
+        })
+    };
+    let size = || {
+        sys(match follow {
+            Follow::Yes => rustix::fs::listxattr_query(path),
+            Follow::No => rustix::fs::llistxattr_query(path),
+        })
     };
     let split = |buf: &[u8]| -> Vec<Vec<u8>> {
         buf.split(|b| *b == 0)
@@ -420,15 +429,14 @@ pub fn listxattr(path: &CStr, follow: Follow) -> SysResult<Vec<Vec<u8>>> {
             .collect()
     };
     let mut small = [0u8; 1024];
-    match list(small.as_mut_ptr().cast(), small.len()) {
+    match list(&mut small) {
         Ok(got) => return Ok(split(&small[..got])),
         Err(Errno::ERANGE) => {}
         Err(e) => return Err(e),
     }
     loop {
-        let size = list(std::ptr::null_mut(), 0)?;
-        let mut buf = vec![0u8; size];
-        match list(buf.as_mut_ptr().cast(), buf.len()) {
+        let mut buf = vec![0u8; size()?];
+        match list(&mut buf) {
             Ok(got) => return Ok(split(&buf[..got])),
             Err(Errno::ERANGE) => continue,
             Err(e) => return Err(e),
@@ -438,34 +446,21 @@ pub fn listxattr(path: &CStr, follow: Follow) -> SysResult<Vec<Vec<u8>>> {
 
 /// `setxattr`/`lsetxattr` with flags 0.
 pub fn setxattr(path: &CStr, name: &[u8], value: &[u8], follow: Follow) -> SysResult<()> {
-    let n = cstr(name)?;
-    // SAFETY: strings are NUL-terminated; `value` is readable for its length.
-    let ret = unsafe {
-        match follow {
-            Follow::Yes => libc::setxattr(
-                path.as_ptr(),
-                n.as_ptr(),
-                value.as_ptr().cast(),
-                value.len(),
-                0,
-            ),
-            Follow::No => libc::lsetxattr(
-                path.as_ptr(),
-                n.as_ptr(),
-                value.as_ptr().cast(),
-                value.len(),
-                0,
-            ),
-        }
-    };
-    check_int(ret).map(drop)
+    let flags = XattrFlags::empty();
+    sys(match follow {
+        Follow::Yes => rustix::fs::setxattr(path, name, value, flags),
+        Follow::No => rustix::fs::lsetxattr(path, name, value, flags),
+    })
+}
+
+/// `fsetxattr(fd, name, value, 0)`.
+pub fn fsetxattr(fd: impl AsFd, name: &[u8], value: &[u8]) -> SysResult<()> {
+    sys(rustix::fs::fsetxattr(fd, name, value, XattrFlags::empty()))
 }
 
 /// `removexattr` (follows).
 pub fn removexattr(path: &CStr, name: &[u8]) -> SysResult<()> {
-    let n = cstr(name)?;
-    // SAFETY: both strings are NUL-terminated.
-    check_int(unsafe { libc::removexattr(path.as_ptr(), n.as_ptr()) }).map(drop)
+    sys(rustix::fs::removexattr(path, name))
 }
 
 /// `/proc/self/fd/N`: a magic link to the object `fd` refers to, so that
@@ -478,90 +473,46 @@ pub fn proc_fd_path(fd: &OwnedFd) -> CString {
 /// The new mount API (fsopen(2), fsconfig(2), fsmount(2), move_mount(2)).
 pub mod newmount {
     use super::*;
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags};
 
     /// `fsopen(fstype, FSOPEN_CLOEXEC)`.
     pub fn fsopen(fstype: &str) -> SysResult<OwnedFd> {
-        let c = cstr(fstype.as_bytes())?;
-        // SAFETY: `c` is a valid NUL-terminated string.
-        let ret = unsafe { libc::syscall(libc::SYS_fsopen, c.as_ptr(), libc::FSOPEN_CLOEXEC) };
-        check(ret).map(owned)
+        sys(rustix::mount::fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC))
     }
 
     /// `fsconfig(fd, FSCONFIG_SET_STRING, key, value, 0)`.
     pub fn set_string(fd: &OwnedFd, key: &str, value: &[u8]) -> SysResult<()> {
-        let k = cstr(key.as_bytes())?;
-        let v = cstr(value)?;
-        // SAFETY: key and value are valid NUL-terminated strings.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                fd.as_raw_fd(),
-                libc::FSCONFIG_SET_STRING,
-                k.as_ptr(),
-                v.as_ptr(),
-                0,
-            )
-        };
-        check(ret).map(drop)
+        sys(rustix::mount::fsconfig_set_string(fd, key, value))
     }
 
     /// `fsconfig(fd, FSCONFIG_SET_FLAG, key, NULL, 0)`.
     pub fn set_flag(fd: &OwnedFd, key: &str) -> SysResult<()> {
-        let k = cstr(key.as_bytes())?;
-        // SAFETY: `k` is a valid NUL-terminated string; value must be NULL.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                fd.as_raw_fd(),
-                libc::FSCONFIG_SET_FLAG,
-                k.as_ptr(),
-                std::ptr::null::<libc::c_char>(),
-                0,
-            )
-        };
-        check(ret).map(drop)
+        sys(rustix::mount::fsconfig_set_flag(fd, key))
     }
 
     /// `fsconfig(fd, FSCONFIG_CMD_CREATE, NULL, NULL, 0)`.
     pub fn create(fd: &OwnedFd) -> SysResult<()> {
-        // SAFETY: no pointers are passed.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                fd.as_raw_fd(),
-                libc::FSCONFIG_CMD_CREATE,
-                std::ptr::null::<libc::c_char>(),
-                std::ptr::null::<libc::c_char>(),
-                0,
-            )
-        };
-        check(ret).map(drop)
+        sys(rustix::mount::fsconfig_create(fd))
     }
 
     /// `fsmount(fd, FSMOUNT_CLOEXEC, 0)`.
     pub fn fsmount(fd: &OwnedFd) -> SysResult<OwnedFd> {
-        // SAFETY: no pointers are passed.
-        let ret =
-            unsafe { libc::syscall(libc::SYS_fsmount, fd.as_raw_fd(), libc::FSMOUNT_CLOEXEC, 0) };
-        check(ret).map(owned)
+        sys(rustix::mount::fsmount(
+            fd,
+            FsMountFlags::FSMOUNT_CLOEXEC,
+            MountAttrFlags::empty(),
+        ))
     }
 
     /// `move_mount(mnt, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)`.
     pub fn move_mount(mnt: &OwnedFd, target: &[u8]) -> SysResult<()> {
-        let t = cstr(target)?;
-        let empty = c"";
-        // SAFETY: both strings are valid and NUL-terminated.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_move_mount,
-                mnt.as_raw_fd(),
-                empty.as_ptr(),
-                libc::AT_FDCWD,
-                t.as_ptr(),
-                libc::MOVE_MOUNT_F_EMPTY_PATH,
-            )
-        };
-        check(ret).map(drop)
+        sys(rustix::mount::move_mount(
+            mnt,
+            c"",
+            CWD,
+            target,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        ))
     }
 
     /// The messages the filesystem logged into the context (`e ...` lines),
@@ -569,93 +520,117 @@ pub mod newmount {
     pub fn messages(fd: &OwnedFd) -> Vec<String> {
         let mut out = Vec::new();
         let mut buf = [0u8; 1024];
-        loop {
-            // SAFETY: `buf` is writable for its length.
-            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                return out;
-            }
-            out.push(String::from_utf8_lossy(&buf[..n as usize]).into_owned());
+        while let Ok(n @ 1..) = rustix::io::read(fd, &mut buf[..]) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
+        out
     }
 }
 
-/// Capability sets via `capget`/`capset` (capabilities(7), v3 ABI).
+/// Capability sets of the calling thread via `capget`/`capset`
+/// (capabilities(7), v3 ABI), as 64-bit masks.
 pub mod caps {
     use super::*;
+    use rustix::thread::{CapabilitySet, CapabilitySets};
 
-    const VERSION_3: u32 = 0x2008_0522;
-
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-
-    /// The calling thread's (effective, permitted, inheritable) sets as
-    /// 64-bit masks.
+    /// The calling thread's (effective, permitted, inheritable) sets.
     pub fn get() -> SysResult<(u64, u64, u64)> {
-        let mut h = Header {
-            version: VERSION_3,
-            pid: 0,
-        };
-        let mut d = [Data::default(); 2];
-        // SAFETY: header and a 2-element data array, as the v3 ABI requires.
-        check(unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut Header, d.as_mut_ptr()) })?;
-        let join = |f: fn(&Data) -> u32| u64::from(f(&d[0])) | (u64::from(f(&d[1])) << 32);
-        Ok((
-            join(|x| x.effective),
-            join(|x| x.permitted),
-            join(|x| x.inheritable),
-        ))
+        let s = sys(rustix::thread::capabilities(None))?;
+        Ok((s.effective.bits(), s.permitted.bits(), s.inheritable.bits()))
     }
 
     /// Sets the calling thread's capability sets.
     pub fn set(effective: u64, permitted: u64, inheritable: u64) -> SysResult<()> {
-        let mut h = Header {
-            version: VERSION_3,
-            pid: 0,
-        };
-        let split = |v: u64| [v as u32, (v >> 32) as u32];
-        let (e, p, i) = (split(effective), split(permitted), split(inheritable));
-        let d = [
-            Data {
-                effective: e[0],
-                permitted: p[0],
-                inheritable: i[0],
+        sys(rustix::thread::set_capabilities(
+            None,
+            CapabilitySets {
+                effective: CapabilitySet::from_bits_retain(effective),
+                permitted: CapabilitySet::from_bits_retain(permitted),
+                inheritable: CapabilitySet::from_bits_retain(inheritable),
             },
-            Data {
-                effective: e[1],
-                permitted: p[1],
-                inheritable: i[1],
-            },
-        ];
-        // SAFETY: header and a 2-element data array, as the v3 ABI requires.
-        check(unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()) })
-            .map(drop)
+        ))
     }
+}
+
+/// `setgroups` of the calling thread only (the raw syscall, not glibc's
+/// all-threads broadcast): the single group `gid`, or none.
+pub fn set_thread_groups(gid: Option<u32>) -> SysResult<()> {
+    let groups = gid.map(Gid::from_raw);
+    sys(rustix::thread::set_thread_groups(groups.as_slice()))
+}
+
+/// `setfsuid(uid)`: the previous fsuid. The call reports failure only by
+/// leaving the id unchanged (so `setfsuid(-1)` reads it).
+pub fn setfsuid(uid: u32) -> u32 {
+    // SAFETY: rustix has no setfsuid; a plain syscall with an integer
+    // argument, no pointers.
+    unsafe { libc::setfsuid(uid) as u32 }
+}
+
+/// `setfsgid(gid)`: the previous fsgid, as [`setfsuid`].
+pub fn setfsgid(gid: u32) -> u32 {
+    // SAFETY: rustix has no setfsgid; a plain syscall with an integer
+    // argument, no pointers.
+    unsafe { libc::setfsgid(gid) as u32 }
 }
 
 /// `close_range(first, ~0, 0)`: closes every fd from `first` up.
 pub fn close_from(first: u32) {
-    // SAFETY: closing fds the caller no longer uses; no pointers involved.
+    // SAFETY: rustix has no close_range (closing fds by number is outside
+    // its I/O-safety model). The caller no longer uses any fd from `first`
+    // up; no pointers are involved.
     unsafe {
         libc::syscall(libc::SYS_close_range, first, u32::MAX, 0);
     }
 }
 
+/// A command line made ready for `execv` before a fork, so that the child
+/// allocates nothing: the strings and the NULL-terminated pointer array
+/// into them.
+pub struct Argv {
+    args: Vec<CString>,
+    ptrs: Vec<*const libc::c_char>,
+}
+
+impl Argv {
+    /// `args[0]` is the program's path.
+    pub fn new(args: Vec<CString>) -> Argv {
+        let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        Argv { args, ptrs }
+    }
+}
+
+/// The child side of a helper spawn, right after `fork`: dies with its
+/// parent (`PR_SET_PDEATHSIG(SIGKILL)`), stdin from `/dev/null`, stdout and
+/// stderr to `out`, working directory `cwd`, then `execv`. A step that
+/// fails is skipped; when the exec fails the child `_exit`s with 127.
+pub fn exec_child(argv: &Argv, cwd: &CStr, out: BorrowedFd<'_>) -> ! {
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    if let Ok(null) = rustix::fs::open(
+        c"/dev/null",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        let _ = rustix::stdio::dup2_stdin(&null);
+    }
+    let _ = rustix::stdio::dup2_stdout(out);
+    let _ = rustix::stdio::dup2_stderr(out);
+    let _ = rustix::process::chdir(cwd);
+    if let Some(path) = argv.args.first() {
+        // SAFETY: rustix offers exec only in its unstable `runtime` module.
+        // `ptrs` is a NULL-terminated array of pointers into `args`, which
+        // outlives the call.
+        unsafe { libc::execv(path.as_ptr(), argv.ptrs.as_ptr()) };
+    }
+    // SAFETY: `_exit` runs no atexit handlers or destructors, which a
+    // forked child must not run twice; it takes no pointers.
+    unsafe { libc::_exit(127) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
 
     /// Whatever size the caller expects, the whole file comes back (a
     /// stale `st_size` never truncates or pads the data).
@@ -668,16 +643,196 @@ mod tests {
             std::fs::write(&p, &data).unwrap();
             for expect in [0, len.saturating_sub(1), len, len + 1, 2 * len + 3] {
                 let f = std::fs::File::open(&p).unwrap();
-                let got = read_to_end_sized(f.as_raw_fd(), 1 << 24, expect).unwrap();
+                let got = read_to_end_sized(&f, 1 << 24, expect).unwrap();
                 assert_eq!(got, data, "len {len} expect {expect}");
             }
             let f = std::fs::File::open(&p).unwrap();
-            assert_eq!(read_to_end(f.as_raw_fd(), 1 << 24).unwrap(), data);
+            assert_eq!(read_to_end(&f, 1 << 24).unwrap(), data);
             let f = std::fs::File::open(&p).unwrap();
-            assert_eq!(
-                read_to_end_sized(f.as_raw_fd(), 3, len).unwrap(),
-                data[..len.min(3)]
-            );
+            assert_eq!(read_to_end_sized(&f, 3, len).unwrap(), data[..len.min(3)]);
         }
+    }
+
+    /// A read stops at `limit` even when the file goes on and the vector
+    /// grew past it.
+    #[test]
+    fn reads_stop_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..200_000).map(|i| (i % 253) as u8).collect();
+        let p = dir.path().join("big");
+        std::fs::write(&p, &data).unwrap();
+        for limit in [1, 65_536, 65_537, 100_000, 199_999] {
+            let f = std::fs::File::open(&p).unwrap();
+            assert_eq!(read_to_end(&f, limit).unwrap(), data[..limit], "{limit}");
+        }
+    }
+
+    fn dir_fd(dir: &tempfile::TempDir) -> OwnedFd {
+        let path = dir.path().as_os_str().as_encoded_bytes();
+        openat(CWD, path, libc::O_PATH | libc::O_DIRECTORY, 0).unwrap()
+    }
+
+    /// The kernel's errno comes back as the same number, including the
+    /// ones rustix spells differently (`EOPNOTSUPP` for `ENOTSUP`) and the
+    /// `EINVAL` of a path with a NUL inside.
+    #[test]
+    fn errnos_pass_through_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir_fd(&dir);
+        mkdirat(&d, b"sub", 0o755).unwrap();
+        let f = openat(&d, b"f", libc::O_CREAT | libc::O_WRONLY, 0o644).unwrap();
+        write_all(&f, b"x").unwrap();
+        let f_path = CString::new(dir.path().join("f").as_os_str().as_encoded_bytes()).unwrap();
+        let o = libc::O_RDONLY;
+        assert_eq!(openat(&d, b"missing", o, 0).unwrap_err(), Errno::ENOENT);
+        assert_eq!(openat(&d, b"f\0x", o, 0).unwrap_err(), Errno::EINVAL);
+        assert_eq!(openat2(&d, b"f/", o, 0, 0).unwrap_err(), Errno::ENOTDIR);
+        assert_eq!(
+            openat2(&d, b"../x", o, 0, libc::RESOLVE_BENEATH).unwrap_err(),
+            Errno::EXDEV
+        );
+        assert_eq!(mkdirat(&d, b"sub", 0o755).unwrap_err(), Errno::EEXIST);
+        assert_eq!(unlinkat(&d, b"sub", 0).unwrap_err(), Errno::EISDIR);
+        assert_eq!(
+            unlinkat(&d, b"f", libc::AT_REMOVEDIR).unwrap_err(),
+            Errno::ENOTDIR
+        );
+        let both = libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE;
+        assert_eq!(
+            renameat2(&d, b"f", &d, b"g", both).unwrap_err(),
+            Errno::EINVAL
+        );
+        assert_eq!(
+            renameat2(&d, b"f", &d, b"sub", libc::RENAME_NOREPLACE).unwrap_err(),
+            Errno::EEXIST
+        );
+        assert_eq!(readlinkat(&d, b"f").unwrap_err(), Errno::EINVAL);
+        assert_eq!(linkat(&d, b"sub", &d, b"l", 0).unwrap_err(), Errno::EPERM);
+        assert_eq!(fchmodat(&d, b"missing", 0o600).unwrap_err(), Errno::ENOENT);
+        assert_eq!(truncate(c"/", 0).unwrap_err(), Errno::EISDIR);
+        assert_eq!(
+            getxattr(&f_path, b"user.absent", Follow::Yes).unwrap_err(),
+            Errno::ENODATA
+        );
+        assert_eq!(
+            setxattr(&f_path, b"nosuchns.x", b"v", Follow::Yes).unwrap_err(),
+            Errno::EOPNOTSUPP
+        );
+        assert_eq!(
+            removexattr(&f_path, b"user.absent").unwrap_err(),
+            Errno::ENODATA
+        );
+        assert_eq!(pidfd_open(0).unwrap_err(), Errno::EINVAL);
+        assert_eq!(read_dir(&d).unwrap_err(), Errno::EBADF);
+    }
+
+    /// Whiteouts (char 0/0) and fifos come out with the asked type, mode
+    /// and device; timestamps and owners as set.
+    #[test]
+    fn nodes_and_attributes_are_made_as_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir_fd(&dir);
+        mknodat(&d, b"wh", FileType::CharacterDevice, 0, makedev(0, 0)).unwrap();
+        mknodat(&d, b"fifo", FileType::Fifo, 0o640, 0).unwrap();
+        let wh = fstatat(&d, b"wh", libc::AT_SYMLINK_NOFOLLOW).unwrap();
+        assert_eq!(wh.st_mode & libc::S_IFMT, libc::S_IFCHR);
+        assert_eq!((major(wh.st_rdev), minor(wh.st_rdev)), (0, 0));
+        let fifo = fstatat(&d, b"fifo", 0).unwrap();
+        assert_eq!(fifo.st_mode & libc::S_IFMT, libc::S_IFIFO);
+        fchownat(&d, b"fifo", 12, 34, libc::AT_SYMLINK_NOFOLLOW).unwrap();
+        fchmodat(&d, b"fifo", 0o4751).unwrap();
+        utimensat(&d, b"fifo", 1_000_000, libc::AT_SYMLINK_NOFOLLOW).unwrap();
+        let fifo = fstatat(&d, b"fifo", 0).unwrap();
+        assert_eq!(fifo.st_mode & 0o7777, 0o4751);
+        assert_eq!((fifo.st_uid, fifo.st_gid), (12, 34));
+        assert_eq!((fifo.st_mtime, fifo.st_atime), (1_000_000, 1_000_000));
+        let long = vec![b'x'; 4000];
+        symlinkat(&long, &d, b"link").unwrap();
+        assert_eq!(readlinkat(&d, b"link").unwrap(), long);
+    }
+
+    /// Xattr values and name lists too large for the first small buffer
+    /// come back whole.
+    #[test]
+    fn large_xattrs_come_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"").unwrap();
+        let path = CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        let value: Vec<u8> = (0..600).map(|i| (i % 251) as u8).collect();
+        setxattr(&path, b"trusted.big", &value, Follow::No).unwrap();
+        assert_eq!(getxattr(&path, b"trusted.big", Follow::No).unwrap(), value);
+        let mut names: Vec<Vec<u8>> = (0..32)
+            .map(|i| format!("trusted.attribute-name-number-{i:03}").into_bytes())
+            .collect();
+        for n in &names {
+            setxattr(&path, n, b"", Follow::Yes).unwrap();
+        }
+        names.push(b"trusted.big".to_vec());
+        let mut got = listxattr(&path, Follow::Yes).unwrap();
+        got.retain(|n| n.starts_with(b"trusted."));
+        got.sort();
+        names.sort();
+        assert_eq!(got, names);
+    }
+
+    /// A directory whose entries fill several `getdents64` buffers is
+    /// listed in full, without `.` and `..`.
+    #[test]
+    fn read_dir_lists_every_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut want: Vec<String> = (0..400)
+            .map(|i| format!("entry-number-{i:04}-{}", "n".repeat(30)))
+            .collect();
+        for n in &want {
+            std::fs::write(dir.path().join(n), b"").unwrap();
+        }
+        let path = dir.path().as_os_str().as_encoded_bytes();
+        let fd = openat(CWD, path, libc::O_RDONLY | libc::O_DIRECTORY, 0).unwrap();
+        let mut got: Vec<String> = read_dir(&fd)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.into_string().unwrap())
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    /// What `send_nosignal` sends, `read_some` reads; a closed peer is
+    /// `EPIPE` and a closed writer EOF.
+    #[test]
+    fn socket_send_and_read() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let data: Vec<u8> = (0..100_000).map(|i| (i % 249) as u8).collect();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                match read_some(&b, &mut buf).unwrap() {
+                    0 => return got,
+                    n => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        send_nosignal(&a, &data).unwrap();
+        let (a2, b2) = std::os::unix::net::UnixStream::pair().unwrap();
+        drop(b2);
+        assert_eq!(send_nosignal(&a2, b"x").unwrap_err(), Errno::EPIPE);
+        drop(a);
+        assert_eq!(reader.join().unwrap(), data);
+    }
+
+    /// A capability dropped from the effective set reads back as dropped
+    /// (and nothing else changes); the saved sets come back whole.
+    #[test]
+    fn capabilities_round_trip() {
+        let (e, p, i) = caps::get().unwrap();
+        let chown = rustix::thread::CapabilitySet::CHOWN.bits();
+        caps::set(e & !chown, p, i).unwrap();
+        let dropped = caps::get().unwrap();
+        caps::set(e, p, i).unwrap();
+        assert_eq!(dropped, (e & !chown, p, i));
+        assert_eq!(caps::get().unwrap(), (e, p, i));
     }
 }

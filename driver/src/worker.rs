@@ -396,7 +396,7 @@ fn child_fds(sock: OwnedFd) {
         }
     }
     crate::sys::close_from(SOCK_FD as u32 + 1);
-    if let Ok(null) = crate::sys::openat(libc::AT_FDCWD, b"/dev/null", libc::O_RDWR, 0) {
+    if let Ok(null) = crate::sys::openat(crate::sys::CWD, b"/dev/null", libc::O_RDWR, 0) {
         // SAFETY: dup2 onto stdin/stdout; `null` stays valid for the call.
         unsafe {
             libc::dup2(null.as_raw_fd(), 0);
