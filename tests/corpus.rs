@@ -1,21 +1,22 @@
 //! The regression corpus, replayed: against the model always (every pinned
-//! outcome must be one the model allows, and model-vs-model views agree) and
-//! against the kernel when it is available (no divergence at all: pinned
-//! outcomes, outcomes, merged and upper views, after remount, after commit).
+//! outcome is the model's, and model-vs-model views agree), against the
+//! kernel and against fuse-overlayfs when they are available. A case may
+//! diverge on a backend only where it says so (`known BACKEND "SIGNATURE"`
+//! with that signature); a known case that now agrees is reported, not
+//! failed (the implementation was fixed: move the case).
 
 mod common;
 
 use ovlcheck_driver::Backend;
-use ovlcheck_harness::{corpus, report, run_case, ModelBackend};
+use ovlcheck_harness::contract::Contract;
+use ovlcheck_harness::known::Verdict;
+use ovlcheck_harness::replay::{replay, Replayed};
+use ovlcheck_harness::{corpus, report, ModelBackend};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 
-/// Every corpus case except the known kernel bugs (which must diverge).
 fn corpus_files() -> Vec<PathBuf> {
     let files = corpus::collect(&[common::corpus_dir()]).expect("corpus/ is readable");
-    let files: Vec<PathBuf> = files
-        .into_iter()
-        .filter(|p| !p.components().any(|c| c.as_os_str() == "known-kernel"))
-        .collect();
     assert!(
         files.len() >= 30,
         "corpus/ should hold at least 30 cases, found {}",
@@ -24,37 +25,65 @@ fn corpus_files() -> Vec<PathBuf> {
     files
 }
 
-fn replay_all(backend: &dyn Backend) {
+/// Replays the corpus on `backend`: no new divergence, no backend failure.
+/// Returns how many cases were known, fixed and not run.
+fn replay_all(backend: &dyn Backend, paths: &[PathBuf]) -> (usize, usize, usize) {
+    let contract = Contract::default_for(backend.kind());
+    let r = replay(
+        backend,
+        paths,
+        contract,
+        &AtomicBool::new(false),
+        &|_, _| {},
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let mut failures = Vec::new();
-    let files = corpus_files();
-    for f in &files {
-        let case = corpus::load_case(f).unwrap_or_else(|e| panic!("{e}"));
-        match run_case(backend, &case) {
-            Ok(run) => {
-                if let Some(d) = run.divergence {
-                    failures.push(format!(
-                        "{}:\n{}",
-                        f.display(),
-                        report::render(&d, backend.name())
-                    ));
-                }
-            }
-            Err(e) => failures.push(format!("{}: {e}", f.display())),
+    for (path, got) in &r.cases {
+        match got {
+            Replayed::Judged {
+                verdict: Verdict::New,
+                divergence: Some(d),
+            } => failures.push(format!(
+                "{}:\n{}",
+                path.display(),
+                report::render(d, backend.name())
+            )),
+            Replayed::Judged {
+                verdict: Verdict::Fixed,
+                ..
+            } => eprintln!(
+                "*** {}: known to diverge on {} and now agrees",
+                path.display(),
+                backend.name()
+            ),
+            Replayed::Failed(e) => failures.push(format!("{}: {e}", path.display())),
+            _ => {}
         }
     }
     assert!(
         failures.is_empty(),
         "{} of {} corpus cases fail on the {} backend:\n\n{}",
         failures.len(),
-        files.len(),
+        r.cases.len(),
         backend.name(),
         failures.join("\n\n")
     );
+    (
+        r.count(Verdict::Known),
+        r.count(Verdict::Fixed),
+        r.unsupported(),
+    )
 }
 
+/// The model runs every case but those whose pins are a kernel bug.
 #[test]
 fn corpus_agrees_with_the_model() {
-    replay_all(&ModelBackend);
+    let files: Vec<PathBuf> = corpus_files()
+        .into_iter()
+        .filter(|p| !p.components().any(|c| c.as_os_str() == "known-kernel"))
+        .collect();
+    let (known, fixed, unsupported) = replay_all(&ModelBackend, &files);
+    assert_eq!((known, fixed, unsupported), (0, 0, 0));
 }
 
 #[test]
@@ -62,7 +91,27 @@ fn corpus_agrees_with_the_kernel() {
     let Some(kernel) = common::kernel("corpus_agrees_with_the_kernel") else {
         return;
     };
-    replay_all(&*kernel);
+    let (known, fixed, unsupported) = replay_all(&*kernel, &corpus_files());
+    assert_eq!(unsupported, 0, "the kernel runs every profile");
+    assert_eq!(known + fixed, 2, "corpus/known-kernel holds two cases");
+}
+
+/// fuse-overlayfs diverges only where the corpus says it does, under its
+/// default contract; profiles it lacks are not run.
+#[test]
+fn corpus_on_fuse_overlayfs_shows_only_known_divergences() {
+    let Some(fuse) = common::fuse_overlayfs("corpus_on_fuse_overlayfs") else {
+        return;
+    };
+    let (known, _, unsupported) = replay_all(&*fuse, &corpus_files());
+    assert!(
+        known >= 10,
+        "corpus/known-fuse-overlayfs is replayed ({known} known)"
+    );
+    assert!(
+        unsupported > 0,
+        "index, metacopy and xino cases are not run"
+    );
 }
 
 #[test]

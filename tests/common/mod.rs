@@ -30,3 +30,21 @@ pub fn kernel(test: &str) -> Option<Box<dyn Backend>> {
 pub fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus")
 }
+
+/// The fuse-overlayfs backend, or `None` after a loud SKIP message. With
+/// `OVL_REQUIRE_KERNEL=1` an unusable fuse-overlayfs fails the test.
+pub fn fuse_overlayfs(test: &str) -> Option<Box<dyn Backend>> {
+    let kind = ovlcheck_driver::BackendKind::FuseOverlayfs;
+    match ovlcheck_driver::check_environment(kind)
+        .and_then(|()| ovlcheck_driver::backend_by_name("fuse-overlayfs", &Default::default()))
+    {
+        Ok(b) => Some(b),
+        Err(e) if kernel_required() => {
+            panic!("{test}: fuse-overlayfs is required (OVL_REQUIRE_KERNEL=1) but unusable: {e}")
+        }
+        Err(e) => {
+            eprintln!("\n*** SKIP {test}: fuse-overlayfs unusable here: {e}\n*** (set OVL_REQUIRE_KERNEL=1 to make this a failure)\n");
+            None
+        }
+    }
+}
