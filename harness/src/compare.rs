@@ -17,6 +17,9 @@ pub enum Which {
     AfterRemount,
     /// The merged tree after a commit (upper became a lower layer).
     AfterCommit,
+    /// The kernel's overlay mounted read-only over the layers the backend
+    /// left after the commit (`ovlcheck_driver::Session::kernel_view`).
+    KernelView,
 }
 
 impl Which {
@@ -26,6 +29,7 @@ impl Which {
             Which::Upper => "upper",
             Which::AfterRemount => "merged-after-remount",
             Which::AfterCommit => "merged-after-commit",
+            Which::KernelView => "kernel",
         }
     }
 }

@@ -43,7 +43,7 @@ pub fn render(d: &Divergence, backend: &str) -> String {
 pub fn side_by_side(d: &Divergence) -> String {
     let first = match d.check {
         Check::Outcome { step } | Check::Pinned { step, .. } => Some(step),
-        Check::View { .. } => None,
+        Check::View { .. } | Check::KernelRefused { .. } => None,
     };
     let rows: Vec<(String, String, String)> = d
         .case

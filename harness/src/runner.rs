@@ -4,8 +4,8 @@
 
 use crate::compare::{agree_sorted, compare_views, Which};
 use crate::model_backend::ModelBackend;
-use ovlcheck_case::{Allowed, Case, Node, Op, Outcome, Step, View, ViewDiff};
-use ovlcheck_driver::{Backend, CaseRun, DriverError};
+use ovlcheck_case::{Allowed, Case, Errno, Node, Op, Outcome, Step, View, ViewDiff};
+use ovlcheck_driver::{Backend, BackendKind, CaseRun, DriverError};
 use ovlcheck_model::Model;
 use serde::Serialize;
 
@@ -18,6 +18,9 @@ pub enum Check {
     Pinned { step: usize, expected: Outcome },
     /// A view differs.
     View { which: Which },
+    /// The kernel refused to mount, read-only, the layers the backend
+    /// left (the kernel view's mount failed with this errno).
+    KernelRefused { errno: Errno },
 }
 
 /// A disagreement between model and backend, with what is needed to read it.
@@ -57,6 +60,9 @@ impl Divergence {
                     short_allowed(&model),
                     backend
                 )
+            }
+            Check::KernelRefused { errno } => {
+                format!("kernel view: mount {}", errno.name())
             }
             Check::View { which } => {
                 let fields: Vec<String> = self
@@ -122,9 +128,11 @@ pub struct Run {
 }
 
 /// Runs `case` on the model and on `backend` and compares everything.
+/// The model backend starts from the model built here (see
+/// [`ModelBackend::run_from`]).
 pub fn run_case(backend: &dyn Backend, case: &Case) -> Result<Run, RunError> {
     let model = Model::new(case).map_err(|e| RunError::BadCase(e.to_string()))?;
-    let observed = if backend.name() == ModelBackend::NAME {
+    let observed = if backend.kind() == BackendKind::Model {
         ModelBackend::run_from(model.clone(), case)?
     } else {
         backend.run_case(case)?
@@ -261,6 +269,28 @@ pub fn compare_run(model: Model, case: &Case, run: &CaseRun) -> Run {
                 }
             });
             if models.is_empty() {
+                return diverged(trace, Check::View { which }, first_diff);
+            }
+        }
+    }
+    // The kernel's reading of the layers the backend left, against the
+    // merged tree the model predicts after the commit.
+    match &run.kernel_view {
+        None => {}
+        Some(Err(errno)) => {
+            return diverged(trace, Check::KernelRefused { errno: *errno }, None);
+        }
+        Some(Ok(v)) => {
+            let mut first_diff = None;
+            let agrees = models.iter().any(|m| match differ(m.merged_nodes(), v) {
+                None => true,
+                Some(d) => {
+                    first_diff.get_or_insert(d);
+                    false
+                }
+            });
+            if !agrees {
+                let which = Which::KernelView;
                 return diverged(trace, Check::View { which }, first_diff);
             }
         }
