@@ -26,7 +26,10 @@
 //!   whose mount fails returns `Outcome::Err(errno)`; later steps then fail
 //!   with [`DriverError::Io`]. `kernel_view` is the kernel's overlay
 //!   mounted read-only over the current layers: how the kernel reads the
-//!   layout another implementation left.
+//!   layout another implementation left. [`PooledBackend`]'s `run_case`
+//!   takes it, after the commit, for every implementation but the
+//!   kernel's own (whose commit check already is that mount);
+//!   [`PooledBackend::run`] takes it on request.
 //! - [`CaseRun::collect`] turns a started session into a [`CaseRun`]; the
 //!   harness's step-by-step sessions and the worker's one-round-trip case
 //!   both go through it.

@@ -51,6 +51,8 @@ pub fn spawn(argv: &[String], cwd: &Path, log: &Path) -> Result<Pid, String> {
     match unsafe { fork() } {
         Err(e) => Err(format!("fork: {e}")),
         Ok(ForkResult::Parent { child }) => Ok(child),
+        // SAFETY: raw syscalls only, on C strings, pointer arrays and fds
+        // made before the fork; `execv` or `_exit` ends the child.
         Ok(ForkResult::Child) => unsafe {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
             let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);

@@ -15,7 +15,11 @@ use ovlcheck_case::{
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-/// A session's own tmpfs with an empty overlay2 store on it.
+/// The umask of a worker (set once at its start): objects get exactly the
+/// modes they are created with, which the stores here rely on.
+pub const WORKER_UMASK: u32 = 0;
+
+/// A case's own tmpfs with an empty overlay2 store on it.
 pub(super) struct Scratch {
     dir: PathBuf,
     store: LayerStore,
@@ -29,7 +33,7 @@ impl Scratch {
         mount::mount_tmpfs(&dir, size).map_err(|e| format!("tmpfs on {}: {e}", dir.display()))?;
         match LayerStore::init(&dir.join("overlay2"), 0) {
             Ok(s) => Ok(Scratch {
-                store: s.known_umask(super::WORKER_UMASK),
+                store: s.known_umask(WORKER_UMASK),
                 dir,
             }),
             Err(e) => {
@@ -167,7 +171,7 @@ impl MountedCase {
                 }
                 Ok(separate)
             });
-        // A tmpfs mounted before a failure is the session's too.
+        // A tmpfs mounted before a failure is the case's too.
         self.tmpfs.extend(mounted);
         let layer = layer.map_err(|e| MountFailure {
             errno: e.raw_os_error().map(nix::errno::Errno::from_raw),
@@ -294,7 +298,7 @@ impl MountedCase {
     }
 
     /// Kernel mounts only (helpers must be stopped their own way): one lazy
-    /// unmount of the session's tmpfs takes the overlay and any container
+    /// unmount of the case's tmpfs takes the overlay and any container
     /// tmpfs along — one RCU grace period for the whole tree instead of one
     /// per umount. Nothing holds a reference into them any more (the root fd
     /// is closed, the cwd is `/`), so every superblock is gone by the time
@@ -332,7 +336,7 @@ impl MountedCase {
     /// An observation of a helper-mounted tree: a helper that died before
     /// it, or during it (a walk that met `ENOTCONN`), is reported as its
     /// death, not as the symptom.
-    fn observe<T>(&mut self, walk: impl FnOnce(&mut Self) -> Res<T>) -> Result<T, DriverError> {
+    fn observation<T>(&mut self, walk: impl FnOnce(&mut Self) -> Res<T>) -> Result<T, DriverError> {
         self.helper_alive().map_err(DriverError::Died)?;
         walk(self).map_err(|e| self.error_or_death(e))
     }
@@ -526,20 +530,22 @@ impl Session for MountedCase {
     }
 
     fn merged_view(&mut self) -> Result<View, DriverError> {
-        self.observe(Self::walk_merged)
+        self.observation(Self::walk_merged)
     }
 
     fn upper_view(&mut self) -> Result<Option<View>, DriverError> {
-        self.observe(|s| s.walk_upper())
+        self.observation(|s| s.walk_upper())
     }
 
     fn lower_views(&mut self) -> Result<Vec<View>, DriverError> {
-        self.observe(|s| s.walk_lowers())
+        self.observation(|s| s.walk_lowers())
     }
 
     fn kernel_view(&mut self) -> Result<Result<View, CaseErrno>, DriverError> {
+        // As for a lifecycle step: a helper that died since the last
+        // request would go unnoticed once unmounted.
         self.helper_alive().map_err(DriverError::Died)?;
-        self.unmount().map_err(|e| self.error_or_death(e))?;
+        self.unmount().map_err(DriverError::Io)?;
         self.broken = Some("unmounted for the kernel view".into());
         self.walk_kernel_view().map_err(DriverError::Io)
     }
@@ -579,7 +585,7 @@ impl MountFailure {
 }
 
 /// `mkdir` with an exact mode (the worker's umask is
-/// [`super::WORKER_UMASK`], 0, and store directories are never
+/// [`WORKER_UMASK`], 0, and store directories are never
 /// set-gid); an existing directory is fine.
 fn mkdir_mode(path: &Path, mode: u32) -> Res<()> {
     use std::os::unix::fs::DirBuilderExt;

@@ -17,7 +17,7 @@
 
 mod case;
 
-pub use case::MountedCase;
+pub use case::{MountedCase, WORKER_UMASK};
 
 use crate::api::{CaseRun, DriverError, Session};
 use crate::proto::{self, Request, Response, RunCase};
@@ -30,9 +30,6 @@ use std::path::PathBuf;
 
 /// The fd number of the worker's socket in the worker.
 const SOCK_FD: RawFd = 3;
-/// The umask of a worker (set once at its start): objects get exactly the
-/// modes they are created with.
-pub const WORKER_UMASK: u32 = 0;
 
 /// The worker process's main: `sock` is its end of the socketpair,
 /// `parent` the harness, `mountpoint` where its scratch tmpfs goes. Never
@@ -175,7 +172,7 @@ pub struct WorkerState {
 }
 
 impl WorkerState {
-    /// A worker whose sessions go in directories under `root`; `userns`:
+    /// A worker whose cases go in directories under `root`; `userns`:
     /// it runs in its own user namespace.
     pub fn new(root: PathBuf, userns: bool) -> WorkerState {
         WorkerState {
@@ -194,7 +191,7 @@ impl WorkerState {
         self.root.join(format!("s{}", self.counter))
     }
 
-    /// The scratch for a case whose session tmpfs has `size` bytes (`None`:
+    /// The scratch for a case whose tmpfs has `size` bytes (`None`:
     /// the default size): the spare one when it fits, else a new one.
     fn scratch(&mut self, size: Option<u64>) -> Result<Scratch, String> {
         match (size, self.spare.take()) {
