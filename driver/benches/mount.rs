@@ -13,7 +13,7 @@ use ovlcheck_case::{parse_case, Case};
 use ovlcheck_driver::mount::{self as ovlmount, MountSpec};
 use ovlcheck_driver::observe;
 use ovlcheck_driver::store::{write_objects, Layer, LayerStore, MarkerNames};
-use ovlcheck_driver::{Backend, KernelBackend};
+use ovlcheck_driver::{Backend, PooledBackend};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
@@ -153,7 +153,7 @@ fn bench(c: &mut Criterion) {
     });
     ovlmount::unmount(&merged).unwrap();
 
-    let backend = KernelBackend::new();
+    let backend = PooledBackend::kernel();
     let case = parse_case("bench.ovl", CASE).unwrap();
     c.bench_function("session start+finish (pooled worker)", |b| {
         b.iter(|| backend.start(&case).unwrap().finish().unwrap())

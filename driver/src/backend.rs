@@ -1,21 +1,20 @@
-//! The three backends and their sessions. All of them drive worker
-//! processes ([`crate::worker`]); they differ only in how the worker mounts
-//! a stack ([`Mounter`]). Workers are pooled: a finished session hands its
-//! worker back, so the next case costs a few tmpfs and overlay mounts, not a
-//! fork and two namespaces.
+//! The harness side of mounted backends: [`PooledBackend`], one type for
+//! every implementation a worker can mount ([`Mounter`]: the kernel's
+//! overlayfs, fuse-overlayfs, a user's mount command), and
+//! [`WorkerSession`], the harness's handle on a case a worker runs step by
+//! step. Workers are pooled: a finished case hands its worker back, so the
+//! next case costs a few tmpfs and overlay mounts, not a fork and two
+//! namespaces.
 
-use crate::proto::{Mounter, Request, Response};
-use crate::worker::{self, Worker};
-use crate::{Backend, BackendKind, BackendOptions, CaseRun, DriverError, Session};
-use ovlcheck_case::{Case, Op, Outcome, Profile, Step, View};
+use crate::api::{Backend, BackendKind, BackendOptions, CaseRun, DriverError, Session};
+use crate::process::{self, WorkerProcess};
+use crate::proto::{Mounter, Request, Response, RunCase};
+use crate::spawn::{FUSERMOUNT3, FUSE_OVERLAYFS};
+use ovlcheck_case::{Case, Errno, Outcome, Profile, Step, View};
 use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Where Debian's `fuse-overlayfs` package puts the binary.
-pub const FUSE_OVERLAYFS: &str = "/usr/bin/fuse-overlayfs";
-/// Debian's `fuse3` unmount helper.
-pub const FUSERMOUNT3: &str = "/usr/bin/fusermount3";
 /// Starting a session (building layers, mounting) may take this many
 /// op timeouts.
 const START_TIMEOUT_FACTOR: u32 = 6;
@@ -32,34 +31,102 @@ thread_local! {
     static SETTLING: Cell<Option<i32>> = const { Cell::new(None) };
 }
 
-/// What every backend shares: the mounter, options and the worker pool.
-#[derive(Debug)]
-struct Inner {
-    name: &'static str,
-    mounter: Mounter,
-    opts: BackendOptions,
-    idle: Mutex<Vec<Worker>>,
+/// A backend whose cases run in pooled worker processes, mounted by its
+/// [`Mounter`]. Cloning it shares the pool.
+#[derive(Debug, Clone)]
+pub struct PooledBackend {
+    pool: Arc<Pool>,
 }
 
-impl Inner {
-    fn new(name: &'static str, mounter: Mounter, opts: BackendOptions) -> Arc<Inner> {
-        Arc::new(Inner {
-            name,
-            mounter,
-            opts,
-            idle: Mutex::new(Vec::new()),
-        })
+/// The mounter, the options and the idle workers of a [`PooledBackend`].
+#[derive(Debug)]
+struct Pool {
+    mounter: Mounter,
+    opts: BackendOptions,
+    idle: Mutex<Vec<WorkerProcess>>,
+}
+
+impl PooledBackend {
+    /// A backend mounting with `mounter`.
+    pub fn new(mounter: Mounter, opts: BackendOptions) -> PooledBackend {
+        PooledBackend {
+            pool: Arc::new(Pool {
+                mounter,
+                opts,
+                idle: Mutex::new(Vec::new()),
+            }),
+        }
     }
 
+    /// The kernel's overlayfs, default options.
+    pub fn kernel() -> PooledBackend {
+        PooledBackend::new(Mounter::Kernel, BackendOptions::default())
+    }
+
+    /// fuse-overlayfs (the Debian package's C implementation, unmounted
+    /// with `fusermount3 -u`), default options.
+    pub fn fuse_overlayfs() -> PooledBackend {
+        PooledBackend::new(Mounter::fuse_overlayfs(), BackendOptions::default())
+    }
+
+    /// Any overlay implementation mounted by user-given shell command
+    /// templates (see [`crate::spawn::fill_template`]), run with
+    /// `/bin/sh -c` inside the worker's namespace: `mount` may use
+    /// `{lowerdir} {upperdir} {workdir} {target} {options}`, `umount` uses
+    /// `{target}`. Default options.
+    pub fn exec(mount: String, umount: String) -> PooledBackend {
+        PooledBackend::new(Mounter::Exec { mount, umount }, BackendOptions::default())
+    }
+
+    /// How its workers mount a stack.
+    pub fn mounter(&self) -> &Mounter {
+        &self.pool.mounter
+    }
+
+    /// [`Backend::start`] with the concrete session type (for tests and
+    /// tools that want its extra methods).
+    pub fn start_session(&self, case: &Case) -> Result<WorkerSession, DriverError> {
+        if let Mounter::Fuse { binary } = &self.pool.mounter {
+            require_file(
+                binary,
+                "fuse-overlayfs not found: apt-get install fuse-overlayfs",
+            )?;
+        }
+        self.pool.start(case)
+    }
+
+    /// A whole case in one round trip ([`Request::RunCase`]); with
+    /// `kernel_view`, [`CaseRun::kernel_view`] is taken at the end.
+    pub fn run(&self, case: &Case, kernel_view: bool) -> Result<CaseRun, DriverError> {
+        self.pool.run(case, kernel_view)
+    }
+}
+
+impl Backend for PooledBackend {
+    fn kind(&self) -> BackendKind {
+        self.pool.mounter.kind()
+    }
+
+    fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
+        Ok(Box::new(self.start_session(case)?))
+    }
+
+    fn run_case(&self, case: &Case, kernel_view: bool) -> Result<CaseRun, DriverError> {
+        self.run(case, kernel_view)
+    }
+}
+
+impl Pool {
     /// An idle worker of the right kind (`true` when pooled), or a new one,
     /// placed on this thread's worker CPU (preferring one already there);
     /// never the one this thread handed back last ([`SETTLING`]).
-    fn take(&self, userns: bool) -> Result<(Worker, bool), DriverError> {
+    fn take(&self, userns: bool) -> Result<(WorkerProcess, bool), DriverError> {
         let cpu = crate::placement::worker_cpu();
         let found = {
             let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
             let settling = SETTLING.with(Cell::get);
-            let fits = |w: &Worker| w.userns == userns && w.alive() && Some(w.pid()) != settling;
+            let fits =
+                |w: &WorkerProcess| w.userns == userns && w.alive() && Some(w.pid()) != settling;
             idle.iter()
                 .position(|w| fits(w) && w.cpu() == cpu)
                 .or_else(|| idle.iter().position(fits))
@@ -78,7 +145,7 @@ impl Inner {
     }
 
     /// Returns a worker to the pool (or lets it go when the pool is full).
-    fn give(&self, w: Worker) {
+    fn give(&self, w: WorkerProcess) {
         SETTLING.with(|s| s.set(Some(w.pid())));
         if !w.alive() {
             return;
@@ -89,55 +156,42 @@ impl Inner {
         }
     }
 
-    /// A whole case in one round trip: start, steps, views, remount,
-    /// commit and end as one [`Request::Batch`].
-    fn run_case(self: &Arc<Self>, case: &Case) -> Result<CaseRun, DriverError> {
+    /// A whole case in one round trip: the worker answers a
+    /// [`Request::RunCase`] with the [`CaseRun`] it collected.
+    fn run(self: &Arc<Self>, case: &Case, kernel_view: bool) -> Result<CaseRun, DriverError> {
         case.profile
             .validate()
             .map_err(|e| DriverError::Io(format!("invalid profile: {e}")))?;
         let userns = needs_userns(&case.profile)?;
-        let n = case.steps.len();
-        let mut reqs = Vec::with_capacity(n + 8);
-        reqs.push(Request::Start {
-            case: Box::new(case.clone()),
+        // Start, the steps, the views and lifecycle steps, the kernel view.
+        let requests = case.steps.len() as u32 + 8 + u32::from(kernel_view);
+        let req = Request::RunCase(Box::new(RunCase {
+            case: case.clone(),
             mounter: self.mounter.clone(),
-        });
-        reqs.extend(
-            case.steps
-                .iter()
-                .map(|s| Request::Apply { step: s.clone() }),
-        );
-        reqs.extend([Request::MergedView, Request::UpperView]);
-        for op in [Op::Remount, Op::Commit] {
-            reqs.push(Request::Apply {
-                step: Step::new(op),
-            });
-            reqs.push(Request::MergedView);
-        }
-        reqs.push(Request::End);
-        let req = Request::Batch(reqs);
-        let timeout = self.opts.timeout * (START_TIMEOUT_FACTOR + n as u32 + 8);
+            kernel_view,
+        }));
+        let timeout = self.opts.timeout * (START_TIMEOUT_FACTOR + requests);
         let (mut w, pooled) = self.take(userns)?;
         let answer = match w.call(&req, "case", timeout) {
+            // A pooled worker may have died while idle: retry on a fresh one.
             Err(DriverError::Died(_)) if pooled => {
                 w = spawn_placed(userns, self.opts.timeout * START_TIMEOUT_FACTOR)?;
                 w.call(&req, "case", timeout)?
             }
             r => r?,
         };
-        let Response::Batch(answers) = answer else {
-            return Err(DriverError::Io(format!(
-                "unexpected answer to a case: {answer:?}"
-            )));
+        let run = match answer {
+            Response::CaseRun(run) => Ok(*run),
+            Response::Failed(e) => Err(e),
+            other => Err(unexpected("a case", other)),
         };
-        let run = case_run(answers, n);
         if !matches!(run, Err(DriverError::Environment(_))) {
             self.give(w);
         }
         run
     }
 
-    fn start(self: &Arc<Self>, case: &Case) -> Result<RemoteSession, DriverError> {
+    fn start(self: &Arc<Self>, case: &Case) -> Result<WorkerSession, DriverError> {
         case.profile
             .validate()
             .map_err(|e| DriverError::Io(format!("invalid profile: {e}")))?;
@@ -157,90 +211,24 @@ impl Inner {
             r => r?,
         };
         match answer {
-            Response::Ok => Ok(RemoteSession {
+            Response::Ok => Ok(WorkerSession {
                 worker: Some(w),
-                inner: Arc::clone(self),
+                pool: Arc::clone(self),
             }),
-            Response::Error { message, env } => {
+            Response::Failed(e) => {
                 self.give(w);
-                Err(if env {
-                    DriverError::Environment(message)
-                } else {
-                    DriverError::Io(message)
-                })
+                Err(e)
             }
-            other => Err(DriverError::Io(format!(
-                "unexpected answer to start: {other:?}"
-            ))),
+            other => Err(unexpected("start", other)),
         }
     }
 }
 
 /// A new worker, placed on this thread's worker CPU.
-fn spawn_placed(userns: bool, timeout: Duration) -> Result<Worker, DriverError> {
-    let mut w = worker::spawn(userns, timeout)?;
+fn spawn_placed(userns: bool, timeout: Duration) -> Result<WorkerProcess, DriverError> {
+    let mut w = process::spawn(userns, timeout)?;
     w.place(crate::placement::worker_cpu());
     Ok(w)
-}
-
-/// Turns the answers to a whole-case batch into a [`CaseRun`].
-fn case_run(answers: Vec<Response>, steps: usize) -> Result<CaseRun, DriverError> {
-    let mut it = answers.into_iter();
-    let mut next = |what: &str| -> Result<Response, DriverError> {
-        match it.next() {
-            Some(Response::Error { message, env: true }) => Err(DriverError::Environment(message)),
-            Some(Response::Died(why)) => Err(DriverError::Died(why)),
-            Some(r) => Ok(r),
-            None => Err(DriverError::Io(format!("no answer for {what}"))),
-        }
-    };
-    let io = |what: &str, r: Response| match r {
-        Response::Error { message, .. } => DriverError::Io(format!("{what}: {message}")),
-        r => DriverError::Io(format!("{what}: unexpected answer {r:?}")),
-    };
-    match next("start")? {
-        Response::Ok => {}
-        r => return Err(io("start", r)),
-    }
-    let mut outcomes = Vec::with_capacity(steps);
-    for _ in 0..steps {
-        match next("a step")? {
-            Response::Outcome(o) => outcomes.push(o),
-            r => return Err(io("step", r)),
-        }
-    }
-    let merged = match next("merged view")? {
-        Response::View(v) => v,
-        r => return Err(io("merged view", r)),
-    };
-    let upper = match next("upper view")? {
-        Response::MaybeView(v) => v,
-        r => return Err(io("upper view", r)),
-    };
-    let mut lifecycle = |what: &str| -> Result<(Outcome, Option<View>), DriverError> {
-        let o = match next(what)? {
-            Response::Outcome(o) => o,
-            r => return Err(io(what, r)),
-        };
-        let v = match next("view")? {
-            Response::View(v) => Some(v),
-            Response::Error { .. } if !o.is_ok() => None,
-            r => return Err(io("view", r)),
-        };
-        Ok((o, v))
-    };
-    let (remount, after_remount) = lifecycle("remount")?;
-    let (commit, after_commit) = lifecycle("commit")?;
-    Ok(CaseRun {
-        outcomes,
-        merged,
-        upper,
-        remount,
-        after_remount,
-        commit,
-        after_commit,
-        kernel_view: None,
-    })
 }
 
 /// Whether a case runs in a user-namespace worker: `userxattr` cases always
@@ -256,153 +244,47 @@ fn needs_userns(profile: &Profile) -> Result<bool, DriverError> {
     Ok(profile.userxattr || !root)
 }
 
-/// The kernel's overlayfs.
-#[derive(Debug, Clone)]
-pub struct KernelBackend {
-    inner: Arc<Inner>,
-}
-
-impl KernelBackend {
-    pub fn new() -> KernelBackend {
-        KernelBackend::with_options(BackendOptions::default())
-    }
-
-    pub fn with_options(opts: BackendOptions) -> KernelBackend {
-        KernelBackend {
-            inner: Inner::new("kernel", Mounter::Kernel, opts),
-        }
-    }
-
-    /// [`Backend::start`] with the concrete session type (for tests and
-    /// tools that want its extra methods).
-    pub fn start_session(&self, case: &Case) -> Result<RemoteSession, DriverError> {
-        self.inner.start(case)
-    }
-}
-
-impl Default for KernelBackend {
-    fn default() -> Self {
-        KernelBackend::new()
-    }
-}
-
-/// fuse-overlayfs (the Debian package's C implementation), unmounted with
-/// `fusermount3 -u`.
-#[derive(Debug, Clone)]
-pub struct FuseOverlayfsBackend {
-    inner: Arc<Inner>,
-}
-
-impl FuseOverlayfsBackend {
-    pub fn new() -> FuseOverlayfsBackend {
-        FuseOverlayfsBackend::with_options(BackendOptions::default())
-    }
-
-    pub fn with_options(opts: BackendOptions) -> FuseOverlayfsBackend {
-        let mounter = Mounter::Fuse {
-            binary: FUSE_OVERLAYFS.to_string(),
-        };
-        FuseOverlayfsBackend {
-            inner: Inner::new("fuse-overlayfs", mounter, opts),
-        }
-    }
-
-    /// [`Backend::start`] with the concrete session type.
-    pub fn start_session(&self, case: &Case) -> Result<RemoteSession, DriverError> {
-        require_file(
-            FUSE_OVERLAYFS,
-            "fuse-overlayfs not found: apt-get install fuse-overlayfs",
-        )?;
-        self.inner.start(case)
-    }
-}
-
-impl Default for FuseOverlayfsBackend {
-    fn default() -> Self {
-        FuseOverlayfsBackend::new()
-    }
-}
-
-/// Any overlay implementation mounted by user-given shell command templates
-/// (see [`crate::spawn::fill_template`]), run with `/bin/sh -c` inside the
-/// worker's namespace.
-#[derive(Debug, Clone)]
-pub struct ExecBackend {
-    inner: Arc<Inner>,
-}
-
-impl ExecBackend {
-    /// `mount_template` may use `{lowerdir} {upperdir} {workdir} {target}
-    /// {options}`; `umount_template` uses `{target}`.
-    pub fn new(mount_template: String, umount_template: String) -> ExecBackend {
-        ExecBackend::with_options(mount_template, umount_template, BackendOptions::default())
-    }
-
-    pub fn with_options(
-        mount_template: String,
-        umount_template: String,
-        opts: BackendOptions,
-    ) -> ExecBackend {
-        let mounter = Mounter::Exec {
-            mount: mount_template,
-            umount: umount_template,
-        };
-        ExecBackend {
-            inner: Inner::new("exec", mounter, opts),
-        }
-    }
-
-    /// [`Backend::start`] with the concrete session type.
-    pub fn start_session(&self, case: &Case) -> Result<RemoteSession, DriverError> {
-        self.inner.start(case)
-    }
-}
-
-/// The three backends differ only in their [`Mounter`]: each serves the
-/// trait from its worker pool.
-macro_rules! pooled_backend {
-    ($($t:ty),*) => {$(
-        impl Backend for $t {
-            fn name(&self) -> &str {
-                self.inner.name
+/// The backend called `name` (`kernel`, `fuse-overlayfs`, `exec`). `exec`
+/// needs both templates in `opts`.
+pub fn backend_by_name(name: &str, opts: &BackendOptions) -> Result<Box<dyn Backend>, DriverError> {
+    let mounter = match BackendKind::from_name(name) {
+        Some(BackendKind::Kernel) => Mounter::Kernel,
+        Some(BackendKind::FuseOverlayfs) => Mounter::fuse_overlayfs(),
+        Some(BackendKind::Exec) => match (&opts.mount_template, &opts.umount_template) {
+            (Some(m), Some(u)) => Mounter::Exec {
+                mount: m.clone(),
+                umount: u.clone(),
+            },
+            _ => {
+                return Err(DriverError::Environment(
+                    "the exec backend needs a mount and an unmount command template".into(),
+                ))
             }
-
-            fn kind(&self) -> BackendKind {
-                BackendKind::from_name(self.inner.name).expect("a pooled backend's name")
-            }
-
-            fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
-                Ok(Box::new(self.start_session(case)?))
-            }
-
-            fn run_case(&self, case: &Case) -> Result<CaseRun, DriverError> {
-                self.inner.run_case(case)
-            }
+        },
+        Some(BackendKind::Model) => {
+            return Err(DriverError::Environment(
+                "the model backend is ovlcheck-harness's ModelBackend, not a mounted one".into(),
+            ))
         }
-    )*};
+        None => {
+            return Err(DriverError::Environment(format!(
+                "unknown backend `{name}`: use kernel, fuse-overlayfs or exec"
+            )))
+        }
+    };
+    Ok(Box::new(PooledBackend::new(mounter, opts.clone())))
 }
 
-pooled_backend!(KernelBackend, FuseOverlayfsBackend, ExecBackend);
-
-/// A session served by a worker process.
+/// The harness's handle on a case a worker runs step by step.
 #[derive(Debug)]
-pub struct RemoteSession {
-    worker: Option<Worker>,
-    inner: Arc<Inner>,
+pub struct WorkerSession {
+    worker: Option<WorkerProcess>,
+    pool: Arc<Pool>,
 }
 
-impl RemoteSession {
+impl WorkerSession {
     fn call(&mut self, req: &Request, op: &str) -> Result<Response, DriverError> {
-        let timeout = self.inner.opts.timeout;
-        self.call_with(req, op, timeout)
-    }
-
-    fn call_with(
-        &mut self,
-        req: &Request,
-        op: &str,
-        timeout: Duration,
-    ) -> Result<Response, DriverError> {
+        let timeout = self.pool.opts.timeout;
         let w = self
             .worker
             .as_mut()
@@ -412,50 +294,56 @@ impl RemoteSession {
             self.worker = None;
         }
         match r? {
-            Response::Error {
-                message,
-                env: false,
-            } => Err(DriverError::Io(message)),
-            Response::Error { message, env: true } => Err(DriverError::Environment(message)),
-            Response::Died(why) => Err(DriverError::Died(why)),
+            Response::Failed(e) => Err(e),
             ok => Ok(ok),
+        }
+    }
+
+    fn text(&mut self, req: &Request, what: &str) -> Result<String, DriverError> {
+        match self.call(req, what)? {
+            Response::Text(t) => Ok(t),
+            other => Err(unexpected(what, other)),
         }
     }
 
     /// The worker's `/proc/self/mountinfo` (its private namespace).
     pub fn mountinfo(&mut self) -> Result<String, DriverError> {
-        match self.call(&Request::Mountinfo, "mountinfo")? {
-            Response::Text(t) => Ok(t),
-            other => Err(unexpected("mountinfo", other)),
-        }
+        self.text(&Request::Mountinfo, "mountinfo")
     }
 
     /// The store home of this session, a path inside the worker's
     /// namespace (reach it from outside via `/proc/<worker_pid>/root`).
     pub fn store_home(&mut self) -> Result<String, DriverError> {
-        match self.call(&Request::StoreHome, "store home")? {
-            Response::Text(t) => Ok(t),
-            other => Err(unexpected("store home", other)),
-        }
+        self.text(&Request::StoreHome, "store home")
     }
 
     /// How the stack was mounted: `Absolute`, `Relative` or `NewApi`
     /// ([`crate::mount::Method`]) for the kernel, `Helper` otherwise.
     pub fn mount_method(&mut self) -> Result<String, DriverError> {
-        match self.call(&Request::MountMethod, "mount method")? {
-            Response::Text(t) => Ok(t),
-            other => Err(unexpected("mount method", other)),
-        }
+        self.text(&Request::MountMethod, "mount method")
     }
 
     /// The worker's pid (0 once it is gone).
     pub fn worker_pid(&self) -> i32 {
-        self.worker.as_ref().map_or(0, Worker::pid)
+        self.worker.as_ref().map_or(0, WorkerProcess::pid)
     }
 
     /// Test hook: makes the worker sleep `secs` (to trip the watchdog).
     pub fn stall(&mut self, secs: u64) -> Result<(), DriverError> {
         self.call(&Request::Sleep { secs }, "sleep").map(drop)
+    }
+
+    fn end(&mut self) -> Result<(), DriverError> {
+        if self.worker.is_none() {
+            return Ok(());
+        }
+        let r = self.call(&Request::End, "finish");
+        if let Some(w) = self.worker.take() {
+            if r.is_ok() {
+                self.pool.give(w);
+            }
+        }
+        r.map(drop)
     }
 }
 
@@ -463,7 +351,7 @@ fn unexpected(what: &str, r: Response) -> DriverError {
     DriverError::Io(format!("unexpected answer to {what}: {r:?}"))
 }
 
-impl Session for RemoteSession {
+impl Session for WorkerSession {
     fn apply(&mut self, step: &Step) -> Result<Outcome, DriverError> {
         let req = Request::Apply { step: step.clone() };
         match self.call(&req, step.op.keyword())? {
@@ -493,27 +381,19 @@ impl Session for RemoteSession {
         }
     }
 
+    fn kernel_view(&mut self) -> Result<Result<View, Errno>, DriverError> {
+        match self.call(&Request::KernelView, "kernel view")? {
+            Response::KernelView(v) => Ok(v),
+            other => Err(unexpected("kernel view", other)),
+        }
+    }
+
     fn finish(mut self: Box<Self>) -> Result<(), DriverError> {
         self.end()
     }
 }
 
-impl RemoteSession {
-    fn end(&mut self) -> Result<(), DriverError> {
-        if self.worker.is_none() {
-            return Ok(());
-        }
-        let r = self.call(&Request::End, "finish");
-        if let Some(w) = self.worker.take() {
-            if r.is_ok() {
-                self.inner.give(w);
-            }
-        }
-        r.map(drop)
-    }
-}
-
-impl Drop for RemoteSession {
+impl Drop for WorkerSession {
     fn drop(&mut self) {
         let _ = self.end();
     }
@@ -537,6 +417,10 @@ fn read_trim(path: &str) -> Option<String> {
 /// a non-root harness, binaries), then a trial session of an empty case, as
 /// moby's `SupportsOverlay` does a trial mount.
 pub fn check_environment(kind: BackendKind) -> Result<(), DriverError> {
+    if kind == BackendKind::Model {
+        // The model mounts nothing.
+        return Ok(());
+    }
     let root = nix::unistd::geteuid().is_root();
     if !root && userns_disabled() {
         return Err(DriverError::Environment(
@@ -594,9 +478,9 @@ fn trial(kind: BackendKind, root: bool) -> Result<(), DriverError> {
 fn trial_session(kind: BackendKind, root: bool) -> Result<(), DriverError> {
     let mut case = Case::default();
     case.profile.userxattr = !root;
-    let backend: Box<dyn Backend> = match kind {
-        BackendKind::Kernel => Box::new(KernelBackend::new()),
-        _ => Box::new(FuseOverlayfsBackend::new()),
+    let backend = match kind {
+        BackendKind::Kernel => PooledBackend::kernel(),
+        _ => PooledBackend::fuse_overlayfs(),
     };
     let session = backend.start(&case).map_err(|e| match e {
         DriverError::Environment(m) => DriverError::Environment(m),

@@ -4,6 +4,7 @@
 //! format needs no versioning; postcard encodes and decodes views several
 //! times faster than JSON, which matters at a thousand cases a second.
 
+use crate::api::{BackendKind, CaseRun, DriverError};
 use nix::errno::Errno;
 use ovlcheck_case::{Case, Outcome, Step, View};
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,13 @@ use std::os::fd::RawFd;
 
 /// Largest frame accepted (views of 16 MiB files are big).
 pub const MAX_FRAME: usize = 1 << 30;
+
+/// Setup handshake of a user-namespace worker, before any frame: the worker
+/// sends this byte once it has unshared its user namespace...
+pub const USERNS_MADE: u8 = b'U';
+/// ...and waits for this one, sent once the harness has written its id
+/// maps (user_namespaces(7): only a process outside may write them).
+pub const ID_MAPS_WRITTEN: u8 = b'G';
 
 /// How the worker mounts a stack.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,38 +31,66 @@ pub enum Mounter {
     Exec { mount: String, umount: String },
 }
 
-/// A request to the worker.
+impl Mounter {
+    /// Debian's fuse-overlayfs ([`crate::spawn::FUSE_OVERLAYFS`]).
+    pub fn fuse_overlayfs() -> Mounter {
+        Mounter::Fuse {
+            binary: crate::spawn::FUSE_OVERLAYFS.to_string(),
+        }
+    }
+
+    /// The backend kind it mounts.
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            Mounter::Kernel => BackendKind::Kernel,
+            Mounter::Fuse { .. } => BackendKind::FuseOverlayfs,
+            Mounter::Exec { .. } => BackendKind::Exec,
+        }
+    }
+}
+
+/// A whole case in one round trip, answered by [`Response::CaseRun`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunCase {
+    pub case: Case,
+    pub mounter: Mounter,
+    /// Take the kernel view ([`crate::api::Session::kernel_view`]) at the end.
+    pub kernel_view: bool,
+}
+
+/// A request to the worker. Every request is answered by one
+/// [`Response`]; a request that fails is answered by
+/// [`Response::Failed`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Request {
-    /// Build and mount a case (ends any previous session).
-    Start {
-        case: Box<Case>,
-        mounter: Mounter,
-    },
-    Apply {
-        step: Step,
-    },
+    /// Start, run and observe a whole case, then end it
+    /// ([`crate::api::CaseRun::collect`] on the worker's side).
+    RunCase(Box<RunCase>),
+    /// Build and mount a case (ends any previous session); answered by
+    /// [`Response::Ok`].
+    Start { case: Box<Case>, mounter: Mounter },
+    /// One step of the current session: [`Response::Outcome`].
+    Apply { step: Step },
+    /// [`Response::View`].
     MergedView,
+    /// [`Response::MaybeView`].
     UpperView,
+    /// [`Response::Views`].
     LowerViews,
-    /// `/proc/self/mountinfo` of the worker's namespace.
+    /// [`Response::KernelView`].
+    KernelView,
+    /// `/proc/self/mountinfo` of the worker's namespace: [`Response::Text`].
     Mountinfo,
     /// How the current stack was mounted (`Absolute`, `Relative`, `NewApi`
-    /// for the kernel; `Helper` otherwise).
+    /// for the kernel; `Helper` otherwise): [`Response::Text`].
     MountMethod,
     /// The store home of the current session (a path in the worker's
-    /// namespace).
+    /// namespace): [`Response::Text`].
     StoreHome,
     /// Unmount and remove the current session.
     End,
     /// Test hook: stop answering (for watchdog tests).
-    Sleep {
-        secs: u64,
-    },
-    /// Several requests answered in order in one round trip (a whole case:
-    /// start, steps, views, remount, commit, end). Answering stops after a
-    /// `Died` answer: the filesystem under test is gone.
-    Batch(Vec<Request>),
+    Sleep { secs: u64 },
 }
 
 /// The worker's answer.
@@ -65,16 +101,12 @@ pub enum Response {
     View(View),
     MaybeView(Option<View>),
     Views(Vec<View>),
+    KernelView(Result<View, ovlcheck_case::Errno>),
     Text(String),
-    /// The filesystem under test died (a helper daemon exited).
-    Died(String),
-    /// The request failed; `env` marks an unusable environment.
-    Error {
-        message: String,
-        env: bool,
-    },
-    /// The answers to a [`Request::Batch`], in order.
-    Batch(Vec<Response>),
+    CaseRun(Box<CaseRun>),
+    /// The request failed; [`DriverError::Died`] when the filesystem under
+    /// test died (a helper daemon exited).
+    Failed(DriverError),
 }
 
 /// Writes one frame.

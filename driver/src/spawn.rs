@@ -14,6 +14,11 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Where Debian's `fuse-overlayfs` package puts the binary.
+pub const FUSE_OVERLAYFS: &str = "/usr/bin/fuse-overlayfs";
+/// Debian's `fuse3` unmount helper.
+pub const FUSERMOUNT3: &str = "/usr/bin/fusermount3";
+
 /// How long a helper command may run.
 pub const HELPER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -167,7 +172,7 @@ pub fn fuse_unmount(target: &Path, daemon: Option<Pid>) -> Result<(), String> {
         .and_then(Path::parent)
         .unwrap_or(Path::new("/"));
     let argv = vec![
-        "/usr/bin/fusermount3".to_string(),
+        FUSERMOUNT3.to_string(),
         "-u".into(),
         target.display().to_string(),
     ];

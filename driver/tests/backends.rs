@@ -4,8 +4,7 @@ mod common;
 use common::*;
 use ovlcheck_case::{NodeKind, Outcome, Value};
 use ovlcheck_driver::{
-    backend_by_name, Backend, BackendKind, BackendOptions, DriverError, ExecBackend,
-    FuseOverlayfsBackend, Session,
+    backend_by_name, Backend, BackendKind, BackendOptions, DriverError, PooledBackend, Session,
 };
 
 const IMAGE: &str = r#"
@@ -60,7 +59,7 @@ fn fuse_overlayfs_backend() {
     if !available("fuse_overlayfs_backend", BackendKind::FuseOverlayfs) {
         return;
     }
-    let b = FuseOverlayfsBackend::new();
+    let b = PooledBackend::fuse_overlayfs();
     assert_eq!(b.name(), "fuse-overlayfs");
     let mut s = ok(b.start(&case(IMAGE)));
     exercise(&mut s);
@@ -70,8 +69,8 @@ fn fuse_overlayfs_backend() {
     ok(s.finish());
 }
 
-fn exec_backend() -> ExecBackend {
-    ExecBackend::new(
+fn exec_backend() -> PooledBackend {
+    PooledBackend::exec(
         "mount -t overlay overlay -o lowerdir={lowerdir},upperdir={upperdir},workdir={workdir},{options} {target}".into(),
         "umount {target}".into(),
     )
@@ -89,12 +88,31 @@ fn exec_backend_with_mount_t_overlay() {
     ok(s.finish());
 }
 
+/// Asked for, the kernel view comes back: the exec backend mounting the
+/// kernel's own overlay leaves layers the kernel reads as its commit check
+/// did.
+#[test]
+fn helper_backends_come_with_the_kernel_view() {
+    if !kernel_available("exec_kernel_view") || !available("exec_kernel_view", BackendKind::Exec) {
+        return;
+    }
+    let b = exec_backend();
+    let c = case(&format!(
+        "{IMAGE}  unlink a\n  write d/x 0 \"Q\"\n  create pub/n 0644\n"
+    ));
+    let run = ok(b.run_case(&c, true));
+    let after_commit = run.after_commit.expect("the commit worked");
+    assert!(!after_commit.nodes.contains_key("a"));
+    assert_eq!(after_commit.nodes["d/x"].data.as_deref(), Some(&b"Q"[..]));
+    assert_eq!(run.kernel_view, Some(Ok(after_commit)));
+}
+
 #[test]
 fn exec_backend_reports_a_failing_mount_command() {
     if !kernel_available("exec_failure") {
         return;
     }
-    let b = ExecBackend::new("echo no such overlay >&2; exit 3".into(), "true".into());
+    let b = PooledBackend::exec("echo no such overlay >&2; exit 3".into(), "true".into());
     match b.start(&case(IMAGE)) {
         Err(DriverError::Io(m)) => assert!(m.contains("no such overlay"), "{m}"),
         other => panic!("{:?}", other.map(|_| ())),
@@ -106,8 +124,16 @@ fn backends_by_name() {
     let opts = BackendOptions::default();
     assert_eq!(ok(backend_by_name("kernel", &opts)).name(), "kernel");
     assert_eq!(
+        ok(backend_by_name("kernel", &opts)).kind(),
+        BackendKind::Kernel
+    );
+    assert_eq!(
         ok(backend_by_name("fuse-overlayfs", &opts)).name(),
         "fuse-overlayfs"
+    );
+    assert_eq!(
+        ok(backend_by_name("fuse-overlayfs", &opts)).kind(),
+        BackendKind::FuseOverlayfs
     );
     assert!(matches!(
         backend_by_name("exec", &opts),
@@ -119,10 +145,23 @@ fn backends_by_name() {
         ..opts.clone()
     };
     assert_eq!(ok(backend_by_name("exec", &with)).name(), "exec");
+    assert_eq!(ok(backend_by_name("exec", &with)).kind(), BackendKind::Exec);
     assert!(matches!(
         backend_by_name("zfs", &opts),
         Err(DriverError::Environment(_))
     ));
+    // The model is a kind the harness implements; the driver has no
+    // backend of it and nothing to check for it.
+    assert_eq!(BackendKind::from_name("model"), Some(BackendKind::Model));
+    assert_eq!(BackendKind::Model.name(), "model");
+    assert!(matches!(
+        backend_by_name("model", &opts),
+        Err(DriverError::Environment(_))
+    ));
+    assert_eq!(
+        ovlcheck_driver::check_environment(BackendKind::Model),
+        Ok(())
+    );
     assert!(!ovlcheck_driver::kernel_release().is_empty());
 }
 
@@ -131,7 +170,7 @@ fn a_killed_fuse_daemon_is_a_dead_backend() {
     if !available("killed_fuse_daemon", BackendKind::FuseOverlayfs) {
         return;
     }
-    let b = FuseOverlayfsBackend::new();
+    let b = PooledBackend::fuse_overlayfs();
     let mut s = ok(b.start_session(&case(IMAGE)));
     let w = s.worker_pid();
     let kids: Vec<i32> = std::fs::read_to_string(format!("/proc/{w}/task/{w}/children"))

@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use ovlcheck_case::{Outcome, Value};
-use ovlcheck_driver::{Backend, DriverError, FuseOverlayfsBackend, KernelBackend};
+use ovlcheck_driver::{Backend, DriverError, PooledBackend};
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -91,7 +91,7 @@ lower
 ops
 "#
     );
-    let mut s = ok(KernelBackend::new().start(&case(&text)));
+    let mut s = ok(PooledBackend::kernel().start(&case(&text)));
     let ops = [
         "write absfile 0 \"PWNED\"",
         "write upfile 0 \"PWNED\"",
@@ -173,7 +173,7 @@ fn wait_gone(pids: &[i32]) -> Vec<i32> {
         let alive: Vec<i32> = pids
             .iter()
             .copied()
-            .filter(|p| ovlcheck_driver::worker::is_alive(*p))
+            .filter(|p| ovlcheck_driver::process::is_alive(*p))
             .collect();
         if alive.is_empty() || Instant::now() > deadline {
             return alive;
@@ -192,9 +192,9 @@ fn kill_helper() {
     };
     let c = case("lower\n  file a 0644 \"a\"\nops\n");
     let backend: Box<dyn Backend> = if kind == "fuse" {
-        Box::new(FuseOverlayfsBackend::new())
+        Box::new(PooledBackend::fuse_overlayfs())
     } else {
-        Box::new(KernelBackend::new())
+        Box::new(PooledBackend::kernel())
     };
     let _s = backend.start(&c).unwrap();
     // The worker is our only child besides the spawner thread's forks.
@@ -296,7 +296,7 @@ fn unprivileged_helper() {
         return;
     }
     assert_eq!(nix::unistd::geteuid().as_raw(), 65534);
-    let b = KernelBackend::new();
+    let b = PooledBackend::kernel();
     // Profiles that need trusted.* xattrs are refused with a clear message.
     match b.start(&case("lower\n  file a 0644 \"a\"\nops\n")) {
         Err(DriverError::Environment(m)) => assert!(m.contains("userxattr"), "{m}"),

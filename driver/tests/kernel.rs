@@ -4,7 +4,8 @@
 mod common;
 use common::*;
 use ovlcheck_case::{DevClass, LowerFs, NodeKind, Outcome, Profile, Value, View};
-use ovlcheck_driver::{Backend, BackendOptions, DriverError, KernelBackend, Session};
+use ovlcheck_driver::proto::Mounter;
+use ovlcheck_driver::{Backend, BackendOptions, DriverError, PooledBackend, Session};
 use std::time::Duration;
 
 const IMAGE: &str = r#"
@@ -25,7 +26,7 @@ lower
 "#;
 
 fn start(text: &str) -> Box<dyn Session> {
-    ok(KernelBackend::new().start(&case(text)))
+    ok(PooledBackend::kernel().start(&case(text)))
 }
 
 fn run(s: &mut Box<dyn Session>, text: &str) -> Outcome {
@@ -182,7 +183,7 @@ fn every_profile_mounts() {
     if !kernel_available("every_profile_mounts") {
         return;
     }
-    let b = KernelBackend::new();
+    let b = PooledBackend::kernel();
     for p in ovlcheck_case::profile::PRESETS {
         let mut c = case(IMAGE);
         c.profile = Profile::preset(p.name).unwrap();
@@ -237,7 +238,7 @@ fn enospc_profile_hits_enospc() {
         return;
     }
     assert_eq!(
-        fill_up(&KernelBackend::new(), Profile::preset("enospc").unwrap()),
+        fill_up(&PooledBackend::kernel(), Profile::preset("enospc").unwrap()),
         Some(err("ENOSPC"))
     );
 }
@@ -249,11 +250,11 @@ fn a_sized_store_never_gets_the_spare_scratch() {
     if !kernel_available("sized_store") {
         return;
     }
-    let b = KernelBackend::new();
+    let b = PooledBackend::kernel();
     // Both workers this thread takes turns between end a case, so each
     // holds a spare scratch.
     for _ in 0..2 {
-        ok(b.run_case(&case(IMAGE)));
+        ok(b.run_case(&case(IMAGE), false));
     }
     let p = Profile {
         upper_size: Some(64 * 1024),
@@ -265,7 +266,7 @@ fn a_sized_store_never_gets_the_spare_scratch() {
 
 /// Writes 64 KiB files into a case with `profile` until a write fails;
 /// the failure.
-fn fill_up(b: &KernelBackend, profile: Profile) -> Option<Outcome> {
+fn fill_up(b: &PooledBackend, profile: Profile) -> Option<Outcome> {
     let mut c = case("lower\n  file f 0644 \"x\"\nops\n");
     c.profile = profile;
     let mut s = ok(b.start(&c));
@@ -297,7 +298,7 @@ fn pinned_step_creds_do_not_leak_and_sessions_reuse_workers() {
     if !kernel_available("reuse") {
         return;
     }
-    let b = KernelBackend::new();
+    let b = PooledBackend::kernel();
     let mut pids = Vec::new();
     for i in 0..5 {
         let mut s = b.start_session(&case(IMAGE)).unwrap();
@@ -331,14 +332,14 @@ fn watchdog_kills_a_hung_worker() {
         timeout: Duration::from_millis(300),
         ..BackendOptions::default()
     };
-    let b = KernelBackend::with_options(opts);
+    let b = PooledBackend::new(Mounter::Kernel, opts);
     let mut s = b.start_session(&case(IMAGE)).unwrap();
     let pid = s.worker_pid();
     match s.stall(5) {
         Err(DriverError::Hung { op }) => assert_eq!(op, "sleep"),
         other => panic!("{other:?}"),
     }
-    assert!(!ovlcheck_driver::worker::is_alive(pid));
+    assert!(!ovlcheck_driver::process::is_alive(pid));
     match s.apply(&step("read a")) {
         Err(DriverError::Died(_)) => {}
         other => panic!("{other:?}"),
@@ -415,7 +416,7 @@ fn a_pooled_worker_killed_while_idle_is_replaced() {
     if !kernel_available("idle_worker_killed") {
         return;
     }
-    let b = KernelBackend::new();
+    let b = PooledBackend::kernel();
     // Two sessions leave both of the workers a thread takes turns between
     // in the pool; the next session goes to the first, killed meanwhile.
     let mut pids = Vec::new();
@@ -445,7 +446,7 @@ fn userxattr_runs_other_uids_in_its_user_namespace() {
     }
     let mut c = case(IMAGE);
     c.profile = Profile::preset("userxattr").unwrap();
-    let mut s = ok(KernelBackend::new().start(&c));
+    let mut s = ok(PooledBackend::kernel().start(&c));
     assert_eq!(run(&mut s, "as 1000:1000 read priv/s"), err("EACCES"));
     assert_eq!(run(&mut s, "as 1000:1000 write mine 0 \"M\""), Outcome::OK);
     assert_eq!(run(&mut s, "as 1000:1000 create pub/f 0600"), Outcome::OK);
@@ -470,17 +471,17 @@ fn repeated_cases_match_and_ended_sessions_leave_no_mounts() {
     if !kernel_available("repeated_cases") {
         return;
     }
-    let b = KernelBackend::new();
+    let b = PooledBackend::kernel();
     let text = format!(
         "{IMAGE}ops\n  write a 0 \"W\"\n  unlink d/x\n  remount\n  mkdir n 0755\n  commit\n  \
          rename b n/b\n  readdir n\n"
     );
     let c = case(&text);
-    let direct = ok(b.run_case(&c));
+    let direct = ok(b.run_case(&c, false));
     assert_eq!(direct.outcomes.len(), c.steps.len());
     assert!(direct.outcomes.iter().all(|o| *o != err("EIO")));
     for _ in 0..30 {
-        let landed = ok(b.run_case(&c));
+        let landed = ok(b.run_case(&c, false));
         assert_eq!(landed.outcomes, direct.outcomes);
         let paths = |v: &View| v.nodes.keys().cloned().collect::<Vec<_>>();
         assert_eq!(paths(&landed.merged), paths(&direct.merged));

@@ -6,7 +6,7 @@ use common::*;
 use ovlcheck_case::{Case, Entry, LayerSpec, Outcome, RelPath, Value};
 use ovlcheck_driver::mount::{self, Method, MountSpec};
 use ovlcheck_driver::store::{Layer, LayerStore, DOCKER_MAX_DEPTH};
-use ovlcheck_driver::KernelBackend;
+use ovlcheck_driver::PooledBackend;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -294,7 +294,7 @@ fn deep_case(layers: usize) -> Case {
 }
 
 fn deep(layers: usize, method: &str) {
-    let b = KernelBackend::new();
+    let b = PooledBackend::kernel();
     let mut s = b
         .start_session(&deep_case(layers))
         .unwrap_or_else(|e| panic!("{layers} layers: {e}"));

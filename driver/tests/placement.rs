@@ -4,7 +4,7 @@
 mod common;
 
 use ovlcheck_driver::placement::{allowed_cpus, set_worker_cpu};
-use ovlcheck_driver::{worker, Backend, KernelBackend};
+use ovlcheck_driver::{process, Backend, PooledBackend};
 use std::time::Duration;
 
 /// `Cpus_allowed_list` of a process, e.g. `0-1` or `1`.
@@ -61,7 +61,7 @@ fn a_worker_moves_to_a_cpu_and_back() {
         return;
     };
     let everywhere = allowed_list(std::process::id() as i32);
-    let mut w = worker::spawn(false, Duration::from_secs(30)).expect("worker");
+    let mut w = process::spawn(false, Duration::from_secs(30)).expect("worker");
     assert_eq!(
         allowed_list(w.pid()),
         everywhere,
@@ -80,11 +80,11 @@ fn a_threads_cases_run_on_its_worker_cpu() {
     let Some(last) = last_of_two_cpus("a_threads_cases_run_on_its_worker_cpu") else {
         return;
     };
-    let backend = KernelBackend::new();
+    let backend = PooledBackend::kernel();
     let case = common::case("lower\n  file a 0644 \"x\"\nops\n  stat a\n");
     std::thread::spawn(move || {
         set_worker_cpu(Some(last));
-        backend.run_case(&case).expect("case runs");
+        backend.run_case(&case, false).expect("case runs");
         let placed: Vec<i32> = children()
             .into_iter()
             .filter(|&p| allowed_list(p) == last.to_string())

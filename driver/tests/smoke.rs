@@ -1,14 +1,14 @@
 mod common;
 use common::*;
 use ovlcheck_case::{Outcome, Value};
-use ovlcheck_driver::{Backend, KernelBackend};
+use ovlcheck_driver::{Backend, PooledBackend};
 
 #[test]
 fn smoke() {
     if !kernel_available("smoke") {
         return;
     }
-    let b = KernelBackend::new();
+    let b = PooledBackend::kernel();
     let c =
         case("lower\n  dir d 0755\n  file d/x 0644 \"q\"\n  file a 0644 \"hi\"\nops\n  read a\n");
     let mut s = ok(b.start(&c));

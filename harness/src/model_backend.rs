@@ -1,40 +1,35 @@
 //! The model as a backend (`--backend model`): runs the whole pipeline
-//! without a kernel, taking the first allowed outcome of every step. It
+//! without a kernel, taking the model's outcome of every step. It
 //! measures the harness's own cost and checks the corpus against the model.
 
-use ovlcheck_case::{Case, Outcome, Step, View};
-use ovlcheck_driver::{run_via_session, Backend, CaseRun, DriverError, Session};
+use ovlcheck_case::{Case, Errno, Outcome, Step, View};
+use ovlcheck_driver::{Backend, BackendKind, CaseRun, DriverError, Session};
 use ovlcheck_model::Model;
 
-/// The pure model behind the `Backend` trait.
+/// The pure model behind the `Backend` trait, of kind
+/// [`BackendKind::Model`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ModelBackend;
 
+/// A case being predicted step by step.
 struct ModelSession {
     model: Model,
 }
 
 impl ModelBackend {
-    /// The backend's name; [`crate::run_case`] recognises it by it.
-    pub const NAME: &'static str = "model";
-
     /// Runs `case` from `initial`, the state `Model::new(case)` built. The
     /// runner hands over its own initial state (an O(1) clone that shares
     /// the mount-time inode snapshot): the model is a pure function of the
     /// case, so building it a second time would only measure the builder
     /// twice. Every step and view is still computed on this side.
     pub fn run_from(initial: Model, case: &Case) -> Result<CaseRun, DriverError> {
-        run_via_session(Box::new(ModelSession { model: initial }), case)
+        CaseRun::collect(&mut ModelSession { model: initial }, case, false)
     }
 }
 
 impl Backend for ModelBackend {
-    fn name(&self) -> &str {
-        Self::NAME
-    }
-
-    fn kind(&self) -> ovlcheck_driver::BackendKind {
-        ovlcheck_driver::BackendKind::Model
+    fn kind(&self) -> BackendKind {
+        BackendKind::Model
     }
 
     fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
@@ -45,14 +40,7 @@ impl Backend for ModelBackend {
 
 impl Session for ModelSession {
     fn apply(&mut self, step: &Step) -> Result<Outcome, DriverError> {
-        let mut choices = self.model.apply(step);
-        // Prefer the outcome the case pins, as a real backend would have.
-        let pos = step
-            .expect
-            .as_ref()
-            .and_then(|e| choices.iter().position(|(o, _)| o == e))
-            .unwrap_or(0);
-        let (outcome, next) = choices.swap_remove(pos);
+        let (outcome, next) = self.model.step(step);
         self.model = next;
         Ok(outcome)
     }
@@ -69,6 +57,14 @@ impl Session for ModelSession {
         Ok((0..self.model.lower_count())
             .map(|i| self.model.lower_view(i))
             .collect())
+    }
+
+    /// The merged view. Where [`CaseRun::collect`] takes the kernel view,
+    /// right after a commit, the kernel's read-only mount of the layers
+    /// shows the tree the model predicts after that commit, inode labels
+    /// included (both count from the latest mount).
+    fn kernel_view(&mut self) -> Result<Result<View, Errno>, DriverError> {
+        Ok(Ok(self.model.merged_view()))
     }
 
     fn finish(self: Box<Self>) -> Result<(), DriverError> {

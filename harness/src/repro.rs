@@ -292,8 +292,8 @@ fn reexec(case: &Case) -> String {
     }
     let map = format!(
         "0 {} {}",
-        ovlcheck_driver::worker::ID_BASE,
-        ovlcheck_driver::worker::ID_RANGE
+        ovlcheck_driver::process::ID_BASE,
+        ovlcheck_driver::process::ID_RANGE
     );
     USERNS_REEXEC.replace("@MAP@", &map)
 }

@@ -136,7 +136,7 @@ pub fn run_case_under(
     let observed = if backend.kind() == ovlcheck_driver::BackendKind::Model {
         ModelBackend::run_from(model.clone(), case)?
     } else {
-        backend.run_case(case)?
+        backend.run_case(case, contract.wants_kernel_view(backend.kind()))?
     };
     Ok(compare_run(model, case, &observed, contract))
 }

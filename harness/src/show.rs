@@ -11,7 +11,6 @@
 //! docs/semantics.md for how the model decides each one). Layers added by
 //! `commit` steps appear as extra lower columns.
 
-use crate::ModelBackend;
 use ovlcheck_case::layer::{Object, ObjectKind};
 use ovlcheck_case::{Case, Node, NodeKind, View};
 use ovlcheck_driver::{Backend, DriverError, Session};
@@ -276,9 +275,8 @@ fn over_lower(lowers: &[View], path: &str) -> bool {
 pub fn tables(case: &Case, backend: &dyn Backend) -> Result<String, String> {
     let before = before_table(case)?;
     let after = after_table(case, backend)?;
-    let whose = if backend.name() == ModelBackend::NAME {
-        "as the model predicts them (each step's pinned outcome, else its first allowed one)"
-            .to_string()
+    let whose = if backend.kind() == ovlcheck_driver::BackendKind::Model {
+        "as the model predicts them".to_string()
     } else {
         format!("as {} left them", backend.name())
     };

@@ -1,10 +1,11 @@
-//! The worker side of a session: builds a case's store on fresh tmpfs
-//! mounts, mounts it with the chosen [`Mounter`], runs steps and observes.
+//! One case on a worker: its overlay2 store on fresh tmpfs mounts, the
+//! stack mounted with the chosen [`Mounter`], steps run and trees observed.
 //! Runs only inside a worker process (single-threaded, own namespace).
 
+use crate::api::{DriverError, Session};
 use crate::mount::{self, MountSpec};
 use crate::observe::{self, Snapshot};
-use crate::proto::{Mounter, Request, Response};
+use crate::proto::Mounter;
 use crate::store::{Layer, LayerStore, MarkerNames};
 use crate::{exec, spawn};
 use nix::unistd::Pid;
@@ -14,23 +15,12 @@ use ovlcheck_case::{
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-/// Everything one worker keeps between requests.
-pub struct WorkerState {
-    root: PathBuf,
-    userns: bool,
-    counter: u64,
-    session: Option<CaseSession>,
-    /// A session ended by [`Request::End`], torn down by [`WorkerState::settle`]
-    /// once the answer is on its way (so the unmounting overlaps the
-    /// harness's work on the answer) and in any case before the next request.
-    ended: Option<CaseSession>,
-    /// The next session's scratch, made by [`WorkerState::settle`] while
-    /// the worker waits for its next case.
-    spare: Option<Scratch>,
-}
+/// The umask of a worker (set once at its start): objects get exactly the
+/// modes they are created with, which the stores here rely on.
+pub const WORKER_UMASK: u32 = 0;
 
-/// A session's own tmpfs with an empty overlay2 store on it.
-struct Scratch {
+/// A case's own tmpfs with an empty overlay2 store on it.
+pub(super) struct Scratch {
     dir: PathBuf,
     store: LayerStore,
 }
@@ -38,12 +28,12 @@ struct Scratch {
 impl Scratch {
     /// Mounts a tmpfs (of `size` bytes, when given) on a new directory
     /// `dir` and initialises an overlay2 store in it.
-    fn new(dir: PathBuf, size: Option<u64>) -> Res<Scratch> {
+    pub(super) fn new(dir: PathBuf, size: Option<u64>) -> Res<Scratch> {
         std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
         mount::mount_tmpfs(&dir, size).map_err(|e| format!("tmpfs on {}: {e}", dir.display()))?;
         match LayerStore::init(&dir.join("overlay2"), 0) {
             Ok(s) => Ok(Scratch {
-                store: s.known_umask(crate::worker::WORKER_UMASK),
+                store: s.known_umask(WORKER_UMASK),
                 dir,
             }),
             Err(e) => {
@@ -55,7 +45,7 @@ impl Scratch {
     }
 
     /// Unmounts the tmpfs and removes the directory.
-    fn discard(self) {
+    pub(super) fn discard(self) {
         if mount::unmount(&self.dir).is_err() {
             let _ = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH);
         }
@@ -74,10 +64,10 @@ struct Mounted {
     daemon: Option<Pid>,
 }
 
-/// One case's store and mount.
-struct CaseSession {
+/// One case's store and mount: the worker's [`Session`].
+pub struct MountedCase {
     dir: PathBuf,
-    /// tmpfs mounts made for this session, outermost first.
+    /// tmpfs mounts made for this case, outermost first.
     tmpfs: Vec<PathBuf>,
     store: LayerStore,
     profile: Profile,
@@ -88,147 +78,23 @@ struct CaseSession {
     mounted: Option<Mounted>,
     /// How the last mount was made.
     method: String,
-    /// A lifecycle mount failed: nothing is mounted.
+    /// Why nothing is mounted: a lifecycle mount failed, or the kernel
+    /// view ended the mount.
     broken: Option<String>,
 }
 
 type Res<T> = Result<T, String>;
 
-fn err(message: impl Into<String>) -> Response {
-    Response::Error {
-        message: message.into(),
-        env: false,
-    }
-}
-
-impl WorkerState {
-    pub fn new(root: PathBuf, userns: bool) -> WorkerState {
-        WorkerState {
-            root,
-            userns,
-            counter: 0,
-            session: None,
-            ended: None,
-            spare: None,
-        }
-    }
-
-    /// A directory name for the next scratch.
-    fn next_dir(&mut self) -> PathBuf {
-        self.counter += 1;
-        self.root.join(format!("s{}", self.counter))
-    }
-
-    /// The scratch for a case whose session tmpfs has `size` bytes (`None`:
-    /// the default size): the spare one when it fits, else a new one.
-    fn scratch(&mut self, size: Option<u64>) -> Res<Scratch> {
-        match (size, self.spare.take()) {
-            (None, Some(spare)) => Ok(spare),
-            (_, spare) => {
-                self.spare = spare;
-                let dir = self.next_dir();
-                Scratch::new(dir, size)
-            }
-        }
-    }
-
-    /// Ends the current session, if any (unmounts everything it made). The
-    /// spare scratch stays for the next case; [`WorkerState::shutdown`]
-    /// discards it too.
-    pub fn end(&mut self) {
-        self.settle();
-        if let Some(s) = self.session.take() {
-            s.teardown();
-        }
-    }
-
-    /// Ends everything before the worker exits.
-    pub fn shutdown(&mut self) {
-        self.end();
-        if let Some(spare) = self.spare.take() {
-            spare.discard();
-        }
-    }
-
-    /// Tears down the session that an `End` request ended, if any, and
-    /// makes the next session's scratch: both while the harness judges the
-    /// answer, off the next case's path (the tmpfs mount and the store
-    /// cost ≈45 µs of a case's ≈300 µs start).
-    pub fn settle(&mut self) {
-        if let Some(s) = self.ended.take() {
-            s.teardown();
-            if self.spare.is_none() {
-                let dir = self.next_dir();
-                // A failure shows again, and is reported, when a case
-                // makes its scratch itself.
-                self.spare = Scratch::new(dir, None).ok();
-            }
-        }
-    }
-
-    /// Answers one request.
-    pub fn handle(&mut self, req: Request) -> Response {
-        self.settle();
-        match req {
-            Request::Start { case, mounter } => {
-                self.end();
-                if case.profile.userxattr && !self.userns {
-                    return err("userxattr needs a user-namespace worker");
-                }
-                let size = match case.profile.lower_fs {
-                    LowerFs::Same => case.profile.upper_size,
-                    LowerFs::Separate => None,
-                };
-                let started = self
-                    .scratch(size)
-                    .and_then(|scratch| CaseSession::start(scratch, &case, mounter));
-                match started {
-                    Ok(s) => {
-                        self.session = Some(s);
-                        Response::Ok
-                    }
-                    Err(e) => err(e),
-                }
-            }
-            Request::End => {
-                self.ended = self.session.take();
-                Response::Ok
-            }
-            Request::Batch(requests) => {
-                let mut answers = Vec::with_capacity(requests.len());
-                for r in requests {
-                    let a = self.handle(r);
-                    let died = matches!(a, Response::Died(_));
-                    answers.push(a);
-                    if died {
-                        break;
-                    }
-                }
-                Response::Batch(answers)
-            }
-            Request::Mountinfo => Response::Text(mount::mountinfo()),
-            Request::Sleep { secs } => {
-                std::thread::sleep(std::time::Duration::from_secs(secs));
-                Response::Ok
-            }
-            other => match self.session.as_mut() {
-                None => err("no session"),
-                Some(s) => s.handle(other),
-            },
-        }
-    }
-}
-
 fn io_str(e: std::io::Error) -> String {
     e.to_string()
 }
 
-impl CaseSession {
+impl MountedCase {
     /// Builds `case`'s layers in `scratch` and mounts them.
-    fn start(scratch: Scratch, case: &Case, mounter: Mounter) -> Res<CaseSession> {
+    pub(super) fn start(scratch: Scratch, case: &Case, mounter: Mounter) -> Res<MountedCase> {
         let profile = case.profile.clone();
         let Scratch { dir, store } = scratch;
-        let mut s = CaseSession {
+        let mut s = MountedCase {
             dir: dir.clone(),
             tmpfs: vec![dir],
             store,
@@ -305,7 +171,7 @@ impl CaseSession {
                 }
                 Ok(separate)
             });
-        // A tmpfs mounted before a failure is the session's too.
+        // A tmpfs mounted before a failure is the case's too.
         self.tmpfs.extend(mounted);
         let layer = layer.map_err(|e| MountFailure {
             errno: e.raw_os_error().map(nix::errno::Errno::from_raw),
@@ -319,6 +185,17 @@ impl CaseSession {
         Ok(layer)
     }
 
+    /// Every layer's directory relative to the store home, top first: the
+    /// container layer, then the image layers.
+    fn all_layers(&self) -> Vec<String> {
+        let c = &self.container;
+        let mut lowers = vec![format!("{}/diff", c.id)];
+        lowers.extend(c.lower.iter().cloned());
+        lowers
+    }
+
+    /// The stack as the mounter mounts it: read-only profiles have every
+    /// layer as a lower, the others the container layer as upper.
     fn spec(&self) -> MountSpec {
         let c = &self.container;
         let options = match self.mounter {
@@ -327,23 +204,16 @@ impl CaseSession {
         };
         let target = format!("{}/merged", c.id);
         if self.profile.readonly {
-            let mut lowers = vec![format!("{}/diff", c.id)];
-            lowers.extend(c.lower.iter().cloned());
             MountSpec {
-                lowers,
+                lowers: self.all_layers(),
                 upper: None,
                 work: None,
                 target,
                 options,
             }
         } else {
-            let lowers = if c.lower.is_empty() {
-                vec![]
-            } else {
-                c.lower.clone()
-            };
             MountSpec {
-                lowers,
+                lowers: c.lower.clone(),
                 upper: Some(format!("{}/diff", c.id)),
                 work: Some(format!("{}/work", c.id)),
                 target,
@@ -406,9 +276,9 @@ impl CaseSession {
         Ok(())
     }
 
-    /// Unmounts the overlay and every tmpfs of the session, then removes
-    /// its directory.
-    fn teardown(mut self) {
+    /// Unmounts the overlay and every tmpfs of the case, then removes its
+    /// directory.
+    pub(super) fn teardown(mut self) {
         let _ = std::env::set_current_dir("/");
         if self.mounter == Mounter::Kernel && self.detach_all() {
             let _ = std::fs::remove_dir(&self.dir);
@@ -428,7 +298,7 @@ impl CaseSession {
     }
 
     /// Kernel mounts only (helpers must be stopped their own way): one lazy
-    /// unmount of the session's tmpfs takes the overlay and any container
+    /// unmount of the case's tmpfs takes the overlay and any container
     /// tmpfs along — one RCU grace period for the whole tree instead of one
     /// per umount. Nothing holds a reference into them any more (the root fd
     /// is closed, the cwd is `/`), so every superblock is gone by the time
@@ -448,38 +318,35 @@ impl CaseSession {
         false
     }
 
-    fn handle(&mut self, req: Request) -> Response {
-        let observes = matches!(
-            req,
-            Request::MergedView | Request::UpperView | Request::LowerViews
-        );
-        if observes {
-            if let Err(why) = self.helper_alive() {
-                return Response::Died(why);
-            }
-        }
-        let observed = match req {
-            Request::Apply { step } => return self.apply(&step),
-            Request::MergedView => self.merged_view().map(Response::View),
-            Request::UpperView => self.upper_view().map(Response::MaybeView),
-            Request::LowerViews => self.lower_views().map(Response::Views),
-            Request::StoreHome => Ok(Response::Text(self.store.home().display().to_string())),
-            Request::MountMethod => Ok(Response::Text(if self.method.is_empty() {
-                "Helper".into()
-            } else {
-                self.method.clone()
-            })),
-            _ => Err("unexpected request".into()),
-        };
-        observed.unwrap_or_else(|e| self.error_or_death(e))
+    /// The store home (a path in the worker's namespace).
+    pub fn store_home(&self) -> String {
+        self.store.home().display().to_string()
     }
 
-    /// A request that failed because the helper died mid-way (a walk that
-    /// met `ENOTCONN`) reports the death, not the symptom.
-    fn error_or_death(&mut self, e: String) -> Response {
+    /// How the stack was last mounted: `Absolute`, `Relative` or `NewApi`
+    /// ([`crate::mount::Method`]) for the kernel, `Helper` otherwise.
+    pub fn mount_method(&self) -> String {
+        if self.method.is_empty() {
+            "Helper".into()
+        } else {
+            self.method.clone()
+        }
+    }
+
+    /// An observation of a helper-mounted tree: a helper that died before
+    /// it, or during it (a walk that met `ENOTCONN`), is reported as its
+    /// death, not as the symptom.
+    fn observation<T>(&mut self, walk: impl FnOnce(&mut Self) -> Res<T>) -> Result<T, DriverError> {
+        self.helper_alive().map_err(DriverError::Died)?;
+        walk(self).map_err(|e| self.error_or_death(e))
+    }
+
+    /// A request that failed because the helper died mid-way reports the
+    /// death, not the symptom.
+    fn error_or_death(&mut self, e: String) -> DriverError {
         match self.helper_alive() {
-            Ok(()) => err(e),
-            Err(why) => Response::Died(why),
+            Ok(()) => DriverError::Io(e),
+            Err(why) => DriverError::Died(why),
         }
     }
 
@@ -488,22 +355,6 @@ impl CaseSession {
             (Some(m), _) => Ok(m),
             (None, Some(why)) => Err(format!("nothing mounted: {why}")),
             (None, None) => Err("nothing mounted".into()),
-        }
-    }
-
-    fn apply(&mut self, step: &Step) -> Response {
-        match step.op {
-            Op::Remount => self.lifecycle(|_| Ok(())),
-            Op::Commit => self.lifecycle(|s| s.commit_layers()),
-            _ => match self.run_op(step) {
-                Ok(o) if helper_suspect(&o) => match self.helper_alive() {
-                    Ok(()) => Response::Outcome(o),
-                    Err(why) => Response::Died(why),
-                },
-                Ok(o) => Response::Outcome(o),
-                // E.g. the mount-time snapshot before the op could not walk.
-                Err(e) => self.error_or_death(e),
-            },
         }
     }
 
@@ -555,18 +406,17 @@ impl CaseSession {
     /// backend a failing `pre` (a commit without room) or mount is the
     /// step's outcome; after a failing `pre` the same layers are mounted
     /// again.
-    fn lifecycle(&mut self, pre: impl FnOnce(&mut Self) -> Result<(), MountFailure>) -> Response {
+    fn lifecycle(
+        &mut self,
+        pre: impl FnOnce(&mut Self) -> Result<(), MountFailure>,
+    ) -> Result<Outcome, DriverError> {
         // A helper that died since the last request would otherwise go
         // unnoticed: the unmount replaces it with a fresh one.
-        if let Err(why) = self.helper_alive() {
-            return Response::Died(why);
-        }
-        if let Err(e) = self.unmount() {
-            return err(e);
-        }
+        self.helper_alive().map_err(DriverError::Died)?;
+        self.unmount().map_err(DriverError::Io)?;
         let failed = pre(self).err();
         match (self.mount(), failed) {
-            (Ok(()), None) => Response::Outcome(Outcome::OK),
+            (Ok(()), None) => Ok(Outcome::OK),
             (Ok(()), Some(e)) => self.failure(e),
             (Err(e), _) => {
                 self.broken = Some(e.message.clone());
@@ -576,12 +426,10 @@ impl CaseSession {
     }
 
     /// A lifecycle failure: the kernel's errno as the outcome, else an error.
-    fn failure(&self, e: MountFailure) -> Response {
+    fn failure(&self, e: MountFailure) -> Result<Outcome, DriverError> {
         match (&self.mounter, e.errno) {
-            (Mounter::Kernel, Some(n)) => {
-                Response::Outcome(Outcome::Err(CaseErrno::from_code(n as i32)))
-            }
-            _ => err(e.message),
+            (Mounter::Kernel, Some(n)) => Ok(Outcome::Err(CaseErrno::from_code(n as i32))),
+            _ => Err(DriverError::Io(e.message)),
         }
     }
 
@@ -605,7 +453,7 @@ impl CaseSession {
         }
     }
 
-    fn merged_view(&mut self) -> Res<View> {
+    fn walk_merged(&mut self) -> Res<View> {
         let m = self.mounted_mut()?;
         match &m.snapshot {
             Some(snap) => observe::merged_view(&m.target, snap),
@@ -617,7 +465,7 @@ impl CaseSession {
         }
     }
 
-    fn upper_view(&self) -> Res<Option<View>> {
+    fn walk_upper(&self) -> Res<Option<View>> {
         if self.profile.readonly {
             return Ok(None);
         }
@@ -629,12 +477,82 @@ impl CaseSession {
         .map(Some)
     }
 
-    fn lower_views(&self) -> Res<Vec<View>> {
+    fn walk_lowers(&self) -> Res<Vec<View>> {
         let prefix = self.profile.xattr_prefix();
         self.lowers
             .iter()
             .map(|l| observe::raw_view(&self.store.diff(l), prefix, &[]))
             .collect()
+    }
+
+    /// [`Session::kernel_view`] once the implementation under test is
+    /// unmounted: the kernel's overlay over every layer, read-only (no
+    /// upperdir: the container layer is the top lower, as after a
+    /// commit), with the profile's kernel options. Inode labels refer to
+    /// this mount, as after any mount.
+    fn walk_kernel_view(&mut self) -> Res<Result<View, CaseErrno>> {
+        let home = self.store.home().to_path_buf();
+        let spec = MountSpec {
+            lowers: self.all_layers(),
+            upper: None,
+            work: None,
+            target: KERNEL_VIEW.to_string(),
+            options: mount::kernel_options(&self.profile),
+        };
+        let target = home.join(KERNEL_VIEW);
+        mkdir_mode(&target, 0o700)?;
+        if let Err(e) = mount::mount_kernel(&home, &spec) {
+            return Ok(Err(CaseErrno::from_code(e.errno as i32)));
+        }
+        let view = observe::merged_view_and_snapshot(&target).map(|(view, _)| view);
+        let unmounted = mount::unmount(&target).map_err(|e| format!("umount kernel view: {e}"));
+        let view = view?;
+        unmounted?;
+        Ok(Ok(view))
+    }
+}
+
+impl Session for MountedCase {
+    fn apply(&mut self, step: &Step) -> Result<Outcome, DriverError> {
+        match step.op {
+            Op::Remount => self.lifecycle(|_| Ok(())),
+            Op::Commit => self.lifecycle(|s| s.commit_layers()),
+            _ => match self.run_op(step) {
+                Ok(o) if helper_suspect(&o) => {
+                    self.helper_alive().map_err(DriverError::Died)?;
+                    Ok(o)
+                }
+                Ok(o) => Ok(o),
+                // E.g. the mount-time snapshot before the op could not walk.
+                Err(e) => Err(self.error_or_death(e)),
+            },
+        }
+    }
+
+    fn merged_view(&mut self) -> Result<View, DriverError> {
+        self.observation(Self::walk_merged)
+    }
+
+    fn upper_view(&mut self) -> Result<Option<View>, DriverError> {
+        self.observation(|s| s.walk_upper())
+    }
+
+    fn lower_views(&mut self) -> Result<Vec<View>, DriverError> {
+        self.observation(|s| s.walk_lowers())
+    }
+
+    fn kernel_view(&mut self) -> Result<Result<View, CaseErrno>, DriverError> {
+        // As for a lifecycle step: a helper that died since the last
+        // request would go unnoticed once unmounted.
+        self.helper_alive().map_err(DriverError::Died)?;
+        self.unmount().map_err(DriverError::Io)?;
+        self.broken = Some("unmounted for the kernel view".into());
+        self.walk_kernel_view().map_err(DriverError::Io)
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), DriverError> {
+        self.teardown();
+        Ok(())
     }
 }
 
@@ -648,6 +566,8 @@ fn helper_suspect(o: &Outcome) -> bool {
 /// Where an empty lower directory lives (relative to the store home) for
 /// cases without image layers: overlay needs at least one `lowerdir`.
 const EMPTY_LOWER: &str = "empty";
+/// Where the kernel view is mounted (relative to the store home).
+const KERNEL_VIEW: &str = "kernel-view";
 
 /// A mount that did not happen; `errno` for kernel mounts.
 struct MountFailure {
@@ -665,7 +585,7 @@ impl MountFailure {
 }
 
 /// `mkdir` with an exact mode (the worker's umask is
-/// [`crate::worker::WORKER_UMASK`], 0, and store directories are never
+/// [`WORKER_UMASK`], 0, and store directories are never
 /// set-gid); an existing directory is fine.
 fn mkdir_mode(path: &Path, mode: u32) -> Res<()> {
     use std::os::unix::fs::DirBuilderExt;

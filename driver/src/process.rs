@@ -1,28 +1,16 @@
-//! Worker processes. A worker is forked (never exec'd) from a long-lived
-//! spawner thread of the harness — `PR_SET_PDEATHSIG` fires when the
-//! *thread* that forked exits, so forking from short-lived harness threads
-//! would kill pooled workers. The child only uses syscalls, allocation and
-//! its own raw-fd I/O (no std stdio locks, no threads). It:
+//! The harness side of worker processes: forking one, its setup
+//! handshake, and [`WorkerProcess`], the handle that sends it requests
+//! under a watchdog. What runs inside the worker is [`crate::worker`].
 //!
-//! 1. sets `PR_SET_PDEATHSIG(SIGKILL)` and checks the parent is still there;
-//! 2. keeps only its socket (fd 3, close-on-exec) and stderr, stdin/stdout
-//!    go to `/dev/null`;
-//! 3. `unshare(CLONE_NEWNS)`, plus `CLONE_NEWUSER` for `userxattr` cases or
-//!    a non-root harness (the parent writes the id maps), makes `/`
-//!    recursively private and mounts a scratch tmpfs over
-//!    `$TMPDIR/ovlcheck-scratch` — visible only in its own namespace;
-//! 4. serves [`Request`]s until EOF.
-//!
-//! When the worker dies, for whatever reason, its mount namespace and every
-//! mount in it go away; its own children (fuse-overlayfs) get
-//! `PR_SET_PDEATHSIG` too.
+//! Workers are forked (never exec'd) from a long-lived spawner thread of
+//! the harness — `PR_SET_PDEATHSIG` fires when the *thread* that forked
+//! exits, so forking from short-lived harness threads would kill pooled
+//! workers.
 
+use crate::api::DriverError;
 use crate::proto::{self, Request, Response};
-use crate::session::WorkerState;
-use crate::DriverError;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::{fork, ForkResult, Pid};
@@ -32,11 +20,6 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The fd number of the worker's socket in the worker.
-const SOCK_FD: RawFd = 3;
-/// The umask of a worker (set once at its start): objects get exactly the
-/// modes they are created with.
-pub const WORKER_UMASK: u32 = 0;
 /// Inside ids `[0, ID_RANGE)` map to outside `[ID_BASE, ID_BASE + ID_RANGE)`
 /// in a user namespace made by a root harness (an unprivileged namespace,
 /// like rootless containers' subordinate ids).
@@ -44,9 +27,9 @@ pub const ID_BASE: u32 = 1_000_000_000;
 /// See [`ID_BASE`].
 pub const ID_RANGE: u32 = 1_000_000_000;
 
-/// The parent's handle on one worker process.
+/// The harness's handle on one worker process.
 #[derive(Debug)]
-pub struct Worker {
+pub struct WorkerProcess {
     pid: Pid,
     sock: Option<OwnedFd>,
     /// Runs in its own user namespace.
@@ -55,7 +38,7 @@ pub struct Worker {
     cpu: Option<usize>,
 }
 
-impl Worker {
+impl WorkerProcess {
     /// The worker's pid (tests check it is gone after a kill).
     pub fn pid(&self) -> i32 {
         self.pid.as_raw()
@@ -130,7 +113,7 @@ impl Worker {
 /// How long a dropped worker may take to end its session and exit.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
-impl Drop for Worker {
+impl Drop for WorkerProcess {
     /// Closes the socket: on EOF the worker unmounts its session (a
     /// fuse-overlayfs daemon gets a clean unmount, not a SIGKILL from its
     /// dying parent) and exits. SIGKILLed if it does not within 5 s.
@@ -153,7 +136,7 @@ fn wait_readable(fd: RawFd, deadline: Instant) -> Result<(), RecvError> {
             return Err(RecvError::Timeout);
         }
         let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: `fd` is the open socket owned by the caller's `Worker`.
+        // SAFETY: `fd` is the open socket owned by the caller's `WorkerProcess`.
         let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
         let mut fds = [PollFd::new(bfd, PollFlags::POLLIN)];
         match poll(
@@ -203,7 +186,11 @@ fn recv_deadline(fd: RawFd, deadline: Instant) -> Result<Response, RecvError> {
 // ---------------------------------------------------------------------------
 // Spawning
 
-type Job = (bool, Duration, mpsc::Sender<Result<Worker, DriverError>>);
+type Job = (
+    bool,
+    Duration,
+    mpsc::Sender<Result<WorkerProcess, DriverError>>,
+);
 
 /// The spawner thread of this process (re-made after a fork: the pid tells).
 static SPAWNER: Mutex<Option<(u32, mpsc::Sender<Job>)>> = Mutex::new(None);
@@ -217,7 +204,7 @@ pub fn scratch_mountpoint() -> PathBuf {
 
 /// Forks a new worker (from the spawner thread). `userns`: in its own user
 /// namespace. `timeout` bounds its setup.
-pub fn spawn(userns: bool, timeout: Duration) -> Result<Worker, DriverError> {
+pub fn spawn(userns: bool, timeout: Duration) -> Result<WorkerProcess, DriverError> {
     let mountpoint = scratch_mountpoint();
     if let Err(e) = std::fs::create_dir(&mountpoint) {
         if e.kind() != std::io::ErrorKind::AlreadyExists {
@@ -274,21 +261,21 @@ fn socketpair() -> Result<(OwnedFd, OwnedFd), DriverError> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-fn fork_worker(userns: bool, timeout: Duration) -> Result<Worker, DriverError> {
+fn fork_worker(userns: bool, timeout: Duration) -> Result<WorkerProcess, DriverError> {
     let (parent_end, child_end) = socketpair()?;
     let parent_pid = nix::unistd::getpid();
     let mountpoint = scratch_mountpoint();
     // SAFETY: the child only uses syscalls, allocation and raw-fd I/O (see
-    // `child_main`), and never returns into the parent's code.
+    // `crate::worker::main`), and never returns into the parent's code.
     match unsafe { fork() } {
         Err(e) => Err(DriverError::Io(format!("fork: {e}"))),
         Ok(ForkResult::Child) => {
             drop(parent_end);
-            child_main(child_end, parent_pid, userns, mountpoint)
+            crate::worker::main(child_end, parent_pid, userns, mountpoint)
         }
         Ok(ForkResult::Parent { child }) => {
             drop(child_end);
-            let mut w = Worker {
+            let mut w = WorkerProcess {
                 pid: child,
                 sock: Some(parent_end),
                 userns,
@@ -302,12 +289,16 @@ fn fork_worker(userns: bool, timeout: Duration) -> Result<Worker, DriverError> {
 
 /// Parent side of the worker's setup: writes the id maps when asked, then
 /// waits for the ready frame.
-fn setup_handshake(w: &mut Worker, userns: bool, timeout: Duration) -> Result<(), DriverError> {
+fn setup_handshake(
+    w: &mut WorkerProcess,
+    userns: bool,
+    timeout: Duration,
+) -> Result<(), DriverError> {
     let fd = w.sock.as_ref().map(|s| s.as_raw_fd()).unwrap_or(-1);
     let deadline = Instant::now() + timeout;
     if userns {
         let mut b = [0u8; 1];
-        if read_exact_deadline(fd, &mut b, deadline).is_err() || b[0] != b'U' {
+        if read_exact_deadline(fd, &mut b, deadline).is_err() || b[0] != proto::USERNS_MADE {
             let status = w.kill();
             return Err(DriverError::Environment(format!(
                 "cannot create a user namespace{status}: enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run as root"
@@ -319,17 +310,13 @@ fn setup_handshake(w: &mut Worker, userns: bool, timeout: Duration) -> Result<()
                 "cannot write user namespace id maps: {e}"
             )));
         }
-        let _ = proto::send_all(fd, b"G");
+        let _ = proto::send_all(fd, &[proto::ID_MAPS_WRITTEN]);
     }
     match recv_deadline(fd, deadline) {
         Ok(Response::Ok) => Ok(()),
-        Ok(Response::Error { message, env }) => {
+        Ok(Response::Failed(e)) => {
             w.kill();
-            Err(if env {
-                DriverError::Environment(message)
-            } else {
-                DriverError::Io(message)
-            })
+            Err(e)
         }
         Ok(other) => {
             w.kill();
@@ -367,131 +354,6 @@ fn write_id_maps(pid: Pid) -> std::io::Result<()> {
         std::fs::write(proc.join("setgroups"), "deny")?;
         std::fs::write(proc.join("uid_map"), format!("0 {uid} 1\n"))?;
         std::fs::write(proc.join("gid_map"), format!("0 {gid} 1\n"))
-    }
-}
-
-// ---------------------------------------------------------------------------
-// The child
-
-fn child_exit(code: i32) -> ! {
-    // SAFETY: `_exit` never returns and runs no atexit handlers or
-    // destructors that could touch state copied from the parent.
-    unsafe { libc::_exit(code) }
-}
-
-/// Moves the socket to fd 3, closes every other inherited fd but stderr,
-/// points stdin/stdout at /dev/null.
-fn child_fds(sock: OwnedFd) {
-    let raw = sock.as_raw_fd();
-    std::mem::forget(sock);
-    // SAFETY: raw fd juggling in the fresh child; `raw` is our socket.
-    unsafe {
-        if raw != SOCK_FD {
-            if libc::dup3(raw, SOCK_FD, libc::O_CLOEXEC) < 0 {
-                child_exit(120);
-            }
-            libc::close(raw);
-        } else {
-            libc::fcntl(SOCK_FD, libc::F_SETFD, libc::FD_CLOEXEC);
-        }
-    }
-    crate::sys::close_from(SOCK_FD as u32 + 1);
-    if let Ok(null) = crate::sys::openat(crate::sys::CWD, b"/dev/null", libc::O_RDWR, 0) {
-        // SAFETY: dup2 onto stdin/stdout; `null` stays valid for the call.
-        unsafe {
-            libc::dup2(null.as_raw_fd(), 0);
-            libc::dup2(null.as_raw_fd(), 1);
-        }
-    }
-}
-
-fn child_main(sock: OwnedFd, parent: Pid, userns: bool, mountpoint: PathBuf) -> ! {
-    // SAFETY: prctl with integer arguments only.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-    }
-    if nix::unistd::getppid() != parent {
-        child_exit(121);
-    }
-    child_fds(sock);
-    let greeting = match setup_namespaces(userns, &mountpoint) {
-        Ok(()) => Response::Ok,
-        Err((message, env)) => Response::Error { message, env },
-    };
-    let failed = !matches!(greeting, Response::Ok);
-    if proto::send(SOCK_FD, &greeting).is_err() || failed {
-        child_exit(122);
-    }
-    serve(WorkerState::new(mountpoint, userns));
-}
-
-fn setup_namespaces(userns: bool, mountpoint: &std::path::Path) -> Result<(), (String, bool)> {
-    if userns {
-        unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
-            .map_err(|e| (format!("unshare(CLONE_NEWUSER|CLONE_NEWNS): {e}"), true))?;
-        proto::send_all(SOCK_FD, b"U").map_err(|e| (format!("handshake: {e}"), false))?;
-        let mut b = [0u8; 1];
-        match proto::read_exact(SOCK_FD, &mut b) {
-            Ok(true) if b[0] == b'G' => {}
-            _ => child_exit(123),
-        }
-        let root = nix::unistd::Gid::from_raw(0);
-        nix::unistd::setresgid(root, root, root)
-            .map_err(|e| (format!("setresgid(0) in the user namespace: {e}"), true))?;
-        let uroot = nix::unistd::Uid::from_raw(0);
-        nix::unistd::setresuid(uroot, uroot, uroot)
-            .map_err(|e| (format!("setresuid(0) in the user namespace: {e}"), true))?;
-    } else {
-        unshare(CloneFlags::CLONE_NEWNS).map_err(|e| {
-            (
-                format!("unshare(CLONE_NEWNS): {e}: run as root, or use the userxattr profile"),
-                true,
-            )
-        })?;
-    }
-    nix::mount::mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| (format!("making / private: {e}"), true))?;
-    crate::mount::mount_tmpfs(mountpoint, None).map_err(|e| {
-        (
-            format!("mounting a tmpfs on {}: {e}", mountpoint.display()),
-            true,
-        )
-    })?;
-    // SAFETY: umask has no failure mode.
-    unsafe {
-        libc::umask(WORKER_UMASK as libc::mode_t);
-    }
-    Ok(())
-}
-
-fn serve(mut state: WorkerState) -> ! {
-    loop {
-        let req: Request = match proto::recv(SOCK_FD) {
-            Ok(Some(r)) => r,
-            _ => {
-                state.shutdown();
-                child_exit(0)
-            }
-        };
-        let resp =
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.handle(req))) {
-                Ok(r) => r,
-                Err(_) => Response::Error {
-                    message: "worker panicked".into(),
-                    env: false,
-                },
-            };
-        if proto::send(SOCK_FD, &resp).is_err() {
-            state.shutdown();
-            child_exit(0);
-        }
-        state.settle();
     }
 }
 

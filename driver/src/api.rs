@@ -1,0 +1,236 @@
+//! The contract between the harness and a filesystem implementation under
+//! test: [`Backend`], the [`Session`] of one mounted case, everything
+//! observed of a whole case ([`CaseRun`]) and the errors ([`DriverError`]).
+//! Both sides of the worker pipe speak it: a worker's mounted case is a
+//! [`Session`] too, so a whole case is observed by one function,
+//! [`CaseRun::collect`], wherever it runs.
+
+use ovlcheck_case::{Case, Errno, Op, Outcome, Step, View};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Why a backend could not do what was asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum DriverError {
+    /// The environment cannot run this backend at all (no overlay, no
+    /// permission to mount, a binary missing). The message is one line that
+    /// says what to do.
+    #[error("unusable environment: {0}")]
+    Environment(String),
+    /// The backend did not answer within the watchdog timeout; it was killed.
+    #[error("backend hung during `{op}` and was killed")]
+    Hung { op: String },
+    /// The backend process died (crash, EOF on its socket), or the
+    /// filesystem under test did (a helper daemon exited).
+    #[error("backend died: {0}")]
+    Died(String),
+    /// An unexpected failure (a layer that could not be built, a failed
+    /// mount at start, ...).
+    #[error("backend failure: {0}")]
+    Io(String),
+}
+
+/// Which implementation a backend runs; the harness tells backends apart by
+/// it, not by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    /// The kernel's overlayfs.
+    Kernel,
+    /// `/usr/bin/fuse-overlayfs` (Debian package `fuse-overlayfs`).
+    FuseOverlayfs,
+    /// A user-given mount command.
+    Exec,
+    /// The harness's pure model (`ModelBackend` in ovlcheck-harness): it
+    /// predicts rather than mounts, so this crate, which never depends on
+    /// the model, has no backend of this kind.
+    Model,
+}
+
+impl BackendKind {
+    /// `kernel`, `fuse-overlayfs`, `exec` or `model`.
+    pub fn from_name(name: &str) -> Option<BackendKind> {
+        match name {
+            "kernel" => Some(BackendKind::Kernel),
+            "fuse-overlayfs" => Some(BackendKind::FuseOverlayfs),
+            "exec" => Some(BackendKind::Exec),
+            "model" => Some(BackendKind::Model),
+            _ => None,
+        }
+    }
+
+    /// The name [`BackendKind::from_name`] takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Kernel => "kernel",
+            BackendKind::FuseOverlayfs => "fuse-overlayfs",
+            BackendKind::Exec => "exec",
+            BackendKind::Model => "model",
+        }
+    }
+}
+
+/// A filesystem implementation under test.
+pub trait Backend: Send + Sync {
+    /// Which implementation this is.
+    fn kind(&self) -> BackendKind;
+    /// Short name for reports: `kernel`, `fuse-overlayfs`, `exec`, `model`.
+    fn name(&self) -> &str {
+        self.kind().name()
+    }
+    /// Builds the case's layers, mounts them and returns the live session.
+    fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError>;
+    /// Runs a whole case and takes every observation the differential
+    /// runner compares ([`CaseRun`]). The outcomes do not depend on the
+    /// model, so a backend may do it all in one round trip; the default goes
+    /// through a [`Session`] step by step. With `kernel_view` the layers
+    /// left at the end are also mounted by the kernel's overlay
+    /// ([`CaseRun::kernel_view`]; contract `layout`).
+    fn run_case(&self, case: &Case, kernel_view: bool) -> Result<CaseRun, DriverError> {
+        let mut s = self.start(case)?;
+        let run = CaseRun::collect(&mut *s, case, kernel_view)?;
+        s.finish()?;
+        Ok(run)
+    }
+    /// The profile this implementation runs for `profile` (options it
+    /// lacks turned off, so the model is told), or why it cannot.
+    fn adapt_profile(
+        &self,
+        profile: &ovlcheck_case::Profile,
+    ) -> Result<ovlcheck_case::Profile, String> {
+        crate::support::adapt_profile(self.kind(), profile)
+    }
+}
+
+/// One mounted case. The harness holds one per live case
+/// ([`crate::backend::WorkerSession`] for mounted backends), and a worker
+/// implements it on its own mounted case ([`crate::worker::MountedCase`]).
+pub trait Session {
+    /// Performs one step (filesystem op or lifecycle op) and returns its
+    /// outcome; the errno is the implementation's, untranslated.
+    fn apply(&mut self, step: &Step) -> Result<Outcome, DriverError>;
+    /// The merged tree as users see it.
+    fn merged_view(&mut self) -> Result<View, DriverError>;
+    /// The raw container layer (`upperdir`), `None` for read-only profiles.
+    fn upper_view(&mut self) -> Result<Option<View>, DriverError>;
+    /// The raw lower layers, bottom first: the case's lowers, then the
+    /// layers made by each `commit`, in order.
+    fn lower_views(&mut self) -> Result<Vec<View>, DriverError>;
+    /// The *kernel view*: what the kernel's overlayfs shows of the layers
+    /// as they are now. Unmounts the implementation under test, mounts the
+    /// kernel's overlay read-only with the current container layer on top
+    /// of every lower layer (the profile's kernel options, as the commit
+    /// check mounts), walks it and unmounts it; nothing is mounted
+    /// afterwards, so it is the session's last observation. `Err(errno)`:
+    /// the kernel refused to mount the layers, itself a finding about
+    /// their layout.
+    fn kernel_view(&mut self) -> Result<Result<View, Errno>, DriverError>;
+    /// Unmounts and removes everything the session made.
+    fn finish(self: Box<Self>) -> Result<(), DriverError>;
+}
+
+/// Everything observed of one case: each step's outcome, the merged and
+/// upper views after the steps, then a remount and the merged view after
+/// it, then a commit and the merged view after it, then (when asked) the
+/// kernel view. A lifecycle view is `None` only when its lifecycle step
+/// failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseRun {
+    pub outcomes: Vec<Outcome>,
+    pub merged: View,
+    pub upper: Option<View>,
+    pub remount: Outcome,
+    pub after_remount: Option<View>,
+    pub commit: Outcome,
+    pub after_commit: Option<View>,
+    /// [`Session::kernel_view`] after the commit check; `None` when not
+    /// asked.
+    pub kernel_view: Option<Result<View, Errno>>,
+}
+
+impl CaseRun {
+    /// Runs `case`'s steps on `s`, a session started on `case`, and takes
+    /// every observation in the order [`CaseRun`] lists them; with
+    /// `kernel_view`, the kernel view last. Stops at the first error (a
+    /// backend that died answers nothing more). Does not finish `s`.
+    pub fn collect<S: Session + ?Sized>(
+        s: &mut S,
+        case: &Case,
+        kernel_view: bool,
+    ) -> Result<CaseRun, DriverError> {
+        let outcomes = case
+            .steps
+            .iter()
+            .map(|step| s.apply(step))
+            .collect::<Result<Vec<_>, _>>()?;
+        let merged = s.merged_view()?;
+        let upper = s.upper_view()?;
+        let (remount, after_remount) = lifecycle(s, Op::Remount)?;
+        let (commit, after_commit) = lifecycle(s, Op::Commit)?;
+        let kernel_view = if kernel_view {
+            Some(s.kernel_view()?)
+        } else {
+            None
+        };
+        Ok(CaseRun {
+            outcomes,
+            merged,
+            upper,
+            remount,
+            after_remount,
+            commit,
+            after_commit,
+            kernel_view,
+        })
+    }
+}
+
+/// A lifecycle step and, when it worked, the merged view after it.
+fn lifecycle<S: Session + ?Sized>(
+    s: &mut S,
+    op: Op,
+) -> Result<(Outcome, Option<View>), DriverError> {
+    let outcome = s.apply(&Step::new(op))?;
+    let view = if outcome.is_ok() {
+        Some(s.merged_view()?)
+    } else {
+        None
+    };
+    Ok((outcome, view))
+}
+
+/// Settings shared by every mounted backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendOptions {
+    /// Watchdog per request (default 10 s or `$OVL_OP_TIMEOUT_MS`; starting a
+    /// session gets 6x).
+    pub timeout: Duration,
+    /// `exec` backend: mount command template (`{lowerdir} {upperdir}
+    /// {workdir} {target} {options}`), run with `/bin/sh -c`.
+    pub mount_template: Option<String>,
+    /// `exec` backend: unmount command template (`{target}`).
+    pub umount_template: Option<String>,
+    /// Most idle workers kept for reuse. The default, 4 per allowed CPU
+    /// (at least 8), keeps the two workers each campaign thread takes
+    /// turns between, of both kinds (root and user namespace), at
+    /// `--jobs` up to the CPU count.
+    pub pool_size: usize,
+}
+
+/// Environment variable overriding the default watchdog (milliseconds).
+pub const TIMEOUT_ENV: &str = "OVL_OP_TIMEOUT_MS";
+
+impl Default for BackendOptions {
+    /// The watchdog is `$OVL_OP_TIMEOUT_MS` milliseconds when set, else 10 s.
+    fn default() -> Self {
+        let ms = std::env::var(TIMEOUT_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|n| *n > 0);
+        BackendOptions {
+            timeout: Duration::from_millis(ms.unwrap_or(10_000)),
+            mount_template: None,
+            umount_template: None,
+            pool_size: 8.max(4 * crate::placement::allowed_cpus().len()),
+        }
+    }
+}
