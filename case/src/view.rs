@@ -19,6 +19,10 @@ pub enum NodeKind {
     /// Any other character device, with its device numbers.
     Char(u32, u32),
     Other,
+    /// A path an implementation listed or showed as a directory but could
+    /// not stat, open or list, with the errno (never predicted: a view
+    /// that has one differs).
+    Unreadable(crate::Errno),
 }
 
 /// Whether a merged non-directory reports the overlay's own st_dev or
@@ -125,6 +129,7 @@ impl NodeKind {
             NodeKind::Whiteout => "whiteout".into(),
             NodeKind::Char(maj, min) => format!("char({maj},{min})"),
             NodeKind::Other => "other".into(),
+            NodeKind::Unreadable(e) => format!("unreadable({e})"),
         }
     }
 }

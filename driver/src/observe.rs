@@ -99,15 +99,40 @@ struct Entry<'a> {
     st: &'a sys::Stat,
 }
 
+/// What a walk met besides the entries it visited.
+#[derive(Default)]
+struct Walked {
+    /// Names readdir listed and lookup could not find.
+    phantoms: Vec<String>,
+    /// Paths beneath the root that could not be stat'ed, opened or listed,
+    /// with the errno: an implementation's failure, shown in its view.
+    unreadable: Vec<(String, Errno)>,
+}
+
+impl Walked {
+    /// Puts the phantoms and unreadable paths into `view`.
+    fn mark(self, view: &mut View) {
+        for p in self.phantoms {
+            view.nodes.insert(p, phantom_node());
+        }
+        for (p, e) in self.unreadable {
+            let kind = NodeKind::Unreadable(ovlcheck_case::Errno::from_code(e as i32));
+            view.nodes
+                .entry(p)
+                .or_insert_with(|| Node::new(kind, 0, 0, 0))
+                .kind = kind;
+        }
+    }
+}
+
 /// Walks every path beneath `root` (the root itself first), depth first,
-/// parents before children, calling `visit` on each; returns the phantom
-/// names (listed by readdir, not found by lookup). `skip_top` names
+/// parents before children, calling `visit` on each. `skip_top` names
 /// top-level entries to leave out.
 fn walk(
     root: &Path,
     skip_top: &[&str],
     visit: &mut dyn FnMut(&mut Cwd, &Entry) -> Result<(), String>,
-) -> Result<Vec<String>, String> {
+) -> Result<Walked, String> {
     let fd = open_dir(sys::CWD, root.as_os_str().as_bytes())
         .map_err(|e| format!("open {}: {e}", root.display()))?;
     let st = sys::fstat(&fd).map_err(|e| format!("stat {}: {e}", root.display()))?;
@@ -119,10 +144,10 @@ fn walk(
         st: &st,
     };
     visit(&mut cwd, &top)?;
-    let mut phantoms = Vec::new();
-    walk_dir(&mut cwd, fd, "", skip_top, visit, &mut phantoms)
+    let mut walked = Walked::default();
+    walk_dir(&mut cwd, fd, "", skip_top, visit, &mut walked)
         .map_err(|e| format!("walk {}: {e}", root.display()))?;
-    Ok(phantoms)
+    Ok(walked)
 }
 
 /// An error of a walk: a syscall of the walker itself, or a visitor's.
@@ -152,10 +177,18 @@ fn walk_dir(
     prefix: &str,
     skip: &[&str],
     visit: &mut dyn FnMut(&mut Cwd, &Entry) -> Result<(), String>,
-    phantoms: &mut Vec<String>,
+    walked: &mut Walked,
 ) -> Result<(), WalkError> {
     let dir = fd.as_fd();
-    for name in sys::read_dir(dir)? {
+    let names = match sys::read_dir(dir) {
+        Ok(names) => names,
+        Err(e) if !prefix.is_empty() => {
+            walked.unreadable.push((prefix.to_string(), e));
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for name in names {
         let lossy = String::from_utf8_lossy(name.to_bytes());
         if prefix.is_empty() && skip.contains(&&*lossy) {
             continue;
@@ -164,10 +197,13 @@ fn walk_dir(
         let st = match sys::fstatat(dir, name.to_bytes(), libc::AT_SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::ENOENT) => {
-                phantoms.push(rel);
+                walked.phantoms.push(rel);
                 continue;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                walked.unreadable.push((rel, e));
+                continue;
+            }
         };
         let e = Entry {
             dir,
@@ -177,9 +213,13 @@ fn walk_dir(
         };
         visit(cwd, &e).map_err(WalkError::Visit)?;
         if is_dir(&st) {
-            let sub = open_dir(dir, name.to_bytes())?;
-            walk_dir(cwd, sub, &rel, skip, visit, phantoms)?;
-            cwd.forget();
+            match open_dir(dir, name.to_bytes()) {
+                Ok(sub) => {
+                    walk_dir(cwd, sub, &rel, skip, visit, walked)?;
+                    cwd.forget();
+                }
+                Err(e) => walked.unreadable.push((rel, e)),
+            }
         }
     }
     Ok(())
@@ -286,7 +326,7 @@ pub fn normalise_overlay_value(short: &str, value: &[u8]) -> String {
 /// top-level entries to leave out.
 pub fn raw_view(root: &Path, private: &str, skip_top: &[&str]) -> Result<View, String> {
     let mut view = View::default();
-    let phantoms = walk(root, skip_top, &mut |cwd, e| {
+    let walked = walk(root, skip_top, &mut |cwd, e| {
         let mut n = base_node(e, true)?;
         for (name, value) in xattrs(cwd, e, |_| true)? {
             match name.strip_prefix(private) {
@@ -302,9 +342,7 @@ pub fn raw_view(root: &Path, private: &str, skip_top: &[&str]) -> Result<View, S
         view.nodes.insert(e.rel.to_string(), n);
         Ok(())
     })?;
-    for p in phantoms {
-        view.nodes.insert(p, phantom_node());
-    }
+    walked.mark(&mut view);
     Ok(view)
 }
 
@@ -350,7 +388,7 @@ fn merged_walk(merged: &Path, snap: Option<&Snapshot>) -> Result<(View, Snapshot
     let mut root_dev = None;
     // (rel, inode) of every non-directory, labelled once `current` is whole.
     let mut inodes = Vec::new();
-    let phantoms = walk(merged, &[], &mut |cwd, e| {
+    let walked = walk(merged, &[], &mut |cwd, e| {
         let root_dev = *root_dev.get_or_insert(e.st.st_dev);
         let mut n = base_node(e, false)?;
         n.xattrs = xattrs(cwd, e, |name| name.starts_with(b"user."))?
@@ -378,8 +416,6 @@ fn merged_walk(merged: &Path, snap: Option<&Snapshot>) -> Result<(View, Snapshot
             n.ino = Some(label);
         }
     }
-    for p in phantoms {
-        view.nodes.insert(p, phantom_node());
-    }
+    walked.mark(&mut view);
     Ok((view, current))
 }

@@ -58,6 +58,7 @@ fn kind_word(n: &Node) -> String {
         NodeKind::Whiteout => "whiteout".into(),
         NodeKind::Char(a, b) => format!("char {a}:{b}"),
         NodeKind::Other => "other".into(),
+        NodeKind::Unreadable(e) => format!("unreadable({e})"),
     }
 }
 
