@@ -2,6 +2,7 @@
 
 use crate::fs::{Ino, Layer, LowerRef};
 use crate::lookup::Dentry;
+use crate::resolve::push_name;
 use crate::Model;
 use imbl::OrdMap;
 use std::collections::BTreeMap;
@@ -130,10 +131,7 @@ impl Model {
             for name in m.readdir_names_ref(d) {
                 if let Ok(c) = m.lookup(d, name) {
                     if c.is_positive() && c.is_dir {
-                        if len > 0 {
-                            path.push('/');
-                        }
-                        path.push_str(name);
+                        push_name(path, name);
                         rec(m, path, Some(d), &c, f);
                         path.truncate(len);
                     }

@@ -4,6 +4,7 @@ use crate::features::InoMode;
 use crate::fs::{Layer, LayerId};
 use crate::lookup::Dentry;
 use crate::names::{cmp_names, EntryKey, EntryName};
+use crate::resolve::join_path;
 use crate::Model;
 
 impl Model {
@@ -113,7 +114,7 @@ impl Model {
                 Some(Some(o)) => Some(o),
                 _ => None,
             };
-            let child = crate::ops::join_path_str(path, name);
+            let child = join_path(path, name);
             self.known_origin(&child, c, xattr).is_some()
         };
         if entries.iter().any(|(name, c)| known(name, *c)) {

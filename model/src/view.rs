@@ -4,6 +4,7 @@ use crate::features::InoMode;
 use crate::fs::{Ino, Inode, Kind, Layer, LayerId, LowerRef};
 use crate::lookup::Dentry;
 use crate::names::cmp_names;
+use crate::resolve::push_name;
 use crate::Model;
 use ovlcheck_case::{DevClass, FileKind, Node, NodeKind, StatInfo, View};
 use std::cell::RefCell;
@@ -81,10 +82,7 @@ impl Model {
             }
             let len = path.len();
             for name in m.readdir_names_ref(d) {
-                if len > 0 {
-                    path.push('/');
-                }
-                path.push_str(name);
+                push_name(path, name);
                 match m.lookup(d, name) {
                     Ok(c) if c.is_positive() => rec(m, path, &c, f, phantom),
                     Ok(_) | Err(ovlcheck_case::Errno::ENOENT) => phantom(path),
@@ -343,10 +341,7 @@ fn stale_impure_dirs(upper: &Layer, dir: Ino, path: &mut String, out: &mut Vec<S
             continue;
         }
         let len = path.len();
-        if len > 0 {
-            path.push('/');
-        }
-        path.push_str(name);
+        push_name(path, name);
         if inode.ovl.impure && inode.ovl.origin.is_none() {
             out.push(path.clone());
         }
@@ -383,10 +378,7 @@ fn raw_rec(m: &Model, layer: &Layer, ino: Ino, path: &mut String, nodes: &mut Ve
     if let Some(entries) = inode.entries() {
         let len = path.len();
         for (name, child) in entries.iter() {
-            if len > 0 {
-                path.push('/');
-            }
-            path.push_str(name);
+            push_name(path, name);
             raw_rec(m, layer, *child, path, nodes);
             path.truncate(len);
         }

@@ -4,9 +4,11 @@
 
 mod attr;
 mod create;
+mod file;
 mod read;
 mod remove;
 mod rename;
+mod xattr;
 
 use crate::Model;
 use ovlcheck_case::{Cred, Errno, Op, Outcome, Step, Value};
@@ -68,14 +70,5 @@ fn run(m: &mut Model, op: &Op, cred: Cred) -> Result<Value, Errno> {
         Op::Setxattr { path, name, value } => m.op_setxattr(path, name, value, cred),
         Op::Removexattr { path, name } => m.op_removexattr(path, name, cred),
         Op::Remount | Op::Commit => unreachable!("lifecycle ops are handled by apply"),
-    }
-}
-
-/// `dir/name` (`name` for the root, whose path is empty).
-pub(crate) fn join_path_str(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
     }
 }

@@ -4,7 +4,7 @@
 use crate::copy_up::CopyUp;
 use crate::lookup::Dentry;
 use crate::perm::{may_create, may_delete, permission, MAY_WRITE};
-use crate::resolve::{Follow, Place, Resolved, Walk};
+use crate::resolve::{join_path, Follow, Place, Resolved, Walk};
 use crate::Model;
 use ovlcheck_case::{Cred, Errno, OpPath, RenameFlags, Value};
 
@@ -89,8 +89,8 @@ impl Model {
         self.rename_vfs_checks(&ow, &t, old, new, flags, cred)?;
         // One dentry (the same name) is always one inode, hard link or not.
         let same_name = t.exists && ow.parent_names() == t.dir.names() && ow.name() == t.name;
-        let old_path = ow.names().join("/");
-        let new_path = super::create::join_path(&t.dir.names(), &t.name);
+        let old_path = ow.path();
+        let new_path = join_path(&t.dir.path(), &t.name);
         if !same_name && self.same_inode(ow.last(), &t) {
             // Two names of one upper inode that are two overlay inodes (see
             // `Model::fresh_links`): vfs_rename's permission checks pass
@@ -286,10 +286,10 @@ impl Model {
         let ou = old_parent.last().upper.expect("old parent upper");
         let nu = t.dir.last().upper.expect("new parent upper");
         if !samedir {
-            if self.type_origin(|| ow.names().join("/"), &old) {
+            if self.type_origin(|| ow.path(), &old) {
                 self.set_impure(nu);
             }
-            let new_path = || super::create::join_path(&t.dir.names(), &t.name);
+            let new_path = || join_path(&t.dir.path(), &t.name);
             if !overwrite && self.type_origin(new_path, &t.d) {
                 self.set_impure(ou);
             }
