@@ -9,6 +9,7 @@ use crate::Model;
 use ovlcheck_case::{DevClass, FileKind, Node, NodeKind, StatInfo, View};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The identity of an overlay inode as `st_ino` shows it: a lower inode
 /// (lower-only objects, and copied-up ones whose st_ino follows their
@@ -211,18 +212,7 @@ impl Model {
         }
         n.nlink = Some(self.overlay_nlink(d));
         n.mtime = a.mtime;
-        match &a.kind {
-            Kind::File(_) => {
-                let data = self.file_data(d);
-                n.size = data.len() as u64;
-                n.data = Some(data.to_vec());
-            }
-            Kind::Symlink(t) => {
-                n.size = t.len() as u64;
-                n.target = Some(t.to_vec());
-            }
-            _ => {}
-        }
+        set_contents(&mut n, &a.kind, |_| self.file_data(d));
         n.dev = Some(match self.feat.ino {
             InoMode::SameFs | InoMode::Xino => DevClass::Overlay,
             InoMode::PseudoDev => DevClass::Other,
@@ -350,6 +340,24 @@ fn stale_impure_dirs(upper: &Layer, dir: Ino, path: &mut String, out: &mut Vec<S
     }
 }
 
+/// A node's size and contents: a file's data, which `data` gives from the
+/// inode's own (a merged metacopy file shows its lower's), or a symlink's
+/// target.
+fn set_contents(n: &mut Node, kind: &Kind, data: impl FnOnce(&Arc<Vec<u8>>) -> Arc<Vec<u8>>) {
+    match kind {
+        Kind::File(own) => {
+            let data = data(own);
+            n.size = data.len() as u64;
+            n.data = Some(data.to_vec());
+        }
+        Kind::Symlink(t) => {
+            n.size = t.len() as u64;
+            n.target = Some(t.to_vec());
+        }
+        _ => {}
+    }
+}
+
 fn raw_rec(m: &Model, layer: &Layer, ino: Ino, path: &mut String, nodes: &mut Vec<(String, Node)>) {
     let inode = layer.get(ino);
     let mut n = Node::new(node_kind(inode), inode.mode, inode.uid, inode.gid);
@@ -359,17 +367,7 @@ fn raw_rec(m: &Model, layer: &Layer, ino: Ino, path: &mut String, nodes: &mut Ve
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     n.overlay = m.overlay_names(inode);
-    match &inode.kind {
-        Kind::File(d) => {
-            n.size = d.len() as u64;
-            n.data = Some(d.to_vec());
-        }
-        Kind::Symlink(t) => {
-            n.size = t.len() as u64;
-            n.target = Some(t.to_vec());
-        }
-        _ => {}
-    }
+    set_contents(&mut n, &inode.kind, Arc::clone);
     if !inode.is_dir() && !inode.is_whiteout() {
         n.nlink = Some(layer.nlink(ino));
         n.mtime = inode.mtime;

@@ -5,7 +5,7 @@
 //! (inode.c: ovl_setattr with ATTR_SIZE).
 
 use crate::copy_up::CopyUp;
-use crate::fs::Kind;
+use crate::fs::{Ino, Kind};
 use crate::perm::{mode_after_write, permission, MAY_READ, MAY_WRITE};
 use crate::resolve::{Follow, Walk};
 use crate::space;
@@ -57,12 +57,10 @@ impl Model {
         self.copy_up(w, if trunc { CopyUp::Trunc } else { CopyUp::Data })?;
         if trunc {
             let u = w.last().upper.expect("copied up");
-            let init_caps = self.feat.init_caps;
             let inode = self.upper_mut().get_mut(u);
             inode.kind = Kind::File(Arc::new(Vec::new()));
             inode.pages = None;
-            inode.mtime = None;
-            inode.mode = mode_after_write(cred, inode.mode, init_caps);
+            self.contents_changed(u, cred);
         }
         Ok(())
     }
@@ -108,19 +106,13 @@ impl Model {
             }
             _ => {}
         }
-        if offset.saturating_add(data.len() as u64) > MODEL_MAX_FILE {
-            return Err(Errno::EFBIG);
-        }
-        // The same walk `modify` would make: nothing changed since.
-        let u = self.modify_walk(w, CopyUp::Data, |a| permission(cred, a, MAY_WRITE))?;
+        let u = self.copy_up_to_write(w, offset.saturating_add(data.len() as u64), cred)?;
         if data.is_empty() {
             return Ok(Value::Unit);
         }
-        let init_caps = self.feat.init_caps;
+        self.contents_changed(u, cred);
         let free = self.free_pages();
         let inode = self.upper_mut().get_mut(u);
-        inode.mtime = None;
-        inode.mode = mode_after_write(cred, inode.mode, init_caps);
         if space::write(inode, offset, data, free) < data.len() {
             return Err(Errno::ENOSPC);
         }
@@ -143,19 +135,36 @@ impl Model {
             Kind::File(_) => {}
             _ => return Err(Errno::EINVAL),
         }
-        if size > MODEL_MAX_FILE {
-            return Err(Errno::EFBIG);
-        }
-        // The same walk `modify` would make: nothing changed since.
-        let u = self.modify_walk(w, CopyUp::Data, |a| permission(cred, a, MAY_WRITE))?;
-        let init_caps = self.feat.init_caps;
+        let u = self.copy_up_to_write(w, size, cred)?;
         let inode = self.upper_mut().get_mut(u);
         if inode.is_reg() {
             space::set_size(inode, size);
         }
+        self.contents_changed(u, cred);
+        Ok(Value::Unit)
+    }
+
+    /// What a write or truncate of the resolved object `w` up to byte `end`
+    /// does before the data changes: EFBIG past [`MODEL_MAX_FILE`], then
+    /// as [`Model::modify`] with write permission and a data copy-up (the
+    /// walk is the one `modify` would make: nothing changed since).
+    /// Returns the upper inode.
+    fn copy_up_to_write(&mut self, w: Walk, end: u64, cred: Cred) -> Result<Ino, Errno> {
+        if end > MODEL_MAX_FILE {
+            return Err(Errno::EFBIG);
+        }
+        self.modify_walk(w, CopyUp::Data, |a| permission(cred, a, MAY_WRITE))
+    }
+
+    /// What changing a file's contents does to its upper inode `u` besides
+    /// the data (file_remove_privs, file_update_time): the set-id bits go
+    /// unless the writer has CAP_FSETID (see `perm::mode_after_write`), and
+    /// the times become now.
+    fn contents_changed(&mut self, u: Ino, cred: Cred) {
+        let init_caps = self.feat.init_caps;
+        let inode = self.upper_mut().get_mut(u);
         inode.mtime = None;
         inode.mode = mode_after_write(cred, inode.mode, init_caps);
-        Ok(Value::Unit)
     }
 }
 

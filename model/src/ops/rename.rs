@@ -4,7 +4,7 @@
 use crate::copy_up::CopyUp;
 use crate::lookup::Dentry;
 use crate::perm::{may_create, may_delete, permission, MAY_WRITE};
-use crate::resolve::{join_path, Follow, Place, Resolved, Walk};
+use crate::resolve::{join_path, Follow, Frame, Place, Resolved, Walk};
 use crate::Model;
 use ovlcheck_case::{Cred, Errno, OpPath, RenameFlags, Value};
 
@@ -15,6 +15,18 @@ struct Target {
     /// The dentry at the new name (negative when missing).
     d: Dentry,
     exists: bool,
+}
+
+impl Target {
+    /// The walk to the new name.
+    fn walk(&self) -> Walk {
+        let mut w = self.dir.clone();
+        w.frames.push(Frame {
+            name: self.name.clone(),
+            dentry: self.d.clone(),
+        });
+        w
+    }
 }
 
 /// How the upper-level rename is done (dir.c: ovl_rename).
@@ -261,21 +273,11 @@ impl Model {
         t.dir = self.refresh(&t.dir);
         self.copy_up_dir(&mut t.dir);
         if !overwrite {
-            let mut nw = t.dir.clone();
-            nw.frames.push(crate::resolve::Frame {
-                name: t.name.clone(),
-                dentry: t.d.clone(),
-            });
-            nw = self.refresh(&nw);
+            let mut nw = self.refresh(&t.walk());
             self.copy_up(&mut nw, CopyUp::Meta)?;
             t.d = nw.last().clone();
         } else if t.exists && !t.d.is_dir {
-            let mut nw = t.dir.clone();
-            nw.frames.push(crate::resolve::Frame {
-                name: t.name.clone(),
-                dentry: t.d.clone(),
-            });
-            nw = self.refresh(&nw);
+            let mut nw = self.refresh(&t.walk());
             self.nlink_start(&mut nw)?;
             t.d = nw.last().clone();
         }
@@ -296,12 +298,7 @@ impl Model {
         }
         self.mark_moved(&ow, &old, samedir, old_opaque, t.dir.last())?;
         if !overwrite {
-            let mut nw = t.dir.clone();
-            nw.frames.push(crate::resolve::Frame {
-                name: t.name.clone(),
-                dentry: t.d.clone(),
-            });
-            self.mark_moved(&nw, &t.d, samedir, new_opaque, old_parent.last())?;
+            self.mark_moved(&t.walk(), &t.d, samedir, new_opaque, old_parent.last())?;
         }
         if raw_target {
             let u = t.d.upper.expect("pure upper target");

@@ -104,11 +104,7 @@ impl Model {
         let a = self.attr(w.last());
         xattr_read_permission(cred, a, ns)?;
         xattr_handler(ns)?;
-        let value = match self.private_suffix(name) {
-            Some(k) => a.ovl.escaped.get(k),
-            None => a.xattrs.get(name),
-        };
-        match value {
+        match self.stored_name(name).get(a) {
             Some(v) => Ok(Value::Bytes(v.clone())),
             None => Err(Errno::ENODATA),
         }
@@ -140,17 +136,13 @@ impl Model {
         if value.len() > XATTR_SIZE_MAX {
             return Err(Errno::E2BIG);
         }
-        let private = self.private_suffix(name).map(str::to_string);
+        let stored = self.stored_name(name);
         let u = self.modify_xattrs(path, cred, |a| xattr_write_permission(cred, a, ns))?;
         // Overlay's catch-all handler (ovl_other_xattr_handler) copies up
         // before the upper filesystem refuses an unknown name (verified on
         // 6.18: the copy-up stays).
         xattr_handler(ns)?;
-        let inode = self.upper_mut().get_mut(u);
-        match private {
-            Some(k) => inode.ovl.escaped.insert(k, value.to_vec()),
-            None => inode.xattrs.insert(name.to_string(), value.to_vec()),
-        };
+        stored.set(self.upper_mut().get_mut(u), value);
         Ok(Value::Unit)
     }
 
@@ -163,29 +155,17 @@ impl Model {
         cred: Cred,
     ) -> Result<Value, Errno> {
         let ns = xattr_ns(name)?;
-        let private = self.private_suffix(name).map(str::to_string);
+        let stored = self.stored_name(name);
         let u = self.modify_xattrs(path, cred, |a| {
             xattr_write_permission(cred, a, ns)?;
             xattr_handler(ns)?;
-            let present = match &private {
-                Some(k) => a.ovl.escaped.contains_key(k),
-                None => a.xattrs.contains_key(name),
-            };
-            if present {
+            if stored.get(a).is_some() {
                 Ok(())
             } else {
                 Err(Errno::ENODATA)
             }
         })?;
-        let inode = self.upper_mut().get_mut(u);
-        match private {
-            Some(k) => {
-                inode.ovl.escaped.remove(&k);
-            }
-            None => {
-                inode.xattrs.remove(name);
-            }
-        }
+        stored.remove(self.upper_mut().get_mut(u));
         Ok(Value::Unit)
     }
 
@@ -227,6 +207,45 @@ impl Model {
             "trusted.overlay."
         };
         name.strip_prefix(prefix)
+    }
+
+    /// Where the xattr `name` set through the overlay is kept on an inode.
+    fn stored_name<'n>(&self, name: &'n str) -> Stored<'n> {
+        match self.private_suffix(name) {
+            Some(suffix) => Stored::Escaped(suffix),
+            None => Stored::Plain(name),
+        }
+    }
+}
+
+/// An xattr name as the upper inode keeps it: an overlay-private name
+/// escaped, by its suffix (see [`Model::private_suffix`]), any other as is.
+#[derive(Clone, Copy)]
+enum Stored<'n> {
+    Escaped(&'n str),
+    Plain(&'n str),
+}
+
+impl Stored<'_> {
+    fn get(self, a: &Inode) -> Option<&Vec<u8>> {
+        match self {
+            Stored::Escaped(k) => a.ovl.escaped.get(k),
+            Stored::Plain(k) => a.xattrs.get(k),
+        }
+    }
+
+    fn set(self, a: &mut Inode, value: &[u8]) {
+        match self {
+            Stored::Escaped(k) => a.ovl.escaped.insert(k.to_string(), value.to_vec()),
+            Stored::Plain(k) => a.xattrs.insert(k.to_string(), value.to_vec()),
+        };
+    }
+
+    fn remove(self, a: &mut Inode) {
+        match self {
+            Stored::Escaped(k) => a.ovl.escaped.remove(k),
+            Stored::Plain(k) => a.xattrs.remove(k),
+        };
     }
 }
 
