@@ -18,6 +18,8 @@
 //! is a named function citing overlayfs.rst or the kernel source; profile
 //! switches are one table (`features::Features`).
 
+#![forbid(unsafe_code)]
+
 mod build;
 mod copy_up;
 mod features;
@@ -40,7 +42,7 @@ use imbl::{OrdMap, OrdSet};
 use ovlcheck_case::{Case, Errno, Outcome, Step};
 use std::sync::Arc;
 
-pub use view::Ident;
+pub use fs::Ident;
 
 /// Why a case cannot be modelled.
 #[derive(Clone, Debug, PartialEq, Eq)]

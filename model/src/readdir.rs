@@ -3,7 +3,7 @@
 use crate::features::InoMode;
 use crate::fs::{Layer, LayerId};
 use crate::lookup::Dentry;
-use crate::names::{cmp_names, EntryKey, EntryName};
+use crate::names::{cmp_names, EntryName};
 use crate::resolve::join_path;
 use crate::Model;
 
@@ -67,7 +67,7 @@ impl Model {
             .filter(|(_, wh)| !wh)
             .map(|(n, _)| n)
             .filter(|n| {
-                let from_upper = upper_entries.is_some_and(|e| e.contains_key(EntryKey::new(n)));
+                let from_upper = upper_entries.is_some_and(|e| e.contains_key(*n));
                 !(self.calc_d_ino(from_upper, impure) && self.is_stale_entry(d, n))
             })
             .collect()

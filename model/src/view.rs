@@ -1,7 +1,7 @@
 //! Views: the merged tree as users see it, and raw layers as on disk.
 
 use crate::features::InoMode;
-use crate::fs::{Ino, Inode, Kind, Layer, LayerId, LowerRef};
+use crate::fs::{Ident, Ino, Inode, Kind, Layer, LayerId, LowerRef};
 use crate::lookup::Dentry;
 use crate::names::cmp_names;
 use crate::resolve::push_name;
@@ -10,15 +10,6 @@ use ovlcheck_case::{DevClass, FileKind, Node, NodeKind, StatInfo, View};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// The identity of an overlay inode as `st_ino` shows it: a lower inode
-/// (lower-only objects, and copied-up ones whose st_ino follows their
-/// origin), or an upper inode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Ident {
-    Lower { layer: usize, ino: u32 },
-    Upper(u32),
-}
 
 impl Model {
     /// The lower an upper non-directory at merged `path` is known to come
