@@ -291,3 +291,24 @@ impl Layer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_found_by_str() {
+        let mut e = Entries::new();
+        for n in ["b", "a", "a.b", "a/x", "long-name-of-more-than-16-bytes"] {
+            e.insert(EntryName::new(n), n.len() as Ino);
+        }
+        let keys: Vec<&str> = e.keys().map(EntryName::as_str).collect();
+        assert_eq!(
+            keys,
+            ["a", "a.b", "a/x", "b", "long-name-of-more-than-16-bytes"]
+        );
+        assert_eq!(e.get("a/x"), Some(&3));
+        assert_eq!(e.get("long-name-of-more-than-16-bytes"), Some(&31));
+        assert_eq!(e.get("c"), None);
+    }
+}

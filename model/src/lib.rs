@@ -39,7 +39,7 @@ mod view;
 
 use fs::{Ino, Inode, Layer, LayerId, LowerRef};
 use imbl::{OrdMap, OrdSet};
-use ovlcheck_case::{Case, Errno, Outcome, Step};
+use ovlcheck_case::{Case, Errno};
 use std::sync::Arc;
 
 pub use fs::Ident;
@@ -134,12 +134,6 @@ impl Model {
         };
         m.mount();
         Ok(m)
-    }
-
-    /// Every allowed outcome of `step`, each with the state that follows.
-    /// Never empty.
-    pub fn apply(&self, step: &Step) -> Vec<(Outcome, Model)> {
-        ops::apply(self, step)
     }
 
     /// Number of lower (image) layers (grows by one on `commit`). With a

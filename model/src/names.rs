@@ -56,8 +56,6 @@ impl PartialOrd for EntryName {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::Entries;
-    use crate::fs::Ino;
     use proptest::prelude::*;
 
     proptest! {
@@ -68,21 +66,5 @@ mod tests {
             prop_assert_eq!(cmp_names(&a, &b), a.cmp(&b));
             prop_assert_eq!(EntryName::new(&a).cmp(&EntryName::new(&b)), a.cmp(&b));
         }
-    }
-
-    #[test]
-    fn entries_are_found_by_str() {
-        let mut e = Entries::new();
-        for n in ["b", "a", "a.b", "a/x", "long-name-of-more-than-16-bytes"] {
-            e.insert(EntryName::new(n), n.len() as Ino);
-        }
-        let keys: Vec<&str> = e.keys().map(EntryName::as_str).collect();
-        assert_eq!(
-            keys,
-            ["a", "a.b", "a/x", "b", "long-name-of-more-than-16-bytes"]
-        );
-        assert_eq!(e.get("a/x"), Some(&3));
-        assert_eq!(e.get("long-name-of-more-than-16-bytes"), Some(&31));
-        assert_eq!(e.get("c"), None);
     }
 }

@@ -13,30 +13,33 @@ mod xattr;
 use crate::Model;
 use ovlcheck_case::{Cred, Errno, Op, Outcome, Step, Value};
 
-/// Every allowed outcome of one step. An op that fails keeps the effects
-/// the kernel made before the failure (ENOSPC part-way: see `space`).
-pub(crate) fn apply(m: &Model, step: &Step) -> Vec<(Outcome, Model)> {
-    match &step.op {
-        Op::Remount => return vec![(Outcome::OK, m.remount())],
-        Op::Commit => {
-            let committed = m.commit();
-            return if committed.over_capacity() {
-                // The driver removes the half-made layer and mounts the
-                // same layers again.
-                vec![(Outcome::Err(Errno::ENOSPC), m.remount())]
-            } else {
-                vec![(Outcome::OK, committed)]
-            };
+impl Model {
+    /// Every allowed outcome of `step`, each with the state that follows.
+    /// Never empty. An op that fails keeps the effects the kernel made
+    /// before the failure (ENOSPC part-way: see `space`).
+    pub fn apply(&self, step: &Step) -> Vec<(Outcome, Model)> {
+        match &step.op {
+            Op::Remount => return vec![(Outcome::OK, self.remount())],
+            Op::Commit => {
+                let committed = self.commit();
+                return if committed.over_capacity() {
+                    // The driver removes the half-made layer and mounts the
+                    // same layers again.
+                    vec![(Outcome::Err(Errno::ENOSPC), self.remount())]
+                } else {
+                    vec![(Outcome::OK, committed)]
+                };
+            }
+            _ => {}
         }
-        _ => {}
+        let mut next = self.clone();
+        let res = run(&mut next, &step.op, step.cred());
+        let outcome = match res {
+            Ok(v) => Outcome::Ok(v),
+            Err(e) => Outcome::Err(e),
+        };
+        vec![(outcome, next)]
     }
-    let mut next = m.clone();
-    let res = run(&mut next, &step.op, step.cred());
-    let outcome = match res {
-        Ok(v) => Outcome::Ok(v),
-        Err(e) => Outcome::Err(e),
-    };
-    vec![(outcome, next)]
 }
 
 fn run(m: &mut Model, op: &Op, cred: Cred) -> Result<Value, Errno> {
