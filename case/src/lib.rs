@@ -30,7 +30,7 @@ pub use case::Case;
 pub use errno::Errno;
 pub use layer::{Entry, LayerSpec};
 pub use op::{Cred, Op, OpenFlags, RenameFlags, Step};
-pub use outcome::{Allowed, FileKind, Outcome, StatInfo, Value};
+pub use outcome::{FileKind, Outcome, StatInfo, Value};
 pub use path::{cmp_names, Name, OpPath, PathError, RelPath};
 pub use profile::{LowerFs, Profile};
 pub use signature::{Class, Field, Known, Signature, ViewSig, Which};

@@ -83,29 +83,6 @@ impl Outcome {
     }
 }
 
-/// The outcomes the model allows for one op (SibylFS-style): the kernel may
-/// legally return any of them. Never empty.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Allowed(pub Vec<Outcome>);
-
-impl Allowed {
-    pub fn one(o: Outcome) -> Allowed {
-        Allowed(vec![o])
-    }
-
-    pub fn contains(&self, o: &Outcome) -> bool {
-        self.0.contains(o)
-    }
-
-    /// The single allowed outcome, if there is exactly one.
-    pub fn single(&self) -> Option<&Outcome> {
-        match self.0.as_slice() {
-            [o] => Some(o),
-            _ => None,
-        }
-    }
-}
-
 impl std::fmt::Display for StatInfo {
     /// `{file 0644 0:0 size=3 nlink=1}`
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -150,21 +127,5 @@ impl std::fmt::Display for Outcome {
             Outcome::Ok(v) => write!(f, "{v}"),
             Outcome::Err(e) => write!(f, "{e}"),
         }
-    }
-}
-
-impl std::fmt::Display for Allowed {
-    /// The outcomes separated by ` | `, e.g. `ok | EXDEV`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.is_empty() {
-            return f.write_str("(nothing)");
-        }
-        for (i, o) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" | ")?;
-            }
-            write!(f, "{o}")?;
-        }
-        Ok(())
     }
 }

@@ -138,10 +138,9 @@ pub fn explore(
                 None => return Ok(out),
             }
             let step = seq.last().expect("non-empty");
-            for (_, m) in frontier[fi].0.apply(step) {
-                if seen.insert(m.canonical_hash()) {
-                    next.push((m, seq.clone()));
-                }
+            let (_, m) = frontier[fi].0.step(step);
+            if seen.insert(m.canonical_hash()) {
+                next.push((m, seq.clone()));
             }
         }
         out.states = seen.len();

@@ -46,7 +46,7 @@ fn big_state(n: usize) -> Model {
 
 fn simple_ops(c: &mut Criterion) {
     let m = Model::new(&case("")).unwrap();
-    let written = m.apply(&step("  write d/a 0 \"A\"")).remove(0).1;
+    let written = m.step(&step("  write d/a 0 \"A\"")).1;
     let mut g = c.benchmark_group("simple_op");
     for (name, model, op) in [
         ("stat", &m, "  stat d/a"),
@@ -58,7 +58,7 @@ fn simple_ops(c: &mut Criterion) {
         ("unlink_lower", &m, "  unlink d/b"),
     ] {
         let s = step(op);
-        g.bench_function(name, |b| b.iter(|| black_box(model.apply(black_box(&s)))));
+        g.bench_function(name, |b| b.iter(|| black_box(model.step(black_box(&s)))));
     }
     g.finish();
 }
@@ -75,7 +75,7 @@ fn twelve_op_case(c: &mut Criterion) {
     });
     let mut done = Model::new(&cs).unwrap();
     for s in &cs.steps {
-        done = done.apply(s).remove(0).1;
+        done = done.step(s).1;
     }
     c.bench_function("merged_view_after_12_ops", |b| {
         b.iter(|| black_box(done.merged_view()))
@@ -87,7 +87,7 @@ fn twelve_op_case(c: &mut Criterion) {
         b.iter(|| {
             let mut m = Model::new(black_box(&cs)).unwrap();
             for s in &cs.steps {
-                m = m.apply(s).remove(0).1;
+                m = m.step(s).1;
             }
             black_box((m.merged_view(), m.upper_view()))
         })
@@ -108,7 +108,7 @@ fn clone_state(c: &mut Criterion) {
     c.bench_function("apply_on_10000_entries", |b| {
         b.iter_batched(
             || m.clone(),
-            |m| black_box(m.apply(&s)),
+            |m| black_box(m.step(&s)),
             BatchSize::SmallInput,
         )
     });

@@ -23,21 +23,13 @@ fn main() {
             }
         };
         for step in &case.steps {
-            let outs = m.apply(step);
-            let shown: Vec<String> = outs.iter().map(|(o, _)| o.to_string()).collect();
+            let (outcome, next) = m.step(step);
             let pin = match &step.expect {
-                Some(e) if !outs.iter().any(|(o, _)| o == e) => {
-                    format!("   <-- PIN {e} NOT ALLOWED")
-                }
+                Some(e) if *e != outcome => format!("   <-- PINNED {e}"),
                 _ => String::new(),
             };
-            println!("{:<50} => {}{}", ovl_step(step), shown.join(" | "), pin);
-            let pick = step
-                .expect
-                .as_ref()
-                .and_then(|e| outs.iter().find(|(o, _)| o == e))
-                .unwrap_or(&outs[0]);
-            m = pick.1.clone();
+            println!("{:<50} => {outcome}{pin}", ovl_step(step));
+            m = next;
         }
         println!("== merged\n{}", m.merged_view());
         if let Some(u) = m.upper_view() {

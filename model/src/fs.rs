@@ -3,7 +3,7 @@
 //! to inodes by number, so hard links are shared inodes, and cloning a layer
 //! is O(1) (imbl).
 
-use crate::names::{EntryKey, EntryName};
+use crate::names::EntryName;
 use imbl::OrdMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
@@ -25,6 +25,15 @@ pub(crate) struct LowerRef {
     /// every lookup, and overlay takes at most 500 lowers).
     pub layer: u32,
     pub ino: Ino,
+}
+
+/// The identity of an overlay inode as `st_ino` shows it: a lower inode
+/// (lower-only objects, and copied-up ones whose st_ino follows their
+/// origin), or an upper inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Ident {
+    Lower { layer: usize, ino: u32 },
+    Upper(u32),
 }
 
 /// A directory's entries by name.
@@ -203,7 +212,7 @@ impl Layer {
 
     /// The entry `name` of directory `dir`.
     pub fn child(&self, dir: Ino, name: &str) -> Option<Ino> {
-        self.get(dir).entries()?.get(EntryKey::new(name)).copied()
+        self.get(dir).entries()?.get(name).copied()
     }
 
     /// Allocates a new inode, not yet linked anywhere.
@@ -233,7 +242,7 @@ impl Layer {
     /// Removes entry `name` of `dir` without link accounting.
     pub fn take_entry(&mut self, dir: Ino, name: &str) -> Option<Ino> {
         match &mut self.get_mut(dir).kind {
-            Kind::Dir(e) => e.remove(EntryKey::new(name)),
+            Kind::Dir(e) => e.remove(name),
             _ => None,
         }
     }
@@ -242,7 +251,7 @@ impl Layer {
     /// whole subtree) when its last link goes.
     pub fn unlink(&mut self, dir: Ino, name: &str) -> Option<Ino> {
         let ino = match &mut self.get_mut(dir).kind {
-            Kind::Dir(e) => e.remove(EntryKey::new(name))?,
+            Kind::Dir(e) => e.remove(name)?,
             _ => return None,
         };
         self.drop_link(ino);
@@ -280,5 +289,26 @@ impl Layer {
         } else {
             inode.links + u32::from(inode.index_link)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_found_by_str() {
+        let mut e = Entries::new();
+        for n in ["b", "a", "a.b", "a/x", "long-name-of-more-than-16-bytes"] {
+            e.insert(EntryName::new(n), n.len() as Ino);
+        }
+        let keys: Vec<&str> = e.keys().map(EntryName::as_str).collect();
+        assert_eq!(
+            keys,
+            ["a", "a.b", "a/x", "b", "long-name-of-more-than-16-bytes"]
+        );
+        assert_eq!(e.get("a/x"), Some(&3));
+        assert_eq!(e.get("long-name-of-more-than-16-bytes"), Some(&31));
+        assert_eq!(e.get("c"), None);
     }
 }

@@ -3,8 +3,8 @@
 //! path so inode numbering does not matter), the index and the mount
 //! snapshot. Deterministic across runs and machines.
 
-use crate::fs::{Ino, Kind, Layer, LayerId};
-use crate::{Ident, Model};
+use crate::fs::{Ident, Ino, Kind, Layer, LayerId};
+use crate::Model;
 use std::collections::BTreeMap;
 
 struct Fnv(u64);

@@ -4,9 +4,9 @@
 //! - `Model::new(&Case) -> Result<Model, ModelError>` builds the raw layers
 //!   from the case's layer specs and "mounts" them (takes the inode snapshot
 //!   that `View::ino` labels refer to).
-//! - `Model::apply(&self, &Step) -> Vec<(Outcome, Model)>`: every allowed
-//!   outcome of the step with the state that follows it (never empty).
-//!   Lifecycle ops (`Remount`, `Commit`) are steps too.
+//! - `Model::step(&self, &Step) -> (Outcome, Model)`: the outcome of the
+//!   step and the state that follows it. Lifecycle ops (`Remount`,
+//!   `Commit`) are steps too.
 //! - `Model::merged_view(&self) -> View`, `Model::upper_view(&self) ->
 //!   Option<View>` (raw upper; `None` for read-only), `Model::lower_view(i)`.
 //! - `Model::canonical_hash(&self) -> u64`: equal for equal raw states.
@@ -17,6 +17,8 @@
 //! users see from them with the kernel's lookup rules (module `lookup`). Each rule
 //! is a named function citing overlayfs.rst or the kernel source; profile
 //! switches are one table (`features::Features`).
+
+#![forbid(unsafe_code)]
 
 mod build;
 mod copy_up;
@@ -37,10 +39,10 @@ mod view;
 
 use fs::{Ino, Inode, Layer, LayerId, LowerRef};
 use imbl::{OrdMap, OrdSet};
-use ovlcheck_case::{Case, Errno, Outcome, Step};
+use ovlcheck_case::{Case, Errno};
 use std::sync::Arc;
 
-pub use view::Ident;
+pub use fs::Ident;
 
 /// Why a case cannot be modelled.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,20 +134,6 @@ impl Model {
         };
         m.mount();
         Ok(m)
-    }
-
-    /// Every allowed outcome of `step`, each with the state that follows.
-    /// Never empty.
-    pub fn apply(&self, step: &Step) -> Vec<(Outcome, Model)> {
-        ops::apply(self, step)
-    }
-
-    /// The outcome of `step` and the state after it: every rule of the
-    /// model decides one outcome.
-    pub fn step(&self, step: &Step) -> (Outcome, Model) {
-        let mut v = ops::apply(self, step);
-        debug_assert_eq!(v.len(), 1, "a rule allows one outcome");
-        v.swap_remove(0)
     }
 
     /// Number of lower (image) layers (grows by one on `commit`). With a

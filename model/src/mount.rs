@@ -1,7 +1,8 @@
 //! Mount-time work and the lifecycle ops (`remount`, `commit`).
 
-use crate::fs::{Ino, Layer, LowerRef};
+use crate::fs::{Ident, Ino, Layer, LowerRef};
 use crate::lookup::Dentry;
+use crate::resolve::push_name;
 use crate::Model;
 use imbl::OrdMap;
 use std::collections::BTreeMap;
@@ -14,7 +15,7 @@ pub(crate) struct MountSnapshot {
     lowers: Arc<Vec<Layer>>,
     upper: Option<Layer>,
     index: OrdMap<LowerRef, Ino>,
-    pub(crate) map: OnceLock<BTreeMap<crate::Ident, String>>,
+    pub(crate) map: OnceLock<BTreeMap<Ident, String>>,
 }
 
 impl Model {
@@ -47,7 +48,7 @@ impl Model {
 
     /// The mount-time snapshot, taken on first need from the layers as
     /// they were mounted.
-    pub(crate) fn snapshot_map(&self) -> &BTreeMap<crate::Ident, String> {
+    pub(crate) fn snapshot_map(&self) -> &BTreeMap<Ident, String> {
         let s = &self.snapshot;
         s.map.get_or_init(|| {
             let m = Model {
@@ -130,10 +131,7 @@ impl Model {
             for name in m.readdir_names_ref(d) {
                 if let Ok(c) = m.lookup(d, name) {
                     if c.is_positive() && c.is_dir {
-                        if len > 0 {
-                            path.push('/');
-                        }
-                        path.push_str(name);
+                        push_name(path, name);
                         rec(m, path, Some(d), &c, f);
                         path.truncate(len);
                     }
@@ -177,8 +175,8 @@ impl Model {
     }
 
     /// Each non-directory's identity, by the smallest merged path that has it.
-    pub(crate) fn take_snapshot(&self) -> BTreeMap<crate::Ident, String> {
-        let mut snap: BTreeMap<crate::Ident, String> = BTreeMap::new();
+    pub(crate) fn take_snapshot(&self) -> BTreeMap<Ident, String> {
+        let mut snap: BTreeMap<Ident, String> = BTreeMap::new();
         self.walk_merged(
             &mut |path: &str, d: &Dentry| {
                 if !d.is_dir {

@@ -7,22 +7,10 @@ use std::cmp::Ordering;
 pub(crate) use ovlcheck_case::cmp_names;
 
 /// A directory entry name, the key of a directory's entries: a `String`
-/// ordered by [`cmp_names`], and searched by [`EntryKey`].
+/// ordered by [`cmp_names`]. Entries are looked up by `&str`: `cmp_names`
+/// orders exactly as `str` does, so both orders agree as `Borrow` requires.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct EntryName(String);
-
-/// A borrowed [`EntryName`], to look an entry up by a `&str`.
-#[derive(Debug, PartialEq, Eq, Hash)]
-#[repr(transparent)]
-pub(crate) struct EntryKey(str);
-
-impl EntryKey {
-    pub fn new(name: &str) -> &EntryKey {
-        // SAFETY: EntryKey is a repr(transparent) wrapper of str, so both
-        // references have the same layout and lifetime.
-        unsafe { &*(name as *const str as *const EntryKey) }
-    }
-}
 
 impl EntryName {
     pub fn new(name: &str) -> EntryName {
@@ -47,21 +35,9 @@ impl std::fmt::Display for EntryName {
     }
 }
 
-impl Borrow<EntryKey> for EntryName {
-    fn borrow(&self) -> &EntryKey {
-        EntryKey::new(&self.0)
-    }
-}
-
-impl Ord for EntryKey {
-    fn cmp(&self, other: &EntryKey) -> Ordering {
-        cmp_names(&self.0, &other.0)
-    }
-}
-
-impl PartialOrd for EntryKey {
-    fn partial_cmp(&self, other: &EntryKey) -> Option<Ordering> {
-        Some(self.cmp(other))
+impl Borrow<str> for EntryName {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
@@ -80,8 +56,6 @@ impl PartialOrd for EntryName {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::Entries;
-    use crate::fs::Ino;
     use proptest::prelude::*;
 
     proptest! {
@@ -92,24 +66,5 @@ mod tests {
             prop_assert_eq!(cmp_names(&a, &b), a.cmp(&b));
             prop_assert_eq!(EntryName::new(&a).cmp(&EntryName::new(&b)), a.cmp(&b));
         }
-    }
-
-    #[test]
-    fn entries_are_found_by_str() {
-        let mut e = Entries::new();
-        for n in ["b", "a", "a.b", "a/x", "long-name-of-more-than-16-bytes"] {
-            e.insert(EntryName::new(n), n.len() as Ino);
-        }
-        let keys: Vec<&str> = e.keys().map(EntryName::as_str).collect();
-        assert_eq!(
-            keys,
-            ["a", "a.b", "a/x", "b", "long-name-of-more-than-16-bytes"]
-        );
-        assert_eq!(e.get(EntryKey::new("a/x")), Some(&3));
-        assert_eq!(
-            e.get(EntryKey::new("long-name-of-more-than-16-bytes")),
-            Some(&31)
-        );
-        assert_eq!(e.get(EntryKey::new("c")), None);
     }
 }

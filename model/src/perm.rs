@@ -86,11 +86,7 @@ pub(crate) fn mode_after_write(cred: Cred, mode: u32, init_caps: bool) -> u32 {
     if cred.is_root() && init_caps {
         return mode;
     }
-    let mut m = mode & !0o4000;
-    if mode & 0o2010 == 0o2010 {
-        m &= !0o2000;
-    }
-    m
+    drop_set_id(mode)
 }
 
 /// The mode chown leaves on a non-directory (notify_change with
@@ -100,6 +96,13 @@ pub(crate) fn mode_after_chown(mode: u32, is_dir: bool) -> u32 {
     if is_dir {
         return mode;
     }
+    drop_set_id(mode)
+}
+
+/// The set-id bits a write and a chown drop (should_remove_suid,
+/// setattr_should_drop_suidgid): setuid, and setgid only with group-exec
+/// (setgid without it marks mandatory locking, not a set-group-id program).
+fn drop_set_id(mode: u32) -> u32 {
     let mut m = mode & !0o4000;
     if mode & 0o2010 == 0o2010 {
         m &= !0o2000;

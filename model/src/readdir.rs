@@ -3,7 +3,8 @@
 use crate::features::InoMode;
 use crate::fs::{Layer, LayerId};
 use crate::lookup::Dentry;
-use crate::names::{cmp_names, EntryKey, EntryName};
+use crate::names::{cmp_names, EntryName};
+use crate::resolve::join_path;
 use crate::Model;
 
 impl Model {
@@ -66,7 +67,7 @@ impl Model {
             .filter(|(_, wh)| !wh)
             .map(|(n, _)| n)
             .filter(|n| {
-                let from_upper = upper_entries.is_some_and(|e| e.contains_key(EntryKey::new(n)));
+                let from_upper = upper_entries.is_some_and(|e| e.contains_key(*n));
                 !(self.calc_d_ino(from_upper, impure) && self.is_stale_entry(d, n))
             })
             .collect()
@@ -113,7 +114,7 @@ impl Model {
                 Some(Some(o)) => Some(o),
                 _ => None,
             };
-            let child = crate::ops::join_path_str(path, name);
+            let child = join_path(path, name);
             self.known_origin(&child, c, xattr).is_some()
         };
         if entries.iter().any(|(name, c)| known(name, *c)) {

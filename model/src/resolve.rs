@@ -42,7 +42,11 @@ impl Walk {
         self.frames[1..].iter().map(|f| f.name.clone()).collect()
     }
 
-    /// The parent walk (the root's parent is the root).
+    /// The merged path of the object (empty for the root).
+    pub fn path(&self) -> String {
+        self.names().join("/")
+    }
+
     /// The parent's dentry (the root's parent is the root).
     pub fn parent_dentry(&self) -> &Dentry {
         let n = self.frames.len();
@@ -55,12 +59,30 @@ impl Walk {
         self.frames[1..n].iter().map(|f| f.name.clone()).collect()
     }
 
+    /// The parent walk (the root's parent is the root).
     pub fn parent(&self) -> Walk {
         let n = self.frames.len().saturating_sub(1).max(1);
         Walk {
             frames: self.frames[..n].to_vec(),
         }
     }
+}
+
+/// The merged path of `name` in the directory whose merged path is `dir`
+/// (`name` itself in the root, whose path is empty).
+pub(crate) fn join_path(dir: &str, name: &str) -> String {
+    let mut path = dir.to_string();
+    push_name(&mut path, name);
+    path
+}
+
+/// [`join_path`] in place: the tree walks extend one path buffer and
+/// truncate it again.
+pub(crate) fn push_name(path: &mut String, name: &str) {
+    if !path.is_empty() {
+        path.push('/');
+    }
+    path.push_str(name);
 }
 
 /// The end of a resolution: an object, or a missing last component.

@@ -16,12 +16,11 @@ pub(crate) fn step(op: &str) -> Step {
     case.steps.into_iter().next().expect("one step")
 }
 
-/// Applies `op`, keeps the first successor, returns the outcomes as text.
+/// Applies `op`, keeps the state after it, returns the outcome as text.
 pub(crate) fn run(m: &mut Model, op: &str) -> String {
-    let outs = m.apply(&step(op));
-    let text: Vec<String> = outs.iter().map(|(o, _)| o.to_string()).collect();
-    *m = outs.into_iter().next().expect("non-empty").1;
-    text.join(" | ")
+    let (outcome, next) = m.step(&step(op));
+    *m = next;
+    outcome.to_string()
 }
 
 /// The raw upper view as text.

@@ -1,22 +1,15 @@
 //! Views: the merged tree as users see it, and raw layers as on disk.
 
 use crate::features::InoMode;
-use crate::fs::{Ino, Inode, Kind, Layer, LayerId, LowerRef};
+use crate::fs::{Ident, Ino, Inode, Kind, Layer, LayerId, LowerRef};
 use crate::lookup::Dentry;
 use crate::names::cmp_names;
+use crate::resolve::push_name;
 use crate::Model;
 use ovlcheck_case::{DevClass, FileKind, Node, NodeKind, StatInfo, View};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-
-/// The identity of an overlay inode as `st_ino` shows it: a lower inode
-/// (lower-only objects, and copied-up ones whose st_ino follows their
-/// origin), or an upper inode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Ident {
-    Lower { layer: usize, ino: u32 },
-    Upper(u32),
-}
+use std::sync::Arc;
 
 impl Model {
     /// The lower an upper non-directory at merged `path` is known to come
@@ -81,10 +74,7 @@ impl Model {
             }
             let len = path.len();
             for name in m.readdir_names_ref(d) {
-                if len > 0 {
-                    path.push('/');
-                }
-                path.push_str(name);
+                push_name(path, name);
                 match m.lookup(d, name) {
                     Ok(c) if c.is_positive() => rec(m, path, &c, f, phantom),
                     Ok(_) | Err(ovlcheck_case::Errno::ENOENT) => phantom(path),
@@ -213,18 +203,7 @@ impl Model {
         }
         n.nlink = Some(self.overlay_nlink(d));
         n.mtime = a.mtime;
-        match &a.kind {
-            Kind::File(_) => {
-                let data = self.file_data(d);
-                n.size = data.len() as u64;
-                n.data = Some(data.to_vec());
-            }
-            Kind::Symlink(t) => {
-                n.size = t.len() as u64;
-                n.target = Some(t.to_vec());
-            }
-            _ => {}
-        }
+        set_contents(&mut n, &a.kind, |_| self.file_data(d));
         n.dev = Some(match self.feat.ino {
             InoMode::SameFs | InoMode::Xino => DevClass::Overlay,
             InoMode::PseudoDev => DevClass::Other,
@@ -343,15 +322,30 @@ fn stale_impure_dirs(upper: &Layer, dir: Ino, path: &mut String, out: &mut Vec<S
             continue;
         }
         let len = path.len();
-        if len > 0 {
-            path.push('/');
-        }
-        path.push_str(name);
+        push_name(path, name);
         if inode.ovl.impure && inode.ovl.origin.is_none() {
             out.push(path.clone());
         }
         stale_impure_dirs(upper, c, path, out);
         path.truncate(len);
+    }
+}
+
+/// A node's size and contents: a file's data, which `data` gives from the
+/// inode's own (a merged metacopy file shows its lower's), or a symlink's
+/// target.
+fn set_contents(n: &mut Node, kind: &Kind, data: impl FnOnce(&Arc<Vec<u8>>) -> Arc<Vec<u8>>) {
+    match kind {
+        Kind::File(own) => {
+            let data = data(own);
+            n.size = data.len() as u64;
+            n.data = Some(data.to_vec());
+        }
+        Kind::Symlink(t) => {
+            n.size = t.len() as u64;
+            n.target = Some(t.to_vec());
+        }
+        _ => {}
     }
 }
 
@@ -364,17 +358,7 @@ fn raw_rec(m: &Model, layer: &Layer, ino: Ino, path: &mut String, nodes: &mut Ve
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     n.overlay = m.overlay_names(inode);
-    match &inode.kind {
-        Kind::File(d) => {
-            n.size = d.len() as u64;
-            n.data = Some(d.to_vec());
-        }
-        Kind::Symlink(t) => {
-            n.size = t.len() as u64;
-            n.target = Some(t.to_vec());
-        }
-        _ => {}
-    }
+    set_contents(&mut n, &inode.kind, Arc::clone);
     if !inode.is_dir() && !inode.is_whiteout() {
         n.nlink = Some(layer.nlink(ino));
         n.mtime = inode.mtime;
@@ -383,10 +367,7 @@ fn raw_rec(m: &Model, layer: &Layer, ino: Ino, path: &mut String, nodes: &mut Ve
     if let Some(entries) = inode.entries() {
         let len = path.len();
         for (name, child) in entries.iter() {
-            if len > 0 {
-                path.push('/');
-            }
-            path.push_str(name);
+            push_name(path, name);
             raw_rec(m, layer, *child, path, nodes);
             path.truncate(len);
         }

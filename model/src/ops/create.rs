@@ -1,12 +1,13 @@
-//! Ops that create a name: create (open O_CREAT), mkdir, mkfifo, symlink,
-//! link (dir.c: ovl_create_object, ovl_create_upper,
-//! ovl_create_over_whiteout, ovl_link).
+//! Ops that create a name: create (open O_CREAT; an existing file is
+//! opened as module `file` does), mkdir, mkfifo, symlink, link (dir.c:
+//! ovl_create_object, ovl_create_upper, ovl_create_over_whiteout,
+//! ovl_link).
 
 use crate::copy_up::CopyUp;
 use crate::fs::{Ino, Inode, Kind};
 use crate::lookup::Dentry;
-use crate::perm::{may_create, may_linkat, mode_after_write, permission, MAY_READ, MAY_WRITE};
-use crate::resolve::{Follow, Place, Resolved, Walk};
+use crate::perm::{may_create, may_linkat, MAY_WRITE};
+use crate::resolve::{join_path, Follow, Place, Resolved, Walk};
 use crate::Model;
 use imbl::OrdMap;
 use ovlcheck_case::path::PATH_MAX;
@@ -156,73 +157,6 @@ impl Model {
         }
     }
 
-    /// may_open and the open-time copy-up of an existing object: EISDIR
-    /// for writing a directory, EROFS, permission, then copy-up for write
-    /// access or O_TRUNC except for special files
-    /// (copy_up.c: ovl_open_need_copy_up); O_TRUNC copies size 0.
-    pub(crate) fn open_file(
-        &mut self,
-        w: &mut Walk,
-        acc: u32,
-        trunc: bool,
-        cred: Cred,
-    ) -> Result<(), Errno> {
-        // O_WRONLY: a fifo without a reader fails in fifo_open (ENXIO, the
-        // open is non-blocking), after may_open's permission check.
-        let write_only = acc == MAY_WRITE;
-        let acc = if trunc { acc | MAY_WRITE } else { acc };
-        let a = self.attr(w.last()).clone();
-        match a.kind {
-            Kind::Dir(_) if acc & MAY_WRITE != 0 => return Err(Errno::EISDIR),
-            Kind::Dir(_) => return permission(cred, &a, acc),
-            Kind::Fifo => {
-                permission(cred, &a, acc)?;
-                return if write_only {
-                    Err(Errno::ENXIO)
-                } else {
-                    Ok(())
-                };
-            }
-            _ => {}
-        }
-        if acc & MAY_WRITE != 0 {
-            self.check_writable()?;
-        }
-        permission(cred, &a, acc)?;
-        if acc & MAY_WRITE == 0 {
-            return Ok(());
-        }
-        self.copy_up(w, if trunc { CopyUp::Trunc } else { CopyUp::Data })?;
-        if trunc {
-            let u = w.last().upper.expect("copied up");
-            let init_caps = self.feat.init_caps;
-            let inode = self.upper_mut().get_mut(u);
-            inode.kind = Kind::File(Arc::new(Vec::new()));
-            inode.pages = None;
-            inode.mtime = None;
-            inode.mode = mode_after_write(cred, inode.mode, init_caps);
-        }
-        Ok(())
-    }
-
-    /// `open(P, O_RDONLY|O_RDWR [|O_TRUNC])`, close.
-    pub(crate) fn op_open(
-        &mut self,
-        path: &OpPath,
-        write: bool,
-        trunc: bool,
-        cred: Cred,
-    ) -> Result<Value, Errno> {
-        let mut w = self.resolve_existing(path, Follow::Yes, cred)?;
-        let acc = if write {
-            MAY_READ | MAY_WRITE
-        } else {
-            MAY_READ
-        };
-        self.open_file(&mut w, acc, trunc, cred)?;
-        Ok(Value::Unit)
-    }
-
     /// `mkdir`: mode keeps the permission and sticky bits.
     pub(crate) fn op_mkdir(
         &mut self,
@@ -311,7 +245,7 @@ impl Model {
         self.create_object(&mut nn, NewObj::Link(ino));
         // dir.c ovl_link -> ovl_create_or_link(..., origin): linking a
         // file with a copy-up origin marks the new parent impure.
-        if self.type_origin(|| ow.names().join("/"), ow.last()) {
+        if self.type_origin(|| ow.path(), ow.last()) {
             let pu = nn.dir.last().upper.expect("parent copied up");
             self.set_impure(pu);
         }
@@ -319,8 +253,7 @@ impl Model {
         // copied-up one is known by its lower in this mount (see
         // `Model::fresh_links`), whichever of its names was linked.
         if self.feat.user_xattr_ns && self.mem_lower.contains_key(&ino) {
-            self.fresh_links
-                .insert(join_path(&nn.dir.names(), &nn.name));
+            self.fresh_links.insert(join_path(&nn.dir.path(), &nn.name));
         }
         self.index_nlink_delta(ino, 1);
         Ok(Value::Unit)
@@ -356,11 +289,6 @@ impl Model {
         }
         out
     }
-}
-
-/// `a/b` from a parent's names and a name.
-pub(crate) fn join_path(parent: &[String], name: &str) -> String {
-    super::join_path_str(&parent.join("/"), name)
 }
 
 #[cfg(test)]

@@ -4,37 +4,42 @@
 
 mod attr;
 mod create;
+mod file;
 mod read;
 mod remove;
 mod rename;
+mod xattr;
 
 use crate::Model;
 use ovlcheck_case::{Cred, Errno, Op, Outcome, Step, Value};
 
-/// Every allowed outcome of one step. An op that fails keeps the effects
-/// the kernel made before the failure (ENOSPC part-way: see `space`).
-pub(crate) fn apply(m: &Model, step: &Step) -> Vec<(Outcome, Model)> {
-    match &step.op {
-        Op::Remount => return vec![(Outcome::OK, m.remount())],
-        Op::Commit => {
-            let committed = m.commit();
-            return if committed.over_capacity() {
-                // The driver removes the half-made layer and mounts the
-                // same layers again.
-                vec![(Outcome::Err(Errno::ENOSPC), m.remount())]
-            } else {
-                vec![(Outcome::OK, committed)]
-            };
+impl Model {
+    /// The outcome of `step` and the state that follows: every rule
+    /// decides one outcome. An op that fails keeps the effects the kernel
+    /// made before the failure (ENOSPC part-way: see `space`).
+    pub fn step(&self, step: &Step) -> (Outcome, Model) {
+        match &step.op {
+            Op::Remount => return (Outcome::OK, self.remount()),
+            Op::Commit => {
+                let committed = self.commit();
+                return if committed.over_capacity() {
+                    // The driver removes the half-made layer and mounts the
+                    // same layers again.
+                    (Outcome::Err(Errno::ENOSPC), self.remount())
+                } else {
+                    (Outcome::OK, committed)
+                };
+            }
+            _ => {}
         }
-        _ => {}
+        let mut next = self.clone();
+        let res = run(&mut next, &step.op, step.cred());
+        let outcome = match res {
+            Ok(v) => Outcome::Ok(v),
+            Err(e) => Outcome::Err(e),
+        };
+        (outcome, next)
     }
-    let mut next = m.clone();
-    let res = run(&mut next, &step.op, step.cred());
-    let outcome = match res {
-        Ok(v) => Outcome::Ok(v),
-        Err(e) => Outcome::Err(e),
-    };
-    vec![(outcome, next)]
 }
 
 fn run(m: &mut Model, op: &Op, cred: Cred) -> Result<Value, Errno> {
@@ -68,14 +73,5 @@ fn run(m: &mut Model, op: &Op, cred: Cred) -> Result<Value, Errno> {
         Op::Setxattr { path, name, value } => m.op_setxattr(path, name, value, cred),
         Op::Removexattr { path, name } => m.op_removexattr(path, name, cred),
         Op::Remount | Op::Commit => unreachable!("lifecycle ops are handled by apply"),
-    }
-}
-
-/// `dir/name` (`name` for the root, whose path is empty).
-pub(crate) fn join_path_str(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
     }
 }

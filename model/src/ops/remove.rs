@@ -31,7 +31,7 @@ impl Model {
         if d.is_dir {
             return Err(Errno::EISDIR);
         }
-        let path = w.names().join("/");
+        let path = w.path();
         self.remove(w, false)?;
         self.fresh_links.remove(&path);
         Ok(Value::Unit)

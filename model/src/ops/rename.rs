@@ -4,7 +4,7 @@
 use crate::copy_up::CopyUp;
 use crate::lookup::Dentry;
 use crate::perm::{may_create, may_delete, permission, MAY_WRITE};
-use crate::resolve::{Follow, Place, Resolved, Walk};
+use crate::resolve::{join_path, Follow, Frame, Place, Resolved, Walk};
 use crate::Model;
 use ovlcheck_case::{Cred, Errno, OpPath, RenameFlags, Value};
 
@@ -15,6 +15,18 @@ struct Target {
     /// The dentry at the new name (negative when missing).
     d: Dentry,
     exists: bool,
+}
+
+impl Target {
+    /// The walk to the new name.
+    fn walk(&self) -> Walk {
+        let mut w = self.dir.clone();
+        w.frames.push(Frame {
+            name: self.name.clone(),
+            dentry: self.d.clone(),
+        });
+        w
+    }
 }
 
 /// How the upper-level rename is done (dir.c: ovl_rename).
@@ -89,8 +101,8 @@ impl Model {
         self.rename_vfs_checks(&ow, &t, old, new, flags, cred)?;
         // One dentry (the same name) is always one inode, hard link or not.
         let same_name = t.exists && ow.parent_names() == t.dir.names() && ow.name() == t.name;
-        let old_path = ow.names().join("/");
-        let new_path = super::create::join_path(&t.dir.names(), &t.name);
+        let old_path = ow.path();
+        let new_path = join_path(&t.dir.path(), &t.name);
         if !same_name && self.same_inode(ow.last(), &t) {
             // Two names of one upper inode that are two overlay inodes (see
             // `Model::fresh_links`): vfs_rename's permission checks pass
@@ -261,21 +273,11 @@ impl Model {
         t.dir = self.refresh(&t.dir);
         self.copy_up_dir(&mut t.dir);
         if !overwrite {
-            let mut nw = t.dir.clone();
-            nw.frames.push(crate::resolve::Frame {
-                name: t.name.clone(),
-                dentry: t.d.clone(),
-            });
-            nw = self.refresh(&nw);
+            let mut nw = self.refresh(&t.walk());
             self.copy_up(&mut nw, CopyUp::Meta)?;
             t.d = nw.last().clone();
         } else if t.exists && !t.d.is_dir {
-            let mut nw = t.dir.clone();
-            nw.frames.push(crate::resolve::Frame {
-                name: t.name.clone(),
-                dentry: t.d.clone(),
-            });
-            nw = self.refresh(&nw);
+            let mut nw = self.refresh(&t.walk());
             self.nlink_start(&mut nw)?;
             t.d = nw.last().clone();
         }
@@ -286,22 +288,17 @@ impl Model {
         let ou = old_parent.last().upper.expect("old parent upper");
         let nu = t.dir.last().upper.expect("new parent upper");
         if !samedir {
-            if self.type_origin(|| ow.names().join("/"), &old) {
+            if self.type_origin(|| ow.path(), &old) {
                 self.set_impure(nu);
             }
-            let new_path = || super::create::join_path(&t.dir.names(), &t.name);
+            let new_path = || join_path(&t.dir.path(), &t.name);
             if !overwrite && self.type_origin(new_path, &t.d) {
                 self.set_impure(ou);
             }
         }
         self.mark_moved(&ow, &old, samedir, old_opaque, t.dir.last())?;
         if !overwrite {
-            let mut nw = t.dir.clone();
-            nw.frames.push(crate::resolve::Frame {
-                name: t.name.clone(),
-                dentry: t.d.clone(),
-            });
-            self.mark_moved(&nw, &t.d, samedir, new_opaque, old_parent.last())?;
+            self.mark_moved(&t.walk(), &t.d, samedir, new_opaque, old_parent.last())?;
         }
         if raw_target {
             let u = t.d.upper.expect("pure upper target");
