@@ -417,6 +417,11 @@ impl MountedCase {
         let failed = pre(self).err();
         match (self.mount(), failed) {
             (Ok(()), None) => Ok(Outcome::OK),
+            // The store's own failure (a commit on a full store) has its
+            // errno whatever mounts the layers.
+            (Ok(()), Some(MountFailure { errno: Some(n), .. })) => {
+                Ok(Outcome::Err(CaseErrno::from_code(n as i32)))
+            }
             (Ok(()), Some(e)) => self.failure(e),
             (Err(e), _) => {
                 self.broken = Some(e.message.clone());
