@@ -131,7 +131,7 @@ impl Walked {
 fn walk(
     root: &Path,
     skip_top: &[&str],
-    visit: &mut dyn FnMut(&mut Cwd, &Entry) -> Result<(), String>,
+    visit: &mut dyn FnMut(&mut Cwd, &Entry) -> Result<(), Fail>,
 ) -> Result<Walked, String> {
     let fd = open_dir(sys::CWD, root.as_os_str().as_bytes())
         .map_err(|e| format!("open {}: {e}", root.display()))?;
@@ -143,31 +143,28 @@ fn walk(
         rel: "",
         st: &st,
     };
-    visit(&mut cwd, &top)?;
+    visit(&mut cwd, &top).map_err(|f| format!("walk {}: {f}", root.display()))?;
     let mut walked = Walked::default();
-    walk_dir(&mut cwd, fd, "", skip_top, visit, &mut walked)
-        .map_err(|e| format!("walk {}: {e}", root.display()))?;
+    walk_dir(&mut cwd, fd, "", skip_top, visit, &mut walked);
     Ok(walked)
 }
 
-/// An error of a walk: a syscall of the walker itself, or a visitor's.
-enum WalkError {
-    Sys(Errno),
-    Visit(String),
+/// A failed syscall while observing one entry: what was done, the errno.
+struct Fail {
+    what: String,
+    errno: Errno,
 }
 
-impl std::fmt::Display for WalkError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            WalkError::Sys(e) => write!(f, "{e}"),
-            WalkError::Visit(m) => write!(f, "{m}"),
-        }
+impl Fail {
+    fn of(what: &str, rel: &str) -> impl FnOnce(Errno) -> Fail {
+        let what = format!("{what} {rel}");
+        move |errno| Fail { what, errno }
     }
 }
 
-impl From<Errno> for WalkError {
-    fn from(e: Errno) -> Self {
-        WalkError::Sys(e)
+impl std::fmt::Display for Fail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.errno)
     }
 }
 
@@ -176,17 +173,16 @@ fn walk_dir(
     fd: OwnedFd,
     prefix: &str,
     skip: &[&str],
-    visit: &mut dyn FnMut(&mut Cwd, &Entry) -> Result<(), String>,
+    visit: &mut dyn FnMut(&mut Cwd, &Entry) -> Result<(), Fail>,
     walked: &mut Walked,
-) -> Result<(), WalkError> {
+) {
     let dir = fd.as_fd();
     let names = match sys::read_dir(dir) {
         Ok(names) => names,
-        Err(e) if !prefix.is_empty() => {
+        Err(e) => {
             walked.unreadable.push((prefix.to_string(), e));
-            return Ok(());
+            return;
         }
-        Err(e) => return Err(e.into()),
     };
     for name in names {
         let lossy = String::from_utf8_lossy(name.to_bytes());
@@ -211,18 +207,20 @@ fn walk_dir(
             rel: &rel,
             st: &st,
         };
-        visit(cwd, &e).map_err(WalkError::Visit)?;
+        if let Err(f) = visit(cwd, &e) {
+            walked.unreadable.push((rel, f.errno));
+            continue;
+        }
         if is_dir(&st) {
             match open_dir(dir, name.to_bytes()) {
                 Ok(sub) => {
-                    walk_dir(cwd, sub, &rel, skip, visit, walked)?;
+                    walk_dir(cwd, sub, &rel, skip, visit, walked);
                     cwd.forget();
                 }
                 Err(e) => walked.unreadable.push((rel, e)),
             }
         }
     }
-    Ok(())
 }
 
 fn is_dir(st: &sys::Stat) -> bool {
@@ -249,7 +247,7 @@ fn node_kind(st: &sys::Stat, raw: bool) -> NodeKind {
 
 /// The common fields of a node: kind, mode, owner, size, data, target,
 /// nlink and mtime (non-directories).
-fn base_node(e: &Entry, raw: bool) -> Result<Node, String> {
+fn base_node(e: &Entry, raw: bool) -> Result<Node, Fail> {
     let st = e.st;
     let kind = node_kind(st, raw);
     let mut n = Node::new(kind, st.st_mode & 0o7777, st.st_uid, st.st_gid);
@@ -263,16 +261,14 @@ fn base_node(e: &Entry, raw: bool) -> Result<Node, String> {
                 libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
                 0,
             )
-            .map_err(|err| format!("open {}: {err}", e.rel))?;
+            .map_err(Fail::of("open", e.rel))?;
             let data = sys::read_to_end_sized(&fd, crate::exec::READ_LIMIT, n.size as usize)
-                .map_err(|err| format!("read {}: {err}", e.rel))?;
+                .map_err(Fail::of("read", e.rel))?;
             n.data = Some(data);
         }
         NodeKind::Symlink => {
             n.size = st.st_size as u64;
-            n.target = Some(
-                sys::readlinkat(e.dir, name).map_err(|err| format!("readlink {}: {err}", e.rel))?,
-            );
+            n.target = Some(sys::readlinkat(e.dir, name).map_err(Fail::of("readlink", e.rel))?);
         }
         _ => {}
     }
@@ -291,8 +287,11 @@ fn xattrs(
     cwd: &mut Cwd,
     e: &Entry,
     keep: impl Fn(&[u8]) -> bool,
-) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let fail = |err: Errno| format!("xattrs of {}: {err}", e.rel);
+) -> Result<Vec<(String, Vec<u8>)>, Fail> {
+    let fail = |errno: Errno| Fail {
+        what: format!("xattrs of {}", e.rel),
+        errno,
+    };
     cwd.enter(e.dir).map_err(fail)?;
     let mut out = Vec::new();
     for name in sys::listxattr(e.name, Follow::No).map_err(fail)? {

@@ -104,7 +104,15 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
     };
     let universe = universe(&lowers, upper.as_ref());
     let n_ops = rng.random_range(1..=config.max_ops.max(1));
-    let steps = (0..n_ops).map(|_| random_step(rng, &universe)).collect();
+    let mut steps = Vec::with_capacity(n_ops + 3);
+    while steps.len() < n_ops {
+        if rng.random_ratio(1, SEQUENCE_ODDS) {
+            steps.extend(sequence(rng, &universe));
+        } else {
+            steps.push(random_step(rng, &universe));
+        }
+    }
+    steps.truncate(n_ops);
     let mut case = Case {
         profile,
         known: Vec::new(),
@@ -569,6 +577,76 @@ fn random_op(rng: &mut TestRng, u: &[&RelPath]) -> Op {
         970..=984 => Op::Remount,
         _ => Op::Commit,
     }
+}
+
+/// One step in this many starts a [`sequence`] instead of a single op.
+const SEQUENCE_ODDS: u32 = 10;
+
+/// A short sequence of ops on the same paths that random single ops rarely
+/// line up, and where implementations other than the kernel's have gone
+/// wrong: a directory deleted (or moved away) and made again, then renamed
+/// or filled; a hard link whose other name a whiteout hides; a change
+/// followed by a remount in the middle of a case.
+fn sequence(rng: &mut TestRng, u: &[&RelPath]) -> Vec<Step> {
+    let p = op_path(rng, u);
+    let q = op_path(rng, u);
+    let child = |p: &OpPath, name: &str| OpPath {
+        path: p.path.join(&Name::new(name).expect("valid")),
+        trailing_slash: false,
+    };
+    let ops = match rng.random_range(0..4) {
+        // rm -r d; mkdir d; rename of the new d
+        0 => vec![
+            Op::Rmdir { path: p.clone() },
+            Op::Mkdir {
+                path: p.clone(),
+                mode: *pick(rng, DIR_MODES),
+            },
+            Op::Rename {
+                old: p,
+                new: q,
+                flags: RenameFlags::default(),
+            },
+        ],
+        // mv d elsewhere; mkdir d; a file in the new d
+        1 => vec![
+            Op::Rename {
+                old: p.clone(),
+                new: q,
+                flags: RenameFlags::default(),
+            },
+            Op::Mkdir {
+                path: p.clone(),
+                mode: *pick(rng, DIR_MODES),
+            },
+            Op::Create {
+                path: child(&p, *pick::<&str>(rng, NAMES)),
+                mode: 0o644,
+                excl: false,
+                trunc: false,
+            },
+        ],
+        // a hard link, its first name whited out, the link read again
+        2 => vec![
+            Op::Link {
+                old: p.clone(),
+                new: q.clone(),
+            },
+            Op::Unlink { path: p },
+            Op::Read { path: q },
+        ],
+        // a change, a remount, the changed path looked at again
+        _ => vec![
+            Op::Write {
+                path: p.clone(),
+                offset: 0,
+                data: b"W".to_vec(),
+            },
+            Op::Remount,
+            Op::Stat { path: p },
+        ],
+    };
+    ops.into_iter().map(Step::new).collect()
 }
 
 fn rename_flags(rng: &mut TestRng) -> RenameFlags {
