@@ -11,7 +11,7 @@ use ovlcheck_harness::gen::GenConfig;
 use ovlcheck_harness::known::{KnownSet, Verdict};
 use ovlcheck_harness::replay::{self, Replayed};
 use ovlcheck_harness::runner::run_case_under;
-use ovlcheck_harness::summary::Summary;
+use ovlcheck_harness::summary::{Header, Summary};
 use ovlcheck_harness::{corpus, explore, report, repro, show, ModelBackend, RunError};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -304,10 +304,6 @@ fn fail(msg: impl std::fmt::Display) -> i32 {
     BAD
 }
 
-fn kernel_release() -> String {
-    ovlcheck_driver::kernel_release()
-}
-
 fn progress_bar(len: u64) -> Option<ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
@@ -410,31 +406,12 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
             k.signature, k.cases, k.case
         );
     }
-    let summary = Summary {
-        command: "fuzz".into(),
-        backend: backend.name().into(),
-        contract: contract.name().into(),
-        profile: a.profile.clone(),
-        seed: Some(a.seed),
-        cases: c.cases(),
-        ops: c.ops(),
-        divergences: c.divergent_cases(),
-        distinct: c.first.len(),
-        signatures: c.signatures().iter().map(|s| s.to_string()).collect(),
-        new_divergences: c.divergent_cases() - c.known_cases(),
-        known_divergences: c.known_cases(),
-        new_signatures: c.new_signatures().iter().map(|s| s.to_string()).collect(),
-        known,
-        unsupported: c.unsupported(),
-        backend_failures: c.backend_failures(),
-        kernel: kernel_release(),
-        saved,
-        shard: a.shard.map(|s| format!("{}/{}", s.index, s.count)),
-        jobs: Some(opts.jobs),
-        interrupted: c.interrupted,
-        ..Summary::default()
-    }
-    .timed(c.elapsed);
+    let header = Header {
+        backend: backend.name(),
+        contract,
+        profile: &a.profile,
+    };
+    let summary = Summary::of_campaign(&header, &c, &opts, saved);
     print_summary(&summary, a.json);
     summary.status(a.known.strict)
 }
@@ -506,48 +483,22 @@ fn explore_cmd(a: ExploreArgs, stop: &AtomicBool) -> i32 {
             }
         }
     }
-    let summary = Summary {
-        command: "explore".into(),
-        backend: backend.name().into(),
-        profile: a.profile.clone(),
-        cases: x.sequences,
-        ops: x.ops,
-        divergences: x.divergences.len(),
-        distinct: x
-            .divergences
-            .iter()
-            .map(|d| d.signature())
-            .collect::<std::collections::BTreeSet<_>>()
-            .len(),
-        signatures: x
-            .divergences
-            .iter()
-            .map(|d| d.signature().to_string())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect(),
-        new_divergences: x.divergences.len(),
-        contract: Contract::default_for(backend.kind()).name().into(),
-        backend_failures: x.backend_failures,
-        kernel: kernel_release(),
+    let header = Header {
+        backend: backend.name(),
+        contract: Contract::default_for(backend.kind()),
+        profile: &a.profile,
+    };
+    let interrupted = stop.load(Ordering::SeqCst);
+    let summary = Summary::of_exploration(
+        &header,
+        &x,
+        a.jobs.max(1),
         saved,
-        states: Some(x.states),
-        depth: Some(x.depth),
-        jobs: Some(a.jobs.max(1)),
-        interrupted: stop.load(Ordering::SeqCst),
-        ..Summary::default()
-    }
-    .timed(start.elapsed());
+        interrupted,
+        start.elapsed(),
+    );
     print_summary(&summary, a.json);
-    if x.divergences.is_empty() {
-        if summary.interrupted {
-            BAD
-        } else {
-            OK
-        }
-    } else {
-        DIVERGED
-    }
+    summary.status(false)
 }
 
 fn replay(a: ReplayArgs, stop: &AtomicBool) -> i32 {
@@ -586,50 +537,12 @@ fn replay(a: ReplayArgs, stop: &AtomicBool) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let sig_of = |v: Verdict| -> Vec<String> {
-        r.judged()
-            .filter(|(_, j, _)| *j == v)
-            .filter_map(|(p, _, d)| d.map(|d| format!("{}: {}", p.display(), d.signature())))
-            .collect()
+    let header = Header {
+        backend: &name,
+        contract,
+        profile: "per-case",
     };
-    let known: Vec<campaign::KnownMatch> = r
-        .judged()
-        .filter(|(_, j, _)| *j == Verdict::Known)
-        .filter_map(|(p, _, d)| {
-            d.map(|d| campaign::KnownMatch {
-                signature: d.signature().clone(),
-                case: p.display().to_string(),
-                cases: 1,
-            })
-        })
-        .collect();
-    let new = sig_of(Verdict::New);
-    let summary = Summary {
-        command: "replay".into(),
-        backend: name.clone(),
-        contract: contract.name().into(),
-        profile: "per-case".into(),
-        cases: r.cases.len(),
-        ops: r.ops,
-        divergences: r.count(Verdict::New) + r.count(Verdict::Known),
-        distinct: r.count(Verdict::New) + r.count(Verdict::Known),
-        signatures: [new.clone(), sig_of(Verdict::Known)].concat(),
-        new_divergences: r.count(Verdict::New),
-        known_divergences: r.count(Verdict::Known),
-        new_signatures: new,
-        known,
-        fixed: r
-            .judged()
-            .filter(|(_, j, _)| *j == Verdict::Fixed)
-            .map(|(p, _, _)| p.display().to_string())
-            .collect(),
-        unsupported: r.unsupported(),
-        backend_failures: r.failures(),
-        kernel: kernel_release(),
-        interrupted: r.interrupted,
-        ..Summary::default()
-    }
-    .timed(r.elapsed);
+    let summary = Summary::of_replay(&header, &r);
     print_summary(&summary, a.json);
     summary.status(a.strict)
 }

@@ -90,3 +90,133 @@ impl Summary {
         serde_json::to_string(self).expect("a summary always serialises")
     }
 }
+
+/// What every summary names: the backend, its contract and the profile.
+#[derive(Clone, Debug)]
+pub struct Header<'a> {
+    pub backend: &'a str,
+    pub contract: crate::contract::Contract,
+    pub profile: &'a str,
+}
+
+impl Summary {
+    fn headed(command: &str, h: &Header) -> Summary {
+        Summary {
+            command: command.into(),
+            backend: h.backend.into(),
+            contract: h.contract.name().into(),
+            profile: h.profile.into(),
+            kernel: ovlcheck_driver::kernel_release(),
+            ..Summary::default()
+        }
+    }
+
+    /// A campaign's summary (`fuzz`).
+    pub fn of_campaign(
+        h: &Header,
+        c: &crate::campaign::Campaign,
+        opts: &crate::campaign::FuzzOptions,
+        saved: Vec<String>,
+    ) -> Summary {
+        let shard = opts.shard;
+        Summary {
+            seed: Some(opts.seed),
+            cases: c.cases(),
+            ops: c.ops(),
+            divergences: c.divergent_cases(),
+            distinct: c.first.len(),
+            signatures: c.signatures().iter().map(|s| s.to_string()).collect(),
+            new_divergences: c.divergent_cases() - c.known_cases(),
+            known_divergences: c.known_cases(),
+            new_signatures: c.new_signatures().iter().map(|s| s.to_string()).collect(),
+            known: c.known(),
+            unsupported: c.unsupported(),
+            backend_failures: c.backend_failures(),
+            saved,
+            shard: (shard.count > 1).then(|| format!("{}/{}", shard.index, shard.count)),
+            jobs: Some(opts.jobs),
+            interrupted: c.interrupted,
+            ..Summary::headed("fuzz", h)
+        }
+        .timed(c.elapsed)
+    }
+
+    /// A replay's summary: each divergent case is one distinct divergence.
+    pub fn of_replay(h: &Header, r: &crate::replay::Replay) -> Summary {
+        use crate::known::Verdict;
+        let with = |v: Verdict| -> Vec<String> {
+            r.judged()
+                .filter(|(_, j, _)| *j == v)
+                .filter_map(|(p, _, d)| d.map(|d| format!("{}: {}", p.display(), d.signature())))
+                .collect()
+        };
+        let known = r
+            .judged()
+            .filter(|(_, j, _)| *j == Verdict::Known)
+            .filter_map(|(p, _, d)| {
+                d.map(|d| crate::campaign::KnownMatch {
+                    signature: d.signature().clone(),
+                    case: p.display().to_string(),
+                    cases: 1,
+                })
+            })
+            .collect();
+        let new = with(Verdict::New);
+        let divergent = r.count(Verdict::New) + r.count(Verdict::Known);
+        Summary {
+            cases: r.cases.len(),
+            ops: r.ops,
+            divergences: divergent,
+            distinct: divergent,
+            signatures: [new.clone(), with(Verdict::Known)].concat(),
+            new_divergences: r.count(Verdict::New),
+            known_divergences: r.count(Verdict::Known),
+            new_signatures: new,
+            known,
+            fixed: r
+                .judged()
+                .filter(|(_, j, _)| *j == Verdict::Fixed)
+                .map(|(p, _, _)| p.display().to_string())
+                .collect(),
+            unsupported: r.unsupported(),
+            backend_failures: r.failures(),
+            interrupted: r.interrupted,
+            ..Summary::headed("replay", h)
+        }
+        .timed(r.elapsed)
+    }
+
+    /// An exploration's summary: every divergence is new (explore has no
+    /// known cases).
+    pub fn of_exploration(
+        h: &Header,
+        x: &crate::explore::Exploration,
+        jobs: usize,
+        saved: Vec<String>,
+        interrupted: bool,
+        elapsed: std::time::Duration,
+    ) -> Summary {
+        let signatures: std::collections::BTreeSet<String> = x
+            .divergences
+            .iter()
+            .map(|d| d.signature().to_string())
+            .collect();
+        Summary {
+            cases: x.sequences,
+            ops: x.ops,
+            divergences: x.divergences.len(),
+            distinct: signatures.len(),
+            new_divergences: x.divergences.len(),
+            new_signatures: signatures.iter().cloned().collect(),
+            signatures: signatures.into_iter().collect(),
+            backend_failures: x.backend_failures,
+            saved,
+            states: Some(x.states),
+            depth: Some(x.depth),
+            jobs: Some(jobs),
+            interrupted,
+            ..Summary::headed("explore", h)
+        }
+        .timed(elapsed)
+    }
+}
