@@ -620,7 +620,7 @@ fn sequence(rng: &mut TestRng, u: &[&RelPath]) -> Vec<Step> {
                 mode: *pick(rng, DIR_MODES),
             },
             Op::Create {
-                path: child(&p, *pick::<&str>(rng, NAMES)),
+                path: child(&p, pick::<&str>(rng, NAMES)),
                 mode: 0o644,
                 excl: false,
                 trunc: false,
