@@ -33,6 +33,15 @@ fn fuse_overlayfs(profile: &Profile) -> Result<Profile, String> {
     if profile.xino {
         return refuse("xino");
     }
+    if profile.upper_size.is_some() {
+        // A FUSE file is released asynchronously, so the space of a
+        // copy-up's temporary file comes back at a time of the kernel's
+        // choosing: a copy-up that fills the upper gave ENOSPC in one
+        // replay in ten under load (corpus/regressions/
+        // enospc-copy-up-is-atomic.ovl), which no model can predict.
+        return Err("fuse-overlayfs on a full upper gives ENOSPC at steps that depend on                     when FUSE releases files, so the enospc profile cannot be judged"
+            .into());
+    }
     if profile.userxattr {
         let mode = std::fs::metadata(DEV_FUSE)
             .map(|m| m.permissions().mode() & 0o777)
@@ -70,9 +79,10 @@ mod tests {
             let e = fuse(name).unwrap_err();
             assert!(e.contains("no ") && e.contains("option"), "{name}: {e}");
         }
-        for name in ["xdev", "readonly", "enospc"] {
+        for name in ["xdev", "readonly"] {
             assert_eq!(fuse(name), Ok(p(name)));
         }
+        assert!(fuse("enospc").unwrap_err().contains("full upper"));
         assert_eq!(
             adapt_profile(BackendKind::Kernel, &p("redirect")),
             Ok(p("redirect"))
