@@ -49,16 +49,10 @@ fn cell(o: &Object) -> String {
 
 /// The kind word of a node, as the layer and merged columns share it.
 fn kind_word(n: &Node) -> String {
-    match n.kind {
-        NodeKind::Dir => "dir".into(),
-        NodeKind::File if n.overlay.contains_key("whiteout") => "xwhiteout".into(),
-        NodeKind::File => "file".into(),
-        NodeKind::Symlink => "symlink".into(),
-        NodeKind::Fifo => "fifo".into(),
-        NodeKind::Whiteout => "whiteout".into(),
-        NodeKind::Char(a, b) => format!("char {a}:{b}"),
-        NodeKind::Other => "other".into(),
-        NodeKind::Unreadable(e) => format!("unreadable({e})"),
+    if n.kind == NodeKind::File && n.overlay.contains_key("whiteout") {
+        "xwhiteout".into()
+    } else {
+        n.kind.keyword()
     }
 }
 
