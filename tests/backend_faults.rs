@@ -1,4 +1,4 @@
-//! A backend that dies mid-run (issue 6): fuse-overlayfs daemons are killed
+//! A backend that dies mid-run: fuse-overlayfs daemons are killed
 //! while a campaign runs. Each such case is reported as a backend failure (an
 //! environment failure, never a divergence), the campaign goes on, and it
 //! ends with exit status 2 as documented.

@@ -1,4 +1,4 @@
-//! Hostile input (issue 6): every case here is either refused at parse time
+//! Hostile input: every case here is either refused at parse time
 //! with file, line and column, or executed confined to the scratch root.
 //! Canary files outside the scratch root are checked unchanged after every
 //! executed case.

@@ -1,4 +1,4 @@
-//! The CLI's file loading on arbitrary bytes (issue 6): never a panic, every
+//! The CLI's file loading on arbitrary bytes: never a panic, every
 //! error names the file with a line and column, and the CLI exits 2 without
 //! printing to stdout.
 

@@ -1,4 +1,4 @@
-//! Faults from outside (issue 6), scripted: SIGINT and SIGTERM stop a
+//! Faults from outside, scripted: SIGINT and SIGTERM stop a
 //! campaign cleanly with the summary so far; SIGKILL at several points leaves
 //! no mount on the host, no backend process and no half-written corpus file.
 

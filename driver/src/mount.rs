@@ -1,5 +1,5 @@
 //! Mounting a layer stack. The kernel backend follows moby's overlay2 `Get`
-//! (research notes §1.5): absolute `lowerdir=` paths through the `l/` links
+//! (docs/architecture.md, "The layer store"): absolute `lowerdir=` paths through the `l/` links
 //! when the data fits in a page, otherwise paths relative to the store
 //! (`mountFrom`: chdir to the home, then mount), and beyond that — past
 //! Docker's 128-layer cap — the new mount API (`fsopen("overlay")`, one

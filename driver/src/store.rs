@@ -1,5 +1,5 @@
 //! A layer store in the on-disk layout of moby's overlay2 graph driver
-//! (`daemon/graphdriver/overlay2/overlay.go`; research notes §1.2):
+//! (`daemon/graphdriver/overlay2/overlay.go`; docs/architecture.md, "The layer store"):
 //!
 //! ```text
 //! <home>/l/<LID> -> ../<id>/diff      relative short links (26 chars base32)

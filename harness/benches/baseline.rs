@@ -1,4 +1,4 @@
-//! The raw-syscall floor (issue 5): the same work as one differential case
+//! The raw-syscall floor: the same work as one differential case
 //! with no harness, no model and no driver: build two lower layers with a
 //! handful of entries on tmpfs, mount overlay, perform a dozen ops, walk the
 //! merged tree and the upper (lstat every entry, read every file, list

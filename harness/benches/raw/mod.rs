@@ -1,4 +1,4 @@
-//! The raw-syscall work of one differential case (issue 5), shared by the
+//! The raw-syscall work of one differential case, shared by the
 //! `baseline` and `ratios` benches: two lower layers with a handful of
 //! entries on tmpfs, an overlay mount, a dozen ops, a walk of the merged
 //! tree and the upper (lstat every entry, read every file, list xattrs),
