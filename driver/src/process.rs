@@ -14,7 +14,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::{fork, ForkResult, Pid};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Mutex;
@@ -53,16 +53,16 @@ impl WorkerProcess {
         op: &str,
         timeout: Duration,
     ) -> Result<Response, DriverError> {
-        let fd = match &self.sock {
-            Some(s) => s.as_raw_fd(),
+        let sock = match &self.sock {
+            Some(s) => s,
             None => return Err(DriverError::Died("worker already gone".into())),
         };
-        if let Err(e) = proto::send(fd, req) {
+        if let Err(e) = proto::send(sock, req) {
             self.kill();
             return Err(DriverError::Died(format!("sending `{op}`: {e}")));
         }
         let deadline = Instant::now() + timeout;
-        match recv_deadline(fd, deadline) {
+        match recv_deadline(sock.as_fd(), deadline) {
             Ok(r) => Ok(r),
             Err(RecvError::Timeout) => {
                 self.kill();
@@ -129,16 +129,14 @@ enum RecvError {
     Broken(String),
 }
 
-fn wait_readable(fd: RawFd, deadline: Instant) -> Result<(), RecvError> {
+fn wait_readable(fd: BorrowedFd<'_>, deadline: Instant) -> Result<(), RecvError> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(RecvError::Timeout);
         }
         let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: `fd` is the open socket owned by the caller's `WorkerProcess`.
-        let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        let mut fds = [PollFd::new(bfd, PollFlags::POLLIN)];
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
         match poll(
             &mut fds,
             PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
@@ -151,27 +149,28 @@ fn wait_readable(fd: RawFd, deadline: Instant) -> Result<(), RecvError> {
     }
 }
 
-fn read_exact_deadline(fd: RawFd, buf: &mut [u8], deadline: Instant) -> Result<(), RecvError> {
+fn read_exact_deadline(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> Result<(), RecvError> {
     let mut got = 0;
     while got < buf.len() {
         wait_readable(fd, deadline)?;
-        // SAFETY: the remaining part of `buf` is writable.
-        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
-        if n < 0 {
-            match Errno::last() {
-                Errno::EINTR | Errno::EAGAIN => continue,
-                e => return Err(RecvError::Broken(format!("read: {e}"))),
-            }
-        }
+        let n = match crate::sys::read_some(fd, &mut buf[got..]) {
+            Ok(n) => n,
+            Err(Errno::EAGAIN) => continue,
+            Err(e) => return Err(RecvError::Broken(format!("read: {e}"))),
+        };
         if n == 0 {
             return Err(RecvError::Broken("worker closed its socket (EOF)".into()));
         }
-        got += n as usize;
+        got += n;
     }
     Ok(())
 }
 
-fn recv_deadline(fd: RawFd, deadline: Instant) -> Result<Response, RecvError> {
+fn recv_deadline(fd: BorrowedFd<'_>, deadline: Instant) -> Result<Response, RecvError> {
     let mut len = [0u8; 4];
     read_exact_deadline(fd, &mut len, deadline)?;
     let n = u32::from_le_bytes(len) as usize;
@@ -243,26 +242,9 @@ fn spawner_sender() -> mpsc::Sender<Job> {
     tx
 }
 
-fn socketpair() -> Result<(OwnedFd, OwnedFd), DriverError> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a writable array of two ints.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r < 0 {
-        return Err(DriverError::Io(format!("socketpair: {}", Errno::last())));
-    }
-    // SAFETY: socketpair returned two fresh fds that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 fn fork_worker(userns: bool, timeout: Duration) -> Result<WorkerProcess, DriverError> {
-    let (parent_end, child_end) = socketpair()?;
+    let (parent_end, child_end) =
+        crate::sys::socketpair().map_err(|e| DriverError::Io(format!("socketpair: {e}")))?;
     let parent_pid = nix::unistd::getpid();
     let mountpoint = scratch_mountpoint();
     // SAFETY: the child only uses syscalls, allocation and raw-fd I/O (see
@@ -294,11 +276,14 @@ fn setup_handshake(
     userns: bool,
     timeout: Duration,
 ) -> Result<(), DriverError> {
-    let fd = w.sock.as_ref().map(|s| s.as_raw_fd()).unwrap_or(-1);
+    let sock = match &w.sock {
+        Some(s) => s.as_fd(),
+        None => return Err(DriverError::Died("worker already gone".into())),
+    };
     let deadline = Instant::now() + timeout;
     if userns {
         let mut b = [0u8; 1];
-        if read_exact_deadline(fd, &mut b, deadline).is_err() || b[0] != proto::USERNS_MADE {
+        if read_exact_deadline(sock, &mut b, deadline).is_err() || b[0] != proto::USERNS_MADE {
             let status = w.kill();
             return Err(DriverError::Environment(format!(
                 "cannot create a user namespace{status}: enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run as root"
@@ -310,9 +295,9 @@ fn setup_handshake(
                 "cannot write user namespace id maps: {e}"
             )));
         }
-        let _ = proto::send_all(fd, &[proto::ID_MAPS_WRITTEN]);
+        let _ = crate::sys::send_nosignal(sock, &[proto::ID_MAPS_WRITTEN]);
     }
-    match recv_deadline(fd, deadline) {
+    match recv_deadline(sock, deadline) {
         Ok(Response::Ok) => Ok(()),
         Ok(Response::Failed(e)) => {
             w.kill();

@@ -8,7 +8,7 @@ use crate::api::{BackendKind, CaseRun, DriverError};
 use nix::errno::Errno;
 use ovlcheck_case::{Case, Outcome, Step, View};
 use serde::{Deserialize, Serialize};
-use std::os::fd::RawFd;
+use std::os::fd::AsFd;
 
 /// Largest frame accepted (views of 16 MiB files are big).
 pub const MAX_FRAME: usize = 1 << 30;
@@ -109,36 +109,21 @@ pub enum Response {
     Failed(DriverError),
 }
 
-/// Writes one frame.
-pub fn send<T: Serialize>(fd: RawFd, msg: &T) -> Result<(), String> {
+/// Writes one frame with `send(MSG_NOSIGNAL)`: a dead peer is an error
+/// (`EPIPE`), never a `SIGPIPE` that would kill the harness.
+pub fn send<T: Serialize>(fd: impl AsFd, msg: &T) -> Result<(), String> {
     let body = postcard::to_allocvec(msg).map_err(|e| format!("encode: {e}"))?;
     let mut frame = Vec::with_capacity(body.len() + 4);
     frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
     frame.extend_from_slice(&body);
-    send_all(fd, &frame).map_err(|e| format!("write: {e}"))
-}
-
-/// `send(MSG_NOSIGNAL)` of the whole buffer: a dead peer is `EPIPE`, never
-/// a `SIGPIPE` that would kill the harness.
-pub fn send_all(fd: RawFd, data: &[u8]) -> Result<(), Errno> {
-    // SAFETY: `rest` is readable for its length.
-    crate::sys::write_whole(data, |rest, _| unsafe {
-        libc::send(fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL)
-    })
+    crate::sys::send_nosignal(fd, &frame).map_err(|e| format!("write: {e}"))
 }
 
 /// Reads exactly `buf.len()` bytes; `Ok(false)` on EOF before the first.
-pub fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<bool, Errno> {
+pub fn read_exact(fd: impl AsFd, buf: &mut [u8]) -> Result<bool, Errno> {
     let mut got = 0;
     while got < buf.len() {
-        // SAFETY: the remaining part of `buf` is writable.
-        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
-        if n < 0 {
-            match Errno::last() {
-                Errno::EINTR => continue,
-                e => return Err(e),
-            }
-        }
+        let n = crate::sys::read_some(fd.as_fd(), &mut buf[got..])?;
         if n == 0 {
             return if got == 0 {
                 Ok(false)
@@ -146,15 +131,15 @@ pub fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<bool, Errno> {
                 Err(Errno::EPIPE)
             };
         }
-        got += n as usize;
+        got += n;
     }
     Ok(true)
 }
 
 /// Reads one frame (blocking); `Ok(None)` on a clean EOF.
-pub fn recv<T: for<'de> Deserialize<'de>>(fd: RawFd) -> Result<Option<T>, String> {
+pub fn recv<T: for<'de> Deserialize<'de>>(fd: impl AsFd) -> Result<Option<T>, String> {
     let mut len = [0u8; 4];
-    if !read_exact(fd, &mut len).map_err(|e| format!("read: {e}"))? {
+    if !read_exact(fd.as_fd(), &mut len).map_err(|e| format!("read: {e}"))? {
         return Ok(None);
     }
     let n = u32::from_le_bytes(len) as usize;
@@ -162,7 +147,7 @@ pub fn recv<T: for<'de> Deserialize<'de>>(fd: RawFd) -> Result<Option<T>, String
         return Err(format!("frame of {n} bytes"));
     }
     let mut body = vec![0u8; n];
-    if !read_exact(fd, &mut body).map_err(|e| format!("read: {e}"))? && n > 0 {
+    if !read_exact(fd.as_fd(), &mut body).map_err(|e| format!("read: {e}"))? && n > 0 {
         return Err("EOF inside a frame".into());
     }
     decode(&body).map(Some)

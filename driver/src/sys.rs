@@ -1,8 +1,10 @@
 //! The driver's syscall wrappers. They sit on the `rustix` crate (safe,
 //! direct syscalls): `openat2`, byte-path `*at` calls, xattrs,
 //! `getdents64`, the new mount API, `capget`/`capset`. What rustix does not
-//! offer (`truncate` by path, `close_range`, `setfsuid`/`setfsgid`, `execv`)
-//! goes through `libc` in the only `unsafe` blocks of the module.
+//! offer (`truncate` by path, `close_range`, `setfsuid`/`setfsgid`, `execv`,
+//! `_exit`) goes through `libc` in the only `unsafe` blocks of the module.
+//! The rest of the driver makes its syscalls through these wrappers (or
+//! `nix`); its only other `unsafe` is `fork`, at the two places that fork.
 //!
 //! Every wrapper returns the kernel's errno untranslated: a rustix error
 //! becomes the [`Errno`] of the same number.
@@ -10,10 +12,11 @@
 use nix::errno::Errno;
 use rustix::fs::XattrFlags;
 use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps};
+use rustix::io::FdFlags;
 use rustix::process::{Gid, Uid};
 use std::ffi::{CStr, CString};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 pub use rustix::fs::{major, makedev, minor, FileType, Stat, CWD};
 
@@ -294,22 +297,6 @@ fn write_loop(
     Ok(())
 }
 
-/// [`write_loop`] over a write call made by the caller, which returns a
-/// byte count or -1 with `errno` set.
-pub(crate) fn write_whole(
-    data: &[u8],
-    mut write: impl FnMut(&[u8], u64) -> isize,
-) -> SysResult<()> {
-    write_loop(data, |rest, done| {
-        let n = write(rest, done);
-        if n < 0 {
-            Err(Errno::last())
-        } else {
-            Ok(n as usize)
-        }
-    })
-}
-
 /// Reads up to `limit` bytes from `fd` (until EOF).
 pub fn read_to_end(fd: impl AsFd, limit: usize) -> SysResult<Vec<u8>> {
     read_until_eof(fd.as_fd(), limit, None)
@@ -576,12 +563,81 @@ pub fn setfsgid(gid: u32) -> u32 {
 
 /// `close_range(first, ~0, 0)`: closes every fd from `first` up.
 pub fn close_from(first: u32) {
+    close_range(first, u32::MAX);
+}
+
+/// `close_range(first, last, 0)`.
+fn close_range(first: u32, last: u32) {
     // SAFETY: rustix has no close_range (closing fds by number is outside
-    // its I/O-safety model). The caller no longer uses any fd from `first`
-    // up; no pointers are involved.
+    // its I/O-safety model). The caller no longer uses any fd in the
+    // range; no pointers are involved.
     unsafe {
-        libc::syscall(libc::SYS_close_range, first, u32::MAX, 0);
+        libc::syscall(libc::SYS_close_range, first, last, 0);
     }
+}
+
+/// `fd` renumbered to `target`, close-on-exec; `fd` itself is closed.
+/// Whatever `target` held is closed first, then `fcntl(F_DUPFD_CLOEXEC,
+/// target)` takes the lowest free number from `target` on: `target`
+/// itself, as long as no other thread opens an fd meanwhile (the caller is
+/// a freshly forked, single-threaded child). Should one have, `EBUSY`, as
+/// `dup2` has it for that race. (rustix's `dup3` needs the target as an
+/// owned fd already.)
+pub fn move_fd(fd: OwnedFd, target: RawFd) -> SysResult<OwnedFd> {
+    if fd.as_raw_fd() == target {
+        sys(rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC))?;
+        return Ok(fd);
+    }
+    let number = u32::try_from(target).map_err(|_| Errno::EBADF)?;
+    close_range(number, number);
+    let moved = sys(rustix::io::fcntl_dupfd_cloexec(&fd, target))?;
+    if moved.as_raw_fd() != target {
+        return Err(Errno::EBUSY);
+    }
+    Ok(moved)
+}
+
+/// `socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)`.
+pub fn socketpair() -> SysResult<(OwnedFd, OwnedFd)> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    sys(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    ))
+}
+
+/// `prctl(PR_SET_PDEATHSIG, SIGKILL)`: the calling process is killed when
+/// the thread that forked it exits (prctl(2)).
+pub fn die_with_parent() -> SysResult<()> {
+    sys(rustix::process::set_parent_process_death_signal(Some(
+        rustix::process::Signal::KILL,
+    )))
+}
+
+/// Points stdin and stdout at `/dev/null` (opened read-write). A step that
+/// fails is skipped: the process then keeps what it had.
+pub fn null_stdin_stdout() {
+    if let Ok(null) = openat(CWD, b"/dev/null", libc::O_RDWR, 0) {
+        let _ = rustix::stdio::dup2_stdin(&null);
+        let _ = rustix::stdio::dup2_stdout(&null);
+    }
+}
+
+/// `umask(mask)`: the previous mask.
+pub fn umask(mask: u32) -> u32 {
+    rustix::process::umask(Mode::from_bits_retain(mask)).bits()
+}
+
+/// `_exit(code)`: ends the process at once, without atexit handlers,
+/// destructors or stdio flushing, none of which a forked child may run (they
+/// belong to the parent's copy of the state).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: rustix offers exit only in its unstable `runtime` module.
+    // `_exit` takes no pointers and never returns; skipping destructors is
+    // sound (it is leaking).
+    unsafe { libc::_exit(code) }
 }
 
 /// A command line made ready for `execv` before a fork, so that the child
@@ -606,7 +662,7 @@ impl Argv {
 /// stderr to `out`, working directory `cwd`, then `execv`. A step that
 /// fails is skipped; when the exec fails the child `_exit`s with 127.
 pub fn exec_child(argv: &Argv, cwd: &CStr, out: BorrowedFd<'_>) -> ! {
-    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    let _ = die_with_parent();
     if let Ok(null) = rustix::fs::open(
         c"/dev/null",
         OFlags::RDONLY | OFlags::CLOEXEC,
@@ -623,9 +679,7 @@ pub fn exec_child(argv: &Argv, cwd: &CStr, out: BorrowedFd<'_>) -> ! {
         // outlives the call.
         unsafe { libc::execv(path.as_ptr(), argv.ptrs.as_ptr()) };
     }
-    // SAFETY: `_exit` runs no atexit handlers or destructors, which a
-    // forked child must not run twice; it takes no pointers.
-    unsafe { libc::_exit(127) }
+    exit_now(127)
 }
 
 #[cfg(test)]
@@ -821,6 +875,28 @@ mod tests {
         assert_eq!(send_nosignal(&a2, b"x").unwrap_err(), Errno::EPIPE);
         drop(a);
         assert_eq!(reader.join().unwrap(), data);
+    }
+
+    /// A moved fd lands on the asked number, close-on-exec, and is the same
+    /// socket; an fd already there only gains close-on-exec.
+    #[test]
+    fn move_fd_renumbers_close_on_exec() {
+        use rustix::io::{fcntl_getfd, fcntl_setfd};
+        let (a, b) = socketpair().unwrap();
+        let target = 700;
+        let a = move_fd(a, target).unwrap();
+        assert_eq!(a.as_raw_fd(), target);
+        assert_eq!(fcntl_getfd(&a).unwrap(), FdFlags::CLOEXEC);
+        send_nosignal(&a, b"ping").unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(read_some(&b, &mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"ping");
+        fcntl_setfd(&b, FdFlags::empty()).unwrap();
+        let raw = b.as_raw_fd();
+        let b = move_fd(b, raw).unwrap();
+        assert_eq!(b.as_raw_fd(), raw);
+        assert_eq!(fcntl_getfd(&b).unwrap(), FdFlags::CLOEXEC);
+        assert_eq!(move_fd(b, -1).unwrap_err(), Errno::EBADF);
     }
 
     /// A capability dropped from the effective set reads back as dropped

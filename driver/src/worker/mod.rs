@@ -21,11 +21,12 @@ pub use case::{MountedCase, WORKER_UMASK};
 
 use crate::api::{CaseRun, DriverError, Session};
 use crate::proto::{self, Request, Response, RunCase};
+use crate::sys;
 use case::Scratch;
 use nix::sched::{unshare, CloneFlags};
 use nix::unistd::Pid;
 use ovlcheck_case::{Case, LowerFs};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 /// The fd number of the worker's socket in the worker.
@@ -35,72 +36,52 @@ const SOCK_FD: RawFd = 3;
 /// `parent` the harness, `mountpoint` where its scratch tmpfs goes. Never
 /// returns.
 pub fn main(sock: OwnedFd, parent: Pid, userns: bool, mountpoint: PathBuf) -> ! {
-    // SAFETY: prctl with integer arguments only.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-    }
+    let _ = sys::die_with_parent();
     if nix::unistd::getppid() != parent {
-        exit(121);
+        sys::exit_now(121);
     }
-    own_fds(sock);
-    let greeting = match setup_namespaces(userns, &mountpoint) {
+    let sock = own_fds(sock);
+    let greeting = match setup_namespaces(sock.as_fd(), userns, &mountpoint) {
         Ok(()) => Response::Ok,
         Err(e) => Response::Failed(e),
     };
     let failed = !matches!(greeting, Response::Ok);
-    if proto::send(SOCK_FD, &greeting).is_err() || failed {
-        exit(122);
+    if proto::send(&sock, &greeting).is_err() || failed {
+        sys::exit_now(122);
     }
-    serve(WorkerState::new(mountpoint, userns));
-}
-
-fn exit(code: i32) -> ! {
-    // SAFETY: `_exit` never returns and runs no atexit handlers or
-    // destructors that could touch state copied from the parent.
-    unsafe { libc::_exit(code) }
+    serve(sock.as_fd(), WorkerState::new(mountpoint, userns));
 }
 
 /// Moves the socket to fd 3, closes every other inherited fd but stderr,
-/// points stdin/stdout at /dev/null.
-fn own_fds(sock: OwnedFd) {
-    let raw = sock.as_raw_fd();
-    std::mem::forget(sock);
-    // SAFETY: raw fd juggling in the fresh child; `raw` is our socket, no
-    // other thread exists that could reuse the fd numbers meanwhile.
-    unsafe {
-        if raw != SOCK_FD {
-            if libc::dup3(raw, SOCK_FD, libc::O_CLOEXEC) < 0 {
-                exit(120);
-            }
-            libc::close(raw);
-        } else {
-            libc::fcntl(SOCK_FD, libc::F_SETFD, libc::FD_CLOEXEC);
-        }
-    }
-    crate::sys::close_from(SOCK_FD as u32 + 1);
-    if let Ok(null) = crate::sys::openat(crate::sys::CWD, b"/dev/null", libc::O_RDWR, 0) {
-        // SAFETY: dup2 onto stdin/stdout; `null` stays valid for the call.
-        unsafe {
-            libc::dup2(null.as_raw_fd(), 0);
-            libc::dup2(null.as_raw_fd(), 1);
-        }
-    }
+/// points stdin/stdout at /dev/null. Returns the socket.
+fn own_fds(sock: OwnedFd) -> OwnedFd {
+    let sock = match sys::move_fd(sock, SOCK_FD) {
+        Ok(sock) => sock,
+        Err(_) => sys::exit_now(120),
+    };
+    sys::close_from(SOCK_FD as u32 + 1);
+    sys::null_stdin_stdout();
+    sock
 }
 
 /// The worker's namespaces and scratch tmpfs. A user namespace's id maps
 /// are written by the harness between [`proto::USERNS_MADE`] and
 /// [`proto::ID_MAPS_WRITTEN`].
-fn setup_namespaces(userns: bool, mountpoint: &std::path::Path) -> Result<(), DriverError> {
+fn setup_namespaces(
+    sock: BorrowedFd<'_>,
+    userns: bool,
+    mountpoint: &std::path::Path,
+) -> Result<(), DriverError> {
     let env = DriverError::Environment;
     if userns {
         unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
             .map_err(|e| env(format!("unshare(CLONE_NEWUSER|CLONE_NEWNS): {e}")))?;
-        proto::send_all(SOCK_FD, &[proto::USERNS_MADE])
+        sys::send_nosignal(sock, &[proto::USERNS_MADE])
             .map_err(|e| DriverError::Io(format!("handshake: {e}")))?;
         let mut b = [0u8; 1];
-        match proto::read_exact(SOCK_FD, &mut b) {
+        match proto::read_exact(sock, &mut b) {
             Ok(true) if b[0] == proto::ID_MAPS_WRITTEN => {}
-            _ => exit(123),
+            _ => sys::exit_now(123),
         }
         let root = nix::unistd::Gid::from_raw(0);
         nix::unistd::setresgid(root, root, root)
@@ -125,21 +106,18 @@ fn setup_namespaces(userns: bool, mountpoint: &std::path::Path) -> Result<(), Dr
     .map_err(|e| env(format!("making / private: {e}")))?;
     crate::mount::mount_tmpfs(mountpoint, None)
         .map_err(|e| env(format!("mounting a tmpfs on {}: {e}", mountpoint.display())))?;
-    // SAFETY: umask has no failure mode.
-    unsafe {
-        libc::umask(WORKER_UMASK as libc::mode_t);
-    }
+    sys::umask(WORKER_UMASK);
     Ok(())
 }
 
 /// Answers requests until the harness closes the socket.
-fn serve(mut state: WorkerState) -> ! {
+fn serve(sock: BorrowedFd<'_>, mut state: WorkerState) -> ! {
     loop {
-        let req: Request = match proto::recv(SOCK_FD) {
+        let req: Request = match proto::recv(sock) {
             Ok(Some(r)) => r,
             _ => {
                 state.shutdown();
-                exit(0)
+                sys::exit_now(0)
             }
         };
         let resp =
@@ -147,9 +125,9 @@ fn serve(mut state: WorkerState) -> ! {
                 Ok(r) => r,
                 Err(_) => Response::Failed(DriverError::Io("worker panicked".into())),
             };
-        if proto::send(SOCK_FD, &resp).is_err() {
+        if proto::send(sock, &resp).is_err() {
             state.shutdown();
-            exit(0);
+            sys::exit_now(0);
         }
         state.settle();
     }
