@@ -191,6 +191,13 @@ struct ReplayArgs {
     /// longer diverge.
     #[arg(long)]
     strict: bool,
+    /// Run each case this many times (to catch a divergence that depends
+    /// on timing, or to measure one case's rate).
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Threads running cases at once (results are reported in file order).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
     #[arg(long)]
     json: bool,
 }
@@ -508,35 +515,18 @@ fn replay(a: ReplayArgs, stop: &AtomicBool) -> i32 {
     };
     let contract = a.backend.contract(&*backend);
     let name = backend.name().to_string();
-    let show = |path: &PathBuf, r: &Replayed| {
-        let path = path.display();
-        match r {
-            Replayed::Judged {
-                verdict,
-                divergence,
-            } => {
-                let sig = divergence.as_ref().map(|d| d.signature().to_string());
-                match verdict {
-                    Verdict::Agrees => eprintln!("{path}: ok"),
-                    Verdict::Known => eprintln!("{path}: known ({})", sig.unwrap_or_default()),
-                    Verdict::Fixed => {
-                        eprintln!("{path}: FIXED: known to diverge on {name}, now agrees")
-                    }
-                    Verdict::New => {
-                        if let Some(d) = divergence {
-                            println!("{path}: FAIL\n{}", report::render(d, &name));
-                        }
-                    }
-                }
-            }
-            Replayed::Unsupported(why) => eprintln!("{path}: not run: {why}"),
-            Replayed::Failed(e) => eprintln!("{path}: backend failure: {e}"),
-        }
+    let opts = replay::ReplayOptions {
+        contract,
+        repeat: a.repeat.max(1),
+        jobs: a.jobs.max(1),
     };
-    let r = match replay::replay(&*backend, &a.paths, contract, stop, &show) {
+    let r = match replay::replay(&*backend, &a.paths, opts, stop, &|_, _| {}) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    for runs in r.cases.chunk_by(|x, y| x.0 == y.0) {
+        print_replayed(&runs[0].0, runs, &name);
+    }
     let header = Header {
         backend: &name,
         contract,
@@ -545,6 +535,53 @@ fn replay(a: ReplayArgs, stop: &AtomicBool) -> i32 {
     let summary = Summary::of_replay(&header, &r);
     print_summary(&summary, a.json);
     summary.status(a.strict)
+}
+
+/// One case file's runs: the first new divergence in full, the rest as one
+/// line (with counts when the case ran more than once).
+fn print_replayed(path: &Path, runs: &[(PathBuf, Replayed)], backend: &str) {
+    let path = path.display();
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    let mut shown = false;
+    for (_, r) in runs {
+        let word = match r {
+            Replayed::Judged {
+                verdict,
+                divergence,
+            } => {
+                let sig = divergence.as_ref().map(|d| d.signature().to_string());
+                match verdict {
+                    Verdict::Agrees => "ok".to_string(),
+                    Verdict::Known => format!("known ({})", sig.unwrap_or_default()),
+                    Verdict::Fixed => format!("FIXED: known to diverge on {backend}, now agrees"),
+                    Verdict::New => {
+                        if let (Some(d), false) = (divergence, shown) {
+                            println!("{path}: FAIL\n{}", report::render(d, backend));
+                            shown = true;
+                        }
+                        format!("FAIL ({})", sig.unwrap_or_default())
+                    }
+                }
+            }
+            Replayed::Unsupported(why) => format!("not run: {why}"),
+            Replayed::Failed(e) => format!("backend failure: {e}"),
+        };
+        match counts.iter_mut().find(|(w, _)| *w == word) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((word, 1)),
+        }
+    }
+    let line: Vec<String> = counts
+        .into_iter()
+        .map(|(w, n)| {
+            if runs.len() > 1 {
+                format!("{n}x {w}")
+            } else {
+                w
+            }
+        })
+        .collect();
+    eprintln!("{path}: {}", line.join(", "));
 }
 
 fn run_one(a: RunArgs) -> i32 {

@@ -279,3 +279,42 @@ fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
         }
     }
 }
+
+/// `replay --repeat N --jobs J` runs each case N times and reports them in
+/// file order: the same summary whatever the number of threads.
+#[test]
+fn replay_repeat_is_the_same_on_any_number_of_threads() {
+    if common::kernel("replay_repeat").is_none() {
+        return;
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let cases = [
+        format!("{root}/corpus/seed-article.ovl"),
+        format!("{root}/corpus/known-kernel"),
+    ];
+    let run = |jobs: &str| {
+        let out = ovlcheck(&[
+            "replay", &cases[0], &cases[1], "--repeat", "4", "--jobs", jobs, "--json",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<String> = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains(".ovl: "))
+            .map(str::to_string)
+            .collect();
+        (untimed(last_json(&out)), lines)
+    };
+    let (one, lines) = run("1");
+    assert_eq!(one["cases"], 12, "three files, four runs each: {one}");
+    // Files run in path order: corpus/known-kernel/... before seed-article.
+    assert!(lines[2].ends_with("seed-article.ovl: 4x ok"), "{lines:?}");
+    let known =
+        one["known_divergences"].as_u64().unwrap() + one["fixed"].as_array().unwrap().len() as u64;
+    assert!(known == 8 || known == 2, "{one}");
+    assert_eq!(run("2"), (one, lines));
+}

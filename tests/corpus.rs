@@ -10,7 +10,7 @@ mod common;
 use ovlcheck_driver::Backend;
 use ovlcheck_harness::contract::Contract;
 use ovlcheck_harness::known::Verdict;
-use ovlcheck_harness::replay::{replay, Replayed};
+use ovlcheck_harness::replay::{replay, ReplayOptions, Replayed};
 use ovlcheck_harness::{corpus, report, ModelBackend};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -28,15 +28,13 @@ fn corpus_files() -> Vec<PathBuf> {
 /// Replays the corpus on `backend`: no new divergence, no backend failure.
 /// Returns how many cases were known, fixed and not run.
 fn replay_all(backend: &dyn Backend, paths: &[PathBuf]) -> (usize, usize, usize) {
-    let contract = Contract::default_for(backend.kind());
-    let r = replay(
-        backend,
-        paths,
-        contract,
-        &AtomicBool::new(false),
-        &|_, _| {},
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let opts = ReplayOptions {
+        contract: Contract::default_for(backend.kind()),
+        repeat: 1,
+        jobs: 1,
+    };
+    let r = replay(backend, paths, opts, &AtomicBool::new(false), &|_, _| {})
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut failures = Vec::new();
     for (path, got) in &r.cases {
         match got {

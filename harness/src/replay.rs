@@ -4,6 +4,7 @@
 use crate::contract::Contract;
 use crate::corpus::{self, LoadError};
 use crate::known::{verdict, Verdict};
+use crate::pool::map_in_order;
 use crate::runner::{run_case_under, Divergence, RunError};
 use ovlcheck_case::Case;
 use ovlcheck_driver::{Backend, DriverError};
@@ -81,14 +82,27 @@ pub enum ReplayError {
     Environment(String),
 }
 
+/// How a replay runs its cases.
+#[derive(Clone, Copy, Debug)]
+pub struct ReplayOptions {
+    pub contract: Contract,
+    /// Runs of each case (more than one hammers a case for a divergence
+    /// that depends on timing).
+    pub repeat: usize,
+    /// Threads running cases at once.
+    pub jobs: usize,
+}
+
 /// Loads every `.ovl` file under `paths` (all of them, before anything
-/// runs), then runs each on `backend` under `contract`.
+/// runs), then runs each `opts.repeat` times on `backend`, on `opts.jobs`
+/// threads. The runs are reported in file order, each file's runs together,
+/// whatever the number of threads.
 pub fn replay(
     backend: &dyn Backend,
     paths: &[PathBuf],
-    contract: Contract,
+    opts: ReplayOptions,
     stop: &AtomicBool,
-    progress: &dyn Fn(&PathBuf, &Replayed),
+    progress: &(dyn Fn(&PathBuf, &Replayed) + Sync),
 ) -> Result<Replay, ReplayError> {
     let start = Instant::now();
     let files = corpus::collect(paths)?;
@@ -96,16 +110,27 @@ pub fn replay(
         .iter()
         .map(|f| corpus::load_case(f).map(|c| (f.clone(), c)))
         .collect::<Result<Vec<(PathBuf, Case)>, LoadError>>()?;
+    let runs: Vec<&(PathBuf, Case)> = cases
+        .iter()
+        .flat_map(|c| std::iter::repeat_n(c, opts.repeat.max(1)))
+        .collect();
+    let done = map_in_order(opts.jobs, &runs, stop, |_, (path, case)| {
+        let r = replay_one(backend, path, case.clone(), opts.contract);
+        match &r {
+            Ok((_, replayed)) => progress(path, replayed),
+            Err(_) => stop.store(true, Ordering::SeqCst),
+        }
+        r
+    });
     let mut out = Replay::default();
-    for (path, case) in cases {
-        if stop.load(Ordering::SeqCst) {
+    for (run, result) in runs.iter().zip(done) {
+        let Some(result) = result else {
             out.interrupted = true;
             break;
-        }
-        let (ops, r) = replay_one(backend, &path, case, contract)?;
+        };
+        let (ops, r) = result?;
         out.ops += ops;
-        progress(&path, &r);
-        out.cases.push((path, r));
+        out.cases.push((run.0.clone(), r));
     }
     out.elapsed = start.elapsed();
     Ok(out)

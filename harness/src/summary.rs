@@ -141,43 +141,49 @@ impl Summary {
         .timed(c.elapsed)
     }
 
-    /// A replay's summary: each divergent case is one distinct divergence.
+    /// A replay's summary. A distinct divergence is a case file with a
+    /// signature (a case run `--repeat` times counts each run).
     pub fn of_replay(h: &Header, r: &crate::replay::Replay) -> Summary {
         use crate::known::Verdict;
-        let with = |v: Verdict| -> Vec<String> {
-            r.judged()
-                .filter(|(_, j, _)| *j == v)
-                .filter_map(|(p, _, d)| d.map(|d| format!("{}: {}", p.display(), d.signature())))
-                .collect()
-        };
-        let known = r
+        let mut known: Vec<crate::campaign::KnownMatch> = Vec::new();
+        let (mut new, mut seen_known) = (Vec::new(), Vec::new());
+        for (path, verdict, d) in r.judged() {
+            let Some(d) = d else { continue };
+            let key = format!("{}: {}", path.display(), d.signature());
+            match verdict {
+                Verdict::Known => {
+                    if let Some(k) = known.last_mut().filter(|_| seen_known.last() == Some(&key)) {
+                        k.cases += 1;
+                        continue;
+                    }
+                    seen_known.push(key);
+                    known.push(crate::campaign::KnownMatch {
+                        signature: d.signature().clone(),
+                        case: path.display().to_string(),
+                        cases: 1,
+                    });
+                }
+                _ if !new.contains(&key) => new.push(key),
+                _ => {}
+            }
+        }
+        let mut fixed: Vec<String> = r
             .judged()
-            .filter(|(_, j, _)| *j == Verdict::Known)
-            .filter_map(|(p, _, d)| {
-                d.map(|d| crate::campaign::KnownMatch {
-                    signature: d.signature().clone(),
-                    case: p.display().to_string(),
-                    cases: 1,
-                })
-            })
+            .filter(|(_, j, _)| *j == Verdict::Fixed)
+            .map(|(p, _, _)| p.display().to_string())
             .collect();
-        let new = with(Verdict::New);
-        let divergent = r.count(Verdict::New) + r.count(Verdict::Known);
+        fixed.dedup();
         Summary {
             cases: r.cases.len(),
             ops: r.ops,
-            divergences: divergent,
-            distinct: divergent,
-            signatures: [new.clone(), with(Verdict::Known)].concat(),
+            divergences: r.count(Verdict::New) + r.count(Verdict::Known),
+            distinct: new.len() + seen_known.len(),
+            signatures: [new.clone(), seen_known].concat(),
             new_divergences: r.count(Verdict::New),
             known_divergences: r.count(Verdict::Known),
             new_signatures: new,
             known,
-            fixed: r
-                .judged()
-                .filter(|(_, j, _)| *j == Verdict::Fixed)
-                .map(|(p, _, _)| p.display().to_string())
-                .collect(),
+            fixed,
             unsupported: r.unsupported(),
             backend_failures: r.failures(),
             interrupted: r.interrupted,
