@@ -54,9 +54,8 @@ enum Command {
     ///
     /// One row per path; columns: each lower layer bottom to top (then the
     /// layers `commit` steps made), the upper, and the merged view. "Before"
-    /// is the case as written. "After" is the model's end state (pinned
-    /// outcomes, else the first allowed), or with --backend the layers that
-    /// implementation left. Cells mark whiteouts, opaque dirs, redirects,
+    /// is the case as written. "After" is the model's end state, or with
+    /// --backend the layers that implementation left. Cells mark whiteouts, opaque dirs, redirects,
     /// copy-ups and metacopy files; a legend line follows the tables.
     #[command(mut_arg("backend", |a| {
         a.default_value("model").help(

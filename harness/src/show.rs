@@ -221,9 +221,7 @@ fn observe(s: &mut dyn Session, case: &Case) -> Result<EndState, DriverError> {
 
 /// The "after" table of `case` on `backend`: the raw layers and the merged
 /// view once every step has run, with a last line naming the lower layers
-/// that `commit` steps made. [`crate::ModelBackend`] gives the model's end state
-/// (each step's pinned outcome when the case pins one, else the model's
-/// first allowed outcome).
+/// that `commit` steps made. [`crate::ModelBackend`] gives the model's end state.
 pub fn after_table(case: &Case, backend: &dyn Backend) -> Result<String, String> {
     let end = end_state(backend, case)?;
     let mut columns: Vec<(String, BTreeMap<String, String>)> = Vec::new();
