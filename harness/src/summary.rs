@@ -146,27 +146,30 @@ impl Summary {
     pub fn of_replay(h: &Header, r: &crate::replay::Replay) -> Summary {
         use crate::known::Verdict;
         let mut known: Vec<crate::campaign::KnownMatch> = Vec::new();
-        let (mut new, mut seen_known) = (Vec::new(), Vec::new());
+        let mut new: Vec<String> = Vec::new();
         for (path, verdict, d) in r.judged() {
             let Some(d) = d else { continue };
-            let key = format!("{}: {}", path.display(), d.signature());
-            match verdict {
-                Verdict::Known => {
-                    if let Some(k) = known.last_mut().filter(|_| seen_known.last() == Some(&key)) {
-                        k.cases += 1;
-                        continue;
-                    }
-                    seen_known.push(key);
-                    known.push(crate::campaign::KnownMatch {
-                        signature: d.signature().clone(),
-                        case: path.display().to_string(),
-                        cases: 1,
-                    });
+            let case = path.display().to_string();
+            match (verdict, known.last_mut()) {
+                // A file's repeated runs are together: one match, counted.
+                (Verdict::Known, Some(k)) if k.case == case && k.signature == *d.signature() => {
+                    k.cases += 1
                 }
-                _ if !new.contains(&key) => new.push(key),
-                _ => {}
+                (Verdict::Known, _) => known.push(crate::campaign::KnownMatch {
+                    signature: d.signature().clone(),
+                    case,
+                    cases: 1,
+                }),
+                _ => {
+                    let key = format!("{case}: {}", d.signature());
+                    if !new.contains(&key) {
+                        new.push(key);
+                    }
+                }
             }
         }
+        let known_keys = known.iter().map(|k| format!("{}: {}", k.case, k.signature));
+        let signatures: Vec<String> = new.iter().cloned().chain(known_keys).collect();
         let mut fixed: Vec<String> = r
             .judged()
             .filter(|(_, j, _)| *j == Verdict::Fixed)
@@ -177,8 +180,8 @@ impl Summary {
             cases: r.cases.len(),
             ops: r.ops,
             divergences: r.count(Verdict::New) + r.count(Verdict::Known),
-            distinct: new.len() + seen_known.len(),
-            signatures: [new.clone(), seen_known].concat(),
+            distinct: signatures.len(),
+            signatures,
             new_divergences: r.count(Verdict::New),
             known_divergences: r.count(Verdict::Known),
             new_signatures: new,
