@@ -519,7 +519,7 @@ fn replay(a: ReplayArgs, stop: &AtomicBool) -> i32 {
         repeat: a.repeat.max(1),
         jobs: a.jobs.max(1),
     };
-    let r = match replay::replay(&*backend, &a.paths, opts, stop, &|_, _| {}) {
+    let r = match replay::replay(&*backend, &a.paths, opts, stop) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };

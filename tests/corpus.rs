@@ -33,8 +33,7 @@ fn replay_all(backend: &dyn Backend, paths: &[PathBuf]) -> (usize, usize, usize)
         repeat: 1,
         jobs: 1,
     };
-    let r = replay(backend, paths, opts, &AtomicBool::new(false), &|_, _| {})
-        .unwrap_or_else(|e| panic!("{e}"));
+    let r = replay(backend, paths, opts, &AtomicBool::new(false)).unwrap_or_else(|e| panic!("{e}"));
     let mut failures = Vec::new();
     for (path, got) in &r.cases {
         match got {

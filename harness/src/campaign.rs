@@ -140,22 +140,16 @@ impl Campaign {
     /// The known divergences met: signature, the known case it matched,
     /// and how many cases showed it, in the order first met.
     pub fn known(&self) -> Vec<KnownMatch> {
-        let mut v: Vec<(u64, KnownMatch)> = self
-            .first
-            .iter()
+        self.ordered()
+            .into_iter()
             .filter_map(|(s, f)| {
-                f.known.as_ref().map(|case| {
-                    let m = KnownMatch {
-                        signature: s.clone(),
-                        case: case.display().to_string(),
-                        cases: f.cases,
-                    };
-                    (f.index, m)
+                f.known.as_ref().map(|case| KnownMatch {
+                    signature: s.clone(),
+                    case: case.display().to_string(),
+                    cases: f.cases,
                 })
             })
-            .collect();
-        v.sort_by_key(|(i, _)| *i);
-        v.into_iter().map(|(_, m)| m).collect()
+            .collect()
     }
 
     /// Distinct signatures not known.
