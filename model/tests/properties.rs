@@ -76,13 +76,31 @@ proptest! {
         }
     }
 
-    /// A remount does not change what users see (inode labels aside).
+    /// A remount does not change what users see (inode labels aside), nor
+    /// the upper layer, except that with userxattr a directory's stale
+    /// impure mark goes once the new mount lists it: a lookup in a user
+    /// namespace never takes the origin xattr, so nothing below is impure
+    /// any more (corpus/found/userxattr-remount-clears-impure.ovl,
+    /// corpus/regressions/userxattr-rename-onto-whiteout-remount-clears-impure.ovl).
     #[test]
     fn remount_keeps_merged_view(case in arb::case()) {
         let Some(m) = run(&case) else { return Ok(()) };
         let r = m.step(&Step::new(Op::Remount)).1;
         prop_assert_eq!(without_ino(&m.merged_view()), without_ino(&r.merged_view()));
-        prop_assert_eq!(m.upper_view(), r.upper_view());
+        let cleared = |v: Option<View>| {
+            v.map(|mut v| {
+                if case.profile.userxattr {
+                    for n in v.nodes.values_mut() {
+                        n.overlay.remove("impure");
+                    }
+                }
+                v
+            })
+        };
+        prop_assert_eq!(cleared(m.upper_view()), cleared(r.upper_view()));
+        if !case.profile.userxattr {
+            prop_assert_eq!(m.upper_view(), r.upper_view());
+        }
     }
 
     /// A commit does not change what users see (inode labels aside), for
