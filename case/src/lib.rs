@@ -17,6 +17,7 @@ pub mod arb;
 mod case;
 pub mod errno;
 pub mod layer;
+pub mod oci;
 pub mod op;
 pub mod outcome;
 pub mod path;

@@ -31,17 +31,25 @@ pub enum Which {
     AfterRemount,
     /// The merged tree after a commit (upper became a lower layer).
     AfterCommit,
+    /// The container layer's changeset: the tar entries a store's `Diff`
+    /// wrote (docs/images.md).
+    Changeset,
+    /// The merged tree of the image with that changeset applied as its top
+    /// layer (`ApplyDiff`), mounted with a fresh container layer.
+    Exported,
     /// The layers an implementation left at the end, mounted read-only by
     /// the kernel's overlay (contract `layout`).
     Kernel,
 }
 
 impl Which {
-    pub const ALL: [Which; 5] = [
+    pub const ALL: [Which; 7] = [
         Which::Merged,
         Which::Upper,
         Which::AfterRemount,
         Which::AfterCommit,
+        Which::Changeset,
+        Which::Exported,
         Which::Kernel,
     ];
 
@@ -51,6 +59,8 @@ impl Which {
             Which::Upper => "upper",
             Which::AfterRemount => "merged-after-remount",
             Which::AfterCommit => "merged-after-commit",
+            Which::Changeset => "changeset",
+            Which::Exported => "merged-exported",
             Which::Kernel => "kernel",
         }
     }

@@ -5,6 +5,7 @@
 //! [`Session`] too, so a whole case is observed by one function,
 //! [`CaseRun::collect`], wherever it runs.
 
+use ovlcheck_case::oci::DiffMethod;
 use ovlcheck_case::{Case, Errno, Op, Outcome, Step, View};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -82,12 +83,11 @@ pub trait Backend: Send + Sync {
     /// Runs a whole case and takes every observation the differential
     /// runner compares ([`CaseRun`]). The outcomes do not depend on the
     /// model, so a backend may do it all in one round trip; the default goes
-    /// through a [`Session`] step by step. With `kernel_view` the layers
-    /// left at the end are also mounted by the kernel's overlay
-    /// ([`CaseRun::kernel_view`]; contract `layout`).
-    fn run_case(&self, case: &Case, kernel_view: bool) -> Result<CaseRun, DriverError> {
+    /// through a [`Session`] step by step. `wants` says which optional
+    /// observations are taken ([`Wants`]).
+    fn run_case(&self, case: &Case, wants: Wants) -> Result<CaseRun, DriverError> {
         let mut s = self.start(case)?;
-        let run = CaseRun::collect(&mut *s, case, kernel_view)?;
+        let run = CaseRun::collect(&mut *s, case, wants)?;
         s.finish()?;
         Ok(run)
     }
@@ -124,14 +124,44 @@ pub trait Session {
     /// the kernel refused to mount the layers, itself a finding about
     /// their layout.
     fn kernel_view(&mut self) -> Result<Result<View, Errno>, DriverError>;
+    /// The *export*: the store's `Diff` of the container layer (native or
+    /// naive, [`ovlcheck_case::oci::diff_method`]) as an OCI layer tar,
+    /// that tar applied by the store's `ApplyDiff` as a new layer on the
+    /// same lower layers, and the merged tree of that image mounted with a
+    /// fresh container layer (docs/images.md). The session is left as it
+    /// was, still mounted. `None` for a read-only profile (no container
+    /// layer).
+    fn export(&mut self) -> Result<Option<Export>, DriverError>;
     /// Unmounts and removes everything the session made.
     fn finish(self: Box<Self>) -> Result<(), DriverError>;
 }
 
+/// The optional observations of a case ([`CaseRun`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wants {
+    /// [`Session::kernel_view`] at the end (contract `layout`).
+    pub kernel_view: bool,
+    /// [`Session::export`] after the remount (contract `layout` and above).
+    pub export: bool,
+}
+
+/// What [`Session::export`] observed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Export {
+    /// How the changeset was derived.
+    pub method: DiffMethod,
+    /// The tar's entries, read back ([`ovlcheck_case::oci`]: keyed by
+    /// entry name, hard links as `ino` groups).
+    pub changeset: View,
+    /// The merged tree of the lower layers with the applied layer on top
+    /// and a fresh container layer (inode labels refer to this mount).
+    pub merged: View,
+}
+
 /// Everything observed of one case: each step's outcome, the merged and
 /// upper views after the steps, then a remount and the merged view after
-/// it, then a commit and the merged view after it, then (when asked) the
-/// kernel view. A lifecycle view is `None` only when its lifecycle step
+/// it, then (when asked) the export, then a commit and the merged view
+/// after it, then (when asked) the kernel view. A lifecycle view is `None` only when its lifecycle step
 /// failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseRun {
@@ -140,6 +170,9 @@ pub struct CaseRun {
     pub upper: Option<View>,
     pub remount: Outcome,
     pub after_remount: Option<View>,
+    /// [`Session::export`] after the remount; `None` when not asked, for
+    /// a read-only profile, or when the remount failed.
+    pub export: Option<Export>,
     pub commit: Outcome,
     pub after_commit: Option<View>,
     /// [`Session::kernel_view`] after the commit check; `None` when not
@@ -149,13 +182,13 @@ pub struct CaseRun {
 
 impl CaseRun {
     /// Runs `case`'s steps on `s`, a session started on `case`, and takes
-    /// every observation in the order [`CaseRun`] lists them; with
-    /// `kernel_view`, the kernel view last. Stops at the first error (a
-    /// backend that died answers nothing more). Does not finish `s`.
+    /// every observation in the order [`CaseRun`] lists them, the optional
+    /// ones as `wants` says. Stops at the first error (a backend that died
+    /// answers nothing more). Does not finish `s`.
     pub fn collect<S: Session + ?Sized>(
         s: &mut S,
         case: &Case,
-        kernel_view: bool,
+        wants: Wants,
     ) -> Result<CaseRun, DriverError> {
         let outcomes = case
             .steps
@@ -165,8 +198,13 @@ impl CaseRun {
         let merged = s.merged_view()?;
         let upper = s.upper_view()?;
         let (remount, after_remount) = lifecycle(s, Op::Remount)?;
+        let export = if wants.export && after_remount.is_some() {
+            s.export()?
+        } else {
+            None
+        };
         let (commit, after_commit) = lifecycle(s, Op::Commit)?;
-        let kernel_view = if kernel_view {
+        let kernel_view = if wants.kernel_view {
             Some(s.kernel_view()?)
         } else {
             None
@@ -177,6 +215,7 @@ impl CaseRun {
             upper,
             remount,
             after_remount,
+            export,
             commit,
             after_commit,
             kernel_view,

@@ -6,7 +6,9 @@
 //! next case costs a few tmpfs and overlay mounts, not a fork and two
 //! namespaces.
 
-use crate::api::{Backend, BackendKind, BackendOptions, CaseRun, DriverError, Session};
+use crate::api::{
+    Backend, BackendKind, BackendOptions, CaseRun, DriverError, Export, Session, Wants,
+};
 use crate::process::{self, WorkerProcess};
 use crate::proto::{Mounter, Request, Response, RunCase};
 use crate::spawn::{FUSERMOUNT3, FUSE_OVERLAYFS};
@@ -95,10 +97,10 @@ impl PooledBackend {
         self.pool.start(case)
     }
 
-    /// A whole case in one round trip ([`Request::RunCase`]); with
-    /// `kernel_view`, [`CaseRun::kernel_view`] is taken at the end.
-    pub fn run(&self, case: &Case, kernel_view: bool) -> Result<CaseRun, DriverError> {
-        self.pool.run(case, kernel_view)
+    /// A whole case in one round trip ([`Request::RunCase`]), with the
+    /// optional observations `wants` asks for.
+    pub fn run(&self, case: &Case, wants: Wants) -> Result<CaseRun, DriverError> {
+        self.pool.run(case, wants)
     }
 }
 
@@ -111,8 +113,8 @@ impl Backend for PooledBackend {
         Ok(Box::new(self.start_session(case)?))
     }
 
-    fn run_case(&self, case: &Case, kernel_view: bool) -> Result<CaseRun, DriverError> {
-        self.run(case, kernel_view)
+    fn run_case(&self, case: &Case, wants: Wants) -> Result<CaseRun, DriverError> {
+        self.run(case, wants)
     }
 }
 
@@ -158,17 +160,19 @@ impl Pool {
 
     /// A whole case in one round trip: the worker answers a
     /// [`Request::RunCase`] with the [`CaseRun`] it collected.
-    fn run(self: &Arc<Self>, case: &Case, kernel_view: bool) -> Result<CaseRun, DriverError> {
+    fn run(self: &Arc<Self>, case: &Case, wants: Wants) -> Result<CaseRun, DriverError> {
         case.profile
             .validate()
             .map_err(|e| DriverError::Io(format!("invalid profile: {e}")))?;
         let userns = needs_userns(&case.profile)?;
-        // Start, the steps, the views and lifecycle steps, the kernel view.
-        let requests = case.steps.len() as u32 + 8 + u32::from(kernel_view);
+        // Start, the steps, the views and lifecycle steps, the kernel view
+        // and the export (a diff, an apply and a mount: three requests' time).
+        let requests =
+            case.steps.len() as u32 + 8 + u32::from(wants.kernel_view) + 3 * u32::from(wants.export);
         let req = Request::RunCase(Box::new(RunCase {
             case: case.clone(),
             mounter: self.mounter.clone(),
-            kernel_view,
+            wants,
         }));
         let timeout = self.opts.timeout * (START_TIMEOUT_FACTOR + requests);
         let (mut w, pooled) = self.take(userns)?;
@@ -385,6 +389,13 @@ impl Session for WorkerSession {
         match self.call(&Request::KernelView, "kernel view")? {
             Response::KernelView(v) => Ok(v),
             other => Err(unexpected("kernel view", other)),
+        }
+    }
+
+    fn export(&mut self) -> Result<Option<Export>, DriverError> {
+        match self.call(&Request::Export, "export")? {
+            Response::Export(e) => Ok(e),
+            other => Err(unexpected("export", other)),
         }
     }
 

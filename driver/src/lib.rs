@@ -109,7 +109,9 @@ pub mod support;
 pub mod sys;
 pub mod worker;
 
-pub use api::{Backend, BackendKind, BackendOptions, CaseRun, DriverError, Session, TIMEOUT_ENV};
+pub use api::{
+    Backend, BackendKind, BackendOptions, CaseRun, DriverError, Export, Session, Wants, TIMEOUT_ENV,
+};
 pub use backend::{backend_by_name, check_environment, PooledBackend, WorkerSession};
 
 /// The overlay options the kernel backend passes besides

@@ -54,8 +54,8 @@ impl Mounter {
 pub struct RunCase {
     pub case: Case,
     pub mounter: Mounter,
-    /// Take the kernel view ([`crate::api::Session::kernel_view`]) at the end.
-    pub kernel_view: bool,
+    /// The optional observations to take.
+    pub wants: crate::api::Wants,
 }
 
 /// A request to the worker. Every request is answered by one
@@ -79,6 +79,8 @@ pub enum Request {
     LowerViews,
     /// [`Response::KernelView`].
     KernelView,
+    /// [`Response::Export`].
+    Export,
     /// `/proc/self/mountinfo` of the worker's namespace: [`Response::Text`].
     Mountinfo,
     /// How the current stack was mounted (`Absolute`, `Relative`, `NewApi`
@@ -102,6 +104,7 @@ pub enum Response {
     MaybeView(Option<View>),
     Views(Vec<View>),
     KernelView(Result<View, ovlcheck_case::Errno>),
+    Export(Option<crate::api::Export>),
     Text(String),
     CaseRun(Box<CaseRun>),
     /// The request failed; [`DriverError::Died`] when the filesystem under

@@ -3,7 +3,7 @@
 //! measures the harness's own cost and checks the corpus against the model.
 
 use ovlcheck_case::{Case, Errno, Outcome, Step, View};
-use ovlcheck_driver::{Backend, BackendKind, CaseRun, DriverError, Session};
+use ovlcheck_driver::{Backend, BackendKind, CaseRun, DriverError, Export, Session, Wants};
 use ovlcheck_model::Model;
 
 /// The pure model behind the `Backend` trait, of kind
@@ -23,7 +23,11 @@ impl ModelBackend {
     /// case, so building it a second time would only measure the builder
     /// twice. Every step and view is still computed on this side.
     pub fn run_from(initial: Model, case: &Case) -> Result<CaseRun, DriverError> {
-        CaseRun::collect(&mut ModelSession { model: initial }, case, false)
+        CaseRun::collect(
+            &mut ModelSession { model: initial },
+            case,
+            Wants::default(),
+        )
     }
 }
 
@@ -65,6 +69,10 @@ impl Session for ModelSession {
     /// included (both count from the latest mount).
     fn kernel_view(&mut self) -> Result<Result<View, Errno>, DriverError> {
         Ok(Ok(self.model.merged_view()))
+    }
+
+    fn export(&mut self) -> Result<Option<Export>, DriverError> {
+        Ok(None)
     }
 
     fn finish(self: Box<Self>) -> Result<(), DriverError> {

@@ -136,7 +136,13 @@ pub fn run_case_under(
     let observed = if backend.kind() == ovlcheck_driver::BackendKind::Model {
         ModelBackend::run_from(model.clone(), case)?
     } else {
-        backend.run_case(case, contract.wants_kernel_view(backend.kind()))?
+        backend.run_case(
+            case,
+            ovlcheck_driver::Wants {
+                kernel_view: contract.wants_kernel_view(backend.kind()),
+                export: false,
+            },
+        )?
     };
     Ok(compare_run(model, case, &observed, contract))
 }

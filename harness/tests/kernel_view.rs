@@ -5,7 +5,7 @@
 
 use ovlcheck_case::Which;
 use ovlcheck_case::{parse_case, Case, Errno, View};
-use ovlcheck_driver::{Backend, BackendKind, CaseRun};
+use ovlcheck_driver::{Backend, BackendKind, CaseRun, Wants};
 use ovlcheck_harness::contract::Contract;
 use ovlcheck_harness::runner::compare_run;
 use ovlcheck_harness::{report, run_case, Check, ModelBackend};
@@ -64,7 +64,11 @@ fn a_kernel_view_equal_to_the_tree_after_commit_agrees() {
 fn the_model_session_predicts_the_tree_after_commit() {
     let c = case();
     let mut s = ModelBackend.start(&c).unwrap();
-    let run = CaseRun::collect(&mut *s, &c, true).unwrap();
+    let wants = Wants {
+        kernel_view: true,
+        export: false,
+    };
+    let run = CaseRun::collect(&mut *s, &c, wants).unwrap();
     assert_eq!(run.kernel_view, Some(Ok(run.after_commit.clone().unwrap())));
     assert!(compare(&run).is_none());
 }

@@ -555,6 +555,10 @@ impl Session for MountedCase {
         self.walk_kernel_view().map_err(DriverError::Io)
     }
 
+    fn export(&mut self) -> Result<Option<crate::api::Export>, DriverError> {
+        Err(DriverError::Io("export: not built yet".into()))
+    }
+
     fn finish(self: Box<Self>) -> Result<(), DriverError> {
         self.teardown();
         Ok(())

@@ -238,10 +238,10 @@ impl WorkerState {
         let RunCase {
             case,
             mounter,
-            kernel_view,
+            wants,
         } = req;
         let mut mounted = self.start(&case, mounter)?;
-        let run = CaseRun::collect(&mut mounted, &case, kernel_view);
+        let run = CaseRun::collect(&mut mounted, &case, wants);
         self.ended = Some(mounted);
         run
     }
@@ -283,6 +283,7 @@ fn session_request(s: &mut MountedCase, req: Request) -> Result<Response, Driver
         Request::UpperView => Response::MaybeView(s.upper_view()?),
         Request::LowerViews => Response::Views(s.lower_views()?),
         Request::KernelView => Response::KernelView(s.kernel_view()?),
+        Request::Export => Response::Export(s.export()?),
         Request::StoreHome => Response::Text(s.store_home()),
         Request::MountMethod => Response::Text(s.mount_method()),
         other => {

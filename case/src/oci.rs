@@ -1,0 +1,301 @@
+//! OCI layer changesets (docs/images.md; the OCI image spec's layer.md,
+//! "Representing Changes" and "Whiteouts"): the tar an image layer is
+//! made of, with `.wh.NAME` entries for deletions and `.wh..wh..opq` for
+//! opaque directories.
+//!
+//! A changeset is carried as a [`View`] keyed by tar entry name (no `./`
+//! prefix, no trailing `/`), so the model's prediction and the entries a
+//! store wrote compare like any other view:
+//! - whiteouts and opaque markers are regular empty files with their
+//!   `.wh.` names (layer.md, "Whiteouts": "the whiteout file is a regular
+//!   file in the archive");
+//! - hard links: every name of a group of two or more entries has `ino` set
+//!   to the group's smallest name (the entry a tar writer walking in name
+//!   order writes first, which the others link to); other entries have no
+//!   `ino`;
+//! - directories have no `mtime`; `nlink`, `dev` and `overlay` are unset.
+//!
+//! Entry order is normalized to name order: a tar's own order only has to
+//! put each hard link's target first (layer.md, "Hardlinks"), which the
+//! reader checks, and whiteouts apply to lower layers whatever their
+//! position (layer.md, "Opaque Whiteout").
+//!
+//! Which changeset a store writes is chosen by [`diff_method`]; the naive
+//! one is made of [`naive_changes`].
+
+use crate::profile::Profile;
+use crate::view::{Node, NodeKind, View};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The prefix of a whiteout entry's basename (layer.md, "Whiteouts").
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+/// The basename of an opaque whiteout entry (layer.md, "Opaque Whiteout").
+pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
+
+/// How a store derives a container layer's changeset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiffMethod {
+    /// From the upper directory alone (moby overlay2 `Diff`: a tar of
+    /// `diff/` with the overlay whiteout converter).
+    Native,
+    /// By comparing the merged trees of the parent image and the container
+    /// (moby `NaiveDiffDriver`: `ChangesDirs` then `ExportChanges`).
+    Naive,
+}
+
+impl DiffMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            DiffMethod::Native => "native",
+            DiffMethod::Naive => "naive",
+        }
+    }
+}
+
+impl fmt::Display for DiffMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why the upper directory alone cannot give the layer's changeset, given
+/// the mount options and the raw upper `upper` (overlay xattrs by short
+/// name, as raw views carry them); `None` when it can.
+///
+/// - redirect_dir=on: a renamed directory's lower contents stay under the
+///   old name in a lower layer, and the upper holds only a redirect to it
+///   (moby overlay2 check.go, `doesSupportNativeDiff`, refuses native diff
+///   when a rename sets `overlay.redirect`);
+/// - metacopy=on: a metadata-only copy-up has no data in the upper (moby
+///   check.go, `usingMetacopy`);
+/// - an upper that already holds either marker (a case's own upper).
+pub fn native_blocker(profile: &Profile, upper: &View) -> Option<String> {
+    if profile.metacopy {
+        return Some("metacopy=on: copied-up files may hold no data in the upper".into());
+    }
+    if profile.redirect_dir {
+        return Some("redirect_dir=on: a renamed directory's lower contents are not in the upper".into());
+    }
+    upper.nodes.iter().find_map(|(path, n)| {
+        ["redirect", "metacopy"]
+            .iter()
+            .find(|k| n.overlay.contains_key(**k))
+            .map(|k| format!("the upper holds overlay.{k} at /{path}"))
+    })
+}
+
+/// [`DiffMethod::Naive`] where [`native_blocker`] says native cannot be
+/// right, else [`DiffMethod::Native`].
+pub fn diff_method(profile: &Profile, upper: &View) -> DiffMethod {
+    match native_blocker(profile, upper) {
+        Some(_) => DiffMethod::Naive,
+        None => DiffMethod::Native,
+    }
+}
+
+/// A change between two merged trees (moby go-archive changes.go).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ChangeKind {
+    Add,
+    Modify,
+    Delete,
+}
+
+/// One changed path of [`naive_changes`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Change {
+    /// Merged path (`""` is the root, never a change).
+    pub path: String,
+    pub kind: ChangeKind,
+}
+
+/// The changes from merged tree `before` (the parent image) to `after`
+/// (the container), in path order, as moby's `ChangesDirs` finds them
+/// (go-archive changes.go, `addChanges`):
+/// - a path only in `after` is added, and so is everything below it;
+/// - a path in both is modified when it differs ([`differs`]);
+/// - a path only in `before` is deleted when its parent is a directory in
+///   both trees (everything below a deleted or replaced directory goes with
+///   it, unlisted);
+/// - a directory (not the root) with a change below it that is not itself
+///   added or modified is listed as modified, "to properly save and
+///   restore filesystem permissions" (changes.go).
+///
+/// The root is never listed: overlay2's tar of a layer skips the source
+/// directory itself (go-archive archive.go, `IncludeSourceDir`).
+pub fn naive_changes(before: &View, after: &View) -> Vec<Change> {
+    let is_dir = |v: &View, p: &str| v.nodes.get(p).is_some_and(|n| n.kind == NodeKind::Dir);
+    let mut changed: std::collections::BTreeMap<&str, ChangeKind> = Default::default();
+    for (path, node) in &after.nodes {
+        if path.is_empty() {
+            continue;
+        }
+        match before.nodes.get(path) {
+            None => {
+                changed.insert(path, ChangeKind::Add);
+            }
+            Some(old) if differs(old, node) => {
+                changed.insert(path, ChangeKind::Modify);
+            }
+            Some(_) => {}
+        }
+    }
+    for path in before.nodes.keys() {
+        if path.is_empty() || after.nodes.contains_key(path) {
+            continue;
+        }
+        let parent = parent_of(path);
+        if is_dir(after, parent) && is_dir(before, parent) {
+            changed.insert(path, ChangeKind::Delete);
+        }
+    }
+    let mut parents: Vec<&str> = Vec::new();
+    for path in changed.keys() {
+        let mut p = parent_of(path);
+        while !p.is_empty() && !changed.contains_key(p) {
+            parents.push(p);
+            p = parent_of(p);
+        }
+    }
+    for p in parents {
+        changed.insert(p, ChangeKind::Modify);
+    }
+    changed
+        .into_iter()
+        .map(|(path, kind)| Change {
+            path: path.to_string(),
+            kind,
+        })
+        .collect()
+}
+
+/// Whether a path of both trees changed, for [`naive_changes`]: moby's
+/// `statDifferent` (kind and mode, owner, device numbers; size for
+/// non-directories) and the xattrs, plus a file's data and a symlink's
+/// target. The mtime is not a change signal here: a time set by the clock
+/// cannot be predicted and repeats within a clock tick (moby#9874 is the
+/// same problem for directories), so content is compared instead and a
+/// change of times alone is not exported.
+pub fn differs(old: &Node, new: &Node) -> bool {
+    old.kind != new.kind
+        || old.mode != new.mode
+        || old.uid != new.uid
+        || old.gid != new.gid
+        || old.xattrs != new.xattrs
+        || (new.kind != NodeKind::Dir
+            && (old.size != new.size || old.data != new.data || old.target != new.target))
+}
+
+/// The entry name of the whiteout for merged path `path` (layer.md,
+/// "Whiteouts": the prefix plus the basename, in the same directory).
+pub fn whiteout_name(path: &str) -> String {
+    match path.rsplit_once('/') {
+        Some((dir, base)) => format!("{dir}/{WHITEOUT_PREFIX}{base}"),
+        None => format!("{WHITEOUT_PREFIX}{path}"),
+    }
+}
+
+/// The entry name of the opaque marker of directory `dir`.
+pub fn opaque_name(dir: &str) -> String {
+    if dir.is_empty() {
+        OPAQUE_WHITEOUT.to_string()
+    } else {
+        format!("{dir}/{OPAQUE_WHITEOUT}")
+    }
+}
+
+/// `path`'s parent (`""` for a top-level name).
+pub fn parent_of(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(d, _)| d)
+}
+
+/// A marker entry (whiteout or opaque whiteout): a regular empty file.
+pub fn marker_node(mode: u32, uid: u32, gid: u32) -> Node {
+    let mut n = Node::new(NodeKind::File, mode, uid, gid);
+    n.data = Some(Vec::new());
+    n
+}
+
+/// Whether an entry name's basename marks a whiteout or an opaque
+/// directory.
+pub fn is_marker(name: &str) -> bool {
+    name.rsplit('/').next().unwrap_or(name).starts_with(WHITEOUT_PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(kind: NodeKind, mode: u32, data: &str) -> Node {
+        let mut n = Node::new(kind, mode, 0, 0);
+        if kind == NodeKind::File {
+            n.size = data.len() as u64;
+            n.data = Some(data.as_bytes().to_vec());
+        }
+        n
+    }
+
+    fn view(nodes: &[(&str, Node)]) -> View {
+        View {
+            nodes: nodes.iter().map(|(p, n)| (p.to_string(), n.clone())).collect(),
+        }
+    }
+
+    fn listing(changes: &[Change]) -> Vec<String> {
+        changes
+            .iter()
+            .map(|c| format!("{:?} {}", c.kind, c.path))
+            .collect()
+    }
+
+    #[test]
+    fn naive_changes_follow_moby_changes_dirs() {
+        let dir = |m| node(NodeKind::Dir, m, "");
+        let file = |d| node(NodeKind::File, 0o644, d);
+        let before = view(&[
+            ("", dir(0o755)),
+            ("a", dir(0o755)),
+            ("a/b", dir(0o755)),
+            ("a/b/f", file("x")),
+            ("a/keep", file("k")),
+            ("gone", dir(0o700)),
+            ("gone/deep", file("d")),
+            ("swap", dir(0o755)),
+            ("swap/x", file("x")),
+        ]);
+        let mut touched = file("k");
+        touched.mtime = Some(5);
+        let after = view(&[
+            ("", dir(0o700)),
+            ("a", dir(0o755)),
+            ("a/b", dir(0o755)),
+            ("a/b/f", file("y")),
+            ("a/keep", touched),
+            ("new", dir(0o755)),
+            ("new/n", file("n")),
+            ("swap", file("now a file")),
+        ]);
+        assert_eq!(
+            listing(&naive_changes(&before, &after)),
+            [
+                "Modify a",
+                "Modify a/b",
+                "Modify a/b/f",
+                "Delete gone",
+                "Add new",
+                "Add new/n",
+                "Modify swap",
+            ]
+        );
+    }
+
+    #[test]
+    fn marker_names() {
+        assert_eq!(whiteout_name("a/b"), "a/.wh.b");
+        assert_eq!(whiteout_name("b"), ".wh.b");
+        assert_eq!(opaque_name("d/e"), "d/e/.wh..wh..opq");
+        assert!(is_marker("d/.wh..wh..opq") && is_marker(".wh.x") && !is_marker("a.wh.x"));
+    }
+}
