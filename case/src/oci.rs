@@ -76,7 +76,9 @@ pub fn native_blocker(profile: &Profile, upper: &View) -> Option<String> {
         return Some("metacopy=on: copied-up files may hold no data in the upper".into());
     }
     if profile.redirect_dir {
-        return Some("redirect_dir=on: a renamed directory's lower contents are not in the upper".into());
+        return Some(
+            "redirect_dir=on: a renamed directory's lower contents are not in the upper".into(),
+        );
     }
     upper.nodes.iter().find_map(|(path, n)| {
         ["redirect", "metacopy"]
@@ -221,7 +223,10 @@ pub fn marker_node(mode: u32, uid: u32, gid: u32) -> Node {
 /// Whether an entry name's basename marks a whiteout or an opaque
 /// directory.
 pub fn is_marker(name: &str) -> bool {
-    name.rsplit('/').next().unwrap_or(name).starts_with(WHITEOUT_PREFIX)
+    name.rsplit('/')
+        .next()
+        .unwrap_or(name)
+        .starts_with(WHITEOUT_PREFIX)
 }
 
 #[cfg(test)]
@@ -239,7 +244,10 @@ mod tests {
 
     fn view(nodes: &[(&str, Node)]) -> View {
         View {
-            nodes: nodes.iter().map(|(p, n)| (p.to_string(), n.clone())).collect(),
+            nodes: nodes
+                .iter()
+                .map(|(p, n)| (p.to_string(), n.clone()))
+                .collect(),
         }
     }
 

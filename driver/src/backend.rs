@@ -167,8 +167,10 @@ impl Pool {
         let userns = needs_userns(&case.profile)?;
         // Start, the steps, the views and lifecycle steps, the kernel view
         // and the export (a diff, an apply and a mount: three requests' time).
-        let requests =
-            case.steps.len() as u32 + 8 + u32::from(wants.kernel_view) + 3 * u32::from(wants.export);
+        let requests = case.steps.len() as u32
+            + 8
+            + u32::from(wants.kernel_view)
+            + 3 * u32::from(wants.export);
         let req = Request::RunCase(Box::new(RunCase {
             case: case.clone(),
             mounter: self.mounter.clone(),

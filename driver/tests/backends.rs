@@ -5,6 +5,12 @@ use common::*;
 use ovlcheck_case::{NodeKind, Outcome, Value};
 use ovlcheck_driver::{
     backend_by_name, Backend, BackendKind, BackendOptions, DriverError, PooledBackend, Session,
+    Wants,
+};
+
+const KERNEL_VIEW: Wants = Wants {
+    kernel_view: true,
+    export: false,
 };
 
 const IMAGE: &str = r#"
@@ -100,7 +106,7 @@ fn helper_backends_come_with_the_kernel_view() {
     let c = case(&format!(
         "{IMAGE}  unlink a\n  write d/x 0 \"Q\"\n  create pub/n 0644\n"
     ));
-    let run = ok(b.run_case(&c, true));
+    let run = ok(b.run_case(&c, KERNEL_VIEW));
     let after_commit = run.after_commit.expect("the commit worked");
     assert!(!after_commit.nodes.contains_key("a"));
     assert_eq!(after_commit.nodes["d/x"].data.as_deref(), Some(&b"Q"[..]));

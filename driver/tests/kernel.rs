@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use ovlcheck_case::{DevClass, LowerFs, NodeKind, Outcome, Profile, Value, View};
 use ovlcheck_driver::proto::Mounter;
-use ovlcheck_driver::{Backend, BackendOptions, DriverError, PooledBackend, Session};
+use ovlcheck_driver::{Backend, BackendOptions, DriverError, PooledBackend, Session, Wants};
 use std::time::Duration;
 
 const IMAGE: &str = r#"
@@ -254,7 +254,7 @@ fn a_sized_store_never_gets_the_spare_scratch() {
     // Both workers this thread takes turns between end a case, so each
     // holds a spare scratch.
     for _ in 0..2 {
-        ok(b.run_case(&case(IMAGE), false));
+        ok(b.run_case(&case(IMAGE), Wants::default()));
     }
     let p = Profile {
         upper_size: Some(64 * 1024),
@@ -477,11 +477,11 @@ fn repeated_cases_match_and_ended_sessions_leave_no_mounts() {
          rename b n/b\n  readdir n\n"
     );
     let c = case(&text);
-    let direct = ok(b.run_case(&c, false));
+    let direct = ok(b.run_case(&c, Wants::default()));
     assert_eq!(direct.outcomes.len(), c.steps.len());
     assert!(direct.outcomes.iter().all(|o| *o != err("EIO")));
     for _ in 0..30 {
-        let landed = ok(b.run_case(&c, false));
+        let landed = ok(b.run_case(&c, Wants::default()));
         assert_eq!(landed.outcomes, direct.outcomes);
         let paths = |v: &View| v.nodes.keys().cloned().collect::<Vec<_>>();
         assert_eq!(paths(&landed.merged), paths(&direct.merged));

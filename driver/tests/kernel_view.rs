@@ -7,7 +7,12 @@ mod common;
 use common::*;
 use ovlcheck_case::{Case, Entry, Errno, LayerSpec, NodeKind, Outcome, Profile, RelPath, View};
 use ovlcheck_driver::mount::OVL_MAX_STACK;
-use ovlcheck_driver::{Backend, PooledBackend};
+use ovlcheck_driver::{Backend, PooledBackend, Wants};
+
+const KERNEL_VIEW: Wants = Wants {
+    kernel_view: true,
+    export: false,
+};
 
 /// Whiteouts (a lower one, and one the steps make), an opaque directory
 /// and a copied-up file, then a file made in the opaque directory.
@@ -55,11 +60,11 @@ fn with_profile(text: &str, preset: &str) -> Case {
 fn kernel_view_equals_after_commit(preset: &str) {
     let b = PooledBackend::kernel();
     let c = with_profile(CASE, preset);
-    let run = ok(b.run(&c, true));
+    let run = ok(b.run(&c, KERNEL_VIEW));
     let after_commit = run.after_commit.clone().expect("the commit worked");
     check_tree(&after_commit);
     assert_eq!(run.kernel_view, Some(Ok(after_commit)), "profile {preset}");
-    assert_eq!(ok(b.run(&c, false)).kernel_view, None);
+    assert_eq!(ok(b.run(&c, Wants::default())).kernel_view, None);
 }
 
 #[test]
@@ -123,7 +128,7 @@ fn a_stack_too_deep_for_the_kernel_is_refused_with_its_errno() {
         };
         c.lowers.push(LayerSpec { entries: vec![e] });
     }
-    let run = ok(PooledBackend::kernel().run(&c, true));
+    let run = ok(PooledBackend::kernel().run(&c, KERNEL_VIEW));
     assert!(run.commit.is_ok() && run.after_commit.is_some());
     assert_eq!(run.kernel_view, Some(Err(Errno::EINVAL)));
 }

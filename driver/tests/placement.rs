@@ -4,7 +4,7 @@
 mod common;
 
 use ovlcheck_driver::placement::{allowed_cpus, set_worker_cpu};
-use ovlcheck_driver::{process, Backend, PooledBackend};
+use ovlcheck_driver::{process, Backend, PooledBackend, Wants};
 use std::time::Duration;
 
 /// `Cpus_allowed_list` of a process, e.g. `0-1` or `1`.
@@ -84,7 +84,9 @@ fn a_threads_cases_run_on_its_worker_cpu() {
     let case = common::case("lower\n  file a 0644 \"x\"\nops\n  stat a\n");
     std::thread::spawn(move || {
         set_worker_cpu(Some(last));
-        backend.run_case(&case, false).expect("case runs");
+        backend
+            .run_case(&case, Wants::default())
+            .expect("case runs");
         let placed: Vec<i32> = children()
             .into_iter()
             .filter(|&p| allowed_list(p) == last.to_string())

@@ -23,11 +23,7 @@ impl ModelBackend {
     /// case, so building it a second time would only measure the builder
     /// twice. Every step and view is still computed on this side.
     pub fn run_from(initial: Model, case: &Case) -> Result<CaseRun, DriverError> {
-        CaseRun::collect(
-            &mut ModelSession { model: initial },
-            case,
-            Wants::default(),
-        )
+        CaseRun::collect(&mut ModelSession { model: initial }, case, Wants::default())
     }
 }
 
