@@ -12,7 +12,7 @@ use ovlcheck_harness::known::{KnownSet, Verdict};
 use ovlcheck_harness::replay::{self, Replayed};
 use ovlcheck_harness::runner::run_case_under;
 use ovlcheck_harness::summary::{Header, Summary};
-use ovlcheck_harness::{corpus, explore, report, repro, show, ModelBackend, RunError};
+use ovlcheck_harness::{changes, corpus, explore, report, repro, show, ModelBackend, RunError};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,6 +64,21 @@ enum Command {
         )
     }))]
     Show(ShowArgs),
+    /// Print a case's image-layer changeset: the OCI tar entries a store's
+    /// Diff makes of its container layer after the ops.
+    ///
+    /// The model's prediction beside the entries the backend's store wrote
+    /// (one line per tar entry; `.wh.` whiteouts and `.wh..wh..opq` opaque
+    /// markers explained; '<' model only, '>' store only), then whether the
+    /// changeset, applied as a new layer and mounted, shows the tree the
+    /// model predicts. With --backend model, the prediction alone.
+    #[command(mut_arg("backend", |a| {
+        a.default_value("kernel").help(
+            "Whose store writes the changeset: kernel, fuse-overlayfs, exec (see --mount-cmd), \
+             or model (the prediction alone)",
+        )
+    }))]
+    Diff(ShowArgs),
     /// Print a standalone shell script that reproduces a case without ovlcheck.
     Repro(CaseArg),
     /// Print case number I of a fuzz campaign (same --seed, --profile, --max-ops) as a .ovl file.
@@ -259,6 +274,10 @@ pub fn main() -> i32 {
             Ok(b) => with_case(&a.case, |c| show::tables(c, &*b).map(|t| print!("{t}"))),
             Err(e) => fail(e),
         },
+        Command::Diff(a) => match make_backend(&a.backend) {
+            Ok(b) => with_case(&a.case, |c| changes::listing(c, &*b).map(|t| print!("{t}"))),
+            Err(e) => fail(e),
+        },
         Command::Repro(a) => with_case(&a.case, |c| repro::script(c).map(|t| print!("{t}"))),
         Command::Generate(a) => generate(a),
     }
@@ -444,7 +463,7 @@ fn print_summary(s: &Summary, json: bool) {
         String::new()
     };
     eprintln!(
-        "{}: {} cases, {} ops, {} divergent cases ({} new, {} known; {} distinct){fixed}{unsupported}, {} backend failures ({} contract), {:.1}s ({} cases/s){}",
+        "{}: {} cases, {} ops, {} divergent cases ({} new, {} known; {} distinct){fixed}{unsupported}, {} backend failures ({} contract), {} exported and applied ({} naive), {:.1}s ({} cases/s){}",
         s.command,
         s.cases,
         s.ops,
@@ -454,6 +473,8 @@ fn print_summary(s: &Summary, json: bool) {
         s.distinct,
         s.backend_failures,
         s.contract,
+        s.exported,
+        s.exported_naive,
         s.elapsed_s,
         s.cases_per_s,
         if s.interrupted { ", INTERRUPTED" } else { "" }

@@ -23,6 +23,8 @@
 //! Which changeset a store writes is chosen by [`diff_method`]; the naive
 //! one is made of [`naive_changes`].
 
+use crate::layer::{Entry, LayerFormat, LayerSpec};
+use crate::path::RelPath;
 use crate::profile::Profile;
 use crate::view::{Node, NodeKind, View};
 use serde::{Deserialize, Serialize};
@@ -227,6 +229,75 @@ pub fn is_marker(name: &str) -> bool {
         .next()
         .unwrap_or(name)
         .starts_with(WHITEOUT_PREFIX)
+}
+
+/// The entries of a changeset as an `oci` layer of a case (a [`LayerSpec`]
+/// in [`LayerFormat::Oci`]): what applying its tar makes of a new layer
+/// directory, read with the OCI whiteout rules like any `lower oci`
+/// layer. Each name of a hard-link group after the group's label is a
+/// `hardlink` to it; attributes follow as `owner`, `mtime` (where known)
+/// and `xattr` lines. Char devices other than whiteouts have no entry
+/// kind and are left out (ovlcheck's cases cannot make them).
+pub fn layer_spec(changeset: &View) -> LayerSpec {
+    let mut entries = Vec::new();
+    for (name, node) in &changeset.nodes {
+        let Ok(path) = RelPath::parse(name) else {
+            continue;
+        };
+        let link = node.ino.as_ref().filter(|l| *l != name);
+        let object = match (node.kind, link) {
+            (NodeKind::File, Some(first)) => match RelPath::parse(first) {
+                Ok(existing) => {
+                    entries.push(Entry::Hardlink { path, existing });
+                    continue;
+                }
+                Err(_) => continue,
+            },
+            (NodeKind::Dir, _) => Entry::Dir {
+                path: path.clone(),
+                mode: node.mode,
+            },
+            (NodeKind::File, None) => Entry::File {
+                path: path.clone(),
+                mode: node.mode,
+                data: node.data.clone().unwrap_or_default(),
+            },
+            (NodeKind::Symlink, _) => Entry::Symlink {
+                path: path.clone(),
+                target: node.target.clone().unwrap_or_default(),
+            },
+            (NodeKind::Fifo, _) => Entry::Fifo {
+                path: path.clone(),
+                mode: node.mode,
+            },
+            _ => continue,
+        };
+        entries.push(object);
+        if node.uid != 0 || node.gid != 0 {
+            entries.push(Entry::Owner {
+                path: path.clone(),
+                uid: node.uid,
+                gid: node.gid,
+            });
+        }
+        if let Some(secs) = node.mtime {
+            entries.push(Entry::Mtime {
+                path: path.clone(),
+                secs,
+            });
+        }
+        for (name, value) in &node.xattrs {
+            entries.push(Entry::Xattr {
+                path: path.clone(),
+                name: name.clone(),
+                value: value.clone(),
+            });
+        }
+    }
+    LayerSpec {
+        format: LayerFormat::Oci,
+        entries,
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use crate::contract::Contract;
 use crate::gen::{case_at, GenConfig};
 use crate::known::KnownSet;
 use crate::pool::map_in_order;
+use ovlcheck_case::oci::DiffMethod;
 use crate::runner::{run_case_under, Divergence, RunError};
 use crate::shrink::shrink;
 use ovlcheck_case::{Case, Signature};
@@ -81,6 +82,8 @@ pub struct CaseResult {
     /// The backend cannot run this case's profile (`--profile all` on an
     /// implementation without some option): not run.
     pub unsupported: bool,
+    /// The export check ran and passed, with a changeset derived so.
+    pub exported: Option<DiffMethod>,
 }
 
 /// A shrunk divergence, ready to report and save.
@@ -121,6 +124,14 @@ impl Campaign {
 
     pub fn ops(&self) -> usize {
         self.results.iter().map(|r| r.ops as usize).sum()
+    }
+
+    /// Cases whose export check ran and passed, and how many of them had a
+    /// naive changeset.
+    pub fn exported(&self) -> (usize, usize) {
+        let methods = self.results.iter().filter_map(|r| r.exported);
+        let (all, naive) = methods.fold((0, 0), |(a, n), m| (a + 1, n + usize::from(m == DiffMethod::Naive)));
+        (all, naive)
     }
 
     pub fn divergent_cases(&self) -> usize {
@@ -293,8 +304,9 @@ pub fn run_indices(
         let outcome = one_case(backend, &case, index, opts);
         let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
         match outcome {
-            Ok((ops, o)) => {
-                let r = sh.record(index, ops, o);
+            Ok((ops, exported, o)) => {
+                let mut r = sh.record(index, ops, o);
+                r.exported = exported;
                 drop(sh);
                 progress(&r);
                 Some(r)
@@ -328,9 +340,14 @@ pub fn run_indices(
     })
 }
 
-/// One case: steps run, and a divergence (with the known case it
+/// One case: steps run, how its export check's changeset was derived
+/// (when it ran and passed), and a divergence (with the known case it
 /// matches) or a backend failure message.
-type CaseOutcome = (usize, Result<Option<(Divergence, Option<PathBuf>)>, String>);
+type CaseOutcome = (
+    usize,
+    Option<DiffMethod>,
+    Result<Option<(Divergence, Option<PathBuf>)>, String>,
+);
 
 fn one_case(
     backend: &dyn Backend,
@@ -361,10 +378,10 @@ fn one_case(
                 let known = opts.known.matching(&d).map(PathBuf::from);
                 (d, known)
             });
-            Ok((run.ops, Ok(judged)))
+            Ok((run.ops, run.exported, Ok(judged)))
         }
         Err(RunError::Backend(DriverError::Environment(msg))) => Err(Fatal(msg)),
-        Err(RunError::Backend(e)) => Ok((case.steps.len(), Err(e.to_string()))),
+        Err(RunError::Backend(e)) => Ok((case.steps.len(), None, Err(e.to_string()))),
         // A generated case the model refuses is a generator bug: report it
         // loudly, as a fatal error, rather than skip it.
         Err(RunError::BadCase(msg)) => {

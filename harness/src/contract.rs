@@ -70,6 +70,12 @@ impl Contract {
         self >= Contract::Layout && !matches!(kind, BackendKind::Kernel | BackendKind::Model)
     }
 
+    /// Whether the export check runs (docs/images.md): a changeset is made
+    /// from the raw upper layer, which only `layout` and above compare.
+    pub fn wants_export(self) -> bool {
+        self >= Contract::Layout
+    }
+
     /// Whether `field` of view `which` is compared under this contract.
     pub fn compares(self, which: Which, field: &Field) -> bool {
         let merged = which != Which::Upper;

@@ -3,6 +3,7 @@
 //! This is the only crate that sees both the model and the driver.
 
 pub mod campaign;
+pub mod changes;
 pub mod compare;
 pub mod contract;
 pub mod corpus;

@@ -22,8 +22,10 @@ impl ModelBackend {
     /// the mount-time inode snapshot): the model is a pure function of the
     /// case, so building it a second time would only measure the builder
     /// twice. Every step and view is still computed on this side.
-    pub fn run_from(initial: Model, case: &Case) -> Result<CaseRun, DriverError> {
-        CaseRun::collect(&mut ModelSession { model: initial }, case, Wants::default())
+    /// `wants` as the runner asks ([`Wants::kernel_view`] is never
+    /// needed: the model's kernel view is its merged view after commit).
+    pub fn run_from(initial: Model, case: &Case, wants: Wants) -> Result<CaseRun, DriverError> {
+        CaseRun::collect(&mut ModelSession { model: initial }, case, wants)
     }
 }
 
@@ -67,8 +69,21 @@ impl Session for ModelSession {
         Ok(Ok(self.model.merged_view()))
     }
 
+    /// The model's own changeset, applied by the model.
     fn export(&mut self) -> Result<Option<Export>, DriverError> {
-        Ok(None)
+        let Some((method, changeset)) = self.model.changeset() else {
+            return Ok(None);
+        };
+        let merged = self
+            .model
+            .exported(&changeset)
+            .map_err(|e| DriverError::Io(format!("apply: {e}")))?
+            .merged_view();
+        Ok(Some(Export {
+            method,
+            changeset,
+            merged,
+        }))
     }
 
     fn finish(self: Box<Self>) -> Result<(), DriverError> {

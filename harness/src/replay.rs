@@ -5,6 +5,7 @@ use crate::contract::Contract;
 use crate::corpus::{self, LoadError};
 use crate::known::{verdict, Verdict};
 use crate::pool::map_in_order;
+use ovlcheck_case::oci::DiffMethod;
 use crate::runner::{run_case_under, Divergence, RunError};
 use ovlcheck_case::Case;
 use ovlcheck_driver::{Backend, DriverError};
@@ -32,6 +33,9 @@ pub struct Replay {
     pub cases: Vec<(PathBuf, Replayed)>,
     /// Steps run.
     pub ops: usize,
+    /// Cases whose export check ran and passed, and of them the ones with
+    /// a naive changeset.
+    pub exported: (usize, usize),
     pub interrupted: bool,
     pub elapsed: Duration,
 }
@@ -126,8 +130,12 @@ pub fn replay(
             out.interrupted = true;
             break;
         };
-        let (ops, r) = result?;
+        let (ops, exported, r) = result?;
         out.ops += ops;
+        if let Some(m) = exported {
+            out.exported.0 += 1;
+            out.exported.1 += usize::from(m == DiffMethod::Naive);
+        }
         out.cases.push((run.0.clone(), r));
     }
     out.elapsed = start.elapsed();
@@ -139,9 +147,9 @@ fn replay_one(
     path: &std::path::Path,
     mut case: Case,
     contract: Contract,
-) -> Result<(usize, Replayed), ReplayError> {
+) -> Result<(usize, Option<DiffMethod>, Replayed), ReplayError> {
     match backend.adapt_profile(&case.profile) {
-        Err(why) => return Ok((0, Replayed::Unsupported(why))),
+        Err(why) => return Ok((0, None, Replayed::Unsupported(why))),
         // Outcomes pinned under the profile the case was written for say
         // nothing of the one the backend runs.
         Ok(p) if p != case.profile => {
@@ -157,13 +165,13 @@ fn replay_one(
                 verdict: v,
                 divergence: run.divergence.map(Box::new),
             };
-            Ok((run.ops, r))
+            Ok((run.ops, run.exported, r))
         }
         Err(RunError::Backend(DriverError::Environment(m))) => Err(ReplayError::Environment(m)),
         Err(RunError::BadCase(message)) => Err(ReplayError::BadCase {
             path: path.display().to_string(),
             message,
         }),
-        Err(RunError::Backend(e)) => Ok((case.steps.len(), Replayed::Failed(e.to_string()))),
+        Err(RunError::Backend(e)) => Ok((case.steps.len(), None, Replayed::Failed(e.to_string()))),
     }
 }

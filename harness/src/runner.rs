@@ -10,7 +10,8 @@ use crate::model_backend::ModelBackend;
 use ovlcheck_case::{
     Case, Class, Errno, Field, Node, Op, Outcome, Signature, Step, View, ViewDiff, ViewSig, Which,
 };
-use ovlcheck_driver::{Backend, CaseRun, DriverError};
+use ovlcheck_case::oci::DiffMethod;
+use ovlcheck_driver::{Backend, CaseRun, DriverError, Export, Wants};
 use ovlcheck_model::Model;
 use serde::Serialize;
 
@@ -117,6 +118,9 @@ pub struct Run {
     /// The model's outcome and the backend's per step run.
     pub predicted: Vec<Outcome>,
     pub observed: Vec<Outcome>,
+    /// How the changeset of the export check was derived, when that check
+    /// ran and passed.
+    pub exported: Option<DiffMethod>,
     pub divergence: Option<Divergence>,
 }
 
@@ -134,13 +138,17 @@ pub fn run_case_under(
 ) -> Result<Run, RunError> {
     let model = Model::new(case).map_err(|e| RunError::BadCase(e.to_string()))?;
     let observed = if backend.kind() == ovlcheck_driver::BackendKind::Model {
-        ModelBackend::run_from(model.clone(), case)?
+        let wants = Wants {
+            kernel_view: false,
+            export: contract.wants_export(),
+        };
+        ModelBackend::run_from(model.clone(), case, wants)?
     } else {
         backend.run_case(
             case,
-            ovlcheck_driver::Wants {
+            Wants {
                 kernel_view: contract.wants_kernel_view(backend.kind()),
-                export: false,
+                export: contract.wants_export(),
             },
         )?
     };
@@ -153,9 +161,63 @@ struct Trace<'a> {
     contract: Contract,
     predicted: Vec<Outcome>,
     observed: Vec<Outcome>,
+    /// How the export check's changeset was derived, once it passed.
+    exported: Option<DiffMethod>,
 }
 
-impl Trace<'_> {
+impl<'a> Trace<'a> {
+    /// The checks of a lifecycle step whose outcome was just traced: the
+    /// outcome, then the merged view after it.
+    fn lifecycle(
+        &mut self,
+        model: &Model,
+        step: Step,
+        view: &Option<View>,
+        which: Which,
+    ) -> Option<Run> {
+        if self.predicted.last() != self.observed.last() {
+            let at = self.observed.len() - 1;
+            return Some(self.take().diverged(Check::Outcome { step: at }, Some(step), None));
+        }
+        let d = view
+            .as_ref()
+            .and_then(|v| differ(self.contract, which, model.merged_nodes(), v))?;
+        Some(self.take().diverged(Check::View { which }, None, Some(d)))
+    }
+
+    /// The export check (docs/images.md): the changeset the store wrote,
+    /// then the merged tree of the image with it applied.
+    fn export(&mut self, model: &Model, export: &Export) -> Option<Run> {
+        let (_, predicted) = model.changeset().unwrap_or_default();
+        let checks = [
+            (Which::Changeset, predicted.nodes.clone().into_iter().collect()),
+            (
+                Which::Exported,
+                model
+                    .exported(&predicted)
+                    .unwrap_or_else(|e| panic!("the model cannot apply its own changeset: {e}"))
+                    .merged_nodes(),
+            ),
+        ];
+        for ((which, nodes), seen) in checks.into_iter().zip([&export.changeset, &export.merged]) {
+            if let Some(d) = differ(self.contract, which, nodes, seen) {
+                return Some(self.take().diverged(Check::View { which }, None, Some(d)));
+            }
+        }
+        None
+    }
+
+    /// The trace, leaving an empty one behind (a divergence ends the run).
+    fn take(&mut self) -> Trace<'a> {
+        Trace {
+            case: self.case,
+            contract: self.contract,
+            predicted: std::mem::take(&mut self.predicted),
+            observed: std::mem::take(&mut self.observed),
+            exported: self.exported,
+        }
+    }
+
     fn step(&mut self, model: &Model, step: &Step, seen: &Outcome) -> Model {
         let (outcome, next) = model.step(step);
         self.predicted.push(outcome);
@@ -168,6 +230,7 @@ impl Trace<'_> {
             ops: self.observed.len(),
             predicted: self.predicted,
             observed: self.observed,
+            exported: self.exported,
             divergence: None,
         }
     }
@@ -207,6 +270,7 @@ impl Trace<'_> {
             ops: self.observed.len(),
             predicted: self.predicted,
             observed: self.observed,
+            exported: self.exported,
             divergence: Some(divergence),
         }
     }
@@ -220,6 +284,7 @@ pub fn compare_run(model: Model, case: &Case, run: &CaseRun, contract: Contract)
         contract,
         predicted: Vec::new(),
         observed: Vec::new(),
+        exported: None,
     };
     let mut model = model;
     for (i, (step, seen)) in case.steps.iter().zip(&run.outcomes).enumerate() {
@@ -245,33 +310,21 @@ pub fn compare_run(model: Model, case: &Case, run: &CaseRun, contract: Contract)
             return trace.diverged(Check::View { which }, None, Some(d));
         }
     }
-    let lifecycle = [
-        (
-            Op::Remount,
-            Which::AfterRemount,
-            &run.remount,
-            &run.after_remount,
-        ),
-        (
-            Op::Commit,
-            Which::AfterCommit,
-            &run.commit,
-            &run.after_commit,
-        ),
-    ];
-    for (op, which, seen, view) in lifecycle {
-        let step = Step::new(op);
-        model = trace.step(&model, &step, seen);
-        if trace.predicted.last() != Some(seen) {
-            let at = trace.observed.len() - 1;
-            return trace.diverged(Check::Outcome { step: at }, Some(step), None);
+    let remount = Step::new(Op::Remount);
+    model = trace.step(&model, &remount, &run.remount);
+    if let Some(diverged) = trace.lifecycle(&model, remount, &run.after_remount, Which::AfterRemount) {
+        return diverged;
+    }
+    if let Some(export) = &run.export {
+        if let Some(diverged) = trace.export(&model, export) {
+            return diverged;
         }
-        if let Some(d) = view
-            .as_ref()
-            .and_then(|v| differ(contract, which, model.merged_nodes(), v))
-        {
-            return trace.diverged(Check::View { which }, None, Some(d));
-        }
+        trace.exported = Some(export.method);
+    }
+    let commit = Step::new(Op::Commit);
+    model = trace.step(&model, &commit, &run.commit);
+    if let Some(diverged) = trace.lifecycle(&model, commit, &run.after_commit, Which::AfterCommit) {
+        return diverged;
     }
     match &run.kernel_view {
         Some(Err(errno)) => {

@@ -41,6 +41,11 @@ pub struct Summary {
     pub unsupported: usize,
     /// Cases on which the backend hung or died (environment failures).
     pub backend_failures: usize,
+    /// Cases whose export check (docs/images.md) ran and passed: their
+    /// changeset written, read back, applied and mounted.
+    pub exported: usize,
+    /// Of those, the ones whose changeset was naive.
+    pub exported_naive: usize,
     pub elapsed_s: f64,
     pub cases_per_s: f64,
     /// `uname -r` of the machine.
@@ -132,6 +137,8 @@ impl Summary {
             known: c.known(),
             unsupported: c.unsupported(),
             backend_failures: c.backend_failures(),
+            exported: c.exported().0,
+            exported_naive: c.exported().1,
             saved,
             shard: (shard.count > 1).then(|| format!("{}/{}", shard.index, shard.count)),
             jobs: Some(opts.jobs),
@@ -189,6 +196,8 @@ impl Summary {
             fixed,
             unsupported: r.unsupported(),
             backend_failures: r.failures(),
+            exported: r.exported.0,
+            exported_naive: r.exported.1,
             interrupted: r.interrupted,
             ..Summary::headed("replay", h)
         }

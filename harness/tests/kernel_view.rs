@@ -32,7 +32,7 @@ fn case() -> Case {
 /// The model's own run of [`CASE`], with `kernel_view` as the backend's.
 fn run_with(kernel_view: Option<Result<View, Errno>>) -> CaseRun {
     let c = case();
-    let mut run = ModelBackend::run_from(Model::new(&c).unwrap(), &c).unwrap();
+    let mut run = ModelBackend::run_from(Model::new(&c).unwrap(), &c, Wants::default()).unwrap();
     assert_eq!(run.kernel_view, None, "the model backend does not ask");
     run.kernel_view = kernel_view;
     run

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod build;
+mod changeset;
 mod copy_up;
 mod features;
 mod fs;

@@ -1,0 +1,296 @@
+//! Layer changesets: what a store's `Diff` makes of the container layer
+//! and what its `ApplyDiff` makes of that (docs/images.md). The
+//! representation, a [`View`] keyed by tar entry name, is
+//! `ovlcheck_case::oci`'s.
+//!
+//! Rules, each a function below:
+//! - [`native_entries`]: the upper directory as overlay2 tars it
+//!   (`whiteout_entry`, `opaque_marker`, `hard_link_groups`);
+//! - [`naive_entries`]: the difference of the merged trees before and after
+//!   (`ovlcheck_case::oci::naive_changes`, deletions as whiteouts);
+//! - [`Model::exported`]: the changeset applied as a new image layer
+//!   (`clock_times`), mounted with a fresh container layer.
+
+use crate::build;
+use crate::features::RedirectMode;
+use crate::fs::{Ino, Kind, Layer};
+use crate::resolve::push_name;
+use crate::Model;
+use imbl::OrdMap;
+use ovlcheck_case::oci::{self, ChangeKind, DiffMethod};
+use ovlcheck_case::{Node, NodeKind, Profile, View};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+impl Model {
+    /// The changeset a store's `Diff` writes for the container layer now,
+    /// and how it is derived ([`oci::diff_method`]); `None` for a
+    /// read-only overlay, which has no container layer.
+    pub fn changeset(&self) -> Option<(DiffMethod, View)> {
+        let upper = self.upper.as_ref()?;
+        let mount = Profile {
+            redirect_dir: self.feat.redirect == RedirectMode::On,
+            metacopy: self.feat.metacopy,
+            ..Profile::default()
+        };
+        let method = oci::diff_method(&mount, &self.upper_view()?);
+        let entries = match method {
+            DiffMethod::Native => native_entries(upper),
+            DiffMethod::Naive => naive_entries(&self.image_view(), &self.merged_view()),
+        };
+        Some((method, entries))
+    }
+
+    /// The merged tree of the image alone: the lower layers under an empty
+    /// container layer (what a naive differ mounts as the parent).
+    fn image_view(&self) -> View {
+        let mut image = self.clone();
+        image.upper = Some(Layer::new());
+        image.index = OrdMap::new();
+        image.mount();
+        image.merged_view()
+    }
+
+    /// The overlay after `changeset` is applied as a new image layer on the
+    /// same lower layers and mounted with a fresh container layer (what
+    /// `docker commit` then `docker run` mounts when the commit goes through
+    /// the layer tar). The layer is built from the changeset's OCI entries
+    /// (`ovlcheck_case::oci::layer_spec`), read with the OCI whiteout rules
+    /// like a case's `lower oci` layer.
+    pub fn exported(&self, changeset: &View) -> Result<Model, String> {
+        let mut layer = build::layer_from_spec(&oci::layer_spec(changeset))?;
+        clock_times(&mut layer, changeset);
+        let mut m = self.clone();
+        Arc::make_mut(&mut m.lowers).push(layer);
+        m.upper = Some(Layer::new());
+        m.index = OrdMap::new();
+        m.mount();
+        Ok(m)
+    }
+}
+
+/// The native changeset of upper layer `upper` (moby overlay2 `Diff`: a
+/// tar of `diff/` through go-archive's overlay whiteout converter). The
+/// layer root is not an entry (go-archive `IncludeSourceDir` off).
+/// Overlay-private xattrs stay behind; ordinary ones travel as PAX records.
+pub(crate) fn native_entries(upper: &Layer) -> View {
+    let groups = hard_link_groups(upper);
+    let mut nodes = BTreeMap::new();
+    let mut path = String::new();
+    native_rec(upper, upper.root, &mut path, &groups, &mut nodes);
+    View { nodes }
+}
+
+fn native_rec(
+    upper: &Layer,
+    dir: Ino,
+    path: &mut String,
+    groups: &BTreeMap<Ino, String>,
+    nodes: &mut BTreeMap<String, Node>,
+) {
+    let Some(entries) = upper.get(dir).entries() else {
+        return;
+    };
+    for (name, &ino) in entries.iter() {
+        let len = path.len();
+        push_name(path, name);
+        let inode = upper.get(ino);
+        match &inode.kind {
+            Kind::Whiteout => {
+                let (name, node) = whiteout_entry(path, inode.uid, inode.gid);
+                nodes.insert(name, node);
+            }
+            Kind::Dir(_) => {
+                nodes.insert(path.clone(), plain_node(inode));
+                if inode.ovl.opaque == Some('y') {
+                    let (name, node) = opaque_marker(path, inode.mode, inode.uid, inode.gid);
+                    nodes.insert(name, node);
+                }
+                native_rec(upper, ino, path, groups, nodes);
+            }
+            _ => {
+                let mut n = plain_node(inode);
+                n.ino = groups.get(&ino).cloned();
+                nodes.insert(path.clone(), n);
+            }
+        }
+        path.truncate(len);
+    }
+}
+
+/// go-archive `ConvertWrite`: a char 0/0 device `NAME` is written as a
+/// regular empty file `.wh.NAME`, mode 0600, with the device's owner. Its
+/// time is the clock's (the model does not know it).
+fn whiteout_entry(path: &str, uid: u32, gid: u32) -> (String, Node) {
+    (oci::whiteout_name(path), oci::marker_node(0o600, uid, gid))
+}
+
+/// go-archive `ConvertWrite`: a directory with `overlay.opaque` = "y" is
+/// written without that xattr, followed by `DIR/.wh..wh..opq`, a regular
+/// empty file with the directory's permission bits (`& 0777`) and owner.
+fn opaque_marker(dir: &str, mode: u32, uid: u32, gid: u32) -> (String, Node) {
+    (
+        oci::opaque_name(dir),
+        oci::marker_node(mode & 0o777, uid, gid),
+    )
+}
+
+/// Hard links inside the layer (OCI layer.md, "Hardlinks"): each inode
+/// with two or more names in the layer, labelled with its smallest path.
+/// Whiteouts are never grouped: the kernel may share one inode among them,
+/// but each is its own `.wh.` entry.
+fn hard_link_groups(layer: &Layer) -> BTreeMap<Ino, String> {
+    let mut names: BTreeMap<Ino, Vec<String>> = BTreeMap::new();
+    fn rec(layer: &Layer, dir: Ino, path: &mut String, names: &mut BTreeMap<Ino, Vec<String>>) {
+        let Some(entries) = layer.get(dir).entries() else {
+            return;
+        };
+        for (name, &ino) in entries.iter() {
+            let len = path.len();
+            push_name(path, name);
+            let inode = layer.get(ino);
+            if inode.is_dir() {
+                rec(layer, ino, path, names);
+            } else if !inode.is_whiteout() {
+                names.entry(ino).or_default().push(path.clone());
+            }
+            path.truncate(len);
+        }
+    }
+    rec(layer, layer.root, &mut String::new(), &mut names);
+    names
+        .into_iter()
+        .filter(|(_, paths)| paths.len() > 1)
+        .filter_map(|(ino, paths)| paths.into_iter().min().map(|p| (ino, p)))
+        .collect()
+}
+
+/// An object's entry: kind, mode, owner, ordinary xattrs, contents and
+/// (non-directories) mtime.
+fn plain_node(inode: &crate::fs::Inode) -> Node {
+    let kind = match inode.kind {
+        Kind::Dir(_) => NodeKind::Dir,
+        Kind::File(_) => NodeKind::File,
+        Kind::Symlink(_) => NodeKind::Symlink,
+        Kind::Fifo => NodeKind::Fifo,
+        Kind::Whiteout => NodeKind::Whiteout,
+    };
+    let mut n = Node::new(kind, inode.mode, inode.uid, inode.gid);
+    n.xattrs = inode
+        .xattrs
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    match &inode.kind {
+        Kind::File(d) => {
+            n.size = d.len() as u64;
+            n.data = Some(d.to_vec());
+        }
+        Kind::Symlink(t) => {
+            n.size = t.len() as u64;
+            n.target = Some(t.to_vec());
+        }
+        _ => {}
+    }
+    if !inode.is_dir() {
+        n.mtime = inode.mtime;
+    }
+    n
+}
+
+/// The naive changeset from merged tree `before` (the image) to `after`
+/// (the container) (moby `NaiveDiffDriver.Diff`: `ChangesDirs`, then
+/// `ExportChanges`): a deletion is a whiteout entry with mode 0 and owner
+/// 0:0; an addition or modification is the merged object in full. Merged
+/// paths that are one file (equal `ino` labels) are hard links when two or
+/// more of them are entries.
+pub(crate) fn naive_entries(before: &View, after: &View) -> View {
+    let mut nodes = BTreeMap::new();
+    let mut labels: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for change in oci::naive_changes(before, after) {
+        if change.kind == ChangeKind::Delete {
+            nodes.insert(
+                oci::whiteout_name(&change.path),
+                oci::marker_node(0, 0, 0),
+            );
+            continue;
+        }
+        let mut n = after.nodes[&change.path].clone();
+        if let Some(label) = n.ino.take() {
+            labels.entry(label).or_default().push(change.path.clone());
+        }
+        (n.nlink, n.dev) = (None, None);
+        n.overlay.clear();
+        nodes.insert(change.path, n);
+    }
+    for paths in labels.into_values().filter(|p| p.len() > 1) {
+        let first = paths.iter().min().cloned();
+        for p in paths {
+            if let Some(n) = nodes.get_mut(&p) {
+                n.ino = first.clone();
+            }
+        }
+    }
+    View { nodes }
+}
+
+/// The times of an applied layer: an entry's mtime is the tar header's,
+/// which the model knows only where the case set it; where the clock set
+/// it the built object's time is left open (`None`), as in every view.
+fn clock_times(layer: &mut Layer, changeset: &View) {
+    for (name, node) in &changeset.nodes {
+        if node.mtime.is_some() || node.kind == NodeKind::Dir || oci::is_marker(name) {
+            continue;
+        }
+        let mut ino = layer.root;
+        for part in name.split('/') {
+            match layer.child(ino, part) {
+                Some(c) => ino = c,
+                None => break,
+            }
+        }
+        layer.get_mut(ino).mtime = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{model, run};
+
+    fn listing(v: &ovlcheck_case::View) -> String {
+        v.to_string()
+    }
+
+    #[test]
+    fn native_changeset_writes_whiteouts_and_opaque_markers() {
+        let mut m = model(
+            "lower\n  dir d 0750\n  file d/x 0644 \"x\"\n  file f 0644 \"f\"\n  file g 0644 \"g\"\n",
+        );
+        for op in ["unlink f", "rmdir d", "unlink d/x", "rmdir d", "mkdir d 0700", "link g h"] {
+            run(&mut m, op);
+        }
+        let (method, cs) = m.changeset().unwrap();
+        assert_eq!(method.name(), "native");
+        let text = listing(&cs);
+        assert!(text.contains(".wh.f file 0600 0:0 size=0 \"\""), "{text}");
+        assert!(text.contains("d dir 0700 0:0\n"), "{text}");
+        assert!(text.contains("d/.wh..wh..opq file 0700 0:0 size=0 \"\""), "{text}");
+        assert!(text.contains("g file 0644 0:0 size=1 mtime=1600000000 ino=g"), "{text}");
+        assert!(text.contains("h file 0644 0:0 size=1 mtime=1600000000 ino=g"), "{text}");
+        let exported = m.exported(&cs).unwrap();
+        let merged = exported.merged_view().to_string();
+        assert!(!merged.contains("\nf ") && !merged.contains("d/x"), "{merged}");
+    }
+
+    #[test]
+    fn naive_changeset_with_redirects_lists_a_renamed_directory_in_full() {
+        let mut m = model("profile redirect\nlower\n  dir a 0755\n  file a/x 0644 \"x\"\n");
+        assert_eq!(run(&mut m, "rename a b"), "ok");
+        let (method, cs) = m.changeset().unwrap();
+        assert_eq!(method.name(), "naive");
+        let text = listing(&cs);
+        assert!(text.contains(".wh.a file 0000 0:0 size=0 \"\""), "{text}");
+        assert!(text.contains("b dir 0755 0:0"), "{text}");
+        assert!(text.contains("b/x file 0644 0:0 size=1"), "{text}");
+    }
+}
