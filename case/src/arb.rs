@@ -5,9 +5,9 @@
 //! which writes such cases out as files).
 //!
 //! Each part of a value is drawn on its own over the whole vocabulary: any
-//! preset profile, layers of any entries over a small or a wild name
-//! alphabet, any op with any credentials, random pins, any errno. Every
-//! value is well formed: layers pass [`LayerSpec::objects`] and every
+//! preset profile, layers (overlay or OCI) of any entries over a small or a
+//! wild name alphabet, any op with any credentials, random pins, any errno.
+//! Every value is well formed: layers pass [`LayerSpec::objects`] and every
 //! [`Case`] prints and parses back to itself. Beyond that a case need not
 //! make sense: its layers are unrelated to each other, its ops often name
 //! paths that exist nowhere, its credentials and pins are random. That
@@ -21,7 +21,8 @@
 
 use crate::case::Case;
 use crate::errno::Errno;
-use crate::layer::{Entry, LayerSpec};
+use crate::layer::{Entry, LayerFormat, LayerSpec};
+use crate::oci::{opaque_name, whiteout_name};
 use crate::op::{Cred, Op, OpenFlags, RenameFlags, Step};
 use crate::outcome::{FileKind, Outcome, StatInfo, Value};
 use crate::path::{Name, OpPath, RelPath};
@@ -252,20 +253,47 @@ fn entry(paths: Vec<RelPath>) -> impl Strategy<Value = Entry> {
     Union::new_weighted(arms)
 }
 
+/// `e` as an OCI changeset writes it: a whiteout or an opaque marker as its
+/// empty `.wh.` file, any other entry as it is (the overlay-only markers
+/// are then invalid, and dropped like any invalid candidate).
+fn oci_form(e: Entry) -> Entry {
+    let marker = match &e {
+        Entry::Whiteout { path } => whiteout_name(&path.to_string()),
+        Entry::Opaque { path } => opaque_name(&path.to_string()),
+        _ => return e,
+    };
+    match RelPath::parse(&marker) {
+        Ok(path) => Entry::File {
+            path,
+            mode: 0o644,
+            data: Vec::new(),
+        },
+        // A name too long for the prefix: invalid, so dropped.
+        Err(_) => e,
+    }
+}
+
 /// A layer of up to `max_entries` entries over `paths` that passes
 /// [`LayerSpec::objects`]: candidate entries that would make it invalid are
-/// dropped.
+/// dropped. One layer in four is an OCI changeset.
 pub fn layer_spec(paths: Vec<RelPath>, max_entries: usize) -> impl Strategy<Value = LayerSpec> {
-    vec(entry(paths), 0..=max_entries).prop_map(|cands| {
-        let mut spec = LayerSpec::default();
-        for e in cands {
-            spec.entries.push(e);
-            if spec.objects().is_err() {
-                spec.entries.pop();
+    (
+        prop::bool::weighted(0.25),
+        vec(entry(paths), 0..=max_entries),
+    )
+        .prop_map(|(oci, cands)| {
+            let mut spec = LayerSpec::default();
+            if oci {
+                spec.format = LayerFormat::Oci;
             }
-        }
-        spec
-    })
+            for e in cands {
+                spec.entries.push(if oci { oci_form(e) } else { e });
+                if spec.objects().is_err() {
+                    spec.entries.pop();
+                }
+            }
+            spec
+        })
 }
 
 /// Any errno that prints and parses back to itself: a named one, or an

@@ -4,8 +4,13 @@
 //! case means the same thing with `trusted.overlay.*` and with
 //! `user.overlay.*` (userxattr): the model and the driver pick the namespace
 //! from the profile.
+//!
+//! A layer may instead be written as an OCI changeset ([`LayerFormat::Oci`]),
+//! the entries of an image layer's tar with `.wh.` names for deletions; it
+//! is turned into overlay entries before it is resolved (module [`oci`]).
 
 mod objects;
+pub mod oci;
 
 pub(crate) use objects::check_layer_xattr_name;
 
@@ -81,10 +86,29 @@ impl Entry {
     }
 }
 
+/// How a layer's entries spell deletions and opaque directories.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum LayerFormat {
+    /// The overlay on-disk format: the marker entries (`whiteout`,
+    /// `opaque`, ...) are what the layer directory holds.
+    #[default]
+    Overlay,
+    /// An OCI changeset as an image layer's tar lists it (`lower oci`):
+    /// empty `.wh.NAME` and `.wh..wh..opq` files mark deletions and opaque
+    /// directories, so a layer can be pasted from a real image
+    /// ([`oci::overlay_entries`]).
+    Oci,
+}
+
 /// The entries of one layer, in the order written.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct LayerSpec {
     pub entries: Vec<Entry>,
+    /// Read as [`LayerFormat::Overlay`] from JSON that lacks it. Always
+    /// written: the driver's worker protocol (postcard) has no optional
+    /// fields.
+    #[serde(default)]
+    pub format: LayerFormat,
 }
 
 /// What kind of object a layer path is, after reading its entries.
@@ -138,12 +162,28 @@ pub struct LayerError {
 }
 
 impl LayerSpec {
+    /// An overlay-format layer of `entries`.
+    pub fn new(entries: Vec<Entry>) -> LayerSpec {
+        LayerSpec {
+            entries,
+            format: LayerFormat::Overlay,
+        }
+    }
+
     /// Resolves the entries into objects in creation order (parents before
     /// children, hard link targets before links). Implied parent directories
     /// get mode 0755, owner 0:0. Errors: a path created twice, a parent that
     /// is not a directory, a hard link to a missing or non-regular file, an
-    /// attribute on a path no entry created, a marker on the wrong kind.
+    /// attribute on a path no entry created, a marker on the wrong kind; in
+    /// an OCI layer also what [`oci::overlay_entries`] refuses. An error's
+    /// `entry` always indexes [`LayerSpec::entries`] as written.
     pub fn objects(&self) -> Result<Vec<Object>, LayerError> {
-        objects::objects(self)
+        match self.format {
+            LayerFormat::Overlay => objects::objects(self.entries.iter().enumerate()),
+            LayerFormat::Oci => {
+                let entries = oci::overlay_entries(&self.entries)?;
+                objects::objects(entries.iter().map(|(i, e)| (*i, e)))
+            }
+        }
     }
 }

@@ -484,6 +484,137 @@ fn layer_errors_point_at_the_entry() {
     );
 }
 
+#[test]
+fn oci_layer_errors_point_at_the_entry() {
+    let l = |body: &str| format!("lower oci\n  dir d 0755\n{body}\nops\n");
+    err(
+        "lower oci oci\n",
+        1,
+        11,
+        "unexpected `oci` after section header `lower`",
+    );
+    err("upper oci\n", 1, 1, "`upper` before any `lower`");
+    err(
+        "lower\nops oci\n",
+        2,
+        5,
+        "unexpected `oci` after section header `ops`",
+    );
+    err(
+        &l("  file d/.wh.w 0644 \"x\""),
+        3,
+        8,
+        "whiteout entry `d/.wh.w` must be an empty regular file",
+    );
+    err(
+        &l("  dir d/.wh.w 0755"),
+        3,
+        7,
+        "must be an empty regular file",
+    );
+    err(
+        &l("  symlink .wh.s \"t\""),
+        3,
+        11,
+        "must be an empty regular file",
+    );
+    err(
+        &l("  fifo d/.wh..wh..opq 0600"),
+        3,
+        8,
+        "must be an empty regular file",
+    );
+    err(
+        &l("  file f 0644 \"\"\n  hardlink d/.wh.h f"),
+        4,
+        12,
+        "must be an empty regular file",
+    );
+    err(
+        &l("  file d/.wh.w 0644 \"\"\n  hardlink h d/.wh.w"),
+        4,
+        12,
+        "hard link target `d/.wh.w` is a whiteout marker",
+    );
+    for bad in [".wh.", ".wh..", ".wh..."] {
+        err(
+            &l(&format!("  file d/{bad} 0644 \"\"")),
+            3,
+            8,
+            &format!("invalid whiteout entry `d/{bad}`: `{bad}` names no file to delete"),
+        );
+    }
+    err(
+        &l("  file .wh.x/y 0644 \"\""),
+        3,
+        8,
+        "lies under `.wh.x`, a whiteout name",
+    );
+    err(
+        &l("  file .wh..wh..opq 0644 \"\""),
+        3,
+        8,
+        "would make the layer root opaque",
+    );
+    err(
+        &l("  file d/.wh.w 0644 \"\"\n  file d/.wh.w 0644 \"\""),
+        4,
+        8,
+        "`d/.wh.w` already exists in this layer",
+    );
+    // Whiteouts only delete from lower layers: `.wh.x` and `x` in one layer
+    // are one path created twice, in either order.
+    err(
+        &l("  file d/x 0644 \"\"\n  file d/.wh.x 0644 \"\""),
+        4,
+        8,
+        "`d/x` already exists in this layer (as a regular file)",
+    );
+    err(
+        &l("  file d/.wh.x 0644 \"\"\n  dir d/x 0755"),
+        4,
+        7,
+        "`d/x` already exists in this layer (as a whiteout)",
+    );
+    err(
+        &l("  owner d/.wh.w 1 1"),
+        3,
+        9,
+        "owner on `d/.wh.w`, which no earlier entry of this layer creates",
+    );
+    err(
+        &l("  mtime d/.wh..wh..opq 1"),
+        3,
+        9,
+        "mtime on `d/.wh..wh..opq`",
+    );
+    err(&l("  xattr .wh.w user.k \"\""), 3, 9, "xattr on `.wh.w`");
+    // The marker's directory must be one.
+    err(
+        &l("  file f 0644 \"\"\n  file f/.wh..wh..opq 0644 \"\""),
+        4,
+        8,
+        "opaque needs a directory, but `f` is a regular file",
+    );
+    err(
+        &l("  whiteout d/w"),
+        3,
+        12,
+        "write the whiteout as `file d/.wh.w 0644 \"\"`",
+    );
+    err(
+        &l("  opaque d"),
+        3,
+        10,
+        "write the opaque marker as `file d/.wh..wh..opq 0644 \"\"`",
+    );
+    err(&l("  xwhiteouts d"), 3, 14, "have no OCI form");
+    err(&l("  xwhiteout d/x"), 3, 13, "have no OCI form");
+    err(&l("  redirect d \"/a\""), 3, 12, "have no OCI form");
+    // The same entries are ordinary in an overlay layer.
+    ok("lower\n  file d/.wh.w 0644 \"x\"\n  file .wh.x/y 0644 \"\"\nops\n");
+}
+
 fn big(n: usize, line: &str) -> String {
     let mut s = String::with_capacity(n * (line.len() + 1));
     for _ in 0..n {

@@ -110,41 +110,33 @@ impl ParsePath for str {
 fn error_names_the_entry_index() {
     use ovlcheck_case::layer::Entry;
     let p = |s: &str| s.parse_path();
-    let spec = LayerSpec {
-        entries: vec![
-            Entry::Dir {
-                path: p("a"),
-                mode: 0o755,
-            },
-            Entry::Opaque { path: p("b") },
-        ],
-    };
+    let spec = LayerSpec::new(vec![
+        Entry::Dir {
+            path: p("a"),
+            mode: 0o755,
+        },
+        Entry::Opaque { path: p("b") },
+    ]);
     let e = spec.objects().unwrap_err();
     assert_eq!(e.entry, 1);
     assert!(e.message.contains("opaque on `b`"), "{}", e.message);
-    let spec = LayerSpec {
-        entries: vec![Entry::Dir {
-            path: p("a"),
-            mode: 0o10000,
-        }],
-    };
+    let spec = LayerSpec::new(vec![Entry::Dir {
+        path: p("a"),
+        mode: 0o10000,
+    }]);
     assert!(spec.objects().unwrap_err().message.contains("out of range"));
-    let spec = LayerSpec {
-        entries: vec![Entry::Xattr {
-            path: p("a"),
-            name: "trusted.overlay.opaque".into(),
-            value: vec![],
-        }],
-    };
+    let spec = LayerSpec::new(vec![Entry::Xattr {
+        path: p("a"),
+        name: "trusted.overlay.opaque".into(),
+        value: vec![],
+    }]);
     assert!(spec
         .objects()
         .unwrap_err()
         .message
         .contains("overlay-private"));
-    let spec = LayerSpec {
-        entries: vec![Entry::Whiteout {
-            path: ovlcheck_case::RelPath::root(),
-        }],
-    };
+    let spec = LayerSpec::new(vec![Entry::Whiteout {
+        path: ovlcheck_case::RelPath::root(),
+    }]);
     assert!(spec.objects().unwrap_err().message.contains("layer root"));
 }

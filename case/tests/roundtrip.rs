@@ -36,6 +36,33 @@ proptest! {
     }
 }
 
+/// The generator writes OCI layers with both kinds of `.wh.` marker, so the
+/// round trips above cover them.
+#[test]
+fn generated_oci_layers_hold_markers() {
+    use ovlcheck_case::layer::LayerFormat;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strategy = arb::layer_spec(arb::default_paths(), 20);
+    let (mut whiteouts, mut opaques) = (0, 0);
+    for _ in 0..400 {
+        let spec = strategy.new_tree(&mut runner).unwrap().current();
+        if spec.format != LayerFormat::Oci {
+            continue;
+        }
+        for e in &spec.entries {
+            let name = e.path().file_name().map_or("", |n| n.as_str());
+            if name == ".wh..wh..opq" {
+                opaques += 1;
+            } else if name.starts_with(".wh.") {
+                whiteouts += 1;
+            }
+        }
+    }
+    assert!(whiteouts > 0 && opaques > 0, "{whiteouts} {opaques}");
+}
+
 #[test]
 fn design_example_parses() {
     let text = r#"# rename of a re-created directory must leave a whiteout behind

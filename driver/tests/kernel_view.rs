@@ -126,7 +126,7 @@ fn a_stack_too_deep_for_the_kernel_is_refused_with_its_errno() {
             mode: 0o644,
             data: vec![],
         };
-        c.lowers.push(LayerSpec { entries: vec![e] });
+        c.lowers.push(LayerSpec::new(vec![e]));
     }
     let run = ok(PooledBackend::kernel().run(&c, KERNEL_VIEW));
     assert!(run.commit.is_ok() && run.after_commit.is_some());

@@ -288,7 +288,7 @@ fn deep_case(layers: usize) -> Case {
             mode: 0o644,
             data: vec![],
         };
-        c.lowers.push(LayerSpec { entries: vec![e] });
+        c.lowers.push(LayerSpec::new(vec![e]));
     }
     c
 }

@@ -347,7 +347,7 @@ fn layer_from_tree(rng: &mut TestRng, tree: &[(String, Node)], bottom: bool) -> 
     let mut entries = Vec::new();
     let mut files = Vec::new();
     emit(rng, tree, &mut Vec::new(), bottom, &mut entries, &mut files);
-    LayerSpec { entries }
+    LayerSpec::new(entries)
 }
 
 fn emit<'a>(

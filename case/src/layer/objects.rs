@@ -1,8 +1,6 @@
 //! Resolution of a layer's entries into objects (`LayerSpec::objects`).
 
-use super::{
-    Entry, LayerError, LayerSpec, Markers, Object, ObjectKind, DEFAULT_MTIME, IMPLIED_DIR_MODE,
-};
+use super::{Entry, LayerError, Markers, Object, ObjectKind, DEFAULT_MTIME, IMPLIED_DIR_MODE};
 use crate::path::{Name, RelPath, PATH_MAX};
 use std::collections::BTreeMap;
 
@@ -166,14 +164,17 @@ fn check_target(target: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// See [`LayerSpec::objects`].
-pub(super) fn objects(spec: &LayerSpec) -> Result<Vec<Object>, LayerError> {
+/// See [`LayerSpec::objects`](super::LayerSpec::objects): overlay-format
+/// entries, each with the index an error reports.
+pub(super) fn objects<'a>(
+    entries: impl IntoIterator<Item = (usize, &'a Entry)>,
+) -> Result<Vec<Object>, LayerError> {
     let mut b = Builder {
         objs: Vec::new(),
         index: BTreeMap::new(),
         implied: Vec::new(),
     };
-    for (i, e) in spec.entries.iter().enumerate() {
+    for (i, e) in entries {
         entry(&mut b, e).map_err(|message| LayerError { entry: i, message })?;
     }
     // Hard links share the inode of their original file.

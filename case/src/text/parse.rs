@@ -7,7 +7,7 @@ use super::limits::{
 use super::ParseError;
 use crate::case::Case;
 use crate::errno::Errno;
-use crate::layer::{check_layer_xattr_name, Entry, LayerSpec};
+use crate::layer::{check_layer_xattr_name, Entry, LayerFormat, LayerSpec};
 use crate::op::{Cred, Op, OpenFlags, RenameFlags, Step};
 use crate::outcome::{FileKind, Outcome, StatInfo, Value};
 use crate::path::{OpPath, RelPath};
@@ -329,7 +329,26 @@ impl<'a> Parser<'a> {
     fn header(&mut self, c: &mut Cursor, name: &str) -> Result<(), ParseError> {
         let col = c.toks[0].col;
         c.i = 1;
-        c.end(|| format!("section header `{name}`"), false)?;
+        let mut format = LayerFormat::Overlay;
+        if name != "ops" && matches!(c.peek().map(|t| &t.tok), Some(Tok::Word(w)) if w == "oci") {
+            c.i += 1;
+            format = LayerFormat::Oci;
+        }
+        c.end(
+            || match name {
+                "ops" => format!("section header `{name}`"),
+                _ => format!("section header `{name}` (a layer header may only add `oci`)"),
+            },
+            false,
+        )?;
+        let layer = |upper| OpenLayer {
+            spec: LayerSpec {
+                entries: Vec::new(),
+                format,
+            },
+            pos: Vec::new(),
+            upper,
+        };
         let need_lower = "a case needs at least one `lower` section first";
         match (name, self.section) {
             ("lower", Section::Start | Section::Lower) => {
@@ -340,11 +359,7 @@ impl<'a> Parser<'a> {
                     ));
                 }
                 self.close_layer()?;
-                self.layer = Some(OpenLayer {
-                    spec: LayerSpec::default(),
-                    pos: Vec::new(),
-                    upper: false,
-                });
+                self.layer = Some(layer(false));
                 self.section = Section::Lower;
             }
             ("lower", Section::Upper) => {
@@ -352,11 +367,7 @@ impl<'a> Parser<'a> {
             }
             ("upper", Section::Lower) => {
                 self.close_layer()?;
-                self.layer = Some(OpenLayer {
-                    spec: LayerSpec::default(),
-                    pos: Vec::new(),
-                    upper: true,
-                });
+                self.layer = Some(layer(true));
                 self.section = Section::Upper;
             }
             ("upper", Section::Upper) => {

@@ -1,7 +1,7 @@
 //! The canonical printer.
 
 use crate::case::Case;
-use crate::layer::{Entry, LayerSpec};
+use crate::layer::{Entry, LayerFormat, LayerSpec};
 use crate::op::{Op, Step};
 use crate::path::OpPath;
 use crate::profile::Profile;
@@ -134,6 +134,9 @@ pub(crate) fn step(s: &Step) -> String {
 
 fn layer(out: &mut String, header: &str, spec: &LayerSpec) {
     out.push_str(header);
+    if spec.format == LayerFormat::Oci {
+        out.push_str(" oci");
+    }
     out.push('\n');
     for e in &spec.entries {
         out.push_str("  ");
