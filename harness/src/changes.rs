@@ -3,9 +3,9 @@
 //! whiteouts and opaque markers explained; lines that differ are shown for
 //! both sides.
 
-use crate::model_backend::ModelBackend;
 use ovlcheck_case::oci::{self, OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
-use ovlcheck_case::{show_path, Case, Node, Op, Step, View};
+use ovlcheck_case::view::show_path;
+use ovlcheck_case::{Case, Node, Op, Step, View};
 use ovlcheck_driver::{Backend, BackendKind, Export, Wants};
 use ovlcheck_model::Model;
 use std::fmt::Write;
@@ -132,6 +132,7 @@ fn entry_line(mark: char, name: &str, node: &Node) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model_backend::ModelBackend;
 
     #[test]
     fn the_model_listing_marks_whiteouts_and_opaque_directories() {

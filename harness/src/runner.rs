@@ -188,7 +188,7 @@ impl<'a> Trace<'a> {
     /// The export check (docs/images.md): the changeset the store wrote,
     /// then the merged tree of the image with it applied.
     fn export(&mut self, model: &Model, export: &Export) -> Option<Run> {
-        let (_, predicted) = model.changeset().unwrap_or_default();
+        let predicted = model.changeset().map(|(_, v)| v).unwrap_or_default();
         let checks = [
             (Which::Changeset, predicted.nodes.clone().into_iter().collect()),
             (
