@@ -180,15 +180,18 @@ impl Unpacker<'_> {
                 attrs.set_at(dir.as_fd(), base, false)?;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let h = entry.header();
-                let dev = sys::makedev(
-                    h.device_major()?.unwrap_or(0),
-                    h.device_minor()?.unwrap_or(0),
-                );
-                let ft = match kind {
-                    EntryType::Char => sys::FileType::CharacterDevice,
-                    EntryType::Block => sys::FileType::BlockDevice,
-                    _ => sys::FileType::Fifo,
+                let (ft, dev) = match kind {
+                    EntryType::Fifo => (sys::FileType::Fifo, 0),
+                    _ => {
+                        let h = entry.header();
+                        let major = h.device_major()?.unwrap_or(0);
+                        let minor = h.device_minor()?.unwrap_or(0);
+                        let ft = match kind {
+                            EntryType::Char => sys::FileType::CharacterDevice,
+                            _ => sys::FileType::BlockDevice,
+                        };
+                        (ft, sys::makedev(major, minor))
+                    }
                 };
                 sys::mknodat(dir, base, ft, mode, dev).map_err(errno_io)?;
                 attrs.set_at(dir.as_fd(), base, true)?;

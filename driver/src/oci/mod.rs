@@ -105,10 +105,12 @@ impl TarWriter {
                 pax.push(("linkpath".into(), target.to_vec()));
             }
         }
-        if let Body::Char(major, minor) | Body::Block(major, minor) = body {
-            header.set_device_major(major)?;
-            header.set_device_minor(minor)?;
-        }
+        let (major, minor) = match body {
+            Body::Char(major, minor) | Body::Block(major, minor) => (major, minor),
+            _ => (0, 0),
+        };
+        header.set_device_major(major)?;
+        header.set_device_minor(minor)?;
         header.set_mode(meta.mode & 0o7777);
         header.set_uid(meta.uid.into());
         header.set_gid(meta.gid.into());
