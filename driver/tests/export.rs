@@ -433,7 +433,7 @@ fn a_deleted_lower_file_is_a_whiteout_entry() {
     if !kernel_available("export_whiteout") {
         return;
     }
-    for preset in ["default", "userxattr", "xdev"] {
+    for preset in ["default", "userxattr", "xdev", "enospc"] {
         let e = export_of(&format!("{IMAGE}ops\n  unlink a\n"), preset);
         assert_eq!(e.method, DiffMethod::Native, "{preset}");
         let names: Vec<&str> = e.changeset.nodes.keys().map(String::as_str).collect();
