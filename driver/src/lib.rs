@@ -100,6 +100,7 @@ pub mod exec;
 pub mod ids;
 pub mod mount;
 pub mod observe;
+pub mod oci;
 pub mod placement;
 pub mod process;
 pub mod proto;

@@ -2,13 +2,14 @@
 //! stack mounted with the chosen [`Mounter`], steps run and trees observed.
 //! Runs only inside a worker process (single-threaded, own namespace).
 
-use crate::api::{DriverError, Session};
+use crate::api::{DriverError, Export, Session};
 use crate::mount::{self, MountSpec};
 use crate::observe::{self, Snapshot};
 use crate::proto::Mounter;
 use crate::store::{Layer, LayerStore, MarkerNames};
 use crate::{exec, spawn};
 use nix::unistd::Pid;
+use ovlcheck_case::oci::{self, DiffMethod};
 use ovlcheck_case::{
     Case, Errno as CaseErrno, LayerSpec, LowerFs, Op, Outcome, Profile, Step, View,
 };
@@ -157,11 +158,15 @@ impl MountedCase {
     /// A fresh container layer above the top image layer; on its own tmpfs
     /// (sized when asked) when lowers must be on another filesystem.
     fn new_container(&mut self) -> Result<Layer, MountFailure> {
+        self.new_container_above(self.lowers.last().cloned())
+    }
+
+    /// [`MountedCase::new_container`] above `parent`.
+    fn new_container_above(&mut self, parent: Option<Layer>) -> Result<Layer, MountFailure> {
         let id = self.store.new_id();
         let separate = self.profile.lower_fs == LowerFs::Separate;
         let size = self.profile.upper_size;
         let mut mounted = None;
-        let parent = self.lowers.last().cloned();
         let layer = self
             .store
             .create_named_with(&id, parent.as_ref(), &mut |dir: &Path| {
@@ -517,6 +522,154 @@ impl MountedCase {
     }
 }
 
+/// The export ([`Session::export`]): the store's `Diff` of the container
+/// layer, its `ApplyDiff` into a new layer and that image's merged tree
+/// (docs/images.md). Everything it makes is made beside the live mount,
+/// which it leaves alone, and removed again.
+impl MountedCase {
+    fn take_export(&mut self) -> Res<Export> {
+        self.mounted_mut()?;
+        let upper = self
+            .walk_upper()?
+            .ok_or("export: a read-only profile has no container layer")?;
+        let method = oci::diff_method(&self.profile, &upper);
+        let tar = match method {
+            DiffMethod::Native => {
+                let diff = self.store.diff(&self.container);
+                crate::oci::write_native(&diff, self.profile.xattr_prefix())
+                    .map_err(|e| format!("export: native diff: {e}"))?
+            }
+            DiffMethod::Naive => {
+                let before = self.image_view()?;
+                let after = self.walk_merged()?;
+                let changes = oci::naive_changes(&before, &after);
+                let merged = self.mounted_mut()?.target.clone();
+                crate::oci::write_naive(&changes, &merged)
+                    .map_err(|e| format!("export: naive diff: {e}"))?
+            }
+        };
+        let changeset = crate::oci::read(&tar)
+            .map_err(|e| format!("export: the {method} diff wrote an invalid layer tar: {e}"))?;
+        let merged = self.applied_view(&tar)?;
+        Ok(Export {
+            method,
+            changeset,
+            merged,
+        })
+    }
+
+    /// The merged tree of the image layers alone, the container's parent
+    /// image (what the naive diff compares with): the kernel's overlay
+    /// over them, read-only, with the profile's kernel options. Without
+    /// image layers it is an empty directory.
+    fn image_view(&mut self) -> Res<View> {
+        let home = self.store.home().to_path_buf();
+        let mut lowers = self.container.lower.clone();
+        if lowers.len() < 2 {
+            // As `mount` does: an empty lower stands for "no image". Here
+            // it is also the second lower that a mount without upperdir
+            // needs (the kernel: "at least 2 lowerdir are needed while
+            // upperdir nonexistent").
+            mkdir_mode(&home.join(EMPTY_LOWER), 0o755)?;
+            if lowers.is_empty() {
+                return observe::merged_view_and_snapshot(&home.join(EMPTY_LOWER))
+                    .map(|(view, _)| view);
+            }
+            lowers.push(EMPTY_LOWER.to_string());
+        }
+        let spec = MountSpec {
+            lowers,
+            upper: None,
+            work: None,
+            target: EXPORT_IMAGE.to_string(),
+            options: mount::kernel_options(&self.profile),
+        };
+        let target = home.join(EXPORT_IMAGE);
+        mkdir_mode(&target, 0o700)?;
+        mount::mount_kernel(&home, &spec)
+            .map_err(|e| format!("export: mount the image layers: {e}"))?;
+        let view = observe::merged_view_and_snapshot(&target).map(|(view, _)| view);
+        let unmounted = mount::unmount(&target)
+            .map_err(|e| format!("export: umount the image layers: {e}"))
+            .and_then(|_| {
+                std::fs::remove_dir(&target)
+                    .map_err(|e| format!("export: rmdir {EXPORT_IMAGE}: {e}"))
+            });
+        let view = view?;
+        unmounted?;
+        Ok(view)
+    }
+
+    /// `ApplyDiff` of `tar` as a new layer above the top image layer, and
+    /// the merged tree of that image with a fresh container layer; both
+    /// layers are removed afterwards.
+    fn applied_view(&mut self, tar: &[u8]) -> Res<View> {
+        let parent = self.lowers.last().cloned();
+        let applied = self
+            .store
+            .create(parent.as_ref())
+            .map_err(|e| format!("export: new layer for the diff: {e}"))?;
+        let view = self.apply_and_mount(tar, &applied);
+        let removed = self
+            .store
+            .remove(&applied)
+            .map_err(|e| format!("export: remove the applied layer: {e}"));
+        let view = view?;
+        removed?;
+        Ok(view)
+    }
+
+    fn apply_and_mount(&mut self, tar: &[u8], applied: &Layer) -> Res<View> {
+        crate::oci::apply(tar, &self.store.diff(applied), self.profile.xattr_prefix())
+            .map_err(|e| format!("export: apply the diff: {e}"))?;
+        let fresh = self
+            .new_container_above(Some(applied.clone()))
+            .map_err(|e| format!("export: {}", e.message))?;
+        let view = self.walk_applied(&fresh);
+        let removed = self.remove_container(&fresh);
+        let view = view?;
+        removed?;
+        Ok(view)
+    }
+
+    /// Mounts the applied image with container layer `fresh` (the
+    /// kernel's overlay, the profile's kernel options, as the commit check
+    /// mounts), walks it and unmounts it.
+    fn walk_applied(&mut self, fresh: &Layer) -> Res<View> {
+        let home = self.store.home().to_path_buf();
+        let target = self.store.merged(fresh);
+        mkdir_mode(&target, 0o700)?;
+        let spec = MountSpec {
+            lowers: fresh.lower.clone(),
+            upper: Some(format!("{}/diff", fresh.id)),
+            work: Some(format!("{}/work", fresh.id)),
+            target: format!("{}/merged", fresh.id),
+            options: mount::kernel_options(&self.profile),
+        };
+        mount::mount_kernel(&home, &spec)
+            .map_err(|e| format!("export: mount the applied layer: {e}"))?;
+        let view = observe::merged_view_and_snapshot(&target).map(|(view, _)| view);
+        let unmounted =
+            mount::unmount(&target).map_err(|e| format!("export: umount the applied layer: {e}"));
+        let view = view?;
+        unmounted?;
+        Ok(view)
+    }
+
+    /// Removes a container layer [`MountedCase::new_container_above`]
+    /// made, with its own tmpfs if it has one.
+    fn remove_container(&mut self, layer: &Layer) -> Res<()> {
+        let dir = self.store.dir(&layer.id);
+        if self.tmpfs.last() == Some(&dir) {
+            mount::unmount(&dir).map_err(|e| format!("export: umount {}: {e}", dir.display()))?;
+            self.tmpfs.pop();
+        }
+        self.store
+            .remove(layer)
+            .map_err(|e| format!("export: remove the fresh container layer: {e}"))
+    }
+}
+
 impl Session for MountedCase {
     fn apply(&mut self, step: &Step) -> Result<Outcome, DriverError> {
         match step.op {
@@ -555,8 +708,11 @@ impl Session for MountedCase {
         self.walk_kernel_view().map_err(DriverError::Io)
     }
 
-    fn export(&mut self) -> Result<Option<crate::api::Export>, DriverError> {
-        Err(DriverError::Io("export: not built yet".into()))
+    fn export(&mut self) -> Result<Option<Export>, DriverError> {
+        if self.profile.readonly {
+            return Ok(None);
+        }
+        self.observation(|s| s.take_export()).map(Some)
     }
 
     fn finish(self: Box<Self>) -> Result<(), DriverError> {
@@ -577,6 +733,9 @@ fn helper_suspect(o: &Outcome) -> bool {
 const EMPTY_LOWER: &str = "empty";
 /// Where the kernel view is mounted (relative to the store home).
 const KERNEL_VIEW: &str = "kernel-view";
+/// Where the export mounts the image layers for the naive diff (relative
+/// to the store home).
+const EXPORT_IMAGE: &str = "export-image";
 
 /// A mount that did not happen; `errno` for kernel mounts.
 struct MountFailure {
