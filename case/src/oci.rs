@@ -99,6 +99,21 @@ pub fn diff_method(profile: &Profile, upper: &View) -> DiffMethod {
     }
 }
 
+/// Why a case's container layer is not exported (docs/images.md); `None`
+/// when it is. A read-only overlay has no container layer; a store whose
+/// one small filesystem holds every layer (`upper_size` with the lowers on
+/// the same filesystem) may lack room for the exported layer, and how much
+/// an export takes there is not modelled.
+pub fn export_blocker(profile: &Profile) -> Option<&'static str> {
+    if profile.readonly {
+        return Some("read-only: no container layer");
+    }
+    if profile.upper_size.is_some() && profile.lower_fs == crate::profile::LowerFs::Same {
+        return Some("the whole store is on one small tmpfs: the exported layer may not fit");
+    }
+    None
+}
+
 /// A change between two merged trees (moby go-archive changes.go).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ChangeKind {
@@ -128,8 +143,20 @@ pub struct Change {
 ///   restore filesystem permissions" (changes.go).
 ///
 /// The root is never listed: overlay2's tar of a layer skips the source
-/// directory itself (go-archive archive.go, `IncludeSourceDir`).
+/// directory itself (go-archive archive.go, `IncludeSourceDir`). Nor is a
+/// *phantom*, a name a merged directory lists whose lookup finds nothing
+/// (a whiteout read straight from a layer, which a merged view shows as a
+/// whiteout node): there is no object to write, in either tree.
 pub fn naive_changes(before: &View, after: &View) -> Vec<Change> {
+    let real = |v: &View| View {
+        nodes: v
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.kind != NodeKind::Whiteout)
+            .map(|(p, n)| (p.clone(), n.clone()))
+            .collect(),
+    };
+    let (before, after) = (&real(before), &real(after));
     let is_dir = |v: &View, p: &str| v.nodes.get(p).is_some_and(|n| n.kind == NodeKind::Dir);
     let mut changed: std::collections::BTreeMap<&str, ChangeKind> = Default::default();
     for (path, node) in &after.nodes {
@@ -246,7 +273,7 @@ pub fn layer_spec(changeset: &View) -> LayerSpec {
         };
         let link = node.ino.as_ref().filter(|l| *l != name);
         let object = match (node.kind, link) {
-            (NodeKind::File, Some(first)) => match RelPath::parse(first) {
+            (NodeKind::File | NodeKind::Symlink | NodeKind::Fifo, Some(first)) => match RelPath::parse(first) {
                 Ok(existing) => {
                     entries.push(Entry::Hardlink { path, existing });
                     continue;

@@ -411,7 +411,7 @@ fn layer_errors_point_at_the_entry() {
         &l("  hardlink h d"),
         3,
         12,
-        "is a directory, not a regular file",
+        "is a directory, not a file, symlink or fifo",
     );
     err(
         &l("  owner x 1 1"),

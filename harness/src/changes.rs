@@ -31,9 +31,12 @@ pub fn listing(case: &Case, backend: &dyn Backend) -> Result<String, String> {
         case.profile = profile;
     }
     let case = &case;
+    if let Some(why) = oci::export_blocker(&case.profile) {
+        return Ok(format!("no changeset: {why}\n"));
+    }
     let model = model_at_export(case)?;
     let Some((method, predicted)) = model.changeset() else {
-        return Ok("read-only profile: no container layer, no changeset\n".into());
+        return Ok("no changeset: no container layer\n".into());
     };
     let mut out = String::new();
     if backend.kind() == BackendKind::Model {

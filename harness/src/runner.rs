@@ -140,7 +140,7 @@ pub fn run_case_under(
     let observed = if backend.kind() == ovlcheck_driver::BackendKind::Model {
         let wants = Wants {
             kernel_view: false,
-            export: contract.wants_export(),
+            export: wants_export(contract, case),
         };
         ModelBackend::run_from(model.clone(), case, wants)?
     } else {
@@ -148,11 +148,17 @@ pub fn run_case_under(
             case,
             Wants {
                 kernel_view: contract.wants_kernel_view(backend.kind()),
-                export: contract.wants_export(),
+                export: wants_export(contract, case),
             },
         )?
     };
     Ok(compare_run(model, case, &observed, contract))
+}
+
+/// Whether the export check runs on `case`: at `layout` and above, where
+/// the case's profile allows it ([`ovlcheck_case::oci::export_blocker`]).
+pub fn wants_export(contract: Contract, case: &Case) -> bool {
+    contract.wants_export() && ovlcheck_case::oci::export_blocker(&case.profile).is_none()
 }
 
 /// What the model predicted and the backend did so far.

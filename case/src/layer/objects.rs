@@ -224,11 +224,13 @@ fn entry<'a>(b: &mut Builder<'a>, e: &'a Entry) -> Result<(), String> {
                 format!("hard link target `{existing}` does not exist (earlier) in this layer")
             })?;
             let orig = match &b.objs[j].kind {
-                ObjectKind::File(_) => existing.clone(),
+                // Any non-directory can have several names (OCI layer.md,
+                // "Hardlinks"); a whiteout is a marker, not a file.
+                ObjectKind::File(_) | ObjectKind::Symlink(_) | ObjectKind::Fifo => existing.clone(),
                 ObjectKind::Hardlink(orig) => orig.clone(),
                 k => {
                     return Err(format!(
-                        "hard link target `{existing}` is {}, not a regular file",
+                        "hard link target `{existing}` is {}, not a file, symlink or fifo",
                         kind_word(k)
                     ))
                 }
