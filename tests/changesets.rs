@@ -11,7 +11,11 @@ use std::path::PathBuf;
 fn cases() -> Vec<PathBuf> {
     let dir = common::corpus_dir().join("changesets");
     let files = corpus::collect(&[dir]).expect("corpus/changesets is readable");
-    assert!(files.len() >= 12, "one case per changeset rule, found {}", files.len());
+    assert!(
+        files.len() >= 12,
+        "one case per changeset rule, found {}",
+        files.len()
+    );
     files
 }
 
@@ -37,7 +41,9 @@ fn the_kernel_store_writes_the_predicted_changesets() {
     for path in cases() {
         let case = corpus::load_case(&path).unwrap_or_else(|e| panic!("{e}"));
         let listing = changes::listing(&case, &*kernel).unwrap_or_else(|e| panic!("{e}"));
-        let differs = listing.lines().any(|l| l.starts_with('<') || l.starts_with('>'));
+        let differs = listing
+            .lines()
+            .any(|l| l.starts_with('<') || l.starts_with('>'));
         if differs || !listing.contains("as the model predicts") {
             failures.push(format!("{}:\n{listing}", path.display()));
         }

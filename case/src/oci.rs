@@ -273,13 +273,15 @@ pub fn layer_spec(changeset: &View) -> LayerSpec {
         };
         let link = node.ino.as_ref().filter(|l| *l != name);
         let object = match (node.kind, link) {
-            (NodeKind::File | NodeKind::Symlink | NodeKind::Fifo, Some(first)) => match RelPath::parse(first) {
-                Ok(existing) => {
-                    entries.push(Entry::Hardlink { path, existing });
-                    continue;
+            (NodeKind::File | NodeKind::Symlink | NodeKind::Fifo, Some(first)) => {
+                match RelPath::parse(first) {
+                    Ok(existing) => {
+                        entries.push(Entry::Hardlink { path, existing });
+                        continue;
+                    }
+                    Err(_) => continue,
                 }
-                Err(_) => continue,
-            },
+            }
             (NodeKind::Dir, _) => Entry::Dir {
                 path: path.clone(),
                 mode: node.mode,

@@ -212,6 +212,10 @@ pub enum Signature {
     View { which: Which, diff: ViewSig },
     /// The kernel refused to mount the layers an implementation left.
     KernelMount { errno: Errno },
+    /// The layer tar made of the container layer is not a valid OCI layer
+    /// (a duplicate name, a hard link to no earlier entry, a name leaving
+    /// the layer): `changeset view: invalid tar`.
+    InvalidChangeset,
 }
 
 impl fmt::Display for Signature {
@@ -237,6 +241,7 @@ impl fmt::Display for Signature {
                 }
             }
             Signature::KernelMount { errno } => write!(f, "kernel view: mount {errno}"),
+            Signature::InvalidChangeset => f.write_str("changeset view: invalid tar"),
         }
     }
 }
@@ -255,6 +260,9 @@ impl FromStr for Signature {
                         Errno::from_name(e).ok_or_else(|| format!("unknown errno `{e}`"))?;
                     return Ok(Signature::KernelMount { errno });
                 }
+            }
+            if which == Which::Changeset && rest == "invalid tar" {
+                return Ok(Signature::InvalidChangeset);
             }
             let diff = match rest {
                 "missing on backend" => ViewSig::Missing,
@@ -334,6 +342,7 @@ mod tests {
                 which: Which::AfterCommit,
                 diff: ViewSig::Missing,
             },
+            Signature::InvalidChangeset,
             Signature::View {
                 which: Which::Kernel,
                 diff: ViewSig::Extra,

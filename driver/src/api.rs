@@ -151,11 +151,13 @@ pub struct Export {
     /// How the changeset was derived.
     pub method: DiffMethod,
     /// The tar's entries, read back ([`ovlcheck_case::oci`]: keyed by
-    /// entry name, hard links as `ino` groups).
-    pub changeset: View,
+    /// entry name, hard links as `ino` groups), or why the tar is not a
+    /// valid OCI layer (a finding about the container layer it was made of).
+    pub changeset: Result<View, String>,
     /// The merged tree of the lower layers with the applied layer on top
-    /// and a fresh container layer (inode labels refer to this mount).
-    pub merged: View,
+    /// and a fresh container layer (inode labels refer to this mount);
+    /// `None` when the tar was invalid and so not applied.
+    pub merged: Option<View>,
 }
 
 /// Everything observed of one case: each step's outcome, the merged and

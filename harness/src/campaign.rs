@@ -8,9 +8,9 @@ use crate::contract::Contract;
 use crate::gen::{case_at, GenConfig};
 use crate::known::KnownSet;
 use crate::pool::map_in_order;
-use ovlcheck_case::oci::DiffMethod;
 use crate::runner::{run_case_under, Divergence, RunError};
 use crate::shrink::shrink;
+use ovlcheck_case::oci::DiffMethod;
 use ovlcheck_case::{Case, Signature};
 use ovlcheck_driver::{Backend, DriverError};
 use serde::Serialize;
@@ -130,7 +130,9 @@ impl Campaign {
     /// naive changeset.
     pub fn exported(&self) -> (usize, usize) {
         let methods = self.results.iter().filter_map(|r| r.exported);
-        let (all, naive) = methods.fold((0, 0), |(a, n), m| (a + 1, n + usize::from(m == DiffMethod::Naive)));
+        let (all, naive) = methods.fold((0, 0), |(a, n), m| {
+            (a + 1, n + usize::from(m == DiffMethod::Naive))
+        });
         (all, naive)
     }
 

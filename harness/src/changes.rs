@@ -59,13 +59,24 @@ pub fn listing(case: &Case, backend: &dyn Backend) -> Result<String, String> {
         merged,
     }) = run.export
     else {
-        return Err(format!("{}: the export did not run (its remount failed)", backend.name()));
+        return Err(format!(
+            "{}: the export did not run (its remount failed)",
+            backend.name()
+        ));
     };
     let _ = writeln!(
         out,
         "# changeset: model ({method} diff) / {} store ({seen_method} diff); '<' model only, '>' store only",
         backend.name()
     );
+    let (changeset, merged) = match (changeset, merged) {
+        (Ok(c), Some(m)) => (c, m),
+        (Err(e), _) => {
+            let _ = writeln!(out, "# the store wrote an invalid layer tar: {e}");
+            return Ok(out);
+        }
+        (Ok(_), None) => return Err("the store's changeset was not applied".into()),
+    };
     out.push_str(&side_by_side(&predicted, &changeset));
     let applied = model
         .exported(&predicted)
@@ -73,9 +84,16 @@ pub fn listing(case: &Case, backend: &dyn Backend) -> Result<String, String> {
         .merged_view();
     let diff = crate::compare::compare_views(&applied, &merged);
     if diff.is_empty() {
-        let _ = writeln!(out, "# applied as a new layer and mounted: as the model predicts");
+        let _ = writeln!(
+            out,
+            "# applied as a new layer and mounted: as the model predicts"
+        );
     } else {
-        let _ = writeln!(out, "# applied as a new layer and mounted: differs (- model, + {}):", backend.name());
+        let _ = writeln!(
+            out,
+            "# applied as a new layer and mounted: differs (- model, + {}):",
+            backend.name()
+        );
         out.push_str(&ovlcheck_case::view::render_diff(&diff));
     }
     Ok(out)
@@ -91,7 +109,9 @@ fn side_by_side(model: &View, store: &View) -> String {
         let m = model.nodes.get(name);
         let s = store.nodes.get(name);
         let agree = match (m, s) {
-            (Some(a), Some(b)) => crate::compare::compare_views(&one(name, a), &one(name, b)).is_empty(),
+            (Some(a), Some(b)) => {
+                crate::compare::compare_views(&one(name, a), &one(name, b)).is_empty()
+            }
             _ => false,
         };
         if agree {
@@ -118,10 +138,17 @@ fn one(name: &str, node: &Node) -> View {
 fn entry_line(mark: char, name: &str, node: &Node) -> String {
     let base = name.rsplit('/').next().unwrap_or(name);
     let note = if base == OPAQUE_WHITEOUT {
-        format!("  (opaque: hides all of {} below)", show_path(oci::parent_of(name)))
+        format!(
+            "  (opaque: hides all of {} below)",
+            show_path(oci::parent_of(name))
+        )
     } else if let Some(gone) = base.strip_prefix(WHITEOUT_PREFIX) {
         let dir = oci::parent_of(name);
-        let path = if dir.is_empty() { gone.to_string() } else { format!("{dir}/{gone}") };
+        let path = if dir.is_empty() {
+            gone.to_string()
+        } else {
+            format!("{dir}/{gone}")
+        };
         format!("  (whiteout: deletes {} below)", show_path(&path))
     } else {
         match &node.ino {

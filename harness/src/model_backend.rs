@@ -81,8 +81,8 @@ impl Session for ModelSession {
             .merged_view();
         Ok(Some(Export {
             method,
-            changeset,
-            merged,
+            changeset: Ok(changeset),
+            merged: Some(merged),
         }))
     }
 

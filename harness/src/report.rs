@@ -53,13 +53,19 @@ pub fn render(d: &Divergence, backend: &str) -> String {
 pub fn side_by_side(d: &Divergence) -> String {
     let first = match d.check {
         Check::Outcome { step } | Check::Pinned { step, .. } => Some(step),
-        Check::View { .. } | Check::KernelMount { .. } => None,
+        Check::View { .. } | Check::KernelMount { .. } | Check::InvalidChangeset { .. } => None,
     };
     let mut out = steps_table(&d.case, &d.predicted, &d.observed, first);
     if let Check::KernelMount { errno } = &d.check {
         let _ = writeln!(
             out,
             "the kernel's overlay refused to mount the layers the backend left: {errno}"
+        );
+    }
+    if let Check::InvalidChangeset { reason } = &d.check {
+        let _ = writeln!(
+            out,
+            "the layer tar made of the container layer is not a valid OCI layer: {reason}"
         );
     }
     if let Check::Pinned { step, expected } = &d.check {

@@ -7,10 +7,10 @@
 use crate::compare::{agree_sorted, compare_views};
 use crate::contract::Contract;
 use crate::model_backend::ModelBackend;
+use ovlcheck_case::oci::DiffMethod;
 use ovlcheck_case::{
     Case, Class, Errno, Field, Node, Op, Outcome, Signature, Step, View, ViewDiff, ViewSig, Which,
 };
-use ovlcheck_case::oci::DiffMethod;
 use ovlcheck_driver::{Backend, CaseRun, DriverError, Export, Wants};
 use ovlcheck_model::Model;
 use serde::Serialize;
@@ -26,6 +26,8 @@ pub enum Check {
     View { which: Which },
     /// The kernel refused to mount the layers the backend left.
     KernelMount { errno: Errno },
+    /// The layer tar made of the container layer is invalid (the reason).
+    InvalidChangeset { reason: String },
 }
 
 /// A disagreement between model and backend, with what is needed to read it.
@@ -77,6 +79,7 @@ fn signature_of(
                 .map_or(ViewSig::Fields(Vec::new()), |d| view_sig(d, contract)),
         },
         Check::KernelMount { errno } => Signature::KernelMount { errno: *errno },
+        Check::InvalidChangeset { .. } => Signature::InvalidChangeset,
     }
 }
 
@@ -183,7 +186,10 @@ impl<'a> Trace<'a> {
     ) -> Option<Run> {
         if self.predicted.last() != self.observed.last() {
             let at = self.observed.len() - 1;
-            return Some(self.take().diverged(Check::Outcome { step: at }, Some(step), None));
+            return Some(
+                self.take()
+                    .diverged(Check::Outcome { step: at }, Some(step), None),
+            );
         }
         let d = view
             .as_ref()
@@ -195,8 +201,19 @@ impl<'a> Trace<'a> {
     /// then the merged tree of the image with it applied.
     fn export(&mut self, model: &Model, export: &Export) -> Option<Run> {
         let predicted = model.changeset().map(|(_, v)| v).unwrap_or_default();
+        let (changeset, merged) = match (&export.changeset, &export.merged) {
+            (Ok(c), Some(m)) => (c, m),
+            _ => {
+                let reason = export.changeset.as_ref().err().cloned().unwrap_or_default();
+                let check = Check::InvalidChangeset { reason };
+                return Some(self.take().diverged(check, None, None));
+            }
+        };
         let checks = [
-            (Which::Changeset, predicted.nodes.clone().into_iter().collect()),
+            (
+                Which::Changeset,
+                predicted.nodes.clone().into_iter().collect(),
+            ),
             (
                 Which::Exported,
                 model
@@ -205,7 +222,7 @@ impl<'a> Trace<'a> {
                     .merged_nodes(),
             ),
         ];
-        for ((which, nodes), seen) in checks.into_iter().zip([&export.changeset, &export.merged]) {
+        for ((which, nodes), seen) in checks.into_iter().zip([changeset, merged]) {
             if let Some(d) = differ(self.contract, which, nodes, seen) {
                 return Some(self.take().diverged(Check::View { which }, None, Some(d)));
             }
@@ -318,7 +335,9 @@ pub fn compare_run(model: Model, case: &Case, run: &CaseRun, contract: Contract)
     }
     let remount = Step::new(Op::Remount);
     model = trace.step(&model, &remount, &run.remount);
-    if let Some(diverged) = trace.lifecycle(&model, remount, &run.after_remount, Which::AfterRemount) {
+    if let Some(diverged) =
+        trace.lifecycle(&model, remount, &run.after_remount, Which::AfterRemount)
+    {
         return diverged;
     }
     if let Some(export) = &run.export {

@@ -209,10 +209,7 @@ pub(crate) fn naive_entries(before: &View, after: &View) -> View {
     let mut labels: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for change in oci::naive_changes(before, after) {
         if change.kind == ChangeKind::Delete {
-            nodes.insert(
-                oci::whiteout_name(&change.path),
-                oci::marker_node(0, 0, 0),
-            );
+            nodes.insert(oci::whiteout_name(&change.path), oci::marker_node(0, 0, 0));
             continue;
         }
         let mut n = after.nodes[&change.path].clone();
@@ -266,7 +263,14 @@ mod tests {
         let mut m = model(
             "lower\n  dir d 0750\n  file d/x 0644 \"x\"\n  file f 0644 \"f\"\n  file g 0644 \"g\"\n",
         );
-        for op in ["unlink f", "rmdir d", "unlink d/x", "rmdir d", "mkdir d 0700", "link g h"] {
+        for op in [
+            "unlink f",
+            "rmdir d",
+            "unlink d/x",
+            "rmdir d",
+            "mkdir d 0700",
+            "link g h",
+        ] {
             run(&mut m, op);
         }
         let (method, cs) = m.changeset().unwrap();
@@ -274,12 +278,24 @@ mod tests {
         let text = listing(&cs);
         assert!(text.contains(".wh.f file 0600 0:0 size=0 \"\""), "{text}");
         assert!(text.contains("d dir 0700 0:0\n"), "{text}");
-        assert!(text.contains("d/.wh..wh..opq file 0700 0:0 size=0 \"\""), "{text}");
-        assert!(text.contains("g file 0644 0:0 size=1 mtime=1600000000 ino=g"), "{text}");
-        assert!(text.contains("h file 0644 0:0 size=1 mtime=1600000000 ino=g"), "{text}");
+        assert!(
+            text.contains("d/.wh..wh..opq file 0700 0:0 size=0 \"\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("g file 0644 0:0 size=1 mtime=1600000000 ino=g"),
+            "{text}"
+        );
+        assert!(
+            text.contains("h file 0644 0:0 size=1 mtime=1600000000 ino=g"),
+            "{text}"
+        );
         let exported = m.exported(&cs).unwrap();
         let merged = exported.merged_view().to_string();
-        assert!(!merged.contains("\nf ") && !merged.contains("d/x"), "{merged}");
+        assert!(
+            !merged.contains("\nf ") && !merged.contains("d/x"),
+            "{merged}"
+        );
     }
 
     #[test]

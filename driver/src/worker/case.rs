@@ -548,9 +548,14 @@ impl MountedCase {
                     .map_err(|e| format!("export: naive diff: {e}"))?
             }
         };
-        let changeset = crate::oci::read(&tar)
-            .map_err(|e| format!("export: the {method} diff wrote an invalid layer tar: {e}"))?;
-        let merged = self.applied_view(&tar)?;
+        // An invalid tar is the container layer's doing (e.g. a real
+        // `.wh..wh..opq` file beside an opaque xattr gives that name twice):
+        // it is reported, not applied.
+        let changeset = crate::oci::read(&tar);
+        let merged = match changeset {
+            Ok(_) => Some(self.applied_view(&tar)?),
+            Err(_) => None,
+        };
         Ok(Export {
             method,
             changeset,
