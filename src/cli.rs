@@ -170,6 +170,10 @@ struct FuzzArgs {
     /// Most distinct divergences to shrink and report.
     #[arg(long, default_value_t = 10)]
     max_reported: usize,
+    /// Skip the export check (the container layer as an OCI layer tar,
+    /// applied and mounted; docs/images.md), e.g. to measure its cost.
+    #[arg(long)]
+    no_export: bool,
     /// Print one JSON summary object as the last line of stdout.
     #[arg(long)]
     json: bool,
@@ -384,6 +388,7 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
         shrink_runs: 3000,
         contract,
         known,
+        export: !a.no_export,
     };
     let total = shard.indices(a.cases).len() as u64;
     let pb = progress_bar(total);

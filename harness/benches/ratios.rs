@@ -9,7 +9,8 @@
 //! - the same case through the harness on the kernel backend, every check,
 //!   on one thread, then on two (as `--jobs 2` runs cases);
 //! - a slice of the `fuzz` campaign (generated cases, all profiles) with
-//!   `--jobs 1`, then the same slice with `--jobs 2`.
+//!   `--jobs 1`, then the same slice with `--jobs 2`, then with `--jobs 1`
+//!   and no export check (docs/images.md).
 //!
 //! Each ratio is taken within a round; the report gives the median and the
 //! range over the rounds. `OVL_RATIO_ROUNDS` (default 9) sets the rounds.
@@ -104,8 +105,14 @@ fn case_in_two_threads(backend: &dyn ovlcheck_driver::Backend, case: &Case) -> D
     t.elapsed() / (2 * CASES)
 }
 
-/// Cases per second of campaign cases `first..first + SLICE`.
-fn campaign_rate(backend: &dyn ovlcheck_driver::Backend, first: u64, jobs: usize) -> f64 {
+/// Cases per second of campaign cases `first..first + SLICE` (with the
+/// export check when `export`).
+fn campaign_rate(
+    backend: &dyn ovlcheck_driver::Backend,
+    first: u64,
+    jobs: usize,
+    export: bool,
+) -> f64 {
     let opts = FuzzOptions {
         seed: 1,
         cases: first + SLICE,
@@ -116,6 +123,7 @@ fn campaign_rate(backend: &dyn ovlcheck_driver::Backend, first: u64, jobs: usize
         shrink_runs: 0,
         contract: ovlcheck_harness::contract::Contract::Kernel,
         known: Default::default(),
+        export,
     };
     let indices: Vec<u64> = (first..first + SLICE).collect();
     let stop = AtomicBool::new(false);
@@ -179,8 +187,9 @@ fn main() {
                 run_case(&*kernel, &case).expect("runs");
             })),
             case2: us(case_in_two_threads(&*kernel, &case)),
-            j1: campaign_rate(&*kernel, first, 1),
-            j2: campaign_rate(&*kernel, first, 2),
+            j1: campaign_rate(&*kernel, first, 1, true),
+            j2: campaign_rate(&*kernel, first, 2, true),
+            j1_no_export: campaign_rate(&*kernel, first, 1, false),
         };
         println!(
             "{r:>5} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>7.0} {:>7.0}",
@@ -212,13 +221,15 @@ struct Round {
     case2: f64,
     j1: f64,
     j2: f64,
+    /// `--jobs 1` without the export check (docs/images.md).
+    j1_no_export: f64,
 }
 
 /// A reported figure: its name, and how a round gives it.
 type Figure = (&'static str, fn(&Round) -> f64);
 
 /// What the bench reports, each a figure of one round.
-const RATIOS: [Figure; 9] = [
+const RATIOS: [Figure; 10] = [
     (
         "harness case vs raw floor (x the floor's cases/s; target >= 0.5)",
         |r| r.floor / r.case,
@@ -243,5 +254,9 @@ const RATIOS: [Figure; 9] = [
     }),
     ("fuzz --jobs 2 vs --jobs 1 (target >= 1.7)", |r| r.j2 / r.j1),
     ("fuzz --jobs 1 cases/s", |r| r.j1),
+    (
+        "fuzz --jobs 1 with the export check vs without (x; may not halve)",
+        |r| r.j1 / r.j1_no_export,
+    ),
     ("fuzz --jobs 2 cases/s", |r| r.j2),
 ];

@@ -8,7 +8,7 @@ use crate::contract::Contract;
 use crate::gen::{case_at, GenConfig};
 use crate::known::KnownSet;
 use crate::pool::map_in_order;
-use crate::runner::{run_case_under, Divergence, RunError};
+use crate::runner::{run_case_checked, Divergence, RunError};
 use crate::shrink::shrink;
 use ovlcheck_case::oci::DiffMethod;
 use ovlcheck_case::{Case, Signature};
@@ -65,6 +65,8 @@ pub struct FuzzOptions {
     pub contract: Contract,
     /// The backend's known divergences: reported apart, never shrunk.
     pub known: KnownSet,
+    /// The export check runs (docs/images.md; `--no-export` turns it off).
+    pub export: bool,
 }
 
 /// The result of one case of phase 1, as a campaign keeps it: a few bytes,
@@ -360,7 +362,7 @@ fn one_case(
     // A panic is a bug in ovlcheck (model or harness), never a divergence:
     // stop with the case that shows it.
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_case_under(backend, case, opts.contract)
+        run_case_checked(backend, case, opts.contract, opts.export)
     }))
     .map_err(|p| {
         let msg = p
@@ -402,7 +404,7 @@ pub fn case_size(case: &Case) -> usize {
 /// Shrinks a divergent case to a minimal one with the same signature.
 pub fn minimize(
     backend: &dyn Backend,
-    contract: Contract,
+    (contract, export): (Contract, bool),
     found: &Divergence,
     index: u64,
     max_runs: usize,
@@ -416,10 +418,10 @@ pub fn minimize(
             return false;
         }
         runs += 1;
-        matches!(run_case_under(backend, c, contract),
+        matches!(run_case_checked(backend, c, contract, export),
             Ok(r) if r.divergence.as_ref().is_some_and(|d| d.signature() == signature))
     });
-    let divergence = match run_case_under(backend, &small, contract) {
+    let divergence = match run_case_checked(backend, &small, contract, export) {
         Ok(crate::runner::Run {
             divergence: Some(d),
             ..
@@ -458,7 +460,13 @@ pub fn findings(
 ) -> Vec<Finding> {
     let picked = new_firsts(first, opts.max_reported);
     map_in_order(opts.jobs, &picked, stop, |_, (index, d)| {
-        minimize(backend, opts.contract, d, *index, opts.shrink_runs)
+        minimize(
+            backend,
+            (opts.contract, opts.export),
+            d,
+            *index,
+            opts.shrink_runs,
+        )
     })
     .into_iter()
     .flatten()

@@ -133,27 +133,38 @@ pub fn run_case(backend: &dyn Backend, case: &Case) -> Result<Run, RunError> {
     run_case_under(backend, case, Contract::default_for(backend.kind()))
 }
 
-/// Runs `case` on the model and on `backend` and compares under `contract`.
+/// Runs `case` on the model and on `backend` and compares under `contract`,
+/// every check included.
 pub fn run_case_under(
     backend: &dyn Backend,
     case: &Case,
     contract: Contract,
 ) -> Result<Run, RunError> {
+    run_case_checked(backend, case, contract, true)
+}
+
+/// [`run_case_under`], with the export check only when `export` (`fuzz
+/// --no-export`; it runs where [`wants_export`] allows).
+pub fn run_case_checked(
+    backend: &dyn Backend,
+    case: &Case,
+    contract: Contract,
+    export: bool,
+) -> Result<Run, RunError> {
     let model = Model::new(case).map_err(|e| RunError::BadCase(e.to_string()))?;
+    let export = export && wants_export(contract, case);
     let observed = if backend.kind() == ovlcheck_driver::BackendKind::Model {
         let wants = Wants {
             kernel_view: false,
-            export: wants_export(contract, case),
+            export,
         };
         ModelBackend::run_from(model.clone(), case, wants)?
     } else {
-        backend.run_case(
-            case,
-            Wants {
-                kernel_view: contract.wants_kernel_view(backend.kind()),
-                export: wants_export(contract, case),
-            },
-        )?
+        let wants = Wants {
+            kernel_view: contract.wants_kernel_view(backend.kind()),
+            export,
+        };
+        backend.run_case(case, wants)?
     };
     Ok(compare_run(model, case, &observed, contract))
 }
