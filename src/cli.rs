@@ -101,7 +101,7 @@ struct GenerateArgs {
 
 #[derive(Args, Clone)]
 struct BackendArgs {
-    /// Implementation to check: kernel, fuse-overlayfs, exec (your own, see --mount-cmd) or model (no mount).
+    /// Implementation to check: kernel, fuse-overlayfs, exec (your own, see --mount-cmd), docker (a Docker engine's overlay2, see --engine-socket) or model (no mount).
     #[arg(long, default_value = "kernel")]
     backend: String,
     /// exec backend: mount command template with {lowerdir} {upperdir} {workdir} {target}.
@@ -110,8 +110,12 @@ struct BackendArgs {
     /// exec backend: unmount command template with {target}.
     #[arg(long, default_value = "umount {target}")]
     umount_cmd: String,
+    /// docker backend: the engine's API socket (default: $DOCKER_HOST, else
+    /// a private dockerd started in a scratch directory and stopped at the end).
+    #[arg(long)]
+    engine_socket: Option<String>,
     /// What is compared: posix, layout or kernel (default: kernel for the
-    /// kernel and the model, layout for fuse-overlayfs, posix for exec).
+    /// kernel and the model, layout for fuse-overlayfs and docker, posix for exec).
     #[arg(long, value_parser = parse_contract)]
     contract: Option<Contract>,
 }
@@ -302,6 +306,12 @@ fn install_signal_handlers() -> Arc<AtomicBool> {
 fn make_backend(a: &BackendArgs) -> Result<Box<dyn Backend>, String> {
     match a.backend.as_str() {
         "model" => Ok(Box::new(ModelBackend)),
+        "docker" => ovlcheck_engine::DockerBackend::new(
+            a.engine_socket.as_deref(),
+            ovlcheck_driver::BackendOptions::default(),
+        )
+        .map(|b| Box::new(b) as Box<dyn Backend>)
+        .map_err(|e| e.to_string()),
         "exec" if a.mount_cmd.is_none() => {
             Err("the exec backend needs --mount-cmd (see --help)".into())
         }
@@ -618,8 +628,13 @@ fn run_one(a: RunArgs) -> i32 {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
-    // Pinning replaces whatever the file pins.
-    let case = if a.pin { case.unpinned() } else { case };
+    // Pinning replaces whatever the file pins; outcomes pinned under
+    // another profile than the backend runs say nothing.
+    let case = match backend.adapt_case(&case) {
+        Ok(c) if a.pin || c.profile != case.profile => c.unpinned(),
+        Ok(c) => c,
+        Err(why) => return fail(format!("{}: {}: {why}", a.case.display(), backend.name())),
+    };
     let contract = a.backend.contract(&*backend);
     match run_case_under(&*backend, &case, contract) {
         Ok(run) if a.pin => {

@@ -62,6 +62,33 @@ impl fmt::Display for DiffMethod {
     }
 }
 
+/// Which xattrs a store's `Diff` writes into a layer tar (layer.md,
+/// "Extended Attributes", leaves it to the implementation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TarXattrs {
+    /// Every xattr but the overlay-private ones (ovlcheck's own store, as
+    /// containerd's archive package writes them).
+    #[default]
+    All,
+    /// `security.capability` alone: moby's archive package reads no other
+    /// xattr into a tar header (`ReadSecurityXattrToTarHeader`), so Docker
+    /// commits drop every `user.*` xattr (docs/engines.md).
+    Capability,
+}
+
+impl TarXattrs {
+    /// `changeset` with the xattrs this store leaves behind removed.
+    pub fn carried(self, mut changeset: View) -> View {
+        if self == TarXattrs::Capability {
+            for node in changeset.nodes.values_mut() {
+                node.xattrs.retain(|k, _| k == "security.capability");
+            }
+        }
+        changeset
+    }
+}
+
 /// Why the upper directory alone cannot give the layer's changeset, given
 /// the mount options and the raw upper `upper` (overlay xattrs by short
 /// name, as raw views carry them); `None` when it can.

@@ -8,6 +8,7 @@
 use ovlcheck_case::oci::DiffMethod;
 use ovlcheck_case::{Case, Errno, Op, Outcome, Step, View};
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Why a backend could not do what was asked.
@@ -41,6 +42,9 @@ pub enum BackendKind {
     FuseOverlayfs,
     /// A user-given mount command.
     Exec,
+    /// Docker's overlay2 graph driver, through a Docker engine's API
+    /// (ovlcheck-engine).
+    Docker,
     /// The harness's pure model (`ModelBackend` in ovlcheck-harness): it
     /// predicts rather than mounts, so this crate, which never depends on
     /// the model, has no backend of this kind.
@@ -55,6 +59,7 @@ impl BackendKind {
             "fuse-overlayfs" => Some(BackendKind::FuseOverlayfs),
             "exec" => Some(BackendKind::Exec),
             "model" => Some(BackendKind::Model),
+            "docker" => Some(BackendKind::Docker),
             _ => None,
         }
     }
@@ -66,7 +71,14 @@ impl BackendKind {
             BackendKind::FuseOverlayfs => "fuse-overlayfs",
             BackendKind::Exec => "exec",
             BackendKind::Model => "model",
+            BackendKind::Docker => "docker",
         }
+    }
+
+    /// Whether a container engine makes the layers and commits (the case's
+    /// ops still run on a kernel overlay mount of the engine's layers).
+    pub fn is_engine(self) -> bool {
+        matches!(self, BackendKind::Docker)
     }
 }
 
@@ -98,6 +110,17 @@ pub trait Backend: Send + Sync {
         profile: &ovlcheck_case::Profile,
     ) -> Result<ovlcheck_case::Profile, String> {
         crate::support::adapt_profile(self.kind(), profile)
+    }
+    /// The case this implementation runs for `case`: its profile adapted
+    /// ([`Backend::adapt_profile`]) and, for a container engine, the layers
+    /// the engine adds to every container (Docker's `-init` layer) as the
+    /// top lower layer, so that the model is told the stack the ops really
+    /// run on. Idempotent: a case it returned comes back unchanged. `Err`:
+    /// why this implementation cannot run the case.
+    fn adapt_case(&self, case: &Case) -> Result<Case, String> {
+        let mut c = case.clone();
+        c.profile = self.adapt_profile(&case.profile)?;
+        Ok(c)
     }
 }
 
@@ -134,6 +157,31 @@ pub trait Session {
     fn export(&mut self) -> Result<Option<Export>, DriverError>;
     /// Unmounts and removes everything the session made.
     fn finish(self: Box<Self>) -> Result<(), DriverError>;
+    /// How `commit` steps make the new image layer: `None`, the container
+    /// layer becomes an image layer as it is (overlay2 `create` above it);
+    /// `Some(x)`, through the store's layer tar, which carries the xattrs
+    /// `x` says (an engine's commit: its `Diff` then its `ApplyDiff`).
+    fn commit_tar(&self) -> Option<ovlcheck_case::oci::TarXattrs> {
+        None
+    }
+}
+
+/// A container's layer stack as an engine made it, for a worker to mount
+/// and run a case's ops on (docs/engines.md): the engine's overlay2 store,
+/// the container layer in it, and the options the engine mounts with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineStack {
+    /// The engine's store home: `l/` short links, `<id>/diff`, `link`,
+    /// `lower` (a Docker data-root's `overlay2/`).
+    pub home: PathBuf,
+    /// The container layer's id in `home`; its `lower` file names the
+    /// image layers, top first.
+    pub container: String,
+    /// The profile the case runs under (what the model is told).
+    pub profile: ovlcheck_case::Profile,
+    /// The overlay options besides the directories, exactly as the engine
+    /// passes them (moby overlay2 `Get`: `index=off`).
+    pub options: Vec<String>,
 }
 
 /// The optional observations of a case ([`CaseRun`]).
@@ -158,6 +206,9 @@ pub struct Export {
     /// and a fresh container layer (inode labels refer to this mount);
     /// `None` when the tar was invalid and so not applied.
     pub merged: Option<View>,
+    /// Which xattrs this store's tars carry (the model's prediction
+    /// follows it).
+    pub xattrs: ovlcheck_case::oci::TarXattrs,
 }
 
 /// Everything observed of one case: each step's outcome, the merged and
@@ -180,6 +231,8 @@ pub struct CaseRun {
     /// [`Session::kernel_view`] after the commit check; `None` when not
     /// asked.
     pub kernel_view: Option<Result<View, Errno>>,
+    /// [`Session::commit_tar`] of the session.
+    pub commit_tar: Option<ovlcheck_case::oci::TarXattrs>,
 }
 
 impl CaseRun {
@@ -221,6 +274,7 @@ impl CaseRun {
             commit,
             after_commit,
             kernel_view,
+            commit_tar: s.commit_tar(),
         })
     }
 }

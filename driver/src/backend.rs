@@ -7,7 +7,7 @@
 //! namespaces.
 
 use crate::api::{
-    Backend, BackendKind, BackendOptions, CaseRun, DriverError, Export, Session, Wants,
+    Backend, BackendKind, BackendOptions, CaseRun, DriverError, EngineStack, Export, Session, Wants,
 };
 use crate::process::{self, WorkerProcess};
 use crate::proto::{Mounter, Request, Response, RunCase};
@@ -95,6 +95,19 @@ impl PooledBackend {
             )?;
         }
         self.pool.start(case)
+    }
+
+    /// A session on an engine's stack ([`EngineStack`]): a root worker
+    /// mounts the engine's container layer with the kernel's overlay and
+    /// the engine's options; steps, views and remounts work as for any
+    /// session, commits and exports are the engine's (ovlcheck-engine).
+    pub fn attach(&self, stack: &EngineStack) -> Result<WorkerSession, DriverError> {
+        self.pool.session(
+            Request::Attach {
+                stack: Box::new(stack.clone()),
+            },
+            false,
+        )
     }
 
     /// A whole case in one round trip ([`Request::RunCase`]), with the
@@ -206,6 +219,12 @@ impl Pool {
             case: Box::new(case.clone()),
             mounter: self.mounter.clone(),
         };
+        self.session(req, userns)
+    }
+
+    /// A session on a worker that answered `req` (a start or an attach)
+    /// with [`Response::Ok`].
+    fn session(self: &Arc<Self>, req: Request, userns: bool) -> Result<WorkerSession, DriverError> {
         let timeout = self.opts.timeout * START_TIMEOUT_FACTOR;
         let (mut w, pooled) = self.take(userns)?;
         let answer = match w.call(&req, "start", timeout) {
@@ -271,6 +290,12 @@ pub fn backend_by_name(name: &str, opts: &BackendOptions) -> Result<Box<dyn Back
             return Err(DriverError::Environment(
                 "the model backend is ovlcheck-harness's ModelBackend, not a mounted one".into(),
             ))
+        }
+        Some(kind @ BackendKind::Docker) => {
+            return Err(DriverError::Environment(format!(
+                "the {} backend is ovlcheck-engine's, not a pooled one",
+                kind.name()
+            )))
         }
         None => {
             return Err(DriverError::Environment(format!(

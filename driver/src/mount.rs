@@ -80,8 +80,14 @@ pub fn kernel_options(profile: &Profile) -> Vec<String> {
     v
 }
 
+/// `rel` under `home`; an absolute `rel` (a directory outside the store,
+/// such as an engine session's mount point) stays as it is.
 fn join_under(home: &Path, rel: &str) -> String {
-    format!("{}/{rel}", home.display())
+    if rel.starts_with('/') {
+        rel.to_string()
+    } else {
+        format!("{}/{rel}", home.display())
+    }
 }
 
 /// The mount data string with each directory mapped by `dir`.

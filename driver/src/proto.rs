@@ -69,6 +69,9 @@ pub enum Request {
     /// Build and mount a case (ends any previous session); answered by
     /// [`Response::Ok`].
     Start { case: Box<Case>, mounter: Mounter },
+    /// Mount a stack an engine made, with the kernel's overlay, as the
+    /// session (ends any previous one); answered by [`Response::Ok`].
+    Attach { stack: Box<crate::api::EngineStack> },
     /// One step of the current session: [`Response::Outcome`].
     Apply { step: Step },
     /// [`Response::View`].

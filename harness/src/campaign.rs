@@ -292,9 +292,9 @@ pub fn run_indices(
 ) -> Result<Campaign, Fatal> {
     let shared = Mutex::new(Shared::default());
     let slots = map_in_order(opts.jobs, indices, stop, |_, &index| {
-        let mut case = case_at(&opts.gen, opts.seed, index);
-        match backend.adapt_profile(&case.profile) {
-            Ok(p) => case.profile = p,
+        let generated = case_at(&opts.gen, opts.seed, index);
+        let case = match backend.adapt_case(&generated) {
+            Ok(c) => c,
             Err(_) => {
                 let r = CaseResult {
                     index,
@@ -304,7 +304,7 @@ pub fn run_indices(
                 progress(&r);
                 return Some(r);
             }
-        }
+        };
         let outcome = one_case(backend, &case, index, opts);
         let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
         match outcome {

@@ -24,13 +24,12 @@ fn model_at_export(case: &Case) -> Result<Model, String> {
 /// prediction beside what `backend`'s store wrote, then whether the applied
 /// layer mounts as predicted.
 pub fn listing(case: &Case, backend: &dyn Backend) -> Result<String, String> {
-    let mut case = case.clone();
-    let profile = backend.adapt_profile(&case.profile)?;
-    if profile != case.profile {
-        case = case.unpinned();
-        case.profile = profile;
-    }
-    let case = &case;
+    let adapted = backend.adapt_case(case)?;
+    let case = &if adapted.profile != case.profile {
+        adapted.unpinned()
+    } else {
+        adapted
+    };
     if let Some(why) = oci::export_blocker(&case.profile) {
         return Ok(format!("no changeset: {why}\n"));
     }
@@ -57,6 +56,7 @@ pub fn listing(case: &Case, backend: &dyn Backend) -> Result<String, String> {
         method: seen_method,
         changeset,
         merged,
+        xattrs,
     }) = run.export
     else {
         return Err(format!(
@@ -77,6 +77,7 @@ pub fn listing(case: &Case, backend: &dyn Backend) -> Result<String, String> {
         }
         (Ok(_), None) => return Err("the store's changeset was not applied".into()),
     };
+    let predicted = xattrs.carried(predicted);
     out.push_str(&side_by_side(&predicted, &changeset));
     let applied = model
         .exported(&predicted)

@@ -59,6 +59,9 @@ impl Contract {
         match kind {
             BackendKind::Kernel | BackendKind::Model => Contract::Kernel,
             BackendKind::FuseOverlayfs => Contract::Layout,
+            // An engine promises its image format: layers in the overlay
+            // on-disk format and OCI changesets (docs/engines.md).
+            BackendKind::Docker => Contract::Layout,
             BackendKind::Exec => Contract::Posix,
         }
     }
@@ -67,7 +70,10 @@ impl Contract {
     /// where it says something the commit check has not (a backend other
     /// than the kernel, at `layout` or above).
     pub fn wants_kernel_view(self, kind: BackendKind) -> bool {
-        self >= Contract::Layout && !matches!(kind, BackendKind::Kernel | BackendKind::Model)
+        // An engine's layers are mounted by the kernel already.
+        self >= Contract::Layout
+            && !matches!(kind, BackendKind::Kernel | BackendKind::Model)
+            && !kind.is_engine()
     }
 
     /// Whether the export check runs (docs/images.md): a changeset is made

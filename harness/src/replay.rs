@@ -148,15 +148,12 @@ fn replay_one(
     mut case: Case,
     contract: Contract,
 ) -> Result<(usize, Option<DiffMethod>, Replayed), ReplayError> {
-    match backend.adapt_profile(&case.profile) {
+    match backend.adapt_case(&case) {
         Err(why) => return Ok((0, None, Replayed::Unsupported(why))),
         // Outcomes pinned under the profile the case was written for say
         // nothing of the one the backend runs.
-        Ok(p) if p != case.profile => {
-            case = case.unpinned();
-            case.profile = p;
-        }
-        Ok(_) => {}
+        Ok(adapted) if adapted.profile != case.profile => case = adapted.unpinned(),
+        Ok(adapted) => case = adapted,
     }
     match run_case_under(backend, &case, contract) {
         Ok(run) => {

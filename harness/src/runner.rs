@@ -7,7 +7,7 @@
 use crate::compare::{agree_sorted, compare_views};
 use crate::contract::Contract;
 use crate::model_backend::ModelBackend;
-use ovlcheck_case::oci::DiffMethod;
+use ovlcheck_case::oci::{DiffMethod, TarXattrs};
 use ovlcheck_case::{
     Case, Class, Errno, Field, Node, Op, Outcome, Signature, Step, View, ViewDiff, ViewSig, Which,
 };
@@ -183,6 +183,8 @@ struct Trace<'a> {
     observed: Vec<Outcome>,
     /// How the export check's changeset was derived, once it passed.
     exported: Option<DiffMethod>,
+    /// How the backend commits ([`ovlcheck_driver::Session::commit_tar`]).
+    commit_tar: Option<TarXattrs>,
 }
 
 impl<'a> Trace<'a> {
@@ -211,7 +213,9 @@ impl<'a> Trace<'a> {
     /// The export check (docs/images.md): the changeset the store wrote,
     /// then the merged tree of the image with it applied.
     fn export(&mut self, model: &Model, export: &Export) -> Option<Run> {
-        let predicted = model.changeset().map(|(_, v)| v).unwrap_or_default();
+        let predicted = export
+            .xattrs
+            .carried(model.changeset().map(|(_, v)| v).unwrap_or_default());
         let (changeset, merged) = match (&export.changeset, &export.merged) {
             (Ok(c), Some(m)) => (c, m),
             _ => {
@@ -249,11 +253,15 @@ impl<'a> Trace<'a> {
             predicted: std::mem::take(&mut self.predicted),
             observed: std::mem::take(&mut self.observed),
             exported: self.exported,
+            commit_tar: self.commit_tar,
         }
     }
 
     fn step(&mut self, model: &Model, step: &Step, seen: &Outcome) -> Model {
-        let (outcome, next) = model.step(step);
+        let (outcome, mut next) = model.step(step);
+        if let (Op::Commit, Some(xattrs), true) = (&step.op, self.commit_tar, outcome.is_ok()) {
+            next = tar_commit(model, xattrs);
+        }
         self.predicted.push(outcome);
         self.observed.push(seen.clone());
         next
@@ -310,6 +318,16 @@ impl<'a> Trace<'a> {
     }
 }
 
+/// A commit through the store's layer tar: the model's changeset of the
+/// container layer (with the xattrs the tar carries) applied as a new image
+/// layer, under a fresh container layer (docs/engines.md).
+fn tar_commit(model: &Model, xattrs: TarXattrs) -> Model {
+    let changeset = xattrs.carried(model.changeset().map(|(_, v)| v).unwrap_or_default());
+    model
+        .exported(&changeset)
+        .unwrap_or_else(|e| panic!("the model cannot apply its own changeset: {e}"))
+}
+
 /// Compares what the backend did with what the model predicts, step by
 /// step, then the views; the first difference is the divergence.
 pub fn compare_run(model: Model, case: &Case, run: &CaseRun, contract: Contract) -> Run {
@@ -319,6 +337,7 @@ pub fn compare_run(model: Model, case: &Case, run: &CaseRun, contract: Contract)
         predicted: Vec::new(),
         observed: Vec::new(),
         exported: None,
+        commit_tar: run.commit_tar,
     };
     let mut model = model;
     for (i, (step, seen)) in case.steps.iter().zip(&run.outcomes).enumerate() {

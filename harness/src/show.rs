@@ -266,6 +266,7 @@ fn over_lower(lowers: &[View], path: &str) -> bool {
 /// Everything `ovlcheck show` prints: the profile, the "before" table, the
 /// "after" table on `backend` and the legend.
 pub fn tables(case: &Case, backend: &dyn Backend) -> Result<String, String> {
+    let case = &backend.adapt_case(case)?;
     let before = before_table(case)?;
     let after = after_table(case, backend)?;
     let whose = if backend.kind() == ovlcheck_driver::BackendKind::Model {

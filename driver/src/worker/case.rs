@@ -82,6 +82,11 @@ pub struct MountedCase {
     /// Why nothing is mounted: a lifecycle mount failed, or the kernel
     /// view ended the mount.
     broken: Option<String>,
+    /// The engine's mount options when the layers are an engine's
+    /// ([`MountedCase::attach`]): then the store is the engine's, the
+    /// mount point is in the case's scratch, and commits and exports are
+    /// the engine's to make.
+    engine: Option<Vec<String>>,
 }
 
 type Res<T> = Result<T, String>;
@@ -110,6 +115,7 @@ impl MountedCase {
             mounted: None,
             method: String::new(),
             broken: None,
+            engine: None,
         };
         match s.build(case).and_then(|_| s.mount().map_err(|e| e.message)) {
             Ok(()) => Ok(s),
@@ -117,6 +123,63 @@ impl MountedCase {
                 s.teardown();
                 Err(e)
             }
+        }
+    }
+
+    /// Mounts the container layer of an engine's store (`stack`) with the
+    /// kernel's overlay and the engine's options, on `merged` in
+    /// `scratch`: the engine's own directories are read and written, never
+    /// created or removed here.
+    pub(super) fn attach(scratch: Scratch, stack: &crate::api::EngineStack) -> Res<MountedCase> {
+        let Scratch { dir, .. } = scratch;
+        let store = LayerStore::init(&stack.home, 0).map_err(|e| format!("engine store: {e}"))?;
+        let opened = store.open(&stack.container).and_then(|container| {
+            let lowers = container
+                .lower
+                .iter()
+                .rev()
+                .map(|entry| store.open(&layer_id_of(&store, entry)?))
+                .collect::<std::io::Result<Vec<_>>>()?;
+            Ok((container, lowers))
+        });
+        let mut s = MountedCase {
+            dir: dir.clone(),
+            tmpfs: vec![dir],
+            store,
+            profile: stack.profile.clone(),
+            mounter: Mounter::Kernel,
+            lowers: Vec::new(),
+            container: Layer {
+                id: String::new(),
+                link: String::new(),
+                lower: Vec::new(),
+            },
+            mounted: None,
+            method: String::new(),
+            broken: None,
+            engine: Some(stack.options.clone()),
+        };
+        let mounted = opened
+            .map_err(|e| format!("engine layer {}: {e}", stack.container))
+            .and_then(|(container, lowers)| {
+                (s.container, s.lowers) = (container, lowers);
+                s.mount().map_err(|e| e.message)
+            });
+        match mounted {
+            Ok(()) => Ok(s),
+            Err(e) => {
+                s.teardown();
+                Err(e)
+            }
+        }
+    }
+
+    /// Where the stack is mounted: the container layer's `merged/`, or for
+    /// an engine's store a directory of the case's scratch.
+    fn target(&self) -> PathBuf {
+        match self.engine {
+            Some(_) => self.dir.join("merged"),
+            None => self.store.merged(&self.container),
         }
     }
 
@@ -203,11 +266,12 @@ impl MountedCase {
     /// layer as a lower, the others the container layer as upper.
     fn spec(&self) -> MountSpec {
         let c = &self.container;
-        let options = match self.mounter {
-            Mounter::Fuse { .. } => Vec::new(),
-            _ => mount::kernel_options(&self.profile),
+        let options = match (&self.engine, &self.mounter) {
+            (Some(options), _) => options.clone(),
+            (None, Mounter::Fuse { .. }) => Vec::new(),
+            (None, _) => mount::kernel_options(&self.profile),
         };
-        let target = format!("{}/merged", c.id);
+        let target = self.target().display().to_string();
         if self.profile.readonly {
             MountSpec {
                 lowers: self.all_layers(),
@@ -229,7 +293,7 @@ impl MountedCase {
 
     fn mount(&mut self) -> Result<(), MountFailure> {
         let home = self.store.home().to_path_buf();
-        let target = self.store.merged(&self.container);
+        let target = self.target();
         mkdir_mode(&target, 0o700).map_err(MountFailure::other)?;
         let mut spec = self.spec();
         if spec.lowers.is_empty() {
@@ -560,6 +624,7 @@ impl MountedCase {
             method,
             changeset,
             merged,
+            xattrs: oci::TarXattrs::All,
         })
     }
 
@@ -679,6 +744,9 @@ impl Session for MountedCase {
     fn apply(&mut self, step: &Step) -> Result<Outcome, DriverError> {
         match step.op {
             Op::Remount => self.lifecycle(|_| Ok(())),
+            Op::Commit if self.engine.is_some() => Err(DriverError::Io(
+                "a commit of an engine's container is the engine's to make".into(),
+            )),
             Op::Commit => self.lifecycle(|s| s.commit_layers()),
             _ => match self.run_op(step) {
                 Ok(o) if helper_suspect(&o) => {
@@ -707,6 +775,12 @@ impl Session for MountedCase {
     fn kernel_view(&mut self) -> Result<Result<View, CaseErrno>, DriverError> {
         // As for a lifecycle step: a helper that died since the last
         // request would go unnoticed once unmounted.
+        if self.engine.is_some() {
+            return Err(DriverError::Io(
+                "no kernel view of an engine's store: the engine's own mount is the kernel's"
+                    .into(),
+            ));
+        }
         self.helper_alive().map_err(DriverError::Died)?;
         self.unmount().map_err(DriverError::Io)?;
         self.broken = Some("unmounted for the kernel view".into());
@@ -714,6 +788,11 @@ impl Session for MountedCase {
     }
 
     fn export(&mut self) -> Result<Option<Export>, DriverError> {
+        if self.engine.is_some() {
+            return Err(DriverError::Io(
+                "an export of an engine's container is the engine's to make".into(),
+            ));
+        }
         if self.profile.readonly {
             return Ok(None);
         }
@@ -755,6 +834,16 @@ impl MountFailure {
             message,
         }
     }
+}
+
+/// The layer id an `l/<LID>` lower entry's link points at
+/// (`../<id>/diff`).
+fn layer_id_of(store: &LayerStore, entry: &str) -> std::io::Result<String> {
+    let dir = store.resolve_lower(entry)?;
+    dir.parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| std::io::Error::other(format!("{entry}: not a layer's diff")))
 }
 
 /// `mkdir` with an exact mode (the worker's umask is

@@ -233,6 +233,14 @@ impl WorkerState {
             .map_err(DriverError::Io)
     }
 
+    /// Mounts an engine's stack (ending any session first).
+    fn attach(&mut self, stack: &crate::api::EngineStack) -> Result<MountedCase, DriverError> {
+        self.end();
+        self.scratch(None)
+            .and_then(|scratch| MountedCase::attach(scratch, stack))
+            .map_err(DriverError::Io)
+    }
+
     /// A whole case: start, [`CaseRun::collect`], end.
     fn run_case(&mut self, req: RunCase) -> Result<CaseRun, DriverError> {
         let RunCase {
@@ -254,6 +262,10 @@ impl WorkerState {
                 .run_case(*r)
                 .map(|run| Response::CaseRun(Box::new(run))),
             Request::Start { case, mounter } => self.start(&case, mounter).map(|s| {
+                self.session = Some(s);
+                Response::Ok
+            }),
+            Request::Attach { stack } => self.attach(&stack).map(|s| {
                 self.session = Some(s);
                 Response::Ok
             }),
