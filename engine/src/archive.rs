@@ -60,15 +60,17 @@ fn append(out: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) -> std::io::
 }
 
 /// The layer tars of a saved image archive, bottom first (its manifest's
-/// `Layers`).
+/// `Layers`). A layer saved twice (two layers with the same diff) is
+/// stored once, and the later name is a symlink to it (moby
+/// image/tarexport `saveLayer`).
 pub fn layers(archive: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let mut files = members(archive)?;
+    let files = members(archive)?;
     let manifest = files
-        .iter()
-        .find(|(n, _)| n == "manifest.json")
+        .get("manifest.json")
+        .and_then(Member::data)
         .ok_or("image archive without manifest.json")?;
     let parsed: serde_json::Value =
-        serde_json::from_slice(&manifest.1).map_err(|e| format!("manifest.json: {e}"))?;
+        serde_json::from_slice(manifest).map_err(|e| format!("manifest.json: {e}"))?;
     let names = parsed[0]["Layers"]
         .as_array()
         .ok_or("manifest.json names no layers")?
@@ -78,37 +80,88 @@ pub fn layers(archive: &[u8]) -> Result<Vec<Vec<u8>>, String> {
         .ok_or("manifest.json: a layer name that is not a string")?;
     names
         .iter()
-        .map(|name| {
-            let i = files
-                .iter()
-                .position(|(n, _)| n == name)
-                .ok_or_else(|| format!("image archive without its layer {name}"))?;
-            // A layer may be named twice (the same diff twice): copy it.
-            Ok(files[i].1.clone())
-        })
-        .collect::<Result<Vec<_>, String>>()
-        .inspect(|_| files.clear())
+        .map(|name| resolve(&files, name).map(<[u8]>::to_vec))
+        .collect()
 }
 
-/// Every regular file of a tar, by name.
-fn members(archive: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let mut out = Vec::new();
+/// One member of an image archive.
+enum Member {
+    File(Vec<u8>),
+    /// A symlink, its target relative to the member's directory.
+    Link(String),
+}
+
+impl Member {
+    fn data(&self) -> Option<&[u8]> {
+        match self {
+            Member::File(d) => Some(d),
+            Member::Link(_) => None,
+        }
+    }
+}
+
+/// The data of member `name`, through at most a few symlinks.
+fn resolve<'a>(
+    files: &'a std::collections::BTreeMap<String, Member>,
+    name: &str,
+) -> Result<&'a [u8], String> {
+    let mut name = name.to_string();
+    for _ in 0..8 {
+        match files.get(&name) {
+            Some(Member::File(d)) => return Ok(d),
+            Some(Member::Link(target)) => name = join(&name, target),
+            None => return Err(format!("image archive without its layer {name}")),
+        }
+    }
+    Err(format!("image archive: symlink loop at {name}"))
+}
+
+/// `target` relative to the directory of `name` (`..` steps resolved).
+fn join(name: &str, target: &str) -> String {
+    let mut parts: Vec<&str> = name.split('/').collect();
+    parts.pop();
+    for p in target.split('/') {
+        match p {
+            ".." => {
+                parts.pop();
+            }
+            "." | "" => {}
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
+/// Every regular file and symlink of a tar, by name.
+fn members(archive: &[u8]) -> Result<std::collections::BTreeMap<String, Member>, String> {
+    let mut out = std::collections::BTreeMap::new();
     let mut ar = tar::Archive::new(archive);
     for entry in ar.entries().map_err(|e| format!("image archive: {e}"))? {
         let mut entry = entry.map_err(|e| format!("image archive: {e}"))?;
-        if entry.header().entry_type() != tar::EntryType::Regular {
-            continue;
-        }
         let name = entry
             .path()
             .map_err(|e| format!("image archive: {e}"))?
             .to_string_lossy()
             .into_owned();
-        let mut data = Vec::new();
-        entry
-            .read_to_end(&mut data)
-            .map_err(|e| format!("image archive {name}: {e}"))?;
-        out.push((name, data));
+        let member = match entry.header().entry_type() {
+            tar::EntryType::Regular => {
+                let mut data = Vec::new();
+                entry
+                    .read_to_end(&mut data)
+                    .map_err(|e| format!("image archive {name}: {e}"))?;
+                Member::File(data)
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| format!("image archive {name}: {e}"))?
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Member::Link(target)
+            }
+            _ => continue,
+        };
+        out.insert(name, member);
     }
     Ok(out)
 }
@@ -127,6 +180,19 @@ mod tests {
         );
         let (again, id2) = image_archive(&[b"bottom".to_vec(), b"top".to_vec()]).unwrap();
         assert_eq!((ar, id), (again, id2), "same layers, same archive and id");
+    }
+
+    #[test]
+    fn a_layer_saved_twice_is_read_through_its_symlink() {
+        let mut b = tar::Builder::new(Vec::new());
+        append(&mut b, "manifest.json", br#"[{"Layers":["a/layer.tar","b/layer.tar"]}]"#).unwrap();
+        append(&mut b, "a/layer.tar", b"same").unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "b/layer.tar", "../a/layer.tar").unwrap();
+        let ar = b.into_inner().unwrap();
+        assert_eq!(layers(&ar).unwrap(), vec![b"same".to_vec(), b"same".to_vec()]);
     }
 
     #[test]
