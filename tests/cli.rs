@@ -183,12 +183,27 @@ fn diff_prints_the_predicted_changeset_and_refuses_bad_input() {
         "lower oci\n  file f 0644 \"f\"\n  file g 0644 \"g\"\n  file .wh.gone 0600 \"\"\nops\n  unlink f\n  link g h\n",
     );
     let out = ovlcheck(&["diff", &case, "--backend", "model"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let t = String::from_utf8_lossy(&out.stdout);
     assert!(t.contains("native diff"), "{t}");
-    assert!(t.contains(".wh.f file 0600 0:0 size=0 \"\"  (whiteout: deletes f below)"), "{t}");
-    assert!(t.contains("h file 0644 0:0 size=1") && t.contains("(hard link to g)"), "{t}");
-    let bad = write(dir.path(), "bad.ovl", "lower oci\n  file d/.wh. 0600 \"\"\n");
+    assert!(
+        t.contains(".wh.f file 0600 0:0 size=0 \"\"  (whiteout: deletes f below)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("h file 0644 0:0 size=1") && t.contains("(hard link to g)"),
+        "{t}"
+    );
+    let bad = write(
+        dir.path(),
+        "bad.ovl",
+        "lower oci\n  file d/.wh. 0600 \"\"\n",
+    );
     let out = ovlcheck(&["diff", &bad, "--backend", "model"]);
     assert_eq!(out.status.code(), Some(2));
     let e = String::from_utf8_lossy(&out.stderr);

@@ -18,8 +18,8 @@
 //!   an opaque directory of its own layer, or with no layer beneath showing
 //!   its path.
 
-use super::overlay2::{is_short_name, lower_entries};
 use super::export::overlay_xattr;
+use super::overlay2::{is_short_name, lower_entries};
 use super::{Problem, Store};
 use std::collections::BTreeSet;
 use std::fs;
@@ -45,7 +45,10 @@ pub fn run(store: &mut Store) {
 fn short_links(store: &Store, out: &mut Vec<Problem>) {
     let l = store.home.join("l");
     if !l.is_dir() {
-        out.push(Problem::new(&l, "missing: no layer can be found by its short name"));
+        out.push(Problem::new(
+            &l,
+            "missing: no layer can be found by its short name",
+        ));
         return;
     }
     for link in store.links.values() {
@@ -78,6 +81,12 @@ fn short_links(store: &Store, out: &mut Vec<Problem>) {
                     )),
                 }
             }
+            Some(id) if !store.layers.get(id).is_some_and(|x| x.has_diff) => {
+                out.push(Problem::new(
+                    &path,
+                    format!("dangling short link: {target} does not exist"),
+                ))
+            }
             Some(id) => {
                 let own = store.layers.get(id).and_then(|x| x.link.clone());
                 if own.as_deref() != Some(link.name.as_str()) {
@@ -98,7 +107,10 @@ fn layer_dirs(store: &Store, out: &mut Vec<Problem>) {
     let content = store.content_dir();
     for layer in store.layers.values() {
         if !layer.has_diff {
-            out.push(Problem::new(layer.path.join(content), "missing: the layer has no contents"));
+            out.push(Problem::new(
+                layer.path.join(content),
+                "missing: the layer has no contents",
+            ));
         }
         if !store.short_links {
             continue;
@@ -147,7 +159,10 @@ fn lower_files(store: &Store, out: &mut Vec<Problem>) {
             continue;
         };
         if raw.trim().is_empty() {
-            out.push(Problem::new(&path, "empty: truncated, or a base layer with a stray lower file"));
+            out.push(Problem::new(
+                &path,
+                "empty: truncated, or a base layer with a stray lower file",
+            ));
             continue;
         }
         let mut resolved = true;
@@ -158,7 +173,9 @@ fn lower_files(store: &Store, out: &mut Vec<Problem>) {
                     Some(format!("entry {n} `{e}` is not l/ and a 26-character short name: truncated or unparseable"))
                 } else {
                     match store.links.get(short) {
-                        None => Some(format!("entry {n} names l/{short}, which does not exist: missing short link")),
+                        None => Some(format!(
+                            "entry {n} names l/{short}, which does not exist: missing short link"
+                        )),
                         Some(sl) if sl.layer.is_none() => Some(format!(
                             "entry {n} names l/{short}, which points to {}: a missing layer",
                             sl.target.as_deref().unwrap_or("nothing")
@@ -166,12 +183,15 @@ fn lower_files(store: &Store, out: &mut Vec<Problem>) {
                         Some(_) => None,
                     }
                 }
-            } else if e.ends_with("/diff") && layer.lowers.get(i).is_some_and(|x| x.layer.is_some()) {
+            } else if e.ends_with("/diff") && layer.lowers.get(i).is_some_and(|x| x.layer.is_some())
+            {
                 None
             } else if e.ends_with("/diff") {
                 Some(format!("entry {n} names {e}, a missing layer"))
             } else {
-                Some(format!("entry {n} `{e}` is neither l/SHORT nor ID/diff: truncated or unparseable"))
+                Some(format!(
+                    "entry {n} `{e}` is neither l/SHORT nor ID/diff: truncated or unparseable"
+                ))
             };
             if let Some(p) = problem {
                 out.push(Problem::new(&path, p));
@@ -181,21 +201,27 @@ fn lower_files(store: &Store, out: &mut Vec<Problem>) {
         if !resolved {
             continue;
         }
-        let chain: Vec<String> = layer.lowers.iter().filter_map(|e| e.layer.clone()).collect();
+        let chain: Vec<String> = layer
+            .lowers
+            .iter()
+            .filter_map(|e| e.layer.clone())
+            .collect();
         if chain.contains(&layer.id) {
             out.push(Problem::new(&path, "names the layer itself: a loop"));
             continue;
         }
         let parent = &chain[0];
         if let Some(parent_chain) = store.chain(parent) {
-            let expected: Vec<String> = std::iter::once(parent.clone()).chain(parent_chain).collect();
+            let expected: Vec<String> = std::iter::once(parent.clone())
+                .chain(parent_chain)
+                .collect();
             if expected != chain {
                 out.push(Problem::new(
                     &path,
                     format!(
-                        "lists {} layers, but its parent {parent} with the layers beneath it makes {}: \
+                        "lists {}, but its parent {parent} with the layers beneath it makes {}: \
                          a lower file must be l/<parent's link> followed by the parent's lower (truncated?)",
-                        chain.len(),
+                        layers(chain.len()),
                         expected.len()
                     ),
                 ));
@@ -212,6 +238,15 @@ fn lower_files(store: &Store, out: &mut Vec<Problem>) {
             )),
             _ => {}
         }
+    }
+}
+
+/// `1 layer`, `2 layers`.
+fn layers(n: usize) -> String {
+    if n == 1 {
+        "1 layer".into()
+    } else {
+        format!("{n} layers")
     }
 }
 
@@ -250,8 +285,14 @@ fn scan(dir: &Path, rel: &str, m: &mut Marks) {
     names.sort();
     for name in names {
         let p = dir.join(&name);
-        let r = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-        let Ok(md) = fs::symlink_metadata(&p) else { continue };
+        let r = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        let Ok(md) = fs::symlink_metadata(&p) else {
+            continue;
+        };
         let ft = md.file_type();
         if ft.is_char_device() && md.rdev() == 0 {
             m.whiteouts.push((r, false));
@@ -355,7 +396,12 @@ fn markers(store: &Store, out: &mut Vec<Problem>) {
             continue;
         };
         let chain: Vec<std::path::PathBuf> = chain.iter().map(|id| store.diff_path(id)).collect();
-        for (w, _) in &m.whiteouts {
+        for (w, x) in &m.whiteouts {
+            let parent = w.rsplit_once('/').map_or("", |(p, _)| p);
+            if *x && !m.xdirs.contains(parent) {
+                // Not a whiteout at all (reported above).
+                continue;
+            }
             if let Some(o) = ancestors(w).into_iter().find(|a| m.opaque.contains(*a)) {
                 out.push(Problem::new(
                     diff.join(w),
@@ -367,7 +413,10 @@ fn markers(store: &Store, out: &mut Vec<Problem>) {
                     if chain.is_empty() {
                         "whiteout hides nothing: a base layer has no layer beneath it".to_string()
                     } else {
-                        format!("whiteout hides nothing: none of the {} layers beneath shows {w}", chain.len())
+                        format!(
+                            "whiteout hides nothing: no layer beneath it ({}) shows {w}",
+                            layers(chain.len())
+                        )
                     },
                 ));
             }

@@ -58,10 +58,11 @@ pub fn read(store: &mut Store) -> Result<(), String> {
          snapshots are drawn without chains, and orphans and whiteouts that hide nothing are not checked",
         db.display()
     ));
-    if !db.is_file() {
-        store
-            .problems
-            .push(Problem::new(&db, "missing: containerd cannot know its snapshots"));
+    if !db.is_file() && !store.layers.is_empty() {
+        store.problems.push(Problem::new(
+            &db,
+            "missing: containerd cannot know its snapshots",
+        ));
     }
     Ok(())
 }

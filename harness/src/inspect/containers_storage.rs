@@ -43,7 +43,11 @@ fn s(v: &Value, k: &str) -> Option<String> {
 fn names(v: &Value) -> Vec<String> {
     v.get("names")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|n| n.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -94,7 +98,10 @@ pub fn read(store: &mut Store) {
     for i in read_array(&images_json, &mut problems) {
         let Some(id) = s(&i, "id") else { continue };
         let n = names(&i);
-        let label = n.first().cloned().unwrap_or_else(|| super::short_id(&id).to_string());
+        let label = n
+            .first()
+            .cloned()
+            .unwrap_or_else(|| super::short_id(&id).to_string());
         image_label.insert(id.clone(), label.clone());
         let layers = match s(&i, "layer") {
             Some(top) if parents.contains_key(&top) => chain_up(&top),
@@ -111,7 +118,8 @@ pub fn read(store: &mut Store) {
         for (k, l) in layers.iter().enumerate() {
             store.image_dirs.insert(l.clone());
             if let Some(d) = store.layers.get_mut(l) {
-                d.roles.push(format!("image layer {}/{count} of {label}", k + 1));
+                d.roles
+                    .push(format!("image layer {}/{count} of {label}", k + 1));
             }
         }
         store.images.push(Image {

@@ -74,7 +74,10 @@ pub fn read(store: &mut Store) {
             cache_id: read_small(&d.join("cache-id")),
         };
         match &l.cache_id {
-            None => problems.push(Problem::new(d.join("cache-id"), "layerdb entry without a cache-id")),
+            None => problems.push(Problem::new(
+                d.join("cache-id"),
+                "layerdb entry without a cache-id",
+            )),
             Some(c) if !store.layers.contains_key(c) => problems.push(Problem::new(
                 d.join("cache-id"),
                 format!("cache-id names {c}, which is no directory of overlay2/"),
@@ -87,7 +90,9 @@ pub fn read(store: &mut Store) {
         if let Some(p) = &l.parent {
             if !db.contains_key(p) {
                 problems.push(Problem::new(
-                    db_dir.join(chain.trim_start_matches("sha256:")).join("parent"),
+                    db_dir
+                        .join(chain.trim_start_matches("sha256:"))
+                        .join("parent"),
                     format!("parent {p} is not in the layerdb"),
                 ));
             }
@@ -140,7 +145,11 @@ pub fn read(store: &mut Store) {
         let diff_ids: Vec<String> = cfg
             .pointer("/rootfs/diff_ids")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         let mut layers = Vec::new();
         let mut parent: Option<String> = None;
@@ -178,11 +187,15 @@ pub fn read(store: &mut Store) {
             parent = found;
         }
         let tags = names.remove(&id).unwrap_or_default();
-        let label = tags.first().cloned().unwrap_or_else(|| super::short_id(&id).to_string());
+        let label = tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| super::short_id(&id).to_string());
         let n = layers.len();
         for (i, l) in layers.iter().enumerate() {
             if let Some(d) = l.dir.as_ref().and_then(|d| store.layers.get_mut(d)) {
-                d.roles.push(format!("image layer {}/{n} of {label}", i + 1));
+                d.roles
+                    .push(format!("image layer {}/{n} of {label}", i + 1));
             }
         }
         store.images.push(Image {
@@ -194,7 +207,8 @@ pub fn read(store: &mut Store) {
     for (chain, l) in &db {
         if !in_images.contains(chain) {
             if let Some(d) = l.cache_id.as_ref().and_then(|d| store.layers.get_mut(d)) {
-                d.roles.push(format!("layerdb {} (in no image)", super::short_id(chain)));
+                d.roles
+                    .push(format!("layerdb {} (in no image)", super::short_id(chain)));
             }
         }
     }
@@ -204,8 +218,7 @@ pub fn read(store: &mut Store) {
     let containers_dir = root.join("containers");
     let mut ids: BTreeSet<String> = list_dirs(&mounts_dir).into_iter().collect();
     ids.extend(list_dirs(&containers_dir));
-    let mut referenced: BTreeSet<String> =
-        db.values().filter_map(|l| l.cache_id.clone()).collect();
+    let mut referenced: BTreeSet<String> = db.values().filter_map(|l| l.cache_id.clone()).collect();
     for cid in ids {
         let m = mounts_dir.join(&cid);
         let config = containers_dir.join(&cid).join("config.v2.json");

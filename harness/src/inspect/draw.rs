@@ -37,7 +37,12 @@ fn images(store: &Store, o: &mut String) {
         } else {
             img.names.join(" ")
         };
-        let _ = writeln!(o, "  {names}  {}  {} layers, bottom first:", img.id, img.layers.len());
+        let _ = writeln!(
+            o,
+            "  {names}  {}  {} layers, bottom first:",
+            img.id,
+            img.layers.len()
+        );
         for (i, l) in img.layers.iter().enumerate() {
             let dir = l.dir.as_deref().unwrap_or("?");
             let mut line = format!("    {}  {dir}", i + 1);
@@ -58,7 +63,11 @@ fn containers(store: &Store, o: &mut String) {
     }
     let _ = writeln!(o, "\ncontainers ({}):", store.containers.len());
     for c in &store.containers {
-        let name = if c.name.is_empty() { "<unnamed>" } else { &c.name };
+        let name = if c.name.is_empty() {
+            "<unnamed>"
+        } else {
+            &c.name
+        };
         let _ = writeln!(o, "  {name}  {}  image {}", c.id, c.image);
         let _ = writeln!(
             o,
@@ -105,7 +114,10 @@ fn layers(store: &Store, o: &mut String) {
         )];
         have.push(format!("work {}", if l.has_work { "yes" } else { "no" }));
         if store.short_links {
-            have.push(format!("committed {}", if l.committed { "yes" } else { "no" }));
+            have.push(format!(
+                "committed {}",
+                if l.committed { "yes" } else { "no" }
+            ));
         }
         let _ = writeln!(o, "    has    {}", have.join(", "));
         if !store.short_links {
@@ -116,7 +128,11 @@ fn layers(store: &Store, o: &mut String) {
                 let target = store
                     .links
                     .get(s)
-                    .map(|sl| sl.target.clone().unwrap_or_else(|| "(not a symlink)".into()))
+                    .map(|sl| {
+                        sl.target
+                            .clone()
+                            .unwrap_or_else(|| "(not a symlink)".into())
+                    })
                     .unwrap_or_else(|| "(no such short link)".into());
                 let _ = writeln!(o, "    link   {s}   l/{s} -> {target}");
             }
@@ -141,11 +157,11 @@ fn layers(store: &Store, o: &mut String) {
             }
         }
         let mut chain = vec![short_id(&l.id).to_string()];
-        chain.extend(
-            l.lowers
-                .iter()
-                .map(|e| e.layer.as_deref().map_or("?".to_string(), |x| short_id(x).to_string())),
-        );
+        chain.extend(l.lowers.iter().map(|e| {
+            e.layer
+                .as_deref()
+                .map_or("?".to_string(), |x| short_id(x).to_string())
+        }));
         let _ = writeln!(o, "    chain  {} (base)", chain.join(" -> "));
     }
 }

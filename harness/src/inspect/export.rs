@@ -52,9 +52,9 @@ pub fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
 /// in either namespace.
 pub fn overlay_xattr(path: &Path, short: &str) -> Option<Vec<u8>> {
     let c = CString::new(path.as_os_str().as_bytes()).ok()?;
-    OVERLAY_PREFIXES.iter().find_map(|p| {
-        sys::getxattr(&c, format!("{p}{short}").as_bytes(), Follow::No).ok()
-    })
+    OVERLAY_PREFIXES
+        .iter()
+        .find_map(|p| sys::getxattr(&c, format!("{p}{short}").as_bytes(), Follow::No).ok())
 }
 
 /// Reads the layer directory `dir` into a layer spec, with a warning for
@@ -145,10 +145,8 @@ impl Reader {
             let name = match os.to_str().map(Name::new) {
                 Some(Ok(n)) => n,
                 _ => {
-                    self.warnings.push(format!(
-                        "{}: left out: a case cannot name it",
-                        p.display()
-                    ));
+                    self.warnings
+                        .push(format!("{}: left out: a case cannot name it", p.display()));
                     continue;
                 }
             };
@@ -179,13 +177,21 @@ impl Reader {
         };
         let mut hardlink = false;
         if ft.is_dir() {
-            self.entries.push(Entry::Dir { path: path.clone(), mode });
+            self.entries.push(Entry::Dir {
+                path: path.clone(),
+                mode,
+            });
             match overlay("opaque").as_deref() {
                 Some(b"y") => self.entries.push(Entry::Opaque { path: path.clone() }),
-                Some(b"x") => self.entries.push(Entry::XwhiteoutDir { path: path.clone() }),
+                Some(b"x") => self
+                    .entries
+                    .push(Entry::XwhiteoutDir { path: path.clone() }),
                 Some(v) => self.warn(
                     rel,
-                    format!("opaque={} left out (overlay knows y and x)", String::from_utf8_lossy(v)),
+                    format!(
+                        "opaque={} left out (overlay knows y and x)",
+                        String::from_utf8_lossy(v)
+                    ),
                 ),
                 None => {}
             }
@@ -219,15 +225,25 @@ impl Reader {
                 if overlay("metacopy").is_some() {
                     self.warn(rel, "a metacopy file: its data lives in a lower layer; written with the upper's (empty) data");
                 }
-                self.entries.push(Entry::File { path: path.clone(), mode, data });
+                self.entries.push(Entry::File {
+                    path: path.clone(),
+                    mode,
+                    data,
+                });
             }
         } else if ft.is_symlink() {
             let target = fs::read_link(p)
                 .map(|t| t.as_os_str().as_bytes().to_vec())
                 .unwrap_or_default();
-            self.entries.push(Entry::Symlink { path: path.clone(), target });
+            self.entries.push(Entry::Symlink {
+                path: path.clone(),
+                target,
+            });
         } else if ft.is_fifo() {
-            self.entries.push(Entry::Fifo { path: path.clone(), mode });
+            self.entries.push(Entry::Fifo {
+                path: path.clone(),
+                mode,
+            });
         } else if ft.is_char_device() && m.rdev() == 0 {
             self.entries.push(Entry::Whiteout { path: path.clone() });
         } else {
@@ -273,7 +289,10 @@ impl Reader {
                     value: v.clone(),
                 });
             } else {
-                self.warn(rel, format!("xattr {n} left out (a case holds user.* and trusted.* xattrs)"));
+                self.warn(
+                    rel,
+                    format!("xattr {n} left out (a case holds user.* and trusted.* xattrs)"),
+                );
             }
         }
         if ft.is_dir() {

@@ -307,3 +307,6 @@ pub fn inspect(dir: &Path) -> Result<Store, String> {
     }
     Ok(store)
 }
+
+#[cfg(test)]
+mod tests;

@@ -25,7 +25,9 @@ pub const SHORT_LEN: usize = 26;
 /// True for a well-formed short link name: 26 characters of RFC 4648
 /// base32 (`A`-`Z`, `2`-`7`), as `GenerateID` makes them.
 pub fn is_short_name(s: &str) -> bool {
-    s.len() == SHORT_LEN && s.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+    s.len() == SHORT_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
 }
 
 /// A small file's content with trailing newlines and spaces removed;
