@@ -13,7 +13,7 @@
 //!   records).
 //! - Overlay markers: an opaque marker on a layer's root (overlay never
 //!   looks a layer root up, so it hides nothing); an xattr whiteout outside
-//!   an `opaque=x` directory (overlay shows it as an empty file); in any
+//!   an `opaque=x` directory (lookup hides it, readdir lists it); in any
 //!   layer but a top-most read-write one, a whiteout that hides nothing: in
 //!   an opaque directory of its own layer, or with no layer beneath showing
 //!   its path.
@@ -384,7 +384,7 @@ fn markers(store: &Store, out: &mut Vec<Problem>) {
             if *x && !m.xdirs.contains(parent) {
                 out.push(Problem::new(
                     diff.join(w),
-                    "xattr whiteout outside an opaque=x directory: overlay shows it as an empty file",
+                    "xattr whiteout outside an opaque=x directory: lookup hides the name but readdir lists it",
                 ));
             }
         }
