@@ -392,6 +392,11 @@ fn markers(store: &Store, out: &mut Vec<Problem>) {
         if top_most || !store.short_links {
             continue;
         }
+        if layer.lower.is_none() && matches!(store.parents.get(&layer.id), Some(Some(_))) {
+            // A parent on record but no lower file (reported above): what
+            // lies beneath is unknown.
+            continue;
+        }
         let Some(chain) = store.chain(&layer.id) else {
             continue;
         };

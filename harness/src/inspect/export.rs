@@ -57,10 +57,27 @@ pub fn overlay_xattr(path: &Path, short: &str) -> Option<Vec<u8>> {
         .find_map(|p| sys::getxattr(&c, format!("{p}{short}").as_bytes(), Follow::No).ok())
 }
 
+/// What of a layer directory is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Contents {
+    /// Everything a case can hold, file data included: `--case`.
+    Whole,
+    /// Files read as empty: the shape of the tree, enough for a table
+    /// (`inspect` draws every container without reading every file).
+    Shape,
+}
+
 /// Reads the layer directory `dir` into a layer spec, with a warning for
 /// each thing left out. Errors: `dir` cannot be listed.
 pub fn read_layer(dir: &Path) -> Result<(LayerSpec, Vec<String>), String> {
+    read_layer_as(dir, Contents::Whole)
+}
+
+/// [`read_layer`], with file data only when `contents` is
+/// [`Contents::Whole`].
+pub fn read_layer_as(dir: &Path, contents: Contents) -> Result<(LayerSpec, Vec<String>), String> {
     let mut r = Reader {
+        contents,
         entries: Vec::new(),
         warnings: Vec::new(),
         inodes: HashMap::new(),
@@ -114,6 +131,7 @@ fn entry_word(e: &Entry) -> &'static str {
 }
 
 struct Reader {
+    contents: Contents,
     entries: Vec<Entry>,
     warnings: Vec<String>,
     /// (dev, ino) of each multiply-linked file met, with its first path.
@@ -215,7 +233,11 @@ impl Reader {
                 if m.nlink() > 1 {
                     self.inodes.insert((m.dev(), m.ino()), path.clone());
                 }
-                let data = match fs::read(p) {
+                let data = match self.contents {
+                    Contents::Shape => Ok(Vec::new()),
+                    Contents::Whole => fs::read(p),
+                };
+                let data = match data {
                     Ok(d) => d,
                     Err(e) => {
                         self.warn(rel, format!("unreadable file, written empty: {e}"));
@@ -313,6 +335,16 @@ fn minor(dev: u64) -> u64 {
 /// read-write layer as the upper, with Docker's overlay2 profile and no
 /// steps; and the warnings for what was left out.
 pub fn container_case(store: &Store, container: &Container) -> Result<(Case, Vec<String>), String> {
+    container_case_as(store, container, Contents::Whole)
+}
+
+/// [`container_case`], with file data only when `contents` is
+/// [`Contents::Whole`].
+pub fn container_case_as(
+    store: &Store,
+    container: &Container,
+    contents: Contents,
+) -> Result<(Case, Vec<String>), String> {
     let label = if container.name.is_empty() {
         super::short_id(&container.id).to_string()
     } else {
@@ -325,11 +357,11 @@ pub fn container_case(store: &Store, container: &Container) -> Result<(Case, Vec
     let mut warnings = Vec::new();
     let mut lowers = Vec::new();
     for id in &container.lowers {
-        let (spec, w) = read_layer(&store.diff_path(id))?;
+        let (spec, w) = read_layer_as(&store.diff_path(id), contents)?;
         lowers.push(spec);
         warnings.extend(w);
     }
-    let (upper, w) = read_layer(&store.diff_path(upper))?;
+    let (upper, w) = read_layer_as(&store.diff_path(upper), contents)?;
     warnings.extend(w);
     Ok((
         Case {

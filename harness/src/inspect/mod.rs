@@ -300,9 +300,10 @@ pub fn inspect(dir: &Path) -> Result<Store, String> {
     let mut store = read(dir)?;
     checks::run(&mut store);
     for i in 0..store.containers.len() {
-        let table = export::container_case(&store, &store.containers[i])
-            .ok()
-            .and_then(|(case, _)| crate::show::before_table(&case).ok());
+        let table =
+            export::container_case_as(&store, &store.containers[i], export::Contents::Shape)
+                .ok()
+                .and_then(|(case, _)| crate::show::before_table(&case).ok());
         store.containers[i].table = table;
     }
     Ok(store)
