@@ -3,7 +3,7 @@
 //! ```text
 //! io.containerd.snapshotter.v1.overlayfs/metadata.db      bolt database: names, kinds, parent chains
 //! io.containerd.snapshotter.v1.overlayfs/snapshots/N/fs    a snapshot's contents (N: its numeric id)
-//! io.containerd.snapshotter.v1.overlayfs/snapshots/N/work  overlay's work dir, active snapshots only
+//! io.containerd.snapshotter.v1.overlayfs/snapshots/N/work  overlay's work dir (made active; kept after a commit)
 //! ```
 //!
 //! There are no `link` or `lower` files: which snapshot lies on which is
@@ -42,11 +42,6 @@ pub fn read(store: &mut Store) -> Result<(), String> {
                 id: name.clone(),
                 has_diff: is_dir(&path.join("fs")),
                 has_work: is_dir(&path.join("work")),
-                roles: vec![if is_dir(&path.join("work")) {
-                    "active snapshot (has work/)".to_string()
-                } else {
-                    "committed or view snapshot (no work/)".to_string()
-                }],
                 path,
                 ..Layer::default()
             },
