@@ -382,3 +382,42 @@ fn inspect_a_real_docker_data_root() {
         text(&o)
     );
 }
+
+/// Without a daemon: a hand-made overlay2 folder through the command line,
+/// and a directory that is no store.
+#[test]
+fn inspect_exit_statuses_without_a_daemon() {
+    let t = tempfile::tempdir().unwrap();
+    let h = t.path().join("overlay2");
+    let short = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    fs::create_dir_all(h.join("base/diff/etc")).unwrap();
+    fs::write(h.join("base/diff/etc/f"), "f").unwrap();
+    fs::write(h.join("base/link"), short).unwrap();
+    fs::create_dir_all(h.join("l")).unwrap();
+    std::os::unix::fs::symlink("../base/diff", h.join("l").join(short)).unwrap();
+    let o = ovlcheck(&["inspect", h.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("link   {short}")),
+        "{}",
+        text(&o)
+    );
+    fs::remove_file(h.join("l").join(short)).unwrap();
+    let o = ovlcheck(&["inspect", h.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(
+        j["problems"][0]["path"],
+        h.join("base/link").to_str().unwrap()
+    );
+    let o = ovlcheck(&["inspect", t.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("not a store") && err.lines().count() == 1,
+        "{}",
+        text(&o)
+    );
+    let o = ovlcheck(&["inspect", h.to_str().unwrap(), "--case", "x"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}

@@ -372,3 +372,35 @@ fn a_layer_directory_read_as_case_entries() {
     );
     spec.objects().unwrap();
 }
+
+#[test]
+fn containerd_snapshots_are_drawn_without_chains() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join(super::layout::CONTAINERD_OVERLAYFS);
+    fs::create_dir_all(root.join("snapshots/1/fs")).unwrap();
+    fs::create_dir_all(root.join("snapshots/2/fs")).unwrap();
+    fs::create_dir_all(root.join("snapshots/2/work")).unwrap();
+    fs::create_dir_all(root.join("snapshots/3")).unwrap();
+    fs::create_dir_all(root.join("snapshots/new-123/fs")).unwrap();
+    fs::write(root.join("metadata.db"), b"").unwrap();
+    let s = inspect(t.path()).unwrap();
+    assert_eq!(s.kind, "containerd");
+    assert_eq!(s.layers.keys().collect::<Vec<_>>(), ["1", "2", "3"]);
+    assert!(s.notes.iter().any(|n| n.contains("bbolt")), "{:?}", s.notes);
+    let ps = problems(t.path());
+    let base = super::layout::CONTAINERD_OVERLAYFS;
+    assert!(
+        has(&ps, &format!("{base}/snapshots/3/fs"), "missing"),
+        "{ps:#?}"
+    );
+    assert!(
+        has(&ps, &format!("{base}/snapshots/new-123"), "never finished"),
+        "{ps:#?}"
+    );
+    assert_eq!(ps.len(), 2, "{ps:#?}");
+    let text = super::draw::render(&s);
+    assert!(
+        text.contains("does not read") && !text.contains("    chain  "),
+        "{text}"
+    );
+}
