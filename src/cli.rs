@@ -329,13 +329,21 @@ fn inspect_cmd(a: InspectArgs) -> i32 {
                 for w in warnings {
                     eprintln!("ovlcheck: {w}");
                 }
+                let text = print_case(&case);
+                // What is printed must parse back: a store too big for the
+                // format's limits is refused instead.
+                if let Err(e) = ovlcheck_case::parse_case("exported case", &text) {
+                    return fail(format!(
+                        "container {} does not fit the case format: {e}",
+                        container.name
+                    ));
+                }
                 print!(
-                    "# container {} {} of {} store {}\n{}",
+                    "# container {} {} of {} store {}\n{text}",
                     container.name,
                     container.id,
                     store.kind,
                     store.root.display(),
-                    print_case(&case)
                 );
                 OK
             }

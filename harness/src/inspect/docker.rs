@@ -99,13 +99,12 @@ pub fn read(store: &mut Store) {
         }
     }
     let dir_of = |chain: &str| db.get(chain).and_then(|l| l.cache_id.clone());
-    for (chain, l) in &db {
+    for l in db.values() {
         if let Some(c) = &l.cache_id {
             store
                 .parents
                 .insert(c.clone(), l.parent.as_deref().and_then(dir_of));
             store.image_dirs.insert(c.clone());
-            let _ = chain;
         }
     }
 

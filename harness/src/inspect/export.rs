@@ -10,13 +10,15 @@
 //! ordinary `user.*` and `trusted.*` xattrs, and the overlay markers
 //! `opaque`, `xwhiteouts`, `xwhiteout` and `redirect`. What a case cannot
 //! hold is left out with a warning: other devices and sockets,
-//! `security.*` and `system.*` xattrs, the overlay-private xattrs that
-//! record history rather than meaning (`origin`, `impure`, `uuid`,
-//! `nlink`, ...), and the layer root's own attributes. The profile is
+//! `security.*` and `system.*` xattrs, the data of a file over the case
+//! format's 16 MiB, and the layer root's own attributes; the overlay-private
+//! xattrs that record history rather than meaning (`origin`, `impure`,
+//! `uuid`, `nlink`, ...) are dropped silently. The profile is
 //! Docker's overlay2 mount (`Profile::default()`: `index=off`).
 
 use super::{Container, Store};
 use ovlcheck_case::layer::Entry;
+use ovlcheck_case::text::limits::MAX_FILE_DATA;
 use ovlcheck_case::{Case, LayerSpec, Name, Profile, RelPath};
 use ovlcheck_driver::sys::{self, Follow};
 use std::collections::HashMap;
@@ -233,9 +235,19 @@ impl Reader {
                 if m.nlink() > 1 {
                     self.inodes.insert((m.dev(), m.ino()), path.clone());
                 }
+                let too_big = m.len() > MAX_FILE_DATA;
+                if too_big && self.contents == Contents::Whole {
+                    self.warn(
+                        rel,
+                        format!(
+                            "{} bytes, over the case format's {MAX_FILE_DATA}: written empty",
+                            m.len()
+                        ),
+                    );
+                }
                 let data = match self.contents {
-                    Contents::Shape => Ok(Vec::new()),
-                    Contents::Whole => fs::read(p),
+                    Contents::Whole if !too_big => fs::read(p),
+                    _ => Ok(Vec::new()),
                 };
                 let data = match data {
                     Ok(d) => d,
