@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::dockerd::{mounts_beneath, Dockerd};
+use common::dockerd::{mounts_beneath, unmount_beneath, Dockerd};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -420,4 +420,141 @@ fn inspect_exit_statuses_without_a_daemon() {
     );
     let o = ovlcheck(&["inspect", h.to_str().unwrap(), "--case", "x"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+/// `podman` on a private containers/storage root, or `None` after a loud
+/// SKIP (a failure under `OVL_REQUIRE_KERNEL=1`).
+fn podman(test: &str, dir: &Path) -> Option<impl Fn(&[&str]) -> String> {
+    // SAFETY: geteuid has no preconditions.
+    let why = if unsafe { libc::geteuid() } != 0 {
+        Some("not root (a rootful store is inspected)".to_string())
+    } else if Command::new("podman")
+        .arg("--version")
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
+        Some("`podman` missing (Debian package podman)".to_string())
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        if common::kernel_required() {
+            panic!("{test}: podman is required (OVL_REQUIRE_KERNEL=1) but unusable: {why}");
+        }
+        eprintln!(
+            "\n*** SKIP {test}: {why}\n*** (set OVL_REQUIRE_KERNEL=1 to make this a failure)\n"
+        );
+        return None;
+    }
+    let root = dir.join("root");
+    let run = dir.join("run");
+    Some(move |args: &[&str]| {
+        let o = Command::new("podman")
+            .arg("--root")
+            .arg(&root)
+            .arg("--runroot")
+            .arg(&run)
+            .args(["--storage-driver", "overlay"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("podman");
+        assert!(o.status.success(), "podman {args:?}: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    })
+}
+
+/// A podman store (containers/storage): an imported image, a container
+/// changed with `podman cp` and committed, a container on the commit.
+#[test]
+fn inspect_a_real_podman_store() {
+    let t = tempfile::Builder::new()
+        .prefix("ovl-podman.")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let dir = t.path();
+    let Some(pm) = podman("inspect_a_real_podman_store", dir) else {
+        return;
+    };
+    tree(
+        &dir.join("base"),
+        &[("etc/", ""), ("etc/a", "hi\n"), ("b", "x\n")],
+    );
+    let tar = dir.join("base.tar");
+    sh(
+        "tar",
+        &[
+            "--numeric-owner",
+            "-C",
+            dir.join("base").to_str().unwrap(),
+            "-cf",
+            tar.to_str().unwrap(),
+            ".",
+        ],
+    );
+    pm(&["import", tar.to_str().unwrap(), "pbase:1"]);
+    pm(&["create", "--name", "p1", "pbase:1", "/bin/true"]);
+    fs::write(dir.join("n"), "new\n").unwrap();
+    pm(&["cp", dir.join("n").to_str().unwrap(), "p1:/etc/n"]);
+    pm(&["commit", "-q", "p1", "ptwo:1"]);
+    pm(&["create", "--name", "p2", "ptwo:1", "x"]);
+    let dirs = pm(&[
+        "inspect",
+        "--format",
+        "{{.GraphDriver.Data.UpperDir}}:{{.GraphDriver.Data.LowerDir}}",
+        "p2",
+    ]);
+    let p2: Vec<String> = dirs
+        .split(':')
+        .map(|p| {
+            Path::new(p)
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(p2.len(), 3, "{dirs}");
+    unmount_beneath(dir);
+    let root = dir.join("root");
+    let o = ovlcheck(&["inspect", root.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.starts_with("containers-storage store"), "{out}");
+    for l in &p2 {
+        assert!(
+            out.contains(&format!("\n  {l}\n")),
+            "layer {l} not drawn:\n{out}"
+        );
+    }
+    let o = ovlcheck(&["inspect", root.to_str().unwrap(), "--case", "p2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let case_text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let case = ovlcheck_case::parse_case("p2.ovl", &case_text).expect("the case parses");
+    assert_eq!(case.lowers.len(), 2, "{case_text}");
+    assert!(
+        case_text.contains("file etc/n 0644 \"new\\n\""),
+        "{case_text}"
+    );
+    let file = dir.join("p2.ovl");
+    fs::write(&file, &case_text).unwrap();
+    let o = ovlcheck(&["run", file.to_str().unwrap(), "--backend", "model"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // A deleted short link.
+    let link = fs::read_to_string(root.join("overlay").join(&p2[2]).join("link")).unwrap();
+    fs::remove_file(root.join("overlay/l").join(link.trim())).unwrap();
+    let o = ovlcheck(&["inspect", root.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("missing short link"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        mounts_beneath(dir).is_empty(),
+        "left mounted: {:?}",
+        mounts_beneath(dir)
+    );
 }

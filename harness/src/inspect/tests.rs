@@ -409,7 +409,8 @@ fn containerd_snapshots_are_drawn_without_chains() {
 fn a_file_over_the_case_format_limit_is_written_empty_with_a_warning() {
     let t = tempfile::tempdir().unwrap();
     let f = fs::File::create(t.path().join("big")).unwrap();
-    f.set_len(ovlcheck_case::text::limits::MAX_FILE_DATA + 1).unwrap();
+    f.set_len(ovlcheck_case::text::limits::MAX_FILE_DATA + 1)
+        .unwrap();
     let (spec, warnings) = export::read_layer(t.path()).unwrap();
     assert!(
         matches!(&spec.entries[0], Entry::File { data, .. } if data.is_empty()),
