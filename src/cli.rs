@@ -12,7 +12,9 @@ use ovlcheck_harness::known::{KnownSet, Verdict};
 use ovlcheck_harness::replay::{self, Replayed};
 use ovlcheck_harness::runner::run_case_under;
 use ovlcheck_harness::summary::{Header, Summary};
-use ovlcheck_harness::{changes, corpus, explore, report, repro, show, ModelBackend, RunError};
+use ovlcheck_harness::{
+    changes, corpus, explore, inspect, report, repro, show, ModelBackend, RunError,
+};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,6 +85,30 @@ enum Command {
     Repro(CaseArg),
     /// Print case number I of a fuzz campaign (same --seed, --profile, --max-ops) as a .ovl file.
     Generate(GenerateArgs),
+    /// Explain and check a real container store: a Docker data-root (or its
+    /// overlay2/ folder), a containers/storage root (podman) or a containerd
+    /// root.
+    ///
+    /// Draws images, containers (each stack as `show` draws a case) and
+    /// every layer with its short link, lower file and parent chain, then
+    /// lists each problem found with the path it is about. Exit status: 0 no
+    /// problems, 1 problems, 2 not a store. With --case, writes one
+    /// container's layers and upper as a .ovl case instead (docs/inspect.md).
+    Inspect(InspectArgs),
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// The store's directory.
+    dir: PathBuf,
+    /// Write this container (id, unique id prefix or name) as a .ovl case
+    /// to stdout: its lower layers bottom first, its read-write layer as
+    /// the upper; what a case cannot hold is named on stderr.
+    #[arg(long, value_name = "CONTAINER")]
+    case: Option<String>,
+    /// Print the report as one JSON object.
+    #[arg(long, conflicts_with = "case")]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -288,6 +314,62 @@ pub fn main() -> i32 {
         },
         Command::Repro(a) => with_case(&a.case, |c| repro::script(c).map(|t| print!("{t}"))),
         Command::Generate(a) => generate(a),
+        Command::Inspect(a) => inspect_cmd(a),
+    }
+}
+
+fn inspect_cmd(a: InspectArgs) -> i32 {
+    if let Some(sel) = &a.case {
+        let store = match inspect::read(&a.dir) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let container = match store.find_container(sel) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        return match inspect::export::container_case(&store, container) {
+            Ok((case, warnings)) => {
+                for w in warnings {
+                    eprintln!("ovlcheck: {w}");
+                }
+                let text = print_case(&case);
+                // What is printed must parse back: a store too big for the
+                // format's limits is refused instead.
+                if let Err(e) = ovlcheck_case::parse_case("exported case", &text) {
+                    return fail(format!(
+                        "container {} does not fit the case format: {e}",
+                        container.name
+                    ));
+                }
+                print!(
+                    "# container {} {} of {} store {}\n{text}",
+                    container.name,
+                    container.id,
+                    store.kind,
+                    store.root.display(),
+                );
+                OK
+            }
+            Err(e) => fail(e),
+        };
+    }
+    let store = match inspect::inspect(&a.dir) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    if a.json {
+        match serde_json::to_string(&store) {
+            Ok(j) => println!("{j}"),
+            Err(e) => return fail(e),
+        }
+    } else {
+        print!("{}", inspect::draw::render(&store));
+    }
+    if store.problems.is_empty() {
+        OK
+    } else {
+        DIVERGED
     }
 }
 

@@ -9,6 +9,7 @@ pub mod contract;
 pub mod corpus;
 pub mod explore;
 pub mod gen;
+pub mod inspect;
 pub mod known;
 pub mod model_backend;
 pub mod pool;

@@ -1,6 +1,8 @@
 //! Shared helpers of the conformance suite.
 #![allow(dead_code)]
 
+pub mod dockerd;
+
 use ovlcheck_driver::Backend;
 use std::path::PathBuf;
 
