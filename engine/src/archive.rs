@@ -185,14 +185,23 @@ mod tests {
     #[test]
     fn a_layer_saved_twice_is_read_through_its_symlink() {
         let mut b = tar::Builder::new(Vec::new());
-        append(&mut b, "manifest.json", br#"[{"Layers":["a/layer.tar","b/layer.tar"]}]"#).unwrap();
+        append(
+            &mut b,
+            "manifest.json",
+            br#"[{"Layers":["a/layer.tar","b/layer.tar"]}]"#,
+        )
+        .unwrap();
         append(&mut b, "a/layer.tar", b"same").unwrap();
         let mut h = tar::Header::new_ustar();
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);
-        b.append_link(&mut h, "b/layer.tar", "../a/layer.tar").unwrap();
+        b.append_link(&mut h, "b/layer.tar", "../a/layer.tar")
+            .unwrap();
         let ar = b.into_inner().unwrap();
-        assert_eq!(layers(&ar).unwrap(), vec![b"same".to_vec(), b"same".to_vec()]);
+        assert_eq!(
+            layers(&ar).unwrap(),
+            vec![b"same".to_vec(), b"same".to_vec()]
+        );
     }
 
     #[test]

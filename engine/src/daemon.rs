@@ -157,15 +157,24 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
-    /// Stops a private daemon (SIGTERM, then SIGKILL), unmounts whatever
-    /// is still mounted under its scratch directory and removes it.
-    fn drop(&mut self) {
-        let Some(mut p) = self.private.take() else {
+impl Daemon {
+    /// A private daemon's scratch directory (`root/` is its data-root).
+    pub fn scratch(&self) -> Option<&Path> {
+        self.private.as_ref().map(|p| p.scratch.path())
+    }
+
+    /// Stops a private daemon (SIGTERM, then SIGKILL) and unmounts whatever
+    /// is still mounted under its scratch directory, which stays until the
+    /// daemon is dropped. A daemon this process did not start is left
+    /// alone.
+    pub fn stop(&mut self) {
+        let Some(p) = self.private.as_mut() else {
             return;
         };
         let pid = Pid::from_raw(p.child.id() as i32);
-        let _ = kill(pid, Signal::SIGTERM);
+        if let Ok(None) = p.child.try_wait() {
+            let _ = kill(pid, Signal::SIGTERM);
+        }
         let deadline = Instant::now() + STOP_TIMEOUT;
         loop {
             match p.child.try_wait() {
@@ -182,9 +191,16 @@ impl Drop for Daemon {
     }
 }
 
+impl Drop for Daemon {
+    /// [`Daemon::stop`], then the scratch directory is removed.
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Lazily unmounts every mount at or below `dir` (deepest first), as
 /// listed in this process's mountinfo.
-fn unmount_under(dir: &Path) {
+pub fn unmount_under(dir: &Path) {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut targets: Vec<PathBuf> = info
         .lines()
