@@ -543,10 +543,15 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
             k.signature, k.cases, k.case
         );
     }
+    // `all` on a backend that runs one preset names that preset.
+    let ran = match &opts.gen.profile {
+        Some(p) if a.profile == "all" => p.preset_name().unwrap_or("all"),
+        _ => a.profile.as_str(),
+    };
     let header = Header {
         backend: backend.name(),
         contract,
-        profile: &a.profile,
+        profile: ran,
     };
     let summary = Summary::of_campaign(&header, &c, &opts, saved);
     print_summary(&summary, a.json);
@@ -727,8 +732,8 @@ fn run_one(a: RunArgs) -> i32 {
     };
     // Pinning replaces whatever the file pins; outcomes pinned under
     // another profile than the backend runs say nothing.
-    let case = match backend.adapt_case(&case) {
-        Ok(c) if a.pin || c.profile != case.profile => c.unpinned(),
+    let case = match ovlcheck_harness::runner::adapted(&*backend, &case) {
+        Ok(c) if a.pin => c.unpinned(),
         Ok(c) => c,
         Err(why) => return fail(format!("{}: {}: {why}", a.case.display(), backend.name())),
     };

@@ -89,6 +89,19 @@ impl TarXattrs {
     }
 }
 
+/// How a commit that goes through a layer tar (an engine's `Diff`, then its
+/// `ApplyDiff` of the tar as a new image layer) makes the new stack.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TarCommit {
+    /// Which xattrs the tar carries.
+    pub xattrs: TarXattrs,
+    /// How many of the top lower layers stay above the new layer: the
+    /// engine's own layers of every container (Docker's `-init` layer: a
+    /// container of the committed image gets a fresh one above the image's
+    /// layers; moby daemon `create`, docs/engines.md).
+    pub kept_on_top: usize,
+}
+
 /// Why the upper directory alone cannot give the layer's changeset, given
 /// the mount options and the raw upper `upper` (overlay xattrs by short
 /// name, as raw views carry them); `None` when it can.

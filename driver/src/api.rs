@@ -159,9 +159,9 @@ pub trait Session {
     fn finish(self: Box<Self>) -> Result<(), DriverError>;
     /// How `commit` steps make the new image layer: `None`, the container
     /// layer becomes an image layer as it is (overlay2 `create` above it);
-    /// `Some(x)`, through the store's layer tar, which carries the xattrs
-    /// `x` says (an engine's commit: its `Diff` then its `ApplyDiff`).
-    fn commit_tar(&self) -> Option<ovlcheck_case::oci::TarXattrs> {
+    /// `Some(c)`, through the store's layer tar as `c` says (an engine's
+    /// commit: its `Diff` then its `ApplyDiff`).
+    fn commit_tar(&self) -> Option<ovlcheck_case::oci::TarCommit> {
         None
     }
 }
@@ -206,9 +206,9 @@ pub struct Export {
     /// and a fresh container layer (inode labels refer to this mount);
     /// `None` when the tar was invalid and so not applied.
     pub merged: Option<View>,
-    /// Which xattrs this store's tars carry (the model's prediction
-    /// follows it).
-    pub xattrs: ovlcheck_case::oci::TarXattrs,
+    /// How this store's tar makes the new layer (which xattrs it carries,
+    /// which layers stay above it); the model's prediction follows it.
+    pub commit: ovlcheck_case::oci::TarCommit,
 }
 
 /// Everything observed of one case: each step's outcome, the merged and
@@ -232,7 +232,7 @@ pub struct CaseRun {
     /// asked.
     pub kernel_view: Option<Result<View, Errno>>,
     /// [`Session::commit_tar`] of the session.
-    pub commit_tar: Option<ovlcheck_case::oci::TarXattrs>,
+    pub commit_tar: Option<ovlcheck_case::oci::TarCommit>,
 }
 
 impl CaseRun {

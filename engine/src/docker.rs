@@ -18,7 +18,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::TryStreamExt;
 use ovlcheck_case::layer::DEFAULT_MTIME;
-use ovlcheck_case::oci::{DiffMethod, TarXattrs};
+use ovlcheck_case::oci::{DiffMethod, TarCommit, TarXattrs};
 use ovlcheck_case::{Case, Errno, LayerSpec, Op, Outcome, Profile, Step, View};
 use ovlcheck_driver::store::MarkerNames;
 use ovlcheck_driver::{
@@ -34,6 +34,16 @@ use std::sync::Arc;
 const DOCKER_OPTIONS: [&str; 1] = ["index=off"];
 /// The xattr namespace of overlay markers for a rootful engine.
 const TRUSTED: &str = "trusted.overlay.";
+/// How a Docker commit makes the new stack: moby's archive package tars
+/// only `security.capability` of the xattrs, and a container of the
+/// committed image gets its own `-init` layer above the image's layers.
+const TAR_COMMIT: TarCommit = TarCommit {
+    xattrs: TarXattrs::Capability,
+    kept_on_top: 1,
+};
+/// Docker's most layers in one chain (moby layer store `maxLayerDepth`;
+/// `docker load` of a deeper image fails with "max depth exceeded").
+const MAX_DEPTH: usize = 125;
 /// The command of every container: never run (containers are only
 /// created), but the API wants one.
 const NEVER_RUN: &str = "/ovlcheck-never-started";
@@ -341,11 +351,17 @@ fn normalize_init(dir: &Path) -> Result<(), DriverError> {
 
 /// Why `case` cannot go into this engine as it is: what an image layer
 /// cannot carry.
-fn unrepresentable(case: &Case) -> Option<String> {
-    if case.upper.as_ref().is_some_and(|u| !u.entries.is_empty()) {
+fn unrepresentable(image: &[LayerSpec], upper: Option<&LayerSpec>) -> Option<String> {
+    if image.len() > MAX_DEPTH {
+        return Some(format!(
+            "Docker images have at most {MAX_DEPTH} layers; the case has {}",
+            image.len()
+        ));
+    }
+    if upper.is_some_and(|u| !u.entries.is_empty()) {
         return Some("an engine's container layer starts empty: the case seeds its upper".into());
     }
-    for (i, l) in case.lowers.iter().enumerate() {
+    for (i, l) in image.iter().enumerate() {
         let objects = match l.objects() {
             Ok(o) => o,
             Err(e) => return Some(format!("lower {i}: {}", e.message)),
@@ -378,7 +394,7 @@ impl Backend for DockerBackend {
         let mut c = case.clone();
         c.profile = self.adapt_profile(&case.profile)?;
         if c.lowers.last() != Some(&self.inner.init) {
-            if let Some(why) = unrepresentable(&c) {
+            if let Some(why) = unrepresentable(&c.lowers, c.upper.as_ref()) {
                 return Err(why);
             }
             if c.lowers.is_empty() {
@@ -420,7 +436,7 @@ impl DockerSession {
                 "the case's top lower layer is not this engine's -init layer".into(),
             ));
         }
-        if let Some(why) = unrepresentable(case) {
+        if let Some(why) = unrepresentable(image_layers, case.upper.as_ref()) {
             return Err(DriverError::Io(why));
         }
         let mut s = DockerSession {
@@ -519,7 +535,7 @@ impl Session for DockerSession {
             method: self.engine.method,
             changeset,
             merged,
-            xattrs: TarXattrs::Capability,
+            commit: TAR_COMMIT,
         }))
     }
 
@@ -530,8 +546,8 @@ impl Session for DockerSession {
     /// `docker commit` goes through the layer tar (moby
     /// daemon/images `CommitImage`: the container's `TarStream`, then
     /// `Register`, which applies it as a new layer).
-    fn commit_tar(&self) -> Option<TarXattrs> {
-        Some(TarXattrs::Capability)
+    fn commit_tar(&self) -> Option<TarCommit> {
+        Some(TAR_COMMIT)
     }
 }
 

@@ -24,12 +24,7 @@ fn model_at_export(case: &Case) -> Result<Model, String> {
 /// prediction beside what `backend`'s store wrote, then whether the applied
 /// layer mounts as predicted.
 pub fn listing(case: &Case, backend: &dyn Backend) -> Result<String, String> {
-    let adapted = backend.adapt_case(case)?;
-    let case = &if adapted.profile != case.profile {
-        adapted.unpinned()
-    } else {
-        adapted
-    };
+    let case = &crate::runner::adapted(backend, case)?;
     if let Some(why) = oci::export_blocker(&case.profile) {
         return Ok(format!("no changeset: {why}\n"));
     }
@@ -56,7 +51,7 @@ pub fn listing(case: &Case, backend: &dyn Backend) -> Result<String, String> {
         method: seen_method,
         changeset,
         merged,
-        xattrs,
+        commit,
     }) = run.export
     else {
         return Err(format!(
@@ -77,10 +72,10 @@ pub fn listing(case: &Case, backend: &dyn Backend) -> Result<String, String> {
         }
         (Ok(_), None) => return Err("the store's changeset was not applied".into()),
     };
-    let predicted = xattrs.carried(predicted);
+    let predicted = commit.xattrs.carried(predicted);
     out.push_str(&side_by_side(&predicted, &changeset));
     let applied = model
-        .exported(&predicted)
+        .exported_beneath(&predicted, commit.kept_on_top)
         .map_err(|e| format!("the model cannot apply its changeset: {e}"))?
         .merged_view();
     let diff = crate::compare::compare_views(&applied, &merged);

@@ -83,7 +83,7 @@ impl Session for ModelSession {
             method,
             changeset: Ok(changeset),
             merged: Some(merged),
-            xattrs: ovlcheck_case::oci::TarXattrs::All,
+            commit: ovlcheck_case::oci::TarCommit::default(),
         }))
     }
 

@@ -148,11 +148,8 @@ fn replay_one(
     mut case: Case,
     contract: Contract,
 ) -> Result<(usize, Option<DiffMethod>, Replayed), ReplayError> {
-    match backend.adapt_case(&case) {
+    match crate::runner::adapted(backend, &case) {
         Err(why) => return Ok((0, None, Replayed::Unsupported(why))),
-        // Outcomes pinned under the profile the case was written for say
-        // nothing of the one the backend runs.
-        Ok(adapted) if adapted.profile != case.profile => case = adapted.unpinned(),
         Ok(adapted) => case = adapted,
     }
     match run_case_under(backend, &case, contract) {

@@ -7,7 +7,7 @@
 use crate::compare::{agree_sorted, compare_views};
 use crate::contract::Contract;
 use crate::model_backend::ModelBackend;
-use ovlcheck_case::oci::{DiffMethod, TarXattrs};
+use ovlcheck_case::oci::{DiffMethod, TarCommit};
 use ovlcheck_case::{
     Case, Class, Errno, Field, Node, Op, Outcome, Signature, Step, View, ViewDiff, ViewSig, Which,
 };
@@ -169,6 +169,18 @@ pub fn run_case_checked(
     Ok(compare_run(model, case, &observed, contract))
 }
 
+/// `case` as `backend` runs it ([`Backend::adapt_case`]). Outcomes pinned
+/// for another stack (another profile, or without the layers an engine
+/// adds) say nothing of this one and are dropped.
+pub fn adapted(backend: &dyn Backend, case: &Case) -> Result<Case, String> {
+    let a = backend.adapt_case(case)?;
+    Ok(if a.profile != case.profile || a.lowers != case.lowers {
+        a.unpinned()
+    } else {
+        a
+    })
+}
+
 /// Whether the export check runs on `case`: at `layout` and above, where
 /// the case's profile allows it ([`ovlcheck_case::oci::export_blocker`]).
 pub fn wants_export(contract: Contract, case: &Case) -> bool {
@@ -184,7 +196,7 @@ struct Trace<'a> {
     /// How the export check's changeset was derived, once it passed.
     exported: Option<DiffMethod>,
     /// How the backend commits ([`ovlcheck_driver::Session::commit_tar`]).
-    commit_tar: Option<TarXattrs>,
+    commit_tar: Option<TarCommit>,
 }
 
 impl<'a> Trace<'a> {
@@ -214,6 +226,7 @@ impl<'a> Trace<'a> {
     /// then the merged tree of the image with it applied.
     fn export(&mut self, model: &Model, export: &Export) -> Option<Run> {
         let predicted = export
+            .commit
             .xattrs
             .carried(model.changeset().map(|(_, v)| v).unwrap_or_default());
         let (changeset, merged) = match (&export.changeset, &export.merged) {
@@ -232,7 +245,7 @@ impl<'a> Trace<'a> {
             (
                 Which::Exported,
                 model
-                    .exported(&predicted)
+                    .exported_beneath(&predicted, export.commit.kept_on_top)
                     .unwrap_or_else(|e| panic!("the model cannot apply its own changeset: {e}"))
                     .merged_nodes(),
             ),
@@ -259,8 +272,8 @@ impl<'a> Trace<'a> {
 
     fn step(&mut self, model: &Model, step: &Step, seen: &Outcome) -> Model {
         let (outcome, mut next) = model.step(step);
-        if let (Op::Commit, Some(xattrs), true) = (&step.op, self.commit_tar, outcome.is_ok()) {
-            next = tar_commit(model, xattrs);
+        if let (Op::Commit, Some(commit), true) = (&step.op, self.commit_tar, outcome.is_ok()) {
+            next = tar_commit(model, commit);
         }
         self.predicted.push(outcome);
         self.observed.push(seen.clone());
@@ -321,10 +334,12 @@ impl<'a> Trace<'a> {
 /// A commit through the store's layer tar: the model's changeset of the
 /// container layer (with the xattrs the tar carries) applied as a new image
 /// layer, under a fresh container layer (docs/engines.md).
-fn tar_commit(model: &Model, xattrs: TarXattrs) -> Model {
-    let changeset = xattrs.carried(model.changeset().map(|(_, v)| v).unwrap_or_default());
+fn tar_commit(model: &Model, commit: TarCommit) -> Model {
+    let changeset = commit
+        .xattrs
+        .carried(model.changeset().map(|(_, v)| v).unwrap_or_default());
     model
-        .exported(&changeset)
+        .exported_beneath(&changeset, commit.kept_on_top)
         .unwrap_or_else(|e| panic!("the model cannot apply its own changeset: {e}"))
 }
 

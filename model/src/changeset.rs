@@ -58,10 +58,22 @@ impl Model {
     /// (`ovlcheck_case::oci::layer_spec`), read with the OCI whiteout rules
     /// like a case's `lower oci` layer.
     pub fn exported(&self, changeset: &View) -> Result<Model, String> {
+        self.exported_beneath(changeset, 0)
+    }
+
+    /// [`Model::exported`] with the applied layer beneath the top `kept`
+    /// lower layers: an engine keeps its own layers of every container
+    /// above the image's (Docker's `-init` layer, docs/engines.md).
+    pub fn exported_beneath(&self, changeset: &View, kept: usize) -> Result<Model, String> {
         let mut layer = build::layer_from_spec(&oci::layer_spec(changeset))?;
         clock_times(&mut layer, changeset);
         let mut m = self.clone();
-        Arc::make_mut(&mut m.lowers).push(layer);
+        let lowers = Arc::make_mut(&mut m.lowers);
+        let at = lowers
+            .len()
+            .checked_sub(kept)
+            .ok_or_else(|| format!("{kept} layers kept on top of {}", lowers.len()))?;
+        lowers.insert(at, layer);
         m.upper = Some(Layer::new());
         m.index = OrdMap::new();
         m.mount();

@@ -53,6 +53,11 @@ impl Dockerd {
         self.daemon.scratch().expect("a private daemon")
     }
 
+    /// The daemon's API socket, as `--engine-socket` takes it.
+    pub fn socket(&self) -> String {
+        self.daemon.socket.display().to_string()
+    }
+
     /// The daemon's data-root.
     pub fn data_root(&self) -> PathBuf {
         self.dir().join("root")

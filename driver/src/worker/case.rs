@@ -624,7 +624,7 @@ impl MountedCase {
             method,
             changeset,
             merged,
-            xattrs: oci::TarXattrs::All,
+            commit: oci::TarCommit::default(),
         })
     }
 
