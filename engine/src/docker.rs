@@ -147,6 +147,24 @@ impl DockerBackend {
     pub fn store_home(&self) -> &Path {
         &self.inner.home
     }
+
+    /// The engine calls one case makes, with nothing mounted, run, observed
+    /// or judged: load the image, create a container, commit it, save the
+    /// committed image, create a container of it, remove everything. The
+    /// yardstick of the backend's own cost (engine/benches/docker.rs).
+    pub fn engine_calls_only(&self, case: &Case) -> Result<(), DriverError> {
+        let e = &self.inner;
+        let image_layers = &case.lowers[..case.lowers.len().saturating_sub(1)];
+        let image = e.load(image_layers)?;
+        let (first, _) = e.create(&image)?;
+        let (committed, _) = e.commit(&first)?;
+        e.layer_tars(&committed)?.map_err(DriverError::Io)?;
+        let (second, _) = e.create(&committed)?;
+        e.remove_container(&second)?;
+        e.remove_container(&first)?;
+        e.remove_image(&committed)?;
+        e.remove_image(&image)
+    }
 }
 
 impl Inner {
