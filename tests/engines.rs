@@ -7,20 +7,14 @@
 mod common;
 
 use common::dockerd::Dockerd;
+use common::ovlcheck;
 use ovlcheck_case::oci::TarCommit;
 use ovlcheck_driver::{Backend, BackendOptions, Wants};
 use ovlcheck_engine::DockerBackend;
 use ovlcheck_harness::contract::Contract;
 use ovlcheck_harness::runner::{adapted, compare_run};
 use ovlcheck_model::Model;
-use std::process::{Command, Output};
-
-fn ovlcheck(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ovlcheck"))
-        .args(args)
-        .output()
-        .expect("runs ovlcheck")
-}
+use std::process::Output;
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -14,12 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn ovlcheck(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ovlcheck"))
-        .args(args)
-        .output()
-        .expect("run ovlcheck")
-}
+use common::ovlcheck;
 
 fn text(o: &Output) -> String {
     format!(
@@ -33,6 +28,21 @@ fn text(o: &Output) -> String {
 fn sh(cmd: &str, args: &[&str]) {
     let o = Command::new(cmd).args(args).output().expect(cmd);
     assert!(o.status.success(), "{cmd} {args:?}: {}", text(&o));
+}
+
+/// `tar --numeric-owner -C DIR -cf OUT .`
+fn tar_dir(dir: &Path, out: &Path) {
+    sh(
+        "tar",
+        &[
+            "--numeric-owner",
+            "-C",
+            dir.to_str().unwrap(),
+            "-cf",
+            out.to_str().unwrap(),
+            ".",
+        ],
+    );
 }
 
 fn sha256(p: &Path) -> String {
@@ -177,17 +187,7 @@ fn inspect_a_real_docker_data_root() {
         ],
     );
     let base_tar = work.join("base.tar");
-    sh(
-        "tar",
-        &[
-            "--numeric-owner",
-            "-C",
-            work.join("base").to_str().unwrap(),
-            "-cf",
-            base_tar.to_str().unwrap(),
-            ".",
-        ],
-    );
+    tar_dir(&work.join("base"), &base_tar);
     d.docker(&["import", base_tar.to_str().unwrap(), "base:1"]);
     // A container changed with docker cp, committed: a two-layer image.
     d.docker(&["create", "--name", "c1", "base:1", "/bin/true"]);
@@ -481,17 +481,7 @@ fn inspect_a_real_podman_store() {
         &[("etc/", ""), ("etc/a", "hi\n"), ("b", "x\n")],
     );
     let tar = dir.join("base.tar");
-    sh(
-        "tar",
-        &[
-            "--numeric-owner",
-            "-C",
-            dir.join("base").to_str().unwrap(),
-            "-cf",
-            tar.to_str().unwrap(),
-            ".",
-        ],
-    );
+    tar_dir(&dir.join("base"), &tar);
     pm(&["import", tar.to_str().unwrap(), "pbase:1"]);
     pm(&["create", "--name", "p1", "pbase:1", "/bin/true"]);
     fs::write(dir.join("n"), "new\n").unwrap();

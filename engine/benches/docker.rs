@@ -75,5 +75,9 @@ fn main() {
         ratios[ratios.len() - 1],
     );
     // Name the backend so that the figure says what it measured.
-    println!("backend: {}, store {}", backend.name(), backend.store_home().display());
+    println!(
+        "backend: {}, store {}",
+        backend.name(),
+        backend.store_home().display()
+    );
 }

@@ -50,3 +50,11 @@ pub fn fuse_overlayfs(test: &str) -> Option<Box<dyn Backend>> {
         }
     }
 }
+
+/// Runs the `ovlcheck` binary of this build with `args`.
+pub fn ovlcheck(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ovlcheck"))
+        .args(args)
+        .output()
+        .expect("runs ovlcheck")
+}

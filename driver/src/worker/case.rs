@@ -98,9 +98,26 @@ fn io_str(e: std::io::Error) -> String {
 impl MountedCase {
     /// Builds `case`'s layers in `scratch` and mounts them.
     pub(super) fn start(scratch: Scratch, case: &Case, mounter: Mounter) -> Res<MountedCase> {
-        let profile = case.profile.clone();
         let Scratch { dir, store } = scratch;
-        let mut s = MountedCase {
+        let mut s = MountedCase::unmounted(dir, store, case.profile.clone(), mounter, None);
+        match s.build(case).and_then(|_| s.mount().map_err(|e| e.message)) {
+            Ok(()) => Ok(s),
+            Err(e) => {
+                s.teardown();
+                Err(e)
+            }
+        }
+    }
+
+    /// A case in `dir` with no layers yet and nothing mounted.
+    fn unmounted(
+        dir: PathBuf,
+        store: LayerStore,
+        profile: Profile,
+        mounter: Mounter,
+        engine: Option<Vec<String>>,
+    ) -> MountedCase {
+        MountedCase {
             dir: dir.clone(),
             tmpfs: vec![dir],
             store,
@@ -115,14 +132,7 @@ impl MountedCase {
             mounted: None,
             method: String::new(),
             broken: None,
-            engine: None,
-        };
-        match s.build(case).and_then(|_| s.mount().map_err(|e| e.message)) {
-            Ok(()) => Ok(s),
-            Err(e) => {
-                s.teardown();
-                Err(e)
-            }
+            engine,
         }
     }
 
@@ -142,23 +152,9 @@ impl MountedCase {
                 .collect::<std::io::Result<Vec<_>>>()?;
             Ok((container, lowers))
         });
-        let mut s = MountedCase {
-            dir: dir.clone(),
-            tmpfs: vec![dir],
-            store,
-            profile: stack.profile.clone(),
-            mounter: Mounter::Kernel,
-            lowers: Vec::new(),
-            container: Layer {
-                id: String::new(),
-                link: String::new(),
-                lower: Vec::new(),
-            },
-            mounted: None,
-            method: String::new(),
-            broken: None,
-            engine: Some(stack.options.clone()),
-        };
+        let engine = Some(stack.options.clone());
+        let mut s =
+            MountedCase::unmounted(dir, store, stack.profile.clone(), Mounter::Kernel, engine);
         let mounted = opened
             .map_err(|e| format!("engine layer {}: {e}", stack.container))
             .and_then(|(container, lowers)| {
