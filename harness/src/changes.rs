@@ -3,7 +3,7 @@
 //! whiteouts and opaque markers explained; lines that differ are shown for
 //! both sides.
 
-use ovlcheck_case::oci::{self, OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
+use ovlcheck_case::oci::{self, TarCommit, OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 use ovlcheck_case::view::show_path;
 use ovlcheck_case::{Case, Node, Op, Step, View};
 use ovlcheck_driver::{Backend, BackendKind, Export, Wants};
@@ -11,11 +11,12 @@ use ovlcheck_model::Model;
 use std::fmt::Write;
 
 /// The model's state where the export is taken: after the case's steps
-/// and a remount, as [`ovlcheck_driver::CaseRun::collect`] runs them.
-fn model_at_export(case: &Case) -> Result<Model, String> {
+/// and a remount, as [`ovlcheck_driver::CaseRun::collect`] runs them, with
+/// commits made as the backend makes them (`commit_tar`).
+fn model_at_export(case: &Case, commit_tar: Option<TarCommit>) -> Result<Model, String> {
     let mut m = Model::new(case).map_err(|e| format!("invalid case: {e}"))?;
     for step in case.steps.iter().cloned().chain([Step::new(Op::Remount)]) {
-        m = m.step(&step).1;
+        m = crate::runner::step_model(&m, &step, commit_tar).1;
     }
     Ok(m)
 }
@@ -28,12 +29,12 @@ pub fn listing(case: &Case, backend: &dyn Backend) -> Result<String, String> {
     if let Some(why) = oci::export_blocker(&case.profile) {
         return Ok(format!("no changeset: {why}\n"));
     }
-    let model = model_at_export(case)?;
-    let Some((method, predicted)) = model.changeset() else {
-        return Ok("no changeset: no container layer\n".into());
-    };
     let mut out = String::new();
     if backend.kind() == BackendKind::Model {
+        let model = model_at_export(case, None)?;
+        let Some((method, predicted)) = model.changeset() else {
+            return Ok("no changeset: no container layer\n".into());
+        };
         let _ = writeln!(out, "# changeset predicted by the model ({method} diff)");
         for (name, node) in &predicted.nodes {
             out.push_str(&entry_line(' ', name, node));
@@ -47,6 +48,10 @@ pub fn listing(case: &Case, backend: &dyn Backend) -> Result<String, String> {
     let run = backend
         .run_case(case, wants)
         .map_err(|e| format!("{}: {e}", backend.name()))?;
+    let model = model_at_export(case, run.commit_tar)?;
+    let Some((method, predicted)) = model.changeset() else {
+        return Ok("no changeset: no container layer\n".into());
+    };
     let Some(Export {
         method: seen_method,
         changeset,

@@ -271,10 +271,7 @@ impl<'a> Trace<'a> {
     }
 
     fn step(&mut self, model: &Model, step: &Step, seen: &Outcome) -> Model {
-        let (outcome, mut next) = model.step(step);
-        if let (Op::Commit, Some(commit), true) = (&step.op, self.commit_tar, outcome.is_ok()) {
-            next = tar_commit(model, commit);
-        }
+        let (outcome, next) = step_model(model, step, self.commit_tar);
         self.predicted.push(outcome);
         self.observed.push(seen.clone());
         next
@@ -328,6 +325,17 @@ impl<'a> Trace<'a> {
             exported: self.exported,
             divergence: Some(divergence),
         }
+    }
+}
+
+/// One step of the model, with a commit made as the backend makes it:
+/// through its layer tar when `commit_tar` says so
+/// ([`ovlcheck_driver::Session::commit_tar`]).
+pub fn step_model(model: &Model, step: &Step, commit_tar: Option<TarCommit>) -> (Outcome, Model) {
+    let (outcome, next) = model.step(step);
+    match (&step.op, commit_tar) {
+        (Op::Commit, Some(commit)) if outcome.is_ok() => (outcome, tar_commit(model, commit)),
+        _ => (outcome, next),
     }
 }
 
