@@ -267,7 +267,12 @@ impl MountedCase {
             (None, Mounter::Fuse { .. }) => Vec::new(),
             (None, _) => mount::kernel_options(&self.profile),
         };
-        let target = self.target().display().to_string();
+        // Relative to the store home, as every mounter takes it; an
+        // engine's mount point is outside its store, absolute.
+        let target = match self.engine {
+            Some(_) => self.target().display().to_string(),
+            None => format!("{}/merged", c.id),
+        };
         if self.profile.readonly {
             MountSpec {
                 lowers: self.all_layers(),
