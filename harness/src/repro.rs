@@ -459,7 +459,7 @@ pub fn script(case: &Case) -> Result<String, String> {
     let _ = writeln!(s, "\necho '--- merged'; ls -laR \"$S/M\"\necho '--- upper'; ls -laR \"$S/upperfs/U\" 2>/dev/null || true");
     let _ = writeln!(
         s,
-        "getfattr -R -d -m - -e text \"$S/upperfs/U\" 2>/dev/null || true\ncd /\numount -R \"$S\""
+        "getfattr -R -d -m - -e text \"$S/upperfs/U\" 2>/dev/null || true\ncd /\numount -R \"$S\"\nrmdir \"$S\""
     );
     Ok(s)
 }
