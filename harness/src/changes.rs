@@ -77,7 +77,7 @@ pub fn listing(case: &Case, backend: &dyn Backend) -> Result<String, String> {
         }
         (Ok(_), None) => return Err("the store's changeset was not applied".into()),
     };
-    let predicted = xattrs.carried(predicted);
+    let predicted = crate::runner::tar_changeset(&model, xattrs);
     out.push_str(&side_by_side(&predicted, &changeset));
     let applied = model
         .exported(&predicted)
