@@ -1,15 +1,16 @@
-//! The `docker` backend: Docker's overlay2 graph driver judged through the
-//! engine's own API (docs/engines.md). A case's lower layers go in as an
-//! image archive (`POST /images/load`, so the engine's `ApplyDiff` unpacks
-//! every layer), a container is created on it and never started, and a
-//! worker mounts the container's layers exactly as overlay2 `Get` would
-//! (the engine's `lower` file and `index=off`) to run the ops. The
-//! engine's `POST /commit` makes the changeset and the new layer, `GET
-//! /images/{id}/get` gives its tar back, and a container created on the
-//! committed image shows the merged tree of the applied layer.
+//! The flow both engines share (docs/engines.md): a case's lower layers
+//! go in as an image archive (`POST /images/load`, so the engine's own
+//! apply code unpacks every layer), a container is created on it and
+//! never started, and a worker mounts the container's layers exactly as
+//! the engine's overlay driver would (the store's `lower` file and the
+//! driver's options) to run the ops. The engine's `POST /commit` makes the
+//! changeset and the new layer, `GET /images/{id}/get` gives its tar back,
+//! and a container created on the committed image shows the merged tree of
+//! the applied layer. What differs between engines is data: a `Flavor`
+//! (`docker.rs`, `podman.rs`).
 
 use crate::archive;
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, Program};
 use bollard::models::{ContainerConfig, ContainerCreateBody};
 use bollard::query_parameters::{
     CommitContainerOptionsBuilder, ImportImageOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -28,42 +29,85 @@ use ovlcheck_driver::{
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The overlay options overlay2 `Get` passes besides the directories when
-/// `/sys/module/overlay/parameters/index` exists (moby overlay2 driver;
-/// docs/engines.md).
-const DOCKER_OPTIONS: [&str; 1] = ["index=off"];
 /// The xattr namespace of overlay markers for a rootful engine.
 const TRUSTED: &str = "trusted.overlay.";
 /// The command of every container: never run (containers are only
 /// created), but the API wants one.
 const NEVER_RUN: &str = "/ovlcheck-never-started";
 
-/// A Docker engine as a backend. Cloning shares the engine connection.
-#[derive(Clone)]
-pub struct DockerBackend {
-    inner: Arc<Inner>,
+/// What one engine does its own way, as data.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Flavor {
+    /// The backend this engine is.
+    pub kind: BackendKind,
+    /// The engine in messages (`Docker`, `podman`).
+    pub name: &'static str,
+    /// The private daemon, and where a running one is found.
+    pub program: Program,
+    /// The storage driver the engine must report (`Driver` of `GET
+    /// /info`).
+    pub driver: &'static str,
+    /// The driver's home below the engine's root (`DockerRootDir` of `GET
+    /// /info`): `overlay2` for Docker, `overlay` for containers/storage.
+    pub home: &'static str,
+    /// The options the driver mounts a container with besides the
+    /// directories.
+    pub options: &'static [&'static str],
+    /// Whether every container gets an `-init` layer between its image
+    /// and its container layer (`<layer>-init` in the store).
+    pub init_layer: bool,
+    /// Which xattrs the engine's commit tars carry.
+    pub tar_xattrs: TarXattrs,
+    /// The mode the engine gives the root (`diff/`) of every layer
+    /// whatever its tar says, when it is not a case's 0755
+    /// (model/src/build.rs): the roots of a container's stack are set to
+    /// 0755 before the ops run, as the `-init` layer's mtimes are
+    /// normalized.
+    pub layer_root_mode: Option<u32>,
+    /// The mode of a whiteout's `.wh.NAME` entry in the engine's commit
+    /// tars; read back as the model writes it (0600, the store's native
+    /// diff), any other mode left to show.
+    pub whiteout_mode: u32,
+    /// Whether loading an image and removing one must not overlap: the
+    /// engine reuses a stored layer of the same diff for a loaded one, and
+    /// a concurrent removal can take it away in between.
+    pub serial_images: bool,
+    /// Whether `driver_status` must not report `Using metacopy: true`:
+    /// the driver would mount with `metacopy=on`, which the default
+    /// profile does not describe.
+    pub refuse_metacopy: bool,
 }
 
-struct Inner {
+/// An engine as a backend. Cloning shares the engine connection.
+#[derive(Clone)]
+pub(crate) struct EngineBackend {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    flavor: Flavor,
     runtime: tokio::runtime::Runtime,
     docker: Docker,
-    /// The engine's overlay2 store (`<DockerRootDir>/overlay2`).
+    /// The driver's store (`<root>/overlay2`, `<graphroot>/overlay`).
     home: PathBuf,
     /// Whether the engine's diff is native (`Native Overlay Diff` in its
     /// driver status) or naive.
     method: DiffMethod,
     /// The `-init` layer of a container, as the engine makes it (with the
-    /// mtimes of its files set to [`DEFAULT_MTIME`], docs/engines.md).
-    init: LayerSpec,
+    /// mtimes of its files set to [`DEFAULT_MTIME`], docs/engines.md);
+    /// `None` for an engine without one.
+    init: Option<LayerSpec>,
     /// Worker processes that mount the engine's layers.
     workers: PooledBackend,
+    /// Held over loads and image removals when [`Flavor::serial_images`].
+    images: std::sync::Mutex<()>,
     /// Declared last: the private daemon stops after everything above.
     daemon: Daemon,
 }
 
-impl std::fmt::Debug for DockerBackend {
+impl std::fmt::Debug for EngineBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DockerBackend")
+        f.debug_struct(self.inner.flavor.name)
             .field("socket", &self.inner.daemon.socket)
             .field("home", &self.inner.home)
             .finish()
@@ -71,77 +115,133 @@ impl std::fmt::Debug for DockerBackend {
 }
 
 fn io(what: &str) -> impl Fn(bollard::errors::Error) -> DriverError + '_ {
-    move |e| DriverError::Io(format!("docker {what}: {e}"))
+    move |e| DriverError::Io(format!("engine {what}: {e}"))
 }
 
-impl DockerBackend {
-    /// Connects to the engine at `socket` (or `DOCKER_HOST`), or starts a
-    /// private one; checks that it stores with overlay2 and learns its
-    /// `-init` layer.
-    pub fn new(socket: Option<&str>, opts: BackendOptions) -> Result<DockerBackend, DriverError> {
-        let daemon = Daemon::connect_or_start(socket)?;
+/// The features the `default` profile has off that the overlay module
+/// turns on by default (`/sys/module/overlay/parameters/`) and that
+/// `options` do not turn off; `None` when every one is off.
+fn module_default_differs(options: &[&str]) -> Option<String> {
+    for feature in ["index", "redirect_dir", "metacopy", "xino_auto"] {
+        let option = feature.trim_end_matches("_auto");
+        if options.iter().any(|o| o.starts_with(&format!("{option}="))) {
+            continue;
+        }
+        let param = format!("/sys/module/overlay/parameters/{feature}");
+        let value = std::fs::read_to_string(&param).unwrap_or_default();
+        if value.trim() == "Y" {
+            return Some(format!("{param} is Y"));
+        }
+    }
+    None
+}
+
+/// A `driver_status` entry (`[name, value]` pairs) of `GET /info`.
+fn status_says(status: &[Vec<String>], name: &str, value: &str) -> bool {
+    status.iter().any(|kv| {
+        kv.first().map(String::as_str) == Some(name) && kv.get(1).map(String::as_str) == Some(value)
+    })
+}
+
+impl EngineBackend {
+    /// Connects to the engine at `socket` (or the one its clients'
+    /// variable names), or starts a private one; checks that it stores
+    /// with `flavor.driver` and learns its `-init` layer if it has one.
+    pub(crate) fn new(
+        flavor: Flavor,
+        socket: Option<&str>,
+        opts: BackendOptions,
+    ) -> Result<EngineBackend, DriverError> {
+        let daemon = Daemon::connect_or_start_program(flavor.program, socket)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| DriverError::Io(format!("tokio runtime: {e}")))?;
         let path = daemon.socket.display().to_string();
+        let name = flavor.name;
         let docker = runtime
             .block_on(async {
                 let d = Docker::connect_with_unix(&path, 120, bollard::API_DEFAULT_VERSION)?;
                 d.negotiate_version().await
             })
             .map_err(|e| {
-                DriverError::Environment(format!("no Docker engine answers at {path}: {e}"))
+                DriverError::Environment(format!("no {name} engine answers at {path}: {e}"))
             })?;
         let info = runtime.block_on(docker.info()).map_err(io("info"))?;
-        if info.driver.as_deref() != Some("overlay2") {
+        if info.driver.as_deref() != Some(flavor.driver) {
             return Err(DriverError::Environment(format!(
-                "the Docker engine at {path} stores with {:?}, not overlay2",
-                info.driver.unwrap_or_default()
+                "the {name} engine at {path} stores with {:?}, not {}",
+                info.driver.unwrap_or_default(),
+                flavor.driver
             )));
         }
         let status = info.driver_status.unwrap_or_default();
-        let native = status.iter().any(|kv| {
-            kv.first().map(String::as_str) == Some("Native Overlay Diff")
-                && kv.get(1).map(String::as_str) == Some("true")
-        });
+        if flavor.refuse_metacopy && status_says(&status, "Using metacopy", "true") {
+            return Err(DriverError::Environment(format!(
+                "the {name} engine at {path} mounts with metacopy=on: no profile ovlcheck runs \
+                 on an engine describes it"
+            )));
+        }
+        if let Some(why) = module_default_differs(flavor.options) {
+            return Err(DriverError::Environment(format!(
+                "{name} mounts with the overlay module's defaults, and {why}: the default \
+                 profile would not describe its mounts"
+            )));
+        }
+        let native = status_says(&status, "Native Overlay Diff", "true");
         let root = info
             .docker_root_dir
-            .ok_or_else(|| DriverError::Io("docker info gives no DockerRootDir".into()))?;
+            .ok_or_else(|| DriverError::Io(format!("{name} info gives no DockerRootDir")))?;
         let mut inner = Inner {
+            flavor,
             runtime,
             docker,
-            home: Path::new(&root).join("overlay2"),
+            home: Path::new(&root).join(flavor.home),
             method: if native {
                 DiffMethod::Native
             } else {
                 DiffMethod::Naive
             },
-            init: LayerSpec::default(),
+            init: None,
             workers: PooledBackend::new(ovlcheck_driver::proto::Mounter::Kernel, opts),
+            images: std::sync::Mutex::new(()),
             daemon,
         };
-        inner.init = inner.observe_init()?;
-        Ok(DockerBackend {
+        if flavor.init_layer {
+            inner.init = Some(inner.observe_init()?);
+        }
+        Ok(EngineBackend {
             inner: Arc::new(inner),
         })
     }
 
     /// The `-init` layer every container of this engine gets (normalized
-    /// mtimes), as a case layer.
-    pub fn init_layer(&self) -> &LayerSpec {
-        &self.inner.init
+    /// mtimes), as a case layer; `None` when the engine has none.
+    pub(crate) fn init_layer(&self) -> Option<&LayerSpec> {
+        self.inner.init.as_ref()
     }
 
-    /// The engine's overlay2 store.
-    pub fn store_home(&self) -> &Path {
+    /// The driver's store.
+    pub(crate) fn store_home(&self) -> &Path {
         &self.inner.home
+    }
+
+    /// Whether the engine's diff is native.
+    pub(crate) fn diff_method(&self) -> DiffMethod {
+        self.inner.method
     }
 }
 
 impl Inner {
     fn block<F: std::future::Future>(&self, f: F) -> F::Output {
         self.runtime.block_on(f)
+    }
+
+    /// The image lock, when the engine needs one ([`Flavor::serial_images`]).
+    fn images_lock(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        self.flavor
+            .serial_images
+            .then(|| self.images.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Loads an image of `layers` (case layers, bottom first); its id.
@@ -153,6 +253,7 @@ impl Inner {
         let (archive, id) = archive::image_archive(&tars)
             .map_err(|e| DriverError::Io(format!("image archive: {e}")))?;
         let options = ImportImageOptionsBuilder::default().quiet(true).build();
+        let _serial = self.images_lock();
         let answers = self
             .block(
                 self.docker
@@ -173,7 +274,8 @@ impl Inner {
             .collect();
         if !said.iter().any(|s| s.contains(&id)) {
             return Err(DriverError::Io(format!(
-                "docker load did not load {id}: {}",
+                "{} load did not load {id}: {}",
+                self.flavor.name,
                 said.join(" ").trim()
             )));
         }
@@ -204,7 +306,15 @@ impl Inner {
                 .ok_or_else(|| DriverError::Io(format!("container {} has no {key}", created.id)))
         };
         let layer = layer_of("UpperDir")?;
-        normalize_init(&self.home.join(format!("{layer}-init")).join("diff"))?;
+        if let Some(mode) = self.flavor.layer_root_mode {
+            let dirs = data.get("LowerDir").into_iter().flat_map(|l| l.split(':'));
+            for dir in dirs.chain(data.get("UpperDir").map(String::as_str)) {
+                normalize_root(Path::new(dir), mode)?;
+            }
+        }
+        if self.flavor.init_layer {
+            normalize_init(&self.home.join(format!("{layer}-init")).join("diff"))?;
+        }
         Ok((created.id, layer))
     }
 
@@ -250,7 +360,14 @@ impl Inner {
     /// Removes image `id`; one already gone is fine (removing a committed
     /// image prunes its untagged parents).
     fn remove_image(&self, id: &str) -> Result<(), DriverError> {
+        // podman's compat API takes a bare 64-hex id for a name and
+        // refuses it; both engines take the digest form.
+        let id = &match id.contains(':') {
+            true => id.to_string(),
+            false => format!("sha256:{id}"),
+        };
         let options = RemoveImageOptionsBuilder::default().force(true).build();
+        let _serial = self.images_lock();
         match self.block(self.docker.remove_image(id, Some(options), None)) {
             Ok(_) => Ok(()),
             Err(bollard::errors::Error::DockerResponseServerError {
@@ -273,13 +390,28 @@ impl Inner {
         made
     }
 
+    /// `changeset` (an engine's commit tar) with the `.wh.NAME` entries of
+    /// the engine's [`Flavor::whiteout_mode`] given the model's 0600.
+    fn whiteouts_as_model(&self, mut changeset: View) -> View {
+        for (path, node) in changeset.nodes.iter_mut() {
+            let name = path.rsplit('/').next().unwrap_or(path);
+            if name.starts_with(".wh.")
+                && !name.starts_with(".wh..wh.")
+                && node.mode == self.flavor.whiteout_mode
+            {
+                node.mode = 0o600;
+            }
+        }
+        changeset
+    }
+
     /// Mounts container layer `layer` in a worker.
     fn attach(&self, layer: &str, profile: &Profile) -> Result<WorkerSession, DriverError> {
         self.workers.attach(&EngineStack {
             home: self.home.clone(),
             container: layer.to_string(),
             profile: profile.clone(),
-            options: DOCKER_OPTIONS.iter().map(|s| s.to_string()).collect(),
+            options: self.flavor.options.iter().map(|s| s.to_string()).collect(),
         })
     }
 }
@@ -339,6 +471,23 @@ fn normalize_init(dir: &Path) -> Result<(), DriverError> {
     Ok(())
 }
 
+/// Sets the root of a layer (`dir`, its `diff/`) from the engine's
+/// `engine_mode` to a case layer root's 0755 (model/src/build.rs); a root
+/// already changed (by a commit of a case that changed it) is left alone.
+fn normalize_root(dir: &Path, engine_mode: u32) -> Result<(), DriverError> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |e: std::io::Error| DriverError::Io(format!("layer root {}: {e}", dir.display()));
+    let mode = std::fs::symlink_metadata(dir)
+        .map_err(fail)?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode == engine_mode {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(fail)?;
+    }
+    Ok(())
+}
+
 /// Why `case` cannot go into this engine as it is: what an image layer
 /// cannot carry.
 fn unrepresentable(case: &Case) -> Option<String> {
@@ -363,36 +512,40 @@ fn unrepresentable(case: &Case) -> Option<String> {
     None
 }
 
-impl Backend for DockerBackend {
+impl Backend for EngineBackend {
     fn kind(&self) -> BackendKind {
-        BackendKind::Docker
+        self.inner.flavor.kind
     }
 
     fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
-        DockerSession::start(Arc::clone(&self.inner), case).map(|s| Box::new(s) as Box<dyn Session>)
+        EngineSession::start(Arc::clone(&self.inner), case).map(|s| Box::new(s) as Box<dyn Session>)
     }
 
-    /// The case's lowers as image layers, then the engine's `-init` layer
-    /// as the top lower (kept when the case already ends with it).
+    /// The case's lowers as image layers (at least one: an image has a
+    /// layer), then the engine's `-init` layer if it has one as the top
+    /// lower (kept when the case already ends with it).
     fn adapt_case(&self, case: &Case) -> Result<Case, String> {
         let mut c = case.clone();
         c.profile = self.adapt_profile(&case.profile)?;
-        if c.lowers.last() != Some(&self.inner.init) {
-            if let Some(why) = unrepresentable(&c) {
-                return Err(why);
+        match &self.inner.init {
+            Some(init) if c.lowers.last() == Some(init) => {}
+            init => {
+                if let Some(why) = unrepresentable(&c) {
+                    return Err(why);
+                }
+                if c.lowers.is_empty() {
+                    // An image has at least one layer: an empty one.
+                    c.lowers.push(LayerSpec::default());
+                }
+                c.lowers.extend(init.iter().cloned());
             }
-            if c.lowers.is_empty() {
-                // An image has at least one layer: an empty one.
-                c.lowers.push(LayerSpec::default());
-            }
-            c.lowers.push(self.inner.init.clone());
         }
         Ok(c)
     }
 }
 
-/// One case in a Docker container.
-struct DockerSession {
+/// One case in an engine's container.
+struct EngineSession {
     engine: Arc<Inner>,
     profile: Profile,
     worker: Option<WorkerSession>,
@@ -408,22 +561,28 @@ struct DockerSession {
     image_layers: usize,
 }
 
-impl DockerSession {
-    fn start(engine: Arc<Inner>, case: &Case) -> Result<DockerSession, DriverError> {
-        let Some((init, image_layers)) = case.lowers.split_last() else {
-            return Err(DriverError::Io(
-                "a Docker case has the -init layer on top".into(),
-            ));
+impl EngineSession {
+    fn start(engine: Arc<Inner>, case: &Case) -> Result<EngineSession, DriverError> {
+        let image_layers = match &engine.init {
+            Some(want) => match case.lowers.split_last() {
+                Some((init, below)) if init == want => below,
+                _ => {
+                    return Err(DriverError::Io(
+                        "the case's top lower layer is not this engine's -init layer".into(),
+                    ))
+                }
+            },
+            None if case.lowers.is_empty() => {
+                return Err(DriverError::Io(
+                    "an engine's case has an image layer at least".into(),
+                ))
+            }
+            None => &case.lowers[..],
         };
-        if *init != engine.init {
-            return Err(DriverError::Io(
-                "the case's top lower layer is not this engine's -init layer".into(),
-            ));
-        }
         if let Some(why) = unrepresentable(case) {
             return Err(DriverError::Io(why));
         }
-        let mut s = DockerSession {
+        let mut s = EngineSession {
             engine,
             profile: case.profile.clone(),
             worker: None,
@@ -454,10 +613,11 @@ impl DockerSession {
             .ok_or_else(|| DriverError::Io("the container is not mounted".into()))
     }
 
-    /// `docker commit`, then a container of the committed image, mounted:
-    /// the committed image's id and whether the commit added a layer (an
-    /// empty diff adds none: moby `image.NewChildImage` records an empty
-    /// layer in the history only).
+    /// The engine's commit, then a container of the committed image,
+    /// mounted: the committed image's id and whether the commit added a
+    /// layer (Docker adds none for an empty diff: moby
+    /// `image.NewChildImage` records an empty layer in the history only;
+    /// podman adds an empty one, docs/engines-podman.md).
     fn commit(&mut self) -> Result<(String, bool), DriverError> {
         if let Some(w) = self.worker.take() {
             Box::new(w).finish()?;
@@ -470,7 +630,7 @@ impl DockerSession {
     }
 }
 
-impl Session for DockerSession {
+impl Session for EngineSession {
     fn apply(&mut self, step: &Step) -> Result<Outcome, DriverError> {
         match step.op {
             Op::Commit if std::mem::take(&mut self.committed) => Ok(Outcome::OK),
@@ -504,10 +664,13 @@ impl Session for DockerSession {
         let (image, added) = self.commit()?;
         self.committed = true;
         let changeset = if added {
-            self.engine.layer_tars(&image)?.and_then(|tars| {
-                let top = tars.last().ok_or("the committed image has no layer")?;
-                ovlcheck_driver::oci::read(top)
-            })
+            self.engine
+                .layer_tars(&image)?
+                .and_then(|tars| {
+                    let top = tars.last().ok_or("the committed image has no layer")?;
+                    ovlcheck_driver::oci::read(top)
+                })
+                .map(|view| self.engine.whiteouts_as_model(view))
         } else {
             Ok(View::default())
         };
@@ -519,7 +682,7 @@ impl Session for DockerSession {
             method: self.engine.method,
             changeset,
             merged,
-            xattrs: TarXattrs::Capability,
+            xattrs: self.engine.flavor.tar_xattrs,
         }))
     }
 
@@ -527,15 +690,16 @@ impl Session for DockerSession {
         self.cleanup()
     }
 
-    /// `docker commit` goes through the layer tar (moby
-    /// daemon/images `CommitImage`: the container's `TarStream`, then
-    /// `Register`, which applies it as a new layer).
+    /// An engine's commit goes through the layer tar (moby daemon/images
+    /// `CommitImage`: the container's `TarStream`, then `Register`, which
+    /// applies it as a new layer; buildah's commit: the container layer's
+    /// `Diff`, then `PutLayer`).
     fn commit_tar(&self) -> Option<TarXattrs> {
-        Some(TarXattrs::Capability)
+        Some(self.engine.flavor.tar_xattrs)
     }
 }
 
-impl DockerSession {
+impl EngineSession {
     /// Unmounts, then removes the case's containers and images (newest
     /// first), the first error reported.
     fn cleanup(&mut self) -> Result<(), DriverError> {
@@ -552,7 +716,7 @@ impl DockerSession {
     }
 }
 
-impl Drop for DockerSession {
+impl Drop for EngineSession {
     fn drop(&mut self) {
         let _ = self.cleanup();
     }
