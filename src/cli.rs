@@ -127,7 +127,7 @@ struct GenerateArgs {
 
 #[derive(Args, Clone)]
 struct BackendArgs {
-    /// Implementation to check: kernel, fuse-overlayfs, exec (your own, see --mount-cmd), docker (a Docker engine's overlay2, see --engine-socket) or model (no mount).
+    /// Implementation to check: kernel, fuse-overlayfs, exec (your own, see --mount-cmd), docker (a Docker engine's overlay2, see --engine-socket), podman (containers/storage's overlay through podman's service) or model (no mount).
     #[arg(long, default_value = "kernel")]
     backend: String,
     /// exec backend: mount command template with {lowerdir} {upperdir} {workdir} {target}.
@@ -136,12 +136,13 @@ struct BackendArgs {
     /// exec backend: unmount command template with {target}.
     #[arg(long, default_value = "umount {target}")]
     umount_cmd: String,
-    /// docker backend: the engine's API socket (default: $DOCKER_HOST, else
-    /// a private dockerd started in a scratch directory and stopped at the end).
+    /// docker and podman backends: the engine's API socket (default:
+    /// $DOCKER_HOST or $CONTAINER_HOST, else a private dockerd or `podman
+    /// system service` started in a scratch directory and stopped at the end).
     #[arg(long)]
     engine_socket: Option<String>,
     /// What is compared: posix, layout or kernel (default: kernel for the
-    /// kernel and the model, layout for fuse-overlayfs and docker, posix for exec).
+    /// kernel and the model, layout for fuse-overlayfs and the engines, posix for exec).
     #[arg(long, value_parser = parse_contract)]
     contract: Option<Contract>,
 }
@@ -389,6 +390,12 @@ fn make_backend(a: &BackendArgs) -> Result<Box<dyn Backend>, String> {
     match a.backend.as_str() {
         "model" => Ok(Box::new(ModelBackend)),
         "docker" => ovlcheck_engine::DockerBackend::new(
+            a.engine_socket.as_deref(),
+            ovlcheck_driver::BackendOptions::default(),
+        )
+        .map(|b| Box::new(b) as Box<dyn Backend>)
+        .map_err(|e| e.to_string()),
+        "podman" => ovlcheck_engine::PodmanBackend::new(
             a.engine_socket.as_deref(),
             ovlcheck_driver::BackendOptions::default(),
         )

@@ -75,15 +75,28 @@ pub enum TarXattrs {
     /// xattr into a tar header (`ReadSecurityXattrToTarHeader`), so Docker
     /// commits drop every `user.*` xattr (docs/engines.md).
     Capability,
+    /// `security.capability` and every `user.*` xattr but `user.overlay.*`:
+    /// containers/storage's archive package (pkg/archive `addTarFile`:
+    /// `ReadSecurityXattrToTarHeader`, then `readUserXattrToTarHeader`),
+    /// so podman commits keep user xattrs (docs/engines-podman.md). That
+    /// package also writes an opaque directory's marker only where a lower
+    /// layer has the directory ([`TarXattrs::written`]).
+    CapabilityAndUser,
 }
 
 impl TarXattrs {
     /// `changeset` with the xattrs this store leaves behind removed.
     pub fn carried(self, mut changeset: View) -> View {
-        if self == TarXattrs::Capability {
-            for node in changeset.nodes.values_mut() {
-                node.xattrs.retain(|k, _| k == "security.capability");
-            }
+        let keep: fn(&str) -> bool = match self {
+            TarXattrs::All => return changeset,
+            TarXattrs::Capability => |k| k == "security.capability",
+            TarXattrs::CapabilityAndUser => |k| {
+                k == "security.capability"
+                    || (k.starts_with("user.") && !k.starts_with("user.overlay."))
+            },
+        };
+        for node in changeset.nodes.values_mut() {
+            node.xattrs.retain(|k, _| keep(k));
         }
         changeset
     }
@@ -100,6 +113,57 @@ pub struct TarCommit {
     /// container of the committed image gets a fresh one above the image's
     /// layers; moby daemon `create`, docs/engines.md).
     pub kept_on_top: usize,
+}
+
+impl TarXattrs {
+    /// Whether [`TarXattrs::written`] reads the lower layers.
+    pub fn reads_lowers(self) -> bool {
+        self == TarXattrs::CapabilityAndUser
+    }
+
+    /// `changeset` as this store's archive package writes it over the raw
+    /// lower layers `lowers` (bottom first): [`TarXattrs::carried`], and
+    /// for containers/storage (pkg/archive archive_linux.go,
+    /// `overlayWhiteoutConverter.ConvertWrite`) an opaque directory's
+    /// `.wh..wh..opq` only where, looking from the top lower down, a layer
+    /// has the directory before any layer has it or a parent of it as a
+    /// whiteout: a directory no lower layer holds hides nothing.
+    pub fn written(self, changeset: View, lowers: &[View]) -> View {
+        let mut c = self.carried(changeset);
+        if self.reads_lowers() {
+            c.nodes.retain(|path, _| {
+                let Some(dir) = path.strip_suffix(OPAQUE_WHITEOUT) else {
+                    return true;
+                };
+                opaque_marker_written(dir.trim_end_matches('/'), lowers)
+            });
+        }
+        c
+    }
+}
+
+/// containers/storage's test for writing directory `dir`'s opaque marker
+/// ([`TarXattrs::written`]).
+fn opaque_marker_written(dir: &str, lowers: &[View]) -> bool {
+    let whiteout = |layer: &View, p: &str| {
+        layer
+            .nodes
+            .get(p)
+            .is_some_and(|n| n.kind == NodeKind::Whiteout)
+    };
+    for layer in lowers.iter().rev() {
+        if layer.nodes.contains_key(dir) {
+            return !whiteout(layer, dir);
+        }
+        let mut p = dir;
+        while let Some((parent, _)) = p.rsplit_once('/') {
+            if whiteout(layer, parent) {
+                return false;
+            }
+            p = parent;
+        }
+    }
+    false
 }
 
 /// Why the upper directory alone cannot give the layer's changeset, given
@@ -389,6 +453,38 @@ mod tests {
                 .map(|(p, n)| (p.to_string(), n.clone()))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn containers_storage_writes_opaque_markers_over_lower_directories_only() {
+        let dir = || node(NodeKind::Dir, 0o755, "");
+        let marker = || node(NodeKind::File, 0o755, "");
+        let mut file = node(NodeKind::File, 0o644, "x");
+        file.xattrs.insert("user.k".into(), b"v".to_vec());
+        file.xattrs.insert("trusted.t".into(), b"t".to_vec());
+        let changeset = view(&[
+            ("new", dir()),
+            ("new/.wh..wh..opq", marker()),
+            ("old", dir()),
+            ("old/.wh..wh..opq", marker()),
+            ("gone/sub", dir()),
+            ("gone/sub/.wh..wh..opq", marker()),
+            ("f", file),
+        ]);
+        let bottom = view(&[("old", dir()), ("gone", dir()), ("gone/sub", dir())]);
+        // The upper lower whites out `gone`: its old `sub` is not
+        // inherited, so the marker hides nothing.
+        let top = view(&[("gone", node(NodeKind::Whiteout, 0, ""))]);
+        let lowers = [bottom, top];
+        let kept = TarXattrs::CapabilityAndUser.written(changeset.clone(), &lowers);
+        let keys: Vec<&str> = kept.nodes.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["f", "gone/sub", "new", "old", "old/.wh..wh..opq"]);
+        let xattrs: Vec<&String> = kept.nodes["f"].xattrs.keys().collect();
+        assert_eq!(xattrs, ["user.k"]);
+        let docker = TarXattrs::Capability.written(changeset.clone(), &lowers);
+        assert_eq!(docker.nodes.len(), changeset.nodes.len());
+        assert!(docker.nodes["f"].xattrs.is_empty());
+        assert!(!TarXattrs::Capability.reads_lowers());
     }
 
     fn listing(changes: &[Change]) -> Vec<String> {

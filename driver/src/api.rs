@@ -45,6 +45,9 @@ pub enum BackendKind {
     /// Docker's overlay2 graph driver, through a Docker engine's API
     /// (ovlcheck-engine).
     Docker,
+    /// containers/storage's overlay driver, through podman's
+    /// Docker-compatible API (ovlcheck-engine).
+    Podman,
     /// The harness's pure model (`ModelBackend` in ovlcheck-harness): it
     /// predicts rather than mounts, so this crate, which never depends on
     /// the model, has no backend of this kind.
@@ -60,6 +63,7 @@ impl BackendKind {
             "exec" => Some(BackendKind::Exec),
             "model" => Some(BackendKind::Model),
             "docker" => Some(BackendKind::Docker),
+            "podman" => Some(BackendKind::Podman),
             _ => None,
         }
     }
@@ -72,13 +76,14 @@ impl BackendKind {
             BackendKind::Exec => "exec",
             BackendKind::Model => "model",
             BackendKind::Docker => "docker",
+            BackendKind::Podman => "podman",
         }
     }
 
     /// Whether a container engine makes the layers and commits (the case's
     /// ops still run on a kernel overlay mount of the engine's layers).
     pub fn is_engine(self) -> bool {
-        matches!(self, BackendKind::Docker)
+        matches!(self, BackendKind::Docker | BackendKind::Podman)
     }
 }
 

@@ -16,21 +16,23 @@ pub fn adapt_profile(kind: BackendKind, profile: &Profile) -> Result<Profile, St
     match kind {
         BackendKind::FuseOverlayfs => fuse_overlayfs(profile),
         BackendKind::Kernel | BackendKind::Exec | BackendKind::Model => Ok(profile.clone()),
-        BackendKind::Docker => engine(kind, profile),
+        BackendKind::Docker | BackendKind::Podman => engine(kind, profile),
     }
 }
 
 /// A container engine mounts with options of its own (moby overlay2 `Get`:
-/// `index=off` and nothing else, so the overlay module's defaults decide
-/// the rest), on one filesystem, always with an upper layer: that is the
-/// `default` profile, and only that.
+/// `index=off` and nothing else; containers/storage's overlay `get`:
+/// nothing without a storage.conf `mountopt`, docs/engines-podman.md), so
+/// the overlay module's defaults decide the rest, on one filesystem,
+/// always with an upper layer: that is the `default` profile, and only
+/// that.
 fn engine(kind: BackendKind, profile: &Profile) -> Result<Profile, String> {
     let default = Profile::preset("default").expect("the default preset exists");
     if *profile == default {
         Ok(default)
     } else {
         Err(format!(
-            "{} mounts its own way (index=off, the overlay module's defaults): only the \
+            "{} mounts its own way (its driver's options, the overlay module's defaults): only the \
              default profile describes it",
             kind.name()
         ))

@@ -1,7 +1,8 @@
-//! A Docker engine to talk to: one already running (`--engine-socket`,
-//! `DOCKER_HOST`), or a private `dockerd` started in a scratch directory of
-//! its own and stopped, with everything it made, when the backend is
-//! dropped (docs/engines.md, "Engines").
+//! An engine to talk to: one already running (`--engine-socket`, or the
+//! variable its clients read: `DOCKER_HOST`, `CONTAINER_HOST`), or a
+//! private one (`dockerd`, `podman system service`) started in a scratch
+//! directory of its own and stopped, with everything it made, when the
+//! backend is dropped (docs/engines.md, "Engines").
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -13,6 +14,73 @@ use std::time::{Duration, Instant};
 
 /// Debian's `docker.io` package puts the daemon here.
 pub const DOCKERD: &str = "/usr/sbin/dockerd";
+/// Debian's `podman` package puts podman here.
+pub const PODMAN: &str = "/usr/bin/podman";
+
+/// How to start one engine's private daemon, and where its clients look
+/// for a running one.
+#[derive(Debug, Clone, Copy)]
+pub struct Program {
+    /// The engine's name in messages (`dockerd`, `podman`).
+    pub name: &'static str,
+    /// The executable.
+    pub path: &'static str,
+    /// The Debian package that installs it.
+    pub package: &'static str,
+    /// The environment variable naming a running engine's socket.
+    pub host_var: &'static str,
+    /// The arguments that start it with its state in `dir` and its API on
+    /// `socket`.
+    pub args: fn(dir: &Path, socket: &Path) -> Vec<String>,
+}
+
+/// `dockerd` with the overlay2 storage driver, no networking, and its
+/// data-root, exec-root, pidfile and socket in the scratch directory.
+pub const DOCKER: Program = Program {
+    name: "dockerd",
+    path: DOCKERD,
+    package: "docker.io",
+    host_var: "DOCKER_HOST",
+    args: |dir, socket| {
+        vec![
+            "--iptables=false".into(),
+            "--ip6tables=false".into(),
+            "--ip-masq=false".into(),
+            "--bridge=none".into(),
+            "--storage-driver=overlay2".into(),
+            format!("--data-root={}", dir.join("root").display()),
+            format!("--exec-root={}", dir.join("exec").display()),
+            format!("--pidfile={}", dir.join("dockerd.pid").display()),
+            format!("--host=unix://{}", socket.display()),
+        ]
+    },
+};
+
+/// `podman system service` (its Docker-compatible API, never timing
+/// out) with the overlay storage driver, its graph root, run root and
+/// libpod tmpdir in the scratch directory, cgroupfs and no event log
+/// (nothing written outside the scratch directory but containers/image's
+/// blob-info cache).
+pub const PODMAN_SERVICE: Program = Program {
+    name: "podman",
+    path: PODMAN,
+    package: "podman",
+    host_var: "CONTAINER_HOST",
+    args: |dir, socket| {
+        vec![
+            format!("--root={}", dir.join("root").display()),
+            format!("--runroot={}", dir.join("run").display()),
+            format!("--tmpdir={}", dir.join("tmp").display()),
+            "--storage-driver=overlay".into(),
+            "--cgroup-manager=cgroupfs".into(),
+            "--events-backend=none".into(),
+            "system".into(),
+            "service".into(),
+            "--time=0".into(),
+            format!("unix://{}", socket.display()),
+        ]
+    },
+};
 
 /// How long a private daemon may take to answer its first ping.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,26 +96,36 @@ pub struct Daemon {
     private: Option<Private>,
 }
 
-/// A `dockerd` this process started, in its own scratch directory.
+/// A daemon this process started, in its own scratch directory.
 #[derive(Debug)]
 struct Private {
+    program: Program,
     child: Child,
     scratch: tempfile::TempDir,
 }
 
 impl Daemon {
-    /// The engine at `socket` (`unix://PATH` or `PATH`) when given, else
-    /// the one `DOCKER_HOST` names, else a private daemon.
+    /// The Docker engine at `socket` (`unix://PATH` or `PATH`) when given,
+    /// else the one `DOCKER_HOST` names, else a private daemon.
     pub fn connect_or_start(socket: Option<&str>) -> Result<Daemon, DriverError> {
+        Daemon::connect_or_start_program(DOCKER, socket)
+    }
+
+    /// [`Daemon::connect_or_start`] for `program`'s engine.
+    pub fn connect_or_start_program(
+        program: Program,
+        socket: Option<&str>,
+    ) -> Result<Daemon, DriverError> {
         let given = socket
             .map(str::to_string)
-            .or_else(|| std::env::var("DOCKER_HOST").ok());
+            .or_else(|| std::env::var(program.host_var).ok());
         match given {
             Some(s) => {
                 let path = PathBuf::from(s.strip_prefix("unix://").unwrap_or(&s));
                 if !path.exists() {
                     return Err(DriverError::Environment(format!(
-                        "no Docker engine socket at {}",
+                        "no {} socket at {}",
+                        program.name,
                         path.display()
                     )));
                 }
@@ -56,43 +134,45 @@ impl Daemon {
                     private: None,
                 })
             }
-            None => Daemon::start_private(),
+            None => Daemon::start_program(program),
         }
     }
 
     /// Starts `dockerd` with the overlay2 storage driver, no networking,
     /// and its data-root, exec-root, pidfile and socket in a fresh scratch
-    /// directory. It gets SIGTERM if this process dies first.
+    /// directory ([`DOCKER`]). It gets SIGTERM if this process dies first.
     pub fn start_private() -> Result<Daemon, DriverError> {
-        if !Path::new(DOCKERD).exists() {
-            return Err(DriverError::Environment(
-                "dockerd not found: apt-get install docker.io".into(),
-            ));
+        Daemon::start_program(DOCKER)
+    }
+
+    /// Starts `program` with its state and socket in a fresh scratch
+    /// directory. It gets SIGTERM if this process dies first.
+    pub fn start_program(program: Program) -> Result<Daemon, DriverError> {
+        if !Path::new(program.path).exists() {
+            return Err(DriverError::Environment(format!(
+                "{} not found: apt-get install {}",
+                program.name, program.package
+            )));
         }
         if !nix::unistd::geteuid().is_root() {
-            return Err(DriverError::Environment(
-                "a private Docker engine needs root (or give --engine-socket of a running one)"
-                    .into(),
-            ));
+            return Err(DriverError::Environment(format!(
+                "a private {} needs root (or give --engine-socket of a running one)",
+                program.name
+            )));
         }
         let scratch = tempfile::Builder::new()
-            .prefix("ovlcheck-dockerd.")
+            .prefix(&format!("ovlcheck-{}.", program.name))
             .tempdir()
-            .map_err(|e| DriverError::Io(format!("scratch for dockerd: {e}")))?;
+            .map_err(|e| DriverError::Io(format!("scratch for {}: {e}", program.name)))?;
         let dir = scratch.path();
-        let socket = dir.join("docker.sock");
-        let log = std::fs::File::create(dir.join("dockerd.log"))
-            .map_err(|e| DriverError::Io(format!("dockerd log: {e}")))?;
+        let socket = dir.join("engine.sock");
+        let log = std::fs::File::create(dir.join("engine.log"))
+            .map_err(|e| DriverError::Io(format!("{} log: {e}", program.name)))?;
         let err = log
             .try_clone()
-            .map_err(|e| DriverError::Io(format!("dockerd log: {e}")))?;
-        let mut cmd = Command::new(DOCKERD);
-        cmd.args(["--iptables=false", "--ip6tables=false", "--ip-masq=false"])
-            .args(["--bridge=none", "--storage-driver=overlay2"])
-            .arg(format!("--data-root={}", dir.join("root").display()))
-            .arg(format!("--exec-root={}", dir.join("exec").display()))
-            .arg(format!("--pidfile={}", dir.join("dockerd.pid").display()))
-            .arg(format!("--host=unix://{}", socket.display()))
+            .map_err(|e| DriverError::Io(format!("{} log: {e}", program.name)))?;
+        let mut cmd = Command::new(program.path);
+        cmd.args((program.args)(dir, &socket))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err);
@@ -108,10 +188,14 @@ impl Daemon {
         }
         let child = cmd
             .spawn()
-            .map_err(|e| DriverError::Environment(format!("start dockerd: {e}")))?;
+            .map_err(|e| DriverError::Environment(format!("start {}: {e}", program.name)))?;
         let mut daemon = Daemon {
             socket,
-            private: Some(Private { child, scratch }),
+            private: Some(Private {
+                program,
+                child,
+                scratch,
+            }),
         };
         daemon.wait_for_socket()?;
         Ok(daemon)
@@ -123,15 +207,16 @@ impl Daemon {
         let deadline = Instant::now() + START_TIMEOUT;
         while !self.socket.exists() {
             let p = self.private.as_mut().expect("a private daemon");
+            let name = p.program.name;
             if let Ok(Some(status)) = p.child.try_wait() {
                 return Err(DriverError::Environment(format!(
-                    "dockerd exited ({status}): {}",
+                    "{name} exited ({status}): {}",
                     self.log_tail()
                 )));
             }
             if Instant::now() > deadline {
                 return Err(DriverError::Environment(format!(
-                    "dockerd did not listen within {}s: {}",
+                    "{name} did not listen within {}s: {}",
                     START_TIMEOUT.as_secs(),
                     self.log_tail()
                 )));
@@ -146,7 +231,7 @@ impl Daemon {
         let Some(p) = &self.private else {
             return String::new();
         };
-        let log = std::fs::read_to_string(p.scratch.path().join("dockerd.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(p.scratch.path().join("engine.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().rev().take(3).collect();
         lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
     }

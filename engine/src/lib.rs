@@ -7,10 +7,16 @@
 //! - [`daemon`]: a running engine, or a private one started and stopped
 //!   here.
 //! - [`archive`]: Docker image archives (`docker load` / `docker save`).
+//! - `api` (private): the flow both engines share, and what differs as
+//!   data.
 //! - [`docker`]: the `docker` backend ([`DockerBackend`]).
+//! - [`podman`]: the `podman` backend ([`PodmanBackend`]).
 
+mod api;
 pub mod archive;
 pub mod daemon;
 pub mod docker;
+pub mod podman;
 
 pub use docker::DockerBackend;
+pub use podman::PodmanBackend;

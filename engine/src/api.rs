@@ -1,0 +1,771 @@
+//! The flow both engines share (docs/engines.md): a case's lower layers
+//! go in as an image archive (`POST /images/load`, so the engine's own
+//! apply code unpacks every layer), a container is created on it and
+//! never started, and a worker mounts the container's layers exactly as
+//! the engine's overlay driver would (the store's `lower` file and the
+//! driver's options) to run the ops. The engine's `POST /commit` makes the
+//! changeset and the new layer, `GET /images/{id}/get` gives its tar back,
+//! and a container created on the committed image shows the merged tree of
+//! the applied layer. What differs between engines is data: a `Flavor`
+//! (`docker.rs`, `podman.rs`).
+
+use crate::archive;
+use crate::daemon::{Daemon, Program};
+use bollard::models::{ContainerConfig, ContainerCreateBody};
+use bollard::query_parameters::{
+    CommitContainerOptionsBuilder, ImportImageOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::TryStreamExt;
+use ovlcheck_case::layer::DEFAULT_MTIME;
+use ovlcheck_case::oci::{DiffMethod, TarCommit, TarXattrs};
+use ovlcheck_case::{Case, Errno, LayerSpec, Op, Outcome, Profile, Step, View};
+use ovlcheck_driver::store::MarkerNames;
+use ovlcheck_driver::{
+    Backend, BackendKind, BackendOptions, DriverError, EngineStack, Export, PooledBackend, Session,
+    WorkerSession,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The xattr namespace of overlay markers for a rootful engine.
+const TRUSTED: &str = "trusted.overlay.";
+/// The command of every container: never run (containers are only
+/// created), but the API wants one.
+const NEVER_RUN: &str = "/ovlcheck-never-started";
+
+/// What one engine does its own way, as data.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Flavor {
+    /// The backend this engine is.
+    pub kind: BackendKind,
+    /// The engine in messages (`Docker`, `podman`).
+    pub name: &'static str,
+    /// The private daemon, and where a running one is found.
+    pub program: Program,
+    /// The storage driver the engine must report (`Driver` of `GET
+    /// /info`).
+    pub driver: &'static str,
+    /// The driver's home below the engine's root (`DockerRootDir` of `GET
+    /// /info`): `overlay2` for Docker, `overlay` for containers/storage.
+    pub home: &'static str,
+    /// The options the driver mounts a container with besides the
+    /// directories.
+    pub options: &'static [&'static str],
+    /// Whether every container gets an `-init` layer between its image
+    /// and its container layer (`<layer>-init` in the store).
+    pub init_layer: bool,
+    /// Which xattrs the engine's commit tars carry.
+    pub tar_xattrs: TarXattrs,
+    /// The mode the engine gives the root (`diff/`) of every layer
+    /// whatever its tar says, when it is not a case's 0755
+    /// (model/src/build.rs): the roots of a container's stack are set to
+    /// 0755 before the ops run, as the `-init` layer's mtimes are
+    /// normalized.
+    pub layer_root_mode: Option<u32>,
+    /// The mode of a whiteout's `.wh.NAME` entry in the engine's commit
+    /// tars; read back as the model writes it (0600, the store's native
+    /// diff), any other mode left to show.
+    pub whiteout_mode: u32,
+    /// Whether loading an image and removing one must not overlap: the
+    /// engine reuses a stored layer of the same diff for a loaded one, and
+    /// a concurrent removal can take it away in between.
+    pub serial_images: bool,
+    /// The most layers of an image the engine takes (moby layer store
+    /// `maxLayerDepth`: `docker load` of a deeper image fails with "max
+    /// depth exceeded"); `None` for no limit of the engine's own.
+    pub max_layers: Option<usize>,
+    /// Whether `driver_status` must not report `Using metacopy: true`:
+    /// the driver would mount with `metacopy=on`, which the default
+    /// profile does not describe.
+    pub refuse_metacopy: bool,
+}
+
+impl Flavor {
+    /// How the engine's commit makes the new stack: its tar's xattrs, and
+    /// its `-init` layer kept above the committed layer (a container of
+    /// the committed image gets a fresh one above the image's layers;
+    /// moby daemon `create`).
+    pub(crate) fn tar_commit(&self) -> TarCommit {
+        TarCommit {
+            xattrs: self.tar_xattrs,
+            kept_on_top: usize::from(self.init_layer),
+        }
+    }
+}
+
+/// An engine as a backend. Cloning shares the engine connection.
+#[derive(Clone)]
+pub(crate) struct EngineBackend {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    flavor: Flavor,
+    runtime: tokio::runtime::Runtime,
+    docker: Docker,
+    /// The driver's store (`<root>/overlay2`, `<graphroot>/overlay`).
+    home: PathBuf,
+    /// Whether the engine's diff is native (`Native Overlay Diff` in its
+    /// driver status) or naive.
+    method: DiffMethod,
+    /// The `-init` layer of a container, as the engine makes it (with the
+    /// mtimes of its files set to [`DEFAULT_MTIME`], docs/engines.md);
+    /// `None` for an engine without one.
+    init: Option<LayerSpec>,
+    /// Worker processes that mount the engine's layers.
+    workers: PooledBackend,
+    /// Held over loads and image removals when [`Flavor::serial_images`].
+    images: std::sync::Mutex<()>,
+    /// Declared last: the private daemon stops after everything above.
+    daemon: Daemon,
+}
+
+impl std::fmt::Debug for EngineBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(self.inner.flavor.name)
+            .field("socket", &self.inner.daemon.socket)
+            .field("home", &self.inner.home)
+            .finish()
+    }
+}
+
+fn io(what: &str) -> impl Fn(bollard::errors::Error) -> DriverError + '_ {
+    move |e| DriverError::Io(format!("engine {what}: {e}"))
+}
+
+/// The features the `default` profile has off that the overlay module
+/// turns on by default (`/sys/module/overlay/parameters/`) and that
+/// `options` do not turn off; `None` when every one is off.
+fn module_default_differs(options: &[&str]) -> Option<String> {
+    for feature in ["index", "redirect_dir", "metacopy", "xino_auto"] {
+        let option = feature.trim_end_matches("_auto");
+        if options.iter().any(|o| o.starts_with(&format!("{option}="))) {
+            continue;
+        }
+        let param = format!("/sys/module/overlay/parameters/{feature}");
+        let value = std::fs::read_to_string(&param).unwrap_or_default();
+        if value.trim() == "Y" {
+            return Some(format!("{param} is Y"));
+        }
+    }
+    None
+}
+
+/// A `driver_status` entry (`[name, value]` pairs) of `GET /info`.
+fn status_says(status: &[Vec<String>], name: &str, value: &str) -> bool {
+    status.iter().any(|kv| {
+        kv.first().map(String::as_str) == Some(name) && kv.get(1).map(String::as_str) == Some(value)
+    })
+}
+
+impl EngineBackend {
+    /// Connects to the engine at `socket` (or the one its clients'
+    /// variable names), or starts a private one; checks that it stores
+    /// with `flavor.driver` and learns its `-init` layer if it has one.
+    pub(crate) fn new(
+        flavor: Flavor,
+        socket: Option<&str>,
+        opts: BackendOptions,
+    ) -> Result<EngineBackend, DriverError> {
+        let daemon = Daemon::connect_or_start_program(flavor.program, socket)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| DriverError::Io(format!("tokio runtime: {e}")))?;
+        let path = daemon.socket.display().to_string();
+        let name = flavor.name;
+        let docker = runtime
+            .block_on(async {
+                let d = Docker::connect_with_unix(&path, 120, bollard::API_DEFAULT_VERSION)?;
+                d.negotiate_version().await
+            })
+            .map_err(|e| {
+                DriverError::Environment(format!("no {name} engine answers at {path}: {e}"))
+            })?;
+        let info = runtime.block_on(docker.info()).map_err(io("info"))?;
+        if info.driver.as_deref() != Some(flavor.driver) {
+            return Err(DriverError::Environment(format!(
+                "the {name} engine at {path} stores with {:?}, not {}",
+                info.driver.unwrap_or_default(),
+                flavor.driver
+            )));
+        }
+        let status = info.driver_status.unwrap_or_default();
+        if flavor.refuse_metacopy && status_says(&status, "Using metacopy", "true") {
+            return Err(DriverError::Environment(format!(
+                "the {name} engine at {path} mounts with metacopy=on: no profile ovlcheck runs \
+                 on an engine describes it"
+            )));
+        }
+        if let Some(why) = module_default_differs(flavor.options) {
+            return Err(DriverError::Environment(format!(
+                "{name} mounts with the overlay module's defaults, and {why}: the default \
+                 profile would not describe its mounts"
+            )));
+        }
+        let native = status_says(&status, "Native Overlay Diff", "true");
+        let root = info
+            .docker_root_dir
+            .ok_or_else(|| DriverError::Io(format!("{name} info gives no DockerRootDir")))?;
+        let mut inner = Inner {
+            flavor,
+            runtime,
+            docker,
+            home: Path::new(&root).join(flavor.home),
+            method: if native {
+                DiffMethod::Native
+            } else {
+                DiffMethod::Naive
+            },
+            init: None,
+            workers: PooledBackend::new(ovlcheck_driver::proto::Mounter::Kernel, opts),
+            images: std::sync::Mutex::new(()),
+            daemon,
+        };
+        if flavor.init_layer {
+            inner.init = Some(inner.observe_init()?);
+        }
+        Ok(EngineBackend {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The `-init` layer every container of this engine gets (normalized
+    /// mtimes), as a case layer; `None` when the engine has none.
+    pub(crate) fn init_layer(&self) -> Option<&LayerSpec> {
+        self.inner.init.as_ref()
+    }
+
+    /// The driver's store.
+    pub(crate) fn store_home(&self) -> &Path {
+        &self.inner.home
+    }
+
+    /// Whether the engine's diff is native.
+    /// The engine calls one case makes, with nothing mounted, run, observed
+    /// or judged: load the image, create a container, commit it, save the
+    /// committed image, create a container of it, remove everything. The
+    /// yardstick of the backend's own cost (engine/benches/docker.rs).
+    pub(crate) fn engine_calls_only(&self, case: &Case) -> Result<(), DriverError> {
+        let e = &self.inner;
+        let kept = usize::from(e.init.is_some());
+        let image_layers = &case.lowers[..case.lowers.len().saturating_sub(kept)];
+        let image = e.load(image_layers)?;
+        let (first, _) = e.create(&image)?;
+        let (committed, _) = e.commit(&first)?;
+        e.layer_tars(&committed)?.map_err(DriverError::Io)?;
+        let (second, _) = e.create(&committed)?;
+        e.remove_container(&second)?;
+        e.remove_container(&first)?;
+        e.remove_image(&committed)?;
+        e.remove_image(&image)
+    }
+
+    pub(crate) fn diff_method(&self) -> DiffMethod {
+        self.inner.method
+    }
+}
+
+impl Inner {
+    fn block<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+
+    /// The image lock, when the engine needs one ([`Flavor::serial_images`]).
+    fn images_lock(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        self.flavor
+            .serial_images
+            .then(|| self.images.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Loads an image of `layers` (case layers, bottom first); its id.
+    fn load(&self, layers: &[LayerSpec]) -> Result<String, DriverError> {
+        let tars = layers
+            .iter()
+            .map(layer_tar)
+            .collect::<Result<Vec<_>, _>>()?;
+        let (archive, id) = archive::image_archive(&tars)
+            .map_err(|e| DriverError::Io(format!("image archive: {e}")))?;
+        let options = ImportImageOptionsBuilder::default().quiet(true).build();
+        let _serial = self.images_lock();
+        let answers = self
+            .block(
+                self.docker
+                    .import_image(options, bollard::body_full(archive.into()), None)
+                    .try_collect::<Vec<_>>(),
+            )
+            .map_err(io("load"))?;
+        // The engine answers 200 and reports a refused archive in the
+        // stream; it names the image it loaded.
+        let said: Vec<String> = answers
+            .iter()
+            .filter_map(|a| {
+                a.error_detail
+                    .as_ref()
+                    .and_then(|e| e.message.clone())
+                    .or_else(|| a.stream.clone())
+            })
+            .collect();
+        if !said.iter().any(|s| s.contains(&id)) {
+            return Err(DriverError::Io(format!(
+                "{} load did not load {id}: {}",
+                self.flavor.name,
+                said.join(" ").trim()
+            )));
+        }
+        Ok(id)
+    }
+
+    /// Creates a container of `image` (never started); its id and the id
+    /// of its container layer in the store.
+    fn create(&self, image: &str) -> Result<(String, String), DriverError> {
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(vec![NEVER_RUN.to_string()]),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        let created = self
+            .block(self.docker.create_container(None, body))
+            .map_err(io("create"))?;
+        let inspected = self
+            .block(self.docker.inspect_container(&created.id, None))
+            .map_err(io("inspect"))?;
+        let data = inspected.graph_driver.map(|g| g.data).unwrap_or_default();
+        let layer_of = |key: &str| -> Result<String, DriverError> {
+            data.get(key)
+                .and_then(|d| Path::new(d).parent())
+                .and_then(Path::file_name)
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| DriverError::Io(format!("container {} has no {key}", created.id)))
+        };
+        let layer = layer_of("UpperDir")?;
+        if let Some(mode) = self.flavor.layer_root_mode {
+            let dirs = data.get("LowerDir").into_iter().flat_map(|l| l.split(':'));
+            for dir in dirs.chain(data.get("UpperDir").map(String::as_str)) {
+                normalize_root(Path::new(dir), mode)?;
+            }
+        }
+        if self.flavor.init_layer {
+            normalize_init(&self.home.join(format!("{layer}-init")).join("diff"))?;
+        }
+        Ok((created.id, layer))
+    }
+
+    /// Commits container `id`: the new image's id and how many layers it
+    /// has.
+    fn commit(&self, id: &str) -> Result<(String, usize), DriverError> {
+        let options = CommitContainerOptionsBuilder::default()
+            .container(id)
+            .pause(false)
+            .build();
+        let r = self
+            .block(
+                self.docker
+                    .commit_container(options, ContainerConfig::default()),
+            )
+            .map_err(io("commit"))?;
+        let image = self
+            .block(self.docker.inspect_image(&r.id))
+            .map_err(io("inspect image"))?;
+        let layers = image.root_fs.and_then(|r| r.layers).map_or(0, |l| l.len());
+        Ok((r.id, layers))
+    }
+
+    /// The layer tars of `image`, bottom first, as `docker save` gives
+    /// them.
+    fn layer_tars(&self, image: &str) -> Result<Result<Vec<Vec<u8>>, String>, DriverError> {
+        let chunks = self
+            .block(self.docker.export_image(image).try_collect::<Vec<_>>())
+            .map_err(io("save"))?;
+        let bytes: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        Ok(archive::layers(&bytes))
+    }
+
+    fn remove_container(&self, id: &str) -> Result<(), DriverError> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        self.block(self.docker.remove_container(id, Some(options)))
+            .map_err(io("remove container"))
+    }
+
+    /// Removes image `id`; one already gone is fine (removing a committed
+    /// image prunes its untagged parents).
+    fn remove_image(&self, id: &str) -> Result<(), DriverError> {
+        // podman's compat API takes a bare 64-hex id for a name and
+        // refuses it; both engines take the digest form.
+        let id = &match id.contains(':') {
+            true => id.to_string(),
+            false => format!("sha256:{id}"),
+        };
+        let options = RemoveImageOptionsBuilder::default().force(true).build();
+        let _serial = self.images_lock();
+        match self.block(self.docker.remove_image(id, Some(options), None)) {
+            Ok(_) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(io("remove image")(e)),
+        }
+    }
+
+    /// The `-init` layer of a probe container on an empty image.
+    fn observe_init(&self) -> Result<LayerSpec, DriverError> {
+        let image = self.load(&[LayerSpec::default()])?;
+        let made = self.create(&image).and_then(|(id, layer)| {
+            let dir = self.home.join(format!("{layer}-init")).join("diff");
+            let spec = read_layer(&dir);
+            self.remove_container(&id)?;
+            spec
+        });
+        self.remove_image(&image)?;
+        made
+    }
+
+    /// `changeset` (an engine's commit tar) with the `.wh.NAME` entries of
+    /// the engine's [`Flavor::whiteout_mode`] given the model's 0600.
+    fn whiteouts_as_model(&self, mut changeset: View) -> View {
+        for (path, node) in changeset.nodes.iter_mut() {
+            let name = path.rsplit('/').next().unwrap_or(path);
+            if name.starts_with(".wh.")
+                && !name.starts_with(".wh..wh.")
+                && node.mode == self.flavor.whiteout_mode
+            {
+                node.mode = 0o600;
+            }
+        }
+        changeset
+    }
+
+    /// Mounts container layer `layer` in a worker.
+    fn attach(&self, layer: &str, profile: &Profile) -> Result<WorkerSession, DriverError> {
+        self.workers.attach(&EngineStack {
+            home: self.home.clone(),
+            container: layer.to_string(),
+            profile: profile.clone(),
+            options: self.flavor.options.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+}
+
+/// A case layer as an OCI layer tar: written into a scratch directory
+/// and tarred by the store's native `Diff` (kernel whiteouts and opaque
+/// directories become `.wh.` entries).
+fn layer_tar(spec: &LayerSpec) -> Result<Vec<u8>, DriverError> {
+    let objects = spec
+        .objects()
+        .map_err(|e| DriverError::Io(format!("layer entry {}: {}", e.entry, e.message)))?;
+    let dir = tempfile::Builder::new()
+        .prefix("ovlcheck-layer.")
+        .tempdir()
+        .map_err(|e| DriverError::Io(format!("layer scratch: {e}")))?;
+    let markers = MarkerNames { prefix: TRUSTED };
+    ovlcheck_driver::store::write_objects(dir.path(), &objects, &markers)
+        .and_then(|()| ovlcheck_driver::oci::write_native(dir.path(), TRUSTED))
+        .map_err(|e| DriverError::Io(format!("layer tar: {e}")))
+}
+
+/// A layer directory of the store read back as a case layer (through its
+/// native tar: what an image made of it would hold).
+fn read_layer(dir: &Path) -> Result<LayerSpec, DriverError> {
+    let tar = ovlcheck_driver::oci::write_native(dir, TRUSTED)
+        .map_err(|e| DriverError::Io(format!("tar {}: {e}", dir.display())))?;
+    let view = ovlcheck_driver::oci::read(&tar)
+        .map_err(|e| DriverError::Io(format!("read {}: {e}", dir.display())))?;
+    Ok(ovlcheck_case::oci::layer_spec(&view))
+}
+
+/// Sets the mtime of every non-directory of an `-init` layer to
+/// [`DEFAULT_MTIME`]: the engine writes them at the container's creation,
+/// and a case's layers have no clock (docs/engines.md).
+fn normalize_init(dir: &Path) -> Result<(), DriverError> {
+    let fail = |e: std::io::Error| DriverError::Io(format!("init layer {}: {e}", dir.display()));
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).map_err(fail)? {
+            let entry = entry.map_err(fail)?;
+            let path = entry.path();
+            if entry.file_type().map_err(fail)?.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let t = nix::sys::time::TimeSpec::new(DEFAULT_MTIME, 0);
+            nix::sys::stat::utimensat(
+                nix::fcntl::AT_FDCWD,
+                &path,
+                &t,
+                &t,
+                nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+            )
+            .map_err(|e| fail(e.into()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets the root of a layer (`dir`, its `diff/`) from the engine's
+/// `engine_mode` to a case layer root's 0755 (model/src/build.rs); a root
+/// already changed (by a commit of a case that changed it) is left alone.
+fn normalize_root(dir: &Path, engine_mode: u32) -> Result<(), DriverError> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |e: std::io::Error| DriverError::Io(format!("layer root {}: {e}", dir.display()));
+    let mode = std::fs::symlink_metadata(dir)
+        .map_err(fail)?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode == engine_mode {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// Why `case` cannot go into this engine as it is: what an image layer
+/// cannot carry.
+fn unrepresentable(
+    flavor: &Flavor,
+    image: &[LayerSpec],
+    upper: Option<&LayerSpec>,
+) -> Option<String> {
+    if let Some(max) = flavor.max_layers.filter(|max| image.len() > *max) {
+        return Some(format!(
+            "{} images have at most {max} layers; the case has {}",
+            flavor.name,
+            image.len()
+        ));
+    }
+    if upper.is_some_and(|u| !u.entries.is_empty()) {
+        return Some("an engine's container layer starts empty: the case seeds its upper".into());
+    }
+    for (i, l) in image.iter().enumerate() {
+        let objects = match l.objects() {
+            Ok(o) => o,
+            Err(e) => return Some(format!("lower {i}: {}", e.message)),
+        };
+        for o in objects {
+            let m = &o.markers;
+            if m.redirect.is_some() || m.xwhiteout || m.opaque.is_some_and(|c| c != 'y') {
+                return Some(format!(
+                    "lower {i} has {}: an OCI layer has only whiteouts and opaque directories",
+                    o.path
+                ));
+            }
+        }
+    }
+    None
+}
+
+impl Backend for EngineBackend {
+    fn kind(&self) -> BackendKind {
+        self.inner.flavor.kind
+    }
+
+    fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
+        EngineSession::start(Arc::clone(&self.inner), case).map(|s| Box::new(s) as Box<dyn Session>)
+    }
+
+    /// The case's lowers as image layers (at least one: an image has a
+    /// layer), then the engine's `-init` layer if it has one as the top
+    /// lower (kept when the case already ends with it).
+    fn adapt_case(&self, case: &Case) -> Result<Case, String> {
+        let mut c = case.clone();
+        c.profile = self.adapt_profile(&case.profile)?;
+        match &self.inner.init {
+            Some(init) if c.lowers.last() == Some(init) => {}
+            init => {
+                if let Some(why) = unrepresentable(&self.inner.flavor, &c.lowers, c.upper.as_ref())
+                {
+                    return Err(why);
+                }
+                if c.lowers.is_empty() {
+                    // An image has at least one layer: an empty one.
+                    c.lowers.push(LayerSpec::default());
+                }
+                c.lowers.extend(init.iter().cloned());
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// One case in an engine's container.
+struct EngineSession {
+    engine: Arc<Inner>,
+    profile: Profile,
+    worker: Option<WorkerSession>,
+    /// Containers and images made for the case, removed at the end.
+    containers: Vec<String>,
+    images: Vec<String>,
+    /// The container the ops run in now.
+    container: String,
+    /// A commit the export made already: the next `commit` step finds the
+    /// stack switched and only says so.
+    committed: bool,
+    /// How many layers the current container's image has.
+    image_layers: usize,
+}
+
+impl EngineSession {
+    fn start(engine: Arc<Inner>, case: &Case) -> Result<EngineSession, DriverError> {
+        let image_layers = match &engine.init {
+            Some(want) => match case.lowers.split_last() {
+                Some((init, below)) if init == want => below,
+                _ => {
+                    return Err(DriverError::Io(
+                        "the case's top lower layer is not this engine's -init layer".into(),
+                    ))
+                }
+            },
+            None if case.lowers.is_empty() => {
+                return Err(DriverError::Io(
+                    "an engine's case has an image layer at least".into(),
+                ))
+            }
+            None => &case.lowers[..],
+        };
+        if let Some(why) = unrepresentable(&engine.flavor, image_layers, case.upper.as_ref()) {
+            return Err(DriverError::Io(why));
+        }
+        let mut s = EngineSession {
+            engine,
+            profile: case.profile.clone(),
+            worker: None,
+            containers: Vec::new(),
+            images: Vec::new(),
+            container: String::new(),
+            committed: false,
+            image_layers: image_layers.len(),
+        };
+        let image = s.engine.load(image_layers)?;
+        s.images.push(image.clone());
+        s.run_container_of(&image)?;
+        Ok(s)
+    }
+
+    /// Creates a container of `image` and mounts it in a worker.
+    fn run_container_of(&mut self, image: &str) -> Result<(), DriverError> {
+        let (id, layer) = self.engine.create(image)?;
+        self.containers.push(id.clone());
+        self.container = id;
+        self.worker = Some(self.engine.attach(&layer, &self.profile)?);
+        Ok(())
+    }
+
+    fn worker(&mut self) -> Result<&mut WorkerSession, DriverError> {
+        self.worker
+            .as_mut()
+            .ok_or_else(|| DriverError::Io("the container is not mounted".into()))
+    }
+
+    /// The engine's commit, then a container of the committed image,
+    /// mounted: the committed image's id and whether the commit added a
+    /// layer (Docker adds none for an empty diff: moby
+    /// `image.NewChildImage` records an empty layer in the history only;
+    /// podman adds an empty one, docs/engines-podman.md).
+    fn commit(&mut self) -> Result<(String, bool), DriverError> {
+        if let Some(w) = self.worker.take() {
+            Box::new(w).finish()?;
+        }
+        let (image, layers) = self.engine.commit(&self.container)?;
+        let below = std::mem::replace(&mut self.image_layers, layers);
+        self.images.push(image.clone());
+        self.run_container_of(&image)?;
+        Ok((image, layers > below))
+    }
+}
+
+impl Session for EngineSession {
+    fn apply(&mut self, step: &Step) -> Result<Outcome, DriverError> {
+        match step.op {
+            Op::Commit if std::mem::take(&mut self.committed) => Ok(Outcome::OK),
+            Op::Commit => self.commit().map(|_| Outcome::OK),
+            _ => self.worker()?.apply(step),
+        }
+    }
+
+    fn merged_view(&mut self) -> Result<View, DriverError> {
+        self.worker()?.merged_view()
+    }
+
+    fn upper_view(&mut self) -> Result<Option<View>, DriverError> {
+        self.worker()?.upper_view()
+    }
+
+    fn lower_views(&mut self) -> Result<Vec<View>, DriverError> {
+        self.worker()?.lower_views()
+    }
+
+    fn kernel_view(&mut self) -> Result<Result<View, Errno>, DriverError> {
+        Err(DriverError::Io(
+            "no kernel view of an engine's store: the engine's own mount is the kernel's".into(),
+        ))
+    }
+
+    /// The engine's commit: its diff of the container layer (the committed
+    /// image's top layer tar) and the merged tree of a container on the
+    /// committed image. The next `commit` step keeps this stack.
+    fn export(&mut self) -> Result<Option<Export>, DriverError> {
+        let (image, added) = self.commit()?;
+        self.committed = true;
+        let changeset = if added {
+            self.engine
+                .layer_tars(&image)?
+                .and_then(|tars| {
+                    let top = tars.last().ok_or("the committed image has no layer")?;
+                    ovlcheck_driver::oci::read(top)
+                })
+                .map(|view| self.engine.whiteouts_as_model(view))
+        } else {
+            Ok(View::default())
+        };
+        let merged = match &changeset {
+            Ok(_) => Some(self.merged_view()?),
+            Err(_) => None,
+        };
+        Ok(Some(Export {
+            method: self.engine.method,
+            changeset,
+            merged,
+            commit: self.engine.flavor.tar_commit(),
+        }))
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<(), DriverError> {
+        self.cleanup()
+    }
+
+    /// An engine's commit goes through the layer tar (moby daemon/images
+    /// `CommitImage`: the container's `TarStream`, then `Register`, which
+    /// applies it as a new layer; buildah's commit: the container layer's
+    /// `Diff`, then `PutLayer`).
+    fn commit_tar(&self) -> Option<TarCommit> {
+        Some(self.engine.flavor.tar_commit())
+    }
+}
+
+impl EngineSession {
+    /// Unmounts, then removes the case's containers and images (newest
+    /// first), the first error reported.
+    fn cleanup(&mut self) -> Result<(), DriverError> {
+        let mut first = self.worker.take().map_or(Ok(()), |w| Box::new(w).finish());
+        for c in std::mem::take(&mut self.containers).iter().rev() {
+            let r = self.engine.remove_container(c);
+            first = first.and(r);
+        }
+        for i in std::mem::take(&mut self.images).iter().rev() {
+            let r = self.engine.remove_image(i);
+            first = first.and(r);
+        }
+        first
+    }
+}
+
+impl Drop for EngineSession {
+    fn drop(&mut self) {
+        let _ = self.cleanup();
+    }
+}

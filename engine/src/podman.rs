@@ -1,0 +1,82 @@
+//! The `podman` backend: containers/storage's overlay driver judged
+//! through podman's Docker-compatible API (`podman system service`), by
+//! the flow of `api.rs` (docs/engines-podman.md). What is podman's
+//! own: the store at `<GraphRoot>/overlay`, no `-init` layer, the mount
+//! options, and commit tars that carry `user.*` xattrs besides
+//! `security.capability`.
+
+use crate::api::{EngineBackend, Flavor};
+use crate::daemon;
+use ovlcheck_case::oci::{DiffMethod, TarXattrs};
+use ovlcheck_case::Case;
+use ovlcheck_driver::{Backend, BackendKind, BackendOptions, DriverError, Session};
+use std::path::Path;
+
+/// containers/storage's overlay driver (podman 4.3), as data.
+pub(crate) const PODMAN: Flavor = Flavor {
+    kind: BackendKind::Podman,
+    name: "podman",
+    program: daemon::PODMAN_SERVICE,
+    driver: "overlay",
+    home: "overlay",
+    // drivers/overlay `get`: the directories, then the storage.conf
+    // `mountopt` (none without a storage.conf), `metacopy=on` only when
+    // the driver uses metacopy (refused below); no `index=off`: the
+    // module's default decides (docs/engines-podman.md).
+    options: &[],
+    // libpod creates the container layer right on the image's top layer.
+    init_layer: false,
+    tar_xattrs: TarXattrs::CapabilityAndUser,
+    // drivers/overlay `create` makes a base layer's diff with
+    // `defaultPerms` (0555) and a child layer's with its parent's diff
+    // mode (containers/storage #743, #772); podman 4.3 leaves it so even
+    // when the layer tar has a `./` entry (docs/engines-podman.md).
+    layer_root_mode: Some(0o555),
+    // containers/storage pkg/archive archive_linux.go
+    // `overlayWhiteoutConverter.ConvertWrite` writes a whiteout as a
+    // regular entry of mode 0 (moby's writes 0600).
+    whiteout_mode: 0,
+    // Seen with `fuzz --jobs 2`: a load failed with "locating layer for
+    // blob ...: layer not known" while another case's image, holding the
+    // layer of the same (empty) diff, was removed.
+    max_layers: None,
+    serial_images: true,
+    refuse_metacopy: true,
+};
+
+/// A podman service as a backend. Cloning shares the connection.
+#[derive(Clone, Debug)]
+pub struct PodmanBackend(EngineBackend);
+
+impl PodmanBackend {
+    /// Connects to the service at `socket` (or `CONTAINER_HOST`), or
+    /// starts a private `podman system service`; checks that it stores
+    /// with the overlay driver and does not mount with metacopy.
+    pub fn new(socket: Option<&str>, opts: BackendOptions) -> Result<PodmanBackend, DriverError> {
+        EngineBackend::new(PODMAN, socket, opts).map(PodmanBackend)
+    }
+
+    /// The overlay driver's store (`<GraphRoot>/overlay`).
+    pub fn store_home(&self) -> &Path {
+        self.0.store_home()
+    }
+
+    /// Whether the engine's diff is native or naive.
+    pub fn diff_method(&self) -> DiffMethod {
+        self.0.diff_method()
+    }
+}
+
+impl Backend for PodmanBackend {
+    fn kind(&self) -> BackendKind {
+        self.0.kind()
+    }
+
+    fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
+        self.0.start(case)
+    }
+
+    fn adapt_case(&self, case: &Case) -> Result<Case, String> {
+        self.0.adapt_case(case)
+    }
+}
