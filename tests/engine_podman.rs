@@ -1,4 +1,4 @@
-//! The `podman` backend (docs/engines-podman.md) on a private `podman
+//! The `podman` backend (docs/engines.md, "podman") on a private `podman
 //! system service` started in a scratch directory: a short campaign, and
 //! one test per behaviour of containers/storage's overlay driver that the
 //! backend models. Without root or podman every test skips loudly; with

@@ -78,7 +78,7 @@ pub enum TarXattrs {
     /// `security.capability` and every `user.*` xattr but `user.overlay.*`:
     /// containers/storage's archive package (pkg/archive `addTarFile`:
     /// `ReadSecurityXattrToTarHeader`, then `readUserXattrToTarHeader`),
-    /// so podman commits keep user xattrs (docs/engines-podman.md). That
+    /// so podman commits keep user xattrs (docs/engines.md, "podman"). That
     /// package also writes an opaque directory's marker only where a lower
     /// layer has the directory ([`TarXattrs::written`]).
     CapabilityAndUser,

@@ -22,7 +22,7 @@ pub fn adapt_profile(kind: BackendKind, profile: &Profile) -> Result<Profile, St
 
 /// A container engine mounts with options of its own (moby overlay2 `Get`:
 /// `index=off` and nothing else; containers/storage's overlay `get`:
-/// nothing without a storage.conf `mountopt`, docs/engines-podman.md), so
+/// nothing without a storage.conf `mountopt`, docs/engines.md, "podman"), so
 /// the overlay module's defaults decide the rest, on one filesystem,
 /// always with an upper layer: that is the `default` profile, and only
 /// that.

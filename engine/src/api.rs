@@ -665,7 +665,7 @@ impl EngineSession {
     /// mounted: the committed image's id and whether the commit added a
     /// layer (Docker adds none for an empty diff: moby
     /// `image.NewChildImage` records an empty layer in the history only;
-    /// podman adds an empty one, docs/engines-podman.md).
+    /// podman adds an empty one, docs/engines.md, "podman").
     fn commit(&mut self) -> Result<(String, bool), DriverError> {
         if let Some(w) = self.worker.take() {
             Box::new(w).finish()?;

@@ -1,6 +1,6 @@
 //! The `podman` backend: containers/storage's overlay driver judged
 //! through podman's Docker-compatible API (`podman system service`), by
-//! the flow of `api.rs` (docs/engines-podman.md). What is podman's
+//! the flow of `api.rs` (docs/engines.md, "podman"). What is podman's
 //! own: the store at `<GraphRoot>/overlay`, no `-init` layer, the mount
 //! options, and commit tars that carry `user.*` xattrs besides
 //! `security.capability`.
@@ -22,7 +22,7 @@ pub(crate) const PODMAN: Flavor = Flavor {
     // drivers/overlay `get`: the directories, then the storage.conf
     // `mountopt` (none without a storage.conf), `metacopy=on` only when
     // the driver uses metacopy (refused below); no `index=off`: the
-    // module's default decides (docs/engines-podman.md).
+    // module's default decides (docs/engines.md, "podman").
     options: &[],
     // libpod creates the container layer right on the image's top layer.
     init_layer: false,
@@ -30,7 +30,7 @@ pub(crate) const PODMAN: Flavor = Flavor {
     // drivers/overlay `create` makes a base layer's diff with
     // `defaultPerms` (0555) and a child layer's with its parent's diff
     // mode (containers/storage #743, #772); podman 4.3 leaves it so even
-    // when the layer tar has a `./` entry (docs/engines-podman.md).
+    // when the layer tar has a `./` entry (docs/engines.md, "podman").
     layer_root_mode: Some(0o555),
     // containers/storage pkg/archive archive_linux.go
     // `overlayWhiteoutConverter.ConvertWrite` writes a whiteout as a
