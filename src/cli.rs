@@ -1,4 +1,4 @@
-//! Command-line parsing and the six commands.
+//! Command-line parsing and the commands (README.md, "Commands").
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
