@@ -247,7 +247,7 @@ impl EngineBackend {
     /// The engine calls one case makes, with nothing mounted, run, observed
     /// or judged: load the image, create a container, commit it, save the
     /// committed image, create a container of it, remove everything. The
-    /// yardstick of the backend's own cost (engine/benches/docker.rs).
+    /// yardstick of the backend's own cost (engine/benches/engines.rs).
     pub(crate) fn engine_calls_only(&self, case: &Case) -> Result<(), DriverError> {
         let e = &self.inner;
         let kept = usize::from(e.init.is_some());
@@ -558,6 +558,55 @@ fn unrepresentable(
     }
     None
 }
+
+/// The public backend of one engine: a wrapper around an [`EngineBackend`]
+/// (`docker.rs`, `podman.rs`) whose every call goes to the shared flow.
+macro_rules! engine_backend {
+    ($wrapper:ty) => {
+        impl $wrapper {
+            /// The engine's overlay driver store (its `l/` links and layer
+            /// directories).
+            pub fn store_home(&self) -> &std::path::Path {
+                self.0.store_home()
+            }
+
+            /// Whether the engine's diff is native or naive.
+            pub fn diff_method(&self) -> ovlcheck_case::oci::DiffMethod {
+                self.0.diff_method()
+            }
+
+            /// The engine calls of one case alone, nothing mounted or
+            /// judged: the yardstick of engine/benches/engines.rs.
+            pub fn engine_calls_only(
+                &self,
+                case: &ovlcheck_case::Case,
+            ) -> Result<(), ovlcheck_driver::DriverError> {
+                self.0.engine_calls_only(case)
+            }
+        }
+
+        impl ovlcheck_driver::Backend for $wrapper {
+            fn kind(&self) -> ovlcheck_driver::BackendKind {
+                self.0.kind()
+            }
+
+            fn start(
+                &self,
+                case: &ovlcheck_case::Case,
+            ) -> Result<Box<dyn ovlcheck_driver::Session>, ovlcheck_driver::DriverError> {
+                self.0.start(case)
+            }
+
+            fn adapt_case(
+                &self,
+                case: &ovlcheck_case::Case,
+            ) -> Result<ovlcheck_case::Case, String> {
+                self.0.adapt_case(case)
+            }
+        }
+    };
+}
+pub(crate) use engine_backend;
 
 impl Backend for EngineBackend {
     fn kind(&self) -> BackendKind {

@@ -6,10 +6,9 @@
 
 use crate::api::{EngineBackend, Flavor};
 use crate::daemon;
-use ovlcheck_case::oci::{DiffMethod, TarXattrs};
-use ovlcheck_case::{Case, LayerSpec};
-use ovlcheck_driver::{Backend, BackendKind, BackendOptions, DriverError, Session};
-use std::path::Path;
+use ovlcheck_case::oci::TarXattrs;
+use ovlcheck_case::LayerSpec;
+use ovlcheck_driver::{BackendKind, BackendOptions, DriverError};
 
 /// Docker's overlay2, as data.
 pub(crate) const DOCKER: Flavor = Flavor {
@@ -56,34 +55,6 @@ impl DockerBackend {
             .init_layer()
             .expect("a Docker engine's containers have an -init layer")
     }
-
-    /// The engine's overlay2 store.
-    pub fn store_home(&self) -> &Path {
-        self.0.store_home()
-    }
-
-    /// The engine calls of one case alone ([`crate::api`]'s yardstick for
-    /// engine/benches/docker.rs).
-    pub fn engine_calls_only(&self, case: &Case) -> Result<(), DriverError> {
-        self.0.engine_calls_only(case)
-    }
-
-    /// Whether the engine's diff is native or naive.
-    pub fn diff_method(&self) -> DiffMethod {
-        self.0.diff_method()
-    }
 }
 
-impl Backend for DockerBackend {
-    fn kind(&self) -> BackendKind {
-        self.0.kind()
-    }
-
-    fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
-        self.0.start(case)
-    }
-
-    fn adapt_case(&self, case: &Case) -> Result<Case, String> {
-        self.0.adapt_case(case)
-    }
-}
+crate::api::engine_backend!(DockerBackend);

@@ -7,10 +7,8 @@
 
 use crate::api::{EngineBackend, Flavor};
 use crate::daemon;
-use ovlcheck_case::oci::{DiffMethod, TarXattrs};
-use ovlcheck_case::Case;
-use ovlcheck_driver::{Backend, BackendKind, BackendOptions, DriverError, Session};
-use std::path::Path;
+use ovlcheck_case::oci::TarXattrs;
+use ovlcheck_driver::{BackendKind, BackendOptions, DriverError};
 
 /// containers/storage's overlay driver (podman 4.3), as data.
 pub(crate) const PODMAN: Flavor = Flavor {
@@ -55,28 +53,6 @@ impl PodmanBackend {
     pub fn new(socket: Option<&str>, opts: BackendOptions) -> Result<PodmanBackend, DriverError> {
         EngineBackend::new(PODMAN, socket, opts).map(PodmanBackend)
     }
-
-    /// The overlay driver's store (`<GraphRoot>/overlay`).
-    pub fn store_home(&self) -> &Path {
-        self.0.store_home()
-    }
-
-    /// Whether the engine's diff is native or naive.
-    pub fn diff_method(&self) -> DiffMethod {
-        self.0.diff_method()
-    }
 }
 
-impl Backend for PodmanBackend {
-    fn kind(&self) -> BackendKind {
-        self.0.kind()
-    }
-
-    fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
-        self.0.start(case)
-    }
-
-    fn adapt_case(&self, case: &Case) -> Result<Case, String> {
-        self.0.adapt_case(case)
-    }
-}
+crate::api::engine_backend!(PodmanBackend);
