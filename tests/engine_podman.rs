@@ -276,3 +276,28 @@ fn commits_carry_user_xattrs_and_whiteouts() {
     assert_eq!(export.changeset, Ok(Default::default()));
     Box::new(s).finish().unwrap();
 }
+
+/// The whole corpus on podman: no new divergence, no backend failure, and
+/// corpus/known-podman shows what its README says.
+#[test]
+fn corpus_on_podman_shows_only_known_divergences() {
+    let test = "corpus_on_podman_shows_only_known_divergences";
+    let Some(probe) = podman(test) else { return };
+    drop(probe);
+    let corpus = common::corpus_dir();
+    let out = common::ovlcheck(&[
+        "replay",
+        corpus.to_str().unwrap(),
+        "--backend",
+        "podman",
+        "--json",
+    ]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json");
+    assert_eq!(j["new_divergences"], 0, "{j}");
+    assert_eq!(j["backend_failures"], 0, "{j}");
+    assert!(j["known_divergences"].as_u64().unwrap() >= 1, "{j}");
+    assert!(j["exported"].as_u64().unwrap() >= 100, "{j}");
+    assert_eq!(mounted_under("/tmp/ovlcheck-podman."), Vec::<String>::new());
+}

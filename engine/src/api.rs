@@ -68,9 +68,10 @@ pub(crate) struct Flavor {
     /// tars; read back as the model writes it (0600, the store's native
     /// diff), any other mode left to show.
     pub whiteout_mode: u32,
-    /// Whether loading an image and removing one must not overlap: the
-    /// engine reuses a stored layer of the same diff for a loaded one, and
-    /// a concurrent removal can take it away in between.
+    /// Whether loading an image, committing and removing one must not
+    /// overlap: the engine reuses a stored layer of the same diff for a
+    /// loaded or committed one, and a concurrent removal can take it away
+    /// in between.
     pub serial_images: bool,
     /// The most layers of an image the engine takes (moby layer store
     /// `maxLayerDepth`: `docker load` of a deeper image fails with "max
@@ -116,7 +117,8 @@ pub(crate) struct Inner {
     init: Option<LayerSpec>,
     /// Worker processes that mount the engine's layers.
     workers: PooledBackend,
-    /// Held over loads and image removals when [`Flavor::serial_images`].
+    /// Held over loads, commits and image removals when
+    /// [`Flavor::serial_images`].
     images: std::sync::Mutex<()>,
     /// Declared last: the private daemon stops after everything above.
     daemon: Daemon,
@@ -361,12 +363,16 @@ impl Inner {
             .container(id)
             .pause(false)
             .build();
+        // A commit stores a layer too (an empty diff reuses the empty
+        // layer a removal may be taking away).
+        let serial = self.images_lock();
         let r = self
             .block(
                 self.docker
                     .commit_container(options, ContainerConfig::default()),
             )
             .map_err(io("commit"))?;
+        drop(serial);
         let image = self
             .block(self.docker.inspect_image(&r.id))
             .map_err(io("inspect image"))?;

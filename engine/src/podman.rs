@@ -34,10 +34,11 @@ pub(crate) const PODMAN: Flavor = Flavor {
     // `overlayWhiteoutConverter.ConvertWrite` writes a whiteout as a
     // regular entry of mode 0 (moby's writes 0600).
     whiteout_mode: 0,
-    // Seen with `fuzz --jobs 2`: a load failed with "locating layer for
-    // blob ...: layer not known" while another case's image, holding the
-    // layer of the same (empty) diff, was removed.
     max_layers: None,
+    // Seen with `fuzz --jobs 2`: a load, and a commit of an empty diff,
+    // failed with "locating layer for blob ...: layer not known" while
+    // another case's image, holding the layer of the same (empty) diff,
+    // was removed.
     serial_images: true,
     refuse_metacopy: true,
 };
