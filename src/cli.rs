@@ -127,7 +127,7 @@ struct GenerateArgs {
 
 #[derive(Args, Clone)]
 struct BackendArgs {
-    /// Implementation to check: kernel, fuse-overlayfs, exec (your own, see --mount-cmd), docker (a Docker engine's overlay2, see --engine-socket), podman (containers/storage's overlay through podman's service) or model (no mount).
+    /// Implementation to check: kernel, fuse-overlayfs, exec (your own, see --mount-cmd), docker (a Docker engine's overlay2, see --engine-socket), podman (containers/storage's overlay through podman's service), containerd (its overlayfs snapshotter, through ctr) or model (no mount).
     #[arg(long, default_value = "kernel")]
     backend: String,
     /// exec backend: mount command template with {lowerdir} {upperdir} {workdir} {target}.
@@ -136,9 +136,10 @@ struct BackendArgs {
     /// exec backend: unmount command template with {target}.
     #[arg(long, default_value = "umount {target}")]
     umount_cmd: String,
-    /// docker and podman backends: the engine's API socket (default:
-    /// $DOCKER_HOST or $CONTAINER_HOST, else a private dockerd or `podman
-    /// system service` started in a scratch directory and stopped at the end).
+    /// docker, podman and containerd backends: the engine's API socket
+    /// (default: $DOCKER_HOST, $CONTAINER_HOST or $CONTAINERD_ADDRESS, else
+    /// a private dockerd, `podman system service` or containerd started in a
+    /// scratch directory and stopped at the end).
     #[arg(long)]
     engine_socket: Option<String>,
     /// What is compared: posix, layout or kernel (default: kernel for the
@@ -396,6 +397,12 @@ fn make_backend(a: &BackendArgs) -> Result<Box<dyn Backend>, String> {
         .map(|b| Box::new(b) as Box<dyn Backend>)
         .map_err(|e| e.to_string()),
         "podman" => ovlcheck_engine::PodmanBackend::new(
+            a.engine_socket.as_deref(),
+            ovlcheck_driver::BackendOptions::default(),
+        )
+        .map(|b| Box::new(b) as Box<dyn Backend>)
+        .map_err(|e| e.to_string()),
+        "containerd" => ovlcheck_engine::ContainerdBackend::new(
             a.engine_socket.as_deref(),
             ovlcheck_driver::BackendOptions::default(),
         )

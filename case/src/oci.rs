@@ -45,6 +45,10 @@ pub enum DiffMethod {
     /// By comparing the merged trees of the parent image and the container
     /// (moby `NaiveDiffDriver`: `ChangesDirs` then `ExportChanges`).
     Naive,
+    /// By walking the merged trees of the parent image and the container
+    /// side by side (containerd's `walking` differ: continuity
+    /// `fs.Changes`, then archive `ChangeWriter`): [`walking_changes`].
+    Walking,
 }
 
 impl DiffMethod {
@@ -52,6 +56,7 @@ impl DiffMethod {
         match self {
             DiffMethod::Native => "native",
             DiffMethod::Naive => "naive",
+            DiffMethod::Walking => "walking",
         }
     }
 }
@@ -113,6 +118,9 @@ pub struct TarCommit {
     /// container of the committed image gets a fresh one above the image's
     /// layers; moby daemon `create`, docs/engines.md).
     pub kept_on_top: usize,
+    /// The engine's differ when it always uses one (containerd's
+    /// `walking`); `None`: the store's own choice ([`diff_method`]).
+    pub differ: Option<DiffMethod>,
 }
 
 impl TarXattrs {
@@ -252,6 +260,43 @@ pub struct Change {
 /// (a whiteout read straight from a layer, which a merged view shows as a
 /// whiteout node): there is no object to write, in either tree.
 pub fn naive_changes(before: &View, after: &View) -> Vec<Change> {
+    tree_changes(before, after, &|_, old, new| differs(old, new), false)
+}
+
+/// The changes from merged tree `before` (the parent image) to `after`
+/// (the container) as containerd's walking differ finds them (continuity
+/// fs/diff.go, `doubleWalkDiff`): the paths of [`naive_changes`], a path
+/// in both trees modified when [`walking_differs`] says so. The parents
+/// the tar writer adds (containerd archive `ChangeWriter.includeParents`)
+/// are the directories `naive_changes` lists as modified. Besides, every
+/// other name of a file with an added or modified name is listed as
+/// modified: `ChangeWriter.HandleChange` writes an unchanged name of a
+/// multiply linked file as a hard link once another name of its inode is
+/// written, before or after it (equal `ino` labels are one inode).
+///
+/// `reset` names the paths of `after` whose mtime the clock set after the
+/// image was made, where both views leave the time open.
+pub fn walking_changes(
+    before: &View,
+    after: &View,
+    reset: &std::collections::BTreeSet<String>,
+) -> Vec<Change> {
+    tree_changes(
+        before,
+        after,
+        &|path, old, new| walking_differs(old, new, reset.contains(path)),
+        true,
+    )
+}
+
+/// [`naive_changes`] with `differs` deciding whether a path in both trees
+/// changed, and with every name of a written file listed when `links`.
+fn tree_changes(
+    before: &View,
+    after: &View,
+    differs: &dyn Fn(&str, &Node, &Node) -> bool,
+    links: bool,
+) -> Vec<Change> {
     let real = |v: &View| View {
         nodes: v
             .nodes
@@ -271,7 +316,7 @@ pub fn naive_changes(before: &View, after: &View) -> Vec<Change> {
             None => {
                 changed.insert(path, ChangeKind::Add);
             }
-            Some(old) if differs(old, node) => {
+            Some(old) if differs(path, old, node) => {
                 changed.insert(path, ChangeKind::Modify);
             }
             Some(_) => {}
@@ -284,6 +329,18 @@ pub fn naive_changes(before: &View, after: &View) -> Vec<Change> {
         let parent = parent_of(path);
         if is_dir(after, parent) && is_dir(before, parent) {
             changed.insert(path, ChangeKind::Delete);
+        }
+    }
+    if links {
+        let written: std::collections::BTreeSet<&String> = changed
+            .iter()
+            .filter(|(_, k)| **k != ChangeKind::Delete)
+            .filter_map(|(p, _)| after.nodes.get(*p)?.ino.as_ref())
+            .collect();
+        for (path, node) in &after.nodes {
+            if node.ino.as_ref().is_some_and(|l| written.contains(l)) {
+                changed.entry(path).or_insert(ChangeKind::Modify);
+            }
         }
     }
     let mut parents: Vec<&str> = Vec::new();
@@ -321,6 +378,37 @@ pub fn differs(old: &Node, new: &Node) -> bool {
         || old.xattrs != new.xattrs
         || (new.kind != NodeKind::Dir
             && (old.size != new.size || old.data != new.data || old.target != new.target))
+}
+
+/// Whether a path of both trees changed, for [`walking_changes`]:
+/// continuity's `sameFile` (fs/path.go). Kind, permission bits, owner and
+/// device numbers (`compareSysStat`), then `security.capability` alone of
+/// the xattrs (`compareCapabilities`); for a non-directory also the size
+/// and the mtime's seconds, and where both times have no nanoseconds (a
+/// case's times never have them, the clock's always do) the data or the
+/// symlink target. A time a view leaves open is the clock's: it differs
+/// from any time a case gives, and from an open time of the image when
+/// `reset` (the clock set it again since); two open times that are one
+/// (copied up unchanged) compare equal.
+pub fn walking_differs(old: &Node, new: &Node, reset: bool) -> bool {
+    const CAPABILITY: &str = "security.capability";
+    if old.kind != new.kind
+        || old.mode != new.mode
+        || old.uid != new.uid
+        || old.gid != new.gid
+        || old.xattrs.get(CAPABILITY) != new.xattrs.get(CAPABILITY)
+    {
+        return true;
+    }
+    if new.kind == NodeKind::Dir {
+        return false;
+    }
+    let same_time = match (old.mtime, new.mtime) {
+        (Some(a), Some(b)) => a == b,
+        (None, None) => !reset,
+        _ => false,
+    };
+    !same_time || old.size != new.size || old.data != new.data || old.target != new.target
 }
 
 /// The entry name of the whiteout for merged path `path` (layer.md,

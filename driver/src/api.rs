@@ -48,6 +48,9 @@ pub enum BackendKind {
     /// containers/storage's overlay driver, through podman's
     /// Docker-compatible API (ovlcheck-engine).
     Podman,
+    /// containerd's overlayfs snapshotter and walking differ, through
+    /// containerd's own client `ctr` (ovlcheck-engine).
+    Containerd,
     /// The harness's pure model (`ModelBackend` in ovlcheck-harness): it
     /// predicts rather than mounts, so this crate, which never depends on
     /// the model, has no backend of this kind.
@@ -64,6 +67,7 @@ impl BackendKind {
             "model" => Some(BackendKind::Model),
             "docker" => Some(BackendKind::Docker),
             "podman" => Some(BackendKind::Podman),
+            "containerd" => Some(BackendKind::Containerd),
             _ => None,
         }
     }
@@ -77,13 +81,17 @@ impl BackendKind {
             BackendKind::Model => "model",
             BackendKind::Docker => "docker",
             BackendKind::Podman => "podman",
+            BackendKind::Containerd => "containerd",
         }
     }
 
     /// Whether a container engine makes the layers and commits (the case's
     /// ops still run on a kernel overlay mount of the engine's layers).
     pub fn is_engine(self) -> bool {
-        matches!(self, BackendKind::Docker | BackendKind::Podman)
+        matches!(
+            self,
+            BackendKind::Docker | BackendKind::Podman | BackendKind::Containerd
+        )
     }
 }
 
@@ -172,21 +180,47 @@ pub trait Session {
 }
 
 /// A container's layer stack as an engine made it, for a worker to mount
-/// and run a case's ops on (docs/engines.md): the engine's overlay2 store,
-/// the container layer in it, and the options the engine mounts with.
+/// and run a case's ops on (docs/engines.md): the engine's layer
+/// directories and the options the engine mounts with.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineStack {
-    /// The engine's store home: `l/` short links, `<id>/diff`, `link`,
-    /// `lower` (a Docker data-root's `overlay2/`).
-    pub home: PathBuf,
-    /// The container layer's id in `home`; its `lower` file names the
-    /// image layers, top first.
-    pub container: String,
+    /// Where the engine keeps the stack's layers.
+    pub layers: StackLayers,
     /// The profile the case runs under (what the model is told).
     pub profile: ovlcheck_case::Profile,
     /// The overlay options besides the directories, exactly as the engine
     /// passes them (moby overlay2 `Get`: `index=off`).
     pub options: Vec<String>,
+}
+
+/// How an engine's store names a container's layers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StackLayers {
+    /// An overlay2 store (a Docker data-root's `overlay2/`, a
+    /// containers/storage `overlay/`): `l/` short links, `<id>/diff`,
+    /// `link`, `lower`; the container layer's `lower` file names the image
+    /// layers, top first.
+    Overlay2 {
+        /// The store home.
+        home: PathBuf,
+        /// The container layer's id in `home`.
+        container: String,
+    },
+    /// Directories named one by one, as containerd's overlayfs
+    /// snapshotter gives them (`ctr snapshots mounts`: `snapshots/N/fs`
+    /// and `snapshots/N/work`).
+    Dirs(StackDirs),
+}
+
+/// A stack's directories ([`StackLayers::Dirs`]), absolute.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackDirs {
+    /// The image layers, top first (the order of `lowerdir=`).
+    pub lowers: Vec<PathBuf>,
+    /// The container layer.
+    pub upper: PathBuf,
+    /// Its work directory.
+    pub work: PathBuf,
 }
 
 /// The optional observations of a case ([`CaseRun`]).

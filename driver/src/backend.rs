@@ -291,7 +291,7 @@ pub fn backend_by_name(name: &str, opts: &BackendOptions) -> Result<Box<dyn Back
                 "the model backend is ovlcheck-harness's ModelBackend, not a mounted one".into(),
             ))
         }
-        Some(kind @ (BackendKind::Docker | BackendKind::Podman)) => {
+        Some(kind @ (BackendKind::Docker | BackendKind::Podman | BackendKind::Containerd)) => {
             return Err(DriverError::Environment(format!(
                 "the {} backend is ovlcheck-engine's, not a pooled one",
                 kind.name()

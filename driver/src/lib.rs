@@ -112,7 +112,7 @@ pub mod worker;
 
 pub use api::{
     Backend, BackendKind, BackendOptions, CaseRun, DriverError, EngineStack, Export, Session,
-    Wants, TIMEOUT_ENV,
+    StackDirs, StackLayers, Wants, TIMEOUT_ENV,
 };
 pub use backend::{backend_by_name, check_environment, PooledBackend, WorkerSession};
 

@@ -16,13 +16,16 @@ pub fn adapt_profile(kind: BackendKind, profile: &Profile) -> Result<Profile, St
     match kind {
         BackendKind::FuseOverlayfs => fuse_overlayfs(profile),
         BackendKind::Kernel | BackendKind::Exec | BackendKind::Model => Ok(profile.clone()),
-        BackendKind::Docker | BackendKind::Podman => engine(kind, profile),
+        BackendKind::Docker | BackendKind::Podman | BackendKind::Containerd => {
+            engine(kind, profile)
+        }
     }
 }
 
 /// A container engine mounts with options of its own (moby overlay2 `Get`:
 /// `index=off` and nothing else; containers/storage's overlay `get`:
-/// nothing without a storage.conf `mountopt`, docs/engines.md, "podman"), so
+/// nothing without a storage.conf `mountopt`, docs/engines.md, "podman";
+/// containerd's overlayfs snapshotter: `index=off`), so
 /// the overlay module's defaults decide the rest, on one filesystem,
 /// always with an upper layer: that is the `default` profile, and only
 /// that.

@@ -24,7 +24,7 @@ use ovlcheck_case::{Case, Errno, LayerSpec, Op, Outcome, Profile, Step, View};
 use ovlcheck_driver::store::MarkerNames;
 use ovlcheck_driver::{
     Backend, BackendKind, BackendOptions, DriverError, EngineStack, Export, PooledBackend, Session,
-    WorkerSession,
+    StackLayers, WorkerSession,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -92,6 +92,7 @@ impl Flavor {
         TarCommit {
             xattrs: self.tar_xattrs,
             kept_on_top: usize::from(self.init_layer),
+            differ: None,
         }
     }
 }
@@ -140,7 +141,7 @@ fn io(what: &str) -> impl Fn(bollard::errors::Error) -> DriverError + '_ {
 /// The features the `default` profile has off that the overlay module
 /// turns on by default (`/sys/module/overlay/parameters/`) and that
 /// `options` do not turn off; `None` when every one is off.
-fn module_default_differs(options: &[&str]) -> Option<String> {
+pub(crate) fn module_default_differs(options: &[&str]) -> Option<String> {
     for feature in ["index", "redirect_dir", "metacopy", "xino_auto"] {
         let option = feature.trim_end_matches("_auto");
         if options.iter().any(|o| o.starts_with(&format!("{option}="))) {
@@ -453,8 +454,10 @@ impl Inner {
     /// Mounts container layer `layer` in a worker.
     fn attach(&self, layer: &str, profile: &Profile) -> Result<WorkerSession, DriverError> {
         self.workers.attach(&EngineStack {
-            home: self.home.clone(),
-            container: layer.to_string(),
+            layers: StackLayers::Overlay2 {
+                home: self.home.clone(),
+                container: layer.to_string(),
+            },
             profile: profile.clone(),
             options: self.flavor.options.iter().map(|s| s.to_string()).collect(),
         })
@@ -464,7 +467,7 @@ impl Inner {
 /// A case layer as an OCI layer tar: written into a scratch directory
 /// and tarred by the store's native `Diff` (kernel whiteouts and opaque
 /// directories become `.wh.` entries).
-fn layer_tar(spec: &LayerSpec) -> Result<Vec<u8>, DriverError> {
+pub(crate) fn layer_tar(spec: &LayerSpec) -> Result<Vec<u8>, DriverError> {
     let objects = spec
         .objects()
         .map_err(|e| DriverError::Io(format!("layer entry {}: {}", e.entry, e.message)))?;
@@ -535,15 +538,15 @@ fn normalize_root(dir: &Path, engine_mode: u32) -> Result<(), DriverError> {
 
 /// Why `case` cannot go into this engine as it is: what an image layer
 /// cannot carry.
-fn unrepresentable(
-    flavor: &Flavor,
+pub(crate) fn unrepresentable(
+    engine: &str,
+    max_layers: Option<usize>,
     image: &[LayerSpec],
     upper: Option<&LayerSpec>,
 ) -> Option<String> {
-    if let Some(max) = flavor.max_layers.filter(|max| image.len() > *max) {
+    if let Some(max) = max_layers.filter(|max| image.len() > *max) {
         return Some(format!(
-            "{} images have at most {max} layers; the case has {}",
-            flavor.name,
+            "{engine} images have at most {max} layers; the case has {}",
             image.len()
         ));
     }
@@ -635,7 +638,9 @@ impl Backend for EngineBackend {
         match &self.inner.init {
             Some(init) if c.lowers.last() == Some(init) => {}
             init => {
-                if let Some(why) = unrepresentable(&self.inner.flavor, &c.lowers, c.upper.as_ref())
+                let f = &self.inner.flavor;
+                if let Some(why) =
+                    unrepresentable(f.name, f.max_layers, &c.lowers, c.upper.as_ref())
                 {
                     return Err(why);
                 }
@@ -685,7 +690,9 @@ impl EngineSession {
             }
             None => &case.lowers[..],
         };
-        if let Some(why) = unrepresentable(&engine.flavor, image_layers, case.upper.as_ref()) {
+        let f = &engine.flavor;
+        if let Some(why) = unrepresentable(f.name, f.max_layers, image_layers, case.upper.as_ref())
+        {
             return Err(DriverError::Io(why));
         }
         let mut s = EngineSession {

@@ -17,6 +17,15 @@ pub fn digest(bytes: &[u8]) -> String {
 /// An image archive of `layers` (layer tars, bottom first) with an empty
 /// container config, and the image id `docker load` gives it.
 pub fn image_archive(layers: &[Vec<u8>]) -> std::io::Result<(Vec<u8>, String)> {
+    image_archive_tagged(layers, None)
+}
+
+/// [`image_archive`] naming the image `tag` (its `RepoTags`): an engine
+/// that keeps images by name (containerd) needs one.
+pub fn image_archive_tagged(
+    layers: &[Vec<u8>],
+    tag: Option<&str>,
+) -> std::io::Result<(Vec<u8>, String)> {
     let diff_ids: Vec<String> = layers.iter().map(|l| digest(l)).collect();
     let history: Vec<_> = layers
         .iter()
@@ -39,7 +48,7 @@ pub fn image_archive(layers: &[Vec<u8>]) -> std::io::Result<(Vec<u8>, String)> {
         .collect();
     let manifest = serde_json::to_vec(&json!([{
         "Config": config_name,
-        "RepoTags": null,
+        "RepoTags": tag.map(|t| vec![t]),
         "Layers": layer_names,
     }]))?;
     let mut out = tar::Builder::new(Vec::new());

@@ -32,6 +32,9 @@ pub struct Program {
     /// The arguments that start it with its state in `dir` and its API on
     /// `socket`.
     pub args: fn(dir: &Path, socket: &Path) -> Vec<String>,
+    /// A configuration file written to `dir/config.toml` before the start,
+    /// for an engine whose state directories only a file can move.
+    pub config: Option<fn(dir: &Path, socket: &Path) -> String>,
 }
 
 /// `dockerd` with the overlay2 storage driver, no networking, and its
@@ -54,6 +57,7 @@ pub const DOCKER: Program = Program {
             format!("--host=unix://{}", socket.display()),
         ]
     },
+    config: None,
 };
 
 /// `podman system service` (its Docker-compatible API, never timing
@@ -80,6 +84,7 @@ pub const PODMAN_SERVICE: Program = Program {
             format!("unix://{}", socket.display()),
         ]
     },
+    config: None,
 };
 
 /// How long a private daemon may take to answer its first ping.
@@ -171,6 +176,10 @@ impl Daemon {
         let err = log
             .try_clone()
             .map_err(|e| DriverError::Io(format!("{} log: {e}", program.name)))?;
+        if let Some(config) = program.config {
+            std::fs::write(dir.join("config.toml"), config(dir, &socket))
+                .map_err(|e| DriverError::Io(format!("{} config: {e}", program.name)))?;
+        }
         let mut cmd = Command::new(program.path);
         cmd.args((program.args)(dir, &socket))
             .stdin(Stdio::null())

@@ -11,12 +11,16 @@
 //!   data.
 //! - [`docker`]: the `docker` backend ([`DockerBackend`]).
 //! - [`podman`]: the `podman` backend ([`PodmanBackend`]).
+//! - [`containerd`]: the `containerd` backend ([`ContainerdBackend`]),
+//!   through `ctr`.
 
 mod api;
 pub mod archive;
+pub mod containerd;
 pub mod daemon;
 pub mod docker;
 pub mod podman;
 
+pub use containerd::ContainerdBackend;
 pub use docker::DockerBackend;
 pub use podman::PodmanBackend;

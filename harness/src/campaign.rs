@@ -133,7 +133,7 @@ impl Campaign {
     pub fn exported(&self) -> (usize, usize) {
         let methods = self.results.iter().filter_map(|r| r.exported);
         let (all, naive) = methods.fold((0, 0), |(a, n), m| {
-            (a + 1, n + usize::from(m == DiffMethod::Naive))
+            (a + 1, n + usize::from(m != DiffMethod::Native))
         });
         (all, naive)
     }

@@ -49,7 +49,8 @@ pub fn listing(case: &Case, backend: &dyn Backend) -> Result<String, String> {
         .run_case(case, wants)
         .map_err(|e| format!("{}: {e}", backend.name()))?;
     let model = model_at_export(case, run.commit_tar)?;
-    let Some((method, _)) = model.changeset() else {
+    let differ = run.commit_tar.and_then(|c| c.differ);
+    let Some((method, _)) = model.changeset_by(differ) else {
         return Ok("no changeset: no container layer\n".into());
     };
     let Some(Export {
@@ -77,7 +78,7 @@ pub fn listing(case: &Case, backend: &dyn Backend) -> Result<String, String> {
         }
         (Ok(_), None) => return Err("the store's changeset was not applied".into()),
     };
-    let predicted = crate::runner::tar_changeset(&model, commit.xattrs);
+    let predicted = crate::runner::tar_changeset(&model, commit);
     out.push_str(&side_by_side(&predicted, &changeset));
     let applied = model
         .exported_beneath(&predicted, commit.kept_on_top)

@@ -61,7 +61,7 @@ impl Contract {
             BackendKind::FuseOverlayfs => Contract::Layout,
             // An engine promises its image format: layers in the overlay
             // on-disk format and OCI changesets (docs/engines.md).
-            BackendKind::Docker | BackendKind::Podman => Contract::Layout,
+            BackendKind::Docker | BackendKind::Podman | BackendKind::Containerd => Contract::Layout,
             BackendKind::Exec => Contract::Posix,
         }
     }

@@ -134,7 +134,7 @@ pub fn replay(
         out.ops += ops;
         if let Some(m) = exported {
             out.exported.0 += 1;
-            out.exported.1 += usize::from(m == DiffMethod::Naive);
+            out.exported.1 += usize::from(m != DiffMethod::Native);
         }
         out.cases.push((run.0.clone(), r));
     }

@@ -7,7 +7,7 @@
 use crate::compare::{agree_sorted, compare_views};
 use crate::contract::Contract;
 use crate::model_backend::ModelBackend;
-use ovlcheck_case::oci::{DiffMethod, TarCommit, TarXattrs};
+use ovlcheck_case::oci::{DiffMethod, TarCommit};
 use ovlcheck_case::{
     Case, Class, Errno, Field, Node, Op, Outcome, Signature, Step, View, ViewDiff, ViewSig, Which,
 };
@@ -225,7 +225,7 @@ impl<'a> Trace<'a> {
     /// The export check (docs/images.md): the changeset the store wrote,
     /// then the merged tree of the image with it applied.
     fn export(&mut self, model: &Model, export: &Export) -> Option<Run> {
-        let predicted = tar_changeset(model, export.commit.xattrs);
+        let predicted = tar_changeset(model, export.commit);
         let (changeset, merged) = match (&export.changeset, &export.merged) {
             (Ok(c), Some(m)) => (c, m),
             _ => {
@@ -340,16 +340,21 @@ pub fn step_model(model: &Model, step: &Step, commit_tar: Option<TarCommit>) -> 
 /// container layer (with the xattrs the tar carries) applied as a new image
 /// layer, under a fresh container layer (docs/engines.md).
 fn tar_commit(model: &Model, commit: TarCommit) -> Model {
-    let changeset = tar_changeset(model, commit.xattrs);
+    let changeset = tar_changeset(model, commit);
     model
         .exported_beneath(&changeset, commit.kept_on_top)
         .unwrap_or_else(|e| panic!("the model cannot apply its own changeset: {e}"))
 }
 
-/// The model's changeset of the container layer as a store whose tars
-/// are `xattrs` writes it ([`TarXattrs::written`]).
-pub(crate) fn tar_changeset(model: &Model, xattrs: TarXattrs) -> View {
-    let changeset = model.changeset().map(|(_, v)| v).unwrap_or_default();
+/// The model's changeset of the container layer as a store whose commits
+/// are `commit` writes it: by its differ, with the xattrs its tars carry
+/// ([`ovlcheck_case::oci::TarXattrs::written`]).
+pub(crate) fn tar_changeset(model: &Model, commit: TarCommit) -> View {
+    let xattrs = commit.xattrs;
+    let changeset = model
+        .changeset_by(commit.differ)
+        .map(|(_, v)| v)
+        .unwrap_or_default();
     let lowers: Vec<View> = match xattrs.reads_lowers() {
         true => (0..model.lower_count())
             .map(|i| model.lower_view(i))

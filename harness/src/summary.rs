@@ -44,7 +44,8 @@ pub struct Summary {
     /// Cases whose export check (docs/images.md) ran and passed: their
     /// changeset written, read back, applied and mounted.
     pub exported: usize,
-    /// Of those, the ones whose changeset was naive.
+    /// Of those, the ones whose changeset came from comparing trees (a
+    /// naive or a walking differ) rather than from the upper alone.
     pub exported_naive: usize,
     pub elapsed_s: f64,
     pub cases_per_s: f64,

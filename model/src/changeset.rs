@@ -19,7 +19,7 @@ use crate::Model;
 use imbl::OrdMap;
 use ovlcheck_case::oci::{self, ChangeKind, DiffMethod};
 use ovlcheck_case::{Node, NodeKind, Profile, View};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 impl Model {
@@ -27,18 +27,50 @@ impl Model {
     /// and how it is derived ([`oci::diff_method`]); `None` for a
     /// read-only overlay, which has no container layer.
     pub fn changeset(&self) -> Option<(DiffMethod, View)> {
+        self.changeset_by(None)
+    }
+
+    /// [`Model::changeset`] as `differ` derives it when given (an engine
+    /// that always uses one differ, [`oci::TarCommit::differ`]).
+    pub fn changeset_by(&self, differ: Option<DiffMethod>) -> Option<(DiffMethod, View)> {
         let upper = self.upper.as_ref()?;
         let mount = Profile {
             redirect_dir: self.feat.redirect == RedirectMode::On,
             metacopy: self.feat.metacopy,
             ..Profile::default()
         };
-        let method = oci::diff_method(&mount, &self.upper_view()?);
+        let method = match differ {
+            Some(m) => m,
+            None => oci::diff_method(&mount, &self.upper_view()?),
+        };
         let entries = match method {
             DiffMethod::Native => native_entries(upper),
             DiffMethod::Naive => naive_entries(&self.image_view(), &self.merged_view()),
+            DiffMethod::Walking => walking_entries(
+                &self.image_view(),
+                &self.merged_view(),
+                &self.clock_set_in_upper(),
+            ),
         };
         Some((method, entries))
+    }
+
+    /// The merged paths whose object is in the container layer with an
+    /// mtime an op there set: later than any time the image holds.
+    fn clock_set_in_upper(&self) -> BTreeSet<String> {
+        let mut paths = BTreeSet::new();
+        self.walk_merged(
+            &mut |path: &str, d: &crate::lookup::Dentry| {
+                if let Some(u) = d.upper {
+                    let inode = self.upper_inode(u);
+                    if inode.mtime.is_none() && inode.clock_here {
+                        paths.insert(path.to_string());
+                    }
+                }
+            },
+            &mut |_| {},
+        );
+        paths
     }
 
     /// The merged tree of the image alone: the lower layers under an empty
@@ -217,9 +249,22 @@ fn plain_node(inode: &crate::fs::Inode) -> Node {
 /// paths that are one file (equal `ino` labels) are hard links when two or
 /// more of them are entries.
 pub(crate) fn naive_entries(before: &View, after: &View) -> View {
+    tree_entries(after, oci::naive_changes(before, after))
+}
+
+/// The walking changeset from merged tree `before` (the image) to `after`
+/// (the container) (containerd's `walking` differ: continuity
+/// `fs.Changes`, then archive `ChangeWriter`): the entries of
+/// [`oci::walking_changes`] as [`naive_entries`] writes them.
+pub(crate) fn walking_entries(before: &View, after: &View, reset: &BTreeSet<String>) -> View {
+    tree_entries(after, oci::walking_changes(before, after, reset))
+}
+
+/// The changeset entries of `changes` to merged tree `after`.
+fn tree_entries(after: &View, changes: Vec<oci::Change>) -> View {
     let mut nodes = BTreeMap::new();
     let mut labels: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for change in oci::naive_changes(before, after) {
+    for change in changes {
         if change.kind == ChangeKind::Delete {
             nodes.insert(oci::whiteout_name(&change.path), oci::marker_node(0, 0, 0));
             continue;
@@ -258,7 +303,9 @@ fn clock_times(layer: &mut Layer, changeset: &View) {
                 None => break,
             }
         }
-        layer.get_mut(ino).mtime = None;
+        let inode = layer.get_mut(ino);
+        inode.mtime = None;
+        inode.clock_here = false;
     }
 }
 

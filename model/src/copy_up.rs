@@ -98,6 +98,7 @@ impl Model {
         let metacopy = self.feat.metacopy && src.is_reg() && how == CopyUp::Meta;
         let mut inode = Inode::new(Kind::Fifo, src.mode, src.uid, src.gid);
         inode.mtime = src.mtime;
+        inode.clock_here = src.clock_here;
         inode.xattrs = src.xattrs.clone();
         // Escaped overlay xattrs are not private: they are copied up
         // (overlayfs.h: ovl_is_private_xattr excludes ovl_is_escaped_xattr).

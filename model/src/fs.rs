@@ -82,6 +82,11 @@ pub(crate) struct Inode {
     pub gid: u32,
     /// `None` when the clock set it.
     pub mtime: Option<i64>,
+    /// With `mtime` `None`: whether an op in this layer set it, rather than
+    /// a layer tar bringing a clock time of an earlier commit
+    /// (`changeset::clock_times`). Only a walking differ tells them apart
+    /// (`oci::walking_differs`).
+    pub clock_here: bool,
     /// Ordinary xattrs.
     pub xattrs: OrdMap<String, Vec<u8>>,
     pub ovl: OvlXattrs,
@@ -104,6 +109,7 @@ impl Inode {
             uid,
             gid,
             mtime: None,
+            clock_here: true,
             xattrs: OrdMap::new(),
             ovl: OvlXattrs::default(),
             links: 0,

@@ -123,7 +123,8 @@ fn hash_layer(
         }
         let i = layer.get(ino);
         h.u64(u64::from(i.mode) | u64::from(i.uid) << 16 | u64::from(i.gid) << 40);
-        h.u64(i.mtime.map_or(u64::MAX, |t| t as u64));
+        let clock = u64::MAX - u64::from(!i.clock_here);
+        h.u64(i.mtime.map_or(clock, |t| t as u64));
         h.u64(u64::from(i.index_link) | u64::from(i.union_nlink.unwrap_or(u32::MAX)) << 1);
         for (k, v) in i.xattrs.iter() {
             h.str(k);

@@ -82,11 +82,21 @@ pub struct MountedCase {
     /// Why nothing is mounted: a lifecycle mount failed, or the kernel
     /// view ended the mount.
     broken: Option<String>,
-    /// The engine's mount options when the layers are an engine's
-    /// ([`MountedCase::attach`]): then the store is the engine's, the
+    /// The engine's mount when the layers are an engine's
+    /// ([`MountedCase::attach`]): then the layers are the engine's, the
     /// mount point is in the case's scratch, and commits and exports are
     /// the engine's to make.
-    engine: Option<Vec<String>>,
+    engine: Option<EngineMount>,
+}
+
+/// How an engine mounts the stack a case was attached to.
+struct EngineMount {
+    /// The overlay options besides the directories.
+    options: Vec<String>,
+    /// The layer directories when the engine names them one by one
+    /// ([`crate::api::StackLayers::Dirs`]); `None`: the store's own
+    /// (an overlay2 store).
+    dirs: Option<crate::api::StackDirs>,
 }
 
 type Res<T> = Result<T, String>;
@@ -115,7 +125,7 @@ impl MountedCase {
         store: LayerStore,
         profile: Profile,
         mounter: Mounter,
-        engine: Option<Vec<String>>,
+        engine: Option<EngineMount>,
     ) -> MountedCase {
         MountedCase {
             dir: dir.clone(),
@@ -141,26 +151,41 @@ impl MountedCase {
     /// `scratch`: the engine's own directories are read and written, never
     /// created or removed here.
     pub(super) fn attach(scratch: Scratch, stack: &crate::api::EngineStack) -> Res<MountedCase> {
-        let Scratch { dir, .. } = scratch;
-        let store = LayerStore::init(&stack.home, 0).map_err(|e| format!("engine store: {e}"))?;
-        let opened = store.open(&stack.container).and_then(|container| {
-            let lowers = container
-                .lower
-                .iter()
-                .rev()
-                .map(|entry| store.open(&layer_id_of(&store, entry)?))
-                .collect::<std::io::Result<Vec<_>>>()?;
-            Ok((container, lowers))
+        use crate::api::StackLayers;
+        let Scratch { dir, store } = scratch;
+        let (store, opened, dirs) = match &stack.layers {
+            StackLayers::Overlay2 { home, container } => {
+                let store = LayerStore::init(home, 0).map_err(|e| format!("engine store: {e}"))?;
+                let opened = store
+                    .open(container)
+                    .and_then(|c| {
+                        let lowers = c
+                            .lower
+                            .iter()
+                            .rev()
+                            .map(|entry| store.open(&layer_id_of(&store, entry)?))
+                            .collect::<std::io::Result<Vec<_>>>()?;
+                        Ok(Some((c, lowers)))
+                    })
+                    .map_err(|e| format!("engine layer {container}: {e}"));
+                (store, opened, None)
+            }
+            // The scratch store stays empty: the mount and the views use
+            // the engine's directories.
+            StackLayers::Dirs(dirs) => (store, Ok(None), Some(dirs.clone())),
+        };
+        let engine = Some(EngineMount {
+            options: stack.options.clone(),
+            dirs,
         });
-        let engine = Some(stack.options.clone());
         let mut s =
             MountedCase::unmounted(dir, store, stack.profile.clone(), Mounter::Kernel, engine);
-        let mounted = opened
-            .map_err(|e| format!("engine layer {}: {e}", stack.container))
-            .and_then(|(container, lowers)| {
+        let mounted = opened.and_then(|layers| {
+            if let Some((container, lowers)) = layers {
                 (s.container, s.lowers) = (container, lowers);
-                s.mount().map_err(|e| e.message)
-            });
+            }
+            s.mount().map_err(|e| e.message)
+        });
         match mounted {
             Ok(()) => Ok(s),
             Err(e) => {
@@ -168,6 +193,11 @@ impl MountedCase {
                 Err(e)
             }
         }
+    }
+
+    /// The engine's own layer directories, when it names them one by one.
+    fn engine_dirs(&self) -> Option<&crate::api::StackDirs> {
+        self.engine.as_ref().and_then(|e| e.dirs.as_ref())
     }
 
     /// Where the stack is mounted: the container layer's `merged/`, or for
@@ -263,7 +293,7 @@ impl MountedCase {
     fn spec(&self) -> MountSpec {
         let c = &self.container;
         let options = match (&self.engine, &self.mounter) {
-            (Some(options), _) => options.clone(),
+            (Some(engine), _) => engine.options.clone(),
             (None, Mounter::Fuse { .. }) => Vec::new(),
             (None, _) => mount::kernel_options(&self.profile),
         };
@@ -273,7 +303,16 @@ impl MountedCase {
             Some(_) => self.target().display().to_string(),
             None => format!("{}/merged", c.id),
         };
-        if self.profile.readonly {
+        if let Some(dirs) = self.engine_dirs() {
+            let text = |p: &Path| p.display().to_string();
+            MountSpec {
+                lowers: dirs.lowers.iter().map(|p| text(p)).collect(),
+                upper: Some(text(&dirs.upper)),
+                work: Some(text(&dirs.work)),
+                target,
+                options,
+            }
+        } else if self.profile.readonly {
             MountSpec {
                 lowers: self.all_layers(),
                 upper: None,
@@ -544,19 +583,21 @@ impl MountedCase {
         if self.profile.readonly {
             return Ok(None);
         }
-        observe::raw_view(
-            &self.store.diff(&self.container),
-            self.profile.xattr_prefix(),
-            &[],
-        )
-        .map(Some)
+        let upper = match self.engine_dirs() {
+            Some(dirs) => dirs.upper.clone(),
+            None => self.store.diff(&self.container),
+        };
+        observe::raw_view(&upper, self.profile.xattr_prefix(), &[]).map(Some)
     }
 
     fn walk_lowers(&self) -> Res<Vec<View>> {
         let prefix = self.profile.xattr_prefix();
-        self.lowers
-            .iter()
-            .map(|l| observe::raw_view(&self.store.diff(l), prefix, &[]))
+        let dirs: Vec<PathBuf> = match self.engine_dirs() {
+            Some(dirs) => dirs.lowers.iter().rev().cloned().collect(),
+            None => self.lowers.iter().map(|l| self.store.diff(l)).collect(),
+        };
+        dirs.iter()
+            .map(|d| observe::raw_view(d, prefix, &[]))
             .collect()
     }
 
@@ -604,10 +645,16 @@ impl MountedCase {
                 crate::oci::write_native(&diff, self.profile.xattr_prefix())
                     .map_err(|e| format!("export: native diff: {e}"))?
             }
-            DiffMethod::Naive => {
+            DiffMethod::Naive | DiffMethod::Walking => {
                 let before = self.image_view()?;
                 let after = self.walk_merged()?;
-                let changes = oci::naive_changes(&before, &after);
+                let changes = match method {
+                    // Observed times are never open.
+                    DiffMethod::Walking => {
+                        oci::walking_changes(&before, &after, &Default::default())
+                    }
+                    _ => oci::naive_changes(&before, &after),
+                };
                 let merged = self.mounted_mut()?.target.clone();
                 crate::oci::write_naive(&changes, &merged)
                     .map_err(|e| format!("export: naive diff: {e}"))?
