@@ -112,6 +112,7 @@ impl std::fmt::Debug for ContainerdBackend {
 }
 
 /// An active snapshot as the snapshotter mounts it.
+#[derive(Clone)]
 struct Mounts {
     dirs: StackDirs,
     options: Vec<String>,
@@ -188,6 +189,41 @@ fn image_layers(case: &Case) -> Result<&[LayerSpec], DriverError> {
     Ok(&case.lowers)
 }
 
+/// Image layers `layers` (bottom first) as containerd's applier leaves
+/// them, so the model is told (docs/engines.md, "containerd"):
+/// - no `trusted.*` xattrs: the applier refuses to set them ("admin
+///   attributes from archive not supported", containerd archive
+///   tar_unix.go, `setxattr`);
+/// - no whiteouts or opaque markers in the bottom layer: it is applied
+///   into a plain directory without the overlay whiteout converter
+///   (containerd diff/apply apply_linux.go: only an overlay mount gets
+///   it), so a whiteout removes what it names there, which is nothing.
+fn as_applied(layers: &mut [LayerSpec]) {
+    use ovlcheck_case::layer::Entry;
+    for layer in layers.iter_mut() {
+        layer
+            .entries
+            .retain(|e| !matches!(e, Entry::Xattr { name, .. } if name.starts_with("trusted.")));
+    }
+    let Some(bottom) = layers.first_mut() else {
+        return;
+    };
+    let whiteouts: Vec<_> = bottom
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Whiteout { path } => Some(path.clone()),
+            _ => None,
+        })
+        .collect();
+    bottom.entries.retain(|e| match e {
+        Entry::Whiteout { .. } | Entry::Opaque { .. } => false,
+        Entry::Owner { path, .. } | Entry::Mtime { path, .. } => !whiteouts.contains(path),
+        Entry::Hardlink { existing, .. } => !whiteouts.contains(existing),
+        _ => true,
+    });
+}
+
 /// The chain id of the snapshot that holds the image of layer tars
 /// `tars` (image-spec config.md, "Layer ChainID": the diff id of the
 /// bottom layer, then `sha256(chain + " " + diff id)` upwards), which the
@@ -219,7 +255,15 @@ impl Inner {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let what = || args.iter().take(2).copied().collect::<Vec<_>>().join(" ");
+        // The subcommand and its operands, without flags, for messages.
+        let what = || {
+            let words: Vec<&str> = args
+                .iter()
+                .copied()
+                .filter(|a| !a.starts_with('-') && *a != SNAPSHOTTER && *a != LAYER_TAR)
+                .collect();
+            words.join(" ")
+        };
         let mut child = cmd
             .spawn()
             .map_err(|e| DriverError::Io(format!("ctr {}: {e}", what())))?;
@@ -407,6 +451,7 @@ impl Backend for ContainerdBackend {
         if c.lowers.is_empty() {
             c.lowers.push(LayerSpec::default());
         }
+        as_applied(&mut c.lowers);
         Ok(c)
     }
 }
@@ -418,6 +463,8 @@ struct ContainerdSession {
     worker: Option<WorkerSession>,
     /// The layer tars of the image the container is on, bottom first.
     tars: Vec<Vec<u8>>,
+    /// The container now: its snapshot key and mounts.
+    container: Option<(String, Mounts)>,
     /// Snapshots and images made for the case, removed at the end.
     keys: Vec<String>,
     images: Vec<String>,
@@ -437,6 +484,7 @@ impl ContainerdSession {
             profile: case.profile.clone(),
             worker: None,
             tars,
+            container: None,
             keys: Vec::new(),
             images: Vec::new(),
             committed: false,
@@ -451,7 +499,17 @@ impl ContainerdSession {
     /// worker.
     fn run_container(&mut self) -> Result<(), DriverError> {
         let (key, mounts) = self.engine.prepare(&self.tars)?;
-        self.keys.push(key);
+        self.keys.push(key.clone());
+        self.container = Some((key, mounts));
+        self.mount_container()
+    }
+
+    /// Mounts the current container in a worker.
+    fn mount_container(&mut self) -> Result<(), DriverError> {
+        let (_, mounts) = self
+            .container
+            .clone()
+            .ok_or_else(|| DriverError::Io("no container prepared".into()))?;
         self.worker = Some(self.engine.workers.attach(&EngineStack {
             layers: StackLayers::Dirs(mounts.dirs),
             profile: self.profile.clone(),
@@ -468,18 +526,30 @@ impl ContainerdSession {
 
     /// containerd's commit: the differ's tar of the container, imported as
     /// the image's next layer, and a container of the new image, mounted.
-    /// The tar.
-    fn commit(&mut self) -> Result<Vec<u8>, DriverError> {
+    /// The tar, or why the differ made none (the container stays mounted
+    /// as it was): that is containerd's answer, not a harness failure.
+    fn commit(&mut self) -> Result<Result<Vec<u8>, String>, DriverError> {
         if let Some(w) = self.worker.take() {
             Box::new(w).finish()?;
         }
-        let key = self.keys.last().cloned().unwrap_or_default();
-        let tar = self.engine.diff(&key)?;
+        let key = self
+            .container
+            .as_ref()
+            .map(|c| c.0.clone())
+            .unwrap_or_default();
+        let tar = match self.engine.diff(&key) {
+            Ok(tar) => tar,
+            Err(DriverError::Io(e)) => {
+                self.mount_container()?;
+                return Ok(Err(format!("containerd's differ made no layer tar: {e}")));
+            }
+            Err(e) => return Err(e),
+        };
         self.tars.push(tar.clone());
         let image = self.engine.import(&self.tars)?;
         self.images.push(image);
         self.run_container()?;
-        Ok(tar)
+        Ok(Ok(tar))
     }
 
     /// Unmounts, then removes the case's snapshots and images (newest
@@ -497,7 +567,12 @@ impl Session for ContainerdSession {
     fn apply(&mut self, step: &Step) -> Result<Outcome, DriverError> {
         match step.op {
             Op::Commit if std::mem::take(&mut self.committed) => Ok(Outcome::OK),
-            Op::Commit => self.commit().map(|_| Outcome::OK),
+            // A commit containerd cannot make is the step's failure (EIO;
+            // docs/engines.md, "containerd").
+            Op::Commit => Ok(match self.commit()? {
+                Ok(_) => Outcome::OK,
+                Err(_) => Outcome::Err(Errno::EIO),
+            }),
             _ => self.worker()?.apply(step),
         }
     }
@@ -525,8 +600,8 @@ impl Session for ContainerdSession {
     /// keeps this stack.
     fn export(&mut self) -> Result<Option<Export>, DriverError> {
         let tar = self.commit()?;
-        self.committed = true;
-        let changeset = ovlcheck_driver::oci::read(&tar);
+        self.committed = tar.is_ok();
+        let changeset = tar.and_then(|tar| ovlcheck_driver::oci::read(&tar));
         let merged = match &changeset {
             Ok(_) => Some(self.merged_view()?),
             Err(_) => None,

@@ -170,15 +170,20 @@ pub fn run_case_checked(
 }
 
 /// `case` as `backend` runs it ([`Backend::adapt_case`]). Outcomes pinned
-/// for another stack (another profile, or without the layers an engine
-/// adds) say nothing of this one and are dropped.
+/// for another stack (another profile, the layers as an engine holds
+/// them, or an engine's commit, which goes through a layer tar) say
+/// nothing of this one and are dropped.
 pub fn adapted(backend: &dyn Backend, case: &Case) -> Result<Case, String> {
     let a = backend.adapt_case(case)?;
-    Ok(if a.profile != case.profile || a.lowers != case.lowers {
-        a.unpinned()
-    } else {
-        a
-    })
+    let engine_commit =
+        backend.kind().is_engine() && case.steps.iter().any(|s| s.op == ovlcheck_case::Op::Commit);
+    Ok(
+        if a.profile != case.profile || a.lowers != case.lowers || engine_commit {
+            a.unpinned()
+        } else {
+            a
+        },
+    )
 }
 
 /// Whether the export check runs on `case`: at `layout` and above, where
