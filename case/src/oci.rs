@@ -543,6 +543,68 @@ mod tests {
         }
     }
 
+    /// continuity `sameFile`: times and data count, `user.*` xattrs do
+    /// not; an open time is equal to the image's only when no op set it.
+    #[test]
+    fn walking_differs_by_times_and_data_not_user_xattrs() {
+        let mut f = node(NodeKind::File, 0o644, "x");
+        f.mtime = Some(100);
+        let mut xattr = f.clone();
+        xattr.xattrs.insert("user.k".into(), b"v".to_vec());
+        assert!(!walking_differs(&f, &xattr, false));
+        assert!(differs(&f, &xattr), "moby's rules see it");
+        let mut later = f.clone();
+        later.mtime = Some(101);
+        assert!(walking_differs(&f, &later, false));
+        assert!(!differs(&f, &later), "moby's rules compare data instead");
+        let mut data = f.clone();
+        data.data = Some(b"y".to_vec());
+        assert!(walking_differs(&f, &data, false));
+        let (mut open_a, mut open_b) = (f.clone(), f.clone());
+        (open_a.mtime, open_b.mtime) = (None, None);
+        assert!(!walking_differs(&open_a, &open_b, false));
+        assert!(walking_differs(&open_a, &open_b, true));
+        assert!(walking_differs(&f, &open_b, false));
+        let dir = node(NodeKind::Dir, 0o755, "");
+        let mut dir_xattr = dir.clone();
+        dir_xattr.xattrs.insert("user.k".into(), b"v".to_vec());
+        assert!(!walking_differs(&dir, &dir_xattr, true));
+    }
+
+    /// Every name of a written file is listed; an unchanged file with two
+    /// names stays out.
+    #[test]
+    fn walking_changes_list_every_name_of_a_written_file() {
+        let dir = || node(NodeKind::Dir, 0o755, "");
+        let file = |data: &str, ino: &str| {
+            let mut n = node(NodeKind::File, 0o644, data);
+            n.mtime = Some(100);
+            n.ino = Some(ino.into());
+            n
+        };
+        let before = view(&[
+            ("", dir()),
+            ("d", dir()),
+            ("d/a", file("a", "=d/a")),
+            ("e", dir()),
+            ("e/k", file("k", "=e/k")),
+            ("e/k2", file("k", "=e/k")),
+        ]);
+        let after = view(&[
+            ("", dir()),
+            ("d", dir()),
+            ("d/a", file("a", "=d/a")),
+            ("d/b", file("a", "=d/a")),
+            ("e", dir()),
+            ("e/k", file("k", "=e/k")),
+            ("e/k2", file("k", "=e/k")),
+        ]);
+        let paths = |c: Vec<Change>| c.into_iter().map(|c| c.path).collect::<Vec<_>>();
+        let none = Default::default();
+        assert_eq!(paths(walking_changes(&before, &after, &none)), ["d", "d/a", "d/b"]);
+        assert_eq!(paths(naive_changes(&before, &after)), ["d", "d/b"]);
+    }
+
     #[test]
     fn containers_storage_writes_opaque_markers_over_lower_directories_only() {
         let dir = || node(NodeKind::Dir, 0o755, "");

@@ -112,7 +112,7 @@ impl std::fmt::Debug for ContainerdBackend {
 }
 
 /// An active snapshot as the snapshotter mounts it.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 struct Mounts {
     dirs: StackDirs,
     options: Vec<String>,
