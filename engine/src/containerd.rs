@@ -636,7 +636,7 @@ mod tests {
     #[test]
     fn chain_ids_follow_the_image_spec() {
         let (a, b) = (b"a".to_vec(), b"b".to_vec());
-        assert_eq!(chain_id(&[a.clone()]), archive::digest(&a));
+        assert_eq!(chain_id(std::slice::from_ref(&a)), archive::digest(&a));
         let expect =
             archive::digest(format!("{} {}", archive::digest(&a), archive::digest(&b)).as_bytes());
         assert_eq!(chain_id(&[a, b]), expect);
