@@ -158,9 +158,10 @@ impl ContainerdBackend {
     }
 
     /// The `ctr` calls of one case alone, nothing mounted or judged:
-    /// import the image, prepare a container, diff it, import the committed
-    /// image, prepare a container of it, remove everything. The yardstick
-    /// of engine/benches/engines.rs.
+    /// import the image and prepare a container; for each `commit` step
+    /// and for the export, diff it, import the committed image and
+    /// prepare a container of it; remove everything. The yardstick of
+    /// engine/benches/engines.rs.
     pub fn engine_calls_only(&self, case: &Case) -> Result<(), DriverError> {
         let e = &self.inner;
         let mut tars = image_layers(case)?
@@ -168,11 +169,17 @@ impl ContainerdBackend {
             .map(layer_tar)
             .collect::<Result<Vec<_>, _>>()?;
         let mut images = vec![e.import(&tars)?];
-        let first = e.prepare(&tars)?;
-        tars.push(e.diff(&first.0)?);
-        images.push(e.import(&tars)?);
-        let second = e.prepare(&tars)?;
-        e.remove(&[first.0, second.0], &images)
+        let mut keys = vec![e.prepare(&tars)?.0];
+        let commits = case.steps.iter().filter(|s| s.op == Op::Commit).count();
+        for _ in 0..=commits {
+            let key = keys.last().cloned().unwrap_or_default();
+            tars.push(e.diff(&key)?);
+            images.push(e.import(&tars)?);
+            keys.push(e.prepare(&tars)?.0);
+        }
+        keys.reverse();
+        images.reverse();
+        e.remove(&keys, &images)
     }
 }
 
