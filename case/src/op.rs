@@ -132,8 +132,7 @@ impl Whence {
 pub fn check_fd_name(s: &str) -> Result<(), String> {
     let ok = s.len() <= 16
         && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if ok {
         Ok(())

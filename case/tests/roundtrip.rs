@@ -184,7 +184,10 @@ fn fd_ops_and_open_flags_read_back() {
     assert!(matches!(&case.steps[13].op, Op::Utimes { mtime: None, .. }));
     let printed = print_case(&case);
     assert!(printed.contains("open a rdwr as g\n"), "{printed}");
-    assert!(printed.contains("open l O_RDONLY|O_NOFOLLOW|O_PATH\n"), "{printed}");
+    assert!(
+        printed.contains("open l O_RDONLY|O_NOFOLLOW|O_PATH\n"),
+        "{printed}"
+    );
     assert_eq!(parse_case("t", &printed).unwrap(), case);
 }
 

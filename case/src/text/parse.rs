@@ -2,8 +2,7 @@
 
 use super::lex::{lex_line, Tok, Token};
 use super::limits::{
-    MAX_FDS, MAX_FILE_DATA, MAX_INPUT_BYTES, MAX_LAYERS, MAX_LAYER_ENTRIES, MAX_OPS,
-    MAX_PATH_DEPTH,
+    MAX_FDS, MAX_FILE_DATA, MAX_INPUT_BYTES, MAX_LAYERS, MAX_LAYER_ENTRIES, MAX_OPS, MAX_PATH_DEPTH,
 };
 use super::ParseError;
 use crate::case::Case;
@@ -834,7 +833,9 @@ fn op(c: &mut Cursor) -> Result<Op, ParseError> {
                 if len > MAX_FILE_DATA {
                     return Err(c.err(
                         lcol,
-                        format!("count {len} is over {MAX_FILE_DATA} bytes (limits::MAX_FILE_DATA)"),
+                        format!(
+                            "count {len} is over {MAX_FILE_DATA} bytes (limits::MAX_FILE_DATA)"
+                        ),
                     ));
                 }
                 Some(len)
@@ -852,11 +853,7 @@ fn op(c: &mut Cursor) -> Result<Op, ParseError> {
                 None
             };
             let (data, _) = c.string("the data")?;
-            if offset
-                .unwrap_or(0)
-                .saturating_add(data.len() as u64)
-                > MAX_FILE_DATA
-            {
+            if offset.unwrap_or(0).saturating_add(data.len() as u64) > MAX_FILE_DATA {
                 return Err(c.err(
                     ocol,
                     format!("write would end past {MAX_FILE_DATA} bytes (limits::MAX_FILE_DATA)"),
@@ -871,7 +868,9 @@ fn op(c: &mut Cursor) -> Result<Op, ParseError> {
             if offset.unsigned_abs() > MAX_FILE_DATA {
                 return Err(c.err(
                     ocol,
-                    format!("offset {offset} is beyond {MAX_FILE_DATA} bytes (limits::MAX_FILE_DATA)"),
+                    format!(
+                        "offset {offset} is beyond {MAX_FILE_DATA} bytes (limits::MAX_FILE_DATA)"
+                    ),
                 ));
             }
             let wcol = c.col();
@@ -879,7 +878,10 @@ fn op(c: &mut Cursor) -> Result<Op, ParseError> {
             let whence = Whence::from_keyword(w).ok_or_else(|| {
                 c.err(
                     wcol,
-                    format!("expected SEEK_SET, SEEK_CUR or SEEK_END, found `{}`", clip(w, 30)),
+                    format!(
+                        "expected SEEK_SET, SEEK_CUR or SEEK_END, found `{}`",
+                        clip(w, 30)
+                    ),
                 )
             })?;
             Op::Lseek { fd, offset, whence }

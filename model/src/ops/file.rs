@@ -160,7 +160,7 @@ impl Model {
     /// the data (file_remove_privs, file_update_time): the set-id bits go
     /// unless the writer has CAP_FSETID (see `perm::mode_after_write`), and
     /// the times become now.
-    fn contents_changed(&mut self, u: Ino, cred: Cred) {
+    pub(crate) fn contents_changed(&mut self, u: Ino, cred: Cred) {
         let init_caps = self.feat.init_caps;
         let inode = self.upper_mut().get_mut(u);
         inode.mtime = None;
