@@ -201,22 +201,33 @@ impl Model {
         match kind {
             // may_open: a symlink reached without following it.
             Kind::Symlink(_) => Err(Errno::ELOOP),
-            Kind::Fifo => {
-                // may_open drops O_TRUNC for fifos; fifo_open with
-                // O_NONBLOCK (the driver's): O_WRONLY without a reader is
-                // ENXIO.
-                permission(cred, self.attr(w.last()), acc)?;
-                if flags.access == Access::Wronly && !self.fifo_has_reader(w) {
-                    return Err(Errno::ENXIO);
-                }
-                Ok(())
-            }
             _ => self.open_file(w, acc, flags.trunc, cred),
         }
     }
 
-    /// Whether the fifo of `w` has an open fd that reads it.
-    fn fifo_has_reader(&self, w: &Walk) -> bool {
+    /// `read P` of a fifo: open O_RDONLY|O_NONBLOCK and read until the
+    /// end. The pipe's data comes out; then, while an fd may still write,
+    /// the next read fails with EAGAIN and so does the op.
+    pub(crate) fn drain_fifo(&mut self, w: &Walk) -> Result<Value, Errno> {
+        let Some(h) = self.find_held(w.last(), &w.path()) else {
+            return Ok(Value::Bytes(Vec::new()));
+        };
+        let writers = self
+            .fds
+            .files
+            .values()
+            .any(|f| f.held == h && !f.flags.path && f.flags.access.writes());
+        let data = std::mem::take(&mut self.fds.held.get_mut(&h).expect("held").pipe);
+        if writers {
+            Err(Errno::EAGAIN)
+        } else {
+            Ok(Value::Bytes(data))
+        }
+    }
+
+    /// Whether the fifo of `w` has an open fd that reads it (fifo_open:
+    /// O_WRONLY|O_NONBLOCK without one is ENXIO).
+    pub(crate) fn fifo_has_reader(&self, w: &Walk) -> bool {
         let Some(h) = self.find_held(w.last(), &w.path()) else {
             return false;
         };
@@ -372,7 +383,15 @@ impl Model {
     /// `fstat(F)`: the held inode as stat shows it (nlink 0 once unlinked).
     pub(crate) fn op_fstat(&self, fd: &str) -> Result<Value, Errno> {
         let f = self.file(fd)?;
-        Ok(Value::Stat(self.stat_info(&self.fds.held[&f.held].dentry)))
+        let held = &self.fds.held[&f.held];
+        let mut st = self.stat_info(&held.dentry);
+        // A removed directory that was not merged reports its real
+        // inode's link count, which rmdir cleared (inode.c: ovl_getattr
+        // gives 1 only to merged directories).
+        if held.dead && held.dentry.upper.is_some() && !held.dentry.is_merge_dir() {
+            st.nlink = 0;
+        }
+        Ok(Value::Stat(st))
     }
 
     /// `fsync(F)`: EBADF for O_PATH, EINVAL for a fifo (no fsync method).
@@ -442,15 +461,21 @@ impl Model {
         cred: Cred,
     ) -> Result<Value, Errno> {
         let f = self.file(fd)?.clone();
-        if f.flags.path || !f.flags.access.writes() {
+        if f.flags.path {
             return Err(Errno::EBADF);
         }
         let held = &self.fds.held[&f.held];
+        let fifo = matches!(self.attr(&held.dentry).kind, Kind::Fifo);
+        // ksys_pwrite64: a pipe has no FMODE_PWRITE, checked before the
+        // fd's access mode.
+        if fifo && offset.is_some() && !f.flags.path {
+            return Err(Errno::ESPIPE);
+        }
+        if !f.flags.access.writes() {
+            return Err(Errno::EBADF);
+        }
         match &self.attr(&held.dentry).kind {
             Kind::Fifo => {
-                if offset.is_some() {
-                    return Err(Errno::ESPIPE);
-                }
                 let readers = self
                     .fds
                     .files
@@ -499,10 +524,12 @@ impl Model {
         }
     }
 
-    /// `lseek(F, offset, whence)`. A fifo: ESPIPE. A directory takes only
-    /// a rewind to 0 (or SEEK_CUR 0); its other offsets are cookies of the
-    /// real filesystem or indexes into overlay's cache that the model does
-    /// not predict, and the generator never makes them.
+    /// `lseek(F, offset, whence)`. A fifo: ESPIPE. A directory: SEEK_END
+    /// and positions below 0 are EINVAL; 0 rewinds it. Its other offsets
+    /// are cookies of the real filesystem or indexes into overlay's cache
+    /// (counting `.`, `..` and whiteouts) that the model does not predict:
+    /// it takes them as the end of the listing, and the generator makes
+    /// no nonzero offset on an fd that can be a directory.
     pub(crate) fn op_lseek(
         &mut self,
         fd: &str,
@@ -516,18 +543,24 @@ impl Model {
         let held = &self.fds.held[&f.held];
         match &self.attr(&held.dentry).kind {
             Kind::Fifo => Err(Errno::ESPIPE),
-            Kind::Dir(_) => match (whence, offset) {
-                (Whence::Set, 0) => {
-                    let file = self.fds.files.get_mut(fd).expect("fd");
-                    file.pos = 0;
-                    if file.dir.is_some() {
-                        file.dir = Some(DirPos::Start);
-                    }
-                    Ok(Value::Unit)
+            Kind::Dir(_) => {
+                // ovl_dir_llseek and tmpfs's offset_dir_llseek: SEEK_SET
+                // and SEEK_CUR to a position not below 0.
+                let at_start = f.dir != Some(DirPos::End);
+                let to = match whence {
+                    Whence::End => return Err(Errno::EINVAL),
+                    Whence::Set if offset < 0 => return Err(Errno::EINVAL),
+                    Whence::Cur if at_start && offset < 0 => return Err(Errno::EINVAL),
+                    Whence::Set => offset == 0,
+                    Whence::Cur => at_start && offset == 0,
+                };
+                let file = self.fds.files.get_mut(fd).expect("fd");
+                file.pos = u64::from(!to);
+                if file.dir.is_some() {
+                    file.dir = Some(if to { DirPos::Start } else { DirPos::End });
                 }
-                (Whence::Cur, 0) => Ok(Value::Unit),
-                _ => Err(Errno::EINVAL),
-            },
+                Ok(Value::Unit)
+            }
             _ => {
                 let base = match whence {
                     Whence::Set => 0,
@@ -586,5 +619,20 @@ impl Model {
         })?;
         self.upper_mut().get_mut(u).mtime = None;
         Ok(Value::Unit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{model, run};
+
+    #[test]
+    fn removed_upper_dir_fd() {
+        let mut m = model("lower\nupper\n  dir d 0755\n");
+        assert_eq!(run(&mut m, "mkdir d/c 0755"), "ok");
+        assert_eq!(run(&mut m, "open d/c as f"), "ok");
+        assert_eq!(run(&mut m, "rmdir d/c"), "ok");
+        assert_eq!(run(&mut m, "freaddir f"), "ENOENT");
+        assert_eq!(run(&mut m, "fstat f"), "{dir 0755 0:0 size=0 nlink=0}");
     }
 }
