@@ -1,5 +1,5 @@
 //! Open file descriptors: `open P FLAGS as F` and the ops on `F`
-//! (docs/semantics.md, "Open files").
+//! (docs/semantics.md §1.15).
 //!
 //! An fd holds an overlay inode, not a path. The model keeps, per held
 //! inode, the lower stack and upper inode the fd reaches ([`Held`]); a
@@ -625,6 +625,87 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use crate::testutil::{model, run};
+
+    #[test]
+    fn a_read_only_fd_reads_the_copy_up_made_through_its_path() {
+        let mut m = model("lower\n  file a 0644 \"lower\"\n");
+        assert_eq!(run(&mut m, "open a O_RDONLY as f"), "ok");
+        assert_eq!(run(&mut m, "fread f 2"), "\"lo\"");
+        assert_eq!(run(&mut m, "write a 0 \"UP\""), "ok");
+        assert_eq!(run(&mut m, "fread f"), "\"wer\"");
+        assert_eq!(run(&mut m, "lseek f 0 SEEK_SET"), "ok");
+        assert_eq!(run(&mut m, "fread f"), "\"UPwer\"");
+        assert_eq!(run(&mut m, "fwrite f \"x\""), "EBADF");
+    }
+
+    #[test]
+    fn lower_hard_links_are_one_inode_only_with_index() {
+        let text = |p: &str| format!("{p}lower\n  file a 0644 \"lower\"\n  hardlink h a\n");
+        for (profile, seen) in [("", "\"lower\""), ("profile index\n", "\"UPwer\"")] {
+            let mut m = model(&text(profile));
+            assert_eq!(run(&mut m, "open h O_RDONLY as f"), "ok");
+            assert_eq!(run(&mut m, "write a 0 \"UP\""), "ok");
+            assert_eq!(run(&mut m, "fread f"), seen, "{profile}");
+        }
+    }
+
+    #[test]
+    fn an_unlinked_file_lives_until_its_last_fd_closes() {
+        let mut m = model("lower\n  file a 0644 \"a\"\n");
+        assert_eq!(run(&mut m, "open a O_RDWR as f"), "ok");
+        assert_eq!(run(&mut m, "open a O_RDONLY as g"), "ok");
+        assert_eq!(run(&mut m, "unlink a"), "ok");
+        assert_eq!(run(&mut m, "fwrite f 1 \"b\""), "ok");
+        assert_eq!(run(&mut m, "close f"), "ok");
+        assert_eq!(run(&mut m, "fread g"), "\"ab\"");
+        assert_eq!(run(&mut m, "fstat g"), "{file 0644 0:0 size=2 nlink=0}");
+        let held = m.fds.held.values().next().and_then(|h| h.dentry.upper);
+        let u = held.expect("the fd holds the upper copy");
+        assert_eq!(run(&mut m, "close g"), "ok");
+        assert!(!m.upper.as_ref().expect("upper").inodes.contains_key(&u));
+        assert_eq!(run(&mut m, "close g"), "EBADF");
+    }
+
+    #[test]
+    fn a_remount_closes_every_fd() {
+        let mut m = model("lower\n  dir d 0755\n");
+        assert_eq!(run(&mut m, "open d O_RDONLY|O_DIRECTORY as d"), "ok");
+        assert_eq!(run(&mut m, "freaddir d"), "[]");
+        assert_eq!(run(&mut m, "create d/x 0644"), "ok");
+        assert_eq!(run(&mut m, "freaddir d"), "[]");
+        assert_eq!(run(&mut m, "lseek d 0 SEEK_SET"), "ok");
+        assert_eq!(run(&mut m, "freaddir d"), "[\"x\"]");
+        assert_eq!(run(&mut m, "remount"), "ok");
+        assert_eq!(run(&mut m, "fstat d"), "EBADF");
+    }
+
+    #[test]
+    fn open_flags_in_the_vfs_order() {
+        let mut m = model("lower\n  dir d 0755\n  file f 0644 \"f\"\n  symlink l \"f\"\n");
+        assert_eq!(
+            run(&mut m, "open d O_RDONLY|O_CREAT|O_DIRECTORY 0755"),
+            "EINVAL"
+        );
+        assert_eq!(run(&mut m, "open d O_PATH|O_CREAT|O_DIRECTORY 0755"), "ok");
+        assert_eq!(run(&mut m, "open f O_RDONLY|O_DIRECTORY"), "ENOTDIR");
+        assert_eq!(run(&mut m, "open l O_RDONLY|O_NOFOLLOW"), "ELOOP");
+        assert_eq!(
+            run(&mut m, "open l O_RDWR|O_CREAT|O_NOFOLLOW 0644"),
+            "ELOOP"
+        );
+        assert_eq!(run(&mut m, "open l O_RDONLY|O_CREAT|O_EXCL 0644"), "EEXIST");
+        assert_eq!(run(&mut m, "open d O_RDONLY|O_CREAT 0644"), "EISDIR");
+        assert_eq!(run(&mut m, "open d O_WRONLY"), "EISDIR");
+        assert_eq!(run(&mut m, "open f O_RDONLY|O_EXCL"), "ok");
+    }
+
+    #[test]
+    fn utimes_now_needs_owner_or_write_permission() {
+        let mut m = model("lower\n  file w 0666 \"w\"\n  owner w 5 5\n  file r 0644 \"r\"\n");
+        assert_eq!(run(&mut m, "as 1000:1000 utimes w now"), "ok");
+        assert_eq!(run(&mut m, "as 1000:1000 utimes r now"), "EACCES");
+        assert_eq!(run(&mut m, "as 1000:1000 utimes w 1"), "EPERM");
+    }
 
     #[test]
     fn removed_upper_dir_fd() {
