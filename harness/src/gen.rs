@@ -505,16 +505,19 @@ fn random_op(rng: &mut TestRng, u: &[&RelPath]) -> Op {
         260..=274 => Op::Listxattr {
             path: op_path(rng, u),
         },
-        275..=314 => Op::Open {
-            path: op_path(rng, u),
-            flags: if rng.random_ratio(1, 3) {
+        275..=314 => {
+            let flags = if rng.random_ratio(1, 3) {
                 open_flags(rng)
             } else {
                 OpenFlags::plain(rng.random(), rng.random_ratio(1, 3))
-            },
-            mode: 0o644,
-            fd: None,
-        },
+            };
+            Op::Open {
+                path: op_path(rng, u),
+                flags,
+                mode: if flags.creat { 0o644 } else { 0 },
+                fd: None,
+            }
+        }
         315..=384 => Op::Create {
             path: op_path(rng, u),
             mode: mode(rng),
