@@ -244,7 +244,7 @@ impl Model {
             return false;
         };
         let nlink = self.lowers[l.layer as usize].nlink(l.ino);
-        !(!d.is_dir && nlink > 1 && (d.upper.is_some() || !self.feat.index))
+        d.is_dir || nlink <= 1 || (d.upper.is_none() && self.feat.index)
     }
 
     /// The held inode that `d` (reached at `path`) is, if any.
