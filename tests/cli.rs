@@ -278,7 +278,8 @@ fn run_pin_keeps_the_header_comments_and_replaces_the_pins() {
 /// ovlcheck mounts it in, a read-only stack (the container layer is the top
 /// lower), a symlink to `..` that must not leave the overlay root, an errno
 /// with two names, and a link and a rename as another user whose errors
-/// depend on the executor's order of walks. Each pinned outcome must come
+/// depend on the executor's order of walks, and cases with open fds (run
+/// by one helper process between mounts). Each pinned outcome must come
 /// out of the script.
 #[test]
 fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
@@ -289,6 +290,11 @@ fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
         "rules/60-xattr-namespaces.ovl",
         "regressions/link-root-as-other-uid.ovl",
         "found/default-8d5e5ac025b2.ovl",
+        "fds/03-unlinked-open-file.ovl",
+        "fds/05-readdir-continued-merged-dir.ovl",
+        "fds/09-nofollow-symlink.ovl",
+        "fds/11-removed-directory-fd.ovl",
+        "fds/12-fifo-fds.ovl",
     ];
     if common::kernel("repro_scripts_reproduce_the_pins").is_none() {
         return;

@@ -23,7 +23,7 @@ use crate::case::Case;
 use crate::errno::Errno;
 use crate::layer::{Entry, LayerFormat, LayerSpec};
 use crate::oci::{opaque_name, whiteout_name};
-use crate::op::{Cred, Op, OpenFlags, RenameFlags, Step};
+use crate::op::{Access, Cred, Op, OpenFlags, RenameFlags, Step, Whence};
 use crate::outcome::{FileKind, Outcome, StatInfo, Value};
 use crate::path::{Name, OpPath, RelPath};
 use crate::profile::{Profile, PRESETS};
@@ -391,7 +391,20 @@ fn op(paths: Vec<RelPath>) -> impl Strategy<Value = Op> {
             (p.clone(), any::<bool>(), any::<bool>())
                 .prop_map(|(path, write, trunc)| Op::Open {
                     path,
-                    flags: OpenFlags { write, trunc },
+                    flags: OpenFlags::plain(write, trunc),
+                    mode: 0,
+                    fd: None,
+                })
+                .boxed(),
+        ),
+        (
+            3,
+            (p.clone(), open_flags(), mode(), option::of(fd_name()))
+                .prop_map(|(path, flags, mode, fd)| Op::Open {
+                    path,
+                    flags,
+                    mode: if flags.creat { mode } else { 0 },
+                    fd,
                 })
                 .boxed(),
         ),
@@ -472,7 +485,7 @@ fn op(paths: Vec<RelPath>) -> impl Strategy<Value = Op> {
         ),
         (
             1,
-            (p.clone(), secs())
+            (p.clone(), option::weighted(0.8, secs()))
                 .prop_map(|(path, mtime)| Op::Utimes { path, mtime })
                 .boxed(),
         ),
@@ -488,10 +501,65 @@ fn op(paths: Vec<RelPath>) -> impl Strategy<Value = Op> {
                 .prop_map(|(path, name)| Op::Removexattr { path, name })
                 .boxed(),
         ),
+        (1, fd_name().prop_map(|fd| Op::Fstat { fd }).boxed()),
+        (
+            2,
+            (fd_name(), option::of(0u64..8))
+                .prop_map(|(fd, len)| Op::Fread { fd, len })
+                .boxed(),
+        ),
+        (1, fd_name().prop_map(|fd| Op::Freaddir { fd }).boxed()),
+        (
+            1,
+            (
+                fd_name(),
+                -8i64..8,
+                prop_oneof![Just(Whence::Set), Just(Whence::Cur), Just(Whence::End)],
+            )
+                .prop_map(|(fd, offset, whence)| Op::Lseek { fd, offset, whence })
+                .boxed(),
+        ),
+        (1, fd_name().prop_map(|fd| Op::Fsync { fd }).boxed()),
+        (
+            2,
+            (fd_name(), option::of(0u64..8), data())
+                .prop_map(|(fd, offset, data)| Op::Fwrite { fd, offset, data })
+                .boxed(),
+        ),
+        (1, fd_name().prop_map(|fd| Op::Close { fd }).boxed()),
         (1, Just(Op::Remount).boxed()),
         (1, Just(Op::Commit).boxed()),
     ];
     Union::new_weighted(arms)
+}
+
+/// A few fd names, so that opens and fd ops meet.
+fn fd_name() -> impl Strategy<Value = String> {
+    select(&["f", "g", "fd_2"][..]).prop_map(str::to_string)
+}
+
+/// Any combination of `open(2)` flags.
+fn open_flags() -> impl Strategy<Value = OpenFlags> {
+    (
+        prop_oneof![
+            Just(Access::Rdonly),
+            Just(Access::Wronly),
+            Just(Access::Rdwr)
+        ],
+        any::<[bool; 7]>(),
+    )
+        .prop_map(
+            |(access, [creat, excl, trunc, append, directory, nofollow, path])| OpenFlags {
+                access,
+                creat,
+                excl,
+                trunc,
+                append,
+                directory,
+                nofollow,
+                path,
+            },
+        )
 }
 
 /// One step over `paths`: an op, maybe credentials, maybe a pinned outcome.

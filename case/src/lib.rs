@@ -30,7 +30,7 @@ pub mod view;
 pub use case::Case;
 pub use errno::Errno;
 pub use layer::{Entry, LayerSpec};
-pub use op::{Cred, Op, OpenFlags, RenameFlags, Step};
+pub use op::{check_fd_name, Access, Cred, Op, OpenFlags, RenameFlags, Step, Whence};
 pub use outcome::{FileKind, Outcome, StatInfo, Value};
 pub use path::{cmp_names, Name, OpPath, PathError, RelPath};
 pub use profile::{LowerFs, Profile};

@@ -6,14 +6,141 @@ use crate::outcome::Outcome;
 use crate::path::{OpPath, RelPath};
 use serde::{Deserialize, Serialize};
 
-/// Flags of `open(2)` for [`Op::Open`]: access mode and `O_TRUNC`. Opening
+/// The access mode of `open(2)`: the low two bits of its flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Access {
+    #[default]
+    Rdonly,
+    Wronly,
+    Rdwr,
+}
+
+impl Access {
+    /// Whether the fd may be read (`FMODE_READ`).
+    pub fn reads(self) -> bool {
+        self != Access::Wronly
+    }
+
+    /// Whether the fd may be written (`FMODE_WRITE`).
+    pub fn writes(self) -> bool {
+        self != Access::Rdonly
+    }
+}
+
+/// Flags of `open(2)` for [`Op::Open`], as the syscall has them. Opening
 /// for write or with `O_TRUNC` triggers copy-up even without a write
 /// (copy_up.c: ovl_open_flags_need_copy_up).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct OpenFlags {
-    /// `O_RDWR` instead of `O_RDONLY`.
-    pub write: bool,
+    pub access: Access,
+    pub creat: bool,
+    /// `O_EXCL`: with `O_CREAT` the name must not exist; without it the
+    /// flag has no effect on anything but block devices.
+    pub excl: bool,
     pub trunc: bool,
+    pub append: bool,
+    pub directory: bool,
+    pub nofollow: bool,
+    /// `O_PATH`: every flag but `O_DIRECTORY` and `O_NOFOLLOW` is ignored
+    /// (open.c: build_open_flags).
+    pub path: bool,
+}
+
+impl OpenFlags {
+    /// The flag names in the order the text format prints them.
+    pub const NAMES: [&'static str; 10] = [
+        "O_RDONLY",
+        "O_WRONLY",
+        "O_RDWR",
+        "O_CREAT",
+        "O_EXCL",
+        "O_TRUNC",
+        "O_APPEND",
+        "O_DIRECTORY",
+        "O_NOFOLLOW",
+        "O_PATH",
+    ];
+
+    /// `O_RDONLY` or `O_RDWR`, maybe with `O_TRUNC`: what the short form
+    /// `open P [rdwr] [trunc]` says.
+    pub fn plain(write: bool, trunc: bool) -> OpenFlags {
+        OpenFlags {
+            access: if write { Access::Rdwr } else { Access::Rdonly },
+            trunc,
+            ..OpenFlags::default()
+        }
+    }
+
+    /// Whether the short form `open P [rdwr] [trunc]` says these flags.
+    pub fn is_plain(&self) -> bool {
+        *self == OpenFlags::plain(self.access == Access::Rdwr, self.trunc)
+    }
+
+    /// The flags as `open(2)` takes them, `|`-joined (`O_RDWR|O_CREAT`).
+    pub fn names(&self) -> String {
+        let mut v = vec![match self.access {
+            Access::Rdonly => "O_RDONLY",
+            Access::Wronly => "O_WRONLY",
+            Access::Rdwr => "O_RDWR",
+        }];
+        for (set, name) in [
+            (self.creat, "O_CREAT"),
+            (self.excl, "O_EXCL"),
+            (self.trunc, "O_TRUNC"),
+            (self.append, "O_APPEND"),
+            (self.directory, "O_DIRECTORY"),
+            (self.nofollow, "O_NOFOLLOW"),
+            (self.path, "O_PATH"),
+        ] {
+            if set {
+                v.push(name);
+            }
+        }
+        v.join("|")
+    }
+}
+
+/// `whence` of `lseek(2)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Whence {
+    Set,
+    Cur,
+    End,
+}
+
+impl Whence {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Whence::Set => "SEEK_SET",
+            Whence::Cur => "SEEK_CUR",
+            Whence::End => "SEEK_END",
+        }
+    }
+
+    pub fn from_keyword(s: &str) -> Option<Whence> {
+        Some(match s {
+            "SEEK_SET" => Whence::Set,
+            "SEEK_CUR" => Whence::Cur,
+            "SEEK_END" => Whence::End,
+            _ => return None,
+        })
+    }
+}
+
+/// Checks the name of an open file descriptor (`open P FLAGS as F`): a
+/// lowercase letter, then up to 15 lowercase letters, digits or `_`.
+pub fn check_fd_name(s: &str) -> Result<(), String> {
+    let ok = s.len() <= 16
+        && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid fd name `{s}`: a lowercase letter, then up to 15 lowercase letters, digits or `_`"
+        ))
+    }
 }
 
 /// Flags of `renameat2(2)`.
@@ -43,8 +170,16 @@ pub enum Op {
     Getxattr { path: OpPath, name: String },
     /// `listxattr(2)`: names sorted; only `user.*` names are compared.
     Listxattr { path: OpPath },
-    /// open with these flags, close: copy-up without writing.
-    Open { path: OpPath, flags: OpenFlags },
+    /// `open(P, flags, mode)`: with `fd`, the file stays open under that
+    /// name for the fd ops that follow (an fd already open under the name
+    /// is closed first); without, it is closed at once. `mode` counts only
+    /// with `O_CREAT` (it is 0 otherwise).
+    Open {
+        path: OpPath,
+        flags: OpenFlags,
+        mode: u32,
+        fd: Option<String>,
+    },
     /// `open(O_CREAT|O_WRONLY [|O_EXCL] [|O_TRUNC], mode)`, close.
     Create {
         path: OpPath,
@@ -82,8 +217,10 @@ pub enum Op {
     Chmod { path: OpPath, mode: u32 },
     /// `chown(2)`
     Chown { path: OpPath, uid: u32, gid: u32 },
-    /// `utimensat(2)`: atime and mtime set to `mtime` seconds.
-    Utimes { path: OpPath, mtime: i64 },
+    /// `utimensat(2)`: atime and mtime set to `mtime` seconds, or with
+    /// `None` (`utimes P now`) to the current time (NULL times), which the
+    /// owner or a writer may do (fs/utimes.c: vfs_utimes, ATTR_TOUCH).
+    Utimes { path: OpPath, mtime: Option<i64> },
     /// `setxattr(2)` with flags 0.
     Setxattr {
         path: OpPath,
@@ -92,6 +229,29 @@ pub enum Op {
     },
     /// `removexattr(2)`
     Removexattr { path: OpPath, name: String },
+    /// `fstat(2)` of an open fd.
+    Fstat { fd: String },
+    /// `read(2)` at the fd's position: `len` bytes at most, or to the end.
+    Fread { fd: String, len: Option<u64> },
+    /// `getdents64(2)` from the fd's position to the end of the directory;
+    /// names sorted, without `.`/`..`.
+    Freaddir { fd: String },
+    /// `lseek(2)`; the outcome is `ok`, the position shows in later reads.
+    Lseek {
+        fd: String,
+        offset: i64,
+        whence: Whence,
+    },
+    /// `fsync(2)`
+    Fsync { fd: String },
+    /// `pwrite(2)` at `offset`, or `write(2)` at the fd's position.
+    Fwrite {
+        fd: String,
+        offset: Option<u64>,
+        data: Vec<u8>,
+    },
+    /// `close(2)`
+    Close { fd: String },
     /// Unmount and mount the same layers again.
     Remount,
     /// Unmount; the upper becomes the top lower layer; mount with a fresh
@@ -125,6 +285,13 @@ impl Op {
         "utimes",
         "setxattr",
         "removexattr",
+        "fstat",
+        "fread",
+        "freaddir",
+        "lseek",
+        "fsync",
+        "fwrite",
+        "close",
         "remount",
         "commit",
     ];
@@ -155,6 +322,13 @@ impl Op {
             Op::Utimes { .. } => "utimes",
             Op::Setxattr { .. } => "setxattr",
             Op::Removexattr { .. } => "removexattr",
+            Op::Fstat { .. } => "fstat",
+            Op::Fread { .. } => "fread",
+            Op::Freaddir { .. } => "freaddir",
+            Op::Lseek { .. } => "lseek",
+            Op::Fsync { .. } => "fsync",
+            Op::Fwrite { .. } => "fwrite",
+            Op::Close { .. } => "close",
             Op::Remount => "remount",
             Op::Commit => "commit",
         }
@@ -164,7 +338,15 @@ impl Op {
     pub fn paths(&self) -> Vec<&RelPath> {
         match self {
             Op::Link { old, new } | Op::Rename { old, new, .. } => vec![&old.path, &new.path],
-            Op::Remount | Op::Commit => vec![],
+            Op::Remount
+            | Op::Commit
+            | Op::Fstat { .. }
+            | Op::Fread { .. }
+            | Op::Freaddir { .. }
+            | Op::Lseek { .. }
+            | Op::Fsync { .. }
+            | Op::Fwrite { .. }
+            | Op::Close { .. } => vec![],
             Op::Lstat { path }
             | Op::Stat { path }
             | Op::Read { path }
@@ -187,6 +369,27 @@ impl Op {
             | Op::Setxattr { path, .. }
             | Op::Removexattr { path, .. } => vec![&path.path],
         }
+    }
+
+    /// The fd this op names: the one an `open ... as F` opens, or the one
+    /// an fd op uses.
+    pub fn fd(&self) -> Option<&str> {
+        match self {
+            Op::Open { fd, .. } => fd.as_deref(),
+            Op::Fstat { fd }
+            | Op::Fread { fd, .. }
+            | Op::Freaddir { fd }
+            | Op::Lseek { fd, .. }
+            | Op::Fsync { fd }
+            | Op::Fwrite { fd, .. }
+            | Op::Close { fd } => Some(fd),
+            _ => None,
+        }
+    }
+
+    /// True for the ops on an open fd (all but the `open` that makes it).
+    pub fn uses_fd(&self) -> bool {
+        !matches!(self, Op::Open { .. }) && self.fd().is_some()
     }
 
     /// True for `remount` and `commit`.

@@ -37,6 +37,9 @@ pub mod limits {
     /// Largest file a case may describe, in bytes (16 MiB): bounds a `file`
     /// entry's data, the end of a `write` and the size of a `truncate`.
     pub const MAX_FILE_DATA: u64 = 16 << 20;
+    /// Most distinct fd names in one case (`open P FLAGS as F`): every one
+    /// may be open at once in the worker.
+    pub const MAX_FDS: usize = 64;
     /// Most ops in the `ops` section.
     pub const MAX_OPS: usize = 100_000;
     /// Most components in one path.

@@ -334,6 +334,86 @@ fn flag_errors() {
 }
 
 #[test]
+fn open_flag_and_fd_errors() {
+    err(
+        &op("open a O_RDONLY|O_BOGUS"),
+        3,
+        19,
+        "unknown open flag `O_BOGUS`",
+    );
+    err(
+        &op("open a O_RDWR|O_CREAT|O_CREAT 0644"),
+        3,
+        25,
+        "flag `O_CREAT` given twice",
+    );
+    assert_eq!(
+        ok(&op("open a O_CREAT 0644")).steps[0].op,
+        ok(&op("open a O_RDONLY|O_CREAT 0644")).steps[0].op
+    );
+    err(
+        &op("open a O_RDONLY|O_WRONLY"),
+        3,
+        19,
+        "only one of O_RDONLY",
+    );
+    err(
+        &op("open a O_WRONLY|O_CREAT as f"),
+        3,
+        27,
+        "expected a mode",
+    );
+    err(&op("open a O_RDONLY as 9f"), 3, 22, "invalid fd name `9f`");
+    err(&op("open a O_RDONLY as"), 3, 21, "expected an fd name");
+    err(&op("open a rdwr as F"), 3, 18, "invalid fd name `F`");
+    err(&op("open a O_RDONLY 0644"), 3, 19, "unexpected `0644`");
+    err(&op("fread"), 3, 8, "expected an fd name");
+    err(&op("fread f x"), 3, 11, "expected a byte count");
+    err(
+        &op("fwrite f 3"),
+        3,
+        13,
+        "expected the data as a quoted string",
+    );
+    err(
+        &op("lseek f 0 SEEK_HOLE"),
+        3,
+        13,
+        "expected SEEK_SET, SEEK_CUR or SEEK_END",
+    );
+    err(&op("lseek f x SEEK_SET"), 3, 11, "expected an offset");
+    err(&op("close f g"), 3, 11, "unexpected `g` after `close` op");
+    err(
+        &op("utimes a later"),
+        3,
+        12,
+        "seconds since the epoch or `now`",
+    );
+    ok(&op("utimes a now => EACCES"));
+    ok(&op("open a O_RDONLY|O_DIRECTORY|O_CREAT 0755 => EINVAL"));
+}
+
+#[test]
+fn limit_fds() {
+    let opens = |n: usize| {
+        let mut s = String::from("lower\nops\n");
+        for i in 0..n {
+            s.push_str(&format!(
+                "  open a O_RDONLY as f{i}\n  open a O_RDONLY as f{i}\n"
+            ));
+        }
+        s
+    };
+    ok(&opens(limits::MAX_FDS));
+    err(
+        &opens(limits::MAX_FDS + 1),
+        2 * limits::MAX_FDS + 3,
+        3,
+        "limits::MAX_FDS",
+    );
+}
+
+#[test]
 fn outcome_errors() {
     err(
         &op("unlink a =>"),

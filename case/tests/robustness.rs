@@ -42,6 +42,12 @@ fn check(text: &str) -> Result<(), TestCaseError> {
 /// Tokens of the format (and near misses) that soups are made of; every op
 /// keyword comes from [`Op::KEYWORDS`] (see [`soup`]).
 const SOUP: &[&str] = &[
+    "O_RDWR|O_CREAT",
+    "O_RDONLY|O_DIRECTORY",
+    "O_PATH",
+    "SEEK_SET",
+    "now",
+    "f1",
     "lower",
     "upper",
     "ops",

@@ -139,7 +139,9 @@ ops
 "#;
     let case = parse_case("t", text).unwrap();
     assert_eq!(case.steps.len(), 20);
-    assert!(matches!(case.steps[2].op, Op::Open { flags, .. } if flags.write && flags.trunc));
+    assert!(
+        matches!(case.steps[2].op, Op::Open { flags, .. } if flags.access == ovlcheck_case::Access::Rdwr && flags.trunc)
+    );
     assert_eq!(case.steps[19].expect, Some(Outcome::Err(Errno::Other(200))));
     assert_eq!(
         case.steps[0].cred.map(|c| (c.uid, c.gid)),
@@ -155,10 +157,38 @@ fn op_keywords_list_every_op_in_variant_order() {
                 getxattr a user.k\n  listxattr a\n  open a\n  create a 0644\n  write a 0 \"x\"\n  \
                 truncate a 0\n  mkdir a 0755\n  mkfifo a 0644\n  symlink \"t\" a\n  unlink a\n  \
                 rmdir a\n  link a b\n  rename a b\n  chmod a 0644\n  chown a 0 0\n  utimes a 0\n  \
-                setxattr a user.k \"v\"\n  removexattr a user.k\n  remount\n  commit\n";
+                setxattr a user.k \"v\"\n  removexattr a user.k\n  fstat f\n  fread f\n  \
+                freaddir f\n  lseek f 0 SEEK_SET\n  fsync f\n  fwrite f \"x\"\n  close f\n  \
+                remount\n  commit\n";
     let case = parse_case("t", text).unwrap();
     let words: Vec<&str> = case.steps.iter().map(|s| s.op.keyword()).collect();
     assert_eq!(words, Op::KEYWORDS);
+}
+
+#[test]
+fn fd_ops_and_open_flags_read_back() {
+    let text = "lower\nops\n  open a O_WRONLY|O_CREAT|O_EXCL 0640 as f1\n  \
+                open d O_RDONLY|O_DIRECTORY as d\n  open a rdwr as g\n  open l O_PATH|O_NOFOLLOW\n  \
+                fwrite f1 \"ab\"\n  fwrite f1 3 \"c\"\n  fread g 2\n  fread g\n  \
+                lseek g -1 SEEK_END\n  freaddir d\n  fstat g\n  fsync g\n  close g\n  \
+                utimes a now\n  utimes a -5\n";
+    let case = parse_case("t", text).unwrap();
+    let Op::Open {
+        flags, mode, fd, ..
+    } = &case.steps[0].op
+    else {
+        panic!("not an open");
+    };
+    assert!(flags.creat && flags.excl && flags.access == ovlcheck_case::Access::Wronly);
+    assert_eq!((*mode, fd.as_deref()), (0o640, Some("f1")));
+    assert!(matches!(&case.steps[13].op, Op::Utimes { mtime: None, .. }));
+    let printed = print_case(&case);
+    assert!(printed.contains("open a rdwr as g\n"), "{printed}");
+    assert!(
+        printed.contains("open l O_RDONLY|O_NOFOLLOW|O_PATH\n"),
+        "{printed}"
+    );
+    assert_eq!(parse_case("t", &printed).unwrap(), case);
 }
 
 #[test]

@@ -20,14 +20,27 @@
 //!   confined by `RESOLVE_NO_MAGICLINKS`: only case paths are.)
 //! - An op on the root itself (`.`) as its last component runs in a
 //!   momentary chroot with the path `/` (see [`apply`]).
+//! - `open P FLAGS as F` keeps the fd in the caller's [`FdTable`] under
+//!   its name; the fd ops (`fstat`, `fread`, ...) act on it, and an unknown
+//!   name is EBADF, as a closed fd number is. Every open adds
+//!   `O_NONBLOCK` (a fifo must never block the worker) and `O_CLOEXEC`.
+//!   A write to a fifo without readers is EPIPE: the worker, a Rust
+//!   program, ignores SIGPIPE (the Rust runtime sets it to SIG_IGN).
 
 use crate::creds;
 use crate::sys::{self, Follow};
 use nix::errno::Errno;
+use ovlcheck_case::{Access, OpenFlags, Whence};
 use ovlcheck_case::{
     Cred, Errno as CaseErrno, FileKind, Op, OpPath, Outcome, RenameFlags, StatInfo, Value,
 };
+use std::collections::BTreeMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+/// The fds a case holds open, by their names in the case (`open P FLAGS
+/// as F`). Dropping it closes them all: the worker drops it before every
+/// unmount.
+pub type FdTable = BTreeMap<String, OwnedFd>;
 
 /// Most bytes a `read` returns (the case limit).
 pub const READ_LIMIT: usize = 16 << 20;
@@ -46,15 +59,20 @@ type OpResult = Result<Value, Errno>;
 /// container (`rmdir /` is `EBUSY`, `unlink /` is `EISDIR`, ...): the caller
 /// must be single-threaded (the worker is).
 pub fn apply(root: impl AsFd, op: &Op) -> Outcome {
-    match apply_as(root, op, Cred::ROOT) {
+    match apply_as(root, &mut FdTable::new(), op, Cred::ROOT) {
         Ok(o) => o,
         Err(_) => Outcome::Err(CaseErrno::EIO),
     }
 }
 
-/// [`apply`] as `cred` (see [`crate::creds`]); `Err` when the credentials
-/// or the chroot could not be switched.
-pub fn apply_as(root: impl AsFd, op: &Op, cred: Cred) -> Result<Outcome, String> {
+/// [`apply`] as `cred` (see [`crate::creds`]) with the case's open fds;
+/// `Err` when the credentials or the chroot could not be switched.
+pub fn apply_as(
+    root: impl AsFd,
+    fds: &mut FdTable,
+    op: &Op,
+    cred: Cred,
+) -> Result<Outcome, String> {
     let root = root.as_fd();
     let jail = if names_root_entry(op) {
         Some(Chroot::enter(root)?)
@@ -62,7 +80,10 @@ pub fn apply_as(root: impl AsFd, op: &Op, cred: Cred) -> Result<Outcome, String>
         None
     };
     let saved = creds::switch(cred)?;
-    let result = run(root, op);
+    let result = match op.fd() {
+        Some(_) => run_fd(root, fds, op),
+        None => run(root, op),
+    };
     creds::restore(saved)?;
     if let Some(j) = jail {
         j.leave()?;
@@ -135,14 +156,11 @@ fn run(root: BorrowedFd<'_>, op: &Op) -> OpResult {
         Op::Readdir { path } => readdir(root, path),
         Op::Getxattr { path, name } => getxattr(root, path, name),
         Op::Listxattr { path } => listxattr(root, path),
-        Op::Open { path, flags } => {
-            let acc = if flags.write {
-                libc::O_RDWR
-            } else {
-                libc::O_RDONLY
-            };
-            let trunc = if flags.trunc { libc::O_TRUNC } else { 0 };
-            open(root, path, acc | trunc, 0).map(|_| Value::Unit)
+        Op::Open {
+            path, flags, mode, ..
+        } => {
+            let (f, mode) = open_flags(*flags, *mode);
+            open(root, path, f, mode).map(|_| Value::Unit)
         }
         Op::Create {
             path,
@@ -183,17 +201,130 @@ fn run(root: BorrowedFd<'_>, op: &Op) -> OpResult {
         Op::Chown { path, uid, gid } => via_proc(root, path, |p| {
             sys::fchownat(sys::CWD, p.to_bytes(), *uid, *gid, 0)
         }),
-        Op::Utimes { path, mtime } => via_proc(root, path, |p| {
+        Op::Utimes {
+            path,
+            mtime: Some(mtime),
+        } => via_proc(root, path, |p| {
             sys::utimensat(sys::CWD, p.to_bytes(), *mtime, 0)
         }),
+        Op::Utimes { path, mtime: None } => via_proc(root, path, |p| sys::utimes_now(p.to_bytes())),
         Op::Setxattr { path, name, value } => via_proc(root, path, |p| {
             sys::setxattr(p, name.as_bytes(), value, Follow::Yes)
         }),
         Op::Removexattr { path, name } => {
             via_proc(root, path, |p| sys::removexattr(p, name.as_bytes()))
         }
-        Op::Remount | Op::Commit => Err(Errno::EINVAL),
+        Op::Remount
+        | Op::Commit
+        | Op::Fstat { .. }
+        | Op::Fread { .. }
+        | Op::Freaddir { .. }
+        | Op::Lseek { .. }
+        | Op::Fsync { .. }
+        | Op::Fwrite { .. }
+        | Op::Close { .. } => Err(Errno::EINVAL),
     }
+}
+
+/// `open(2)`'s flags and mode for the confined `openat2`: open(2) keeps
+/// only `O_DIRECTORY` and `O_NOFOLLOW` beside `O_PATH` (open.c:
+/// build_open_how), where openat2 would refuse the others (EINVAL), and it
+/// takes a mode only with `O_CREAT`.
+pub fn open_flags(f: OpenFlags, mode: u32) -> (i32, u32) {
+    let bit = |set: bool, b: i32| if set { b } else { 0 };
+    let dir_nofollow = bit(f.directory, libc::O_DIRECTORY) | bit(f.nofollow, libc::O_NOFOLLOW);
+    if f.path {
+        return (libc::O_PATH | dir_nofollow, 0);
+    }
+    let acc = match f.access {
+        Access::Rdonly => libc::O_RDONLY,
+        Access::Wronly => libc::O_WRONLY,
+        Access::Rdwr => libc::O_RDWR,
+    };
+    let flags = acc
+        | dir_nofollow
+        | bit(f.creat, libc::O_CREAT)
+        | bit(f.excl, libc::O_EXCL)
+        | bit(f.trunc, libc::O_TRUNC)
+        | bit(f.append, libc::O_APPEND);
+    (flags, if f.creat { mode & 0o7777 } else { 0 })
+}
+
+/// An op that opens or uses a named fd.
+fn run_fd(root: BorrowedFd<'_>, fds: &mut FdTable, op: &Op) -> OpResult {
+    let get = |fds: &FdTable, name: &str| -> Result<OwnedFd, Errno> {
+        let fd = fds.get(name).ok_or(Errno::EBADF)?;
+        fd.try_clone()
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+    };
+    match op {
+        Op::Open {
+            path,
+            flags,
+            mode,
+            fd: Some(name),
+        } => {
+            // An fd already open under the name is closed first.
+            fds.remove(name);
+            let (f, mode) = open_flags(*flags, *mode);
+            let fd = open(root, path, f, mode)?;
+            fds.insert(name.clone(), fd);
+            Ok(Value::Unit)
+        }
+        Op::Close { fd } => fds.remove(fd).map(|_| Value::Unit).ok_or(Errno::EBADF),
+        Op::Fstat { fd } => get(fds, fd)
+            .and_then(|f| sys::fstat(&f))
+            .map(|st| Value::Stat(stat_info(&st))),
+        Op::Fsync { fd } => unit(get(fds, fd).and_then(|f| sys::fsync(&f))),
+        Op::Fread { fd, len } => fd_read(&get(fds, fd)?, *len).map(Value::Bytes),
+        Op::Freaddir { fd } => {
+            let f = get(fds, fd)?;
+            let mut names: Vec<String> = sys::read_dir(&f)?
+                .iter()
+                .map(|n| String::from_utf8_lossy(n.to_bytes()).into_owned())
+                .collect();
+            names.sort();
+            Ok(Value::Names(names))
+        }
+        Op::Lseek { fd, offset, whence } => {
+            let w = match whence {
+                Whence::Set => libc::SEEK_SET,
+                Whence::Cur => libc::SEEK_CUR,
+                Whence::End => libc::SEEK_END,
+            };
+            sys::lseek(&get(fds, fd)?, *offset, w).map(|_| Value::Unit)
+        }
+        Op::Fwrite { fd, offset, data } => {
+            let f = get(fds, fd)?;
+            unit(match offset {
+                Some(o) => sys::pwrite_all(&f, data, *o),
+                None => sys::write_all(&f, data),
+            })
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `read(2)` from the fd's position: `len` bytes at most (at least one
+/// call, so a read of 0 bytes still checks the fd), or to the end. A fifo
+/// that runs dry after some data (EAGAIN) ends the read there.
+fn fd_read(fd: &OwnedFd, len: Option<u64>) -> Result<Vec<u8>, Errno> {
+    let limit = len.map_or(READ_LIMIT, |l| (l as usize).min(READ_LIMIT));
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; limit.min(65536)];
+    loop {
+        let want = (limit - out.len()).min(buf.len());
+        match sys::read_some(fd, &mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(Errno::EAGAIN) if !out.is_empty() => break,
+            Err(e) => return Err(e),
+        }
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 fn unit(r: Result<(), Errno>) -> OpResult {

@@ -95,6 +95,27 @@ pub fn fstat(fd: impl AsFd) -> SysResult<Stat> {
     sys(rustix::fs::fstat(fd))
 }
 
+/// `lseek(fd, offset, whence)` with `whence` one of `libc::SEEK_SET`,
+/// `SEEK_CUR`, `SEEK_END`: the new position.
+pub fn lseek(fd: impl AsFd, offset: i64, whence: i32) -> SysResult<u64> {
+    use rustix::fs::SeekFrom;
+    let from = match whence {
+        libc::SEEK_SET => match u64::try_from(offset) {
+            Ok(o) => SeekFrom::Start(o),
+            // lseek(2) refuses a negative resulting position.
+            Err(_) => return Err(Errno::EINVAL),
+        },
+        libc::SEEK_CUR => SeekFrom::Current(offset),
+        _ => SeekFrom::End(offset),
+    };
+    sys(rustix::fs::seek(fd, from))
+}
+
+/// `fsync(fd)`.
+pub fn fsync(fd: impl AsFd) -> SysResult<()> {
+    sys(rustix::fs::fsync(fd))
+}
+
 /// `pidfd_open(pid, 0)` (Linux 5.3): an fd that polls readable once the
 /// process has exited, so a parent can wait for a child with a timeout
 /// without a sleep loop. A pid that is not positive is `EINVAL`, as the
@@ -217,6 +238,19 @@ pub fn utimensat(dirfd: impl AsFd, path: &[u8], secs: i64, flags: i32) -> SysRes
         &both_times(secs),
         at_flags(flags),
     ))
+}
+
+/// `utimensat(AT_FDCWD, path, NULL, 0)`: atime and mtime set to now.
+pub fn utimes_now(path: &[u8]) -> SysResult<()> {
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: rustix::fs::UTIME_NOW,
+    };
+    let times = Timestamps {
+        last_access: now,
+        last_modification: now,
+    };
+    sys(rustix::fs::utimensat(CWD, path, &times, AtFlags::empty()))
 }
 
 /// `futimens(fd, {secs, secs})`: atime and mtime.

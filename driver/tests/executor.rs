@@ -4,9 +4,13 @@
 
 mod common;
 use common::*;
-use ovlcheck_case::{Errno, FileKind, Op, OpPath, Outcome, RenameFlags, StatInfo, Value};
+use ovlcheck_case::{
+    Access, Cred, Errno, FileKind, Op, OpPath, OpenFlags, Outcome, RenameFlags, StatInfo, Value,
+    Whence,
+};
 use ovlcheck_driver::exec;
 use ovlcheck_driver::store::{write_objects, MarkerNames};
+use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::path::Path;
 
@@ -96,8 +100,136 @@ fn close(fd: i32) {
     unsafe { libc::close(fd) };
 }
 
+/// `open(2)`'s flag bits for the case's flags, as a program writes them.
+fn flag_bits(f: &OpenFlags) -> i32 {
+    let mut bits = match f.access {
+        Access::Rdonly => libc::O_RDONLY,
+        Access::Wronly => libc::O_WRONLY,
+        Access::Rdwr => libc::O_RDWR,
+    };
+    for (set, b) in [
+        (f.creat, libc::O_CREAT),
+        (f.excl, libc::O_EXCL),
+        (f.trunc, libc::O_TRUNC),
+        (f.append, libc::O_APPEND),
+        (f.directory, libc::O_DIRECTORY),
+        (f.nofollow, libc::O_NOFOLLOW),
+        (f.path, libc::O_PATH),
+    ] {
+        if set {
+            bits |= b;
+        }
+    }
+    bits
+}
+
+/// An fd op as plain syscalls on the fds of `fds`.
+fn plain_fd(dir: &Path, fds: &mut BTreeMap<String, i32>, op: &Op) -> Result<Value, Errno> {
+    let get = |fds: &BTreeMap<String, i32>, n: &str| fds.get(n).copied().ok_or(Errno::EBADF);
+    // SAFETY (all blocks below): the fds are this test's, buffers sized.
+    unsafe {
+        match op {
+            Op::Open {
+                path,
+                flags,
+                mode,
+                fd,
+            } => {
+                if let Some(old) = fd.as_ref().and_then(|n| fds.remove(n)) {
+                    close(old);
+                }
+                let f = open_plain(&path_of(dir, path), flag_bits(flags), *mode)?;
+                match fd {
+                    Some(n) => {
+                        fds.insert(n.clone(), f);
+                    }
+                    None => close(f),
+                }
+                Ok(Value::Unit)
+            }
+            Op::Close { fd } => {
+                close(fds.remove(fd).ok_or(Errno::EBADF)?);
+                Ok(Value::Unit)
+            }
+            Op::Fstat { fd } => {
+                let mut st: libc::stat = std::mem::zeroed();
+                res(libc::fstat(get(fds, fd)?, &mut st)).map(|_| stat_of(&st))
+            }
+            Op::Fsync { fd } => res(libc::fsync(get(fds, fd)?)).map(|_| Value::Unit),
+            Op::Fread { fd, len } => {
+                let f = get(fds, fd)?;
+                let mut buf = vec![0u8; len.unwrap_or(1 << 16) as usize];
+                let n = libc::read(f, buf.as_mut_ptr().cast(), buf.len());
+                if n < 0 {
+                    return Err(errno());
+                }
+                buf.truncate(n as usize);
+                Ok(Value::Bytes(buf))
+            }
+            Op::Fwrite { fd, offset, data } => {
+                let f = get(fds, fd)?;
+                let n = match offset {
+                    Some(o) => libc::pwrite(f, data.as_ptr().cast(), data.len(), *o as i64),
+                    None => libc::write(f, data.as_ptr().cast(), data.len()),
+                };
+                if n < 0 {
+                    Err(errno())
+                } else {
+                    Ok(Value::Unit)
+                }
+            }
+            Op::Lseek { fd, offset, whence } => {
+                let w = match whence {
+                    Whence::Set => libc::SEEK_SET,
+                    Whence::Cur => libc::SEEK_CUR,
+                    Whence::End => libc::SEEK_END,
+                };
+                if libc::lseek(get(fds, fd)?, *offset, w) < 0 {
+                    Err(errno())
+                } else {
+                    Ok(Value::Unit)
+                }
+            }
+            Op::Freaddir { fd } => {
+                let d = libc::fdopendir(libc::dup(get(fds, fd)?));
+                if d.is_null() {
+                    return Err(errno());
+                }
+                let mut names = Vec::new();
+                loop {
+                    *libc::__errno_location() = 0;
+                    let e = libc::readdir(d);
+                    if e.is_null() {
+                        let err = *libc::__errno_location();
+                        libc::closedir(d);
+                        if err != 0 {
+                            return Err(Errno::from_code(err));
+                        }
+                        break;
+                    }
+                    let n = std::ffi::CStr::from_ptr((*e).d_name.as_ptr())
+                        .to_string_lossy()
+                        .into_owned();
+                    if n != "." && n != ".." {
+                        names.push(n);
+                    }
+                }
+                names.sort();
+                Ok(Value::Names(names))
+            }
+            _ => unreachable!("not an fd op"),
+        }
+    }
+}
+
 /// The op as a plain path-based syscall on `dir`.
-fn plain(dir: &Path, op: &Op) -> Outcome {
+fn plain(dir: &Path, fds: &mut BTreeMap<String, i32>, op: &Op) -> Outcome {
+    if op.fd().is_some() || matches!(op, Op::Open { flags, .. } if !flags.is_plain()) {
+        return match plain_fd(dir, fds, op) {
+            Ok(v) => Outcome::Ok(v),
+            Err(e) => Outcome::Err(e),
+        };
+    }
     let r: Result<Value, Errno> = (|| {
         // SAFETY (all blocks below): C strings are valid and buffers sized.
         unsafe {
@@ -193,13 +325,8 @@ fn plain(dir: &Path, op: &Op) -> Outcome {
                     v.sort();
                     Ok(Value::Names(v))
                 }
-                Op::Open { path, flags } => {
-                    let f = if flags.write {
-                        libc::O_RDWR
-                    } else {
-                        libc::O_RDONLY
-                    } | if flags.trunc { libc::O_TRUNC } else { 0 };
-                    open_plain(&path_of(dir, path), f, 0).map(|fd| {
+                Op::Open { path, flags, .. } => {
+                    open_plain(&path_of(dir, path), flag_bits(flags), 0).map(|fd| {
                         close(fd);
                         Value::Unit
                     })
@@ -284,9 +411,15 @@ fn plain(dir: &Path, op: &Op) -> Outcome {
                     res(libc::chown(path_of(dir, path).as_ptr(), *uid, *gid)).map(|_| Value::Unit)
                 }
                 Op::Utimes { path, mtime } => {
-                    let ts = libc::timespec {
-                        tv_sec: *mtime,
-                        tv_nsec: 0,
+                    let ts = match mtime {
+                        Some(t) => libc::timespec {
+                            tv_sec: *t,
+                            tv_nsec: 0,
+                        },
+                        None => libc::timespec {
+                            tv_sec: 0,
+                            tv_nsec: libc::UTIME_NOW,
+                        },
                     };
                     res(libc::utimensat(
                         libc::AT_FDCWD,
@@ -312,7 +445,7 @@ fn plain(dir: &Path, op: &Op) -> Outcome {
                     res(libc::removexattr(path_of(dir, path).as_ptr(), n.as_ptr()))
                         .map(|_| Value::Unit)
                 }
-                Op::Remount | Op::Commit => unreachable!(),
+                _ => unreachable!("not a path op"),
             }
         }
     })();
@@ -431,6 +564,52 @@ const OPS: &str = r#"
   lstat ro2
   stat lf
   readdir d
+  utimes ro2 now
+  utimes lf now
+  open d O_RDONLY|O_CREAT|O_DIRECTORY 0755
+  open lf O_RDONLY|O_NOFOLLOW
+  open lf O_PATH|O_NOFOLLOW as s
+  fstat s
+  fread s
+  open d/f O_RDONLY|O_DIRECTORY
+  open d/f O_RDONLY|O_EXCL
+  open d O_PATH|O_CREAT|O_EXCL 0644
+  open n3 O_WRONLY|O_CREAT|O_EXCL|O_APPEND 0600 as w
+  fwrite w "abc"
+  fwrite w 0 "de"
+  fread w
+  open n3 O_RDWR as r
+  fread r 2
+  fread r
+  lseek r -1 SEEK_END
+  fread r
+  lseek r -9 SEEK_CUR
+  fstat r
+  fsync r
+  unlink n3
+  fstat r
+  lseek r 0 SEEK_SET
+  fread r
+  close r
+  close r
+  fread r
+  open d O_RDONLY|O_DIRECTORY as dd
+  freaddir dd
+  freaddir dd
+  lseek dd 0 SEEK_SET
+  freaddir dd
+  lseek dd 0 SEEK_END
+  fwrite dd "x"
+  fread dd
+  open p O_WRONLY as pw
+  open p O_RDONLY as pr
+  open p O_WRONLY as pw
+  fwrite pw "pipe"
+  fwrite pw 0 "pipe"
+  fread pr 2
+  lseek pr 0 SEEK_SET
+  fsync pr
+  close w
 "#;
 
 #[test]
@@ -450,9 +629,10 @@ fn confined_ops_match_plain_syscalls() {
     }
     let root = std::fs::File::open(&a).unwrap();
     let mut mismatches = Vec::new();
+    let (mut confined_fds, mut plain_fds) = (exec::FdTable::new(), BTreeMap::new());
     for op in ops(OPS) {
-        let got = exec::apply(&root, &op);
-        let want = plain(&b, &op);
+        let got = exec::apply_as(&root, &mut confined_fds, &op, Cred::ROOT).unwrap();
+        let want = plain(&b, &mut plain_fds, &op);
         if got != want {
             mismatches.push(format!("{op:?}: confined {got:?}, plain {want:?}"));
         }

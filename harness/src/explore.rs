@@ -29,7 +29,9 @@ lower
 ops
 "#;
 
-/// The op alphabet, one op per line in the `.ovl` op syntax.
+/// The op alphabet, one op per line in the `.ovl` op syntax. The fd ops
+/// meet their opens from depth 2 on, and an open fd meets the ops that
+/// copy up, rename or change its directory from depth 3 on.
 pub const ALPHABET: &[&str] = &[
     "stat a",
     "read s",
@@ -55,6 +57,10 @@ pub const ALPHABET: &[&str] = &[
     "chmod d/x 0600",
     "as 1000:1000 create d/u 0644",
     "setxattr a user.k \"v\"",
+    "open a O_RDONLY as f",
+    "open d O_RDONLY|O_DIRECTORY as g",
+    "fread f",
+    "freaddir g",
     "remount",
     "commit",
 ];

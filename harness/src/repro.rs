@@ -89,7 +89,72 @@ def run(a):
         return 'ok'
     if op == 'chmod': os.chmod(p[0], int(p[1], 8)); return 'ok'
     if op == 'chown': os.chown(p[0], int(p[1]), int(p[2])); return 'ok'
-    if op == 'utimes': t = int(p[1]); os.utime(p[0], (t, t)); return 'ok'
+    if op == 'utimes':
+        if p[1] == 'now': os.utime(p[0], None); return 'ok'
+        t = int(p[1]); os.utime(p[0], (t, t)); return 'ok'
+    if op == 'openfd':
+        # openfd PATH FLAGS MODE NAME|-: open(2) with the case's flags (an
+        # fd already open under NAME is closed first); O_NONBLOCK as the
+        # executor, but not beside O_PATH.
+        fl = 0
+        for n in p[1].split('|'): fl |= getattr(os, n)
+        if not fl & os.O_PATH: fl |= os.O_NONBLOCK
+        if p[3] in FDS: os.close(FDS.pop(p[3]))
+        fd = os.open(p[0], fl, int(p[2], 8))
+        if p[3] == '-': os.close(fd)
+        else: FDS[p[3]] = fd
+        return 'ok'
+    if op in ('fstat', 'fread', 'freaddir', 'lseek', 'fsync', 'fwrite', 'close'):
+        if p[0] not in FDS: raise OSError(errno.EBADF, 'no such fd')
+        fd = FDS[p[0]]
+    if op == 'close': os.close(FDS.pop(p[0])); return 'ok'
+    if op == 'fstat':
+        s = os.fstat(fd)
+        size = 0 if stat.S_ISDIR(s.st_mode) else s.st_size
+        return '{%s %04o %d:%d size=%d nlink=%d}' % (kind(s.st_mode), stat.S_IMODE(s.st_mode), s.st_uid, s.st_gid, size, s.st_nlink)
+    if op == 'fsync': os.fsync(fd); return 'ok'
+    if op == 'lseek': os.lseek(fd, int(p[1]), getattr(os, p[2])); return 'ok'
+    if op == 'fread':
+        # As the executor: at least one read, then on until the count or
+        # the end; a fifo that runs dry after some data ends the read.
+        limit = int(p[1]) if len(p) > 1 else 16 << 20
+        data = b''
+        while True:
+            try: c = os.read(fd, min(limit - len(data), 65536))
+            except BlockingIOError:
+                if data: break
+                raise
+            if not c: break
+            data += c
+            if len(data) >= limit: break
+        return q(data)
+    if op == 'fwrite':
+        data = b(p[2])
+        while data:
+            n = os.write(fd, data) if p[1] == '-' else os.pwrite(fd, data, int(p[1]))
+            if p[1] != '-': p[1] = str(int(p[1]) + n)
+            data = data[n:]
+        return 'ok'
+    if op == 'freaddir':
+        # getdents64 from the fd's own position (python's listdir would
+        # rewind, and glibc's readdir takes ENOENT of a removed directory
+        # for the end).
+        libc = ctypes.CDLL(None, use_errno=True)
+        nr = {'x86_64': 217, 'aarch64': 61, 'riscv64': 61}[os.uname().machine]
+        buf = ctypes.create_string_buffer(65536)
+        names = []
+        while True:
+            n = libc.syscall(nr, fd, buf, len(buf))
+            if n < 0:
+                e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+            if n == 0: break
+            raw, at = buf.raw[:n], 0
+            while at < n:
+                reclen = int.from_bytes(raw[at + 16:at + 18], 'little')
+                name = raw[at + 19:at + reclen].split(b'\0', 1)[0]
+                if name not in (b'.', b'..'): names.append(name)
+                at += reclen
+        return '[' + ', '.join(q(n) for n in sorted(names)) + ']'
     if op == 'setxattr': os.setxattr(p[0], p[1], b(p[2])); return 'ok'
     if op == 'removexattr': os.removexattr(p[0], p[1]); return 'ok'
     raise SystemExit('unknown op ' + op)
@@ -98,8 +163,30 @@ def main(a):
     except OSError as e:
         # 95 is both; ovlcheck (like the kernel's own headers) says EOPNOTSUPP.
         return 'EOPNOTSUPP' if e.errno == errno.EOPNOTSUPP else errno.errorcode.get(e.errno, 'E%d' % e.errno)
-# Long data comes in a file outside the overlay: read it first.
-a = [('hex:' + open(x[5:], 'rb').read().hex()) if x.startswith('file:') else x for x in a]
+FDS = {}
+def data_files(a):
+    # Long data comes in a file outside the overlay: read it first.
+    return [('hex:' + open(x[5:], 'rb').read().hex()) if x.startswith('file:') else x for x in a]
+if a[0] == 'batch':
+    # The ops of a case with open fds between two mounts, in one process
+    # that holds the fds: each line is the step as shown, then its
+    # arguments. Another user acts through the effective ids only, so that
+    # root can switch back (and its fds stay).
+    import shlex
+    lines = [data_files(shlex.split(l)) for l in sys.stdin.read().splitlines() if l.strip()]
+    os.chroot('.')
+    groups = os.getgroups()
+    for l in lines:
+        shown, args = l[0], l[1:]
+        if args[0] == 'as':
+            uid, gid = map(int, args[1].split(':'))
+            os.setgroups([gid]); os.setresgid(-1, gid, -1); os.setresuid(-1, uid, -1)
+            try: out = main(args[2:])
+            finally: os.setresuid(-1, 0, -1); os.setresgid(-1, 0, -1); os.setgroups(groups)
+        else: out = main(args)
+        print(shown + '  =>  ' + out, flush=True)
+    sys.exit(0)
+a = data_files(a)
 # Paths resolve beneath the overlay root (the cwd), as ovlcheck's openat2
 # with RESOLVE_IN_ROOT does: `..` and absolute symlinks stop there.
 os.chroot('.')
@@ -229,11 +316,49 @@ fn op_args(step: &Step) -> String {
         Op::Getxattr { path, name } | Op::Removexattr { path, name } => {
             format!("{} {} {}", step.op.keyword(), p(path), sh(name))
         }
-        Op::Open { path, flags: f } => format!(
+        Op::Open {
+            path,
+            flags: f,
+            fd: None,
+            ..
+        } if f.is_plain() => format!(
             "open {}{}",
             p(path),
-            flags(&[(f.write, "rdwr"), (f.trunc, "trunc")])
+            flags(&[
+                (f.access == ovlcheck_case::Access::Rdwr, "rdwr"),
+                (f.trunc, "trunc")
+            ])
         ),
+        Op::Open {
+            path,
+            flags: f,
+            mode,
+            fd,
+        } => format!(
+            "openfd {} {} {mode:o} {}",
+            p(path),
+            sh(&f.names()),
+            sh(fd.as_deref().unwrap_or("-"))
+        ),
+        Op::Fstat { fd } | Op::Freaddir { fd } | Op::Fsync { fd } | Op::Close { fd } => {
+            format!("{} {}", step.op.keyword(), sh(fd))
+        }
+        Op::Fread { fd, len } => match len {
+            Some(n) => format!("fread {} {n}", sh(fd)),
+            None => format!("fread {}", sh(fd)),
+        },
+        Op::Lseek { fd, offset, whence } => {
+            format!("lseek {} {offset} {}", sh(fd), whence.keyword())
+        }
+        Op::Fwrite { fd, offset, data } => {
+            let off = offset.map_or("-".to_string(), |o| o.to_string());
+            let data = if data.len() > BIG_ARG {
+                "'file:data'".to_string()
+            } else {
+                bytes_arg(data)
+            };
+            format!("fwrite {} {off} {data}", sh(fd))
+        }
         Op::Create {
             path,
             mode,
@@ -267,7 +392,10 @@ fn op_args(step: &Step) -> String {
             ])
         ),
         Op::Chown { path, uid, gid } => format!("chown {} {uid} {gid}", p(path)),
-        Op::Utimes { path, mtime } => format!("utimes {} {mtime}", p(path)),
+        Op::Utimes { path, mtime } => match mtime {
+            Some(t) => format!("utimes {} {t}", p(path)),
+            None => format!("utimes {} now", p(path)),
+        },
         Op::Setxattr { path, name, value } => {
             format!("setxattr {} {} {}", p(path), sh(name), bytes_arg(value))
         }
@@ -432,6 +560,62 @@ pub fn script(case: &Case) -> Result<String, String> {
         s,
         "ovl_mount\n\n# ops: each prints its outcome; `# pinned:` is what the case expects"
     );
+    if case.steps.iter().any(|st| st.op.fd().is_some()) {
+        batch_ops(&mut s, case);
+    } else {
+        single_ops(&mut s, case);
+    }
+    let _ = writeln!(s, "\necho '--- merged'; ls -laR \"$S/M\"\necho '--- upper'; ls -laR \"$S/upperfs/U\" 2>/dev/null || true");
+    let _ = writeln!(
+        s,
+        "getfattr -R -d -m - -e text \"$S/upperfs/U\" 2>/dev/null || true\ncd /\numount -R \"$S\"\nrmdir \"$S\""
+    );
+    Ok(s)
+}
+
+/// A case with open fds: the ops between two mounts run in one helper
+/// process (`batch`) that holds the fds, and its exit closes them before
+/// the next unmount, as the worker closes them.
+fn batch_ops(s: &mut String, case: &Case) {
+    let mut batch: Vec<String> = Vec::new();
+    let flush = |s: &mut String, batch: &mut Vec<String>| {
+        if !batch.is_empty() {
+            let _ = writeln!(s, "op batch <<'OPS'\n{}\nOPS", batch.join("\n"));
+            batch.clear();
+        }
+    };
+    for step in &case.steps {
+        match step.op {
+            Op::Remount | Op::Commit => {
+                flush(s, &mut batch);
+                let k = step.op.keyword();
+                let _ = writeln!(s, "{k} && echo '{k}  =>  ok'");
+                continue;
+            }
+            _ => {}
+        }
+        // Long data goes through a file outside the overlay (`file:data`
+        // is `$S/data` seen from the mount's root): one batch at a time.
+        let big = match &step.op {
+            Op::Write { data, .. } | Op::Fwrite { data, .. } if data.len() > BIG_ARG => Some(data),
+            _ => None,
+        };
+        if let Some(data) = big {
+            flush(s, &mut batch);
+            let _ = writeln!(s, "printf {} > \"$S/data\"", printf_arg(data));
+        }
+        let args = op_args(step).replace("\"file:$S/data\"", "'file:../data'");
+        let args = args.replace("'file:data'", "'file:../data'");
+        batch.push(format!("{} {args}", sh(&print_step(&step.unpinned()))));
+        if big.is_some() {
+            flush(s, &mut batch);
+        }
+    }
+    flush(s, &mut batch);
+}
+
+/// Each op as its own helper run, printing its outcome.
+fn single_ops(s: &mut String, case: &Case) {
     for step in &case.steps {
         // Data too long for one argument (the kernel's MAX_ARG_STRLEN) goes
         // through a file the helper reads before it enters the overlay.
@@ -456,12 +640,6 @@ pub fn script(case: &Case) -> Result<String, String> {
             .unwrap_or_default();
         let _ = writeln!(s, "{line}{pin}");
     }
-    let _ = writeln!(s, "\necho '--- merged'; ls -laR \"$S/M\"\necho '--- upper'; ls -laR \"$S/upperfs/U\" 2>/dev/null || true");
-    let _ = writeln!(
-        s,
-        "getfattr -R -d -m - -e text \"$S/upperfs/U\" 2>/dev/null || true\ncd /\numount -R \"$S\"\nrmdir \"$S\""
-    );
-    Ok(s)
 }
 
 fn escape_dq(s: &str) -> String {

@@ -7,7 +7,7 @@
 //! drop it and try the next candidate". Candidates are ordered so that big
 //! reductions (half of the steps) come before small ones (one entry).
 
-use ovlcheck_case::{Case, Op, Step};
+use ovlcheck_case::{Case, Op, OpenFlags, Step};
 use proptest::strategy::ValueTree;
 use std::time::{Duration, Instant};
 
@@ -100,9 +100,32 @@ pub fn candidates(case: &Case) -> Vec<Case> {
     let mut out = Vec::new();
     drop_chunks(case.steps.len(), |keep| {
         let mut c = case.clone();
-        c.steps = filter_index(&case.steps, keep);
+        c.steps = without_unopened_fd_uses(filter_index(&case.steps, keep));
         out.push(c);
     });
+    // A whole fd at once: its opens and every op on it.
+    let fds: std::collections::BTreeSet<&str> =
+        case.steps.iter().filter_map(|s| s.op.fd()).collect();
+    for fd in fds {
+        let mut c = case.clone();
+        c.steps.retain(|s| s.op.fd() != Some(fd));
+        out.push(c);
+    }
+    // An fd no op uses any more: opened and closed at once.
+    for (i, step) in case.steps.iter().enumerate() {
+        if let Op::Open { fd: Some(name), .. } = &step.op {
+            let used = case.steps[i + 1..]
+                .iter()
+                .any(|s| s.op.uses_fd() && s.op.fd() == Some(name));
+            if !used {
+                let mut c = case.clone();
+                if let Op::Open { fd, .. } = &mut c.steps[i].op {
+                    *fd = None;
+                }
+                out.push(c);
+            }
+        }
+    }
     if case.upper.is_some() {
         let mut c = case.clone();
         c.upper = None;
@@ -139,6 +162,23 @@ pub fn candidates(case: &Case) -> Vec<Case> {
     out
 }
 
+/// `steps` without the ops on an fd that no earlier step opens (their
+/// `open ... as F` was removed): they could only fail with EBADF.
+fn without_unopened_fd_uses(steps: Vec<Step>) -> Vec<Step> {
+    let mut opened = std::collections::BTreeSet::new();
+    steps
+        .into_iter()
+        .filter(|s| match &s.op {
+            Op::Open { fd: Some(name), .. } => {
+                opened.insert(name.clone());
+                true
+            }
+            op if op.uses_fd() => op.fd().is_some_and(|f| opened.contains(f)),
+            _ => true,
+        })
+        .collect()
+}
+
 /// Calls `f` with a keep-predicate for every chunk removal of a list of
 /// length `n`: halves, quarters, ... single elements (ddmin's subsets'
 /// complements).
@@ -168,7 +208,9 @@ fn filter_index<T: Clone>(items: &[T], keep: &dyn Fn(usize) -> bool) -> Vec<T> {
 }
 
 /// Simpler versions of one step: as root, without a trailing slash,
-/// with shorter data, with plainer flags.
+/// with shorter data, with plainer flags (an open without O_CREAT,
+/// O_EXCL, O_TRUNC, O_APPEND, O_NOFOLLOW), a write at the position, a
+/// read to the end.
 fn simplify_step(step: &Step) -> Vec<Step> {
     let mut out = Vec::new();
     if step.cred.is_some() {
@@ -208,6 +250,45 @@ fn simplify_step(step: &Step) -> Vec<Step> {
                 trunc: false,
             }));
         }
+        Op::Open {
+            path,
+            flags,
+            mode,
+            fd,
+        } if flags.append || flags.excl || flags.trunc || flags.nofollow || flags.creat => {
+            let plain = OpenFlags {
+                access: flags.access,
+                directory: flags.directory,
+                path: flags.path,
+                ..OpenFlags::default()
+            };
+            out.push(with(Op::Open {
+                path: path.clone(),
+                flags: plain,
+                mode: if plain.creat { *mode } else { 0 },
+                fd: fd.clone(),
+            }));
+        }
+        Op::Fwrite { fd, offset, data } => {
+            if offset.is_some() {
+                out.push(with(Op::Fwrite {
+                    fd: fd.clone(),
+                    offset: None,
+                    data: data.clone(),
+                }));
+            }
+            if data.len() > 1 {
+                out.push(with(Op::Fwrite {
+                    fd: fd.clone(),
+                    offset: *offset,
+                    data: data[..1].to_vec(),
+                }));
+            }
+        }
+        Op::Fread { fd, len: Some(_) } => out.push(with(Op::Fread {
+            fd: fd.clone(),
+            len: None,
+        })),
         Op::Rename { old, new, flags } if *flags != Default::default() => {
             out.push(with(Op::Rename {
                 old: old.clone(),
@@ -259,6 +340,41 @@ mod tests {
             c.steps.contains(&a) && c.steps.contains(&b)
         });
         assert_eq!(small.steps, vec![a, b]);
+    }
+
+    fn step(text: &str) -> Step {
+        let case = ovlcheck_case::parse_case("t", &format!("lower\nops\n  {text}\n")).unwrap();
+        case.steps[0].clone()
+    }
+
+    #[test]
+    fn removing_an_open_removes_the_ops_on_its_fd() {
+        let mut case = case_with_steps(2);
+        case.steps.insert(0, step("open d0 O_RDWR as f"));
+        case.steps.push(step("fread f"));
+        case.steps.push(step("fwrite f \"x\""));
+        let culprit = case.steps[1].clone();
+        let small = shrink(case, Duration::from_secs(10), |c| {
+            assert!(
+                c.steps.iter().all(|s| !s.op.uses_fd())
+                    || c.steps.iter().any(|s| matches!(s.op, Op::Open { .. })),
+                "a use of f without its open: {c:?}"
+            );
+            c.steps.contains(&culprit)
+        });
+        assert_eq!(small.steps, vec![culprit]);
+    }
+
+    #[test]
+    fn an_unused_fd_is_dropped_and_flags_get_plainer() {
+        let mut case = case_with_steps(0);
+        case.steps
+            .push(step("open a O_WRONLY|O_CREAT|O_APPEND 0644 as f"));
+        case.steps.push(step("fwrite f 3 \"xyz\""));
+        let small = shrink(case, Duration::from_secs(10), |c| {
+            c.steps.iter().any(|s| matches!(s.op, Op::Open { .. }))
+        });
+        assert_eq!(small.steps, vec![step("open a O_WRONLY")]);
     }
 
     #[test]

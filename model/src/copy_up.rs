@@ -50,7 +50,16 @@ impl Model {
                 let frame = &mut walk.frames[i];
                 frame.name = name;
                 match copied {
-                    Ok(d) => frame.dentry = d,
+                    Ok(d) => {
+                        frame.dentry = d;
+                        let path = walk.frames[1..=i]
+                            .iter()
+                            .map(|f| f.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join("/");
+                        let after = walk.frames[i].dentry.clone();
+                        self.held_copied_up(&path, &before, &after);
+                    }
                     Err(e) => {
                         frame.dentry = before;
                         return Err(e);

@@ -99,6 +99,9 @@ pub(crate) struct Inode {
     /// A regular file with holes: the indexes of the tmpfs pages that hold
     /// its data. `None`: every page up to its size (see `space`).
     pub pages: Option<Arc<std::collections::BTreeSet<u64>>>,
+    /// Open fds that hold this inode (module `fds`): it stays while held,
+    /// linked or not, as an unlinked open file does.
+    pub open: u32,
 }
 
 impl Inode {
@@ -116,6 +119,7 @@ impl Inode {
             index_link: false,
             union_nlink: None,
             pages: None,
+            open: 0,
         }
     }
 
@@ -267,7 +271,7 @@ impl Layer {
     fn drop_link(&mut self, ino: Ino) {
         let inode = self.get_mut(ino);
         inode.links = inode.links.saturating_sub(1);
-        if inode.links > 0 || inode.index_link {
+        if inode.links > 0 || inode.index_link || inode.open > 0 {
             return;
         }
         if let Some(inode) = self.inodes.remove(&ino) {
@@ -276,6 +280,27 @@ impl Layer {
                     self.drop_link(*child);
                 }
             }
+        }
+    }
+
+    /// An fd holds `ino` (module `fds`).
+    pub fn hold(&mut self, ino: Ino) {
+        self.get_mut(ino).open += 1;
+    }
+
+    /// An fd on `ino` was closed: the inode goes when nothing links or
+    /// holds it any more.
+    pub fn release(&mut self, ino: Ino) {
+        let root = self.root;
+        let Some(inode) = self.try_get_mut(ino) else {
+            return;
+        };
+        inode.open = inode.open.saturating_sub(1);
+        if inode.open == 0 && inode.links == 0 && !inode.index_link && ino != root {
+            // drop_link of an unlinked inode: counts stay at 0, the inode
+            // and a directory's subtree go.
+            inode.links = 1;
+            self.drop_link(ino);
         }
     }
 

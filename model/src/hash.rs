@@ -102,6 +102,21 @@ impl Model {
             h.str("fresh-link");
             h.str(p);
         }
+        // Open fds, and the contents of held inodes no name reaches.
+        for (name, f) in self.fds.files.iter() {
+            h.str(name);
+            h.str(&format!("{f:?}"));
+        }
+        for (id, held) in self.fds.held.iter() {
+            h.u64(u64::from(*id));
+            h.str(&format!("{held:?}"));
+            if let Some(u) = held.dentry.upper {
+                let inode = self.upper_inode(u);
+                if inode.links == 0 {
+                    h.str(&format!("{inode:?}"));
+                }
+            }
+        }
         h.0
     }
 }

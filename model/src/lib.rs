@@ -23,6 +23,7 @@
 mod build;
 mod changeset;
 mod copy_up;
+mod fds;
 mod features;
 mod fs;
 mod hash;
@@ -95,6 +96,8 @@ pub struct Model {
     /// its st_ino differs and renaming one onto the other is ESTALE
     /// (observed on 6.18).
     pub(crate) fresh_links: OrdSet<String>,
+    /// The open fds (module `fds`).
+    pub(crate) fds: fds::Fds,
 }
 
 impl Model {
@@ -132,6 +135,7 @@ impl Model {
             snapshot: Arc::new(mount::MountSnapshot::default()),
             mem_lower: OrdMap::new(),
             fresh_links: OrdSet::new(),
+            fds: fds::Fds::default(),
         };
         m.mount();
         Ok(m)

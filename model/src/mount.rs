@@ -59,6 +59,7 @@ impl Model {
                 snapshot: Arc::new(MountSnapshot::default()),
                 mem_lower: OrdMap::new(),
                 fresh_links: imbl::OrdSet::new(),
+                fds: Default::default(),
             };
             m.take_snapshot()
         })

@@ -2,13 +2,13 @@
 
 use super::lex::{lex_line, Tok, Token};
 use super::limits::{
-    MAX_FILE_DATA, MAX_INPUT_BYTES, MAX_LAYERS, MAX_LAYER_ENTRIES, MAX_OPS, MAX_PATH_DEPTH,
+    MAX_FDS, MAX_FILE_DATA, MAX_INPUT_BYTES, MAX_LAYERS, MAX_LAYER_ENTRIES, MAX_OPS, MAX_PATH_DEPTH,
 };
 use super::ParseError;
 use crate::case::Case;
 use crate::errno::Errno;
 use crate::layer::{check_layer_xattr_name, Entry, LayerFormat, LayerSpec};
-use crate::op::{Cred, Op, OpenFlags, RenameFlags, Step};
+use crate::op::{check_fd_name, Access, Cred, Op, OpenFlags, RenameFlags, Step, Whence};
 use crate::outcome::{FileKind, Outcome, StatInfo, Value};
 use crate::path::{OpPath, RelPath};
 use crate::profile::Profile;
@@ -18,7 +18,8 @@ const ENTRY_WORDS: &str = "dir, file, symlink, hardlink, fifo, whiteout, opaque,
                            xwhiteout, redirect, xattr, owner or mtime";
 const OP_WORDS: &str = "lstat, stat, read, readlink, readdir, getxattr, listxattr, open, create, \
                         write, truncate, mkdir, mkfifo, symlink, unlink, rmdir, link, rename, \
-                        chmod, chown, utimes, setxattr, removexattr, remount or commit";
+                        chmod, chown, utimes, setxattr, removexattr, fstat, fread, freaddir, \
+                        lseek, fsync, fwrite, close, remount or commit";
 const OUTCOME_WORDS: &str =
     "an outcome (ok, an errno like ENOENT, \"data\", [\"names\"] or {KIND MODE UID:GID size=N nlink=N})";
 
@@ -236,10 +237,83 @@ impl<'t, 'a> Cursor<'t, 'a> {
         }
     }
 
+    /// The name of an open fd (`f`, `fd1`).
+    fn fd_name(&mut self) -> Result<String, ParseError> {
+        let (w, col) = self.word("an fd name (e.g. f1)")?;
+        check_fd_name(w).map_err(|m| self.err(col, m))?;
+        Ok(w.to_string())
+    }
+
+    /// `O_RDONLY|O_CREAT|...`: at most one access mode (none is
+    /// `O_RDONLY`), each flag once.
+    fn open_flags(&mut self) -> Result<OpenFlags, ParseError> {
+        let (w, col) = self.word("open flags (e.g. O_RDWR|O_CREAT)")?;
+        let mut f = OpenFlags::default();
+        let mut access = None;
+        let mut seen = Vec::new();
+        let mut at = col;
+        for part in w.split('|') {
+            if seen.contains(&part) {
+                return Err(self.err(at, format!("flag `{part}` given twice")));
+            }
+            let acc = match part {
+                "O_RDONLY" => Some(Access::Rdonly),
+                "O_WRONLY" => Some(Access::Wronly),
+                "O_RDWR" => Some(Access::Rdwr),
+                _ => None,
+            };
+            if let Some(a) = acc {
+                if access.is_some() {
+                    return Err(self.err(
+                        at,
+                        format!("`{part}`: only one of O_RDONLY, O_WRONLY, O_RDWR"),
+                    ));
+                }
+                access = Some(a);
+            } else {
+                let slot = match part {
+                    "O_CREAT" => &mut f.creat,
+                    "O_EXCL" => &mut f.excl,
+                    "O_TRUNC" => &mut f.trunc,
+                    "O_APPEND" => &mut f.append,
+                    "O_DIRECTORY" => &mut f.directory,
+                    "O_NOFOLLOW" => &mut f.nofollow,
+                    "O_PATH" => &mut f.path,
+                    _ => {
+                        return Err(self.err(
+                            at,
+                            format!(
+                                "unknown open flag `{}`: use {}",
+                                clip(part, 30),
+                                OpenFlags::NAMES.join(", ")
+                            ),
+                        ))
+                    }
+                };
+                *slot = true;
+            }
+            seen.push(part);
+            at += part.chars().count() + 1;
+        }
+        // O_RDONLY is 0, so flags without an access mode read.
+        f.access = access.unwrap_or(Access::Rdonly);
+        Ok(f)
+    }
+
     /// Optional flag words, each at most once, in any order.
     fn flags<const N: usize>(&mut self, names: [&str; N]) -> Result<[bool; N], ParseError> {
+        self.flags_before(names, "=>")
+    }
+
+    /// [`Cursor::flags`] that also stops at the word `stop`.
+    fn flags_before<const N: usize>(
+        &mut self,
+        names: [&str; N],
+        stop: &str,
+    ) -> Result<[bool; N], ParseError> {
+        let at_stop = |t: &Token<'_>| t.tok == Tok::Arrow || t.tok == Tok::Word(stop.to_string());
         let mut set = [false; N];
-        while let Some(t) = self.peek().filter(|t| t.tok != Tok::Arrow) {
+        while let Some(t) = self.peek().filter(|t| !at_stop(t)) {
             let Tok::Word(w) = &t.tok else {
                 break;
             };
@@ -252,7 +326,7 @@ impl<'t, 'a> Cursor<'t, 'a> {
             set[k] = true;
             self.i += 1;
         }
-        if self.peek().is_some_and(|t| t.tok != Tok::Arrow) {
+        if self.peek().is_some_and(|t| !at_stop(t)) {
             let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
             return Err(self.expected(&format!("one of the flags {}", list.join(", "))));
         }
@@ -297,6 +371,8 @@ struct Parser<'a> {
     section: Section,
     profile_line: Option<usize>,
     layer: Option<OpenLayer>,
+    /// The fd names opened so far (`open P FLAGS as F`).
+    fd_names: std::collections::BTreeSet<String>,
 }
 
 impl<'a> Parser<'a> {
@@ -584,7 +660,19 @@ impl<'a> Parser<'a> {
             let (uid, gid) = c.ids()?;
             cred = Some(Cred { uid, gid });
         }
+        let op_col = c.col();
         let op = op(c)?;
+        if let Op::Open { fd: Some(name), .. } = &op {
+            if !self.fd_names.contains(name) {
+                if self.fd_names.len() >= MAX_FDS {
+                    return Err(c.err(
+                        op_col,
+                        format!("more than {MAX_FDS} fd names in one case (limits::MAX_FDS)"),
+                    ));
+                }
+                self.fd_names.insert(name.clone());
+            }
+        }
         let mut expect = None;
         if c.peek().is_some_and(|t| t.tok == Tok::Arrow) {
             c.i += 1;
@@ -620,10 +708,26 @@ fn op(c: &mut Cursor) -> Result<Op, ParseError> {
         },
         "open" => {
             let path = c.op_path()?;
-            let [write, trunc] = c.flags(["rdwr", "trunc"])?;
+            let syscall_form =
+                matches!(c.peek().map(|t| &t.tok), Some(Tok::Word(w)) if w.starts_with("O_"));
+            let (flags, mode) = if syscall_form {
+                let flags = c.open_flags()?;
+                let mode = if flags.creat { c.mode()? } else { 0 };
+                (flags, mode)
+            } else {
+                let [write, trunc] = c.flags_before(["rdwr", "trunc"], "as")?;
+                (OpenFlags::plain(write, trunc), 0)
+            };
+            let mut fd = None;
+            if matches!(c.peek().map(|t| &t.tok), Some(Tok::Word(w)) if w == "as") {
+                c.i += 1;
+                fd = Some(c.fd_name()?);
+            }
             Op::Open {
                 path,
-                flags: OpenFlags { write, trunc },
+                flags,
+                mode,
+                fd,
             }
         }
         "create" => {
@@ -707,10 +811,81 @@ fn op(c: &mut Cursor) -> Result<Op, ParseError> {
             uid: c.unsigned("a uid")?,
             gid: c.unsigned("a gid")?,
         },
-        "utimes" => Op::Utimes {
-            path: c.op_path()?,
-            mtime: c.signed("seconds since the epoch")?,
-        },
+        "utimes" => {
+            let path = c.op_path()?;
+            let mtime = if matches!(c.peek().map(|t| &t.tok), Some(Tok::Word(w)) if w == "now") {
+                c.i += 1;
+                None
+            } else {
+                Some(c.signed("seconds since the epoch or `now`")?)
+            };
+            Op::Utimes { path, mtime }
+        }
+        "fstat" => Op::Fstat { fd: c.fd_name()? },
+        "fsync" => Op::Fsync { fd: c.fd_name()? },
+        "close" => Op::Close { fd: c.fd_name()? },
+        "freaddir" => Op::Freaddir { fd: c.fd_name()? },
+        "fread" => {
+            let fd = c.fd_name()?;
+            let len = if matches!(c.peek().map(|t| &t.tok), Some(Tok::Word(_))) {
+                let lcol = c.col();
+                let len: u64 = c.unsigned("a byte count")?;
+                if len > MAX_FILE_DATA {
+                    return Err(c.err(
+                        lcol,
+                        format!(
+                            "count {len} is over {MAX_FILE_DATA} bytes (limits::MAX_FILE_DATA)"
+                        ),
+                    ));
+                }
+                Some(len)
+            } else {
+                None
+            };
+            Op::Fread { fd, len }
+        }
+        "fwrite" => {
+            let fd = c.fd_name()?;
+            let ocol = c.col();
+            let offset = if matches!(c.peek().map(|t| &t.tok), Some(Tok::Word(_))) {
+                Some(c.unsigned::<u64>("an offset")?)
+            } else {
+                None
+            };
+            let (data, _) = c.string("the data")?;
+            if offset.unwrap_or(0).saturating_add(data.len() as u64) > MAX_FILE_DATA {
+                return Err(c.err(
+                    ocol,
+                    format!("write would end past {MAX_FILE_DATA} bytes (limits::MAX_FILE_DATA)"),
+                ));
+            }
+            Op::Fwrite { fd, offset, data }
+        }
+        "lseek" => {
+            let fd = c.fd_name()?;
+            let ocol = c.col();
+            let offset = c.signed("an offset")?;
+            if offset.unsigned_abs() > MAX_FILE_DATA {
+                return Err(c.err(
+                    ocol,
+                    format!(
+                        "offset {offset} is beyond {MAX_FILE_DATA} bytes (limits::MAX_FILE_DATA)"
+                    ),
+                ));
+            }
+            let wcol = c.col();
+            let (w, _) = c.word("SEEK_SET, SEEK_CUR or SEEK_END")?;
+            let whence = Whence::from_keyword(w).ok_or_else(|| {
+                c.err(
+                    wcol,
+                    format!(
+                        "expected SEEK_SET, SEEK_CUR or SEEK_END, found `{}`",
+                        clip(w, 30)
+                    ),
+                )
+            })?;
+            Op::Lseek { fd, offset, whence }
+        }
         "setxattr" => Op::Setxattr {
             path: c.op_path()?,
             name: c.xattr_name()?.0,
@@ -832,6 +1007,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Case, ParseError> {
         section: Section::Start,
         profile_line: None,
         layer: None,
+        fd_names: Default::default(),
     };
     if text.len() > MAX_INPUT_BYTES {
         return Err(p.err(

@@ -2,7 +2,7 @@
 
 use crate::case::Case;
 use crate::layer::{Entry, LayerFormat, LayerSpec};
-use crate::op::{Op, Step};
+use crate::op::{Access, Op, Step};
 use crate::path::OpPath;
 use crate::profile::Profile;
 use crate::quote::{quote, word};
@@ -63,13 +63,28 @@ pub(crate) fn op(o: &Op) -> String {
         Op::Getxattr { path, name } | Op::Removexattr { path, name } => {
             format!("{k} {} {}", op_path(path), word(name))
         }
-        Op::Open { path, flags } => {
+        Op::Open {
+            path,
+            flags,
+            mode,
+            fd,
+        } => {
             let mut s = format!("open {}", op_path(path));
-            if flags.write {
-                s.push_str(" rdwr");
+            if flags.is_plain() {
+                if flags.access == Access::Rdwr {
+                    s.push_str(" rdwr");
+                }
+                if flags.trunc {
+                    s.push_str(" trunc");
+                }
+            } else {
+                let _ = write!(s, " {}", flags.names());
+                if flags.creat {
+                    let _ = write!(s, " {mode:04o}");
+                }
             }
-            if flags.trunc {
-                s.push_str(" trunc");
+            if let Some(fd) = fd {
+                let _ = write!(s, " as {fd}");
             }
             s
         }
@@ -111,7 +126,24 @@ pub(crate) fn op(o: &Op) -> String {
             s
         }
         Op::Chown { path, uid, gid } => format!("chown {} {uid} {gid}", op_path(path)),
-        Op::Utimes { path, mtime } => format!("utimes {} {mtime}", op_path(path)),
+        Op::Utimes { path, mtime } => match mtime {
+            Some(t) => format!("utimes {} {t}", op_path(path)),
+            None => format!("utimes {} now", op_path(path)),
+        },
+        Op::Fstat { fd } | Op::Freaddir { fd } | Op::Fsync { fd } | Op::Close { fd } => {
+            format!("{k} {fd}")
+        }
+        Op::Fread { fd, len } => match len {
+            Some(n) => format!("fread {fd} {n}"),
+            None => format!("fread {fd}"),
+        },
+        Op::Fwrite { fd, offset, data } => match offset {
+            Some(o) => format!("fwrite {fd} {o} {}", quote(data)),
+            None => format!("fwrite {fd} {}", quote(data)),
+        },
+        Op::Lseek { fd, offset, whence } => {
+            format!("lseek {fd} {offset} {}", whence.keyword())
+        }
         Op::Setxattr { path, name, value } => {
             format!("setxattr {} {} {}", op_path(path), word(name), quote(value))
         }

@@ -63,6 +63,8 @@ struct Mounted {
     /// first: the tree is then still as mounted).
     snapshot: Option<Snapshot>,
     daemon: Option<Pid>,
+    /// The fds the case's steps hold open (`open P FLAGS as F`).
+    fds: exec::FdTable,
 }
 
 /// One case's store and mount: the worker's [`Session`].
@@ -366,6 +368,7 @@ impl MountedCase {
             target,
             snapshot: None,
             daemon,
+            fds: exec::FdTable::new(),
         });
         Ok(())
     }
@@ -374,6 +377,8 @@ impl MountedCase {
         let Some(m) = self.mounted.take() else {
             return Ok(());
         };
+        // Every fd the case holds is closed before the unmount.
+        drop(m.fds);
         drop(m.root);
         match &self.mounter {
             Mounter::Kernel => mount::unmount(&m.target).map_err(|e| format!("umount: {e}"))?,
@@ -389,6 +394,9 @@ impl MountedCase {
     /// directory.
     pub(super) fn teardown(mut self) {
         let _ = std::env::set_current_dir("/");
+        if let Some(m) = self.mounted.as_mut() {
+            m.fds.clear();
+        }
         if self.mounter == Mounter::Kernel && self.detach_all() {
             let _ = std::fs::remove_dir(&self.dir);
             return;
@@ -508,7 +516,7 @@ impl MountedCase {
         if m.snapshot.is_none() {
             m.snapshot = Some(observe::snapshot(&m.target)?);
         }
-        exec::apply_as(&m.root, &step.op, step.cred())
+        exec::apply_as(&m.root, &mut m.fds, &step.op, step.cred())
     }
 
     /// Unmount (`pre` may change the layers), mount again. For the kernel

@@ -14,7 +14,7 @@ use ovlcheck_case::{Cred, Errno, OpPath, Value};
 impl Model {
     /// Resolves an existing object, checks EROFS, and copies it up after
     /// `check` passes; returns the upper inode number.
-    fn modify(
+    pub(crate) fn modify(
         &mut self,
         path: &OpPath,
         how: CopyUp,

@@ -39,7 +39,7 @@ impl Model {
             Kind::Dir(_) => return permission(cred, &a, acc),
             Kind::Fifo => {
                 permission(cred, &a, acc)?;
-                return if write_only {
+                return if write_only && !self.fifo_has_reader(w) {
                     Err(Errno::ENXIO)
                 } else {
                     Ok(())
@@ -100,9 +100,15 @@ impl Model {
         match &self.attr(w.last()).kind {
             Kind::Dir(_) => return Err(Errno::EISDIR),
             Kind::Fifo => {
-                // may_open checks permission before fifo_open's ENXIO.
+                // may_open checks permission before fifo_open's ENXIO; with
+                // a reader (an open fd) the open works and pwrite on a pipe
+                // is ESPIPE.
                 permission(cred, self.attr(w.last()), MAY_WRITE)?;
-                return Err(Errno::ENXIO);
+                return Err(if self.fifo_has_reader(&w) {
+                    Errno::ESPIPE
+                } else {
+                    Errno::ENXIO
+                });
             }
             _ => {}
         }
@@ -160,7 +166,7 @@ impl Model {
     /// the data (file_remove_privs, file_update_time): the set-id bits go
     /// unless the writer has CAP_FSETID (see `perm::mode_after_write`), and
     /// the times become now.
-    fn contents_changed(&mut self, u: Ino, cred: Cred) {
+    pub(crate) fn contents_changed(&mut self, u: Ino, cred: Cred) {
         let init_caps = self.feat.init_caps;
         let inode = self.upper_mut().get_mut(u);
         inode.mtime = None;

@@ -11,7 +11,7 @@ mod rename;
 mod xattr;
 
 use crate::Model;
-use ovlcheck_case::{Cred, Errno, Op, Outcome, Step, Value};
+use ovlcheck_case::{Access, Cred, Errno, Op, Outcome, Step, Value};
 
 impl Model {
     /// The outcome of `step` and the state that follows: every rule
@@ -19,13 +19,18 @@ impl Model {
     /// made before the failure (ENOSPC part-way: see `space`).
     pub fn step(&self, step: &Step) -> (Outcome, Model) {
         match &step.op {
-            Op::Remount => return (Outcome::OK, self.remount()),
-            Op::Commit => {
-                let committed = self.commit();
+            Op::Remount | Op::Commit => {
+                // Every fd is closed before the unmount (module `fds`).
+                let mut closed = self.clone();
+                closed.close_all_fds();
+                if step.op == Op::Remount {
+                    return (Outcome::OK, closed.remount());
+                }
+                let committed = closed.commit();
                 return if committed.over_capacity() {
                     // The driver removes the half-made layer and mounts the
                     // same layers again.
-                    (Outcome::Err(Errno::ENOSPC), self.remount())
+                    (Outcome::Err(Errno::ENOSPC), closed.remount())
                 } else {
                     (Outcome::OK, committed)
                 };
@@ -51,7 +56,18 @@ fn run(m: &mut Model, op: &Op, cred: Cred) -> Result<Value, Errno> {
         Op::Readdir { path } => m.op_readdir(path, cred),
         Op::Getxattr { path, name } => m.op_getxattr(path, name, cred),
         Op::Listxattr { path } => m.op_listxattr(path, cred),
-        Op::Open { path, flags } => m.op_open(path, flags.write, flags.trunc, cred),
+        Op::Open {
+            path,
+            flags,
+            mode,
+            fd,
+        } => {
+            if flags.is_plain() && fd.is_none() {
+                m.op_open(path, flags.access == Access::Rdwr, flags.trunc, cred)
+            } else {
+                m.op_open_flags(path, *flags, *mode, fd.as_deref(), cred)
+            }
+        }
         Op::Create {
             path,
             mode,
@@ -66,10 +82,31 @@ fn run(m: &mut Model, op: &Op, cred: Cred) -> Result<Value, Errno> {
         Op::Unlink { path } => m.op_unlink(path, cred),
         Op::Rmdir { path } => m.op_rmdir(path, cred),
         Op::Link { old, new } => m.op_link(old, new, cred),
-        Op::Rename { old, new, flags } => m.op_rename(old, new, *flags, cred),
+        Op::Rename { old, new, flags } => {
+            let v = m.op_rename(old, new, *flags, cred)?;
+            m.held_renamed(&old.path.as_string(), &new.path.as_string(), flags.exchange);
+            Ok(v)
+        }
         Op::Chmod { path, mode } => m.op_chmod(path, *mode, cred),
         Op::Chown { path, uid, gid } => m.op_chown(path, *uid, *gid, cred),
-        Op::Utimes { path, mtime } => m.op_utimes(path, *mtime, cred),
+        Op::Utimes {
+            path,
+            mtime: Some(t),
+        } => m.op_utimes(path, *t, cred),
+        Op::Utimes { path, mtime: None } => m.op_utimes_now(path, cred),
+        Op::Fstat { fd } => m.op_fstat(fd),
+        Op::Fread { fd, len } => m.op_fread(fd, *len),
+        Op::Freaddir { fd } => m.op_freaddir(fd),
+        Op::Lseek { fd, offset, whence } => m.op_lseek(fd, *offset, *whence),
+        Op::Fsync { fd } => m.op_fsync(fd),
+        Op::Fwrite { fd, offset, data } => m.op_fwrite(fd, *offset, data, cred),
+        Op::Close { fd } => {
+            if m.close_fd(fd) {
+                Ok(Value::Unit)
+            } else {
+                Err(Errno::EBADF)
+            }
+        }
         Op::Setxattr { path, name, value } => m.op_setxattr(path, name, value, cred),
         Op::Removexattr { path, name } => m.op_removexattr(path, name, cred),
         Op::Remount | Op::Commit => unreachable!("lifecycle ops are handled by apply"),

@@ -22,8 +22,11 @@ impl Model {
         Ok(Value::Stat(self.stat_info(w.last())))
     }
 
-    /// open O_RDONLY, read everything. A fifo without writers reads empty.
-    pub(crate) fn op_read(&self, path: &OpPath, cred: Cred) -> Result<Value, Errno> {
+    /// open O_RDONLY, read everything. A fifo reads what its pipe holds
+    /// (module `fds`: open fds may have written it); while an fd may still
+    /// write, the read that finds it empty fails (EAGAIN, the open is
+    /// non-blocking), after taking the data.
+    pub(crate) fn op_read(&mut self, path: &OpPath, cred: Cred) -> Result<Value, Errno> {
         let w = self.resolve_existing(path, Follow::Yes, cred)?;
         let d = w.last();
         let a = self.attr(d);
@@ -31,6 +34,7 @@ impl Model {
         match &a.kind {
             Kind::Dir(_) => Err(Errno::EISDIR),
             Kind::File(_) => Ok(Value::Bytes(self.file_data(d).to_vec())),
+            Kind::Fifo => self.drain_fifo(&w),
             _ => Ok(Value::Bytes(Vec::new())),
         }
     }

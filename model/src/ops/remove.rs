@@ -50,7 +50,9 @@ impl Model {
         if !d.is_dir {
             return Err(Errno::ENOTDIR);
         }
+        let dir_path = w.path();
         self.remove(w, true)?;
+        self.held_removed(&d, &dir_path);
         Ok(Value::Unit)
     }
 
