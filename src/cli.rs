@@ -127,7 +127,7 @@ struct GenerateArgs {
 
 #[derive(Args, Clone)]
 struct BackendArgs {
-    /// Implementation to check: kernel, fuse-overlayfs, exec (your own, see --mount-cmd), docker (a Docker engine's overlay2, see --engine-socket), podman (containers/storage's overlay through podman's service) or model (no mount).
+    /// Implementation to check: kernel, fuse-overlayfs, exec (your own, see --mount-cmd), docker (a Docker engine's overlay2, see --engine-socket), podman (containers/storage's overlay through podman's service), vm (another kernel under qemu, see --kernel) or model (no mount).
     #[arg(long, default_value = "kernel")]
     backend: String,
     /// exec backend: mount command template with {lowerdir} {upperdir} {workdir} {target}.
@@ -141,6 +141,20 @@ struct BackendArgs {
     /// system service` started in a scratch directory and stopped at the end).
     #[arg(long)]
     engine_socket: Option<String>,
+    /// vm backend: the guest kernel, a bzImage (vmlinuz) or a vmlinux
+    /// (docs/vm.md).
+    #[arg(long)]
+    kernel: Option<PathBuf>,
+    /// vm backend: an initrd unpacked in the guest before ovlcheck's own.
+    #[arg(long)]
+    initrd: Option<PathBuf>,
+    /// vm backend: the guest kernel's module tree holding overlay.ko
+    /// (default: /lib/modules/RELEASE of the image).
+    #[arg(long)]
+    modules: Option<PathBuf>,
+    /// vm backend: qemu's accelerator, tcg or kvm.
+    #[arg(long, default_value = "tcg")]
+    accel: String,
     /// What is compared: posix, layout or kernel (default: kernel for the
     /// kernel and the model, layout for fuse-overlayfs and the engines, posix for exec).
     #[arg(long, value_parser = parse_contract)]
@@ -401,6 +415,19 @@ fn make_backend(a: &BackendArgs) -> Result<Box<dyn Backend>, String> {
         )
         .map(|b| Box::new(b) as Box<dyn Backend>)
         .map_err(|e| e.to_string()),
+        "vm" => {
+            let kernel = a
+                .kernel
+                .clone()
+                .ok_or("the vm backend needs --kernel PATH (a bzImage or vmlinux)")?;
+            let mut opts = ovlcheck_vm::VmOptions::new(kernel);
+            opts.initrd = a.initrd.clone();
+            opts.modules = a.modules.clone();
+            opts.accel = a.accel.clone();
+            let b = ovlcheck_vm::VmBackend::new(opts).map_err(|e| e.to_string())?;
+            eprintln!("ovlcheck: {}", b.describe());
+            Ok(Box::new(b))
+        }
         "exec" if a.mount_cmd.is_none() => {
             Err("the exec backend needs --mount-cmd (see --help)".into())
         }

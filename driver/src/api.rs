@@ -48,6 +48,9 @@ pub enum BackendKind {
     /// containers/storage's overlay driver, through podman's
     /// Docker-compatible API (ovlcheck-engine).
     Podman,
+    /// The kernel's overlayfs of another kernel, booted under qemu with a
+    /// worker as its init (ovlcheck-vm, docs/vm.md).
+    Vm,
     /// The harness's pure model (`ModelBackend` in ovlcheck-harness): it
     /// predicts rather than mounts, so this crate, which never depends on
     /// the model, has no backend of this kind.
@@ -55,13 +58,15 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
-    /// `kernel`, `fuse-overlayfs`, `exec` or `model`.
+    /// `kernel`, `fuse-overlayfs`, `exec`, `vm`, `model`, `docker` or
+    /// `podman`.
     pub fn from_name(name: &str) -> Option<BackendKind> {
         match name {
             "kernel" => Some(BackendKind::Kernel),
             "fuse-overlayfs" => Some(BackendKind::FuseOverlayfs),
             "exec" => Some(BackendKind::Exec),
             "model" => Some(BackendKind::Model),
+            "vm" => Some(BackendKind::Vm),
             "docker" => Some(BackendKind::Docker),
             "podman" => Some(BackendKind::Podman),
             _ => None,
@@ -75,6 +80,7 @@ impl BackendKind {
             BackendKind::FuseOverlayfs => "fuse-overlayfs",
             BackendKind::Exec => "exec",
             BackendKind::Model => "model",
+            BackendKind::Vm => "vm",
             BackendKind::Docker => "docker",
             BackendKind::Podman => "podman",
         }

@@ -15,9 +15,30 @@ const DEV_FUSE: &str = "/dev/fuse";
 pub fn adapt_profile(kind: BackendKind, profile: &Profile) -> Result<Profile, String> {
     match kind {
         BackendKind::FuseOverlayfs => fuse_overlayfs(profile),
-        BackendKind::Kernel | BackendKind::Exec | BackendKind::Model => Ok(profile.clone()),
+        // The host kernel is the one the model follows by default.
+        BackendKind::Kernel => Ok(Profile {
+            kernel: None,
+            ..profile.clone()
+        }),
+        BackendKind::Exec | BackendKind::Model => Ok(profile.clone()),
         BackendKind::Docker | BackendKind::Podman => engine(kind, profile),
+        BackendKind::Vm => vm(profile),
     }
+}
+
+/// A guest kernel (docs/vm.md): its worker is the guest's init, root in the
+/// guest's only user namespace, so it has no user-namespace worker for
+/// `userxattr`. What the guest kernel itself lacks is refused by the vm
+/// backend from the features the guest reports.
+fn vm(profile: &Profile) -> Result<Profile, String> {
+    if profile.userxattr {
+        return Err(
+            "the vm backend's worker is the guest's init and runs no user-namespace \
+                    worker, which the userxattr profile needs"
+                .into(),
+        );
+    }
+    Ok(profile.clone())
 }
 
 /// A container engine mounts with options of its own (moby overlay2 `Get`:

@@ -2,7 +2,20 @@
 //! fields; no rule looks at the [`Profile`] itself, so every option- or
 //! version-dependent behaviour is in one place.
 
+use ovlcheck_case::profile::KernelVersion;
 use ovlcheck_case::{LowerFs, Profile};
+
+/// The release that started writing `overlay.uuid` on a fresh upper root
+/// (super.c: ovl_init_uuid_xattr, `uuid=auto`; the uuid=null/auto/on
+/// options came in v6.6, as fstests overlay/081 says). Seen in a 6.1
+/// guest: no uuid xattr (docs/vm.md).
+const UUID_XATTR_SINCE: KernelVersion = KernelVersion::new(6, 6);
+
+/// Whether the profile's kernel (the host's when it names none) is at
+/// least `v`.
+fn kernel_at_least(p: &Profile, v: KernelVersion) -> bool {
+    p.kernel.is_none_or(|k| k >= v)
+}
 
 /// How redirects are treated (overlayfs.rst: "Redirect dir"; params.c:
 /// ovl_redirect_mode). `redirect_dir=off` maps to `follow` on this kernel
@@ -58,7 +71,7 @@ pub(crate) struct Features {
     pub opaque_new_dirs: bool,
     /// uuid=auto on a fresh upper writes `overlay.uuid` on the upper root
     /// (super.c: ovl_init_uuid_xattr, v6.6). Verified on 6.18 with and
-    /// without userxattr.
+    /// without userxattr; absent on 6.1 ([`UUID_XATTR_SINCE`]).
     pub uuid_xattr: bool,
     /// The lower layers share the (sized) filesystem with the upper, so
     /// their data counts against `UpperMode::Limited` too.
@@ -99,7 +112,7 @@ impl Features {
             user_xattr_ns: p.userxattr,
             upper,
             opaque_new_dirs: index || p.metacopy || redirect == RedirectMode::On || p.xino,
-            uuid_xattr: true,
+            uuid_xattr: kernel_at_least(p, UUID_XATTR_SINCE),
             shared_space: p.lower_fs == LowerFs::Same,
             init_caps: !p.userxattr,
         }
@@ -142,6 +155,12 @@ mod tests {
         assert!(feat("readonly").readonly());
         assert!(matches!(feat("enospc").upper, UpperMode::Limited(_)));
         assert!(!feat("enospc").shared_space);
+        assert!(feat("default").uuid_xattr);
+        let mut old = Profile::default();
+        old.set_option("kernel=6.1").unwrap();
+        assert!(!Features::from_profile(&old).uuid_xattr);
+        old.set_option("kernel=6.6").unwrap();
+        assert!(Features::from_profile(&old).uuid_xattr);
         assert_eq!(feat("enospc").ino, InoMode::PseudoDev);
     }
 }
