@@ -11,6 +11,14 @@ use ovlcheck_case::{LowerFs, Profile};
 /// guest: no uuid xattr (docs/vm.md).
 const UUID_XATTR_SINCE: KernelVersion = KernelVersion::new(6, 6);
 
+/// The release whose lookup and readdir honour xattr whiteouts in the
+/// format the case text writes (`overlay.opaque="x"` on the directory):
+/// xwhiteouts came in v6.7 (commit bc8df7a3) marked with
+/// `overlay.whiteouts`, and v6.8-rc2 changed the mark to `opaque="x"`
+/// (commit 420332b94119, backported to 6.7.y). Seen in a 6.1 guest: an
+/// xwhiteout is an empty file, listed and found (docs/vm.md).
+const XWHITEOUTS_SINCE: KernelVersion = KernelVersion::new(6, 8);
+
 /// Whether the profile's kernel (the host's when it names none) is at
 /// least `v`.
 fn kernel_at_least(p: &Profile, v: KernelVersion) -> bool {
@@ -73,6 +81,9 @@ pub(crate) struct Features {
     /// (super.c: ovl_init_uuid_xattr, v6.6). Verified on 6.18 with and
     /// without userxattr; absent on 6.1 ([`UUID_XATTR_SINCE`]).
     pub uuid_xattr: bool,
+    /// Xattr whiteouts hide names (overlayfs.rst: "Whiteouts and opaque
+    /// directories"; [`XWHITEOUTS_SINCE`]).
+    pub xwhiteouts: bool,
     /// The lower layers share the (sized) filesystem with the upper, so
     /// their data counts against `UpperMode::Limited` too.
     pub shared_space: bool,
@@ -113,6 +124,7 @@ impl Features {
             upper,
             opaque_new_dirs: index || p.metacopy || redirect == RedirectMode::On || p.xino,
             uuid_xattr: kernel_at_least(p, UUID_XATTR_SINCE),
+            xwhiteouts: kernel_at_least(p, XWHITEOUTS_SINCE),
             shared_space: p.lower_fs == LowerFs::Same,
             init_caps: !p.userxattr,
         }
@@ -159,8 +171,12 @@ mod tests {
         let mut old = Profile::default();
         old.set_option("kernel=6.1").unwrap();
         assert!(!Features::from_profile(&old).uuid_xattr);
+        assert!(!Features::from_profile(&old).xwhiteouts);
         old.set_option("kernel=6.6").unwrap();
         assert!(Features::from_profile(&old).uuid_xattr);
+        assert!(!Features::from_profile(&old).xwhiteouts);
+        old.set_option("kernel=6.8").unwrap();
+        assert!(Features::from_profile(&old).xwhiteouts);
         assert_eq!(feat("enospc").ino, InoMode::PseudoDev);
     }
 }

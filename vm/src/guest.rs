@@ -99,6 +99,8 @@ fn run() -> Result<(), String> {
         ovlcheck_driver::mount::set_layer_append(f.layer_append);
     }
     let usable = overlay.is_ok();
+    // On the console, so that every failure report's tail starts here.
+    let _ = writeln!(std::io::stderr(), "ovlcheck guest: {release}: {overlay:?}");
     write_frame(&channel, &Hello { release, overlay })?;
     if !usable {
         return Ok(());

@@ -25,9 +25,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Booting a guest may take this many request timeouts (TCG boots
-/// Debian's 6.1 in about 3 s; several guests share the CPUs).
+/// Booting a guest may take this many request timeouts, and at least
+/// [`BOOT_TIMEOUT_MIN`] (TCG boots Debian's 6.1 in about 3 s alone; several
+/// guests and builds share the CPUs).
 const BOOT_TIMEOUT_FACTOR: u32 = 6;
+/// See [`BOOT_TIMEOUT_FACTOR`].
+const BOOT_TIMEOUT_MIN: Duration = Duration::from_secs(60);
 /// Starting a case may take this many request timeouts, as on the host.
 const START_TIMEOUT_FACTOR: u32 = 6;
 /// Lower layers (the case's and its commits') that always fit in a page
@@ -145,7 +148,7 @@ impl VmBackend {
             dir: files.path().to_path_buf(),
         };
         let timeout = opts.backend.timeout;
-        let first = Guest::boot(&spec, timeout * BOOT_TIMEOUT_FACTOR).map_err(|e| {
+        let first = Guest::boot(&spec, boot_timeout(timeout)).map_err(|e| {
             env(format!(
                 "the guest kernel {} did not boot: {e}",
                 opts.kernel.display()
@@ -209,7 +212,7 @@ impl VmBackend {
         };
         match found {
             Some(g) => Ok(g),
-            None => Guest::boot(&self.inner.spec, self.inner.timeout * BOOT_TIMEOUT_FACTOR),
+            None => Guest::boot(&self.inner.spec, boot_timeout(self.inner.timeout)),
         }
     }
 
@@ -252,6 +255,11 @@ impl VmBackend {
             .map_err(|e| DriverError::Io(format!("invalid profile: {e}")))?;
         self.adapt_case(case).map_err(DriverError::Io)
     }
+}
+
+/// How long a guest may take to boot, for a request watchdog of `timeout`.
+fn boot_timeout(timeout: Duration) -> Duration {
+    (timeout * BOOT_TIMEOUT_FACTOR).max(BOOT_TIMEOUT_MIN)
 }
 
 fn yes(b: bool) -> &'static str {
