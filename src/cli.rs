@@ -555,6 +555,9 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
     let mut saved = Vec::new();
     for f in &c.findings {
         println!("{}", report::render(&f.divergence, backend.name()));
+        if backend.kind() == ovlcheck_driver::BackendKind::Vm {
+            println!("{}", on_host_kernel(&f.divergence.case, contract));
+        }
         println!(
             "(case #{} of seed {}, shrunk from {} to {} steps+entries in {} runs)\n",
             f.index,
@@ -695,8 +698,10 @@ fn replay(a: ReplayArgs, stop: &AtomicBool) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    let host_check =
+        (backend.kind() == ovlcheck_driver::BackendKind::Vm).then_some(contract);
     for runs in r.cases.chunk_by(|x, y| x.0 == y.0) {
-        print_replayed(&runs[0].0, runs, &name);
+        print_replayed(&runs[0].0, runs, &name, host_check);
     }
     let header = Header {
         backend: &name,
@@ -708,9 +713,43 @@ fn replay(a: ReplayArgs, stop: &AtomicBool) -> i32 {
     summary.status(a.strict)
 }
 
+/// For a divergence found on a guest kernel (the vm backend, docs/vm.md):
+/// whether the host kernel shows it too, so a report tells a difference of
+/// the guest's kernel from one the model has with every kernel.
+fn on_host_kernel(case: &Case, contract: Contract) -> String {
+    let release = ovlcheck_driver::kernel_release();
+    let host = match ovlcheck_driver::check_environment(ovlcheck_driver::BackendKind::Kernel)
+        .and_then(|()| ovlcheck_driver::backend_by_name("kernel", &Default::default()))
+    {
+        Ok(b) => b,
+        Err(e) => return format!("host kernel {release}: not run ({e})"),
+    };
+    let case = match ovlcheck_harness::runner::adapted(&*host, case) {
+        Ok(c) => c,
+        Err(why) => return format!("host kernel {release}: not run ({why})"),
+    };
+    match run_case_under(&*host, &case, contract) {
+        Ok(run) => match run.divergence {
+            Some(d) => format!(
+                "host kernel {release}: diverges too ({}): not a difference of the guest's kernel",
+                d.signature()
+            ),
+            None => format!(
+                "host kernel {release}: agrees with the model: a difference of the guest's kernel"
+            ),
+        },
+        Err(e) => format!("host kernel {release}: not run ({e})"),
+    }
+}
+
 /// One case file's runs: the first new divergence in full, the rest as one
 /// line (with counts when the case ran more than once).
-fn print_replayed(path: &Path, runs: &[(PathBuf, Replayed)], backend: &str) {
+fn print_replayed(
+    path: &Path,
+    runs: &[(PathBuf, Replayed)],
+    backend: &str,
+    host_check: Option<Contract>,
+) {
     let path = path.display();
     let mut counts: Vec<(String, usize)> = Vec::new();
     let mut shown = false;
@@ -728,6 +767,9 @@ fn print_replayed(path: &Path, runs: &[(PathBuf, Replayed)], backend: &str) {
                     Verdict::New => {
                         if let (Some(d), false) = (divergence, shown) {
                             println!("{path}: FAIL\n{}", report::render(d, backend));
+                            if let Some(contract) = host_check {
+                                println!("{}\n", on_host_kernel(&d.case, contract));
+                            }
                             shown = true;
                         }
                         format!("FAIL ({})", sig.unwrap_or_default())
