@@ -698,8 +698,7 @@ fn replay(a: ReplayArgs, stop: &AtomicBool) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let host_check =
-        (backend.kind() == ovlcheck_driver::BackendKind::Vm).then_some(contract);
+    let host_check = (backend.kind() == ovlcheck_driver::BackendKind::Vm).then_some(contract);
     for runs in r.cases.chunk_by(|x, y| x.0 == y.0) {
         print_replayed(&runs[0].0, runs, &name, host_check);
     }
