@@ -3,7 +3,7 @@
 //! the kernel's overlay can do, says so in a [`Hello`] frame on its
 //! channel (the second serial port, raw) and then serves the same
 //! [`Request`]s as a host worker, with the same
-//! [`WorkerState`](ovlcheck_driver::worker::WorkerState) (docs/vm.md).
+//! [`WorkerState`] (docs/vm.md).
 
 use nix::mount::{mount, MsFlags};
 use ovlcheck_driver::proto::{self, Request, Response};

@@ -416,7 +416,7 @@ mod tests {
         let mut names = Vec::new();
         let mut f = std::fs::File::open(&out).unwrap();
         loop {
-            let r = cpio::newc::Reader::new(&mut f).unwrap();
+            let r = cpio::newc::Reader::new(f).unwrap();
             if r.entry().is_trailer() {
                 break;
             }
