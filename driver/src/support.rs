@@ -14,6 +14,9 @@ const DEV_FUSE: &str = "/dev/fuse";
 /// The profile `kind` runs for `profile`, or why it cannot run it.
 pub fn adapt_profile(kind: BackendKind, profile: &Profile) -> Result<Profile, String> {
     match kind {
+        BackendKind::FuseOverlayfs | BackendKind::Exec if profile.kernel.is_some() => {
+            Err(other_kernel(kind, profile))
+        }
         BackendKind::FuseOverlayfs => fuse_overlayfs(profile),
         // The host kernel is the one the model follows by default.
         BackendKind::Kernel => Ok(Profile {
@@ -24,6 +27,19 @@ pub fn adapt_profile(kind: BackendKind, profile: &Profile) -> Result<Profile, St
         BackendKind::Docker | BackendKind::Podman => engine(kind, profile),
         BackendKind::Vm => vm(profile),
     }
+}
+
+/// A case whose profile names a kernel version (`kernel=6.1`: pinned on
+/// that kernel, corpus/versions/) describes that kernel's overlay; an
+/// implementation other than a kernel is judged by the host kernel's
+/// rules, which the case's pins do not follow.
+fn other_kernel(kind: BackendKind, profile: &Profile) -> String {
+    let k = profile.kernel.map(|k| k.to_string()).unwrap_or_default();
+    format!(
+        "the case describes the overlay of kernel {k} (profile kernel={k}); {} is judged by \
+         the host kernel's rules",
+        kind.name()
+    )
 }
 
 /// A guest kernel (docs/vm.md): its worker is the guest's init, root in the
@@ -128,5 +144,13 @@ mod tests {
             adapt_profile(BackendKind::Kernel, &p("redirect")),
             Ok(p("redirect"))
         );
+        let mut old = p("default");
+        old.set_option("kernel=6.1").unwrap();
+        assert_eq!(adapt_profile(BackendKind::Kernel, &old), Ok(p("default")));
+        assert!(adapt_profile(BackendKind::FuseOverlayfs, &old)
+            .unwrap_err()
+            .contains("kernel 6.1"));
+        assert_eq!(adapt_profile(BackendKind::Model, &old), Ok(old.clone()));
+        assert!(adapt_profile(BackendKind::Vm, &p("userxattr")).is_err());
     }
 }
