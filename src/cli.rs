@@ -590,7 +590,10 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
         contract,
         profile: ran,
     };
-    let summary = Summary::of_campaign(&header, &c, &opts, saved);
+    let mut summary = Summary::of_campaign(&header, &c, &opts, saved);
+    if let Some(r) = backend.kernel_release() {
+        summary.kernel = r;
+    }
     print_summary(&summary, a.json);
     summary.status(a.known.strict)
 }
@@ -670,7 +673,7 @@ fn explore_cmd(a: ExploreArgs, stop: &AtomicBool) -> i32 {
         profile: &a.profile,
     };
     let interrupted = stop.load(Ordering::SeqCst);
-    let summary = Summary::of_exploration(
+    let mut summary = Summary::of_exploration(
         &header,
         &x,
         a.jobs.max(1),
@@ -678,6 +681,9 @@ fn explore_cmd(a: ExploreArgs, stop: &AtomicBool) -> i32 {
         interrupted,
         start.elapsed(),
     );
+    if let Some(r) = backend.kernel_release() {
+        summary.kernel = r;
+    }
     print_summary(&summary, a.json);
     summary.status(false)
 }
@@ -707,7 +713,10 @@ fn replay(a: ReplayArgs, stop: &AtomicBool) -> i32 {
         contract,
         profile: "per-case",
     };
-    let summary = Summary::of_replay(&header, &r);
+    let mut summary = Summary::of_replay(&header, &r);
+    if let Some(r) = backend.kernel_release() {
+        summary.kernel = r;
+    }
     print_summary(&summary, a.json);
     summary.status(a.strict)
 }

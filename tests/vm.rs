@@ -146,6 +146,10 @@ fn a_short_campaign_on_the_guest_finds_nothing() {
     let summary: serde_json::Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
     assert_eq!(summary["cases"], 20, "{summary}");
+    assert!(
+        summary["kernel"].as_str().unwrap().starts_with("6.1."),
+        "the guest's release: {summary}"
+    );
     assert_eq!(summary["divergences"], 0, "{summary}");
     assert_eq!(summary["backend_failures"], 0, "{summary}");
     let unsupported = summary["unsupported"].as_u64().unwrap();

@@ -122,6 +122,12 @@ pub trait Backend: Send + Sync {
     ) -> Result<ovlcheck_case::Profile, String> {
         crate::support::adapt_profile(self.kind(), profile)
     }
+    /// The release of the kernel whose overlay this backend mounts, when
+    /// it is not the host's (the vm backend's guest, docs/vm.md); reports
+    /// name it instead of `uname -r`.
+    fn kernel_release(&self) -> Option<String> {
+        None
+    }
     /// The case this implementation runs for `case`: its profile adapted
     /// ([`Backend::adapt_profile`]) and, for a container engine, the layers
     /// the engine adds to every container (Docker's `-init` layer) as the

@@ -99,8 +99,14 @@ fn run() -> Result<(), String> {
         ovlcheck_driver::mount::set_layer_append(f.layer_append);
     }
     let usable = overlay.is_ok();
-    // On the console, so that every failure report's tail starts here.
-    let _ = writeln!(std::io::stderr(), "ovlcheck guest: {release}: {overlay:?}");
+    // On the console, so that every failure report's tail starts here;
+    // the uptime says how much of a boot is the kernel's.
+    let uptime = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
+    let uptime = uptime.split_whitespace().next().unwrap_or("?");
+    let _ = writeln!(
+        std::io::stderr(),
+        "ovlcheck guest: {release}, up {uptime} s: {overlay:?}"
+    );
     write_frame(&channel, &Hello { release, overlay })?;
     if !usable {
         return Ok(());

@@ -96,6 +96,8 @@ struct Inner {
     features: OverlayFeatures,
     /// How the kernel is booted, for reports.
     how: &'static str,
+    /// How long the first guest took from qemu's start to its hello.
+    boot_time: Duration,
     idle: Mutex<Vec<Guest>>,
     /// The kernel image and initramfs, removed with the backend.
     _files: tempfile::TempDir,
@@ -148,12 +150,14 @@ impl VmBackend {
             dir: files.path().to_path_buf(),
         };
         let timeout = opts.backend.timeout;
+        let started = std::time::Instant::now();
         let first = Guest::boot(&spec, boot_timeout(timeout)).map_err(|e| {
             env(format!(
                 "the guest kernel {} did not boot: {e}",
                 opts.kernel.display()
             ))
         })?;
+        let boot_time = started.elapsed();
         let hello = first.hello.clone();
         let features = hello.overlay.clone().map_err(|why| {
             env(format!(
@@ -171,6 +175,7 @@ impl VmBackend {
                 hello,
                 features,
                 how: kernel.how,
+                boot_time,
                 idle: Mutex::new(vec![first]),
                 _files: files,
             }),
@@ -187,15 +192,17 @@ impl VmBackend {
         &self.inner.features
     }
 
-    /// One line for reports: the release, how it boots and its overlay's
-    /// features.
+    /// One line for reports: the release, how it boots (and how long the
+    /// first boot took, a timing only shown) and its overlay's features.
     pub fn describe(&self) -> String {
         let f = &self.inner.features;
         format!(
-            "guest kernel {} ({}, {}): overlay {}, lowerdir+ {}, uuid xattr {}, tmpfs user xattrs {}",
+            "guest kernel {} ({}, {}, booted in {:.1} s): overlay {}, lowerdir+ {}, uuid xattr {}, \
+             tmpfs user xattrs {}",
             self.inner.hello.release,
             self.inner.how,
             self.inner.spec.accel,
+            self.inner.boot_time.as_secs_f64(),
             if f.module_loaded { "module" } else { "built in" },
             yes(f.layer_append),
             yes(f.uuid_xattr),
@@ -302,6 +309,10 @@ impl Backend for VmBackend {
             Response::Failed(e) => Err(e),
             other => Err(unexpected("a case", other)),
         }
+    }
+
+    fn kernel_release(&self) -> Option<String> {
+        Some(self.inner.hello.release.clone())
     }
 
     /// The profile with the guest kernel's version, so that the model
