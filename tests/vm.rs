@@ -1,8 +1,8 @@
 //! The vm backend on Debian's 6.1 kernel (docs/vm.md): the guest says who
 //! it is and what its overlay does, refuses what it cannot run with the
 //! reason, replays corpus cases and a short campaign with no divergence,
-//! and a hung guest is a backend failure carrying its console, after which
-//! the next case gets a fresh guest. Skips loudly without qemu or a 6.1
+//! and a hung or dead guest is a backend failure carrying its console,
+//! after which the next case gets a fresh guest. Skips loudly without qemu or a 6.1
 //! kernel under /boot; fails instead under `OVL_REQUIRE_KERNEL=1`.
 
 mod common;
@@ -176,5 +176,30 @@ fn a_hung_guest_carries_its_console_and_the_next_case_gets_a_fresh_one() {
         .run_case(&case, Wants::default())
         .expect("a fresh guest runs the next case");
     assert_eq!(run.outcomes.len(), 1);
+    assert!(run.outcomes[0].is_ok(), "{:?}", run.outcomes);
+}
+
+#[test]
+fn a_dead_guest_carries_its_console_and_the_next_case_gets_a_fresh_one() {
+    let Some(kernel) = guest_kernel("a_dead_guest_carries_its_console") else {
+        return;
+    };
+    let vm = backend(kernel, None);
+    let case = parse_case("t", "lower\n  dir a 0755\nops\n  stat a\n").unwrap();
+    let mut s = vm.start_session(&case).expect("a session starts");
+    let pid = s.qemu_pid() as i32;
+    // SAFETY: kill(2) on a process this test's backend started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let step = &case.steps[0];
+    match ovlcheck_driver::Session::apply(&mut s, step) {
+        Err(DriverError::Died(msg)) => {
+            assert!(msg.contains("ovlcheck guest: 6.1."), "{msg}");
+        }
+        other => panic!("a killed guest is a dead backend: {other:?}"),
+    }
+    drop(s);
+    let run = vm
+        .run_case(&case, Wants::default())
+        .expect("a fresh guest runs the next case");
     assert!(run.outcomes[0].is_ok(), "{:?}", run.outcomes);
 }

@@ -419,6 +419,12 @@ impl VmSession {
         }
     }
 
+    /// The pid of the session's qemu (0 once the guest is gone), so tests
+    /// can kill a guest.
+    pub fn qemu_pid(&self) -> u32 {
+        self.guest.as_ref().map_or(0, Guest::pid)
+    }
+
     /// Test hook: makes the guest's worker sleep `secs` (to trip the
     /// watchdog).
     pub fn stall(&mut self, secs: u64) -> Result<(), DriverError> {

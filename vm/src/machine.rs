@@ -180,6 +180,11 @@ impl Guest {
         self.recv(Instant::now() + timeout, op)
     }
 
+    /// The qemu process's pid (tests kill it to play a dead guest).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the guest can serve another request.
     pub fn alive(&self) -> bool {
         self.channel.is_some()
