@@ -127,7 +127,7 @@ struct GenerateArgs {
 
 #[derive(Args, Clone)]
 struct BackendArgs {
-    /// Implementation to check: kernel, fuse-overlayfs, exec (your own, see --mount-cmd), docker (a Docker engine's overlay2, see --engine-socket), podman (containers/storage's overlay through podman's service), containerd (its overlayfs snapshotter, through ctr) or model (no mount).
+    /// Implementation to check: kernel, fuse-overlayfs, exec (your own, see --mount-cmd), docker (a Docker engine's overlay2, see --engine-socket), podman (containers/storage's overlay through podman's service), containerd (its overlayfs snapshotter, through ctr), vm (another kernel under qemu, see --kernel) or model (no mount).
     #[arg(long, default_value = "kernel")]
     backend: String,
     /// exec backend: mount command template with {lowerdir} {upperdir} {workdir} {target}.
@@ -142,6 +142,20 @@ struct BackendArgs {
     /// scratch directory and stopped at the end).
     #[arg(long)]
     engine_socket: Option<String>,
+    /// vm backend: the guest kernel, a bzImage (vmlinuz) or a vmlinux
+    /// (docs/vm.md).
+    #[arg(long)]
+    kernel: Option<PathBuf>,
+    /// vm backend: an initrd unpacked in the guest before ovlcheck's own.
+    #[arg(long)]
+    initrd: Option<PathBuf>,
+    /// vm backend: the guest kernel's module tree holding overlay.ko
+    /// (default: /lib/modules/RELEASE of the image).
+    #[arg(long)]
+    modules: Option<PathBuf>,
+    /// vm backend: qemu's accelerator, tcg or kvm.
+    #[arg(long, default_value = "tcg")]
+    accel: String,
     /// What is compared: posix, layout or kernel (default: kernel for the
     /// kernel and the model, layout for fuse-overlayfs and the engines, posix for exec).
     #[arg(long, value_parser = parse_contract)]
@@ -408,6 +422,19 @@ fn make_backend(a: &BackendArgs) -> Result<Box<dyn Backend>, String> {
         )
         .map(|b| Box::new(b) as Box<dyn Backend>)
         .map_err(|e| e.to_string()),
+        "vm" => {
+            let kernel = a
+                .kernel
+                .clone()
+                .ok_or("the vm backend needs --kernel PATH (a bzImage or vmlinux)")?;
+            let mut opts = ovlcheck_vm::VmOptions::new(kernel);
+            opts.initrd = a.initrd.clone();
+            opts.modules = a.modules.clone();
+            opts.accel = a.accel.clone();
+            let b = ovlcheck_vm::VmBackend::new(opts).map_err(|e| e.to_string())?;
+            eprintln!("ovlcheck: {}", b.describe());
+            Ok(Box::new(b))
+        }
         "exec" if a.mount_cmd.is_none() => {
             Err("the exec backend needs --mount-cmd (see --help)".into())
         }
@@ -535,6 +562,9 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
     let mut saved = Vec::new();
     for f in &c.findings {
         println!("{}", report::render(&f.divergence, backend.name()));
+        if backend.kind() == ovlcheck_driver::BackendKind::Vm {
+            println!("{}", on_host_kernel(&f.divergence.case, contract));
+        }
         println!(
             "(case #{} of seed {}, shrunk from {} to {} steps+entries in {} runs)\n",
             f.index,
@@ -567,7 +597,10 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
         contract,
         profile: ran,
     };
-    let summary = Summary::of_campaign(&header, &c, &opts, saved);
+    let mut summary = Summary::of_campaign(&header, &c, &opts, saved);
+    if let Some(r) = backend.kernel_release() {
+        summary.kernel = r;
+    }
     print_summary(&summary, a.json);
     summary.status(a.known.strict)
 }
@@ -647,7 +680,7 @@ fn explore_cmd(a: ExploreArgs, stop: &AtomicBool) -> i32 {
         profile: &a.profile,
     };
     let interrupted = stop.load(Ordering::SeqCst);
-    let summary = Summary::of_exploration(
+    let mut summary = Summary::of_exploration(
         &header,
         &x,
         a.jobs.max(1),
@@ -655,6 +688,9 @@ fn explore_cmd(a: ExploreArgs, stop: &AtomicBool) -> i32 {
         interrupted,
         start.elapsed(),
     );
+    if let Some(r) = backend.kernel_release() {
+        summary.kernel = r;
+    }
     print_summary(&summary, a.json);
     summary.status(false)
 }
@@ -675,22 +711,60 @@ fn replay(a: ReplayArgs, stop: &AtomicBool) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    let host_check = (backend.kind() == ovlcheck_driver::BackendKind::Vm).then_some(contract);
     for runs in r.cases.chunk_by(|x, y| x.0 == y.0) {
-        print_replayed(&runs[0].0, runs, &name);
+        print_replayed(&runs[0].0, runs, &name, host_check);
     }
     let header = Header {
         backend: &name,
         contract,
         profile: "per-case",
     };
-    let summary = Summary::of_replay(&header, &r);
+    let mut summary = Summary::of_replay(&header, &r);
+    if let Some(r) = backend.kernel_release() {
+        summary.kernel = r;
+    }
     print_summary(&summary, a.json);
     summary.status(a.strict)
 }
 
+/// For a divergence found on a guest kernel (the vm backend, docs/vm.md):
+/// whether the host kernel shows it too, so a report tells a difference of
+/// the guest's kernel from one the model has with every kernel.
+fn on_host_kernel(case: &Case, contract: Contract) -> String {
+    let release = ovlcheck_driver::kernel_release();
+    let host = match ovlcheck_driver::check_environment(ovlcheck_driver::BackendKind::Kernel)
+        .and_then(|()| ovlcheck_driver::backend_by_name("kernel", &Default::default()))
+    {
+        Ok(b) => b,
+        Err(e) => return format!("host kernel {release}: not run ({e})"),
+    };
+    let case = match ovlcheck_harness::runner::adapted(&*host, case) {
+        Ok(c) => c,
+        Err(why) => return format!("host kernel {release}: not run ({why})"),
+    };
+    match run_case_under(&*host, &case, contract) {
+        Ok(run) => match run.divergence {
+            Some(d) => format!(
+                "host kernel {release}: diverges too ({}): not a difference of the guest's kernel",
+                d.signature()
+            ),
+            None => format!(
+                "host kernel {release}: agrees with the model: a difference of the guest's kernel"
+            ),
+        },
+        Err(e) => format!("host kernel {release}: not run ({e})"),
+    }
+}
+
 /// One case file's runs: the first new divergence in full, the rest as one
 /// line (with counts when the case ran more than once).
-fn print_replayed(path: &Path, runs: &[(PathBuf, Replayed)], backend: &str) {
+fn print_replayed(
+    path: &Path,
+    runs: &[(PathBuf, Replayed)],
+    backend: &str,
+    host_check: Option<Contract>,
+) {
     let path = path.display();
     let mut counts: Vec<(String, usize)> = Vec::new();
     let mut shown = false;
@@ -708,6 +782,9 @@ fn print_replayed(path: &Path, runs: &[(PathBuf, Replayed)], backend: &str) {
                     Verdict::New => {
                         if let (Some(d), false) = (divergence, shown) {
                             println!("{path}: FAIL\n{}", report::render(d, backend));
+                            if let Some(contract) = host_check {
+                                println!("{}\n", on_host_kernel(&d.case, contract));
+                            }
                             shown = true;
                         }
                         format!("FAIL ({})", sig.unwrap_or_default())

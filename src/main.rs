@@ -13,5 +13,10 @@ mod cli;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    // In a vm backend's guest this binary is the kernel's init
+    // (docs/vm.md): it serves the host there and never returns.
+    if ovlcheck_vm::guest::is_guest() {
+        ovlcheck_vm::guest::main();
+    }
     std::process::exit(cli::main());
 }

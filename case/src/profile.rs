@@ -39,6 +39,38 @@ pub struct Profile {
     /// `lower=separate` the container layer's own tmpfs, else the one
     /// holding the whole store.
     pub upper_size: Option<u64>,
+    /// The kernel release whose overlay behaviour the model follows
+    /// (`kernel=6.1`): set by the vm backend to the guest's (docs/vm.md).
+    /// `None`: the host kernel, whose behaviour is the model's default.
+    pub kernel: Option<KernelVersion>,
+}
+
+/// A kernel release, major and minor (`6.1`): the behaviours the model
+/// keys by version change between releases, not stable updates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct KernelVersion {
+    pub major: u16,
+    pub minor: u16,
+}
+
+impl KernelVersion {
+    pub const fn new(major: u16, minor: u16) -> KernelVersion {
+        KernelVersion { major, minor }
+    }
+
+    /// The version of a release string such as `6.1.0-57-amd64` or `6.18`.
+    pub fn parse(release: &str) -> Option<KernelVersion> {
+        let mut parts = release.split(|c: char| !c.is_ascii_digit());
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        Some(KernelVersion { major, minor })
+    }
+}
+
+impl fmt::Display for KernelVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
 }
 
 /// A named profile, as `--profile` and the `profile` line of a case take it.
@@ -180,6 +212,9 @@ impl Profile {
         if let Some(n) = self.upper_size {
             v.push(format!("upper_size={n}"));
         }
+        if let Some(k) = self.kernel {
+            v.push(format!("kernel={k}"));
+        }
         v
     }
 
@@ -221,6 +256,13 @@ impl Profile {
                     .filter(|n| *n >= 4096)
                     .ok_or("expected `upper_size=BYTES` (at least 4096)")?;
                 self.upper_size = Some(n);
+            }
+            "kernel" => {
+                let k = v
+                    .filter(|v| v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+                    .and_then(KernelVersion::parse)
+                    .ok_or("expected `kernel=MAJOR.MINOR`, e.g. `kernel=6.1`")?;
+                self.kernel = Some(k);
             }
             _ => return Err(format!("unknown profile option or preset `{opt}`")),
         }

@@ -51,6 +51,9 @@ pub enum BackendKind {
     /// containerd's overlayfs snapshotter and walking differ, through
     /// containerd's own client `ctr` (ovlcheck-engine).
     Containerd,
+    /// The kernel's overlayfs of another kernel, booted under qemu with a
+    /// worker as its init (ovlcheck-vm, docs/vm.md).
+    Vm,
     /// The harness's pure model (`ModelBackend` in ovlcheck-harness): it
     /// predicts rather than mounts, so this crate, which never depends on
     /// the model, has no backend of this kind.
@@ -58,13 +61,15 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
-    /// `kernel`, `fuse-overlayfs`, `exec` or `model`.
+    /// `kernel`, `fuse-overlayfs`, `exec`, `vm`, `model`, `docker` or
+    /// `podman`.
     pub fn from_name(name: &str) -> Option<BackendKind> {
         match name {
             "kernel" => Some(BackendKind::Kernel),
             "fuse-overlayfs" => Some(BackendKind::FuseOverlayfs),
             "exec" => Some(BackendKind::Exec),
             "model" => Some(BackendKind::Model),
+            "vm" => Some(BackendKind::Vm),
             "docker" => Some(BackendKind::Docker),
             "podman" => Some(BackendKind::Podman),
             "containerd" => Some(BackendKind::Containerd),
@@ -79,6 +84,7 @@ impl BackendKind {
             BackendKind::FuseOverlayfs => "fuse-overlayfs",
             BackendKind::Exec => "exec",
             BackendKind::Model => "model",
+            BackendKind::Vm => "vm",
             BackendKind::Docker => "docker",
             BackendKind::Podman => "podman",
             BackendKind::Containerd => "containerd",
@@ -123,6 +129,12 @@ pub trait Backend: Send + Sync {
         profile: &ovlcheck_case::Profile,
     ) -> Result<ovlcheck_case::Profile, String> {
         crate::support::adapt_profile(self.kind(), profile)
+    }
+    /// The release of the kernel whose overlay this backend mounts, when
+    /// it is not the host's (the vm backend's guest, docs/vm.md); reports
+    /// name it instead of `uname -r`.
+    fn kernel_release(&self) -> Option<String> {
+        None
     }
     /// The case this implementation runs for `case`: its profile adapted
     /// ([`Backend::adapt_profile`]) and, for a container engine, the layers

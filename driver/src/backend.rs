@@ -291,6 +291,11 @@ pub fn backend_by_name(name: &str, opts: &BackendOptions) -> Result<Box<dyn Back
                 "the model backend is ovlcheck-harness's ModelBackend, not a mounted one".into(),
             ))
         }
+        Some(BackendKind::Vm) => {
+            return Err(DriverError::Environment(
+                "the vm backend is ovlcheck-vm's VmBackend: it needs --kernel".into(),
+            ))
+        }
         Some(kind @ (BackendKind::Docker | BackendKind::Podman | BackendKind::Containerd)) => {
             return Err(DriverError::Environment(format!(
                 "the {} backend is ovlcheck-engine's, not a pooled one",

@@ -11,6 +11,19 @@ use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use ovlcheck_case::Profile;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether this kernel's overlay takes `lowerdir+` through the new mount
+/// API (fs_context parameters, v6.8). True on the host; a guest worker
+/// sets it from its probe (docs/vm.md), so that a stack too long for
+/// `mount(2)`'s page fails with the reason instead of an opaque errno.
+static LAYER_APPEND: AtomicBool = AtomicBool::new(true);
+
+/// Says whether the running kernel's overlay takes `lowerdir+`
+/// ([`mount_kernel`] uses it past a page of options).
+pub fn set_layer_append(supported: bool) {
+    LAYER_APPEND.store(supported, Ordering::Relaxed);
+}
 
 /// A page: the most mount data `mount(2)` copies (moby `pageSize`).
 pub const PAGE_SIZE: usize = 4096;
@@ -124,6 +137,16 @@ pub fn mount_kernel(home: &Path, spec: &MountSpec) -> Result<Method, MountError>
         return classic(&spec.target, &relative)
             .map(|_| Method::Relative)
             .map_err(|e| err(e, relative));
+    }
+    if !LAYER_APPEND.load(Ordering::Relaxed) {
+        return Err(err(
+            Errno::E2BIG,
+            format!(
+                "{} layers do not fit in a page of mount options and this kernel's overlay \
+                 has no lowerdir+ (v6.8)",
+                spec.lowers.len()
+            ),
+        ));
     }
     new_api(spec).map(|_| Method::NewApi)
 }

@@ -14,12 +14,49 @@ const DEV_FUSE: &str = "/dev/fuse";
 /// The profile `kind` runs for `profile`, or why it cannot run it.
 pub fn adapt_profile(kind: BackendKind, profile: &Profile) -> Result<Profile, String> {
     match kind {
+        BackendKind::FuseOverlayfs | BackendKind::Exec if profile.kernel.is_some() => {
+            Err(other_kernel(kind, profile))
+        }
         BackendKind::FuseOverlayfs => fuse_overlayfs(profile),
-        BackendKind::Kernel | BackendKind::Exec | BackendKind::Model => Ok(profile.clone()),
+        // The host kernel is the one the model follows by default.
+        BackendKind::Kernel => Ok(Profile {
+            kernel: None,
+            ..profile.clone()
+        }),
+        BackendKind::Exec | BackendKind::Model => Ok(profile.clone()),
         BackendKind::Docker | BackendKind::Podman | BackendKind::Containerd => {
             engine(kind, profile)
         }
+        BackendKind::Vm => vm(profile),
     }
+}
+
+/// A case whose profile names a kernel version (`kernel=6.1`: pinned on
+/// that kernel, corpus/versions/) describes that kernel's overlay; an
+/// implementation other than a kernel is judged by the host kernel's
+/// rules, which the case's pins do not follow.
+fn other_kernel(kind: BackendKind, profile: &Profile) -> String {
+    let k = profile.kernel.map(|k| k.to_string()).unwrap_or_default();
+    format!(
+        "the case describes the overlay of kernel {k} (profile kernel={k}); {} is judged by \
+         the host kernel's rules",
+        kind.name()
+    )
+}
+
+/// A guest kernel (docs/vm.md): its worker is the guest's init, root in the
+/// guest's only user namespace, so it has no user-namespace worker for
+/// `userxattr`. What the guest kernel itself lacks is refused by the vm
+/// backend from the features the guest reports.
+fn vm(profile: &Profile) -> Result<Profile, String> {
+    if profile.userxattr {
+        return Err(
+            "the vm backend's worker is the guest's init and runs no user-namespace \
+                    worker, which the userxattr profile needs"
+                .into(),
+        );
+    }
+    Ok(profile.clone())
 }
 
 /// A container engine mounts with options of its own (moby overlay2 `Get`:
@@ -110,5 +147,13 @@ mod tests {
             adapt_profile(BackendKind::Kernel, &p("redirect")),
             Ok(p("redirect"))
         );
+        let mut old = p("default");
+        old.set_option("kernel=6.1").unwrap();
+        assert_eq!(adapt_profile(BackendKind::Kernel, &old), Ok(p("default")));
+        assert!(adapt_profile(BackendKind::FuseOverlayfs, &old)
+            .unwrap_err()
+            .contains("kernel 6.1"));
+        assert_eq!(adapt_profile(BackendKind::Model, &old), Ok(old.clone()));
+        assert!(adapt_profile(BackendKind::Vm, &p("userxattr")).is_err());
     }
 }

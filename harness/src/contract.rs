@@ -57,7 +57,8 @@ impl Contract {
     /// says more with `--contract`.
     pub fn default_for(kind: BackendKind) -> Contract {
         match kind {
-            BackendKind::Kernel | BackendKind::Model => Contract::Kernel,
+            // A guest kernel is the kernel too (docs/vm.md).
+            BackendKind::Kernel | BackendKind::Vm | BackendKind::Model => Contract::Kernel,
             BackendKind::FuseOverlayfs => Contract::Layout,
             // An engine promises its image format: layers in the overlay
             // on-disk format and OCI changesets (docs/engines.md).
@@ -72,7 +73,10 @@ impl Contract {
     pub fn wants_kernel_view(self, kind: BackendKind) -> bool {
         // An engine's layers are mounted by the kernel already.
         self >= Contract::Layout
-            && !matches!(kind, BackendKind::Kernel | BackendKind::Model)
+            && !matches!(
+                kind,
+                BackendKind::Kernel | BackendKind::Vm | BackendKind::Model
+            )
             && !kind.is_engine()
     }
 

@@ -49,7 +49,8 @@ pub struct Summary {
     pub exported_naive: usize,
     pub elapsed_s: f64,
     pub cases_per_s: f64,
-    /// `uname -r` of the machine.
+    /// `uname -r` of the machine, or of the vm backend's guest
+    /// (`Backend::kernel_release`).
     pub kernel: String,
     /// Case files written by `--save`.
     pub saved: Vec<String>,

@@ -2,7 +2,28 @@
 //! fields; no rule looks at the [`Profile`] itself, so every option- or
 //! version-dependent behaviour is in one place.
 
+use ovlcheck_case::profile::KernelVersion;
 use ovlcheck_case::{LowerFs, Profile};
+
+/// The release that started writing `overlay.uuid` on a fresh upper root
+/// (super.c: ovl_init_uuid_xattr, `uuid=auto`; the uuid=null/auto/on
+/// options came in v6.6, as fstests overlay/081 says). Seen in a 6.1
+/// guest: no uuid xattr (docs/vm.md).
+const UUID_XATTR_SINCE: KernelVersion = KernelVersion::new(6, 6);
+
+/// The release whose lookup and readdir honour xattr whiteouts in the
+/// format the case text writes (`overlay.opaque="x"` on the directory):
+/// xwhiteouts came in v6.7 (commit bc8df7a3) marked with
+/// `overlay.whiteouts`, and v6.8-rc2 changed the mark to `opaque="x"`
+/// (commit 420332b94119, backported to 6.7.y). Seen in a 6.1 guest: an
+/// xwhiteout is an empty file, listed and found (docs/vm.md).
+const XWHITEOUTS_SINCE: KernelVersion = KernelVersion::new(6, 8);
+
+/// Whether the profile's kernel (the host's when it names none) is at
+/// least `v`.
+fn kernel_at_least(p: &Profile, v: KernelVersion) -> bool {
+    p.kernel.is_none_or(|k| k >= v)
+}
 
 /// How redirects are treated (overlayfs.rst: "Redirect dir"; params.c:
 /// ovl_redirect_mode). `redirect_dir=off` maps to `follow` on this kernel
@@ -58,8 +79,11 @@ pub(crate) struct Features {
     pub opaque_new_dirs: bool,
     /// uuid=auto on a fresh upper writes `overlay.uuid` on the upper root
     /// (super.c: ovl_init_uuid_xattr, v6.6). Verified on 6.18 with and
-    /// without userxattr.
+    /// without userxattr; absent on 6.1 ([`UUID_XATTR_SINCE`]).
     pub uuid_xattr: bool,
+    /// Xattr whiteouts hide names (overlayfs.rst: "Whiteouts and opaque
+    /// directories"; [`XWHITEOUTS_SINCE`]).
+    pub xwhiteouts: bool,
     /// The lower layers share the (sized) filesystem with the upper, so
     /// their data counts against `UpperMode::Limited` too.
     pub shared_space: bool,
@@ -99,7 +123,8 @@ impl Features {
             user_xattr_ns: p.userxattr,
             upper,
             opaque_new_dirs: index || p.metacopy || redirect == RedirectMode::On || p.xino,
-            uuid_xattr: true,
+            uuid_xattr: kernel_at_least(p, UUID_XATTR_SINCE),
+            xwhiteouts: kernel_at_least(p, XWHITEOUTS_SINCE),
             shared_space: p.lower_fs == LowerFs::Same,
             init_caps: !p.userxattr,
         }
@@ -142,6 +167,16 @@ mod tests {
         assert!(feat("readonly").readonly());
         assert!(matches!(feat("enospc").upper, UpperMode::Limited(_)));
         assert!(!feat("enospc").shared_space);
+        assert!(feat("default").uuid_xattr);
+        let mut old = Profile::default();
+        old.set_option("kernel=6.1").unwrap();
+        assert!(!Features::from_profile(&old).uuid_xattr);
+        assert!(!Features::from_profile(&old).xwhiteouts);
+        old.set_option("kernel=6.6").unwrap();
+        assert!(Features::from_profile(&old).uuid_xattr);
+        assert!(!Features::from_profile(&old).xwhiteouts);
+        old.set_option("kernel=6.8").unwrap();
+        assert!(Features::from_profile(&old).xwhiteouts);
         assert_eq!(feat("enospc").ino, InoMode::PseudoDev);
     }
 }

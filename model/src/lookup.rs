@@ -358,7 +358,7 @@ impl Model {
             return Ok(None);
         };
         let inode = l.get(this);
-        if Model::is_whiteout_in(inode) {
+        if self.is_whiteout_in(inode) {
             d.stop = true;
             d.opaque = true;
             return Ok(None);
@@ -385,7 +385,7 @@ impl Model {
                 return Ok(Some(this));
             }
             let val = inode.ovl.opaque;
-            if last_element && layer != LayerId::Upper && val == Some('x') {
+            if last_element && layer != LayerId::Upper && val == Some('x') && self.feat.xwhiteouts {
                 d.xwhiteouts = true;
             } else if val == Some('y') {
                 d.stop = true;
@@ -403,9 +403,13 @@ impl Model {
     /// empty regular file with `overlay.whiteout`). Verified on 6.18: lookup
     /// honours xattr whiteouts in every layer, the upper included, whether
     /// or not the parent is marked `opaque=x`; only readdir needs the mark
-    /// (readdir.rs).
-    pub(crate) fn is_whiteout_in(inode: &Inode) -> bool {
-        inode.is_whiteout() || inode.is_xwhiteout()
+    /// (readdir.rs). Before xwhiteouts ([`Features::xwhiteouts`]) such a
+    /// file is an ordinary empty file, and `opaque=x` marks nothing (only
+    /// `y` is opaque: ovl_check_dir_xattr reads one byte).
+    ///
+    /// [`Features::xwhiteouts`]: crate::features::Features
+    pub(crate) fn is_whiteout_in(&self, inode: &Inode) -> bool {
+        inode.is_whiteout() || (self.feat.xwhiteouts && inode.is_xwhiteout())
     }
 }
 

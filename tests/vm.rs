@@ -1,0 +1,205 @@
+//! The vm backend on Debian's 6.1 kernel (docs/vm.md): the guest says who
+//! it is and what its overlay does, refuses what it cannot run with the
+//! reason, replays corpus cases and a short campaign with no divergence,
+//! and a hung or dead guest is a backend failure carrying its console,
+//! after which the next case gets a fresh guest. Skips loudly without qemu or a 6.1
+//! kernel under /boot; fails instead under `OVL_REQUIRE_KERNEL=1`.
+
+mod common;
+
+use ovlcheck_case::profile::KernelVersion;
+use ovlcheck_case::{parse_case, Profile};
+use ovlcheck_driver::{Backend, BackendOptions, DriverError, Wants};
+use ovlcheck_vm::{VmBackend, VmOptions};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Debian's 6.1 kernel (`apt-get install linux-image-amd64` on bookworm)
+/// and qemu, or `None` after a loud SKIP message.
+fn guest_kernel(test: &str) -> Option<PathBuf> {
+    let kernel = std::fs::read_dir("/boot").ok().and_then(|d| {
+        let mut v: Vec<PathBuf> = d
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-6.1."))
+            })
+            .collect();
+        v.sort();
+        v.pop()
+    });
+    let qemu = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("qemu-system-x86_64").is_file()));
+    let missing = match (&kernel, qemu) {
+        (Some(_), true) => return kernel,
+        (None, _) => "no /boot/vmlinuz-6.1.* (apt-get install linux-image-amd64 on Debian 12)",
+        (_, false) => "no qemu-system-x86_64 (apt-get install qemu-system-x86)",
+    };
+    if common::kernel_required() {
+        panic!("{test}: the vm backend is required (OVL_REQUIRE_KERNEL=1): {missing}");
+    }
+    eprintln!(
+        "\n*** SKIP {test}: {missing}\n*** (set OVL_REQUIRE_KERNEL=1 to make this a failure)\n"
+    );
+    None
+}
+
+/// A vm backend whose guest runs this build's ovlcheck binary.
+fn backend(kernel: PathBuf, timeout: Option<Duration>) -> VmBackend {
+    let mut opts = VmOptions::new(kernel);
+    opts.guest_binary = Some(PathBuf::from(env!("CARGO_BIN_EXE_ovlcheck")));
+    if let Some(t) = timeout {
+        opts.backend = BackendOptions {
+            timeout: t,
+            ..BackendOptions::default()
+        };
+    }
+    VmBackend::new(opts).unwrap_or_else(|e| panic!("the 6.1 guest boots: {e}"))
+}
+
+#[test]
+fn the_guest_says_its_kernel_and_refuses_what_it_cannot_run() {
+    let Some(kernel) = guest_kernel("the_guest_says_its_kernel") else {
+        return;
+    };
+    let vm = backend(kernel, None);
+    assert!(vm.release().starts_with("6.1."), "{}", vm.describe());
+    let f = vm.features();
+    // Measured on Debian's 6.1: overlay is a module; no lowerdir+ (v6.8),
+    // no uuid xattr (v6.6), no user xattrs on tmpfs (v6.6).
+    assert!(f.module_loaded, "{}", vm.describe());
+    assert!(!f.layer_append && !f.uuid_xattr && !f.layer_user_xattrs);
+
+    let p = vm.adapt_profile(&Profile::default()).unwrap();
+    assert_eq!(
+        p.kernel,
+        Some(KernelVersion::new(6, 1)),
+        "the model is told"
+    );
+    let why = vm
+        .adapt_profile(&Profile::preset("userxattr").unwrap())
+        .unwrap_err();
+    assert!(why.contains("user-namespace"), "{why}");
+    let xattr = parse_case("t", "lower\n  file f 0644 \"\"\nops\n  getxattr f user.k\n").unwrap();
+    let why = vm.adapt_case(&xattr).unwrap_err();
+    assert!(why.contains("user.* xattrs"), "{why}");
+}
+
+#[test]
+fn corpus_rules_and_version_cases_replay_on_the_guest() {
+    let Some(kernel) = guest_kernel("corpus_rules_and_version_cases_replay") else {
+        return;
+    };
+    let corpus = common::corpus_dir();
+    let out = common::ovlcheck(&[
+        "replay",
+        corpus.join("rules").to_str().unwrap(),
+        corpus.join("versions").to_str().unwrap(),
+        "--backend",
+        "vm",
+        "--kernel",
+        kernel.to_str().unwrap(),
+        "--jobs",
+        "2",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("guest kernel 6.1."), "{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+    assert_eq!(summary["backend_failures"], 0, "{summary}");
+    // corpus/versions holds two cases pinned on 6.1; they run.
+    assert!(
+        stderr.contains("6.1-xwhiteout-is-a-file.ovl: ok")
+            && stderr.contains("6.1-no-uuid-xattr.ovl: ok"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_short_campaign_on_the_guest_finds_nothing() {
+    let Some(kernel) = guest_kernel("a_short_campaign_on_the_guest") else {
+        return;
+    };
+    let out = common::ovlcheck(&[
+        "fuzz",
+        "--backend",
+        "vm",
+        "--kernel",
+        kernel.to_str().unwrap(),
+        "--cases",
+        "20",
+        "--seed",
+        "1",
+        "--profile",
+        "default",
+        "--jobs",
+        "1",
+        "--json",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+    assert_eq!(summary["cases"], 20, "{summary}");
+    assert!(
+        summary["kernel"].as_str().unwrap().starts_with("6.1."),
+        "the guest's release: {summary}"
+    );
+    assert_eq!(summary["divergences"], 0, "{summary}");
+    assert_eq!(summary["backend_failures"], 0, "{summary}");
+    let unsupported = summary["unsupported"].as_u64().unwrap();
+    assert!(unsupported < 20, "some cases run: {summary}");
+}
+
+#[test]
+fn a_hung_guest_carries_its_console_and_the_next_case_gets_a_fresh_one() {
+    let Some(kernel) = guest_kernel("a_hung_guest_carries_its_console") else {
+        return;
+    };
+    let vm = backend(kernel, Some(Duration::from_secs(3)));
+    let case = parse_case("t", "lower\n  dir a 0755\nops\n  stat a\n").unwrap();
+    let mut s = vm.start_session(&case).expect("a session starts");
+    match s.stall(600) {
+        Err(DriverError::Hung { op }) => {
+            // The guest's init says who it is on the console at boot.
+            assert!(op.contains("ovlcheck guest: 6.1."), "{op}");
+        }
+        other => panic!("a stalled guest is a hang: {other:?}"),
+    }
+    drop(s);
+    let run = vm
+        .run_case(&case, Wants::default())
+        .expect("a fresh guest runs the next case");
+    assert_eq!(run.outcomes.len(), 1);
+    assert!(run.outcomes[0].is_ok(), "{:?}", run.outcomes);
+}
+
+#[test]
+fn a_dead_guest_carries_its_console_and_the_next_case_gets_a_fresh_one() {
+    let Some(kernel) = guest_kernel("a_dead_guest_carries_its_console") else {
+        return;
+    };
+    let vm = backend(kernel, None);
+    let case = parse_case("t", "lower\n  dir a 0755\nops\n  stat a\n").unwrap();
+    let mut s = vm.start_session(&case).expect("a session starts");
+    let pid = s.qemu_pid() as i32;
+    // SAFETY: kill(2) on a process this test's backend started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let step = &case.steps[0];
+    match ovlcheck_driver::Session::apply(&mut s, step) {
+        Err(DriverError::Died(msg)) => {
+            assert!(msg.contains("ovlcheck guest: 6.1."), "{msg}");
+        }
+        other => panic!("a killed guest is a dead backend: {other:?}"),
+    }
+    drop(s);
+    let run = vm
+        .run_case(&case, Wants::default())
+        .expect("a fresh guest runs the next case");
+    assert!(run.outcomes[0].is_ok(), "{:?}", run.outcomes);
+}

@@ -1,0 +1,240 @@
+//! The guest side: the ovlcheck binary as the guest kernel's init (pid 1).
+//! It mounts what a worker needs, loads the overlay module, probes what
+//! the kernel's overlay can do, says so in a [`Hello`] frame on its
+//! channel (the second serial port, raw) and then serves the same
+//! [`Request`]s as a host worker, with the same
+//! [`WorkerState`] (docs/vm.md).
+
+use nix::mount::{mount, MsFlags};
+use ovlcheck_driver::proto::{self, Request, Response};
+use ovlcheck_driver::worker::{WorkerState, WORKER_UMASK};
+use ovlcheck_driver::DriverError;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+/// The environment variable (a `KEY=VALUE` word of the kernel command
+/// line, which the kernel hands to init) that makes the binary a guest.
+pub const GUEST_ENV: &str = "OVLCHECK_GUEST";
+
+/// The guest's channel to the host: the second 8250 port. virtio-console
+/// would be faster but is a module in distribution kernels (Debian:
+/// CONFIG_VIRTIO_CONSOLE=m), the 8250 is built in everywhere.
+pub const CHANNEL: &str = "/dev/ttyS1";
+
+/// The guest's first frame: who it is and what its overlay can do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// `uname -r` of the guest kernel.
+    pub release: String,
+    /// The overlay's features, or why the guest has no overlay.
+    pub overlay: Result<OverlayFeatures, String>,
+}
+
+/// What the guest kernel's overlay does, probed by mounting it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverlayFeatures {
+    /// The module was loaded from the initramfs (else built in).
+    pub module_loaded: bool,
+    /// `lowerdir+` through the new mount API (fs_context parameters,
+    /// v6.8): stacks longer than a page of options mount.
+    pub layer_append: bool,
+    /// A first mount over a fresh upper writes `trusted.overlay.uuid` on
+    /// the upper root (super.c: ovl_init_uuid_xattr, v6.6).
+    pub uuid_xattr: bool,
+    /// The layers' filesystem (tmpfs) keeps `user.*` xattrs (v6.6: "tmpfs,
+    /// xattr: enable limited user extended attributes"); without them a
+    /// case with user xattrs cannot be laid out.
+    pub layer_user_xattrs: bool,
+}
+
+/// True in the guest's init: pid 1 with [`GUEST_ENV`]`=1` (pid 1 alone
+/// could be a container's).
+pub fn is_guest() -> bool {
+    std::process::id() == 1 && std::env::var(GUEST_ENV).is_ok_and(|v| v == "1")
+}
+
+/// The guest's init. Never returns: when the host closes the channel (or
+/// anything fails, said on the console first) the guest powers off.
+pub fn main() -> ! {
+    if let Err(e) = run() {
+        let _ = writeln!(std::io::stderr(), "ovlcheck guest: {e}");
+    }
+    nix::unistd::sync();
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    // reboot(2) does not return when it works; init may not exit.
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+fn run() -> Result<(), String> {
+    let fs = |src: &str, target: &str, fstype: &str| {
+        mount(
+            Some(src),
+            target,
+            Some(fstype),
+            MsFlags::MS_NOSUID,
+            None::<&str>,
+        )
+        .map_err(|e| format!("mount {fstype} on {target}: {e}"))
+    };
+    fs("proc", "/proc", "proc")?;
+    fs("sysfs", "/sys", "sysfs")?;
+    fs("devtmpfs", "/dev", "devtmpfs")?;
+    fs("tmpfs", "/tmp", "tmpfs")?;
+    let channel = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(CHANNEL)
+        .map_err(|e| format!("{CHANNEL}: {e}"))?;
+    let mut t = nix::sys::termios::tcgetattr(&channel).map_err(|e| format!("tcgetattr: {e}"))?;
+    nix::sys::termios::cfmakeraw(&mut t);
+    nix::sys::termios::tcsetattr(&channel, nix::sys::termios::SetArg::TCSANOW, &t)
+        .map_err(|e| format!("tcsetattr: {e}"))?;
+    let release = ovlcheck_driver::kernel_release();
+    let overlay = load_module().and_then(|loaded| probe(Path::new("/tmp/probe"), loaded));
+    if let Ok(f) = &overlay {
+        ovlcheck_driver::mount::set_layer_append(f.layer_append);
+    }
+    let usable = overlay.is_ok();
+    // On the console, so that every failure report's tail starts here;
+    // the uptime says how much of a boot is the kernel's.
+    let uptime = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
+    let uptime = uptime.split_whitespace().next().unwrap_or("?");
+    let _ = writeln!(
+        std::io::stderr(),
+        "ovlcheck guest: {release}, up {uptime} s: {overlay:?}"
+    );
+    write_frame(&channel, &Hello { release, overlay })?;
+    if !usable {
+        return Ok(());
+    }
+    ovlcheck_driver::sys::umask(WORKER_UMASK);
+    std::fs::create_dir("/tmp/w").map_err(|e| format!("/tmp/w: {e}"))?;
+    serve(&channel, WorkerState::new(PathBuf::from("/tmp/w"), false))
+}
+
+/// Loads `/lib/modules/overlay.ko` when the initramfs has it (EEXIST: the
+/// kernel has it already). `Ok(true)` when loaded.
+fn load_module() -> Result<bool, String> {
+    let path = Path::new("/").join(crate::image::GUEST_MODULE);
+    if !path.exists() {
+        return Ok(false);
+    }
+    let f = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    match nix::kmod::finit_module(&f, c"", nix::kmod::ModuleInitFlags::empty()) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::EEXIST) => Ok(false),
+        Err(e) => Err(format!(
+            "finit_module({}): {e} (a module of another kernel build? give --modules)",
+            path.display()
+        )),
+    }
+}
+
+/// Mounts overlays in `dir` to see what this kernel's overlay does.
+fn probe(dir: &Path, module_loaded: bool) -> Result<OverlayFeatures, String> {
+    let mk = |d: &str| {
+        std::fs::create_dir_all(dir.join(d)).map_err(|e| format!("{}/{d}: {e}", dir.display()))
+    };
+    for d in ["l1", "l2", "u", "w", "m"] {
+        mk(d)?;
+    }
+    let spec = |upper: bool| ovlcheck_driver::mount::MountSpec {
+        lowers: vec!["l1".into(), "l2".into()],
+        upper: upper.then(|| "u".into()),
+        work: upper.then(|| "w".into()),
+        target: "m".into(),
+        options: Vec::new(),
+    };
+    let target = dir.join("m");
+    ovlcheck_driver::mount::mount_kernel(dir, &spec(true)).map_err(|e| {
+        let listed = std::fs::read_to_string("/proc/filesystems")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.ends_with("\toverlay"));
+        if listed {
+            format!("a trial overlay mount failed: {e}")
+        } else {
+            "the guest kernel has no overlay filesystem (not built in, and no overlay.ko found: \
+             give --modules DIR)"
+                .to_string()
+        }
+    })?;
+    let uuid_xattr = xattr_present(&dir.join("u"), "trusted.overlay.uuid");
+    ovlcheck_driver::mount::unmount(&target).map_err(|e| format!("unmount probe: {e}"))?;
+    std::env::set_current_dir(dir).map_err(|e| format!("chdir {}: {e}", dir.display()))?;
+    let layer_append = ovlcheck_driver::mount::new_api(&spec(false)).is_ok();
+    if layer_append {
+        let _ = ovlcheck_driver::mount::unmount(&target);
+    }
+    let _ = std::env::set_current_dir("/");
+    let file = dir.join("l1/x");
+    std::fs::write(&file, b"").map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(OverlayFeatures {
+        module_loaded,
+        layer_append,
+        uuid_xattr,
+        layer_user_xattrs: set_xattr(&file, "user.ovlcheck"),
+    })
+}
+
+/// Whether `name` can be set on `path` (a one-byte value).
+fn set_xattr(path: &Path, name: &str) -> bool {
+    let Ok(p) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let Ok(n) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: both strings are NUL-terminated and the value is one byte
+    // that outlives the call.
+    let r = unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), b"y".as_ptr().cast(), 1, 0) };
+    r == 0
+}
+
+fn xattr_present(path: &Path, name: &str) -> bool {
+    let Ok(p) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let Ok(n) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: both strings are NUL-terminated; a null buffer of size 0
+    // asks only for the value's size.
+    let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
+    r >= 0
+}
+
+/// One frame as [`proto::send`] writes it, with `write(2)`: the channel is
+/// a tty, not a socket.
+fn write_frame<T: Serialize>(mut channel: &std::fs::File, msg: &T) -> Result<(), String> {
+    let body = postcard::to_allocvec(msg).map_err(|e| format!("encode: {e}"))?;
+    let mut frame = Vec::with_capacity(body.len() + 4);
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&body);
+    channel
+        .write_all(&frame)
+        .map_err(|e| format!("write {CHANNEL}: {e}"))
+}
+
+/// Answers requests until the host closes the channel (qemu is killed,
+/// or the backend dropped this guest).
+fn serve(channel: &std::fs::File, mut state: WorkerState) -> Result<(), String> {
+    loop {
+        let req: Request = match proto::recv(channel.as_fd()) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(format!("reading a request: {e}")),
+        };
+        let resp =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.handle(req))) {
+                Ok(r) => r,
+                Err(_) => Response::Failed(DriverError::Io("guest worker panicked".into())),
+            };
+        write_frame(channel, &resp)?;
+        state.settle();
+    }
+}
