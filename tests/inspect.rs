@@ -548,3 +548,224 @@ fn inspect_a_real_podman_store() {
         mounts_beneath(dir)
     );
 }
+
+/// A private containerd (engine/src/containerd.rs, `CONTAINERD_DAEMON`),
+/// or `None` after a loud SKIP (a failure under `OVL_REQUIRE_KERNEL=1`).
+fn containerd(test: &str) -> Option<ovlcheck_engine::daemon::Daemon> {
+    use ovlcheck_engine::containerd::{CONTAINERD, CONTAINERD_DAEMON, CTR};
+    // SAFETY: geteuid has no preconditions.
+    let why = if unsafe { libc::geteuid() } != 0 {
+        Some("not root (a private containerd needs root)".to_string())
+    } else if !Path::new(CONTAINERD).exists() || !Path::new(CTR).exists() {
+        Some(format!(
+            "{CONTAINERD} or {CTR} missing (Debian package containerd)"
+        ))
+    } else {
+        None
+    };
+    let started = match why {
+        Some(why) => Err(why),
+        None => ovlcheck_engine::daemon::Daemon::start_program(CONTAINERD_DAEMON)
+            .map_err(|e| e.to_string()),
+    };
+    match started {
+        Ok(d) => Some(d),
+        Err(why) if common::kernel_required() => {
+            panic!("{test}: containerd is required (OVL_REQUIRE_KERNEL=1) but unusable: {why}")
+        }
+        Err(why) => {
+            eprintln!(
+                "\n*** SKIP {test}: {why}\n*** (set OVL_REQUIRE_KERNEL=1 to make this a failure)\n"
+            );
+            None
+        }
+    }
+}
+
+/// The snapshot number N of a `.../snapshots/N/fs` path.
+fn snapshot_number(fs_path: &str) -> String {
+    let p = Path::new(fs_path);
+    assert!(p.ends_with("fs"), "{fs_path}");
+    p.parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The snapshot numbers an overlay mount stacks, upper first: from `ctr
+/// snapshots prepare --mounts` JSON, its `upperdir=` then each
+/// `lowerdir=` entry.
+fn mounted_chain(json: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(json).expect("ctr mounts json");
+    let m = &v[0];
+    let opts: Vec<&str> = m["Options"]
+        .as_array()
+        .expect("Options")
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    assert_eq!(m["Type"], "overlay", "{json}");
+    let upper = opts
+        .iter()
+        .find_map(|o| o.strip_prefix("upperdir="))
+        .expect("upperdir");
+    let mut chain = vec![snapshot_number(upper)];
+    let lower = opts
+        .iter()
+        .find_map(|o| o.strip_prefix("lowerdir="))
+        .expect("lowerdir");
+    chain.extend(lower.split(':').map(snapshot_number));
+    chain
+}
+
+/// A containerd root: an image of two layers imported (a whiteout and an
+/// opaque directory on top), an active snapshot on it and another on its
+/// base layer. Each snapshot is drawn with its key, kind and the chain
+/// containerd mounts; copies with a snapshot directory deleted and an
+/// orphan added name each problem.
+#[test]
+fn inspect_a_real_containerd_root() {
+    let Some(d) = containerd("inspect_a_real_containerd_root") else {
+        return;
+    };
+    let dir = d.scratch().expect("a private daemon").to_path_buf();
+    let ctr = |args: &[&str]| {
+        let o = Command::new(ovlcheck_engine::containerd::CTR)
+            .arg("--address")
+            .arg(&d.socket)
+            .args(["--namespace", "inspect"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("ctr");
+        assert!(o.status.success(), "ctr {args:?}: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // The daemon serves once `ctr version` answers.
+    let mut tries = 0;
+    while !Command::new(ovlcheck_engine::containerd::CTR)
+        .arg("--address")
+        .arg(&d.socket)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        tries += 1;
+        assert!(tries < 600, "containerd does not answer: {}", d.log_tail());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let work = dir.join("work");
+    let wh = whiteout_archive(&work);
+    ctr(&[
+        "images",
+        "import",
+        "--snapshotter",
+        "overlayfs",
+        wh.to_str().unwrap(),
+    ]);
+    // KEY PARENT KIND; the committed snapshot with a parent is the top.
+    let ls = ctr(&["snapshots", "--snapshotter", "overlayfs", "ls"]);
+    let rows: Vec<Vec<&str>> = ls
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{ls}");
+    let top = rows.iter().find(|r| r.len() == 3).expect("a top layer")[0];
+    let base = rows.iter().find(|r| r.len() == 2).expect("a base layer")[0];
+    let c1 = ctr(&[
+        "snapshots",
+        "--snapshotter",
+        "overlayfs",
+        "prepare",
+        "--mounts",
+        "c1",
+        top,
+    ]);
+    // A second active snapshot, not a view: `ctr snapshots view` gives
+    // its snapshot no containerd.io/gc.root label (`prepare` does), so
+    // the daemon's garbage collector may remove it at any moment.
+    let c0 = ctr(&[
+        "snapshots",
+        "--snapshotter",
+        "overlayfs",
+        "prepare",
+        "--mounts",
+        "c0",
+        base,
+    ]);
+    let c1_chain = mounted_chain(&c1);
+    let c0_chain = mounted_chain(&c0);
+    assert_eq!(c1_chain.len(), 3, "{c1}");
+    // Inspected while the daemon lives and holds metadata.db's lock.
+    let root = dir.join("root");
+    let o = ovlcheck(&["inspect", root.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.starts_with("containerd store"), "{out}");
+    assert!(out.contains("\nno problems\n"), "{out}");
+    let drawn = |n: &str, kind: &str, key: &str, chain: &[String]| {
+        let block = format!("\n  {n}\n    is     {kind} snapshot inspect/");
+        let at = out
+            .find(&block)
+            .unwrap_or_else(|| panic!("snapshot {n} not drawn as {kind}:\n{out}"));
+        let rest = &out[at + block.len()..];
+        let is_line = rest.lines().next().unwrap();
+        assert!(
+            is_line.ends_with(&format!("/{key}")),
+            "{n}: {is_line}\n{out}"
+        );
+        let chain_line = format!("    chain  {} (base)", chain.join(" -> "));
+        assert!(
+            rest.lines()
+                .skip(1)
+                .take_while(|l| l.starts_with("    "))
+                .any(|l| l == chain_line),
+            "{n}: no {chain_line:?} in\n{out}"
+        );
+    };
+    drawn(&c1_chain[0], "active", "c1", &c1_chain);
+    drawn(&c1_chain[1], "committed", top, &c1_chain[1..]);
+    drawn(&c1_chain[2], "committed", base, &c1_chain[2..]);
+    assert_eq!(c0_chain.len(), 2, "{c0}");
+    assert_eq!(c0_chain[1], c1_chain[2], "{c0}");
+    drawn(&c0_chain[0], "active", "c0", &c0_chain);
+    assert_eq!(out.matches("    chain  ").count(), 4, "{out}");
+    // Damaged copies of the snapshotter directory.
+    let snap = root.join("io.containerd.snapshotter.v1.overlayfs");
+    let damaged = dir.join("damaged");
+    sh(
+        "cp",
+        &["-a", snap.to_str().unwrap(), damaged.to_str().unwrap()],
+    );
+    let gone = &c1_chain[1];
+    sh(
+        "rm",
+        &[
+            "-rf",
+            damaged.join("snapshots").join(gone).to_str().unwrap(),
+        ],
+    );
+    fs::create_dir_all(damaged.join("snapshots/999/fs")).unwrap();
+    let o = ovlcheck(&["inspect", damaged.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let db = damaged.join("metadata.db");
+    for line in [
+        format!("{}: committed snapshot inspect/", db.display()),
+        format!("/{top} has id {gone}, but there is no directory"),
+        format!(
+            "{}: orphan layer directory",
+            damaged.join("snapshots/999").display()
+        ),
+    ] {
+        assert!(out.contains(&line), "{line:?} not in\n{out}");
+    }
+    assert!(out.contains("\nproblems (2):\n"), "{out}");
+    // The user's store was read, never written: the daemon still lists
+    // the same snapshots.
+    let after = ctr(&["snapshots", "--snapshotter", "overlayfs", "ls"]);
+    assert_eq!(after.lines().count(), 5, "{after}");
+}

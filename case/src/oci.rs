@@ -601,7 +601,10 @@ mod tests {
         ]);
         let paths = |c: Vec<Change>| c.into_iter().map(|c| c.path).collect::<Vec<_>>();
         let none = Default::default();
-        assert_eq!(paths(walking_changes(&before, &after, &none)), ["d", "d/a", "d/b"]);
+        assert_eq!(
+            paths(walking_changes(&before, &after, &none)),
+            ["d", "d/a", "d/b"]
+        );
         assert_eq!(paths(naive_changes(&before, &after)), ["d", "d/b"]);
     }
 

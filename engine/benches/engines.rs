@@ -86,7 +86,8 @@ fn measure(
 fn main() {
     let rounds = env_or("OVL_RATIO_ROUNDS", 5);
     let n = env_or("OVL_ENGINE_CASES", 30);
-    let engines = std::env::var("OVL_ENGINES").unwrap_or_else(|_| "docker,podman,containerd".into());
+    let engines =
+        std::env::var("OVL_ENGINES").unwrap_or_else(|_| "docker,podman,containerd".into());
     for engine in engines.split(',') {
         match engine {
             "docker" => {

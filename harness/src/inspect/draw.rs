@@ -121,6 +121,7 @@ fn layers(store: &Store, o: &mut String) {
         }
         let _ = writeln!(o, "    has    {}", have.join(", "));
         if !store.short_links {
+            snapshot_chain(store, &l.id, o);
             continue;
         }
         match &l.link {
@@ -163,6 +164,31 @@ fn layers(store: &Store, o: &mut String) {
                 .map_or("?".to_string(), |x| short_id(x).to_string())
         }));
         let _ = writeln!(o, "    chain  {} (base)", chain.join(" -> "));
+    }
+}
+
+/// A containerd snapshot's chain as `metadata.db` records it, down to its
+/// base snapshot (nothing without records).
+fn snapshot_chain(store: &Store, id: &str, o: &mut String) {
+    if store.referenced.is_none() {
+        return;
+    }
+    if !store.parents.contains_key(id) {
+        let _ = writeln!(o, "    chain  (no record names this snapshot)");
+        return;
+    }
+    match super::containerd::chain(store, id) {
+        Some(beneath) => {
+            let mut chain = vec![id.to_string()];
+            chain.extend(beneath);
+            let _ = writeln!(o, "    chain  {} (base)", chain.join(" -> "));
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "    chain  {id} -> ? (a parent is no snapshot on record, or the chain loops)"
+            );
+        }
     }
 }
 

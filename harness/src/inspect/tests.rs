@@ -373,36 +373,152 @@ fn a_layer_directory_read_as_case_entries() {
     spec.objects().unwrap();
 }
 
+/// A containerd snapshotter `metadata.db` as containerd 1.6 writes it
+/// (inspect/containerd.rs): `v1/snapshots/<key>` buckets of (key, id,
+/// kind, parent).
+fn snapshot_db(path: &Path, records: &[(&str, u64, u8, Option<&str>)]) {
+    use bbolt_rs::{BucketRwApi, DbRwAPI, TxRwRefApi};
+    let mut db = bbolt_rs::Bolt::open(path).unwrap();
+    db.update(|mut tx| {
+        let mut v1 = tx.create_bucket("v1")?;
+        let mut snapshots = v1.create_bucket("snapshots")?;
+        for (key, id, kind, parent) in records {
+            let mut b = snapshots.create_bucket(key)?;
+            // One byte is a uvarint for ids below 128.
+            b.put("id", [*id as u8])?;
+            b.put("kind", [*kind])?;
+            if let Some(p) = parent {
+                b.put("parent", p)?;
+            }
+        }
+        v1.create_bucket("parents")?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// Snapshot directories `snapshots/N/fs` (and `work` when asked).
+fn snapshot_dirs(root: &Path, dirs: &[(&str, bool)]) {
+    for (n, work) in dirs {
+        fs::create_dir_all(root.join("snapshots").join(n).join("fs")).unwrap();
+        if *work {
+            fs::create_dir_all(root.join("snapshots").join(n).join("work")).unwrap();
+        }
+    }
+}
+
+const BASE: &str = "ovlcheck/1/sha256:aaaa";
+const TOP: &str = "ovlcheck/2/sha256:bbbb";
+
 #[test]
-fn containerd_snapshots_are_drawn_without_chains() {
+fn containerd_snapshots_are_drawn_with_names_kinds_and_chains() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join(super::layout::CONTAINERD_OVERLAYFS);
-    fs::create_dir_all(root.join("snapshots/1/fs")).unwrap();
-    fs::create_dir_all(root.join("snapshots/2/fs")).unwrap();
-    fs::create_dir_all(root.join("snapshots/2/work")).unwrap();
-    fs::create_dir_all(root.join("snapshots/3")).unwrap();
-    fs::create_dir_all(root.join("snapshots/new-123/fs")).unwrap();
-    fs::write(root.join("metadata.db"), b"").unwrap();
+    snapshot_dirs(
+        &root,
+        &[("1", true), ("2", true), ("3", true), ("4", false)],
+    );
+    snapshot_db(
+        &root.join("metadata.db"),
+        &[
+            (BASE, 1, 3, None),
+            (TOP, 2, 3, Some(BASE)),
+            ("ovlcheck/3/c1", 3, 2, Some(TOP)),
+            ("ovlcheck/4/v1", 4, 1, Some(BASE)),
+        ],
+    );
     let s = inspect(t.path()).unwrap();
     assert_eq!(s.kind, "containerd");
-    assert_eq!(s.layers.keys().collect::<Vec<_>>(), ["1", "2", "3"]);
-    assert!(s.notes.iter().any(|n| n.contains("bbolt")), "{:?}", s.notes);
-    let ps = problems(t.path());
-    let base = super::layout::CONTAINERD_OVERLAYFS;
-    assert!(
-        has(&ps, &format!("{base}/snapshots/3/fs"), "missing"),
-        "{ps:#?}"
-    );
-    assert!(
-        has(&ps, &format!("{base}/snapshots/new-123"), "never finished"),
-        "{ps:#?}"
-    );
-    assert_eq!(ps.len(), 2, "{ps:#?}");
+    assert_eq!(s.problems, vec![], "{:#?}", s.problems);
+    assert_eq!(s.layers["3"].roles, ["active snapshot ovlcheck/3/c1"]);
+    assert_eq!(s.layers["4"].roles, ["view snapshot ovlcheck/4/v1"]);
+    assert_eq!(s.layers["1"].roles, [format!("committed snapshot {BASE}")]);
     let text = super::draw::render(&s);
+    for line in [
+        "    chain  3 -> 2 -> 1 (base)\n",
+        "    chain  4 -> 1 (base)\n",
+        "    chain  1 (base)\n",
+        "    has    fs yes, work no\n",
+        "no problems",
+    ] {
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
+    }
+}
+
+#[test]
+fn containerd_records_and_directories_that_disagree_are_named() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join(super::layout::CONTAINERD_OVERLAYFS);
+    snapshot_dirs(&root, &[("1", true), ("2", true), ("6", true)]);
+    fs::create_dir_all(root.join("snapshots/3")).unwrap();
+    fs::create_dir_all(root.join("snapshots/new-123/fs")).unwrap();
+    snapshot_db(
+        &root.join("metadata.db"),
+        &[
+            (BASE, 1, 3, None),
+            (TOP, 2, 3, Some("ovlcheck/9/sha256:gone")),
+            ("ovlcheck/3/c1", 3, 2, Some(TOP)),
+            ("ovlcheck/5/c2", 5, 2, Some(TOP)),
+        ],
+    );
+    let base = super::layout::CONTAINERD_OVERLAYFS;
+    let db = format!("{base}/metadata.db");
+    let ps = problems(t.path());
+    for (path, what) in [
+        (
+            db.as_str(),
+            "active snapshot ovlcheck/5/c2 has id 5, but there is no directory",
+        ),
+        (
+            db.as_str(),
+            "has parent ovlcheck/9/sha256:gone, which is no snapshot",
+        ),
+        (&format!("{base}/snapshots/6"), "orphan"),
+        (&format!("{base}/snapshots/3/fs"), "missing"),
+        (&format!("{base}/snapshots/new-123"), "never finished"),
+    ] {
+        assert!(has(&ps, path, what), "{path}: {what} not in {ps:#?}");
+    }
+    assert_eq!(ps.len(), 5, "{ps:#?}");
+    let text = super::draw::render(&super::inspect(t.path()).unwrap());
     assert!(
-        text.contains("does not read") && !text.contains("    chain  "),
+        text.contains("    chain  2 -> ? (a parent is no snapshot"),
         "{text}"
     );
+    assert!(text.contains("    chain  1 (base)\n"), "{text}");
+    assert!(
+        text.contains("  6\n    has    fs yes, work yes\n    chain  (no record"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_containerd_store_without_a_readable_database_is_drawn_without_chains() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join(super::layout::CONTAINERD_OVERLAYFS);
+    snapshot_dirs(&root, &[("1", true), ("2", true)]);
+    let base = super::layout::CONTAINERD_OVERLAYFS;
+    let ps = problems(t.path());
+    assert!(
+        has(&ps, &format!("{base}/metadata.db"), "missing"),
+        "{ps:#?}"
+    );
+    assert_eq!(ps.len(), 1, "{ps:#?}");
+    for junk in [&b""[..], &[7u8; 8192][..]] {
+        fs::write(root.join("metadata.db"), junk).unwrap();
+        let s = inspect(t.path()).unwrap();
+        assert_eq!(s.layers.keys().collect::<Vec<_>>(), ["1", "2"]);
+        assert!(
+            s.notes.iter().any(|n| n.contains("could not be read")),
+            "{:?}",
+            s.notes
+        );
+        let ps = problems(t.path());
+        assert!(has(&ps, &format!("{base}/metadata.db"), "bbolt"), "{ps:#?}");
+        assert_eq!(ps.len(), 1, "{ps:#?}");
+        let text = super::draw::render(&s);
+        assert!(!text.contains("    chain  "), "{text}");
+    }
 }
 
 #[test]
