@@ -46,17 +46,6 @@ fn case(text: &str) -> Case {
     parse_case("test.ovl", text).expect("a valid case")
 }
 
-/// The mount points at or below a path starting with `prefix`.
-fn mounted_under(prefix: &str) -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|t| t.starts_with(prefix))
-        .map(str::to_string)
-        .collect()
-}
-
 /// The model after `c`'s steps.
 fn model_after(c: &Case) -> Model {
     let mut model = Model::new(c).unwrap();
@@ -74,7 +63,7 @@ fn campaign_of_30_cases_has_no_divergence() {
     };
     drop(probe);
     // A killed earlier run may have left mounts; only new ones are a leak.
-    let before = mounted_under(SCRATCH);
+    let before = common::mounted_under(SCRATCH);
     let out = common::ovlcheck(&[
         "fuzz",
         "--backend",
@@ -103,7 +92,7 @@ fn campaign_of_30_cases_has_no_divergence() {
         "{text}"
     );
     assert!(out.status.success(), "{text}");
-    assert_eq!(mounted_under(SCRATCH), before);
+    assert_eq!(common::mounted_under(SCRATCH), before);
 }
 
 /// containerd's walking differ compares the parent image's tree with the
@@ -240,7 +229,7 @@ fn corpus_on_containerd_shows_only_known_divergences() {
         return;
     };
     drop(probe);
-    let before = mounted_under(SCRATCH);
+    let before = common::mounted_under(SCRATCH);
     let corpus = common::corpus_dir();
     let out = common::ovlcheck(&[
         "replay",
@@ -256,7 +245,7 @@ fn corpus_on_containerd_shows_only_known_divergences() {
     assert_eq!(j["backend_failures"], 0, "{j}");
     assert!(j["known_divergences"].as_u64().unwrap() >= 1, "{j}");
     assert!(j["exported"].as_u64().unwrap() >= 100, "{j}");
-    assert_eq!(mounted_under(SCRATCH), before);
+    assert_eq!(common::mounted_under(SCRATCH), before);
 }
 
 /// A socket that does not exist is a one-line error and exit status 2.

@@ -43,17 +43,6 @@ fn case(text: &str) -> Case {
     parse_case("test.ovl", text).expect("a valid case")
 }
 
-/// The mount points at or below a path starting with `prefix`.
-fn mounted_under(prefix: &str) -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|t| t.starts_with(prefix))
-        .map(str::to_string)
-        .collect()
-}
-
 #[test]
 fn campaign_of_30_cases_has_no_divergence() {
     let _serial = serial();
@@ -63,7 +52,7 @@ fn campaign_of_30_cases_has_no_divergence() {
     let Some(probe) = podman(test) else { return };
     drop(probe);
     // A killed earlier run may have left mounts; only new ones are a leak.
-    let before = mounted_under("/tmp/ovlcheck-podman.");
+    let before = common::mounted_under("/tmp/ovlcheck-podman.");
     let out = Command::new(env!("CARGO_BIN_EXE_ovlcheck"))
         .args([
             "fuzz",
@@ -93,7 +82,7 @@ fn campaign_of_30_cases_has_no_divergence() {
         "{text}"
     );
     assert!(out.status.success(), "{text}");
-    assert_eq!(mounted_under("/tmp/ovlcheck-podman."), before);
+    assert_eq!(common::mounted_under("/tmp/ovlcheck-podman."), before);
 }
 
 /// containers/storage creates a container layer right on the image's top
@@ -301,7 +290,7 @@ fn corpus_on_podman_shows_only_known_divergences() {
     let test = "corpus_on_podman_shows_only_known_divergences";
     let Some(probe) = podman(test) else { return };
     drop(probe);
-    let before = mounted_under("/tmp/ovlcheck-podman.");
+    let before = common::mounted_under("/tmp/ovlcheck-podman.");
     let corpus = common::corpus_dir();
     let out = common::ovlcheck(&[
         "replay",
@@ -317,5 +306,5 @@ fn corpus_on_podman_shows_only_known_divergences() {
     assert_eq!(j["backend_failures"], 0, "{j}");
     assert!(j["known_divergences"].as_u64().unwrap() >= 1, "{j}");
     assert!(j["exported"].as_u64().unwrap() >= 100, "{j}");
-    assert_eq!(mounted_under("/tmp/ovlcheck-podman."), before);
+    assert_eq!(common::mounted_under("/tmp/ovlcheck-podman."), before);
 }

@@ -58,3 +58,15 @@ pub fn ovlcheck(args: &[&str]) -> std::process::Output {
         .output()
         .expect("runs ovlcheck")
 }
+
+/// The mount points at or below a path starting with `prefix`, from
+/// /proc/self/mountinfo (the engine tests' leak checks).
+pub fn mounted_under(prefix: &str) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|t| t.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
