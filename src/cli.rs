@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use ovlcheck_case::profile::PRESETS;
+use ovlcheck_case::profile::{KernelVersion, PRESETS};
 use ovlcheck_case::{print_case, Case, Profile};
 use ovlcheck_driver::Backend;
 use ovlcheck_harness::campaign::{self, FuzzOptions, Shard};
@@ -123,6 +123,14 @@ struct GenerateArgs {
     profile: String,
     #[arg(long, default_value_t = 20)]
     max_ops: usize,
+    /// The kernel the case is for, MAJOR.MINOR, as a vm campaign's cases
+    /// name it (`kernel=` in their profile); default the host's.
+    #[arg(long, value_parser = parse_kernel_version)]
+    kernel_version: Option<KernelVersion>,
+}
+
+fn parse_kernel_version(s: &str) -> Result<KernelVersion, String> {
+    KernelVersion::parse(s).ok_or_else(|| format!("`{s}` is not MAJOR.MINOR"))
 }
 
 #[derive(Args, Clone)]
@@ -522,12 +530,18 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
     };
     let contract = a.backend.contract(&*backend);
     let shard = a.shard.unwrap_or(Shard::ALL);
+    // The guest's kernel on the vm backend: cases are made for it.
+    let kernel = backend
+        .adapt_profile(&Profile::default())
+        .ok()
+        .and_then(|p| p.kernel);
     let opts = FuzzOptions {
         seed: a.seed,
         cases: a.cases,
         gen: GenConfig {
             profile,
             max_ops: a.max_ops.max(1),
+            kernel,
             ..GenConfig::default()
         },
         jobs: a.jobs.max(1),
@@ -889,6 +903,7 @@ fn generate(a: GenerateArgs) -> i32 {
     let gen = GenConfig {
         profile,
         max_ops: a.max_ops.max(1),
+        kernel: a.kernel_version,
         ..GenConfig::default()
     };
     let case = ovlcheck_harness::gen::case_at(&gen, a.seed, a.index);

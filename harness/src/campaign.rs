@@ -370,8 +370,13 @@ fn one_case(
             .cloned()
             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
+        let kernel = opts
+            .gen
+            .kernel
+            .map(|k| format!(" --kernel-version {k}"))
+            .unwrap_or_default();
         Fatal(format!(
-            "ovlcheck panicked on case #{index} ({msg}); print it with `ovlcheck generate --index {index}` \
+            "ovlcheck panicked on case #{index} ({msg}); print it with `ovlcheck generate --index {index}{kernel}` \
              and the same --seed/--profile, and report it:\n{}",
             ovlcheck_case::print_case(case)
         ))

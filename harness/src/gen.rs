@@ -19,7 +19,7 @@
 
 use ovlcheck_case::layer::Entry;
 use ovlcheck_case::path::{Name, OpPath, RelPath};
-use ovlcheck_case::profile::PRESETS;
+use ovlcheck_case::profile::{KernelVersion, PRESETS};
 use ovlcheck_case::{
     Access, Case, Cred, LayerSpec, Op, OpenFlags, Profile, RenameFlags, Step, Whence,
 };
@@ -41,6 +41,9 @@ pub struct GenConfig {
     pub max_ops: usize,
     /// Most lower layers of an ordinary case (a few cases get up to 16).
     pub max_lowers: usize,
+    /// The kernel the cases are for (the vm backend's guest), set in every
+    /// case's profile ([`Profile::kernel`]); `None` for the host's.
+    pub kernel: Option<KernelVersion>,
 }
 
 impl Default for GenConfig {
@@ -49,19 +52,24 @@ impl Default for GenConfig {
             profile: None,
             max_ops: 20,
             max_lowers: 4,
+            kernel: None,
         }
     }
 }
 
 /// The profile case number `index` of a campaign uses.
 pub fn profile_for(config: &GenConfig, index: u64) -> Profile {
-    match &config.profile {
+    let mut p = match &config.profile {
         Some(p) => p.clone(),
         None => {
             let preset = PRESETS[(index % PRESETS.len() as u64) as usize];
             Profile::preset(preset.name).expect("every preset parses")
         }
+    };
+    if config.kernel.is_some() {
+        p.kernel = config.kernel;
     }
+    p
 }
 
 /// The deterministic RNG of case `index` in a campaign with `seed`: the same
@@ -125,7 +133,40 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
     if case.profile.upper_size.is_some() {
         fill_pages(rng, &mut case);
     }
+    if !ovlcheck_model::layer_user_xattrs(&case.profile) {
+        trusted_xattrs(&mut case);
+    }
     case
+}
+
+/// For a kernel whose tmpfs has no `user.*` xattrs (before v6.6): the
+/// layers carry `trusted.k` instead (a layer with a user xattr could not
+/// be laid out), and ops on `user.x` name `trusted.k`, so xattrs are still
+/// copied up, read and changed; ops on `user.k` stay and meet the layer's
+/// EOPNOTSUPP.
+fn trusted_xattrs(case: &mut Case) {
+    let trusted = |name: &mut String| {
+        if let Some(rest) = name.strip_prefix("user.") {
+            *name = format!("trusted.{rest}");
+        }
+    };
+    for layer in case.lowers.iter_mut().chain(case.upper.as_mut()) {
+        for e in &mut layer.entries {
+            if let Entry::Xattr { name, .. } = e {
+                trusted(name);
+            }
+        }
+    }
+    for step in &mut case.steps {
+        if let Op::Getxattr { name, .. }
+        | Op::Setxattr { name, .. }
+        | Op::Removexattr { name, .. } = &mut step.op
+        {
+            if name == "user.x" {
+                *name = "trusted.k".into();
+            }
+        }
+    }
 }
 
 /// One tmpfs page of data: a write of it at offset 0 allocates exactly one

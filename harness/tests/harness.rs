@@ -62,6 +62,38 @@ fn the_op_mix_reaches_every_op_kind_and_feature() {
     );
 }
 
+/// Cases for a kernel whose tmpfs has no user xattrs (the vm backend's
+/// 6.1 guest) name that kernel, keep `user.*` out of their layers, and
+/// still set, get and remove xattrs, of both namespaces.
+#[test]
+fn cases_for_an_old_kernel_have_no_user_xattrs_in_their_layers() {
+    let old = ovlcheck_case::profile::KernelVersion::new(6, 1);
+    let g = GenConfig {
+        kernel: Some(old),
+        ..GenConfig::default()
+    };
+    let mut names = BTreeSet::new();
+    for i in 0..500 {
+        let c = case_at(&g, 1, i);
+        assert_eq!(c.profile.kernel, Some(old), "case {i}");
+        for l in c.lowers.iter().chain(&c.upper) {
+            for e in &l.entries {
+                if let ovlcheck_case::layer::Entry::Xattr { name, .. } = e {
+                    assert!(!name.starts_with("user."), "case {i}: {name}");
+                    names.insert(format!("layer {name}"));
+                }
+            }
+        }
+        for s in &c.steps {
+            if let Op::Setxattr { name, .. } = &s.op {
+                names.insert(format!("setxattr {name}"));
+            }
+        }
+    }
+    let want = ["layer trusted.k", "setxattr trusted.k", "setxattr user.k"];
+    assert!(want.iter().all(|w| names.contains(*w)), "{names:?}");
+}
+
 #[test]
 fn shards_partition_the_campaign() {
     let n = 4;

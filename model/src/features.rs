@@ -19,6 +19,28 @@ const UUID_XATTR_SINCE: KernelVersion = KernelVersion::new(6, 6);
 /// xwhiteout is an empty file, listed and found (docs/vm.md).
 const XWHITEOUTS_SINCE: KernelVersion = KernelVersion::new(6, 8);
 
+/// The release whose tmpfs keeps `user.*` xattrs (mm/shmem.c:
+/// shmem_user_xattr_handler, "tmpfs,xattr: enable limited user extended
+/// attributes", v6.6). Before it tmpfs has trusted.* and security.* only,
+/// and a `user.*` name is EOPNOTSUPP from the layer's handler lookup. Seen
+/// in a 6.1 guest (docs/vm.md).
+const TMPFS_USER_XATTRS_SINCE: KernelVersion = KernelVersion::new(6, 6);
+
+/// The release that escapes overlay-private names set through the overlay
+/// (`trusted.overlay.x` kept as `trusted.overlay.overlay.x`; overlayfs.rst:
+/// "Nesting overlayfs mounts", the escaped-xattr series for composefs,
+/// v6.7). Before it the overlay's own handler (super.c:
+/// ovl_own_xattr_get/set) answers EOPNOTSUPP for every such name. Seen in
+/// a 6.1 guest (docs/vm.md).
+const ESCAPED_XATTRS_SINCE: KernelVersion = KernelVersion::new(6, 7);
+
+/// Whether the layers, tmpfs of the profile's kernel, keep `user.*`
+/// xattrs ([`TMPFS_USER_XATTRS_SINCE`]): a case generator puts none in
+/// the layers it makes for a kernel without them.
+pub fn layer_user_xattrs(p: &Profile) -> bool {
+    kernel_at_least(p, TMPFS_USER_XATTRS_SINCE)
+}
+
 /// Whether the profile's kernel (the host's when it names none) is at
 /// least `v`.
 fn kernel_at_least(p: &Profile, v: KernelVersion) -> bool {
@@ -84,6 +106,11 @@ pub(crate) struct Features {
     /// Xattr whiteouts hide names (overlayfs.rst: "Whiteouts and opaque
     /// directories"; [`XWHITEOUTS_SINCE`]).
     pub xwhiteouts: bool,
+    /// The layers' tmpfs keeps `user.*` xattrs ([`TMPFS_USER_XATTRS_SINCE`]).
+    pub tmpfs_user_xattrs: bool,
+    /// Overlay-private names set or got through the overlay are escaped
+    /// ([`ESCAPED_XATTRS_SINCE`]); before, they are EOPNOTSUPP.
+    pub escaped_xattrs: bool,
     /// The lower layers share the (sized) filesystem with the upper, so
     /// their data counts against `UpperMode::Limited` too.
     pub shared_space: bool,
@@ -125,6 +152,8 @@ impl Features {
             opaque_new_dirs: index || p.metacopy || redirect == RedirectMode::On || p.xino,
             uuid_xattr: kernel_at_least(p, UUID_XATTR_SINCE),
             xwhiteouts: kernel_at_least(p, XWHITEOUTS_SINCE),
+            tmpfs_user_xattrs: layer_user_xattrs(p),
+            escaped_xattrs: kernel_at_least(p, ESCAPED_XATTRS_SINCE),
             shared_space: p.lower_fs == LowerFs::Same,
             init_caps: !p.userxattr,
         }
@@ -172,9 +201,16 @@ mod tests {
         old.set_option("kernel=6.1").unwrap();
         assert!(!Features::from_profile(&old).uuid_xattr);
         assert!(!Features::from_profile(&old).xwhiteouts);
+        assert!(!Features::from_profile(&old).tmpfs_user_xattrs);
+        assert!(!Features::from_profile(&old).escaped_xattrs);
+        assert!(!layer_user_xattrs(&old) && layer_user_xattrs(&Profile::default()));
         old.set_option("kernel=6.6").unwrap();
         assert!(Features::from_profile(&old).uuid_xattr);
+        assert!(Features::from_profile(&old).tmpfs_user_xattrs);
+        assert!(!Features::from_profile(&old).escaped_xattrs);
         assert!(!Features::from_profile(&old).xwhiteouts);
+        old.set_option("kernel=6.7").unwrap();
+        assert!(Features::from_profile(&old).escaped_xattrs);
         old.set_option("kernel=6.8").unwrap();
         assert!(Features::from_profile(&old).xwhiteouts);
         assert_eq!(feat("enospc").ino, InoMode::PseudoDev);

@@ -44,6 +44,7 @@ use imbl::{OrdMap, OrdSet};
 use ovlcheck_case::{Case, Errno};
 use std::sync::Arc;
 
+pub use features::layer_user_xattrs;
 pub use fs::Ident;
 
 /// Why a case cannot be modelled.

@@ -324,15 +324,16 @@ impl Backend for VmBackend {
     }
 
     /// The profile adapted. Refused: a stack longer than a page of mount
-    /// options on a kernel without `lowerdir+`, and user xattrs where the
-    /// guest's tmpfs has none (the layers could not be laid out, and
-    /// overlay passes the lower filesystem's EOPNOTSUPP through).
+    /// options on a kernel without `lowerdir+`, and layers with user
+    /// xattrs where the guest's tmpfs has none (they could not be laid
+    /// out; ops on user xattrs run, and the model predicts the layer's
+    /// EOPNOTSUPP: model/src/features.rs, `layer_user_xattrs`).
     fn adapt_case(&self, case: &Case) -> Result<Case, String> {
         let mut c = case.clone();
         c.profile = self.adapt_profile(&case.profile)?;
-        if !self.inner.features.layer_user_xattrs && uses_user_xattrs(&c) {
+        if !self.inner.features.layer_user_xattrs && layers_have_user_xattrs(&c) {
             return Err(format!(
-                "guest kernel {}: its tmpfs has no user.* xattrs (v6.6), which the case uses",
+                "guest kernel {}: its tmpfs has no user.* xattrs (v6.6), which the case's layers have",
                 self.inner.hello.release
             ));
         }
@@ -353,22 +354,13 @@ impl Backend for VmBackend {
     }
 }
 
-/// Whether a layer entry or an op of `case` names a `user.*` xattr.
-fn uses_user_xattrs(case: &Case) -> bool {
-    let user = |name: &str| name.starts_with("user.");
-    let in_layers = case
-        .lowers
+/// Whether a layer entry of `case` is a `user.*` xattr.
+fn layers_have_user_xattrs(case: &Case) -> bool {
+    case.lowers
         .iter()
         .chain(case.upper.as_ref())
         .flat_map(|l| &l.entries)
-        .any(|e| matches!(e, ovlcheck_case::layer::Entry::Xattr { name, .. } if user(name)));
-    in_layers
-        || case.steps.iter().any(|s| match &s.op {
-            Op::Getxattr { name, .. }
-            | Op::Setxattr { name, .. }
-            | Op::Removexattr { name, .. } => user(name),
-            _ => false,
-        })
+        .any(|e| matches!(e, ovlcheck_case::layer::Entry::Xattr { name, .. } if name.starts_with("user.")))
 }
 
 fn unexpected(what: &str, r: Response) -> DriverError {

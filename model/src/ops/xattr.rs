@@ -54,16 +54,6 @@ fn xattr_ns(name: &str) -> Result<XattrNs, Errno> {
     Ok(XattrNs::Unknown(Errno::EOPNOTSUPP))
 }
 
-/// The handler lookup: fails for unknown namespaces. `system.*` is
-/// modelled as unsupported (POSIX ACLs are not modelled).
-fn xattr_handler(ns: XattrNs) -> Result<(), Errno> {
-    match ns {
-        XattrNs::Unknown(e) => Err(e),
-        XattrNs::System => Err(Errno::EOPNOTSUPP),
-        _ => Ok(()),
-    }
-}
-
 /// xattr_permission for reading: trusted.* needs CAP_SYS_ADMIN (else
 /// ENODATA); user.* exists only on regular files and directories and needs
 /// read permission.
@@ -103,7 +93,8 @@ impl Model {
         let w = self.resolve_existing(path, Follow::Yes, cred)?;
         let a = self.attr(w.last());
         xattr_read_permission(cred, a, ns)?;
-        xattr_handler(ns)?;
+        self.own_xattr_handler(name)?;
+        self.xattr_handler(ns, name)?;
         match self.stored_name(name).get(a) {
             Some(v) => Ok(Value::Bytes(v.clone())),
             None => Err(Errno::ENODATA),
@@ -137,11 +128,18 @@ impl Model {
             return Err(Errno::E2BIG);
         }
         let stored = self.stored_name(name);
+        if let Err(e) = self.own_xattr_handler(name) {
+            let w = self.resolve_existing(path, Follow::Yes, cred)?;
+            self.check_writable()?;
+            xattr_write_permission(cred, self.attr(w.last()), ns)?;
+            return Err(e);
+        }
         let u = self.modify_xattrs(path, cred, |a| xattr_write_permission(cred, a, ns))?;
         // Overlay's catch-all handler (ovl_other_xattr_handler) copies up
         // before the upper filesystem refuses an unknown name (verified on
-        // 6.18: the copy-up stays).
-        xattr_handler(ns)?;
+        // 6.18: the copy-up stays) or, on a tmpfs without them, a `user.*`
+        // name (seen on 6.1).
+        self.xattr_handler(ns, name)?;
         stored.set(self.upper_mut().get_mut(u), value);
         Ok(Value::Unit)
     }
@@ -156,9 +154,12 @@ impl Model {
     ) -> Result<Value, Errno> {
         let ns = xattr_ns(name)?;
         let stored = self.stored_name(name);
+        let handlers = self
+            .own_xattr_handler(name)
+            .and_then(|()| self.xattr_handler(ns, name));
         let u = self.modify_xattrs(path, cred, |a| {
             xattr_write_permission(cred, a, ns)?;
-            xattr_handler(ns)?;
+            handlers?;
             if stored.get(a).is_some() {
                 Ok(())
             } else {
@@ -188,6 +189,34 @@ impl Model {
                 Ok(u)
             }
             None => self.modify_walk(w, CopyUp::Meta, check),
+        }
+    }
+
+    /// The handler lookups after the overlay's own: an unknown namespace
+    /// fails, `system.*` is modelled as unsupported (POSIX ACLs are not
+    /// modelled), and every `user.` name, the bare prefix too, fails on a
+    /// layer tmpfs without a user handler (`Features::tmpfs_user_xattrs`):
+    /// overlay passes the layer's EOPNOTSUPP through (seen on 6.1).
+    fn xattr_handler(&self, ns: XattrNs, name: &str) -> Result<(), Errno> {
+        match ns {
+            _ if name.starts_with("user.") && !self.feat.tmpfs_user_xattrs => {
+                Err(Errno::EOPNOTSUPP)
+            }
+            XattrNs::Unknown(e) => Err(e),
+            XattrNs::System => Err(Errno::EOPNOTSUPP),
+            _ => Ok(()),
+        }
+    }
+
+    /// Before escaped names (`Features::escaped_xattrs`, v6.7) overlay's
+    /// own handler takes every overlay-private name and answers
+    /// EOPNOTSUPP (super.c of 6.1: ovl_own_xattr_get, ovl_own_xattr_set),
+    /// after the permission check and with no copy-up.
+    fn own_xattr_handler(&self, name: &str) -> Result<(), Errno> {
+        if !self.feat.escaped_xattrs && self.is_private_xattr(name) {
+            Err(Errno::EOPNOTSUPP)
+        } else {
+            Ok(())
         }
     }
 
@@ -260,5 +289,23 @@ mod tests {
         assert!(!upper(&m).contains("\nf "));
         assert_eq!(run(&mut m, "setxattr f user.k \"v\""), "ok");
         assert!(upper(&m).contains("user.k=\"v\""));
+    }
+
+    /// The two xattr version rules (corpus/versions/6.1-*.ovl): a
+    /// private name is refused without copy-up, a user name on a tmpfs
+    /// without them after it.
+    #[test]
+    fn before_6_6_and_6_7_xattrs_are_eopnotsupp() {
+        let mut m = model("profile kernel=6.1\nlower\n  file f 0644 \"f\"\n");
+        assert_eq!(run(&mut m, "getxattr f trusted.overlay.x"), "EOPNOTSUPP");
+        assert_eq!(
+            run(&mut m, "setxattr f trusted.overlay.x \"1\""),
+            "EOPNOTSUPP"
+        );
+        assert_eq!(run(&mut m, "removexattr f user.k"), "EOPNOTSUPP");
+        assert!(!upper(&m).contains("\nf "));
+        assert_eq!(run(&mut m, "setxattr f user.k \"1\""), "EOPNOTSUPP");
+        assert!(upper(&m).contains("\nf "));
+        assert_eq!(run(&mut m, "setxattr f trusted.k \"1\""), "ok");
     }
 }
