@@ -318,6 +318,13 @@ impl Backend for VmBackend {
     /// The profile with the guest kernel's version, so that the model
     /// follows that kernel's rules ([`Profile::kernel`]).
     fn adapt_profile(&self, profile: &Profile) -> Result<Profile, String> {
+        if profile.userxattr && !self.inner.features.layer_user_xattrs {
+            return Err(format!(
+                "guest kernel {}: its tmpfs has no user.* xattrs (v6.6), which the userxattr \
+                 profile's layers need for the overlay's own xattrs (user.overlay.*)",
+                self.inner.hello.release
+            ));
+        }
         let mut p = ovlcheck_driver::support::adapt_profile(BackendKind::Vm, profile)?;
         p.kernel = self.inner.version;
         Ok(p)
