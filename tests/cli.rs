@@ -332,11 +332,12 @@ fn replay_repeat_is_the_same_on_any_number_of_threads() {
     let root = env!("CARGO_MANIFEST_DIR");
     let cases = [
         format!("{root}/corpus/seed-article.ovl"),
-        format!("{root}/corpus/known-kernel"),
+        format!("{root}/corpus/known-kernel/userxattr-link-alias-stale-permission.ovl"),
+        format!("{root}/corpus/known-kernel/xwhiteout-only-dir-rmdir-not-empty.ovl"),
     ];
     let run = |jobs: &str| {
         let out = ovlcheck(&[
-            "replay", &cases[0], &cases[1], "--repeat", "4", "--jobs", jobs, "--json",
+            "replay", &cases[0], &cases[1], &cases[2], "--repeat", "4", "--jobs", jobs, "--json",
         ]);
         assert_eq!(
             out.status.code(),
@@ -357,6 +358,7 @@ fn replay_repeat_is_the_same_on_any_number_of_threads() {
     assert!(lines[2].ends_with("seed-article.ovl: 4x ok"), "{lines:?}");
     let known =
         one["known_divergences"].as_u64().unwrap() + one["fixed"].as_array().unwrap().len() as u64;
-    assert!(known == 8 || known == 2, "{one}");
+    // Two kernel bugs: four known runs of a case, or one fixed.
+    assert!([8, 5, 2].contains(&known), "{one}");
     assert_eq!(run("2"), (one, lines));
 }

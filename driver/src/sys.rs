@@ -96,19 +96,18 @@ pub fn fstat(fd: impl AsFd) -> SysResult<Stat> {
 }
 
 /// `lseek(fd, offset, whence)` with `whence` one of `libc::SEEK_SET`,
-/// `SEEK_CUR`, `SEEK_END`: the new position.
+/// `SEEK_CUR`, `SEEK_END`: the new position. Every offset goes to the
+/// kernel as it is, a negative one too: whether it is EINVAL or, on a
+/// fifo, ESPIPE is the kernel's answer.
 pub fn lseek(fd: impl AsFd, offset: i64, whence: i32) -> SysResult<u64> {
-    use rustix::fs::SeekFrom;
-    let from = match whence {
-        libc::SEEK_SET => match u64::try_from(offset) {
-            Ok(o) => SeekFrom::Start(o),
-            // lseek(2) refuses a negative resulting position.
-            Err(_) => return Err(Errno::EINVAL),
-        },
-        libc::SEEK_CUR => SeekFrom::Current(offset),
-        _ => SeekFrom::End(offset),
+    use nix::unistd::Whence;
+    let whence = match whence {
+        libc::SEEK_SET => Whence::SeekSet,
+        libc::SEEK_CUR => Whence::SeekCur,
+        _ => Whence::SeekEnd,
     };
-    sys(rustix::fs::seek(fd, from))
+    let at = nix::unistd::lseek(fd, offset, whence)?;
+    Ok(u64::try_from(at).expect("lseek(2) gives no negative position"))
 }
 
 /// `fsync(fd)`.

@@ -442,7 +442,10 @@ fn emit<'a>(
                 target: target.clone(),
             }),
             Node::Fifo => entries.push(Entry::Fifo { path, mode: 0o644 }),
-            Node::Whiteout if !bottom => entries.push(Entry::Whiteout { path }),
+            Node::Whiteout if !bottom => {
+                let w = whiteout(rng, prefix, path, entries);
+                entries.push(w);
+            }
             Node::Whiteout => {}
             Node::Hardlink => match files.first() {
                 Some(existing) if !path.starts_with(existing) => entries.push(Entry::Hardlink {
@@ -461,6 +464,27 @@ fn emit<'a>(
         }
         prefix.pop();
     }
+}
+
+/// A whiteout: mostly a char 0/0 device, sometimes an xattr whiteout in
+/// a parent marked to hold them (docs/semantics.md §1.2 and §4.10), which
+/// the mark is pushed for first. Not in the layer root (the root is no
+/// entry), nor in a directory this layer makes opaque.
+fn whiteout(rng: &mut TestRng, prefix: &[&str], path: RelPath, entries: &mut Vec<Entry>) -> Entry {
+    let parent = rel(&prefix[..prefix.len() - 1]);
+    let opaque = entries
+        .iter()
+        .any(|e| matches!(e, Entry::Opaque { path } if *path == parent));
+    if prefix.len() < 2 || opaque || !rng.random_ratio(1, 5) {
+        return Entry::Whiteout { path };
+    }
+    let marked = entries
+        .iter()
+        .any(|e| matches!(e, Entry::XwhiteoutDir { path } if *path == parent));
+    if !marked {
+        entries.push(Entry::XwhiteoutDir { path: parent });
+    }
+    Entry::Xwhiteout { path }
 }
 
 fn push_owner(entries: &mut Vec<Entry>, path: &RelPath, owner: Option<(u32, u32)>) {

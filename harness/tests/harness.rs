@@ -37,10 +37,17 @@ fn the_op_mix_reaches_every_op_kind_and_feature() {
     let g = GenConfig::default();
     let mut kinds = BTreeSet::new();
     let (mut slash, mut cred, mut many_lowers, mut upper, mut ops) = (0, 0, 0, 0, 0);
+    let mut xwhiteouts = 0;
     for i in 0..2000 {
         let c = case_at(&g, 1, i);
         many_lowers += usize::from(c.lowers.len() > 4);
         upper += usize::from(c.upper.is_some());
+        let layers = c.lowers.iter().chain(&c.upper);
+        xwhiteouts += usize::from(
+            layers
+                .flat_map(|l| &l.entries)
+                .any(|e| matches!(e, ovlcheck_case::layer::Entry::Xwhiteout { .. })),
+        );
         for s in &c.steps {
             ops += 1;
             kinds.insert(s.op.keyword());
@@ -54,7 +61,7 @@ fn the_op_mix_reaches_every_op_kind_and_feature() {
     for k in all {
         assert!(kinds.contains(k), "no {k} in 2000 cases");
     }
-    assert!(slash > 0 && cred > 0 && many_lowers > 0 && upper > 0);
+    assert!(slash > 0 && cred > 0 && many_lowers > 0 && upper > 0 && xwhiteouts > 0);
     assert!(
         ops as f64 / 2000.0 >= 10.0,
         "mean ops per case {}",

@@ -71,7 +71,8 @@ impl Model {
     /// ovl_lower_positive: does the name exist below the upper? A negative
     /// dentry: only if it is an upper whiteout. No upper: yes. Otherwise
     /// the first lower parent dir that has the name decides (a whiteout
-    /// there means no).
+    /// there, an xattr whiteout too, means no: observed on 6.18,
+    /// `corpus/rules/64-xwhiteout-is-not-lower-positive.ovl`).
     pub(crate) fn lower_positive(&self, parent: &Dentry, name: &str, d: &Dentry) -> bool {
         if !d.is_positive() {
             return d.is_whiteout();
@@ -81,7 +82,7 @@ impl Model {
         }
         for l in &parent.lowers {
             if let Some(c) = self.lowers[l.layer as usize].child(l.ino, name) {
-                return !self.lowers[l.layer as usize].get(c).is_whiteout();
+                return !self.is_whiteout_in(self.lowers[l.layer as usize].get(c));
             }
         }
         false
