@@ -362,3 +362,24 @@ fn replay_repeat_is_the_same_on_any_number_of_threads() {
     assert!([8, 5, 2].contains(&known), "{one}");
     assert_eq!(run("2"), (one, lines));
 }
+
+/// `generate --kernel-version` prints a case made for that kernel, as a vm
+/// campaign makes it: the profile names the kernel, and before v6.6 no
+/// layer has a `user.*` xattr (its tmpfs could not keep one).
+#[test]
+fn generate_for_an_older_kernel() {
+    for index in 0..40 {
+        let i = index.to_string();
+        let out = ovlcheck(&["generate", "--index", &i, "--kernel-version", "6.1"]);
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("kernel=6.1"), "{text}");
+        let layer_user_xattr = text
+            .lines()
+            .take_while(|l| *l != "ops")
+            .any(|l| l.trim_start().starts_with("xattr ") && l.contains(" user."));
+        assert!(!layer_user_xattr, "{text}");
+    }
+    let bad = ovlcheck(&["generate", "--index", "0", "--kernel-version", "six"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
