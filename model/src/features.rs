@@ -35,7 +35,7 @@ const TMPFS_USER_XATTRS_SINCE: KernelVersion = KernelVersion::new(6, 6);
 const ESCAPED_XATTRS_SINCE: KernelVersion = KernelVersion::new(6, 7);
 
 /// Whether the layers, tmpfs of the profile's kernel, keep `user.*`
-/// xattrs ([`TMPFS_USER_XATTRS_SINCE`]): a case generator puts none in
+/// xattrs (since v6.6, `TMPFS_USER_XATTRS_SINCE`): a case generator puts none in
 /// the layers it makes for a kernel without them.
 pub fn layer_user_xattrs(p: &Profile) -> bool {
     kernel_at_least(p, TMPFS_USER_XATTRS_SINCE)
