@@ -61,6 +61,12 @@ pub fn main() -> ! {
     if let Err(e) = run() {
         let _ = writeln!(std::io::stderr(), "ovlcheck guest: {e}");
     }
+    power_off()
+}
+
+/// Syncs and powers the guest off (qemu runs with `-no-reboot`, so it
+/// exits). Never returns.
+pub fn power_off() -> ! {
     nix::unistd::sync();
     let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
     // reboot(2) does not return when it works; init may not exit.
@@ -69,7 +75,15 @@ pub fn main() -> ! {
     }
 }
 
-fn run() -> Result<(), String> {
+/// What every guest init does first: [`mount_filesystems`], then
+/// [`load_module`].
+pub fn setup() -> Result<bool, String> {
+    mount_filesystems()?;
+    load_module()
+}
+
+/// Mounts proc, sysfs, devtmpfs and a tmpfs on `/tmp`.
+pub fn mount_filesystems() -> Result<(), String> {
     let fs = |src: &str, target: &str, fstype: &str| {
         mount(
             Some(src),
@@ -83,7 +97,11 @@ fn run() -> Result<(), String> {
     fs("proc", "/proc", "proc")?;
     fs("sysfs", "/sys", "sysfs")?;
     fs("devtmpfs", "/dev", "devtmpfs")?;
-    fs("tmpfs", "/tmp", "tmpfs")?;
+    fs("tmpfs", "/tmp", "tmpfs")
+}
+
+/// The guest's end of its channel ([`CHANNEL`]), in raw mode.
+pub fn open_channel() -> Result<std::fs::File, String> {
     let channel = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -93,6 +111,19 @@ fn run() -> Result<(), String> {
     nix::sys::termios::cfmakeraw(&mut t);
     nix::sys::termios::tcsetattr(&channel, nix::sys::termios::SetArg::TCSANOW, &t)
         .map_err(|e| format!("tcsetattr: {e}"))?;
+    Ok(channel)
+}
+
+/// The guest's uptime in seconds (`/proc/uptime`'s first field), `"?"`
+/// when it cannot be read.
+pub fn uptime() -> String {
+    let uptime = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
+    uptime.split_whitespace().next().unwrap_or("?").to_string()
+}
+
+fn run() -> Result<(), String> {
+    mount_filesystems()?;
+    let channel = open_channel()?;
     let release = ovlcheck_driver::kernel_release();
     let overlay = load_module().and_then(|loaded| probe(Path::new("/tmp/probe"), loaded));
     if let Ok(f) = &overlay {
@@ -101,8 +132,7 @@ fn run() -> Result<(), String> {
     let usable = overlay.is_ok();
     // On the console, so that every failure report's tail starts here;
     // the uptime says how much of a boot is the kernel's.
-    let uptime = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
-    let uptime = uptime.split_whitespace().next().unwrap_or("?");
+    let uptime = uptime();
     let _ = writeln!(
         std::io::stderr(),
         "ovlcheck guest: {release}, up {uptime} s: {overlay:?}"
@@ -118,7 +148,7 @@ fn run() -> Result<(), String> {
 
 /// Loads `/lib/modules/overlay.ko` when the initramfs has it (EEXIST: the
 /// kernel has it already). `Ok(true)` when loaded.
-fn load_module() -> Result<bool, String> {
+pub fn load_module() -> Result<bool, String> {
     let path = Path::new("/").join(crate::image::GUEST_MODULE);
     if !path.exists() {
         return Ok(false);
@@ -210,7 +240,7 @@ fn xattr_present(path: &Path, name: &str) -> bool {
 
 /// One frame as [`proto::send`] writes it, with `write(2)`: the channel is
 /// a tty, not a socket.
-fn write_frame<T: Serialize>(mut channel: &std::fs::File, msg: &T) -> Result<(), String> {
+pub fn write_frame<T: Serialize>(mut channel: &std::fs::File, msg: &T) -> Result<(), String> {
     let body = postcard::to_allocvec(msg).map_err(|e| format!("encode: {e}"))?;
     let mut frame = Vec::with_capacity(body.len() + 4);
     frame.extend_from_slice(&(body.len() as u32).to_le_bytes());

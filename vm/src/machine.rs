@@ -5,6 +5,7 @@
 use crate::guest::{Hello, GUEST_ENV};
 use ovlcheck_driver::proto::{self, Request, Response};
 use ovlcheck_driver::DriverError;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -171,10 +172,22 @@ impl Guest {
         op: &str,
         timeout: Duration,
     ) -> Result<Response, DriverError> {
+        self.exchange(req, op, timeout)
+    }
+
+    /// [`Guest::call`] with frames of any type: for a guest whose init is
+    /// not the worker's and speaks its own frames after the [`Hello`] (the
+    /// bare loop of vm/benches/guest_rate.rs).
+    pub fn exchange<Q: Serialize, A: for<'de> Deserialize<'de>>(
+        &mut self,
+        msg: &Q,
+        op: &str,
+        timeout: Duration,
+    ) -> Result<A, DriverError> {
         let Some(ch) = &self.channel else {
             return Err(DriverError::Died("guest already gone".into()));
         };
-        if let Err(e) = proto::send(ch, req) {
+        if let Err(e) = proto::send(ch, msg) {
             return Err(self.failed(format!("sending `{op}`: {e}")));
         }
         self.recv(Instant::now() + timeout, op)
