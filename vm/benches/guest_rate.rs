@@ -1,0 +1,449 @@
+//! The vm backend against a bare loop doing the same case in the same
+//! guest (docs/vm.md, "Figures"). Every round, back to back:
+//!
+//! - **the bare loop**: a guest whose `/init` is this bench binary. As pid
+//!   1 it does what the backend's guest does first (mounts proc, sysfs,
+//!   devtmpfs and a tmpfs on `/tmp`, loads `overlay.ko`: `guest::setup`),
+//!   says hello on its channel, then runs `raw::one_case` (the raw syscall
+//!   work of `BASELINE_CASE`: no harness, no model, no checks) on the tmpfs
+//!   as many times as the host asks, timed with the guest's monotonic
+//!   clock: once without the lifecycle (the floor), once with the raw
+//!   remount and commit checks (the raw bound). It prints the figures on
+//!   its console, answers them on the channel, and powers off when the
+//!   host hangs up. Its boot is timed from qemu's start to the hello, which
+//!   comes just before the loop;
+//! - **the harness**: `VmBackend::new` with the release `ovlcheck` binary
+//!   as the guest (image preparation and the first boot, timed, and the
+//!   backend's own boot time), then the same case through
+//!   `ovlcheck_harness::run_case` on that one guest, every check of the
+//!   backend's contract (views, remount, commit, export), the model on the
+//!   host, timed on the host.
+//!
+//! The rounds alternate which guest goes first; each ratio is taken within
+//! a round, and the report gives the median and the range over the rounds.
+//!
+//! `BASELINE_CASE` has `setxattr a user.k`. A tmpfs before v6.6 has no
+//! `user.*` xattrs, and the vm backend refuses a case using them on such a
+//! guest (`adapt_case`); then both loops run the case without that op, and
+//! the report says so.
+//!
+//! Run (the guest binary first, then the bench; qemu, no root needed):
+//!
+//! ```sh
+//! cargo build --release --bin ovlcheck
+//! OVL_VM_KERNEL=/boot/vmlinuz-6.1.0-57-amd64 cargo bench -p ovlcheck-vm --bench guest_rate
+//! ```
+//!
+//! `OVL_RATIO_ROUNDS` (default 5) sets the rounds, `OVL_VM_CASES` (default
+//! 100) the cases of each timing.
+
+#[path = "../../harness/benches/raw/mod.rs"]
+mod raw;
+
+use ovlcheck_case::{parse_case, Case};
+use ovlcheck_driver::{proto, Backend};
+use ovlcheck_harness::run_case;
+use ovlcheck_harness::runner::adapted;
+use ovlcheck_vm::guest::{self, Hello};
+use ovlcheck_vm::image;
+use ovlcheck_vm::machine::{BootSpec, Guest};
+use ovlcheck_vm::{VmBackend, VmOptions};
+use raw::{one_case_with, BASELINE_CASE};
+use serde::{Deserialize, Serialize};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// As in the `ovlcheck` binary, whose guest the harness runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Cases each timing runs before it starts the clock, in both guests.
+const WARM_UP: u32 = 5;
+/// How long a guest may take to boot, and a bare timing to answer.
+const PATIENCE: Duration = Duration::from_secs(600);
+/// The op a tmpfs without `user.*` xattrs cannot run.
+const USER_XATTR_OP: &str = "setxattr a user.k";
+
+/// What the host asks the bare guest: one timing.
+#[derive(Debug, Serialize, Deserialize)]
+struct BareRun {
+    cases: u32,
+    lifecycle: bool,
+    user_xattr: bool,
+}
+
+/// The bare guest's answer: the loop's time on the guest's monotonic
+/// clock, and the guest's uptime when it said hello.
+#[derive(Debug, Serialize, Deserialize)]
+struct BareTime {
+    secs: f64,
+    bytes: usize,
+    uptime: f64,
+}
+
+fn main() {
+    if guest::is_guest() {
+        bare_guest();
+    }
+    // `cargo test --all-targets` runs benches without `--bench`: this one
+    // boots guests for minutes, so it runs only under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let Some(kernel) = std::env::var_os("OVL_VM_KERNEL").map(PathBuf::from) else {
+        eprintln!(
+            "guest_rate: set OVL_VM_KERNEL to a guest kernel (e.g. \
+             /boot/vmlinuz-6.1.0-57-amd64); skipped"
+        );
+        return;
+    };
+    let rounds: usize = env_number("OVL_RATIO_ROUNDS", 5);
+    let cases: u32 = env_number("OVL_VM_CASES", 100);
+    let me = std::env::current_exe().expect("this bench's executable");
+    // target/release/deps/guest_rate-HASH: the release binary is two up.
+    let ovlcheck = me
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("ovlcheck"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| {
+            eprintln!(
+                "guest_rate: no release ovlcheck binary beside {}: run `cargo build --release \
+                 --bin ovlcheck` first",
+                me.display()
+            );
+            std::process::exit(2)
+        });
+    let files = tempfile::Builder::new()
+        .prefix("ovlcheck-guest-rate")
+        .tempdir()
+        .expect("a temporary directory");
+    let t = Instant::now();
+    let spec = bare_image(&kernel, &me, files.path());
+    let bare_prep = t.elapsed();
+    let opts = {
+        let mut o = VmOptions::new(&kernel);
+        o.guest_binary = Some(ovlcheck.clone());
+        o
+    };
+
+    // Warm-up: both images read once, and whether the guest's tmpfs can
+    // take the case's user xattr.
+    let backend = VmBackend::new(opts.clone()).unwrap_or_else(|e| panic!("the guest boots: {e}"));
+    eprintln!("{}", backend.describe());
+    let full = parse_case("baseline", BASELINE_CASE).expect("parses");
+    let user_xattr = backend.adapt_case(&full).is_ok();
+    let text = if user_xattr {
+        BASELINE_CASE.to_string()
+    } else {
+        BASELINE_CASE
+            .lines()
+            .filter(|l| !l.contains(USER_XATTR_OP))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let case = parse_case("baseline", &text).expect("parses");
+    let case = adapted(&backend, &case).unwrap_or_else(|e| panic!("the guest runs the case: {e}"));
+    harness_rate(&backend, &case, WARM_UP);
+    drop(backend);
+    bare_round(&spec, WARM_UP, user_xattr);
+    if !user_xattr {
+        println!(
+            "the guest's tmpfs has no user.* xattrs and the vm backend refuses the case's \
+             `{USER_XATTR_OP}`: both loops run BASELINE_CASE without that op"
+        );
+    }
+    println!(
+        "{cases} cases a timing, {rounds} rounds; guest binary {}; bare image prepared in {:.2} s",
+        ovlcheck.display(),
+        bare_prep.as_secs_f64()
+    );
+    println!(
+        "{:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "round", "b.boot", "b.up", "floor/s", "bound/s", "h.new", "h.boot", "case/s", "first"
+    );
+    let mut seen = Vec::new();
+    for r in 0..rounds {
+        let harness_first = r % 2 == 1;
+        let mut h = None;
+        if harness_first {
+            h = Some(harness_round(&opts, &case, cases));
+        }
+        let b = bare_round(&spec, cases, user_xattr);
+        let h = h.unwrap_or_else(|| harness_round(&opts, &case, cases));
+        let round = Round {
+            bare_boot: b.boot,
+            bare_uptime: b.uptime,
+            floor: b.floor,
+            bound: b.bound,
+            harness_new: h.new,
+            harness_boot: h.boot,
+            harness: h.rate,
+        };
+        println!(
+            "{r:>5} {:>8.2} {:>8.2} {:>8.1} {:>8.1} {:>8.2} {:>8.2} {:>8.1} {:>8}",
+            round.bare_boot,
+            round.bare_uptime,
+            round.floor,
+            round.bound,
+            round.harness_new,
+            round.harness_boot,
+            round.harness,
+            if harness_first { "harness" } else { "bare" },
+        );
+        seen.push(round);
+    }
+    println!(
+        "(b.boot: bare guest, qemu's start to its hello, s; b.up: its uptime then; h.new: \
+         VmBackend::new, image preparation and boot; h.boot: the backend's own boot time, \
+         qemu's start to the hello)\n"
+    );
+    let mut json = serde_json::Map::new();
+    json.insert("rounds".into(), rounds.into());
+    json.insert("cases".into(), cases.into());
+    json.insert("user_xattr_op".into(), user_xattr.into());
+    json.insert("bare_prep_s".into(), bare_prep.as_secs_f64().into());
+    for (name, key, figure) in FIGURES {
+        let (med, lo, hi) = spread(seen.iter().map(figure).collect());
+        println!("{name}: median {med:.3} (range {lo:.3}-{hi:.3})");
+        json.insert(
+            key.into(),
+            serde_json::json!({ "median": med, "min": lo, "max": hi }),
+        );
+    }
+    println!("{}", serde_json::Value::Object(json));
+}
+
+/// `name`'s value as a number, or `default`.
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The bare loop's boot spec: the kernel as the backend boots it, and an
+/// initramfs with this bench binary as `/init` (the backend's image
+/// writer: the binary, its libraries, `overlay.ko`).
+fn bare_image(kernel: &Path, me: &Path, dir: &Path) -> BootSpec {
+    let k = image::prepare_kernel(kernel, dir).expect("the guest kernel");
+    let module = image::find_module(None, k.release.as_deref()).expect("overlay.ko");
+    let initramfs = dir.join("bare.cpio");
+    image::write_initramfs(
+        &initramfs,
+        me,
+        module.as_ref().map(|(_, m)| m.as_slice()),
+        None,
+        dir,
+    )
+    .expect("the bare guest's initramfs");
+    BootSpec {
+        qemu: PathBuf::from("qemu-system-x86_64"),
+        kernel: k.boot,
+        initramfs,
+        memory_mib: VmOptions::new(kernel).memory_mib,
+        accel: "tcg".into(),
+        dir: dir.to_path_buf(),
+    }
+}
+
+/// A bare guest's figures: seconds, and cases per second.
+struct Bare {
+    boot: f64,
+    uptime: f64,
+    floor: f64,
+    bound: f64,
+}
+
+/// Boots a bare guest, times the floor and the raw bound in it, and
+/// powers it off.
+fn bare_round(spec: &BootSpec, cases: u32, user_xattr: bool) -> Bare {
+    let t = Instant::now();
+    let mut g = Guest::boot(spec, PATIENCE).unwrap_or_else(|e| panic!("the bare guest: {e}"));
+    let boot = t.elapsed().as_secs_f64();
+    let mut time = |lifecycle: bool| {
+        let req = BareRun {
+            cases,
+            lifecycle,
+            user_xattr,
+        };
+        let a: BareTime = g
+            .exchange(&req, "bare loop", PATIENCE)
+            .unwrap_or_else(|e| panic!("the bare loop: {e}"));
+        let rate = f64::from(cases) / a.secs;
+        (a, rate)
+    };
+    let (a, floor) = time(false);
+    let (_, bound) = time(true);
+    Bare {
+        boot,
+        uptime: a.uptime,
+        floor,
+        bound,
+    }
+}
+
+/// The harness guest's figures.
+struct Harness {
+    /// `VmBackend::new`, s.
+    new: f64,
+    /// The backend's own boot time, s.
+    boot: f64,
+    /// Cases per second.
+    rate: f64,
+}
+
+/// A fresh backend (image preparation and a boot), then `cases` runs of
+/// `case` on its one guest.
+fn harness_round(opts: &VmOptions, case: &Case, cases: u32) -> Harness {
+    let t = Instant::now();
+    let backend = VmBackend::new(opts.clone()).unwrap_or_else(|e| panic!("the guest boots: {e}"));
+    let new = t.elapsed().as_secs_f64();
+    harness_rate(&backend, case, WARM_UP);
+    let rate = harness_rate(&backend, case, cases);
+    Harness {
+        new,
+        boot: backend.boot_time().as_secs_f64(),
+        rate,
+    }
+}
+
+/// Cases per second of `case` through the harness, every check; a
+/// divergence or a backend failure fails the bench.
+fn harness_rate(backend: &VmBackend, case: &Case, cases: u32) -> f64 {
+    let t = Instant::now();
+    for _ in 0..cases {
+        let run = run_case(backend as &dyn Backend, case).unwrap_or_else(|e| panic!("runs: {e}"));
+        if let Some(d) = run.divergence {
+            panic!("the baseline case diverges on the guest: {d:#?}");
+        }
+    }
+    f64::from(cases) / t.elapsed().as_secs_f64()
+}
+
+/// The guest side: this binary as the bare guest's init. Never returns.
+fn bare_guest() -> ! {
+    if let Err(e) = bare_loop() {
+        eprintln!("bare guest: {e}");
+    }
+    guest::power_off()
+}
+
+/// Set-up as the backend's guest does it (no probe, no worker), a hello,
+/// then one timing per request until the host hangs up.
+fn bare_loop() -> Result<(), String> {
+    let loaded = guest::setup()?;
+    let channel = guest::open_channel()?;
+    let up = guest::uptime();
+    eprintln!("bare guest: up {up} s, overlay module loaded: {loaded}");
+    let hello = Hello {
+        release: ovlcheck_driver::kernel_release(),
+        overlay: Err("a bare loop's guest: the overlay is not probed".into()),
+    };
+    guest::write_frame(&channel, &hello)?;
+    let uptime = up.parse().unwrap_or(f64::NAN);
+    let root = Path::new("/tmp/bare");
+    std::fs::create_dir(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    while let Some(req) = proto::recv::<BareRun>(channel.as_fd())? {
+        for _ in 0..WARM_UP.min(req.cases) {
+            one_case_with(root, req.lifecycle, req.user_xattr);
+        }
+        let mut bytes = 0;
+        let t = Instant::now();
+        for _ in 0..req.cases {
+            bytes += one_case_with(root, req.lifecycle, req.user_xattr);
+        }
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!(
+            "bare guest: {} cases, lifecycle {}: {secs:.3} s, {:.1} cases/s",
+            req.cases,
+            req.lifecycle,
+            f64::from(req.cases) / secs
+        );
+        guest::write_frame(
+            &channel,
+            &BareTime {
+                secs,
+                bytes,
+                uptime,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Median, minimum and maximum.
+fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+/// One round's figures.
+struct Round {
+    /// Bare guest: qemu's start to its hello, s.
+    bare_boot: f64,
+    /// Its uptime at the hello, s.
+    bare_uptime: f64,
+    /// Bare floor and raw bound, cases/s.
+    floor: f64,
+    bound: f64,
+    /// `VmBackend::new`, s.
+    harness_new: f64,
+    /// The backend's boot time (qemu's start to the hello), s.
+    harness_boot: f64,
+    /// The harness, every check, cases/s.
+    harness: f64,
+}
+
+/// A reported figure: its name, its key in the JSON line, and how a round
+/// gives it.
+type Figure = (&'static str, &'static str, fn(&Round) -> f64);
+
+const FIGURES: [Figure; 11] = [
+    ("bare guest boot, qemu to hello (s)", "bare_boot_s", |r| {
+        r.bare_boot
+    }),
+    ("bare guest uptime at hello (s)", "bare_uptime_s", |r| {
+        r.bare_uptime
+    }),
+    (
+        "harness guest boot, qemu to hello (s; VmBackend::boot_time)",
+        "harness_boot_s",
+        |r| r.harness_boot,
+    ),
+    (
+        "VmBackend::new, image preparation and boot (s)",
+        "harness_new_s",
+        |r| r.harness_new,
+    ),
+    (
+        "boot: harness guest vs bare guest (x the bare guest's boot rate; target >= 0.5)",
+        "boot_ratio",
+        |r| r.bare_boot / r.harness_boot,
+    ),
+    ("bare floor (cases/s)", "floor_cps", |r| r.floor),
+    (
+        "bare raw bound, remount and commit (cases/s)",
+        "bound_cps",
+        |r| r.bound,
+    ),
+    ("harness, every check (cases/s)", "harness_cps", |r| {
+        r.harness
+    }),
+    (
+        "harness vs bare floor (x the floor's cases/s)",
+        "harness_vs_floor",
+        |r| r.harness / r.floor,
+    ),
+    (
+        "harness vs bare raw bound (x the bound's cases/s; target >= 0.5)",
+        "harness_vs_bound",
+        |r| r.harness / r.bound,
+    ),
+    (
+        "bare raw bound vs bare floor (the best any harness can do)",
+        "bound_vs_floor",
+        |r| r.bound / r.floor,
+    ),
+];
