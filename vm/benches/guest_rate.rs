@@ -8,16 +8,23 @@
 //!   work of `BASELINE_CASE`: no harness, no model, no checks) on the tmpfs
 //!   as many times as the host asks, timed with the guest's monotonic
 //!   clock: once without the lifecycle (the floor), once with the raw
-//!   remount and commit checks (the raw bound). It prints the figures on
-//!   its console, answers them on the channel, and powers off when the
-//!   host hangs up. Its boot is timed from qemu's start to the hello, which
-//!   comes just before the loop;
+//!   remount and commit checks (the raw bound). Then, to see where the
+//!   harness's time goes, the backend's guest worker alone
+//!   (`WorkerState::handle` of the request the backend sends for the case,
+//!   then `settle`, as the backend's guest serves it) on the same clock,
+//!   without the channel, and the same worker serving that request from
+//!   the host on the channel, timed on the host: the difference is what
+//!   the channel costs. It prints the figures on its console, answers
+//!   them on the channel, and is killed when the host is done. Its boot is
+//!   timed from qemu's start to the hello, which comes just before the
+//!   loop;
 //! - **the harness**: `VmBackend::new` with the release `ovlcheck` binary
 //!   as the guest (image preparation and the first boot, timed, and the
 //!   backend's own boot time), then the same case through
-//!   `ovlcheck_harness::run_case` on that one guest, every check of the
-//!   backend's contract (views, remount, commit, export), the model on the
-//!   host, timed on the host.
+//!   `VmBackend::run_case` alone (the guest and the channel, no model),
+//!   then through `ovlcheck_harness::run_case` on that one guest, every
+//!   check of the backend's contract (views, remount, commit, export), the
+//!   model on the host, timed on the host.
 //!
 //! The rounds alternate which guest goes first; each ratio is taken within
 //! a round, and the report gives the median and the range over the rounds.
@@ -41,9 +48,12 @@
 mod raw;
 
 use ovlcheck_case::{parse_case, Case};
-use ovlcheck_driver::{proto, Backend};
+use ovlcheck_driver::proto::{self, Mounter, Request, Response, RunCase};
+use ovlcheck_driver::worker::{WorkerState, WORKER_UMASK};
+use ovlcheck_driver::{Backend, BackendKind, Wants};
+use ovlcheck_harness::contract::Contract;
 use ovlcheck_harness::run_case;
-use ovlcheck_harness::runner::adapted;
+use ovlcheck_harness::runner::{adapted, wants_export};
 use ovlcheck_vm::guest::{self, Hello};
 use ovlcheck_vm::image;
 use ovlcheck_vm::machine::{BootSpec, Guest};
@@ -65,12 +75,28 @@ const PATIENCE: Duration = Duration::from_secs(600);
 /// The op a tmpfs without `user.*` xattrs cannot run.
 const USER_XATTR_OP: &str = "setxattr a user.k";
 
-/// What the host asks the bare guest: one timing.
+/// What the host asks the bare guest: one timing of `cases` cases.
 #[derive(Debug, Serialize, Deserialize)]
 struct BareRun {
     cases: u32,
-    lifecycle: bool,
-    user_xattr: bool,
+    job: Job,
+}
+
+/// The work of one case in the bare guest.
+#[derive(Debug, Serialize, Deserialize)]
+enum Job {
+    /// `raw::one_case_with`: the floor, or with `lifecycle` the raw bound.
+    Raw { lifecycle: bool, user_xattr: bool },
+    /// The backend's guest worker answering the request the backend sends
+    /// for a case (`WorkerState::handle` and `settle`, as the guest's
+    /// `serve` does), without the channel: where the harness's time in
+    /// the guest goes.
+    Worker(Box<RunCase>),
+    /// The same worker serving requests from the host on the channel, as
+    /// the backend's guest does: the guest answers this job at once, then
+    /// serves [`WARM_UP`] + `cases` requests and takes jobs again. What
+    /// the channel costs, in the same guest as the worker alone.
+    Serve,
 }
 
 /// The bare guest's answer: the loop's time on the guest's monotonic
@@ -78,7 +104,6 @@ struct BareRun {
 #[derive(Debug, Serialize, Deserialize)]
 struct BareTime {
     secs: f64,
-    bytes: usize,
     uptime: f64,
 }
 
@@ -145,9 +170,18 @@ fn main() {
     };
     let case = parse_case("baseline", &text).expect("parses");
     let case = adapted(&backend, &case).unwrap_or_else(|e| panic!("the guest runs the case: {e}"));
+    // What the backend sends for the case: what the worker timing runs.
+    let request = RunCase {
+        case: backend.adapt_case(&case).expect("adapted already"),
+        mounter: Mounter::Kernel,
+        wants: Wants {
+            kernel_view: Contract::default_for(BackendKind::Vm).wants_kernel_view(BackendKind::Vm),
+            export: wants_export(Contract::default_for(BackendKind::Vm), &case),
+        },
+    };
     harness_rate(&backend, &case, WARM_UP);
     drop(backend);
-    bare_round(&spec, WARM_UP, user_xattr);
+    bare_round(&spec, WARM_UP, user_xattr, &request);
     if !user_xattr {
         println!(
             "the guest's tmpfs has no user.* xattrs and the vm backend refuses the case's \
@@ -160,44 +194,64 @@ fn main() {
         bare_prep.as_secs_f64()
     );
     println!(
-        "{:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "round", "b.boot", "b.up", "floor/s", "bound/s", "h.new", "h.boot", "case/s", "first"
+        "{:>5} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8}",
+        "round",
+        "b.boot",
+        "b.up",
+        "floor/s",
+        "bound/s",
+        "work/s",
+        "serv/s",
+        "h.new",
+        "h.boot",
+        "back/s",
+        "case/s",
+        "first"
     );
     let mut seen = Vec::new();
     for r in 0..rounds {
         let harness_first = r % 2 == 1;
         let mut h = None;
         if harness_first {
-            h = Some(harness_round(&opts, &case, cases));
+            h = Some(harness_round(&opts, &case, &request.wants, cases));
         }
-        let b = bare_round(&spec, cases, user_xattr);
-        let h = h.unwrap_or_else(|| harness_round(&opts, &case, cases));
+        let b = bare_round(&spec, cases, user_xattr, &request);
+        let h = h.unwrap_or_else(|| harness_round(&opts, &case, &request.wants, cases));
         let round = Round {
             bare_boot: b.boot,
             bare_uptime: b.uptime,
             floor: b.floor,
             bound: b.bound,
+            worker: b.worker,
+            served: b.served,
             harness_new: h.new,
             harness_boot: h.boot,
+            backend: h.backend,
             harness: h.rate,
         };
         println!(
-            "{r:>5} {:>8.2} {:>8.2} {:>8.1} {:>8.1} {:>8.2} {:>8.2} {:>8.1} {:>8}",
+            "{r:>5} {:>7.2} {:>7.2} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>7.2} {:>8.1} {:>8.1} {:>8}",
             round.bare_boot,
             round.bare_uptime,
             round.floor,
             round.bound,
+            round.worker,
+            round.served,
             round.harness_new,
             round.harness_boot,
+            round.backend,
             round.harness,
             if harness_first { "harness" } else { "bare" },
         );
         seen.push(round);
     }
     println!(
-        "(b.boot: bare guest, qemu's start to its hello, s; b.up: its uptime then; h.new: \
-         VmBackend::new, image preparation and boot; h.boot: the backend's own boot time, \
-         qemu's start to the hello)\n"
+        "(cases/s, and s. b.boot: the bare guest, qemu's start to its hello; b.up: its uptime \
+         then; work: the backend's guest worker alone, in the bare guest; serv: the same worker serving the host on the \
+         channel; h.new: VmBackend::new, \
+         image preparation and boot; h.boot: the backend's own boot time, qemu's start to the \
+         hello; back: VmBackend::run_case alone, guest and channel, no model; case: the \
+         harness, every check)\n"
     );
     let mut json = serde_json::Map::new();
     json.insert("rounds".into(), rounds.into());
@@ -254,33 +308,53 @@ struct Bare {
     uptime: f64,
     floor: f64,
     bound: f64,
+    worker: f64,
+    /// The worker serving the host on the channel, cases/s on the host.
+    served: f64,
 }
 
-/// Boots a bare guest, times the floor and the raw bound in it, and
-/// powers it off.
-fn bare_round(spec: &BootSpec, cases: u32, user_xattr: bool) -> Bare {
+/// Boots a bare guest, times the floor, the raw bound and the backend's
+/// worker alone in it, then the worker serving the host on the channel,
+/// and kills it (dropped).
+fn bare_round(spec: &BootSpec, cases: u32, user_xattr: bool, request: &RunCase) -> Bare {
     let t = Instant::now();
     let mut g = Guest::boot(spec, PATIENCE).unwrap_or_else(|e| panic!("the bare guest: {e}"));
     let boot = t.elapsed().as_secs_f64();
-    let mut time = |lifecycle: bool| {
-        let req = BareRun {
-            cases,
-            lifecycle,
-            user_xattr,
-        };
+    let mut time = |job: Job| {
+        let req = BareRun { cases, job };
         let a: BareTime = g
             .exchange(&req, "bare loop", PATIENCE)
             .unwrap_or_else(|e| panic!("the bare loop: {e}"));
-        let rate = f64::from(cases) / a.secs;
-        (a, rate)
+        (a.uptime, f64::from(cases) / a.secs)
     };
-    let (a, floor) = time(false);
-    let (_, bound) = time(true);
+    let raw = |lifecycle| Job::Raw {
+        lifecycle,
+        user_xattr,
+    };
+    let (uptime, floor) = time(raw(false));
+    let (_, bound) = time(raw(true));
+    let (_, worker) = time(Job::Worker(Box::new(request.clone())));
+    time(Job::Serve);
+    let req = Request::RunCase(Box::new(request.clone()));
+    let mut call = || match g.call(&req, "a case", PATIENCE) {
+        Ok(Response::CaseRun(_)) => {}
+        other => panic!("the bare guest's worker: {other:?}"),
+    };
+    for _ in 0..WARM_UP {
+        call();
+    }
+    let t = Instant::now();
+    for _ in 0..cases {
+        call();
+    }
+    let served = f64::from(cases) / t.elapsed().as_secs_f64();
     Bare {
         boot,
-        uptime: a.uptime,
+        uptime,
         floor,
         bound,
+        worker,
+        served,
     }
 }
 
@@ -290,21 +364,33 @@ struct Harness {
     new: f64,
     /// The backend's own boot time, s.
     boot: f64,
-    /// Cases per second.
+    /// `VmBackend::run_case` alone (the guest and the channel, no model),
+    /// cases per second.
+    backend: f64,
+    /// The harness, cases per second.
     rate: f64,
 }
 
 /// A fresh backend (image preparation and a boot), then `cases` runs of
-/// `case` on its one guest.
-fn harness_round(opts: &VmOptions, case: &Case, cases: u32) -> Harness {
+/// `case` on its one guest through the backend alone (what the harness
+/// asks of it, `wants`), then as many through the harness.
+fn harness_round(opts: &VmOptions, case: &Case, wants: &Wants, cases: u32) -> Harness {
     let t = Instant::now();
     let backend = VmBackend::new(opts.clone()).unwrap_or_else(|e| panic!("the guest boots: {e}"));
     let new = t.elapsed().as_secs_f64();
     harness_rate(&backend, case, WARM_UP);
+    let t = Instant::now();
+    for _ in 0..cases {
+        backend
+            .run_case(case, *wants)
+            .unwrap_or_else(|e| panic!("runs: {e}"));
+    }
+    let alone = f64::from(cases) / t.elapsed().as_secs_f64();
     let rate = harness_rate(&backend, case, cases);
     Harness {
         new,
         boot: backend.boot_time().as_secs_f64(),
+        backend: alone,
         rate,
     }
 }
@@ -330,8 +416,8 @@ fn bare_guest() -> ! {
     guest::power_off()
 }
 
-/// Set-up as the backend's guest does it (no probe, no worker), a hello,
-/// then one timing per request until the host hangs up.
+/// Set-up as the backend's guest does it (no probe), a hello, then one
+/// timing per request until the host hangs up (or kills the guest).
 fn bare_loop() -> Result<(), String> {
     let loaded = guest::setup()?;
     let channel = guest::open_channel()?;
@@ -345,30 +431,66 @@ fn bare_loop() -> Result<(), String> {
     let uptime = up.parse().unwrap_or(f64::NAN);
     let root = Path::new("/tmp/bare");
     std::fs::create_dir(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    // The worker's directory and umask, as the backend's guest has them.
+    let worker_root = PathBuf::from("/tmp/w");
+    std::fs::create_dir(&worker_root).map_err(|e| format!("/tmp/w: {e}"))?;
+    let mut worker = WorkerState::new(worker_root, false);
     while let Some(req) = proto::recv::<BareRun>(channel.as_fd())? {
-        for _ in 0..WARM_UP.min(req.cases) {
-            one_case_with(root, req.lifecycle, req.user_xattr);
+        if let Job::Serve = req.job {
+            guest::write_frame(&channel, &BareTime { secs: 0.0, uptime })?;
+            let umask = ovlcheck_driver::sys::umask(WORKER_UMASK);
+            for _ in 0..WARM_UP + req.cases {
+                let Some(r) = proto::recv::<Request>(channel.as_fd())? else {
+                    return Ok(());
+                };
+                guest::write_frame(&channel, &worker.handle(r))?;
+                worker.settle();
+            }
+            ovlcheck_driver::sys::umask(umask);
+            continue;
         }
-        let mut bytes = 0;
+        let mut one = || match &req.job {
+            Job::Raw {
+                lifecycle,
+                user_xattr,
+            } => {
+                one_case_with(root, *lifecycle, *user_xattr);
+            }
+            Job::Serve => {}
+            Job::Worker(run) => {
+                let umask = ovlcheck_driver::sys::umask(WORKER_UMASK);
+                match worker.handle(Request::RunCase(run.clone())) {
+                    Response::CaseRun(_) => {}
+                    other => panic!("the worker: {other:?}"),
+                }
+                worker.settle();
+                ovlcheck_driver::sys::umask(umask);
+            }
+        };
+        for _ in 0..WARM_UP.min(req.cases) {
+            one();
+        }
         let t = Instant::now();
         for _ in 0..req.cases {
-            bytes += one_case_with(root, req.lifecycle, req.user_xattr);
+            one();
         }
         let secs = t.elapsed().as_secs_f64();
         eprintln!(
-            "bare guest: {} cases, lifecycle {}: {secs:.3} s, {:.1} cases/s",
+            "bare guest: {} cases of {:?}: {secs:.3} s, {:.1} cases/s",
             req.cases,
-            req.lifecycle,
+            match &req.job {
+                Job::Raw { lifecycle, .. } =>
+                    if *lifecycle {
+                        "raw bound"
+                    } else {
+                        "floor"
+                    },
+                Job::Worker(_) => "worker",
+                Job::Serve => unreachable!("served above"),
+            },
             f64::from(req.cases) / secs
         );
-        guest::write_frame(
-            &channel,
-            &BareTime {
-                secs,
-                bytes,
-                uptime,
-            },
-        )?;
+        guest::write_frame(&channel, &BareTime { secs, uptime })?;
     }
     Ok(())
 }
@@ -388,10 +510,16 @@ struct Round {
     /// Bare floor and raw bound, cases/s.
     floor: f64,
     bound: f64,
+    /// The backend's guest worker alone, in the bare guest, cases/s.
+    worker: f64,
+    /// The same worker serving the host on the channel, cases/s.
+    served: f64,
     /// `VmBackend::new`, s.
     harness_new: f64,
     /// The backend's boot time (qemu's start to the hello), s.
     harness_boot: f64,
+    /// `VmBackend::run_case` alone, cases/s.
+    backend: f64,
     /// The harness, every check, cases/s.
     harness: f64,
 }
@@ -400,7 +528,7 @@ struct Round {
 /// gives it.
 type Figure = (&'static str, &'static str, fn(&Round) -> f64);
 
-const FIGURES: [Figure; 11] = [
+const FIGURES: [Figure; 17] = [
     ("bare guest boot, qemu to hello (s)", "bare_boot_s", |r| {
         r.bare_boot
     }),
@@ -445,5 +573,35 @@ const FIGURES: [Figure; 11] = [
         "bare raw bound vs bare floor (the best any harness can do)",
         "bound_vs_floor",
         |r| r.bound / r.floor,
+    ),
+    (
+        "the backend's guest worker alone, in the bare guest (cases/s)",
+        "worker_cps",
+        |r| r.worker,
+    ),
+    (
+        "VmBackend::run_case alone: guest and channel, no model (cases/s)",
+        "backend_cps",
+        |r| r.backend,
+    ),
+    (
+        "a harness case's time in the guest's worker (ms)",
+        "worker_ms",
+        |r| 1e3 / r.worker,
+    ),
+    (
+        "the same worker serving the host on the channel, in the bare guest (cases/s)",
+        "served_cps",
+        |r| r.served,
+    ),
+    (
+        "... on the channel (ms; the worker serving the host less the worker alone, same guest)",
+        "channel_ms",
+        |r| 1e3 / r.served - 1e3 / r.worker,
+    ),
+    (
+        "... on the host: model, comparison (ms; the harness less the backend alone)",
+        "host_ms",
+        |r| 1e3 / r.harness - 1e3 / r.backend,
     ),
 ];
