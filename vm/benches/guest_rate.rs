@@ -42,7 +42,8 @@
 //! ```
 //!
 //! `OVL_RATIO_ROUNDS` (default 5) sets the rounds, `OVL_VM_CASES` (default
-//! 100) the cases of each timing.
+//! 100) the cases of each timing, `OVL_VM_GUEST` another `ovlcheck` binary
+//! for the harness's guest (another build of it).
 
 #[path = "../../harness/benches/raw/mod.rs"]
 mod raw;
@@ -127,15 +128,18 @@ fn main() {
     let cases: u32 = env_number("OVL_VM_CASES", 100);
     let me = std::env::current_exe().expect("this bench's executable");
     // target/release/deps/guest_rate-HASH: the release binary is two up.
-    let ovlcheck = me
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("ovlcheck"))
+    let ovlcheck = std::env::var_os("OVL_VM_GUEST")
+        .map(PathBuf::from)
+        .or_else(|| {
+            me.parent()
+                .and_then(Path::parent)
+                .map(|d| d.join("ovlcheck"))
+        })
         .filter(|p| p.is_file())
         .unwrap_or_else(|| {
             eprintln!(
-                "guest_rate: no release ovlcheck binary beside {}: run `cargo build --release \
-                 --bin ovlcheck` first",
+                "guest_rate: no release ovlcheck binary beside {} (or at $OVL_VM_GUEST): run \
+                 `cargo build --release --bin ovlcheck` first",
                 me.display()
             );
             std::process::exit(2)
