@@ -28,6 +28,8 @@
 //!
 //! The rounds alternate which guest goes first; each ratio is taken within
 //! a round, and the report gives the median and the range over the rounds.
+//! Last, one more bare guest times the worker's requests for the case one
+//! by one (start, ops, views, remount, export, commit, end, settle).
 //!
 //! `BASELINE_CASE` has `setxattr a user.k`. A tmpfs before v6.6 has no
 //! `user.*` xattrs, and the vm backend refuses a case using them on such a
@@ -98,7 +100,16 @@ enum Job {
     /// serves [`WARM_UP`] + `cases` requests and takes jobs again. What
     /// the channel costs, in the same guest as the worker alone.
     Serve,
+    /// The worker's requests for the case one by one (as a session sends
+    /// them: start, the steps, the views, the remount, the export, the
+    /// commit, the end, then `settle`), each timed: where its time goes.
+    /// Answered with [`Steps`].
+    Steps(Box<RunCase>),
 }
+
+/// The bare guest's answer to [`Job::Steps`]: milliseconds per case of
+/// each kind of request, in the order first run.
+type Steps = Vec<(String, f64)>;
 
 /// The bare guest's answer: the loop's time on the guest's monotonic
 /// clock, and the guest's uptime when it said hello.
@@ -270,6 +281,25 @@ fn main() {
             serde_json::json!({ "median": med, "min": lo, "max": hi }),
         );
     }
+    let steps = worker_breakdown(&spec, cases, &request);
+    let total: f64 = steps.iter().map(|(_, ms)| ms).sum();
+    println!(
+        "\na harness case's time in the guest's worker, request by request (ms, {cases} cases, \
+         one more bare guest): {}; total {total:.1}",
+        steps
+            .iter()
+            .map(|(n, ms)| format!("{n} {ms:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    json.insert(
+        "worker_steps_ms".into(),
+        steps
+            .into_iter()
+            .map(|(n, ms)| (n, ms.into()))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+    );
     println!("{}", serde_json::Value::Object(json));
 }
 
@@ -360,6 +390,18 @@ fn bare_round(spec: &BootSpec, cases: u32, user_xattr: bool, request: &RunCase) 
         worker,
         served,
     }
+}
+
+/// A bare guest timing the worker's requests for `request`'s case one
+/// by one ([`Job::Steps`]).
+fn worker_breakdown(spec: &BootSpec, cases: u32, request: &RunCase) -> Steps {
+    let mut g = Guest::boot(spec, PATIENCE).unwrap_or_else(|e| panic!("the bare guest: {e}"));
+    let job = BareRun {
+        cases,
+        job: Job::Steps(Box::new(request.clone())),
+    };
+    g.exchange(&job, "the worker's requests", PATIENCE)
+        .unwrap_or_else(|e| panic!("the worker's requests: {e}"))
 }
 
 /// The harness guest's figures.
@@ -453,6 +495,11 @@ fn bare_loop() -> Result<(), String> {
             ovlcheck_driver::sys::umask(umask);
             continue;
         }
+        if let Job::Steps(run) = &req.job {
+            let steps = worker_steps(&mut worker, run, req.cases);
+            guest::write_frame(&channel, &steps)?;
+            continue;
+        }
         let mut one = || match &req.job {
             Job::Raw {
                 lifecycle,
@@ -460,7 +507,7 @@ fn bare_loop() -> Result<(), String> {
             } => {
                 one_case_with(root, *lifecycle, *user_xattr);
             }
-            Job::Serve => {}
+            Job::Serve | Job::Steps(_) => {}
             Job::Worker(run) => {
                 let umask = ovlcheck_driver::sys::umask(WORKER_UMASK);
                 match worker.handle(Request::RunCase(run.clone())) {
@@ -490,13 +537,73 @@ fn bare_loop() -> Result<(), String> {
                         "floor"
                     },
                 Job::Worker(_) => "worker",
-                Job::Serve => unreachable!("served above"),
+                Job::Serve | Job::Steps(_) => unreachable!("answered above"),
             },
             f64::from(req.cases) / secs
         );
         guest::write_frame(&channel, &BareTime { secs, uptime })?;
     }
     Ok(())
+}
+
+/// [`Job::Steps`] in the guest: [`WARM_UP`] cases, then `cases` cases
+/// timed request by request. A request that fails fails the bench.
+fn worker_steps(worker: &mut WorkerState, run: &RunCase, cases: u32) -> Steps {
+    use ovlcheck_case::{Op, Step};
+    let umask = ovlcheck_driver::sys::umask(WORKER_UMASK);
+    let mut steps: Steps = Vec::new();
+    for i in 0..WARM_UP + cases {
+        let mut time = |name: &str, req: Request| {
+            let t = Instant::now();
+            let answer = worker.handle(req);
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            if let Response::Failed(e) = answer {
+                panic!("the worker's {name}: {e}");
+            }
+            match steps.iter_mut().find(|(n, _)| n == name) {
+                Some((_, total)) => *total += ms,
+                None => steps.push((name.to_string(), ms)),
+            }
+        };
+        let case = run.case.clone();
+        time(
+            "start",
+            Request::Start {
+                case: Box::new(case.clone()),
+                mounter: run.mounter.clone(),
+            },
+        );
+        for step in &case.steps {
+            time("ops", Request::Apply { step: step.clone() });
+        }
+        time("merged views", Request::MergedView);
+        time("upper view", Request::UpperView);
+        let remount = Step::new(Op::Remount);
+        time("remount", Request::Apply { step: remount });
+        time("merged views", Request::MergedView);
+        if run.wants.export {
+            time("export", Request::Export);
+        }
+        let commit = Step::new(Op::Commit);
+        time("commit", Request::Apply { step: commit });
+        time("merged views", Request::MergedView);
+        time("end", Request::End);
+        let t = Instant::now();
+        worker.settle();
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        match steps.iter_mut().find(|(n, _)| n == "settle") {
+            Some((_, total)) => *total += ms,
+            None => steps.push(("settle".into(), ms)),
+        }
+        if i + 1 == WARM_UP {
+            steps.iter_mut().for_each(|(_, total)| *total = 0.0);
+        }
+    }
+    ovlcheck_driver::sys::umask(umask);
+    steps
+        .into_iter()
+        .map(|(n, total)| (n, total / f64::from(cases.max(1))))
+        .collect()
 }
 
 /// Median, minimum and maximum.
