@@ -255,7 +255,8 @@ fn xattr_present(path: &Path, name: &str) -> bool {
 /// A frame body this long or longer is sent deflated when that makes it
 /// shorter: the guest's 8250 sends about 6 µs a byte under TCG (a write
 /// to the host's socket per byte), and a case's answer, its views much
-/// alike, deflates to under a third of its size in far less time.
+/// alike, deflates to a fifth of its size (the baseline case's 1,436
+/// bytes to 295) in far less time.
 pub const DEFLATE_FROM: usize = 256;
 
 /// The bit of a frame's length word that says its body is deflated (raw
