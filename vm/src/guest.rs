@@ -61,6 +61,12 @@ pub fn main() -> ! {
     if let Err(e) = run() {
         let _ = writeln!(std::io::stderr(), "ovlcheck guest: {e}");
     }
+    power_off()
+}
+
+/// Syncs and powers the guest off (qemu runs with `-no-reboot`, so it
+/// exits). Never returns.
+pub fn power_off() -> ! {
     nix::unistd::sync();
     let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
     // reboot(2) does not return when it works; init may not exit.
@@ -69,7 +75,15 @@ pub fn main() -> ! {
     }
 }
 
-fn run() -> Result<(), String> {
+/// What every guest init does first: [`mount_filesystems`], then
+/// [`load_module`].
+pub fn setup() -> Result<bool, String> {
+    mount_filesystems()?;
+    load_module()
+}
+
+/// Mounts proc, sysfs, devtmpfs and a tmpfs on `/tmp`.
+pub fn mount_filesystems() -> Result<(), String> {
     let fs = |src: &str, target: &str, fstype: &str| {
         mount(
             Some(src),
@@ -83,16 +97,47 @@ fn run() -> Result<(), String> {
     fs("proc", "/proc", "proc")?;
     fs("sysfs", "/sys", "sysfs")?;
     fs("devtmpfs", "/dev", "devtmpfs")?;
-    fs("tmpfs", "/tmp", "tmpfs")?;
+    fs("tmpfs", "/tmp", "tmpfs")
+}
+
+/// The guest's end of its channel ([`CHANNEL`]): raw mode at 115200
+/// baud, the receive FIFO's interrupt at 14 bytes. qemu moves bytes as
+/// fast as it can whatever the rate, but times the receive FIFO's timeout
+/// interrupt by it: at the tty's default 9600 baud the tail of every
+/// request short of the trigger level waited 4 ms for it. And each receive
+/// interrupt costs about 65 µs under TCG, so 14 bytes an interrupt take
+/// requests in at about two thirds of the cost of the driver's default 8
+/// (docs/vm.md, "Figures").
+pub fn open_channel() -> Result<std::fs::File, String> {
+    use nix::sys::termios::{cfmakeraw, cfsetspeed, tcgetattr, tcsetattr, BaudRate, SetArg};
     let channel = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(CHANNEL)
         .map_err(|e| format!("{CHANNEL}: {e}"))?;
-    let mut t = nix::sys::termios::tcgetattr(&channel).map_err(|e| format!("tcgetattr: {e}"))?;
-    nix::sys::termios::cfmakeraw(&mut t);
-    nix::sys::termios::tcsetattr(&channel, nix::sys::termios::SetArg::TCSANOW, &t)
-        .map_err(|e| format!("tcsetattr: {e}"))?;
+    let mut t = tcgetattr(&channel).map_err(|e| format!("tcgetattr: {e}"))?;
+    cfmakeraw(&mut t);
+    cfsetspeed(&mut t, BaudRate::B115200).map_err(|e| format!("cfsetspeed: {e}"))?;
+    tcsetattr(&channel, SetArg::TCSANOW, &t).map_err(|e| format!("tcsetattr: {e}"))?;
+    // Only a UART with a FIFO has the attribute (qemu's is a 16550A); a
+    // port without it works, with more interrupts.
+    let _ = std::fs::write(RX_TRIGGER, "14");
+    Ok(channel)
+}
+
+/// The receive FIFO's trigger level of [`CHANNEL`] (8250 driver, bytes).
+const RX_TRIGGER: &str = "/sys/class/tty/ttyS1/rx_trig_bytes";
+
+/// The guest's uptime in seconds (`/proc/uptime`'s first field), `"?"`
+/// when it cannot be read.
+pub fn uptime() -> String {
+    let uptime = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
+    uptime.split_whitespace().next().unwrap_or("?").to_string()
+}
+
+fn run() -> Result<(), String> {
+    mount_filesystems()?;
+    let channel = open_channel()?;
     let release = ovlcheck_driver::kernel_release();
     let overlay = load_module().and_then(|loaded| probe(Path::new("/tmp/probe"), loaded));
     if let Ok(f) = &overlay {
@@ -101,8 +146,7 @@ fn run() -> Result<(), String> {
     let usable = overlay.is_ok();
     // On the console, so that every failure report's tail starts here;
     // the uptime says how much of a boot is the kernel's.
-    let uptime = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
-    let uptime = uptime.split_whitespace().next().unwrap_or("?");
+    let uptime = uptime();
     let _ = writeln!(
         std::io::stderr(),
         "ovlcheck guest: {release}, up {uptime} s: {overlay:?}"
@@ -118,7 +162,7 @@ fn run() -> Result<(), String> {
 
 /// Loads `/lib/modules/overlay.ko` when the initramfs has it (EEXIST: the
 /// kernel has it already). `Ok(true)` when loaded.
-fn load_module() -> Result<bool, String> {
+pub fn load_module() -> Result<bool, String> {
     let path = Path::new("/").join(crate::image::GUEST_MODULE);
     if !path.exists() {
         return Ok(false);
@@ -208,16 +252,56 @@ fn xattr_present(path: &Path, name: &str) -> bool {
     r >= 0
 }
 
+/// A frame body this long or longer is sent deflated when that makes it
+/// shorter: the guest's 8250 sends about 6 µs a byte under TCG (a write
+/// to the host's socket per byte), and a case's answer, its views much
+/// alike, deflates to a fifth of its size (the baseline case's 1,436
+/// bytes to 295) in far less time.
+pub const DEFLATE_FROM: usize = 256;
+
+/// The bit of a frame's length word that says its body is deflated (raw
+/// deflate, RFC 1951); frames are at most [`proto::MAX_FRAME`] bytes.
+pub const DEFLATED: u32 = 1 << 31;
+
 /// One frame as [`proto::send`] writes it, with `write(2)`: the channel is
-/// a tty, not a socket.
-fn write_frame<T: Serialize>(mut channel: &std::fs::File, msg: &T) -> Result<(), String> {
+/// a tty, not a socket. A body of [`DEFLATE_FROM`] bytes or more goes
+/// deflated when that is shorter, its length word marked [`DEFLATED`]
+/// (`machine::Guest` inflates it).
+pub fn write_frame<T: Serialize>(mut channel: &std::fs::File, msg: &T) -> Result<(), String> {
     let body = postcard::to_allocvec(msg).map_err(|e| format!("encode: {e}"))?;
+    let (word, body) = match deflated(&body) {
+        Some(d) => (d.len() as u32 | DEFLATED, d),
+        None => (body.len() as u32, body),
+    };
     let mut frame = Vec::with_capacity(body.len() + 4);
-    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&word.to_le_bytes());
     frame.extend_from_slice(&body);
     channel
         .write_all(&frame)
         .map_err(|e| format!("write {CHANNEL}: {e}"))
+}
+
+/// `body` deflated, when it is long enough to be worth it and comes out
+/// shorter. The compressor is kept: setting one up costs the guest a
+/// fraction of a millisecond under TCG.
+pub(crate) fn deflated(body: &[u8]) -> Option<Vec<u8>> {
+    thread_local! {
+        static DEFLATE: std::cell::RefCell<flate2::Compress> =
+            std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::fast(), false));
+    }
+    if body.len() < DEFLATE_FROM {
+        return None;
+    }
+    DEFLATE.with(|c| {
+        let mut c = c.borrow_mut();
+        c.reset();
+        // Room for no more than the body: longer is not worth sending.
+        let mut out = Vec::with_capacity(body.len() - 1);
+        let status = c
+            .compress_vec(body, &mut out, flate2::FlushCompress::Finish)
+            .ok()?;
+        (status == flate2::Status::StreamEnd).then_some(out)
+    })
 }
 
 /// Answers requests until the host closes the channel (qemu is killed,

@@ -187,6 +187,11 @@ impl VmBackend {
         &self.inner.hello.release
     }
 
+    /// How long the first guest took from qemu's start to its hello.
+    pub fn boot_time(&self) -> Duration {
+        self.inner.boot_time
+    }
+
     /// What the guest kernel's overlay does.
     pub fn features(&self) -> &OverlayFeatures {
         &self.inner.features

@@ -2,9 +2,10 @@
 //! ring buffer (the tail goes into every failure report), and the channel
 //! requests go over with a watchdog.
 
-use crate::guest::{Hello, GUEST_ENV};
+use crate::guest::{Hello, DEFLATED, GUEST_ENV};
 use ovlcheck_driver::proto::{self, Request, Response};
 use ovlcheck_driver::DriverError;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -171,10 +172,22 @@ impl Guest {
         op: &str,
         timeout: Duration,
     ) -> Result<Response, DriverError> {
+        self.exchange(req, op, timeout)
+    }
+
+    /// [`Guest::call`] with frames of any type: for a guest whose init is
+    /// not the worker's and speaks its own frames after the [`Hello`] (the
+    /// bare loop of vm/benches/guest_rate.rs).
+    pub fn exchange<Q: Serialize, A: for<'de> Deserialize<'de>>(
+        &mut self,
+        msg: &Q,
+        op: &str,
+        timeout: Duration,
+    ) -> Result<A, DriverError> {
         let Some(ch) = &self.channel else {
             return Err(DriverError::Died("guest already gone".into()));
         };
-        if let Err(e) = proto::send(ch, req) {
+        if let Err(e) = proto::send(ch, msg) {
             return Err(self.failed(format!("sending `{op}`: {e}")));
         }
         self.recv(Instant::now() + timeout, op)
@@ -197,12 +210,17 @@ impl Guest {
     ) -> Result<T, DriverError> {
         let mut len = [0u8; 4];
         self.read_exact(&mut len, deadline, op)?;
-        let n = u32::from_le_bytes(len) as usize;
+        let word = u32::from_le_bytes(len);
+        let n = (word & !DEFLATED) as usize;
         if n > proto::MAX_FRAME {
             return Err(self.failed(format!("during `{op}`: a frame of {n} bytes")));
         }
         let mut body = vec![0u8; n];
         self.read_exact(&mut body, deadline, op)?;
+        if word & DEFLATED != 0 {
+            body = inflated(&body)
+                .map_err(|e| self.failed(format!("during `{op}`: a deflated frame: {e}")))?;
+        }
         proto::decode(&body).map_err(|e| self.failed(format!("during `{op}`: {e}")))
     }
 
@@ -267,11 +285,64 @@ impl Guest {
     }
 }
 
+/// A deflated frame body ([`crate::guest::write_frame`]) inflated, at most
+/// [`proto::MAX_FRAME`] bytes.
+fn inflated(body: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(body)
+        .take(proto::MAX_FRAME as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
+    if out.len() > proto::MAX_FRAME {
+        return Err(format!("over {} bytes inflated", proto::MAX_FRAME));
+    }
+    Ok(out)
+}
+
 impl Drop for Guest {
     /// Closing the channel powers the guest off; qemu is killed anyway,
     /// nothing of a guest is kept.
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_file(&self.sock);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deflated_frames_inflate_to_their_body() {
+        let body: Vec<u8> = (0..2000u32).map(|i| (i % 7) as u8).collect();
+        let d = crate::guest::deflated(&body).expect("a long, repetitive body deflates");
+        assert!(d.len() < body.len() / 4, "{} bytes", d.len());
+        assert_eq!(inflated(&d).unwrap(), body);
+        // Twice: the guest keeps its compressor.
+        assert_eq!(
+            inflated(&crate::guest::deflated(&body).unwrap()).unwrap(),
+            body
+        );
+        assert_eq!(
+            crate::guest::deflated(&body[..100]),
+            None,
+            "short bodies go as they are"
+        );
+        // xorshift64: bytes deflate cannot shorten.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..1000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 56) as u8
+            })
+            .collect();
+        assert_eq!(
+            crate::guest::deflated(&noise),
+            None,
+            "not shorter: as it is"
+        );
+        assert!(inflated(b"\xff\xff not deflate").is_err());
     }
 }
