@@ -304,8 +304,8 @@ pub(crate) fn deflated(body: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
-/// Answers requests until the host closes the channel (qemu is killed,
-/// or the backend dropped this guest).
+/// Answers requests until qemu is killed (the backend dropped this guest;
+/// a tty reads no end of file when the host's socket closes).
 fn serve(channel: &std::fs::File, mut state: WorkerState) -> Result<(), String> {
     loop {
         let req: Request = match proto::recv(channel.as_fd()) {

@@ -300,8 +300,9 @@ fn inflated(body: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 impl Drop for Guest {
-    /// Closing the channel powers the guest off; qemu is killed anyway,
-    /// nothing of a guest is kept.
+    /// qemu is killed: the guest's tty sees no end of file when the
+    /// host's socket closes, so only the kill stops it; nothing of a
+    /// guest is kept.
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_file(&self.sock);
