@@ -657,6 +657,11 @@ fn print_summary(s: &Summary, json: bool) {
         s.cases_per_s,
         if s.interrupted { ", INTERRUPTED" } else { "" }
     );
+    if let Some(rules) = &s.rules {
+        for line in rules.lines() {
+            eprintln!("{line}");
+        }
+    }
     if json {
         println!("{}", s.to_json());
     }

@@ -5,14 +5,16 @@
 //! are deterministic; only timings vary.
 
 use crate::contract::Contract;
+use crate::coverage::Coverage;
 use crate::gen::{case_at, GenConfig};
 use crate::known::KnownSet;
 use crate::pool::map_in_order;
 use crate::runner::{run_case_checked, Divergence, RunError};
 use crate::shrink::shrink;
 use ovlcheck_case::oci::DiffMethod;
-use ovlcheck_case::{Case, Signature};
+use ovlcheck_case::{Case, Profile, Signature};
 use ovlcheck_driver::{Backend, DriverError};
+use ovlcheck_model::RuleSet;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -86,6 +88,10 @@ pub struct CaseResult {
     pub unsupported: bool,
     /// The export check ran and passed, with a changeset derived so.
     pub exported: Option<DiffMethod>,
+    /// The model's rules the case reached ([`crate::coverage`]).
+    pub rules: RuleSet,
+    /// The case's profile, as an index into [`Campaign::profiles`].
+    pub profile: u16,
 }
 
 /// A shrunk divergence, ready to report and save.
@@ -114,6 +120,8 @@ pub struct Campaign {
     /// Set when SIGINT/SIGTERM stopped the campaign early.
     pub interrupted: bool,
     pub elapsed: Duration,
+    /// The distinct profiles the cases ran with ([`CaseResult::profile`]).
+    pub profiles: Vec<Profile>,
 }
 
 /// How many backend failure messages a campaign keeps.
@@ -186,6 +194,16 @@ impl Campaign {
         self.results.iter().filter(|r| r.backend_failed).count()
     }
 
+    /// How many cases reached each of the model's rules, and which rules
+    /// the cases' profiles can reach ([`crate::coverage`]).
+    pub fn coverage(&self) -> Coverage {
+        let mut c = Coverage::default();
+        for r in self.results.iter().filter(|r| !r.unsupported) {
+            c.add(&self.profiles[r.profile as usize], r.rules);
+        }
+        c
+    }
+
     /// Every distinct divergence signature found, in the order of the case
     /// that first showed it (also those beyond `--max-reported`).
     pub fn signatures(&self) -> Vec<Signature> {
@@ -227,9 +245,22 @@ struct Shared {
     first: BTreeMap<Signature, First>,
     failures: Vec<(u64, String)>,
     fatal: Option<Fatal>,
+    profiles: Vec<Profile>,
 }
 
 impl Shared {
+    /// The index of `p` in the campaign's profiles, added if new.
+    fn profile_index(&mut self, p: &Profile) -> u16 {
+        let i = match self.profiles.iter().position(|q| q == p) {
+            Some(i) => i,
+            None => {
+                self.profiles.push(p.clone());
+                self.profiles.len() - 1
+            }
+        };
+        u16::try_from(i).expect("a campaign has few distinct profiles")
+    }
+
     fn record(
         &mut self,
         index: u64,
@@ -308,9 +339,11 @@ pub fn run_indices(
         let outcome = one_case(backend, &case, index, opts);
         let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
         match outcome {
-            Ok((ops, exported, o)) => {
+            Ok((ops, exported, rules, o)) => {
                 let mut r = sh.record(index, ops, o);
                 r.exported = exported;
+                r.rules = rules;
+                r.profile = sh.profile_index(&case.profile);
                 drop(sh);
                 progress(&r);
                 Some(r)
@@ -340,16 +373,19 @@ pub fn run_indices(
         results,
         first,
         failures,
+        profiles: sh.profiles,
         ..Campaign::default()
     })
 }
 
 /// One case: steps run, how its export check's changeset was derived
-/// (when it ran and passed), and a divergence (with the known case it
-/// matches) or a backend failure message.
+/// (when it ran and passed), the model's rules it reached, and a
+/// divergence (with the known case it matches) or a backend failure
+/// message.
 type CaseOutcome = (
     usize,
     Option<DiffMethod>,
+    RuleSet,
     Result<Option<(Divergence, Option<PathBuf>)>, String>,
 );
 
@@ -387,10 +423,15 @@ fn one_case(
                 let known = opts.known.matching(&d).map(PathBuf::from);
                 (d, known)
             });
-            Ok((run.ops, run.exported, Ok(judged)))
+            Ok((run.ops, run.exported, run.rules, Ok(judged)))
         }
         Err(RunError::Backend(DriverError::Environment(msg))) => Err(Fatal(msg)),
-        Err(RunError::Backend(e)) => Ok((case.steps.len(), None, Err(e.to_string()))),
+        Err(RunError::Backend(e)) => Ok((
+            case.steps.len(),
+            None,
+            RuleSet::default(),
+            Err(e.to_string()),
+        )),
         // A generated case the model refuses is a generator bug: report it
         // loudly, as a fatal error, rather than skip it.
         Err(RunError::BadCase(msg)) => {

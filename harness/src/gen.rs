@@ -255,6 +255,19 @@ fn pick<'a, T>(rng: &mut TestRng, items: &'a [T]) -> &'a T {
     &items[rng.random_range(0..items.len())]
 }
 
+/// Names of generated xattr ops: mostly ordinary `user.*` names, and an
+/// overlay-private one, which overlay keeps escaped (overlayfs.rst:
+/// "Nesting overlayfs mounts") or, before v6.7, refuses.
+const XATTR_NAMES: &[&str] = &[
+    "user.k",
+    "user.x",
+    "user.k",
+    "user.x",
+    "user.k",
+    "user.x",
+    "trusted.overlay.k",
+];
+
 const FILE_MODES: &[u32] = &[0o644, 0o644, 0o600, 0o755, 0o444, 0o666, 0o000, 0o4755];
 const DIR_MODES: &[u32] = &[0o755, 0o755, 0o755, 0o700, 0o777, 0o1777, 0o555];
 const DATA: &[&[u8]] = &[b"", b"x", b"hello", b"lower data", b"0123456789abcdef"];
@@ -565,7 +578,7 @@ fn random_op(rng: &mut TestRng, u: &[&RelPath]) -> Op {
         },
         240..=259 => Op::Getxattr {
             path: op_path(rng, u),
-            name: pick(rng, &["user.k", "user.x"]).to_string(),
+            name: pick(rng, XATTR_NAMES).to_string(),
         },
         260..=274 => Op::Listxattr {
             path: op_path(rng, u),
@@ -640,12 +653,12 @@ fn random_op(rng: &mut TestRng, u: &[&RelPath]) -> Op {
         },
         915..=949 => Op::Setxattr {
             path: op_path(rng, u),
-            name: pick(rng, &["user.k", "user.x"]).to_string(),
+            name: pick(rng, XATTR_NAMES).to_string(),
             value: pick(rng, &[&b"1"[..], b"two"]).to_vec(),
         },
         950..=969 => Op::Removexattr {
             path: op_path(rng, u),
-            name: pick(rng, &["user.k", "user.x"]).to_string(),
+            name: pick(rng, XATTR_NAMES).to_string(),
         },
         970..=984 => Op::Remount,
         _ => Op::Commit,
@@ -811,8 +824,8 @@ const SEQUENCE_ODDS: u32 = 10;
 /// A short sequence of ops on the same paths that random single ops rarely
 /// line up, and where implementations other than the kernel's have gone
 /// wrong: a directory deleted (or moved away) and made again, then renamed
-/// or filled; a hard link whose other name a whiteout hides; a change
-/// followed by a remount in the middle of a case.
+/// or filled; a hard link whose other name a whiteout hides, or renamed
+/// onto it; a change followed by a remount in the middle of a case.
 fn sequence(rng: &mut TestRng, u: &[&RelPath]) -> Vec<Step> {
     let p = op_path(rng, u);
     let q = op_path(rng, u);
@@ -820,7 +833,7 @@ fn sequence(rng: &mut TestRng, u: &[&RelPath]) -> Vec<Step> {
         path: p.path.join(&Name::new(name).expect("valid")),
         trailing_slash: false,
     };
-    let ops = match rng.random_range(0..6) {
+    let ops = match rng.random_range(0..7) {
         // an open fd across a copy-up, rename, unlink or directory change
         4..=5 => fd_sequence(rng, u),
         // rm -r d; mkdir d; rename of the new d
@@ -862,6 +875,20 @@ fn sequence(rng: &mut TestRng, u: &[&RelPath]) -> Vec<Step> {
             },
             Op::Unlink { path: p },
             Op::Read { path: q },
+        ],
+        // a hard link renamed onto its first name: two names of one inode
+        // (nothing happens), or under userxattr two overlay inodes
+        // (ESTALE; docs/semantics.md §1.6)
+        6 => vec![
+            Op::Link {
+                old: p.clone(),
+                new: q.clone(),
+            },
+            Op::Rename {
+                old: q,
+                new: p,
+                flags: RenameFlags::default(),
+            },
         ],
         // a change, a remount, the changed path looked at again
         _ => vec![

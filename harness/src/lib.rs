@@ -7,6 +7,7 @@ pub mod changes;
 pub mod compare;
 pub mod contract;
 pub mod corpus;
+pub mod coverage;
 pub mod explore;
 pub mod gen;
 pub mod inspect;

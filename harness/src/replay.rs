@@ -3,12 +3,14 @@
 
 use crate::contract::Contract;
 use crate::corpus::{self, LoadError};
+use crate::coverage::Coverage;
 use crate::known::{verdict, Verdict};
 use crate::pool::map_in_order;
 use crate::runner::{run_case_under, Divergence, RunError};
 use ovlcheck_case::oci::DiffMethod;
-use ovlcheck_case::Case;
+use ovlcheck_case::{Case, Profile};
 use ovlcheck_driver::{Backend, DriverError};
+use ovlcheck_model::RuleSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -36,6 +38,8 @@ pub struct Replay {
     /// Cases whose export check ran and passed, and of them the ones with
     /// a naive changeset.
     pub exported: (usize, usize),
+    /// The model's rules the judged cases reached ([`crate::coverage`]).
+    pub coverage: Coverage,
     pub interrupted: bool,
     pub elapsed: Duration,
 }
@@ -130,16 +134,42 @@ pub fn replay(
             out.interrupted = true;
             break;
         };
-        let (ops, exported, r) = result?;
-        out.ops += ops;
-        if let Some(m) = exported {
+        let ran = result?;
+        out.ops += ran.ops;
+        if let Some(m) = ran.exported {
             out.exported.0 += 1;
             out.exported.1 += usize::from(m != DiffMethod::Native);
         }
-        out.cases.push((run.0.clone(), r));
+        if let (Replayed::Judged { .. }, Some(p)) = (&ran.replayed, &ran.profile) {
+            out.coverage.add(p, ran.rules);
+        }
+        out.cases.push((run.0.clone(), ran.replayed));
     }
     out.elapsed = start.elapsed();
     Ok(out)
+}
+
+/// One run of one case file: steps run, how its export check's changeset
+/// was derived, the profile it ran with and the rules it reached, and its
+/// result.
+struct Ran {
+    ops: usize,
+    exported: Option<DiffMethod>,
+    profile: Option<Profile>,
+    rules: RuleSet,
+    replayed: Replayed,
+}
+
+impl Ran {
+    fn without_judgement(ops: usize, replayed: Replayed) -> Ran {
+        Ran {
+            ops,
+            exported: None,
+            profile: None,
+            rules: RuleSet::default(),
+            replayed,
+        }
+    }
 }
 
 fn replay_one(
@@ -147,25 +177,34 @@ fn replay_one(
     path: &std::path::Path,
     mut case: Case,
     contract: Contract,
-) -> Result<(usize, Option<DiffMethod>, Replayed), ReplayError> {
+) -> Result<Ran, ReplayError> {
     match crate::runner::adapted(backend, &case) {
-        Err(why) => return Ok((0, None, Replayed::Unsupported(why))),
+        Err(why) => return Ok(Ran::without_judgement(0, Replayed::Unsupported(why))),
         Ok(adapted) => case = adapted,
     }
     match run_case_under(backend, &case, contract) {
         Ok(run) => {
             let v = verdict(&case, backend.name(), run.divergence.as_ref());
-            let r = Replayed::Judged {
+            let replayed = Replayed::Judged {
                 verdict: v,
                 divergence: run.divergence.map(Box::new),
             };
-            Ok((run.ops, run.exported, r))
+            Ok(Ran {
+                ops: run.ops,
+                exported: run.exported,
+                profile: Some(case.profile),
+                rules: run.rules,
+                replayed,
+            })
         }
         Err(RunError::Backend(DriverError::Environment(m))) => Err(ReplayError::Environment(m)),
         Err(RunError::BadCase(message)) => Err(ReplayError::BadCase {
             path: path.display().to_string(),
             message,
         }),
-        Err(RunError::Backend(e)) => Ok((case.steps.len(), None, Replayed::Failed(e.to_string()))),
+        Err(RunError::Backend(e)) => Ok(Ran::without_judgement(
+            case.steps.len(),
+            Replayed::Failed(e.to_string()),
+        )),
     }
 }

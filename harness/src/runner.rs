@@ -12,7 +12,7 @@ use ovlcheck_case::{
     Case, Class, Errno, Field, Node, Op, Outcome, Signature, Step, View, ViewDiff, ViewSig, Which,
 };
 use ovlcheck_driver::{Backend, CaseRun, DriverError, Export, Wants};
-use ovlcheck_model::Model;
+use ovlcheck_model::{Model, RuleSet};
 use serde::Serialize;
 
 /// What was compared when model and backend first disagreed.
@@ -125,6 +125,9 @@ pub struct Run {
     /// ran and passed.
     pub exported: Option<DiffMethod>,
     pub divergence: Option<Divergence>,
+    /// The model's rules that decided an outcome or a view of this run
+    /// (`ovlcheck_model::Rule`; the campaign's rule coverage).
+    pub rules: RuleSet,
 }
 
 /// Runs `case` on the model and on `backend` and compares everything the
@@ -286,6 +289,7 @@ impl<'a> Trace<'a> {
             observed: self.observed,
             exported: self.exported,
             divergence: None,
+            rules: RuleSet::default(),
         }
     }
 
@@ -326,6 +330,7 @@ impl<'a> Trace<'a> {
             observed: self.observed,
             exported: self.exported,
             divergence: Some(divergence),
+            rules: RuleSet::default(),
         }
     }
 }
@@ -370,8 +375,17 @@ pub(crate) fn tar_changeset(model: &Model, commit: TarCommit) -> View {
 }
 
 /// Compares what the backend did with what the model predicts, step by
-/// step, then the views; the first difference is the divergence.
+/// step, then the views; the first difference is the divergence. The run
+/// records the rules the model's judgement reached.
 pub fn compare_run(model: Model, case: &Case, run: &CaseRun, contract: Contract) -> Run {
+    // Every state derived from `model` shares its rule log.
+    let log = model.clone();
+    let mut judged = compare_steps(model, case, run, contract);
+    judged.rules = log.rules_reached();
+    judged
+}
+
+fn compare_steps(model: Model, case: &Case, run: &CaseRun, contract: Contract) -> Run {
     let mut trace = Trace {
         case,
         contract,

@@ -65,6 +65,10 @@ pub struct Summary {
     pub depth: Option<usize>,
     /// The run was stopped by SIGINT/SIGTERM before it finished.
     pub interrupted: bool,
+    /// `fuzz` and `replay`: how many cases reached each of the model's
+    /// rules, and the rules never reached (README: "Rule coverage").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules: Option<crate::coverage::CoverageReport>,
 }
 
 impl Summary {
@@ -145,6 +149,7 @@ impl Summary {
             shard: (shard.count > 1).then(|| format!("{}/{}", shard.index, shard.count)),
             jobs: Some(opts.jobs),
             interrupted: c.interrupted,
+            rules: Some(c.coverage().report(true)),
             ..Summary::headed("fuzz", h)
         }
         .timed(c.elapsed)
@@ -201,6 +206,7 @@ impl Summary {
             exported: r.exported.0,
             exported_naive: r.exported.1,
             interrupted: r.interrupted,
+            rules: Some(r.coverage.report(false)),
             ..Summary::headed("replay", h)
         }
         .timed(r.elapsed)

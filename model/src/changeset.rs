@@ -68,7 +68,7 @@ impl Model {
                     }
                 }
             },
-            &mut |_| {},
+            &mut |_, _| {},
         );
         paths
     }

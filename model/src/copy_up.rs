@@ -9,6 +9,7 @@
 use crate::fs::{Ino, Inode, Kind, LowerRef};
 use crate::lookup::Dentry;
 use crate::resolve::Walk;
+use crate::rules::Rule;
 use crate::space;
 use crate::Model;
 use imbl::OrdMap;
@@ -91,6 +92,7 @@ impl Model {
         let mut out = d.clone();
         if let (Some(u), false) = (d.upper, d.upper_alias) {
             // index=on: link the index entry up (copy_up.c: ovl_link_up).
+            self.hit(Rule::CopyUpIndex);
             self.upper_mut().link(parent_upper, name, u);
             self.set_impure(parent_upper);
             out.upper_alias = true;
@@ -121,6 +123,12 @@ impl Model {
             other => other.clone(),
         };
         inode.ovl.metacopy = metacopy;
+        self.hit(match &src.kind {
+            Kind::Dir(_) => Rule::CopyUpDir,
+            Kind::File(_) if how == CopyUp::Trunc => Rule::CopyUpTrunc,
+            _ if metacopy => Rule::CopyUpMeta,
+            _ => Rule::CopyUpData,
+        });
         // userxattr: `user.overlay.origin` cannot be set on a symlink or a
         // special file (xattr_permission allows user.* only on regular
         // files and directories), so those get no origin (verified on 6.18).
@@ -128,6 +136,8 @@ impl Model {
         if xattr_ok && (src.is_dir() || lower_nlink == 1 || indexed) {
             inode.ovl.origin = Some(Some(src_ref));
             out.origin = Some(src_ref);
+        } else if lower_nlink > 1 && !src.is_dir() {
+            self.hit(Rule::CopyUpBrokenHardLink);
         }
         // ovl_do_copy_up marks the parent impure before the copy (not when
         // the copy goes to the index dir first), which fails as a whole.
@@ -147,6 +157,7 @@ impl Model {
         match space {
             Ok(pages) => inode.pages = pages,
             Err(e) => {
+                self.hit(Rule::CopyUpNoSpace);
                 if !indexed {
                     self.set_impure(parent_upper);
                 }
@@ -155,6 +166,7 @@ impl Model {
         }
         let ino = self.upper_mut().alloc(inode);
         self.upper_mut().link(parent_upper, name, ino);
+        self.hit(Rule::CopyUpImpure);
         self.set_impure(parent_upper);
         // userxattr: a fresh lookup in the user namespace does not take the
         // origin xattr as its lower, so only the copied-up dentry, cached
@@ -163,6 +175,7 @@ impl Model {
             self.mem_lower.insert(ino, src_ref);
         }
         if indexed {
+            self.hit(Rule::CopyUpIndex);
             let inode = self.upper_mut().get_mut(ino);
             inode.index_link = true;
             inode.union_nlink = Some(lower_nlink);
@@ -189,6 +202,7 @@ impl Model {
         if !self.upper_inode(u).ovl.metacopy {
             return Ok(());
         }
+        self.hit(Rule::CopyUpMetacopyData);
         let (data, pages) = if how == CopyUp::Trunc {
             (Vec::new(), None)
         } else {
@@ -198,6 +212,7 @@ impl Model {
                 Some(src) => match space::copy_up_pages(src, free, have.as_ref()) {
                     Ok(pages) => pages,
                     Err(space::NoSpace(written)) => {
+                        self.hit(Rule::CopyUpNoSpace);
                         self.keep_partial_data(d, u, written);
                         return Err(Errno::ENOSPC);
                     }

@@ -32,6 +32,7 @@ use crate::fs::Kind;
 use crate::lookup::Dentry;
 use crate::perm::{owner_or_capable, permission, MAY_READ, MAY_WRITE};
 use crate::resolve::{Follow, Resolved, Walk};
+use crate::rules::Rule;
 use crate::space;
 use crate::Model;
 use imbl::OrdMap;
@@ -335,6 +336,7 @@ impl Model {
         let Some(id) = self.find_held(before, path) else {
             return;
         };
+        self.hit(Rule::FdSeesCopyUp);
         let had = self.fds.held[&id].dentry.upper;
         if had.is_none() {
             if let Some(u) = after.upper {
@@ -517,6 +519,7 @@ impl Model {
                     }
                 }
                 if written < data.len() {
+                    self.hit(Rule::NoSpace);
                     return Err(Errno::ENOSPC);
                 }
                 Ok(Value::Unit)
@@ -591,7 +594,10 @@ impl Model {
             return Err(Errno::ENOENT);
         }
         let names = match pos {
-            DirPos::End => Vec::new(),
+            DirPos::End => {
+                self.hit(Rule::FdReaddirCache);
+                Vec::new()
+            }
             DirPos::Start => {
                 let names = self.readdir_names(&held.dentry);
                 if let Some(u) = self.readdir_clears_impure(&held.path, &held.dentry) {

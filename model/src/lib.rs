@@ -34,6 +34,7 @@ mod ops;
 mod perm;
 mod readdir;
 mod resolve;
+mod rules;
 mod space;
 #[cfg(test)]
 mod testutil;
@@ -46,6 +47,7 @@ use std::sync::Arc;
 
 pub use features::layer_user_xattrs;
 pub use fs::Ident;
+pub use rules::{Rule, RuleInfo, RuleSet, RULES};
 
 /// Why a case cannot be modelled.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +101,9 @@ pub struct Model {
     pub(crate) fresh_links: OrdSet<String>,
     /// The open fds (module `fds`).
     pub(crate) fds: fds::Fds,
+    /// The rules that decided something in this state or any state of the
+    /// same case (module `rules`); not part of the state.
+    pub(crate) rules: Arc<rules::RuleLog>,
 }
 
 impl Model {
@@ -137,6 +142,7 @@ impl Model {
             mem_lower: OrdMap::new(),
             fresh_links: OrdSet::new(),
             fds: fds::Fds::default(),
+            rules: Arc::default(),
         };
         m.mount();
         Ok(m)
@@ -168,9 +174,21 @@ impl Model {
         self.lowers[r.layer as usize].get(r.ino)
     }
 
+    /// The rules that decided an outcome or a view so far, in this state
+    /// and every state derived from the same `Model::new`.
+    pub fn rules_reached(&self) -> RuleSet {
+        self.rules.reached()
+    }
+
+    /// Records that `rule` decided something.
+    pub(crate) fn hit(&self, rule: rules::Rule) {
+        self.rules.record(rule);
+    }
+
     /// Errors that ops report as-is.
     pub(crate) fn check_writable(&self) -> Result<(), Errno> {
         if self.feat.readonly() {
+            self.hit(rules::Rule::ReadOnly);
             Err(Errno::EROFS)
         } else {
             Ok(())

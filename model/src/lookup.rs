@@ -6,6 +6,7 @@
 //! opaque directories", "Redirect dir").
 
 use crate::fs::{Ino, Inode, LayerId, LowerRef};
+use crate::rules::Rule;
 use crate::Model;
 use ovlcheck_case::Errno;
 use std::borrow::Cow;
@@ -238,6 +239,7 @@ impl Model {
         let mut poe: Cow<'_, [LowerRef]> = Cow::Borrowed(&parent.lowers);
         let mut poe_is_root = parent.root;
         let mut uppermetacopy = false;
+        let mut metacopy_seen = false;
         if let (Some(_), Some(pu)) = (&self.upper, parent.upper) {
             out.upper = self.lookup_layer(LayerId::Upper, pu, &mut d)?;
             out.upper_alias = out.upper.is_some();
@@ -268,8 +270,10 @@ impl Model {
                 continue;
             };
             if (uppermetacopy || d.metacopy) && !self.feat.metacopy {
+                self.hit(Rule::LookupMetacopyRefused);
                 return Err(Errno::EPERM);
             }
+            metacopy_seen |= uppermetacopy || d.metacopy;
             let this = LowerRef {
                 layer: lower.layer,
                 ino: this,
@@ -279,9 +283,13 @@ impl Model {
                 d.xwhiteouts = false;
             }
             if !d.metacopy || out.lowers.is_empty() {
+                if d.is_dir && (out.upper.is_some() || !out.lowers.is_empty()) {
+                    self.hit(Rule::LookupMerge);
+                }
                 out.lowers.push(this);
             }
             if d.redirect.is_some() && !self.feat.follows_redirects() {
+                self.hit(Rule::LookupRedirectNofollow);
                 return Err(Errno::EPERM);
             }
             if d.stop {
@@ -294,7 +302,11 @@ impl Model {
             }
         }
         if d.metacopy || (uppermetacopy && out.lowers.is_empty()) {
+            self.hit(Rule::LookupMetacopyNoData);
             return Err(Errno::EIO);
+        }
+        if metacopy_seen {
+            self.hit(Rule::LookupMetacopyData);
         }
         out.is_dir = d.is_dir;
         self.lookup_finish(&mut out);
@@ -313,6 +325,7 @@ impl Model {
             }
         } else if let Some(top) = out.lowers.first() {
             if let Some(ino) = self.index.get(top) {
+                self.hit(Rule::LookupIndexAlias);
                 out.upper = Some(*ino);
                 out.upper_alias = false;
                 out.origin = Some(*top);
@@ -358,6 +371,14 @@ impl Model {
             return Ok(None);
         };
         let inode = l.get(this);
+        if inode.is_xwhiteout() && !inode.is_whiteout() {
+            self.hit(match self.feat.xwhiteouts {
+                true => Rule::LookupXwhiteout,
+                false => Rule::NoXwhiteoutsBefore68,
+            });
+        } else if inode.is_whiteout() {
+            self.hit(Rule::LookupWhiteout);
+        }
         if self.is_whiteout_in(inode) {
             d.stop = true;
             d.opaque = true;
@@ -369,6 +390,7 @@ impl Model {
         }
         if !inode.is_dir() {
             if d.is_dir || !last_element {
+                self.hit(Rule::LookupNonDirStops);
                 d.stop = true;
                 return Ok(None);
             }
@@ -388,12 +410,20 @@ impl Model {
             if last_element && layer != LayerId::Upper && val == Some('x') && self.feat.xwhiteouts {
                 d.xwhiteouts = true;
             } else if val == Some('y') {
+                self.hit(Rule::LookupOpaque);
                 d.stop = true;
                 if last_element {
                     d.opaque = true;
                 }
                 return Ok(Some(this));
             }
+        }
+        if let Some(r) = &inode.ovl.redirect {
+            self.hit(match (redirect_is_valid(r), r.starts_with('/')) {
+                (false, _) => Rule::LookupRedirectInvalid,
+                (true, true) => Rule::LookupRedirectAbsolute,
+                (true, false) => Rule::LookupRedirectRelative,
+            });
         }
         check_redirect(inode, d, pos)?;
         Ok(Some(this))

@@ -3,6 +3,7 @@
 use crate::fs::{Ident, Ino, Layer, LowerRef};
 use crate::lookup::Dentry;
 use crate::resolve::push_name;
+use crate::rules::Rule;
 use crate::Model;
 use imbl::OrdMap;
 use std::collections::BTreeMap;
@@ -35,6 +36,12 @@ impl Model {
                 r.ovl.origin = Some(None);
             }
         }
+        if self.upper.is_some() {
+            self.hit(match uuid {
+                true => Rule::UuidXattr,
+                false => Rule::NoUuidXattrBefore66,
+            });
+        }
         self.fix_origins();
         self.mem_lower = OrdMap::new();
         self.fresh_links = imbl::OrdSet::new();
@@ -60,6 +67,8 @@ impl Model {
                 mem_lower: OrdMap::new(),
                 fresh_links: imbl::OrdSet::new(),
                 fds: Default::default(),
+                // The snapshot walk decides nothing a case observes.
+                rules: Default::default(),
             };
             m.take_snapshot()
         })
@@ -112,6 +121,7 @@ impl Model {
                 continue;
             }
             inode.ovl.origin = Some(Some(first));
+            self.hit(Rule::FixOrigin);
             if let Some(p) = parent {
                 self.set_impure(p);
             }
@@ -155,6 +165,7 @@ impl Model {
     pub(crate) fn commit(&self) -> Model {
         let mut m = self.clone();
         if let Some(mut upper) = m.upper.take() {
+            self.hit(Rule::Commit);
             // The old work dir, index included, stays on disk: index
             // links still count in st_nlink of the committed layer.
             let indexed: Vec<Ino> = m.index.values().copied().collect();
@@ -190,7 +201,7 @@ impl Model {
                     }
                 }
             },
-            &mut |_| {},
+            &mut |_, _| {},
         );
         snap
     }

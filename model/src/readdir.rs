@@ -5,6 +5,7 @@ use crate::fs::{Layer, LayerId};
 use crate::lookup::Dentry;
 use crate::names::{cmp_names, EntryName};
 use crate::resolve::join_path;
+use crate::rules::Rule;
 use crate::Model;
 
 impl Model {
@@ -31,6 +32,9 @@ impl Model {
         }
         for l in &d.lowers {
             let xw = d.xwhiteout_layers.contains(&(l.layer as usize));
+            if xw {
+                self.hit(Rule::ReaddirXwhiteouts);
+            }
             read_layer(&self.lowers[l.layer as usize], l.ino, xw, &mut out);
         }
         // Stable: the topmost layer's entry of a name comes first and stays.
@@ -54,11 +58,16 @@ impl Model {
                 Some(u) => (self.layer(LayerId::Upper), u),
                 None => (&self.lowers[d.lowers[0].layer as usize], d.lowers[0].ino),
             };
-            return layer
-                .get(ino)
-                .entries()
+            let entries = layer.get(ino).entries();
+            if entries.is_some_and(|e| e.values().any(|c| layer.get(*c).is_whiteout())) {
+                self.hit(Rule::ReaddirReal);
+            }
+            return entries
                 .map(|e| e.keys().map(EntryName::as_str).collect())
                 .unwrap_or_default();
+        }
+        if usize::from(d.upper.is_some()) + d.lowers.len() > 1 {
+            self.hit(Rule::ReaddirMerged);
         }
         let upper_entries = d.upper.and_then(|u| self.upper_inode(u).entries());
         let impure = d.upper.is_some_and(|u| self.upper_inode(u).ovl.impure);
@@ -68,7 +77,11 @@ impl Model {
             .map(|(n, _)| n)
             .filter(|n| {
                 let from_upper = upper_entries.is_some_and(|e| e.contains_key(*n));
-                !(self.calc_d_ino(from_upper, impure) && self.is_stale_entry(d, n))
+                let stale = self.calc_d_ino(from_upper, impure) && self.is_stale_entry(d, n);
+                if stale {
+                    self.hit(Rule::ReaddirStaleEntry);
+                }
+                !stale
             })
             .collect()
     }
@@ -120,6 +133,7 @@ impl Model {
         if entries.iter().any(|(name, c)| known(name, *c)) {
             return None;
         }
+        self.hit(Rule::ReaddirImpureCleared);
         Some(u)
     }
 

@@ -17,6 +17,7 @@
 
 use crate::features::UpperMode;
 use crate::fs::{Inode, Kind, Layer};
+use crate::rules::Rule;
 use crate::Model;
 use ovlcheck_case::Errno;
 use std::collections::BTreeSet;
@@ -246,7 +247,10 @@ impl Model {
     /// ENOSPC unless `pages` more pages fit.
     pub(crate) fn reserve(&self, pages: u64) -> Result<(), Errno> {
         match self.free_pages() {
-            Some(free) if pages > free => Err(Errno::ENOSPC),
+            Some(free) if pages > free => {
+                self.hit(Rule::NoSpace);
+                Err(Errno::ENOSPC)
+            }
             _ => Ok(()),
         }
     }

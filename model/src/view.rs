@@ -5,6 +5,7 @@ use crate::fs::{Ident, Ino, Inode, Kind, Layer, LayerId, LowerRef};
 use crate::lookup::Dentry;
 use crate::names::cmp_names;
 use crate::resolve::push_name;
+use crate::rules::Rule;
 use crate::Model;
 use ovlcheck_case::{DevClass, FileKind, Node, NodeKind, StatInfo, View};
 use std::cell::RefCell;
@@ -26,6 +27,9 @@ impl Model {
         upper: Ino,
         xattr: Option<LowerRef>,
     ) -> Option<LowerRef> {
+        if xattr.is_some() && self.feat.user_xattr_ns {
+            self.hit(Rule::UserxattrNoOrigin);
+        }
         let xattr = xattr.filter(|_| !self.feat.user_xattr_ns);
         xattr
             .or_else(|| self.mem_lower.get(&upper).copied())
@@ -41,6 +45,7 @@ impl Model {
                 let indexed = self.upper_inode(u).union_nlink.is_some();
                 match self.known_origin(path, u, d.origin) {
                     Some(o) if indexed || self.lowers[o.layer as usize].nlink(o.ino) == 1 => {
+                        self.hit(Rule::StatOriginIno);
                         lower_ident(o)
                     }
                     _ => Ident::Upper(u),
@@ -51,22 +56,23 @@ impl Model {
     }
 
     /// Visits every positive merged path (root `""` first), in sorted
-    /// order, with its dentry; `phantom` gets each *phantom*: a name
-    /// readdir lists but whose lookup is negative (a raw whiteout in a
-    /// directory read straight from one layer, see
-    /// [`Model::dir_is_real`]; the driver's walk shows it as a whiteout
-    /// node with mode 0 and owner 0:0).
+    /// order, with its dentry; `phantom` gets each name readdir lists but
+    /// whose lookup finds nothing, as the driver's walk shows it (a node
+    /// with mode 0 and owner 0:0): a *phantom* whiteout (a raw whiteout in
+    /// a directory read straight from one layer, see
+    /// [`Model::dir_is_real`]), or an unreadable name whose lookup fails
+    /// (a malformed redirect: EINVAL).
     pub(crate) fn walk_merged(
         &self,
         f: &mut dyn FnMut(&str, &Dentry),
-        phantom: &mut dyn FnMut(&str),
+        phantom: &mut dyn FnMut(&str, NodeKind),
     ) {
         fn rec(
             m: &Model,
             path: &mut String,
             d: &Dentry,
             f: &mut dyn FnMut(&str, &Dentry),
-            phantom: &mut dyn FnMut(&str),
+            phantom: &mut dyn FnMut(&str, NodeKind),
         ) {
             f(path, d);
             if !d.is_dir {
@@ -77,8 +83,8 @@ impl Model {
                 push_name(path, name);
                 match m.lookup(d, name) {
                     Ok(c) if c.is_positive() => rec(m, path, &c, f, phantom),
-                    Ok(_) | Err(ovlcheck_case::Errno::ENOENT) => phantom(path),
-                    Err(_) => {}
+                    Ok(_) | Err(ovlcheck_case::Errno::ENOENT) => phantom(path, NodeKind::Whiteout),
+                    Err(e) => phantom(path, NodeKind::Unreadable(e)),
                 }
                 path.truncate(len);
             }
@@ -91,15 +97,17 @@ impl Model {
     /// inode's.
     pub(crate) fn overlay_nlink(&self, d: &Dentry) -> u32 {
         if d.is_dir && d.is_merge_dir() {
+            self.hit(Rule::StatMergedDirNlink);
             return 1;
         }
         match d.upper {
-            Some(u) => {
-                let inode = self.upper_inode(u);
-                inode
-                    .union_nlink
-                    .unwrap_or_else(|| self.layer(LayerId::Upper).nlink(u))
-            }
+            Some(u) => match self.upper_inode(u).union_nlink {
+                Some(n) => {
+                    self.hit(Rule::StatIndexNlink);
+                    n
+                }
+                None => self.layer(LayerId::Upper).nlink(u),
+            },
             None => self.lowers[d.lowers[0].layer as usize].nlink(d.lowers[0].ino),
         }
     }
@@ -146,9 +154,9 @@ impl Model {
                 }
                 list.push((path.to_string(), self.merged_node(d)));
             },
-            &mut |path: &str| {
+            &mut |path: &str, kind: NodeKind| {
                 list.borrow_mut()
-                    .push((path.to_string(), Node::new(NodeKind::Whiteout, 0, 0, 0)))
+                    .push((path.to_string(), Node::new(kind, 0, 0, 0)))
             },
         );
         let mut list = list.into_inner();
@@ -192,11 +200,10 @@ impl Model {
     fn merged_node(&self, d: &Dentry) -> Node {
         let a = self.attr(d);
         let mut n = Node::new(node_kind(a), a.mode, a.uid, a.gid);
-        n.xattrs = a
-            .xattrs
-            .iter()
+        n.xattrs = self
+            .visible_xattrs(a)
             .filter(|(k, _)| k.starts_with("user."))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k, v.clone()))
             .collect();
         if d.is_dir {
             return n;
@@ -205,8 +212,15 @@ impl Model {
         n.mtime = a.mtime;
         set_contents(&mut n, &a.kind, |_| self.file_data(d));
         n.dev = Some(match self.feat.ino {
-            InoMode::SameFs | InoMode::Xino => DevClass::Overlay,
-            InoMode::PseudoDev => DevClass::Other,
+            InoMode::SameFs => DevClass::Overlay,
+            InoMode::Xino => {
+                self.hit(Rule::StatXino);
+                DevClass::Overlay
+            }
+            InoMode::PseudoDev => {
+                self.hit(Rule::StatPseudoDev);
+                DevClass::Other
+            }
         });
         n
     }

@@ -8,6 +8,7 @@ use crate::fs::{Ino, Inode, Kind};
 use crate::lookup::Dentry;
 use crate::perm::{may_create, may_linkat, MAY_WRITE};
 use crate::resolve::{join_path, Follow, Place, Resolved, Walk};
+use crate::rules::Rule;
 use crate::Model;
 use imbl::OrdMap;
 use ovlcheck_case::path::PATH_MAX;
@@ -94,6 +95,7 @@ impl Model {
         let pu = parent.upper.expect("parent copied up");
         let over_whiteout = nn.neg.is_whiteout();
         if over_whiteout {
+            self.hit(Rule::CreateOverWhiteout);
             self.upper_mut().unlink(pu, &nn.name);
         }
         let parent_merge = !parent.lowers.is_empty();
@@ -101,6 +103,9 @@ impl Model {
             NewObj::Inode(i) => {
                 let mut i = *i;
                 if i.is_dir() && (over_whiteout || (parent_merge && self.feat.opaque_new_dirs)) {
+                    if !over_whiteout {
+                        self.hit(Rule::MkdirOpaqueInMerged);
+                    }
                     i.ovl.opaque = Some('y');
                 }
                 self.upper_mut().alloc(i)
@@ -233,6 +238,7 @@ impl Model {
             let ow = self.refresh(&ow);
             let current = self.upper_inode(ino).ovl.redirect.clone();
             if !current.is_some_and(|r| r.starts_with('/')) {
+                self.hit(Rule::LinkMetacopyRedirect);
                 self.upper_mut().get_mut(ino).ovl.redirect =
                     Some(super::rename::absolute_redirect(&ow));
             }

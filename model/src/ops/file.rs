@@ -8,6 +8,7 @@ use crate::copy_up::CopyUp;
 use crate::fs::{Ino, Kind};
 use crate::perm::{mode_after_write, permission, MAY_READ, MAY_WRITE};
 use crate::resolve::{Follow, Walk};
+use crate::rules::Rule;
 use crate::space;
 use crate::Model;
 use ovlcheck_case::{Cred, Errno, OpPath, Value};
@@ -120,6 +121,7 @@ impl Model {
         let free = self.free_pages();
         let inode = self.upper_mut().get_mut(u);
         if space::write(inode, offset, data, free) < data.len() {
+            self.hit(Rule::NoSpace);
             return Err(Errno::ENOSPC);
         }
         Ok(Value::Unit)

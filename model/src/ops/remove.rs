@@ -6,6 +6,7 @@ use crate::fs::{Inode, Kind};
 use crate::lookup::Dentry;
 use crate::perm::may_delete;
 use crate::resolve::{Follow, Resolved, Walk};
+use crate::rules::Rule;
 use crate::Model;
 use ovlcheck_case::{Cred, Errno, OpPath, Value};
 
@@ -129,7 +130,8 @@ impl Model {
         let mut parent = w.parent();
         let lower_positive = self.lower_positive(parent.last(), &name, &d);
         if is_dir {
-            self.check_empty_dir(parent.last(), &name, &d)?;
+            self.check_empty_dir(parent.last(), &name, &d)
+                .inspect_err(|_| self.hit(Rule::RemoveNotEmpty))?;
         }
         self.copy_up_dir(&mut parent);
         let pu = parent.last().upper.expect("parent copied up");
@@ -142,6 +144,7 @@ impl Model {
             self.index_nlink_delta(u, -1);
         }
         if lower_positive {
+            self.hit(Rule::RemoveWhiteout);
             // Made in the work dir and moved into place: the mounter's group.
             self.put_whiteout(pu, &name, 0);
         }
@@ -163,6 +166,7 @@ impl Model {
             return Ok(());
         };
         if self.lowers[l.layer as usize].nlink(l.ino) > 1 {
+            self.hit(Rule::NlinkStart);
             self.copy_up(w, crate::copy_up::CopyUp::Meta)?;
         }
         Ok(())

@@ -5,6 +5,7 @@ use crate::copy_up::CopyUp;
 use crate::lookup::Dentry;
 use crate::perm::{may_create, may_delete, permission, MAY_WRITE};
 use crate::resolve::{join_path, Follow, Frame, Place, Resolved, Walk};
+use crate::rules::Rule;
 use crate::Model;
 use ovlcheck_case::{Cred, Errno, OpPath, RenameFlags, Value};
 
@@ -47,6 +48,19 @@ enum UpperRename {
     OverWhiteoutCleanup,
     /// RENAME_EXCHANGE.
     Exchange,
+}
+
+impl UpperRename {
+    /// The named rule that chose this rename, if it is not a plain one.
+    fn rule(self) -> Option<Rule> {
+        match self {
+            UpperRename::Whiteout => Some(Rule::RenameWhiteout),
+            UpperRename::SwitchWhiteouts | UpperRename::OverWhiteoutCleanup => {
+                Some(Rule::RenameOverWhiteout)
+            }
+            UpperRename::Plain | UpperRename::Exchange => None,
+        }
+    }
 }
 
 impl Model {
@@ -114,8 +128,10 @@ impl Model {
             if self.fresh_links.contains(&old_path) != self.fresh_links.contains(&new_path) {
                 self.rename_permission(&ow, &t, flags, cred)?;
                 self.ovl_rename_refusals(ow.last(), &t, flags)?;
+                self.hit(Rule::RenameStaleLink);
                 return Err(Errno::ESTALE);
             }
+            self.hit(Rule::RenameSameInode);
             return Ok(Value::Unit);
         }
         if same_name {
@@ -240,9 +256,11 @@ impl Model {
         flags: RenameFlags,
     ) -> Result<(), Errno> {
         if flags.whiteout {
+            self.hit(Rule::RenameFlagsRefused);
             return Err(Errno::EINVAL);
         }
         if !self.can_move(old) || (flags.exchange && !self.can_move(&t.d)) {
+            self.hit(Rule::RenameDirExdev);
             return Err(Errno::EXDEV);
         }
         Ok(())
@@ -261,7 +279,8 @@ impl Model {
         // observed on 6.18).
         let raw_target = overwrite && t.exists && t.d.is_dir && self.is_pure_upper_dir(&t.d);
         if overwrite && t.exists && t.d.is_dir && !raw_target {
-            self.check_empty_dir(t.dir.last(), &t.name, &t.d)?;
+            self.check_empty_dir(t.dir.last(), &t.name, &t.d)
+                .inspect_err(|_| self.hit(Rule::RenameNotEmpty))?;
         }
         let old_name = ow.name().to_string();
         let mode = self.upper_rename_mode(&ow, &t, overwrite);
@@ -303,6 +322,7 @@ impl Model {
         if raw_target {
             let u = t.d.upper.expect("pure upper target");
             if self.upper_inode(u).entries().is_some_and(|e| !e.is_empty()) {
+                self.hit(Rule::RenameNotEmpty);
                 return Err(Errno::ENOTEMPTY);
             }
         }
@@ -370,12 +390,14 @@ impl Model {
             } else {
                 absolute_redirect(w)
             };
+            self.hit(Rule::RenameDirRedirect);
             self.upper_mut().get_mut(u).ovl.redirect = Some(r);
         } else if d.is_dir
             && !was_opaque
             && new_parent.upper.is_some()
             && !new_parent.lowers.is_empty()
         {
+            self.hit(Rule::RenameOpaque);
             self.upper_mut().get_mut(u).ovl.opaque = Some('y');
         }
         Ok(())
@@ -383,6 +405,9 @@ impl Model {
 
     /// The rename on the upper layer.
     fn rename_upper(&mut self, ou: u32, old: &str, nu: u32, new: &str, mode: UpperRename) {
+        if let Some(rule) = mode.rule() {
+            self.hit(rule);
+        }
         let up = self.upper_mut();
         let oi = up.child(ou, old).expect("old copied up");
         match mode {

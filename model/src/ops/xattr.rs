@@ -8,6 +8,7 @@ use crate::copy_up::CopyUp;
 use crate::fs::Inode;
 use crate::perm::{owner_or_capable, permission, MAY_READ, MAY_WRITE};
 use crate::resolve::{Follow, Walk};
+use crate::rules::Rule;
 use crate::Model;
 use ovlcheck_case::{Cred, Errno, OpPath, Value};
 
@@ -54,24 +55,33 @@ fn xattr_ns(name: &str) -> Result<XattrNs, Errno> {
     Ok(XattrNs::Unknown(Errno::EOPNOTSUPP))
 }
 
-/// xattr_permission for reading: trusted.* needs CAP_SYS_ADMIN (else
-/// ENODATA); user.* exists only on regular files and directories and needs
-/// read permission.
-fn xattr_read_permission(cred: Cred, a: &Inode, ns: XattrNs) -> Result<(), Errno> {
+/// xattr_permission for reading: trusted.* needs CAP_SYS_ADMIN in the
+/// initial user namespace (`capable()`, else ENODATA; `init_caps` is false
+/// for root in the user namespace of a userxattr mount, observed on 6.18);
+/// user.* exists only on regular files and directories and needs read
+/// permission.
+fn xattr_read_permission(cred: Cred, init_caps: bool, a: &Inode, ns: XattrNs) -> Result<(), Errno> {
     match ns {
-        XattrNs::Trusted if !cred.is_root() => Err(Errno::ENODATA),
+        XattrNs::Trusted if !(cred.is_root() && init_caps) => Err(Errno::ENODATA),
         XattrNs::User if !(a.is_reg() || a.is_dir()) => Err(Errno::ENODATA),
         XattrNs::User | XattrNs::Unknown(_) => permission(cred, a, MAY_READ),
         _ => Ok(()),
     }
 }
 
-/// xattr_permission for writing: trusted.* and security.* need
-/// CAP_SYS_ADMIN; user.* only on regular files and directories, not on a
-/// sticky directory one does not own, and needs write permission.
-fn xattr_write_permission(cred: Cred, a: &Inode, ns: XattrNs) -> Result<(), Errno> {
+/// xattr_permission for writing: trusted.* needs CAP_SYS_ADMIN in the
+/// initial user namespace (as for reading) and security.* root; user.*
+/// only on regular files and directories, not on a sticky directory one
+/// does not own, and needs write permission.
+fn xattr_write_permission(
+    cred: Cred,
+    init_caps: bool,
+    a: &Inode,
+    ns: XattrNs,
+) -> Result<(), Errno> {
     match ns {
-        XattrNs::Trusted | XattrNs::Security if !cred.is_root() => Err(Errno::EPERM),
+        XattrNs::Trusted if !(cred.is_root() && init_caps) => Err(Errno::EPERM),
+        XattrNs::Security if !cred.is_root() => Err(Errno::EPERM),
         XattrNs::User if !(a.is_reg() || a.is_dir()) => Err(Errno::EPERM),
         XattrNs::User if a.is_dir() && a.mode & 0o1000 != 0 && !owner_or_capable(cred, a) => {
             Err(Errno::EPERM)
@@ -92,7 +102,7 @@ impl Model {
         let ns = xattr_ns(name)?;
         let w = self.resolve_existing(path, Follow::Yes, cred)?;
         let a = self.attr(w.last());
-        xattr_read_permission(cred, a, ns)?;
+        xattr_read_permission(cred, self.feat.init_caps, a, ns)?;
         self.own_xattr_handler(name)?;
         self.xattr_handler(ns, name)?;
         match self.stored_name(name).get(a) {
@@ -101,16 +111,20 @@ impl Model {
         }
     }
 
-    /// `listxattr`: only `user.*` names are reported (the op's contract);
-    /// overlay-private ones never are (xattrs.c: ovl_can_list).
+    /// `listxattr`: only `user.*` names are reported (the op's contract).
+    /// Overlay's own markers never are (xattrs.c: ovl_can_list); a private
+    /// name set through the overlay is listed as it was set, unescaped
+    /// (ovl_listxattr; observed on 6.18 under userxattr).
     pub(crate) fn op_listxattr(&self, path: &OpPath, cred: Cred) -> Result<Value, Errno> {
         let w = self.resolve_existing(path, Follow::Yes, cred)?;
         let a = self.attr(w.last());
-        let names = a
-            .xattrs
-            .keys()
-            .filter(|k| k.starts_with("user.") && !self.is_private_xattr(k))
-            .cloned()
+        if self.feat.user_xattr_ns && a.ovl != Default::default() {
+            self.hit(Rule::PrivateXattrsHidden);
+        }
+        let names = self
+            .visible_xattrs(a)
+            .map(|(k, _)| k)
+            .filter(|k| k.starts_with("user."))
             .collect();
         Ok(Value::Names(names))
     }
@@ -131,10 +145,11 @@ impl Model {
         if let Err(e) = self.own_xattr_handler(name) {
             let w = self.resolve_existing(path, Follow::Yes, cred)?;
             self.check_writable()?;
-            xattr_write_permission(cred, self.attr(w.last()), ns)?;
+            xattr_write_permission(cred, self.feat.init_caps, self.attr(w.last()), ns)?;
             return Err(e);
         }
-        let u = self.modify_xattrs(path, cred, |a| xattr_write_permission(cred, a, ns))?;
+        let caps = self.feat.init_caps;
+        let u = self.modify_xattrs(path, cred, |a| xattr_write_permission(cred, caps, a, ns))?;
         // Overlay's catch-all handler (ovl_other_xattr_handler) copies up
         // before the upper filesystem refuses an unknown name (verified on
         // 6.18: the copy-up stays) or, on a tmpfs without them, a `user.*`
@@ -154,11 +169,12 @@ impl Model {
     ) -> Result<Value, Errno> {
         let ns = xattr_ns(name)?;
         let stored = self.stored_name(name);
+        let caps = self.feat.init_caps;
         let handlers = self
             .own_xattr_handler(name)
             .and_then(|()| self.xattr_handler(ns, name));
         let u = self.modify_xattrs(path, cred, |a| {
-            xattr_write_permission(cred, a, ns)?;
+            xattr_write_permission(cred, caps, a, ns)?;
             handlers?;
             if stored.get(a).is_some() {
                 Ok(())
@@ -200,6 +216,7 @@ impl Model {
     fn xattr_handler(&self, ns: XattrNs, name: &str) -> Result<(), Errno> {
         match ns {
             _ if name.starts_with("user.") && !self.feat.tmpfs_user_xattrs => {
+                self.hit(Rule::NoTmpfsUserXattrsBefore66);
                 Err(Errno::EOPNOTSUPP)
             }
             XattrNs::Unknown(e) => Err(e),
@@ -214,6 +231,7 @@ impl Model {
     /// after the permission check and with no copy-up.
     fn own_xattr_handler(&self, name: &str) -> Result<(), Errno> {
         if !self.feat.escaped_xattrs && self.is_private_xattr(name) {
+            self.hit(Rule::PrivateXattrsRefusedBefore67);
             Err(Errno::EOPNOTSUPP)
         } else {
             Ok(())
@@ -230,18 +248,48 @@ impl Model {
     /// the overlay it is stored escaped as `<prefix>overlay.<suffix>`
     /// (overlayfs.rst: "Nesting overlayfs mounts", v6.7; verified on 6.18).
     fn private_suffix<'n>(&self, name: &'n str) -> Option<&'n str> {
-        let prefix = if self.feat.user_xattr_ns {
+        name.strip_prefix(self.private_prefix())
+    }
+
+    /// The xattrs of `a` that getxattr and listxattr through the overlay
+    /// see, sorted by name: its ordinary ones, and the private names set
+    /// through the overlay, unescaped (xattrs.c: ovl_listxattr).
+    pub(crate) fn visible_xattrs<'a>(
+        &self,
+        a: &'a Inode,
+    ) -> impl Iterator<Item = (String, &'a Vec<u8>)> + 'a {
+        let prefix = self.private_prefix();
+        let plain = a
+            .xattrs
+            .iter()
+            .filter(move |(k, _)| !k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v));
+        let escaped = a
+            .ovl
+            .escaped
+            .iter()
+            .map(move |(k, v)| (format!("{prefix}{k}"), v));
+        let mut all: Vec<(String, &Vec<u8>)> = plain.chain(escaped).collect();
+        all.sort();
+        all.into_iter()
+    }
+
+    /// This mount's overlay-private prefix (overlayfs.rst: "User xattr").
+    fn private_prefix(&self) -> &'static str {
+        if self.feat.user_xattr_ns {
             "user.overlay."
         } else {
             "trusted.overlay."
-        };
-        name.strip_prefix(prefix)
+        }
     }
 
     /// Where the xattr `name` set through the overlay is kept on an inode.
     fn stored_name<'n>(&self, name: &'n str) -> Stored<'n> {
         match self.private_suffix(name) {
-            Some(suffix) => Stored::Escaped(suffix),
+            Some(suffix) => {
+                self.hit(Rule::PrivateXattrEscaped);
+                Stored::Escaped(suffix)
+            }
             None => Stored::Plain(name),
         }
     }

@@ -1,0 +1,722 @@
+//! The model's named rules, for coverage: every overlay behaviour the model
+//! decides is one [`Rule`] with a stable id, the kernel function it follows
+//! and the profiles that can reach it. The model records each rule that
+//! decides an outcome (an op's result, or what a view shows) in the
+//! [`RuleLog`] its states share, so a campaign can count how many cases
+//! reached each rule and name the rules it never reached (README: "Rule
+//! coverage").
+
+use crate::features::{Features, InoMode, RedirectMode, UpperMode};
+use ovlcheck_case::Profile;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One named rule. The discriminant is the rule's bit in a [`RuleSet`];
+/// [`RULES`] lists them in the same order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rule {
+    LookupMerge,
+    LookupWhiteout,
+    LookupXwhiteout,
+    LookupOpaque,
+    LookupNonDirStops,
+    LookupRedirectRelative,
+    LookupRedirectAbsolute,
+    LookupRedirectInvalid,
+    LookupRedirectNofollow,
+    LookupMetacopyData,
+    LookupMetacopyRefused,
+    LookupMetacopyNoData,
+    LookupIndexAlias,
+    CopyUpData,
+    CopyUpTrunc,
+    CopyUpMeta,
+    CopyUpMetacopyData,
+    CopyUpDir,
+    CopyUpImpure,
+    CopyUpBrokenHardLink,
+    CopyUpIndex,
+    CopyUpNoSpace,
+    FixOrigin,
+    RenameFlagsRefused,
+    RenameDirExdev,
+    RenameDirRedirect,
+    RenameOpaque,
+    RenameWhiteout,
+    RenameOverWhiteout,
+    RenameNotEmpty,
+    RenameSameInode,
+    RenameStaleLink,
+    RemoveWhiteout,
+    RemoveNotEmpty,
+    NlinkStart,
+    CreateOverWhiteout,
+    MkdirOpaqueInMerged,
+    LinkMetacopyRedirect,
+    ReaddirMerged,
+    ReaddirXwhiteouts,
+    ReaddirReal,
+    ReaddirStaleEntry,
+    ReaddirImpureCleared,
+    StatOriginIno,
+    StatXino,
+    StatPseudoDev,
+    StatMergedDirNlink,
+    StatIndexNlink,
+    PrivateXattrsHidden,
+    PrivateXattrEscaped,
+    UuidXattr,
+    ReadOnly,
+    NoSpace,
+    UserxattrNoOrigin,
+    Commit,
+    FdSeesCopyUp,
+    FdReaddirCache,
+    NoUuidXattrBefore66,
+    NoXwhiteoutsBefore68,
+    NoTmpfsUserXattrsBefore66,
+    PrivateXattrsRefusedBefore67,
+}
+
+/// What one rule is: its stable id (the name campaigns and `--json`
+/// print), the kernel function or document it follows, and which mounts
+/// can reach it.
+#[derive(Clone, Copy, Debug)]
+pub struct RuleInfo {
+    pub rule: Rule,
+    /// Stable id: `area.what`, never renamed.
+    pub id: &'static str,
+    /// Where the kernel decides it (fs/overlayfs file and function, or the
+    /// overlayfs.rst section).
+    pub kernel: &'static str,
+    reach: Reach,
+    /// Why generated cases cannot reach it even with a profile that can
+    /// (only corpus cases do), or `None` when they can.
+    pub not_generated: Option<&'static str>,
+    /// Why no case at all can reach it (the case format cannot say what it
+    /// needs), or `None`. Such a rule is the kernel's as its source reads;
+    /// no corpus case pins it.
+    pub no_case: Option<&'static str>,
+}
+
+/// Which mounts can reach a rule: a condition on the mount's behaviour
+/// table, and the reason when it does not hold.
+#[derive(Clone, Copy, Debug)]
+struct Reach {
+    when: fn(&Features) -> bool,
+    needs: &'static str,
+}
+
+const ANY: Reach = Reach {
+    when: |_| true,
+    needs: "",
+};
+const WRITABLE: Reach = Reach {
+    when: |f| !f.readonly(),
+    needs: "an upper layer",
+};
+const REDIRECT_ON: Reach = Reach {
+    when: |f| f.redirect == RedirectMode::On,
+    needs: "redirect_dir=on",
+};
+const FOLLOWS: Reach = Reach {
+    when: |f| f.follows_redirects(),
+    needs: "redirects followed (not userxattr)",
+};
+const NOFOLLOW: Reach = Reach {
+    when: |f| f.redirect == RedirectMode::NoFollow,
+    needs: "redirect_dir=nofollow (userxattr)",
+};
+const METACOPY: Reach = Reach {
+    when: |f| f.metacopy,
+    needs: "metacopy=on",
+};
+const NO_METACOPY: Reach = Reach {
+    when: |f| !f.metacopy,
+    needs: "metacopy=off",
+};
+const INDEX: Reach = Reach {
+    when: |f| f.index && !f.readonly(),
+    needs: "index=on",
+};
+const NO_INDEX: Reach = Reach {
+    when: |f| !f.index && !f.readonly(),
+    needs: "index=off and an upper layer",
+};
+const XWHITEOUTS: Reach = Reach {
+    when: |f| f.xwhiteouts,
+    needs: "kernel 6.8 or later",
+};
+const SIZED: Reach = Reach {
+    when: |f| matches!(f.upper, UpperMode::Limited(_)),
+    needs: "a sized upper (enospc)",
+};
+const XINO: Reach = Reach {
+    when: |f| f.ino == InoMode::Xino,
+    needs: "xino=on",
+};
+const PSEUDO_DEV: Reach = Reach {
+    when: |f| f.ino == InoMode::PseudoDev,
+    needs: "lower layers on another filesystem without xino",
+};
+const MKDIR_OPAQUE: Reach = Reach {
+    when: |f| f.opaque_new_dirs && !f.readonly(),
+    needs: "offline changes not allowed (index, metacopy, redirect_dir=on or xino)",
+};
+const READONLY: Reach = Reach {
+    when: |f| f.readonly(),
+    needs: "no upper layer (readonly)",
+};
+const USERXATTR: Reach = Reach {
+    when: |f| f.user_xattr_ns,
+    needs: "userxattr",
+};
+const UUID: Reach = Reach {
+    when: |f| f.uuid_xattr,
+    needs: "kernel 6.6 or later, an upper layer",
+};
+const ESCAPED: Reach = Reach {
+    when: |f| f.escaped_xattrs,
+    needs: "kernel 6.7 or later",
+};
+const OLD_UUID: Reach = Reach {
+    when: |f| !f.uuid_xattr && !f.readonly(),
+    needs: "a kernel before 6.6",
+};
+const OLD_XWHITEOUTS: Reach = Reach {
+    when: |f| !f.xwhiteouts,
+    needs: "a kernel before 6.8",
+};
+const OLD_TMPFS: Reach = Reach {
+    when: |f| !f.tmpfs_user_xattrs,
+    needs: "a kernel before 6.6",
+};
+const OLD_ESCAPE: Reach = Reach {
+    when: |f| !f.escaped_xattrs,
+    needs: "a kernel before 6.7",
+};
+
+const fn info(rule: Rule, id: &'static str, kernel: &'static str, reach: Reach) -> RuleInfo {
+    RuleInfo {
+        rule,
+        id,
+        kernel,
+        reach,
+        not_generated: None,
+        no_case: None,
+    }
+}
+
+impl RuleInfo {
+    /// This rule, which generated cases cannot reach because `why`.
+    const fn not_generated(self, why: &'static str) -> RuleInfo {
+        RuleInfo {
+            not_generated: Some(why),
+            ..self
+        }
+    }
+
+    /// This rule, which no case can reach because `why`.
+    const fn no_case(self, why: &'static str) -> RuleInfo {
+        RuleInfo {
+            not_generated: Some(why),
+            no_case: Some(why),
+            ..self
+        }
+    }
+}
+
+/// Why generated cases meet no redirect found on disk other than one a
+/// rename made.
+const NO_LAYER_REDIRECTS: &str =
+    "generated layers carry no redirect xattrs (docs/semantics.md, section 2)";
+/// Why generated cases meet no metacopy file below the upper other than one
+/// a commit made.
+const NO_LAYER_METACOPY: &str = "the case format has no metacopy layer entry";
+
+/// Every rule, in [`Rule`] order.
+pub const RULES: &[RuleInfo] = &[
+    info(
+        Rule::LookupMerge,
+        "lookup.merge",
+        "namei.c: ovl_lookup",
+        ANY,
+    ),
+    info(
+        Rule::LookupWhiteout,
+        "lookup.whiteout",
+        "namei.c: ovl_lookup_single",
+        ANY,
+    ),
+    info(
+        Rule::LookupXwhiteout,
+        "lookup.xwhiteout",
+        "util.c: ovl_path_is_whiteout",
+        XWHITEOUTS,
+    ),
+    info(
+        Rule::LookupOpaque,
+        "lookup.opaque",
+        "namei.c: ovl_lookup_single",
+        ANY,
+    ),
+    info(
+        Rule::LookupNonDirStops,
+        "lookup.non-dir-stops",
+        "namei.c: ovl_lookup_single",
+        ANY,
+    ),
+    info(
+        Rule::LookupRedirectRelative,
+        "lookup.redirect-relative",
+        "namei.c: ovl_check_redirect",
+        FOLLOWS,
+    ),
+    info(
+        Rule::LookupRedirectAbsolute,
+        "lookup.redirect-absolute",
+        "namei.c: ovl_check_redirect",
+        FOLLOWS,
+    ),
+    info(
+        Rule::LookupRedirectInvalid,
+        "lookup.redirect-invalid",
+        "namei.c: ovl_get_redirect_xattr",
+        ANY,
+    )
+    .not_generated(NO_LAYER_REDIRECTS),
+    info(
+        Rule::LookupRedirectNofollow,
+        "lookup.redirect-nofollow",
+        "namei.c: ovl_lookup",
+        NOFOLLOW,
+    )
+    .not_generated(NO_LAYER_REDIRECTS),
+    info(
+        Rule::LookupMetacopyData,
+        "lookup.metacopy-data",
+        "namei.c: ovl_lookup",
+        METACOPY,
+    ),
+    info(
+        Rule::LookupMetacopyRefused,
+        "lookup.metacopy-refused",
+        "namei.c: ovl_lookup",
+        NO_METACOPY,
+    )
+    .no_case(NO_LAYER_METACOPY),
+    info(
+        Rule::LookupMetacopyNoData,
+        "lookup.metacopy-no-data",
+        "namei.c: ovl_lookup",
+        ANY,
+    )
+    .no_case(NO_LAYER_METACOPY),
+    info(
+        Rule::LookupIndexAlias,
+        "lookup.index-alias",
+        "namei.c: ovl_lookup_index",
+        INDEX,
+    ),
+    info(
+        Rule::CopyUpData,
+        "copy-up.data",
+        "copy_up.c: ovl_copy_up_one",
+        WRITABLE,
+    ),
+    info(
+        Rule::CopyUpTrunc,
+        "copy-up.trunc",
+        "copy_up.c: ovl_copy_up_one (O_TRUNC)",
+        WRITABLE,
+    ),
+    info(
+        Rule::CopyUpMeta,
+        "copy-up.metacopy",
+        "copy_up.c: ovl_need_meta_copy_up",
+        METACOPY,
+    ),
+    info(
+        Rule::CopyUpMetacopyData,
+        "copy-up.metacopy-data",
+        "copy_up.c: ovl_copy_up_meta_inode_data",
+        METACOPY,
+    ),
+    info(
+        Rule::CopyUpDir,
+        "copy-up.dir",
+        "copy_up.c: ovl_copy_up_flags",
+        WRITABLE,
+    ),
+    info(
+        Rule::CopyUpImpure,
+        "copy-up.impure",
+        "copy_up.c: ovl_do_copy_up",
+        WRITABLE,
+    ),
+    info(
+        Rule::CopyUpBrokenHardLink,
+        "copy-up.broken-hard-link",
+        "overlayfs.rst: Index",
+        NO_INDEX,
+    ),
+    info(
+        Rule::CopyUpIndex,
+        "copy-up.index",
+        "copy_up.c: ovl_link_up, ovl_do_copy_up",
+        INDEX,
+    ),
+    info(
+        Rule::CopyUpNoSpace,
+        "copy-up.enospc",
+        "copy_up.c: ovl_copy_up_tmpfile",
+        SIZED,
+    ),
+    info(
+        Rule::FixOrigin,
+        "mount.fix-origin",
+        "namei.c: ovl_fix_origin",
+        WRITABLE,
+    ),
+    info(
+        Rule::RenameFlagsRefused,
+        "rename.flags-refused",
+        "dir.c: ovl_rename",
+        ANY,
+    ),
+    info(
+        Rule::RenameDirExdev,
+        "rename.dir-exdev",
+        "overlayfs.rst: Renaming directories",
+        ANY,
+    ),
+    info(
+        Rule::RenameDirRedirect,
+        "rename.dir-redirect",
+        "dir.c: ovl_set_redirect",
+        REDIRECT_ON,
+    ),
+    info(
+        Rule::RenameOpaque,
+        "rename.opaque",
+        "dir.c: ovl_rename (ovl_set_opaque_xerr)",
+        WRITABLE,
+    ),
+    info(
+        Rule::RenameWhiteout,
+        "rename.whiteout",
+        "dir.c: ovl_rename (RENAME_WHITEOUT)",
+        WRITABLE,
+    ),
+    info(
+        Rule::RenameOverWhiteout,
+        "rename.over-whiteout",
+        "dir.c: ovl_rename (cleanup_whiteout)",
+        WRITABLE,
+    ),
+    info(
+        Rule::RenameNotEmpty,
+        "rename.not-empty",
+        "readdir.c: ovl_check_empty_dir",
+        WRITABLE,
+    ),
+    info(
+        Rule::RenameSameInode,
+        "rename.same-inode",
+        "fs/namei.c: vfs_rename",
+        WRITABLE,
+    ),
+    info(
+        Rule::RenameStaleLink,
+        "rename.stale-link",
+        "dir.c: ovl_rename (userxattr links)",
+        USERXATTR,
+    ),
+    info(
+        Rule::RemoveWhiteout,
+        "remove.whiteout",
+        "dir.c: ovl_remove_and_whiteout",
+        WRITABLE,
+    ),
+    info(
+        Rule::RemoveNotEmpty,
+        "remove.not-empty",
+        "readdir.c: ovl_check_empty_dir",
+        WRITABLE,
+    ),
+    info(
+        Rule::NlinkStart,
+        "remove.nlink-start",
+        "inode.c: ovl_nlink_start",
+        INDEX,
+    ),
+    info(
+        Rule::CreateOverWhiteout,
+        "create.over-whiteout",
+        "dir.c: ovl_create_over_whiteout",
+        WRITABLE,
+    ),
+    info(
+        Rule::MkdirOpaqueInMerged,
+        "create.opaque-in-merged",
+        "dir.c: ovl_create_upper",
+        MKDIR_OPAQUE,
+    ),
+    info(
+        Rule::LinkMetacopyRedirect,
+        "link.metacopy-redirect",
+        "dir.c: ovl_set_link_redirect",
+        METACOPY,
+    ),
+    info(
+        Rule::ReaddirMerged,
+        "readdir.merged",
+        "readdir.c: ovl_dir_read_merged",
+        ANY,
+    ),
+    info(
+        Rule::ReaddirXwhiteouts,
+        "readdir.xwhiteouts",
+        "readdir.c: ovl_iterate",
+        XWHITEOUTS,
+    ),
+    info(
+        Rule::ReaddirReal,
+        "readdir.real",
+        "readdir.c: ovl_iterate_real",
+        ANY,
+    ),
+    info(
+        Rule::ReaddirStaleEntry,
+        "readdir.stale-entry",
+        "readdir.c: ovl_cache_update",
+        WRITABLE,
+    ),
+    info(
+        Rule::ReaddirImpureCleared,
+        "readdir.impure-cleared",
+        "readdir.c: ovl_cache_get_impure",
+        WRITABLE,
+    ),
+    info(
+        Rule::StatOriginIno,
+        "stat.origin-ino",
+        "inode.c: ovl_getattr",
+        WRITABLE,
+    ),
+    info(Rule::StatXino, "stat.xino", "inode.c: ovl_map_ino", XINO),
+    info(
+        Rule::StatPseudoDev,
+        "stat.pseudo-dev",
+        "inode.c: ovl_map_dev_ino",
+        PSEUDO_DEV,
+    ),
+    info(
+        Rule::StatMergedDirNlink,
+        "stat.merged-dir-nlink",
+        "inode.c: ovl_getattr",
+        ANY,
+    ),
+    info(
+        Rule::StatIndexNlink,
+        "stat.index-nlink",
+        "inode.c: ovl_get_nlink",
+        INDEX,
+    ),
+    info(
+        Rule::PrivateXattrsHidden,
+        "xattr.private-hidden",
+        "xattrs.c: ovl_listxattr",
+        ANY,
+    ),
+    info(
+        Rule::PrivateXattrEscaped,
+        "xattr.escaped",
+        "overlayfs.rst: Nesting overlayfs mounts",
+        ESCAPED,
+    ),
+    info(
+        Rule::UuidXattr,
+        "mount.uuid-xattr",
+        "super.c: ovl_init_uuid_xattr",
+        UUID,
+    ),
+    info(
+        Rule::ReadOnly,
+        "mount.readonly",
+        "overlayfs.rst: Upper and Lower",
+        READONLY,
+    ),
+    info(
+        Rule::NoSpace,
+        "space.enospc",
+        "mm/shmem.c: shmem_alloc_inode, shmem_get_folio",
+        SIZED,
+    ),
+    info(
+        Rule::UserxattrNoOrigin,
+        "userxattr.no-origin",
+        "namei.c: ovl_check_origin (userxattr)",
+        USERXATTR,
+    ),
+    info(
+        Rule::Commit,
+        "lifecycle.commit",
+        "overlayfs.rst: Changes to underlying filesystems",
+        WRITABLE,
+    ),
+    info(
+        Rule::FdSeesCopyUp,
+        "fd.sees-copy-up",
+        "file.c: ovl_real_fdget",
+        WRITABLE,
+    ),
+    info(
+        Rule::FdReaddirCache,
+        "fd.readdir-cache",
+        "readdir.c: ovl_dir_read_merged (per open)",
+        ANY,
+    ),
+    info(
+        Rule::NoUuidXattrBefore66,
+        "version.no-uuid-xattr",
+        "super.c: ovl_init_uuid_xattr (v6.6)",
+        OLD_UUID,
+    ),
+    info(
+        Rule::NoXwhiteoutsBefore68,
+        "version.no-xwhiteouts",
+        "commit 420332b94119 (v6.8)",
+        OLD_XWHITEOUTS,
+    ),
+    info(
+        Rule::NoTmpfsUserXattrsBefore66,
+        "version.tmpfs-no-user-xattrs",
+        "mm/shmem.c: shmem_user_xattr_handler (v6.6)",
+        OLD_TMPFS,
+    ),
+    info(
+        Rule::PrivateXattrsRefusedBefore67,
+        "version.private-xattrs-refused",
+        "xattrs.c: ovl_own_xattr_get (before v6.7)",
+        OLD_ESCAPE,
+    ),
+];
+
+impl Rule {
+    /// The rule's row in [`RULES`].
+    pub fn info(self) -> &'static RuleInfo {
+        &RULES[self as usize]
+    }
+
+    /// The stable id.
+    pub fn id(self) -> &'static str {
+        self.info().id
+    }
+
+    /// The rule with stable id `id`.
+    pub fn by_id(id: &str) -> Option<Rule> {
+        RULES.iter().find(|r| r.id == id).map(|r| r.rule)
+    }
+
+    /// Why a mount with `profile` cannot reach this rule, or `None` when it
+    /// can.
+    pub fn unreachable_with(self, profile: &Profile) -> Option<&'static str> {
+        let reach = self.info().reach;
+        let f = Features::from_profile(profile);
+        (!(reach.when)(&f)).then_some(reach.needs)
+    }
+
+    fn bit(self) -> u128 {
+        1u128 << (self as u32)
+    }
+}
+
+/// A set of rules, one bit each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RuleSet(u128);
+
+impl RuleSet {
+    pub fn contains(self, r: Rule) -> bool {
+        self.0 & r.bit() != 0
+    }
+
+    pub fn insert(&mut self, r: Rule) {
+        self.0 |= r.bit();
+    }
+
+    pub fn union(self, other: RuleSet) -> RuleSet {
+        RuleSet(self.0 | other.0)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The rules in the set, in [`RULES`] order.
+    pub fn iter(self) -> impl Iterator<Item = Rule> {
+        RULES
+            .iter()
+            .map(|r| r.rule)
+            .filter(move |r| self.contains(*r))
+    }
+}
+
+/// The rules that decided something in a model state or any state derived
+/// from it (every clone, step, view and commit of one `Model::new` shares
+/// one log). Recording is idempotent, so the log does not depend on the
+/// order in which states were explored.
+#[derive(Debug, Default)]
+pub struct RuleLog([AtomicU64; 2]);
+
+impl RuleLog {
+    pub(crate) fn record(&self, r: Rule) {
+        let n = r as usize;
+        let (word, mask) = (&self.0[n / 64], 1u64 << (n % 64));
+        if word.load(Ordering::Relaxed) & mask == 0 {
+            word.fetch_or(mask, Ordering::Relaxed);
+        }
+    }
+
+    /// The rules recorded so far.
+    pub fn reached(&self) -> RuleSet {
+        let lo = self.0[0].load(Ordering::Relaxed) as u128;
+        let hi = self.0[1].load(Ordering::Relaxed) as u128;
+        RuleSet(lo | hi << 64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_in_enum_order_with_unique_ids() {
+        for (i, r) in RULES.iter().enumerate() {
+            assert_eq!(r.rule as usize, i, "{} out of order", r.id);
+            assert_eq!(Rule::by_id(r.id), Some(r.rule), "{} not unique", r.id);
+        }
+        assert!(RULES.len() <= 128, "a RuleSet holds 128 rules");
+    }
+
+    #[test]
+    fn the_log_keeps_both_words() {
+        let log = RuleLog::default();
+        let last = RULES.last().unwrap().rule;
+        log.record(Rule::LookupMerge);
+        log.record(last);
+        let got: Vec<Rule> = log.reached().iter().collect();
+        assert_eq!(got, vec![Rule::LookupMerge, last]);
+    }
+
+    #[test]
+    fn reach_follows_the_profile() {
+        let p = |name| Profile::preset(name).unwrap();
+        assert_eq!(Rule::CopyUpMeta.unreachable_with(&p("metacopy")), None);
+        assert_eq!(
+            Rule::CopyUpMeta.unreachable_with(&p("default")),
+            Some("metacopy=on")
+        );
+        assert!(Rule::ReadOnly.unreachable_with(&p("default")).is_some());
+        assert_eq!(Rule::ReadOnly.unreachable_with(&p("readonly")), None);
+    }
+}

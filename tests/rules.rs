@@ -1,0 +1,128 @@
+//! Rule coverage (README: "Rule coverage"): every named rule of the model
+//! is reached by a corpus case, unless no case can say what it needs, and
+//! the README's table names, for each rule, its kernel function and the
+//! first corpus case that reaches it.
+
+mod common;
+
+use ovlcheck_harness::contract::Contract;
+use ovlcheck_harness::runner::run_case_under;
+use ovlcheck_harness::{corpus, ModelBackend};
+use ovlcheck_model::{RuleSet, RULES};
+use std::path::PathBuf;
+
+/// Corpus directories in the order the table prefers a case from: the
+/// rule cases first, then the rest by name.
+fn ordered_cases() -> Vec<PathBuf> {
+    let root = common::corpus_dir();
+    let files = corpus::collect(std::slice::from_ref(&root)).expect("corpus/ is readable");
+    let rules = root.join("rules");
+    let (mut first, rest): (Vec<PathBuf>, Vec<PathBuf>) =
+        files.into_iter().partition(|f| f.starts_with(&rules));
+    first.extend(rest);
+    first
+}
+
+/// The rules each corpus case reaches, judged by the model as the
+/// harness judges a kernel run (every step, view, remount and commit).
+fn reached_by_case() -> Vec<(String, RuleSet)> {
+    let root = common::corpus_dir();
+    ordered_cases()
+        .into_iter()
+        .map(|path| {
+            let case = corpus::load_case(&path).unwrap_or_else(|e| panic!("{e}"));
+            let run = run_case_under(&ModelBackend, &case, Contract::Kernel)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let rel = path.strip_prefix(&root).expect("under corpus/");
+            (rel.display().to_string(), run.rules)
+        })
+        .collect()
+}
+
+/// The README's table, as it must read.
+fn expected_table(reached: &[(String, RuleSet)]) -> String {
+    let mut out = String::from("| rule | kernel | first corpus case |\n| --- | --- | --- |\n");
+    for info in RULES {
+        let case = reached
+            .iter()
+            .find(|(_, rules)| rules.contains(info.rule))
+            .map(|(path, _)| format!("[{path}](corpus/{path})"));
+        let cell = match (case, info.no_case) {
+            (Some(c), _) => c,
+            (None, Some(why)) => format!("none: {why}"),
+            (None, None) => format!("MISSING: no corpus case reaches `{}`", info.id),
+        };
+        out.push_str(&format!("| `{}` | {} | {cell} |\n", info.id, info.kernel));
+    }
+    out
+}
+
+#[test]
+fn every_rule_has_a_corpus_case_and_the_readme_names_it() {
+    let reached = reached_by_case();
+    for info in RULES {
+        let has_case = reached.iter().any(|(_, r)| r.contains(info.rule));
+        match info.no_case {
+            None => assert!(
+                has_case,
+                "no corpus case reaches rule `{}` ({}): add a kernel-verified case",
+                info.id, info.kernel
+            ),
+            Some(why) => assert!(
+                !has_case,
+                "rule `{}` is marked as beyond every case ({why}), yet a corpus case reaches it",
+                info.id
+            ),
+        }
+    }
+    let table = expected_table(&reached);
+    let readme = std::fs::read_to_string(common::corpus_dir().join("../README.md"))
+        .expect("README.md is readable");
+    assert!(
+        readme.contains(&table),
+        "README.md's rule table (section \"Rule coverage\") is out of date; it must read:\n\n{table}"
+    );
+}
+
+#[test]
+fn campaign_reports_rule_coverage_in_json() {
+    let out = common::ovlcheck(&[
+        "fuzz",
+        "--backend",
+        "model",
+        "--profile",
+        "all",
+        "--cases",
+        "300",
+        "--seed",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let j: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a summary line")).expect("json");
+    let rules = &j["rules"];
+    let cases = rules["cases"].as_object().expect("rules.cases");
+    assert_eq!(cases.len(), RULES.len());
+    assert!(cases["copy-up.data"].as_u64().unwrap() > 0, "{rules}");
+    let reached = cases.values().filter(|n| n.as_u64() > Some(0)).count();
+    assert_eq!(rules["reached"].as_u64(), Some(reached as u64), "{rules}");
+    // A kernel before 6.6 is the only way to reach the version rules.
+    assert_eq!(
+        rules["unreachable"]["version.no-uuid-xattr"],
+        "needs a kernel before 6.6"
+    );
+    assert!(
+        rules["not_generated"]
+            .as_object()
+            .unwrap()
+            .contains_key("lookup.metacopy-refused"),
+        "{rules}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("rules: {reached} of {} reached", RULES.len())),
+        "{err}"
+    );
+}
