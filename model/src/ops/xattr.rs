@@ -287,7 +287,9 @@ impl Model {
     fn stored_name<'n>(&self, name: &'n str) -> Stored<'n> {
         match self.private_suffix(name) {
             Some(suffix) => {
-                self.hit(Rule::PrivateXattrEscaped);
+                if self.feat.escaped_xattrs {
+                    self.hit(Rule::PrivateXattrEscaped);
+                }
                 Stored::Escaped(suffix)
             }
             None => Stored::Plain(name),
