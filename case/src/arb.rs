@@ -227,6 +227,10 @@ fn entry(paths: Vec<RelPath>) -> impl Strategy<Value = Entry> {
         ),
         (
             1,
+            p.clone().prop_map(|path| Entry::Metacopy { path }).boxed(),
+        ),
+        (
+            1,
             (p.clone(), redirect_target())
                 .prop_map(|(path, target)| Entry::Redirect { path, target })
                 .boxed(),

@@ -53,6 +53,10 @@ pub enum Entry {
     /// `redirect P "TARGET"`: `overlay.redirect` on directory P, relative
     /// (a name) or absolute (`/a/b`)
     Redirect { path: RelPath, target: String },
+    /// `metacopy P`: `overlay.metacopy` on regular file P of this layer,
+    /// whose data then lies in a layer below (overlayfs.rst: "Metadata
+    /// only copy up")
+    Metacopy { path: RelPath },
     /// `xattr P NAME "VALUE"`: an ordinary (non-overlay) xattr
     Xattr {
         path: RelPath,
@@ -79,6 +83,7 @@ impl Entry {
             | Entry::XwhiteoutDir { path }
             | Entry::Xwhiteout { path }
             | Entry::Redirect { path, .. }
+            | Entry::Metacopy { path }
             | Entry::Xattr { path, .. }
             | Entry::Owner { path, .. }
             | Entry::Mtime { path, .. } => path,
@@ -132,6 +137,8 @@ pub struct Markers {
     pub redirect: Option<String>,
     /// `overlay.whiteout` on an empty regular file.
     pub xwhiteout: bool,
+    /// `overlay.metacopy` on a regular file: its data is below.
+    pub metacopy: bool,
 }
 
 /// One object to create in a layer directory, fully resolved: implied parent

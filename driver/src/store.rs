@@ -463,6 +463,9 @@ fn set_attributes(
     if m.xwhiteout {
         xattrs.push((prefixed("whiteout").into_bytes().into(), b"".into()));
     }
+    if m.metacopy {
+        xattrs.push((prefixed("metacopy").into_bytes().into(), b"".into()));
+    }
     if !xattrs.is_empty() {
         let path = CString::new(path_bytes(&t.root.join(t.rel)))
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;

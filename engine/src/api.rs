@@ -560,7 +560,11 @@ pub(crate) fn unrepresentable(
         };
         for o in objects {
             let m = &o.markers;
-            if m.redirect.is_some() || m.xwhiteout || m.opaque.is_some_and(|c| c != 'y') {
+            if m.redirect.is_some()
+                || m.xwhiteout
+                || m.metacopy
+                || m.opaque.is_some_and(|c| c != 'y')
+            {
                 return Some(format!(
                     "lower {i} has {}: an OCI layer has only whiteouts and opaque directories",
                     o.path

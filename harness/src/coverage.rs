@@ -8,6 +8,9 @@ use ovlcheck_model::{Rule, RuleSet, RULES};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// Why every rule is out of reach of a run that judged no case.
+const NO_CASE: &str = "no case ran";
+
 /// Cases per rule, and the profiles the cases ran with.
 #[derive(Clone, Debug, Default)]
 pub struct Coverage {
@@ -48,7 +51,7 @@ impl Coverage {
             }
         }
         Some(match needs.is_empty() {
-            true => "no case ran".to_string(),
+            true => NO_CASE.to_string(),
             false => format!("needs {}", needs.join(" or ")),
         })
     }
@@ -105,6 +108,9 @@ impl CoverageReport {
     /// reached, and those out of reach grouped by what they need.
     pub fn lines(&self) -> Vec<String> {
         let total = self.cases.len();
+        if self.reached == 0 && self.unreachable.values().all(|w| w == NO_CASE) {
+            return vec![format!("rules: none of {total} reached (no case judged)")];
+        }
         let mut out = vec![format!(
             "rules: {} of {total} reached, {} never reached, {} not generated, {} out of reach of these profiles",
             self.reached,

@@ -277,11 +277,16 @@ fn object_lines(case: &Case, dir: &str, o: &Object) -> Vec<String> {
             sh(r)
         ));
     }
-    if o.markers.xwhiteout {
-        v.push(format!(
-            "setfattr -n {} -v '' {p}",
-            xattr_name(&case.profile, "whiteout")
-        ));
+    for (marked, name) in [
+        (o.markers.xwhiteout, "whiteout"),
+        (o.markers.metacopy, "metacopy"),
+    ] {
+        if marked {
+            v.push(format!(
+                "setfattr -n {} -v '' {p}",
+                xattr_name(&case.profile, name)
+            ));
+        }
     }
     v
 }

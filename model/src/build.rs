@@ -57,5 +57,6 @@ fn inode_from_object(obj: &Object) -> Inode {
     inode.ovl.opaque = obj.markers.opaque;
     inode.ovl.redirect = obj.markers.redirect.clone();
     inode.ovl.whiteout = obj.markers.xwhiteout;
+    inode.ovl.metacopy = obj.markers.metacopy;
     inode
 }

@@ -92,10 +92,6 @@ pub struct RuleInfo {
     /// Why generated cases cannot reach it even with a profile that can
     /// (only corpus cases do), or `None` when they can.
     pub not_generated: Option<&'static str>,
-    /// Why no case at all can reach it (the case format cannot say what it
-    /// needs), or `None`. Such a rule is the kernel's as its source reads;
-    /// no corpus case pins it.
-    pub no_case: Option<&'static str>,
 }
 
 /// Which mounts can reach a rule: a condition on the mount's behaviour
@@ -202,7 +198,6 @@ const fn info(rule: Rule, id: &'static str, kernel: &'static str, reach: Reach) 
         kernel,
         reach,
         not_generated: None,
-        no_case: None,
     }
 }
 
@@ -214,24 +209,14 @@ impl RuleInfo {
             ..self
         }
     }
-
-    /// This rule, which no case can reach because `why`.
-    const fn no_case(self, why: &'static str) -> RuleInfo {
-        RuleInfo {
-            not_generated: Some(why),
-            no_case: Some(why),
-            ..self
-        }
-    }
 }
 
 /// Why generated cases meet no redirect found on disk other than one a
 /// rename made.
 const NO_LAYER_REDIRECTS: &str =
     "generated layers carry no redirect xattrs (docs/semantics.md, section 2)";
-/// Why generated cases meet no metacopy file below the upper other than one
-/// a commit made.
-const NO_LAYER_METACOPY: &str = "the case format has no metacopy layer entry";
+/// Why generated cases meet no metacopy file other than one a copy-up made.
+const NO_LAYER_METACOPY: &str = "generated layers carry no metacopy entries";
 
 /// Every rule, in [`Rule`] order.
 pub const RULES: &[RuleInfo] = &[
@@ -303,14 +288,14 @@ pub const RULES: &[RuleInfo] = &[
         "namei.c: ovl_lookup",
         NO_METACOPY,
     )
-    .no_case(NO_LAYER_METACOPY),
+    .not_generated(NO_LAYER_METACOPY),
     info(
         Rule::LookupMetacopyNoData,
         "lookup.metacopy-no-data",
         "namei.c: ovl_lookup",
         ANY,
     )
-    .no_case(NO_LAYER_METACOPY),
+    .not_generated(NO_LAYER_METACOPY),
     info(
         Rule::LookupIndexAlias,
         "lookup.index-alias",

@@ -272,6 +272,17 @@ fn entry<'a>(b: &mut Builder<'a>, e: &'a Entry) -> Result<(), String> {
             }
             b.objs[j].markers.redirect = Some(target.clone());
         }
+        Entry::Metacopy { .. } => {
+            let j = b.inode(path, "metacopy")?;
+            let o = &mut b.objs[j];
+            if !matches!(o.kind, ObjectKind::File(_)) || o.markers.xwhiteout {
+                return Err(format!(
+                    "`metacopy` marks a regular file, `{path}` is {}",
+                    kind_word(&o.kind)
+                ));
+            }
+            o.markers.metacopy = true;
+        }
         Entry::Xattr { name, value, .. } => {
             check_layer_xattr_name(name)?;
             let j = b.inode(path, "xattr")?;

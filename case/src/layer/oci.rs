@@ -161,8 +161,11 @@ fn convert<'a>(
                 example(&name)
             ));
         }
-        Entry::XwhiteoutDir { .. } | Entry::Xwhiteout { .. } | Entry::Redirect { .. } => {
-            return overlay_only("xwhiteouts, xwhiteout and redirect have no OCI form")
+        Entry::XwhiteoutDir { .. }
+        | Entry::Xwhiteout { .. }
+        | Entry::Redirect { .. }
+        | Entry::Metacopy { .. } => {
+            return overlay_only("xwhiteouts, xwhiteout, redirect and metacopy have no OCI form")
         }
         _ => {}
     }

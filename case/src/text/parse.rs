@@ -578,12 +578,13 @@ impl<'a> Parser<'a> {
                     col,
                 )
             }
-            "whiteout" | "opaque" | "xwhiteouts" | "xwhiteout" => {
+            "whiteout" | "opaque" | "xwhiteouts" | "xwhiteout" | "metacopy" => {
                 let (path, col) = path_of(c)?;
                 let e = match kw {
                     "whiteout" => Entry::Whiteout { path },
                     "opaque" => Entry::Opaque { path },
                     "xwhiteouts" => Entry::XwhiteoutDir { path },
+                    "metacopy" => Entry::Metacopy { path },
                     _ => Entry::Xwhiteout { path },
                 };
                 (e, col)

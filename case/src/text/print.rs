@@ -39,6 +39,7 @@ pub(crate) fn entry(e: &Entry) -> String {
         Entry::Opaque { .. } => format!("opaque {p}"),
         Entry::XwhiteoutDir { .. } => format!("xwhiteouts {p}"),
         Entry::Xwhiteout { .. } => format!("xwhiteout {p}"),
+        Entry::Metacopy { .. } => format!("metacopy {p}"),
         Entry::Redirect { target, .. } => format!("redirect {p} {}", quote(target.as_bytes())),
         Entry::Xattr { name, value, .. } => {
             format!("xattr {p} {} {}", word(name), quote(value))

@@ -126,6 +126,7 @@ fn entry_word(e: &Entry) -> &'static str {
         Entry::XwhiteoutDir { .. } => "xwhiteouts marker",
         Entry::Xwhiteout { .. } => "xattr whiteout",
         Entry::Redirect { .. } => "redirect",
+        Entry::Metacopy { .. } => "metacopy marker",
         Entry::Xattr { .. } => "xattr",
         Entry::Owner { .. } => "owner",
         Entry::Mtime { .. } => "mtime",
@@ -256,14 +257,14 @@ impl Reader {
                         Vec::new()
                     }
                 };
-                if overlay("metacopy").is_some() {
-                    self.warn(rel, "a metacopy file: its data lives in a lower layer; written with the upper's (empty) data");
-                }
                 self.entries.push(Entry::File {
                     path: path.clone(),
                     mode,
                     data,
                 });
+                if overlay("metacopy").is_some() {
+                    self.entries.push(Entry::Metacopy { path: path.clone() });
+                }
             }
         } else if ft.is_symlink() {
             let target = fs::read_link(p)

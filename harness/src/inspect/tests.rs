@@ -347,6 +347,7 @@ fn a_layer_directory_read_as_case_entries() {
             Entry::Fifo { path, mode } => format!("fifo {path} {mode:o}"),
             Entry::Opaque { path } => format!("opaque {path}"),
             Entry::Redirect { path, target } => format!("redirect {path} {target}"),
+            Entry::Metacopy { path } => format!("metacopy {path}"),
             Entry::Xattr { path, name, .. } => format!("xattr {path} {name}"),
             Entry::Mtime { .. } | Entry::Owner { .. } => String::new(),
             other => format!("{other:?}"),
