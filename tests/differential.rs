@@ -73,6 +73,8 @@ macro_rules! per_profile {
 per_profile! {
     differential_default => "default",
     differential_redirect => "redirect",
+    differential_nofollow => "nofollow",
+    differential_redirect_off => "redirect-off",
     differential_index => "index",
     differential_metacopy => "metacopy",
     differential_xino => "xino",

@@ -16,13 +16,46 @@ pub enum LowerFs {
     Separate,
 }
 
+/// `redirect_dir=` (overlayfs.rst: "Redirect dir"; params.c:
+/// `ovl_parameter_redirect_dir`). What the model makes of each is
+/// `model/src/features.rs`'s `RedirectMode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum RedirectDir {
+    /// `redirect_dir=follow`: redirects are followed, never made (Docker's
+    /// overlay2 mounts with the module's default, which is this one on
+    /// kernels built with `CONFIG_OVERLAY_FS_REDIRECT_ALWAYS_FOLLOW=y`).
+    #[default]
+    Follow,
+    /// `redirect_dir=on`: made on directory rename and followed.
+    On,
+    /// `redirect_dir=off`: never made; params.c (`ovl_parse_param`) turns it
+    /// into `follow` when the module parameter `redirect_always_follow` is
+    /// set, as on this host, else into `nofollow`.
+    Off,
+    /// `redirect_dir=nofollow`: never made, and a redirect found on disk
+    /// makes lookup fail (namei.c: `ovl_lookup`).
+    NoFollow,
+}
+
+impl RedirectDir {
+    /// The option's value as the kernel spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedirectDir::Follow => "follow",
+            RedirectDir::On => "on",
+            RedirectDir::Off => "off",
+            RedirectDir::NoFollow => "nofollow",
+        }
+    }
+}
+
 /// The mount options of one case. `Profile::default()` is what Docker's
 /// overlay2 driver mounts on this kernel: `index=off`, redirect_dir off
 /// (follow), no metacopy, no xino, all layers on one filesystem.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct Profile {
-    /// `redirect_dir=on`: merged/lower directories may be renamed.
-    pub redirect_dir: bool,
+    /// `redirect_dir=`: with `on` merged/lower directories may be renamed.
+    pub redirect_dir: RedirectDir,
     /// `index=on`: lower hard links survive copy-up.
     pub index: bool,
     /// `metacopy=on`: metadata-only copy-up (implies redirect_dir=on).
@@ -84,11 +117,19 @@ pub struct Preset {
 pub const PRESETS: &[Preset] = &[
     Preset {
         name: "default",
-        help: "Docker overlay2 defaults: index=off, redirect_dir off, samefs",
+        help: "Docker overlay2 defaults: index=off, redirect_dir follow, samefs",
     },
     Preset {
         name: "redirect",
         help: "redirect_dir=on",
+    },
+    Preset {
+        name: "nofollow",
+        help: "redirect_dir=nofollow: a redirect found on disk makes lookup fail with EPERM",
+    },
+    Preset {
+        name: "redirect-off",
+        help: "redirect_dir=off (follow on a kernel with redirect_always_follow=Y)",
     },
     Preset {
         name: "index",
@@ -133,11 +174,13 @@ impl Profile {
         let mut p = Profile::default();
         match name {
             "default" => {}
-            "redirect" => p.redirect_dir = true,
+            "redirect" => p.redirect_dir = RedirectDir::On,
+            "nofollow" => p.redirect_dir = RedirectDir::NoFollow,
+            "redirect-off" => p.redirect_dir = RedirectDir::Off,
             "index" => p.index = true,
             "metacopy" => {
                 p.metacopy = true;
-                p.redirect_dir = true;
+                p.redirect_dir = RedirectDir::On;
             }
             "xino" => {
                 p.xino = true;
@@ -173,23 +216,13 @@ impl Profile {
         }
     }
 
-    /// Whether redirects are created on directory rename. userxattr forces
-    /// redirect_dir=nofollow (params.c).
-    pub fn creates_redirects(&self) -> bool {
-        (self.redirect_dir || self.metacopy) && !self.userxattr
-    }
-
-    /// Whether redirects found on disk are followed: `follow` by default on
-    /// this kernel (redirect_always_follow=Y), `nofollow` with userxattr.
-    pub fn follows_redirects(&self) -> bool {
-        !self.userxattr
-    }
-
     /// The key=value options this profile sets, in canonical order.
     pub fn options(&self) -> Vec<String> {
         let mut v = Vec::new();
-        if self.redirect_dir && !self.metacopy {
-            v.push("redirect_dir=on".to_string());
+        if self.redirect_dir != RedirectDir::Follow
+            && !(self.metacopy && self.redirect_dir == RedirectDir::On)
+        {
+            v.push(format!("redirect_dir={}", self.redirect_dir.as_str()));
         }
         if self.index {
             v.push("index=on".to_string());
@@ -232,12 +265,26 @@ impl Profile {
             }
         };
         match k {
-            "redirect_dir" => self.redirect_dir = on_off(v)?,
+            "redirect_dir" => {
+                self.redirect_dir = match v {
+                    Some("on") | None => RedirectDir::On,
+                    Some("follow") => RedirectDir::Follow,
+                    Some("off") => RedirectDir::Off,
+                    Some("nofollow") => RedirectDir::NoFollow,
+                    Some(other) => {
+                        return Err(format!(
+                            "expected `on`, `follow`, `off` or `nofollow`, found `{other}`"
+                        ))
+                    }
+                }
+            }
             "index" => self.index = on_off(v)?,
             "metacopy" => {
                 self.metacopy = on_off(v)?;
-                if self.metacopy {
-                    self.redirect_dir = true;
+                // metacopy=on implies redirect_dir=on unless another
+                // redirect_dir was asked for (validate refuses that).
+                if self.metacopy && self.redirect_dir == RedirectDir::Follow {
+                    self.redirect_dir = RedirectDir::On;
                 }
             }
             "xino" => self.xino = on_off(v)?,
@@ -272,8 +319,23 @@ impl Profile {
     /// Rejects combinations the kernel refuses at mount time with EINVAL
     /// (params.c: ovl_fs_params_verify), so a case never asks for one.
     pub fn validate(&self) -> Result<(), String> {
-        if self.userxattr && (self.redirect_dir || self.metacopy) {
-            return Err("userxattr conflicts with redirect_dir=on and metacopy=on".into());
+        let redirect = self.redirect_dir;
+        // params.c: ovl_fs_params_verify, "conflicting options". By then
+        // redirect_dir=off is follow (redirect_always_follow=Y).
+        if self.userxattr && self.metacopy {
+            return Err("userxattr conflicts with metacopy=on".into());
+        }
+        if self.userxattr && matches!(redirect, RedirectDir::On | RedirectDir::Off) {
+            return Err(format!(
+                "userxattr conflicts with redirect_dir={}",
+                redirect.as_str()
+            ));
+        }
+        if self.metacopy && redirect != RedirectDir::On {
+            return Err(format!(
+                "metacopy=on conflicts with redirect_dir={}",
+                redirect.as_str()
+            ));
         }
         if self.readonly && self.upper_size.is_some() {
             return Err("readonly has no upper layer to size".into());

@@ -3,7 +3,7 @@
 //! version-dependent behaviour is in one place.
 
 use ovlcheck_case::profile::KernelVersion;
-use ovlcheck_case::{LowerFs, Profile};
+use ovlcheck_case::{LowerFs, Profile, RedirectDir};
 
 /// The release that started writing `overlay.uuid` on a fresh upper root
 /// (super.c: ovl_init_uuid_xattr, `uuid=auto`; the uuid=null/auto/on
@@ -49,7 +49,8 @@ fn kernel_at_least(p: &Profile, v: KernelVersion) -> bool {
 
 /// How redirects are treated (overlayfs.rst: "Redirect dir"; params.c:
 /// ovl_redirect_mode). `redirect_dir=off` maps to `follow` on this kernel
-/// (module parameter redirect_always_follow=Y).
+/// (module parameter redirect_always_follow=Y; params.c: ovl_parse_param);
+/// the driver refuses `off` where the parameter is N.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum RedirectMode {
     /// `redirect_dir=on`: created on directory rename and followed.
@@ -57,7 +58,9 @@ pub(crate) enum RedirectMode {
     /// `redirect_dir=follow`: followed, never created.
     Follow,
     /// `redirect_dir=nofollow` (forced by userxattr): a redirect found below
-    /// the upper layer makes lookup fail with EPERM (namei.c: ovl_lookup).
+    /// the upper layer makes lookup fail with EPERM (namei.c: ovl_lookup,
+    /// "refusing to follow redirect"; observed on 6.18 with and without
+    /// userxattr).
     NoFollow,
 }
 
@@ -124,12 +127,19 @@ pub(crate) struct Features {
 impl Features {
     /// The behaviour table for a profile.
     pub fn from_profile(p: &Profile) -> Features {
+        // params.c: ovl_parse_param (off is follow with
+        // redirect_always_follow=Y), ovl_fs_params_verify (metacopy implies
+        // on, userxattr forces nofollow).
         let redirect = if p.userxattr {
             RedirectMode::NoFollow
-        } else if p.redirect_dir || p.metacopy {
+        } else if p.metacopy {
             RedirectMode::On
         } else {
-            RedirectMode::Follow
+            match p.redirect_dir {
+                RedirectDir::On => RedirectMode::On,
+                RedirectDir::Follow | RedirectDir::Off => RedirectMode::Follow,
+                RedirectDir::NoFollow => RedirectMode::NoFollow,
+            }
         };
         let ino = match (p.xino, p.lower_fs) {
             (true, _) => InoMode::Xino,
@@ -190,6 +200,10 @@ mod tests {
         assert!(feat("index").opaque_new_dirs);
         assert!(feat("metacopy").metacopy && feat("metacopy").creates_redirects());
         assert_eq!(feat("userxattr").redirect, RedirectMode::NoFollow);
+        assert_eq!(feat("nofollow").redirect, RedirectMode::NoFollow);
+        assert!(!feat("nofollow").opaque_new_dirs && !feat("nofollow").user_xattr_ns);
+        assert_eq!(feat("redirect-off").redirect, RedirectMode::Follow);
+        assert!(!feat("redirect-off").opaque_new_dirs);
         assert!(feat("userxattr").user_xattr_ns);
         assert_eq!(feat("xino").ino, InoMode::Xino);
         assert_eq!(feat("xdev").ino, InoMode::PseudoDev);

@@ -190,7 +190,7 @@ impl Model {
                     }
                 }
             },
-            &mut |_| {},
+            &mut |_, _| {},
         );
         snap
     }

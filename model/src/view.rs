@@ -51,22 +51,25 @@ impl Model {
     }
 
     /// Visits every positive merged path (root `""` first), in sorted
-    /// order, with its dentry; `phantom` gets each *phantom*: a name
-    /// readdir lists but whose lookup is negative (a raw whiteout in a
+    /// order, with its dentry; `phantom` gets each *phantom* with `None`: a
+    /// name readdir lists but whose lookup is negative (a raw whiteout in a
     /// directory read straight from one layer, see
     /// [`Model::dir_is_real`]; the driver's walk shows it as a whiteout
-    /// node with mode 0 and owner 0:0).
+    /// node with mode 0 and owner 0:0), and each name readdir lists but
+    /// whose lookup fails with the errno (a redirect under
+    /// `redirect_dir=nofollow`: EPERM; the driver's walk shows it as
+    /// unreadable).
     pub(crate) fn walk_merged(
         &self,
         f: &mut dyn FnMut(&str, &Dentry),
-        phantom: &mut dyn FnMut(&str),
+        phantom: &mut dyn FnMut(&str, Option<ovlcheck_case::Errno>),
     ) {
         fn rec(
             m: &Model,
             path: &mut String,
             d: &Dentry,
             f: &mut dyn FnMut(&str, &Dentry),
-            phantom: &mut dyn FnMut(&str),
+            phantom: &mut dyn FnMut(&str, Option<ovlcheck_case::Errno>),
         ) {
             f(path, d);
             if !d.is_dir {
@@ -77,8 +80,8 @@ impl Model {
                 push_name(path, name);
                 match m.lookup(d, name) {
                     Ok(c) if c.is_positive() => rec(m, path, &c, f, phantom),
-                    Ok(_) | Err(ovlcheck_case::Errno::ENOENT) => phantom(path),
-                    Err(_) => {}
+                    Ok(_) | Err(ovlcheck_case::Errno::ENOENT) => phantom(path, None),
+                    Err(e) => phantom(path, Some(e)),
                 }
                 path.truncate(len);
             }
@@ -146,9 +149,10 @@ impl Model {
                 }
                 list.push((path.to_string(), self.merged_node(d)));
             },
-            &mut |path: &str| {
+            &mut |path: &str, errno| {
+                let kind = errno.map_or(NodeKind::Whiteout, NodeKind::Unreadable);
                 list.borrow_mut()
-                    .push((path.to_string(), Node::new(NodeKind::Whiteout, 0, 0, 0)))
+                    .push((path.to_string(), Node::new(kind, 0, 0, 0)))
             },
         );
         let mut list = list.into_inner();
