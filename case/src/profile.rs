@@ -49,6 +49,34 @@ impl RedirectDir {
     }
 }
 
+/// `uuid=` (overlayfs.rst: "UUID and fsid"; params.c: `ovl_parameter_uuid`,
+/// v6.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Uuid {
+    /// `uuid=auto`, the default: a persistent uuid in `overlay.uuid` on the
+    /// upper root of a new overlay.
+    #[default]
+    Auto,
+    /// `uuid=on`: a persistent uuid, written if missing.
+    On,
+    /// `uuid=null`: no uuid; the upper filesystem's fsid.
+    Null,
+    /// `uuid=off`: as null, and file handles carry a null uuid.
+    Off,
+}
+
+impl Uuid {
+    /// The option's value as the kernel spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Uuid::Auto => "auto",
+            Uuid::On => "on",
+            Uuid::Null => "null",
+            Uuid::Off => "off",
+        }
+    }
+}
+
 /// The mount options of one case. `Profile::default()` is what Docker's
 /// overlay2 driver mounts on this kernel: `index=off`, redirect_dir off
 /// (follow), no metacopy, no xino, all layers on one filesystem.
@@ -68,6 +96,8 @@ pub struct Profile {
     pub userxattr: bool,
     /// No upper layer: every write fails with EROFS.
     pub readonly: bool,
+    /// `uuid=`: whether the overlay keeps a persistent uuid.
+    pub uuid: Uuid,
     /// Upper layer on a tmpfs of this many bytes (`enospc` profile): with
     /// `lower=separate` the container layer's own tmpfs, else the one
     /// holding the whole store.
@@ -132,6 +162,10 @@ pub const PRESETS: &[Preset] = &[
         help: "redirect_dir=off (follow on a kernel with redirect_always_follow=Y)",
     },
     Preset {
+        name: "uuid-off",
+        help: "uuid=off: no overlay.uuid on the upper root, null uuids in file handles",
+    },
+    Preset {
         name: "index",
         help: "index=on",
     },
@@ -177,6 +211,7 @@ impl Profile {
             "redirect" => p.redirect_dir = RedirectDir::On,
             "nofollow" => p.redirect_dir = RedirectDir::NoFollow,
             "redirect-off" => p.redirect_dir = RedirectDir::Off,
+            "uuid-off" => p.uuid = Uuid::Off,
             "index" => p.index = true,
             "metacopy" => {
                 p.metacopy = true;
@@ -242,6 +277,9 @@ impl Profile {
         if self.readonly {
             v.push("readonly".to_string());
         }
+        if self.uuid != Uuid::Auto {
+            v.push(format!("uuid={}", self.uuid.as_str()));
+        }
         if let Some(n) = self.upper_size {
             v.push(format!("upper_size={n}"));
         }
@@ -297,6 +335,15 @@ impl Profile {
             }
             "userxattr" => self.userxattr = on_off(v)?,
             "readonly" => self.readonly = on_off(v)?,
+            "uuid" => {
+                self.uuid = match v {
+                    Some("auto") => Uuid::Auto,
+                    Some("on") => Uuid::On,
+                    Some("null") => Uuid::Null,
+                    Some("off") => Uuid::Off,
+                    _ => return Err("expected `uuid=auto`, `on`, `null` or `off`".to_string()),
+                }
+            }
             "upper_size" => {
                 let n = v
                     .and_then(|v| v.parse::<u64>().ok())

@@ -5,7 +5,7 @@
 //! backend").
 
 use crate::BackendKind;
-use ovlcheck_case::{Profile, RedirectDir};
+use ovlcheck_case::{Profile, RedirectDir, Uuid};
 use std::os::unix::fs::PermissionsExt;
 
 /// The FUSE device a user namespace must be able to open.
@@ -142,6 +142,9 @@ fn fuse_overlayfs(profile: &Profile) -> Result<Profile, String> {
     if profile.redirect_dir == RedirectDir::NoFollow {
         return refuse("redirect_dir=nofollow");
     }
+    if profile.uuid != Uuid::Auto {
+        return refuse("uuid");
+    }
     let mut p = profile.clone();
     // No redirect_dir=on: renaming a directory that has lower layers gives
     // EXDEV, as the kernel's redirect_dir=follow does.
@@ -190,5 +193,6 @@ mod tests {
             .unwrap_err()
             .contains("no redirect_dir=nofollow"));
         assert_eq!(fuse("redirect-off"), Ok(p("default")));
+        assert!(fuse("uuid-off").unwrap_err().contains("no uuid option"));
     }
 }

@@ -3,7 +3,7 @@
 //! version-dependent behaviour is in one place.
 
 use ovlcheck_case::profile::KernelVersion;
-use ovlcheck_case::{LowerFs, Profile, RedirectDir};
+use ovlcheck_case::{LowerFs, Profile, RedirectDir, Uuid};
 
 /// The release that started writing `overlay.uuid` on a fresh upper root
 /// (super.c: ovl_init_uuid_xattr, `uuid=auto`; the uuid=null/auto/on
@@ -102,9 +102,13 @@ pub(crate) struct Features {
     /// changes are allowed (overlayfs.h: ovl_allow_offline_changes; dir.c:
     /// ovl_create_upper; commit 1fc31aac96d7, v5.15).
     pub opaque_new_dirs: bool,
-    /// uuid=auto on a fresh upper writes `overlay.uuid` on the upper root
-    /// (super.c: ovl_init_uuid_xattr, v6.6). Verified on 6.18 with and
-    /// without userxattr; absent on 6.1 ([`UUID_XATTR_SINCE`]).
+    /// uuid=auto (the default) and uuid=on write `overlay.uuid` on the root
+    /// of a fresh upper (super.c: ovl_init_uuid_xattr, v6.6); uuid=null and
+    /// uuid=off write none (params.c: ovl_parameter_uuid). Observed on 6.18
+    /// (auto with and without userxattr; on, null, off:
+    /// corpus/rules/67-uuid-xattr.ovl and the `uuid-off` preset); absent on
+    /// 6.1 ([`UUID_XATTR_SINCE`]). auto writes none on an upper whose root
+    /// is already impure, which no mount of a case has.
     pub uuid_xattr: bool,
     /// Xattr whiteouts hide names (overlayfs.rst: "Whiteouts and opaque
     /// directories"; [`XWHITEOUTS_SINCE`]).
@@ -160,7 +164,8 @@ impl Features {
             user_xattr_ns: p.userxattr,
             upper,
             opaque_new_dirs: index || p.metacopy || redirect == RedirectMode::On || p.xino,
-            uuid_xattr: kernel_at_least(p, UUID_XATTR_SINCE),
+            uuid_xattr: kernel_at_least(p, UUID_XATTR_SINCE)
+                && matches!(p.uuid, Uuid::Auto | Uuid::On),
             xwhiteouts: kernel_at_least(p, XWHITEOUTS_SINCE),
             tmpfs_user_xattrs: layer_user_xattrs(p),
             escaped_xattrs: kernel_at_least(p, ESCAPED_XATTRS_SINCE),
@@ -211,6 +216,12 @@ mod tests {
         assert!(matches!(feat("enospc").upper, UpperMode::Limited(_)));
         assert!(!feat("enospc").shared_space);
         assert!(feat("default").uuid_xattr);
+        assert!(!feat("uuid-off").uuid_xattr);
+        for (opt, xattr) in [("uuid=on", true), ("uuid=null", false), ("uuid=auto", true)] {
+            let mut p = Profile::default();
+            p.set_option(opt).unwrap();
+            assert_eq!(Features::from_profile(&p).uuid_xattr, xattr, "{opt}");
+        }
         let mut old = Profile::default();
         old.set_option("kernel=6.1").unwrap();
         assert!(!Features::from_profile(&old).uuid_xattr);
