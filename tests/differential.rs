@@ -79,6 +79,7 @@ per_profile! {
     differential_index => "index",
     differential_metacopy => "metacopy",
     differential_xino => "xino",
+    differential_xino_auto => "xino-auto",
     differential_xdev => "xdev",
     differential_userxattr => "userxattr",
     differential_readonly => "readonly",

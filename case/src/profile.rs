@@ -77,6 +77,21 @@ impl Uuid {
     }
 }
 
+/// `xino=` (overlayfs.rst: "Inode properties"; params.c:
+/// `ovl_parameter_xino`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Xino {
+    /// `xino=off`.
+    #[default]
+    Off,
+    /// `xino=on`: unique st_ino across filesystems.
+    On,
+    /// `xino=auto`: as on where the layers allow it (super.c:
+    /// ovl_get_layers, ovl_make_workdir), without making the mount refuse
+    /// offline changes.
+    Auto,
+}
+
 /// The mount options of one case. `Profile::default()` is what Docker's
 /// overlay2 driver mounts on this kernel: `index=off`, redirect_dir off
 /// (follow), no metacopy, no xino, all layers on one filesystem.
@@ -88,8 +103,9 @@ pub struct Profile {
     pub index: bool,
     /// `metacopy=on`: metadata-only copy-up (implies redirect_dir=on).
     pub metacopy: bool,
-    /// `xino=on`: unique st_ino across filesystems.
-    pub xino: bool,
+    /// `xino=`: with `on` (or `auto` where it applies) unique st_ino
+    /// across filesystems.
+    pub xino: Xino,
     pub lower_fs: LowerFs,
     /// `userxattr`: `user.overlay.*` xattrs, redirect_dir=nofollow; mounted in
     /// an unprivileged user namespace.
@@ -178,6 +194,10 @@ pub const PRESETS: &[Preset] = &[
         help: "xino=on, lower layers on another tmpfs",
     },
     Preset {
+        name: "xino-auto",
+        help: "xino=auto, lower layers on another tmpfs",
+    },
+    Preset {
         name: "xdev",
         help: "lower layers on another tmpfs, xino off",
     },
@@ -218,7 +238,11 @@ impl Profile {
                 p.redirect_dir = RedirectDir::On;
             }
             "xino" => {
-                p.xino = true;
+                p.xino = Xino::On;
+                p.lower_fs = LowerFs::Separate;
+            }
+            "xino-auto" => {
+                p.xino = Xino::Auto;
                 p.lower_fs = LowerFs::Separate;
             }
             "xdev" => p.lower_fs = LowerFs::Separate,
@@ -265,8 +289,10 @@ impl Profile {
         if self.metacopy {
             v.push("metacopy=on".to_string());
         }
-        if self.xino {
-            v.push("xino=on".to_string());
+        match self.xino {
+            Xino::Off => {}
+            Xino::On => v.push("xino=on".to_string()),
+            Xino::Auto => v.push("xino=auto".to_string()),
         }
         if self.lower_fs == LowerFs::Separate {
             v.push("lower=separate".to_string());
@@ -325,7 +351,13 @@ impl Profile {
                     self.redirect_dir = RedirectDir::On;
                 }
             }
-            "xino" => self.xino = on_off(v)?,
+            "xino" => {
+                self.xino = match v {
+                    Some("auto") => Xino::Auto,
+                    _ if on_off(v)? => Xino::On,
+                    _ => Xino::Off,
+                }
+            }
             "lower" => {
                 self.lower_fs = match v {
                     Some("same") => LowerFs::Same,
@@ -387,7 +419,7 @@ impl Profile {
         if self.readonly && self.upper_size.is_some() {
             return Err("readonly has no upper layer to size".into());
         }
-        if self.xino && self.userxattr {
+        if self.xino != Xino::Off && self.userxattr {
             return Err("xino is not supported together with userxattr here".into());
         }
         Ok(())

@@ -144,7 +144,11 @@ fn profile_errors() {
         "expected a preset name or a profile option",
     );
     let c = ok("profile index=on xino=on lower=separate\nlower\n");
-    assert!(c.profile.index && c.profile.xino);
+    assert!(c.profile.index && c.profile.xino == ovlcheck_case::Xino::On);
+    assert_eq!(
+        ok("profile xino=auto lower=separate\nlower\n").profile,
+        Profile::preset("xino-auto").unwrap()
+    );
     assert_eq!(
         ok("profile metacopy\nlower\n").profile.redirect_dir,
         RedirectDir::On

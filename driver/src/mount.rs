@@ -9,7 +9,7 @@
 use crate::sys::newmount;
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use ovlcheck_case::{Profile, RedirectDir, Uuid};
+use ovlcheck_case::{Profile, RedirectDir, Uuid, Xino};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -68,7 +68,7 @@ impl std::fmt::Display for MountError {
 /// The overlay options for `profile`, always explicit so that module
 /// parameters (`redirect_dir=N index=N metacopy=N xino_auto=N`) cannot
 /// change a case: `redirect_dir=on|follow|off|nofollow`, `index=on|off`,
-/// `metacopy=on|off`, `xino=on|off`, and `uuid=` when not `auto`. With `userxattr` there is no
+/// `metacopy=on|off`, `xino=on|off|auto`, and `uuid=` when not `auto`. With `userxattr` there is no
 /// `metacopy` option, and `redirect_dir` only when the profile sets one
 /// (params.c forces nofollow/off and refuses an explicit value other than
 /// `nofollow`, as `Profile::validate` does). What
@@ -87,7 +87,14 @@ pub fn kernel_options(profile: &Profile) -> Vec<String> {
     if !profile.userxattr {
         v.push(format!("metacopy={}", on(profile.metacopy)));
     }
-    v.push(format!("xino={}", on(profile.xino)));
+    v.push(format!(
+        "xino={}",
+        match profile.xino {
+            Xino::Off => "off",
+            Xino::On => "on",
+            Xino::Auto => "auto",
+        }
+    ));
     // Only when not the default: kernels before v6.6 have no uuid option.
     if profile.uuid != Uuid::Auto {
         v.push(format!("uuid={}", profile.uuid.as_str()));

@@ -5,7 +5,7 @@
 //! backend").
 
 use crate::BackendKind;
-use ovlcheck_case::{Profile, RedirectDir, Uuid};
+use ovlcheck_case::{Profile, RedirectDir, Uuid, Xino};
 use std::os::unix::fs::PermissionsExt;
 
 /// The FUSE device a user namespace must be able to open.
@@ -115,7 +115,7 @@ fn fuse_overlayfs(profile: &Profile) -> Result<Profile, String> {
     if profile.index {
         return refuse("index");
     }
-    if profile.xino {
+    if profile.xino != Xino::Off {
         return refuse("xino");
     }
     if profile.upper_size.is_some() {

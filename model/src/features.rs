@@ -3,7 +3,7 @@
 //! version-dependent behaviour is in one place.
 
 use ovlcheck_case::profile::KernelVersion;
-use ovlcheck_case::{LowerFs, Profile, RedirectDir, Uuid};
+use ovlcheck_case::{LowerFs, Profile, RedirectDir, Uuid, Xino};
 
 /// The release that started writing `overlay.uuid` on a fresh upper root
 /// (super.c: ovl_init_uuid_xattr, `uuid=auto`; the uuid=null/auto/on
@@ -145,10 +145,15 @@ impl Features {
                 RedirectDir::NoFollow => RedirectMode::NoFollow,
             }
         };
+        // super.c: ovl_get_layers (layers on one filesystem need no xino;
+        // xino=auto applies where the upper's file handles hold 32-bit inode
+        // numbers, ovl_make_workdir: FILEID_INO32_GEN, which tmpfs's do).
+        // Observed on 6.18: xino=auto with lowers on another tmpfs gives
+        // the overlay st_dev and st_ino with fsid bits, as xino=on.
         let ino = match (p.xino, p.lower_fs) {
-            (true, _) => InoMode::Xino,
-            (false, LowerFs::Same) => InoMode::SameFs,
-            (false, LowerFs::Separate) => InoMode::PseudoDev,
+            (Xino::On, _) | (Xino::Auto, LowerFs::Separate) => InoMode::Xino,
+            (Xino::Off | Xino::Auto, LowerFs::Same) => InoMode::SameFs,
+            (Xino::Off, LowerFs::Separate) => InoMode::PseudoDev,
         };
         let upper = match (p.readonly, p.upper_size) {
             (true, _) => UpperMode::ReadOnly,
@@ -163,7 +168,12 @@ impl Features {
             ino,
             user_xattr_ns: p.userxattr,
             upper,
-            opaque_new_dirs: index || p.metacopy || redirect == RedirectMode::On || p.xino,
+            // overlayfs.h: ovl_allow_offline_changes tests xino=on only,
+            // so xino=auto makes no opaque marker (observed on 6.18).
+            opaque_new_dirs: index
+                || p.metacopy
+                || redirect == RedirectMode::On
+                || p.xino == Xino::On,
             uuid_xattr: kernel_at_least(p, UUID_XATTR_SINCE)
                 && matches!(p.uuid, Uuid::Auto | Uuid::On),
             xwhiteouts: kernel_at_least(p, XWHITEOUTS_SINCE),
@@ -211,6 +221,11 @@ mod tests {
         assert!(!feat("redirect-off").opaque_new_dirs);
         assert!(feat("userxattr").user_xattr_ns);
         assert_eq!(feat("xino").ino, InoMode::Xino);
+        assert_eq!(feat("xino-auto").ino, InoMode::Xino);
+        assert!(feat("xino").opaque_new_dirs && !feat("xino-auto").opaque_new_dirs);
+        let mut same = Profile::default();
+        same.set_option("xino=auto").unwrap();
+        assert_eq!(Features::from_profile(&same).ino, InoMode::SameFs);
         assert_eq!(feat("xdev").ino, InoMode::PseudoDev);
         assert!(feat("readonly").readonly());
         assert!(matches!(feat("enospc").upper, UpperMode::Limited(_)));
