@@ -73,9 +73,13 @@ macro_rules! per_profile {
 per_profile! {
     differential_default => "default",
     differential_redirect => "redirect",
+    differential_nofollow => "nofollow",
+    differential_redirect_off => "redirect-off",
+    differential_uuid_off => "uuid-off",
     differential_index => "index",
     differential_metacopy => "metacopy",
     differential_xino => "xino",
+    differential_xino_auto => "xino-auto",
     differential_xdev => "xdev",
     differential_userxattr => "userxattr",
     differential_readonly => "readonly",

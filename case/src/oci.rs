@@ -25,7 +25,7 @@
 
 use crate::layer::{Entry, LayerFormat, LayerSpec};
 use crate::path::RelPath;
-use crate::profile::Profile;
+use crate::profile::{Profile, RedirectDir};
 use crate::view::{Node, NodeKind, View};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -189,7 +189,7 @@ pub fn native_blocker(profile: &Profile, upper: &View) -> Option<String> {
     if profile.metacopy {
         return Some("metacopy=on: copied-up files may hold no data in the upper".into());
     }
-    if profile.redirect_dir {
+    if profile.redirect_dir == RedirectDir::On {
         return Some(
             "redirect_dir=on: a renamed directory's lower contents are not in the upper".into(),
         );

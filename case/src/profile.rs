@@ -16,25 +16,104 @@ pub enum LowerFs {
     Separate,
 }
 
+/// `redirect_dir=` (overlayfs.rst: "Redirect dir"; params.c:
+/// `ovl_parameter_redirect_dir`). What the model makes of each is
+/// `model/src/features.rs`'s `RedirectMode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum RedirectDir {
+    /// `redirect_dir=follow`: redirects are followed, never made (Docker's
+    /// overlay2 mounts with the module's default, which is this one on
+    /// kernels built with `CONFIG_OVERLAY_FS_REDIRECT_ALWAYS_FOLLOW=y`).
+    #[default]
+    Follow,
+    /// `redirect_dir=on`: made on directory rename and followed.
+    On,
+    /// `redirect_dir=off`: never made; params.c (`ovl_parse_param`) turns it
+    /// into `follow` when the module parameter `redirect_always_follow` is
+    /// set, as on this host, else into `nofollow`.
+    Off,
+    /// `redirect_dir=nofollow`: never made, and a redirect found on disk
+    /// makes lookup fail (namei.c: `ovl_lookup`).
+    NoFollow,
+}
+
+impl RedirectDir {
+    /// The option's value as the kernel spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedirectDir::Follow => "follow",
+            RedirectDir::On => "on",
+            RedirectDir::Off => "off",
+            RedirectDir::NoFollow => "nofollow",
+        }
+    }
+}
+
+/// `uuid=` (overlayfs.rst: "UUID and fsid"; params.c: `ovl_parameter_uuid`,
+/// v6.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Uuid {
+    /// `uuid=auto`, the default: a persistent uuid in `overlay.uuid` on the
+    /// upper root of a new overlay.
+    #[default]
+    Auto,
+    /// `uuid=on`: a persistent uuid, written if missing.
+    On,
+    /// `uuid=null`: no uuid; the upper filesystem's fsid.
+    Null,
+    /// `uuid=off`: as null, and file handles carry a null uuid.
+    Off,
+}
+
+impl Uuid {
+    /// The option's value as the kernel spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Uuid::Auto => "auto",
+            Uuid::On => "on",
+            Uuid::Null => "null",
+            Uuid::Off => "off",
+        }
+    }
+}
+
+/// `xino=` (overlayfs.rst: "Inode properties"; params.c:
+/// `ovl_parameter_xino`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Xino {
+    /// `xino=off`.
+    #[default]
+    Off,
+    /// `xino=on`: unique st_ino across filesystems.
+    On,
+    /// `xino=auto`: as on where the layers allow it (super.c:
+    /// ovl_get_layers, ovl_make_workdir), without making the mount refuse
+    /// offline changes.
+    Auto,
+}
+
 /// The mount options of one case. `Profile::default()` is what Docker's
 /// overlay2 driver mounts on this kernel: `index=off`, redirect_dir off
 /// (follow), no metacopy, no xino, all layers on one filesystem.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct Profile {
-    /// `redirect_dir=on`: merged/lower directories may be renamed.
-    pub redirect_dir: bool,
+    /// `redirect_dir=`: with `on` merged/lower directories may be renamed.
+    pub redirect_dir: RedirectDir,
     /// `index=on`: lower hard links survive copy-up.
     pub index: bool,
     /// `metacopy=on`: metadata-only copy-up (implies redirect_dir=on).
     pub metacopy: bool,
-    /// `xino=on`: unique st_ino across filesystems.
-    pub xino: bool,
+    /// `xino=`: with `on` (or `auto` where it applies) unique st_ino
+    /// across filesystems.
+    pub xino: Xino,
     pub lower_fs: LowerFs,
     /// `userxattr`: `user.overlay.*` xattrs, redirect_dir=nofollow; mounted in
     /// an unprivileged user namespace.
     pub userxattr: bool,
     /// No upper layer: every write fails with EROFS.
     pub readonly: bool,
+    /// `uuid=`: whether the overlay keeps a persistent uuid.
+    pub uuid: Uuid,
     /// Upper layer on a tmpfs of this many bytes (`enospc` profile): with
     /// `lower=separate` the container layer's own tmpfs, else the one
     /// holding the whole store.
@@ -84,11 +163,23 @@ pub struct Preset {
 pub const PRESETS: &[Preset] = &[
     Preset {
         name: "default",
-        help: "Docker overlay2 defaults: index=off, redirect_dir off, samefs",
+        help: "Docker overlay2 defaults: index=off, redirect_dir follow, samefs",
     },
     Preset {
         name: "redirect",
         help: "redirect_dir=on",
+    },
+    Preset {
+        name: "nofollow",
+        help: "redirect_dir=nofollow: a redirect found on disk makes lookup fail with EPERM",
+    },
+    Preset {
+        name: "redirect-off",
+        help: "redirect_dir=off (follow on a kernel with redirect_always_follow=Y)",
+    },
+    Preset {
+        name: "uuid-off",
+        help: "uuid=off: no overlay.uuid on the upper root, null uuids in file handles",
     },
     Preset {
         name: "index",
@@ -101,6 +192,10 @@ pub const PRESETS: &[Preset] = &[
     Preset {
         name: "xino",
         help: "xino=on, lower layers on another tmpfs",
+    },
+    Preset {
+        name: "xino-auto",
+        help: "xino=auto, lower layers on another tmpfs",
     },
     Preset {
         name: "xdev",
@@ -133,14 +228,21 @@ impl Profile {
         let mut p = Profile::default();
         match name {
             "default" => {}
-            "redirect" => p.redirect_dir = true,
+            "redirect" => p.redirect_dir = RedirectDir::On,
+            "nofollow" => p.redirect_dir = RedirectDir::NoFollow,
+            "redirect-off" => p.redirect_dir = RedirectDir::Off,
+            "uuid-off" => p.uuid = Uuid::Off,
             "index" => p.index = true,
             "metacopy" => {
                 p.metacopy = true;
-                p.redirect_dir = true;
+                p.redirect_dir = RedirectDir::On;
             }
             "xino" => {
-                p.xino = true;
+                p.xino = Xino::On;
+                p.lower_fs = LowerFs::Separate;
+            }
+            "xino-auto" => {
+                p.xino = Xino::Auto;
                 p.lower_fs = LowerFs::Separate;
             }
             "xdev" => p.lower_fs = LowerFs::Separate,
@@ -173,23 +275,13 @@ impl Profile {
         }
     }
 
-    /// Whether redirects are created on directory rename. userxattr forces
-    /// redirect_dir=nofollow (params.c).
-    pub fn creates_redirects(&self) -> bool {
-        (self.redirect_dir || self.metacopy) && !self.userxattr
-    }
-
-    /// Whether redirects found on disk are followed: `follow` by default on
-    /// this kernel (redirect_always_follow=Y), `nofollow` with userxattr.
-    pub fn follows_redirects(&self) -> bool {
-        !self.userxattr
-    }
-
     /// The key=value options this profile sets, in canonical order.
     pub fn options(&self) -> Vec<String> {
         let mut v = Vec::new();
-        if self.redirect_dir && !self.metacopy {
-            v.push("redirect_dir=on".to_string());
+        if self.redirect_dir != RedirectDir::Follow
+            && !(self.metacopy && self.redirect_dir == RedirectDir::On)
+        {
+            v.push(format!("redirect_dir={}", self.redirect_dir.as_str()));
         }
         if self.index {
             v.push("index=on".to_string());
@@ -197,8 +289,10 @@ impl Profile {
         if self.metacopy {
             v.push("metacopy=on".to_string());
         }
-        if self.xino {
-            v.push("xino=on".to_string());
+        match self.xino {
+            Xino::Off => {}
+            Xino::On => v.push("xino=on".to_string()),
+            Xino::Auto => v.push("xino=auto".to_string()),
         }
         if self.lower_fs == LowerFs::Separate {
             v.push("lower=separate".to_string());
@@ -208,6 +302,9 @@ impl Profile {
         }
         if self.readonly {
             v.push("readonly".to_string());
+        }
+        if self.uuid != Uuid::Auto {
+            v.push(format!("uuid={}", self.uuid.as_str()));
         }
         if let Some(n) = self.upper_size {
             v.push(format!("upper_size={n}"));
@@ -232,15 +329,35 @@ impl Profile {
             }
         };
         match k {
-            "redirect_dir" => self.redirect_dir = on_off(v)?,
+            "redirect_dir" => {
+                self.redirect_dir = match v {
+                    Some("on") | None => RedirectDir::On,
+                    Some("follow") => RedirectDir::Follow,
+                    Some("off") => RedirectDir::Off,
+                    Some("nofollow") => RedirectDir::NoFollow,
+                    Some(other) => {
+                        return Err(format!(
+                            "expected `on`, `follow`, `off` or `nofollow`, found `{other}`"
+                        ))
+                    }
+                }
+            }
             "index" => self.index = on_off(v)?,
             "metacopy" => {
                 self.metacopy = on_off(v)?;
-                if self.metacopy {
-                    self.redirect_dir = true;
+                // metacopy=on implies redirect_dir=on unless another
+                // redirect_dir was asked for (validate refuses that).
+                if self.metacopy && self.redirect_dir == RedirectDir::Follow {
+                    self.redirect_dir = RedirectDir::On;
                 }
             }
-            "xino" => self.xino = on_off(v)?,
+            "xino" => {
+                self.xino = match v {
+                    Some("auto") => Xino::Auto,
+                    _ if on_off(v)? => Xino::On,
+                    _ => Xino::Off,
+                }
+            }
             "lower" => {
                 self.lower_fs = match v {
                     Some("same") => LowerFs::Same,
@@ -250,6 +367,15 @@ impl Profile {
             }
             "userxattr" => self.userxattr = on_off(v)?,
             "readonly" => self.readonly = on_off(v)?,
+            "uuid" => {
+                self.uuid = match v {
+                    Some("auto") => Uuid::Auto,
+                    Some("on") => Uuid::On,
+                    Some("null") => Uuid::Null,
+                    Some("off") => Uuid::Off,
+                    _ => return Err("expected `uuid=auto`, `on`, `null` or `off`".to_string()),
+                }
+            }
             "upper_size" => {
                 let n = v
                     .and_then(|v| v.parse::<u64>().ok())
@@ -272,13 +398,28 @@ impl Profile {
     /// Rejects combinations the kernel refuses at mount time with EINVAL
     /// (params.c: ovl_fs_params_verify), so a case never asks for one.
     pub fn validate(&self) -> Result<(), String> {
-        if self.userxattr && (self.redirect_dir || self.metacopy) {
-            return Err("userxattr conflicts with redirect_dir=on and metacopy=on".into());
+        let redirect = self.redirect_dir;
+        // params.c: ovl_fs_params_verify, "conflicting options". By then
+        // redirect_dir=off is follow (redirect_always_follow=Y).
+        if self.userxattr && self.metacopy {
+            return Err("userxattr conflicts with metacopy=on".into());
+        }
+        if self.userxattr && matches!(redirect, RedirectDir::On | RedirectDir::Off) {
+            return Err(format!(
+                "userxattr conflicts with redirect_dir={}",
+                redirect.as_str()
+            ));
+        }
+        if self.metacopy && redirect != RedirectDir::On {
+            return Err(format!(
+                "metacopy=on conflicts with redirect_dir={}",
+                redirect.as_str()
+            ));
         }
         if self.readonly && self.upper_size.is_some() {
             return Err("readonly has no upper layer to size".into());
         }
-        if self.xino && self.userxattr {
+        if self.xino != Xino::Off && self.userxattr {
             return Err("xino is not supported together with userxattr here".into());
         }
         Ok(())

@@ -20,8 +20,9 @@ pub enum NodeKind {
     Char(u32, u32),
     Other,
     /// A path an implementation listed or showed as a directory but could
-    /// not stat, open or list, with the errno (never predicted: a view
-    /// that has one differs).
+    /// not stat, open or list, with the errno. The model predicts it only
+    /// for a listed name whose lookup fails (a redirect under
+    /// `redirect_dir=nofollow`); any other is a difference.
     Unreadable(crate::Errno),
 }
 

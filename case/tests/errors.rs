@@ -1,7 +1,7 @@
 //! Every kind of parse error, with its position and message, and each limit.
 
 use ovlcheck_case::text::limits;
-use ovlcheck_case::{parse_case, Case};
+use ovlcheck_case::{parse_case, Case, Profile, RedirectDir};
 
 #[track_caller]
 fn err(text: &str, line: usize, column: usize, needle: &str) {
@@ -144,8 +144,60 @@ fn profile_errors() {
         "expected a preset name or a profile option",
     );
     let c = ok("profile index=on xino=on lower=separate\nlower\n");
-    assert!(c.profile.index && c.profile.xino);
-    assert!(ok("profile metacopy\nlower\n").profile.redirect_dir);
+    assert!(c.profile.index && c.profile.xino == ovlcheck_case::Xino::On);
+    assert_eq!(
+        ok("profile xino=auto lower=separate\nlower\n").profile,
+        Profile::preset("xino-auto").unwrap()
+    );
+    assert_eq!(
+        ok("profile metacopy\nlower\n").profile.redirect_dir,
+        RedirectDir::On
+    );
+    assert_eq!(
+        ok("profile redirect_dir=nofollow\nlower\n").profile,
+        Profile::preset("nofollow").unwrap()
+    );
+    assert_eq!(
+        ok("profile redirect_dir=off\nlower\n").profile,
+        Profile::preset("redirect-off").unwrap()
+    );
+    assert_eq!(
+        ok("profile userxattr redirect_dir=nofollow\nlower\n")
+            .profile
+            .redirect_dir,
+        RedirectDir::NoFollow
+    );
+    for (text, why) in [
+        (
+            "metacopy redirect_dir=off",
+            "metacopy=on conflicts with redirect_dir=off",
+        ),
+        (
+            "redirect_dir=nofollow metacopy=on",
+            "metacopy=on conflicts with redirect_dir=nofollow",
+        ),
+        (
+            "userxattr redirect_dir=off",
+            "userxattr conflicts with redirect_dir=off",
+        ),
+        (
+            "userxattr metacopy=on",
+            "userxattr conflicts with metacopy=on",
+        ),
+    ] {
+        err(
+            &format!("profile {text}\nlower\n"),
+            1,
+            1,
+            &format!("invalid profile: {why}"),
+        );
+    }
+    err(
+        "profile redirect_dir=maybe\nlower\n",
+        1,
+        9,
+        "expected `on`, `follow`, `off` or `nofollow`, found `maybe`",
+    );
 }
 
 #[test]

@@ -203,8 +203,8 @@ fn comments_blank_lines_crlf_and_tabs() {
 
 #[test]
 fn non_preset_profiles_round_trip() {
-    let mut odd = Profile::preset("metacopy").unwrap();
-    odd.redirect_dir = false;
+    let mut odd = Profile::preset("nofollow").unwrap();
+    odd.index = true;
     let mut sized = Profile::preset("index").unwrap();
     sized.upper_size = Some(1 << 20);
     for profile in [odd, sized] {

@@ -9,7 +9,7 @@
 use crate::sys::newmount;
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use ovlcheck_case::Profile;
+use ovlcheck_case::{Profile, RedirectDir, Uuid, Xino};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -67,30 +67,52 @@ impl std::fmt::Display for MountError {
 
 /// The overlay options for `profile`, always explicit so that module
 /// parameters (`redirect_dir=N index=N metacopy=N xino_auto=N`) cannot
-/// change a case: `redirect_dir=on|follow`, `index=on|off`,
-/// `metacopy=on|off`, `xino=on|off`. With `userxattr` there is no
-/// `redirect_dir` or `metacopy` option (params.c forces nofollow/off).
+/// change a case: `redirect_dir=on|follow|off|nofollow`, `index=on|off`,
+/// `metacopy=on|off`, `xino=on|off|auto`, and `uuid=` when not `auto`. With `userxattr` there is no
+/// `metacopy` option, and `redirect_dir` only when the profile sets one
+/// (params.c forces nofollow/off and refuses an explicit value other than
+/// `nofollow`, as `Profile::validate` does). What
+/// `redirect_dir=off` means depends on the module parameter
+/// `redirect_always_follow` ([`redirect_off_follows`]).
 pub fn kernel_options(profile: &Profile) -> Vec<String> {
     let on = |b: bool| if b { "on" } else { "off" };
     let mut v = Vec::new();
     if profile.userxattr {
         v.push("userxattr".to_string());
-    } else {
-        v.push(format!(
-            "redirect_dir={}",
-            if profile.redirect_dir || profile.metacopy {
-                "on"
-            } else {
-                "follow"
-            }
-        ));
+    }
+    if !profile.userxattr || profile.redirect_dir != RedirectDir::Follow {
+        v.push(format!("redirect_dir={}", profile.redirect_dir.as_str()));
     }
     v.push(format!("index={}", on(profile.index)));
     if !profile.userxattr {
         v.push(format!("metacopy={}", on(profile.metacopy)));
     }
-    v.push(format!("xino={}", on(profile.xino)));
+    v.push(format!(
+        "xino={}",
+        match profile.xino {
+            Xino::Off => "off",
+            Xino::On => "on",
+            Xino::Auto => "auto",
+        }
+    ));
+    // Only when not the default: kernels before v6.6 have no uuid option.
+    if profile.uuid != Uuid::Auto {
+        v.push(format!("uuid={}", profile.uuid.as_str()));
+    }
     v
+}
+
+/// The module parameter that decides what `redirect_dir=off` is (params.c:
+/// `ovl_parse_param`).
+pub const REDIRECT_ALWAYS_FOLLOW: &str = "/sys/module/overlay/parameters/redirect_always_follow";
+
+/// Whether this kernel's overlay turns `redirect_dir=off` into `follow`
+/// (`redirect_always_follow=Y`, the model's reading of `off`) rather than
+/// `nofollow`; `None` when the parameter cannot be read (no overlay module
+/// loaded yet, or built without it).
+pub fn redirect_off_follows() -> Option<bool> {
+    let v = std::fs::read_to_string(REDIRECT_ALWAYS_FOLLOW).ok()?;
+    Some(v.trim() == "Y")
 }
 
 /// `rel` under `home`; an absolute `rel` (a directory outside the store,

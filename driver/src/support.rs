@@ -5,7 +5,7 @@
 //! backend").
 
 use crate::BackendKind;
-use ovlcheck_case::Profile;
+use ovlcheck_case::{Profile, RedirectDir, Uuid, Xino};
 use std::os::unix::fs::PermissionsExt;
 
 /// The FUSE device a user namespace must be able to open.
@@ -19,10 +19,17 @@ pub fn adapt_profile(kind: BackendKind, profile: &Profile) -> Result<Profile, St
         }
         BackendKind::FuseOverlayfs => fuse_overlayfs(profile),
         // The host kernel is the one the model follows by default.
-        BackendKind::Kernel => Ok(Profile {
-            kernel: None,
-            ..profile.clone()
-        }),
+        BackendKind::Kernel => {
+            if profile.redirect_dir == RedirectDir::Off
+                && crate::mount::redirect_off_follows() == Some(false)
+            {
+                return Err(redirect_off_nofollow());
+            }
+            Ok(Profile {
+                kernel: None,
+                ..profile.clone()
+            })
+        }
         BackendKind::Exec | BackendKind::Model => Ok(profile.clone()),
         BackendKind::Docker | BackendKind::Podman | BackendKind::Containerd => {
             engine(kind, profile)
@@ -44,11 +51,29 @@ fn other_kernel(kind: BackendKind, profile: &Profile) -> String {
     )
 }
 
+/// `redirect_dir=off` on a kernel whose `redirect_always_follow` is off:
+/// there it is `nofollow`, and the model reads `off` as `follow`.
+fn redirect_off_nofollow() -> String {
+    format!(
+        "redirect_dir=off is nofollow where {} is N; the model reads it as follow \
+         (redirect_always_follow=Y): use the nofollow profile",
+        crate::mount::REDIRECT_ALWAYS_FOLLOW
+    )
+}
+
 /// A guest kernel (docs/vm.md): its worker is the guest's init, root in the
 /// guest's only user namespace, so it has no user-namespace worker for
 /// `userxattr`. What the guest kernel itself lacks is refused by the vm
-/// backend from the features the guest reports.
+/// backend from the features the guest reports; the guest's
+/// `redirect_always_follow` is not among them, so `redirect_dir=off` is
+/// refused.
 fn vm(profile: &Profile) -> Result<Profile, String> {
+    if profile.redirect_dir == RedirectDir::Off {
+        return Err(format!(
+            "the guest's redirect_always_follow is not probed: {}",
+            redirect_off_nofollow()
+        ));
+    }
     if profile.userxattr {
         return Err(
             "the vm backend's worker is the guest's init and runs no user-namespace \
@@ -90,7 +115,7 @@ fn fuse_overlayfs(profile: &Profile) -> Result<Profile, String> {
     if profile.index {
         return refuse("index");
     }
-    if profile.xino {
+    if profile.xino != Xino::Off {
         return refuse("xino");
     }
     if profile.upper_size.is_some() {
@@ -114,10 +139,16 @@ fn fuse_overlayfs(profile: &Profile) -> Result<Profile, String> {
             ));
         }
     }
+    if profile.redirect_dir == RedirectDir::NoFollow {
+        return refuse("redirect_dir=nofollow");
+    }
+    if profile.uuid != Uuid::Auto {
+        return refuse("uuid");
+    }
     let mut p = profile.clone();
     // No redirect_dir=on: renaming a directory that has lower layers gives
-    // EXDEV, as the kernel's redirect_dir=off does.
-    p.redirect_dir = false;
+    // EXDEV, as the kernel's redirect_dir=follow does.
+    p.redirect_dir = RedirectDir::Follow;
     Ok(p)
 }
 
@@ -155,5 +186,13 @@ mod tests {
             .contains("kernel 6.1"));
         assert_eq!(adapt_profile(BackendKind::Model, &old), Ok(old.clone()));
         assert!(adapt_profile(BackendKind::Vm, &p("userxattr")).is_err());
+        assert!(adapt_profile(BackendKind::Vm, &p("redirect-off"))
+            .unwrap_err()
+            .contains("redirect_always_follow"));
+        assert!(fuse("nofollow")
+            .unwrap_err()
+            .contains("no redirect_dir=nofollow"));
+        assert_eq!(fuse("redirect-off"), Ok(p("default")));
+        assert!(fuse("uuid-off").unwrap_err().contains("no uuid option"));
     }
 }

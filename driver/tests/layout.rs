@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use ovlcheck_case::{Case, Entry, LayerSpec, Outcome, RelPath, Value};
+use ovlcheck_case::{Case, Entry, LayerSpec, Outcome, Profile, RedirectDir, RelPath, Value};
 use ovlcheck_driver::mount::{self, Method, MountSpec};
 use ovlcheck_driver::store::{Layer, LayerStore, DOCKER_MAX_DEPTH};
 use ovlcheck_driver::PooledBackend;
@@ -336,4 +336,74 @@ fn small_stacks_mount_with_absolute_paths() {
         return;
     }
     deep(3, "Absolute");
+}
+
+/// The profiles `Profile::validate` refuses for their options are refused
+/// by the kernel too (EINVAL, params.c: ovl_fs_params_verify, "conflicting
+/// options"), with the options `kernel_options` gives; the neighbouring
+/// profiles it accepts mount.
+#[test]
+fn kernel_refuses_what_validate_refuses() {
+    if !kernel_available("kernel_refuses_what_validate_refuses") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    in_mount_namespace(&tmp.path().join("conflicts"), |dir| {
+        for d in ["l1", "l2", "u", "w", "m"] {
+            fs::create_dir(dir.join(d)).unwrap();
+        }
+        let spec = |p: &Profile| MountSpec {
+            lowers: vec!["l1".into(), "l2".into()],
+            upper: Some("u".into()),
+            work: Some("w".into()),
+            target: "m".into(),
+            options: mount::kernel_options(p),
+        };
+        let with = |f: &dyn Fn(&mut Profile)| {
+            let mut p = Profile::default();
+            f(&mut p);
+            p
+        };
+        let refused = [
+            with(&|p| {
+                p.metacopy = true;
+                p.redirect_dir = RedirectDir::Off;
+            }),
+            with(&|p| {
+                p.metacopy = true;
+                p.redirect_dir = RedirectDir::NoFollow;
+            }),
+            with(&|p| {
+                p.metacopy = true;
+                p.redirect_dir = RedirectDir::Follow;
+            }),
+            with(&|p| {
+                p.userxattr = true;
+                p.redirect_dir = RedirectDir::Off;
+            }),
+            with(&|p| {
+                p.userxattr = true;
+                p.redirect_dir = RedirectDir::On;
+            }),
+        ];
+        for p in &refused {
+            assert!(p.validate().is_err(), "{p:?} validates");
+            let e = mount::mount_kernel(dir, &spec(p)).unwrap_err();
+            assert_eq!(e.errno, nix::errno::Errno::EINVAL, "{p:?}: {e}");
+        }
+        let accepted = [
+            Profile::preset("nofollow").unwrap(),
+            Profile::preset("redirect-off").unwrap(),
+            Profile::preset("metacopy").unwrap(),
+            with(&|p| {
+                p.userxattr = true;
+                p.redirect_dir = RedirectDir::NoFollow;
+            }),
+        ];
+        for p in &accepted {
+            assert_eq!(p.validate(), Ok(()), "{p:?}");
+            mount::mount_kernel(dir, &spec(p)).unwrap_or_else(|e| panic!("{p:?}: {e}"));
+            mount::unmount(&dir.join("m")).unwrap();
+        }
+    });
 }

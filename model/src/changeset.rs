@@ -18,7 +18,7 @@ use crate::resolve::push_name;
 use crate::Model;
 use imbl::OrdMap;
 use ovlcheck_case::oci::{self, ChangeKind, DiffMethod};
-use ovlcheck_case::{Node, NodeKind, Profile, View};
+use ovlcheck_case::{Node, NodeKind, Profile, RedirectDir, View};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -35,7 +35,11 @@ impl Model {
     pub fn changeset_by(&self, differ: Option<DiffMethod>) -> Option<(DiffMethod, View)> {
         let upper = self.upper.as_ref()?;
         let mount = Profile {
-            redirect_dir: self.feat.redirect == RedirectMode::On,
+            redirect_dir: if self.feat.redirect == RedirectMode::On {
+                RedirectDir::On
+            } else {
+                RedirectDir::Follow
+            },
             metacopy: self.feat.metacopy,
             ..Profile::default()
         };

@@ -3,7 +3,7 @@
 //! version-dependent behaviour is in one place.
 
 use ovlcheck_case::profile::KernelVersion;
-use ovlcheck_case::{LowerFs, Profile};
+use ovlcheck_case::{LowerFs, Profile, RedirectDir, Uuid, Xino};
 
 /// The release that started writing `overlay.uuid` on a fresh upper root
 /// (super.c: ovl_init_uuid_xattr, `uuid=auto`; the uuid=null/auto/on
@@ -49,7 +49,8 @@ fn kernel_at_least(p: &Profile, v: KernelVersion) -> bool {
 
 /// How redirects are treated (overlayfs.rst: "Redirect dir"; params.c:
 /// ovl_redirect_mode). `redirect_dir=off` maps to `follow` on this kernel
-/// (module parameter redirect_always_follow=Y).
+/// (module parameter redirect_always_follow=Y; params.c: ovl_parse_param);
+/// the driver refuses `off` where the parameter is N.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum RedirectMode {
     /// `redirect_dir=on`: created on directory rename and followed.
@@ -57,7 +58,9 @@ pub(crate) enum RedirectMode {
     /// `redirect_dir=follow`: followed, never created.
     Follow,
     /// `redirect_dir=nofollow` (forced by userxattr): a redirect found below
-    /// the upper layer makes lookup fail with EPERM (namei.c: ovl_lookup).
+    /// the upper layer makes lookup fail with EPERM (namei.c: ovl_lookup,
+    /// "refusing to follow redirect"; observed on 6.18 with and without
+    /// userxattr).
     NoFollow,
 }
 
@@ -99,10 +102,16 @@ pub(crate) struct Features {
     /// changes are allowed (overlayfs.h: ovl_allow_offline_changes; dir.c:
     /// ovl_create_upper; commit 1fc31aac96d7, v5.15).
     pub opaque_new_dirs: bool,
-    /// uuid=auto on a fresh upper writes `overlay.uuid` on the upper root
-    /// (super.c: ovl_init_uuid_xattr, v6.6). Verified on 6.18 with and
-    /// without userxattr; absent on 6.1 ([`UUID_XATTR_SINCE`]).
+    /// uuid=auto (the default) and uuid=on write `overlay.uuid` on the root
+    /// of a fresh upper (super.c: ovl_init_uuid_xattr, v6.6); uuid=null and
+    /// uuid=off write none (params.c: ovl_parameter_uuid). Observed on 6.18
+    /// (auto with and without userxattr; on, null, off:
+    /// corpus/rules/67-uuid-xattr.ovl and the `uuid-off` preset); absent on
+    /// 6.1 ([`UUID_XATTR_SINCE`]). auto writes none on an upper whose root
+    /// is already impure, which no mount of a case has.
     pub uuid_xattr: bool,
+    /// uuid=null or uuid=off: no uuid xattr, whatever the kernel.
+    pub uuid_off: bool,
     /// Xattr whiteouts hide names (overlayfs.rst: "Whiteouts and opaque
     /// directories"; [`XWHITEOUTS_SINCE`]).
     pub xwhiteouts: bool,
@@ -124,17 +133,29 @@ pub(crate) struct Features {
 impl Features {
     /// The behaviour table for a profile.
     pub fn from_profile(p: &Profile) -> Features {
+        // params.c: ovl_parse_param (off is follow with
+        // redirect_always_follow=Y), ovl_fs_params_verify (metacopy implies
+        // on, userxattr forces nofollow).
         let redirect = if p.userxattr {
             RedirectMode::NoFollow
-        } else if p.redirect_dir || p.metacopy {
+        } else if p.metacopy {
             RedirectMode::On
         } else {
-            RedirectMode::Follow
+            match p.redirect_dir {
+                RedirectDir::On => RedirectMode::On,
+                RedirectDir::Follow | RedirectDir::Off => RedirectMode::Follow,
+                RedirectDir::NoFollow => RedirectMode::NoFollow,
+            }
         };
+        // super.c: ovl_get_layers (layers on one filesystem need no xino;
+        // xino=auto applies where the upper's file handles hold 32-bit inode
+        // numbers, ovl_make_workdir: FILEID_INO32_GEN, which tmpfs's do).
+        // Observed on 6.18: xino=auto with lowers on another tmpfs gives
+        // the overlay st_dev and st_ino with fsid bits, as xino=on.
         let ino = match (p.xino, p.lower_fs) {
-            (true, _) => InoMode::Xino,
-            (false, LowerFs::Same) => InoMode::SameFs,
-            (false, LowerFs::Separate) => InoMode::PseudoDev,
+            (Xino::On, _) | (Xino::Auto, LowerFs::Separate) => InoMode::Xino,
+            (Xino::Off | Xino::Auto, LowerFs::Same) => InoMode::SameFs,
+            (Xino::Off, LowerFs::Separate) => InoMode::PseudoDev,
         };
         let upper = match (p.readonly, p.upper_size) {
             (true, _) => UpperMode::ReadOnly,
@@ -149,8 +170,15 @@ impl Features {
             ino,
             user_xattr_ns: p.userxattr,
             upper,
-            opaque_new_dirs: index || p.metacopy || redirect == RedirectMode::On || p.xino,
-            uuid_xattr: kernel_at_least(p, UUID_XATTR_SINCE),
+            // overlayfs.h: ovl_allow_offline_changes tests xino=on only,
+            // so xino=auto makes no opaque marker (observed on 6.18).
+            opaque_new_dirs: index
+                || p.metacopy
+                || redirect == RedirectMode::On
+                || p.xino == Xino::On,
+            uuid_off: matches!(p.uuid, Uuid::Null | Uuid::Off),
+            uuid_xattr: kernel_at_least(p, UUID_XATTR_SINCE)
+                && matches!(p.uuid, Uuid::Auto | Uuid::On),
             xwhiteouts: kernel_at_least(p, XWHITEOUTS_SINCE),
             tmpfs_user_xattrs: layer_user_xattrs(p),
             escaped_xattrs: kernel_at_least(p, ESCAPED_XATTRS_SINCE),
@@ -190,13 +218,28 @@ mod tests {
         assert!(feat("index").opaque_new_dirs);
         assert!(feat("metacopy").metacopy && feat("metacopy").creates_redirects());
         assert_eq!(feat("userxattr").redirect, RedirectMode::NoFollow);
+        assert_eq!(feat("nofollow").redirect, RedirectMode::NoFollow);
+        assert!(!feat("nofollow").opaque_new_dirs && !feat("nofollow").user_xattr_ns);
+        assert_eq!(feat("redirect-off").redirect, RedirectMode::Follow);
+        assert!(!feat("redirect-off").opaque_new_dirs);
         assert!(feat("userxattr").user_xattr_ns);
         assert_eq!(feat("xino").ino, InoMode::Xino);
+        assert_eq!(feat("xino-auto").ino, InoMode::Xino);
+        assert!(feat("xino").opaque_new_dirs && !feat("xino-auto").opaque_new_dirs);
+        let mut same = Profile::default();
+        same.set_option("xino=auto").unwrap();
+        assert_eq!(Features::from_profile(&same).ino, InoMode::SameFs);
         assert_eq!(feat("xdev").ino, InoMode::PseudoDev);
         assert!(feat("readonly").readonly());
         assert!(matches!(feat("enospc").upper, UpperMode::Limited(_)));
         assert!(!feat("enospc").shared_space);
         assert!(feat("default").uuid_xattr);
+        assert!(!feat("uuid-off").uuid_xattr);
+        for (opt, xattr) in [("uuid=on", true), ("uuid=null", false), ("uuid=auto", true)] {
+            let mut p = Profile::default();
+            p.set_option(opt).unwrap();
+            assert_eq!(Features::from_profile(&p).uuid_xattr, xattr, "{opt}");
+        }
         let mut old = Profile::default();
         old.set_option("kernel=6.1").unwrap();
         assert!(!Features::from_profile(&old).uuid_xattr);

@@ -230,7 +230,10 @@ impl Model {
             is_dir: false,
             opaque: false,
             stop: false,
-            last: false,
+            // namei.c: ovl_lookup, `.last = check_redirect ? false :
+            // !ovl_numlower(poe)`: without following, the upper's redirect
+            // is not read when there is no lower layer to descend into.
+            last: !self.feat.follows_redirects() && parent.lowers.is_empty(),
             metacopy: false,
             redirect: None,
             xwhiteouts: false,
@@ -257,6 +260,14 @@ impl Model {
         }
         let mut i = 0;
         while !d.stop && i < poe.len() {
+            // namei.c: ovl_lookup, "refusing to follow redirect": without
+            // following, a redirect read in the upper or a lower layer fails
+            // the lookup before the next layer is searched, whether or not
+            // the target exists there (observed on 6.18).
+            if d.redirect.is_some() && !self.feat.follows_redirects() {
+                self.hit(Rule::LookupRedirectNofollow);
+                return Err(Errno::EPERM);
+            }
             let lower = poe[i];
             i += 1;
             d.last = if self.feat.follows_redirects() {
@@ -287,10 +298,6 @@ impl Model {
                     self.hit(Rule::LookupMerge);
                 }
                 out.lowers.push(this);
-            }
-            if d.redirect.is_some() && !self.feat.follows_redirects() {
-                self.hit(Rule::LookupRedirectNofollow);
-                return Err(Errno::EPERM);
             }
             if d.stop {
                 break;

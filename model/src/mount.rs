@@ -37,9 +37,10 @@ impl Model {
             }
         }
         if self.upper.is_some() {
-            self.hit(match uuid {
-                true => Rule::UuidXattr,
-                false => Rule::NoUuidXattrBefore66,
+            self.hit(match (uuid, self.feat.uuid_off) {
+                (true, _) => Rule::UuidXattr,
+                (false, true) => Rule::UuidOff,
+                (false, false) => Rule::NoUuidXattrBefore66,
             });
         }
         self.fix_origins();

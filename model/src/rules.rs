@@ -65,6 +65,7 @@ pub enum Rule {
     PrivateXattrsHidden,
     PrivateXattrEscaped,
     UuidXattr,
+    UuidOff,
     ReadOnly,
     NoSpace,
     UserxattrNoOrigin,
@@ -120,7 +121,7 @@ const FOLLOWS: Reach = Reach {
 };
 const NOFOLLOW: Reach = Reach {
     when: |f| f.redirect == RedirectMode::NoFollow,
-    needs: "redirect_dir=nofollow (userxattr)",
+    needs: "redirect_dir=nofollow (or userxattr)",
 };
 const METACOPY: Reach = Reach {
     when: |f| f.metacopy,
@@ -174,8 +175,12 @@ const ESCAPED: Reach = Reach {
     when: |f| f.escaped_xattrs,
     needs: "kernel 6.7 or later",
 };
+const UUID_OFF: Reach = Reach {
+    when: |f| f.uuid_off && !f.readonly(),
+    needs: "uuid=null or uuid=off",
+};
 const OLD_UUID: Reach = Reach {
-    when: |f| !f.uuid_xattr && !f.readonly(),
+    when: |f| !f.uuid_xattr && !f.uuid_off && !f.readonly(),
     needs: "a kernel before 6.6",
 };
 const OLD_XWHITEOUTS: Reach = Reach {
@@ -524,6 +529,12 @@ pub const RULES: &[RuleInfo] = &[
         "mount.uuid-xattr",
         "super.c: ovl_init_uuid_xattr",
         UUID,
+    ),
+    info(
+        Rule::UuidOff,
+        "mount.uuid-off",
+        "params.c: ovl_parameter_uuid (uuid=null|off)",
+        UUID_OFF,
     ),
     info(
         Rule::ReadOnly,

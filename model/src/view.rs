@@ -56,23 +56,25 @@ impl Model {
     }
 
     /// Visits every positive merged path (root `""` first), in sorted
-    /// order, with its dentry; `phantom` gets each name readdir lists but
-    /// whose lookup finds nothing, as the driver's walk shows it (a node
-    /// with mode 0 and owner 0:0): a *phantom* whiteout (a raw whiteout in
-    /// a directory read straight from one layer, see
-    /// [`Model::dir_is_real`]), or an unreadable name whose lookup fails
-    /// (a malformed redirect: EINVAL).
+    /// order, with its dentry; `phantom` gets each *phantom* with `None`: a
+    /// name readdir lists but whose lookup is negative (a raw whiteout in a
+    /// directory read straight from one layer, see
+    /// [`Model::dir_is_real`]; the driver's walk shows it as a whiteout
+    /// node with mode 0 and owner 0:0), and each name readdir lists but
+    /// whose lookup fails with the errno (a redirect under
+    /// `redirect_dir=nofollow`: EPERM; the driver's walk shows it as
+    /// unreadable).
     pub(crate) fn walk_merged(
         &self,
         f: &mut dyn FnMut(&str, &Dentry),
-        phantom: &mut dyn FnMut(&str, NodeKind),
+        phantom: &mut dyn FnMut(&str, Option<ovlcheck_case::Errno>),
     ) {
         fn rec(
             m: &Model,
             path: &mut String,
             d: &Dentry,
             f: &mut dyn FnMut(&str, &Dentry),
-            phantom: &mut dyn FnMut(&str, NodeKind),
+            phantom: &mut dyn FnMut(&str, Option<ovlcheck_case::Errno>),
         ) {
             f(path, d);
             if !d.is_dir {
@@ -83,8 +85,8 @@ impl Model {
                 push_name(path, name);
                 match m.lookup(d, name) {
                     Ok(c) if c.is_positive() => rec(m, path, &c, f, phantom),
-                    Ok(_) | Err(ovlcheck_case::Errno::ENOENT) => phantom(path, NodeKind::Whiteout),
-                    Err(e) => phantom(path, NodeKind::Unreadable(e)),
+                    Ok(_) | Err(ovlcheck_case::Errno::ENOENT) => phantom(path, None),
+                    Err(e) => phantom(path, Some(e)),
                 }
                 path.truncate(len);
             }
@@ -154,7 +156,8 @@ impl Model {
                 }
                 list.push((path.to_string(), self.merged_node(d)));
             },
-            &mut |path: &str, kind: NodeKind| {
+            &mut |path: &str, errno| {
+                let kind = errno.map_or(NodeKind::Whiteout, NodeKind::Unreadable);
                 list.borrow_mut()
                     .push((path.to_string(), Node::new(kind, 0, 0, 0)))
             },

@@ -330,6 +330,12 @@ impl Backend for VmBackend {
                 self.inner.hello.release
             ));
         }
+        if profile.uuid != ovlcheck_case::Uuid::Auto && !self.inner.features.uuid_xattr {
+            return Err(format!(
+                "guest kernel {}: its overlay has no uuid= option (v6.6)",
+                self.inner.hello.release
+            ));
+        }
         let mut p = ovlcheck_driver::support::adapt_profile(BackendKind::Vm, profile)?;
         p.kernel = self.inner.version;
         Ok(p)

@@ -16,12 +16,7 @@ fn profile_line(p: &Profile) -> Option<String> {
     if let Some(name) = p.preset_name() {
         return (name != "default").then(|| format!("profile {name}"));
     }
-    let mut opts = p.options();
-    if p.metacopy && !p.redirect_dir {
-        // `metacopy=on` implies redirect_dir=on; say so when it is not.
-        opts.push("redirect_dir=off".to_string());
-    }
-    Some(format!("profile {}", opts.join(" ")))
+    Some(format!("profile {}", p.options().join(" ")))
 }
 
 /// One layer entry, without indentation.
