@@ -186,6 +186,29 @@ fn opaque_marker_written(dir: &str, lowers: &[View]) -> bool {
 ///   check.go, `usingMetacopy`);
 /// - an upper that already holds either marker (a case's own upper).
 pub fn native_blocker(profile: &Profile, upper: &View) -> Option<String> {
+    mount_native_blocker(profile).or_else(|| {
+        upper.nodes.iter().find_map(|(path, n)| {
+            NATIVE_BLOCKING_MARKERS
+                .iter()
+                .find(|k| n.overlay.contains_key(**k))
+                .map(|k| upper_marker_blocker(k, path))
+        })
+    })
+}
+
+/// The overlay markers (xattr names less the prefix) whose presence in an
+/// upper makes its native diff wrong ([`native_blocker`]).
+pub const NATIVE_BLOCKING_MARKERS: [&str; 2] = ["redirect", "metacopy"];
+
+/// [`native_blocker`]'s reason for marker `key` at upper path `path`.
+pub fn upper_marker_blocker(key: &str, path: &str) -> String {
+    format!("the upper holds overlay.{key} at /{path}")
+}
+
+/// The part of [`native_blocker`] that the mount options decide alone,
+/// before anything is written: a store checks it first and then the upper
+/// itself as it writes the native tar.
+pub fn mount_native_blocker(profile: &Profile) -> Option<String> {
     if profile.metacopy {
         return Some("metacopy=on: copied-up files may hold no data in the upper".into());
     }
@@ -194,12 +217,7 @@ pub fn native_blocker(profile: &Profile, upper: &View) -> Option<String> {
             "redirect_dir=on: a renamed directory's lower contents are not in the upper".into(),
         );
     }
-    upper.nodes.iter().find_map(|(path, n)| {
-        ["redirect", "metacopy"]
-            .iter()
-            .find(|k| n.overlay.contains_key(**k))
-            .map(|k| format!("the upper holds overlay.{k} at /{path}"))
-    })
+    None
 }
 
 /// [`DiffMethod::Naive`] where [`native_blocker`] says native cannot be

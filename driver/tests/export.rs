@@ -204,6 +204,36 @@ fn expected_changeset() -> View {
     v
 }
 
+/// The walk that writes the native tar finds the markers that make it
+/// wrong: the first redirect or metacopy met is named, and an upper
+/// without one gives the tar `write_native` gives.
+#[test]
+fn the_native_tar_is_refused_for_an_upper_with_redirect_or_metacopy() {
+    if !is_root("native_tar_markers") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("up");
+    std::fs::create_dir(&up).unwrap();
+    build_upper(&up);
+    let plain = oci::write_native(&up, TRUSTED).unwrap();
+    assert_eq!(oci::write_native_unmarked(&up, TRUSTED).unwrap(), Ok(plain));
+    // `user.overlay.*` names are not markers when the prefix is trusted;
+    // the first marker in walk order (name order, depth first) is named.
+    set_xattr(&up.join("sub"), "user.overlay.redirect", "/x");
+    assert!(oci::write_native_unmarked(&up, TRUSTED).unwrap().is_ok());
+    set_xattr(&up.join("x"), "trusted.overlay.metacopy", "");
+    assert_eq!(
+        oci::write_native_unmarked(&up, TRUSTED).unwrap(),
+        Err("the upper holds overlay.metacopy at /x".to_string())
+    );
+    set_xattr(&up.join("o"), "trusted.overlay.redirect", "/d");
+    assert_eq!(
+        oci::write_native_unmarked(&up, TRUSTED).unwrap(),
+        Err("the upper holds overlay.redirect at /o".to_string())
+    );
+}
+
 #[test]
 fn the_native_tar_converts_whiteouts_opaque_dirs_and_hard_links() {
     if !is_root("native_tar") {

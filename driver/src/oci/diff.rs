@@ -30,67 +30,105 @@ use std::path::Path;
 ///   first name; its later names are link entries to it.
 /// - Sockets have no tar form and are left out (go-archive skips them).
 pub fn write_native(upper: &Path, prefix: &str) -> io::Result<Vec<u8>> {
-    let root = open_dir(sys::CWD, upper.as_os_str().as_bytes())
-        .map_err(annotate("open", upper.as_os_str().as_bytes()))?;
-    let mut w = TarWriter::new();
-    let mut links = Links::default();
-    native_dir(&mut w, root.as_fd(), b"", prefix, &mut links)?;
-    w.finish()
+    native(upper, prefix).and_then(|(w, _)| w.finish())
 }
 
-/// The entries of directory `dir` (layer path `rel`) and below.
-fn native_dir(
-    w: &mut TarWriter,
-    dir: BorrowedFd<'_>,
-    rel: &[u8],
-    prefix: &str,
-    links: &mut Links,
-) -> io::Result<()> {
-    let mut names = sys::read_dir(dir)
-        .map_err(errno_io)
-        .map_err(annotate("list", rel))?;
-    names.sort();
-    let opaque_key = format!("{prefix}opaque");
-    for name in names {
-        let path = join(rel, name.to_bytes());
-        let st = sys::fstatat(dir, name.to_bytes(), libc::AT_SYMLINK_NOFOLLOW)
-            .map_err(errno_io)
-            .map_err(annotate("stat", &path))?;
-        let meta = Meta::of(&st);
-        if is_whiteout(&st) {
-            let wh = oci::whiteout_name(&String::from_utf8_lossy(&path));
-            let m = Meta {
-                mode: 0o600,
-                ..meta
-            };
-            w.entry(wh.as_bytes(), m, Body::File(b""), &[])?;
-            continue;
-        }
-        let all = xattrs(dir, &name).map_err(annotate("xattrs of", &path))?;
-        let opaque = all
-            .iter()
-            .any(|(k, v)| k == opaque_key.as_bytes() && v == b"y");
-        let kept: Vec<Xattr> = all
-            .into_iter()
-            .filter(|(k, _)| !k.starts_with(prefix.as_bytes()))
-            .collect();
-        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-            object_entry(w, dir, &name, &path, &st, &kept, links)?;
-            continue;
-        }
-        w.entry(&path, meta, Body::Dir, &kept)?;
-        if opaque {
-            let marker = oci::opaque_name(&String::from_utf8_lossy(&path));
-            let m = Meta {
-                mode: meta.mode & 0o777,
-                ..meta
-            };
-            w.entry(marker.as_bytes(), m, Body::File(b""), &[])?;
-        }
-        let sub = open_dir(dir, name.to_bytes()).map_err(annotate("open", &path))?;
-        native_dir(w, sub.as_fd(), &path, prefix, links)?;
+/// [`write_native`] of an upper that holds none of the markers that make
+/// a native diff wrong ([`oci::NATIVE_BLOCKING_MARKERS`] on a directory
+/// or file, the upper half of [`oci::native_blocker`]); `Ok(Err(why))`
+/// names the first such marker met. The markers are found by the walk
+/// that writes the tar, so an upper is read once whichever way it goes.
+pub fn write_native_unmarked(upper: &Path, prefix: &str) -> io::Result<Result<Vec<u8>, String>> {
+    let (w, marked) = native(upper, prefix)?;
+    match marked {
+        Some(why) => Ok(Err(why)),
+        None => w.finish().map(Ok),
     }
-    Ok(())
+}
+
+/// The native tar of `upper`, unfinished, and the first blocking marker
+/// met in it.
+fn native(upper: &Path, prefix: &str) -> io::Result<(TarWriter, Option<String>)> {
+    let root = open_dir(sys::CWD, upper.as_os_str().as_bytes())
+        .map_err(annotate("open", upper.as_os_str().as_bytes()))?;
+    let mut walk = NativeWalk {
+        w: TarWriter::new(),
+        prefix,
+        links: Links::default(),
+        marked: None,
+    };
+    walk.dir(root.as_fd(), b"")?;
+    Ok((walk.w, walk.marked))
+}
+
+/// The state of [`write_native`]'s walk.
+struct NativeWalk<'a> {
+    w: TarWriter,
+    /// The overlay xattr prefix.
+    prefix: &'a str,
+    links: Links,
+    /// The first [`oci::NATIVE_BLOCKING_MARKERS`] marker met.
+    marked: Option<String>,
+}
+
+impl NativeWalk<'_> {
+    /// The entries of directory `dir` (layer path `rel`) and below.
+    fn dir(&mut self, dir: BorrowedFd<'_>, rel: &[u8]) -> io::Result<()> {
+        let mut names = sys::read_dir(dir)
+            .map_err(errno_io)
+            .map_err(annotate("list", rel))?;
+        names.sort();
+        let prefix = self.prefix.as_bytes();
+        for name in names {
+            let path = join(rel, name.to_bytes());
+            let st = sys::fstatat(dir, name.to_bytes(), libc::AT_SYMLINK_NOFOLLOW)
+                .map_err(errno_io)
+                .map_err(annotate("stat", &path))?;
+            let meta = Meta::of(&st);
+            if is_whiteout(&st) {
+                let wh = oci::whiteout_name(&String::from_utf8_lossy(&path));
+                let m = Meta {
+                    mode: 0o600,
+                    ..meta
+                };
+                self.w.entry(wh.as_bytes(), m, Body::File(b""), &[])?;
+                continue;
+            }
+            let all = xattrs(dir, &name).map_err(annotate("xattrs of", &path))?;
+            let marker = |key: &[u8]| -> Option<&[u8]> {
+                all.iter()
+                    .find(|(k, _)| k.strip_prefix(prefix) == Some(key))
+                    .map(|(_, v)| v.as_slice())
+            };
+            let opaque = marker(b"opaque") == Some(b"y");
+            if self.marked.is_none() {
+                self.marked = oci::NATIVE_BLOCKING_MARKERS
+                    .iter()
+                    .find(|k| marker(k.as_bytes()).is_some())
+                    .map(|k| oci::upper_marker_blocker(k, &String::from_utf8_lossy(&path)));
+            }
+            let kept: Vec<Xattr> = all
+                .into_iter()
+                .filter(|(k, _)| !k.starts_with(prefix))
+                .collect();
+            if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                object_entry(&mut self.w, dir, &name, &path, &st, &kept, &mut self.links)?;
+                continue;
+            }
+            self.w.entry(&path, meta, Body::Dir, &kept)?;
+            if opaque {
+                let marker = oci::opaque_name(&String::from_utf8_lossy(&path));
+                let m = Meta {
+                    mode: meta.mode & 0o777,
+                    ..meta
+                };
+                self.w.entry(marker.as_bytes(), m, Body::File(b""), &[])?;
+            }
+            let sub = open_dir(dir, name.to_bytes()).map_err(annotate("open", &path))?;
+            self.dir(sub.as_fd(), &path)?;
+        }
+        Ok(())
+    }
 }
 
 /// moby `NaiveDiffDriver.Diff` (go-archive changes.go, `ExportChanges`):

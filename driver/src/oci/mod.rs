@@ -17,7 +17,7 @@ mod diff;
 mod read;
 
 pub use apply::apply;
-pub use diff::{write_naive, write_native};
+pub use diff::{write_naive, write_native, write_native_unmarked};
 pub use read::read;
 
 use std::io;

@@ -643,30 +643,18 @@ impl MountedCase {
 impl MountedCase {
     fn take_export(&mut self) -> Res<Export> {
         self.mounted_mut()?;
-        let upper = self
-            .walk_upper()?
-            .ok_or("export: a read-only profile has no container layer")?;
-        let method = oci::diff_method(&self.profile, &upper);
-        let tar = match method {
-            DiffMethod::Native => {
+        let native = match oci::mount_native_blocker(&self.profile) {
+            Some(_) => None,
+            None => {
                 let diff = self.store.diff(&self.container);
-                crate::oci::write_native(&diff, self.profile.xattr_prefix())
+                crate::oci::write_native_unmarked(&diff, self.profile.xattr_prefix())
                     .map_err(|e| format!("export: native diff: {e}"))?
+                    .ok()
             }
-            DiffMethod::Naive | DiffMethod::Walking => {
-                let before = self.image_view()?;
-                let after = self.walk_merged()?;
-                let changes = match method {
-                    // Observed times are never open.
-                    DiffMethod::Walking => {
-                        oci::walking_changes(&before, &after, &Default::default())
-                    }
-                    _ => oci::naive_changes(&before, &after),
-                };
-                let merged = self.mounted_mut()?.target.clone();
-                crate::oci::write_naive(&changes, &merged)
-                    .map_err(|e| format!("export: naive diff: {e}"))?
-            }
+        };
+        let (method, tar) = match native {
+            Some(tar) => (DiffMethod::Native, tar),
+            None => (DiffMethod::Naive, self.naive_tar()?),
         };
         // An invalid tar is the container layer's doing (e.g. a real
         // `.wh..wh..opq` file beside an opaque xattr gives that name twice):
@@ -684,58 +672,55 @@ impl MountedCase {
         })
     }
 
+    /// The naive diff's tar (moby `NaiveDiffDriver`): the changes from the
+    /// image's merged tree to the container's.
+    fn naive_tar(&mut self) -> Res<Vec<u8>> {
+        let before = self.image_view()?;
+        let after = self.walk_merged()?;
+        let changes = oci::naive_changes(&before, &after);
+        let merged = self.mounted_mut()?.target.clone();
+        crate::oci::write_naive(&changes, &merged).map_err(|e| format!("export: naive diff: {e}"))
+    }
+
     /// The merged tree of the image layers alone, the container's parent
-    /// image (what the naive diff compares with): the kernel's overlay
-    /// over them, read-only, with the profile's kernel options. Without
-    /// image layers it is an empty directory.
+    /// image (what the naive diff compares with). Without image layers it
+    /// is an empty directory.
     fn image_view(&mut self) -> Res<View> {
-        let home = self.store.home().to_path_buf();
-        let mut lowers = self.container.lower.clone();
-        if lowers.len() < 2 {
-            // As `mount` does: an empty lower stands for "no image". Here
-            // it is also the second lower that a mount without upperdir
-            // needs (the kernel: "at least 2 lowerdir are needed while
-            // upperdir nonexistent").
-            mkdir_mode(&home.join(EMPTY_LOWER), 0o755)?;
-            if lowers.is_empty() {
-                return observe::merged_view_and_snapshot(&home.join(EMPTY_LOWER))
-                    .map(|(view, _)| view);
-            }
-            lowers.push(EMPTY_LOWER.to_string());
+        if self.container.lower.is_empty() {
+            let empty = self.store.home().join(EMPTY_LOWER);
+            mkdir_mode(&empty, 0o755)?;
+            return observe::merged_view_and_snapshot(&empty).map(|(view, _)| view);
         }
-        let spec = MountSpec {
-            lowers,
-            upper: None,
-            work: None,
-            target: EXPORT_IMAGE.to_string(),
-            options: mount::kernel_options(&self.profile),
-        };
-        let target = home.join(EXPORT_IMAGE);
-        mkdir_mode(&target, 0o700)?;
-        mount::mount_kernel(&home, &spec)
-            .map_err(|e| format!("export: mount the image layers: {e}"))?;
-        let view = observe::merged_view_and_snapshot(&target).map(|(view, _)| view);
-        let unmounted = mount::unmount(&target)
-            .map_err(|e| format!("export: umount the image layers: {e}"))
-            .and_then(|_| {
-                std::fs::remove_dir(&target)
-                    .map_err(|e| format!("export: rmdir {EXPORT_IMAGE}: {e}"))
-            });
-        let view = view?;
-        unmounted?;
-        Ok(view)
+        self.read_only_view(self.container.lower.clone(), "the image layers")
     }
 
     /// `ApplyDiff` of `tar` as a new layer above the top image layer, and
-    /// the merged tree of that image with a fresh container layer; both
-    /// layers are removed afterwards.
+    /// the merged tree of that image; the layer is removed afterwards.
+    ///
+    /// Where every layer is on one filesystem the image is mounted
+    /// read-only ([`MountedCase::read_only_view`]): an empty container
+    /// layer on that filesystem would show the same tree. Where the
+    /// container layer has a filesystem of its own (`lower=separate`) the
+    /// merged tree depends on it (the `dev` classes, corpus/rules/46; the
+    /// lookups of readdir's `d_ino` with xino, corpus/rules/62), so the
+    /// image is mounted as a container sees it, with a fresh container
+    /// layer on its own filesystem.
     fn applied_view(&mut self, tar: &[u8]) -> Res<View> {
         let parent = self.lowers.last().cloned();
         let applied = self
             .store
             .create(parent.as_ref())
             .map_err(|e| format!("export: new layer for the diff: {e}"))?;
-        let view = self.apply_and_mount(tar, &applied);
+        let view = crate::oci::apply(tar, &self.store.diff(&applied), self.profile.xattr_prefix())
+            .map_err(|e| format!("export: apply the diff: {e}"))
+            .and_then(|()| match self.profile.lower_fs {
+                LowerFs::Same => {
+                    let mut lowers = vec![format!("{}/diff", applied.id)];
+                    lowers.extend(applied.lower.iter().cloned());
+                    self.read_only_view(lowers, "the applied layer")
+                }
+                LowerFs::Separate => self.container_view(&applied),
+            });
         let removed = self
             .store
             .remove(&applied)
@@ -745,26 +730,16 @@ impl MountedCase {
         Ok(view)
     }
 
-    fn apply_and_mount(&mut self, tar: &[u8], applied: &Layer) -> Res<View> {
-        crate::oci::apply(tar, &self.store.diff(applied), self.profile.xattr_prefix())
-            .map_err(|e| format!("export: apply the diff: {e}"))?;
+    /// The merged tree of the image whose top layer is `applied`, with a
+    /// fresh container layer (the kernel's overlay, the profile's kernel
+    /// options, as the case was mounted); the container layer is removed
+    /// afterwards.
+    fn container_view(&mut self, applied: &Layer) -> Res<View> {
         let fresh = self
             .new_container_above(Some(applied.clone()))
             .map_err(|e| format!("export: {}", e.message))?;
-        let view = self.walk_applied(&fresh);
-        let removed = self.remove_container(&fresh);
-        let view = view?;
-        removed?;
-        Ok(view)
-    }
-
-    /// Mounts the applied image with container layer `fresh` (the
-    /// kernel's overlay, the profile's kernel options, as the commit check
-    /// mounts), walks it and unmounts it.
-    fn walk_applied(&mut self, fresh: &Layer) -> Res<View> {
         let home = self.store.home().to_path_buf();
-        let target = self.store.merged(fresh);
-        mkdir_mode(&target, 0o700)?;
+        let target = self.store.merged(&fresh);
         let spec = MountSpec {
             lowers: fresh.lower.clone(),
             upper: Some(format!("{}/diff", fresh.id)),
@@ -772,13 +747,17 @@ impl MountedCase {
             target: format!("{}/merged", fresh.id),
             options: mount::kernel_options(&self.profile),
         };
-        mount::mount_kernel(&home, &spec)
-            .map_err(|e| format!("export: mount the applied layer: {e}"))?;
-        let view = observe::merged_view_and_snapshot(&target).map(|(view, _)| view);
-        let unmounted =
-            mount::unmount(&target).map_err(|e| format!("export: umount the applied layer: {e}"));
+        let view = mkdir_mode(&target, 0o700).and_then(|()| {
+            mount::mount_kernel(&home, &spec)
+                .map_err(|e| format!("export: mount the applied layer: {e}"))?;
+            let view = observe::merged_view_and_snapshot(&target).map(|(view, _)| view);
+            mount::unmount(&target)
+                .map_err(|e| format!("export: umount the applied layer: {e}"))?;
+            view
+        });
+        let removed = self.remove_container(&fresh);
         let view = view?;
-        unmounted?;
+        removed?;
         Ok(view)
     }
 
@@ -793,6 +772,42 @@ impl MountedCase {
         self.store
             .remove(layer)
             .map_err(|e| format!("export: remove the fresh container layer: {e}"))
+    }
+
+    /// The merged tree of `lowers` (top first, relative to the store home)
+    /// mounted read-only: the kernel's overlay with the profile's kernel
+    /// options and no upper layer, as the commit check mounts. An image is
+    /// what its layers show; a container layer above them, empty, would
+    /// add a work directory, a mount's worth of setup and its removal, and
+    /// nothing a walk sees. A single layer gets [`EMPTY_LOWER`] beneath it
+    /// (the kernel: "at least 2 lowerdir are needed while upperdir
+    /// nonexistent").
+    fn read_only_view(&mut self, mut lowers: Vec<String>, what: &str) -> Res<View> {
+        let home = self.store.home().to_path_buf();
+        if lowers.len() < 2 {
+            mkdir_mode(&home.join(EMPTY_LOWER), 0o755)?;
+            lowers.push(EMPTY_LOWER.to_string());
+        }
+        let spec = MountSpec {
+            lowers,
+            upper: None,
+            work: None,
+            target: EXPORT_IMAGE.to_string(),
+            options: mount::kernel_options(&self.profile),
+        };
+        let target = home.join(EXPORT_IMAGE);
+        mkdir_mode(&target, 0o700)?;
+        mount::mount_kernel(&home, &spec).map_err(|e| format!("export: mount {what}: {e}"))?;
+        let view = observe::merged_view_and_snapshot(&target).map(|(view, _)| view);
+        let unmounted = mount::unmount(&target)
+            .map_err(|e| format!("export: umount {what}: {e}"))
+            .and_then(|_| {
+                std::fs::remove_dir(&target)
+                    .map_err(|e| format!("export: rmdir {EXPORT_IMAGE}: {e}"))
+            });
+        let view = view?;
+        unmounted?;
+        Ok(view)
     }
 }
 
@@ -873,8 +888,8 @@ fn helper_suspect(o: &Outcome) -> bool {
 const EMPTY_LOWER: &str = "empty";
 /// Where the kernel view is mounted (relative to the store home).
 const KERNEL_VIEW: &str = "kernel-view";
-/// Where the export mounts the image layers for the naive diff (relative
-/// to the store home).
+/// Where the export mounts the image layers for the naive diff, and the
+/// image with the applied layer (relative to the store home).
 const EXPORT_IMAGE: &str = "export-image";
 
 /// A mount that did not happen; `errno` for kernel mounts.
