@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use ovlcheck_case::profile::{KernelVersion, PRESETS};
 use ovlcheck_case::{print_case, Case, Profile};
-use ovlcheck_driver::Backend;
+use ovlcheck_driver::{Backend, BackendKind};
 use ovlcheck_harness::campaign::{self, FuzzOptions, Shard};
 use ovlcheck_harness::contract::Contract;
 use ovlcheck_harness::gen::GenConfig;
@@ -477,6 +477,17 @@ fn only_profile(backend: &dyn Backend) -> Option<Profile> {
     }
 }
 
+/// The ids a harness that is not root can give its cases on a mounted
+/// backend: those its user namespaces map (driver/src/idmap.rs).
+fn rootless_ids(backend: &dyn Backend) -> Option<u32> {
+    let mounted = matches!(
+        backend.kind(),
+        BackendKind::Kernel | BackendKind::FuseOverlayfs | BackendKind::Exec
+    );
+    let map = ovlcheck_driver::idmap::IdMap::current();
+    (mounted && *map != ovlcheck_driver::idmap::IdMap::Root).then(|| map.mapped())
+}
+
 fn parse_profile(name: &str) -> Result<Profile, String> {
     Profile::preset(name).ok_or_else(|| {
         let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
@@ -519,6 +530,13 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
             return fail(format!("{}: profile {}: {why}", backend.name(), a.profile));
         }
     }
+    if rootless_ids(&*backend).is_some() {
+        eprintln!(
+            "not root: every case runs in a user namespace ({}), on the profiles an \
+             unprivileged user can mount",
+            ovlcheck_driver::idmap::IdMap::current().describe()
+        );
+    }
     let known_paths = if a.known.known.is_empty() {
         ovlcheck_harness::known::default_paths()
     } else {
@@ -542,6 +560,7 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
             profile,
             max_ops: a.max_ops.max(1),
             kernel,
+            ids: rootless_ids(&*backend),
             ..GenConfig::default()
         },
         jobs: a.jobs.max(1),

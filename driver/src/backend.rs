@@ -129,6 +129,20 @@ impl Backend for PooledBackend {
     fn run_case(&self, case: &Case, wants: Wants) -> Result<CaseRun, DriverError> {
         self.run(case, wants)
     }
+
+    /// As every backend does, and a case run in a user namespace must
+    /// need no id the namespace lacks ([`crate::idmap`]).
+    fn adapt_case(&self, case: &Case) -> Result<Case, String> {
+        let mut c = case.clone();
+        c.profile = self.adapt_profile(&case.profile)?;
+        if crate::support::in_user_namespace(&c.profile) {
+            let mapped = crate::idmap::IdMap::current().mapped();
+            if let Some(why) = crate::support::unmapped_id(&c, mapped) {
+                return Err(why);
+            }
+        }
+        Ok(c)
+    }
 }
 
 impl Pool {
@@ -256,17 +270,14 @@ fn spawn_placed(userns: bool, timeout: Duration) -> Result<WorkerProcess, Driver
     Ok(w)
 }
 
-/// Whether a case runs in a user-namespace worker: `userxattr` cases always
-/// do (overlay in an unprivileged user namespace), and everything does when
-/// the harness is not root — which then only supports `userxattr`.
+/// Whether a case runs in a user-namespace worker
+/// ([`crate::support::in_user_namespace`]); a profile a harness that is not
+/// root cannot mount is refused.
 fn needs_userns(profile: &Profile) -> Result<bool, DriverError> {
-    let root = nix::unistd::geteuid().is_root();
-    if !root && !profile.userxattr {
-        return Err(DriverError::Environment(
-            "this profile needs root (trusted.overlay xattrs); run as root or use --profile userxattr".into(),
-        ));
+    if let Some(why) = crate::support::needs_root(profile) {
+        return Err(DriverError::Environment(format!("this profile {why}")));
     }
-    Ok(profile.userxattr || !root)
+    Ok(crate::support::in_user_namespace(profile))
 }
 
 /// The backend called `name` (`kernel`, `fuse-overlayfs`, `exec`). `exec`

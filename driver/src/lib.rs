@@ -97,6 +97,7 @@ pub mod api;
 pub mod backend;
 pub mod creds;
 pub mod exec;
+pub mod idmap;
 pub mod ids;
 pub mod mount;
 pub mod observe;

@@ -20,12 +20,7 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Inside ids `[0, ID_RANGE)` map to outside `[ID_BASE, ID_BASE + ID_RANGE)`
-/// in a user namespace made by a root harness (an unprivileged namespace,
-/// like rootless containers' subordinate ids).
-pub const ID_BASE: u32 = 1_000_000_000;
-/// See [`ID_BASE`].
-pub const ID_RANGE: u32 = 1_000_000_000;
+pub use crate::idmap::{ID_BASE, ID_RANGE};
 
 /// The harness's handle on one worker process.
 #[derive(Debug)]
@@ -322,24 +317,9 @@ fn setup_handshake(
     }
 }
 
-/// Writes `/proc/PID/{setgroups,uid_map,gid_map}`: a root harness maps a
-/// large subordinate range ([`ID_BASE`]); an unprivileged one can only map
-/// its own ids to 0 (user_namespaces(7)).
+/// Writes the id maps of worker `pid` ([`crate::idmap::IdMap`]).
 fn write_id_maps(pid: Pid) -> std::io::Result<()> {
-    let proc = PathBuf::from(format!("/proc/{}", pid.as_raw()));
-    let (uid, gid) = (
-        nix::unistd::geteuid().as_raw(),
-        nix::unistd::getegid().as_raw(),
-    );
-    if uid == 0 {
-        let map = format!("0 {ID_BASE} {ID_RANGE}\n");
-        std::fs::write(proc.join("uid_map"), &map)?;
-        std::fs::write(proc.join("gid_map"), &map)
-    } else {
-        std::fs::write(proc.join("setgroups"), "deny")?;
-        std::fs::write(proc.join("uid_map"), format!("0 {uid} 1\n"))?;
-        std::fs::write(proc.join("gid_map"), format!("0 {gid} 1\n"))
-    }
+    crate::idmap::IdMap::current().write(pid.as_raw())
 }
 
 /// Whether process `pid` exists and is not a zombie (tests use it to check

@@ -20,6 +20,9 @@ pub fn adapt_profile(kind: BackendKind, profile: &Profile) -> Result<Profile, St
         BackendKind::FuseOverlayfs => fuse_overlayfs(profile),
         // The host kernel is the one the model follows by default.
         BackendKind::Kernel => {
+            if let Some(why) = needs_root(profile) {
+                return Err(why);
+            }
             if profile.redirect_dir == RedirectDir::Off
                 && crate::mount::redirect_off_follows() == Some(false)
             {
@@ -150,6 +153,62 @@ fn fuse_overlayfs(profile: &Profile) -> Result<Profile, String> {
     // EXDEV, as the kernel's redirect_dir=follow does.
     p.redirect_dir = RedirectDir::Follow;
     Ok(p)
+}
+
+/// Why a harness that is not root cannot run `profile`: its overlay
+/// xattrs are `trusted.overlay.*`, which need CAP_SYS_ADMIN in the initial
+/// user namespace (overlayfs.rst, "User xattr"). `None` as root, and for
+/// `userxattr`, which an unprivileged user mounts in its own namespace.
+pub fn needs_root(profile: &Profile) -> Option<String> {
+    let root = nix::unistd::geteuid().is_root();
+    (!root && !profile.userxattr).then(|| {
+        "needs root (trusted.overlay xattrs need CAP_SYS_ADMIN in the initial user namespace); \
+         an unprivileged user runs the userxattr profile"
+            .to_string()
+    })
+}
+
+/// Whether a worker runs `profile`'s cases in a user namespace of its
+/// own: `userxattr` cases always do, and everything does when the harness
+/// is not root.
+pub fn in_user_namespace(profile: &Profile) -> bool {
+    profile.userxattr || !nix::unistd::geteuid().is_root()
+}
+
+/// The first id `case` needs that a user namespace mapping inside ids
+/// `[0, mapped)` lacks (a layer entry's owner, a step's credentials, a
+/// `chown` target), as the reason the case cannot run there.
+pub fn unmapped_id(case: &ovlcheck_case::Case, mapped: u32) -> Option<String> {
+    use ovlcheck_case::{Entry, Op};
+    let out = |id: u32| id >= mapped && id != u32::MAX;
+    let owners = case
+        .lowers
+        .iter()
+        .chain(&case.upper)
+        .flat_map(|l| &l.entries)
+        .find_map(|e| match e {
+            Entry::Owner { path, uid, gid } if out(*uid) || out(*gid) => {
+                Some(format!("the owner {uid}:{gid} of {path}"))
+            }
+            _ => None,
+        });
+    let steps = || {
+        case.steps.iter().find_map(|s| match (&s.cred, &s.op) {
+            (Some(c), _) if out(c.uid) || out(c.gid) => {
+                Some(format!("the credentials {}:{} of a step", c.uid, c.gid))
+            }
+            (_, Op::Chown { uid, gid, .. }) if out(*uid) || out(*gid) => {
+                Some(format!("the chown target {uid}:{gid}"))
+            }
+            _ => None,
+        })
+    };
+    owners.or_else(steps).map(|what| {
+        format!(
+            "{what} is not mapped in this user's user namespace ({})",
+            crate::idmap::IdMap::current().describe()
+        )
+    })
 }
 
 #[cfg(test)]

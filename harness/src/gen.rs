@@ -44,6 +44,9 @@ pub struct GenConfig {
     /// The kernel the cases are for (the vm backend's guest), set in every
     /// case's profile ([`Profile::kernel`]); `None` for the host's.
     pub kernel: Option<KernelVersion>,
+    /// The ids cases may name, `[0, n)`: all a rootless harness's user
+    /// namespace maps (driver/src/idmap.rs); `None`: any.
+    pub ids: Option<u32>,
 }
 
 impl Default for GenConfig {
@@ -53,6 +56,7 @@ impl Default for GenConfig {
             max_ops: 20,
             max_lowers: 4,
             kernel: None,
+            ids: None,
         }
     }
 }
@@ -136,7 +140,33 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
     if !ovlcheck_model::layer_user_xattrs(&case.profile) {
         trusted_xattrs(&mut case);
     }
+    if let Some(n) = config.ids {
+        within_ids(&mut case, n);
+    }
     case
+}
+
+/// For a user namespace that maps only ids `[0, n)`: layer owners outside
+/// it are left out (the entry is root's), steps with such credentials run
+/// as root, and `chown` targets outside it become 0.
+fn within_ids(case: &mut Case, n: u32) {
+    for layer in case.lowers.iter_mut().chain(case.upper.as_mut()) {
+        layer
+            .entries
+            .retain(|e| !matches!(e, Entry::Owner { uid, gid, .. } if *uid >= n || *gid >= n));
+    }
+    for step in &mut case.steps {
+        if step.cred.is_some_and(|c| c.uid >= n || c.gid >= n) {
+            step.cred = None;
+        }
+        if let Op::Chown { uid, gid, .. } = &mut step.op {
+            for id in [uid, gid] {
+                if *id >= n {
+                    *id = 0;
+                }
+            }
+        }
+    }
 }
 
 /// For a kernel whose tmpfs has no `user.*` xattrs (before v6.6): the

@@ -69,6 +69,48 @@ fn the_op_mix_reaches_every_op_kind_and_feature() {
     );
 }
 
+/// Cases for a rootless user namespace that maps only ids `[0, n)` name
+/// no other id (driver/src/idmap.rs); with every id mapped they do.
+#[test]
+fn cases_for_a_narrow_id_map_name_only_mapped_ids() {
+    let ids_of = |c: &ovlcheck_case::Case| {
+        let mut ids = BTreeSet::new();
+        for l in c.lowers.iter().chain(&c.upper) {
+            for e in &l.entries {
+                if let ovlcheck_case::layer::Entry::Owner { uid, gid, .. } = e {
+                    ids.extend([*uid, *gid]);
+                }
+            }
+        }
+        for s in &c.steps {
+            ids.extend(s.cred.iter().flat_map(|c| [c.uid, c.gid]));
+            if let Op::Chown { uid, gid, .. } = &s.op {
+                ids.extend([*uid, *gid]);
+            }
+        }
+        ids
+    };
+    let all: BTreeSet<u32> = (0..500)
+        .flat_map(|i| ids_of(&case_at(&GenConfig::default(), 1, i)))
+        .collect();
+    assert!(all.contains(&1000) && all.contains(&1001), "{all:?}");
+    for n in [1, 1001] {
+        let g = GenConfig {
+            ids: Some(n),
+            ..GenConfig::default()
+        };
+        for i in 0..500 {
+            let c = case_at(&g, 1, i);
+            assert!(ids_of(&c).iter().all(|id| *id < n), "ids < {n}, case {i}");
+            // Only the ids change: the ops are the same.
+            assert_eq!(
+                c.steps.len(),
+                case_at(&GenConfig::default(), 1, i).steps.len()
+            );
+        }
+    }
+}
+
 /// Cases for a kernel whose tmpfs has no user xattrs (the vm backend's
 /// 6.1 guest) name that kernel, keep `user.*` out of their layers, and
 /// still set, get and remove xattrs, of both namespaces.
