@@ -12,7 +12,8 @@
 mod objects;
 pub mod oci;
 
-pub(crate) use objects::check_layer_xattr_name;
+pub use objects::CAPABILITY_XATTR;
+pub(crate) use objects::{check_capability_value, check_layer_xattr_name};
 
 use crate::path::RelPath;
 use serde::{Deserialize, Serialize};

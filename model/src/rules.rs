@@ -64,6 +64,7 @@ pub enum Rule {
     StatIndexNlink,
     PrivateXattrsHidden,
     PrivateXattrEscaped,
+    KillPrivCapability,
     UuidXattr,
     UuidOff,
     ReadOnly,
@@ -222,6 +223,8 @@ const NO_LAYER_REDIRECTS: &str =
     "generated layers carry no redirect xattrs (docs/semantics.md, section 2)";
 /// Why generated cases meet no metacopy file other than one a copy-up made.
 const NO_LAYER_METACOPY: &str = "generated layers carry no metacopy entries";
+/// Why generated cases meet no file capability.
+const NO_LAYER_CAPABILITY: &str = "generated layers carry no security.capability xattrs";
 
 /// Every rule, in [`Rule`] order.
 pub const RULES: &[RuleInfo] = &[
@@ -524,6 +527,13 @@ pub const RULES: &[RuleInfo] = &[
         "overlayfs.rst: Nesting overlayfs mounts",
         ESCAPED,
     ),
+    info(
+        Rule::KillPrivCapability,
+        "xattr.killpriv",
+        "inode.c: file_remove_privs; commoncap.c: cap_inode_killpriv",
+        WRITABLE,
+    )
+    .not_generated(NO_LAYER_CAPABILITY),
     info(
         Rule::UuidXattr,
         "mount.uuid-xattr",

@@ -7,10 +7,35 @@ use std::collections::BTreeMap;
 /// Longest xattr name (Linux `XATTR_NAME_MAX`).
 const XATTR_NAME_MAX: usize = 255;
 
-/// Checks the name of an ordinary layer xattr: `user.*` or `trusted.*`,
-/// never an overlay-private one. The parser checks `xattr` entries with it
-/// too, so a bad name is reported at its token.
+/// The file capability xattr (capability.h: `XATTR_NAME_CAPS`), the one
+/// `security.*` name a layer entry may carry: copy-up keeps it, and a
+/// write, truncate or chown drops it (docs/semantics.md, section 1.10).
+pub const CAPABILITY_XATTR: &str = "security.capability";
+
+/// Checks the value of a layer's [`CAPABILITY_XATTR`]: the kernel takes
+/// only a well-formed `vfs_cap_data` (commoncap.c: cap_convert_nscap);
+/// a layer carries revision 2 (`VFS_CAP_REVISION_2`, 20 bytes), what
+/// setcap writes.
+pub(crate) fn check_capability_value(value: &[u8]) -> Result<(), String> {
+    let revision = value.get(..4).map(|m| m[3]);
+    if value.len() == 20 && revision == Some(2) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{CAPABILITY_XATTR}` must be a VFS_CAP_REVISION_2 value: 20 bytes, the 4th 0x02 \
+             (it has {} bytes)",
+            value.len()
+        ))
+    }
+}
+
+/// Checks the name of an ordinary layer xattr: `user.*`, `trusted.*` or
+/// [`CAPABILITY_XATTR`], never an overlay-private one. The parser checks
+/// `xattr` entries with it too, so a bad name is reported at its token.
 pub(crate) fn check_layer_xattr_name(name: &str) -> Result<(), String> {
+    if name == CAPABILITY_XATTR {
+        return Ok(());
+    }
     for (prefix, entry) in [
         (
             "trusted.overlay.",
@@ -29,7 +54,8 @@ pub(crate) fn check_layer_xattr_name(name: &str) -> Result<(), String> {
         .or_else(|| name.strip_prefix("trusted."));
     match rest {
         None => Err(format!(
-            "xattr `{name}` must be in the `user.` or `trusted.` namespace"
+            "xattr `{name}` must be in the `user.` or `trusted.` namespace, or be \
+             `{CAPABILITY_XATTR}`"
         )),
         Some("") => Err(format!(
             "xattr `{name}` has an empty name after its namespace"
@@ -285,8 +311,17 @@ fn entry<'a>(b: &mut Builder<'a>, e: &'a Entry) -> Result<(), String> {
         }
         Entry::Xattr { name, value, .. } => {
             check_layer_xattr_name(name)?;
+            if name == CAPABILITY_XATTR {
+                check_capability_value(value)?;
+            }
             let j = b.inode(path, "xattr")?;
             let kind = &b.objs[j].kind;
+            if name == CAPABILITY_XATTR && !matches!(kind, ObjectKind::File(_)) {
+                return Err(format!(
+                    "`{CAPABILITY_XATTR}` is a file capability: only on regular files, `{path}` is {}",
+                    kind_word(kind)
+                ));
+            }
             if name.starts_with("user.") && !matches!(kind, ObjectKind::Dir | ObjectKind::File(_)) {
                 return Err(format!(
                     "`user.*` xattrs can only be set on files and directories, `{path}` is {}",

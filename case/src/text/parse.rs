@@ -7,7 +7,9 @@ use super::limits::{
 use super::ParseError;
 use crate::case::Case;
 use crate::errno::Errno;
-use crate::layer::{check_layer_xattr_name, Entry, LayerFormat, LayerSpec};
+use crate::layer::{
+    check_capability_value, check_layer_xattr_name, Entry, LayerFormat, LayerSpec, CAPABILITY_XATTR,
+};
 use crate::op::{check_fd_name, Access, Cred, Op, OpenFlags, RenameFlags, Step, Whence};
 use crate::outcome::{FileKind, Outcome, StatInfo, Value};
 use crate::path::{OpPath, RelPath};
@@ -600,7 +602,10 @@ impl<'a> Parser<'a> {
                 let (path, col) = path_of(c)?;
                 let (name, ncol) = c.xattr_name()?;
                 check_layer_xattr_name(&name).map_err(|m| c.err(ncol, m))?;
-                let (value, _) = c.string("the xattr value")?;
+                let (value, vcol) = c.string("the xattr value")?;
+                if name == CAPABILITY_XATTR {
+                    check_capability_value(&value).map_err(|m| c.err(vcol, m))?;
+                }
                 (Entry::Xattr { path, name, value }, col)
             }
             "owner" => {

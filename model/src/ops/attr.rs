@@ -79,6 +79,10 @@ impl Model {
         inode.uid = uid;
         inode.gid = gid;
         inode.mode = mode_after_chown(inode.mode, inode.is_dir());
+        if !inode.is_dir() {
+            // chown_common sets ATTR_KILL_PRIV for non-directories.
+            self.kill_priv(u);
+        }
         Ok(Value::Unit)
     }
 

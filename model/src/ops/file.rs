@@ -11,6 +11,7 @@ use crate::resolve::{Follow, Walk};
 use crate::rules::Rule;
 use crate::space;
 use crate::Model;
+use ovlcheck_case::layer::CAPABILITY_XATTR;
 use ovlcheck_case::{Cred, Errno, OpPath, Value};
 use std::sync::Arc;
 
@@ -166,13 +167,26 @@ impl Model {
 
     /// What changing a file's contents does to its upper inode `u` besides
     /// the data (file_remove_privs, file_update_time): the set-id bits go
-    /// unless the writer has CAP_FSETID (see `perm::mode_after_write`), and
-    /// the times become now.
+    /// unless the writer has CAP_FSETID (see `perm::mode_after_write`), the
+    /// file capability goes whoever writes ([`Model::kill_priv`]), and the
+    /// times become now.
     pub(crate) fn contents_changed(&mut self, u: Ino, cred: Cred) {
         let init_caps = self.feat.init_caps;
         let inode = self.upper_mut().get_mut(u);
         inode.mtime = None;
         inode.mode = mode_after_write(cred, inode.mode, init_caps);
+        self.kill_priv(u);
+    }
+
+    /// Drops the file capability of upper inode `u` (security_inode_killpriv:
+    /// cap_inode_killpriv removes `security.capability`): a write, truncate
+    /// or chown does, even by root, who keeps only the set-id bits
+    /// (verified on 6.18: corpus/rules/77-capability-killpriv.ovl).
+    pub(crate) fn kill_priv(&mut self, u: Ino) {
+        let inode = self.upper_mut().get_mut(u);
+        if inode.xattrs.remove(CAPABILITY_XATTR).is_some() {
+            self.hit(Rule::KillPrivCapability);
+        }
     }
 }
 
