@@ -17,6 +17,7 @@ use crate::fs::{Ino, Kind, Layer};
 use crate::resolve::push_name;
 use crate::Model;
 use imbl::OrdMap;
+use ovlcheck_case::layer::CAPABILITY_XATTR;
 use ovlcheck_case::oci::{self, ChangeKind, DiffMethod};
 use ovlcheck_case::{Node, NodeKind, Profile, RedirectDir, View};
 use std::collections::{BTreeMap, BTreeSet};
@@ -56,7 +57,31 @@ impl Model {
                 &self.clock_set_in_upper(),
             ),
         };
+        let entries = match method {
+            DiffMethod::Native => entries,
+            DiffMethod::Naive | DiffMethod::Walking => self.with_capabilities(entries),
+        };
         Some((method, entries))
+    }
+
+    /// A naive or walking differ's `entries` with the file capability of
+    /// each file it writes: besides the `user.*` xattrs a merged tree
+    /// shows, it reads `security.capability` of every file it puts in the
+    /// tar (go-archive `ReadSecurityXattrToTarHeader`; containerd's
+    /// walking differ copies every xattr).
+    fn with_capabilities(&self, mut entries: View) -> View {
+        self.walk_merged(
+            &mut |path: &str, d: &crate::lookup::Dentry| {
+                let caps = self.attr(d).xattrs.get(CAPABILITY_XATTR);
+                if let (Some(v), Some(n)) = (caps, entries.nodes.get_mut(path)) {
+                    if n.kind == NodeKind::File {
+                        n.xattrs.insert(CAPABILITY_XATTR.to_string(), v.clone());
+                    }
+                }
+            },
+            &mut |_, _| {},
+        );
+        entries
     }
 
     /// The merged paths whose object is in the container layer with an

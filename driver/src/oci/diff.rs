@@ -5,6 +5,7 @@
 use super::{annotate, errno_io, Body, Meta, TarWriter, Xattr};
 use crate::sys::{self, Follow};
 use nix::errno::Errno;
+use ovlcheck_case::layer::CAPABILITY_XATTR;
 use ovlcheck_case::oci::{self, Change, ChangeKind};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
@@ -140,7 +141,8 @@ impl NativeWalk<'_> {
 ///   owner 0:0; its mtime is 0 (moby stamps the clock, which no
 ///   prediction can match; containerd writes the epoch);
 /// - an addition or modification is the merged path's object as it is
-///   now, with its `user.*` xattrs (all a merged tree shows); a
+///   now, with its `user.*` xattrs (all a merged tree shows) and its file
+///   capability (go-archive `ReadSecurityXattrToTarHeader`); a
 ///   non-directory met again under another name (same `st_dev` and
 ///   `st_ino`) is a link entry to the first.
 pub fn write_naive(changes: &[Change], merged: &Path) -> io::Result<Vec<u8>> {
@@ -181,7 +183,7 @@ pub fn write_naive(changes: &[Change], merged: &Path) -> io::Result<Vec<u8>> {
         let kept: Vec<Xattr> = xattrs(dir.as_fd(), &name)
             .map_err(annotate("xattrs of", path))?
             .into_iter()
-            .filter(|(k, _)| k.starts_with(b"user."))
+            .filter(|(k, _)| k.starts_with(b"user.") || k.as_slice() == CAPABILITY_XATTR.as_bytes())
             .collect();
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             w.entry(path, Meta::of(&st), Body::Dir, &kept)?;
