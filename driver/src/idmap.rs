@@ -148,9 +148,10 @@ impl IdMap {
 
 /// `newuidmap PID 0 ID 1 1 START COUNT` (or `newgidmap`).
 fn helper(name: &str, pid: i32, own: u32, start: u32, count: u32) -> io::Result<()> {
+    let (own, start, count) = (own.to_string(), start.to_string(), count.to_string());
     let out = Command::new(name)
-        .args([pid, 0, own as i32, 1, 1].map(|n| n.to_string()))
-        .args([start.to_string(), count.to_string()])
+        .arg(pid.to_string())
+        .args(["0", &own, "1", "1", &start, &count])
         .stdin(std::process::Stdio::null())
         .output()?;
     if out.status.success() {
