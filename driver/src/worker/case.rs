@@ -628,11 +628,7 @@ impl MountedCase {
         if let Err(e) = mount::mount_kernel(&home, &spec) {
             return Ok(Err(CaseErrno::from_code(e.errno as i32)));
         }
-        let view = observe::merged_view_and_snapshot(&target).map(|(view, _)| view);
-        let unmounted = mount::unmount(&target).map_err(|e| format!("umount kernel view: {e}"));
-        let view = view?;
-        unmounted?;
-        Ok(Ok(view))
+        walk_and_unmount(&target, "kernel view").map(Ok)
     }
 }
 
@@ -750,10 +746,7 @@ impl MountedCase {
         let view = mkdir_mode(&target, 0o700).and_then(|()| {
             mount::mount_kernel(&home, &spec)
                 .map_err(|e| format!("export: mount the applied layer: {e}"))?;
-            let view = observe::merged_view_and_snapshot(&target).map(|(view, _)| view);
-            mount::unmount(&target)
-                .map_err(|e| format!("export: umount the applied layer: {e}"))?;
-            view
+            walk_and_unmount(&target, "export: the applied layer")
         });
         let removed = self.remove_container(&fresh);
         let view = view?;
@@ -798,17 +791,20 @@ impl MountedCase {
         let target = home.join(EXPORT_IMAGE);
         mkdir_mode(&target, 0o700)?;
         mount::mount_kernel(&home, &spec).map_err(|e| format!("export: mount {what}: {e}"))?;
-        let view = observe::merged_view_and_snapshot(&target).map(|(view, _)| view);
-        let unmounted = mount::unmount(&target)
-            .map_err(|e| format!("export: umount {what}: {e}"))
-            .and_then(|_| {
-                std::fs::remove_dir(&target)
-                    .map_err(|e| format!("export: rmdir {EXPORT_IMAGE}: {e}"))
-            });
-        let view = view?;
-        unmounted?;
+        let view = walk_and_unmount(&target, &format!("export: {what}"))?;
+        std::fs::remove_dir(&target).map_err(|e| format!("export: rmdir {EXPORT_IMAGE}: {e}"))?;
         Ok(view)
     }
+}
+
+/// The merged tree of the overlay mounted at `target` (`what` in errors),
+/// which is unmounted afterwards whether the walk worked or not.
+fn walk_and_unmount(target: &Path, what: &str) -> Res<View> {
+    let view = observe::merged_view_and_snapshot(target).map(|(view, _)| view);
+    let unmounted = mount::unmount(target).map_err(|e| format!("{what}: umount: {e}"));
+    let view = view?;
+    unmounted?;
+    Ok(view)
 }
 
 impl Session for MountedCase {

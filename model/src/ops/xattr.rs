@@ -121,11 +121,12 @@ impl Model {
         if self.feat.user_xattr_ns && a.ovl != Default::default() {
             self.hit(Rule::PrivateXattrsHidden);
         }
-        let names = self
+        let mut names: Vec<String> = self
             .visible_xattrs(a)
             .map(|(k, _)| k)
             .filter(|k| k.starts_with("user."))
             .collect();
+        names.sort();
         Ok(Value::Names(names))
     }
 
@@ -252,8 +253,8 @@ impl Model {
     }
 
     /// The xattrs of `a` that getxattr and listxattr through the overlay
-    /// see, sorted by name: its ordinary ones, and the private names set
-    /// through the overlay, unescaped (xattrs.c: ovl_listxattr).
+    /// see, in no particular order: its ordinary ones, and the private
+    /// names set through the overlay, unescaped (xattrs.c: ovl_listxattr).
     pub(crate) fn visible_xattrs<'a>(
         &self,
         a: &'a Inode,
@@ -269,9 +270,7 @@ impl Model {
             .escaped
             .iter()
             .map(move |(k, v)| (format!("{prefix}{k}"), v));
-        let mut all: Vec<(String, &Vec<u8>)> = plain.chain(escaped).collect();
-        all.sort();
-        all.into_iter()
+        plain.chain(escaped)
     }
 
     /// This mount's overlay-private prefix (overlayfs.rst: "User xattr").
