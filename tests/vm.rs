@@ -10,6 +10,7 @@ mod common;
 use ovlcheck_case::profile::KernelVersion;
 use ovlcheck_case::{parse_case, Profile};
 use ovlcheck_driver::{Backend, BackendOptions, DriverError, Wants};
+use ovlcheck_vm::guest::ChannelKind;
 use ovlcheck_vm::{VmBackend, VmOptions};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -70,6 +71,13 @@ fn the_guest_says_its_kernel_and_refuses_what_it_cannot_run() {
     // no uuid xattr (v6.6), no user xattrs on tmpfs (v6.6).
     assert!(f.module_loaded, "{}", vm.describe());
     assert!(!f.layer_append && !f.uuid_xattr && !f.layer_user_xattrs);
+    // Debian builds virtio-console as modules; the initramfs carries them.
+    assert_eq!(
+        vm.channel(),
+        ChannelKind::VirtioConsole,
+        "{}",
+        vm.describe()
+    );
 
     let p = vm.adapt_profile(&Profile::default()).unwrap();
     assert_eq!(
@@ -88,6 +96,35 @@ fn the_guest_says_its_kernel_and_refuses_what_it_cannot_run() {
     assert!(why.contains("user.* xattrs"), "{why}");
     let op = "lower\n  file f 0644 \"\"\nops\n  getxattr f user.k\n";
     assert!(vm.adapt_case(&parse_case("t", op).unwrap()).is_ok());
+}
+
+/// A module tree with `overlay.ko` alone (no `modules.dep`, no virtio
+/// modules): the guest finds no virtio-console port, says why on its
+/// console and talks over its serial port, and cases run as before.
+#[test]
+fn without_virtio_modules_the_guest_talks_over_its_serial_port() {
+    let Some(kernel) = guest_kernel("without_virtio_modules") else {
+        return;
+    };
+    let name = kernel.file_name().unwrap().to_string_lossy().into_owned();
+    let release = name.trim_start_matches("vmlinuz-");
+    let tree = tempfile::tempdir().unwrap();
+    let overlay = format!("/lib/modules/{release}/kernel/fs/overlayfs/overlay.ko");
+    std::fs::copy(&overlay, tree.path().join("overlay.ko"))
+        .unwrap_or_else(|e| panic!("{overlay}: {e}"));
+    let mut opts = VmOptions::new(kernel);
+    opts.guest_binary = Some(PathBuf::from(env!("CARGO_BIN_EXE_ovlcheck")));
+    opts.modules = Some(tree.path().to_path_buf());
+    let vm = VmBackend::new(opts).unwrap_or_else(|e| panic!("the 6.1 guest boots: {e}"));
+    assert_eq!(vm.channel(), ChannelKind::Serial, "{}", vm.describe());
+    let case = parse_case(
+        "serial",
+        "lower\n  dir d 0755\n  file d/f 0644 \"lower\"\nops\n  write d/f 0 \"upper\"\n  rename d e\n",
+    )
+    .unwrap();
+    let case = ovlcheck_harness::runner::adapted(&vm, &case).expect("6.1 runs it");
+    let run = ovlcheck_harness::run_case(&vm, &case).unwrap_or_else(|e| panic!("runs: {e}"));
+    assert!(run.divergence.is_none(), "{:#?}", run.divergence);
 }
 
 #[test]

@@ -24,7 +24,8 @@
 //!   `VmBackend::run_case` alone (the guest and the channel, no model),
 //!   then through `ovlcheck_harness::run_case` on that one guest, every
 //!   check of the backend's contract (views, remount, commit, export), the
-//!   model on the host, timed on the host.
+//!   model on the host, timed on the host; then again without the export
+//!   check (`fuzz --no-export`), which the raw bound has no counterpart of.
 //!
 //! The rounds alternate which guest goes first; each ratio is taken within
 //! a round, and the report gives the median and the range over the rounds.
@@ -55,7 +56,7 @@ use ovlcheck_driver::proto::{self, Mounter, Request, Response, RunCase};
 use ovlcheck_driver::worker::{WorkerState, WORKER_UMASK};
 use ovlcheck_driver::{Backend, BackendKind, Wants};
 use ovlcheck_harness::contract::Contract;
-use ovlcheck_harness::run_case;
+use ovlcheck_harness::runner::run_case_checked;
 use ovlcheck_harness::runner::{adapted, wants_export};
 use ovlcheck_vm::guest::{self, Hello};
 use ovlcheck_vm::image;
@@ -194,7 +195,7 @@ fn main() {
             export: wants_export(Contract::default_for(BackendKind::Vm), &case),
         },
     };
-    harness_rate(&backend, &case, WARM_UP);
+    harness_rate(&backend, &case, WARM_UP, true);
     drop(backend);
     bare_round(&spec, WARM_UP, user_xattr, &request);
     if !user_xattr {
@@ -209,7 +210,7 @@ fn main() {
         bare_prep.as_secs_f64()
     );
     println!(
-        "{:>5} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8}",
+        "{:>5} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}",
         "round",
         "b.boot",
         "b.up",
@@ -221,6 +222,7 @@ fn main() {
         "h.boot",
         "back/s",
         "case/s",
+        "noexp/s",
         "first"
     );
     let mut seen = Vec::new();
@@ -243,9 +245,10 @@ fn main() {
             harness_boot: h.boot,
             backend: h.backend,
             harness: h.rate,
+            no_export: h.no_export,
         };
         println!(
-            "{r:>5} {:>7.2} {:>7.2} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>7.2} {:>8.1} {:>8.1} {:>8}",
+            "{r:>5} {:>7.2} {:>7.2} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>7.2} {:>8.1} {:>8.1} {:>8.1} {:>8}",
             round.bare_boot,
             round.bare_uptime,
             round.floor,
@@ -256,6 +259,7 @@ fn main() {
             round.harness_boot,
             round.backend,
             round.harness,
+            round.no_export,
             if harness_first { "harness" } else { "bare" },
         );
         seen.push(round);
@@ -266,7 +270,7 @@ fn main() {
          channel; h.new: VmBackend::new, \
          image preparation and boot; h.boot: the backend's own boot time, qemu's start to the \
          hello; back: VmBackend::run_case alone, guest and channel, no model; case: the \
-         harness, every check)\n"
+         harness, every check; noexp: the harness without the export check)\n"
     );
     let mut json = serde_json::Map::new();
     json.insert("rounds".into(), rounds.into());
@@ -316,16 +320,10 @@ fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// writer: the binary, its libraries, `overlay.ko`).
 fn bare_image(kernel: &Path, me: &Path, dir: &Path) -> BootSpec {
     let k = image::prepare_kernel(kernel, dir).expect("the guest kernel");
-    let module = image::find_module(None, k.release.as_deref()).expect("overlay.ko");
+    let modules = image::guest_modules(None, k.release.as_deref()).expect("overlay.ko");
     let initramfs = dir.join("bare.cpio");
-    image::write_initramfs(
-        &initramfs,
-        me,
-        module.as_ref().map(|(_, m)| m.as_slice()),
-        None,
-        dir,
-    )
-    .expect("the bare guest's initramfs");
+    image::write_initramfs(&initramfs, me, &modules, None, dir)
+        .expect("the bare guest's initramfs");
     BootSpec {
         qemu: PathBuf::from("qemu-system-x86_64"),
         kernel: k.boot,
@@ -415,6 +413,9 @@ struct Harness {
     backend: f64,
     /// The harness, cases per second.
     rate: f64,
+    /// The harness without the export check (`fuzz --no-export`), cases
+    /// per second.
+    no_export: f64,
 }
 
 /// A fresh backend (image preparation and a boot), then `cases` runs of
@@ -424,7 +425,7 @@ fn harness_round(opts: &VmOptions, case: &Case, wants: &Wants, cases: u32) -> Ha
     let t = Instant::now();
     let backend = VmBackend::new(opts.clone()).unwrap_or_else(|e| panic!("the guest boots: {e}"));
     let new = t.elapsed().as_secs_f64();
-    harness_rate(&backend, case, WARM_UP);
+    harness_rate(&backend, case, WARM_UP, true);
     let t = Instant::now();
     for _ in 0..cases {
         backend
@@ -432,21 +433,26 @@ fn harness_round(opts: &VmOptions, case: &Case, wants: &Wants, cases: u32) -> Ha
             .unwrap_or_else(|e| panic!("runs: {e}"));
     }
     let alone = f64::from(cases) / t.elapsed().as_secs_f64();
-    let rate = harness_rate(&backend, case, cases);
+    let rate = harness_rate(&backend, case, cases, true);
+    let no_export = harness_rate(&backend, case, cases, false);
     Harness {
         new,
         boot: backend.boot_time().as_secs_f64(),
         backend: alone,
         rate,
+        no_export,
     }
 }
 
-/// Cases per second of `case` through the harness, every check; a
-/// divergence or a backend failure fails the bench.
-fn harness_rate(backend: &VmBackend, case: &Case, cases: u32) -> f64 {
+/// Cases per second of `case` through the harness, every check (the
+/// export check only when `export`); a divergence or a backend failure
+/// fails the bench.
+fn harness_rate(backend: &VmBackend, case: &Case, cases: u32, export: bool) -> f64 {
+    let contract = Contract::default_for(BackendKind::Vm);
     let t = Instant::now();
     for _ in 0..cases {
-        let run = run_case(backend as &dyn Backend, case).unwrap_or_else(|e| panic!("runs: {e}"));
+        let run = run_case_checked(backend as &dyn Backend, case, contract, export)
+            .unwrap_or_else(|e| panic!("runs: {e}"));
         if let Some(d) = run.divergence {
             panic!("the baseline case diverges on the guest: {d:#?}");
         }
@@ -472,6 +478,7 @@ fn bare_loop() -> Result<(), String> {
     let hello = Hello {
         release: ovlcheck_driver::kernel_release(),
         overlay: Err("a bare loop's guest: the overlay is not probed".into()),
+        channel: channel.kind,
     };
     guest::write_frame(&channel, &hello)?;
     let uptime = up.parse().unwrap_or(f64::NAN);
@@ -481,12 +488,12 @@ fn bare_loop() -> Result<(), String> {
     let worker_root = PathBuf::from("/tmp/w");
     std::fs::create_dir(&worker_root).map_err(|e| format!("/tmp/w: {e}"))?;
     let mut worker = WorkerState::new(worker_root, false);
-    while let Some(req) = proto::recv::<BareRun>(channel.as_fd())? {
+    while let Some(req) = proto::recv::<BareRun>(channel.file.as_fd())? {
         if let Job::Serve = req.job {
             guest::write_frame(&channel, &BareTime { secs: 0.0, uptime })?;
             let umask = ovlcheck_driver::sys::umask(WORKER_UMASK);
             for _ in 0..WARM_UP + req.cases {
-                let Some(r) = proto::recv::<Request>(channel.as_fd())? else {
+                let Some(r) = proto::recv::<Request>(channel.file.as_fd())? else {
                     return Ok(());
                 };
                 guest::write_frame(&channel, &worker.handle(r))?;
@@ -633,13 +640,15 @@ struct Round {
     backend: f64,
     /// The harness, every check, cases/s.
     harness: f64,
+    /// The harness without the export check, cases/s.
+    no_export: f64,
 }
 
 /// A reported figure: its name, its key in the JSON line, and how a round
 /// gives it.
 type Figure = (&'static str, &'static str, fn(&Round) -> f64);
 
-const FIGURES: [Figure; 17] = [
+const FIGURES: [Figure; 19] = [
     ("bare guest boot, qemu to hello (s)", "bare_boot_s", |r| {
         r.bare_boot
     }),
@@ -679,6 +688,16 @@ const FIGURES: [Figure; 17] = [
         "harness vs bare raw bound (x the bound's cases/s; target >= 0.5)",
         "harness_vs_bound",
         |r| r.harness / r.bound,
+    ),
+    (
+        "harness without the export check (fuzz --no-export; cases/s)",
+        "no_export_cps",
+        |r| r.no_export,
+    ),
+    (
+        "harness without the export check vs bare raw bound (the checks the bound makes)",
+        "no_export_vs_bound",
+        |r| r.no_export / r.bound,
     ),
     (
         "bare raw bound vs bare floor (the best any harness can do)",

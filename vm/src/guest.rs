@@ -1,8 +1,8 @@
 //! The guest side: the ovlcheck binary as the guest kernel's init (pid 1).
-//! It mounts what a worker needs, loads the overlay module, probes what
-//! the kernel's overlay can do, says so in a [`Hello`] frame on its
-//! channel (the second serial port, raw) and then serves the same
-//! [`Request`]s as a host worker, with the same
+//! It mounts what a worker needs, opens its channel (a virtio-console
+//! port, else the second serial port), loads the overlay module, probes
+//! what the kernel's overlay can do, says so in a [`Hello`] frame and then
+//! serves the same [`Request`]s as a host worker, with the same
 //! [`WorkerState`] (docs/vm.md).
 
 use nix::mount::{mount, MsFlags};
@@ -18,10 +18,46 @@ use std::path::{Path, PathBuf};
 /// line, which the kernel hands to init) that makes the binary a guest.
 pub const GUEST_ENV: &str = "OVLCHECK_GUEST";
 
-/// The guest's channel to the host: the second 8250 port. virtio-console
-/// would be faster but is a module in distribution kernels (Debian:
-/// CONFIG_VIRTIO_CONSOLE=m), the 8250 is built in everywhere.
-pub const CHANNEL: &str = "/dev/ttyS1";
+/// The guest's serial channel to the host: the second 8250 port, built
+/// in everywhere; used when the guest has no virtio-console port.
+pub const SERIAL: &str = "/dev/ttyS1";
+
+/// The name of the guest's virtio-console port (qemu's `virtserialport`,
+/// `machine::Guest::boot`).
+pub const PORT_NAME: &str = "org.ovlcheck.channel";
+
+/// How long the guest waits for its virtio-console port to show up after
+/// loading the channel's modules (the host adds ports asynchronously)
+/// before it falls back to [`SERIAL`].
+const PORT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The guest's end of its channel to the host.
+#[derive(Debug)]
+pub struct Channel {
+    /// The open device.
+    pub file: std::fs::File,
+    /// Which one: [`PORT_NAME`]'s device, or [`SERIAL`].
+    pub kind: ChannelKind,
+}
+
+/// The two channels a guest can talk over (docs/vm.md, "The channel").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChannelKind {
+    /// A virtio-console port: a frame is a buffer or two on a virtqueue.
+    VirtioConsole,
+    /// The 8250 serial port: an I/O port access per byte under TCG, so
+    /// long frames go deflated ([`DEFLATE_FROM`]).
+    Serial,
+}
+
+impl std::fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ChannelKind::VirtioConsole => "virtio-console",
+            ChannelKind::Serial => "serial 8250",
+        })
+    }
+}
 
 /// The guest's first frame: who it is and what its overlay can do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +66,8 @@ pub struct Hello {
     pub release: String,
     /// The overlay's features, or why the guest has no overlay.
     pub overlay: Result<OverlayFeatures, String>,
+    /// The channel it talks over.
+    pub channel: ChannelKind,
 }
 
 /// What the guest kernel's overlay does, probed by mounting it.
@@ -100,21 +138,106 @@ pub fn mount_filesystems() -> Result<(), String> {
     fs("tmpfs", "/tmp", "tmpfs")
 }
 
-/// The guest's end of its channel ([`CHANNEL`]): raw mode at 115200
-/// baud, the receive FIFO's interrupt at 14 bytes. qemu moves bytes as
-/// fast as it can whatever the rate, but times the receive FIFO's timeout
-/// interrupt by it: at the tty's default 9600 baud the tail of every
-/// request short of the trigger level waited 4 ms for it. And each receive
-/// interrupt costs about 65 µs under TCG, so 14 bytes an interrupt take
-/// requests in at about two thirds of the cost of the driver's default 8
-/// (docs/vm.md, "Figures").
-pub fn open_channel() -> Result<std::fs::File, String> {
+/// The guest's end of its channel: its virtio-console port when the
+/// kernel has one (built in, or the modules under
+/// [`crate::image::CHANNEL_MODULES`] load), else [`SERIAL`]. Why the port
+/// is not used is said on the console.
+pub fn open_channel() -> Result<Channel, String> {
+    match virtio_port() {
+        Ok(file) => {
+            return Ok(Channel {
+                file,
+                kind: ChannelKind::VirtioConsole,
+            })
+        }
+        Err(why) => {
+            let _ = writeln!(std::io::stderr(), "ovlcheck guest: serial channel: {why}");
+        }
+    }
+    Ok(Channel {
+        file: open_serial()?,
+        kind: ChannelKind::Serial,
+    })
+}
+
+/// Loads the channel's modules, then opens the port named [`PORT_NAME`]
+/// once it shows up in `/sys/class/virtio-ports`.
+fn virtio_port() -> Result<std::fs::File, String> {
+    load_channel_modules()?;
+    if !Path::new("/sys/bus/virtio").is_dir() {
+        return Err("the kernel has no virtio bus".into());
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let ports = std::fs::read_dir("/sys/class/virtio-ports")
+            .into_iter()
+            .flatten();
+        for port in ports.flatten() {
+            let name = std::fs::read_to_string(port.path().join("name")).unwrap_or_default();
+            if name.trim_end() == PORT_NAME {
+                let dev = Path::new("/dev").join(port.file_name());
+                if let Ok(f) = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&dev)
+                {
+                    return Ok(f);
+                }
+            }
+        }
+        if started.elapsed() >= PORT_PATIENCE {
+            return Err(format!(
+                "no virtio-console port {PORT_NAME} in {} s",
+                PORT_PATIENCE.as_secs()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// Loads the modules under [`crate::image::CHANNEL_MODULES`] in name
+/// order (EEXIST: built in or loaded). None is not an error: the kernel
+/// may have the drivers built in.
+fn load_channel_modules() -> Result<(), String> {
+    let dir = Path::new("/").join(crate::image::CHANNEL_MODULES);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    for p in paths {
+        insert_module(&p)?;
+    }
+    Ok(())
+}
+
+/// `finit_module` of `path`; `Ok(false)` when the kernel has it already.
+fn insert_module(path: &Path) -> Result<bool, String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    match nix::kmod::finit_module(&f, c"", nix::kmod::ModuleInitFlags::empty()) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::EEXIST) => Ok(false),
+        Err(e) => Err(format!(
+            "finit_module({}): {e} (a module of another kernel build? give --modules)",
+            path.display()
+        )),
+    }
+}
+
+/// [`SERIAL`] in raw mode at 115200 baud, the receive FIFO's interrupt at
+/// 14 bytes. qemu moves bytes as fast as it can whatever the rate, but
+/// times the receive FIFO's timeout interrupt by it: at the tty's default
+/// 9600 baud the tail of every request short of the trigger level waited
+/// 4 ms for it. And each receive interrupt costs about 65 µs under TCG,
+/// so 14 bytes an interrupt take requests in at about two thirds of the
+/// cost of the driver's default 8 (docs/vm.md, "Figures").
+fn open_serial() -> Result<std::fs::File, String> {
     use nix::sys::termios::{cfmakeraw, cfsetspeed, tcgetattr, tcsetattr, BaudRate, SetArg};
     let channel = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open(CHANNEL)
-        .map_err(|e| format!("{CHANNEL}: {e}"))?;
+        .open(SERIAL)
+        .map_err(|e| format!("{SERIAL}: {e}"))?;
     let mut t = tcgetattr(&channel).map_err(|e| format!("tcgetattr: {e}"))?;
     cfmakeraw(&mut t);
     cfsetspeed(&mut t, BaudRate::B115200).map_err(|e| format!("cfsetspeed: {e}"))?;
@@ -125,7 +248,7 @@ pub fn open_channel() -> Result<std::fs::File, String> {
     Ok(channel)
 }
 
-/// The receive FIFO's trigger level of [`CHANNEL`] (8250 driver, bytes).
+/// The receive FIFO's trigger level of [`SERIAL`] (8250 driver, bytes).
 const RX_TRIGGER: &str = "/sys/class/tty/ttyS1/rx_trig_bytes";
 
 /// The guest's uptime in seconds (`/proc/uptime`'s first field), `"?"`
@@ -149,9 +272,15 @@ fn run() -> Result<(), String> {
     let uptime = uptime();
     let _ = writeln!(
         std::io::stderr(),
-        "ovlcheck guest: {release}, up {uptime} s: {overlay:?}"
+        "ovlcheck guest: {release}, up {uptime} s, channel {}: {overlay:?}",
+        channel.kind
     );
-    write_frame(&channel, &Hello { release, overlay })?;
+    let hello = Hello {
+        release,
+        overlay,
+        channel: channel.kind,
+    };
+    write_frame(&channel, &hello)?;
     if !usable {
         return Ok(());
     }
@@ -167,15 +296,7 @@ pub fn load_module() -> Result<bool, String> {
     if !path.exists() {
         return Ok(false);
     }
-    let f = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    match nix::kmod::finit_module(&f, c"", nix::kmod::ModuleInitFlags::empty()) {
-        Ok(()) => Ok(true),
-        Err(nix::errno::Errno::EEXIST) => Ok(false),
-        Err(e) => Err(format!(
-            "finit_module({}): {e} (a module of another kernel build? give --modules)",
-            path.display()
-        )),
-    }
+    insert_module(&path)
 }
 
 /// Mounts overlays in `dir` to see what this kernel's overlay does.
@@ -264,21 +385,25 @@ pub const DEFLATE_FROM: usize = 256;
 pub const DEFLATED: u32 = 1 << 31;
 
 /// One frame as [`proto::send`] writes it, with `write(2)`: the channel is
-/// a tty, not a socket. A body of [`DEFLATE_FROM`] bytes or more goes
-/// deflated when that is shorter, its length word marked [`DEFLATED`]
-/// (`machine::Guest` inflates it).
-pub fn write_frame<T: Serialize>(mut channel: &std::fs::File, msg: &T) -> Result<(), String> {
+/// a device, not a socket. On the serial port a body of [`DEFLATE_FROM`]
+/// bytes or more goes deflated when that is shorter, its length word
+/// marked [`DEFLATED`] (`machine::Guest` inflates it).
+pub fn write_frame<T: Serialize>(channel: &Channel, msg: &T) -> Result<(), String> {
     let body = postcard::to_allocvec(msg).map_err(|e| format!("encode: {e}"))?;
-    let (word, body) = match deflated(&body) {
+    let squeezed = match channel.kind {
+        ChannelKind::Serial => deflated(&body),
+        ChannelKind::VirtioConsole => None,
+    };
+    let (word, body) = match squeezed {
         Some(d) => (d.len() as u32 | DEFLATED, d),
         None => (body.len() as u32, body),
     };
     let mut frame = Vec::with_capacity(body.len() + 4);
     frame.extend_from_slice(&word.to_le_bytes());
     frame.extend_from_slice(&body);
-    channel
+    (&channel.file)
         .write_all(&frame)
-        .map_err(|e| format!("write {CHANNEL}: {e}"))
+        .map_err(|e| format!("write to the {} channel: {e}", channel.kind))
 }
 
 /// `body` deflated, when it is long enough to be worth it and comes out
@@ -306,9 +431,9 @@ pub(crate) fn deflated(body: &[u8]) -> Option<Vec<u8>> {
 
 /// Answers requests until qemu is killed (the backend dropped this guest;
 /// a tty reads no end of file when the host's socket closes).
-fn serve(channel: &std::fs::File, mut state: WorkerState) -> Result<(), String> {
+fn serve(channel: &Channel, mut state: WorkerState) -> Result<(), String> {
     loop {
-        let req: Request = match proto::recv(channel.as_fd()) {
+        let req: Request = match proto::recv(channel.file.as_fd()) {
             Ok(Some(r)) => r,
             Ok(None) => return Ok(()),
             Err(e) => return Err(format!("reading a request: {e}")),

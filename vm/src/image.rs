@@ -11,6 +11,14 @@ use std::process::Command;
 /// Where the guest finds the overlay module in its initramfs.
 pub const GUEST_MODULE: &str = "lib/modules/overlay.ko";
 
+/// Where the guest finds the modules of its virtio-console channel, to
+/// load in name order ([`find_channel_modules`]).
+pub const CHANNEL_MODULES: &str = "lib/modules/channel";
+
+/// The drivers of the guest's virtio-console channel: the PCI transport
+/// and the console (ports) driver.
+const CHANNEL_DRIVERS: [&str; 2] = ["virtio_pci", "virtio_console"];
+
 /// The kernel qemu loads, and the release it says it is.
 #[derive(Clone, Debug)]
 pub struct KernelImage {
@@ -160,6 +168,25 @@ fn elf_release(data: &[u8]) -> Option<String> {
     String::from_utf8(s[..end].to_vec()).ok()
 }
 
+/// The module tree [`find_module`] and [`find_channel_modules`] read:
+/// `modules` when given, else `/lib/modules/RELEASE` when the image says
+/// its release; `None` when there is none (only a given `modules` that is
+/// not a directory is an error).
+fn module_tree(modules: Option<&Path>, release: Option<&str>) -> Result<Option<PathBuf>, String> {
+    let dir = match (modules, release) {
+        (Some(d), _) => d.to_path_buf(),
+        (None, Some(r)) => PathBuf::from("/lib/modules").join(r),
+        (None, None) => return Ok(None),
+    };
+    if dir.is_dir() {
+        Ok(Some(dir))
+    } else if let Some(d) = modules {
+        Err(format!("--modules {}: not a directory", d.display()))
+    } else {
+        Ok(None)
+    }
+}
+
 /// The overlay module to put in the initramfs: `kernel/fs/overlayfs/
 /// overlay.ko` (or the first `overlay.ko` found) under `modules`, else
 /// under `/lib/modules/RELEASE` when the image says its release; `None`
@@ -169,17 +196,9 @@ pub fn find_module(
     modules: Option<&Path>,
     release: Option<&str>,
 ) -> Result<Option<(PathBuf, Vec<u8>)>, String> {
-    let dir = match (modules, release) {
-        (Some(d), _) => d.to_path_buf(),
-        (None, Some(r)) => PathBuf::from("/lib/modules").join(r),
-        (None, None) => return Ok(None),
+    let Some(dir) = module_tree(modules, release)? else {
+        return Ok(None);
     };
-    if !dir.is_dir() {
-        return match modules {
-            Some(d) => Err(format!("--modules {}: not a directory", d.display())),
-            None => Ok(None),
-        };
-    }
     let mut found = None;
     for name in ["overlay.ko", "overlay.ko.xz", "overlay.ko.gz"] {
         let p = dir.join("kernel/fs/overlayfs").join(name);
@@ -197,7 +216,27 @@ pub fn find_module(
             None => Ok(None),
         };
     };
-    let raw = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Some((path.clone(), module_bytes(&path)?)))
+}
+
+/// The modules a guest's initramfs holds, as [`write_initramfs`] takes
+/// them: the overlay module ([`find_module`]) at [`GUEST_MODULE`] and
+/// the channel's ([`find_channel_modules`]).
+pub fn guest_modules(
+    modules: Option<&Path>,
+    release: Option<&str>,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut out: Vec<(String, Vec<u8>)> = find_module(modules, release)?
+        .map(|(_, m)| (GUEST_MODULE.to_string(), m))
+        .into_iter()
+        .collect();
+    out.extend(find_channel_modules(modules, release)?);
+    Ok(out)
+}
+
+/// A module file's bytes, an xz or gzip module decompressed.
+fn module_bytes(path: &Path) -> Result<Vec<u8>, String> {
+    let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let name = path.to_string_lossy();
     let mut out = Vec::new();
     let r = if name.ends_with(".xz") {
@@ -205,10 +244,56 @@ pub fn find_module(
     } else if name.ends_with(".gz") {
         flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out)
     } else {
-        return Ok(Some((path, raw)));
+        return Ok(raw);
     };
     r.map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(Some((path, out)))
+    Ok(out)
+}
+
+/// The modules a virtio-console channel needs where the kernel has them
+/// as modules (Debian: `CONFIG_VIRTIO_PCI=m`, `CONFIG_VIRTIO_CONSOLE=m`),
+/// each with what `modules.dep` says it needs, as initramfs entries
+/// under [`CHANNEL_MODULES`] numbered in a loading order (a module's
+/// dependencies first: `modules.dep` lists them so that the last loads
+/// first). Empty when the tree has no `modules.dep` or lists neither
+/// module: the guest then talks over its serial port, or over a
+/// virtio-console built into its kernel.
+pub fn find_channel_modules(
+    modules: Option<&Path>,
+    release: Option<&str>,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let Some(dir) = module_tree(modules, release)? else {
+        return Ok(Vec::new());
+    };
+    let Ok(dep) = std::fs::read_to_string(dir.join("modules.dep")) else {
+        return Ok(Vec::new());
+    };
+    let mut order: Vec<&str> = Vec::new();
+    for wanted in CHANNEL_DRIVERS {
+        let Some((module, needs)) = dep.lines().find_map(|l| {
+            let (m, needs) = l.split_once(':')?;
+            let base = m.rsplit('/').next()?;
+            (base.split('.').next() == Some(wanted)).then_some((m, needs))
+        }) else {
+            return Ok(Vec::new());
+        };
+        for m in needs.split_whitespace().rev().chain([module]) {
+            if !order.contains(&m) {
+                order.push(m);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (i, m) in order.iter().enumerate() {
+        let path = dir.join(m);
+        let base = m.rsplit('/').next().unwrap_or(m);
+        let stem = base.split(".ko").next().unwrap_or(base);
+        out.push((
+            format!("{CHANNEL_MODULES}/{i:02}-{stem}.ko"),
+            module_bytes(&path)?,
+        ));
+    }
+    Ok(out)
 }
 
 /// The first `overlay.ko*` at most `depth` levels below `dir`, in name
@@ -295,13 +380,14 @@ struct Entry {
 /// Writes the guest's initramfs (a newc archive) to `out`: `binary` as
 /// `/init`, the shared objects it loads at their own paths, `/dev/console`
 /// (so the kernel gives init a console), the mount points the guest mounts
-/// on, and `module` (the overlay module) when given. `extra`, a user's
-/// initrd, goes first: the kernel unpacks concatenated archives in order,
+/// on, and `modules`: each an initramfs name and its bytes (the overlay
+/// module at [`GUEST_MODULE`], the channel's under [`CHANNEL_MODULES`]).
+/// `extra`, a user's initrd, goes first: the kernel unpacks concatenated archives in order,
 /// so the guest's `/init` wins.
 pub fn write_initramfs(
     out: &Path,
     binary: &Path,
-    module: Option<&[u8]>,
+    modules: &[(String, Vec<u8>)],
     extra: Option<&Path>,
     dir: &Path,
 ) -> Result<(), String> {
@@ -330,12 +416,12 @@ pub fn write_initramfs(
             data: read(&lib)?,
         });
     }
-    if let Some(m) = module {
+    for (name, data) in modules {
         entries.push(Entry {
-            name: GUEST_MODULE.into(),
+            name: name.clone(),
             mode: 0o100644,
             rdev: None,
-            data: m.to_vec(),
+            data: data.clone(),
         });
     }
     let mut dirs: BTreeSet<String> = ["proc", "sys", "dev", "tmp", "run"]
@@ -408,11 +494,68 @@ mod tests {
     }
 
     #[test]
+    fn channel_modules_come_with_their_dependencies_first() {
+        // Debian 6.1's modules.dep lines for the two drivers.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let v = "kernel/drivers/virtio";
+        let dep = format!(
+            "kernel/fs/overlayfs/overlay.ko:\n\
+             {v}/virtio_pci.ko: {v}/virtio_pci_legacy_dev.ko {v}/virtio_pci_modern_dev.ko \
+             {v}/virtio.ko {v}/virtio_ring.ko\n\
+             kernel/drivers/char/virtio_console.ko: {v}/virtio.ko {v}/virtio_ring.ko\n"
+        );
+        std::fs::write(d.join("modules.dep"), &dep).unwrap();
+        std::fs::create_dir_all(d.join(v)).unwrap();
+        std::fs::create_dir_all(d.join("kernel/drivers/char")).unwrap();
+        for m in [
+            "virtio_pci",
+            "virtio_pci_legacy_dev",
+            "virtio_pci_modern_dev",
+            "virtio",
+            "virtio_ring",
+        ] {
+            std::fs::write(d.join(v).join(format!("{m}.ko")), m).unwrap();
+        }
+        std::fs::write(
+            d.join("kernel/drivers/char/virtio_console.ko"),
+            "virtio_console",
+        )
+        .unwrap();
+        let found = find_channel_modules(Some(d), None).unwrap();
+        let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "lib/modules/channel/00-virtio_ring.ko",
+                "lib/modules/channel/01-virtio.ko",
+                "lib/modules/channel/02-virtio_pci_modern_dev.ko",
+                "lib/modules/channel/03-virtio_pci_legacy_dev.ko",
+                "lib/modules/channel/04-virtio_pci.ko",
+                "lib/modules/channel/05-virtio_console.ko",
+            ]
+        );
+        assert_eq!(found[5].1, b"virtio_console");
+        // A tree without the console driver gives none: the serial port.
+        std::fs::write(
+            d.join("modules.dep"),
+            dep.lines().take(2).collect::<Vec<_>>().join("\n"),
+        )
+        .unwrap();
+        assert!(find_channel_modules(Some(d), None).unwrap().is_empty());
+    }
+
+    #[test]
     fn initramfs_holds_init_console_and_module() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("initramfs");
         let sh = Path::new("/bin/sh");
-        write_initramfs(&out, sh, Some(b"module"), None, dir.path()).unwrap();
+        let channel = format!("{CHANNEL_MODULES}/00-virtio.ko");
+        let modules = [
+            (GUEST_MODULE.to_string(), b"module".to_vec()),
+            (channel.clone(), b"virtio".to_vec()),
+        ];
+        write_initramfs(&out, sh, &modules, None, dir.path()).unwrap();
         let mut names = Vec::new();
         let mut f = std::fs::File::open(&out).unwrap();
         loop {
@@ -425,7 +568,7 @@ mod tests {
         }
         let has = |n: &str| names.iter().any(|(m, _)| m == n);
         assert!(
-            has("init") && has("dev/console") && has(GUEST_MODULE),
+            has("init") && has("dev/console") && has(GUEST_MODULE) && has(&channel),
             "{names:?}"
         );
         assert!(has("lib/modules") && has("proc"), "{names:?}");

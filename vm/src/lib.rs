@@ -125,8 +125,8 @@ impl VmBackend {
             .tempdir()
             .map_err(|e| env(format!("a temporary directory: {e}")))?;
         let kernel = image::prepare_kernel(&opts.kernel, files.path()).map_err(env)?;
-        let module =
-            image::find_module(opts.modules.as_deref(), kernel.release.as_deref()).map_err(env)?;
+        let modules = image::guest_modules(opts.modules.as_deref(), kernel.release.as_deref())
+            .map_err(env)?;
         let binary = match &opts.guest_binary {
             Some(b) => b.clone(),
             None => std::env::current_exe()
@@ -136,7 +136,7 @@ impl VmBackend {
         image::write_initramfs(
             &initramfs,
             &binary,
-            module.as_ref().map(|(_, m)| m.as_slice()),
+            &modules,
             opts.initrd.as_deref(),
             files.path(),
         )
@@ -192,6 +192,11 @@ impl VmBackend {
         self.inner.boot_time
     }
 
+    /// The channel the guest talks over (docs/vm.md, "The channel").
+    pub fn channel(&self) -> guest::ChannelKind {
+        self.inner.hello.channel
+    }
+
     /// What the guest kernel's overlay does.
     pub fn features(&self) -> &OverlayFeatures {
         &self.inner.features
@@ -202,13 +207,18 @@ impl VmBackend {
     pub fn describe(&self) -> String {
         let f = &self.inner.features;
         format!(
-            "guest kernel {} ({}, {}, booted in {:.1} s): overlay {}, lowerdir+ {}, uuid xattr {}, \
-             tmpfs user xattrs {}",
+            "guest kernel {} ({}, {}, booted in {:.1} s, channel {}): overlay {}, lowerdir+ {}, \
+             uuid xattr {}, tmpfs user xattrs {}",
             self.inner.hello.release,
             self.inner.how,
             self.inner.spec.accel,
             self.inner.boot_time.as_secs_f64(),
-            if f.module_loaded { "module" } else { "built in" },
+            self.inner.hello.channel,
+            if f.module_loaded {
+                "module"
+            } else {
+                "built in"
+            },
             yes(f.layer_append),
             yes(f.uuid_xattr),
             yes(f.layer_user_xattrs),

@@ -2,7 +2,7 @@
 //! ring buffer (the tail goes into every failure report), and the channel
 //! requests go over with a watchdog.
 
-use crate::guest::{Hello, DEFLATED, GUEST_ENV};
+use crate::guest::{ChannelKind, Hello, DEFLATED, GUEST_ENV, PORT_NAME};
 use ovlcheck_driver::proto::{self, Request, Response};
 use ovlcheck_driver::DriverError;
 use serde::{Deserialize, Serialize};
@@ -83,17 +83,28 @@ pub struct Guest {
     drains: Vec<std::thread::JoinHandle<()>>,
     /// What the guest said it is.
     pub hello: Hello,
-    /// Its socket file, removed with it.
-    sock: PathBuf,
+    /// Its channels' socket files, removed with it.
+    sockets: Vec<PathBuf>,
 }
 
 impl Guest {
     /// Starts qemu and waits up to `timeout` for the guest's [`Hello`].
+    /// The guest is offered two channels, a virtio-console port named
+    /// [`PORT_NAME`] and its second serial port, each a socket qemu
+    /// connects to; the hello comes on the one it chose
+    /// ([`crate::guest::open_channel`]).
     pub fn boot(spec: &BootSpec, timeout: Duration) -> Result<Guest, DriverError> {
         let n = GUESTS.fetch_add(1, Ordering::Relaxed);
         let sock = spec.dir.join(format!("guest{n}.sock"));
-        let listener = UnixListener::bind(&sock)
-            .map_err(|e| DriverError::Io(format!("{}: {e}", sock.display())))?;
+        let port = spec.dir.join(format!("guest{n}.port"));
+        let bind = |p: &PathBuf| {
+            let l = UnixListener::bind(p)
+                .map_err(|e| DriverError::Io(format!("{}: {e}", p.display())))?;
+            l.set_nonblocking(true)
+                .map_err(|e| DriverError::Io(format!("listener: {e}")))?;
+            Ok::<_, DriverError>(l)
+        };
+        let listeners = [bind(&port)?, bind(&sock)?];
         let append = format!("console=ttyS0 panic=-1 quiet rdinit=/init {GUEST_ENV}=1");
         let mut child = Command::new(&spec.qemu)
             .args(["-accel", &spec.accel, "-m", &spec.memory_mib.to_string()])
@@ -112,6 +123,12 @@ impl Guest {
             .arg(&spec.initramfs)
             .args(["-append", &append, "-serial", "stdio", "-serial"])
             .arg(format!("unix:{}", sock.display()))
+            .args(["-device", "virtio-serial-pci,id=ovlcheck", "-chardev"])
+            .arg(format!("socket,id=channel,path={}", port.display()))
+            .args(["-device"])
+            .arg(format!(
+                "virtserialport,bus=ovlcheck.0,chardev=channel,name={PORT_NAME}"
+            ))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -133,33 +150,74 @@ impl Guest {
             hello: Hello {
                 release: String::new(),
                 overlay: Err("not booted".into()),
+                channel: ChannelKind::Serial,
             },
-            sock,
+            sockets: vec![sock, port],
         };
         let deadline = Instant::now() + timeout;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| DriverError::Io(format!("listener: {e}")))?;
-        let stream = loop {
-            match listener.accept() {
-                Ok((s, _)) => break s,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => return Err(g.failed(format!("accept: {e}"))),
-            }
-            if let Ok(Some(status)) = g.child.try_wait() {
-                return Err(g.failed(format!("qemu exited ({status}) before connecting")));
-            }
-            if Instant::now() >= deadline {
-                return Err(g.hung("boot"));
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        stream
-            .set_nonblocking(false)
-            .map_err(|e| DriverError::Io(format!("channel: {e}")))?;
-        g.channel = Some(stream);
+        let mut streams = Vec::new();
+        for listener in &listeners {
+            let stream = loop {
+                match listener.accept() {
+                    Ok((s, _)) => break s,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(g.failed(format!("accept: {e}"))),
+                }
+                if let Ok(Some(status)) = g.child.try_wait() {
+                    return Err(g.failed(format!("qemu exited ({status}) before connecting")));
+                }
+                if Instant::now() >= deadline {
+                    return Err(g.hung("boot"));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            stream
+                .set_nonblocking(false)
+                .map_err(|e| DriverError::Io(format!("channel: {e}")))?;
+            streams.push(stream);
+        }
+        let chosen = g.first_readable(&streams, deadline)?;
+        g.channel = Some(streams.swap_remove(chosen));
         g.hello = g.recv(deadline, "boot")?;
         Ok(g)
+    }
+
+    /// Which of `streams` has bytes first (the guest's hello), waiting
+    /// until `deadline`; a guest that exits first has failed.
+    fn first_readable(
+        &mut self,
+        streams: &[UnixStream],
+        deadline: Instant,
+    ) -> Result<usize, DriverError> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.hung("boot"));
+            }
+            let mut fds: Vec<PollFd> = streams
+                .iter()
+                .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
+                .collect();
+            // Short waits: qemu's exit shows only in try_wait.
+            let wait = PollTimeout::try_from(left.min(Duration::from_millis(100)))
+                .unwrap_or(PollTimeout::ZERO);
+            match poll(&mut fds, wait) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(self.failed(format!("poll: {e}"))),
+            }
+            if let Some(i) = fds
+                .iter()
+                .position(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            {
+                return Ok(i);
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(self.failed(format!("qemu exited ({status}) before its hello")));
+            }
+        }
     }
 
     /// Sends `req` and waits up to `timeout` for the answer. No answer in
@@ -305,7 +363,9 @@ impl Drop for Guest {
     /// guest is kept.
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_file(&self.sock);
+        for s in &self.sockets {
+            let _ = std::fs::remove_file(s);
+        }
     }
 }
 
