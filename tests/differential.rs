@@ -76,6 +76,7 @@ per_profile! {
     differential_nofollow => "nofollow",
     differential_redirect_off => "redirect-off",
     differential_uuid_off => "uuid-off",
+    differential_volatile => "volatile",
     differential_index => "index",
     differential_metacopy => "metacopy",
     differential_xino => "xino",

@@ -78,6 +78,16 @@ fn the_guest_says_its_kernel_and_refuses_what_it_cannot_run() {
         "{}",
         vm.describe()
     );
+    // No fsync= (upstream 1f6ee9be92f8 went to the 6.12 and 6.18 stable
+    // series only); volatile (v5.10) runs.
+    assert!(!f.fsync_option, "{}", vm.describe());
+    let mut strict = Profile::default();
+    strict.set_option("fsync=strict").unwrap();
+    let why = vm.adapt_profile(&strict).unwrap_err();
+    assert!(why.contains("no fsync= option"), "{why}");
+    assert!(vm
+        .adapt_profile(&Profile::preset("volatile").unwrap())
+        .is_ok());
 
     let p = vm.adapt_profile(&Profile::default()).unwrap();
     assert_eq!(

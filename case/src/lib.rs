@@ -33,7 +33,7 @@ pub use layer::{Entry, LayerSpec};
 pub use op::{check_fd_name, Access, Cred, Op, OpenFlags, RenameFlags, Step, Whence};
 pub use outcome::{FileKind, Outcome, StatInfo, Value};
 pub use path::{cmp_names, Name, OpPath, PathError, RelPath};
-pub use profile::{LowerFs, Profile, RedirectDir, Uuid, Xino};
+pub use profile::{Fsync, LowerFs, Profile, RedirectDir, Uuid, Xino};
 pub use signature::{Class, Field, Known, Signature, ViewSig, Which};
 pub use text::{parse_case, print_case, print_step, ParseError};
 pub use view::{DevClass, Node, NodeKind, View, ViewDiff};

@@ -77,6 +77,34 @@ impl Uuid {
     }
 }
 
+/// `fsync=` (overlayfs.rst: "Durability and copy up"; params.c:
+/// `ovl_parameter_fsync`, upstream commit 1f6ee9be92f8, also in the 6.12
+/// and 6.18 stable series): what overlayfs syncs on copy-up. Not
+/// observable by ovlcheck but for `volatile`, whose work dir marks the
+/// upper as possibly inconsistent ([`Profile::volatile`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Fsync {
+    /// `fsync=auto`, the default: the upper file is synced before a data
+    /// copy-up completes.
+    Auto,
+    /// `fsync=strict`: upper files and directories are synced before any
+    /// copy-up completes.
+    Strict,
+    /// `fsync=volatile`: nothing is synced; the same as `volatile`.
+    Volatile,
+}
+
+impl Fsync {
+    /// The option's value as the kernel spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fsync::Auto => "auto",
+            Fsync::Strict => "strict",
+            Fsync::Volatile => "volatile",
+        }
+    }
+}
+
 /// `xino=` (overlayfs.rst: "Inode properties"; params.c:
 /// `ovl_parameter_xino`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -114,6 +142,14 @@ pub struct Profile {
     pub readonly: bool,
     /// `uuid=`: whether the overlay keeps a persistent uuid.
     pub uuid: Uuid,
+    /// `volatile` (overlayfs.rst: "Volatile mount", v5.10): no syncs, and
+    /// the work dir keeps `work/incompat/volatile` so that the next mount
+    /// of the same upper and work dir is refused until it is removed.
+    /// Never set together with [`Profile::fsync`]: the later option wins,
+    /// as in the kernel.
+    pub volatile: bool,
+    /// `fsync=` when given ([`Fsync`]); `None`: the option is not passed.
+    pub fsync: Option<Fsync>,
     /// Upper layer on a tmpfs of this many bytes (`enospc` profile): with
     /// `lower=separate` the container layer's own tmpfs, else the one
     /// holding the whole store.
@@ -182,6 +218,10 @@ pub const PRESETS: &[Preset] = &[
         help: "uuid=off: no overlay.uuid on the upper root, null uuids in file handles",
     },
     Preset {
+        name: "volatile",
+        help: "volatile: no syncs; a remount of the same upper is refused (EINVAL) until work/incompat/volatile is removed",
+    },
+    Preset {
         name: "index",
         help: "index=on",
     },
@@ -232,6 +272,7 @@ impl Profile {
             "nofollow" => p.redirect_dir = RedirectDir::NoFollow,
             "redirect-off" => p.redirect_dir = RedirectDir::Off,
             "uuid-off" => p.uuid = Uuid::Off,
+            "volatile" => p.volatile = true,
             "index" => p.index = true,
             "metacopy" => {
                 p.metacopy = true;
@@ -263,6 +304,13 @@ impl Profile {
             .iter()
             .find(|p| Profile::preset(p.name).as_ref() == Some(self))
             .map(|p| p.name)
+    }
+
+    /// Whether the mount is volatile: `volatile` or `fsync=volatile`
+    /// (params.c: `ovl_is_volatile`). Without an upper layer the kernel
+    /// ignores it (`ovl_fs_params_verify`).
+    pub fn is_volatile(&self) -> bool {
+        self.volatile || self.fsync == Some(Fsync::Volatile)
     }
 
     /// The overlay xattr namespace prefix on disk: `trusted.overlay.` or,
@@ -305,6 +353,12 @@ impl Profile {
         }
         if self.uuid != Uuid::Auto {
             v.push(format!("uuid={}", self.uuid.as_str()));
+        }
+        if self.volatile {
+            v.push("volatile".to_string());
+        }
+        if let Some(f) = self.fsync {
+            v.push(format!("fsync={}", f.as_str()));
         }
         if let Some(n) = self.upper_size {
             v.push(format!("upper_size={n}"));
@@ -376,6 +430,22 @@ impl Profile {
                     _ => return Err("expected `uuid=auto`, `on`, `null` or `off`".to_string()),
                 }
             }
+            "volatile" => {
+                if v.is_some() {
+                    return Err("`volatile` takes no value".to_string());
+                }
+                self.volatile = true;
+                self.fsync = None;
+            }
+            "fsync" => {
+                self.fsync = Some(match v {
+                    Some("auto") => Fsync::Auto,
+                    Some("strict") => Fsync::Strict,
+                    Some("volatile") => Fsync::Volatile,
+                    _ => return Err("expected `fsync=auto`, `strict` or `volatile`".to_string()),
+                });
+                self.volatile = false;
+            }
             "upper_size" => {
                 let n = v
                     .and_then(|v| v.parse::<u64>().ok())
@@ -396,7 +466,8 @@ impl Profile {
     }
 
     /// Rejects combinations the kernel refuses at mount time with EINVAL
-    /// (params.c: ovl_fs_params_verify), so a case never asks for one.
+    /// (params.c: ovl_fs_params_verify), so a case never asks for one, and
+    /// the one ovlcheck does not run (a volatile upper of a given size).
     pub fn validate(&self) -> Result<(), String> {
         let redirect = self.redirect_dir;
         // params.c: ovl_fs_params_verify, "conflicting options". By then
@@ -418,6 +489,15 @@ impl Profile {
         }
         if self.readonly && self.upper_size.is_some() {
             return Err("readonly has no upper layer to size".into());
+        }
+        if self.is_volatile() && self.upper_size.is_some() {
+            // Not the kernel's refusal: a commit that fails on a full store
+            // mounts the same volatile upper again, which the kernel
+            // refuses; ovlcheck does not model that recovery.
+            return Err("volatile with upper_size is not run: a failed commit would remount the same volatile upper".into());
+        }
+        if self.volatile && self.fsync.is_some() {
+            return Err("`volatile` is `fsync=volatile`: give one of them".into());
         }
         if self.xino != Xino::Off && self.userxattr {
             return Err("xino is not supported together with userxattr here".into());

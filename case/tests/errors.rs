@@ -201,6 +201,40 @@ fn profile_errors() {
 }
 
 #[test]
+fn volatile_and_fsync_profiles() {
+    assert_eq!(
+        ok("profile volatile\nlower\n").profile,
+        Profile::preset("volatile").unwrap()
+    );
+    let strict = ok("profile fsync=strict\nlower\n").profile;
+    assert_eq!(strict.fsync, Some(ovlcheck_case::Fsync::Strict));
+    assert!(!strict.is_volatile());
+    let fv = ok("profile fsync=volatile\nlower\n").profile;
+    assert!(fv.is_volatile() && !fv.volatile);
+    assert_eq!(fv.to_string(), "fsync=volatile");
+    // The later option wins, as in params.c.
+    let p = ok("profile volatile fsync=auto\nlower\n").profile;
+    assert_eq!(
+        (p.volatile, p.fsync),
+        (false, Some(ovlcheck_case::Fsync::Auto))
+    );
+    let p = ok("profile fsync=strict volatile\nlower\n").profile;
+    assert_eq!((p.volatile, p.fsync), (true, None));
+    err(
+        "profile fsync=never\nlower\n",
+        1,
+        9,
+        "expected `fsync=auto`, `strict` or `volatile`",
+    );
+    err(
+        "profile volatile upper_size=8192\nlower\n",
+        1,
+        1,
+        "invalid profile: volatile with upper_size is not run",
+    );
+}
+
+#[test]
 fn path_errors() {
     err(
         &entry("dir /a 0755"),

@@ -266,7 +266,10 @@ pub struct Export {
 /// upper views after the steps, then a remount and the merged view after
 /// it, then (when asked) the export, then a commit and the merged view
 /// after it, then (when asked) the kernel view. A lifecycle view is `None` only when its lifecycle step
-/// failed.
+/// failed, but for the remount of a volatile upper: the kernel refuses it
+/// (EINVAL) and the driver mounts again once it has removed
+/// `work/incompat/volatile` (docs/semantics.md, §1.1), so the view after
+/// it is taken and compared.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseRun {
     pub outcomes: Vec<Outcome>,
@@ -275,7 +278,8 @@ pub struct CaseRun {
     pub remount: Outcome,
     pub after_remount: Option<View>,
     /// [`Session::export`] after the remount; `None` when not asked, for
-    /// a read-only profile, or when the remount failed.
+    /// a read-only profile, or when the remount failed (a volatile upper's
+    /// refused remount excepted).
     pub export: Option<Export>,
     pub commit: Outcome,
     pub after_commit: Option<View>,
@@ -303,13 +307,14 @@ impl CaseRun {
             .collect::<Result<Vec<_>, _>>()?;
         let merged = s.merged_view()?;
         let upper = s.upper_view()?;
-        let (remount, after_remount) = lifecycle(s, Op::Remount)?;
+        let volatile = case.profile.is_volatile() && !case.profile.readonly;
+        let (remount, after_remount) = lifecycle(s, Op::Remount, volatile)?;
         let export = if wants.export && after_remount.is_some() {
             s.export()?
         } else {
             None
         };
-        let (commit, after_commit) = lifecycle(s, Op::Commit)?;
+        let (commit, after_commit) = lifecycle(s, Op::Commit, false)?;
         let kernel_view = if wants.kernel_view {
             Some(s.kernel_view()?)
         } else {
@@ -330,13 +335,18 @@ impl CaseRun {
     }
 }
 
-/// A lifecycle step and, when it worked, the merged view after it.
+/// A lifecycle step and, when it worked, the merged view after it; with
+/// `volatile`, also after the refusal (EINVAL) that a volatile upper's
+/// remount meets, which the driver follows with a mount of its own.
 fn lifecycle<S: Session + ?Sized>(
     s: &mut S,
     op: Op,
+    volatile: bool,
 ) -> Result<(Outcome, Option<View>), DriverError> {
+    let remount = op == Op::Remount;
     let outcome = s.apply(&Step::new(op))?;
-    let view = if outcome.is_ok() {
+    let remounted = volatile && remount && outcome == Outcome::Err(Errno::EINVAL);
+    let view = if outcome.is_ok() || remounted {
         Some(s.merged_view()?)
     } else {
         None

@@ -68,7 +68,8 @@ impl std::fmt::Display for MountError {
 /// The overlay options for `profile`, always explicit so that module
 /// parameters (`redirect_dir=N index=N metacopy=N xino_auto=N`) cannot
 /// change a case: `redirect_dir=on|follow|off|nofollow`, `index=on|off`,
-/// `metacopy=on|off`, `xino=on|off|auto`, and `uuid=` when not `auto`. With `userxattr` there is no
+/// `metacopy=on|off`, `xino=on|off|auto`, `uuid=` when not `auto`, and
+/// `volatile` or `fsync=` as the profile gives them. With `userxattr` there is no
 /// `metacopy` option, and `redirect_dir` only when the profile sets one
 /// (params.c forces nofollow/off and refuses an explicit value other than
 /// `nofollow`, as `Profile::validate` does). What
@@ -98,6 +99,14 @@ pub fn kernel_options(profile: &Profile) -> Vec<String> {
     // Only when not the default: kernels before v6.6 have no uuid option.
     if profile.uuid != Uuid::Auto {
         v.push(format!("uuid={}", profile.uuid.as_str()));
+    }
+    // Only when given: kernels before v5.10 have no volatile, and fsync=
+    // came later (upstream 1f6ee9be92f8, in the 6.12 and 6.18 stable series).
+    if profile.volatile {
+        v.push("volatile".to_string());
+    }
+    if let Some(f) = profile.fsync {
+        v.push(format!("fsync={}", f.as_str()));
     }
     v
 }

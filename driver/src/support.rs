@@ -148,6 +148,26 @@ fn fuse_overlayfs(profile: &Profile) -> Result<Profile, String> {
     if profile.uuid != Uuid::Auto {
         return refuse("uuid");
     }
+    if profile.fsync.is_some() {
+        // Its `fsync=` takes a number (observed with 1.10: `fsync=0`
+        // mounts, `fsync=strict` is an "invalid parameter").
+        return Err(
+            "fuse-overlayfs has no fsync=auto|strict|volatile option (its fsync= takes a number)"
+                .into(),
+        );
+    }
+    if profile.volatile {
+        // Observed with 1.10: `-o volatile` mounts, leaves no
+        // work/incompat/volatile and mounts the same upper again, so the
+        // kernel's refusal of the next mount, which every case's remount
+        // checks, does not apply.
+        return Err(
+            "fuse-overlayfs's volatile only skips syncs: it leaves no work/incompat/volatile \
+             and mounts the same upper again, so the kernel's volatile (a remount refused with \
+             EINVAL) cannot be judged on it"
+                .into(),
+        );
+    }
     let mut p = profile.clone();
     // No redirect_dir=on: renaming a directory that has lower layers gives
     // EXDEV, as the kernel's redirect_dir=follow does.
@@ -253,5 +273,13 @@ mod tests {
             .contains("no redirect_dir=nofollow"));
         assert_eq!(fuse("redirect-off"), Ok(p("default")));
         assert!(fuse("uuid-off").unwrap_err().contains("no uuid option"));
+        assert!(fuse("volatile")
+            .unwrap_err()
+            .contains("cannot be judged on it"));
+        let mut strict = p("default");
+        strict.set_option("fsync=strict").unwrap();
+        assert!(fuse_overlayfs(&strict)
+            .unwrap_err()
+            .contains("no fsync=auto|strict|volatile option"));
     }
 }

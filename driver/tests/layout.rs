@@ -407,3 +407,103 @@ fn kernel_refuses_what_validate_refuses() {
         }
     });
 }
+
+/// overlayfs.rst "Volatile mount", observed on this kernel: a volatile
+/// mount (and `fsync=volatile`) leaves `work/incompat/volatile/dirty` in
+/// its work dir; the next mount of the same upper and work dir, volatile
+/// or not, is EINVAL until that directory is removed; a read-only mount
+/// of the upper as a lower layer (the kernel view) needs no work dir and
+/// mounts; `fsync=strict` and `fsync=auto` leave nothing.
+#[test]
+fn volatile_work_dir_refuses_the_next_mount() {
+    if !kernel_available("volatile_work_dir_refuses_the_next_mount") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    in_mount_namespace(&tmp.path().join("volatile"), |dir| {
+        for d in ["l1", "l2", "m"] {
+            fs::create_dir(dir.join(d)).unwrap();
+        }
+        let spec = |p: &Profile| MountSpec {
+            lowers: vec!["l1".into(), "l2".into()],
+            upper: Some("u".into()),
+            work: Some("w".into()),
+            target: "m".into(),
+            options: mount::kernel_options(p),
+        };
+        let dirty = dir.join("w/work/incompat/volatile/dirty");
+        for (opt, volatile) in [
+            ("volatile", true),
+            ("fsync=volatile", true),
+            ("fsync=strict", false),
+            ("fsync=auto", false),
+        ] {
+            let _ = fs::remove_dir_all(dir.join("u"));
+            let _ = fs::remove_dir_all(dir.join("w"));
+            fs::create_dir(dir.join("u")).unwrap();
+            fs::create_dir(dir.join("w")).unwrap();
+            let mut p = Profile::default();
+            p.set_option(opt).unwrap();
+            mount::mount_kernel(dir, &spec(&p)).unwrap_or_else(|e| panic!("{opt}: {e}"));
+            fs::write(dir.join("m/f"), b"x").unwrap();
+            mount::unmount(&dir.join("m")).unwrap();
+            assert_eq!(dirty.exists(), volatile, "{opt}");
+            let again = mount::mount_kernel(dir, &spec(&Profile::default()));
+            if !volatile {
+                again.unwrap_or_else(|e| panic!("{opt}: remount: {e}"));
+                mount::unmount(&dir.join("m")).unwrap();
+                continue;
+            }
+            assert_eq!(again.unwrap_err().errno, nix::errno::Errno::EINVAL, "{opt}");
+            let e = mount::mount_kernel(dir, &spec(&p)).unwrap_err();
+            assert_eq!(e.errno, nix::errno::Errno::EINVAL, "{opt} again");
+            let view = MountSpec {
+                lowers: vec!["u".into(), "l1".into()],
+                upper: None,
+                work: None,
+                target: "m".into(),
+                options: Vec::new(),
+            };
+            mount::mount_kernel(dir, &view).unwrap_or_else(|e| panic!("{opt}: view: {e}"));
+            assert_eq!(fs::read(dir.join("m/f")).unwrap(), b"x");
+            mount::unmount(&dir.join("m")).unwrap();
+            fs::remove_dir_all(dir.join("w/work/incompat/volatile")).unwrap();
+            mount::mount_kernel(dir, &spec(&p)).unwrap_or_else(|e| panic!("{opt}: after rm: {e}"));
+            assert_eq!(fs::read(dir.join("m/f")).unwrap(), b"x");
+            mount::unmount(&dir.join("m")).unwrap();
+        }
+    });
+}
+
+/// A volatile upper's remount on the kernel backend: the remount step and
+/// the lifecycle remount are EINVAL, the worker then mounts the same
+/// layers again (work/incompat/volatile removed), so the ops after it run
+/// and the merged view after the lifecycle remount and the export are
+/// taken, not skipped.
+#[test]
+fn volatile_remount_is_refused_then_mounted_again() {
+    if !kernel_available("volatile_remount") {
+        return;
+    }
+    use ovlcheck_driver::{Backend, Wants};
+    let c = case(
+        "profile volatile\nlower\n  file f 0644 \"lower\"\nops\n  write f 0 \"upper\"\n  remount\n  read f\n",
+    );
+    let b = PooledBackend::kernel();
+    let wants = Wants {
+        kernel_view: true,
+        export: true,
+    };
+    let run = b.run_case(&c, wants).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run.outcomes[1], err("EINVAL"));
+    assert_eq!(
+        run.outcomes[2],
+        Outcome::Ok(Value::Bytes(b"upper".to_vec()))
+    );
+    assert_eq!(run.remount, err("EINVAL"));
+    let after = run.after_remount.expect("mounted again after the refusal");
+    assert!(after.nodes.contains_key("f"), "{after:?}");
+    assert!(run.export.is_some(), "the export runs after the remount");
+    assert_eq!(run.commit, Outcome::OK);
+    assert!(matches!(run.kernel_view, Some(Ok(_))));
+}

@@ -67,6 +67,7 @@ pub enum Rule {
     KillPrivCapability,
     UuidXattr,
     UuidOff,
+    VolatileRemount,
     ReadOnly,
     NoSpace,
     UserxattrNoOrigin,
@@ -179,6 +180,10 @@ const ESCAPED: Reach = Reach {
 const UUID_OFF: Reach = Reach {
     when: |f| f.uuid_off && !f.readonly(),
     needs: "uuid=null or uuid=off",
+};
+const VOLATILE: Reach = Reach {
+    when: |f| f.volatile,
+    needs: "volatile or fsync=volatile, an upper layer",
 };
 const OLD_UUID: Reach = Reach {
     when: |f| !f.uuid_xattr && !f.uuid_off && !f.readonly(),
@@ -545,6 +550,12 @@ pub const RULES: &[RuleInfo] = &[
         "mount.uuid-off",
         "params.c: ovl_parameter_uuid (uuid=null|off)",
         UUID_OFF,
+    ),
+    info(
+        Rule::VolatileRemount,
+        "mount.volatile",
+        "readdir.c: ovl_workdir_cleanup_recurse (work/incompat/volatile)",
+        VOLATILE,
     ),
     info(
         Rule::ReadOnly,

@@ -85,6 +85,11 @@ pub struct OverlayFeatures {
     /// xattr: enable limited user extended attributes"); without them a
     /// case with user xattrs cannot be laid out.
     pub layer_user_xattrs: bool,
+    /// The overlay takes `fsync=auto|strict|volatile` (params.c:
+    /// `ovl_parameter_fsync`, upstream 1f6ee9be92f8): probed, because it
+    /// came to the 6.12 and 6.18 stable series in an update, which a
+    /// release's version does not tell.
+    pub fsync_option: bool,
 }
 
 /// True in the guest's init: pid 1 with [`GUEST_ENV`]`=1` (pid 1 alone
@@ -330,6 +335,12 @@ fn probe(dir: &Path, module_loaded: bool) -> Result<OverlayFeatures, String> {
     })?;
     let uuid_xattr = xattr_present(&dir.join("u"), "trusted.overlay.uuid");
     ovlcheck_driver::mount::unmount(&target).map_err(|e| format!("unmount probe: {e}"))?;
+    let mut with_fsync = spec(true);
+    with_fsync.options.push("fsync=auto".into());
+    let fsync_option = ovlcheck_driver::mount::mount_kernel(dir, &with_fsync).is_ok();
+    if fsync_option {
+        ovlcheck_driver::mount::unmount(&target).map_err(|e| format!("unmount probe: {e}"))?;
+    }
     std::env::set_current_dir(dir).map_err(|e| format!("chdir {}: {e}", dir.display()))?;
     let layer_append = ovlcheck_driver::mount::new_api(&spec(false)).is_ok();
     if layer_append {
@@ -343,6 +354,7 @@ fn probe(dir: &Path, module_loaded: bool) -> Result<OverlayFeatures, String> {
         layer_append,
         uuid_xattr,
         layer_user_xattrs: set_xattr(&file, "user.ovlcheck"),
+        fsync_option,
     })
 }
 

@@ -208,7 +208,7 @@ impl VmBackend {
         let f = &self.inner.features;
         format!(
             "guest kernel {} ({}, {}, booted in {:.1} s, channel {}): overlay {}, lowerdir+ {}, \
-             uuid xattr {}, tmpfs user xattrs {}",
+             uuid xattr {}, tmpfs user xattrs {}, fsync= {}",
             self.inner.hello.release,
             self.inner.how,
             self.inner.spec.accel,
@@ -222,6 +222,7 @@ impl VmBackend {
             yes(f.layer_append),
             yes(f.uuid_xattr),
             yes(f.layer_user_xattrs),
+            yes(f.fsync_option),
         )
     }
 
@@ -343,6 +344,24 @@ impl Backend for VmBackend {
         if profile.uuid != ovlcheck_case::Uuid::Auto && !self.inner.features.uuid_xattr {
             return Err(format!(
                 "guest kernel {}: its overlay has no uuid= option (v6.6)",
+                self.inner.hello.release
+            ));
+        }
+        if profile.volatile
+            && self
+                .inner
+                .version
+                .is_some_and(|v| v < KernelVersion::new(5, 10))
+        {
+            return Err(format!(
+                "guest kernel {}: its overlay has no volatile option (v5.10)",
+                self.inner.hello.release
+            ));
+        }
+        if profile.fsync.is_some() && !self.inner.features.fsync_option {
+            return Err(format!(
+                "guest kernel {}: its overlay has no fsync= option (upstream 1f6ee9be92f8; \
+                 in the 6.12 and 6.18 stable series since an update)",
                 self.inner.hello.release
             ));
         }

@@ -547,6 +547,50 @@ impl MountedCase {
         }
     }
 
+    /// Whether the container layer was mounted `volatile` by the kernel
+    /// (`volatile` or `fsync=volatile`, with an upper layer: params.c
+    /// ignores it without one).
+    fn volatile_upper(&self) -> bool {
+        self.profile.is_volatile()
+            && !self.profile.readonly
+            && self.engine.is_none()
+            && self.mounter == Mounter::Kernel
+    }
+
+    /// A remount of a volatile mount (overlayfs.rst, "Volatile mount"):
+    /// the kernel refuses to mount a work dir holding
+    /// `work/incompat/volatile` (readdir.c: `ovl_workdir_cleanup_recurse`,
+    /// EINVAL), which is the step's outcome. Then the worker does what the
+    /// document allows a user who knows the system has not crashed: it
+    /// removes that directory and mounts again. A mount that the kernel
+    /// does not refuse is the outcome `ok`, which the model's prediction
+    /// tells apart.
+    fn remount_volatile(&mut self) -> Result<Outcome, DriverError> {
+        self.helper_alive().map_err(DriverError::Died)?;
+        self.unmount().map_err(DriverError::Io)?;
+        let refused = match self.mount() {
+            Ok(()) => return Ok(Outcome::OK),
+            Err(MountFailure { errno: Some(n), .. }) => n,
+            Err(e) => {
+                self.broken = Some(e.message.clone());
+                return self.failure(e);
+            }
+        };
+        let dir = self.store.work(&self.container).join(VOLATILE_DIR);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            let message = format!("remount: rm -r {}: {e}", dir.display());
+            self.broken = Some(message.clone());
+            return Err(DriverError::Io(message));
+        }
+        match self.mount() {
+            Ok(()) => Ok(Outcome::Err(CaseErrno::from_code(refused as i32))),
+            Err(e) => {
+                self.broken = Some(e.message.clone());
+                self.failure(e)
+            }
+        }
+    }
+
     /// A lifecycle failure: the kernel's errno as the outcome, else an error.
     fn failure(&self, e: MountFailure) -> Result<Outcome, DriverError> {
         match (&self.mounter, e.errno) {
@@ -810,6 +854,7 @@ fn walk_and_unmount(target: &Path, what: &str) -> Res<View> {
 impl Session for MountedCase {
     fn apply(&mut self, step: &Step) -> Result<Outcome, DriverError> {
         match step.op {
+            Op::Remount if self.volatile_upper() => self.remount_volatile(),
             Op::Remount => self.lifecycle(|_| Ok(())),
             Op::Commit if self.engine.is_some() => Err(DriverError::Io(
                 "a commit of an engine's container is the engine's to make".into(),
@@ -887,6 +932,10 @@ const KERNEL_VIEW: &str = "kernel-view";
 /// Where the export mounts the image layers for the naive diff, and the
 /// image with the applied layer (relative to the store home).
 const EXPORT_IMAGE: &str = "export-image";
+/// What a volatile mount leaves in its work dir (super.c:
+/// `ovl_create_volatile_dirty` makes `work/incompat/volatile/dirty`),
+/// relative to the work dir.
+const VOLATILE_DIR: &str = "work/incompat/volatile";
 
 /// A mount that did not happen; `errno` for kernel mounts.
 struct MountFailure {

@@ -24,6 +24,14 @@ impl Model {
                 let mut closed = self.clone();
                 closed.close_all_fds();
                 if step.op == Op::Remount {
+                    if self.feat.volatile {
+                        // The mount is refused (work/incompat/volatile);
+                        // the driver removes that directory, as
+                        // overlayfs.rst lets a user who knows the system
+                        // did not crash, and mounts the same layers again.
+                        self.hit(crate::rules::Rule::VolatileRemount);
+                        return (Outcome::Err(Errno::EINVAL), closed.remount());
+                    }
                     return (Outcome::OK, closed.remount());
                 }
                 let committed = closed.commit();
