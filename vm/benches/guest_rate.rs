@@ -1,5 +1,7 @@
 //! The vm backend against a bare loop doing the same case in the same
-//! guest (docs/vm.md, "Figures"). Every round, back to back:
+//! guest (docs/vm.md, "Figures"). Every round boots both guests below and
+//! then takes every timing in ten batches in turn, so that each figure of
+//! a round sees the machine's drift alike:
 //!
 //! - **the bare loop**: a guest whose `/init` is this bench binary. As pid
 //!   1 it does what the backend's guest does first (mounts proc, sysfs,
@@ -27,7 +29,7 @@
 //!   model on the host, timed on the host; then again without the export
 //!   check (`fuzz --no-export`), which the raw bound has no counterpart of.
 //!
-//! The rounds alternate which guest goes first; each ratio is taken within
+//! The rounds alternate which guest boots first; each ratio is taken within
 //! a round, and the report gives the median and the range over the rounds.
 //! Last, one more bare guest times the worker's requests for the case one
 //! by one (start, ops, views, remount, export, commit, end, settle).
@@ -79,10 +81,12 @@ const PATIENCE: Duration = Duration::from_secs(600);
 /// The op a tmpfs without `user.*` xattrs cannot run.
 const USER_XATTR_OP: &str = "setxattr a user.k";
 
-/// What the host asks the bare guest: one timing of `cases` cases.
+/// What the host asks the bare guest: one timing of `cases` cases, after
+/// `warm_up` untimed ones.
 #[derive(Debug, Serialize, Deserialize)]
 struct BareRun {
     cases: u32,
+    warm_up: u32,
     job: Job,
 }
 
@@ -98,7 +102,7 @@ enum Job {
     Worker(Box<RunCase>),
     /// The same worker serving requests from the host on the channel, as
     /// the backend's guest does: the guest answers this job at once, then
-    /// serves [`WARM_UP`] + `cases` requests and takes jobs again. What
+    /// serves `warm_up` + `cases` requests and takes jobs again. What
     /// the channel costs, in the same guest as the worker alone.
     Serve,
     /// The worker's requests for the case one by one (as a session sends
@@ -197,7 +201,14 @@ fn main() {
     };
     harness_rate(&backend, &case, WARM_UP, true);
     drop(backend);
-    bare_round(&spec, WARM_UP, user_xattr, &request);
+    let work = Work {
+        spec: &spec,
+        opts: &opts,
+        case: &case,
+        request: &request,
+        user_xattr,
+    };
+    round(&work, BATCHES, false);
     if !user_xattr {
         println!(
             "the guest's tmpfs has no user.* xattrs and the vm backend refuses the case's \
@@ -205,7 +216,8 @@ fn main() {
         );
     }
     println!(
-        "{cases} cases a timing, {rounds} rounds; guest binary {}; bare image prepared in {:.2} s",
+        "{cases} cases a timing in {BATCHES} batches taken in turn, {rounds} rounds; guest binary \
+         {}; bare image prepared in {:.2} s",
         ovlcheck.display(),
         bare_prep.as_secs_f64()
     );
@@ -228,25 +240,7 @@ fn main() {
     let mut seen = Vec::new();
     for r in 0..rounds {
         let harness_first = r % 2 == 1;
-        let mut h = None;
-        if harness_first {
-            h = Some(harness_round(&opts, &case, &request.wants, cases));
-        }
-        let b = bare_round(&spec, cases, user_xattr, &request);
-        let h = h.unwrap_or_else(|| harness_round(&opts, &case, &request.wants, cases));
-        let round = Round {
-            bare_boot: b.boot,
-            bare_uptime: b.uptime,
-            floor: b.floor,
-            bound: b.bound,
-            worker: b.worker,
-            served: b.served,
-            harness_new: h.new,
-            harness_boot: h.boot,
-            backend: h.backend,
-            harness: h.rate,
-            no_export: h.no_export,
-        };
+        let round = round(&work, cases, harness_first);
         println!(
             "{r:>5} {:>7.2} {:>7.2} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>7.2} {:>8.1} {:>8.1} {:>8.1} {:>8}",
             round.bare_boot,
@@ -334,60 +328,112 @@ fn bare_image(kernel: &Path, me: &Path, dir: &Path) -> BootSpec {
     }
 }
 
-/// A bare guest's figures: seconds, and cases per second.
-struct Bare {
-    boot: f64,
-    uptime: f64,
-    floor: f64,
-    bound: f64,
-    worker: f64,
-    /// The worker serving the host on the channel, cases/s on the host.
-    served: f64,
+/// How many batches a round's timings are cut into, taken in turn: this
+/// machine's speed drifts within seconds, and each figure of a round then
+/// sees the same drift.
+const BATCHES: u32 = 10;
+
+/// The work one round compares.
+struct Work<'a> {
+    spec: &'a BootSpec,
+    opts: &'a VmOptions,
+    case: &'a Case,
+    request: &'a RunCase,
+    user_xattr: bool,
 }
 
-/// Boots a bare guest, times the floor, the raw bound and the backend's
-/// worker alone in it, then the worker serving the host on the channel,
-/// and kills it (dropped).
-fn bare_round(spec: &BootSpec, cases: u32, user_xattr: bool, request: &RunCase) -> Bare {
-    let t = Instant::now();
-    let mut g = Guest::boot(spec, PATIENCE).unwrap_or_else(|e| panic!("the bare guest: {e}"));
-    let boot = t.elapsed().as_secs_f64();
-    let mut time = |job: Job| {
-        let req = BareRun { cases, job };
-        let a: BareTime = g
-            .exchange(&req, "bare loop", PATIENCE)
-            .unwrap_or_else(|e| panic!("the bare loop: {e}"));
-        (a.uptime, f64::from(cases) / a.secs)
+/// One round: a bare guest and the harness's backend booted (in the
+/// order `harness_first` says, each boot timed), then every timing in
+/// [`BATCHES`] batches taken in turn, `cases` cases each in all.
+fn round(w: &Work, cases: u32, harness_first: bool) -> Round {
+    let boot_bare = || {
+        let t = Instant::now();
+        let g = Guest::boot(w.spec, PATIENCE).unwrap_or_else(|e| panic!("the bare guest: {e}"));
+        (t.elapsed().as_secs_f64(), g)
     };
+    let boot_harness = || {
+        let t = Instant::now();
+        let b = VmBackend::new(w.opts.clone()).unwrap_or_else(|e| panic!("the guest boots: {e}"));
+        (t.elapsed().as_secs_f64(), b)
+    };
+    let ((bare_boot, mut g), (harness_new, backend)) = if harness_first {
+        let h = boot_harness();
+        (boot_bare(), h)
+    } else {
+        let b = boot_bare();
+        (b, boot_harness())
+    };
+    harness_rate(&backend, w.case, WARM_UP, true);
+    let batches = BATCHES.min(cases);
+    let per = cases / batches;
     let raw = |lifecycle| Job::Raw {
         lifecycle,
-        user_xattr,
+        user_xattr: w.user_xattr,
     };
-    let (uptime, floor) = time(raw(false));
-    let (_, bound) = time(raw(true));
-    let (_, worker) = time(Job::Worker(Box::new(request.clone())));
-    time(Job::Serve);
+    let mut secs = [0.0f64; 7];
+    let mut uptime = f64::NAN;
+    for b in 0..batches {
+        let warm_up = if b == 0 { WARM_UP } else { 0 };
+        let mut bare = |job: Job| {
+            let req = BareRun {
+                cases: per,
+                warm_up,
+                job,
+            };
+            let a: BareTime = g
+                .exchange(&req, "bare loop", PATIENCE)
+                .unwrap_or_else(|e| panic!("the bare loop: {e}"));
+            uptime = a.uptime;
+            a.secs
+        };
+        secs[0] += bare(raw(false));
+        secs[1] += bare(raw(true));
+        secs[2] += bare(Job::Worker(Box::new(w.request.clone())));
+        bare(Job::Serve);
+        secs[3] += served(&mut g, w.request, warm_up, per);
+        let t = Instant::now();
+        for _ in 0..per {
+            backend
+                .run_case(w.case, w.request.wants)
+                .unwrap_or_else(|e| panic!("runs: {e}"));
+        }
+        secs[4] += t.elapsed().as_secs_f64();
+        secs[5] += f64::from(per) / harness_rate(&backend, w.case, per, true);
+        secs[6] += f64::from(per) / harness_rate(&backend, w.case, per, false);
+    }
+    let rate = |s: f64| f64::from(per * batches) / s;
+    Round {
+        bare_boot,
+        bare_uptime: uptime,
+        floor: rate(secs[0]),
+        bound: rate(secs[1]),
+        worker: rate(secs[2]),
+        served: rate(secs[3]),
+        harness_new,
+        harness_boot: backend.boot_time().as_secs_f64(),
+        backend: rate(secs[4]),
+        harness: rate(secs[5]),
+        no_export: rate(secs[6]),
+    }
+}
+
+/// The bare guest's worker serving `warm_up` + `cases` of `request`
+/// from the host on the channel (after [`Job::Serve`]): the seconds of
+/// the last `cases`, on the host's clock.
+fn served(g: &mut Guest, request: &RunCase, warm_up: u32, cases: u32) -> f64 {
     let req = Request::RunCase(Box::new(request.clone()));
     let mut call = || match g.call(&req, "a case", PATIENCE) {
         Ok(Response::CaseRun(_)) => {}
         other => panic!("the bare guest's worker: {other:?}"),
     };
-    for _ in 0..WARM_UP {
+    for _ in 0..warm_up {
         call();
     }
     let t = Instant::now();
     for _ in 0..cases {
         call();
     }
-    let served = f64::from(cases) / t.elapsed().as_secs_f64();
-    Bare {
-        boot,
-        uptime,
-        floor,
-        bound,
-        worker,
-        served,
-    }
+    t.elapsed().as_secs_f64()
 }
 
 /// A bare guest timing the worker's requests for `request`'s case one
@@ -396,52 +442,11 @@ fn worker_breakdown(spec: &BootSpec, cases: u32, request: &RunCase) -> Steps {
     let mut g = Guest::boot(spec, PATIENCE).unwrap_or_else(|e| panic!("the bare guest: {e}"));
     let job = BareRun {
         cases,
+        warm_up: WARM_UP,
         job: Job::Steps(Box::new(request.clone())),
     };
     g.exchange(&job, "the worker's requests", PATIENCE)
         .unwrap_or_else(|e| panic!("the worker's requests: {e}"))
-}
-
-/// The harness guest's figures.
-struct Harness {
-    /// `VmBackend::new`, s.
-    new: f64,
-    /// The backend's own boot time, s.
-    boot: f64,
-    /// `VmBackend::run_case` alone (the guest and the channel, no model),
-    /// cases per second.
-    backend: f64,
-    /// The harness, cases per second.
-    rate: f64,
-    /// The harness without the export check (`fuzz --no-export`), cases
-    /// per second.
-    no_export: f64,
-}
-
-/// A fresh backend (image preparation and a boot), then `cases` runs of
-/// `case` on its one guest through the backend alone (what the harness
-/// asks of it, `wants`), then as many through the harness.
-fn harness_round(opts: &VmOptions, case: &Case, wants: &Wants, cases: u32) -> Harness {
-    let t = Instant::now();
-    let backend = VmBackend::new(opts.clone()).unwrap_or_else(|e| panic!("the guest boots: {e}"));
-    let new = t.elapsed().as_secs_f64();
-    harness_rate(&backend, case, WARM_UP, true);
-    let t = Instant::now();
-    for _ in 0..cases {
-        backend
-            .run_case(case, *wants)
-            .unwrap_or_else(|e| panic!("runs: {e}"));
-    }
-    let alone = f64::from(cases) / t.elapsed().as_secs_f64();
-    let rate = harness_rate(&backend, case, cases, true);
-    let no_export = harness_rate(&backend, case, cases, false);
-    Harness {
-        new,
-        boot: backend.boot_time().as_secs_f64(),
-        backend: alone,
-        rate,
-        no_export,
-    }
 }
 
 /// Cases per second of `case` through the harness, every check (the
@@ -492,7 +497,7 @@ fn bare_loop() -> Result<(), String> {
         if let Job::Serve = req.job {
             guest::write_frame(&channel, &BareTime { secs: 0.0, uptime })?;
             let umask = ovlcheck_driver::sys::umask(WORKER_UMASK);
-            for _ in 0..WARM_UP + req.cases {
+            for _ in 0..req.warm_up + req.cases {
                 let Some(r) = proto::recv::<Request>(channel.file.as_fd())? else {
                     return Ok(());
                 };
@@ -525,7 +530,7 @@ fn bare_loop() -> Result<(), String> {
                 ovlcheck_driver::sys::umask(umask);
             }
         };
-        for _ in 0..WARM_UP.min(req.cases) {
+        for _ in 0..req.warm_up {
             one();
         }
         let t = Instant::now();
