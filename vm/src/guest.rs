@@ -26,10 +26,11 @@ pub const SERIAL: &str = "/dev/ttyS1";
 /// `machine::Guest::boot`).
 pub const PORT_NAME: &str = "org.ovlcheck.channel";
 
-/// How long the guest waits for its virtio-console port to show up after
-/// loading the channel's modules (the host adds ports asynchronously)
-/// before it falls back to [`SERIAL`].
-const PORT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long the guest waits for its virtio-console port to show up once
+/// the console driver is there (the host adds ports asynchronously, and a
+/// loaded host slows an emulated guest down) before it falls back to
+/// [`SERIAL`].
+const PORT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The guest's end of its channel to the host.
 #[derive(Debug)]
@@ -169,8 +170,8 @@ pub fn open_channel() -> Result<Channel, String> {
 /// once it shows up in `/sys/class/virtio-ports`.
 fn virtio_port() -> Result<std::fs::File, String> {
     load_channel_modules()?;
-    if !Path::new("/sys/bus/virtio").is_dir() {
-        return Err("the kernel has no virtio bus".into());
+    if !Path::new("/sys/bus/virtio/drivers/virtio_console").is_dir() {
+        return Err("the kernel has no virtio-console driver".into());
     }
     let started = std::time::Instant::now();
     loop {
