@@ -892,11 +892,26 @@ fn op(c: &mut Cursor) -> Result<Op, ParseError> {
             })?;
             Op::Lseek { fd, offset, whence }
         }
-        "setxattr" => Op::Setxattr {
-            path: c.op_path()?,
-            name: c.xattr_name()?.0,
-            value: c.string("the xattr value")?.0,
-        },
+        "setxattr" => {
+            let path = c.op_path()?;
+            let (name, ncol) = c.xattr_name()?;
+            if name == CAPABILITY_XATTR {
+                // Not modelled: the value checks and conversions of
+                // commoncap.c (cap_convert_nscap) and CAP_SETFCAP.
+                return Err(c.err(
+                    ncol,
+                    format!(
+                        "`{CAPABILITY_XATTR}` cannot be set by an op: setting file capabilities \
+                         through the overlay is not modelled (give the file one in its layer)"
+                    ),
+                ));
+            }
+            Op::Setxattr {
+                path,
+                name,
+                value: c.string("the xattr value")?.0,
+            }
+        }
         "remount" => Op::Remount,
         "commit" => Op::Commit,
         _ => {
