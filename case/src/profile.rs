@@ -313,6 +313,13 @@ impl Profile {
         self.volatile || self.fsync == Some(Fsync::Volatile)
     }
 
+    /// Whether the container layer is mounted volatile: [`Profile::is_volatile`]
+    /// with an upper layer, the mount that leaves `work/incompat/volatile`
+    /// behind (overlayfs.rst, "Volatile mount").
+    pub fn volatile_upper(&self) -> bool {
+        self.is_volatile() && !self.readonly
+    }
+
     /// The overlay xattr namespace prefix on disk: `trusted.overlay.` or,
     /// with userxattr, `user.overlay.` (overlayfs.rst: user xattr).
     pub fn xattr_prefix(&self) -> &'static str {

@@ -307,7 +307,7 @@ impl CaseRun {
             .collect::<Result<Vec<_>, _>>()?;
         let merged = s.merged_view()?;
         let upper = s.upper_view()?;
-        let volatile = case.profile.is_volatile() && !case.profile.readonly;
+        let volatile = case.profile.volatile_upper();
         let (remount, after_remount) = lifecycle(s, Op::Remount, volatile)?;
         let export = if wants.export && after_remount.is_some() {
             s.export()?

@@ -338,6 +338,18 @@ fn small_stacks_mount_with_absolute_paths() {
     deep(3, "Absolute");
 }
 
+/// Lowers `l1` and `l2`, upper `u`, work `w` on `m`, mounted with the
+/// options `kernel_options` gives `p`.
+fn two_lowers(p: &Profile) -> MountSpec {
+    MountSpec {
+        lowers: vec!["l1".into(), "l2".into()],
+        upper: Some("u".into()),
+        work: Some("w".into()),
+        target: "m".into(),
+        options: mount::kernel_options(p),
+    }
+}
+
 /// The profiles `Profile::validate` refuses for their options are refused
 /// by the kernel too (EINVAL, params.c: ovl_fs_params_verify, "conflicting
 /// options"), with the options `kernel_options` gives; the neighbouring
@@ -352,13 +364,6 @@ fn kernel_refuses_what_validate_refuses() {
         for d in ["l1", "l2", "u", "w", "m"] {
             fs::create_dir(dir.join(d)).unwrap();
         }
-        let spec = |p: &Profile| MountSpec {
-            lowers: vec!["l1".into(), "l2".into()],
-            upper: Some("u".into()),
-            work: Some("w".into()),
-            target: "m".into(),
-            options: mount::kernel_options(p),
-        };
         let with = |f: &dyn Fn(&mut Profile)| {
             let mut p = Profile::default();
             f(&mut p);
@@ -388,7 +393,7 @@ fn kernel_refuses_what_validate_refuses() {
         ];
         for p in &refused {
             assert!(p.validate().is_err(), "{p:?} validates");
-            let e = mount::mount_kernel(dir, &spec(p)).unwrap_err();
+            let e = mount::mount_kernel(dir, &two_lowers(p)).unwrap_err();
             assert_eq!(e.errno, nix::errno::Errno::EINVAL, "{p:?}: {e}");
         }
         let accepted = [
@@ -402,7 +407,7 @@ fn kernel_refuses_what_validate_refuses() {
         ];
         for p in &accepted {
             assert_eq!(p.validate(), Ok(()), "{p:?}");
-            mount::mount_kernel(dir, &spec(p)).unwrap_or_else(|e| panic!("{p:?}: {e}"));
+            mount::mount_kernel(dir, &two_lowers(p)).unwrap_or_else(|e| panic!("{p:?}: {e}"));
             mount::unmount(&dir.join("m")).unwrap();
         }
     });
@@ -424,13 +429,6 @@ fn volatile_work_dir_refuses_the_next_mount() {
         for d in ["l1", "l2", "m"] {
             fs::create_dir(dir.join(d)).unwrap();
         }
-        let spec = |p: &Profile| MountSpec {
-            lowers: vec!["l1".into(), "l2".into()],
-            upper: Some("u".into()),
-            work: Some("w".into()),
-            target: "m".into(),
-            options: mount::kernel_options(p),
-        };
         let dirty = dir.join("w/work/incompat/volatile/dirty");
         for (opt, volatile) in [
             ("volatile", true),
@@ -444,18 +442,18 @@ fn volatile_work_dir_refuses_the_next_mount() {
             fs::create_dir(dir.join("w")).unwrap();
             let mut p = Profile::default();
             p.set_option(opt).unwrap();
-            mount::mount_kernel(dir, &spec(&p)).unwrap_or_else(|e| panic!("{opt}: {e}"));
+            mount::mount_kernel(dir, &two_lowers(&p)).unwrap_or_else(|e| panic!("{opt}: {e}"));
             fs::write(dir.join("m/f"), b"x").unwrap();
             mount::unmount(&dir.join("m")).unwrap();
             assert_eq!(dirty.exists(), volatile, "{opt}");
-            let again = mount::mount_kernel(dir, &spec(&Profile::default()));
+            let again = mount::mount_kernel(dir, &two_lowers(&Profile::default()));
             if !volatile {
                 again.unwrap_or_else(|e| panic!("{opt}: remount: {e}"));
                 mount::unmount(&dir.join("m")).unwrap();
                 continue;
             }
             assert_eq!(again.unwrap_err().errno, nix::errno::Errno::EINVAL, "{opt}");
-            let e = mount::mount_kernel(dir, &spec(&p)).unwrap_err();
+            let e = mount::mount_kernel(dir, &two_lowers(&p)).unwrap_err();
             assert_eq!(e.errno, nix::errno::Errno::EINVAL, "{opt} again");
             let view = MountSpec {
                 lowers: vec!["u".into(), "l1".into()],
@@ -468,7 +466,8 @@ fn volatile_work_dir_refuses_the_next_mount() {
             assert_eq!(fs::read(dir.join("m/f")).unwrap(), b"x");
             mount::unmount(&dir.join("m")).unwrap();
             fs::remove_dir_all(dir.join("w/work/incompat/volatile")).unwrap();
-            mount::mount_kernel(dir, &spec(&p)).unwrap_or_else(|e| panic!("{opt}: after rm: {e}"));
+            mount::mount_kernel(dir, &two_lowers(&p))
+                .unwrap_or_else(|e| panic!("{opt}: after rm: {e}"));
             assert_eq!(fs::read(dir.join("m/f")).unwrap(), b"x");
             mount::unmount(&dir.join("m")).unwrap();
         }

@@ -555,7 +555,7 @@ pub fn script(case: &Case) -> Result<String, String> {
         format!(",{opts}")
     };
     let _ = writeln!(s, "ovl_mount() {{ cd \"$S\" && mount -t overlay overlay -o \"lowerdir=$LOWER{upper_opts}{extra}\" M && cd M; }}");
-    if volatile_upper(case) {
+    if case.profile.volatile_upper() {
         let _ = writeln!(
             s,
             "# volatile: the next mount of this upper is refused (EINVAL) while\n\
@@ -588,12 +588,6 @@ pub fn script(case: &Case) -> Result<String, String> {
     Ok(s)
 }
 
-/// Whether the case's container layer is mounted volatile (with an
-/// upper layer: the kernel ignores the option without one).
-fn volatile_upper(case: &Case) -> bool {
-    case.profile.is_volatile() && !case.profile.readonly
-}
-
 /// A case with open fds: the ops between two mounts run in one helper
 /// process (`batch`) that holds the fds, and its exit closes them before
 /// the next unmount, as the worker closes them.
@@ -610,7 +604,7 @@ fn batch_ops(s: &mut String, case: &Case) {
             Op::Remount | Op::Commit => {
                 flush(s, &mut batch);
                 let k = step.op.keyword();
-                if step.op == Op::Remount && volatile_upper(case) {
+                if step.op == Op::Remount && case.profile.volatile_upper() {
                     // The function prints the refusal itself.
                     let _ = writeln!(s, "{k}");
                 } else {

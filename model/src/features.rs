@@ -189,7 +189,7 @@ impl Features {
                 || redirect == RedirectMode::On
                 || p.xino == Xino::On,
             uuid_off: matches!(p.uuid, Uuid::Null | Uuid::Off),
-            volatile: p.is_volatile() && !p.readonly,
+            volatile: p.volatile_upper(),
             uuid_xattr: kernel_at_least(p, UUID_XATTR_SINCE)
                 && matches!(p.uuid, Uuid::Auto | Uuid::On),
             xwhiteouts: kernel_at_least(p, XWHITEOUTS_SINCE),

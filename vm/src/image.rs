@@ -216,7 +216,8 @@ pub fn find_module(
             None => Ok(None),
         };
     };
-    Ok(Some((path.clone(), module_bytes(&path)?)))
+    let bytes = module_bytes(&path)?;
+    Ok(Some((path, bytes)))
 }
 
 /// The modules a guest's initramfs holds, as [`write_initramfs`] takes

@@ -551,10 +551,7 @@ impl MountedCase {
     /// (`volatile` or `fsync=volatile`, with an upper layer: params.c
     /// ignores it without one).
     fn volatile_upper(&self) -> bool {
-        self.profile.is_volatile()
-            && !self.profile.readonly
-            && self.engine.is_none()
-            && self.mounter == Mounter::Kernel
+        self.profile.volatile_upper() && self.engine.is_none() && self.mounter == Mounter::Kernel
     }
 
     /// A remount of a volatile mount (overlayfs.rst, "Volatile mount"):
