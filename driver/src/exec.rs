@@ -111,13 +111,15 @@ pub fn names_root_entry(op: &Op) -> bool {
     }
 }
 
-/// A momentary `chroot` into the merged root, so that `/` names it.
+/// A momentary `chroot` into the merged root, so that `/` names it (the
+/// thread's own root: [`sys::own_fs`]).
 struct Chroot {
     real_root: OwnedFd,
 }
 
 impl Chroot {
     fn enter(root: BorrowedFd<'_>) -> Result<Chroot, String> {
+        sys::own_fs().map_err(|e| format!("unshare(CLONE_FS): {e}"))?;
         let real_root = sys::openat(sys::CWD, b"/", libc::O_PATH | libc::O_DIRECTORY, 0)
             .map_err(|e| format!("open /: {e}"))?;
         sys::fchdir(root)

@@ -146,10 +146,11 @@ pub fn mount_data(spec: &MountSpec, dir: impl Fn(&str) -> String) -> String {
     parts.join(",")
 }
 
-/// Mounts `spec` with the kernel's overlay; the process cwd is left at
-/// `home`.
+/// Mounts `spec` with the kernel's overlay; the thread's own cwd
+/// ([`crate::sys::own_fs`]) is left at `home`.
 pub fn mount_kernel(home: &Path, spec: &MountSpec) -> Result<Method, MountError> {
     let err = |errno: Errno, detail: String| MountError { errno, detail };
+    crate::sys::own_fs().map_err(|e| err(e, format!("unshare(CLONE_FS): {e}")))?;
     std::env::set_current_dir(home).map_err(|e| {
         err(
             Errno::from_raw(e.raw_os_error().unwrap_or(0)),

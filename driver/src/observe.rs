@@ -65,6 +65,7 @@ struct Cwd {
 
 impl Cwd {
     fn new() -> Result<Cwd, Errno> {
+        sys::own_fs()?;
         let saved = sys::openat(sys::CWD, b".", libc::O_PATH | libc::O_DIRECTORY, 0)?;
         Ok(Cwd { saved, at: -1 })
     }

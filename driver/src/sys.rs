@@ -127,6 +127,24 @@ pub fn pidfd_open(pid: libc::pid_t) -> SysResult<OwnedFd> {
     ))
 }
 
+thread_local! {
+    /// Whether this thread has its own working directory and root.
+    static OWN_FS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `unshare(CLONE_FS)`, once per thread: gives the calling thread its own
+/// working directory, root and umask, so that an `fchdir` or `chroot` made
+/// here does not move the other threads of the process (the tests run
+/// walks, mounts and confined ops on many threads at once). In a
+/// single-threaded worker it changes nothing.
+pub fn own_fs() -> SysResult<()> {
+    if !OWN_FS.get() {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)?;
+        OWN_FS.set(true);
+    }
+    Ok(())
+}
+
 /// `fchdir(fd)`.
 pub fn fchdir(fd: impl AsFd) -> SysResult<()> {
     sys(rustix::process::fchdir(fd))
@@ -718,6 +736,30 @@ pub fn exec_child(argv: &Argv, cwd: &CStr, out: BorrowedFd<'_>) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A thread that changed into a directory after [`own_fs`] leaves the
+    /// other threads where they were.
+    #[test]
+    fn own_fs_keeps_a_threads_cwd_to_itself() {
+        let tmp = tempfile::tempdir().unwrap();
+        let before = std::env::current_dir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let (entered, left) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                own_fs().unwrap();
+                std::env::set_current_dir(&dir).unwrap();
+                entered.wait();
+                left.wait();
+                assert_eq!(std::env::current_dir().unwrap(), dir);
+            });
+            entered.wait();
+            let meanwhile = std::env::current_dir();
+            left.wait();
+            assert_eq!(meanwhile.unwrap(), before);
+        });
+        assert_eq!(std::env::current_dir().unwrap(), before);
+    }
 
     /// Whatever size the caller expects, the whole file comes back (a
     /// stale `st_size` never truncates or pads the data).
