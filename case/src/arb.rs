@@ -24,7 +24,7 @@ use crate::errno::Errno;
 use crate::layer::{Entry, LayerFormat, LayerSpec};
 use crate::oci::{opaque_name, whiteout_name};
 use crate::op::{Access, Cred, Op, OpenFlags, RenameFlags, Step, Whence};
-use crate::outcome::{FileKind, Outcome, StatInfo, Value};
+use crate::outcome::{FileKind, Fsid, Outcome, StatInfo, Value};
 use crate::path::{Name, OpPath, RelPath};
 use crate::profile::{Profile, PRESETS};
 use crate::view::{DevClass, Node, NodeKind, View};
@@ -355,6 +355,7 @@ fn value() -> impl Strategy<Value = Value> {
         )
         .prop_map(Value::Names),
         stat_info().prop_map(Value::Stat),
+        select(&Fsid::ALL[..]).prop_map(Value::Fsid),
     ]
 }
 
@@ -390,6 +391,7 @@ fn op(paths: Vec<RelPath>) -> impl Strategy<Value = Op> {
                 .boxed(),
         ),
         (1, p.clone().prop_map(|path| Op::Listxattr { path }).boxed()),
+        (1, p.clone().prop_map(|path| Op::Statfs { path }).boxed()),
         (
             2,
             (p.clone(), any::<bool>(), any::<bool>())

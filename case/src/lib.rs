@@ -31,7 +31,7 @@ pub use case::Case;
 pub use errno::Errno;
 pub use layer::{Entry, LayerSpec};
 pub use op::{check_fd_name, Access, Cred, Op, OpenFlags, RenameFlags, Step, Whence};
-pub use outcome::{FileKind, Outcome, StatInfo, Value};
+pub use outcome::{FileKind, Fsid, Outcome, StatInfo, Value};
 pub use path::{cmp_names, Name, OpPath, PathError, RelPath};
 pub use profile::{Fsync, LowerFs, Profile, RedirectDir, Uuid, Xino};
 pub use signature::{Class, Field, Known, Signature, ViewSig, Which};

@@ -170,6 +170,8 @@ pub enum Op {
     Getxattr { path: OpPath, name: String },
     /// `listxattr(2)`: names sorted; only `user.*` names are compared.
     Listxattr { path: OpPath },
+    /// `statfs(2)`: which filesystem id it reports ([`crate::Fsid`]).
+    Statfs { path: OpPath },
     /// `open(P, flags, mode)`: with `fd`, the file stays open under that
     /// name for the fd ops that follow (an fd already open under the name
     /// is closed first); without, it is closed at once. `mode` counts only
@@ -269,6 +271,7 @@ impl Op {
         "readdir",
         "getxattr",
         "listxattr",
+        "statfs",
         "open",
         "create",
         "write",
@@ -306,6 +309,7 @@ impl Op {
             Op::Readdir { .. } => "readdir",
             Op::Getxattr { .. } => "getxattr",
             Op::Listxattr { .. } => "listxattr",
+            Op::Statfs { .. } => "statfs",
             Op::Open { .. } => "open",
             Op::Create { .. } => "create",
             Op::Write { .. } => "write",
@@ -354,6 +358,7 @@ impl Op {
             | Op::Readdir { path }
             | Op::Getxattr { path, .. }
             | Op::Listxattr { path }
+            | Op::Statfs { path }
             | Op::Open { path, .. }
             | Op::Create { path, .. }
             | Op::Write { path, .. }

@@ -55,6 +55,39 @@ pub struct StatInfo {
     pub nlink: u32,
 }
 
+/// The filesystem id `statfs(2)` reports for a path in the overlay, as a
+/// class: raw fsids differ between filesystem instances, so a case records
+/// whose id it is (overlayfs.rst: "UUID and fsid").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Fsid {
+    /// The overlay's own: non-zero and no layer filesystem's (made from the
+    /// overlay's uuid).
+    Own,
+    /// The upper layer's filesystem's.
+    Upper,
+    /// The top lower layer's filesystem's.
+    Lower,
+    /// Zero.
+    Zero,
+}
+
+impl Fsid {
+    pub const ALL: [Fsid; 4] = [Fsid::Own, Fsid::Upper, Fsid::Lower, Fsid::Zero];
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Fsid::Own => "own",
+            Fsid::Upper => "upper",
+            Fsid::Lower => "lower",
+            Fsid::Zero => "zero",
+        }
+    }
+
+    pub fn from_keyword(s: &str) -> Option<Fsid> {
+        Fsid::ALL.into_iter().find(|f| f.keyword() == s)
+    }
+}
+
 /// The value of a successful op.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Value {
@@ -66,6 +99,8 @@ pub enum Value {
     Names(Vec<String>),
     /// `stat` and `lstat`. Printed `{file 0644 0:0 size=3 nlink=1}`.
     Stat(StatInfo),
+    /// `statfs`. Printed `{fsid=own}`.
+    Fsid(Fsid),
 }
 
 /// The result of one op: a value or an errno.
@@ -100,7 +135,8 @@ impl std::fmt::Display for StatInfo {
 }
 
 impl std::fmt::Display for Value {
-    /// The `=> EXPECT` syntax: `ok`, `"bytes"`, `["a", "b"]` or a stat.
+    /// The `=> EXPECT` syntax: `ok`, `"bytes"`, `["a", "b"]`, a stat or
+    /// an fsid.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Value::Unit => f.write_str("ok"),
@@ -116,6 +152,7 @@ impl std::fmt::Display for Value {
                 f.write_str("]")
             }
             Value::Stat(s) => write!(f, "{s}"),
+            Value::Fsid(id) => write!(f, "{{fsid={}}}", id.keyword()),
         }
     }
 }

@@ -556,8 +556,27 @@ fn outcome_errors() {
         42,
         "expected `}`, found end of line",
     );
+    err(
+        &op("statfs a => {fsid=mine}"),
+        3,
+        16,
+        "expected fsid=own, upper, lower or zero, found `fsid=mine`",
+    );
+    err(
+        &op("statfs a => {fsid=own"),
+        3,
+        24,
+        "expected `}`, found end of line",
+    );
     let c = ok(&op("readdir a => []"));
     assert!(c.steps[0].expect.is_some());
+    let c = ok(&op("statfs a => {fsid=lower}"));
+    assert_eq!(
+        c.steps[0].expect,
+        Some(ovlcheck_case::Outcome::Ok(ovlcheck_case::Value::Fsid(
+            ovlcheck_case::Fsid::Lower
+        )))
+    );
 }
 
 #[test]

@@ -154,7 +154,7 @@ ops
 #[test]
 fn op_keywords_list_every_op_in_variant_order() {
     let text = "lower\nops\n  lstat a\n  stat a\n  read a\n  readlink a\n  readdir a\n  \
-                getxattr a user.k\n  listxattr a\n  open a\n  create a 0644\n  write a 0 \"x\"\n  \
+                getxattr a user.k\n  listxattr a\n  statfs a\n  open a\n  create a 0644\n  write a 0 \"x\"\n  \
                 truncate a 0\n  mkdir a 0755\n  mkfifo a 0644\n  symlink \"t\" a\n  unlink a\n  \
                 rmdir a\n  link a b\n  rename a b\n  chmod a 0644\n  chown a 0 0\n  utimes a 0\n  \
                 setxattr a user.k \"v\"\n  removexattr a user.k\n  fstat f\n  fread f\n  \

@@ -32,7 +32,7 @@ use crate::sys::{self, Follow};
 use nix::errno::Errno;
 use ovlcheck_case::{Access, OpenFlags, Whence};
 use ovlcheck_case::{
-    Cred, Errno as CaseErrno, FileKind, Op, OpPath, Outcome, RenameFlags, StatInfo, Value,
+    Cred, Errno as CaseErrno, FileKind, Fsid, Op, OpPath, Outcome, RenameFlags, StatInfo, Value,
 };
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -41,6 +41,32 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 /// as F`). Dropping it closes them all: the worker drops it before every
 /// unmount.
 pub type FdTable = BTreeMap<String, OwnedFd>;
+
+/// The fsids of the filesystems beneath the mount, which `statfs` tells
+/// apart from the overlay's own ([`Fsid`]): the upper layer's, and the
+/// top lower layer's. Unknown ones (`None`) match nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerFsids {
+    pub upper: Option<u64>,
+    pub lower: Option<u64>,
+}
+
+impl LayerFsids {
+    /// Whose fsid `raw` is: a layer filesystem's (the upper first, which
+    /// is the real root when the layers share a filesystem), zero, or else
+    /// the overlay's own.
+    pub fn class(&self, raw: u64) -> Fsid {
+        if Some(raw) == self.upper {
+            Fsid::Upper
+        } else if Some(raw) == self.lower {
+            Fsid::Lower
+        } else if raw == 0 {
+            Fsid::Zero
+        } else {
+            Fsid::Own
+        }
+    }
+}
 
 /// Most bytes a `read` returns (the case limit).
 pub const READ_LIMIT: usize = 16 << 20;
@@ -59,19 +85,22 @@ type OpResult = Result<Value, Errno>;
 /// container (`rmdir /` is `EBUSY`, `unlink /` is `EISDIR`, ...): the caller
 /// must be single-threaded (the worker is).
 pub fn apply(root: impl AsFd, op: &Op) -> Outcome {
-    match apply_as(root, &mut FdTable::new(), op, Cred::ROOT) {
+    let none = LayerFsids::default();
+    match apply_as(root, &mut FdTable::new(), op, Cred::ROOT, &none) {
         Ok(o) => o,
         Err(_) => Outcome::Err(CaseErrno::EIO),
     }
 }
 
-/// [`apply`] as `cred` (see [`crate::creds`]) with the case's open fds;
-/// `Err` when the credentials or the chroot could not be switched.
+/// [`apply`] as `cred` (see [`crate::creds`]) with the case's open fds
+/// and the layers' fsids; `Err` when the credentials or the chroot could
+/// not be switched.
 pub fn apply_as(
     root: impl AsFd,
     fds: &mut FdTable,
     op: &Op,
     cred: Cred,
+    layers: &LayerFsids,
 ) -> Result<Outcome, String> {
     let root = root.as_fd();
     let jail = if names_root_entry(op) {
@@ -82,7 +111,7 @@ pub fn apply_as(
     let saved = creds::switch(cred)?;
     let result = match op.fd() {
         Some(_) => run_fd(root, fds, op),
-        None => run(root, op),
+        None => run(root, op, layers),
     };
     creds::restore(saved)?;
     if let Some(j) = jail {
@@ -135,9 +164,10 @@ impl Chroot {
     }
 }
 
-fn run(root: BorrowedFd<'_>, op: &Op) -> OpResult {
+fn run(root: BorrowedFd<'_>, op: &Op, layers: &LayerFsids) -> OpResult {
     match op {
         Op::Stat { path } => stat(root, path),
+        Op::Statfs { path } => statfs(root, path, layers),
         Op::Read { path } => read(root, path),
         // A trailing slash makes the kernel follow a final symlink (the last
         // component must then be a directory), so these resolve the whole
@@ -510,6 +540,12 @@ fn lstat(root: BorrowedFd<'_>, p: &OpPath) -> OpResult {
 fn stat(root: BorrowedFd<'_>, p: &OpPath) -> OpResult {
     let fd = open(root, p, libc::O_PATH, 0)?;
     sys::fstat(&fd).map(|st| Value::Stat(stat_info(&st)))
+}
+
+/// `statfs(2)` as `stat` resolves the path: `fstatfs` of an `O_PATH` fd.
+fn statfs(root: BorrowedFd<'_>, p: &OpPath, layers: &LayerFsids) -> OpResult {
+    let fd = open(root, p, libc::O_PATH, 0)?;
+    sys::fsid(&fd).map(|raw| Value::Fsid(layers.class(raw)))
 }
 
 fn read(root: BorrowedFd<'_>, p: &OpPath) -> OpResult {

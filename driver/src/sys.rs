@@ -145,6 +145,12 @@ pub fn own_fs() -> SysResult<()> {
     Ok(())
 }
 
+/// `fstatfs(fd)`'s `f_fsid`, its two words as one number (an O_PATH fd
+/// will do: open(2)).
+pub fn fsid(fd: impl AsFd) -> SysResult<u64> {
+    sys(rustix::fs::fstatvfs(fd)).map(|st| st.f_fsid)
+}
+
 /// `fchdir(fd)`.
 pub fn fchdir(fd: impl AsFd) -> SysResult<()> {
     sys(rustix::process::fchdir(fd))

@@ -5,8 +5,8 @@
 mod common;
 use common::*;
 use ovlcheck_case::{
-    Access, Cred, Errno, FileKind, Op, OpPath, OpenFlags, Outcome, RenameFlags, StatInfo, Value,
-    Whence,
+    Access, Cred, Errno, FileKind, Fsid, Op, OpPath, OpenFlags, Outcome, RenameFlags, StatInfo,
+    Value, Whence,
 };
 use ovlcheck_driver::exec;
 use ovlcheck_driver::store::{write_objects, MarkerNames};
@@ -631,7 +631,8 @@ fn confined_ops_match_plain_syscalls() {
     let mut mismatches = Vec::new();
     let (mut confined_fds, mut plain_fds) = (exec::FdTable::new(), BTreeMap::new());
     for op in ops(OPS) {
-        let got = exec::apply_as(&root, &mut confined_fds, &op, Cred::ROOT).unwrap();
+        let layers = exec::LayerFsids::default();
+        let got = exec::apply_as(&root, &mut confined_fds, &op, Cred::ROOT, &layers).unwrap();
         let want = plain(&b, &mut plain_fds, &op);
         if got != want {
             mismatches.push(format!("{op:?}: confined {got:?}, plain {want:?}"));
@@ -642,6 +643,35 @@ fn confined_ops_match_plain_syscalls() {
         "mismatches:\n{}",
         mismatches.join("\n")
     );
+}
+
+/// `statfs` names the filesystem whose fsid it got: the upper layer's
+/// before the top lower's (they share one when the layers do), zero, or
+/// else the overlay's own.
+#[test]
+fn statfs_names_whose_fsid_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = std::fs::File::open(tmp.path()).unwrap();
+    let here = ovlcheck_driver::sys::fsid(&root).unwrap();
+    let op = Op::Statfs {
+        path: OpPath::parse(".").unwrap(),
+    };
+    let class = |upper, lower| {
+        let layers = exec::LayerFsids { upper, lower };
+        match exec::apply_as(&root, &mut exec::FdTable::new(), &op, Cred::ROOT, &layers) {
+            Ok(Outcome::Ok(Value::Fsid(f))) => f,
+            other => panic!("statfs: {other:?}"),
+        }
+    };
+    assert_eq!(class(Some(here), Some(here)), Fsid::Upper);
+    assert_eq!(class(None, Some(here)), Fsid::Lower);
+    assert_eq!(class(Some(here ^ 1), Some(here ^ 2)), Fsid::Own);
+    let layers = exec::LayerFsids::default();
+    assert_eq!(layers.class(0), Fsid::Zero);
+    let missing = Op::Statfs {
+        path: OpPath::parse("nothing").unwrap(),
+    };
+    assert_eq!(exec::apply(&root, &missing), Outcome::Err(Errno::ENOENT));
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! only narrows which fields of a view are compared
 //! (docs/architecture.md, "Contracts").
 
-use ovlcheck_case::{Field, Node, View, Which};
+use ovlcheck_case::{Field, Node, Outcome, Value, View, Which};
 use ovlcheck_driver::BackendKind;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -25,8 +25,8 @@ pub enum Contract {
     /// the kernel's read-only mount of the layers left behind.
     Layout,
     /// Everything the kernel shows: all overlay-private xattrs (origin,
-    /// impure, uuid, nlink, ...), inode identity across copy-up and st_dev
-    /// classes.
+    /// impure, uuid, nlink, ...), inode identity across copy-up, st_dev
+    /// classes and whose fsid `statfs` reports.
     Kernel,
 }
 
@@ -48,6 +48,19 @@ impl Contract {
 
     pub fn from_name(s: &str) -> Option<Contract> {
         Contract::ALL.into_iter().find(|c| c.name() == s)
+    }
+
+    /// Whether two outcomes of one op agree at this level. Below `kernel`
+    /// a `statfs` only has to work: whose fsid it reports follows the
+    /// kernel's uuid handling, which no other implementation has (FUSE
+    /// reports a zero fsid).
+    pub fn same_outcome(self, a: &Outcome, b: &Outcome) -> bool {
+        match (a, b) {
+            (Outcome::Ok(Value::Fsid(_)), Outcome::Ok(Value::Fsid(_))) => {
+                self != Contract::Kernel || a == b
+            }
+            _ => a == b,
+        }
     }
 
     /// What a backend promises by default. The kernel is the reference.
@@ -166,7 +179,23 @@ fn same_file(view: &View) -> BTreeMap<&String, &String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ovlcheck_case::NodeKind;
+    use ovlcheck_case::{Errno, Fsid, NodeKind};
+
+    #[test]
+    fn only_the_kernel_contract_compares_whose_fsid() {
+        let (own, zero) = (
+            Outcome::Ok(Value::Fsid(Fsid::Own)),
+            Outcome::Ok(Value::Fsid(Fsid::Zero)),
+        );
+        let enoent = Outcome::Err(Errno::ENOENT);
+        assert!(!Contract::Kernel.same_outcome(&own, &zero));
+        assert!(Contract::Kernel.same_outcome(&own, &own));
+        for c in [Contract::Posix, Contract::Layout] {
+            assert!(c.same_outcome(&own, &zero), "{c:?}");
+            assert!(!c.same_outcome(&own, &enoent), "{c:?}");
+            assert!(!c.same_outcome(&own, &Outcome::OK), "{c:?}");
+        }
+    }
 
     fn file(ino: &str) -> Node {
         let mut n = Node::new(NodeKind::File, 0o644, 0, 0);

@@ -61,6 +61,7 @@ pub const ALPHABET: &[&str] = &[
     "open d O_RDONLY|O_DIRECTORY as g",
     "fread f",
     "freaddir g",
+    "statfs s",
     "remount",
     "commit",
 ];

@@ -143,7 +143,23 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
     if let Some(n) = config.ids {
         within_ids(&mut case, n);
     }
+    if case.steps.len() < config.max_ops && rng.random_ratio(1, STATFS_ODDS) {
+        add_statfs(rng, &mut case);
+    }
     case
+}
+
+/// One case in this many gets a `statfs`.
+const STATFS_ODDS: u32 = 4;
+
+/// Puts a `statfs` of a random path at a random place in the case. It is
+/// drawn after everything else, so every other draw of a seed's case is
+/// the same with or without it. Where it stands hardly matters: the fsid
+/// is the mount's, and only a `commit` changes it.
+fn add_statfs(rng: &mut TestRng, case: &mut Case) {
+    let path = op_path(rng, &universe(&case.lowers, case.upper.as_ref()));
+    let at = rng.random_range(0..=case.steps.len());
+    case.steps.insert(at, Step::new(Op::Statfs { path }));
 }
 
 /// For a user namespace that maps only ids `[0, n)`: layer owners outside

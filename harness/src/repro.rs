@@ -33,6 +33,15 @@ def run(a):
         s = (os.stat if op == 'stat' else os.lstat)(p[0])
         size = 0 if stat.S_ISDIR(s.st_mode) else s.st_size
         return '{%s %04o %d:%d size=%d nlink=%d}' % (kind(s.st_mode), stat.S_IMODE(s.st_mode), s.st_uid, s.st_gid, size, s.st_nlink)
+    if op == 'statfs':
+        # Whose fsid, as the executor tells: the upper's filesystem's,
+        # the top lower's, zero, or else the overlay's own.
+        layer = lambda d: os.statvfs(d).f_fsid if os.path.isdir(d) else None
+        S = os.environ['S']
+        f = os.statvfs(p[0]).f_fsid
+        for name, d in (('upper', S + '/upperfs/U'), ('lower', S + '/' + os.environ['LOWER'].split(':')[0])):
+            if f == layer(d): return '{fsid=%s}' % name
+        return '{fsid=zero}' if f == 0 else '{fsid=own}'
     if op == 'read':
         fd = os.open(p[0], os.O_RDONLY | os.O_NONBLOCK)
         try:
@@ -316,6 +325,7 @@ fn op_args(step: &Step) -> String {
         | Op::Readlink { path }
         | Op::Readdir { path }
         | Op::Listxattr { path }
+        | Op::Statfs { path }
         | Op::Unlink { path }
         | Op::Rmdir { path } => format!("{} {}", step.op.keyword(), p(path)),
         Op::Getxattr { path, name } | Op::Removexattr { path, name } => {
@@ -540,7 +550,7 @@ pub fn script(case: &Case) -> Result<String, String> {
     let opts = ovlcheck_driver::mount::kernel_options(&case.profile).join(",");
     let _ = writeln!(
         s,
-        "\nLOWER={}\nN={}\nmkdir M",
+        "\nLOWER={}\nN={}\nexport S LOWER  # statfs tells the layers' fsids apart\nmkdir M",
         sh(&lowers.join(":")),
         case.lowers.len()
     );

@@ -408,10 +408,11 @@ fn compare_steps(model: Model, case: &Case, run: &CaseRun, contract: Contract) -
     let mut model = model;
     for (i, (step, seen)) in case.steps.iter().zip(&run.outcomes).enumerate() {
         model = trace.step(&model, step, seen);
-        if trace.predicted[i] != *seen {
+        if !contract.same_outcome(&trace.predicted[i], seen) {
             return trace.diverged(Check::Outcome { step: i }, None, None);
         }
-        if let Some(expected) = step.expect.as_ref().filter(|e| *e != seen).cloned() {
+        let pinned = step.expect.as_ref();
+        if let Some(expected) = pinned.filter(|e| !contract.same_outcome(e, seen)).cloned() {
             return trace.diverged(Check::Pinned { step: i, expected }, None, None);
         }
     }

@@ -112,6 +112,19 @@ pub(crate) struct Features {
     pub uuid_xattr: bool,
     /// uuid=null or uuid=off: no uuid xattr, whatever the kernel.
     pub uuid_off: bool,
+    /// `statfs` reports an fsid the uuid option decides (super.c:
+    /// ovl_statfs, `ovl_has_fsid`, v6.6): with a uuid on the upper root
+    /// the overlay's own, otherwise the real root's filesystem's (the
+    /// upper, or the top lower without one). Before v6.6 always the real
+    /// root's. Observed on 6.18 (corpus/rules/85–89) and in a 6.1 guest
+    /// (corpus/versions/6.1-statfs-upper-fsid.ovl).
+    pub fsid_from_uuid: bool,
+    /// uuid=auto without an upper layer (v6.6 on): `ovl_has_fsid` holds
+    /// but `ovl_fill_super` sets a uuid only with an upper, so `statfs`
+    /// reports a zero fsid, where overlayfs.rst says auto falls back to
+    /// null ("fsid is taken from upper most filesystem"). Observed on 6.18
+    /// (corpus/rules/89-statfs-zero-fsid.ovl).
+    pub zero_fsid_without_upper: bool,
     /// A volatile mount (overlayfs.rst: "Volatile mount", v5.10; the
     /// `volatile` option or `fsync=volatile`, params.c: `ovl_is_volatile`)
     /// with an upper layer (`ovl_fs_params_verify` ignores it without
@@ -189,6 +202,8 @@ impl Features {
                 || redirect == RedirectMode::On
                 || p.xino == Xino::On,
             uuid_off: matches!(p.uuid, Uuid::Null | Uuid::Off),
+            fsid_from_uuid: kernel_at_least(p, UUID_XATTR_SINCE),
+            zero_fsid_without_upper: kernel_at_least(p, UUID_XATTR_SINCE) && p.uuid == Uuid::Auto,
             volatile: p.volatile_upper(),
             uuid_xattr: kernel_at_least(p, UUID_XATTR_SINCE)
                 && matches!(p.uuid, Uuid::Auto | Uuid::On),

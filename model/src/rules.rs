@@ -78,6 +78,10 @@ pub enum Rule {
     NoXwhiteoutsBefore68,
     NoTmpfsUserXattrsBefore66,
     PrivateXattrsRefusedBefore67,
+    StatfsOwnFsid,
+    StatfsRealFsid,
+    StatfsZeroFsid,
+    StatfsUpperFsidBefore66,
 }
 
 /// What one rule is: its stable id (the name campaigns and `--json`
@@ -187,6 +191,29 @@ const VOLATILE: Reach = Reach {
 };
 const OLD_UUID: Reach = Reach {
     when: |f| !f.uuid_xattr && !f.uuid_off && !f.readonly(),
+    needs: "a kernel before 6.6",
+};
+const OWN_FSID: Reach = Reach {
+    when: |f| f.uuid_xattr && !f.readonly(),
+    needs: "kernel 6.6 or later, an upper layer, uuid=auto or uuid=on",
+};
+const REAL_FSID: Reach = Reach {
+    when: |f| {
+        f.fsid_from_uuid
+            && if f.readonly() {
+                !f.zero_fsid_without_upper
+            } else {
+                f.uuid_off
+            }
+    },
+    needs: "uuid=null or uuid=off, or uuid=on without an upper layer",
+};
+const ZERO_FSID: Reach = Reach {
+    when: |f| f.zero_fsid_without_upper && f.readonly(),
+    needs: "kernel 6.6 or later, no upper layer, uuid=auto",
+};
+const OLD_FSID: Reach = Reach {
+    when: |f| !f.fsid_from_uuid,
     needs: "a kernel before 6.6",
 };
 const OLD_XWHITEOUTS: Reach = Reach {
@@ -616,6 +643,30 @@ pub const RULES: &[RuleInfo] = &[
         "version.private-xattrs-refused",
         "xattrs.c: ovl_own_xattr_get (before v6.7)",
         OLD_ESCAPE,
+    ),
+    info(
+        Rule::StatfsOwnFsid,
+        "statfs.fsid-own",
+        "super.c: ovl_statfs (uuid_to_fsid of the overlay's uuid)",
+        OWN_FSID,
+    ),
+    info(
+        Rule::StatfsRealFsid,
+        "statfs.fsid-real",
+        "super.c: ovl_statfs (vfs_statfs of the real root); params.c: uuid=on needs an upper",
+        REAL_FSID,
+    ),
+    info(
+        Rule::StatfsZeroFsid,
+        "statfs.fsid-zero",
+        "super.c: ovl_statfs, ovl_fill_super (no uuid without an upper)",
+        ZERO_FSID,
+    ),
+    info(
+        Rule::StatfsUpperFsidBefore66,
+        "version.statfs-real-fsid",
+        "super.c: ovl_statfs (before v6.6: the real root's fsid)",
+        OLD_FSID,
     ),
 ];
 

@@ -11,7 +11,7 @@ use crate::layer::{
     check_capability_value, check_layer_xattr_name, Entry, LayerFormat, LayerSpec, CAPABILITY_XATTR,
 };
 use crate::op::{check_fd_name, Access, Cred, Op, OpenFlags, RenameFlags, Step, Whence};
-use crate::outcome::{FileKind, Outcome, StatInfo, Value};
+use crate::outcome::{FileKind, Fsid, Outcome, StatInfo, Value};
 use crate::path::{OpPath, RelPath};
 use crate::profile::Profile;
 use std::str::FromStr;
@@ -23,7 +23,7 @@ const OP_WORDS: &str = "lstat, stat, read, readlink, readdir, getxattr, listxatt
                         chmod, chown, utimes, setxattr, removexattr, fstat, fread, freaddir, \
                         lseek, fsync, fwrite, close, remount or commit";
 const OUTCOME_WORDS: &str =
-    "an outcome (ok, an errno like ENOENT, \"data\", [\"names\"] or {KIND MODE UID:GID size=N nlink=N})";
+    "an outcome (ok, an errno like ENOENT, \"data\", [\"names\"], {KIND MODE UID:GID size=N nlink=N} or {fsid=CLASS})";
 
 /// At most `n` chars of `s`, with `...` if cut (never splits a char).
 fn clip(s: &str, n: usize) -> String {
@@ -702,6 +702,7 @@ fn op(c: &mut Cursor) -> Result<Op, ParseError> {
         "readlink" => Op::Readlink { path: c.op_path()? },
         "readdir" => Op::Readdir { path: c.op_path()? },
         "listxattr" => Op::Listxattr { path: c.op_path()? },
+        "statfs" => Op::Statfs { path: c.op_path()? },
         "unlink" => Op::Unlink { path: c.op_path()? },
         "rmdir" => Op::Rmdir { path: c.op_path()? },
         "getxattr" => Op::Getxattr {
@@ -967,7 +968,23 @@ fn outcome(c: &mut Cursor) -> Result<Outcome, ParseError> {
         Tok::LBrace => {
             c.i += 1;
             let kcol = c.col();
-            let (k, _) = c.word("a file kind (file, dir, symlink, fifo, char, other)")?;
+            let (k, _) = c.word("a file kind (file, dir, symlink, fifo, char, other) or fsid=")?;
+            if let Some(class) = k.strip_prefix("fsid=") {
+                let id = Fsid::from_keyword(class).ok_or_else(|| {
+                    c.err(
+                        kcol,
+                        format!(
+                            "expected fsid=own, upper, lower or zero, found `{}`",
+                            clip(k, 40)
+                        ),
+                    )
+                })?;
+                if !c.peek().is_some_and(|t| t.tok == Tok::RBrace) {
+                    return Err(c.expected("`}`"));
+                }
+                c.i += 1;
+                return Ok(Outcome::Ok(Value::Fsid(id)));
+            }
             let kind = FileKind::from_keyword(k).ok_or_else(|| {
                 c.err(
                     kcol,

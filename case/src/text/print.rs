@@ -54,6 +54,7 @@ pub(crate) fn op(o: &Op) -> String {
         | Op::Readlink { path }
         | Op::Readdir { path }
         | Op::Listxattr { path }
+        | Op::Statfs { path }
         | Op::Unlink { path }
         | Op::Rmdir { path } => format!("{k} {}", op_path(path)),
         Op::Getxattr { path, name } | Op::Removexattr { path, name } => {

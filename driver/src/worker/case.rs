@@ -65,6 +65,8 @@ struct Mounted {
     daemon: Option<Pid>,
     /// The fds the case's steps hold open (`open P FLAGS as F`).
     fds: exec::FdTable,
+    /// The fsids of the upper and top lower layers (`statfs`).
+    fsids: exec::LayerFsids,
 }
 
 /// One case's store and mount: the worker's [`Session`].
@@ -363,12 +365,14 @@ impl MountedCase {
         let tb = target.as_os_str().as_encoded_bytes();
         let root = crate::sys::openat(crate::sys::CWD, tb, libc::O_PATH | libc::O_DIRECTORY, 0)
             .map_err(|e| MountFailure::other(format!("open merged: {e}")))?;
+        let fsids = layer_fsids(&home, &spec).map_err(MountFailure::other)?;
         self.mounted = Some(Mounted {
             root,
             target,
             snapshot: None,
             daemon,
             fds: exec::FdTable::new(),
+            fsids,
         });
         Ok(())
     }
@@ -516,7 +520,7 @@ impl MountedCase {
         if m.snapshot.is_none() {
             m.snapshot = Some(observe::snapshot(&m.target)?);
         }
-        exec::apply_as(&m.root, &mut m.fds, &step.op, step.cred())
+        exec::apply_as(&m.root, &mut m.fds, &step.op, step.cred(), &m.fsids)
     }
 
     /// Unmount (`pre` may change the layers), mount again. For the kernel
@@ -957,6 +961,22 @@ fn layer_id_of(store: &LayerStore, entry: &str) -> std::io::Result<String> {
         .and_then(Path::file_name)
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| std::io::Error::other(format!("{entry}: not a layer's diff")))
+}
+
+/// The fsids of `spec`'s upper and top lower directories (paths relative
+/// to `home` or absolute).
+fn layer_fsids(home: &Path, spec: &mount::MountSpec) -> Res<exec::LayerFsids> {
+    let fsid = |dir: &str| {
+        let path = home.join(dir);
+        let bytes = path.as_os_str().as_encoded_bytes();
+        crate::sys::openat(crate::sys::CWD, bytes, libc::O_PATH | libc::O_DIRECTORY, 0)
+            .and_then(crate::sys::fsid)
+            .map_err(|e| format!("statfs {}: {e}", path.display()))
+    };
+    Ok(exec::LayerFsids {
+        upper: spec.upper.as_deref().map(fsid).transpose()?,
+        lower: spec.lowers.first().map(|d| fsid(d)).transpose()?,
+    })
 }
 
 /// `mkdir` with an exact mode (the worker's umask is

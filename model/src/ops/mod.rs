@@ -64,6 +64,7 @@ fn run(m: &mut Model, op: &Op, cred: Cred) -> Result<Value, Errno> {
         Op::Readdir { path } => m.op_readdir(path, cred),
         Op::Getxattr { path, name } => m.op_getxattr(path, name, cred),
         Op::Listxattr { path } => m.op_listxattr(path, cred),
+        Op::Statfs { path } => m.op_statfs(path, cred),
         Op::Open {
             path,
             flags,

@@ -5,8 +5,9 @@
 use crate::fs::Kind;
 use crate::perm::{permission, MAY_READ};
 use crate::resolve::{Follow, Resolved};
+use crate::rules::Rule;
 use crate::Model;
-use ovlcheck_case::{Cred, Errno, OpPath, Value};
+use ovlcheck_case::{Cred, Errno, Fsid, OpPath, Value};
 
 impl Model {
     /// `stat`/`lstat`.
@@ -20,6 +21,38 @@ impl Model {
             return Err(Errno::ENOENT);
         };
         Ok(Value::Stat(self.stat_info(w.last())))
+    }
+
+    /// `statfs`: the path resolves as `stat` does; the fsid is the
+    /// overlay's, whichever path names it ([`Model::fsid`]).
+    pub(crate) fn op_statfs(&self, path: &OpPath, cred: Cred) -> Result<Value, Errno> {
+        match self.resolve(path, Follow::Yes, cred)? {
+            Resolved::Found(_) => Ok(Value::Fsid(self.fsid())),
+            _ => Err(Errno::ENOENT),
+        }
+    }
+
+    /// The fsid `statfs` reports (overlayfs.rst: "UUID and fsid"; super.c:
+    /// ovl_statfs): the overlay's own once its upper root keeps a uuid,
+    /// zero for uuid=auto without an upper, and otherwise the real root's
+    /// filesystem's: the upper, or the top lower without one.
+    pub(crate) fn fsid(&self) -> Fsid {
+        let f = &self.feat;
+        let (rule, id) = match &self.upper {
+            _ if !f.fsid_from_uuid => (Rule::StatfsUpperFsidBefore66, self.real_fsid()),
+            Some(u) if f.uuid_xattr && u.get(u.root).ovl.uuid => (Rule::StatfsOwnFsid, Fsid::Own),
+            None if f.zero_fsid_without_upper => (Rule::StatfsZeroFsid, Fsid::Zero),
+            _ => (Rule::StatfsRealFsid, self.real_fsid()),
+        };
+        self.hit(rule);
+        id
+    }
+
+    fn real_fsid(&self) -> Fsid {
+        match self.upper {
+            Some(_) => Fsid::Upper,
+            None => Fsid::Lower,
+        }
     }
 
     /// open O_RDONLY, read everything. A fifo reads what its pipe holds
