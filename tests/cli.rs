@@ -295,6 +295,10 @@ fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
         "fds/09-nofollow-symlink.ovl",
         "fds/11-removed-directory-fd.ovl",
         "fds/12-fifo-fds.ovl",
+        "rules/85-statfs-fsid-own.ovl",
+        "rules/87-statfs-fsid-xdev-off.ovl",
+        "rules/88-statfs-fsid-readonly-uuid-on.ovl",
+        "rules/89-statfs-zero-fsid.ovl",
     ];
     if common::kernel("repro_scripts_reproduce_the_pins").is_none() {
         return;

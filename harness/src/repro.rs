@@ -36,11 +36,9 @@ def run(a):
     if op == 'statfs':
         # Whose fsid, as the executor tells: the upper's filesystem's,
         # the top lower's, zero, or else the overlay's own.
-        layer = lambda d: os.statvfs(d).f_fsid if os.path.isdir(d) else None
-        S = os.environ['S']
         f = os.statvfs(p[0]).f_fsid
-        for name, d in (('upper', S + '/upperfs/U'), ('lower', S + '/' + os.environ['LOWER'].split(':')[0])):
-            if f == layer(d): return '{fsid=%s}' % name
+        for name, fsid in LAYERS:
+            if f == fsid: return '{fsid=%s}' % name
         return '{fsid=zero}' if f == 0 else '{fsid=own}'
     if op == 'read':
         fd = os.open(p[0], os.O_RDONLY | os.O_NONBLOCK)
@@ -173,6 +171,11 @@ def main(a):
         # 95 is both; ovlcheck (like the kernel's own headers) says EOPNOTSUPP.
         return 'EOPNOTSUPP' if e.errno == errno.EOPNOTSUPP else errno.errorcode.get(e.errno, 'E%d' % e.errno)
 FDS = {}
+# The fsids of the upper and the top lower layer, for statfs, taken while
+# their paths can be named (before the chroot).
+LAYERS = [(n, os.statvfs(d).f_fsid) for n, d in (
+    ('upper', os.environ['S'] + '/upperfs/U'),
+    ('lower', os.environ['S'] + '/' + os.environ['LOWER'].split(':')[0])) if os.path.isdir(d)]
 def data_files(a):
     # Long data comes in a file outside the overlay: read it first.
     return [('hex:' + open(x[5:], 'rb').read().hex()) if x.startswith('file:') else x for x in a]
@@ -610,19 +613,10 @@ fn batch_ops(s: &mut String, case: &Case) {
         }
     };
     for step in &case.steps {
-        match step.op {
-            Op::Remount | Op::Commit => {
-                flush(s, &mut batch);
-                let k = step.op.keyword();
-                if step.op == Op::Remount && case.profile.volatile_upper() {
-                    // The function prints the refusal itself.
-                    let _ = writeln!(s, "{k}");
-                } else {
-                    let _ = writeln!(s, "{k} && echo '{k}  =>  ok'");
-                }
-                continue;
-            }
-            _ => {}
+        if let Some(line) = lifecycle_line(case, &step.op) {
+            flush(s, &mut batch);
+            let _ = writeln!(s, "{line}");
+            continue;
         }
         // Long data goes through a file outside the overlay (`file:data`
         // is `$S/data` seen from the mount's root): one batch at a time.
@@ -654,21 +648,31 @@ fn single_ops(s: &mut String, case: &Case) {
                 let _ = writeln!(s, "printf {} > \"$S/data\"", printf_arg(data));
             }
         }
-        let line = match step.op {
-            Op::Remount => "remount".to_string(),
-            Op::Commit => "commit".to_string(),
-            _ => format!(
+        let line = lifecycle_line(case, &step.op).unwrap_or_else(|| {
+            format!(
                 "printf '%s\\n' \"{}  =>  $(op {})\"",
                 escape_dq(&print_step(&step.unpinned())),
                 op_args(step)
-            ),
-        };
+            )
+        });
         let pin = step
             .expect
             .as_ref()
             .map(|o| format!("  # pinned: {o}"))
             .unwrap_or_default();
         let _ = writeln!(s, "{line}{pin}");
+    }
+}
+
+/// The script line of a `remount` or `commit` step: the function, then
+/// its outcome (the remount of a volatile upper prints its refusal
+/// itself).
+fn lifecycle_line(case: &Case, op: &Op) -> Option<String> {
+    let k = op.keyword();
+    match op {
+        Op::Remount if case.profile.volatile_upper() => Some(k.to_string()),
+        Op::Remount | Op::Commit => Some(format!("{k} && echo '{k}  =>  ok'")),
+        _ => None,
     }
 }
 
