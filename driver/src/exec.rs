@@ -12,8 +12,8 @@
 //!   slash kept, so the kernel applies its own last-component and
 //!   trailing-slash rules. Search permission on the parent is checked by the
 //!   `*at` lookup, as on a plain walk.
-//! - Ops that follow (stat, read, open, create, write, truncate, chmod,
-//!   chown, utimes, xattrs) open the full path; path-based calls then go
+//! - Ops that follow (stat, statfs, read, open, create, write, truncate,
+//!   chmod, chown, utimes, xattrs) open the full path; path-based calls then go
 //!   through the `/proc/self/fd/N` magic link of an `O_PATH` fd, which
 //!   applies the same inode permission checks as the original path.
 //!   (The magic link is followed by the worker's own call, which is not
