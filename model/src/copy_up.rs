@@ -117,9 +117,9 @@ impl Model {
         inode.kind = match &src.kind {
             Kind::Dir(_) => Kind::Dir(OrdMap::new()),
             Kind::File(_) if how == CopyUp::Trunc => Kind::File(Arc::new(Vec::new())),
-            Kind::File(_) if metacopy => Kind::File(Arc::new(vec![0; self.file_data(d).len()])),
+            Kind::File(own) if metacopy => Kind::File(Arc::new(vec![0; own.len()])),
             // Shared until the first write (Arc::make_mut copies then).
-            Kind::File(_) => Kind::File(self.file_data(d)),
+            Kind::File(own) => Kind::File(self.copied_data(d, vec![0; own.len()])),
             other => other.clone(),
         };
         inode.ovl.metacopy = metacopy;
@@ -148,7 +148,8 @@ impl Model {
             let free = self.free_pages();
             // The copy goes to a temp file, removed on failure.
             match self.lower_data_inode(d) {
-                Some(data) => space::copy_up_pages(data, free, None).map_err(|_| Errno::ENOSPC),
+                Some(data) => space::copy_up_pages(data, space::file_len(&src), free, None)
+                    .map_err(|_| Errno::ENOSPC),
                 None => Ok(None),
             }
         } else {
@@ -208,8 +209,9 @@ impl Model {
         } else {
             let free = self.free_pages();
             let have = self.upper_inode(u).pages.clone();
+            let size = space::file_len(self.upper_inode(u));
             let pages = match self.lower_data_inode(d) {
-                Some(src) => match space::copy_up_pages(src, free, have.as_ref()) {
+                Some(src) => match space::copy_up_pages(src, size, free, have.as_ref()) {
                     Ok(pages) => pages,
                     Err(space::NoSpace(written)) => {
                         self.hit(Rule::CopyUpNoSpace);
@@ -219,7 +221,11 @@ impl Model {
                 },
                 None => None,
             };
-            (self.file_data(d).to_vec(), pages)
+            let own = match &self.upper_inode(u).kind {
+                Kind::File(own) => own.to_vec(),
+                _ => Vec::new(),
+            };
+            (self.copied_data(d, own).to_vec(), pages)
         };
         let inode = self.upper_mut().get_mut(u);
         inode.kind = Kind::File(Arc::new(data));
@@ -242,7 +248,9 @@ impl Model {
             let data = Arc::make_mut(data);
             for n in &written {
                 let start = (n * space::PAGE) as usize;
-                let end = (start + space::PAGE as usize).min(lower.len());
+                let end = (start + space::PAGE as usize)
+                    .min(lower.len())
+                    .min(data.len());
                 data[start..end].copy_from_slice(&lower[start..end]);
             }
         }
@@ -314,6 +322,38 @@ impl Model {
             Some(Kind::File(data)) => data.clone(),
             _ => Arc::new(Vec::new()),
         }
+    }
+
+    /// st_size of a merged regular file: the size of the inode that holds
+    /// its metadata (the upper, or the top lower), which for a metacopy
+    /// file need not be its data's (inode.c: ovl_getattr takes the size
+    /// from the metadata inode; reads, and lseek to the end of an fd
+    /// opened for reading, use the data file's).
+    pub(crate) fn file_size(&self, d: &Dentry) -> u64 {
+        let a = self.attr(d);
+        let Kind::File(own) = &a.kind else { return 0 };
+        if a.ovl.metacopy && own.len() != self.file_data(d).len() {
+            self.hit(Rule::StatMetacopySize);
+        }
+        own.len() as u64
+    }
+
+    /// What a data copy-up leaves in the upper file `into`: its bytes,
+    /// overwritten from the start by the data, as far as either goes
+    /// (copy_up.c: ovl_copy_up_file copies st_size bytes, the size of the
+    /// file copied up, and stops at the end of the data). A copy into a
+    /// new file has the size ovl_set_size gives it and zeros; the data
+    /// copy-up of a metacopy upper writes into the file in place, so
+    /// bytes of its own past the data stay.
+    fn copied_data(&self, d: &Dentry, mut into: Vec<u8>) -> Arc<Vec<u8>> {
+        let data = self.file_data(d);
+        if data.len() == into.len() {
+            return data;
+        }
+        self.hit(Rule::StatMetacopySize);
+        let n = data.len().min(into.len());
+        into[..n].copy_from_slice(&data[..n]);
+        Arc::new(into)
     }
 
     /// Rewrites the `nlink` xattr of an indexed upper inode: `U` and the

@@ -249,6 +249,12 @@ impl Model {
             if out.upper.is_some() && !d.is_dir {
                 uppermetacopy = d.metacopy;
             }
+            // Without metacopy=on a metacopy file is refused wherever it
+            // is found, with or without data below (verified on 6.18).
+            if uppermetacopy && !self.feat.metacopy {
+                self.hit(Rule::LookupMetacopyRefused);
+                return Err(Errno::EPERM);
+            }
             if d.redirect.is_some() {
                 out.redirect = d.redirect.clone();
                 if d.absolute {

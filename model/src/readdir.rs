@@ -25,7 +25,7 @@ impl Model {
     /// marks whiteouts (char 0/0, or xattr whiteouts in `opaque=x` lower
     /// dirs), which hide the name below and are not listed.
     /// Sorted by name.
-    pub(crate) fn merged_entries(&self, d: &Dentry) -> Vec<(&str, bool)> {
+    pub(crate) fn merged_entries(&self, d: &Dentry) -> Vec<Listed<'_>> {
         let mut out = Vec::new();
         if let Some(u) = d.upper {
             read_layer(self.layer(LayerId::Upper), u, false, &mut out);
@@ -38,8 +38,8 @@ impl Model {
             read_layer(&self.lowers[l.layer as usize], l.ino, xw, &mut out);
         }
         // Stable: the topmost layer's entry of a name comes first and stays.
-        out.sort_by(|a, b| cmp_names(a.0, b.0));
-        out.dedup_by(|later, first| later.0 == first.0);
+        out.sort_by(|a, b| cmp_names(a.name, b.name));
+        out.dedup_by(|later, first| later.name == first.name);
         out
     }
 
@@ -73,16 +73,17 @@ impl Model {
         let impure = d.upper.is_some_and(|u| self.upper_inode(u).ovl.impure);
         self.merged_entries(d)
             .into_iter()
-            .filter(|(_, wh)| !wh)
-            .map(|(n, _)| n)
-            .filter(|n| {
-                let from_upper = upper_entries.is_some_and(|e| e.contains_key(*n));
-                let stale = self.calc_d_ino(from_upper, impure) && self.is_stale_entry(d, n);
+            .filter(|e| !e.whiteout)
+            .filter(|e| {
+                let from_upper = upper_entries.is_some_and(|u| u.contains_key(e.name));
+                let looked_up = e.check_xwhiteout || self.calc_d_ino(from_upper, impure);
+                let stale = looked_up && self.is_stale_entry(d, e.name);
                 if stale {
                     self.hit(Rule::ReaddirStaleEntry);
                 }
                 !stale
             })
+            .map(|e| e.name)
             .collect()
     }
 
@@ -98,10 +99,12 @@ impl Model {
     }
 
     /// readdir.c ovl_cache_update: an entry whose lookup is negative (an
-    /// xattr whiteout outside an `opaque=x` directory) is stale and not
-    /// listed (verified on 6.18 with xino=on).
+    /// xattr whiteout outside an `opaque=x` directory) or fails (a
+    /// metacopy file without data below: EIO) is stale and not listed
+    /// (verified on 6.18 with xino=on, and in an impure directory; the
+    /// kernel logs "failed to look up (NAME) for ino (ERRNO)").
     fn is_stale_entry(&self, d: &Dentry, name: &str) -> bool {
-        self.lookup(d, name).is_ok_and(|c| !c.is_positive())
+        self.lookup(d, name).map_or(true, |c| !c.is_positive())
     }
 
     /// readdir.c ovl_cache_get_impure: reading an impure directory that is
@@ -140,21 +143,33 @@ impl Model {
     /// ovl_check_empty_dir: true when the merged listing holds only
     /// whiteouts.
     pub(crate) fn merged_dir_is_empty(&self, d: &Dentry) -> bool {
-        self.merged_entries(d).iter().all(|(_, wh)| *wh)
+        self.merged_entries(d).iter().all(|e| e.whiteout)
     }
 }
 
-fn read_layer<'a>(layer: &'a Layer, dir: u32, xwhiteouts: bool, out: &mut Vec<(&'a str, bool)>) {
+/// One name of a merged listing, as the topmost layer that has it gives it.
+pub(crate) struct Listed<'a> {
+    pub name: &'a str,
+    /// A whiteout: hides the name and is not listed.
+    pub whiteout: bool,
+    /// A regular file in an `opaque=x` lower directory: iterating looks
+    /// it up, and does not list it if the lookup finds no object or fails
+    /// (readdir.c: check_xwhiteout, ovl_cache_update).
+    pub check_xwhiteout: bool,
+}
+
+fn read_layer<'a>(layer: &'a Layer, dir: u32, xwhiteouts: bool, out: &mut Vec<Listed<'a>>) {
     let parent = layer.get(dir);
     let Some(entries) = parent.entries() else {
         return;
     };
     for (name, ino) in entries.iter() {
         let inode = layer.get(*ino);
-        out.push((
-            name.as_str(),
-            inode.is_whiteout() || (xwhiteouts && inode.is_xwhiteout()),
-        ));
+        out.push(Listed {
+            name: name.as_str(),
+            whiteout: inode.is_whiteout() || (xwhiteouts && inode.is_xwhiteout()),
+            check_xwhiteout: xwhiteouts && inode.is_reg(),
+        });
     }
 }
 

@@ -62,6 +62,7 @@ pub enum Rule {
     StatPseudoDev,
     StatMergedDirNlink,
     StatIndexNlink,
+    StatMetacopySize,
     PrivateXattrsHidden,
     PrivateXattrEscaped,
     KillPrivCapability,
@@ -253,10 +254,6 @@ impl RuleInfo {
 /// rename made.
 const NO_LAYER_REDIRECTS: &str =
     "generated layers carry no redirect xattrs (docs/semantics.md, section 2)";
-/// Why generated cases meet no metacopy file other than one a copy-up made.
-const NO_LAYER_METACOPY: &str = "generated layers carry no metacopy entries";
-/// Why generated cases meet no file capability.
-const NO_LAYER_CAPABILITY: &str = "generated layers carry no security.capability xattrs";
 
 /// Every rule, in [`Rule`] order.
 pub const RULES: &[RuleInfo] = &[
@@ -327,15 +324,13 @@ pub const RULES: &[RuleInfo] = &[
         "lookup.metacopy-refused",
         "namei.c: ovl_lookup",
         NO_METACOPY,
-    )
-    .not_generated(NO_LAYER_METACOPY),
+    ),
     info(
         Rule::LookupMetacopyNoData,
         "lookup.metacopy-no-data",
         "namei.c: ovl_lookup",
         ANY,
-    )
-    .not_generated(NO_LAYER_METACOPY),
+    ),
     info(
         Rule::LookupIndexAlias,
         "lookup.index-alias",
@@ -548,6 +543,12 @@ pub const RULES: &[RuleInfo] = &[
         INDEX,
     ),
     info(
+        Rule::StatMetacopySize,
+        "stat.metacopy-size",
+        "inode.c: ovl_getattr; copy_up.c: ovl_copy_up_file, ovl_set_size",
+        METACOPY,
+    ),
+    info(
         Rule::PrivateXattrsHidden,
         "xattr.private-hidden",
         "xattrs.c: ovl_listxattr",
@@ -564,8 +565,7 @@ pub const RULES: &[RuleInfo] = &[
         "xattr.killpriv",
         "inode.c: file_remove_privs; commoncap.c: cap_inode_killpriv",
         WRITABLE,
-    )
-    .not_generated(NO_LAYER_CAPABILITY),
+    ),
     info(
         Rule::UuidXattr,
         "mount.uuid-xattr",

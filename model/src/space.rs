@@ -37,7 +37,7 @@ pub(crate) const LONG_SYMLINK: usize = 128;
 /// of each chunk only.
 const COPY_CHUNK: u64 = 1 << 20;
 
-fn file_len(i: &Inode) -> u64 {
+pub(crate) fn file_len(i: &Inode) -> u64 {
     match &i.kind {
         Kind::File(d) => d.len() as u64,
         _ => 0,
@@ -109,10 +109,13 @@ pub(crate) struct NoSpace(pub BTreeSet<u64>);
 /// is left, since it cannot write a byte of it.
 pub(crate) fn copy_up_pages(
     src: &Inode,
+    size: u64,
     free: Option<u64>,
     have: Option<&Pages>,
 ) -> Result<Option<Pages>, NoSpace> {
-    let len = file_len(src);
+    // The copy asks for `size` bytes (the st_size of the file copied up,
+    // a metacopy's own) and ends at the end of the data.
+    let len = size.min(file_len(src));
     let mut free = free.unwrap_or(u64::MAX);
     let mut out = BTreeSet::new();
     let mut pos = 0;
@@ -142,7 +145,7 @@ pub(crate) fn copy_up_pages(
         }
         pos = wrote;
     }
-    Ok(normal(len, out))
+    Ok(normal(size, out))
 }
 
 /// Sets a regular file's size (truncate): pages past the new end go, a
@@ -291,19 +294,35 @@ mod tests {
 
     fn copied(src: &Inode, free: Option<u64>) -> Result<Vec<u64>, Errno> {
         let len = file_len(src).div_ceil(PAGE);
-        copy_up_pages(src, free, None)
+        copy_up_pages(src, file_len(src), free, None)
             .map(|p| p.map_or_else(|| (0..len).collect(), |p| p.iter().copied().collect()))
             .map_err(|_| Errno::ENOSPC)
     }
 
     #[test]
     fn copy_up_skips_holes_at_the_start_of_a_chunk_only() {
-        assert_eq!(copy_up_pages(&file(3, None), None, None), Ok(None));
+        assert_eq!(copy_up_pages(&file(3, None), 3, None, None), Ok(None));
         let sparse = file(3 * PAGE as usize, Some(&[1]));
         assert_eq!(copied(&sparse, None), Ok(vec![1, 2]));
         assert_eq!(copied(&file(100, Some(&[])), None), Ok(vec![]));
         let big = file(3_000_000, Some(&[0, 300]));
         assert_eq!(copied(&big, None).map(|p| p.len()), Ok(512));
+    }
+
+    #[test]
+    fn a_copy_up_copies_the_size_asked_for_up_to_the_end_of_the_data() {
+        let one: BTreeSet<u64> = [0].into();
+        let data = file(3, None);
+        assert_eq!(
+            copy_up_pages(&data, 2 * PAGE, None, None),
+            Ok(Some(Arc::new(one)))
+        );
+        let two = file(2 * PAGE as usize, None);
+        assert_eq!(copy_up_pages(&two, 10, None, None), Ok(None));
+        assert_eq!(
+            copy_up_pages(&two, 10, Some(0), None),
+            Err(NoSpace(BTreeSet::new()))
+        );
     }
 
     #[test]
@@ -322,15 +341,15 @@ mod tests {
         let two = file(5000, None);
         let one: BTreeSet<u64> = [0].into();
         assert_eq!(
-            copy_up_pages(&two, Some(1), None),
+            copy_up_pages(&two, 5000, Some(1), None),
             Err(NoSpace(one.clone()))
         );
         assert_eq!(
-            copy_up_pages(&two, Some(0), None),
+            copy_up_pages(&two, 5000, Some(0), None),
             Err(NoSpace(BTreeSet::new()))
         );
         let have = Arc::new(one);
-        assert_eq!(copy_up_pages(&two, Some(1), Some(&have)), Ok(None));
-        assert!(copy_up_pages(&two, Some(0), Some(&have)).is_err());
+        assert_eq!(copy_up_pages(&two, 5000, Some(1), Some(&have)), Ok(None));
+        assert!(copy_up_pages(&two, 5000, Some(0), Some(&have)).is_err());
     }
 }

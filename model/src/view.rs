@@ -118,7 +118,7 @@ impl Model {
     pub(crate) fn stat_info(&self, d: &Dentry) -> StatInfo {
         let a = self.attr(d);
         let size = match &a.kind {
-            Kind::File(_) => self.file_data(d).len() as u64,
+            Kind::File(_) => self.file_size(d),
             Kind::Symlink(t) => t.len() as u64,
             _ => 0,
         };
@@ -214,6 +214,10 @@ impl Model {
         n.nlink = Some(self.overlay_nlink(d));
         n.mtime = a.mtime;
         set_contents(&mut n, &a.kind, |_| self.file_data(d));
+        if n.kind == NodeKind::File {
+            // A metacopy file reads its data but stats its own size.
+            n.size = self.file_size(d);
+        }
         n.dev = Some(match self.feat.ino {
             InoMode::SameFs => DevClass::Overlay,
             InoMode::Xino => {

@@ -142,8 +142,11 @@ impl Model {
     ) -> Result<Value, Errno> {
         if path.trailing_slash {
             // open_last_lookups: O_CREAT with a trailing slash is EISDIR
-            // once the parent is found, whatever the last component is.
-            self.resolve(&OpPath::plain(path.path.clone()), Follow::Never, cred)?;
+            // once the parent is found, before the last component is looked
+            // up (a lookup error there, such as a refused metacopy, is not
+            // met: verified on 6.18).
+            let place = self.place(&OpPath::plain(path.path.clone()), cred)?;
+            self.search_place(&place, cred)?;
             return Err(Errno::EISDIR);
         }
         let follow = if excl { Follow::No } else { Follow::Yes };

@@ -57,13 +57,16 @@ impl Model {
         Ok(Value::Unit)
     }
 
-    /// The object an unlink, rmdir or rename names: the last component is
-    /// not followed; EROFS comes before ENOENT.
+    /// The object an unlink or rmdir names, not following the last
+    /// component: filename_parentat's walk (search permission on the
+    /// parent), then EROFS (mnt_want_write), then the lookup of the name,
+    /// whose errors (a refused metacopy: EPERM) and ENOENT come after it.
     pub(crate) fn resolve_victim(&self, path: &OpPath, cred: Cred) -> Result<Walk, Errno> {
         let plain = OpPath::plain(path.path.clone());
-        let r = self.resolve_last(&plain, Follow::Never, cred)?;
+        let place = self.place(&plain, cred)?;
+        self.search_place(&place, cred)?;
         self.check_writable()?;
-        match r {
+        match self.lookup_at(&place, Follow::Never, cred)? {
             Resolved::Found(w) => Ok(w),
             Resolved::Missing { .. } => Err(Errno::ENOENT),
         }
