@@ -135,6 +135,9 @@ impl Backend for PooledBackend {
     fn adapt_case(&self, case: &Case) -> Result<Case, String> {
         let mut c = case.clone();
         c.profile = self.adapt_profile(&case.profile)?;
+        if let Some(why) = crate::support::unreadable_layers(self.kind(), &c) {
+            return Err(why);
+        }
         if crate::support::in_user_namespace(&c.profile) {
             let mapped = crate::idmap::IdMap::current().mapped();
             if let Some(why) = crate::support::unmapped_id(&c, mapped) {

@@ -195,6 +195,29 @@ pub fn in_user_namespace(profile: &Profile) -> bool {
     profile.userxattr || !nix::unistd::geteuid().is_root()
 }
 
+/// Why `kind` cannot read the layers of `case`, if it cannot:
+/// fuse-overlayfs has no metacopy, and reads a layer's metacopy file
+/// (`overlay.metacopy`) as a plain file, its own size and data instead of
+/// the data below (observed with 1.10; corpus/known-fuse-overlayfs/README.md).
+pub fn unreadable_layers(kind: BackendKind, case: &ovlcheck_case::Case) -> Option<String> {
+    use ovlcheck_case::Entry;
+    if kind != BackendKind::FuseOverlayfs {
+        return None;
+    }
+    let path = case
+        .lowers
+        .iter()
+        .chain(&case.upper)
+        .flat_map(|l| &l.entries)
+        .find_map(|e| match e {
+            Entry::Metacopy { path } => Some(path),
+            _ => None,
+        })?;
+    Some(format!(
+        "fuse-overlayfs has no metacopy: it reads metacopy file {path} of the layers as a plain file"
+    ))
+}
+
 /// The first id `case` needs that a user namespace mapping inside ids
 /// `[0, mapped)` lacks (a layer entry's owner, a step's credentials, a
 /// `chown` target), as the reason the case cannot run there.

@@ -146,7 +146,88 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
     if case.steps.len() < config.max_ops && rng.random_ratio(1, STATFS_ODDS) {
         add_statfs(rng, &mut case);
     }
+    // Drawn last, as the statfs is: a seed's cases keep every other draw.
+    if rng.random_ratio(1, LAYER_METACOPY_ODDS) {
+        metacopy_entries(rng, &mut case);
+    }
+    if config.ids.is_none() && rng.random_ratio(1, LAYER_CAPABILITY_ODDS) {
+        capabilities(rng, &mut case);
+    }
     case
+}
+
+/// One case in this many has metacopy files in its layers.
+const LAYER_METACOPY_ODDS: u32 = 8;
+/// One case in this many has files with a file capability in its layers.
+const LAYER_CAPABILITY_ODDS: u32 = 8;
+
+/// A file capability as `setcap cap_net_bind_service+ep` writes it: a
+/// `vfs_cap_data` of revision 2, effective, one permitted bit.
+const CAPABILITY: &[u8] =
+    b"\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+
+/// The paths of a layer's regular files that have one name in it.
+fn single_files(layer: &LayerSpec) -> Vec<RelPath> {
+    let linked: Vec<&RelPath> = layer
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Hardlink { path, existing } => Some([path, existing]),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    layer
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::File { path, .. } if !linked.contains(&path) => Some(path.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Makes some regular files of the layers above the bottom one metacopy
+/// files, as composefs images and layers committed from a metacopy=on
+/// overlay have them (overlayfs.rst: "Metadata only copy up"). With
+/// metacopy=on their data is the first regular file of the same name
+/// below (none: EIO), and their own size, which the generated data makes
+/// differ from the data's, is the one stat reports; without it the
+/// lookup refuses them (EPERM).
+///
+/// One directory gets at most one: where iterating a directory looks its
+/// entries up (xino, an impure upper, an `opaque=x` lower), an entry whose
+/// lookup fails is left out, but a second one right after it fails the
+/// `getdents` call, which depends on the layers' own entry order
+/// (docs/semantics.md, section 2).
+fn metacopy_entries(rng: &mut TestRng, case: &mut Case) {
+    let mut dirs: Vec<Option<RelPath>> = Vec::new();
+    for layer in case.lowers.iter_mut().skip(1).chain(case.upper.as_mut()) {
+        for path in single_files(layer) {
+            let dir = path.parent();
+            if !dirs.contains(&dir) && rng.random_ratio(1, 3) {
+                dirs.push(dir);
+                layer.entries.push(Entry::Metacopy { path });
+            }
+        }
+    }
+}
+
+/// Gives some regular files of the layers a file capability, as images
+/// ship `ping` and the like: copy-up keeps it, a write, a truncate or a
+/// chown drops it (rule `xattr.killpriv`).
+fn capabilities(rng: &mut TestRng, case: &mut Case) {
+    for layer in case.lowers.iter_mut().chain(case.upper.as_mut()) {
+        for path in single_files(layer) {
+            if rng.random_ratio(1, 3) {
+                layer.entries.push(Entry::Xattr {
+                    path,
+                    name: "security.capability".into(),
+                    value: CAPABILITY.to_vec(),
+                });
+            }
+        }
+    }
 }
 
 /// One case in this many gets a `statfs`.
