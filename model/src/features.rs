@@ -34,6 +34,17 @@ const TMPFS_USER_XATTRS_SINCE: KernelVersion = KernelVersion::new(6, 6);
 /// a 6.1 guest (docs/vm.md).
 const ESCAPED_XATTRS_SINCE: KernelVersion = KernelVersion::new(6, 7);
 
+/// The release whose lookup refuses an upper metacopy file without
+/// metacopy=on even when nothing lies below it (namei.c: ovl_lookup, the
+/// patch "ovl: make redirect/metacopy rejection consistent", posted in
+/// March 2025 after v6.14 was released). Before it only a metacopy that
+/// found a file below was refused (EPERM) and one alone in the upper was
+/// EIO ("metacopy with no lower data found"). Seen: EIO in a 6.1 guest,
+/// EPERM on 6.18 (corpus/versions/6.1-upper-metacopy-alone-is-eio.ovl,
+/// corpus/rules/91-metacopy-refused-anywhere.ovl); the release in between
+/// is the patch's, not observed.
+const METACOPY_REFUSED_ALONE_SINCE: KernelVersion = KernelVersion::new(6, 15);
+
 /// Whether the layers, tmpfs of the profile's kernel, keep `user.*`
 /// xattrs (since v6.6, `TMPFS_USER_XATTRS_SINCE`): a case generator puts none in
 /// the layers it makes for a kernel without them.
@@ -119,6 +130,10 @@ pub(crate) struct Features {
     /// root's. Observed on 6.18 (corpus/rules/85–89) and in a 6.1 guest
     /// (corpus/versions/6.1-statfs-upper-fsid.ovl).
     pub fsid_from_uuid: bool,
+    /// Without metacopy=on, an upper metacopy file is refused (EPERM)
+    /// even with nothing below it; before v6.15 that one was EIO
+    /// ([`METACOPY_REFUSED_ALONE_SINCE`]).
+    pub metacopy_refused_alone: bool,
     /// uuid=auto without an upper layer (v6.6 on): `ovl_has_fsid` holds
     /// but `ovl_fill_super` sets a uuid only with an upper, so `statfs`
     /// reports a zero fsid, where overlayfs.rst says auto falls back to
@@ -203,6 +218,7 @@ impl Features {
                 || p.xino == Xino::On,
             uuid_off: matches!(p.uuid, Uuid::Null | Uuid::Off),
             fsid_from_uuid: kernel_at_least(p, UUID_XATTR_SINCE),
+            metacopy_refused_alone: kernel_at_least(p, METACOPY_REFUSED_ALONE_SINCE),
             zero_fsid_without_upper: kernel_at_least(p, UUID_XATTR_SINCE) && p.uuid == Uuid::Auto,
             volatile: p.volatile_upper(),
             uuid_xattr: kernel_at_least(p, UUID_XATTR_SINCE)

@@ -250,8 +250,9 @@ impl Model {
                 uppermetacopy = d.metacopy;
             }
             // Without metacopy=on a metacopy file is refused wherever it
-            // is found, with or without data below (verified on 6.18).
-            if uppermetacopy && !self.feat.metacopy {
+            // is found, with or without data below (verified on 6.18;
+            // before v6.15 see the EIO below).
+            if uppermetacopy && !self.feat.metacopy && self.feat.metacopy_refused_alone {
                 self.hit(Rule::LookupMetacopyRefused);
                 return Err(Errno::EPERM);
             }
@@ -315,7 +316,11 @@ impl Model {
             }
         }
         if d.metacopy || (uppermetacopy && out.lowers.is_empty()) {
-            self.hit(Rule::LookupMetacopyNoData);
+            self.hit(if self.feat.metacopy {
+                Rule::LookupMetacopyNoData
+            } else {
+                Rule::UpperMetacopyAloneEioBefore615
+            });
             return Err(Errno::EIO);
         }
         if metacopy_seen {

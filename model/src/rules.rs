@@ -83,6 +83,7 @@ pub enum Rule {
     StatfsRealFsid,
     StatfsZeroFsid,
     StatfsUpperFsidBefore66,
+    UpperMetacopyAloneEioBefore615,
 }
 
 /// What one rule is: its stable id (the name campaigns and `--json`
@@ -217,6 +218,10 @@ const OLD_FSID: Reach = Reach {
     when: |f| !f.fsid_from_uuid,
     needs: "a kernel before 6.6",
 };
+const OLD_METACOPY_REFUSAL: Reach = Reach {
+    when: |f| !f.metacopy_refused_alone && !f.metacopy && !f.readonly(),
+    needs: "a kernel before 6.15, metacopy=off, an upper layer",
+};
 const OLD_XWHITEOUTS: Reach = Reach {
     when: |f| !f.xwhiteouts,
     needs: "a kernel before 6.8",
@@ -329,7 +334,7 @@ pub const RULES: &[RuleInfo] = &[
         Rule::LookupMetacopyNoData,
         "lookup.metacopy-no-data",
         "namei.c: ovl_lookup",
-        ANY,
+        METACOPY,
     ),
     info(
         Rule::LookupIndexAlias,
@@ -667,6 +672,12 @@ pub const RULES: &[RuleInfo] = &[
         "version.statfs-real-fsid",
         "super.c: ovl_statfs (before v6.6: the real root's fsid)",
         OLD_FSID,
+    ),
+    info(
+        Rule::UpperMetacopyAloneEioBefore615,
+        "version.upper-metacopy-alone-eio",
+        "namei.c: ovl_lookup (before v6.15: an upper metacopy with nothing below is EIO without metacopy=on)",
+        OLD_METACOPY_REFUSAL,
     ),
 ];
 
