@@ -105,7 +105,7 @@ fn campaign_reports_rule_coverage_in_json() {
         rules["not_generated"]
             .as_object()
             .unwrap()
-            .contains_key("lookup.metacopy-refused"),
+            .contains_key("lookup.redirect-invalid"),
         "{rules}"
     );
     let err = String::from_utf8_lossy(&out.stderr);
