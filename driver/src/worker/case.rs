@@ -65,8 +65,10 @@ struct Mounted {
     daemon: Option<Pid>,
     /// The fds the case's steps hold open (`open P FLAGS as F`).
     fds: exec::FdTable,
-    /// The fsids of the upper and top lower layers (`statfs`).
-    fsids: exec::LayerFsids,
+    /// The upper and top lower directories, whose fsids a `statfs` needs.
+    fsid_dirs: [Option<PathBuf>; 2],
+    /// Their fsids, taken at the first `statfs` of the mount.
+    fsids: Option<exec::LayerFsids>,
 }
 
 /// One case's store and mount: the worker's [`Session`].
@@ -365,14 +367,18 @@ impl MountedCase {
         let tb = target.as_os_str().as_encoded_bytes();
         let root = crate::sys::openat(crate::sys::CWD, tb, libc::O_PATH | libc::O_DIRECTORY, 0)
             .map_err(|e| MountFailure::other(format!("open merged: {e}")))?;
-        let fsids = layer_fsids(&home, &spec).map_err(MountFailure::other)?;
+        let fsid_dirs = [
+            spec.upper.as_deref().map(|d| home.join(d)),
+            spec.lowers.first().map(|d| home.join(d)),
+        ];
         self.mounted = Some(Mounted {
             root,
             target,
             snapshot: None,
             daemon,
             fds: exec::FdTable::new(),
-            fsids,
+            fsid_dirs,
+            fsids: None,
         });
         Ok(())
     }
@@ -520,7 +526,11 @@ impl MountedCase {
         if m.snapshot.is_none() {
             m.snapshot = Some(observe::snapshot(&m.target)?);
         }
-        exec::apply_as(&m.root, &mut m.fds, &step.op, step.cred(), &m.fsids)
+        let fsids = match (&step.op, m.fsids) {
+            (Op::Statfs { .. }, None) => *m.fsids.insert(layer_fsids(&m.fsid_dirs)?),
+            (_, fsids) => fsids.unwrap_or_default(),
+        };
+        exec::apply_as(&m.root, &mut m.fds, &step.op, step.cred(), &fsids)
     }
 
     /// Unmount (`pre` may change the layers), mount again. For the kernel
@@ -963,19 +973,18 @@ fn layer_id_of(store: &LayerStore, entry: &str) -> std::io::Result<String> {
         .ok_or_else(|| std::io::Error::other(format!("{entry}: not a layer's diff")))
 }
 
-/// The fsids of `spec`'s upper and top lower directories (paths relative
-/// to `home` or absolute).
-fn layer_fsids(home: &Path, spec: &mount::MountSpec) -> Res<exec::LayerFsids> {
-    let fsid = |dir: &str| {
-        let path = home.join(dir);
+/// The fsids of the upper and top lower directories `[upper, lower]`.
+fn layer_fsids(dirs: &[Option<PathBuf>; 2]) -> Res<exec::LayerFsids> {
+    let fsid = |path: &PathBuf| {
         let bytes = path.as_os_str().as_encoded_bytes();
         crate::sys::openat(crate::sys::CWD, bytes, libc::O_PATH | libc::O_DIRECTORY, 0)
             .and_then(crate::sys::fsid)
             .map_err(|e| format!("statfs {}: {e}", path.display()))
     };
+    let [upper, lower] = dirs;
     Ok(exec::LayerFsids {
-        upper: spec.upper.as_deref().map(fsid).transpose()?,
-        lower: spec.lowers.first().map(|d| fsid(d)).transpose()?,
+        upper: upper.as_ref().map(fsid).transpose()?,
+        lower: lower.as_ref().map(fsid).transpose()?,
     })
 }
 
