@@ -224,6 +224,19 @@ impl Model {
 
     /// ovl_lookup: looks `name` up in the merged directory `parent`.
     pub(crate) fn lookup(&self, parent: &Dentry, name: &str) -> Result<Dentry, Errno> {
+        let mut out = Dentry::default();
+        self.lookup_into(parent, name, &mut out).map(|()| out)
+    }
+
+    /// [`Model::lookup`] into `out`, which keeps what the lookup had found
+    /// when it failed: ovl_fix_origin has acted on an upper directory and
+    /// the first lower one by then ([`Model::fix_origins`]).
+    pub(crate) fn lookup_into(
+        &self,
+        parent: &Dentry,
+        name: &str,
+        out: &mut Dentry,
+    ) -> Result<(), Errno> {
         let mut d = LookupData {
             name: LookupName::Single(name),
             absolute: false,
@@ -238,7 +251,6 @@ impl Model {
             redirect: None,
             xwhiteouts: false,
         };
-        let mut out = Dentry::default();
         let mut poe: Cow<'_, [LowerRef]> = Cow::Borrowed(&parent.lowers);
         let mut poe_is_root = parent.root;
         let mut uppermetacopy = false;
@@ -327,8 +339,8 @@ impl Model {
             self.hit(Rule::LookupMetacopyData);
         }
         out.is_dir = d.is_dir;
-        self.lookup_finish(&mut out);
-        Ok(out)
+        self.lookup_finish(out);
+        Ok(())
     }
 
     /// Origin of an upper non-directory, and index=on aliases of lower hard

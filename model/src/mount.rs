@@ -98,8 +98,11 @@ impl Model {
 
     /// namei.c: ovl_fix_origin. The first lookup of a merged directory whose
     /// upper has no origin stores the topmost lower dir as origin and marks
-    /// the upper parent impure. The model does this for every merged
-    /// directory at mount, as a walk of the merged tree would.
+    /// the upper parent impure, as soon as it finds that lower dir: a
+    /// lookup that then fails in a layer below (a malformed or refused
+    /// redirect) has stored it too (observed on 6.18). The model does this
+    /// for every merged directory at mount, as a walk of the merged tree
+    /// would.
     fn fix_origins(&mut self) {
         let Some(upper) = &self.upper else { return };
         let candidate = upper
@@ -112,7 +115,9 @@ impl Model {
         let mut fixes: Vec<(Ino, Option<Ino>, LowerRef)> = Vec::new();
         self.walk_merged_dirs(&mut |_: &str, parent: Option<&Dentry>, d: &Dentry| {
             if let (Some(u), Some(first)) = (d.upper, d.lowers.first()) {
-                fixes.push((u, parent.and_then(|p| p.upper), *first));
+                if self.upper_inode(u).is_dir() && self.lower_inode(*first).is_dir() {
+                    fixes.push((u, parent.and_then(|p| p.upper), *first));
+                }
             }
         });
         for (u, parent, first) in fixes {
@@ -129,7 +134,9 @@ impl Model {
         }
     }
 
-    /// Visits every merged directory (and its parent).
+    /// Visits every merged directory (and its parent), and what the
+    /// lookup of a name found before it failed: an upper directory over
+    /// the first lower one ([`Model::lookup_into`]).
     pub(crate) fn walk_merged_dirs(&self, f: &mut dyn FnMut(&str, Option<&Dentry>, &Dentry)) {
         fn rec(
             m: &Model,
@@ -140,14 +147,19 @@ impl Model {
         ) {
             f(path, parent, d);
             let len = path.len();
-            for name in m.readdir_names_ref(d) {
-                if let Ok(c) = m.lookup(d, name) {
-                    if c.is_positive() && c.is_dir {
-                        push_name(path, name);
-                        rec(m, path, Some(d), &c, f);
-                        path.truncate(len);
-                    }
+            // Every name a listing looks up, the ones it then leaves out
+            // as stale included (readdir.c: ovl_cache_update looks them up).
+            let names = m.merged_entries(d).into_iter().filter(|e| !e.whiteout);
+            for name in names.map(|e| e.name) {
+                let mut c = Dentry::default();
+                let found = m.lookup_into(d, name, &mut c);
+                push_name(path, name);
+                match found {
+                    Ok(()) if c.is_positive() && c.is_dir => rec(m, path, Some(d), &c, f),
+                    Ok(()) => {}
+                    Err(_) => f(path, Some(d), &c),
                 }
+                path.truncate(len);
             }
         }
         rec(self, &mut String::new(), None, &self.root_dentry(), f);
