@@ -101,11 +101,10 @@ fn campaign_reports_rule_coverage_in_json() {
         rules["unreachable"]["version.no-uuid-xattr"],
         "needs a kernel before 6.6"
     );
+    // Generated cases can reach every rule (layers carry metacopy files,
+    // capabilities and redirects): none is listed as not generated.
     assert!(
-        rules["not_generated"]
-            .as_object()
-            .unwrap()
-            .contains_key("lookup.redirect-invalid"),
+        rules["not_generated"].as_object().unwrap().is_empty(),
         "{rules}"
     );
     let err = String::from_utf8_lossy(&out.stderr);

@@ -196,26 +196,31 @@ pub fn in_user_namespace(profile: &Profile) -> bool {
 }
 
 /// Why `kind` cannot read the layers of `case`, if it cannot:
-/// fuse-overlayfs has no metacopy, and reads a layer's metacopy file
-/// (`overlay.metacopy`) as a plain file, its own size and data instead of
-/// the data below (observed with 1.10; corpus/known-fuse-overlayfs/README.md).
+/// fuse-overlayfs has neither metacopy nor redirects, and reads a layer's
+/// metacopy file (`overlay.metacopy`) as a plain file, its own size and
+/// data instead of the data below, and a redirected directory
+/// (`overlay.redirect`) as a plain one (observed with 1.10;
+/// corpus/known-fuse-overlayfs/README.md).
 pub fn unreadable_layers(kind: BackendKind, case: &ovlcheck_case::Case) -> Option<String> {
     use ovlcheck_case::Entry;
     if kind != BackendKind::FuseOverlayfs {
         return None;
     }
-    let path = case
-        .lowers
+    case.lowers
         .iter()
         .chain(&case.upper)
         .flat_map(|l| &l.entries)
         .find_map(|e| match e {
-            Entry::Metacopy { path } => Some(path),
+            Entry::Metacopy { path } => Some(format!(
+                "fuse-overlayfs has no metacopy: it reads metacopy file {path} of the layers \
+                 as a plain file"
+            )),
+            Entry::Redirect { path, .. } => Some(format!(
+                "fuse-overlayfs follows no redirect: it reads redirected directory {path} of \
+                 the layers as a plain one"
+            )),
             _ => None,
-        })?;
-    Some(format!(
-        "fuse-overlayfs has no metacopy: it reads metacopy file {path} of the layers as a plain file"
-    ))
+        })
 }
 
 /// The first id `case` needs that a user namespace mapping inside ids

@@ -147,14 +147,21 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
         add_statfs(rng, &mut case);
     }
     // Drawn last, as the statfs is: a seed's cases keep every other draw.
+    let mut failing = Vec::new();
     if rng.random_ratio(1, LAYER_METACOPY_ODDS) {
-        metacopy_entries(rng, &mut case);
+        metacopy_entries(rng, &mut case, &mut failing);
     }
     if config.ids.is_none() && rng.random_ratio(1, LAYER_CAPABILITY_ODDS) {
         capabilities(rng, &mut case);
     }
+    if rng.random_ratio(1, LAYER_REDIRECT_ODDS) {
+        redirects(rng, &mut case, &mut failing);
+    }
     case
 }
+
+/// One case in this many has redirects in its layers.
+const LAYER_REDIRECT_ODDS: u32 = 8;
 
 /// One case in this many has metacopy files in its layers.
 const LAYER_METACOPY_ODDS: u32 = 8;
@@ -195,20 +202,66 @@ fn single_files(layer: &LayerSpec) -> Vec<RelPath> {
 /// differ from the data's, is the one stat reports; without it the
 /// lookup refuses them (EPERM).
 ///
-/// One directory gets at most one: where iterating a directory looks its
-/// entries up (xino, an impure upper, an `opaque=x` lower), an entry whose
-/// lookup fails is left out, but a second one right after it fails the
-/// `getdents` call, which depends on the layers' own entry order
-/// (docs/semantics.md, section 2).
-fn metacopy_entries(rng: &mut TestRng, case: &mut Case) {
-    let mut dirs: Vec<Option<RelPath>> = Vec::new();
+/// A directory gets at most one entry whose lookup fails (`failing` holds
+/// the parents that have one): where iterating a directory looks its
+/// entries up (xino, an impure upper, an `opaque=x` lower), such an entry
+/// is left out, but a second one right after it fails the `getdents`
+/// call, which depends on the layers' own entry order (docs/semantics.md,
+/// section 2).
+fn metacopy_entries(rng: &mut TestRng, case: &mut Case, failing: &mut Vec<Option<RelPath>>) {
     for layer in case.lowers.iter_mut().skip(1).chain(case.upper.as_mut()) {
         for path in single_files(layer) {
             let dir = path.parent();
-            if !dirs.contains(&dir) && rng.random_ratio(1, 3) {
-                dirs.push(dir);
+            if !failing.contains(&dir) && rng.random_ratio(1, 3) {
+                failing.push(dir);
                 layer.entries.push(Entry::Metacopy { path });
             }
+        }
+    }
+}
+
+/// Gives some directories of the layers above the bottom one a redirect
+/// (`overlay.redirect`) of a kind whose lookup the model predicts: a
+/// malformed one (EINVAL where it is read, rule
+/// `lookup.redirect-invalid`), and, where the mount does not follow
+/// redirects, a well-formed one (EPERM where it is read, rule
+/// `lookup.redirect-nofollow`). A followed well-formed redirect can make
+/// two names reach one lower directory, which the model does not predict
+/// (docs/semantics.md, section 2). At most one per directory, with the
+/// metacopy entries ([`metacopy_entries`]).
+fn redirects(rng: &mut TestRng, case: &mut Case, failing: &mut Vec<Option<RelPath>>) {
+    let follows = ovlcheck_model::follows_redirects(&case.profile);
+    let lowers = case.lowers.iter_mut().skip(1).map(|l| (l, true));
+    for (layer, lower) in lowers.chain(case.upper.as_mut().map(|u| (u, false))) {
+        let dirs: Vec<RelPath> = layer
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Dir { path, .. } => Some(path.clone()),
+                _ => None,
+            })
+            .collect();
+        for path in dirs {
+            let dir = path.parent();
+            if failing.contains(&dir) || !rng.random_ratio(1, 3) {
+                continue;
+            }
+            // A malformed redirect is read only below the upper.
+            let malformed = match (lower, follows) {
+                (false, true) => continue,
+                (false, false) => false,
+                (true, true) => true,
+                (true, false) => rng.random_ratio(1, 2),
+            };
+            let name = pick(rng, NAMES);
+            let target = match (malformed, rng.random_ratio(1, 2)) {
+                (true, true) => format!("{name}/{name}"),
+                (true, false) => format!("/{name}/"),
+                (false, true) => name.to_string(),
+                (false, false) => format!("/{name}"),
+            };
+            failing.push(dir);
+            layer.entries.push(Entry::Redirect { path, target });
         }
     }
 }

@@ -191,19 +191,26 @@ pub fn adapted(backend: &dyn Backend, case: &Case) -> Result<Case, String> {
 
 /// Whether the export check runs on `case`: at `layout` and above, where
 /// the case's profile allows it ([`ovlcheck_case::oci::export_blocker`]),
-/// and not when a layer carries a `metacopy` entry: a metacopy file the
-/// mount refuses (EPERM) or finds no data for (EIO) cannot be stat'ed by a
-/// naive differ's walk, so no store could export it either.
+/// and not when a layer carries a `metacopy` entry or a redirect the
+/// lookup fails on: a metacopy file the mount refuses (EPERM) or finds no
+/// data for (EIO), or a directory whose redirect it refuses (EPERM) or
+/// finds malformed (EINVAL), cannot be stat'ed by a naive differ's walk,
+/// so no store could export it either.
 pub fn wants_export(contract: Contract, case: &Case) -> bool {
-    let metacopy = case
+    use ovlcheck_case::Entry;
+    let unreadable = case
         .lowers
         .iter()
         .chain(&case.upper)
         .flat_map(|l| &l.entries)
-        .any(|e| matches!(e, ovlcheck_case::Entry::Metacopy { .. }));
+        .any(|e| match e {
+            Entry::Metacopy { .. } => true,
+            Entry::Redirect { target, .. } => ovlcheck_model::redirect_fails(&case.profile, target),
+            _ => false,
+        });
     contract.wants_export()
         && ovlcheck_case::oci::export_blocker(&case.profile).is_none()
-        && !metacopy
+        && !unreadable
 }
 
 /// What the model predicted and the backend did so far.

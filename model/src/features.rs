@@ -45,6 +45,13 @@ const ESCAPED_XATTRS_SINCE: KernelVersion = KernelVersion::new(6, 7);
 /// is the patch's, not observed.
 const METACOPY_REFUSED_ALONE_SINCE: KernelVersion = KernelVersion::new(6, 15);
 
+/// Whether a mount of the profile follows the redirects it finds in its
+/// layers (not with redirect_dir=nofollow or userxattr): a case generator
+/// gives the layers well-formed redirects only where they are refused.
+pub fn follows_redirects(p: &Profile) -> bool {
+    Features::from_profile(p).follows_redirects()
+}
+
 /// Whether the layers, tmpfs of the profile's kernel, keep `user.*`
 /// xattrs (since v6.6, `TMPFS_USER_XATTRS_SINCE`): a case generator puts none in
 /// the layers it makes for a kernel without them.
@@ -134,6 +141,15 @@ pub(crate) struct Features {
     /// even with nothing below it; before v6.15 that one was EIO
     /// ([`METACOPY_REFUSED_ALONE_SINCE`]).
     pub metacopy_refused_alone: bool,
+    /// A redirect the mount does not follow is refused (EPERM) before the
+    /// next layer is searched. Before v6.15 (the same patch as
+    /// [`METACOPY_REFUSED_ALONE_SINCE`]) the layers below were searched
+    /// for its target, and the lookup refused only when one had it, after
+    /// ovl_fix_origin had stored that directory as origin; a redirect
+    /// whose target no layer below had left a directory of the upper or
+    /// that layer alone. Seen in a 6.1 guest
+    /// (corpus/versions/6.1-nofollow-redirect-refused-when-found.ovl).
+    pub redirect_refused_unread: bool,
     /// uuid=auto without an upper layer (v6.6 on): `ovl_has_fsid` holds
     /// but `ovl_fill_super` sets a uuid only with an upper, so `statfs`
     /// reports a zero fsid, where overlayfs.rst says auto falls back to
@@ -219,6 +235,7 @@ impl Features {
             uuid_off: matches!(p.uuid, Uuid::Null | Uuid::Off),
             fsid_from_uuid: kernel_at_least(p, UUID_XATTR_SINCE),
             metacopy_refused_alone: kernel_at_least(p, METACOPY_REFUSED_ALONE_SINCE),
+            redirect_refused_unread: kernel_at_least(p, METACOPY_REFUSED_ALONE_SINCE),
             zero_fsid_without_upper: kernel_at_least(p, UUID_XATTR_SINCE) && p.uuid == Uuid::Auto,
             volatile: p.volatile_upper(),
             uuid_xattr: kernel_at_least(p, UUID_XATTR_SINCE)

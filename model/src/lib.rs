@@ -45,8 +45,9 @@ use imbl::{OrdMap, OrdSet};
 use ovlcheck_case::{Case, Errno};
 use std::sync::Arc;
 
-pub use features::layer_user_xattrs;
+pub use features::{follows_redirects, layer_user_xattrs};
 pub use fs::Ident;
+pub use lookup::redirect_fails;
 pub use rules::{Rule, RuleInfo, RuleSet, RULES};
 
 /// Why a case cannot be modelled.

@@ -283,7 +283,10 @@ impl Model {
             // following, a redirect read in the upper or a lower layer fails
             // the lookup before the next layer is searched, whether or not
             // the target exists there (observed on 6.18).
-            if d.redirect.is_some() && !self.feat.follows_redirects() {
+            if d.redirect.is_some()
+                && !self.feat.follows_redirects()
+                && self.feat.redirect_refused_unread
+            {
                 self.hit(Rule::LookupRedirectNofollow);
                 return Err(Errno::EPERM);
             }
@@ -317,6 +320,15 @@ impl Model {
                     self.hit(Rule::LookupMerge);
                 }
                 out.lowers.push(this);
+            }
+            // Before v6.15: refused once a layer had the target, which is
+            // then the origin ovl_fix_origin stored.
+            if d.redirect.is_some()
+                && !self.feat.follows_redirects()
+                && !self.feat.redirect_refused_unread
+            {
+                self.hit(Rule::RedirectRefusedWhenFoundBefore615);
+                return Err(Errno::EPERM);
             }
             if d.stop {
                 break;
@@ -503,6 +515,13 @@ fn check_redirect(inode: &Inode, d: &mut LookupData, pos: usize) -> Result<(), E
 }
 
 /// A redirect is a single name, or `/` followed by non-empty components.
+/// Whether a lookup that reads redirect `target` from a layer fails: a
+/// malformed one (EINVAL), or any one on a mount that does not follow
+/// redirects (EPERM).
+pub fn redirect_fails(p: &ovlcheck_case::Profile, target: &str) -> bool {
+    !crate::follows_redirects(p) || !redirect_is_valid(target)
+}
+
 pub(crate) fn redirect_is_valid(r: &str) -> bool {
     match r.strip_prefix('/') {
         Some(abs) => !abs.is_empty() && abs.split('/').all(|c| !c.is_empty()),
