@@ -22,6 +22,15 @@ pub struct Case {
 }
 
 impl Case {
+    /// Every entry of every layer: the lowers bottom first, then the
+    /// initial upper.
+    pub fn layer_entries(&self) -> impl Iterator<Item = &crate::layer::Entry> {
+        self.lowers
+            .iter()
+            .chain(&self.upper)
+            .flat_map(|l| &l.entries)
+    }
+
     /// The same case with every pinned outcome dropped (see
     /// [`Step::unpinned`]): what a generator or shrinker hands on, so no
     /// outcome observed on one run steers the next.

@@ -206,21 +206,17 @@ pub fn unreadable_layers(kind: BackendKind, case: &ovlcheck_case::Case) -> Optio
     if kind != BackendKind::FuseOverlayfs {
         return None;
     }
-    case.lowers
-        .iter()
-        .chain(&case.upper)
-        .flat_map(|l| &l.entries)
-        .find_map(|e| match e {
-            Entry::Metacopy { path } => Some(format!(
-                "fuse-overlayfs has no metacopy: it reads metacopy file {path} of the layers \
+    case.layer_entries().find_map(|e| match e {
+        Entry::Metacopy { path } => Some(format!(
+            "fuse-overlayfs has no metacopy: it reads metacopy file {path} of the layers \
                  as a plain file"
-            )),
-            Entry::Redirect { path, .. } => Some(format!(
-                "fuse-overlayfs follows no redirect: it reads redirected directory {path} of \
+        )),
+        Entry::Redirect { path, .. } => Some(format!(
+            "fuse-overlayfs follows no redirect: it reads redirected directory {path} of \
                  the layers as a plain one"
-            )),
-            _ => None,
-        })
+        )),
+        _ => None,
+    })
 }
 
 /// The first id `case` needs that a user namespace mapping inside ids
@@ -229,17 +225,12 @@ pub fn unreadable_layers(kind: BackendKind, case: &ovlcheck_case::Case) -> Optio
 pub fn unmapped_id(case: &ovlcheck_case::Case, mapped: u32) -> Option<String> {
     use ovlcheck_case::{Entry, Op};
     let out = |id: u32| id >= mapped && id != u32::MAX;
-    let owners = case
-        .lowers
-        .iter()
-        .chain(&case.upper)
-        .flat_map(|l| &l.entries)
-        .find_map(|e| match e {
-            Entry::Owner { path, uid, gid } if out(*uid) || out(*gid) => {
-                Some(format!("the owner {uid}:{gid} of {path}"))
-            }
-            _ => None,
-        });
+    let owners = case.layer_entries().find_map(|e| match e {
+        Entry::Owner { path, uid, gid } if out(*uid) || out(*gid) => {
+            Some(format!("the owner {uid}:{gid} of {path}"))
+        }
+        _ => None,
+    });
     let steps = || {
         case.steps.iter().find_map(|s| match (&s.cred, &s.op) {
             (Some(c), _) if out(c.uid) || out(c.gid) => {

@@ -198,16 +198,11 @@ pub fn adapted(backend: &dyn Backend, case: &Case) -> Result<Case, String> {
 /// so no store could export it either.
 pub fn wants_export(contract: Contract, case: &Case) -> bool {
     use ovlcheck_case::Entry;
-    let unreadable = case
-        .lowers
-        .iter()
-        .chain(&case.upper)
-        .flat_map(|l| &l.entries)
-        .any(|e| match e {
-            Entry::Metacopy { .. } => true,
-            Entry::Redirect { target, .. } => ovlcheck_model::redirect_fails(&case.profile, target),
-            _ => false,
-        });
+    let unreadable = case.layer_entries().any(|e| match e {
+        Entry::Metacopy { .. } => true,
+        Entry::Redirect { target, .. } => ovlcheck_model::redirect_fails(&case.profile, target),
+        _ => false,
+    });
     contract.wants_export()
         && ovlcheck_case::oci::export_blocker(&case.profile).is_none()
         && !unreadable

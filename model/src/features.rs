@@ -43,7 +43,7 @@ const ESCAPED_XATTRS_SINCE: KernelVersion = KernelVersion::new(6, 7);
 /// EPERM on 6.18 (corpus/versions/6.1-upper-metacopy-alone-is-eio.ovl,
 /// corpus/rules/91-metacopy-refused-anywhere.ovl); the release in between
 /// is the patch's, not observed.
-const METACOPY_REFUSED_ALONE_SINCE: KernelVersion = KernelVersion::new(6, 15);
+const CONSISTENT_REFUSAL_SINCE: KernelVersion = KernelVersion::new(6, 15);
 
 /// Whether a mount of the profile follows the redirects it finds in its
 /// layers (not with redirect_dir=nofollow or userxattr): a case generator
@@ -139,11 +139,11 @@ pub(crate) struct Features {
     pub fsid_from_uuid: bool,
     /// Without metacopy=on, an upper metacopy file is refused (EPERM)
     /// even with nothing below it; before v6.15 that one was EIO
-    /// ([`METACOPY_REFUSED_ALONE_SINCE`]).
+    /// ([`CONSISTENT_REFUSAL_SINCE`]).
     pub metacopy_refused_alone: bool,
     /// A redirect the mount does not follow is refused (EPERM) before the
     /// next layer is searched. Before v6.15 (the same patch as
-    /// [`METACOPY_REFUSED_ALONE_SINCE`]) the layers below were searched
+    /// [`CONSISTENT_REFUSAL_SINCE`]) the layers below were searched
     /// for its target, and the lookup refused only when one had it, after
     /// ovl_fix_origin had stored that directory as origin; a redirect
     /// whose target no layer below had left a directory of the upper or
@@ -234,8 +234,8 @@ impl Features {
                 || p.xino == Xino::On,
             uuid_off: matches!(p.uuid, Uuid::Null | Uuid::Off),
             fsid_from_uuid: kernel_at_least(p, UUID_XATTR_SINCE),
-            metacopy_refused_alone: kernel_at_least(p, METACOPY_REFUSED_ALONE_SINCE),
-            redirect_refused_unread: kernel_at_least(p, METACOPY_REFUSED_ALONE_SINCE),
+            metacopy_refused_alone: kernel_at_least(p, CONSISTENT_REFUSAL_SINCE),
+            redirect_refused_unread: kernel_at_least(p, CONSISTENT_REFUSAL_SINCE),
             zero_fsid_without_upper: kernel_at_least(p, UUID_XATTR_SINCE) && p.uuid == Uuid::Auto,
             volatile: p.volatile_upper(),
             uuid_xattr: kernel_at_least(p, UUID_XATTR_SINCE)

@@ -403,11 +403,7 @@ impl Backend for VmBackend {
 
 /// Whether a layer entry of `case` is a `user.*` xattr.
 fn layers_have_user_xattrs(case: &Case) -> bool {
-    case.lowers
-        .iter()
-        .chain(case.upper.as_ref())
-        .flat_map(|l| &l.entries)
-        .any(|e| matches!(e, ovlcheck_case::layer::Entry::Xattr { name, .. } if name.starts_with("user.")))
+    case.layer_entries().any(|e| matches!(e, ovlcheck_case::layer::Entry::Xattr { name, .. } if name.starts_with("user.")))
 }
 
 fn unexpected(what: &str, r: Response) -> DriverError {
