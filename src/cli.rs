@@ -309,7 +309,10 @@ fn profile_help() -> String {
     for p in PRESETS {
         s.push_str(&format!("  {:<10} {}\n", p.name, p.help));
     }
-    s.push_str("  all        rotate through every preset (fuzz only)");
+    s.push_str("  all        rotate through every preset (fuzz only)\n");
+    s.push_str(
+        "or profile options, as a case's `profile` line takes them (\"idmapped=on index=on\")",
+    );
     s
 }
 
@@ -488,11 +491,29 @@ fn rootless_ids(backend: &dyn Backend) -> Option<u32> {
     (mounted && *map != ovlcheck_driver::idmap::IdMap::Root).then(|| map.mapped())
 }
 
+/// A preset name, or profile options as a case's `profile` line takes
+/// them (`"idmapped=on metacopy=on"`).
 fn parse_profile(name: &str) -> Result<Profile, String> {
-    Profile::preset(name).ok_or_else(|| {
-        let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
-        format!("unknown profile `{name}`; presets: {}", names.join(", "))
-    })
+    if let Some(p) = Profile::preset(name) {
+        return Ok(p);
+    }
+    if name.trim().is_empty() {
+        return Err("an empty profile: give a preset or profile options".into());
+    }
+    let mut p = Profile::default();
+    for word in name.split_whitespace() {
+        p.set_option(word).map_err(|why| {
+            let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
+            format!(
+                "unknown profile `{name}` ({word}: {why}); give a preset ({}) or profile \
+                 options (e.g. `redirect_dir=on index=on`)",
+                names.join(", ")
+            )
+        })?;
+    }
+    p.validate()
+        .map_err(|why| format!("profile `{name}`: {why}"))?;
+    Ok(p)
 }
 
 fn fail(msg: impl std::fmt::Display) -> i32 {

@@ -72,6 +72,26 @@ fn missing_file_and_unknown_profile_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown profile"));
     assert_eq!(ovlcheck(&["fuzz", "--shard", "3/2"]).status.code(), Some(2));
+    // Profile options as a case's `profile` line takes them: the kernel's
+    // conflicts are refused with the reason.
+    let fuzz = |profile: &str| {
+        ovlcheck(&[
+            "fuzz",
+            "--backend",
+            "model",
+            "--profile",
+            profile,
+            "--cases",
+            "3",
+            "--json",
+        ])
+    };
+    let out = fuzz("idmapped=on index=on");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"profile\":\"idmapped=on index=on\""));
+    let out = fuzz("userxattr metacopy=on");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("userxattr conflicts with metacopy=on"));
 }
 
 #[test]

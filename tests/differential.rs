@@ -83,6 +83,7 @@ per_profile! {
     differential_xino_auto => "xino-auto",
     differential_xdev => "xdev",
     differential_userxattr => "userxattr",
+    differential_idmapped => "idmapped",
     differential_readonly => "readonly",
     differential_enospc => "enospc",
 }

@@ -15,14 +15,6 @@ use ovlcheck_driver::{Backend, BackendOptions};
 use ovlcheck_engine::ContainerdBackend;
 use ovlcheck_model::Model;
 
-/// Serializes the tests: each starts a private containerd, and the checks
-/// that nothing stays mounted below `/tmp/ovlcheck-containerd.*` must not
-/// see another test's daemon.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 const SCRATCH: &str = "/tmp/ovlcheck-containerd.";
 
 /// A private containerd, or `None` after saying why loudly (a failure
@@ -57,7 +49,7 @@ fn model_after(c: &Case) -> Model {
 
 #[test]
 fn campaign_of_30_cases_has_no_divergence() {
-    let _serial = serial();
+    let _serial = common::serial(); // a private daemon per test
     let Some(probe) = containerd("campaign_of_30_cases_has_no_divergence") else {
         return;
     };
@@ -103,7 +95,7 @@ fn campaign_of_30_cases_has_no_divergence() {
 /// one (moby's rules) would not.
 #[test]
 fn the_walking_differ_is_modelled() {
-    let _serial = serial();
+    let _serial = common::serial(); // a private daemon per test
     let Some(b) = containerd("the_walking_differ_is_modelled") else {
         return;
     };
@@ -141,7 +133,7 @@ fn the_walking_differ_is_modelled() {
 /// backend tells the model so, and the store agrees.
 #[test]
 fn layers_are_as_the_applier_leaves_them() {
-    let _serial = serial();
+    let _serial = common::serial(); // a private daemon per test
     let Some(b) = containerd("layers_are_as_the_applier_leaves_them") else {
         return;
     };
@@ -194,7 +186,7 @@ fn layers_are_as_the_applier_leaves_them() {
 /// stays mounted.
 #[test]
 fn a_failed_diff_is_the_engines_answer() {
-    let _serial = serial();
+    let _serial = common::serial(); // a private daemon per test
     let Some(b) = containerd("a_failed_diff_is_the_engines_answer") else {
         return;
     };
@@ -224,7 +216,7 @@ fn a_failed_diff_is_the_engines_answer() {
 /// and the known ones (corpus/known-containerd/README.md) show.
 #[test]
 fn corpus_on_containerd_shows_only_known_divergences() {
-    let _serial = serial();
+    let _serial = common::serial(); // a private daemon per test
     let Some(probe) = containerd("corpus_on_containerd_shows_only_known_divergences") else {
         return;
     };

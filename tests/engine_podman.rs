@@ -16,14 +16,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-/// Serializes the tests: each starts a private podman service, and the
-/// checks that nothing stays mounted below `/tmp/ovlcheck-podman.*` must
-/// not see another test's service.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A private podman service, or `None` after saying why loudly (a failure
 /// under `OVL_REQUIRE_KERNEL=1`).
 fn podman(test: &str) -> Option<PodmanBackend> {
@@ -45,7 +37,7 @@ fn case(text: &str) -> Case {
 
 #[test]
 fn campaign_of_30_cases_has_no_divergence() {
-    let _serial = serial();
+    let _serial = common::serial(); // a private daemon per test
     let test = "campaign_of_30_cases_has_no_divergence";
     // The CLI starts (and stops) its own service; this one only checks
     // that podman is usable here.
@@ -90,7 +82,7 @@ fn campaign_of_30_cases_has_no_divergence() {
 /// image needs when the case has none.
 #[test]
 fn containers_have_no_init_layer() {
-    let _serial = serial();
+    let _serial = common::serial(); // a private daemon per test
     let Some(b) = podman("containers_have_no_init_layer") else {
         return;
     };
@@ -116,7 +108,7 @@ fn containers_have_no_init_layer() {
 /// with the reason.
 #[test]
 fn only_the_default_profile_is_run() {
-    let _serial = serial();
+    let _serial = common::serial(); // a private daemon per test
     let Some(b) = podman("only_the_default_profile_is_run") else {
         return;
     };
@@ -133,7 +125,7 @@ fn only_the_default_profile_is_run() {
 /// seen with the podman CLI on a scratch store.
 #[test]
 fn layer_roots_are_0555_whatever_the_tar_says() {
-    let _serial = serial();
+    let _serial = common::serial(); // a private daemon per test
     let test = "layer_roots_are_0555_whatever_the_tar_says";
     let Some(probe) = podman(test) else { return };
     drop(probe);
@@ -197,7 +189,7 @@ fn mode(p: &Path) -> u32 {
 /// does, and the model predicts both.
 #[test]
 fn opaque_markers_only_over_lower_directories() {
-    let _serial = serial();
+    let _serial = common::serial(); // a private daemon per test
     let Some(b) = podman("opaque_markers_only_over_lower_directories") else {
         return;
     };
@@ -244,7 +236,7 @@ fn opaque_markers_only_over_lower_directories() {
 /// empty layer where Docker adds none); the merged root is a case's 0755.
 #[test]
 fn commits_carry_user_xattrs_and_whiteouts() {
-    let _serial = serial();
+    let _serial = common::serial(); // a private daemon per test
     let Some(b) = podman("commits_carry_user_xattrs_and_whiteouts") else {
         return;
     };
@@ -286,7 +278,7 @@ fn commits_carry_user_xattrs_and_whiteouts() {
 /// corpus/known-podman shows what its README says.
 #[test]
 fn corpus_on_podman_shows_only_known_divergences() {
-    let _serial = serial();
+    let _serial = common::serial(); // a private daemon per test
     let test = "corpus_on_podman_shows_only_known_divergences";
     let Some(probe) = podman(test) else { return };
     drop(probe);

@@ -158,6 +158,14 @@ pub struct Profile {
     /// (`kernel=6.1`): set by the vm backend to the guest's (docs/vm.md).
     /// `None`: the host kernel, whose behaviour is the model's default.
     pub kernel: Option<KernelVersion>,
+    /// `idmapped`: every layer directory, the lowers and the container
+    /// layer's `diff` and `work`, is reached through an idmapped mount
+    /// (mount_setattr(2) `MOUNT_ATTR_IDMAP`; overlayfs.rst, "Permission
+    /// model": the layers may be idmapped mounts), as containerd, podman
+    /// and Kubernetes user namespaces mount them. The layers' ids are
+    /// stored shifted on disk and seen unshifted through the mounts, so a
+    /// case's owners are the ids the overlay shows (driver/src/idmapped.rs).
+    pub idmapped: bool,
 }
 
 /// A kernel release, major and minor (`6.1`): the behaviours the model
@@ -246,6 +254,10 @@ pub const PRESETS: &[Preset] = &[
         help: "userxattr in an unprivileged user namespace",
     },
     Preset {
+        name: "idmapped",
+        help: "every layer on an idmapped mount (on-disk ids shifted), as user-namespaced containers mount them",
+    },
+    Preset {
         name: "readonly",
         help: "no upper layer: writes fail with EROFS",
     },
@@ -288,6 +300,7 @@ impl Profile {
             }
             "xdev" => p.lower_fs = LowerFs::Separate,
             "userxattr" => p.userxattr = true,
+            "idmapped" => p.idmapped = true,
             "readonly" => p.readonly = true,
             "enospc" => {
                 p.lower_fs = LowerFs::Separate;
@@ -304,6 +317,16 @@ impl Profile {
             .iter()
             .find(|p| Profile::preset(p.name).as_ref() == Some(self))
             .map(|p| p.name)
+    }
+
+    /// The profile as the model reads it: without [`Profile::idmapped`],
+    /// which changes no outcome while every id a case names is mapped
+    /// (driver/src/idmapped.rs). Known divergences are matched by it.
+    pub fn modelled(&self) -> Profile {
+        Profile {
+            idmapped: false,
+            ..self.clone()
+        }
     }
 
     /// Whether the mount is volatile: `volatile` or `fsync=volatile`
@@ -354,6 +377,9 @@ impl Profile {
         }
         if self.userxattr {
             v.push("userxattr".to_string());
+        }
+        if self.idmapped {
+            v.push("idmapped".to_string());
         }
         if self.readonly {
             v.push("readonly".to_string());
@@ -427,6 +453,7 @@ impl Profile {
                 }
             }
             "userxattr" => self.userxattr = on_off(v)?,
+            "idmapped" => self.idmapped = on_off(v)?,
             "readonly" => self.readonly = on_off(v)?,
             "uuid" => {
                 self.uuid = match v {

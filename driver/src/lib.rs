@@ -98,6 +98,7 @@ pub mod backend;
 pub mod creds;
 pub mod exec;
 pub mod idmap;
+pub mod idmapped;
 pub mod ids;
 pub mod mount;
 pub mod observe;

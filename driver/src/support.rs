@@ -177,13 +177,23 @@ fn fuse_overlayfs(profile: &Profile) -> Result<Profile, String> {
 
 /// Why a harness that is not root cannot run `profile`: its overlay
 /// xattrs are `trusted.overlay.*`, which need CAP_SYS_ADMIN in the initial
-/// user namespace (overlayfs.rst, "User xattr"). `None` as root, and for
-/// `userxattr`, which an unprivileged user mounts in its own namespace.
+/// user namespace (overlayfs.rst, "User xattr"); `userxattr`, which an
+/// unprivileged user mounts in its own namespace, is the exception. The
+/// `idmapped` option needs a worker in the initial user namespace
+/// (driver/src/idmapped.rs), so never goes with a user-namespace worker.
+/// `None` where the profile can run.
 pub fn needs_root(profile: &Profile) -> Option<String> {
     let root = nix::unistd::geteuid().is_root();
-    (!root && !profile.userxattr).then(|| {
-        "needs root (trusted.overlay xattrs need CAP_SYS_ADMIN in the initial user namespace); \
-         an unprivileged user runs the userxattr profile"
+    if !root && !profile.userxattr {
+        return Some(
+            "needs root (trusted.overlay xattrs need CAP_SYS_ADMIN in the initial user namespace); \
+             an unprivileged user runs the userxattr profile"
+                .to_string(),
+        );
+    }
+    (profile.idmapped && in_user_namespace(profile)).then(|| {
+        "idmapped layers are made by a worker in the initial user namespace (root, without \
+         userxattr): the mounts' idmapping maps ids that a user namespace's worker does not have"
             .to_string()
     })
 }

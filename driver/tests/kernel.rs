@@ -502,3 +502,58 @@ fn repeated_cases_match_and_ended_sessions_leave_no_mounts() {
     assert_eq!(overlays, 1, "overlay mounts:\n{info}");
     ok(Box::new(s).finish());
 }
+
+/// The `idmapped` profile: every layer directory (the two lowers and the
+/// container layer) is an idmapped mount, the overlay shows the case's
+/// owners, and what it creates as a user is that user's; a commit's new
+/// container layer is idmapped too.
+#[test]
+fn idmapped_layers_are_idmapped_mounts_showing_the_case_ids() {
+    if !kernel_available("idmapped_layers") {
+        return;
+    }
+    let mut c = case(IMAGE);
+    c.profile = Profile::preset("idmapped").unwrap();
+    let b = PooledBackend::kernel();
+    let mut s = ok(b.start_session(&c));
+    let home = ok(s.store_home());
+    let idmapped = |info: &str| {
+        info.lines()
+            .filter(|l| {
+                l.contains(&home) && l.split(' ').nth(5).is_some_and(|o| o.contains("idmapped"))
+            })
+            .count()
+    };
+    assert_eq!(
+        idmapped(&ok(s.mountinfo())),
+        3,
+        "two lowers and the container layer"
+    );
+    assert_eq!(
+        ok(s.apply(&step("as 1000:1000 create pub/n 0644"))),
+        Outcome::OK
+    );
+    assert_eq!(ok(s.apply(&step("write mine 0 \"x\""))), Outcome::OK);
+    let merged = ok(s.merged_view());
+    assert_eq!(
+        (merged.nodes["pub/n"].uid, merged.nodes["pub/n"].gid),
+        (1000, 1000)
+    );
+    assert_eq!(
+        (merged.nodes["mine"].uid, merged.nodes["mine"].gid),
+        (1000, 1000)
+    );
+    let upper = ok(s.upper_view()).unwrap();
+    assert_eq!(
+        upper.nodes["pub/n"].uid, 1000,
+        "the upper read through its mount"
+    );
+    assert_eq!(upper.nodes["mine"].uid, 1000, "copied up with its owner");
+    assert_eq!(ok(s.apply(&step("commit"))), Outcome::OK);
+    assert_eq!(
+        idmapped(&ok(s.mountinfo())),
+        4,
+        "the new container layer too"
+    );
+    ok(Box::new(s).finish());
+}

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 
 /// The known divergences of one backend: each `(profile, signature)` with
 /// the case file that shows it. A divergence is known when a known case of
-/// the same profile names its signature.
+/// the same profile names its signature; profiles are compared as the
+/// model reads them ([`Profile::modelled`]), so the case of a profile is
+/// also the case of that profile on idmapped layers.
 #[derive(Clone, Debug, Default)]
 pub struct KnownSet {
     entries: Vec<(Profile, Signature, PathBuf)>,
@@ -42,7 +44,7 @@ impl KnownSet {
     pub fn matching(&self, d: &Divergence) -> Option<&Path> {
         self.entries
             .iter()
-            .find(|(p, s, _)| *p == d.case.profile && s == d.signature())
+            .find(|(p, s, _)| p.modelled() == d.case.profile.modelled() && s == d.signature())
             .map(|(_, _, f)| f.as_path())
     }
 

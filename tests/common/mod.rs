@@ -6,6 +6,14 @@ pub mod dockerd;
 use ovlcheck_driver::Backend;
 use std::path::PathBuf;
 
+/// Serializes the tests of one test binary that take it: those whose
+/// backends must not see another test's daemon or mounts, or whose
+/// outcomes depend on the load beside them.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// True when `OVL_REQUIRE_KERNEL=1`: kernel tests must run, not skip.
 pub fn kernel_required() -> bool {
     std::env::var("OVL_REQUIRE_KERNEL").is_ok_and(|v| v == "1")

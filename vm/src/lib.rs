@@ -358,6 +358,18 @@ impl Backend for VmBackend {
                 self.inner.hello.release
             ));
         }
+        if profile.idmapped
+            && self
+                .inner
+                .version
+                .is_some_and(|v| v < KernelVersion::new(6, 3))
+        {
+            return Err(format!(
+                "guest kernel {}: its tmpfs has no idmapped mounts (v6.3), which the idmapped \
+                 layers are",
+                self.inner.hello.release
+            ));
+        }
         if profile.fsync.is_some() && !self.inner.features.fsync_option {
             return Err(format!(
                 "guest kernel {}: its overlay has no fsync= option (upstream 1f6ee9be92f8; \

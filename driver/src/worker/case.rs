@@ -74,7 +74,8 @@ struct Mounted {
 /// One case's store and mount: the worker's [`Session`].
 pub struct MountedCase {
     dir: PathBuf,
-    /// tmpfs mounts made for this case, outermost first.
+    /// Mounts made for this case (tmpfs, idmapped binds of layer
+    /// directories), outermost first.
     tmpfs: Vec<PathBuf>,
     store: LayerStore,
     profile: Profile,
@@ -238,7 +239,8 @@ impl MountedCase {
     /// case's upper.
     fn build(&mut self, case: &Case) -> Res<()> {
         for spec in &case.lowers {
-            let layer = self.store.create(self.lowers.last()).map_err(io_str)?;
+            let parent = self.lowers.last().cloned();
+            let layer = self.new_layer(parent.as_ref()).map_err(io_str)?;
             self.fill(&layer, spec)?;
             self.lowers.push(layer);
         }
@@ -258,21 +260,8 @@ impl MountedCase {
 
     /// [`MountedCase::new_container`] above `parent`.
     fn new_container_above(&mut self, parent: Option<Layer>) -> Result<Layer, MountFailure> {
-        let id = self.store.new_id();
         let separate = self.profile.lower_fs == LowerFs::Separate;
-        let size = self.profile.upper_size;
-        let mut mounted = None;
-        let layer = self
-            .store
-            .create_named_with(&id, parent.as_ref(), &mut |dir: &Path| {
-                if separate {
-                    mount::mount_tmpfs(dir, size).map_err(std::io::Error::from)?;
-                    mounted = Some(dir.to_path_buf());
-                }
-                Ok(separate)
-            });
-        // A tmpfs mounted before a failure is the case's too.
-        self.tmpfs.extend(mounted);
+        let layer = self.create_layer(parent.as_ref(), separate);
         let layer = layer.map_err(|e| MountFailure {
             errno: e.raw_os_error().map(nix::errno::Errno::from_raw),
             message: format!("new container layer: {e}"),
@@ -283,6 +272,51 @@ impl MountedCase {
             mkdir_mode(&self.store.work(&layer), 0o700).map_err(MountFailure::other)?;
         }
         Ok(layer)
+    }
+
+    /// A new image layer above `parent` ([`MountedCase::create_layer`] on
+    /// the store's filesystem).
+    fn new_layer(&mut self, parent: Option<&Layer>) -> std::io::Result<Layer> {
+        self.create_layer(parent, false)
+    }
+
+    /// Creates a layer above `parent` (overlay2 `create`): on a tmpfs of
+    /// its own (of the profile's upper size, when given) when `own_fs`,
+    /// and through an idmapped mount of its directory with the `idmapped`
+    /// option (driver/src/idmapped.rs). The mounts made, even before a
+    /// failure, are the case's to unmount.
+    fn create_layer(&mut self, parent: Option<&Layer>, own_fs: bool) -> std::io::Result<Layer> {
+        let id = self.store.new_id();
+        let size = self.profile.upper_size;
+        let idmapped = self.profile.idmapped;
+        let mut mounted = Vec::new();
+        let layer = self
+            .store
+            .create_named_with(&id, parent, &mut |dir: &Path| {
+                if own_fs {
+                    mount::mount_tmpfs(dir, size).map_err(std::io::Error::from)?;
+                    mounted.push(dir.to_path_buf());
+                }
+                if idmapped {
+                    crate::idmapped::bind(dir)
+                        .map_err(|e| annotate_io(e, "idmapped mount of", dir))?;
+                    mounted.push(dir.to_path_buf());
+                }
+                Ok(own_fs || idmapped)
+            });
+        self.tmpfs.extend(mounted);
+        layer
+    }
+
+    /// Removes a layer [`MountedCase::create_layer`] made, with the mounts
+    /// on its directory.
+    fn remove_layer(&mut self, layer: &Layer) -> Res<()> {
+        let dir = self.store.dir(&layer.id);
+        while self.tmpfs.last() == Some(&dir) {
+            mount::unmount(&dir).map_err(|e| format!("umount {}: {e}", dir.display()))?;
+            self.tmpfs.pop();
+        }
+        self.store.remove(layer).map_err(io_str)
     }
 
     /// Every layer's directory relative to the store home, top first: the
@@ -759,8 +793,7 @@ impl MountedCase {
     fn applied_view(&mut self, tar: &[u8]) -> Res<View> {
         let parent = self.lowers.last().cloned();
         let applied = self
-            .store
-            .create(parent.as_ref())
+            .new_layer(parent.as_ref())
             .map_err(|e| format!("export: new layer for the diff: {e}"))?;
         let view = crate::oci::apply(tar, &self.store.diff(&applied), self.profile.xattr_prefix())
             .map_err(|e| format!("export: apply the diff: {e}"))
@@ -773,8 +806,7 @@ impl MountedCase {
                 LowerFs::Separate => self.container_view(&applied),
             });
         let removed = self
-            .store
-            .remove(&applied)
+            .remove_layer(&applied)
             .map_err(|e| format!("export: remove the applied layer: {e}"));
         let view = view?;
         removed?;
@@ -812,13 +844,7 @@ impl MountedCase {
     /// Removes a container layer [`MountedCase::new_container_above`]
     /// made, with its own tmpfs if it has one.
     fn remove_container(&mut self, layer: &Layer) -> Res<()> {
-        let dir = self.store.dir(&layer.id);
-        if self.tmpfs.last() == Some(&dir) {
-            mount::unmount(&dir).map_err(|e| format!("export: umount {}: {e}", dir.display()))?;
-            self.tmpfs.pop();
-        }
-        self.store
-            .remove(layer)
+        self.remove_layer(layer)
             .map_err(|e| format!("export: remove the fresh container layer: {e}"))
     }
 
@@ -998,4 +1024,9 @@ fn mkdir_mode(path: &Path, mode: u32) -> Res<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(format!("mkdir {}: {e}", path.display())),
     }
+}
+
+/// `e` with what was done to `path`.
+fn annotate_io(e: std::io::Error, what: &str, path: &Path) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
 }
