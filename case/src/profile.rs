@@ -267,6 +267,20 @@ pub const PRESETS: &[Preset] = &[
     },
 ];
 
+/// The ids an `idmapped` profile's mounts map ([`Profile::idmapped`]):
+/// a case's ids below this are seen as themselves; a layer owner at or
+/// above it is stored on disk where the mounts do not map it, and the
+/// overlay shows it as [`OVERFLOW_ID`].
+pub const IDMAP_COUNT: u32 = 65_536;
+
+/// Where an `idmapped` profile's layers store the ids: `IDMAP_ON_DISK_BASE
+/// + n` on disk is `n` through the mounts, for `n` below [`IDMAP_COUNT`].
+pub const IDMAP_ON_DISK_BASE: u32 = 100_000;
+
+/// The id stat reports for an owner with no mapping (the kernel's
+/// `overflowuid` and `overflowgid`, 65534 by default).
+pub const OVERFLOW_ID: u32 = 65_534;
+
 /// Size of the tmpfs holding the container layer (upper and work dir) in
 /// the `enospc` preset, the lowers being on another filesystem: three
 /// pages, two of them taken by the overlay2 `link` and `lower` files, so
@@ -319,9 +333,16 @@ impl Profile {
             .map(|p| p.name)
     }
 
-    /// The profile as the model reads it: without [`Profile::idmapped`],
-    /// which changes no outcome while every id a case names is mapped
-    /// (driver/src/idmapped.rs). Known divergences are matched by it.
+    /// Whether a layer owner `id` has no mapping through the layers'
+    /// mounts: only on idmapped layers, for ids from [`IDMAP_COUNT`] on.
+    pub fn unmapped(&self, id: u32) -> bool {
+        self.idmapped && id >= IDMAP_COUNT
+    }
+
+    /// The profile known divergences are matched by: without
+    /// [`Profile::idmapped`], which changes no outcome of a case whose ids
+    /// are all mapped (driver/src/idmapped.rs), so a profile's known cases
+    /// also stand for it on idmapped layers.
     pub fn modelled(&self) -> Profile {
         Profile {
             idmapped: false,

@@ -9,21 +9,23 @@
 //! is seen as `n` through the mount, and an id written through it as `n`
 //! is stored as `ON_DISK_BASE + n`. Layers are filled through the mounts,
 //! so a case's owners are the ids the overlay shows, and the overlay's own
-//! creations, copy-ups and chowns land on disk shifted: every id a case
-//! names is below [`COUNT`], so the model's view is the default one and
-//! what is tested is the overlay's use of each layer's idmapping
-//! (`ovl_upper_mnt_idmap`, `mnt_idmap` of each lower path).
+//! creations, copy-ups and chowns land on disk shifted: what is tested is
+//! the overlay's use of each layer's idmapping (`ovl_upper_mnt_idmap`,
+//! `mnt_idmap` of each lower path).
+//!
+//! A layer owner from [`COUNT`] on cannot be written through a mount: it
+//! is stored on disk as `ON_DISK_BASE + id`, which the mounts do not map,
+//! through the layer directory as it was before its mount
+//! ([`store_unmapped`]). The overlay then shows the overflow id for it
+//! (docs/semantics.md §1.16).
 
+use ovlcheck_case::layer::{Object, ObjectKind};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::OnceLock;
 
-/// Where the layers' ids are stored on disk: `ON_DISK_BASE + n` for a seen
-/// id `n`.
-pub const ON_DISK_BASE: u32 = 100_000;
-/// The seen ids `[0, COUNT)` the mounts map.
-pub const COUNT: u32 = 65_536;
+pub use ovlcheck_case::profile::{IDMAP_COUNT as COUNT, IDMAP_ON_DISK_BASE as ON_DISK_BASE};
 
 /// `struct mount_attr` (include/uapi/linux/mount.h).
 #[repr(C)]
@@ -141,5 +143,64 @@ pub fn bind(dir: &Path) -> io::Result<()> {
         dir,
         rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
     )?;
+    Ok(())
+}
+
+/// The layer directory `dir` as it is before its idmapped mount (an
+/// `O_PATH` fd, whose paths stay on the filesystem below the mount), for
+/// [`store_unmapped`].
+pub fn raw_dir(dir: &Path) -> io::Result<OwnedFd> {
+    crate::sys::openat(
+        crate::sys::CWD,
+        dir.as_os_str().as_encoded_bytes(),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+    )
+    .map_err(io::Error::from)
+}
+
+fn has_unmapped(o: &Object) -> bool {
+    o.uid >= COUNT || o.gid >= COUNT
+}
+
+/// `objects` as written through a layer's idmapped mount: an owner the
+/// mounts do not map is written as root's, for [`store_unmapped`] to set.
+pub fn through_mount(objects: &[Object]) -> Vec<Object> {
+    objects
+        .iter()
+        .map(|o| {
+            let mut o = o.clone();
+            if has_unmapped(&o) {
+                (o.uid, o.gid) = (0, 0);
+            }
+            o
+        })
+        .collect()
+}
+
+/// Stores on disk the owners of `objects` that the mounts do not map, below
+/// `raw` (the layer directory before its mount, [`raw_dir`]) in `diff`:
+/// both ids at `ON_DISK_BASE + id`, then the mode again, since a chown
+/// drops the set-id bits.
+pub fn store_unmapped(raw: BorrowedFd<'_>, diff: &str, objects: &[Object]) -> io::Result<()> {
+    for o in objects.iter().filter(|o| has_unmapped(o)) {
+        if matches!(o.kind, ObjectKind::Hardlink(_) | ObjectKind::Whiteout) {
+            continue;
+        }
+        let path = format!("{diff}/{}", o.path.as_string());
+        let on_disk = |id: u32| ON_DISK_BASE.saturating_add(id);
+        crate::sys::fchownat(
+            raw,
+            path.as_bytes(),
+            on_disk(o.uid),
+            on_disk(o.gid),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| io::Error::other(format!("chown {path} on disk: {e}")))?;
+        if !matches!(o.kind, ObjectKind::Symlink(_)) {
+            crate::sys::fchmodat(raw, path.as_bytes(), o.mode & 0o7777)
+                .map_err(|e| io::Error::other(format!("chmod {path} on disk: {e}")))?;
+        }
+    }
     Ok(())
 }

@@ -216,7 +216,13 @@ pub fn unreadable_layers(kind: BackendKind, case: &ovlcheck_case::Case) -> Optio
     if kind != BackendKind::FuseOverlayfs {
         return None;
     }
+    let unmapped = |id: u32| case.profile.unmapped(id);
     case.layer_entries().find_map(|e| match e {
+        Entry::Owner { path, uid, gid } if unmapped(*uid) || unmapped(*gid) => Some(format!(
+            "fuse-overlayfs does not honour an owner the idmapped layers' mounts do not map \
+             ({path}): it writes, changes and copies up such an entry as root, translating its \
+             owner to 65534 (corpus/known-fuse-overlayfs/README.md)"
+        )),
         Entry::Metacopy { path } => Some(format!(
             "fuse-overlayfs has no metacopy: it reads metacopy file {path} of the layers \
                  as a plain file"
@@ -226,6 +232,56 @@ pub fn unreadable_layers(kind: BackendKind, case: &ovlcheck_case::Case) -> Optio
                  the layers as a plain one"
         )),
         _ => None,
+    })
+}
+
+/// Why a case of the `idmapped` profile cannot be laid out or judged, if
+/// it cannot (driver/src/idmapped.rs): its steps' credentials and `chown`
+/// targets must be ids the mounts map (the model does not predict the
+/// EOVERFLOW of an id the upper's mount cannot store), and an entry whose
+/// owner the mounts do not map can carry no file capability (storing that
+/// owner on disk is a chown, which drops it).
+pub fn idmapped_case(case: &ovlcheck_case::Case) -> Option<String> {
+    use ovlcheck_case::profile::IDMAP_COUNT;
+    use ovlcheck_case::{Entry, Op};
+    if !case.profile.idmapped {
+        return None;
+    }
+    let out = |id: u32| id >= IDMAP_COUNT;
+    let step = case.steps.iter().find_map(|s| match (&s.cred, &s.op) {
+        (Some(c), _) if out(c.uid) || out(c.gid) => {
+            Some(format!("the credentials {}:{} of a step", c.uid, c.gid))
+        }
+        (_, Op::Chown { uid, gid, .. }) if out(*uid) || out(*gid) => {
+            Some(format!("the chown target {uid}:{gid}"))
+        }
+        _ => None,
+    });
+    if let Some(what) = step {
+        return Some(format!(
+            "{what} is not mapped by the idmapped layers' mounts (ids below {IDMAP_COUNT})"
+        ));
+    }
+    case.lowers.iter().chain(&case.upper).find_map(|layer| {
+        let unmapped: Vec<_> = layer
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Owner { path, uid, gid } if out(*uid) || out(*gid) => Some(path),
+                _ => None,
+            })
+            .collect();
+        layer.entries.iter().find_map(|e| match e {
+            Entry::Xattr { path, name, .. }
+                if name == "security.capability" && unmapped.contains(&path) =>
+            {
+                Some(format!(
+                    "{path} has an owner the idmapped layers' mounts do not map and a file \
+                     capability, which storing that owner on disk would drop"
+                ))
+            }
+            _ => None,
+        })
     })
 }
 

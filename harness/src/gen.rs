@@ -157,7 +157,95 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
     if rng.random_ratio(1, LAYER_REDIRECT_ODDS) {
         redirects(rng, &mut case, &mut failing);
     }
+    if case.profile.idmapped && config.ids.is_none() && rng.random_ratio(1, UNMAPPED_OWNER_ODDS) {
+        unmapped_owners(rng, &mut case);
+    }
     case
+}
+
+/// One idmapped case in this many has owners the layers' mounts do not map.
+const UNMAPPED_OWNER_ODDS: u32 = 2;
+
+/// An owner or group id the `idmapped` profile's mounts do not map.
+const UNMAPPED_ID: u32 = ovlcheck_case::profile::IDMAP_COUNT + 4464;
+
+/// Gives some entries of an idmapped case's layers an owner, a group or
+/// both that the layers' mounts do not map, as an image unpacked for
+/// another id range shows them (docs/semantics.md §1.16). Not to a file
+/// with a capability, which storing such an owner would drop. Such an
+/// entry is readable (and a directory searchable) by every class: the views
+/// are walked as root, who has no capability over it, and the model does
+/// not predict a walk that cannot read an entry (docs/semantics.md §2).
+/// Upper directories keep mapped owners: below one with an unmapped id,
+/// the first lookup of a merged directory fails and a later one stores its
+/// origin, which the model, fixing every origin at mount, does not follow
+/// (docs/semantics.md §2).
+fn unmapped_owners(rng: &mut TestRng, case: &mut Case) {
+    let upper = case.upper.as_mut().map(|u| (u, false));
+    let lowers = case.lowers.iter_mut().map(|l| (l, true));
+    for (layer, dirs) in lowers.chain(upper) {
+        let capable: Vec<RelPath> = layer
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Xattr { path, name, .. } if name == "security.capability" => {
+                    Some(path.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        let owned: Vec<RelPath> = layer
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Dir { path, .. } if dirs && !capable.contains(path) => Some(path.clone()),
+                Entry::File { path, .. }
+                | Entry::Symlink { path, .. }
+                | Entry::Fifo { path, .. }
+                    if !capable.contains(path) =>
+                {
+                    Some(path.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        for path in owned {
+            if !rng.random_ratio(1, 6) {
+                continue;
+            }
+            let which = rng.random_range(0..3u8);
+            let owner = layer.entries.iter_mut().find_map(|e| match e {
+                Entry::Owner { path: p, uid, gid } if *p == path => Some((uid, gid)),
+                _ => None,
+            });
+            let (mut uid, mut gid) = owner.as_ref().map_or((0, 0), |(u, g)| (**u, **g));
+            if which != 2 {
+                uid = UNMAPPED_ID;
+            }
+            if which != 1 {
+                gid = UNMAPPED_ID;
+            }
+            match owner {
+                Some((u, g)) => (*u, *g) = (uid, gid),
+                None => layer.entries.push(Entry::Owner {
+                    path: path.clone(),
+                    uid,
+                    gid,
+                }),
+            }
+            for e in &mut layer.entries {
+                match e {
+                    Entry::Dir { path: p, mode } if *p == path => *mode |= 0o555,
+                    Entry::File { path: p, mode, .. } | Entry::Fifo { path: p, mode }
+                        if *p == path =>
+                    {
+                        *mode |= 0o444
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
 }
 
 /// One case in this many has redirects in its layers.

@@ -195,7 +195,10 @@ pub fn adapted(backend: &dyn Backend, case: &Case) -> Result<Case, String> {
 /// lookup fails on: a metacopy file the mount refuses (EPERM) or finds no
 /// data for (EIO), or a directory whose redirect it refuses (EPERM) or
 /// finds malformed (EINVAL), cannot be stat'ed by a naive differ's walk,
-/// so no store could export it either.
+/// so no store could export it either. Nor when the upper layer has an
+/// owner its idmapped mount does not map: a merged directory whose upper
+/// and parent upper both have one cannot be looked up (EPERM,
+/// docs/semantics.md §1.16).
 pub fn wants_export(contract: Contract, case: &Case) -> bool {
     use ovlcheck_case::Entry;
     let unreadable = case.layer_entries().any(|e| match e {
@@ -203,9 +206,16 @@ pub fn wants_export(contract: Contract, case: &Case) -> bool {
         Entry::Redirect { target, .. } => ovlcheck_model::redirect_fails(&case.profile, target),
         _ => false,
     });
+    let unmapped_upper = case.upper.as_ref().is_some_and(|u| {
+        u.entries.iter().any(|e| {
+            matches!(e, Entry::Owner { uid, gid, .. }
+                if case.profile.unmapped(*uid) || case.profile.unmapped(*gid))
+        })
+    });
     contract.wants_export()
         && ovlcheck_case::oci::export_blocker(&case.profile).is_none()
         && !unreadable
+        && !unmapped_upper
 }
 
 /// What the model predicted and the backend did so far.

@@ -1,7 +1,7 @@
 //! Building raw layers from layer specs, through `LayerSpec::objects()` so
 //! the model and the driver read a case the same way.
 
-use crate::fs::{Ino, Inode, Kind, Layer};
+use crate::fs::{Ino, Inode, Kind, Layer, UNMAPPED};
 use imbl::OrdMap;
 use ovlcheck_case::layer::{Object, ObjectKind, DEFAULT_MTIME};
 use ovlcheck_case::{LayerSpec, Name};
@@ -10,6 +10,15 @@ use std::sync::Arc;
 
 /// The raw layer a spec describes. Layer roots are 0755 0:0.
 pub(crate) fn layer_from_spec(spec: &LayerSpec) -> Result<Layer, String> {
+    layer_from_spec_mapped(spec, &|_| false)
+}
+
+/// [`layer_from_spec`] of a layer on an idmapped mount: an owner or group
+/// id for which `unmapped` holds is [`UNMAPPED`] (`Profile::unmapped`).
+pub(crate) fn layer_from_spec_mapped(
+    spec: &LayerSpec,
+    unmapped: &dyn Fn(u32) -> bool,
+) -> Result<Layer, String> {
     let objects = spec
         .objects()
         .map_err(|e| format!("entry {}: {}", e.entry, e.message))?;
@@ -30,7 +39,7 @@ pub(crate) fn layer_from_spec(spec: &LayerSpec) -> Result<Layer, String> {
             ObjectKind::Hardlink(existing) => *by_path
                 .get(existing.names())
                 .ok_or_else(|| format!("{}: hard link target missing", obj.path))?,
-            _ => layer.alloc(inode_from_object(obj)),
+            _ => layer.alloc(inode_from_object(obj, unmapped)),
         };
         layer.link(dir, name[0].as_str(), ino);
         by_path.insert(names, ino);
@@ -38,7 +47,7 @@ pub(crate) fn layer_from_spec(spec: &LayerSpec) -> Result<Layer, String> {
     Ok(layer)
 }
 
-fn inode_from_object(obj: &Object) -> Inode {
+fn inode_from_object(obj: &Object, unmapped: &dyn Fn(u32) -> bool) -> Inode {
     let kind = match &obj.kind {
         ObjectKind::Dir => Kind::Dir(OrdMap::new()),
         ObjectKind::File(d) => Kind::File(Arc::new(d.clone())),
@@ -47,7 +56,8 @@ fn inode_from_object(obj: &Object) -> Inode {
         ObjectKind::Whiteout => Kind::Whiteout,
         ObjectKind::Hardlink(_) => unreachable!("hard links share an inode"),
     };
-    let mut inode = Inode::new(kind, obj.mode, obj.uid, obj.gid);
+    let id = |id: u32| if unmapped(id) { UNMAPPED } else { id };
+    let mut inode = Inode::new(kind, obj.mode, id(obj.uid), id(obj.gid));
     inode.mtime = Some(obj.mtime);
     inode.xattrs = obj
         .xattrs

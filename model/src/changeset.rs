@@ -13,7 +13,7 @@
 
 use crate::build;
 use crate::features::RedirectMode;
-use crate::fs::{Ino, Kind, Layer};
+use crate::fs::{seen_id, Ino, Kind, Layer};
 use crate::resolve::push_name;
 use crate::Model;
 use imbl::OrdMap;
@@ -170,13 +170,14 @@ fn native_rec(
         let inode = upper.get(ino);
         match &inode.kind {
             Kind::Whiteout => {
-                let (name, node) = whiteout_entry(path, inode.uid, inode.gid);
+                let (name, node) = whiteout_entry(path, seen_id(inode.uid), seen_id(inode.gid));
                 nodes.insert(name, node);
             }
             Kind::Dir(_) => {
                 nodes.insert(path.clone(), plain_node(inode));
                 if inode.ovl.opaque == Some('y') {
-                    let (name, node) = opaque_marker(path, inode.mode, inode.uid, inode.gid);
+                    let (name, node) =
+                        opaque_marker(path, inode.mode, seen_id(inode.uid), seen_id(inode.gid));
                     nodes.insert(name, node);
                 }
                 native_rec(upper, ino, path, groups, nodes);
@@ -248,7 +249,7 @@ fn plain_node(inode: &crate::fs::Inode) -> Node {
         Kind::Fifo => NodeKind::Fifo,
         Kind::Whiteout => NodeKind::Whiteout,
     };
-    let mut n = Node::new(kind, inode.mode, inode.uid, inode.gid);
+    let mut n = Node::new(kind, inode.mode, seen_id(inode.uid), seen_id(inode.gid));
     n.xattrs = inode
         .xattrs
         .iter()

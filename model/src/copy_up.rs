@@ -74,11 +74,10 @@ impl Model {
     }
 
     /// Copies up the parent chain of a walk (the walk itself is a
-    /// directory that will receive an entry). Directories take no space,
-    /// so this never fails.
-    pub(crate) fn copy_up_dir(&mut self, walk: &mut Walk) {
+    /// directory that will receive an entry). Directories take no space;
+    /// only one with an unmapped owner fails (EOVERFLOW).
+    pub(crate) fn copy_up_dir(&mut self, walk: &mut Walk) -> Result<(), Errno> {
         self.copy_up(walk, CopyUp::Meta)
-            .expect("copying up directories needs no space");
     }
 
     /// ovl_copy_up_one for one object whose parent is already upper.
@@ -89,6 +88,20 @@ impl Model {
         d: &Dentry,
         how: CopyUp,
     ) -> Result<Dentry, Errno> {
+        if let Some(r) = d.lowers.first() {
+            // ovl_copy_up_one: the lower's owner must map (4f11ada10d0a).
+            if !self.lower_inode(*r).ids_mapped() {
+                self.hit(Rule::CopyUpUnmapped);
+                return Err(Errno::EOVERFLOW);
+            }
+        }
+        // ovl_do_copy_up, ovl_link_up: the parent is marked impure first,
+        // which an upper parent with an unmapped id refuses (EPERM).
+        let parent = self.upper_inode(parent_upper);
+        if !parent.ids_mapped() && !parent.ovl.impure {
+            self.hit(Rule::CopyUpUnmapped);
+            return Err(Errno::EPERM);
+        }
         let mut out = d.clone();
         if let (Some(u), false) = (d.upper, d.upper_alias) {
             // index=on: link the index entry up (copy_up.c: ovl_link_up).

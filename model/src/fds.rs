@@ -162,8 +162,7 @@ impl Model {
         cred: Cred,
     ) -> Result<Walk, Errno> {
         if path.trailing_slash {
-            self.resolve(&OpPath::plain(path.path.clone()), Follow::Never, cred)?;
-            return Err(Errno::EISDIR);
+            return Err(self.creat_with_slash(path, cred));
         }
         let follow = if flags.excl || flags.nofollow {
             Follow::No
@@ -599,7 +598,7 @@ impl Model {
                 Vec::new()
             }
             DirPos::Start => {
-                let names = self.readdir_names(&held.dentry);
+                let names = self.readdir_names(&held.dentry)?;
                 if let Some(u) = self.readdir_clears_impure(&held.path, &held.dentry) {
                     self.upper_mut().get_mut(u).ovl.impure = false;
                 }
@@ -617,11 +616,12 @@ impl Model {
     /// with ATTR_TOUCH: EACCES from the write permission check).
     pub(crate) fn op_utimes_now(&mut self, path: &OpPath, cred: Cred) -> Result<Value, Errno> {
         let u = self.modify(path, CopyUp::Meta, cred, |a| {
-            if owner_or_capable(cred, a) {
-                Ok(())
-            } else {
-                permission(cred, a, MAY_WRITE)
+            // may_setattr's ATTR_TOUCH check comes before notify_change's
+            // EOVERFLOW.
+            if !owner_or_capable(cred, a) {
+                permission(cred, a, MAY_WRITE)?;
             }
+            crate::perm::setattr_mapped(a)
         })?;
         self.upper_mut().get_mut(u).mtime = None;
         Ok(Value::Unit)

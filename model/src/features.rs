@@ -184,6 +184,9 @@ pub(crate) struct Features {
     /// namespace, whose root is capable there only (`capable()` checks
     /// fail, `ns_capable`/`capable_wrt_inode_uidgid` ones pass).
     pub init_caps: bool,
+    /// The layers are idmapped mounts (`idmapped`): layer owners from
+    /// `IDMAP_COUNT` on have no mapping (docs/semantics.md §1.16).
+    pub idmapped: bool,
 }
 
 impl Features {
@@ -245,6 +248,7 @@ impl Features {
             escaped_xattrs: kernel_at_least(p, ESCAPED_XATTRS_SINCE),
             shared_space: p.lower_fs == LowerFs::Same,
             init_caps: !p.userxattr,
+            idmapped: p.idmapped,
         }
     }
 

@@ -72,6 +72,21 @@ pub(crate) struct OvlXattrs {
     pub escaped: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
+/// The owner or group of an inode whose id the layer's idmapped mount does
+/// not map (the kernel's `INVALID_UID`/`INVALID_GID`): nobody is that
+/// owner, and no capability covers the inode (docs/semantics.md §1.16).
+pub(crate) const UNMAPPED: u32 = u32::MAX;
+
+/// The id stat and the views show for `id`: the overflow id for
+/// [`UNMAPPED`] (from_kuid_munged).
+pub(crate) fn seen_id(id: u32) -> u32 {
+    if id == UNMAPPED {
+        ovlcheck_case::profile::OVERFLOW_ID
+    } else {
+        id
+    }
+}
+
 /// One inode.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Inode {
@@ -105,6 +120,12 @@ pub(crate) struct Inode {
 }
 
 impl Inode {
+    /// Whether both ids are mapped (the kernel's `!HAS_UNMAPPED_ID`):
+    /// only then may a capability stand in for the owner.
+    pub fn ids_mapped(&self) -> bool {
+        self.uid != UNMAPPED && self.gid != UNMAPPED
+    }
+
     pub fn new(kind: Kind, mode: u32, uid: u32, gid: u32) -> Inode {
         Inode {
             kind,

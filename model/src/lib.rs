@@ -113,18 +113,22 @@ impl Model {
         case.profile.validate().map_err(ModelError::Profile)?;
         let feat = features::Features::from_profile(&case.profile);
         let mut lowers = Vec::with_capacity(case.lowers.len() + 1);
+        let unmapped = |id: u32| case.profile.unmapped(id);
         for (i, spec) in case.lowers.iter().enumerate() {
-            lowers.push(build::layer_from_spec(spec).map_err(|m| ModelError::Layer {
-                layer: i,
-                message: m,
+            lowers.push(build::layer_from_spec_mapped(spec, &unmapped).map_err(|m| {
+                ModelError::Layer {
+                    layer: i,
+                    message: m,
+                }
             })?);
         }
         let empty = ovlcheck_case::LayerSpec::default();
         let spec = case.upper.as_ref().unwrap_or(&empty);
-        let container = build::layer_from_spec(spec).map_err(|m| ModelError::Layer {
-            layer: case.lowers.len(),
-            message: m,
-        })?;
+        let container =
+            build::layer_from_spec_mapped(spec, &unmapped).map_err(|m| ModelError::Layer {
+                layer: case.lowers.len(),
+                message: m,
+            })?;
         // Read-only: the container layer (with the case's upper contents)
         // is mounted as the top lower layer, as the driver does; overlay
         // needs two lower layers without an upper.

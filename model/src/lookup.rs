@@ -321,6 +321,10 @@ impl Model {
                 }
                 out.lowers.push(this);
             }
+            if out.lowers.len() == 1 && self.fix_origin_fails(parent.upper, out.upper, this) {
+                self.hit(Rule::LookupOriginUnmapped);
+                return Err(Errno::EPERM);
+            }
             // Before v6.15: refused once a layer had the target, which is
             // then the origin ovl_fix_origin stored.
             if d.redirect.is_some()
@@ -353,6 +357,33 @@ impl Model {
         out.is_dir = d.is_dir;
         self.lookup_finish(out);
         Ok(())
+    }
+
+    /// namei.c: ovl_fix_origin on an upper directory over its first lower
+    /// directory (`upper`, `first`) without an origin. Setting the origin
+    /// on an upper with an id its idmapped mount does not map fails
+    /// (may_write_xattr: EPERM), which ovl_set_origin_fh ignores, so every
+    /// lookup tries again; marking the parent's upper (`parent`) impure
+    /// then fails the same way where the parent has such an id too and is
+    /// not impure yet, and that EPERM fails the lookup, every time
+    /// (observed on 6.18). Where the origin can be set, only the first
+    /// lookup can fail, and the walk at mount makes it ([`Model::mount`]).
+    pub(crate) fn fix_origin_fails(
+        &self,
+        parent: Option<Ino>,
+        upper: Option<Ino>,
+        first: LowerRef,
+    ) -> bool {
+        let (Some(p), Some(u)) = (parent, upper) else {
+            return false;
+        };
+        let (up, pu) = (self.upper_inode(u), self.upper_inode(p));
+        up.is_dir()
+            && up.ovl.origin.is_none()
+            && !up.ids_mapped()
+            && self.lower_inode(first).is_dir()
+            && !pu.ids_mapped()
+            && !pu.ovl.impure
     }
 
     /// Origin of an upper non-directory, and index=on aliases of lower hard

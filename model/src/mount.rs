@@ -16,6 +16,9 @@ pub(crate) struct MountSnapshot {
     lowers: Arc<Vec<Layer>>,
     upper: Option<Layer>,
     index: OrdMap<LowerRef, Ino>,
+    /// Merged directories whose first lookup, the mount-time walk's, failed
+    /// ([`Model::fix_origins`]): that walk saw nothing below them.
+    pub(crate) unwalked: Vec<String>,
     pub(crate) map: OnceLock<BTreeMap<Ident, String>>,
 }
 
@@ -43,13 +46,14 @@ impl Model {
                 (false, false) => Rule::NoUuidXattrBefore66,
             });
         }
-        self.fix_origins();
+        let unwalked = self.fix_origins();
         self.mem_lower = OrdMap::new();
         self.fresh_links = imbl::OrdSet::new();
         self.snapshot = Arc::new(MountSnapshot {
             lowers: self.lowers.clone(),
             upper: self.upper.clone(),
             index: self.index.clone(),
+            unwalked,
             map: OnceLock::new(),
         });
     }
@@ -71,7 +75,7 @@ impl Model {
                 // The snapshot walk decides nothing a case observes.
                 rules: Default::default(),
             };
-            m.take_snapshot()
+            m.take_snapshot(&s.unwalked)
         })
     }
 
@@ -102,36 +106,52 @@ impl Model {
     /// lookup that then fails in a layer below (a malformed or refused
     /// redirect) has stored it too (observed on 6.18). The model does this
     /// for every merged directory at mount, as a walk of the merged tree
-    /// would.
-    fn fix_origins(&mut self) {
-        let Some(upper) = &self.upper else { return };
+    /// would. Returns the directories whose first lookup failed: where the
+    /// parent's upper refuses its impure mark (an unmapped id,
+    /// docs/semantics.md §1.16), the lookup that sets the origin fails,
+    /// and only later ones find it set.
+    fn fix_origins(&mut self) -> Vec<String> {
+        let Some(upper) = &self.upper else {
+            return Vec::new();
+        };
         let candidate = upper
             .inodes
             .iter()
             .any(|(ino, i)| *ino != upper.root && i.is_dir() && i.ovl.origin.is_none());
         if !candidate {
-            return;
+            return Vec::new();
         }
-        let mut fixes: Vec<(Ino, Option<Ino>, LowerRef)> = Vec::new();
-        self.walk_merged_dirs(&mut |_: &str, parent: Option<&Dentry>, d: &Dentry| {
+        let mut fixes: Vec<(String, Ino, Option<Ino>, LowerRef)> = Vec::new();
+        self.walk_merged_dirs(&mut |path: &str, parent: Option<&Dentry>, d: &Dentry| {
             if let (Some(u), Some(first)) = (d.upper, d.lowers.first()) {
                 if self.upper_inode(u).is_dir() && self.lower_inode(*first).is_dir() {
-                    fixes.push((u, parent.and_then(|p| p.upper), *first));
+                    fixes.push((path.to_string(), u, parent.and_then(|p| p.upper), *first));
                 }
             }
         });
-        for (u, parent, first) in fixes {
+        let mut unwalked = Vec::new();
+        for (path, u, parent, first) in fixes {
             let is_root = u == self.upper_mut().root;
             let inode = self.upper_mut().get_mut(u);
             if is_root || inode.ovl.origin.is_some() {
                 continue;
             }
-            inode.ovl.origin = Some(Some(first));
-            self.hit(Rule::FixOrigin);
-            if let Some(p) = parent {
-                self.set_impure(p);
+            // An upper with an id its idmapped mount does not map keeps no
+            // origin, and a parent with such an id no impure mark: both
+            // xattrs are refused (EPERM, docs/semantics.md §1.16).
+            if inode.ids_mapped() {
+                inode.ovl.origin = Some(Some(first));
+                self.hit(Rule::FixOrigin);
+            } else {
+                self.hit(Rule::LookupOriginUnmapped);
+            }
+            match parent {
+                Some(p) if self.upper_inode(p).ids_mapped() => self.set_impure(p),
+                Some(p) if !self.upper_inode(p).ovl.impure => unwalked.push(path),
+                _ => {}
             }
         }
+        unwalked
     }
 
     /// Visits every merged directory (and its parent), and what the
@@ -200,11 +220,17 @@ impl Model {
     }
 
     /// Each non-directory's identity, by the smallest merged path that has it.
-    pub(crate) fn take_snapshot(&self) -> BTreeMap<Ident, String> {
+    pub(crate) fn take_snapshot(&self, unwalked: &[String]) -> BTreeMap<Ident, String> {
         let mut snap: BTreeMap<Ident, String> = BTreeMap::new();
+        let below = |path: &str| {
+            unwalked.iter().any(|dir| {
+                path.strip_prefix(dir.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+            })
+        };
         self.walk_merged(
             &mut |path: &str, d: &Dentry| {
-                if !d.is_dir {
+                if !d.is_dir && !below(path) {
                     let id = self.ident(path, d);
                     match snap.get(&id) {
                         Some(p) if p.as_str() <= path => {}

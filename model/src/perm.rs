@@ -1,8 +1,17 @@
 //! Discretionary access control (fs/namei.c: generic_permission,
 //! may_delete, may_create; fs/attr.c: setattr_prepare). Root (cred 0:0)
-//! holds every capability. Overlay also checks the mounter's credentials
-//! against the real inode (overlayfs.rst: "Permission model"); the mounter
-//! is root here, so that second check always passes.
+//! holds every capability, over every inode whose ids are mapped
+//! (`capable_wrt_inode_uidgid`). Overlay also checks the mounter's
+//! credentials against the real inode (overlayfs.rst: "Permission model");
+//! the mounter is root here, so that second check passes whenever the
+//! first does.
+//!
+//! An inode with an unmapped owner or group (idmapped layers,
+//! [`crate::fs::UNMAPPED`]) has no owner and no capability over it: its
+//! "other" bits decide, a write permission check is EACCES
+//! (inode_permission: HAS_UNMAPPED_ID), and removing or linking it is
+//! EOVERFLOW (may_delete, may_linkat). Observed on 6.18
+//! (docs/semantics.md §1.16).
 
 use crate::fs::Inode;
 use ovlcheck_case::{Cred, Errno};
@@ -15,7 +24,10 @@ pub(crate) const MAY_READ: u32 = 4;
 /// `mask`. CAP_DAC_OVERRIDE grants everything except executing a file
 /// without any x bit.
 pub(crate) fn permission(cred: Cred, inode: &Inode, mask: u32) -> Result<(), Errno> {
-    if cred.is_root() {
+    if mask & MAY_WRITE != 0 && !inode.ids_mapped() {
+        return Err(Errno::EACCES);
+    }
+    if capable(cred, inode) {
         let exec_ok = inode.is_dir() || mask & MAY_EXEC == 0 || inode.mode & 0o111 != 0;
         return if exec_ok { Ok(()) } else { Err(Errno::EACCES) };
     }
@@ -33,15 +45,35 @@ pub(crate) fn permission(cred: Cred, inode: &Inode, mask: u32) -> Result<(), Err
     }
 }
 
-/// inode_owner_or_capable: the owner, or CAP_FOWNER.
+/// capable_wrt_inode_uidgid: root's capabilities cover an inode whose
+/// owner and group are both mapped.
+pub(crate) fn capable(cred: Cred, inode: &Inode) -> bool {
+    cred.is_root() && inode.ids_mapped()
+}
+
+/// inode_owner_or_capable: the owner, or CAP_FOWNER over an inode whose
+/// owner is mapped (its group may not be).
 pub(crate) fn owner_or_capable(cred: Cred, inode: &Inode) -> bool {
-    cred.is_root() || cred.uid == inode.uid
+    (cred.is_root() && inode.uid != crate::fs::UNMAPPED) || cred.uid == inode.uid
+}
+
+/// notify_change: an attribute change of an inode with an unmapped owner
+/// or group is EOVERFLOW, unless it is a chown that gives both ids.
+pub(crate) fn setattr_mapped(inode: &Inode) -> Result<(), Errno> {
+    if inode.ids_mapped() {
+        Ok(())
+    } else {
+        Err(Errno::EOVERFLOW)
+    }
 }
 
 /// check_sticky: in a sticky directory only the owner of the file or of the
 /// directory (or CAP_FOWNER) may delete or rename an entry.
 pub(crate) fn sticky_denies(cred: Cred, dir: &Inode, victim: &Inode) -> bool {
-    dir.mode & 0o1000 != 0 && !cred.is_root() && cred.uid != victim.uid && cred.uid != dir.uid
+    dir.mode & 0o1000 != 0
+        && !capable(cred, victim)
+        && cred.uid != victim.uid
+        && cred.uid != dir.uid
 }
 
 /// may_create: write and search permission on the parent.
@@ -49,8 +81,10 @@ pub(crate) fn may_create(cred: Cred, dir: &Inode) -> Result<(), Errno> {
     permission(cred, dir, MAY_WRITE | MAY_EXEC)
 }
 
-/// may_delete: write and search on the parent, then the sticky bit.
+/// may_delete: a victim with an unmapped id is EOVERFLOW; then write and
+/// search on the parent, then the sticky bit.
 pub(crate) fn may_delete(cred: Cred, dir: &Inode, victim: &Inode) -> Result<(), Errno> {
+    setattr_mapped(victim)?;
     permission(cred, dir, MAY_WRITE | MAY_EXEC)?;
     if sticky_denies(cred, dir, victim) {
         return Err(Errno::EPERM);
@@ -62,6 +96,7 @@ pub(crate) fn may_delete(cred: Cred, dir: &Inode, victim: &Inode) -> Result<(), 
 /// may only link a regular, non-setuid, non-setgid-executable file it can
 /// read and write.
 pub(crate) fn may_linkat(cred: Cred, inode: &Inode) -> Result<(), Errno> {
+    setattr_mapped(inode)?;
     if owner_or_capable(cred, inode) {
         return Ok(());
     }
@@ -114,7 +149,7 @@ fn drop_set_id(mode: u32) -> u32 {
 /// CAP_FSETID loses the setgid bit.
 pub(crate) fn chmod_mode(cred: Cred, inode: &Inode, mode: u32) -> u32 {
     let mode = mode & 0o7777;
-    if !cred.is_root() && cred.gid != inode.gid {
+    if !capable(cred, inode) && cred.gid != inode.gid {
         mode & !0o2000
     } else {
         mode
@@ -161,6 +196,22 @@ mod tests {
         );
         assert!(may_delete(U, &tmp, &inode(0o666, 1000, 0, false)).is_ok());
         assert!(may_delete(Cred::ROOT, &tmp, &inode(0o666, 2000, 0, false)).is_ok());
+    }
+
+    #[test]
+    fn unmapped_ids_give_root_no_capability() {
+        use crate::fs::UNMAPPED;
+        let file = inode(0o644, UNMAPPED, UNMAPPED, false);
+        assert!(permission(Cred::ROOT, &file, MAY_READ).is_ok());
+        assert_eq!(permission(Cred::ROOT, &file, MAY_WRITE), Err(Errno::EACCES));
+        let open = inode(0o777, 1000, UNMAPPED, false);
+        assert_eq!(permission(U, &open, MAY_WRITE), Err(Errno::EACCES));
+        assert!(!owner_or_capable(Cred::ROOT, &inode(0o644, UNMAPPED, 0, false)));
+        assert!(owner_or_capable(Cred::ROOT, &inode(0o644, 0, UNMAPPED, false)));
+        let tmp = inode(0o1777, 0, 0, true);
+        assert_eq!(may_delete(Cred::ROOT, &tmp, &file), Err(Errno::EOVERFLOW));
+        assert_eq!(may_linkat(Cred::ROOT, &file), Err(Errno::EOVERFLOW));
+        assert_eq!(setattr_mapped(&open), Err(Errno::EOVERFLOW));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::names::{cmp_names, EntryName};
 use crate::resolve::join_path;
 use crate::rules::Rule;
 use crate::Model;
+use ovlcheck_case::Errno;
 
 impl Model {
     /// ovl_dir_is_real: a directory that lies in one layer only and has no
@@ -44,15 +45,13 @@ impl Model {
     }
 
     /// What `getdents` returns for a directory, sorted, without `.`/`..`.
-    pub(crate) fn readdir_names(&self, d: &Dentry) -> Vec<String> {
-        self.readdir_names_ref(d)
-            .into_iter()
-            .map(str::to_string)
-            .collect()
+    pub(crate) fn readdir_names(&self, d: &Dentry) -> Result<Vec<String>, Errno> {
+        let names = self.readdir_names_ref(d)?;
+        Ok(names.into_iter().map(str::to_string).collect())
     }
 
     /// [`Model::readdir_names`], borrowed from the layers.
-    pub(crate) fn readdir_names_ref(&self, d: &Dentry) -> Vec<&str> {
+    pub(crate) fn readdir_names_ref(&self, d: &Dentry) -> Result<Vec<&str>, Errno> {
         if self.dir_is_real(d) {
             let (layer, ino) = match d.upper {
                 Some(u) => (self.layer(LayerId::Upper), u),
@@ -62,16 +61,19 @@ impl Model {
             if entries.is_some_and(|e| e.values().any(|c| layer.get(*c).is_whiteout())) {
                 self.hit(Rule::ReaddirReal);
             }
-            return entries
+            let names: Vec<&str> = entries
                 .map(|e| e.keys().map(EntryName::as_str).collect())
                 .unwrap_or_default();
+            self.impure_real_lookups(d, &names)?;
+            return Ok(names);
         }
         if usize::from(d.upper.is_some()) + d.lowers.len() > 1 {
             self.hit(Rule::ReaddirMerged);
         }
         let upper_entries = d.upper.and_then(|u| self.upper_inode(u).entries());
         let impure = d.upper.is_some_and(|u| self.upper_inode(u).ovl.impure);
-        self.merged_entries(d)
+        Ok(self
+            .merged_entries(d)
             .into_iter()
             .filter(|e| !e.whiteout)
             .filter(|e| {
@@ -84,7 +86,29 @@ impl Model {
                 !stale
             })
             .map(|e| e.name)
-            .collect()
+            .collect::<Vec<_>>())
+    }
+
+    /// readdir.c ovl_dir_read_impure: the listing of an impure directory
+    /// with one layer, where d_ino is computed (on one filesystem, or with
+    /// xino), looks every entry up first (ovl_cache_update), and a lookup
+    /// that fails (not a negative one) fails the listing with its error,
+    /// whatever the entries' order (observed on 6.18).
+    fn impure_real_lookups(&self, d: &Dentry, names: &[&str]) -> Result<(), Errno> {
+        let impure = d.upper.is_some_and(|u| self.upper_inode(u).ovl.impure);
+        if !impure || self.feat.ino == InoMode::PseudoDev {
+            return Ok(());
+        }
+        for name in names {
+            match self.lookup(d, name) {
+                Ok(_) | Err(Errno::ENOENT) => {}
+                Err(e) => {
+                    self.hit(Rule::ReaddirImpureLookupFails);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// readdir.c ovl_calc_d_ino: whether iterating a merged directory looks

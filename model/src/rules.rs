@@ -85,6 +85,10 @@ pub enum Rule {
     StatfsUpperFsidBefore66,
     UpperMetacopyAloneEioBefore615,
     RedirectRefusedWhenFoundBefore615,
+    StatUnmappedId,
+    CopyUpUnmapped,
+    LookupOriginUnmapped,
+    ReaddirImpureLookupFails,
 }
 
 /// What one rule is: its stable id (the name campaigns and `--json`
@@ -168,6 +172,18 @@ const PSEUDO_DEV: Reach = Reach {
 const MKDIR_OPAQUE: Reach = Reach {
     when: |f| f.opaque_new_dirs && !f.readonly(),
     needs: "offline changes not allowed (index, metacopy, redirect_dir=on or xino)",
+};
+const D_INO_LOOKUPS: Reach = Reach {
+    when: |f| f.ino != InoMode::PseudoDev && !f.readonly(),
+    needs: "an upper layer, d_ino computed (one filesystem, or xino)",
+};
+const IDMAPPED: Reach = Reach {
+    when: |f| f.idmapped,
+    needs: "idmapped layers (idmapped)",
+};
+const IDMAPPED_UPPER: Reach = Reach {
+    when: |f| f.idmapped && !f.readonly(),
+    needs: "idmapped layers (idmapped), an upper layer",
 };
 const READONLY: Reach = Reach {
     when: |f| f.readonly(),
@@ -673,6 +689,30 @@ pub const RULES: &[RuleInfo] = &[
         "version.redirect-refused-when-found",
         "namei.c: ovl_lookup (before v6.15: a redirect not followed is refused once a layer below has its target)",
         OLD_REDIRECT_REFUSAL,
+    ),
+    info(
+        Rule::StatUnmappedId,
+        "stat.unmapped-overflow-id",
+        "inode.c: ovl_copyattr, ovl_getattr (an id the layer's idmapped mount does not map stats as the overflow id)",
+        IDMAPPED,
+    ),
+    info(
+        Rule::CopyUpUnmapped,
+        "copy-up.unmapped-owner",
+        "copy_up.c: ovl_copy_up_one (EOVERFLOW for an owner with no mapping, 4f11ada10d0a), ovl_do_copy_up (EPERM for a parent whose impure mark is refused)",
+        IDMAPPED_UPPER,
+    ),
+    info(
+        Rule::LookupOriginUnmapped,
+        "lookup.origin-unmapped",
+        "namei.c: ovl_lookup, ovl_fix_origin (the origin of an upper dir with an unmapped id cannot be set: EPERM)",
+        IDMAPPED_UPPER,
+    ),
+    info(
+        Rule::ReaddirImpureLookupFails,
+        "readdir.impure-lookup-fails",
+        "readdir.c: ovl_dir_read_impure, ovl_cache_update (a failing lookup fails the listing)",
+        D_INO_LOOKUPS,
     ),
 ];
 

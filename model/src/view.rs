@@ -81,7 +81,13 @@ impl Model {
                 return;
             }
             let len = path.len();
-            for name in m.readdir_names_ref(d) {
+            // A directory whose listing fails is shown as such, after its
+            // own node (the walk met it, then could not list it).
+            let names = match m.readdir_names_ref(d) {
+                Ok(names) => names,
+                Err(e) => return phantom(path, Some(e)),
+            };
+            for name in names {
                 push_name(path, name);
                 match m.lookup(d, name) {
                     Ok(c) if c.is_positive() => rec(m, path, &c, f, phantom),
@@ -114,6 +120,15 @@ impl Model {
         }
     }
 
+    /// The id stat and the views show for an inode's `id`: the overflow id
+    /// for one the layer's idmapped mount does not map.
+    pub(crate) fn seen_id(&self, id: u32) -> u32 {
+        if id == crate::fs::UNMAPPED {
+            self.hit(Rule::StatUnmappedId);
+        }
+        crate::fs::seen_id(id)
+    }
+
     /// `stat(2)` of a merged dentry.
     pub(crate) fn stat_info(&self, d: &Dentry) -> StatInfo {
         let a = self.attr(d);
@@ -125,8 +140,8 @@ impl Model {
         StatInfo {
             kind: file_kind(a),
             mode: a.mode,
-            uid: a.uid,
-            gid: a.gid,
+            uid: self.seen_id(a.uid),
+            gid: self.seen_id(a.gid),
             size,
             nlink: self.overlay_nlink(d),
         }
@@ -158,8 +173,12 @@ impl Model {
             },
             &mut |path: &str, errno| {
                 let kind = errno.map_or(NodeKind::Whiteout, NodeKind::Unreadable);
-                list.borrow_mut()
-                    .push((path.to_string(), Node::new(kind, 0, 0, 0)))
+                let mut list = list.borrow_mut();
+                match list.last_mut() {
+                    // A directory that could not be listed keeps its stat.
+                    Some((last, node)) if last == path => node.kind = kind,
+                    _ => list.push((path.to_string(), Node::new(kind, 0, 0, 0))),
+                }
             },
         );
         let mut list = list.into_inner();
@@ -171,7 +190,7 @@ impl Model {
         // Unchanged since the mount: this walk is the snapshot walk.
         let snapshot = match self.snapshot.map.get() {
             Some(s) => Some(s),
-            None if self.is_mount_state() => None,
+            None if self.is_mount_state() && self.snapshot.unwalked.is_empty() => None,
             None => Some(self.snapshot_map()),
         };
         let mut labels: Vec<(usize, String)> = Vec::with_capacity(ids.len());
@@ -202,7 +221,12 @@ impl Model {
     /// contents, computed once (a directory's link count is not observed).
     fn merged_node(&self, d: &Dentry) -> Node {
         let a = self.attr(d);
-        let mut n = Node::new(node_kind(a), a.mode, a.uid, a.gid);
+        let mut n = Node::new(
+            node_kind(a),
+            a.mode,
+            self.seen_id(a.uid),
+            self.seen_id(a.gid),
+        );
         n.xattrs = self
             .visible_xattrs(a)
             .filter(|(k, _)| k.starts_with("user."))
@@ -372,7 +396,8 @@ fn set_contents(n: &mut Node, kind: &Kind, data: impl FnOnce(&Arc<Vec<u8>>) -> A
 
 fn raw_rec(m: &Model, layer: &Layer, ino: Ino, path: &mut String, nodes: &mut Vec<(String, Node)>) {
     let inode = layer.get(ino);
-    let mut n = Node::new(node_kind(inode), inode.mode, inode.uid, inode.gid);
+    let (uid, gid) = (m.seen_id(inode.uid), m.seen_id(inode.gid));
+    let mut n = Node::new(node_kind(inode), inode.mode, uid, gid);
     n.xattrs = inode
         .xattrs
         .iter()

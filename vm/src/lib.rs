@@ -390,6 +390,9 @@ impl Backend for VmBackend {
     fn adapt_case(&self, case: &Case) -> Result<Case, String> {
         let mut c = case.clone();
         c.profile = self.adapt_profile(&case.profile)?;
+        if let Some(why) = ovlcheck_driver::support::idmapped_case(&c) {
+            return Err(why);
+        }
         if !self.inner.features.layer_user_xattrs && layers_have_user_xattrs(&c) {
             return Err(format!(
                 "guest kernel {}: its tmpfs has no user.* xattrs (v6.6), which the case's layers have",

@@ -13,7 +13,7 @@ use ovlcheck_case::oci::{self, DiffMethod};
 use ovlcheck_case::{
     Case, Errno as CaseErrno, LayerSpec, LowerFs, Op, Outcome, Profile, Step, View,
 };
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// The umask of a worker (set once at its start): objects get exactly the
@@ -77,6 +77,9 @@ pub struct MountedCase {
     /// Mounts made for this case (tmpfs, idmapped binds of layer
     /// directories), outermost first.
     tmpfs: Vec<PathBuf>,
+    /// With the `idmapped` option, each layer directory as it is below its
+    /// idmapped mount, by layer id (driver/src/idmapped.rs).
+    raw_dirs: std::collections::BTreeMap<String, OwnedFd>,
     store: LayerStore,
     profile: Profile,
     mounter: Mounter,
@@ -137,6 +140,7 @@ impl MountedCase {
         MountedCase {
             dir: dir.clone(),
             tmpfs: vec![dir],
+            raw_dirs: Default::default(),
             store,
             profile,
             mounter,
@@ -226,13 +230,24 @@ impl MountedCase {
         let objects = spec
             .objects()
             .map_err(|e| format!("layer spec, entry {}: {}", e.entry, e.message))?;
+        let raw = self.raw_dirs.get(&layer.id);
+        let written: std::borrow::Cow<[_]> = match raw {
+            Some(_) => crate::idmapped::through_mount(&objects).into(),
+            None => objects.as_slice().into(),
+        };
         crate::store::write_objects_umask(
             &self.store.diff(layer),
-            &objects,
+            &written,
             &self.markers(),
             self.store.umask(),
         )
-        .map_err(io_str)
+        .map_err(io_str)?;
+        match raw {
+            Some(fd) => {
+                crate::idmapped::store_unmapped(fd.as_fd(), "diff", &objects).map_err(io_str)
+            }
+            None => Ok(()),
+        }
     }
 
     /// Image layers bottom first, then the container layer seeded with the
@@ -290,6 +305,7 @@ impl MountedCase {
         let size = self.profile.upper_size;
         let idmapped = self.profile.idmapped;
         let mut mounted = Vec::new();
+        let mut raw = None;
         let layer = self
             .store
             .create_named_with(&id, parent, &mut |dir: &Path| {
@@ -298,6 +314,7 @@ impl MountedCase {
                     mounted.push(dir.to_path_buf());
                 }
                 if idmapped {
+                    raw = Some(crate::idmapped::raw_dir(dir)?);
                     crate::idmapped::bind(dir)
                         .map_err(|e| annotate_io(e, "idmapped mount of", dir))?;
                     mounted.push(dir.to_path_buf());
@@ -305,12 +322,17 @@ impl MountedCase {
                 Ok(own_fs || idmapped)
             });
         self.tmpfs.extend(mounted);
+        if let Some(fd) = raw {
+            self.raw_dirs.insert(id, fd);
+        }
         layer
     }
 
     /// Removes a layer [`MountedCase::create_layer`] made, with the mounts
     /// on its directory.
     fn remove_layer(&mut self, layer: &Layer) -> Res<()> {
+        // The fd below the mounts would keep a tmpfs of the layer's own busy.
+        self.raw_dirs.remove(&layer.id);
         let dir = self.store.dir(&layer.id);
         while self.tmpfs.last() == Some(&dir) {
             mount::unmount(&dir).map_err(|e| format!("umount {}: {e}", dir.display()))?;
@@ -438,6 +460,7 @@ impl MountedCase {
     /// directory.
     pub(super) fn teardown(mut self) {
         let _ = std::env::set_current_dir("/");
+        self.raw_dirs.clear();
         if let Some(m) = self.mounted.as_mut() {
             m.fds.clear();
         }

@@ -5,8 +5,8 @@
 //! `file`, `xattr`).
 
 use crate::copy_up::CopyUp;
-use crate::fs::Inode;
-use crate::perm::{chmod_mode, mode_after_chown, owner_or_capable};
+use crate::fs::{Inode, UNMAPPED};
+use crate::perm::{capable, chmod_mode, mode_after_chown, owner_or_capable, setattr_mapped};
 use crate::resolve::{Follow, Walk};
 use crate::Model;
 use ovlcheck_case::{Cred, Errno, OpPath, Value};
@@ -47,6 +47,7 @@ impl Model {
     ) -> Result<Value, Errno> {
         let mut new_mode = 0;
         let u = self.modify(path, CopyUp::Meta, cred, |a| {
+            setattr_mapped(a)?;
             if !owner_or_capable(cred, a) {
                 return Err(Errno::EPERM);
             }
@@ -58,7 +59,11 @@ impl Model {
     }
 
     /// `chown(2)`: changing the owner needs CAP_CHOWN; the owner may change
-    /// the group to one it is in. Set-id bits of non-directories go.
+    /// the group to one it is in. Set-id bits of non-directories go. Root
+    /// may give an unmapped owner or group a value (chown_ok, chgrp_ok:
+    /// CAP_CHOWN in the superblock's namespace), but change a mapped one of
+    /// such an inode only when both are mapped (observed on 6.18); the
+    /// copy-up of a lower one is EOVERFLOW all the same.
     pub(crate) fn op_chown(
         &mut self,
         path: &OpPath,
@@ -67,9 +72,10 @@ impl Model {
         cred: Cred,
     ) -> Result<Value, Errno> {
         let u = self.modify(path, CopyUp::Meta, cred, |a| {
-            let uid_ok = cred.is_root() || (cred.uid == a.uid && uid == a.uid);
-            let gid_ok = cred.is_root() || (cred.uid == a.uid && (gid == a.gid || gid == cred.gid));
-            if uid_ok && gid_ok {
+            // The caller's check on the overlay inode, then the mounter's
+            // on the real one (ovl_setattr), which only an unmapped id can
+            // fail (observed on 6.18).
+            if chown_ok(cred, a, uid, gid) && chown_ok(Cred::ROOT, a, uid, gid) {
                 Ok(())
             } else {
                 Err(Errno::EPERM)
@@ -94,6 +100,7 @@ impl Model {
         cred: Cred,
     ) -> Result<Value, Errno> {
         let u = self.modify(path, CopyUp::Meta, cred, |a| {
+            setattr_mapped(a)?;
             if owner_or_capable(cred, a) {
                 Ok(())
             } else {
@@ -103,6 +110,25 @@ impl Model {
         self.upper_mut().get_mut(u).mtime = Some(mtime);
         Ok(Value::Unit)
     }
+}
+
+/// chown_ok and chgrp_ok for `cred` changing `a` to `uid:gid`: CAP_CHOWN
+/// over the inode, or the owner keeping the owner and giving a group it is
+/// in; root may also give an unmapped id a value (CAP_CHOWN in the
+/// superblock's namespace). Where the chown drops set-id bits, the mode
+/// change needs the owner or CAP_FOWNER (setattr_prepare: ATTR_MODE from
+/// ATTR_KILL_SUID), which root lacks over an unmapped owner.
+fn chown_ok(cred: Cred, a: &Inode, uid: u32, gid: u32) -> bool {
+    let kills = !a.is_dir() && mode_after_chown(a.mode, false) != a.mode;
+    if kills && !owner_or_capable(cred, a) {
+        return false;
+    }
+    let capable = capable(cred, a);
+    let fixes = |id: u32| cred.is_root() && id == UNMAPPED;
+    let owner = cred.uid == a.uid;
+    let uid_ok = capable || fixes(a.uid) || (owner && uid == a.uid);
+    let gid_ok = capable || fixes(a.gid) || (owner && (gid == a.gid || gid == cred.gid));
+    uid_ok && gid_ok
 }
 
 #[cfg(test)]

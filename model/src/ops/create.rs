@@ -88,9 +88,10 @@ impl Model {
     /// in the upper parent; over an upper whiteout the whiteout is replaced
     /// and a directory made opaque (ovl_create_over_whiteout). A new
     /// directory in a merged parent is opaque only when offline changes
-    /// are not allowed (ovl_create_upper; features.opaque_new_dirs).
-    pub(crate) fn create_object(&mut self, nn: &mut NewName, obj: NewObj) -> Ino {
-        self.copy_up_dir(&mut nn.dir);
+    /// are not allowed (ovl_create_upper; features.opaque_new_dirs). The
+    /// copy-up of a parent with an unmapped owner fails (EOVERFLOW).
+    pub(crate) fn create_object(&mut self, nn: &mut NewName, obj: NewObj) -> Result<Ino, Errno> {
+        self.copy_up_dir(&mut nn.dir)?;
         let parent = nn.dir.last().clone();
         let pu = parent.upper.expect("parent copied up");
         let over_whiteout = nn.neg.is_whiteout();
@@ -113,7 +114,7 @@ impl Model {
             NewObj::Link(ino) => ino,
         };
         self.upper_mut().link(pu, &nn.name, ino);
-        ino
+        Ok(ino)
     }
 
     /// Creates a new non-link object after the permission check.
@@ -122,10 +123,10 @@ impl Model {
         let inode = self.new_inode(nn.dir.last(), kind, mode, cred);
         let pages = crate::space::inode_pages(&inode);
         if pages > 0 {
-            self.copy_up_dir(&mut nn.dir);
+            self.copy_up_dir(&mut nn.dir)?;
             self.reserve(pages)?;
         }
-        self.create_object(&mut nn, NewObj::Inode(Box::new(inode)));
+        self.create_object(&mut nn, NewObj::Inode(Box::new(inode)))?;
         Ok(Value::Unit)
     }
 
@@ -141,13 +142,7 @@ impl Model {
         cred: Cred,
     ) -> Result<Value, Errno> {
         if path.trailing_slash {
-            // open_last_lookups: O_CREAT with a trailing slash is EISDIR
-            // once the parent is found, before the last component is looked
-            // up (a lookup error there, such as a refused metacopy, is not
-            // met: verified on 6.18).
-            let place = self.place(&OpPath::plain(path.path.clone()), cred)?;
-            self.search_place(&place, cred)?;
-            return Err(Errno::EISDIR);
+            return Err(self.creat_with_slash(path, cred));
         }
         let follow = if excl { Follow::No } else { Follow::Yes };
         match self.resolve(path, follow, cred)? {
@@ -163,6 +158,17 @@ impl Model {
                 self.make(nn, Kind::File(Arc::new(Vec::new())), mode & 0o7777, cred)
             }
         }
+    }
+
+    /// open_last_lookups: O_CREAT with a trailing slash is EISDIR once the
+    /// parent is found, before the last component is looked up (a lookup
+    /// error there, such as a refused metacopy, is not met: verified on
+    /// 6.18); the error of finding the parent, else EISDIR.
+    pub(crate) fn creat_with_slash(&self, path: &OpPath, cred: Cred) -> Errno {
+        let found = self
+            .place(&OpPath::plain(path.path.clone()), cred)
+            .and_then(|place| self.search_place(&place, cred));
+        found.err().unwrap_or(Errno::EISDIR)
     }
 
     /// `mkdir`: mode keeps the permission and sticky bits.
@@ -251,7 +257,7 @@ impl Model {
             name: nn.name,
             neg: nn.neg,
         };
-        self.create_object(&mut nn, NewObj::Link(ino));
+        self.create_object(&mut nn, NewObj::Link(ino))?;
         // dir.c ovl_link -> ovl_create_or_link(..., origin): linking a
         // file with a copy-up origin marks the new parent impure.
         if self.type_origin(|| ow.path(), ow.last()) {

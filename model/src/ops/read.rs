@@ -93,7 +93,7 @@ impl Model {
             return Err(Errno::ENOTDIR);
         }
         permission(cred, self.attr(d), MAY_READ)?;
-        let names = self.readdir_names(d);
+        let names = self.readdir_names(d)?;
         let dir_path = w.path();
         if let Some(u) = self.readdir_clears_impure(&dir_path, d) {
             self.upper_mut().get_mut(u).ovl.impure = false;

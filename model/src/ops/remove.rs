@@ -136,7 +136,7 @@ impl Model {
             self.check_empty_dir(parent.last(), &name, &d)
                 .inspect_err(|_| self.hit(Rule::RemoveNotEmpty))?;
         }
-        self.copy_up_dir(&mut parent);
+        self.copy_up_dir(&mut parent)?;
         let pu = parent.last().upper.expect("parent copied up");
         if d.upper_alias {
             self.upper_mut().unlink(pu, &name);

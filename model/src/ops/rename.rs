@@ -290,7 +290,7 @@ impl Model {
         // Copy up old, the new parent, and for an exchange the new object.
         self.copy_up(&mut ow, CopyUp::Meta)?;
         t.dir = self.refresh(&t.dir);
-        self.copy_up_dir(&mut t.dir);
+        self.copy_up_dir(&mut t.dir)?;
         if !overwrite {
             let mut nw = self.refresh(&t.walk());
             self.copy_up(&mut nw, CopyUp::Meta)?;

@@ -69,16 +69,20 @@ fn xattr_read_permission(cred: Cred, init_caps: bool, a: &Inode, ns: XattrNs) ->
     }
 }
 
-/// xattr_permission for writing: trusted.* needs CAP_SYS_ADMIN in the
-/// initial user namespace (as for reading) and security.* root; user.*
-/// only on regular files and directories, not on a sticky directory one
-/// does not own, and needs write permission.
+/// xattr_permission for writing: never on an inode with an unmapped owner
+/// or group (may_write_xattr: HAS_UNMAPPED_ID); trusted.* needs
+/// CAP_SYS_ADMIN in the initial user namespace (as for reading) and
+/// security.* root; user.* only on regular files and directories, not on
+/// a sticky directory one does not own, and needs write permission.
 fn xattr_write_permission(
     cred: Cred,
     init_caps: bool,
     a: &Inode,
     ns: XattrNs,
 ) -> Result<(), Errno> {
+    if !a.ids_mapped() {
+        return Err(Errno::EPERM);
+    }
     match ns {
         XattrNs::Trusted if !(cred.is_root() && init_caps) => Err(Errno::EPERM),
         XattrNs::Security if !cred.is_root() => Err(Errno::EPERM),
