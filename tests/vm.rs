@@ -99,6 +99,10 @@ fn the_guest_says_its_kernel_and_refuses_what_it_cannot_run() {
         .adapt_profile(&Profile::preset("userxattr").unwrap())
         .unwrap_err();
     assert!(why.contains("tmpfs has no user.* xattrs"), "{why}");
+    let why = vm
+        .adapt_profile(&Profile::preset("idmapped").unwrap())
+        .unwrap_err();
+    assert!(why.contains("no idmapped mounts (v6.3)"), "{why}");
     // A layer with a user xattr cannot be laid out; an op on one runs
     // (the model predicts the layer's EOPNOTSUPP).
     let layer = "lower\n  file f 0644 \"\"\n  xattr f user.k \"v\"\nops\n  stat f\n";

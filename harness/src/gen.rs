@@ -306,6 +306,49 @@ fn metacopy_entries(rng: &mut TestRng, case: &mut Case, failing: &mut Vec<Option
             }
         }
     }
+    impure_listing(rng, case, failing);
+}
+
+/// Where an upper directory that no lower layer has holds a metacopy entry
+/// (whose lookup fails without metacopy=on), one case in two ends with a
+/// lower file linked into it, which makes it impure, and a listing of it:
+/// the listing looks every entry up and fails (rule
+/// `readdir.impure-lookup-fails`).
+fn impure_listing(rng: &mut TestRng, case: &mut Case, failing: &[Option<RelPath>]) {
+    let Some(upper) = &case.upper else { return };
+    let in_lowers = |dir: &RelPath| {
+        let d = dir.as_string();
+        case.lowers.iter().flat_map(|l| &l.entries).any(|e| {
+            let p = e.path().as_string();
+            p == d || p.starts_with(&format!("{d}/"))
+        })
+    };
+    let dir = upper.entries.iter().find_map(|e| match e {
+        Entry::Metacopy { path } => path
+            .parent()
+            .filter(|d| !d.is_root() && !in_lowers(d) && failing.contains(&Some(d.clone()))),
+        _ => None,
+    });
+    let file = case
+        .lowers
+        .iter()
+        .flat_map(|l| &l.entries)
+        .find_map(|e| match e {
+            Entry::File { path, .. } => Some(path.clone()),
+            _ => None,
+        });
+    if let (Some(dir), Some(file)) = (dir, file) {
+        if rng.random_ratio(1, 2) {
+            let new = dir.join(&Name::new("e").expect("valid"));
+            case.steps.push(Step::new(Op::Link {
+                old: OpPath::plain(file),
+                new: OpPath::plain(new),
+            }));
+            case.steps.push(Step::new(Op::Readdir {
+                path: OpPath::plain(dir),
+            }));
+        }
+    }
 }
 
 /// Gives some directories of the layers above the bottom one a redirect

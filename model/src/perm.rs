@@ -206,8 +206,14 @@ mod tests {
         assert_eq!(permission(Cred::ROOT, &file, MAY_WRITE), Err(Errno::EACCES));
         let open = inode(0o777, 1000, UNMAPPED, false);
         assert_eq!(permission(U, &open, MAY_WRITE), Err(Errno::EACCES));
-        assert!(!owner_or_capable(Cred::ROOT, &inode(0o644, UNMAPPED, 0, false)));
-        assert!(owner_or_capable(Cred::ROOT, &inode(0o644, 0, UNMAPPED, false)));
+        assert!(!owner_or_capable(
+            Cred::ROOT,
+            &inode(0o644, UNMAPPED, 0, false)
+        ));
+        assert!(owner_or_capable(
+            Cred::ROOT,
+            &inode(0o644, 0, UNMAPPED, false)
+        ));
         let tmp = inode(0o1777, 0, 0, true);
         assert_eq!(may_delete(Cred::ROOT, &tmp, &file), Err(Errno::EOVERFLOW));
         assert_eq!(may_linkat(Cred::ROOT, &file), Err(Errno::EOVERFLOW));
