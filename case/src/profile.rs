@@ -160,11 +160,12 @@ pub struct Profile {
     pub kernel: Option<KernelVersion>,
     /// `idmapped`: every layer directory, the lowers and the container
     /// layer's `diff` and `work`, is reached through an idmapped mount
-    /// (mount_setattr(2) `MOUNT_ATTR_IDMAP`; overlayfs.rst, "Permission
-    /// model": the layers may be idmapped mounts), as containerd, podman
-    /// and Kubernetes user namespaces mount them. The layers' ids are
-    /// stored shifted on disk and seen unshifted through the mounts, so a
-    /// case's owners are the ids the overlay shows (driver/src/idmapped.rs).
+    /// (mount_setattr(2) `MOUNT_ATTR_IDMAP`), as containerd, podman and
+    /// Kubernetes user namespaces give a container its lower layers; the
+    /// overlay uses each layer's own idmapping. The layers' ids are stored
+    /// shifted on disk and seen unshifted through the mounts, so a case's
+    /// owners are the ids the overlay shows, but those from
+    /// [`IDMAP_COUNT`] on (driver/src/idmapped.rs).
     pub idmapped: bool,
 }
 
@@ -255,7 +256,7 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "idmapped",
-        help: "every layer on an idmapped mount (on-disk ids shifted), as user-namespaced containers mount them",
+        help: "every layer on an idmapped mount (on-disk ids shifted), as user-namespaced containers get their lower layers; owners from 65536 on unmapped",
     },
     Preset {
         name: "readonly",

@@ -1,8 +1,9 @@
 //! Idmapped layers (the `idmapped` profile option): every layer directory
 //! of a case is an idmapped bind mount of itself (open_tree(2),
-//! mount_setattr(2) with `MOUNT_ATTR_IDMAP`, move_mount(2)), the way
-//! containerd's snapshotter and containers/storage hand idmapped layers to
-//! the overlay.
+//! mount_setattr(2) with `MOUNT_ATTR_IDMAP`, move_mount(2)), as
+//! containerd's snapshotter and containers/storage hand idmapped lower
+//! layers to the overlay; here the container layer (upper and work dir)
+//! is one too, which the overlay also supports.
 //!
 //! The mounts' idmapping is a user namespace whose `uid_map` and `gid_map`
 //! are `ON_DISK_BASE 0 COUNT`: an id `ON_DISK_BASE + n` stored in a layer
