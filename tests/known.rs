@@ -134,8 +134,8 @@ fn fuse_overlayfs_campaign_matches_known_divergences() {
     if common::fuse_overlayfs("fuse_overlayfs_campaign").is_none() {
         return;
     }
-    let run = |profile: &str| {
-        ovlcheck(&[
+    let args = |profile: &'static str| {
+        [
             "fuzz",
             "--backend",
             "fuse-overlayfs",
@@ -148,10 +148,11 @@ fn fuse_overlayfs_campaign_matches_known_divergences() {
             "--jobs",
             "1",
             "--json",
-        ])
+        ]
     };
-    let idmapped = json(&run("idmapped"));
-    let out = run("default");
+    let idmapped = json(&ovlcheck(&args("idmapped")));
+    let args = args("default");
+    let out = ovlcheck(&args);
     let j = json(&out);
     assert_eq!(j["contract"], "layout", "fuse-overlayfs defaults to layout");
     assert!(j["known_divergences"].as_u64().unwrap() > 0, "{j}");
@@ -165,20 +166,6 @@ fn fuse_overlayfs_campaign_matches_known_divergences() {
         idmapped["unsupported"].as_u64() > j["unsupported"].as_u64(),
         "cases with owners the mounts do not map are refused: {idmapped}"
     );
-    let args = [
-        "fuzz",
-        "--backend",
-        "fuse-overlayfs",
-        "--profile",
-        "default",
-        "--cases",
-        "60",
-        "--seed",
-        "1",
-        "--jobs",
-        "1",
-        "--json",
-    ];
     assert_eq!(
         ovlcheck(&[&args[..], &["--strict"]].concat()).status.code(),
         Some(1)

@@ -243,21 +243,12 @@ pub fn unreadable_layers(kind: BackendKind, case: &ovlcheck_case::Case) -> Optio
 /// owner on disk is a chown, which drops it).
 pub fn idmapped_case(case: &ovlcheck_case::Case) -> Option<String> {
     use ovlcheck_case::profile::IDMAP_COUNT;
-    use ovlcheck_case::{Entry, Op};
+    use ovlcheck_case::Entry;
     if !case.profile.idmapped {
         return None;
     }
     let out = |id: u32| id >= IDMAP_COUNT;
-    let step = case.steps.iter().find_map(|s| match (&s.cred, &s.op) {
-        (Some(c), _) if out(c.uid) || out(c.gid) => {
-            Some(format!("the credentials {}:{} of a step", c.uid, c.gid))
-        }
-        (_, Op::Chown { uid, gid, .. }) if out(*uid) || out(*gid) => {
-            Some(format!("the chown target {uid}:{gid}"))
-        }
-        _ => None,
-    });
-    if let Some(what) = step {
+    if let Some(what) = step_id(case, &out) {
         return Some(format!(
             "{what} is not mapped by the idmapped layers' mounts (ids below {IDMAP_COUNT})"
         ));
@@ -285,11 +276,26 @@ pub fn idmapped_case(case: &ovlcheck_case::Case) -> Option<String> {
     })
 }
 
+/// The first id a step of `case` names for which `out` holds: its
+/// credentials or a `chown` target, said as a reason.
+fn step_id(case: &ovlcheck_case::Case, out: &dyn Fn(u32) -> bool) -> Option<String> {
+    use ovlcheck_case::Op;
+    case.steps.iter().find_map(|s| match (&s.cred, &s.op) {
+        (Some(c), _) if out(c.uid) || out(c.gid) => {
+            Some(format!("the credentials {}:{} of a step", c.uid, c.gid))
+        }
+        (_, Op::Chown { uid, gid, .. }) if out(*uid) || out(*gid) => {
+            Some(format!("the chown target {uid}:{gid}"))
+        }
+        _ => None,
+    })
+}
+
 /// The first id `case` needs that a user namespace mapping inside ids
 /// `[0, mapped)` lacks (a layer entry's owner, a step's credentials, a
 /// `chown` target), as the reason the case cannot run there.
 pub fn unmapped_id(case: &ovlcheck_case::Case, mapped: u32) -> Option<String> {
-    use ovlcheck_case::{Entry, Op};
+    use ovlcheck_case::Entry;
     let out = |id: u32| id >= mapped && id != u32::MAX;
     let owners = case.layer_entries().find_map(|e| match e {
         Entry::Owner { path, uid, gid } if out(*uid) || out(*gid) => {
@@ -297,18 +303,7 @@ pub fn unmapped_id(case: &ovlcheck_case::Case, mapped: u32) -> Option<String> {
         }
         _ => None,
     });
-    let steps = || {
-        case.steps.iter().find_map(|s| match (&s.cred, &s.op) {
-            (Some(c), _) if out(c.uid) || out(c.gid) => {
-                Some(format!("the credentials {}:{} of a step", c.uid, c.gid))
-            }
-            (_, Op::Chown { uid, gid, .. }) if out(*uid) || out(*gid) => {
-                Some(format!("the chown target {uid}:{gid}"))
-            }
-            _ => None,
-        })
-    };
-    owners.or_else(steps).map(|what| {
+    owners.or_else(|| step_id(case, &out)).map(|what| {
         format!(
             "{what} is not mapped in this user's user namespace ({})",
             crate::idmap::IdMap::current().describe()

@@ -4,7 +4,7 @@
 //! (`capable_wrt_inode_uidgid`). Overlay also checks the mounter's
 //! credentials against the real inode (overlayfs.rst: "Permission model");
 //! the mounter is root here, so that second check passes whenever the
-//! first does.
+//! first does, but for chown over an unmapped id (`ops/attr.rs: chown_ok`).
 //!
 //! An inode with an unmapped owner or group (idmapped layers,
 //! [`crate::fs::UNMAPPED`]) has no owner and no capability over it: its

@@ -267,6 +267,16 @@ const fn info(rule: Rule, id: &'static str, kernel: &'static str, reach: Reach) 
     }
 }
 
+impl RuleInfo {
+    /// The row with the reason generated cases cannot reach its rule.
+    const fn not_generated(self, why: &'static str) -> RuleInfo {
+        RuleInfo {
+            not_generated: Some(why),
+            ..self
+        }
+    }
+}
+
 /// Every rule, in [`Rule`] order.
 pub const RULES: &[RuleInfo] = &[
     info(
@@ -702,17 +712,17 @@ pub const RULES: &[RuleInfo] = &[
         "copy_up.c: ovl_copy_up_one (EOVERFLOW for an owner with no mapping, 4f11ada10d0a), ovl_do_copy_up (EPERM for a parent whose impure mark is refused)",
         IDMAPPED_UPPER,
     ),
-    RuleInfo {
-        rule: Rule::LookupOriginUnmapped,
-        id: "lookup.origin-unmapped",
-        kernel: "namei.c: ovl_lookup, ovl_fix_origin (the origin of an upper dir with an unmapped id cannot be set: EPERM)",
-        reach: IDMAPPED_UPPER,
-        not_generated: Some(
-            "generated upper directories keep mapped ids: below one that does not, a merged \
-             directory's first lookup fails and a later one stores its origin, which the model \
-             does not follow (docs/semantics.md, section 2)",
-        ),
-    },
+    info(
+        Rule::LookupOriginUnmapped,
+        "lookup.origin-unmapped",
+        "namei.c: ovl_lookup, ovl_fix_origin (the origin of an upper dir with an unmapped id cannot be set: EPERM)",
+        IDMAPPED_UPPER,
+    )
+    .not_generated(
+        "generated upper directories keep mapped ids: below one that does not, a merged \
+         directory's first lookup fails and a later one stores its origin, which the model \
+         does not follow (docs/semantics.md, section 2)",
+    ),
     info(
         Rule::ReaddirImpureLookupFails,
         "readdir.impure-lookup-fails",

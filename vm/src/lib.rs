@@ -293,6 +293,15 @@ fn yes(b: bool) -> &'static str {
     }
 }
 
+impl VmBackend {
+    /// Whether the guest's kernel is known to be older than `major.minor`.
+    fn guest_before(&self, major: u16, minor: u16) -> bool {
+        self.inner
+            .version
+            .is_some_and(|v| v < KernelVersion::new(major, minor))
+    }
+}
+
 impl Backend for VmBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Vm
@@ -347,23 +356,13 @@ impl Backend for VmBackend {
                 self.inner.hello.release
             ));
         }
-        if profile.volatile
-            && self
-                .inner
-                .version
-                .is_some_and(|v| v < KernelVersion::new(5, 10))
-        {
+        if profile.volatile && self.guest_before(5, 10) {
             return Err(format!(
                 "guest kernel {}: its overlay has no volatile option (v5.10)",
                 self.inner.hello.release
             ));
         }
-        if profile.idmapped
-            && self
-                .inner
-                .version
-                .is_some_and(|v| v < KernelVersion::new(6, 3))
-        {
+        if profile.idmapped && self.guest_before(6, 3) {
             return Err(format!(
                 "guest kernel {}: its tmpfs has no idmapped mounts (v6.3), which the idmapped \
                  layers are",
