@@ -21,6 +21,7 @@
 
 use crate::case::Case;
 use crate::errno::Errno;
+use crate::iflags::InodeFlags;
 use crate::layer::{Entry, LayerFormat, LayerSpec};
 use crate::oci::{opaque_name, whiteout_name};
 use crate::op::{Access, Cred, Op, OpenFlags, RenameFlags, Step, Whence};
@@ -249,8 +250,19 @@ fn entry(paths: Vec<RelPath>) -> impl Strategy<Value = Entry> {
         ),
         (
             1,
-            (p, secs())
+            (p.clone(), secs())
                 .prop_map(|(path, secs)| Entry::Mtime { path, secs })
+                .boxed(),
+        ),
+        (
+            1,
+            // No immutable or append-only flags: an upper layer cannot
+            // hold them (the parser refuses them there).
+            (p, select(vec!["d", "A", "dA"]))
+                .prop_map(|(path, f)| Entry::Attr {
+                    path,
+                    flags: InodeFlags::parse(f).expect("flags"),
+                })
                 .boxed(),
         ),
     ];
@@ -485,6 +497,12 @@ fn op(paths: Vec<RelPath>) -> impl Strategy<Value = Op> {
         ),
         (
             1,
+            (p.clone(), inode_flags())
+                .prop_map(|(path, flags)| Op::Chattr { path, flags })
+                .boxed(),
+        ),
+        (
+            1,
             (p.clone(), id(), id())
                 .prop_map(|(path, uid, gid)| Op::Chown { path, uid, gid })
                 .boxed(),
@@ -653,13 +671,14 @@ fn node() -> impl Strategy<Value = Node> {
             ),
             option::of("[=+][a-z]{1,3}"),
             option::of(select(vec![DevClass::Overlay, DevClass::Other])),
+            inode_flags(),
         ),
     )
         .prop_map(
             |(
                 (kind, mode, uid, gid, size),
                 (data, target, nlink, mtime),
-                (xattrs, overlay, ino, dev),
+                (xattrs, overlay, ino, dev, flags),
             )| {
                 Node {
                     kind,
@@ -675,9 +694,15 @@ fn node() -> impl Strategy<Value = Node> {
                     overlay,
                     ino,
                     dev,
+                    flags,
                 }
             },
         )
+}
+
+/// Any set of inode flags.
+fn inode_flags() -> impl Strategy<Value = InodeFlags> {
+    select(InodeFlags::all().collect::<Vec<_>>())
 }
 
 /// A view over [`default_paths`] (plus the root).

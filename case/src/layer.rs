@@ -15,6 +15,7 @@ pub mod oci;
 pub use objects::CAPABILITY_XATTR;
 pub(crate) use objects::{check_capability_value, check_layer_xattr_name};
 
+use crate::iflags::InodeFlags;
 use crate::path::RelPath;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -68,6 +69,9 @@ pub enum Entry {
     Owner { path: RelPath, uid: u32, gid: u32 },
     /// `mtime P SECS`
     Mtime { path: RelPath, secs: i64 },
+    /// `attr P FLAGS`: inode flags (`chattr`) on regular file or directory
+    /// P, e.g. `ia` (crate::iflags)
+    Attr { path: RelPath, flags: InodeFlags },
 }
 
 impl Entry {
@@ -87,7 +91,8 @@ impl Entry {
             | Entry::Metacopy { path }
             | Entry::Xattr { path, .. }
             | Entry::Owner { path, .. }
-            | Entry::Mtime { path, .. } => path,
+            | Entry::Mtime { path, .. }
+            | Entry::Attr { path, .. } => path,
         }
     }
 }
@@ -158,6 +163,9 @@ pub struct Object {
     /// Ordinary xattrs (never overlay-private ones).
     pub xattrs: BTreeMap<String, Vec<u8>>,
     pub markers: Markers,
+    /// Inode flags, set after everything else (an immutable directory
+    /// takes no new entries).
+    pub flags: InodeFlags,
 }
 
 /// A layer spec that does not describe a tree; `entry` is the index of the

@@ -16,6 +16,7 @@
 pub mod arb;
 mod case;
 pub mod errno;
+pub mod iflags;
 pub mod layer;
 pub mod oci;
 pub mod op;
@@ -29,6 +30,7 @@ pub mod view;
 
 pub use case::Case;
 pub use errno::Errno;
+pub use iflags::InodeFlags;
 pub use layer::{Entry, LayerSpec};
 pub use op::{check_fd_name, Access, Cred, Op, OpenFlags, RenameFlags, Step, Whence};
 pub use outcome::{FileKind, Fsid, Outcome, StatInfo, Value};

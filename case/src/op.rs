@@ -231,6 +231,13 @@ pub enum Op {
     },
     /// `removexattr(2)`
     Removexattr { path: OpPath, name: String },
+    /// `chattr =FLAGS P`: open O_RDONLY|O_NONBLOCK (following a final
+    /// symlink), then FS_IOC_SETFLAGS with exactly these inode flags
+    /// (ioctl_iflags(2)).
+    Chattr {
+        path: OpPath,
+        flags: crate::iflags::InodeFlags,
+    },
     /// `fstat(2)` of an open fd.
     Fstat { fd: String },
     /// `read(2)` at the fd's position: `len` bytes at most, or to the end.
@@ -288,6 +295,7 @@ impl Op {
         "utimes",
         "setxattr",
         "removexattr",
+        "chattr",
         "fstat",
         "fread",
         "freaddir",
@@ -326,6 +334,7 @@ impl Op {
             Op::Utimes { .. } => "utimes",
             Op::Setxattr { .. } => "setxattr",
             Op::Removexattr { .. } => "removexattr",
+            Op::Chattr { .. } => "chattr",
             Op::Fstat { .. } => "fstat",
             Op::Fread { .. } => "fread",
             Op::Freaddir { .. } => "freaddir",
@@ -372,7 +381,8 @@ impl Op {
             | Op::Chown { path, .. }
             | Op::Utimes { path, .. }
             | Op::Setxattr { path, .. }
-            | Op::Removexattr { path, .. } => vec![&path.path],
+            | Op::Removexattr { path, .. }
+            | Op::Chattr { path, .. } => vec![&path.path],
         }
     }
 

@@ -88,6 +88,8 @@ pub enum Field {
     /// a program sees it with `stat`; weaker than [`Field::Ino`].
     SameFile,
     Dev,
+    /// The inode flags (`chattr`).
+    Flags,
     /// An ordinary xattr, by full name.
     Xattr(String),
     /// An overlay-private xattr, by short name (`opaque`, `redirect`, ...).
@@ -109,6 +111,7 @@ impl fmt::Display for Field {
             Field::Ino => "ino",
             Field::SameFile => "same-file",
             Field::Dev => "dev",
+            Field::Flags => "flags",
             Field::Xattr(k) => return write!(f, "xattr[{k}]"),
             Field::Overlay(k) => return write!(f, "overlay[{k}]"),
         };
@@ -138,6 +141,7 @@ impl FromStr for Field {
             "ino" => Field::Ino,
             "same-file" => Field::SameFile,
             "dev" => Field::Dev,
+            "flags" => Field::Flags,
             _ => {
                 if let Some(k) = bracketed("xattr[") {
                     Field::Xattr(k)

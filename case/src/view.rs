@@ -2,6 +2,7 @@
 //! raw layer directory as it sits on disk. Ordered, hashable, serialisable
 //! and diffable, so model and backend can be compared field by field.
 
+use crate::iflags::InodeFlags;
 use crate::quote::{quote, word};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -73,6 +74,12 @@ pub struct Node {
     pub ino: Option<String>,
     /// Merged views only, non-directories.
     pub dev: Option<DevClass>,
+    /// Inode flags (FS_IOC_GETFLAGS) of regular files and directories;
+    /// none where the implementation has no such ioctl. Read as none from
+    /// JSON that lacks it; always written (the worker protocol, postcard,
+    /// has no optional fields).
+    #[serde(default)]
+    pub flags: InodeFlags,
 }
 
 impl Node {
@@ -92,6 +99,7 @@ impl Node {
             overlay: BTreeMap::new(),
             ino: None,
             dev: None,
+            flags: InodeFlags::NONE,
         }
     }
 }
@@ -186,6 +194,9 @@ impl fmt::Display for Node {
         if let Some(dev) = self.dev {
             write!(f, " dev={dev}")?;
         }
+        if !self.flags.is_empty() {
+            write!(f, " flags={}", self.flags)?;
+        }
         for (k, v) in &self.overlay {
             write!(f, " {}={}", word(k), word(v))?;
         }
@@ -250,6 +261,7 @@ pub fn node_field_diffs(l: &Node, r: &Node) -> Vec<(String, String, String)> {
     field("mtime", opt(&l.mtime), opt(&r.mtime));
     field("ino", opt(&l.ino), opt(&r.ino));
     field("dev", opt(&l.dev), opt(&r.dev));
+    field("flags", l.flags.to_string(), r.flags.to_string());
     let keys: BTreeSet<&String> = l.xattrs.keys().chain(r.xattrs.keys()).collect();
     for k in keys {
         field(

@@ -157,7 +157,7 @@ fn op_keywords_list_every_op_in_variant_order() {
                 getxattr a user.k\n  listxattr a\n  statfs a\n  open a\n  create a 0644\n  write a 0 \"x\"\n  \
                 truncate a 0\n  mkdir a 0755\n  mkfifo a 0644\n  symlink \"t\" a\n  unlink a\n  \
                 rmdir a\n  link a b\n  rename a b\n  chmod a 0644\n  chown a 0 0\n  utimes a 0\n  \
-                setxattr a user.k \"v\"\n  removexattr a user.k\n  fstat f\n  fread f\n  \
+                setxattr a user.k \"v\"\n  removexattr a user.k\n  chattr a ia\n  fstat f\n  fread f\n  \
                 freaddir f\n  lseek f 0 SEEK_SET\n  fsync f\n  fwrite f \"x\"\n  close f\n  \
                 remount\n  commit\n";
     let case = parse_case("t", text).unwrap();

@@ -141,6 +141,9 @@ impl Backend for PooledBackend {
         if let Some(why) = crate::support::idmapped_case(&c) {
             return Err(why);
         }
+        if let Some(why) = crate::support::protected_flags(&c) {
+            return Err(why);
+        }
         if crate::support::in_user_namespace(&c.profile) {
             let mapped = crate::idmap::IdMap::current().mapped();
             if let Some(why) = crate::support::unmapped_id(&c, mapped) {

@@ -13,7 +13,7 @@
 //!   trailing-slash rules. Search permission on the parent is checked by the
 //!   `*at` lookup, as on a plain walk.
 //! - Ops that follow (stat, statfs, read, open, create, write, truncate,
-//!   chmod, chown, utimes, xattrs) open the full path; path-based calls then go
+//!   chmod, chown, utimes, xattrs, chattr) open the full path; path-based calls then go
 //!   through the `/proc/self/fd/N` magic link of an `O_PATH` fd, which
 //!   applies the same inode permission checks as the original path.
 //!   (The magic link is followed by the worker's own call, which is not
@@ -210,6 +210,10 @@ fn run(root: BorrowedFd<'_>, op: &Op, layers: &LayerFsids) -> OpResult {
             sys::pwrite_all(&fd, data, *offset).map(|_| Value::Unit)
         }
         Op::Truncate { path, size } => via_proc(root, path, |p| sys::truncate(p, *size)),
+        Op::Chattr { path, flags } => {
+            let fd = open(root, path, libc::O_RDONLY, 0)?;
+            sys::set_iflags(&fd, flags.to_fs()).map(|_| Value::Unit)
+        }
         Op::Mkdir { path, mode } => unit(at_parent(root, path, |d, n| sys::mkdirat(d, n, *mode))),
         Op::Mkfifo { path, mode } => unit(at_parent(root, path, |d, n| {
             sys::mknodat(d, n, sys::FileType::Fifo, mode & 0o7777, 0)

@@ -20,7 +20,7 @@
 
 use crate::sys::{self, Follow};
 use nix::errno::Errno;
-use ovlcheck_case::{DevClass, Node, NodeKind, View};
+use ovlcheck_case::{DevClass, InodeFlags, Node, NodeKind, View};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::CStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -247,7 +247,7 @@ fn node_kind(st: &sys::Stat, raw: bool) -> NodeKind {
 }
 
 /// The common fields of a node: kind, mode, owner, size, data, target,
-/// nlink and mtime (non-directories).
+/// nlink and mtime (non-directories), inode flags (files, directories).
 fn base_node(e: &Entry, raw: bool) -> Result<Node, Fail> {
     let st = e.st;
     let kind = node_kind(st, raw);
@@ -266,6 +266,11 @@ fn base_node(e: &Entry, raw: bool) -> Result<Node, Fail> {
             let data = sys::read_to_end_sized(&fd, crate::exec::READ_LIMIT, n.size as usize)
                 .map_err(Fail::of("read", e.rel))?;
             n.data = Some(data);
+            n.flags = inode_flags(&fd).map_err(Fail::of("FS_IOC_GETFLAGS", e.rel))?;
+        }
+        NodeKind::Dir => {
+            let fd = open_dir(e.dir, name).map_err(Fail::of("open", e.rel))?;
+            n.flags = inode_flags(&fd).map_err(Fail::of("FS_IOC_GETFLAGS", e.rel))?;
         }
         NodeKind::Symlink => {
             n.size = st.st_size as u64;
@@ -280,6 +285,16 @@ fn base_node(e: &Entry, raw: bool) -> Result<Node, Fail> {
         }
     }
     Ok(n)
+}
+
+/// The inode flags of an open file or directory; none where the
+/// filesystem has no such ioctl (ENOTTY, EOPNOTSUPP, EINVAL).
+fn inode_flags(fd: &OwnedFd) -> Result<InodeFlags, Errno> {
+    match sys::get_iflags(fd) {
+        Ok(word) => Ok(InodeFlags::from_fs(word)),
+        Err(Errno::ENOTTY | Errno::EOPNOTSUPP | Errno::EINVAL) => Ok(InodeFlags::NONE),
+        Err(e) => Err(e),
+    }
 }
 
 /// `(name, value)` of every xattr of the entry (not following) whose name

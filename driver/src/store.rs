@@ -284,14 +284,37 @@ pub struct MarkerNames {
 /// directories"), xattr whiteouts as empty files with `overlay.whiteout`,
 /// opaque/xwhiteouts/redirect markers as `<prefix>opaque` / `redirect`
 /// xattrs; then owner (lchown), mode, ordinary xattrs and mtime
-/// (`utimensat(AT_SYMLINK_NOFOLLOW)`). Directory mtimes are set last, once
-/// all children exist.
+/// (`utimensat(AT_SYMLINK_NOFOLLOW)`). Directory mtimes are set once all
+/// children exist, inode flags last of all ([`set_inode_flags`]).
 pub fn write_objects(root: &Path, objects: &[Object], markers: &MarkerNames) -> io::Result<()> {
-    write_objects_umask(root, objects, markers, None)
+    write_objects_umask(root, objects, markers, None)?;
+    set_inode_flags(root, objects)
 }
 
-/// [`write_objects`] by a process whose umask is known to be `umask`
-/// (`None`: unknown). Calls that provably change nothing are left out: the
+/// Sets the inode flags of `objects` below `root` (FS_IOC_SETFLAGS), the
+/// last thing done to a layer: an immutable inode takes no other change
+/// (no new entry in a directory, no chown), and an append-only directory
+/// no removal.
+pub fn set_inode_flags(root: &Path, objects: &[Object]) -> io::Result<()> {
+    for o in objects.iter().filter(|o| !o.flags.is_empty()) {
+        let rel = o.path.as_string();
+        let path = root.join(&rel);
+        let fd = sys::openat(
+            sys::CWD,
+            path_bytes(&path),
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+            0,
+        )
+        .map_err(|e| annotate(errno_io(e), "open", &path))?;
+        sys::set_iflags(&fd, o.flags.to_fs())
+            .map_err(|e| annotate(errno_io(e), "set inode flags of", &path))?;
+    }
+    Ok(())
+}
+
+/// [`write_objects`] but the inode flags, by a process whose umask is known
+/// to be `umask` (`None`: unknown); the caller sets the flags when it is
+/// done with the layer. Calls that provably change nothing are left out: the
 /// `lchown` of an object created with the wanted owner already, the
 /// `chmod` of one whose create mode came out exact.
 pub fn write_objects_umask(

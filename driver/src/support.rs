@@ -198,6 +198,24 @@ pub fn needs_root(profile: &Profile) -> Option<String> {
     })
 }
 
+/// Why a worker cannot build `case`'s layers, when they give inodes the
+/// immutable or append-only flag and the worker runs in a user namespace:
+/// setting those needs CAP_LINUX_IMMUTABLE in the initial one
+/// (fileattr_set_prepare).
+pub fn protected_flags(case: &ovlcheck_case::Case) -> Option<String> {
+    use ovlcheck_case::{Entry, InodeFlags};
+    if !in_user_namespace(&case.profile) {
+        return None;
+    }
+    case.layer_entries().find_map(|e| match e {
+        Entry::Attr { path, flags } if flags.intersects(InodeFlags::PROTECTED) => Some(format!(
+            "`{path}` is given inode flags {flags}: immutable and append-only need \
+             CAP_LINUX_IMMUTABLE, which a worker in a user namespace lacks"
+        )),
+        _ => None,
+    })
+}
+
 /// Whether a worker runs `profile`'s cases in a user namespace of its
 /// own: `userxattr` cases always do, and everything does when the harness
 /// is not root.
@@ -209,31 +227,47 @@ pub fn in_user_namespace(profile: &Profile) -> bool {
 /// fuse-overlayfs has neither metacopy nor redirects, and reads a layer's
 /// metacopy file (`overlay.metacopy`) as a plain file, its own size and
 /// data instead of the data below, and a redirected directory
-/// (`overlay.redirect`) as a plain one (observed with 1.10;
-/// corpus/known-fuse-overlayfs/README.md).
+/// (`overlay.redirect`) as a plain one; it does not honour inode flags
+/// (observed with 1.10; corpus/known-fuse-overlayfs/README.md).
 pub fn unreadable_layers(kind: BackendKind, case: &ovlcheck_case::Case) -> Option<String> {
     use ovlcheck_case::Entry;
     if kind != BackendKind::FuseOverlayfs {
         return None;
     }
     let unmapped = |id: u32| case.profile.unmapped(id);
-    case.layer_entries().find_map(|e| match e {
-        Entry::Owner { path, uid, gid } if unmapped(*uid) || unmapped(*gid) => Some(format!(
-            "fuse-overlayfs does not honour an owner the idmapped layers' mounts do not map \
+    case.layer_entries()
+        .find_map(|e| match e {
+            Entry::Owner { path, uid, gid } if unmapped(*uid) || unmapped(*gid) => Some(format!(
+                "fuse-overlayfs does not honour an owner the idmapped layers' mounts do not map \
              ({path}): it writes, changes and copies up such an entry as root, translating its \
              owner to 65534 (corpus/known-fuse-overlayfs/README.md)"
-        )),
-        Entry::Metacopy { path } => Some(format!(
-            "fuse-overlayfs has no metacopy: it reads metacopy file {path} of the layers \
+            )),
+            Entry::Metacopy { path } => Some(format!(
+                "fuse-overlayfs has no metacopy: it reads metacopy file {path} of the layers \
                  as a plain file"
-        )),
-        Entry::Redirect { path, .. } => Some(format!(
-            "fuse-overlayfs follows no redirect: it reads redirected directory {path} of \
+            )),
+            Entry::Redirect { path, .. } => Some(format!(
+                "fuse-overlayfs follows no redirect: it reads redirected directory {path} of \
                  the layers as a plain one"
-        )),
-        _ => None,
-    })
+            )),
+            Entry::Attr { path, flags } => {
+                Some(format!("{path} has inode flags {flags}: {NO_FLAGS}"))
+            }
+            _ => None,
+        })
+        .or_else(|| {
+            case.steps
+                .iter()
+                .any(|s| matches!(s.op, ovlcheck_case::Op::Chattr { .. }))
+                .then(|| format!("the case sets inode flags (chattr): {NO_FLAGS}"))
+        })
 }
+
+/// What fuse-overlayfs does with inode flags (observed with 1.10;
+/// corpus/known-fuse-overlayfs/README.md, "Inode flags").
+const NO_FLAGS: &str = "fuse-overlayfs does not honour inode flags: it writes, changes and \
+     removes immutable and append-only files, drops every flag at copy-up, and answers \
+     FS_IOC_SETFLAGS with ENOTTY";
 
 /// Why a case of the `idmapped` profile cannot be laid out or judged, if
 /// it cannot (driver/src/idmapped.rs): its steps' credentials and `chown`

@@ -90,6 +90,19 @@ pub fn fstatat(dirfd: impl AsFd, path: &[u8], flags: i32) -> SysResult<Stat> {
     sys(rustix::fs::statat(dirfd, path, at_flags(flags)))
 }
 
+/// `ioctl(fd, FS_IOC_GETFLAGS)`: the inode flags word.
+pub fn get_iflags(fd: impl AsFd) -> SysResult<u32> {
+    sys(rustix::fs::ioctl_getflags(fd)).map(|f| f.bits())
+}
+
+/// `ioctl(fd, FS_IOC_SETFLAGS, word)`.
+pub fn set_iflags(fd: impl AsFd, word: u32) -> SysResult<()> {
+    sys(rustix::fs::ioctl_setflags(
+        fd,
+        rustix::fs::IFlags::from_bits_retain(word),
+    ))
+}
+
 /// `fstat(fd)` (an `O_PATH` fd too).
 pub fn fstat(fd: impl AsFd) -> SysResult<Stat> {
     sys(rustix::fs::fstat(fd))

@@ -570,6 +570,12 @@ pub(crate) fn unrepresentable(
                     o.path
                 ));
             }
+            if !o.flags.is_empty() {
+                return Some(format!(
+                    "lower {i} gives {} inode flags ({}): an OCI layer tar carries none",
+                    o.path, o.flags
+                ));
+            }
         }
     }
     None

@@ -35,6 +35,7 @@ fn matches(model: &Node, backend: &Node) -> bool {
         overlay,
         ino,
         dev,
+        flags,
     } = model;
     *kind == backend.kind
         && *mode == backend.mode
@@ -47,6 +48,7 @@ fn matches(model: &Node, backend: &Node) -> bool {
         && *target == backend.target
         && *ino == backend.ino
         && *dev == backend.dev
+        && *flags == backend.flags
         && *xattrs == backend.xattrs
         && *overlay == backend.overlay
 }

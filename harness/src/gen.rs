@@ -17,11 +17,11 @@
 //! unrelated layers), which those tests need but which would spend a
 //! campaign on ops that miss. Neither calls the other.
 
-use ovlcheck_case::layer::Entry;
+use ovlcheck_case::layer::{Entry, LayerFormat};
 use ovlcheck_case::path::{Name, OpPath, RelPath};
 use ovlcheck_case::profile::{KernelVersion, PRESETS};
 use ovlcheck_case::{
-    Access, Case, Cred, LayerSpec, Op, OpenFlags, Profile, RenameFlags, Step, Whence,
+    Access, Case, Cred, InodeFlags, LayerSpec, Op, OpenFlags, Profile, RenameFlags, Step, Whence,
 };
 use proptest::prelude::RngExt;
 use proptest::strategy::{NewTree, Strategy};
@@ -160,7 +160,71 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
     if case.profile.idmapped && config.ids.is_none() && rng.random_ratio(1, UNMAPPED_OWNER_ODDS) {
         unmapped_owners(rng, &mut case);
     }
+    // Drawn after everything else, so that a seed's other cases stay as
+    // they were. A worker in a user namespace cannot set immutable or
+    // append-only flags (CAP_LINUX_IMMUTABLE).
+    let flags_ok = config.ids.is_none() && !case.profile.userxattr;
+    if flags_ok && rng.random_ratio(1, LAYER_FLAGS_ODDS) {
+        let room = config.max_ops.saturating_sub(case.steps.len());
+        inode_flags(rng, &mut case, room);
+    }
     case
+}
+
+/// One case in this many has inode flags in its layers and `chattr` ops.
+const LAYER_FLAGS_ODDS: u32 = 8;
+
+/// The flags generated lower entries get: each alone, and the pairs that
+/// matter together.
+const LOWER_FLAGS: &[&str] = &["i", "a", "d", "A", "ia", "dA", "iA"];
+/// An upper layer holds no immutable or append-only inode (overlayfs keeps
+/// those in `protattr`).
+const UPPER_FLAGS: &[&str] = &["d", "A", "dA"];
+/// What generated `chattr` ops set.
+const CHATTR_FLAGS: &[&str] = &["-", "i", "a", "d", "A", "ia", "dA"];
+
+/// Gives some regular files and directories of the layers inode flags
+/// (rules `copy-up.fileattr` and the VFS's immutable and append-only
+/// checks), and adds one or two `chattr` ops (`fileattr.protattr`), some
+/// as a user who is not root, where the case has `room` for more ops.
+fn inode_flags(rng: &mut TestRng, case: &mut Case, room: usize) {
+    let lowers = case.lowers.iter_mut().map(|l| (l, LOWER_FLAGS));
+    let upper = case.upper.as_mut().map(|u| (u, UPPER_FLAGS));
+    for (layer, choices) in lowers.chain(upper) {
+        if layer.format != LayerFormat::Overlay {
+            continue;
+        }
+        let targets: Vec<RelPath> = layer
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Dir { path, .. } | Entry::File { path, .. } => Some(path.clone()),
+                _ => None,
+            })
+            .collect();
+        for path in targets {
+            if rng.random_ratio(1, 4) {
+                let flags = InodeFlags::parse(*pick(rng, choices)).expect("flags");
+                layer.entries.push(Entry::Attr { path, flags });
+            }
+        }
+    }
+    let universe = universe(&case.lowers, case.upper.as_ref());
+    for _ in 0..rng.random_range(1..=2).min(room) {
+        let flags = InodeFlags::parse(*pick(rng, CHATTR_FLAGS)).expect("flags");
+        let mut step = Step::new(Op::Chattr {
+            path: op_path(rng, &universe),
+            flags,
+        });
+        if rng.random_ratio(1, 4) {
+            step.cred = Some(Cred {
+                uid: 1000,
+                gid: 1000,
+            });
+        }
+        let at = rng.random_range(0..=case.steps.len());
+        case.steps.insert(at, step);
+    }
 }
 
 /// One idmapped case in this many has owners the layers' mounts do not map.

@@ -1,5 +1,5 @@
 //! `ovlcheck repro CASE`: a standalone shell script that rebuilds the layers
-//! with mkdir/printf/mknod/setfattr, mounts them as the driver does, and runs
+//! with mkdir/printf/mknod/setfattr/chattr, mounts them as the driver does, and runs
 //! the ops with the same syscalls (through a small embedded python3 helper,
 //! since the shell has no renameat2 or pwrite), printing each outcome in the
 //! `.ovl` syntax next to the one the case pins. Paste it into a bug report.
@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 /// The python3 helper that performs one op and prints its outcome.
 const OP_HELPER: &str = r#"
-import ctypes, errno, os, stat, sys
+import ctypes, errno, fcntl, os, stat, struct, sys
 a = sys.argv[1:]
 def b(x):
     return bytes.fromhex(x[4:]) if x.startswith('hex:') else x.encode()
@@ -164,6 +164,14 @@ def run(a):
         return '[' + ', '.join(q(n) for n in sorted(names)) + ']'
     if op == 'setxattr': os.setxattr(p[0], p[1], b(p[2])); return 'ok'
     if op == 'removexattr': os.removexattr(p[0], p[1]); return 'ok'
+    if op == 'chattr':
+        # FS_IOC_SETFLAGS with exactly these flags, through an fd opened
+        # for reading, as ovlcheck's executor does.
+        bits = {'i': 0x10, 'a': 0x20, 'd': 0x40, 'A': 0x80}
+        fd = os.open(p[0], os.O_RDONLY | os.O_NONBLOCK)
+        try: fcntl.ioctl(fd, 0x40086602, struct.pack('i', sum(bits[c] for c in p[1] if c in bits)))
+        finally: os.close(fd)
+        return 'ok'
     raise SystemExit('unknown op ' + op)
 def main(a):
     try: return run(a)
@@ -410,6 +418,7 @@ fn op_args(step: &Step) -> String {
             ])
         ),
         Op::Chown { path, uid, gid } => format!("chown {} {uid} {gid}", p(path)),
+        Op::Chattr { path, flags } => format!("chattr {} {}", p(path), sh(&flags.to_string())),
         Op::Utimes { path, mtime } => match mtime {
             Some(t) => format!("utimes {} {t}", p(path)),
             None => format!("utimes {} now", p(path)),
@@ -705,6 +714,16 @@ fn emit_layer(
                 sh(&format!("{dir}/{}", o.path))
             );
         }
+    }
+    // Inode flags after everything else: an immutable inode takes no
+    // other change.
+    for o in objects.iter().filter(|o| !o.flags.is_empty()) {
+        let _ = writeln!(
+            s,
+            "chattr ={} {}",
+            o.flags,
+            sh(&format!("{dir}/{}", o.path))
+        );
     }
     Ok(())
 }

@@ -68,5 +68,6 @@ fn inode_from_object(obj: &Object, unmapped: &dyn Fn(u32) -> bool) -> Inode {
     inode.ovl.redirect = obj.markers.redirect.clone();
     inode.ovl.whiteout = obj.markers.xwhiteout;
     inode.ovl.metacopy = obj.markers.metacopy;
+    inode.flags = obj.flags;
     inode
 }

@@ -305,6 +305,8 @@ fn tree_entries(after: &View, changes: Vec<oci::Change>) -> View {
         }
         (n.nlink, n.dev) = (None, None);
         n.overlay.clear();
+        // A layer tar carries no inode flags.
+        n.flags = ovlcheck_case::InodeFlags::NONE;
         nodes.insert(change.path, n);
     }
     for paths in labels.into_values().filter(|p| p.len() > 1) {

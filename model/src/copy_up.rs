@@ -13,7 +13,7 @@ use crate::rules::Rule;
 use crate::space;
 use crate::Model;
 use imbl::OrdMap;
-use ovlcheck_case::Errno;
+use ovlcheck_case::{Errno, InodeFlags};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -80,6 +80,21 @@ impl Model {
         self.copy_up(walk, CopyUp::Meta)
     }
 
+    /// ovl_copy_fileattr, for regular files and directories that have
+    /// flags: immutable and append-only go to `protattr` (the upper inode
+    /// could not otherwise be linked in or marked), noatime to the upper
+    /// inode, no-dump nowhere (observed on 6.18: docs/semantics.md §1.17).
+    fn copy_fileattr(&self, src: &Inode, upper: &mut Inode) {
+        if !(src.is_dir() || src.is_reg()) || src.flags.is_empty() {
+            return;
+        }
+        self.hit(Rule::CopyUpFileattr);
+        let prot = src.flags.intersection(InodeFlags::PROTECTED);
+        upper.ovl.protattr = prot;
+        upper.prot = prot;
+        upper.flags = src.flags.intersection(InodeFlags::COPIED);
+    }
+
     /// ovl_copy_up_one for one object whose parent is already upper.
     fn copy_up_one(
         &mut self,
@@ -136,6 +151,7 @@ impl Model {
             other => other.clone(),
         };
         inode.ovl.metacopy = metacopy;
+        self.copy_fileattr(&src, &mut inode);
         self.hit(match &src.kind {
             Kind::Dir(_) => Rule::CopyUpDir,
             Kind::File(_) if how == CopyUp::Trunc => Rule::CopyUpTrunc,

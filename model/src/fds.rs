@@ -201,7 +201,7 @@ impl Model {
         match kind {
             // may_open: a symlink reached without following it.
             Kind::Symlink(_) => Err(Errno::ELOOP),
-            _ => self.open_file(w, acc, flags.trunc, cred),
+            _ => self.open_file(w, acc, flags.trunc, flags.append, cred),
         }
     }
 
@@ -616,8 +616,9 @@ impl Model {
     /// with ATTR_TOUCH: EACCES from the write permission check).
     pub(crate) fn op_utimes_now(&mut self, path: &OpPath, cred: Cred) -> Result<Value, Errno> {
         let u = self.modify(path, CopyUp::Meta, cred, |a| {
-            // may_setattr's ATTR_TOUCH check comes before notify_change's
+            // may_setattr's ATTR_TOUCH checks come before notify_change's
             // EOVERFLOW.
+            crate::perm::may_setattr(a, true)?;
             if !owner_or_capable(cred, a) {
                 permission(cred, a, MAY_WRITE)?;
             }

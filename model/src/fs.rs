@@ -5,6 +5,7 @@
 
 use crate::names::EntryName;
 use imbl::OrdMap;
+use ovlcheck_case::InodeFlags;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -70,6 +71,10 @@ pub(crate) struct OvlXattrs {
     pub uuid: bool,
     /// Escaped `overlay.overlay.*` xattrs set through the overlay (v6.7+).
     pub escaped: std::collections::BTreeMap<String, Vec<u8>>,
+    /// `protattr`: the immutable and append-only flags of an upper inode,
+    /// which the upper inode itself does not carry (copy_up.c:
+    /// ovl_copy_fileattr; inode.c: ovl_fileattr_set).
+    pub protattr: InodeFlags,
 }
 
 /// The owner or group of an inode whose id the layer's idmapped mount does
@@ -117,6 +122,12 @@ pub(crate) struct Inode {
     /// Open fds that hold this inode (module `fds`): it stays while held,
     /// linked or not, as an unlinked open file does.
     pub open: u32,
+    /// The real inode's flags (`chattr`).
+    pub flags: InodeFlags,
+    /// The `protattr` flags overlay honours: an upper inode's (util.c:
+    /// ovl_check_protattr at inode setup); a lower inode's `protattr`
+    /// counts for nothing.
+    pub prot: InodeFlags,
 }
 
 impl Inode {
@@ -141,7 +152,16 @@ impl Inode {
             union_nlink: None,
             pages: None,
             open: 0,
+            flags: InodeFlags::NONE,
+            prot: InodeFlags::NONE,
         }
+    }
+
+    /// The flags the overlay inode has (inode.c: ovl_copyflags of the real
+    /// inode, merged with an upper inode's `protattr`), which the VFS
+    /// checks.
+    pub fn seen_flags(&self) -> InodeFlags {
+        self.flags.union(self.prot)
     }
 
     pub fn is_dir(&self) -> bool {

@@ -145,6 +145,10 @@ fn hash_layer(
             h.str(k);
             h.bytes(v);
         }
+        if !(i.flags.is_empty() && i.prot.is_empty()) {
+            h.str("flags");
+            h.u64(u64::from(i.flags.to_fs()) | u64::from(i.prot.to_fs()) << 8);
+        }
         let mut ovl = i.ovl.clone();
         let origin = ovl.origin.take();
         h.str(&format!("{ovl:?}"));

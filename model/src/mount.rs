@@ -6,6 +6,7 @@ use crate::resolve::push_name;
 use crate::rules::Rule;
 use crate::Model;
 use imbl::OrdMap;
+use ovlcheck_case::InodeFlags;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
@@ -38,6 +39,9 @@ impl Model {
             if index && r.ovl.origin.is_none() {
                 r.ovl.origin = Some(None);
             }
+            // The root inode is made without ovl_check_protattr (observed
+            // on 6.18): its `protattr` counts for nothing once mounted again.
+            r.prot = InodeFlags::NONE;
         }
         if self.upper.is_some() {
             self.hit(match (uuid, self.feat.uuid_off) {
@@ -206,6 +210,20 @@ impl Model {
                 if let Some(inode) = upper.try_get_mut(ino) {
                     inode.union_nlink = None;
                 }
+            }
+            // A lower inode's `protattr` counts for nothing (util.c:
+            // ovl_check_protattr runs for upper inodes only).
+            let protected: Vec<Ino> = upper
+                .inodes
+                .iter()
+                .filter(|(_, i)| !i.prot.is_empty())
+                .map(|(ino, _)| *ino)
+                .collect();
+            if !protected.is_empty() {
+                self.hit(Rule::ProtattrBelow);
+            }
+            for ino in protected {
+                upper.get_mut(ino).prot = InodeFlags::NONE;
             }
             Arc::make_mut(&mut m.lowers).push(upper);
             m.upper = Some(Layer::new());

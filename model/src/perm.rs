@@ -12,9 +12,15 @@
 //! (inode_permission: HAS_UNMAPPED_ID), and removing or linking it is
 //! EOVERFLOW (may_delete, may_linkat). Observed on 6.18
 //! (docs/semantics.md §1.16).
+//!
+//! Inode flags (`chattr`) as the overlay inode has them
+//! ([`Inode::seen_flags`]): an immutable inode takes no write, attribute
+//! change, link or removal, an append-only one only appending writes
+//! (inode_permission, may_open, may_setattr, may_delete, vfs_link;
+//! docs/semantics.md §1.17).
 
 use crate::fs::Inode;
-use ovlcheck_case::{Cred, Errno};
+use ovlcheck_case::{Cred, Errno, InodeFlags};
 
 pub(crate) const MAY_EXEC: u32 = 1;
 pub(crate) const MAY_WRITE: u32 = 2;
@@ -24,6 +30,10 @@ pub(crate) const MAY_READ: u32 = 4;
 /// `mask`. CAP_DAC_OVERRIDE grants everything except executing a file
 /// without any x bit.
 pub(crate) fn permission(cred: Cred, inode: &Inode, mask: u32) -> Result<(), Errno> {
+    // inode_permission: nobody gets write access to an immutable inode.
+    if mask & MAY_WRITE != 0 && inode.seen_flags().intersects(InodeFlags::IMMUTABLE) {
+        return Err(Errno::EPERM);
+    }
     if mask & MAY_WRITE != 0 && !inode.ids_mapped() {
         return Err(Errno::EACCES);
     }
@@ -82,14 +92,59 @@ pub(crate) fn may_create(cred: Cred, dir: &Inode) -> Result<(), Errno> {
 }
 
 /// may_delete: a victim with an unmapped id is EOVERFLOW; then write and
-/// search on the parent, then the sticky bit.
+/// search on the parent; then an append-only parent, the sticky bit, an
+/// append-only or immutable victim (EPERM).
 pub(crate) fn may_delete(cred: Cred, dir: &Inode, victim: &Inode) -> Result<(), Errno> {
     setattr_mapped(victim)?;
     permission(cred, dir, MAY_WRITE | MAY_EXEC)?;
-    if sticky_denies(cred, dir, victim) {
+    if dir.seen_flags().intersects(InodeFlags::APPEND)
+        || sticky_denies(cred, dir, victim)
+        || victim.seen_flags().intersects(InodeFlags::PROTECTED)
+    {
         return Err(Errno::EPERM);
     }
     Ok(())
+}
+
+/// vfs_link, after may_create: no link to an append-only or immutable
+/// inode.
+pub(crate) fn may_link_to(inode: &Inode) -> Result<(), Errno> {
+    if inode.seen_flags().intersects(InodeFlags::PROTECTED) {
+        Err(Errno::EPERM)
+    } else {
+        Ok(())
+    }
+}
+
+/// may_setattr: no change of mode, owner or explicit times of an
+/// append-only or immutable inode, and no `utimes now` (`touch`) of an
+/// immutable one; checked before anything else of notify_change.
+pub(crate) fn may_setattr(inode: &Inode, touch: bool) -> Result<(), Errno> {
+    let denied = if touch {
+        InodeFlags::IMMUTABLE
+    } else {
+        InodeFlags::PROTECTED
+    };
+    if inode.seen_flags().intersects(denied) {
+        Err(Errno::EPERM)
+    } else {
+        Ok(())
+    }
+}
+
+/// may_open of an append-only inode: write access needs O_APPEND, and
+/// O_TRUNC is refused (EPERM), after the permission check.
+pub(crate) fn may_open_append(
+    inode: &Inode,
+    write: bool,
+    append: bool,
+    trunc: bool,
+) -> Result<(), Errno> {
+    if inode.seen_flags().intersects(InodeFlags::APPEND) && ((write && !append) || trunc) {
+        Err(Errno::EPERM)
+    } else {
+        Ok(())
+    }
 }
 
 /// may_linkat with fs.protected_hardlinks=1 (the setting here): a non-owner

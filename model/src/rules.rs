@@ -89,6 +89,10 @@ pub enum Rule {
     CopyUpUnmapped,
     LookupOriginUnmapped,
     ReaddirImpureLookupFails,
+    CopyUpFileattr,
+    FileattrSet,
+    ProtattrBelow,
+    FlagsInherited,
 }
 
 /// What one rule is: its stable id (the name campaigns and `--json`
@@ -176,6 +180,10 @@ const MKDIR_OPAQUE: Reach = Reach {
 const D_INO_LOOKUPS: Reach = Reach {
     when: |f| f.ino != InoMode::PseudoDev && !f.readonly(),
     needs: "an upper layer, d_ino computed (one filesystem, or xino)",
+};
+const FLAGS: Reach = Reach {
+    when: |f| !f.readonly() && f.init_caps,
+    needs: "an upper layer, mounted in the initial user namespace (layers with immutable or append-only inodes need CAP_LINUX_IMMUTABLE)",
 };
 const IDMAPPED: Reach = Reach {
     when: |f| f.idmapped,
@@ -728,6 +736,30 @@ pub const RULES: &[RuleInfo] = &[
         "readdir.impure-lookup-fails",
         "readdir.c: ovl_dir_read_impure, ovl_cache_update (a failing lookup fails the listing)",
         D_INO_LOOKUPS,
+    ),
+    info(
+        Rule::CopyUpFileattr,
+        "copy-up.fileattr",
+        "copy_up.c: ovl_copy_fileattr (immutable and append-only to overlay.protattr, noatime to the upper inode, no-dump dropped)",
+        FLAGS,
+    ),
+    info(
+        Rule::FileattrSet,
+        "fileattr.protattr",
+        "inode.c: ovl_fileattr_set; util.c: ovl_set_protattr (chattr copies up; immutable and append-only go to overlay.protattr)",
+        FLAGS,
+    ),
+    info(
+        Rule::ProtattrBelow,
+        "fileattr.protattr-below",
+        "util.c: ovl_check_protattr (for upper inodes but the root only: a committed layer's protattr counts for nothing)",
+        FLAGS,
+    ),
+    info(
+        Rule::FlagsInherited,
+        "create.flags-inherited",
+        "dir.c: ovl_create_upper (made in the upper dir, whose no-dump and no-atime flags tmpfs gives it: shmem.c SHMEM_FL_INHERITED), ovl_create_over_whiteout (made in the work dir)",
+        FLAGS,
     ),
 ];
 

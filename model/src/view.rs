@@ -7,7 +7,7 @@ use crate::names::cmp_names;
 use crate::resolve::push_name;
 use crate::rules::Rule;
 use crate::Model;
-use ovlcheck_case::{DevClass, FileKind, Node, NodeKind, StatInfo, View};
+use ovlcheck_case::{DevClass, FileKind, InodeFlags, Node, NodeKind, StatInfo, View};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -232,6 +232,7 @@ impl Model {
             .filter(|(k, _)| k.starts_with("user."))
             .map(|(k, v)| (k, v.clone()))
             .collect();
+        n.flags = observed_flags(a, a.seen_flags());
         if d.is_dir {
             return n;
         }
@@ -345,6 +346,9 @@ impl Model {
         if o.uuid {
             m.insert("uuid".into(), "uuid".into());
         }
+        if !o.protattr.is_empty() {
+            m.insert("protattr".into(), o.protattr.protattr_value());
+        }
         for (k, v) in &o.escaped {
             m.insert(
                 format!("overlay.{k}"),
@@ -394,6 +398,17 @@ fn set_contents(n: &mut Node, kind: &Kind, data: impl FnOnce(&Arc<Vec<u8>>) -> A
     }
 }
 
+/// The flags a view shows of `inode`: FS_IOC_GETFLAGS needs an open
+/// regular file or directory (a symlink cannot be opened, a fifo has no
+/// such ioctl), so other kinds show none.
+fn observed_flags(inode: &Inode, flags: InodeFlags) -> InodeFlags {
+    if inode.is_dir() || inode.is_reg() {
+        flags
+    } else {
+        InodeFlags::NONE
+    }
+}
+
 fn raw_rec(m: &Model, layer: &Layer, ino: Ino, path: &mut String, nodes: &mut Vec<(String, Node)>) {
     let inode = layer.get(ino);
     let (uid, gid) = (m.seen_id(inode.uid), m.seen_id(inode.gid));
@@ -404,6 +419,7 @@ fn raw_rec(m: &Model, layer: &Layer, ino: Ino, path: &mut String, nodes: &mut Ve
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     n.overlay = m.overlay_names(inode);
+    n.flags = observed_flags(inode, inode.flags);
     set_contents(&mut n, &inode.kind, Arc::clone);
     if !inode.is_dir() && !inode.is_whiteout() {
         n.nlink = Some(layer.nlink(ino));

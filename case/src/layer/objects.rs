@@ -1,6 +1,7 @@
 //! Resolution of a layer's entries into objects (`LayerSpec::objects`).
 
 use super::{Entry, LayerError, Markers, Object, ObjectKind, DEFAULT_MTIME, IMPLIED_DIR_MODE};
+use crate::iflags::InodeFlags;
 use crate::path::{Name, RelPath, PATH_MAX};
 use std::collections::BTreeMap;
 
@@ -100,6 +101,7 @@ impl<'a> Builder<'a> {
             mtime: DEFAULT_MTIME,
             xattrs: BTreeMap::new(),
             markers: Markers::default(),
+            flags: InodeFlags::NONE,
         }
     }
 
@@ -338,6 +340,17 @@ fn entry<'a>(b: &mut Builder<'a>, e: &'a Entry) -> Result<(), String> {
         Entry::Mtime { secs, .. } => {
             let j = b.inode(path, "mtime")?;
             b.objs[j].mtime = *secs;
+        }
+        Entry::Attr { flags, .. } => {
+            let j = b.inode(path, "attr")?;
+            let o = &mut b.objs[j];
+            if !matches!(o.kind, ObjectKind::Dir | ObjectKind::File(_)) || o.markers.xwhiteout {
+                return Err(format!(
+                    "inode flags go on regular files and directories, `{path}` is {}",
+                    kind_word(&o.kind)
+                ));
+            }
+            o.flags = *flags;
         }
     }
     Ok(())

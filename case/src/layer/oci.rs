@@ -167,6 +167,9 @@ fn convert<'a>(
         | Entry::Metacopy { .. } => {
             return overlay_only("xwhiteouts, xwhiteout, redirect and metacopy have no OCI form")
         }
+        Entry::Attr { .. } => {
+            return overlay_only("inode flags have no OCI form (a layer tar carries none)")
+        }
         _ => {}
     }
     let what = named(path)?;

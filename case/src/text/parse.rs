@@ -7,6 +7,7 @@ use super::limits::{
 use super::ParseError;
 use crate::case::Case;
 use crate::errno::Errno;
+use crate::iflags::InodeFlags;
 use crate::layer::{
     check_capability_value, check_layer_xattr_name, Entry, LayerFormat, LayerSpec, CAPABILITY_XATTR,
 };
@@ -17,11 +18,11 @@ use crate::profile::Profile;
 use std::str::FromStr;
 
 const ENTRY_WORDS: &str = "dir, file, symlink, hardlink, fifo, whiteout, opaque, xwhiteouts, \
-                           xwhiteout, redirect, xattr, owner or mtime";
+                           xwhiteout, redirect, xattr, owner, mtime or attr";
 const OP_WORDS: &str = "lstat, stat, read, readlink, readdir, getxattr, listxattr, open, create, \
                         write, truncate, mkdir, mkfifo, symlink, unlink, rmdir, link, rename, \
-                        chmod, chown, utimes, setxattr, removexattr, fstat, fread, freaddir, \
-                        lseek, fsync, fwrite, close, remount or commit";
+                        chmod, chown, utimes, setxattr, removexattr, chattr, fstat, fread, \
+                        freaddir, lseek, fsync, fwrite, close, remount or commit";
 const OUTCOME_WORDS: &str =
     "an outcome (ok, an errno like ENOENT, \"data\", [\"names\"], {KIND MODE UID:GID size=N nlink=N} or {fsid=CLASS})";
 
@@ -161,6 +162,14 @@ impl<'t, 'a> Cursor<'t, 'a> {
             }
             _ => Err(self.expected(&format!("{what} as a quoted string (\"...\")"))),
         }
+    }
+
+    /// Inode flags: `-` or letters among `iadA` ([`InodeFlags::parse`]).
+    fn inode_flags(&mut self) -> Result<(InodeFlags, usize), ParseError> {
+        let (w, col) = self.word("inode flags (letters among iadA, or `-`)")?;
+        InodeFlags::parse(w)
+            .map(|f| (f, col))
+            .map_err(|m| self.err(col, m))
     }
 
     fn mode(&mut self) -> Result<u32, ParseError> {
@@ -624,6 +633,20 @@ impl<'a> Parser<'a> {
                     col,
                 )
             }
+            "attr" => {
+                let (path, col) = path_of(c)?;
+                let (flags, fcol) = c.inode_flags()?;
+                let upper = self.layer.as_ref().is_some_and(|l| l.upper);
+                if upper && flags.intersects(InodeFlags::PROTECTED) {
+                    return Err(c.err(
+                        fcol,
+                        "an upper layer cannot hold immutable or append-only inodes: \
+                         overlayfs keeps those flags of upper files in `overlay.protattr` \
+                         (give them to a lower layer's entry, or set them with `chattr`)",
+                    ));
+                }
+                (Entry::Attr { path, flags }, col)
+            }
             _ => {
                 return Err(c.err(
                     kw_col,
@@ -784,6 +807,10 @@ fn op(c: &mut Cursor) -> Result<Op, ParseError> {
         "chmod" => Op::Chmod {
             path: c.op_path()?,
             mode: c.mode()?,
+        },
+        "chattr" => Op::Chattr {
+            path: c.op_path()?,
+            flags: c.inode_flags()?.0,
         },
         "symlink" => {
             let (target, tcol) = c.string("the symlink target")?;

@@ -41,6 +41,7 @@ pub(crate) fn entry(e: &Entry) -> String {
         }
         Entry::Owner { uid, gid, .. } => format!("owner {p} {uid} {gid}"),
         Entry::Mtime { secs, .. } => format!("mtime {p} {secs}"),
+        Entry::Attr { flags, .. } => format!("attr {p} {flags}"),
     }
 }
 
@@ -107,6 +108,7 @@ pub(crate) fn op(o: &Op) -> String {
         Op::Mkdir { path, mode } | Op::Mkfifo { path, mode } | Op::Chmod { path, mode } => {
             format!("{k} {} {mode:04o}", op_path(path))
         }
+        Op::Chattr { path, flags } => format!("chattr {} {flags}", op_path(path)),
         Op::Symlink { target, path } => format!("symlink {} {}", quote(target), op_path(path)),
         Op::Link { old, new } => format!("link {} {}", op_path(old), op_path(new)),
         Op::Rename { old, new, flags } => {

@@ -14,6 +14,7 @@ use ovlcheck_case::{
     Case, Errno as CaseErrno, LayerSpec, LowerFs, Op, Outcome, Profile, Step, View,
 };
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// The umask of a worker (set once at its start): objects get exactly the
@@ -242,12 +243,18 @@ impl MountedCase {
             self.store.umask(),
         )
         .map_err(io_str)?;
-        match raw {
+        // Below an idmapped mount, the flags of an inode whose owner the
+        // mount does not map are set from beneath it (fileattr_set needs the
+        // owner or CAP_FOWNER over the inode).
+        let flags_dir = match raw {
             Some(fd) => {
-                crate::idmapped::store_unmapped(fd.as_fd(), "diff", &objects).map_err(io_str)
+                crate::idmapped::store_unmapped(fd.as_fd(), "diff", &objects).map_err(io_str)?;
+                let proc = crate::sys::proc_fd_path(fd);
+                PathBuf::from(std::ffi::OsStr::from_bytes(proc.as_bytes())).join("diff")
             }
-            None => Ok(()),
-        }
+            None => self.store.diff(layer),
+        };
+        crate::store::set_inode_flags(&flags_dir, &objects).map_err(io_str)
     }
 
     /// Image layers bottom first, then the container layer seeded with the

@@ -130,6 +130,7 @@ fn entry_word(e: &Entry) -> &'static str {
         Entry::Xattr { .. } => "xattr",
         Entry::Owner { .. } => "owner",
         Entry::Mtime { .. } => "mtime",
+        Entry::Attr { .. } => "inode flags",
     }
 }
 

@@ -1,15 +1,18 @@
 //! Ops that change the attributes of an existing object: chmod, chown,
-//! utimes. Each copies the object up first, metadata-only where metacopy
+//! utimes, chattr. Each copies the object up first, metadata-only where metacopy
 //! allows (overlayfs.rst: "Non-directories"; inode.c: ovl_setattr). The
 //! copy-up helpers here serve the data and xattr changes too (modules
 //! `file`, `xattr`).
 
 use crate::copy_up::CopyUp;
 use crate::fs::{Inode, UNMAPPED};
-use crate::perm::{capable, chmod_mode, mode_after_chown, owner_or_capable, setattr_mapped};
+use crate::perm::{
+    capable, chmod_mode, may_setattr, mode_after_chown, owner_or_capable, setattr_mapped, MAY_READ,
+};
 use crate::resolve::{Follow, Walk};
+use crate::rules::Rule;
 use crate::Model;
-use ovlcheck_case::{Cred, Errno, OpPath, Value};
+use ovlcheck_case::{Cred, Errno, InodeFlags, OpPath, Value};
 
 impl Model {
     /// Resolves an existing object, checks EROFS, and copies it up after
@@ -47,6 +50,7 @@ impl Model {
     ) -> Result<Value, Errno> {
         let mut new_mode = 0;
         let u = self.modify(path, CopyUp::Meta, cred, |a| {
+            may_setattr(a, false)?;
             setattr_mapped(a)?;
             if !owner_or_capable(cred, a) {
                 return Err(Errno::EPERM);
@@ -75,6 +79,7 @@ impl Model {
             // The caller's check on the overlay inode, then the mounter's
             // on the real one (ovl_setattr), which only an unmapped id can
             // fail (observed on 6.18).
+            may_setattr(a, false)?;
             if chown_ok(cred, a, uid, gid) && chown_ok(Cred::ROOT, a, uid, gid) {
                 Ok(())
             } else {
@@ -100,6 +105,7 @@ impl Model {
         cred: Cred,
     ) -> Result<Value, Errno> {
         let u = self.modify(path, CopyUp::Meta, cred, |a| {
+            may_setattr(a, false)?;
             setattr_mapped(a)?;
             if owner_or_capable(cred, a) {
                 Ok(())
@@ -108,6 +114,55 @@ impl Model {
             }
         })?;
         self.upper_mut().get_mut(u).mtime = Some(mtime);
+        Ok(Value::Unit)
+    }
+
+    /// `chattr =FLAGS P`: open O_RDONLY|O_NONBLOCK, then FS_IOC_SETFLAGS
+    /// (fs/file_attr.c: ioctl_setflags, vfs_fileattr_set): EROFS
+    /// (mnt_want_write_file); ENOTTY for what has no fileattr (fifos); the
+    /// owner or CAP_FOWNER (EPERM); a change of `i` or `a` needs
+    /// CAP_LINUX_IMMUTABLE, which only root in the initial user namespace
+    /// has (EPERM). Then overlay copies the object up, metadata only where
+    /// metacopy allows, and keeps `i` and `a` in `protattr`, the rest on
+    /// the upper inode (inode.c: ovl_fileattr_set, util.c:
+    /// ovl_set_protattr); an upper inode with an unmapped id refuses that
+    /// xattr where it is set or removed (EPERM, observed on 6.18).
+    pub(crate) fn op_chattr(
+        &mut self,
+        path: &OpPath,
+        flags: InodeFlags,
+        cred: Cred,
+    ) -> Result<Value, Errno> {
+        let mut w = self.resolve_existing(path, Follow::Yes, cred)?;
+        self.open_file(&mut w, MAY_READ, false, false, cred)?;
+        self.check_writable()?;
+        let a = self.attr(w.last());
+        if !(a.is_dir() || a.is_reg()) {
+            return Err(Errno::ENOTTY);
+        }
+        if !owner_or_capable(cred, a) {
+            return Err(Errno::EPERM);
+        }
+        let prot = flags.intersection(InodeFlags::PROTECTED);
+        let old_prot = a.seen_flags().intersection(InodeFlags::PROTECTED);
+        let immutable_cap = cred.is_root() && self.feat.init_caps;
+        if old_prot != prot && !immutable_cap {
+            return Err(Errno::EPERM);
+        }
+        self.copy_up(&mut w, CopyUp::Meta)?;
+        let u = w.last().upper.expect("copied up");
+        // ovl_set_protattr sets the xattr for new protection flags, or
+        // removes it when the inode had some, which an upper inode with an
+        // unmapped id refuses (may_write_xattr).
+        let touches_xattr = !prot.is_empty() || !old_prot.is_empty();
+        if touches_xattr && !self.upper_inode(u).ids_mapped() {
+            return Err(Errno::EPERM);
+        }
+        self.hit(Rule::FileattrSet);
+        let inode = self.upper_mut().get_mut(u);
+        inode.ovl.protattr = prot;
+        inode.prot = prot;
+        inode.flags = flags.without(InodeFlags::PROTECTED);
         Ok(Value::Unit)
     }
 }

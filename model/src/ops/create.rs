@@ -6,13 +6,13 @@
 use crate::copy_up::CopyUp;
 use crate::fs::{Ino, Inode, Kind};
 use crate::lookup::Dentry;
-use crate::perm::{may_create, may_linkat, MAY_WRITE};
+use crate::perm::{may_create, may_link_to, may_linkat, MAY_WRITE};
 use crate::resolve::{join_path, Follow, Place, Resolved, Walk};
 use crate::rules::Rule;
 use crate::Model;
 use imbl::OrdMap;
 use ovlcheck_case::path::PATH_MAX;
-use ovlcheck_case::{Cred, Errno, OpPath, Value};
+use ovlcheck_case::{Cred, Errno, InodeFlags, OpPath, Value};
 use std::sync::Arc;
 
 /// What to put at a new name.
@@ -109,6 +109,19 @@ impl Model {
                     }
                     i.ovl.opaque = Some('y');
                 }
+                // tmpfs gives a new inode its directory's no-dump and
+                // no-atime flags (shmem_get_inode: SHMEM_FL_INHERITED);
+                // over a whiteout the object is made in the work dir.
+                if !over_whiteout {
+                    let inherited = self
+                        .upper_inode(pu)
+                        .flags
+                        .intersection(InodeFlags::INHERITED);
+                    if !inherited.is_empty() {
+                        self.hit(Rule::FlagsInherited);
+                        i.flags = inherited;
+                    }
+                }
                 self.upper_mut().alloc(i)
             }
             NewObj::Link(ino) => ino,
@@ -148,7 +161,7 @@ impl Model {
         match self.resolve(path, follow, cred)? {
             Resolved::Found(_) if excl => Err(Errno::EEXIST),
             Resolved::Found(mut w) => {
-                self.open_file(&mut w, MAY_WRITE, trunc, cred)?;
+                self.open_file(&mut w, MAY_WRITE, trunc, false, cred)?;
                 Ok(Value::Unit)
             }
             Resolved::Missing { slash: true, .. } => Err(Errno::EISDIR),
@@ -235,6 +248,7 @@ impl Model {
         let a = self.attr(ow.last()).clone();
         may_linkat(cred, &a)?;
         may_create(cred, self.attr(nn.dir.last()))?;
+        may_link_to(&a)?;
         if a.is_dir() {
             return Err(Errno::EPERM);
         }

@@ -6,7 +6,7 @@
 
 use crate::copy_up::CopyUp;
 use crate::fs::{Ino, Kind};
-use crate::perm::{mode_after_write, permission, MAY_READ, MAY_WRITE};
+use crate::perm::{may_open_append, mode_after_write, permission, MAY_READ, MAY_WRITE};
 use crate::resolve::{Follow, Walk};
 use crate::rules::Rule;
 use crate::space;
@@ -21,14 +21,16 @@ const MODEL_MAX_FILE: u64 = 1 << 24;
 
 impl Model {
     /// may_open and the open-time copy-up of an existing object: EISDIR
-    /// for writing a directory, EROFS, permission, then copy-up for write
-    /// access or O_TRUNC except for special files
-    /// (copy_up.c: ovl_open_need_copy_up); O_TRUNC copies size 0.
+    /// for writing a directory, EROFS, permission, an append-only file's
+    /// O_APPEND and O_TRUNC, then copy-up for write access or O_TRUNC
+    /// except for special files (copy_up.c: ovl_open_need_copy_up);
+    /// O_TRUNC copies size 0.
     pub(crate) fn open_file(
         &mut self,
         w: &mut Walk,
         acc: u32,
         trunc: bool,
+        append: bool,
         cred: Cred,
     ) -> Result<(), Errno> {
         // O_WRONLY: a fifo without a reader fails in fifo_open (ENXIO, the
@@ -53,6 +55,7 @@ impl Model {
             self.check_writable()?;
         }
         permission(cred, &a, acc)?;
+        may_open_append(&a, acc & MAY_WRITE != 0, append, trunc)?;
         if acc & MAY_WRITE == 0 {
             return Ok(());
         }
@@ -81,7 +84,7 @@ impl Model {
         } else {
             MAY_READ
         };
-        self.open_file(&mut w, acc, trunc, cred)?;
+        self.open_file(&mut w, acc, trunc, false, cred)?;
         Ok(Value::Unit)
     }
 
@@ -162,7 +165,12 @@ impl Model {
         if end > MODEL_MAX_FILE {
             return Err(Errno::EFBIG);
         }
-        self.modify_walk(w, CopyUp::Data, |a| permission(cred, a, MAY_WRITE))
+        // An append-only file: open O_WRONLY (`write`) and vfs_truncate
+        // are EPERM after the permission check.
+        self.modify_walk(w, CopyUp::Data, |a| {
+            permission(cred, a, MAY_WRITE)?;
+            may_open_append(a, true, false, false)
+        })
     }
 
     /// What changing a file's contents does to its upper inode `u` besides

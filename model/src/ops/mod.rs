@@ -98,6 +98,7 @@ fn run(m: &mut Model, op: &Op, cred: Cred) -> Result<Value, Errno> {
         }
         Op::Chmod { path, mode } => m.op_chmod(path, *mode, cred),
         Op::Chown { path, uid, gid } => m.op_chown(path, *uid, *gid, cred),
+        Op::Chattr { path, flags } => m.op_chattr(path, *flags, cred),
         Op::Utimes {
             path,
             mtime: Some(t),

@@ -10,7 +10,7 @@ use crate::perm::{owner_or_capable, permission, MAY_READ, MAY_WRITE};
 use crate::resolve::{Follow, Walk};
 use crate::rules::Rule;
 use crate::Model;
-use ovlcheck_case::{Cred, Errno, OpPath, Value};
+use ovlcheck_case::{Cred, Errno, InodeFlags, OpPath, Value};
 
 /// XATTR_NAME_MAX: the longest xattr name.
 const XATTR_NAME_MAX: usize = 255;
@@ -69,8 +69,9 @@ fn xattr_read_permission(cred: Cred, init_caps: bool, a: &Inode, ns: XattrNs) ->
     }
 }
 
-/// xattr_permission for writing: never on an inode with an unmapped owner
-/// or group (may_write_xattr: HAS_UNMAPPED_ID); trusted.* needs
+/// xattr_permission for writing: never on an immutable or append-only
+/// inode, nor on one with an unmapped owner or group (may_write_xattr:
+/// HAS_UNMAPPED_ID); trusted.* needs
 /// CAP_SYS_ADMIN in the initial user namespace (as for reading) and
 /// security.* root; user.* only on regular files and directories, not on
 /// a sticky directory one does not own, and needs write permission.
@@ -80,7 +81,7 @@ fn xattr_write_permission(
     a: &Inode,
     ns: XattrNs,
 ) -> Result<(), Errno> {
-    if !a.ids_mapped() {
+    if !a.ids_mapped() || a.seen_flags().intersects(InodeFlags::PROTECTED) {
         return Err(Errno::EPERM);
     }
     match ns {
