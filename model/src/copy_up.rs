@@ -236,10 +236,19 @@ impl Model {
         let (data, pages) = if how == CopyUp::Trunc {
             (Vec::new(), None)
         } else {
+            // ovl_copy_up_meta_inode_data copies as many bytes as the first
+            // lower stats (ovl_copy_up_one: vfs_getattr of the lower path),
+            // up to the end of the data, into the upper file in place: the
+            // metacopy's own bytes past them stay, and the file grows to
+            // hold them (observed on 6.18:
+            // corpus/regressions/metacopy-data-copy-up-size.ovl).
             let free = self.free_pages();
             let have = self.upper_inode(u).pages.clone();
-            let size = space::file_len(self.upper_inode(u));
-            let pages = match self.lower_data_inode(d) {
+            let size = d
+                .lowers
+                .first()
+                .map_or(0, |r| space::file_len(self.lower_inode(*r)));
+            let wrote = match self.lower_data_inode(d) {
                 Some(src) => match space::copy_up_pages(src, size, free, have.as_ref()) {
                     Ok(pages) => pages,
                     Err(space::NoSpace(written)) => {
@@ -250,11 +259,24 @@ impl Model {
                 },
                 None => None,
             };
-            let own = match &self.upper_inode(u).kind {
+            let mut own = match &self.upper_inode(u).kind {
                 Kind::File(own) => own.to_vec(),
                 _ => Vec::new(),
             };
-            (self.copied_data(d, own).to_vec(), pages)
+            let lower = self.file_data(d);
+            let copied = lower.len().min(size as usize);
+            if own.len() != lower.len() {
+                self.hit(Rule::StatMetacopySize);
+            }
+            let own_len = own.len() as u64;
+            if own.len() < copied {
+                own.resize(copied, 0);
+            }
+            own[..copied].copy_from_slice(&lower[..copied]);
+            let len = own.len() as u64;
+            let pages =
+                space::merged_pages(own_len, have.as_ref(), copied as u64, wrote.as_ref(), len);
+            (own, pages)
         };
         let inode = self.upper_mut().get_mut(u);
         inode.kind = Kind::File(Arc::new(data));

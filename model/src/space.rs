@@ -91,6 +91,28 @@ fn normal(len: u64, pages: BTreeSet<u64>) -> Option<Pages> {
     }
 }
 
+/// The pages of a file after a copy wrote into it in place: it had
+/// `own_len` bytes in pages `have` (`None`: all of them), the copy wrote
+/// the pages `wrote` (`None`: every page of its first `copied` bytes),
+/// and it now has `len` bytes.
+pub(crate) fn merged_pages(
+    own_len: u64,
+    have: Option<&Pages>,
+    copied: u64,
+    wrote: Option<&Pages>,
+    len: u64,
+) -> Option<Pages> {
+    let mut pages: BTreeSet<u64> = match have {
+        Some(h) => h.iter().copied().collect(),
+        None => (0..own_len.div_ceil(PAGE)).collect(),
+    };
+    match wrote {
+        Some(w) => pages.extend(w.iter().copied()),
+        None => pages.extend(0..copied.div_ceil(PAGE)),
+    }
+    normal(len, pages)
+}
+
 /// A data copy-up that ran out of space (ENOSPC): the pages it had
 /// written by then. A copy into a temp file loses them with the file; the
 /// data copy-up of a metacopy writes into the upper file in place, which
