@@ -32,8 +32,16 @@ pub enum Contract {
 
 /// Overlay xattrs a kernel mount reads to build the merged tree from a
 /// layer (overlayfs.rst: whiteouts and opaque directories, redirect_dir,
-/// metacopy); the others serve inode numbers, the index and readdir.
-const LAYOUT_OVERLAY_KEYS: [&str; 5] = ["opaque", "redirect", "metacopy", "whiteout", "whiteouts"];
+/// metacopy; util.c: ovl_check_protattr for the inode flags of upper
+/// inodes); the others serve inode numbers, the index and readdir.
+const LAYOUT_OVERLAY_KEYS: [&str; 6] = [
+    "opaque",
+    "redirect",
+    "metacopy",
+    "whiteout",
+    "whiteouts",
+    "protattr",
+];
 
 impl Contract {
     pub const ALL: [Contract; 3] = [Contract::Posix, Contract::Layout, Contract::Kernel];
