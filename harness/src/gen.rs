@@ -204,14 +204,16 @@ fn inode_flags(rng: &mut TestRng, case: &mut Case, room: usize) {
             .collect();
         for path in targets {
             if rng.random_ratio(1, 4) {
-                let flags = InodeFlags::parse(*pick(rng, choices)).expect("flags");
+                let word: &&str = pick(rng, choices);
+                let flags = InodeFlags::parse(word).expect("flags");
                 layer.entries.push(Entry::Attr { path, flags });
             }
         }
     }
     let universe = universe(&case.lowers, case.upper.as_ref());
     for _ in 0..rng.random_range(1..=2).min(room) {
-        let flags = InodeFlags::parse(*pick(rng, CHATTR_FLAGS)).expect("flags");
+        let word: &&str = pick(rng, CHATTR_FLAGS);
+        let flags = InodeFlags::parse(word).expect("flags");
         let mut step = Step::new(Op::Chattr {
             path: op_path(rng, &universe),
             flags,
