@@ -63,6 +63,12 @@ pub(crate) struct Held {
     pub dead: bool,
     /// The fds that hold it.
     pub fds: u32,
+    /// A merged directory's cached listing (readdir.c: ovl_cache_get),
+    /// while an fd that read it keeps it and no entry of the directory
+    /// changed since (the inode's version): whether the directory was
+    /// impure when it was made, which decided the entries whose d_ino is
+    /// looked up (ovl_calc_d_ino). A reader of the directory reuses it.
+    pub dir_cache: Option<bool>,
 }
 
 /// Where a directory fd is in its listing.
@@ -83,6 +89,9 @@ pub(crate) struct OpenFile {
     pub pos: u64,
     /// Directories: the listing position.
     pub dir: Option<DirPos>,
+    /// Whether this fd holds its inode's cached listing
+    /// ([`Held::dir_cache`]).
+    pub cache: bool,
 }
 
 /// The fd table of a mount.
@@ -286,6 +295,7 @@ impl Model {
                         pipe: Vec::new(),
                         dead: false,
                         fds: 0,
+                        dir_cache: None,
                     },
                 );
                 id
@@ -300,6 +310,7 @@ impl Model {
                 flags,
                 pos: 0,
                 dir,
+                cache: false,
             },
         );
     }
@@ -309,8 +320,15 @@ impl Model {
         let Some(f) = self.fds.files.remove(name) else {
             return false;
         };
+        let cached =
+            |files: &OrdMap<String, OpenFile>| files.values().any(|o| o.held == f.held && o.cache);
+        let kept = cached(&self.fds.files);
         let h = self.fds.held.get_mut(&f.held).expect("held");
         h.fds -= 1;
+        if f.cache && !kept {
+            // The last reference to the cached listing (ovl_cache_put).
+            h.dir_cache = None;
+        }
         if h.fds == 0 {
             let h = self.fds.held.remove(&f.held).expect("held");
             if let Some(u) = h.dentry.upper {
@@ -318,6 +336,39 @@ impl Model {
             }
         }
         true
+    }
+
+    /// ovl_dir_modified: an entry of directory `d` was made, removed or
+    /// renamed, which moves its overlay inode's version, so a new reader
+    /// no longer takes the cached listing (ovl_cache_get); an fd that read
+    /// it keeps its own, past its end.
+    pub(crate) fn dir_modified(&mut self, d: &Dentry) {
+        let Some(id) = self.find_held(d, "") else {
+            return;
+        };
+        if self.fds.held[&id].dir_cache.is_none() {
+            return;
+        }
+        self.fds.held.get_mut(&id).expect("held").dir_cache = None;
+        let names: Vec<String> = self
+            .fds
+            .files
+            .iter()
+            .filter(|(_, f)| f.held == id)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in names {
+            self.fds.files.get_mut(&n).expect("fd").cache = false;
+        }
+    }
+
+    /// Whether merged directory `d` was impure when the listing an open fd
+    /// keeps cached for it was made, if one does ([`Held::dir_cache`]).
+    pub(crate) fn cached_listing_impure(&self, d: &Dentry) -> Option<bool> {
+        if self.fds.held.is_empty() {
+            return None;
+        }
+        self.fds.held[&self.find_held(d, "")?].dir_cache
     }
 
     /// Closes every fd (before an unmount).
@@ -598,6 +649,13 @@ impl Model {
                 Vec::new()
             }
             DirPos::Start => {
+                let impure = held
+                    .dentry
+                    .upper
+                    .is_some_and(|u| self.upper_inode(u).ovl.impure);
+                let h = self.fds.held.get_mut(&f.held).expect("held");
+                h.dir_cache.get_or_insert(impure);
+                self.fds.files.get_mut(fd).expect("fd").cache = true;
                 let names = self.readdir_names(&held.dentry)?;
                 if let Some(u) = self.readdir_clears_impure(&held.path, &held.dentry) {
                     self.upper_mut().get_mut(u).ovl.impure = false;

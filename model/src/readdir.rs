@@ -71,7 +71,16 @@ impl Model {
             self.hit(Rule::ReaddirMerged);
         }
         let upper_entries = d.upper.and_then(|u| self.upper_inode(u).entries());
-        let impure = d.upper.is_some_and(|u| self.upper_inode(u).ovl.impure);
+        let impure_now = d.upper.is_some_and(|u| self.upper_inode(u).ovl.impure);
+        // A listing an open fd keeps cached is reused: its entries' d_ino
+        // were set, or left to look up, when it was made.
+        let impure = match self.cached_listing_impure(d) {
+            Some(then) if then != impure_now => {
+                self.hit(Rule::FdReaddirCache);
+                then
+            }
+            _ => impure_now,
+        };
         Ok(self
             .merged_entries(d)
             .into_iter()

@@ -127,6 +127,7 @@ impl Model {
             NewObj::Link(ino) => ino,
         };
         self.upper_mut().link(pu, &nn.name, ino);
+        self.dir_modified(&parent);
         Ok(ino)
     }
 

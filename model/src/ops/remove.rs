@@ -151,6 +151,7 @@ impl Model {
             // Made in the work dir and moved into place: the mounter's group.
             self.put_whiteout(pu, &name, 0);
         }
+        self.dir_modified(parent.last());
         Ok(())
     }
 

@@ -327,6 +327,8 @@ impl Model {
             }
         }
         self.rename_upper(ou, &old_name, nu, &t.name, mode);
+        self.dir_modified(old_parent.last());
+        self.dir_modified(t.dir.last());
         // ovl_nlink_end: the replaced target's nlink xattr is written after
         // the rename, from the new union and real counts.
         if overwrite && t.exists && !t.d.is_dir {
