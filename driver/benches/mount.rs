@@ -145,7 +145,7 @@ fn bench(c: &mut Criterion) {
     std::fs::remove_file(merged.join("etc/os-release")).unwrap();
     let snap = observe::snapshot(&merged).unwrap();
     c.bench_function("observe merged view", |b| {
-        b.iter(|| observe::merged_view(&merged, &snap).unwrap())
+        b.iter(|| observe::merged_view(&merged, &snap, true).unwrap())
     });
     let upper = store.diff(&container);
     c.bench_function("observe upper view", |b| {

@@ -248,7 +248,7 @@ fn node_kind(st: &sys::Stat, raw: bool) -> NodeKind {
 
 /// The common fields of a node: kind, mode, owner, size, data, target,
 /// nlink and mtime (non-directories), inode flags (files, directories).
-fn base_node(e: &Entry, raw: bool) -> Result<Node, Fail> {
+fn base_node(e: &Entry, raw: bool, iflags: bool) -> Result<Node, Fail> {
     let st = e.st;
     let kind = node_kind(st, raw);
     let mut n = Node::new(kind, st.st_mode & 0o7777, st.st_uid, st.st_gid);
@@ -266,9 +266,11 @@ fn base_node(e: &Entry, raw: bool) -> Result<Node, Fail> {
             let data = sys::read_to_end_sized(&fd, crate::exec::READ_LIMIT, n.size as usize)
                 .map_err(Fail::of("read", e.rel))?;
             n.data = Some(data);
-            n.flags = inode_flags(&fd).map_err(Fail::of("FS_IOC_GETFLAGS", e.rel))?;
+            if iflags {
+                n.flags = inode_flags(&fd).map_err(Fail::of("FS_IOC_GETFLAGS", e.rel))?;
+            }
         }
-        NodeKind::Dir => {
+        NodeKind::Dir if iflags => {
             let fd = open_dir(e.dir, name).map_err(Fail::of("open", e.rel))?;
             n.flags = inode_flags(&fd).map_err(Fail::of("FS_IOC_GETFLAGS", e.rel))?;
         }
@@ -342,7 +344,7 @@ pub fn normalise_overlay_value(short: &str, value: &[u8]) -> String {
 pub fn raw_view(root: &Path, private: &str, skip_top: &[&str]) -> Result<View, String> {
     let mut view = View::default();
     let walked = walk(root, skip_top, &mut |cwd, e| {
-        let mut n = base_node(e, true)?;
+        let mut n = base_node(e, true, true)?;
         for (name, value) in xattrs(cwd, e, |_| true)? {
             match name.strip_prefix(private) {
                 Some(short) => {
@@ -383,21 +385,31 @@ fn remember_smallest(map: &mut HashMap<(u64, u64), String>, key: (u64, u64), pat
     }
 }
 
-/// The merged view, labelling inodes against `snap`.
-pub fn merged_view(merged: &Path, snap: &Snapshot) -> Result<View, String> {
-    merged_walk(merged, Some(snap)).map(|(v, _)| v)
+/// The merged view, labelling inodes against `snap`. With `iflags` the
+/// inode flags of files and directories are read (FS_IOC_GETFLAGS);
+/// without, they show as none: on a FUSE mount the ioctl makes the daemon
+/// open the file itself (fuse_fileattr_get), and in a corpus replay a
+/// walker's FS_IOC_GETFLAGS of a directory of a fuse-overlayfs 1.10 mount
+/// waited, uninterruptibly, for a daemon that was itself waiting in a
+/// blocking open of a fifo.
+pub fn merged_view(merged: &Path, snap: &Snapshot, iflags: bool) -> Result<View, String> {
+    merged_walk(merged, Some(snap), iflags).map(|(v, _)| v)
 }
 
 /// The merged view of a tree that has not changed since it was mounted,
 /// and its mount-time [`Snapshot`], in one walk: what [`snapshot`] then
 /// [`merged_view`] would give.
-pub fn merged_view_and_snapshot(merged: &Path) -> Result<(View, Snapshot), String> {
-    merged_walk(merged, None)
+pub fn merged_view_and_snapshot(merged: &Path, iflags: bool) -> Result<(View, Snapshot), String> {
+    merged_walk(merged, None, iflags)
 }
 
 /// The merged view with labels against `snap`, or against the tree's own
 /// identities when `snap` is `None`; and those identities.
-fn merged_walk(merged: &Path, snap: Option<&Snapshot>) -> Result<(View, Snapshot), String> {
+fn merged_walk(
+    merged: &Path,
+    snap: Option<&Snapshot>,
+    iflags: bool,
+) -> Result<(View, Snapshot), String> {
     let mut view = View::default();
     let mut current = Snapshot::new();
     let mut root_dev = None;
@@ -405,7 +417,7 @@ fn merged_walk(merged: &Path, snap: Option<&Snapshot>) -> Result<(View, Snapshot
     let mut inodes = Vec::new();
     let walked = walk(merged, &[], &mut |cwd, e| {
         let root_dev = *root_dev.get_or_insert(e.st.st_dev);
-        let mut n = base_node(e, false)?;
+        let mut n = base_node(e, false, iflags)?;
         n.xattrs = xattrs(cwd, e, |name| name.starts_with(b"user."))?
             .into_iter()
             .collect::<BTreeMap<_, _>>();

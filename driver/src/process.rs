@@ -71,6 +71,10 @@ impl WorkerProcess {
     }
 
     /// SIGKILLs and reaps the worker; says how it ended if it had already.
+    /// Its own children (a fuse-overlayfs daemon) are killed too: a worker
+    /// waiting for its daemon's answer to a FUSE request cannot die until
+    /// the daemon does, and a daemon that waits for something itself (a
+    /// fifo's other end) would keep both alive.
     pub fn kill(&mut self) -> String {
         self.sock = None;
         let mut status = String::new();
@@ -80,6 +84,9 @@ impl WorkerProcess {
             }
         }
         let _ = kill(self.pid, Signal::SIGKILL);
+        for child in children(self.pid) {
+            let _ = kill(child, Signal::SIGKILL);
+        }
         if let Ok(s) = waitpid(self.pid, None) {
             status = format!(" ({s:?})");
         }
@@ -335,4 +342,17 @@ pub fn is_alive(pid: i32) -> bool {
                     .starts_with('Z')
             })
             .unwrap_or(true)
+}
+
+/// The children of process `pid` (`/proc/PID/task/PID/children`); none
+/// when that cannot be read.
+fn children(pid: Pid) -> Vec<Pid> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .map(Pid::from_raw)
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -231,6 +231,14 @@ pub fn in_user_namespace(profile: &Profile) -> bool {
 /// (observed with 1.10; corpus/known-fuse-overlayfs/README.md).
 pub fn unreadable_layers(kind: BackendKind, case: &ovlcheck_case::Case) -> Option<String> {
     use ovlcheck_case::Entry;
+    if kind == BackendKind::Exec {
+        return has_inode_flags(case).then(|| {
+            "inode flags are observed through the kernel's overlay only: on a FUSE filesystem \
+             FS_IOC_GETFLAGS makes the daemon open the file itself, which can block the walk \
+             (driver/src/observe.rs: merged_view)"
+                .to_string()
+        });
+    }
     if kind != BackendKind::FuseOverlayfs {
         return None;
     }
@@ -256,11 +264,19 @@ pub fn unreadable_layers(kind: BackendKind, case: &ovlcheck_case::Case) -> Optio
             _ => None,
         })
         .or_else(|| {
-            case.steps
-                .iter()
-                .any(|s| matches!(s.op, ovlcheck_case::Op::Chattr { .. }))
-                .then(|| format!("the case sets inode flags (chattr): {NO_FLAGS}"))
+            has_inode_flags(case).then(|| format!("the case sets inode flags (chattr): {NO_FLAGS}"))
         })
+}
+
+/// Whether `case` gives inodes flags: in its layers (`attr`) or with a
+/// `chattr` step.
+fn has_inode_flags(case: &ovlcheck_case::Case) -> bool {
+    case.layer_entries()
+        .any(|e| matches!(e, ovlcheck_case::Entry::Attr { .. }))
+        || case
+            .steps
+            .iter()
+            .any(|s| matches!(s.op, ovlcheck_case::Op::Chattr { .. }))
 }
 
 /// What fuse-overlayfs does with inode flags (observed with 1.10;

@@ -695,11 +695,14 @@ impl MountedCase {
     }
 
     fn walk_merged(&mut self) -> Res<View> {
+        // Inode flags are read through the kernel's overlay only (observe:
+        // merged_view).
+        let iflags = self.mounter == Mounter::Kernel;
         let m = self.mounted_mut()?;
         match &m.snapshot {
-            Some(snap) => observe::merged_view(&m.target, snap),
+            Some(snap) => observe::merged_view(&m.target, snap, iflags),
             None => {
-                let (view, snap) = observe::merged_view_and_snapshot(&m.target)?;
+                let (view, snap) = observe::merged_view_and_snapshot(&m.target, iflags)?;
                 m.snapshot = Some(snap);
                 Ok(view)
             }
@@ -804,7 +807,7 @@ impl MountedCase {
         if self.container.lower.is_empty() {
             let empty = self.store.home().join(EMPTY_LOWER);
             mkdir_mode(&empty, 0o755)?;
-            return observe::merged_view_and_snapshot(&empty).map(|(view, _)| view);
+            return observe::merged_view_and_snapshot(&empty, true).map(|(view, _)| view);
         }
         self.read_only_view(self.container.lower.clone(), "the image layers")
     }
@@ -911,7 +914,7 @@ impl MountedCase {
 /// The merged tree of the overlay mounted at `target` (`what` in errors),
 /// which is unmounted afterwards whether the walk worked or not.
 fn walk_and_unmount(target: &Path, what: &str) -> Res<View> {
-    let view = observe::merged_view_and_snapshot(target).map(|(view, _)| view);
+    let view = observe::merged_view_and_snapshot(target, true).map(|(view, _)| view);
     let unmounted = mount::unmount(target).map_err(|e| format!("{what}: umount: {e}"));
     let view = view?;
     unmounted?;
