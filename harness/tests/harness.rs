@@ -102,11 +102,16 @@ fn cases_for_a_narrow_id_map_name_only_mapped_ids() {
         for i in 0..500 {
             let c = case_at(&g, 1, i);
             assert!(ids_of(&c).iter().all(|id| *id < n), "ids < {n}, case {i}");
-            // Only the ids change: the ops are the same.
-            assert_eq!(
-                c.steps.len(),
-                case_at(&GenConfig::default(), 1, i).steps.len()
-            );
+            // Only the ids change: the ops are the same, but for the
+            // `chattr` ops that come with inode flags, which a worker in a
+            // user namespace cannot give (CAP_LINUX_IMMUTABLE).
+            let plain = |c: &ovlcheck_case::Case| {
+                c.steps
+                    .iter()
+                    .filter(|s| !matches!(s.op, Op::Chattr { .. }))
+                    .count()
+            };
+            assert_eq!(plain(&c), plain(&case_at(&GenConfig::default(), 1, i)));
         }
     }
 }
