@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// The fixed universe: two lower layers sharing names, with files, a merged
-/// directory, a lower-only directory entry and a symlink.
+/// directory, a lower-only directory entry and a symlink. It has no inode
+/// flags, which fuse-overlayfs refuses (driver/src/support.rs:
+/// unreadable_layers): the `chattr` ops of the alphabet give some.
 pub const UNIVERSE: &str = r#"
 lower
   dir d 0755
@@ -57,6 +59,8 @@ pub const ALPHABET: &[&str] = &[
     "chmod d/x 0600",
     "as 1000:1000 create d/u 0644",
     "setxattr a user.k \"v\"",
+    "chattr a ia",
+    "as 1000:1000 chattr b d",
     "open a O_RDONLY as f",
     "open d O_RDONLY|O_DIRECTORY as g",
     "fread f",
