@@ -11,13 +11,19 @@ use ovlcheck_model::{RuleSet, RULES};
 use std::path::PathBuf;
 
 /// Corpus directories in the order the table prefers a case from: the
-/// rule cases first, then the rest by name.
+/// rule cases first, by their number, then the rest by name.
 fn ordered_cases() -> Vec<PathBuf> {
     let root = common::corpus_dir();
     let files = corpus::collect(std::slice::from_ref(&root)).expect("corpus/ is readable");
     let rules = root.join("rules");
     let (mut first, rest): (Vec<PathBuf>, Vec<PathBuf>) =
         files.into_iter().partition(|f| f.starts_with(&rules));
+    first.sort_by_key(|f| {
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = name.unwrap_or_default();
+        let digits: String = name.chars().take_while(char::is_ascii_digit).collect();
+        (digits.parse::<u32>().unwrap_or(u32::MAX), name)
+    });
     first.extend(rest);
     first
 }

@@ -615,11 +615,23 @@ fn case_with(
             1..=max_lowers.max(1),
         ),
         option::of(layer_spec(paths.clone(), max_entries)),
-        vec(step(paths), 0..=max_ops),
+        vec(step(paths.clone()), 0..=max_ops),
+        // A data-only layer in one case in four.
+        vec(layer_spec(paths, max_entries), 0..=1).prop_map(|d| {
+            let keep = |l: &LayerSpec| {
+                l.format == LayerFormat::Overlay && l.entries.len().is_multiple_of(4)
+            };
+            if d.first().is_some_and(keep) {
+                d
+            } else {
+                Vec::new()
+            }
+        }),
     )
-        .prop_map(|(profile, lowers, upper, steps)| Case {
+        .prop_map(|(profile, lowers, upper, steps, data)| Case {
             profile,
             known: Vec::new(),
+            data,
             lowers,
             upper,
             steps,

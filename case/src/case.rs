@@ -5,15 +5,21 @@ use crate::op::Step;
 use crate::profile::Profile;
 use serde::{Deserialize, Serialize};
 
-/// One test case: a mount profile, the lower layers (bottom first, as in a
-/// Dockerfile), an optional pre-existing upper layer, and the operations to
-/// run on the merged tree.
+/// One test case: a mount profile, the data-only and lower layers (bottom
+/// first, as in a Dockerfile), an optional pre-existing upper layer, and
+/// the operations to run on the merged tree.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct Case {
     pub profile: Profile,
     /// Divergences this case is known to show on other implementations
     /// (`known` lines): corpus/known-*/ cases.
     pub known: Vec<crate::signature::Known>,
+    /// Data-only lower layers (`lowerdir=...::DATA`), bottom first: below
+    /// every lower layer, never merged, reached only through the absolute
+    /// redirect of a metacopy file (overlayfs.rst: "Data-only lower
+    /// layers"). `data` sections of the case text.
+    #[serde(default)]
+    pub data: Vec<LayerSpec>,
     /// Lower layers, bottom (base image) first.
     pub lowers: Vec<LayerSpec>,
     /// Initial contents of the upper layer, if any.
@@ -22,11 +28,12 @@ pub struct Case {
 }
 
 impl Case {
-    /// Every entry of every layer: the lowers bottom first, then the
-    /// initial upper.
+    /// Every entry of every layer: the data-only layers and the lowers
+    /// bottom first, then the initial upper.
     pub fn layer_entries(&self) -> impl Iterator<Item = &crate::layer::Entry> {
-        self.lowers
+        self.data
             .iter()
+            .chain(&self.lowers)
             .chain(&self.upper)
             .flat_map(|l| &l.entries)
     }
@@ -38,6 +45,7 @@ impl Case {
         Case {
             profile: self.profile.clone(),
             known: self.known.clone(),
+            data: self.data.clone(),
             lowers: self.lowers.clone(),
             upper: self.upper.clone(),
             steps: self.steps.iter().map(Step::unpinned).collect(),

@@ -169,6 +169,16 @@ pub struct Profile {
     pub idmapped: bool,
 }
 
+/// The first release whose data-only lower layers the model describes
+/// (`data` sections): they came in v6.5 (commit 37ebf056d6cf, "ovl:
+/// introduce data-only lower layers") needing metacopy=on, and v6.16 let a
+/// metacopy file of the lowest lower layer redirect into them without
+/// metacopy=on and with userxattr ("ovl: relax redirect/metacopy
+/// requirements for lower -> data redirect"; fstests
+/// `_require_scratch_overlay_datadir_without_metacopy`). A case with data
+/// layers is refused for an older kernel.
+pub const DATA_ONLY_SINCE: KernelVersion = KernelVersion::new(6, 16);
+
 /// A kernel release, major and minor (`6.1`): the behaviours the model
 /// keys by version change between releases, not stable updates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -94,6 +94,34 @@ fn structure_errors() {
 }
 
 #[test]
+fn data_layer_sections() {
+    let c = ok("data\n  file x/a 0644 \"d\"\ndata\nlower\n  file f 0644 \"\"\nops\n");
+    assert_eq!((c.data.len(), c.lowers.len()), (2, 1));
+    err("data\n", 2, 1, "at least one `lower`");
+    err("data\nops\n", 2, 1, "`ops` before any `lower`");
+    err(
+        "lower\ndata\n",
+        2,
+        1,
+        "`data` sections must come before `lower`",
+    );
+    err(
+        "lower\nupper\ndata\n",
+        3,
+        1,
+        "`data` sections must come before `lower`",
+    );
+    err(
+        "data oci\n",
+        1,
+        6,
+        "unexpected `oci` after section header `data`",
+    );
+    let many = "data\n".repeat(limits::MAX_LAYERS) + "lower\n";
+    err(&many, limits::MAX_LAYERS + 1, 1, "lower and data layers");
+}
+
+#[test]
 fn profile_errors() {
     err(
         "lower\nprofile redirect\n",
@@ -627,10 +655,16 @@ fn layer_errors_point_at_the_entry() {
         "xwhiteouts needs a directory",
     );
     err(
-        &l("  file f 0644 \"\"\n  redirect f \"/x\""),
+        &l("  symlink f \"t\"\n  redirect f \"/x\""),
         4,
         12,
-        "redirect needs a directory",
+        "redirect marks a directory or a (metacopy) regular file, `f` is a symlink",
+    );
+    err(
+        &l("  file e 0644 \"\"\n  redirect e \"/x\"\n  redirect e \"/y\""),
+        5,
+        12,
+        "already has a redirect",
     );
     err(
         &l("  opaque d\n  xwhiteouts d"),

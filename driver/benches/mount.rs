@@ -67,6 +67,7 @@ fn build_stack(home: &Path) -> (LayerStore, MountSpec, Layer) {
         work: Some(format!("{}/work", c.id)),
         target: format!("{}/merged", c.id),
         options: ovlmount::kernel_options(&case.profile),
+        data: Vec::new(),
     };
     (store, spec, c)
 }

@@ -138,6 +138,9 @@ impl Backend for PooledBackend {
         if let Some(why) = crate::support::unreadable_layers(self.kind(), &c) {
             return Err(why);
         }
+        if let Some(why) = crate::support::data_only_layers(self.kind(), &c) {
+            return Err(why);
+        }
         if let Some(why) = crate::support::idmapped_case(&c) {
             return Err(why);
         }

@@ -31,9 +31,12 @@ pub const PAGE_SIZE: usize = 4096;
 pub const OVL_MAX_STACK: usize = 500;
 
 /// What to mount: directories relative to the store home, top lower first.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct MountSpec {
     pub lowers: Vec<String>,
+    /// Data-only lower layers below `lowers`, top first (`lowerdir=L::D1::D2`,
+    /// or `datadir+`; overlayfs.rst: "Data-only lower layers").
+    pub data: Vec<String>,
     pub upper: Option<String>,
     pub work: Option<String>,
     pub target: String,
@@ -136,8 +139,17 @@ fn join_under(home: &Path, rel: &str) -> String {
 
 /// The mount data string with each directory mapped by `dir`.
 pub fn mount_data(spec: &MountSpec, dir: impl Fn(&str) -> String) -> String {
-    let lowers: Vec<String> = spec.lowers.iter().map(|l| dir(l)).collect();
-    let mut parts = vec![format!("lowerdir={}", lowers.join(":"))];
+    let mut lowerdir = spec
+        .lowers
+        .iter()
+        .map(|l| dir(l))
+        .collect::<Vec<_>>()
+        .join(":");
+    for d in &spec.data {
+        lowerdir.push_str("::");
+        lowerdir.push_str(&dir(d));
+    }
+    let mut parts = vec![format!("lowerdir={lowerdir}")];
     if let (Some(u), Some(w)) = (&spec.upper, &spec.work) {
         parts.push(format!("upperdir={}", dir(u)));
         parts.push(format!("workdir={}", dir(w)));
@@ -176,7 +188,7 @@ pub fn mount_kernel(home: &Path, spec: &MountSpec) -> Result<Method, MountError>
             format!(
                 "{} layers do not fit in a page of mount options and this kernel's overlay \
                  has no lowerdir+ (v6.8)",
-                spec.lowers.len()
+                spec.lowers.len() + spec.data.len()
             ),
         ));
     }
@@ -206,6 +218,10 @@ pub fn new_api(spec: &MountSpec) -> Result<(), MountError> {
     for l in &spec.lowers {
         newmount::set_string(&fs, "lowerdir+", l.as_bytes())
             .map_err(|e| fail(e, format!("lowerdir+={l}")))?;
+    }
+    for d in &spec.data {
+        newmount::set_string(&fs, "datadir+", d.as_bytes())
+            .map_err(|e| fail(e, format!("datadir+={d}")))?;
     }
     if let (Some(u), Some(w)) = (&spec.upper, &spec.work) {
         newmount::set_string(&fs, "upperdir", u.as_bytes())

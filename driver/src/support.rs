@@ -268,6 +268,33 @@ pub fn unreadable_layers(kind: BackendKind, case: &ovlcheck_case::Case) -> Optio
         })
 }
 
+/// Why `kind` cannot run `case`'s data-only layers, if it has some: the
+/// kernel's overlay has them as the model does from v6.16 on
+/// ([`ovlcheck_case::profile::DATA_ONLY_SINCE`]); fuse-overlayfs has no
+/// such layers, and an `exec` mount command is given `{lowerdir}` only.
+pub fn data_only_layers(kind: BackendKind, case: &ovlcheck_case::Case) -> Option<String> {
+    use ovlcheck_case::profile::DATA_ONLY_SINCE;
+    if case.data.is_empty() {
+        return None;
+    }
+    match kind {
+        BackendKind::Kernel | BackendKind::Vm | BackendKind::Model => {
+            let k = case.profile.kernel.filter(|k| *k < DATA_ONLY_SINCE)?;
+            Some(format!(
+                "kernel {k}: the model has data-only layers as kernel {DATA_ONLY_SINCE} and later                  have them (a metacopy file of the lowest layer redirects into them without                  metacopy=on)"
+            ))
+        }
+        BackendKind::FuseOverlayfs => Some("fuse-overlayfs has no data-only layers".into()),
+        BackendKind::Exec => Some(
+            "an exec mount command is given {lowerdir} only: it has no data-only layers".into(),
+        ),
+        BackendKind::Docker | BackendKind::Podman | BackendKind::Containerd => Some(format!(
+            "{} images have no data-only layers (a layer tar is an ordinary layer)",
+            kind.name()
+        )),
+    }
+}
+
 /// Whether `case` gives inodes flags: in its layers (`attr`) or with a
 /// `chattr` step.
 fn has_inode_flags(case: &ovlcheck_case::Case) -> bool {

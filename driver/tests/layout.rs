@@ -234,6 +234,7 @@ fn seed_article_image_init_and_container() {
             work: Some(format!("{cid}/work")),
             target: format!("{cid}/merged"),
             options: vec!["index=off".into()],
+            data: Vec::new(),
         };
         assert_eq!(
             mount::mount_kernel(store.home(), &spec).unwrap(),
@@ -347,6 +348,7 @@ fn two_lowers(p: &Profile) -> MountSpec {
         work: Some("w".into()),
         target: "m".into(),
         options: mount::kernel_options(p),
+        data: Vec::new(),
     }
 }
 
@@ -461,6 +463,7 @@ fn volatile_work_dir_refuses_the_next_mount() {
                 work: None,
                 target: "m".into(),
                 options: Vec::new(),
+                data: Vec::new(),
             };
             mount::mount_kernel(dir, &view).unwrap_or_else(|e| panic!("{opt}: view: {e}"));
             assert_eq!(fs::read(dir.join("m/f")).unwrap(), b"x");

@@ -541,9 +541,15 @@ fn normalize_root(dir: &Path, engine_mode: u32) -> Result<(), DriverError> {
 pub(crate) fn unrepresentable(
     engine: &str,
     max_layers: Option<usize>,
+    data: &[LayerSpec],
     image: &[LayerSpec],
     upper: Option<&LayerSpec>,
 ) -> Option<String> {
+    if !data.is_empty() {
+        return Some(format!(
+            "{engine} images have no data-only layers (an image layer is an ordinary layer)"
+        ));
+    }
     if let Some(max) = max_layers.filter(|max| image.len() > *max) {
         return Some(format!(
             "{engine} images have at most {max} layers; the case has {}",
@@ -650,7 +656,7 @@ impl Backend for EngineBackend {
             init => {
                 let f = &self.inner.flavor;
                 if let Some(why) =
-                    unrepresentable(f.name, f.max_layers, &c.lowers, c.upper.as_ref())
+                    unrepresentable(f.name, f.max_layers, &c.data, &c.lowers, c.upper.as_ref())
                 {
                     return Err(why);
                 }
@@ -701,8 +707,13 @@ impl EngineSession {
             None => &case.lowers[..],
         };
         let f = &engine.flavor;
-        if let Some(why) = unrepresentable(f.name, f.max_layers, image_layers, case.upper.as_ref())
-        {
+        if let Some(why) = unrepresentable(
+            f.name,
+            f.max_layers,
+            &case.data,
+            image_layers,
+            case.upper.as_ref(),
+        ) {
             return Err(DriverError::Io(why));
         }
         let mut s = EngineSession {

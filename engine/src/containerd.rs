@@ -190,7 +190,13 @@ fn image_layers(case: &Case) -> Result<&[LayerSpec], DriverError> {
             "an engine's case has an image layer at least".into(),
         ));
     }
-    if let Some(why) = unrepresentable("containerd", None, &case.lowers, case.upper.as_ref()) {
+    if let Some(why) = unrepresentable(
+        "containerd",
+        None,
+        &case.data,
+        &case.lowers,
+        case.upper.as_ref(),
+    ) {
         return Err(DriverError::Io(why));
     }
     Ok(&case.lowers)
@@ -452,7 +458,8 @@ impl Backend for ContainerdBackend {
     fn adapt_case(&self, case: &Case) -> Result<Case, String> {
         let mut c = case.clone();
         c.profile = self.adapt_profile(&case.profile)?;
-        if let Some(why) = unrepresentable("containerd", None, &c.lowers, c.upper.as_ref()) {
+        if let Some(why) = unrepresentable("containerd", None, &c.data, &c.lowers, c.upper.as_ref())
+        {
             return Err(why);
         }
         if c.lowers.is_empty() {

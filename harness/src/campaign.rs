@@ -442,9 +442,7 @@ fn one_case(
 
 /// Size of a case for shrink statistics: steps plus layer entries.
 pub fn case_size(case: &Case) -> usize {
-    case.steps.len()
-        + case.lowers.iter().map(|l| l.entries.len()).sum::<usize>()
-        + case.upper.as_ref().map_or(0, |u| u.entries.len())
+    case.steps.len() + case.layer_entries().count()
 }
 
 /// Shrinks a divergent case to a minimal one with the same signature.

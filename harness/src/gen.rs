@@ -130,6 +130,7 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
     let mut case = Case {
         profile,
         known: Vec::new(),
+        data: Vec::new(),
         lowers,
         upper,
         steps,
@@ -168,7 +169,89 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
         let room = config.max_ops.saturating_sub(case.steps.len());
         inode_flags(rng, &mut case, room);
     }
+    // After the flags, for the same reason.
+    if ovlcheck_model::data_only_layers(&case.profile) && rng.random_ratio(1, DATA_LAYER_ODDS) {
+        data_layers(rng, &mut case);
+    }
     case
+}
+
+/// One case in this many has data-only layers.
+const DATA_LAYER_ODDS: u32 = 8;
+
+/// The names of data-only layer objects: composefs names them by digest
+/// in two-level directories; a few short names collide as well.
+const DATA_NAMES: &[&str] = &["00", "01", "ab"];
+
+/// Gives the case one or two data-only layers (overlayfs.rst: "Data-only
+/// lower layers"), and turns some regular files of its bottom lower layer
+/// (of any lower layer with metacopy=on, as composefs images stack) into
+/// metacopy files whose absolute redirect names a path of them: mostly a
+/// regular file there, sometimes a path whose only object is a directory
+/// or a symlink, or none (the lazy data lookup fails: ENOENT on open and
+/// copy-up). A file keeps its own data, so its size differs from its
+/// data's as a metacopy's may.
+fn data_layers(rng: &mut TestRng, case: &mut Case) {
+    let n = rng.random_range(1..=2);
+    let mut targets: Vec<String> = Vec::new();
+    for _ in 0..n {
+        let mut entries = Vec::new();
+        for _ in 0..rng.random_range(1..=4) {
+            let dir = *pick(rng, DATA_NAMES);
+            let name = *pick(rng, NAMES);
+            let path = format!("{dir}/{name}");
+            let rel = RelPath::parse(&path).expect("valid path");
+            if entries.iter().any(|e: &Entry| e.path() == &rel) {
+                continue;
+            }
+            let len = rng.random_range(0..6);
+            let data: Vec<u8> = (0..len).map(|_| b'p' + rng.random_range(0..8u8)).collect();
+            entries.push(match rng.random_range(0..8) {
+                0 => Entry::Symlink {
+                    path: rel,
+                    target: b"x".to_vec(),
+                },
+                1 => Entry::Dir {
+                    path: rel,
+                    mode: 0o755,
+                },
+                _ => Entry::File {
+                    path: rel,
+                    mode: 0o644,
+                    data,
+                },
+            });
+            targets.push(path);
+        }
+        case.data.push(LayerSpec {
+            entries,
+            format: LayerFormat::Overlay,
+        });
+    }
+    targets.push(format!("{}/none", pick(rng, DATA_NAMES)));
+    let top = if case.profile.metacopy {
+        case.lowers.len()
+    } else {
+        1
+    };
+    for layer in case.lowers.iter_mut().take(top) {
+        if layer.format != LayerFormat::Overlay {
+            continue;
+        }
+        let marked: Vec<RelPath> = layer
+            .entries
+            .iter()
+            .filter(|e| matches!(e, Entry::Metacopy { .. } | Entry::Redirect { .. }))
+            .map(|e| e.path().clone())
+            .collect();
+        for path in single_files(layer) {
+            if !marked.contains(&path) && rng.random_ratio(1, 2) {
+                let target = format!("/{}", pick(rng, &targets));
+                layer.entries.push(Entry::Metacopy { path: path.clone() });
+                layer.entries.push(Entry::Redirect { path, target });
+            }
+        }
+    }
 }
 
 /// One case in this many has inode flags in its layers and `chattr` ops.

@@ -513,6 +513,16 @@ pub fn script(case: &Case) -> Result<String, String> {
         let _ = writeln!(s, "mkdir -m 0755 {dir}");
         emit_layer(&mut s, case, &dir, layer)?;
     }
+    for (i, layer) in case.data.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "\n# data-only layer {i}{}",
+            if i == 0 { " (bottom)" } else { "" }
+        );
+        let dir = format!("D{i}");
+        let _ = writeln!(s, "mkdir -m 0755 {dir}");
+        emit_layer(&mut s, case, &dir, layer)?;
+    }
     let upper = if case.profile.readonly {
         None
     } else {
@@ -560,10 +570,15 @@ pub fn script(case: &Case) -> Result<String, String> {
         lowers.insert(0, "C".to_string());
     }
     let opts = ovlcheck_driver::mount::kernel_options(&case.profile).join(",");
+    // Data-only layers after `::`, top first; a commit adds on the left.
+    let mut lowerdir = lowers.join(":");
+    for i in (0..case.data.len()).rev() {
+        lowerdir.push_str(&format!("::D{i}"));
+    }
     let _ = writeln!(
         s,
         "\nLOWER={}\nN={}\nexport S LOWER  # statfs tells the layers' fsids apart\nmkdir M",
-        sh(&lowers.join(":")),
+        sh(&lowerdir),
         case.lowers.len()
     );
     let upper_opts = if upper.is_some() {

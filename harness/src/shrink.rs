@@ -138,10 +138,22 @@ pub fn candidates(case: &Case) -> Vec<Case> {
             out.push(c);
         }
     }
+    for i in 0..case.data.len() {
+        let mut c = case.clone();
+        c.data.remove(i);
+        out.push(c);
+    }
     for i in 0..case.lowers.len() {
         drop_chunks(case.lowers[i].entries.len(), |keep| {
             let mut c = case.clone();
             c.lowers[i].entries = filter_index(&case.lowers[i].entries, keep);
+            out.push(c);
+        });
+    }
+    for i in 0..case.data.len() {
+        drop_chunks(case.data[i].entries.len(), |keep| {
+            let mut c = case.clone();
+            c.data[i].entries = filter_index(&case.data[i].entries, keep);
             out.push(c);
         });
     }

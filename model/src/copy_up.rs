@@ -38,6 +38,10 @@ impl Model {
     /// work dir, then moved into place), so ENOSPC leaves the copied-up
     /// ancestors and no trace of the failing object.
     pub(crate) fn copy_up(&mut self, walk: &mut Walk, how: CopyUp) -> Result<(), Errno> {
+        // ovl_copy_up_flags: the lazy lookup of the data comes first, even
+        // for an object already copied up (observed on 6.18: chmod of an
+        // upper metacopy whose data is missing is ENOENT).
+        self.verify_lowerdata(walk.last())?;
         for i in 1..walk.frames.len() {
             let is_last = i + 1 == walk.frames.len();
             let parent_upper = walk.frames[i - 1].dentry.upper.expect("parent copied up");
@@ -69,6 +73,16 @@ impl Model {
             } else if is_last && how != CopyUp::Meta {
                 self.copy_up_data(&mut walk.frames[i].dentry, how)?;
             }
+        }
+        Ok(())
+    }
+
+    /// ovl_verify_lowerdata: ENOENT for a metacopy file whose data the
+    /// lazy lookup in the data-only layers does not find.
+    pub(crate) fn verify_lowerdata(&self, d: &Dentry) -> Result<(), Errno> {
+        if d.lowerdata_missing {
+            self.hit(Rule::LowerdataMissing);
+            return Err(Errno::ENOENT);
         }
         Ok(())
     }

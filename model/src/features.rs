@@ -2,7 +2,7 @@
 //! fields; no rule looks at the [`Profile`] itself, so every option- or
 //! version-dependent behaviour is in one place.
 
-use ovlcheck_case::profile::KernelVersion;
+use ovlcheck_case::profile::{KernelVersion, DATA_ONLY_SINCE};
 use ovlcheck_case::{LowerFs, Profile, RedirectDir, Uuid, Xino};
 
 /// The release that started writing `overlay.uuid` on a fresh upper root
@@ -44,6 +44,14 @@ const ESCAPED_XATTRS_SINCE: KernelVersion = KernelVersion::new(6, 7);
 /// corpus/rules/91-metacopy-refused-anywhere.ovl); the release in between
 /// is the patch's, not observed.
 const CONSISTENT_REFUSAL_SINCE: KernelVersion = KernelVersion::new(6, 15);
+
+/// Whether the model has the profile's kernel's data-only lower layers
+/// ([`DATA_ONLY_SINCE`], observed on 6.18:
+/// corpus/rules/100-data-only-layers.ovl): a case generator adds none for
+/// an older kernel.
+pub fn data_only_layers(p: &Profile) -> bool {
+    kernel_at_least(p, DATA_ONLY_SINCE)
+}
 
 /// Whether a mount of the profile follows the redirects it finds in its
 /// layers (not with redirect_dir=nofollow or userxattr): a case generator
@@ -187,6 +195,10 @@ pub(crate) struct Features {
     /// The layers are idmapped mounts (`idmapped`): layer owners from
     /// `IDMAP_COUNT` on have no mapping (docs/semantics.md §1.16).
     pub idmapped: bool,
+    /// Data-only lower layers as the model has them ([`DATA_ONLY_SINCE`]):
+    /// a case with `data` layers is refused for an older kernel
+    /// ([`data_only_layers`]).
+    pub data_only: bool,
 }
 
 impl Features {
@@ -249,6 +261,7 @@ impl Features {
             shared_space: p.lower_fs == LowerFs::Same,
             init_caps: !p.userxattr,
             idmapped: p.idmapped,
+            data_only: data_only_layers(p),
         }
     }
 

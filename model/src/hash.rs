@@ -57,6 +57,7 @@ impl Model {
     pub fn canonical_hash(&self) -> u64 {
         let mut h = Fnv::new();
         h.str(&format!("{:?}", self.feat));
+        h.u64(self.data_layers as u64);
         let lower_paths: Vec<BTreeMap<Ino, String>> = self.lowers.iter().map(first_paths).collect();
         let upper_paths = self.upper.as_ref().map(first_paths).unwrap_or_default();
         let name_of = |id: LayerId, ino: Ino| -> String {

@@ -45,7 +45,7 @@ use imbl::{OrdMap, OrdSet};
 use ovlcheck_case::{Case, Errno};
 use std::sync::Arc;
 
-pub use features::{follows_redirects, layer_user_xattrs};
+pub use features::{data_only_layers, follows_redirects, layer_user_xattrs};
 pub use fs::Ident;
 pub use lookup::redirect_fails;
 pub use rules::{Rule, RuleInfo, RuleSet, RULES};
@@ -53,8 +53,9 @@ pub use rules::{Rule, RuleInfo, RuleSet, RULES};
 /// Why a case cannot be modelled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ModelError {
-    /// A layer spec that does not describe a tree (`layer` counts lowers
-    /// bottom first; the upper is `lowers.len()`).
+    /// A layer spec that does not describe a tree (`layer` counts the
+    /// data-only layers and then the lowers, bottom first; the upper is
+    /// the last).
     Layer { layer: usize, message: String },
     /// A profile the kernel refuses to mount.
     Profile(String),
@@ -76,9 +77,15 @@ impl std::error::Error for ModelError {}
 #[derive(Clone, Debug)]
 pub struct Model {
     pub(crate) feat: features::Features,
-    /// Lower layers, bottom first. Shared (O(1) clone) and read by index on
-    /// every lookup; changed only by a commit.
+    /// Lower layers, bottom first: the [`Model::data_layers`] data-only
+    /// layers, then the regular ones. Shared (O(1) clone) and read by index
+    /// on every lookup; changed only by a commit, which adds on top, so a
+    /// [`LowerRef`]'s index stays valid.
     pub(crate) lowers: Arc<Vec<Layer>>,
+    /// How many of `lowers`, from the bottom, are data-only layers
+    /// (overlayfs.rst: "Data-only lower layers"): never merged, searched
+    /// only for the data of a metacopy file with an absolute redirect.
+    pub(crate) data_layers: usize,
     /// The upper layer; `None` for a read-only overlay.
     pub(crate) upper: Option<Layer>,
     /// index=on: `workdir/index` entries, by copy-up origin.
@@ -112,9 +119,9 @@ impl Model {
     pub fn new(case: &Case) -> Result<Model, ModelError> {
         case.profile.validate().map_err(ModelError::Profile)?;
         let feat = features::Features::from_profile(&case.profile);
-        let mut lowers = Vec::with_capacity(case.lowers.len() + 1);
+        let mut lowers = Vec::with_capacity(case.data.len() + case.lowers.len() + 1);
         let unmapped = |id: u32| case.profile.unmapped(id);
-        for (i, spec) in case.lowers.iter().enumerate() {
+        for (i, spec) in case.data.iter().chain(&case.lowers).enumerate() {
             lowers.push(build::layer_from_spec_mapped(spec, &unmapped).map_err(|m| {
                 ModelError::Layer {
                     layer: i,
@@ -126,7 +133,7 @@ impl Model {
         let spec = case.upper.as_ref().unwrap_or(&empty);
         let container =
             build::layer_from_spec_mapped(spec, &unmapped).map_err(|m| ModelError::Layer {
-                layer: case.lowers.len(),
+                layer: case.data.len() + case.lowers.len(),
                 message: m,
             })?;
         // Read-only: the container layer (with the case's upper contents)
@@ -141,6 +148,7 @@ impl Model {
         let mut m = Model {
             feat,
             lowers: Arc::new(lowers),
+            data_layers: case.data.len(),
             upper,
             index: OrdMap::new(),
             snapshot: Arc::new(mount::MountSnapshot::default()),
@@ -157,7 +165,7 @@ impl Model {
     /// read-only profile the container layer mounted as the top lower is
     /// not counted.
     pub fn lower_count(&self) -> usize {
-        self.lowers.len() - usize::from(self.feat.readonly())
+        self.lowers.len() - self.data_layers - usize::from(self.feat.readonly())
     }
 
     pub(crate) fn layer(&self, id: LayerId) -> &Layer {

@@ -34,6 +34,11 @@ pub(crate) struct Dentry {
     pub xwhiteout_layers: Vec<usize>,
     /// The overlay root (its lower stack is every lower root).
     pub root: bool,
+    /// A metacopy file whose absolute redirect names no regular file in
+    /// any data-only layer: its lookup succeeds, and the lazy lookup of its
+    /// data fails (ENOENT) where data is needed: an open that is not
+    /// O_PATH, a copy-up (namei.c: ovl_maybe_lookup_lowerdata).
+    pub lowerdata_missing: bool,
 }
 
 /// A lower stack: inline up to [`Stack::INLINE`] entries (no allocation
@@ -190,14 +195,15 @@ struct LookupData<'a> {
 }
 
 impl Model {
-    /// The root dentry: upper root over every lower root.
+    /// The root dentry: upper root over every lower root (data-only
+    /// layers are not merged).
     pub(crate) fn root_dentry(&self) -> Dentry {
         Dentry {
             upper: self.upper.as_ref().map(|u| u.root),
             upper_alias: self.upper.is_some(),
             lowers: {
                 let mut s = Stack::default();
-                for i in (0..self.lowers.len()).rev() {
+                for i in (self.data_layers..self.lowers.len()).rev() {
                     s.push(LowerRef {
                         layer: i as u32,
                         ino: self.lowers[i].root,
@@ -211,9 +217,10 @@ impl Model {
         }
     }
 
-    /// Lower roots of the layers below `layer` (all when `usize::MAX`), top first.
+    /// Lower roots of the regular layers below `layer` (all when
+    /// `usize::MAX`), top first.
     fn root_stack_below(&self, layer: usize) -> Vec<LowerRef> {
-        (0..self.lowers.len().min(layer))
+        (self.data_layers..self.lowers.len().min(layer).max(self.data_layers))
             .rev()
             .map(|i| LowerRef {
                 layer: i as u32,
@@ -237,6 +244,11 @@ impl Model {
         name: &str,
         out: &mut Dentry,
     ) -> Result<(), Errno> {
+        // namei.c: ovl_lookup reads redirects to follow them, and to reach
+        // data-only layers (observed on 6.18: with data-only layers a
+        // redirect is read where it would otherwise not be, and refused
+        // under nofollow).
+        let check_redirect = self.feat.follows_redirects() || self.data_layers > 0;
         let mut d = LookupData {
             name: LookupName::Single(name),
             absolute: false,
@@ -246,7 +258,7 @@ impl Model {
             // namei.c: ovl_lookup, `.last = check_redirect ? false :
             // !ovl_numlower(poe)`: without following, the upper's redirect
             // is not read when there is no lower layer to descend into.
-            last: !self.feat.follows_redirects() && parent.lowers.is_empty(),
+            last: !check_redirect && parent.lowers.is_empty(),
             metacopy: false,
             redirect: None,
             xwhiteouts: false,
@@ -292,19 +304,28 @@ impl Model {
             }
             let lower = poe[i];
             i += 1;
-            d.last = if self.feat.follows_redirects() {
-                lower.layer == 0
-            } else {
-                i == poe.len()
-            };
+            // namei.c: ovl_lookup. With data-only layers below, a name not
+            // yet known to be a directory is never at the last layer: a
+            // metacopy file's redirect must be read wherever it is found,
+            // and so is a directory's there (observed on 6.18: a malformed
+            // one is EINVAL, one under nofollow EPERM).
+            if !check_redirect {
+                d.last = i == poe.len();
+            } else if d.is_dir || self.data_layers == 0 {
+                d.last = lower.layer as usize == self.data_layers;
+            }
             let Some(this) =
                 self.lookup_layer(LayerId::Lower(lower.layer as usize), lower.ino, &mut d)?
             else {
                 continue;
             };
             if (uppermetacopy || d.metacopy) && !self.feat.metacopy {
-                self.hit(Rule::LookupMetacopyRefused);
-                return Err(Errno::EPERM);
+                if self.data_redirect_allowed(uppermetacopy, out, &d, lower) {
+                    self.hit(Rule::LookupDataRedirectWithoutMetacopy);
+                } else {
+                    self.hit(Rule::LookupMetacopyRefused);
+                    return Err(Errno::EPERM);
+                }
             }
             metacopy_seen |= uppermetacopy || d.metacopy;
             let this = LowerRef {
@@ -343,6 +364,21 @@ impl Model {
                 i = 0;
             }
         }
+        // Defer lookup of lowerdata in data-only layers to first access:
+        // here the model looks it up at once and keeps whether it failed.
+        if d.metacopy && !out.lowers.is_empty() && self.data_layers > 0 && d.absolute {
+            d.metacopy = false;
+            self.hit(Rule::LookupDataOnly);
+            match self.lookup_lowerdata(&d.name) {
+                Some(data) => out.lowers.push(data),
+                None => out.lowerdata_missing = true,
+            }
+        } else if self.data_layers > 0 && d.redirect.is_some() && !self.feat.follows_redirects() {
+            // A redirect read at the last layer (only with data-only
+            // layers below) is refused after the loop.
+            self.hit(Rule::LookupRedirectNofollow);
+            return Err(Errno::EPERM);
+        }
         if d.metacopy || (uppermetacopy && out.lowers.is_empty()) {
             self.hit(if self.feat.metacopy {
                 Rule::LookupMetacopyNoData
@@ -357,6 +393,51 @@ impl Model {
         out.is_dir = d.is_dir;
         self.lookup_finish(out);
         Ok(())
+    }
+
+    /// Without metacopy=on, a metacopy file is followed only from the
+    /// lowest regular layer, found there first, by an absolute redirect
+    /// into the data-only layers (namei.c: ovl_lookup, "relax
+    /// redirect/metacopy requirements for lower -> data redirect", v6.16;
+    /// observed on 6.18: a metacopy in a higher lower layer, one without
+    /// a redirect or with a relative one, and an upper metacopy are still
+    /// EPERM).
+    fn data_redirect_allowed(
+        &self,
+        uppermetacopy: bool,
+        out: &Dentry,
+        d: &LookupData,
+        lower: LowerRef,
+    ) -> bool {
+        self.data_layers > 0
+            && !uppermetacopy
+            && d.metacopy
+            && d.absolute
+            && out.lowers.is_empty()
+            && lower.layer as usize == self.data_layers
+    }
+
+    /// namei.c: ovl_lookup_data_layers: the data of a metacopy file at the
+    /// absolute path `name`, in the first data-only layer (top first) where
+    /// every component but the last is a directory and the last a regular
+    /// file. Nothing else counts there: no whiteout, opaque directory,
+    /// redirect or metacopy xattr (observed on 6.18: a symlink, a
+    /// directory or a whiteout in a higher data layer is passed over).
+    fn lookup_lowerdata(&self, name: &LookupName) -> Option<LowerRef> {
+        (0..self.data_layers).rev().find_map(|i| {
+            let layer = &self.lowers[i];
+            let mut ino = layer.root;
+            for k in 0..name.len() {
+                if !layer.get(ino).is_dir() {
+                    return None;
+                }
+                ino = layer.child(ino, name.get(k))?;
+            }
+            layer.get(ino).is_reg().then_some(LowerRef {
+                layer: i as u32,
+                ino,
+            })
+        })
     }
 
     /// namei.c: ovl_fix_origin on an upper directory over its first lower

@@ -70,6 +70,7 @@ impl Model {
             let m = Model {
                 feat: self.feat,
                 lowers: s.lowers.clone(),
+                data_layers: self.data_layers,
                 upper: s.upper.clone(),
                 index: s.index.clone(),
                 snapshot: Arc::new(MountSnapshot::default()),

@@ -27,6 +27,9 @@ pub enum Rule {
     LookupMetacopyRefused,
     LookupMetacopyNoData,
     LookupIndexAlias,
+    LookupDataOnly,
+    LookupDataRedirectWithoutMetacopy,
+    LowerdataMissing,
     CopyUpData,
     CopyUpTrunc,
     CopyUpMeta,
@@ -260,6 +263,14 @@ const OLD_TMPFS: Reach = Reach {
     when: |f| !f.tmpfs_user_xattrs,
     needs: "a kernel before 6.6",
 };
+const DATA_ONLY: Reach = Reach {
+    when: |f| f.data_only,
+    needs: "kernel 6.16 or later (data-only layers)",
+};
+const DATA_ONLY_NO_METACOPY: Reach = Reach {
+    when: |f| f.data_only && !f.metacopy,
+    needs: "kernel 6.16 or later (data-only layers), metacopy=off",
+};
 const OLD_ESCAPE: Reach = Reach {
     when: |f| !f.escaped_xattrs,
     needs: "a kernel before 6.7",
@@ -364,6 +375,24 @@ pub const RULES: &[RuleInfo] = &[
         "lookup.index-alias",
         "namei.c: ovl_lookup_index",
         INDEX,
+    ),
+    info(
+        Rule::LookupDataOnly,
+        "lookup.data-only",
+        "namei.c: ovl_lookup, ovl_lookup_data_layers",
+        DATA_ONLY,
+    ),
+    info(
+        Rule::LookupDataRedirectWithoutMetacopy,
+        "lookup.data-redirect-without-metacopy",
+        "namei.c: ovl_lookup (lower to data redirect, v6.16)",
+        DATA_ONLY_NO_METACOPY,
+    ),
+    info(
+        Rule::LowerdataMissing,
+        "open.lowerdata-missing",
+        "namei.c: ovl_maybe_lookup_lowerdata (file.c: ovl_open, copy_up.c: ovl_copy_up_flags)",
+        DATA_ONLY,
     ),
     info(
         Rule::CopyUpData,

@@ -256,14 +256,17 @@ impl Model {
             return None;
         };
         let upper = self.upper.as_ref()?;
+        // Data-only layers are base layers of the store (no parent); the
+        // regular ones stack above each other from the bottom one.
+        let position = |k: usize| k.saturating_sub(self.data_layers);
         let top = self.lowers.len();
-        let mut used = store_pages(top) + layer_pages(upper);
+        let mut used = store_pages(position(top)) + layer_pages(upper);
         if self.feat.shared_space {
             used += self
                 .lowers
                 .iter()
                 .enumerate()
-                .map(|(k, l)| store_pages(k) + layer_pages(l))
+                .map(|(k, l)| store_pages(position(k)) + layer_pages(l))
                 .sum::<u64>();
         }
         Some((used, bytes.div_ceil(PAGE)))

@@ -90,6 +90,10 @@ impl Model {
             for name in names {
                 push_name(path, name);
                 match m.lookup(d, name) {
+                    // The walk stats it, then cannot open it to read it.
+                    Ok(c) if c.lowerdata_missing => {
+                        phantom(path, Some(ovlcheck_case::Errno::ENOENT))
+                    }
                     Ok(c) if c.is_positive() => rec(m, path, &c, f, phantom),
                     Ok(_) | Err(ovlcheck_case::Errno::ENOENT) => phantom(path, None),
                     Err(e) => phantom(path, Some(e)),
@@ -301,9 +305,10 @@ impl Model {
         m.upper.as_ref().map(|u| m.raw_nodes(u))
     }
 
-    /// The raw lower layer `i` (0 is the bottom) as on disk.
+    /// The raw lower layer `i` (0 is the bottom regular layer) as on disk.
+    /// Data-only layers have no view: nothing writes them.
     pub fn lower_view(&self, i: usize) -> View {
-        self.raw_view(&self.lowers[i])
+        self.raw_view(&self.lowers[self.data_layers + i])
     }
 
     fn raw_view(&self, layer: &Layer) -> View {

@@ -319,6 +319,7 @@ fn probe(dir: &Path, module_loaded: bool) -> Result<OverlayFeatures, String> {
         work: upper.then(|| "w".into()),
         target: "m".into(),
         options: Vec::new(),
+        ..Default::default()
     };
     let target = dir.join("m");
     ovlcheck_driver::mount::mount_kernel(dir, &spec(true)).map_err(|e| {

@@ -392,6 +392,9 @@ impl Backend for VmBackend {
         if let Some(why) = ovlcheck_driver::support::idmapped_case(&c) {
             return Err(why);
         }
+        if let Some(why) = ovlcheck_driver::support::data_only_layers(BackendKind::Vm, &c) {
+            return Err(why);
+        }
         if !self.inner.features.layer_user_xattrs && layers_have_user_xattrs(&c) {
             return Err(format!(
                 "guest kernel {}: its tmpfs has no user.* xattrs (v6.6), which the case's layers have",

@@ -294,7 +294,17 @@ fn entry<'a>(b: &mut Builder<'a>, e: &'a Entry) -> Result<(), String> {
             if target.is_empty() || target.contains('\0') {
                 return Err("a redirect target must be non-empty and without NUL".to_string());
             }
-            let j = b.dir(path, "redirect")?;
+            // A directory's, or a metacopy file's (which lookup follows to
+            // its data; overlayfs.rst: "Data-only lower layers").
+            let j = b.inode(path, "redirect")?;
+            if !matches!(b.objs[j].kind, ObjectKind::Dir | ObjectKind::File(_))
+                || b.objs[j].markers.xwhiteout
+            {
+                return Err(format!(
+                    "redirect marks a directory or a (metacopy) regular file, `{path}` is {}",
+                    kind_word(&b.objs[j].kind)
+                ));
+            }
             if b.objs[j].markers.redirect.is_some() {
                 return Err(format!("`{path}` already has a redirect"));
             }

@@ -364,16 +364,25 @@ impl<'t, 'a> Cursor<'t, 'a> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Section {
     Start,
+    Data,
     Lower,
     Upper,
     Ops,
+}
+
+/// Which list a layer being read goes to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LayerRole {
+    Data,
+    Lower,
+    Upper,
 }
 
 /// A layer being read, with the (line, column) of each entry's path.
 struct OpenLayer {
     spec: LayerSpec,
     pos: Vec<(usize, usize)>,
-    upper: bool,
+    role: LayerRole,
 }
 
 struct Parser<'a> {
@@ -405,10 +414,10 @@ impl<'a> Parser<'a> {
             let (line, col) = l.pos.get(e.entry).copied().unwrap_or((1, 1));
             return Err(self.err(line, col, e.message));
         }
-        if l.upper {
-            self.case.upper = Some(l.spec);
-        } else {
-            self.case.lowers.push(l.spec);
+        match l.role {
+            LayerRole::Data => self.case.data.push(l.spec),
+            LayerRole::Lower => self.case.lowers.push(l.spec),
+            LayerRole::Upper => self.case.upper = Some(l.spec),
         }
         Ok(())
     }
@@ -417,36 +426,52 @@ impl<'a> Parser<'a> {
         let col = c.toks[0].col;
         c.i = 1;
         let mut format = LayerFormat::Overlay;
-        if name != "ops" && matches!(c.peek().map(|t| &t.tok), Some(Tok::Word(w)) if w == "oci") {
+        let layered = matches!(name, "lower" | "upper");
+        if layered && matches!(c.peek().map(|t| &t.tok), Some(Tok::Word(w)) if w == "oci") {
             c.i += 1;
             format = LayerFormat::Oci;
         }
         c.end(
             || match name {
-                "ops" => format!("section header `{name}`"),
+                "ops" | "data" => format!("section header `{name}`"),
                 _ => format!("section header `{name}` (a layer header may only add `oci`)"),
             },
             false,
         )?;
-        let layer = |upper| OpenLayer {
+        let layer = |role| OpenLayer {
             spec: LayerSpec {
                 entries: Vec::new(),
                 format,
             },
             pos: Vec::new(),
-            upper,
+            role,
         };
         let need_lower = "a case needs at least one `lower` section first";
+        // Data-only layers count against overlay's stack of lowers too.
+        let layers = self.case.data.len() + self.case.lowers.len();
+        if matches!(name, "lower" | "data")
+            && layers + usize::from(self.layer.is_some()) >= MAX_LAYERS
+        {
+            return Err(c.err(
+                col,
+                format!("more than {MAX_LAYERS} lower and data layers (limits::MAX_LAYERS)"),
+            ));
+        }
         match (name, self.section) {
-            ("lower", Section::Start | Section::Lower) => {
-                if self.case.lowers.len() + usize::from(self.layer.is_some()) >= MAX_LAYERS {
-                    return Err(c.err(
-                        col,
-                        format!("more than {MAX_LAYERS} lower layers (limits::MAX_LAYERS)"),
-                    ));
-                }
+            ("data", Section::Start | Section::Data) => {
                 self.close_layer()?;
-                self.layer = Some(layer(false));
+                self.layer = Some(layer(LayerRole::Data));
+                self.section = Section::Data;
+            }
+            ("data", Section::Lower | Section::Upper) => {
+                return Err(c.err(
+                    col,
+                    "`data` sections must come before `lower` (data-only layers are the bottom of the stack)",
+                ))
+            }
+            ("lower", Section::Start | Section::Data | Section::Lower) => {
+                self.close_layer()?;
+                self.layer = Some(layer(LayerRole::Lower));
                 self.section = Section::Lower;
             }
             ("lower", Section::Upper) => {
@@ -454,7 +479,7 @@ impl<'a> Parser<'a> {
             }
             ("upper", Section::Lower) => {
                 self.close_layer()?;
-                self.layer = Some(layer(true));
+                self.layer = Some(layer(LayerRole::Upper));
                 self.section = Section::Upper;
             }
             ("upper", Section::Upper) => {
@@ -464,7 +489,7 @@ impl<'a> Parser<'a> {
                 self.close_layer()?;
                 self.section = Section::Ops;
             }
-            ("upper" | "ops", Section::Start) => {
+            ("upper" | "ops", Section::Start | Section::Data) => {
                 return Err(c.err(col, format!("`{name}` before any `lower`: {need_lower}")))
             }
             ("ops", Section::Ops) => return Err(c.err(col, "a case has only one `ops` section")),
@@ -636,7 +661,10 @@ impl<'a> Parser<'a> {
             "attr" => {
                 let (path, col) = path_of(c)?;
                 let (flags, fcol) = c.inode_flags()?;
-                let upper = self.layer.as_ref().is_some_and(|l| l.upper);
+                let upper = self
+                    .layer
+                    .as_ref()
+                    .is_some_and(|l| l.role == LayerRole::Upper);
                 if upper && flags.intersects(InodeFlags::PROTECTED) {
                     return Err(c.err(
                         fcol,
@@ -1105,18 +1133,18 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Case, ParseError> {
             _ => "",
         };
         match head {
-            "lower" | "upper" | "ops" => p.header(&mut c, head)?,
+            "data" | "lower" | "upper" | "ops" => p.header(&mut c, head)?,
             "profile" => p.profile(&mut c)?,
             "known" => p.known(&mut c)?,
-            _ => match p.section {
-                Section::Start => {
-                    return Err(c.expected(
-                        "`profile`, `known` or a section header (`lower`, `upper`, `ops`)",
-                    ))
+            _ => {
+                match p.section {
+                    Section::Start => return Err(c.expected(
+                        "`profile`, `known` or a section header (`data`, `lower`, `upper`, `ops`)",
+                    )),
+                    Section::Data | Section::Lower | Section::Upper => p.entry(&mut c)?,
+                    Section::Ops => p.step(&mut c)?,
                 }
-                Section::Lower | Section::Upper => p.entry(&mut c)?,
-                Section::Ops => p.step(&mut c)?,
-            },
+            }
         }
     }
     p.close_layer()?;

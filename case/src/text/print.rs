@@ -190,6 +190,9 @@ pub(crate) fn print(case: &Case) -> String {
             quote(sig.as_bytes())
         ));
     }
+    for l in &case.data {
+        layer(&mut out, "data", l);
+    }
     for l in &case.lowers {
         layer(&mut out, "lower", l);
     }

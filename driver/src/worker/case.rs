@@ -84,6 +84,9 @@ pub struct MountedCase {
     store: LayerStore,
     profile: Profile,
     mounter: Mounter,
+    /// Data-only layers (a case's `data` sections), bottom first: base
+    /// layers of the store that no `lower` file names, mounted after `::`.
+    data: Vec<Layer>,
     /// Image layers, bottom first.
     lowers: Vec<Layer>,
     container: Layer,
@@ -145,6 +148,7 @@ impl MountedCase {
             store,
             profile,
             mounter,
+            data: Vec::new(),
             lowers: Vec::new(),
             container: Layer {
                 id: String::new(),
@@ -257,9 +261,14 @@ impl MountedCase {
         crate::store::set_inode_flags(&flags_dir, &objects).map_err(io_str)
     }
 
-    /// Image layers bottom first, then the container layer seeded with the
-    /// case's upper.
+    /// Data-only layers, image layers bottom first, then the container
+    /// layer seeded with the case's upper.
     fn build(&mut self, case: &Case) -> Res<()> {
+        for spec in &case.data {
+            let layer = self.new_layer(None).map_err(io_str)?;
+            self.fill(&layer, spec)?;
+            self.data.push(layer);
+        }
         for spec in &case.lowers {
             let parent = self.lowers.last().cloned();
             let layer = self.new_layer(parent.as_ref()).map_err(io_str)?;
@@ -357,6 +366,15 @@ impl MountedCase {
         lowers
     }
 
+    /// The data-only layers as a mount names them, top first.
+    fn data_dirs(&self) -> Vec<String> {
+        self.data
+            .iter()
+            .rev()
+            .map(|l| format!("{}/{}", crate::store::LINK_DIR, l.link))
+            .collect()
+    }
+
     /// The stack as the mounter mounts it: read-only profiles have every
     /// layer as a lower, the others the container layer as upper.
     fn spec(&self) -> MountSpec {
@@ -376,6 +394,7 @@ impl MountedCase {
             let text = |p: &Path| p.display().to_string();
             MountSpec {
                 lowers: dirs.lowers.iter().map(|p| text(p)).collect(),
+                data: Vec::new(),
                 upper: Some(text(&dirs.upper)),
                 work: Some(text(&dirs.work)),
                 target,
@@ -384,6 +403,7 @@ impl MountedCase {
         } else if self.profile.readonly {
             MountSpec {
                 lowers: self.all_layers(),
+                data: self.data_dirs(),
                 upper: None,
                 work: None,
                 target,
@@ -392,6 +412,7 @@ impl MountedCase {
         } else {
             MountSpec {
                 lowers: c.lower.clone(),
+                data: self.data_dirs(),
                 upper: Some(format!("{}/diff", c.id)),
                 work: Some(format!("{}/work", c.id)),
                 target,
@@ -740,6 +761,7 @@ impl MountedCase {
         let home = self.store.home().to_path_buf();
         let spec = MountSpec {
             lowers: self.all_layers(),
+            data: self.data_dirs(),
             upper: None,
             work: None,
             target: KERNEL_VIEW.to_string(),
@@ -858,6 +880,7 @@ impl MountedCase {
         let target = self.store.merged(&fresh);
         let spec = MountSpec {
             lowers: fresh.lower.clone(),
+            data: self.data_dirs(),
             upper: Some(format!("{}/diff", fresh.id)),
             work: Some(format!("{}/work", fresh.id)),
             target: format!("{}/merged", fresh.id),
@@ -897,6 +920,7 @@ impl MountedCase {
         }
         let spec = MountSpec {
             lowers,
+            data: self.data_dirs(),
             upper: None,
             work: None,
             target: EXPORT_IMAGE.to_string(),

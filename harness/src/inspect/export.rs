@@ -381,6 +381,7 @@ pub fn container_case_as(
         Case {
             profile: Profile::default(),
             known: Vec::new(),
+            data: Vec::new(),
             lowers,
             upper: Some(upper),
             steps: Vec::new(),

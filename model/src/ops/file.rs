@@ -57,7 +57,8 @@ impl Model {
         permission(cred, &a, acc)?;
         may_open_append(&a, acc & MAY_WRITE != 0, append, trunc)?;
         if acc & MAY_WRITE == 0 {
-            return Ok(());
+            // file.c: ovl_open, after may_open.
+            return self.verify_lowerdata(w.last());
         }
         self.copy_up(w, if trunc { CopyUp::Trunc } else { CopyUp::Data })?;
         if trunc {

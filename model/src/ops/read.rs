@@ -66,7 +66,10 @@ impl Model {
         permission(cred, a, MAY_READ)?;
         match &a.kind {
             Kind::Dir(_) => Err(Errno::EISDIR),
-            Kind::File(_) => Ok(Value::Bytes(self.file_data(d).to_vec())),
+            Kind::File(_) => {
+                self.verify_lowerdata(d)?;
+                Ok(Value::Bytes(self.file_data(d).to_vec()))
+            }
             Kind::Fifo => self.drain_fifo(&w),
             _ => Ok(Value::Bytes(Vec::new())),
         }
