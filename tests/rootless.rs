@@ -121,10 +121,11 @@ fn plain_fuzz_as_a_user_with_subordinate_ids() {
     for key in ["divergences", "unsupported", "backend_failures"] {
         assert_eq!(number(&s, key), 0, "{key}: {s}");
     }
-    // Every case but those whose layers hold a metacopy file or a
-    // redirect the mount refuses (one in eight draws each), which run
-    // without the export check (harness/src/runner.rs: wants_export).
-    assert_eq!(number(&s, "exported"), 1777, "{s}");
+    // Every case but those whose layers hold a metacopy file (data-only
+    // layers bring some) or a redirect the mount refuses (one in eight
+    // draws each), which run without the export check
+    // (harness/src/runner.rs: wants_export).
+    assert_eq!(number(&s, "exported"), 1621, "{s}");
 }
 
 /// A user without subordinate ids maps only its own id: the cases name
