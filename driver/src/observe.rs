@@ -98,6 +98,10 @@ struct Entry<'a> {
     name: &'a CStr,
     rel: &'a str,
     st: &'a sys::Stat,
+    /// A directory's own fd, as the walk opened it to list it (or why it
+    /// could not), so that reading its flags opens nothing more; `None`
+    /// for the root and for non-directories.
+    opened: Option<Result<BorrowedFd<'a>, Errno>>,
 }
 
 /// What a walk met besides the entries it visited.
@@ -143,6 +147,7 @@ fn walk(
         name: c".",
         rel: "",
         st: &st,
+        opened: Some(Ok(fd.as_fd())),
     };
     visit(&mut cwd, &top).map_err(|f| format!("walk {}: {f}", root.display()))?;
     let mut walked = Walked::default();
@@ -202,24 +207,28 @@ fn walk_dir(
                 continue;
             }
         };
+        // A directory is opened once, to read its flags and to list it.
+        let sub = is_dir(&st).then(|| open_dir(dir, name.to_bytes()));
         let e = Entry {
             dir,
             name: &name,
             rel: &rel,
             st: &st,
+            opened: sub
+                .as_ref()
+                .map(|r| r.as_ref().map(|fd| fd.as_fd()).map_err(|e| *e)),
         };
         if let Err(f) = visit(cwd, &e) {
             walked.unreadable.push((rel, f.errno));
             continue;
         }
-        if is_dir(&st) {
-            match open_dir(dir, name.to_bytes()) {
-                Ok(sub) => {
-                    walk_dir(cwd, sub, &rel, skip, visit, walked);
-                    cwd.forget();
-                }
-                Err(e) => walked.unreadable.push((rel, e)),
+        match sub {
+            Some(Ok(sub)) => {
+                walk_dir(cwd, sub, &rel, skip, visit, walked);
+                cwd.forget();
             }
+            Some(Err(e)) => walked.unreadable.push((rel, e)),
+            None => {}
         }
     }
 }
@@ -271,8 +280,11 @@ fn base_node(e: &Entry, raw: bool, iflags: bool) -> Result<Node, Fail> {
             }
         }
         NodeKind::Dir if iflags => {
-            let fd = open_dir(e.dir, name).map_err(Fail::of("open", e.rel))?;
-            n.flags = inode_flags(&fd).map_err(Fail::of("FS_IOC_GETFLAGS", e.rel))?;
+            let flags = match e.opened {
+                Some(opened) => inode_flags(opened.map_err(Fail::of("open", e.rel))?),
+                None => inode_flags(open_dir(e.dir, name).map_err(Fail::of("open", e.rel))?),
+            };
+            n.flags = flags.map_err(Fail::of("FS_IOC_GETFLAGS", e.rel))?;
         }
         NodeKind::Symlink => {
             n.size = st.st_size as u64;
@@ -291,7 +303,7 @@ fn base_node(e: &Entry, raw: bool, iflags: bool) -> Result<Node, Fail> {
 
 /// The inode flags of an open file or directory; none where the
 /// filesystem has no such ioctl (ENOTTY, EOPNOTSUPP, EINVAL).
-fn inode_flags(fd: &OwnedFd) -> Result<InodeFlags, Errno> {
+fn inode_flags(fd: impl AsFd) -> Result<InodeFlags, Errno> {
     match sys::get_iflags(fd) {
         Ok(word) => Ok(InodeFlags::from_fs(word)),
         Err(Errno::ENOTTY | Errno::EOPNOTSUPP | Errno::EINVAL) => Ok(InodeFlags::NONE),
