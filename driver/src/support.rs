@@ -439,4 +439,33 @@ mod tests {
             .unwrap_err()
             .contains("no fsync=auto|strict|volatile option"));
     }
+
+    #[test]
+    fn data_only_layers_run_on_kernels_that_have_them_as_the_model_does() {
+        let mut case: ovlcheck_case::Case = ovlcheck_case::parse_case(
+            "t.ovl",
+            "data\n  file o/a 0644 \"d\"\nlower\n  file f 0644 \"\"\nops\n",
+        )
+        .unwrap();
+        for kind in [BackendKind::Kernel, BackendKind::Vm, BackendKind::Model] {
+            assert_eq!(data_only_layers(kind, &case), None, "{kind:?}");
+        }
+        for kind in [
+            BackendKind::FuseOverlayfs,
+            BackendKind::Exec,
+            BackendKind::Docker,
+            BackendKind::Podman,
+            BackendKind::Containerd,
+        ] {
+            assert!(data_only_layers(kind, &case).is_some(), "{kind:?}");
+        }
+        case.profile.set_option("kernel=6.1").unwrap();
+        let why = data_only_layers(BackendKind::Vm, &case).unwrap();
+        assert!(why.contains("kernel 6.1") && why.contains("6.16"), "{why}");
+        case.profile.set_option("kernel=6.16").unwrap();
+        assert_eq!(data_only_layers(BackendKind::Vm, &case), None);
+        case.data.clear();
+        case.profile.set_option("kernel=6.1").unwrap();
+        assert_eq!(data_only_layers(BackendKind::FuseOverlayfs, &case), None);
+    }
 }

@@ -69,6 +69,31 @@ fn the_op_mix_reaches_every_op_kind_and_feature() {
     );
 }
 
+/// Data-only layers come in one case in eight, for a kernel the model has
+/// them for, each with a metacopy file redirected into it somewhere, and
+/// never for an older kernel.
+#[test]
+fn data_only_layers_are_generated_for_kernels_that_have_them() {
+    use ovlcheck_case::layer::Entry;
+    let redirected = |c: &ovlcheck_case::Case| {
+        c.lowers
+            .iter()
+            .flat_map(|l| &l.entries)
+            .any(|e| matches!(e, Entry::Redirect { target, .. } if target.starts_with('/')))
+    };
+    let host: Vec<_> = (0..800)
+        .map(|i| case_at(&GenConfig::default(), 1, i))
+        .filter(|c| !c.data.is_empty())
+        .collect();
+    assert!((50..=150).contains(&host.len()), "{} of 800", host.len());
+    assert!(host.iter().filter(|c| redirected(c)).count() > host.len() / 2);
+    let old = GenConfig {
+        kernel: Some(ovlcheck_case::profile::KernelVersion::new(6, 1)),
+        ..GenConfig::default()
+    };
+    assert!((0..800).all(|i| case_at(&old, 1, i).data.is_empty()));
+}
+
 /// Cases for a rootless user namespace that maps only ids `[0, n)` name
 /// no other id (driver/src/idmap.rs); with every id mapped they do.
 #[test]
