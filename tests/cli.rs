@@ -319,6 +319,9 @@ fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
         "rules/87-statfs-fsid-xdev-off.ovl",
         "rules/88-statfs-fsid-readonly-uuid-on.ovl",
         "rules/89-statfs-zero-fsid.ovl",
+        "rules/100-data-only-layers.ovl",
+        "rules/101-data-only-metacopy.ovl",
+        "rules/102-data-only-nofollow.ovl",
     ];
     if common::kernel("repro_scripts_reproduce_the_pins").is_none() {
         return;
