@@ -185,6 +185,47 @@ ops
   mkdir d 0755 => ok
 ";
 
+/// Data-only layers are columns of their own before the lower ones, and
+/// the metacopy files redirected into them say so; nothing of them is
+/// merged.
+#[test]
+fn data_only_layers_are_columns_of_the_before_table() {
+    let case = common::corpus_dir().join("rules/101-data-only-metacopy.ovl");
+    let out = show(case.to_str().unwrap(), &[]);
+    let table = before(&out);
+    assert_eq!(
+        row(table, "path"),
+        Some(vec!["path", "D0", "L0", "L1", "upper", "merged"]),
+        "{out}"
+    );
+    assert_eq!(
+        row(table, "00/a"),
+        Some(vec!["00/a", "file", "-", "-", "-", "-"])
+    );
+    assert_eq!(
+        row(table, "chain"),
+        Some(vec![
+            "chain",
+            "-",
+            "file+redirect=/00/a+metacopy",
+            "-",
+            "-",
+            "file"
+        ])
+    );
+    assert_eq!(
+        row(table, "m"),
+        Some(vec![
+            "m",
+            "-",
+            "file+redirect=/none+metacopy",
+            "-",
+            "-",
+            "unreadable(ENOENT)"
+        ])
+    );
+}
+
 #[test]
 fn new_files_over_lower_ones_are_not_copy_ups() {
     let dir = tempfile::tempdir().unwrap();

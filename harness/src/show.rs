@@ -23,7 +23,7 @@ pub const LEGEND: &str = "legend: - no entry | whiteout: char 0/0 | \
 xwhiteout: file with overlay.whiteout | +opaque: overlay.opaque=y | \
 +xwhiteouts: overlay.opaque=x | +redirect=P: overlay.redirect | \
 +copyup: has overlay.origin, or an upper dir merging a lower one | \
-+metacopy: overlay.metacopy, data still below";
++metacopy: overlay.metacopy, data still below | D0, D1: data-only layers";
 
 /// What one layer of the case holds at one path, in a word or two.
 fn cell(o: &Object) -> String {
@@ -43,6 +43,9 @@ fn cell(o: &Object) -> String {
     }
     if let Some(r) = &o.markers.redirect {
         let _ = write!(s, "+redirect={r}");
+    }
+    if o.markers.metacopy {
+        s.push_str("+metacopy");
     }
     s
 }
@@ -156,6 +159,10 @@ fn rows(columns: &[(String, BTreeMap<String, String>)], merged: &View) -> Vec<Ve
 /// the model derives from them at mount time.
 pub fn before_table(case: &Case) -> Result<String, String> {
     let mut columns: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    // Data-only layers (never merged: their paths show in no merged cell).
+    for (i, layer) in case.data.iter().enumerate() {
+        columns.push((format!("D{i}"), layer_cells(layer)?));
+    }
     for (i, layer) in case.lowers.iter().enumerate() {
         columns.push((format!("L{i}"), layer_cells(layer)?));
     }
