@@ -561,12 +561,13 @@ impl Model {
                 let free = self.free_pages();
                 let inode = self.upper_mut().get_mut(u);
                 let written = space::write(inode, at, data, free);
-                if offset.is_none() || f.flags.append {
-                    // write(2) moves the position; under O_APPEND so does
-                    // pwrite (it is a write at the end).
-                    if offset.is_none() {
-                        self.fds.files.get_mut(fd).expect("fd").pos = at + written as u64;
-                    }
+                // write(2) moves the position past what it wrote; one that
+                // wrote nothing fails and leaves it (ksys_write stores the
+                // position only on success), so an O_APPEND write refused
+                // with ENOSPC does not move it to the end (observed on
+                // 6.18: corpus/regressions/enospc-append-write-keeps-position.ovl).
+                if offset.is_none() && written > 0 {
+                    self.fds.files.get_mut(fd).expect("fd").pos = at + written as u64;
                 }
                 if written < data.len() {
                     self.hit(Rule::NoSpace);
