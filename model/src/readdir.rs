@@ -173,7 +173,10 @@ impl Model {
         // that fails fails the listing, and nothing is cleared (found by
         // fuzz --profile userxattr --cases 6000 --seed 2, case 4298:
         // corpus/regressions/impure-kept-when-a-lookup-fails.ovl).
-        if entries.iter().any(|(name, _)| self.lookup(d, name).is_err()) {
+        if entries
+            .iter()
+            .any(|(name, _)| self.lookup(d, name).is_err())
+        {
             return None;
         }
         self.hit(Rule::ReaddirImpureCleared);
