@@ -523,7 +523,7 @@ pub const RULES: &[RuleInfo] = &[
     info(
         Rule::NlinkStart,
         "remove.nlink-start",
-        "inode.c: ovl_nlink_start",
+        "util.c: ovl_nlink_start",
         INDEX,
     ),
     info(
