@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acl;
 #[cfg(feature = "arbitrary")]
 pub mod arb;
 mod case;

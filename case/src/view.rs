@@ -59,8 +59,9 @@ pub struct Node {
     /// mtime in seconds of non-directories; `None` where it is not compared
     /// (directories, and times set by the clock).
     pub mtime: Option<i64>,
-    /// Ordinary xattrs: `user.*` in merged views; every xattr that is not an
-    /// overlay-private one in raw views.
+    /// Ordinary xattrs: `user.*` and the POSIX ACLs in merged views
+    /// ([`merged_xattr`]); every xattr that is not an overlay-private one
+    /// in raw views. An ACL's value is its short text form (crate::acl).
     pub xattrs: BTreeMap<String, Vec<u8>>,
     /// Raw views only: overlay-private xattrs by short name (`opaque`,
     /// `redirect`, `origin`, `metacopy`, `impure`, `nlink`, `whiteout`,
@@ -154,6 +155,13 @@ impl fmt::Display for DevClass {
 
 /// How a view path is shown: `/` for the root, else as a token of the text
 /// format (quoted when needed).
+/// Whether a merged view shows the xattr `name`: the `user.*` ones and
+/// the POSIX ACLs (crate::acl), which copy-up, chmod and creation change.
+pub fn merged_xattr(name: &[u8]) -> bool {
+    name.starts_with(b"user.")
+        || std::str::from_utf8(name).is_ok_and(crate::acl::is_acl_name)
+}
+
 pub fn show_path(path: &str) -> String {
     if path.is_empty() {
         "/".to_string()

@@ -245,7 +245,8 @@ fn run(root: BorrowedFd<'_>, op: &Op, layers: &LayerFsids) -> OpResult {
         }),
         Op::Utimes { path, mtime: None } => via_proc(root, path, |p| sys::utimes_now(p.to_bytes())),
         Op::Setxattr { path, name, value } => via_proc(root, path, |p| {
-            sys::setxattr(p, name.as_bytes(), value, Follow::Yes)
+            let value = crate::acl::to_kernel(name.as_bytes(), value);
+            sys::setxattr(p, name.as_bytes(), &value, Follow::Yes)
         }),
         Op::Removexattr { path, name } => {
             via_proc(root, path, |p| sys::removexattr(p, name.as_bytes()))
@@ -574,7 +575,8 @@ pub fn read_names(fd: OwnedFd) -> Result<Vec<String>, Errno> {
 
 fn getxattr(root: BorrowedFd<'_>, p: &OpPath, name: &str) -> OpResult {
     let fd = open(root, p, libc::O_PATH, 0)?;
-    sys::getxattr(&sys::proc_fd_path(&fd), name.as_bytes(), Follow::Yes).map(Value::Bytes)
+    sys::getxattr(&sys::proc_fd_path(&fd), name.as_bytes(), Follow::Yes)
+        .map(|v| Value::Bytes(crate::acl::from_kernel(name.as_bytes(), v)))
 }
 
 fn listxattr(root: BorrowedFd<'_>, p: &OpPath) -> OpResult {

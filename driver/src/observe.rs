@@ -329,7 +329,10 @@ fn xattrs(
             continue;
         }
         match sys::getxattr(e.name, &name, Follow::No) {
-            Ok(v) => out.push((String::from_utf8_lossy(&name).into_owned(), v)),
+            Ok(v) => {
+                let v = crate::acl::from_kernel(&name, v);
+                out.push((String::from_utf8_lossy(&name).into_owned(), v));
+            }
             Err(Errno::ENODATA) => {}
             Err(err) => return Err(fail(err)),
         }
@@ -430,7 +433,7 @@ fn merged_walk(
     let walked = walk(merged, &[], &mut |cwd, e| {
         let root_dev = *root_dev.get_or_insert(e.st.st_dev);
         let mut n = base_node(e, false, iflags)?;
-        n.xattrs = xattrs(cwd, e, |name| name.starts_with(b"user."))?
+        n.xattrs = xattrs(cwd, e, ovlcheck_case::view::merged_xattr)?
             .into_iter()
             .collect::<BTreeMap<_, _>>();
         if !is_dir(e.st) {

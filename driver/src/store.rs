@@ -493,10 +493,20 @@ fn set_attributes(
         let path = CString::new(path_bytes(&t.root.join(t.rel)))
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         for (name, value) in &xattrs {
+            let value = crate::acl::to_kernel(name, value);
             match t.file {
-                Some(fd) => sys::fsetxattr(fd, name, value).map_err(errno_io)?,
-                None => sys::setxattr(&path, name, value, Follow::No).map_err(errno_io)?,
+                Some(fd) => sys::fsetxattr(fd, name, &value).map_err(errno_io)?,
+                None => sys::setxattr(&path, name, &value, Follow::No).map_err(errno_io)?,
             }
+        }
+    }
+    // An access ACL set the mode from its entries; the object's mode
+    // stands, and the ACL takes its bits (ovlcheck_case::layer: the
+    // layer's objects say the same).
+    if o.xattrs.contains_key(ovlcheck_case::acl::ACCESS) {
+        match t.file {
+            Some(fd) => sys::fchmod(fd, perm).map_err(errno_io)?,
+            None => sys::fchmodat(t.dir, p, perm).map_err(errno_io)?,
         }
     }
     if !is_dir {

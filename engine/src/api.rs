@@ -582,6 +582,13 @@ pub(crate) fn unrepresentable(
                     o.path, o.flags
                 ));
             }
+            if let Some(name) = o.xattrs.keys().find(|k| ovlcheck_case::acl::is_acl_name(k)) {
+                return Some(format!(
+                    "lower {i} gives {} `{name}`: the image layer tars made here carry no POSIX \
+                     ACLs",
+                    o.path
+                ));
+            }
         }
     }
     None

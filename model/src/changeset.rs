@@ -65,8 +65,8 @@ impl Model {
     }
 
     /// A naive or walking differ's `entries` with the file capability of
-    /// each file it writes: besides the `user.*` xattrs a merged tree
-    /// shows, it reads `security.capability` of every file it puts in the
+    /// each file it writes: besides the `user.*` xattrs and ACLs a merged
+    /// tree shows, it reads `security.capability` of every file it puts in the
     /// tar (go-archive `ReadSecurityXattrToTarHeader`; containerd's
     /// walking differ copies every xattr).
     fn with_capabilities(&self, mut entries: View) -> View {

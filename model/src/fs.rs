@@ -5,6 +5,7 @@
 
 use crate::names::EntryName;
 use imbl::OrdMap;
+use ovlcheck_case::acl::Acl;
 use ovlcheck_case::InodeFlags;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
@@ -135,6 +136,21 @@ impl Inode {
     /// only then may a capability stand in for the owner.
     pub fn ids_mapped(&self) -> bool {
         self.uid != UNMAPPED && self.gid != UNMAPPED
+    }
+
+    /// The POSIX ACL kept in the xattr `name` (ovlcheck_case::acl), in
+    /// the short text form every ACL xattr of the model holds.
+    pub fn acl(&self, name: &str) -> Option<Acl> {
+        let text = std::str::from_utf8(self.xattrs.get(name)?).ok()?;
+        Acl::parse(text).ok()
+    }
+
+    /// Keeps `acl` in the xattr `name`, or none.
+    pub fn set_acl(&mut self, name: &str, acl: Option<&Acl>) {
+        match acl {
+            Some(a) => self.xattrs.insert(name.to_string(), a.to_string().into_bytes()),
+            None => self.xattrs.remove(name),
+        };
     }
 
     pub fn new(kind: Kind, mode: u32, uid: u32, gid: u32) -> Inode {

@@ -13,6 +13,12 @@
 //! EOVERFLOW (may_delete, may_linkat). Observed on 6.18
 //! (docs/semantics.md §1.16).
 //!
+//! A caller who does not own an inode with an access ACL (POSIX ACLs,
+//! docs/semantics.md §1.19) is judged by the ACL, as long as the mode's
+//! group class, the ACL's mask, grants anything (acl_permission_check,
+//! posix_acl_permission); overlay hands the VFS the real inode's ACL
+//! (inode.c: ovl_get_inode_acl).
+//!
 //! Inode flags (`chattr`) as the overlay inode has them
 //! ([`Inode::seen_flags`]): an immutable inode takes no write, attribute
 //! change, link or removal, an append-only one only appending writes
@@ -20,6 +26,7 @@
 //! docs/semantics.md §1.17).
 
 use crate::fs::Inode;
+use ovlcheck_case::acl;
 use ovlcheck_case::{Cred, Errno, InodeFlags};
 
 pub(crate) const MAY_EXEC: u32 = 1;
@@ -41,18 +48,46 @@ pub(crate) fn permission(cred: Cred, inode: &Inode, mask: u32) -> Result<(), Err
         let exec_ok = inode.is_dir() || mask & MAY_EXEC == 0 || inode.mode & 0o111 != 0;
         return if exec_ok { Ok(()) } else { Err(Errno::EACCES) };
     }
-    let bits = if cred.uid == inode.uid {
-        (inode.mode >> 6) & 7
-    } else if cred.gid == inode.gid {
-        (inode.mode >> 3) & 7
+    let granted = if cred.uid == inode.uid {
+        (inode.mode >> 6) & 7 & mask == mask
+    } else if let Some(acl) = inode.acl(acl::ACCESS).filter(|_| inode.mode & 0o070 != 0) {
+        // acl_permission_check: the access ACL decides for a caller who
+        // is not the owner, unless the mode's group class (the ACL's
+        // mask) is empty; the group and other bits decide then.
+        ACL_DECIDED.set(true);
+        acl.permits(cred.uid, |g| in_group(cred, inode, g), mask)
     } else {
-        inode.mode & 7
+        let bits = if cred.gid == inode.gid {
+            (inode.mode >> 3) & 7
+        } else {
+            inode.mode & 7
+        };
+        bits & mask == mask
     };
-    if bits & mask == mask {
+    if granted {
         Ok(())
     } else {
         Err(Errno::EACCES)
     }
+}
+
+/// in_group_p for an ACL group entry: the caller's one group (the
+/// executor sets no others); `u32::MAX` stands for the inode's group.
+fn in_group(cred: Cred, inode: &Inode, group: u32) -> bool {
+    let group = if group == u32::MAX { inode.gid } else { group };
+    cred.gid == group
+}
+
+thread_local! {
+    /// Set when an access ACL decided a permission check: permission
+    /// checks see inodes, not the model, so [`take_acl_decided`] carries
+    /// the fact to the step that records `perm.acl`.
+    static ACL_DECIDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether an access ACL decided a permission check since the last call.
+pub(crate) fn take_acl_decided() -> bool {
+    ACL_DECIDED.replace(false)
 }
 
 /// capable_wrt_inode_uidgid: root's capabilities cover an inode whose

@@ -96,6 +96,11 @@ pub enum Rule {
     FileattrSet,
     ProtattrBelow,
     FlagsInherited,
+    PermAcl,
+    AclSet,
+    AclKillSgid,
+    CreateDefaultAcl,
+    ChmodAcl,
 }
 
 /// What one rule is: its stable id (the name campaigns and `--json`
@@ -789,6 +794,36 @@ pub const RULES: &[RuleInfo] = &[
         "create.flags-inherited",
         "dir.c: ovl_create_upper (made in the upper dir, whose no-dump and no-atime flags tmpfs gives it: shmem.c SHMEM_FL_INHERITED), ovl_create_over_whiteout (made in the work dir)",
         FLAGS,
+    ),
+    info(
+        Rule::PermAcl,
+        "perm.acl",
+        "fs/namei.c: acl_permission_check, fs/posix_acl.c: posix_acl_permission (inode.c: ovl_get_inode_acl hands over the real inode's ACL)",
+        ANY,
+    ),
+    info(
+        Rule::AclSet,
+        "acl.set",
+        "inode.c: ovl_set_or_remove_acl (copy-up, ENODATA for an ACL a lower object lacks); fs/posix_acl.c: posix_acl_valid, posix_acl_update_mode",
+        WRITABLE,
+    ),
+    info(
+        Rule::AclKillSgid,
+        "acl.kill-sgid",
+        "inode.c: ovl_set_or_remove_acl (a caller outside the group without CAP_FSETID: ovl_setattr with ATTR_KILL_SGID, before the ENODATA check)",
+        WRITABLE,
+    ),
+    info(
+        Rule::CreateDefaultAcl,
+        "create.default-acl",
+        "fs/posix_acl.c: posix_acl_create, posix_acl_create_masq (the parent's default ACL; dir.c: ovl_create_over_whiteout sets the ACLs itself)",
+        WRITABLE,
+    ),
+    info(
+        Rule::ChmodAcl,
+        "chmod.acl",
+        "fs/posix_acl.c: posix_acl_chmod (the upper filesystem's setattr, after copy-up)",
+        WRITABLE,
     ),
 ];
 

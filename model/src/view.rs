@@ -233,7 +233,7 @@ impl Model {
         );
         n.xattrs = self
             .visible_xattrs(a)
-            .filter(|(k, _)| k.starts_with("user."))
+            .filter(|(k, _)| ovlcheck_case::view::merged_xattr(k.as_bytes()))
             .map(|(k, v)| (k, v.clone()))
             .collect();
         n.flags = observed_flags(a, a.seen_flags());

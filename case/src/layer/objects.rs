@@ -1,6 +1,7 @@
 //! Resolution of a layer's entries into objects (`LayerSpec::objects`).
 
 use super::{Entry, LayerError, Markers, Object, ObjectKind, DEFAULT_MTIME, IMPLIED_DIR_MODE};
+use crate::acl;
 use crate::iflags::InodeFlags;
 use crate::path::{Name, RelPath, PATH_MAX};
 use std::collections::BTreeMap;
@@ -30,11 +31,27 @@ pub(crate) fn check_capability_value(value: &[u8]) -> Result<(), String> {
     }
 }
 
+/// Checks the value of an ACL xattr (crate::acl) a layer entry or a step
+/// sets: its short text form. A layer's ACL must also be one the kernel
+/// takes (posix_acl_valid), with ids that have a mapping (`u32::MAX` has
+/// none); a step may set any, to see the kernel refuse it.
+pub fn check_acl_value(value: &[u8], in_layer: bool) -> Result<(), String> {
+    let text = std::str::from_utf8(value).map_err(|_| "an ACL is text".to_string())?;
+    let a = acl::Acl::parse(text)?;
+    if in_layer && (!a.valid() || a.ids().any(|id| id == u32::MAX)) {
+        return Err(format!(
+            "`{text}` is not an ACL the kernel keeps: the owner's entry, users, the owning \
+             group's, groups, a mask when a user or group entry is there, others, in that order"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the name of an ordinary layer xattr: `user.*`, `trusted.*` or
 /// [`CAPABILITY_XATTR`], never an overlay-private one. The parser checks
 /// `xattr` entries with it too, so a bad name is reported at its token.
 pub(crate) fn check_layer_xattr_name(name: &str) -> Result<(), String> {
-    if name == CAPABILITY_XATTR {
+    if name == CAPABILITY_XATTR || acl::is_acl_name(name) {
         return Ok(());
     }
     for (prefix, entry) in [
@@ -56,7 +73,9 @@ pub(crate) fn check_layer_xattr_name(name: &str) -> Result<(), String> {
     match rest {
         None => Err(format!(
             "xattr `{name}` must be in the `user.` or `trusted.` namespace, or be \
-             `{CAPABILITY_XATTR}`"
+             `{CAPABILITY_XATTR}`, `{}` or `{}`",
+            acl::ACCESS,
+            acl::DEFAULT
         )),
         Some("") => Err(format!(
             "xattr `{name}` has an empty name after its namespace"
@@ -205,8 +224,11 @@ pub(super) fn objects<'a>(
     for (i, e) in entries {
         entry(&mut b, e).map_err(|message| LayerError { entry: i, message })?;
     }
-    // Hard links share the inode of their original file.
     let mut objs = b.objs;
+    for o in &mut objs {
+        access_acl_after_chmod(o);
+    }
+    // Hard links share the inode of their original file.
     for i in 0..objs.len() {
         if let ObjectKind::Hardlink(orig) = &objs[i].kind {
             if let Some(&j) = b.index.get(orig.names()) {
@@ -219,6 +241,26 @@ pub(super) fn objects<'a>(
         }
     }
     Ok(objs)
+}
+
+/// A layer object's access ACL as the layer holds it once written: the
+/// ACL set first, then the object's mode (driver/src/store.rs). The mode
+/// stands, and the ACL's owner, mask (else owning group) and other entries
+/// take its bits (posix_acl_chmod); an ACL the mode says all of is not
+/// kept (posix_acl_update_mode).
+fn access_acl_after_chmod(o: &mut Object) {
+    let Some(value) = o.xattrs.get(acl::ACCESS) else {
+        return;
+    };
+    let text = std::str::from_utf8(value).expect("checked by check_acl_value");
+    let mut a = acl::Acl::parse(text).expect("checked by check_acl_value");
+    if a.equiv_mode(o.mode).1 {
+        o.xattrs.remove(acl::ACCESS);
+    } else {
+        a.chmod(o.mode);
+        o.xattrs
+            .insert(acl::ACCESS.to_string(), a.to_string().into_bytes());
+    }
 }
 
 fn entry<'a>(b: &mut Builder<'a>, e: &'a Entry) -> Result<(), String> {
@@ -326,8 +368,21 @@ fn entry<'a>(b: &mut Builder<'a>, e: &'a Entry) -> Result<(), String> {
             if name == CAPABILITY_XATTR {
                 check_capability_value(value)?;
             }
+            if acl::is_acl_name(name) {
+                check_acl_value(value, true)?;
+            }
             let j = b.inode(path, "xattr")?;
             let kind = &b.objs[j].kind;
+            if acl::is_acl_name(name)
+                && (matches!(kind, ObjectKind::Symlink(_) | ObjectKind::Whiteout)
+                    || (name == acl::DEFAULT && *kind != ObjectKind::Dir))
+            {
+                return Err(format!(
+                    "`{name}` goes on a directory{}, `{path}` is {}",
+                    if name == acl::ACCESS { ", a file or a fifo" } else { "" },
+                    kind_word(kind)
+                ));
+            }
             if name == CAPABILITY_XATTR && !matches!(kind, ObjectKind::File(_)) {
                 return Err(format!(
                     "`{CAPABILITY_XATTR}` is a file capability: only on regular files, `{path}` is {}",

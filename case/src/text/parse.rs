@@ -9,7 +9,7 @@ use crate::case::Case;
 use crate::errno::Errno;
 use crate::iflags::InodeFlags;
 use crate::layer::{
-    check_capability_value, check_layer_xattr_name, Entry, LayerFormat, LayerSpec, CAPABILITY_XATTR,
+    check_acl_value, check_capability_value, check_layer_xattr_name, Entry, LayerFormat, LayerSpec, CAPABILITY_XATTR,
 };
 use crate::op::{check_fd_name, Access, Cred, Op, OpenFlags, RenameFlags, Step, Whence};
 use crate::outcome::{FileKind, Fsid, Outcome, StatInfo, Value};
@@ -640,6 +640,9 @@ impl<'a> Parser<'a> {
                 if name == CAPABILITY_XATTR {
                     check_capability_value(&value).map_err(|m| c.err(vcol, m))?;
                 }
+                if crate::acl::is_acl_name(&name) {
+                    check_acl_value(&value, true).map_err(|m| c.err(vcol, m))?;
+                }
                 (Entry::Xattr { path, name, value }, col)
             }
             "owner" => {
@@ -962,11 +965,11 @@ fn op(c: &mut Cursor) -> Result<Op, ParseError> {
                     ),
                 ));
             }
-            Op::Setxattr {
-                path,
-                name,
-                value: c.string("the xattr value")?.0,
+            let (value, vcol) = c.string("the xattr value")?;
+            if crate::acl::is_acl_name(&name) {
+                check_acl_value(&value, false).map_err(|m| c.err(vcol, m))?;
             }
+            Op::Setxattr { path, name, value }
         }
         "remount" => Op::Remount,
         "commit" => Op::Commit,

@@ -141,7 +141,8 @@ impl NativeWalk<'_> {
 ///   owner 0:0; its mtime is 0 (moby stamps the clock, which no
 ///   prediction can match; containerd writes the epoch);
 /// - an addition or modification is the merged path's object as it is
-///   now, with its `user.*` xattrs (all a merged tree shows) and its file
+///   now, with its `user.*` xattrs and ACLs (all a merged tree shows:
+///   `ovlcheck_case::view::merged_xattr`) and its file
 ///   capability (go-archive `ReadSecurityXattrToTarHeader`); a
 ///   non-directory met again under another name (same `st_dev` and
 ///   `st_ino`) is a link entry to the first.
@@ -183,7 +184,9 @@ pub fn write_naive(changes: &[Change], merged: &Path) -> io::Result<Vec<u8>> {
         let kept: Vec<Xattr> = xattrs(dir.as_fd(), &name)
             .map_err(annotate("xattrs of", path))?
             .into_iter()
-            .filter(|(k, _)| k.starts_with(b"user.") || k.as_slice() == CAPABILITY_XATTR.as_bytes())
+            .filter(|(k, _)| {
+                ovlcheck_case::view::merged_xattr(k) || k.as_slice() == CAPABILITY_XATTR.as_bytes()
+            })
             .collect();
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             w.entry(path, Meta::of(&st), Body::Dir, &kept)?;

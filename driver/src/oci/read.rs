@@ -106,7 +106,10 @@ pub fn read(tar: &[u8]) -> Result<View, String> {
         node.xattrs = pax
             .xattrs
             .into_iter()
-            .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+            .map(|(k, v)| {
+                let v = crate::acl::from_kernel(&k, v);
+                (String::from_utf8_lossy(&k).into_owned(), v)
+            })
             .collect();
         view.nodes.insert(name, node);
     }

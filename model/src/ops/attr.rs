@@ -12,6 +12,7 @@ use crate::perm::{
 use crate::resolve::{Follow, Walk};
 use crate::rules::Rule;
 use crate::Model;
+use ovlcheck_case::acl;
 use ovlcheck_case::{Cred, Errno, InodeFlags, OpPath, Value};
 
 impl Model {
@@ -58,7 +59,13 @@ impl Model {
             new_mode = chmod_mode(cred, a, mode);
             Ok(())
         })?;
-        self.upper_mut().get_mut(u).mode = new_mode;
+        let inode = self.upper_mut().get_mut(u);
+        inode.mode = new_mode;
+        if let Some(mut acl) = inode.acl(acl::ACCESS) {
+            acl.chmod(new_mode);
+            inode.set_acl(acl::ACCESS, Some(&acl));
+            self.hit(Rule::ChmodAcl);
+        }
         Ok(Value::Unit)
     }
 

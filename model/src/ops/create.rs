@@ -12,6 +12,7 @@ use crate::rules::Rule;
 use crate::Model;
 use imbl::OrdMap;
 use ovlcheck_case::path::PATH_MAX;
+use ovlcheck_case::acl;
 use ovlcheck_case::{Cred, Errno, InodeFlags, OpPath, Value};
 use std::sync::Arc;
 
@@ -64,7 +65,8 @@ impl Model {
     /// A new inode owned by the caller (inode_init_owner): the group of a
     /// setgid parent, which new directories inherit the setgid bit from; a
     /// non-directory loses setgid+group-exec when the caller is not in a
-    /// setgid parent's group (mode_strip_sgid).
+    /// setgid parent's group (mode_strip_sgid); then the parent's default
+    /// ACL applies (posix_acl_create).
     pub(crate) fn new_inode(&self, dir: &Dentry, kind: Kind, mode: u32, cred: Cred) -> Inode {
         let parent = self.attr(dir);
         let sgid_dir = parent.mode & 0o2000 != 0;
@@ -81,7 +83,25 @@ impl Model {
         {
             mode &= !0o2000;
         }
-        Inode::new(kind, mode, cred.uid, gid)
+        let default_acl = match kind {
+            Kind::Symlink(_) => None,
+            _ => parent.acl(acl::DEFAULT),
+        };
+        let Some(default_acl) = default_acl else {
+            return Inode::new(kind, mode, cred.uid, gid);
+        };
+        // posix_acl_create: the parent's default ACL, masked by the mode,
+        // becomes the access ACL (none when the mode says all of it), and
+        // a directory's default ACL too.
+        self.hit(Rule::CreateDefaultAcl);
+        let mut access = default_acl.clone();
+        let equiv = !access.create_masq(&mut mode);
+        let mut inode = Inode::new(kind, mode, cred.uid, gid);
+        inode.set_acl(acl::ACCESS, (!equiv).then_some(&access));
+        if is_dir {
+            inode.set_acl(acl::DEFAULT, Some(&default_acl));
+        }
+        inode
     }
 
     /// ovl_create_object: copies up the parent chain and creates the object

@@ -2,6 +2,7 @@
 //! VFS does (fs/namei.c, fs/open.c, fs/xattr.c), then applied to the raw
 //! upper layer as overlayfs does (dir.c, inode.c, copy_up.c, file.c).
 
+mod acl;
 mod attr;
 mod create;
 mod file;
@@ -46,7 +47,11 @@ impl Model {
             _ => {}
         }
         let mut next = self.clone();
+        crate::perm::take_acl_decided();
         let res = run(&mut next, &step.op, step.cred());
+        if crate::perm::take_acl_decided() {
+            self.hit(crate::rules::Rule::PermAcl);
+        }
         let outcome = match res {
             Ok(v) => Outcome::Ok(v),
             Err(e) => Outcome::Err(e),

@@ -10,6 +10,7 @@ use crate::perm::{owner_or_capable, permission, MAY_READ, MAY_WRITE};
 use crate::resolve::{Follow, Walk};
 use crate::rules::Rule;
 use crate::Model;
+use ovlcheck_case::acl;
 use ovlcheck_case::{Cred, Errno, InodeFlags, OpPath, Value};
 
 /// XATTR_NAME_MAX: the longest xattr name.
@@ -105,6 +106,9 @@ impl Model {
         cred: Cred,
     ) -> Result<Value, Errno> {
         let ns = xattr_ns(name)?;
+        if acl::is_acl_name(name) {
+            return self.op_get_acl(path, name, cred);
+        }
         let w = self.resolve_existing(path, Follow::Yes, cred)?;
         let a = self.attr(w.last());
         xattr_read_permission(cred, self.feat.init_caps, a, ns)?;
@@ -147,6 +151,9 @@ impl Model {
         if value.len() > XATTR_SIZE_MAX {
             return Err(Errno::E2BIG);
         }
+        if acl::is_acl_name(name) {
+            return self.op_set_acl(path, name, Some(value), cred);
+        }
         let stored = self.stored_name(name);
         if let Err(e) = self.own_xattr_handler(name) {
             let w = self.resolve_existing(path, Follow::Yes, cred)?;
@@ -174,6 +181,9 @@ impl Model {
         cred: Cred,
     ) -> Result<Value, Errno> {
         let ns = xattr_ns(name)?;
+        if acl::is_acl_name(name) {
+            return self.op_set_acl(path, name, None, cred);
+        }
         let stored = self.stored_name(name);
         let caps = self.feat.init_caps;
         let handlers = self
@@ -204,6 +214,15 @@ impl Model {
         check: impl FnOnce(&Inode) -> Result<(), Errno>,
     ) -> Result<u32, Errno> {
         let w: Walk = self.resolve_existing(path, Follow::Yes, cred)?;
+        self.xattr_upper(w, check)
+    }
+
+    /// [`Model::modify_xattrs`] of an object already resolved.
+    pub(super) fn xattr_upper(
+        &mut self,
+        w: Walk,
+        check: impl FnOnce(&Inode) -> Result<(), Errno>,
+    ) -> Result<u32, Errno> {
         match w.last().upper {
             Some(u) => {
                 self.check_writable()?;
@@ -215,8 +234,7 @@ impl Model {
     }
 
     /// The handler lookups after the overlay's own: an unknown namespace
-    /// fails, `system.*` is modelled as unsupported (POSIX ACLs are not
-    /// modelled), and every `user.` name, the bare prefix too, fails on a
+    /// fails, `system.*` other than the ACLs (module `acl`) is unsupported, and every `user.` name, the bare prefix too, fails on a
     /// layer tmpfs without a user handler (`Features::tmpfs_user_xattrs`):
     /// overlay passes the layer's EOPNOTSUPP through (seen on 6.1).
     fn xattr_handler(&self, ns: XattrNs, name: &str) -> Result<(), Errno> {
