@@ -11,6 +11,7 @@
 //! (include/uapi/linux/posix_acl_xattr.h: a version-2 header, then 8 bytes
 //! per entry), so nothing between them depends on the acl tools.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The access ACL's xattr name (posix_acl_xattr.h).
@@ -21,6 +22,33 @@ pub const DEFAULT: &str = "system.posix_acl_default";
 /// Whether `name` is one of the two ACL xattrs.
 pub fn is_acl_name(name: &str) -> bool {
     name == ACCESS || name == DEFAULT
+}
+
+/// The value to hand the kernel for the xattr `name`: an ACL's text
+/// encoded, any other value as it is.
+pub fn to_kernel<'v>(name: &[u8], value: &'v [u8]) -> Cow<'v, [u8]> {
+    let text = std::str::from_utf8(value).ok();
+    match (is_acl_bytes(name), text.map(Acl::parse)) {
+        (true, Some(Ok(acl))) => Cow::Owned(acl.to_xattr()),
+        _ => Cow::Borrowed(value),
+    }
+}
+
+/// The value the kernel gave for the xattr `name` as views and results
+/// show it: an ACL as text, any other value (or an ACL that does not
+/// decode) as it is.
+pub fn from_kernel(name: &[u8], value: Vec<u8>) -> Vec<u8> {
+    if !is_acl_bytes(name) {
+        return value;
+    }
+    match Acl::from_xattr(&value) {
+        Ok(acl) => acl.to_string().into_bytes(),
+        Err(_) => value,
+    }
+}
+
+fn is_acl_bytes(name: &[u8]) -> bool {
+    std::str::from_utf8(name).is_ok_and(is_acl_name)
 }
 
 /// The tag of an ACL entry; a user or group entry carries its id.
@@ -382,6 +410,17 @@ mod tests {
         assert_eq!(Acl::from_xattr(&bin).unwrap(), a);
         assert_eq!(a.to_string(), "u::rw-,u:1000:rw-,g::r--,m::rw-,o::---");
         assert_eq!(Acl::parse("").unwrap().to_xattr(), vec![2, 0, 0, 0]);
+    }
+
+    #[test]
+    fn kernel_values_round_trip_and_other_values_pass() {
+        let name = ACCESS.as_bytes();
+        let text = b"u::rw-,u:1000:r--,g::r--,m::r--,o::---";
+        let bin = to_kernel(name, text);
+        assert_eq!(bin.len(), 4 + 8 * 5);
+        assert_eq!(from_kernel(name, bin.into_owned()), text.to_vec());
+        assert_eq!(to_kernel(b"user.k", text).as_ref(), text);
+        assert_eq!(from_kernel(name, b"\x01".to_vec()), b"\x01".to_vec());
     }
 
     #[test]

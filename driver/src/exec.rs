@@ -245,7 +245,7 @@ fn run(root: BorrowedFd<'_>, op: &Op, layers: &LayerFsids) -> OpResult {
         }),
         Op::Utimes { path, mtime: None } => via_proc(root, path, |p| sys::utimes_now(p.to_bytes())),
         Op::Setxattr { path, name, value } => via_proc(root, path, |p| {
-            let value = crate::acl::to_kernel(name.as_bytes(), value);
+            let value = ovlcheck_case::acl::to_kernel(name.as_bytes(), value);
             sys::setxattr(p, name.as_bytes(), &value, Follow::Yes)
         }),
         Op::Removexattr { path, name } => {
@@ -576,7 +576,7 @@ pub fn read_names(fd: OwnedFd) -> Result<Vec<String>, Errno> {
 fn getxattr(root: BorrowedFd<'_>, p: &OpPath, name: &str) -> OpResult {
     let fd = open(root, p, libc::O_PATH, 0)?;
     sys::getxattr(&sys::proc_fd_path(&fd), name.as_bytes(), Follow::Yes)
-        .map(|v| Value::Bytes(crate::acl::from_kernel(name.as_bytes(), v)))
+        .map(|v| Value::Bytes(ovlcheck_case::acl::from_kernel(name.as_bytes(), v)))
 }
 
 fn listxattr(root: BorrowedFd<'_>, p: &OpPath) -> OpResult {

@@ -93,7 +93,6 @@
 //! - A helper daemon (fuse-overlayfs) that dies mid-run is
 //!   [`DriverError::Died`], not an op outcome; the next `start` works again.
 
-pub mod acl;
 pub mod api;
 pub mod backend;
 pub mod creds;

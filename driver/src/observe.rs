@@ -330,7 +330,7 @@ fn xattrs(
         }
         match sys::getxattr(e.name, &name, Follow::No) {
             Ok(v) => {
-                let v = crate::acl::from_kernel(&name, v);
+                let v = ovlcheck_case::acl::from_kernel(&name, v);
                 out.push((String::from_utf8_lossy(&name).into_owned(), v));
             }
             Err(Errno::ENODATA) => {}

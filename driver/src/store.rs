@@ -360,6 +360,19 @@ pub fn write_objects_umask(
             setgid.insert(rel, o.gid);
         }
     }
+    // Default ACLs once every object is made: none of them inherits one
+    // (posix_acl_create), as none of the layer's objects says.
+    let name = ovlcheck_case::acl::DEFAULT;
+    for o in objects.iter().filter(|o| o.kind == ObjectKind::Dir) {
+        if let Some(value) = o.xattrs.get(name) {
+            let rel = o.path.as_string();
+            let path = CString::new(path_bytes(&root.join(&rel)))
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            let value = ovlcheck_case::acl::to_kernel(name.as_bytes(), value);
+            sys::setxattr(&path, name.as_bytes(), &value, Follow::No)
+                .map_err(|e| annotate(errno_io(e), "set the default ACL of", &root.join(&rel)))?;
+        }
+    }
     for o in objects.iter().filter(|o| o.kind == ObjectKind::Dir) {
         let rel = o.path.as_string();
         sys::utimensat(dir, rel.as_bytes(), o.mtime, libc::AT_SYMLINK_NOFOLLOW)
@@ -468,9 +481,11 @@ fn set_attributes(
     }
     let m = &o.markers;
     let prefixed = |short: &str| format!("{}{short}", markers.prefix);
+    // Default ACLs come after every object (`write_objects_umask`).
     let mut xattrs: Vec<Xattr> = o
         .xattrs
         .iter()
+        .filter(|(k, _)| *k != ovlcheck_case::acl::DEFAULT)
         .map(|(k, v)| (k.as_bytes().into(), v.as_slice().into()))
         .collect();
     if let Some(ch) = m.opaque {
@@ -493,7 +508,7 @@ fn set_attributes(
         let path = CString::new(path_bytes(&t.root.join(t.rel)))
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         for (name, value) in &xattrs {
-            let value = crate::acl::to_kernel(name, value);
+            let value = ovlcheck_case::acl::to_kernel(name, value);
             match t.file {
                 Some(fd) => sys::fsetxattr(fd, name, &value).map_err(errno_io)?,
                 None => sys::setxattr(&path, name, &value, Follow::No).map_err(errno_io)?,

@@ -368,9 +368,20 @@ fn step_id(case: &ovlcheck_case::Case, out: &dyn Fn(u32) -> bool) -> Option<Stri
     })
 }
 
+/// The first id a POSIX ACL value names that `out` rejects.
+fn acl_id(name: &str, value: &[u8], out: &impl Fn(u32) -> bool) -> Option<u32> {
+    if !ovlcheck_case::acl::is_acl_name(name) {
+        return None;
+    }
+    let acl = ovlcheck_case::acl::Acl::parse(std::str::from_utf8(value).ok()?).ok()?;
+    let id = acl.ids().find(|id| out(*id));
+    id
+}
+
 /// The first id `case` needs that a user namespace mapping inside ids
 /// `[0, mapped)` lacks (a layer entry's owner, a step's credentials, a
-/// `chown` target), as the reason the case cannot run there.
+/// `chown` target, an id a POSIX ACL names), as the reason the case cannot
+/// run there.
 pub fn unmapped_id(case: &ovlcheck_case::Case, mapped: u32) -> Option<String> {
     use ovlcheck_case::Entry;
     let out = |id: u32| id >= mapped && id != u32::MAX;
@@ -378,9 +389,20 @@ pub fn unmapped_id(case: &ovlcheck_case::Case, mapped: u32) -> Option<String> {
         Entry::Owner { path, uid, gid } if out(*uid) || out(*gid) => {
             Some(format!("the owner {uid}:{gid} of {path}"))
         }
+        Entry::Xattr { path, name, value } => {
+            acl_id(name, value, &out).map(|id| format!("the id {id} in the ACL of {path}"))
+        }
         _ => None,
     });
-    owners.or_else(|| step_id(case, &out)).map(|what| {
+    let acls = || {
+        case.steps.iter().find_map(|s| match &s.op {
+            ovlcheck_case::Op::Setxattr { name, value, .. } => {
+                acl_id(name, value, &out).map(|id| format!("the id {id} in a step's ACL"))
+            }
+            _ => None,
+        })
+    };
+    owners.or_else(|| step_id(case, &out)).or_else(acls).map(|what| {
         format!(
             "{what} is not mapped in this user's user namespace ({})",
             crate::idmap::IdMap::current().describe()

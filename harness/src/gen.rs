@@ -17,6 +17,8 @@
 //! unrelated layers), which those tests need but which would spend a
 //! campaign on ops that miss. Neither calls the other.
 
+mod acl;
+
 use ovlcheck_case::layer::{Entry, LayerFormat};
 use ovlcheck_case::path::{Name, OpPath, RelPath};
 use ovlcheck_case::profile::{KernelVersion, PRESETS};
@@ -172,6 +174,13 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
     // After the flags, for the same reason.
     if ovlcheck_model::data_only_layers(&case.profile) && rng.random_ratio(1, DATA_LAYER_ODDS) {
         data_layers(rng, &mut case);
+    }
+    // After the data layers, for the same reason; the ids the ACLs name
+    // must be mapped.
+    let acl_ids_ok = config.ids.is_none_or(|n| n > acl::HIGHEST_ID);
+    if acl_ids_ok && rng.random_ratio(1, acl::ACL_ODDS) {
+        let room = config.max_ops.saturating_sub(case.steps.len());
+        acl::acls(rng, &mut case, room);
     }
     case
 }

@@ -4,6 +4,7 @@
 //! since the shell has no renameat2 or pwrite), printing each outcome in the
 //! `.ovl` syntax next to the one the case pins. Paste it into a bug report.
 
+use ovlcheck_case::acl;
 use ovlcheck_case::layer::{Object, ObjectKind};
 use ovlcheck_case::{print_step, Case, LowerFs, Op, Step};
 use std::fmt::Write;
@@ -20,6 +21,15 @@ def kind(m):
     return 'other'
 def q(v):
     return '"' + ''.join(chr(c) if 32 <= c < 127 and chr(c) not in '"\\' else ('\\' + chr(c) if chr(c) in '"\\' else '\\x%02x' % c) for c in v) + '"'
+def acl_text(v):
+    # A POSIX ACL xattr in the short text form ovlcheck prints.
+    tag = {1: 'u', 2: 'u', 4: 'g', 8: 'g', 16: 'm', 32: 'o'}
+    out = []
+    for i in range(4, len(v), 8):
+        t, perm, ident = struct.unpack('<HHI', v[i:i + 8])
+        bits = ''.join(c if perm & m else '-' for c, m in (('r', 4), ('w', 2), ('x', 1)))
+        out.append('%s:%s:%s' % (tag[t], ident if t in (2, 8) else '', bits))
+    return ','.join(out).encode()
 def parent(path):
     # The executor opens a name's parent first (its walk's errors come
     # first) and acts on the last name; the root is `/` itself.
@@ -51,7 +61,9 @@ def run(a):
         finally: os.close(fd)
     if op == 'readlink': return q(os.readlink(p[0]).encode())
     if op == 'readdir': return '[' + ', '.join(q(n.encode()) for n in sorted(os.listdir(p[0]))) + ']'
-    if op == 'getxattr': return q(os.getxattr(p[0], p[1]))
+    if op == 'getxattr':
+        v = os.getxattr(p[0], p[1])
+        return q(acl_text(v) if p[1].startswith('system.posix_acl_') else v)
     if op == 'listxattr': return '[' + ', '.join(q(n.encode()) for n in sorted(os.listxattr(p[0])) if n.startswith('user.')) + ']'
     if op == 'open':
         # O_NONBLOCK as ovlcheck's executor: a fifo fails or opens, never waits.
@@ -277,12 +289,17 @@ fn object_lines(case: &Case, dir: &str, o: &Object) -> Vec<String> {
         v.push(format!("chmod {:04o} {p}", o.mode));
     }
     v.push(format!("chown -h {}:{} {p}", o.uid, o.gid));
-    for (name, value) in &o.xattrs {
+    // Default ACLs come after every object (`emit_layer`).
+    for (name, value) in o.xattrs.iter().filter(|(k, _)| *k != acl::DEFAULT) {
         v.push(format!(
             "setfattr -h -n {} -v 0x{} {p}",
             sh(name),
-            hex(value)
+            hex(&acl::to_kernel(name.as_bytes(), value))
         ));
+    }
+    if o.xattrs.contains_key(acl::ACCESS) {
+        // The ACL set the mode from its entries; the object's mode stands.
+        v.push(format!("chmod {:04o} {p}", o.mode));
     }
     if let Some(c) = o.markers.opaque {
         v.push(format!(
@@ -424,7 +441,8 @@ fn op_args(step: &Step) -> String {
             None => format!("utimes {} now", p(path)),
         },
         Op::Setxattr { path, name, value } => {
-            format!("setxattr {} {} {}", p(path), sh(name), bytes_arg(value))
+            let value = acl::to_kernel(name.as_bytes(), value);
+            format!("setxattr {} {} {}", p(path), sh(name), bytes_arg(&value))
         }
         Op::Remount | Op::Commit => unreachable!("lifecycle ops are shell functions"),
     };
@@ -720,6 +738,18 @@ fn emit_layer(
     for o in &objects {
         for line in object_lines(case, dir, o) {
             let _ = writeln!(s, "{line}");
+        }
+    }
+    // Default ACLs once every object is made: none of them inherits one.
+    for o in &objects {
+        if let Some(value) = o.xattrs.get(acl::DEFAULT) {
+            let _ = writeln!(
+                s,
+                "setfattr -h -n {} -v 0x{} {}",
+                acl::DEFAULT,
+                hex(&acl::to_kernel(acl::DEFAULT.as_bytes(), value)),
+                sh(&format!("{dir}/{}", o.path))
+            );
         }
     }
     // Times last, deepest first, so creating children does not move them.

@@ -46,6 +46,7 @@ pub fn apply(tar: &[u8], diff: &Path, prefix: &str) -> io::Result<()> {
         parent: None,
         written: HashSet::new(),
         dirs: Vec::new(),
+        default_acls: Vec::new(),
     };
     let mut archive = tar::Archive::new(tar);
     for entry in archive.entries()? {
@@ -57,6 +58,16 @@ pub fn apply(tar: &[u8], diff: &Path, prefix: &str) -> io::Result<()> {
         let path = entry_path(&raw).map_err(invalid)?.to_vec();
         u.entry(&mut entry, &path)
             .map_err(annotate("unpack", &path))?;
+    }
+    // Default ACLs once every object is made: none inherits one
+    // (posix_acl_create), so every object has the ACLs its entry gives.
+    // go-archive and containerd set each directory's xattrs as they make
+    // it, and what they make in it then inherits (docs/semantics.md §1.19).
+    for (path, value) in std::mem::take(&mut u.default_acls) {
+        let fd = u.open_dir(&path).map_err(annotate("open", &path))?;
+        sys::fsetxattr(&fd, ovlcheck_case::acl::DEFAULT.as_bytes(), &value)
+            .map_err(errno_io)
+            .map_err(annotate("set the default ACL of", &path))?;
     }
     // Directory mtimes once nothing more is made in them (go-archive
     // `Unpack` sets them after the last entry).
@@ -83,6 +94,8 @@ struct Unpacker<'p> {
     written: HashSet<Vec<u8>>,
     /// Directories made, with their mtimes.
     dirs: Vec<(Vec<u8>, i64)>,
+    /// Directories' default ACLs (binary), set after every entry.
+    default_acls: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Unpacker<'_> {
@@ -119,10 +132,15 @@ impl Unpacker<'_> {
                 .map_err(errno_io);
         }
         let mode = h.mode()? & 0o7777;
-        let pax = Pax::of(entry)?;
+        let mut pax = Pax::of(entry)?;
         let mtime = pax.mtime(entry.header())?;
         let kind = entry.header().entry_type();
         let link = entry.link_name_bytes().map(|l| l.into_owned());
+        let default_name = ovlcheck_case::acl::DEFAULT.as_bytes();
+        if let Some(i) = pax.xattrs.iter().position(|(k, _)| k == default_name) {
+            let (_, value) = pax.xattrs.remove(i);
+            self.default_acls.push((path.to_vec(), value));
+        }
         let attrs = Attrs {
             mode,
             uid,

@@ -107,7 +107,7 @@ pub fn read(tar: &[u8]) -> Result<View, String> {
             .xattrs
             .into_iter()
             .map(|(k, v)| {
-                let v = crate::acl::from_kernel(&k, v);
+                let v = ovlcheck_case::acl::from_kernel(&k, v);
                 (String::from_utf8_lossy(&k).into_owned(), v)
             })
             .collect();

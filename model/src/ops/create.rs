@@ -83,25 +83,29 @@ impl Model {
         {
             mode &= !0o2000;
         }
-        let default_acl = match kind {
-            Kind::Symlink(_) => None,
-            _ => parent.acl(acl::DEFAULT),
+        let mut inode = Inode::new(kind, mode, cred.uid, gid);
+        self.inherit_acls(parent, &mut inode);
+        inode
+    }
+
+    /// posix_acl_create: a new inode in directory `parent` (not a
+    /// symlink) takes the parent's default ACL, masked by its mode, as
+    /// its access ACL (none when the mode says all of it) and its mode the
+    /// bits the ACL lacks; a directory takes the default ACL too.
+    pub(crate) fn inherit_acls(&self, parent: &Inode, inode: &mut Inode) {
+        if matches!(inode.kind, Kind::Symlink(_)) {
+            return;
+        }
+        let Some(default_acl) = parent.acl(acl::DEFAULT) else {
+            return;
         };
-        let Some(default_acl) = default_acl else {
-            return Inode::new(kind, mode, cred.uid, gid);
-        };
-        // posix_acl_create: the parent's default ACL, masked by the mode,
-        // becomes the access ACL (none when the mode says all of it), and
-        // a directory's default ACL too.
         self.hit(Rule::CreateDefaultAcl);
         let mut access = default_acl.clone();
-        let equiv = !access.create_masq(&mut mode);
-        let mut inode = Inode::new(kind, mode, cred.uid, gid);
+        let equiv = !access.create_masq(&mut inode.mode);
         inode.set_acl(acl::ACCESS, (!equiv).then_some(&access));
-        if is_dir {
+        if inode.is_dir() {
             inode.set_acl(acl::DEFAULT, Some(&default_acl));
         }
-        inode
     }
 
     /// ovl_create_object: copies up the parent chain and creates the object

@@ -2,6 +2,7 @@
 //! ovl_rename; overlayfs.rst: "renaming directories").
 
 use crate::copy_up::CopyUp;
+use crate::fs::{Inode, Kind};
 use crate::lookup::Dentry;
 use crate::perm::{may_create, may_delete, permission, MAY_WRITE};
 use crate::resolve::{join_path, Follow, Frame, Place, Resolved, Walk};
@@ -428,10 +429,14 @@ impl Model {
                     // RENAME_WHITEOUT: the upper filesystem makes the
                     // whiteout in the old directory itself (shmem_whiteout
                     // -> inode_init_owner), so a setgid directory gives it
-                    // its group (observed on 6.18).
+                    // its group and its default ACL (posix_acl_create;
+                    // observed on 6.18).
                     let dir = self.upper_inode(ou);
                     let gid = if dir.mode & 0o2000 != 0 { dir.gid } else { 0 };
-                    self.put_whiteout(ou, old, gid);
+                    let mut whiteout = Inode::new(Kind::Whiteout, 0, 0, gid);
+                    self.inherit_acls(dir, &mut whiteout);
+                    let ino = self.upper_mut().alloc(whiteout);
+                    self.upper_mut().link(ou, old, ino);
                 }
             }
         }
