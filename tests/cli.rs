@@ -322,6 +322,9 @@ fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
         "rules/100-data-only-layers.ovl",
         "rules/101-data-only-metacopy.ovl",
         "rules/102-data-only-nofollow.ovl",
+        "rules/105-acl-set.ovl",
+        "rules/106-acl-kill-sgid.ovl",
+        "rules/107-acl-default-create.ovl",
     ];
     if common::kernel("repro_scripts_reproduce_the_pins").is_none() {
         return;

@@ -123,10 +123,7 @@ impl Acl {
         if text.is_empty() {
             return Ok(Acl::default());
         }
-        let entries = text
-            .split(',')
-            .map(parse_entry)
-            .collect::<Result<_, _>>()?;
+        let entries = text.split(',').map(parse_entry).collect::<Result<_, _>>()?;
         Ok(Acl { entries })
     }
 
@@ -323,7 +320,11 @@ fn in_group_of(tag: Tag, in_group: &impl Fn(u32) -> bool) -> bool {
 }
 
 fn parse_entry(text: &str) -> Result<AclEntry, String> {
-    let bad = || format!("`{text}` is not an ACL entry (`u::rw-`, `u:1000:r--`, `g::r-x`, `m::rwx`, `o::---`)");
+    let bad = || {
+        format!(
+            "`{text}` is not an ACL entry (`u::rw-`, `u:1000:r--`, `g::r-x`, `m::rwx`, `o::---`)"
+        )
+    };
     let mut parts = text.split(':');
     let (Some(tag), Some(id), Some(perm), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -425,7 +426,9 @@ mod tests {
 
     #[test]
     fn bad_text_is_refused() {
-        for t in ["u:rw-", "x::rw-", "m:5:rw-", "u::rwz", "u::rw", "u:-1:r--", "u::rw-,"] {
+        for t in [
+            "u:rw-", "x::rw-", "m:5:rw-", "u::rwz", "u::rw", "u:-1:r--", "u::rw-,",
+        ] {
             assert!(Acl::parse(t).is_err(), "{t}");
         }
     }
@@ -467,8 +470,14 @@ mod tests {
         let mut b = acl("u::rw-,g::r--,o::---");
         b.chmod(0o754);
         assert_eq!(b.to_string(), "u::rwx,g::r-x,o::r--");
-        assert_eq!(acl("u::rw-,g::r--,o::r--").equiv_mode(0o2000), (0o2644, true));
-        assert_eq!(acl("u::rw-,g::rwx,m::r--,o::---").equiv_mode(0), (0o640, false));
+        assert_eq!(
+            acl("u::rw-,g::r--,o::r--").equiv_mode(0o2000),
+            (0o2644, true)
+        );
+        assert_eq!(
+            acl("u::rw-,g::rwx,m::r--,o::---").equiv_mode(0),
+            (0o640, false)
+        );
     }
 
     #[test]
@@ -481,7 +490,10 @@ mod tests {
         assert!(a.permits(1001, |g| g == 5, 1));
         assert!(!a.permits(1001, |g| g == 5 || g == u32::MAX, 2));
         let b = acl("u::rw-,g::---,g:5:---,m::rwx,o::r--");
-        assert!(!b.permits(1001, |g| g == 5, 4), "a matching group entry shuts out others");
+        assert!(
+            !b.permits(1001, |g| g == 5, 4),
+            "a matching group entry shuts out others"
+        );
         assert!(b.permits(1001, none, 4));
     }
 }

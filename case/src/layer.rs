@@ -12,8 +12,8 @@
 mod objects;
 pub mod oci;
 
-pub use objects::CAPABILITY_XATTR;
 pub use objects::check_acl_value;
+pub use objects::CAPABILITY_XATTR;
 pub(crate) use objects::{check_capability_value, check_layer_xattr_name};
 
 use crate::iflags::InodeFlags;

@@ -158,8 +158,7 @@ impl fmt::Display for DevClass {
 /// Whether a merged view shows the xattr `name`: the `user.*` ones and
 /// the POSIX ACLs (crate::acl), which copy-up, chmod and creation change.
 pub fn merged_xattr(name: &[u8]) -> bool {
-    name.starts_with(b"user.")
-        || std::str::from_utf8(name).is_ok_and(crate::acl::is_acl_name)
+    name.starts_with(b"user.") || std::str::from_utf8(name).is_ok_and(crate::acl::is_acl_name)
 }
 
 pub fn show_path(path: &str) -> String {

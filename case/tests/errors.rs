@@ -967,3 +967,39 @@ fn known_line_errors() {
         "`known` must come before the first section",
     );
 }
+
+#[test]
+fn acl_errors() {
+    let with =
+        |name: &str, v: &str| format!("lower\n  file a 0644 \"\"\n  xattr a {name} \"{v}\"\nops\n");
+    let access = "system.posix_acl_access";
+    ok(&with(access, "u::rw-,u:1000:r--,g::r--,m::r--,o::---"));
+    err(
+        &with(access, "u::rw-,x::r--"),
+        3,
+        35,
+        "`x::r--` is not an ACL entry",
+    );
+    err(
+        &with(access, "u::rw-,u:1000:r--,g::r--,o::---"),
+        3,
+        35,
+        "not an ACL the kernel keeps",
+    );
+    err(
+        &with("system.posix_acl_default", "u::rwx,g::r-x,o::r-x"),
+        3,
+        9,
+        "goes on a directory, `a` is a regular file",
+    );
+    // A step may set an ACL the kernel refuses, not a value that is no ACL.
+    ok(&op(
+        "setxattr a system.posix_acl_access \"g::r--,u::rw-,o::---\"",
+    ));
+    err(
+        &op("setxattr a system.posix_acl_access \"rw\""),
+        3,
+        38,
+        "`rw` is not an ACL entry",
+    );
+}

@@ -402,12 +402,15 @@ pub fn unmapped_id(case: &ovlcheck_case::Case, mapped: u32) -> Option<String> {
             _ => None,
         })
     };
-    owners.or_else(|| step_id(case, &out)).or_else(acls).map(|what| {
-        format!(
-            "{what} is not mapped in this user's user namespace ({})",
-            crate::idmap::IdMap::current().describe()
-        )
-    })
+    owners
+        .or_else(|| step_id(case, &out))
+        .or_else(acls)
+        .map(|what| {
+            format!(
+                "{what} is not mapped in this user's user namespace ({})",
+                crate::idmap::IdMap::current().describe()
+            )
+        })
 }
 
 #[cfg(test)]

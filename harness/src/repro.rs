@@ -285,10 +285,11 @@ fn object_lines(case: &Case, dir: &str, o: &Object) -> Vec<String> {
             return vec![format!("ln {} {p}", sh(&format!("{dir}/{existing}")))]
         }
     };
+    // The owner first: a chown clears set-id bits.
+    v.push(format!("chown -h {}:{} {p}", o.uid, o.gid));
     if !matches!(o.kind, ObjectKind::Symlink(_) | ObjectKind::Whiteout) {
         v.push(format!("chmod {:04o} {p}", o.mode));
     }
-    v.push(format!("chown -h {}:{} {p}", o.uid, o.gid));
     // Default ACLs come after every object (`emit_layer`).
     for (name, value) in o.xattrs.iter().filter(|(k, _)| *k != acl::DEFAULT) {
         v.push(format!(

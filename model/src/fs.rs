@@ -148,7 +148,9 @@ impl Inode {
     /// Keeps `acl` in the xattr `name`, or none.
     pub fn set_acl(&mut self, name: &str, acl: Option<&Acl>) {
         match acl {
-            Some(a) => self.xattrs.insert(name.to_string(), a.to_string().into_bytes()),
+            Some(a) => self
+                .xattrs
+                .insert(name.to_string(), a.to_string().into_bytes()),
             None => self.xattrs.remove(name),
         };
     }

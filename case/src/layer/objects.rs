@@ -379,7 +379,11 @@ fn entry<'a>(b: &mut Builder<'a>, e: &'a Entry) -> Result<(), String> {
             {
                 return Err(format!(
                     "`{name}` goes on a directory{}, `{path}` is {}",
-                    if name == acl::ACCESS { ", a file or a fifo" } else { "" },
+                    if name == acl::ACCESS {
+                        ", a file or a fifo"
+                    } else {
+                        ""
+                    },
                     kind_word(kind)
                 ));
             }

@@ -9,7 +9,8 @@ use crate::case::Case;
 use crate::errno::Errno;
 use crate::iflags::InodeFlags;
 use crate::layer::{
-    check_acl_value, check_capability_value, check_layer_xattr_name, Entry, LayerFormat, LayerSpec, CAPABILITY_XATTR,
+    check_acl_value, check_capability_value, check_layer_xattr_name, Entry, LayerFormat, LayerSpec,
+    CAPABILITY_XATTR,
 };
 use crate::op::{check_fd_name, Access, Cred, Op, OpenFlags, RenameFlags, Step, Whence};
 use crate::outcome::{FileKind, Fsid, Outcome, StatInfo, Value};

@@ -92,10 +92,12 @@ pub(super) fn acls(rng: &mut TestRng, case: &mut Case, room: usize) {
                 continue;
             }
             if dir && rng.random_ratio(1, 3) {
-                added.push(acl_entry(path, DEFAULT, *pick(rng, DEFAULT_ACLS)));
+                let text: &&str = pick(rng, DEFAULT_ACLS);
+                added.push(acl_entry(path, DEFAULT, text));
             }
             if rng.random_ratio(1, 3) {
-                added.push(acl_entry(path, ACCESS, *pick(rng, ACCESS_ACLS)));
+                let text: &&str = pick(rng, ACCESS_ACLS);
+                added.push(acl_entry(path, ACCESS, text));
             }
         }
         layer.entries.extend(added);
@@ -147,10 +149,7 @@ fn set_gid_steps(rng: &mut TestRng, u: &[&RelPath]) -> Vec<Step> {
             uid: 1000,
             gid: 5,
         }),
-        Step::new(Op::Chmod {
-            path,
-            mode: 0o2775,
-        }),
+        Step::new(Op::Chmod { path, mode: 0o2775 }),
         Step {
             op: acl_op,
             cred: Some(user),
@@ -184,7 +183,9 @@ fn acl_step(rng: &mut TestRng, u: &[&RelPath]) -> Step {
     };
     let new_name = |rng: &mut TestRng| {
         let mut p = path.clone();
-        p.path = p.path.join(&Name::new(*pick(rng, &["n", "m"])).expect("valid"));
+        p.path = p
+            .path
+            .join(&Name::new(pick::<&str>(rng, &["n", "m"])).expect("valid"));
         p
     };
     let (op, as_user) = match rng.random_range(0..8) {
@@ -246,9 +247,7 @@ fn acl_step(rng: &mut TestRng, u: &[&RelPath]) -> Step {
             1,
         ),
     };
-    let cred = rng
-        .random_ratio(1, as_user)
-        .then(|| *pick(rng, ACL_CREDS));
+    let cred = rng.random_ratio(1, as_user).then(|| *pick(rng, ACL_CREDS));
     Step {
         op,
         cred,

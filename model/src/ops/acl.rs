@@ -95,3 +95,74 @@ impl Model {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{merged, model, run, upper};
+
+    const LOWER: &str = "lower\n  file f 2775 \"f\"\n  owner f 1000 5\n  file g 0640 \"g\"\n";
+
+    #[test]
+    fn a_missing_acl_is_enodata_without_copy_up_but_after_the_set_gid_kill() {
+        let mut m = model(LOWER);
+        assert_eq!(
+            run(&mut m, "removexattr g system.posix_acl_access"),
+            "ENODATA"
+        );
+        assert!(!upper(&m).contains("\ng "), "{}", upper(&m));
+        assert_eq!(
+            run(&mut m, "as 1000:1000 removexattr f system.posix_acl_access"),
+            "ok"
+        );
+        assert!(upper(&m).contains("\nf file 0775 1000:5"), "{}", upper(&m));
+    }
+
+    #[test]
+    fn refusals_come_before_copy_up() {
+        let mut m = model(LOWER);
+        let bad = "setxattr g system.posix_acl_access \"u::rw-,u:7:r--,g::r--,o::---\"";
+        assert_eq!(run(&mut m, bad), "EINVAL");
+        let default = "setxattr g system.posix_acl_default \"u::rwx,g::r-x,o::r-x\"";
+        assert_eq!(run(&mut m, default), "EACCES");
+        let user = "as 1001:1001 setxattr g system.posix_acl_access \"u::rw-,g::r--,o::---\"";
+        assert_eq!(run(&mut m, user), "EPERM");
+        assert!(!upper(&m).contains("\ng "), "{}", upper(&m));
+    }
+
+    #[test]
+    fn setting_an_acl_sets_the_mode_and_a_minimal_one_is_not_kept() {
+        let mut m = model(LOWER);
+        let acl = "u::rwx,u:7:r-x,g::r--,m::r-x,o::---";
+        assert_eq!(
+            run(
+                &mut m,
+                &format!("setxattr g system.posix_acl_access \"{acl}\"")
+            ),
+            "ok"
+        );
+        assert!(merged(&m).contains("g file 0750 0:0"), "{}", merged(&m));
+        assert!(merged(&m).contains(acl), "{}", merged(&m));
+        let minimal = "setxattr g system.posix_acl_access \"u::rw-,g::r--,o::r--\"";
+        assert_eq!(run(&mut m, minimal), "ok");
+        assert!(merged(&m).contains("g file 0644 0:0"), "{}", merged(&m));
+        assert!(!merged(&m).contains("posix_acl"), "{}", merged(&m));
+    }
+
+    #[test]
+    fn a_default_acl_masks_what_is_created_and_chmod_rewrites_the_acl() {
+        let mut m = model(
+            "lower\n  dir d 0755\n  xattr d system.posix_acl_default \"u::rwx,u:1000:rwx,g::r-x,m::rwx,o::r-x\"\n",
+        );
+        assert_eq!(run(&mut m, "create d/f 0640"), "ok");
+        assert_eq!(
+            run(&mut m, "getxattr d/f system.posix_acl_access"),
+            "\"u::rw-,u:1000:rwx,g::r-x,m::r--,o::---\""
+        );
+        assert_eq!(run(&mut m, "as 1000:1000 read d/f"), "\"\"");
+        assert_eq!(run(&mut m, "as 1000:1000 write d/f 0 \"x\""), "EACCES");
+        assert_eq!(run(&mut m, "chmod d/f 0660"), "ok");
+        assert_eq!(run(&mut m, "as 1000:1000 write d/f 0 \"x\""), "ok");
+        assert_eq!(run(&mut m, "symlink \"f\" d/l"), "ok");
+        assert!(!merged(&m).contains("d/l symlink 0777 0:0 nlink=1 ino=+d/l dev=ovl system"));
+    }
+}

@@ -11,8 +11,8 @@ use crate::resolve::{join_path, Follow, Place, Resolved, Walk};
 use crate::rules::Rule;
 use crate::Model;
 use imbl::OrdMap;
-use ovlcheck_case::path::PATH_MAX;
 use ovlcheck_case::acl;
+use ovlcheck_case::path::PATH_MAX;
 use ovlcheck_case::{Cred, Errno, InodeFlags, OpPath, Value};
 use std::sync::Arc;
 
