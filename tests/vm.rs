@@ -166,10 +166,11 @@ fn corpus_rules_and_version_cases_replay_on_the_guest() {
     let summary: serde_json::Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
     assert_eq!(summary["backend_failures"], 0, "{summary}");
-    // corpus/versions holds four cases pinned on 6.1; they run.
+    // corpus/versions holds cases pinned on 6.1; they run.
     assert!(
         [
             "6.1-xwhiteout-is-a-file.ovl: ok",
+            "6.1-posix-acl-checks-after-copy-up.ovl: ok",
             "6.1-no-uuid-xattr.ovl: ok",
             "6.1-tmpfs-has-no-user-xattrs.ovl: ok",
             "6.1-private-xattrs-not-escaped.ovl: ok",

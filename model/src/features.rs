@@ -34,6 +34,17 @@ const TMPFS_USER_XATTRS_SINCE: KernelVersion = KernelVersion::new(6, 6);
 /// a 6.1 guest (docs/vm.md).
 const ESCAPED_XATTRS_SINCE: KernelVersion = KernelVersion::new(6, 7);
 
+/// The release whose VFS sets POSIX ACLs itself (fs/posix_acl.c:
+/// vfs_set_acl, set_posix_acl, the POSIX ACL API series, v6.2): the
+/// value's form is checked before the immutable and ownership checks, an
+/// ACL's validity before overlay's set-gid kill and copy-up, and an ACL
+/// with no entries removes. Before it overlay's xattr handler (6.1 inode.c:
+/// ovl_posix_acl_xattr_set) checks the form after them, copies up, and
+/// leaves validity to the upper filesystem, after the copy-up; an empty
+/// ACL is set on the copied-up object. Seen in a 6.1 guest
+/// (corpus/versions/6.1-posix-acl-checks-after-copy-up.ovl).
+const VFS_ACL_SINCE: KernelVersion = KernelVersion::new(6, 2);
+
 /// The release whose lookup refuses an upper metacopy file without
 /// metacopy=on even when nothing lies below it (namei.c: ovl_lookup, the
 /// patch "ovl: make redirect/metacopy rejection consistent", posted in
@@ -184,6 +195,9 @@ pub(crate) struct Features {
     /// Overlay-private names set or got through the overlay are escaped
     /// ([`ESCAPED_XATTRS_SINCE`]); before, they are EOPNOTSUPP.
     pub escaped_xattrs: bool,
+    /// The VFS checks a POSIX ACL before overlay copies up
+    /// ([`VFS_ACL_SINCE`]).
+    pub vfs_acl: bool,
     /// The lower layers share the (sized) filesystem with the upper, so
     /// their data counts against `UpperMode::Limited` too.
     pub shared_space: bool,
@@ -258,6 +272,7 @@ impl Features {
             xwhiteouts: kernel_at_least(p, XWHITEOUTS_SINCE),
             tmpfs_user_xattrs: layer_user_xattrs(p),
             escaped_xattrs: kernel_at_least(p, ESCAPED_XATTRS_SINCE),
+            vfs_acl: kernel_at_least(p, VFS_ACL_SINCE),
             shared_space: p.lower_fs == LowerFs::Same,
             init_caps: !p.userxattr,
             idmapped: p.idmapped,

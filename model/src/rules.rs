@@ -101,6 +101,7 @@ pub enum Rule {
     AclKillSgid,
     CreateDefaultAcl,
     ChmodAcl,
+    AclChecksAfterCopyUpBefore62,
 }
 
 /// What one rule is: its stable id (the name campaigns and `--json`
@@ -275,6 +276,10 @@ const DATA_ONLY: Reach = Reach {
 const DATA_ONLY_NO_METACOPY: Reach = Reach {
     when: |f| f.data_only && !f.metacopy,
     needs: "kernel 6.16 or later (data-only layers), metacopy=off",
+};
+const OLD_ACL: Reach = Reach {
+    when: |f| !f.vfs_acl && !f.readonly(),
+    needs: "a kernel before 6.2, an upper layer",
 };
 const OLD_ESCAPE: Reach = Reach {
     when: |f| !f.escaped_xattrs,
@@ -824,6 +829,12 @@ pub const RULES: &[RuleInfo] = &[
         "chmod.acl",
         "fs/posix_acl.c: posix_acl_chmod (the upper filesystem's setattr, after copy-up)",
         WRITABLE,
+    ),
+    info(
+        Rule::AclChecksAfterCopyUpBefore62,
+        "version.acl-checks-after-copy-up",
+        "inode.c: ovl_posix_acl_xattr_set (before v6.2: the form after the immutable check, validity after the set-gid kill and copy-up, an empty ACL set)",
+        OLD_ACL,
     ),
 ];
 

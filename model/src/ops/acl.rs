@@ -9,15 +9,15 @@ use crate::Model;
 use ovlcheck_case::acl::{self, Acl};
 use ovlcheck_case::{Cred, Errno, InodeFlags, OpPath, Value};
 
-/// posix_acl_from_xattr: the value as an ACL (`None` for one with no
-/// entries, which removes); an id with no mapping is EINVAL.
-fn from_value(value: &[u8]) -> Result<Option<Acl>, Errno> {
+/// posix_acl_from_xattr: the value as an ACL; an id with no mapping is
+/// EINVAL.
+fn from_value(value: &[u8]) -> Result<Acl, Errno> {
     let text = std::str::from_utf8(value).map_err(|_| Errno::EINVAL)?;
     let a = Acl::parse(text).map_err(|_| Errno::EINVAL)?;
     if a.ids().any(|id| id == u32::MAX) {
         return Err(Errno::EINVAL);
     }
-    Ok((!a.entries.is_empty()).then_some(a))
+    Ok(a)
 }
 
 impl Model {
@@ -30,7 +30,10 @@ impl Model {
     /// object lacks is ENODATA without copy-up; else the object is copied
     /// up (metadata only) and the upper filesystem keeps the ACL, an
     /// access ACL's bits becoming the mode's (posix_acl_update_mode,
-    /// which keeps no ACL the mode says all of). Verified on 6.18.
+    /// which keeps no ACL the mode says all of). Verified on 6.18; before
+    /// v6.2 the form comes after may_write_xattr, validity after the copy-up
+    /// and an empty ACL is set, not removed (`Features::vfs_acl`, seen in a
+    /// 6.1 guest).
     pub(crate) fn op_set_acl(
         &mut self,
         path: &OpPath,
@@ -40,11 +43,19 @@ impl Model {
     ) -> Result<Value, Errno> {
         let w = self.resolve_existing(path, Follow::Yes, cred)?;
         self.check_writable()?;
-        let new = value.map(from_value).transpose()?.flatten();
+        let vfs = self.feat.vfs_acl;
+        let parse = || value.map(from_value).transpose();
+        let new = if vfs { parse()? } else { None };
         let a = self.attr(w.last());
         if !a.ids_mapped() || a.seen_flags().intersects(InodeFlags::PROTECTED) {
             return Err(Errno::EPERM);
         }
+        let new = if vfs {
+            new
+        } else {
+            parse().inspect_err(|_| self.hit(Rule::AclChecksAfterCopyUpBefore62))?
+        };
+        let new = new.filter(|x| !x.entries.is_empty());
         let access = name == acl::ACCESS;
         if !access && !a.is_dir() {
             return if new.is_some() {
@@ -56,23 +67,35 @@ impl Model {
         if !crate::perm::owner_or_capable(cred, a) {
             return Err(Errno::EPERM);
         }
-        if new.as_ref().is_some_and(|x| !x.valid()) {
+        let invalid = new.as_ref().is_some_and(|x| !x.valid());
+        if vfs && invalid {
             return Err(Errno::EINVAL);
         }
         self.hit(Rule::AclSet);
         let kill_sgid =
             access && a.mode & 0o2000 != 0 && !crate::perm::capable(cred, a) && cred.gid != a.gid;
+        // An empty ACL removes (vfs_set_acl); before v6.2 it is set on the
+        // copied-up object, which keeps none.
+        let removing = if vfs { new.is_none() } else { value.is_none() };
+        if !vfs && !removing && new.is_none() {
+            self.hit(Rule::AclChecksAfterCopyUpBefore62);
+        }
         let missing = w.last().upper.is_none() && !a.xattrs.contains_key(name);
         let u = if kill_sgid {
             self.hit(Rule::AclKillSgid);
             let u = self.xattr_upper(w, |_| Ok(()))?;
             self.upper_mut().get_mut(u).mode &= !0o2000;
             u
-        } else if new.is_none() && missing {
+        } else if removing && missing {
             return Err(Errno::ENODATA);
         } else {
             self.xattr_upper(w, |_| Ok(()))?
         };
+        if invalid {
+            // Before v6.2 the upper filesystem refuses it, after the copy-up.
+            self.hit(Rule::AclChecksAfterCopyUpBefore62);
+            return Err(Errno::EINVAL);
+        }
         let inode = self.upper_mut().get_mut(u);
         match new {
             Some(a) if access => {
