@@ -62,7 +62,10 @@ fn docker_campaign_and_corpus_show_no_new_divergence() {
     let unsupported = j["unsupported"].as_u64().unwrap();
     // The rest are refused with their reason: what an image layer here
     // cannot carry (redirects, metacopy files, inode flags, POSIX ACLs).
-    assert!(exported >= 20, "at least half the cases are committed and judged: {j}");
+    assert!(
+        exported >= 20,
+        "at least half the cases are committed and judged: {j}"
+    );
     assert_eq!(exported + unsupported, 40, "{j}");
 
     let corpus = common::corpus_dir();

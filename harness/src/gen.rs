@@ -1391,22 +1391,22 @@ fn rename_flags(rng: &mut TestRng) -> RenameFlags {
     }
 }
 
+/// The users steps run as when not root: two in one group.
+const USERS: [Cred; 2] = [
+    Cred {
+        uid: 1000,
+        gid: 1000,
+    },
+    Cred {
+        uid: 1001,
+        gid: 1000,
+    },
+];
+
 fn random_step(rng: &mut TestRng, universe: &[&RelPath]) -> Step {
     let op = random_op(rng, universe);
     let cred = if !op.is_lifecycle() && rng.random_ratio(1, 8) {
-        Some(*pick(
-            rng,
-            &[
-                Cred {
-                    uid: 1000,
-                    gid: 1000,
-                },
-                Cred {
-                    uid: 1001,
-                    gid: 1000,
-                },
-            ],
-        ))
+        Some(*pick(rng, &USERS))
     } else {
         None
     };

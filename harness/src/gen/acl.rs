@@ -3,7 +3,7 @@
 //! directories with a default ACL, change modes and act as users whom
 //! the ACLs name.
 
-use super::{op_path, pick, universe};
+use super::{op_path, pick, universe, USERS};
 use ovlcheck_case::acl::{ACCESS, DEFAULT};
 use ovlcheck_case::layer::Entry;
 use ovlcheck_case::{Case, Cred, Name, Op, RelPath, Step};
@@ -47,17 +47,7 @@ const STEP_ACLS: &[&str] = &[
 ];
 
 /// Who acts: users and a group the ACLs name, and one they do not.
-const ACL_CREDS: &[Cred] = &[
-    Cred {
-        uid: 1000,
-        gid: 1000,
-    },
-    Cred {
-        uid: 1001,
-        gid: 1000,
-    },
-    Cred { uid: 1002, gid: 5 },
-];
+const ACL_CREDS: &[Cred] = &[USERS[0], USERS[1], Cred { uid: 1002, gid: 5 }];
 
 /// Gives some directories and files of the layers ACLs and inserts up to
 /// `room` steps about them.
