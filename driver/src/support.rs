@@ -373,9 +373,11 @@ fn acl_id(name: &str, value: &[u8], out: &impl Fn(u32) -> bool) -> Option<u32> {
     if !ovlcheck_case::acl::is_acl_name(name) {
         return None;
     }
-    let acl = ovlcheck_case::acl::Acl::parse(std::str::from_utf8(value).ok()?).ok()?;
-    let id = acl.ids().find(|id| out(*id));
-    id
+    let text = std::str::from_utf8(value).ok()?;
+    ovlcheck_case::acl::Acl::parse(text)
+        .ok()?
+        .ids()
+        .find(|id| out(*id))
 }
 
 /// The first id `case` needs that a user namespace mapping inside ids

@@ -50,7 +50,10 @@ pub(crate) fn permission(cred: Cred, inode: &Inode, mask: u32) -> Result<(), Err
     }
     let granted = if cred.uid == inode.uid {
         (inode.mode >> 6) & 7 & mask == mask
-    } else if let Some(acl) = inode.acl(acl::ACCESS).filter(|_| inode.mode & 0o070 != 0) {
+    } else if let Some(acl) = (inode.mode & 0o070 != 0)
+        .then(|| inode.acl(acl::ACCESS))
+        .flatten()
+    {
         // acl_permission_check: the access ACL decides for a caller who
         // is not the owner, unless the mode's group class (the ACL's
         // mask) is empty; the group and other bits decide then.

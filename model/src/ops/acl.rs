@@ -3,11 +3,12 @@
 //! inode.c: ovl_set_or_remove_acl, ovl_get_acl). The model keeps an ACL
 //! in its xattr in the short text form (ovlcheck_case::acl).
 
+use super::xattr::may_write_xattr;
 use crate::resolve::Follow;
 use crate::rules::Rule;
 use crate::Model;
 use ovlcheck_case::acl::{self, Acl};
-use ovlcheck_case::{Cred, Errno, InodeFlags, OpPath, Value};
+use ovlcheck_case::{Cred, Errno, OpPath, Value};
 
 /// posix_acl_from_xattr: the value as an ACL; an id with no mapping is
 /// EINVAL.
@@ -44,16 +45,15 @@ impl Model {
         let w = self.resolve_existing(path, Follow::Yes, cred)?;
         self.check_writable()?;
         let vfs = self.feat.vfs_acl;
-        let parse = || value.map(from_value).transpose();
-        let new = if vfs { parse()? } else { None };
+        let form = || value.map(from_value).transpose();
+        // The value's form: before may_write_xattr since v6.2, after it
+        // before.
+        let checked = if vfs { Some(form()?) } else { None };
         let a = self.attr(w.last());
-        if !a.ids_mapped() || a.seen_flags().intersects(InodeFlags::PROTECTED) {
-            return Err(Errno::EPERM);
-        }
-        let new = if vfs {
-            new
-        } else {
-            parse().inspect_err(|_| self.hit(Rule::AclChecksAfterCopyUpBefore62))?
+        may_write_xattr(a)?;
+        let new = match checked {
+            Some(new) => new,
+            None => form().inspect_err(|_| self.hit(Rule::AclChecksAfterCopyUpBefore62))?,
         };
         let new = new.filter(|x| !x.entries.is_empty());
         let access = name == acl::ACCESS;

@@ -70,6 +70,17 @@ fn xattr_read_permission(cred: Cred, init_caps: bool, a: &Inode, ns: XattrNs) ->
     }
 }
 
+/// may_write_xattr: no xattr (nor ACL) is written on an immutable or
+/// append-only inode, nor on one with an unmapped owner or group
+/// (HAS_UNMAPPED_ID).
+pub(super) fn may_write_xattr(a: &Inode) -> Result<(), Errno> {
+    if !a.ids_mapped() || a.seen_flags().intersects(InodeFlags::PROTECTED) {
+        Err(Errno::EPERM)
+    } else {
+        Ok(())
+    }
+}
+
 /// xattr_permission for writing: never on an immutable or append-only
 /// inode, nor on one with an unmapped owner or group (may_write_xattr:
 /// HAS_UNMAPPED_ID); trusted.* needs
@@ -82,9 +93,7 @@ fn xattr_write_permission(
     a: &Inode,
     ns: XattrNs,
 ) -> Result<(), Errno> {
-    if !a.ids_mapped() || a.seen_flags().intersects(InodeFlags::PROTECTED) {
-        return Err(Errno::EPERM);
-    }
+    may_write_xattr(a)?;
     match ns {
         XattrNs::Trusted if !(cred.is_root() && init_caps) => Err(Errno::EPERM),
         XattrNs::Security if !cred.is_root() => Err(Errno::EPERM),
@@ -234,8 +243,9 @@ impl Model {
     }
 
     /// The handler lookups after the overlay's own: an unknown namespace
-    /// fails, `system.*` other than the ACLs (module `acl`) is unsupported, and every `user.` name, the bare prefix too, fails on a
-    /// layer tmpfs without a user handler (`Features::tmpfs_user_xattrs`):
+    /// fails, `system.*` other than the ACLs (module `acl`) is unsupported,
+    /// and every `user.` name, the bare prefix too, fails on a layer tmpfs
+    /// without a user handler (`Features::tmpfs_user_xattrs`):
     /// overlay passes the layer's EOPNOTSUPP through (seen on 6.1).
     fn xattr_handler(&self, ns: XattrNs, name: &str) -> Result<(), Errno> {
         match ns {
