@@ -224,6 +224,12 @@ struct FuzzArgs {
     /// Most distinct divergences to shrink and report.
     #[arg(long, default_value_t = 10)]
     max_reported: usize,
+    /// Run up to N cases of one profile in one overlay mount, each beneath
+    /// its own directory of every layer (docs/performance.md, "Packing");
+    /// a packed case that diverges is run again alone and judged by that
+    /// run. 1 runs every case alone.
+    #[arg(long, default_value_t = 1, value_parser = parse_pack)]
+    pack: usize,
     /// Skip the export check (the container layer as an OCI layer tar,
     /// applied and mounted; docs/images.md), e.g. to measure its cost.
     #[arg(long)]
@@ -270,8 +276,21 @@ struct ReplayArgs {
     /// Threads running cases at once (results are reported in file order).
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Run up to N consecutive runs of one profile in one overlay mount
+    /// (as `fuzz --pack`).
+    #[arg(long, default_value_t = 1, value_parser = parse_pack)]
+    pack: usize,
     #[arg(long)]
     json: bool,
+}
+
+/// `--pack N`: 1 to [`ovlcheck_driver::pack::MAX_PACK`].
+fn parse_pack(s: &str) -> Result<usize, String> {
+    let max = ovlcheck_driver::pack::MAX_PACK;
+    match s.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a number of cases from 1 to {max}")),
+    }
 }
 
 #[derive(Args)]
@@ -591,6 +610,7 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
         contract,
         known,
         export: !a.no_export,
+        pack: a.pack,
     };
     let total = shard.indices(a.cases).len() as u64;
     let pb = progress_bar(total);
@@ -697,6 +717,12 @@ fn print_summary(s: &Summary, json: bool) {
         s.cases_per_s,
         if s.interrupted { ", INTERRUPTED" } else { "" }
     );
+    if let Some(p) = &s.packed {
+        eprintln!(
+            "packed: {} cases shared mounts of up to {}; {} of them diverged there and were run again alone",
+            p.cases, p.pack, p.run_again_alone
+        );
+    }
     if let Some(rules) = &s.rules {
         for line in rules.lines() {
             eprintln!("{line}");
@@ -765,6 +791,7 @@ fn replay(a: ReplayArgs, stop: &AtomicBool) -> i32 {
         contract,
         repeat: a.repeat.max(1),
         jobs: a.jobs.max(1),
+        pack: a.pack,
     };
     let r = match replay::replay(&*backend, &a.paths, opts, stop) {
         Ok(r) => r,

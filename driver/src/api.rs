@@ -122,6 +122,22 @@ pub trait Backend: Send + Sync {
         s.finish()?;
         Ok(run)
     }
+    /// Several cases of one profile, each as [`Backend::run_case`] runs it
+    /// with `wants[i]`. A backend that can run them in one mount
+    /// ([`crate::pack`], [`Backend::packs`]) does; the default runs them
+    /// one after the other. `Err` for the whole pack: the caller runs its
+    /// cases alone to learn which one the error belongs to.
+    fn run_pack(&self, cases: &[Case], wants: &[Wants]) -> Result<Vec<CaseRun>, DriverError> {
+        cases
+            .iter()
+            .zip(wants)
+            .map(|(c, w)| self.run_case(c, *w))
+            .collect()
+    }
+    /// Whether [`Backend::run_pack`] shares one mount between its cases.
+    fn packs(&self) -> bool {
+        false
+    }
     /// The profile this implementation runs for `profile` (options it
     /// lacks turned off, so the model is told), or why it cannot.
     fn adapt_profile(
@@ -338,7 +354,7 @@ impl CaseRun {
 /// A lifecycle step and, when it worked, the merged view after it; with
 /// `volatile`, also after the refusal (EINVAL) that a volatile upper's
 /// remount meets, which the driver follows with a mount of its own.
-fn lifecycle<S: Session + ?Sized>(
+pub(crate) fn lifecycle<S: Session + ?Sized>(
     s: &mut S,
     op: Op,
     volatile: bool,

@@ -103,6 +103,7 @@ pub mod ids;
 pub mod mount;
 pub mod observe;
 pub mod oci;
+pub mod pack;
 pub mod placement;
 pub mod process;
 pub mod proto;

@@ -58,6 +58,18 @@ pub struct RunCase {
     pub wants: crate::api::Wants,
 }
 
+/// Several cases in one mount ([`crate::pack`]), answered by
+/// [`Response::CaseRuns`]: each case's [`CaseRun`], in order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunPack {
+    /// Cases of one profile, none of them [`crate::pack::unpackable`].
+    pub cases: Vec<Case>,
+    pub mounter: Mounter,
+    /// Each case's optional observations (the kernel view is asked of all
+    /// or none).
+    pub wants: Vec<crate::api::Wants>,
+}
+
 /// A request to the worker. Every request is answered by one
 /// [`Response`]; a request that fails is answered by
 /// [`Response::Failed`].
@@ -66,6 +78,8 @@ pub enum Request {
     /// Start, run and observe a whole case, then end it
     /// ([`crate::api::CaseRun::collect`] on the worker's side).
     RunCase(Box<RunCase>),
+    /// Start, run and observe several cases in one mount, then end it.
+    RunPack(Box<RunPack>),
     /// Build and mount a case (ends any previous session); answered by
     /// [`Response::Ok`].
     Start { case: Box<Case>, mounter: Mounter },
@@ -110,6 +124,7 @@ pub enum Response {
     Export(Option<crate::api::Export>),
     Text(String),
     CaseRun(Box<CaseRun>),
+    CaseRuns(Vec<CaseRun>),
     /// The request failed; [`DriverError::Died`] when the filesystem under
     /// test died (a helper daemon exited).
     Failed(DriverError),

@@ -146,6 +146,7 @@ fn slice_rate(
         contract: ovlcheck_harness::contract::Contract::Kernel,
         known: Default::default(),
         export,
+        pack: 1,
     };
     let indices: Vec<u64> = slice.collect();
     let stop = AtomicBool::new(false);

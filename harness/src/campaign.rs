@@ -9,7 +9,9 @@ use crate::coverage::Coverage;
 use crate::gen::{case_at, GenConfig};
 use crate::known::KnownSet;
 use crate::pool::map_in_order;
-use crate::runner::{run_case_checked, Divergence, RunError};
+use crate::runner::{
+    pack_groups, run_case_checked, run_pack_checked, Divergence, Packing, Run, RunError,
+};
 use crate::shrink::shrink;
 use ovlcheck_case::oci::DiffMethod;
 use ovlcheck_case::{Case, Profile, Signature};
@@ -69,6 +71,9 @@ pub struct FuzzOptions {
     pub known: KnownSet,
     /// The export check runs (docs/images.md; `--no-export` turns it off).
     pub export: bool,
+    /// Most cases of one profile run in one mount (`--pack N`,
+    /// ovlcheck_driver::pack); 1 runs every case alone.
+    pub pack: usize,
 }
 
 /// The result of one case of phase 1, as a campaign keeps it: a few bytes,
@@ -92,6 +97,8 @@ pub struct CaseResult {
     pub rules: RuleSet,
     /// The case's profile, as an index into [`Campaign::profiles`].
     pub profile: u16,
+    /// Whether it shared a mount (`--pack`).
+    pub packing: Packing,
 }
 
 /// A shrunk divergence, ready to report and save.
@@ -188,6 +195,16 @@ impl Campaign {
         let mut v: Vec<(&Signature, &First)> = self.first.iter().collect();
         v.sort_by_key(|(_, f)| f.index);
         v
+    }
+
+    /// Cases that shared a mount, and of them the ones run again alone
+    /// ([`Packing`]).
+    pub fn packed(&self) -> (usize, usize) {
+        let count = |f: fn(Packing) -> bool| self.results.iter().filter(|r| f(r.packing)).count();
+        (
+            count(|p| p != Packing::Alone),
+            count(|p| p == Packing::RunAgainAlone),
+        )
     }
 
     pub fn backend_failures(&self) -> usize {
@@ -313,7 +330,9 @@ impl Shared {
 }
 
 /// Phase 1: runs cases `indices` with `jobs` threads. `progress` is called
-/// after each case. Stops early when `stop` is set.
+/// after each case. Stops early when `stop` is set. With `opts.pack` above
+/// 1 the cases go in windows, and a window's cases of one profile share
+/// mounts ([`run_pack_checked`]); results are the same as alone.
 pub fn run_indices(
     backend: &dyn Backend,
     opts: &FuzzOptions,
@@ -322,38 +341,40 @@ pub fn run_indices(
     progress: &(dyn Fn(&CaseResult) + Sync),
 ) -> Result<Campaign, Fatal> {
     let shared = Mutex::new(Shared::default());
-    let slots = map_in_order(opts.jobs, indices, stop, |_, &index| {
-        let generated = case_at(&opts.gen, opts.seed, index);
-        let case = match backend.adapt_case(&generated) {
-            Ok(c) => c,
-            Err(_) => {
-                let r = CaseResult {
-                    index,
+    let windows: Vec<&[u64]> = indices.chunks(window(opts)).collect();
+    let slots = map_in_order(opts.jobs, &windows, stop, |_, window| {
+        let judged = run_window(backend, opts, window)
+            .map_err(|f| {
+                stop.store(true, Ordering::SeqCst);
+                shared
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .fatal
+                    .get_or_insert(f);
+            })
+            .ok()?;
+        let mut results = Vec::with_capacity(window.len());
+        for (index, judged) in window.iter().zip(judged) {
+            let r = match judged {
+                None => CaseResult {
+                    index: *index,
                     unsupported: true,
                     ..CaseResult::default()
-                };
-                progress(&r);
-                return Some(r);
-            }
-        };
-        let outcome = one_case(backend, &case, index, opts);
-        let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
-        match outcome {
-            Ok((ops, exported, rules, o)) => {
-                let mut r = sh.record(index, ops, o);
-                r.exported = exported;
-                r.rules = rules;
-                r.profile = sh.profile_index(&case.profile);
-                drop(sh);
-                progress(&r);
-                Some(r)
-            }
-            Err(f) => {
-                sh.fatal.get_or_insert(f);
-                stop.store(true, Ordering::SeqCst);
-                None
-            }
+                },
+                Some((profile, ((ops, exported, rules, o), packing))) => {
+                    let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut r = sh.record(*index, ops, o);
+                    r.exported = exported;
+                    r.rules = rules;
+                    r.profile = sh.profile_index(&profile);
+                    r.packing = packing;
+                    r
+                }
+            };
+            progress(&r);
+            results.push(r);
         }
+        Some(results)
     });
     let sh = shared.into_inner().unwrap_or_else(|p| p.into_inner());
     if let Some(f) = sh.fatal {
@@ -361,7 +382,11 @@ pub fn run_indices(
     }
     // An interrupted campaign keeps the prefix of cases that all finished, so
     // the summary describes an exact range of the case stream.
-    let results: Vec<CaseResult> = slots.into_iter().map_while(Option::flatten).collect();
+    let results: Vec<CaseResult> = slots
+        .into_iter()
+        .map_while(Option::flatten)
+        .flatten()
+        .collect();
     let end = results.last().map_or(0, |r| r.index + 1);
     let first = sh
         .first
@@ -378,6 +403,51 @@ pub fn run_indices(
     })
 }
 
+/// How many consecutive cases go in one window: 1 alone; with packs,
+/// enough that cases that can share a mount (one profile, the same
+/// remount and commit steps) mostly fill a pack: four packs' worth, for
+/// each profile a campaign cycles through.
+fn window(opts: &FuzzOptions) -> usize {
+    let profiles = match opts.gen.profile {
+        Some(_) => 1,
+        None => ovlcheck_case::profile::PRESETS.len(),
+    };
+    match opts.pack {
+        0 | 1 => 1,
+        n => 4 * n * profiles,
+    }
+}
+
+/// The cases `indices` of a window: each one's profile, outcome and how
+/// it was run, `None` when the backend cannot run it. Cases that can
+/// share a mount go in packs of up to `opts.pack` ([`pack_groups`]); the
+/// others run alone.
+fn run_window(
+    backend: &dyn Backend,
+    opts: &FuzzOptions,
+    indices: &[u64],
+) -> Result<Vec<Option<(Profile, Judged)>>, Fatal> {
+    let cases: Vec<Option<Case>> = indices
+        .iter()
+        .map(|&i| backend.adapt_case(&case_at(&opts.gen, opts.seed, i)).ok())
+        .collect();
+    let present: Vec<Option<&Case>> = cases.iter().map(Option::as_ref).collect();
+    let packs = pack_groups(&present, opts.pack);
+    let mut out: Vec<Option<(Profile, Judged)>> = indices.iter().map(|_| None).collect();
+    for pack in packs {
+        let members: Vec<Case> = pack
+            .iter()
+            .map(|&at| cases[at].clone().expect("a case"))
+            .collect();
+        let at_index: Vec<u64> = pack.iter().map(|&at| indices[at]).collect();
+        let judged = judge_pack(backend, &members, &at_index, opts)?;
+        for ((at, case), j) in pack.into_iter().zip(members).zip(judged) {
+            out[at] = Some((case.profile, j));
+        }
+    }
+    Ok(out)
+}
+
 /// One case: steps run, how its export check's changeset was derived
 /// (when it ran and passed), the model's rules it reached, and a
 /// divergence (with the known case it matches) or a backend failure
@@ -388,6 +458,42 @@ type CaseOutcome = (
     RuleSet,
     Result<Option<(Divergence, Option<PathBuf>)>, String>,
 );
+
+/// A case's outcome and how it was run.
+type Judged = (CaseOutcome, Packing);
+
+/// The cases of one pack (numbered `indices`), judged. A panic is a bug
+/// in ovlcheck (model or harness), never a divergence: the cases are then
+/// run alone, and the one that panics stops the campaign with its number.
+fn judge_pack(
+    backend: &dyn Backend,
+    cases: &[Case],
+    indices: &[u64],
+    opts: &FuzzOptions,
+) -> Result<Vec<Judged>, Fatal> {
+    let alone = || {
+        cases
+            .iter()
+            .zip(indices)
+            .map(|(case, &index)| Ok((one_case(backend, case, index, opts)?, Packing::Alone)))
+            .collect()
+    };
+    if cases.len() < 2 {
+        return alone();
+    }
+    let runs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_pack_checked(backend, cases, opts.contract, opts.export)
+    }));
+    match runs {
+        Ok(runs) => cases
+            .iter()
+            .zip(indices)
+            .zip(runs)
+            .map(|((case, &index), (run, packing))| Ok((judged(case, index, run, opts)?, packing)))
+            .collect(),
+        Err(_) => alone(),
+    }
+}
 
 fn one_case(
     backend: &dyn Backend,
@@ -417,6 +523,16 @@ fn one_case(
             ovlcheck_case::print_case(case)
         ))
     })?;
+    judged(case, index, run, opts)
+}
+
+/// The outcome of case `index`'s run.
+fn judged(
+    case: &Case,
+    index: u64,
+    run: Result<Run, RunError>,
+    opts: &FuzzOptions,
+) -> Result<CaseOutcome, Fatal> {
     match run {
         Ok(run) => {
             let judged = run.divergence.map(|d| {

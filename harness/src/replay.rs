@@ -6,7 +6,7 @@ use crate::corpus::{self, LoadError};
 use crate::coverage::Coverage;
 use crate::known::{verdict, Verdict};
 use crate::pool::map_in_order;
-use crate::runner::{run_case_under, Divergence, RunError};
+use crate::runner::{pack_groups, run_pack_checked, Divergence, Packing, Run, RunError};
 use ovlcheck_case::oci::DiffMethod;
 use ovlcheck_case::{Case, Profile};
 use ovlcheck_driver::{Backend, DriverError};
@@ -40,6 +40,11 @@ pub struct Replay {
     pub exported: (usize, usize),
     /// The model's rules the judged cases reached ([`crate::coverage`]).
     pub coverage: Coverage,
+    /// Runs that shared a mount (`--pack`), and of them the ones run again
+    /// alone ([`Packing`]).
+    pub packed: (usize, usize),
+    /// `--pack`: most runs per mount.
+    pub pack: usize,
     pub interrupted: bool,
     pub elapsed: Duration,
 }
@@ -99,6 +104,9 @@ pub struct ReplayOptions {
     pub repeat: usize,
     /// Threads running cases at once.
     pub jobs: usize,
+    /// Most consecutive runs of one profile that share a mount (`--pack`,
+    /// ovlcheck_driver::pack); 1 runs each alone.
+    pub pack: usize,
 }
 
 /// Loads every `.ovl` file under `paths` (all of them, before anything
@@ -121,21 +129,30 @@ pub fn replay(
         .iter()
         .flat_map(|c| std::iter::repeat_n(c, opts.repeat.max(1)))
         .collect();
-    let done = map_in_order(opts.jobs, &runs, stop, |_, (path, case)| {
-        let r = replay_one(backend, path, case.clone(), opts.contract);
+    let windows: Vec<&[&(PathBuf, Case)]> = runs.chunks(opts.pack.max(1)).collect();
+    let done = map_in_order(opts.jobs, &windows, stop, |_, window| {
+        let r = replay_window(backend, window, opts.contract, opts.pack);
         if r.is_err() {
             stop.store(true, Ordering::SeqCst);
         }
         r
     });
-    let mut out = Replay::default();
-    for (run, result) in runs.iter().zip(done) {
+    let mut out = Replay {
+        pack: opts.pack,
+        ..Replay::default()
+    };
+    let mut ran_all = Vec::with_capacity(runs.len());
+    for result in done {
         let Some(result) = result else {
             out.interrupted = true;
             break;
         };
-        let ran = result?;
+        ran_all.extend(result?);
+    }
+    for (run, ran) in runs.iter().zip(ran_all) {
         out.ops += ran.ops;
+        out.packed.0 += usize::from(ran.packing != Packing::Alone);
+        out.packed.1 += usize::from(ran.packing == Packing::RunAgainAlone);
         if let Some(m) = ran.exported {
             out.exported.0 += 1;
             out.exported.1 += usize::from(m != DiffMethod::Native);
@@ -158,6 +175,7 @@ struct Ran {
     profile: Option<Profile>,
     rules: RuleSet,
     replayed: Replayed,
+    packing: Packing,
 }
 
 impl Ran {
@@ -168,23 +186,60 @@ impl Ran {
             profile: None,
             rules: RuleSet::default(),
             replayed,
+            packing: Packing::Alone,
         }
     }
 }
 
-fn replay_one(
+/// Consecutive runs of case files: those of one profile share mounts, up
+/// to `pack` at a time ([`run_pack_checked`]).
+fn replay_window(
     backend: &dyn Backend,
-    path: &std::path::Path,
-    mut case: Case,
+    window: &[&(PathBuf, Case)],
     contract: Contract,
-) -> Result<Ran, ReplayError> {
-    match crate::runner::adapted(backend, &case) {
-        Err(why) => return Ok(Ran::without_judgement(0, Replayed::Unsupported(why))),
-        Ok(adapted) => case = adapted,
+    pack: usize,
+) -> Result<Vec<Ran>, ReplayError> {
+    let adapted: Vec<Result<Case, String>> = window
+        .iter()
+        .map(|(_, case)| crate::runner::adapted(backend, case))
+        .collect();
+    let present: Vec<Option<&Case>> = adapted.iter().map(|a| a.as_ref().ok()).collect();
+    let mut ran: Vec<Option<Ran>> = adapted
+        .iter()
+        .map(|a| {
+            a.as_ref()
+                .err()
+                .map(|why| Ran::without_judgement(0, Replayed::Unsupported(why.clone())))
+        })
+        .collect();
+    for group in pack_groups(&present, pack) {
+        let cases: Vec<Case> = group
+            .iter()
+            .filter_map(|&at| present[at].cloned())
+            .collect();
+        let runs = run_pack_checked(backend, &cases, contract, true);
+        for ((at, case), (run, packing)) in group.into_iter().zip(cases).zip(runs) {
+            let mut judged = judge(backend.name(), &window[at].0, case, run)?;
+            judged.packing = packing;
+            ran[at] = Some(judged);
+        }
     }
-    match run_case_under(backend, &case, contract) {
+    Ok(ran
+        .into_iter()
+        .map(|r| r.expect("every run is judged"))
+        .collect())
+}
+
+/// One run of one case file, judged against what it is known to show.
+fn judge(
+    backend: &str,
+    path: &std::path::Path,
+    case: Case,
+    run: Result<Run, RunError>,
+) -> Result<Ran, ReplayError> {
+    match run {
         Ok(run) => {
-            let v = verdict(&case, backend.name(), run.divergence.as_ref());
+            let v = verdict(&case, backend, run.divergence.as_ref());
             let replayed = Replayed::Judged {
                 verdict: v,
                 divergence: run.divergence.map(Box::new),
@@ -195,6 +250,7 @@ fn replay_one(
                 profile: Some(case.profile),
                 rules: run.rules,
                 replayed,
+                packing: Packing::Alone,
             })
         }
         Err(RunError::Backend(DriverError::Environment(m))) => Err(ReplayError::Environment(m)),

@@ -172,6 +172,87 @@ pub fn run_case_checked(
     Ok(compare_run(model, case, &observed, contract))
 }
 
+/// How a case of [`run_pack_checked`] was run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum Packing {
+    /// In a mount of its own.
+    #[default]
+    Alone,
+    /// In a mount shared with other cases, and judged by that run.
+    Packed,
+    /// In a shared mount, where it diverged (or the pack failed), then
+    /// alone, and judged by that run.
+    RunAgainAlone,
+}
+
+/// [`run_case_checked`] for several cases at once, in one mount where the
+/// backend shares one between cases ([`Backend::run_pack`],
+/// ovlcheck_driver::pack). Each case's part of the pack is judged as
+/// [`run_case_checked`] judges a case; a case whose part diverges, and
+/// every case of a pack that failed as a whole, is run again alone and
+/// judged by that run, so a pack never reports what its cases alone would
+/// not. The caller passes cases that [`pack_groups`] put together.
+pub fn run_pack_checked(
+    backend: &dyn Backend,
+    cases: &[Case],
+    contract: Contract,
+    export: bool,
+) -> Vec<(Result<Run, RunError>, Packing)> {
+    let alone = |c: &Case| run_case_checked(backend, c, contract, export);
+    let all_alone = |how| cases.iter().map(|c| (alone(c), how)).collect();
+    if cases.len() < 2 || !backend.packs() {
+        return all_alone(Packing::Alone);
+    }
+    let Ok(models) = cases.iter().map(Model::new).collect::<Result<Vec<_>, _>>() else {
+        return all_alone(Packing::Alone);
+    };
+    let wants: Vec<Wants> = cases
+        .iter()
+        .map(|c| Wants {
+            kernel_view: contract.wants_kernel_view(backend.kind()),
+            export: export && wants_export(contract, c),
+        })
+        .collect();
+    let Ok(runs) = backend.run_pack(cases, &wants) else {
+        return all_alone(Packing::RunAgainAlone);
+    };
+    models
+        .into_iter()
+        .zip(cases)
+        .zip(&runs)
+        .map(|((model, case), observed)| {
+            let run = compare_run(model, case, observed, contract);
+            match run.divergence {
+                Some(_) => (alone(case), Packing::RunAgainAlone),
+                None => (Ok(run), Packing::Packed),
+            }
+        })
+        .collect()
+}
+
+/// Packs of the cases at the given positions (`None`: a case that is not
+/// run): cases that `ovlcheck_driver::pack::unpackable` accepts and that
+/// are `compatible` go together in order, up to `pack` at a time; every
+/// other case is a pack of its own. Positions keep their order within a
+/// pack.
+pub fn pack_groups(cases: &[Option<&Case>], pack: usize) -> Vec<Vec<usize>> {
+    use ovlcheck_driver::pack::{compatible, unpackable};
+    let packable = |c: &Case| unpackable(c).is_none();
+    let mut packs: Vec<Vec<usize>> = Vec::new();
+    for (at, case) in cases.iter().enumerate() {
+        let Some(case) = case else { continue };
+        let open = packs.iter_mut().find(|p| {
+            let head = cases[p[0]].expect("packs hold cases");
+            p.len() < pack && compatible(head, case) && packable(head) && packable(case)
+        });
+        match open {
+            Some(p) => p.push(at),
+            None => packs.push(vec![at]),
+        }
+    }
+    packs
+}
+
 /// `case` as `backend` runs it ([`Backend::adapt_case`]). Outcomes pinned
 /// for another stack (another profile, the layers as an engine holds
 /// them, or an engine's commit, which goes through a layer tar) say

@@ -69,6 +69,34 @@ pub struct Summary {
     /// rules, and the rules never reached (README: "Rule coverage").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rules: Option<crate::coverage::CoverageReport>,
+    /// `--pack N` above 1 (docs/performance.md, "Packing"): how the cases
+    /// shared mounts. The rest of the summary is the same as with
+    /// `--pack 1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packed: Option<Packed>,
+}
+
+/// How the cases of a `--pack N` run shared mounts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Packed {
+    /// Most cases per mount.
+    pub pack: usize,
+    /// Cases run in a shared mount.
+    pub cases: usize,
+    /// Of those, the ones that diverged there (or whose pack failed), run
+    /// again alone and judged by that run.
+    pub run_again_alone: usize,
+}
+
+impl Packed {
+    /// `(pack, (cases, run again alone))`, `None` for `--pack 1`.
+    fn of(pack: usize, (cases, run_again_alone): (usize, usize)) -> Option<Packed> {
+        (pack > 1).then_some(Packed {
+            pack,
+            cases,
+            run_again_alone,
+        })
+    }
 }
 
 impl Summary {
@@ -150,6 +178,7 @@ impl Summary {
             jobs: Some(opts.jobs),
             interrupted: c.interrupted,
             rules: Some(c.coverage().report(true)),
+            packed: Packed::of(opts.pack, c.packed()),
             ..Summary::headed("fuzz", h)
         }
         .timed(c.elapsed)
@@ -207,6 +236,7 @@ impl Summary {
             exported_naive: r.exported.1,
             interrupted: r.interrupted,
             rules: Some(r.coverage.report(false)),
+            packed: Packed::of(r.pack, r.packed),
             ..Summary::headed("replay", h)
         }
         .timed(r.elapsed)

@@ -8,6 +8,8 @@ use crate::observe::{self, Snapshot};
 use crate::proto::Mounter;
 use crate::store::{Layer, LayerStore, MarkerNames};
 use crate::{exec, spawn};
+
+mod pack;
 use nix::unistd::Pid;
 use ovlcheck_case::oci::{self, DiffMethod};
 use ovlcheck_case::{
@@ -66,6 +68,11 @@ struct Mounted {
     daemon: Option<Pid>,
     /// The fds the case's steps hold open (`open P FLAGS as F`).
     fds: exec::FdTable,
+    /// In a pack ([`crate::pack`]): the directory the current case's steps
+    /// resolve beneath, and the fds earlier cases of the pack left open
+    /// (closed at the unmount, as a case's own are).
+    within: Option<OwnedFd>,
+    parked: Vec<exec::FdTable>,
     /// The upper and top lower directories, whose fsids a `statfs` needs.
     fsid_dirs: [Option<PathBuf>; 2],
     /// Their fsids, taken at the first `statfs` of the mount.
@@ -96,6 +103,10 @@ pub struct MountedCase {
     /// Why nothing is mounted: a lifecycle mount failed, or the kernel
     /// view ended the mount.
     broken: Option<String>,
+    /// The number of cases when this mount holds a pack of them
+    /// ([`crate::pack`]): a commit gives each its directory in the fresh
+    /// container layer.
+    packed: usize,
     /// The engine's mount when the layers are an engine's
     /// ([`MountedCase::attach`]): then the layers are the engine's, the
     /// mount point is in the case's scratch, and commits and exports are
@@ -158,6 +169,7 @@ impl MountedCase {
             mounted: None,
             method: String::new(),
             broken: None,
+            packed: 0,
             engine,
         }
     }
@@ -461,6 +473,8 @@ impl MountedCase {
             snapshot: None,
             daemon,
             fds: exec::FdTable::new(),
+            within: None,
+            parked: Vec::new(),
             fsid_dirs,
             fsids: None,
         });
@@ -473,6 +487,8 @@ impl MountedCase {
         };
         // Every fd the case holds is closed before the unmount.
         drop(m.fds);
+        drop(m.parked);
+        drop(m.within);
         drop(m.root);
         match &self.mounter {
             Mounter::Kernel => mount::unmount(&m.target).map_err(|e| format!("umount: {e}"))?,
@@ -491,6 +507,8 @@ impl MountedCase {
         self.raw_dirs.clear();
         if let Some(m) = self.mounted.as_mut() {
             m.fds.clear();
+            m.parked.clear();
+            m.within = None;
         }
         if self.mounter == Mounter::Kernel && self.detach_all() {
             let _ = std::fs::remove_dir(&self.dir);
@@ -615,7 +633,8 @@ impl MountedCase {
             (Op::Statfs { .. }, None) => *m.fsids.insert(layer_fsids(&m.fsid_dirs)?),
             (_, fsids) => fsids.unwrap_or_default(),
         };
-        exec::apply_as(&m.root, &mut m.fds, &step.op, step.cred(), &fsids)
+        let root = m.within.as_ref().unwrap_or(&m.root);
+        exec::apply_as(root, &mut m.fds, &step.op, step.cred(), &fsids)
     }
 
     /// Unmount (`pre` may change the layers), mount again. For the kernel
@@ -705,8 +724,13 @@ impl MountedCase {
         self.lowers.push(self.container.clone());
         match self.new_container() {
             Ok(c) => {
-                self.container = c;
-                Ok(())
+                self.container = c.clone();
+                match self.packed {
+                    0 => Ok(()),
+                    n => self
+                        .fill(&c, &crate::pack::dirs_layer(n))
+                        .map_err(MountFailure::other),
+                }
             }
             Err(e) => {
                 self.lowers.pop();
@@ -846,20 +870,27 @@ impl MountedCase {
     /// image is mounted as a container sees it, with a fresh container
     /// layer on its own filesystem.
     fn applied_view(&mut self, tar: &[u8]) -> Res<View> {
+        let prefix = self.profile.xattr_prefix();
+        self.applied_view_of(|diff| {
+            crate::oci::apply(tar, diff, prefix).map_err(|e| format!("export: apply the diff: {e}"))
+        })
+    }
+
+    /// [`MountedCase::applied_view`] of the layer `fill` writes into the
+    /// `diff/` directory it is given.
+    fn applied_view_of(&mut self, fill: impl FnOnce(&Path) -> Res<()>) -> Res<View> {
         let parent = self.lowers.last().cloned();
         let applied = self
             .new_layer(parent.as_ref())
             .map_err(|e| format!("export: new layer for the diff: {e}"))?;
-        let view = crate::oci::apply(tar, &self.store.diff(&applied), self.profile.xattr_prefix())
-            .map_err(|e| format!("export: apply the diff: {e}"))
-            .and_then(|()| match self.profile.lower_fs {
-                LowerFs::Same => {
-                    let mut lowers = vec![format!("{}/diff", applied.id)];
-                    lowers.extend(applied.lower.iter().cloned());
-                    self.read_only_view(lowers, "the applied layer")
-                }
-                LowerFs::Separate => self.container_view(&applied),
-            });
+        let view = fill(&self.store.diff(&applied)).and_then(|()| match self.profile.lower_fs {
+            LowerFs::Same => {
+                let mut lowers = vec![format!("{}/diff", applied.id)];
+                lowers.extend(applied.lower.iter().cloned());
+                self.read_only_view(lowers, "the applied layer")
+            }
+            LowerFs::Separate => self.container_view(&applied),
+        });
         let removed = self
             .remove_layer(&applied)
             .map_err(|e| format!("export: remove the applied layer: {e}"));

@@ -20,7 +20,7 @@ mod case;
 pub use case::{MountedCase, WORKER_UMASK};
 
 use crate::api::{CaseRun, DriverError, Session};
-use crate::proto::{self, Request, Response, RunCase};
+use crate::proto::{self, Request, Response, RunCase, RunPack};
 use crate::sys;
 use case::Scratch;
 use nix::sched::{unshare, CloneFlags};
@@ -254,6 +254,26 @@ impl WorkerState {
         run
     }
 
+    /// Several cases in one mount: start the pack ([`crate::pack::combine`]),
+    /// run and observe each case beneath its directory, end.
+    fn run_pack(&mut self, req: RunPack) -> Result<Vec<CaseRun>, DriverError> {
+        let RunPack {
+            cases,
+            mounter,
+            wants,
+        } = req;
+        if wants.len() != cases.len() {
+            return Err(DriverError::Io(
+                "a pack's wants do not match its cases".into(),
+            ));
+        }
+        let pack = crate::pack::combine(&cases).map_err(DriverError::Io)?;
+        let mut mounted = self.start(&pack, mounter)?;
+        let runs = mounted.collect_pack(&cases, &wants);
+        self.ended = Some(mounted);
+        runs
+    }
+
     /// Answers one request.
     pub fn handle(&mut self, req: Request) -> Response {
         self.settle();
@@ -261,6 +281,7 @@ impl WorkerState {
             Request::RunCase(r) => self
                 .run_case(*r)
                 .map(|run| Response::CaseRun(Box::new(run))),
+            Request::RunPack(r) => self.run_pack(*r).map(Response::CaseRuns),
             Request::Start { case, mounter } => self.start(&case, mounter).map(|s| {
                 self.session = Some(s);
                 Response::Ok
