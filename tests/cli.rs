@@ -72,6 +72,14 @@ fn missing_file_and_unknown_profile_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown profile"));
     assert_eq!(ovlcheck(&["fuzz", "--shard", "3/2"]).status.code(), Some(2));
+    for pack in ["0", "65", "x"] {
+        let out = ovlcheck(&["fuzz", "--backend", "model", "--pack", pack]);
+        assert_eq!(out.status.code(), Some(2), "--pack {pack}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("from 1 to 64"),
+            "{out:?}"
+        );
+    }
     // Profile options as a case's `profile` line takes them: the kernel's
     // conflicts are refused with the reason.
     let fuzz = |profile: &str| {
