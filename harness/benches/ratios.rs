@@ -15,7 +15,11 @@
 //!   `--jobs 1`, then the same slice with `--jobs 2`, then with `--jobs 1`
 //!   and no export check;
 //! - a longer slice of the same campaign on the model backend with `--jobs
-//!   2` (no mount: the generator, the model and the comparison).
+//!   2` (no mount: the generator, the model and the comparison);
+//! - the baseline case through the harness in packs of [`PACK`] cases per
+//!   mount (`replay --pack`, every check still made), and a slice of a
+//!   `fuzz --profile default` campaign with `--jobs 1`, alone and with
+//!   `--pack` [`PACK`] (docs/performance.md, "Packing").
 //!
 //! Each ratio is taken within a round; the report gives the median and the
 //! range over the rounds, the performance targets first (docs/
@@ -26,13 +30,14 @@
 
 mod raw;
 
+use ovlcheck_case::Profile;
 use ovlcheck_case::{parse_case, Case};
 use ovlcheck_harness::campaign::{run_indices, FuzzOptions, Shard};
 use ovlcheck_harness::contract::Contract;
 use ovlcheck_harness::gen::GenConfig;
 use ovlcheck_harness::pool::map_in_order;
 use ovlcheck_harness::run_case;
-use ovlcheck_harness::runner::run_case_checked;
+use ovlcheck_harness::runner::{run_case_checked, run_pack_checked, Packing};
 use raw::{one_case, scratch, BASELINE_CASE};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -48,6 +53,8 @@ const SLICE: u64 = 600;
 /// Generated cases per campaign slice on the model backend, which runs
 /// them some hundred times faster.
 const MODEL_SLICE: u64 = 30_000;
+/// Cases per mount of the packed figures (`--pack`).
+const PACK: usize = 16;
 
 /// Mean time of one call of `f`, over `n` calls.
 fn per_call(n: u32, mut f: impl FnMut()) -> Duration {
@@ -127,6 +134,31 @@ fn campaign_rate(
     slice_rate(backend, first..first + SLICE, jobs, export)
 }
 
+/// Cases per second of cases `first..first + SLICE` of a `fuzz --profile
+/// default --jobs 1` campaign, `pack` cases per mount.
+fn default_rate(backend: &dyn ovlcheck_driver::Backend, first: u64, pack: usize) -> f64 {
+    let gen = GenConfig {
+        profile: Some(Profile::default()),
+        ..GenConfig::default()
+    };
+    rate(backend, first..first + SLICE, 1, true, gen, pack)
+}
+
+/// Mean time per case of `case` run through the harness [`PACK`] at a
+/// time in one mount, as `replay --pack` runs it; every case shares one.
+fn case_packed(backend: &dyn ovlcheck_driver::Backend, case: &Case) -> Duration {
+    let cases = vec![case.clone(); PACK];
+    let packs = CASES as usize / PACK;
+    let t = Instant::now();
+    for _ in 0..packs {
+        for (run, packing) in run_pack_checked(backend, &cases, Contract::Kernel, true) {
+            run.expect("runs");
+            assert_eq!(packing, Packing::Packed, "the baseline case shares a mount");
+        }
+    }
+    t.elapsed() / (packs * PACK) as u32
+}
+
 /// Cases per second of the campaign's cases `slice`.
 fn slice_rate(
     backend: &dyn ovlcheck_driver::Backend,
@@ -134,11 +166,24 @@ fn slice_rate(
     jobs: usize,
     export: bool,
 ) -> f64 {
+    rate(backend, slice, jobs, export, GenConfig::default(), 1)
+}
+
+/// Cases per second of the cases `slice` of a campaign made by `gen`,
+/// `pack` cases per mount.
+fn rate(
+    backend: &dyn ovlcheck_driver::Backend,
+    slice: std::ops::Range<u64>,
+    jobs: usize,
+    export: bool,
+    gen: GenConfig,
+    pack: usize,
+) -> f64 {
     let n = slice.end - slice.start;
     let opts = FuzzOptions {
         seed: 1,
         cases: slice.end,
-        gen: GenConfig::default(),
+        gen,
         jobs,
         shard: Shard::ALL,
         max_reported: 0,
@@ -146,7 +191,7 @@ fn slice_rate(
         contract: ovlcheck_harness::contract::Contract::Kernel,
         known: Default::default(),
         export,
-        pack: 1,
+        pack,
     };
     let indices: Vec<u64> = slice.collect();
     let stop = AtomicBool::new(false);
@@ -191,7 +236,7 @@ fn main() {
         run_case(&*kernel, &case).expect("runs");
     }
     println!(
-        "{:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8}",
+        "{:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7}",
         "round",
         "floor",
         "bound",
@@ -202,7 +247,10 @@ fn main() {
         "noexp",
         "j1 c/s",
         "j2 c/s",
-        "model/s"
+        "model/s",
+        "packed",
+        "d1 c/s",
+        "dP c/s"
     );
     let mut rounds_seen = Vec::new();
     for r in 0..rounds {
@@ -233,9 +281,12 @@ fn main() {
                 2,
                 true,
             ),
+            packed: us(case_packed(&*kernel, &case)),
+            default1: default_rate(&*kernel, first, 1),
+            default_packed: default_rate(&*kernel, first, PACK),
         };
         println!(
-            "{r:>5} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>7.0} {:>7.0} {:>8.0}",
+            "{r:>5} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>7.0} {:>7.0} {:>8.0} {:>8.0} {:>7.0} {:>7.0}",
             round.floor,
             round.bound,
             round.floor2,
@@ -245,7 +296,10 @@ fn main() {
             round.case_no_export,
             round.j1,
             round.j2,
-            round.model2
+            round.model2,
+            round.packed,
+            round.default1,
+            round.default_packed
         );
         rounds_seen.push(round);
     }
@@ -275,6 +329,12 @@ struct Round {
     case_no_export: f64,
     /// `--backend model --jobs 2`, cases/s.
     model2: f64,
+    /// The harness case [`PACK`] per mount, µs.
+    packed: f64,
+    /// `fuzz --profile default --jobs 1`, cases/s, alone and [`PACK`] per
+    /// mount.
+    default1: f64,
+    default_packed: f64,
 }
 
 /// A reported figure: its name, and how a round gives it.
@@ -282,7 +342,7 @@ type Figure = (&'static str, fn(&Round) -> f64);
 
 /// What the bench reports, each a figure of one round: the performance
 /// targets first (docs/performance.md, "Targets").
-const RATIOS: [Figure; 14] = [
+const RATIOS: [Figure; 17] = [
     (
         "1. harness case vs raw bound (x the bound's cases/s; target >= 0.95)",
         |r| r.bound / r.case,
@@ -295,6 +355,14 @@ const RATIOS: [Figure; 14] = [
         "2. harness on 2 threads vs the raw bound in 2 processes (x the bound's scaling; \
          target >= 0.9)",
         |r| (r.case / r.case2) / (r.bound / r.bound2),
+    ),
+    (
+        "3. harness case, 16 per mount, vs raw bound (x the bound's cases/s; target >= 1.5)",
+        |r| r.bound / r.packed,
+    ),
+    (
+        "3. fuzz --profile default --jobs 1 --pack 16 vs --pack 1 (x; target >= 1.4)",
+        |r| r.default_packed / r.default1,
     ),
     (
         "4. fuzz --backend model --jobs 2 vs raw bound (x the bound's cases/s; target >= 80)",
@@ -325,4 +393,7 @@ const RATIOS: [Figure; 14] = [
     ),
     ("fuzz --jobs 2 cases/s", |r| r.j2),
     ("fuzz --backend model --jobs 2 cases/s", |r| r.model2),
+    ("fuzz --profile default --jobs 1 --pack 16 cases/s", |r| {
+        r.default_packed
+    }),
 ];
