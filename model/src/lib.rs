@@ -99,6 +99,14 @@ pub struct Model {
     /// stays the lower's until the next mount (inode.c: ovl_getattr uses
     /// ovl_path_lower; verified on 6.18).
     pub(crate) mem_lower: OrdMap<Ino, LowerRef>,
+    /// Upper metacopy files without an `origin` xattr whose data was
+    /// copied up during this mount, by the lower their lookup found by
+    /// name: the overlay inode keeps that lower stack, so the file stays
+    /// OVL_TYPE_ORIGIN (util.c: ovl_path_type) until the next mount and a
+    /// `link` of it marks the new parent impure (observed on 6.18:
+    /// corpus/rules/109-metacopy-data-keeps-lower.ovl). A fresh lookup would
+    /// find no lower.
+    pub(crate) kept_lower: OrdMap<Ino, LowerRef>,
     /// userxattr: merged paths made by `link` during this mount from a file
     /// with a copy-up origin. overlay drops the new dentry (dir.c:
     /// ovl_link), and the fresh lookup in the user namespace does not take
@@ -153,6 +161,7 @@ impl Model {
             index: OrdMap::new(),
             snapshot: Arc::new(mount::MountSnapshot::default()),
             mem_lower: OrdMap::new(),
+            kept_lower: OrdMap::new(),
             fresh_links: OrdSet::new(),
             fds: fds::Fds::default(),
             rules: Arc::default(),

@@ -52,6 +52,7 @@ impl Model {
         }
         let unwalked = self.fix_origins();
         self.mem_lower = OrdMap::new();
+        self.kept_lower = OrdMap::new();
         self.fresh_links = imbl::OrdSet::new();
         self.snapshot = Arc::new(MountSnapshot {
             lowers: self.lowers.clone(),
@@ -75,6 +76,7 @@ impl Model {
                 index: s.index.clone(),
                 snapshot: Arc::new(MountSnapshot::default()),
                 mem_lower: OrdMap::new(),
+                kept_lower: OrdMap::new(),
                 fresh_links: imbl::OrdSet::new(),
                 fds: Default::default(),
                 // The snapshot walk decides nothing a case observes.
@@ -90,6 +92,7 @@ impl Model {
     pub(crate) fn is_mount_state(&self) -> bool {
         let s = &self.snapshot;
         self.mem_lower.is_empty()
+            && self.kept_lower.is_empty()
             && self.fresh_links.is_empty()
             && self.index.ptr_eq(&s.index)
             && self.lowers.len() == s.lowers.len()

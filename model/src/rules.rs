@@ -102,6 +102,7 @@ pub enum Rule {
     CreateDefaultAcl,
     ChmodAcl,
     AclChecksAfterCopyUpBefore62,
+    MetacopyDataKeepsLower,
 }
 
 /// What one rule is: its stable id (the name campaigns and `--json`
@@ -835,6 +836,12 @@ pub const RULES: &[RuleInfo] = &[
         "version.acl-checks-after-copy-up",
         "inode.c: ovl_posix_acl_xattr_set (before v6.2: the form after the immutable check, validity after the set-gid kill and copy-up, an empty ACL set)",
         OLD_ACL,
+    ),
+    info(
+        Rule::MetacopyDataKeepsLower,
+        "copy-up.metacopy-keeps-lower",
+        "util.c: ovl_path_type (the overlay inode of an upper metacopy whose data was copied up keeps the lower stack its lookup found: OVL_TYPE_ORIGIN until the next mount; dir.c: ovl_link marks the new parent impure)",
+        METACOPY,
     ),
 ];
 
