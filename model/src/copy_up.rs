@@ -301,7 +301,6 @@ impl Model {
         inode.mtime = None;
         d.lowers.truncate(1);
         if let (None, Some(&lower)) = (d.origin, d.lowers.first()) {
-            self.hit(Rule::MetacopyDataKeepsLower);
             self.kept_lower.insert(u, lower);
         }
         Ok(())
@@ -339,8 +338,7 @@ impl Model {
     /// `path` is built only when some name is fresh.
     pub(crate) fn type_origin(&self, path: impl FnOnce() -> String, d: &Dentry) -> bool {
         let Some(u) = d.upper else { return false };
-        let kept = self.kept_lower.get(&u).copied();
-        let lower = d.lowers.first().copied().or(kept).or_else(|| {
+        let lower = d.lowers.first().copied().or_else(|| {
             let path = if self.fresh_links.is_empty() {
                 String::new()
             } else {

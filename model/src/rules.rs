@@ -207,6 +207,10 @@ const READONLY: Reach = Reach {
     when: |f| f.readonly(),
     needs: "no upper layer (readonly)",
 };
+const FRESH_LINKS: Reach = Reach {
+    when: |f| f.user_xattr_ns || f.metacopy,
+    needs: "userxattr or metacopy=on",
+};
 const USERXATTR: Reach = Reach {
     when: |f| f.user_xattr_ns,
     needs: "userxattr",
@@ -516,8 +520,8 @@ pub const RULES: &[RuleInfo] = &[
     info(
         Rule::RenameStaleLink,
         "rename.stale-link",
-        "dir.c: ovl_rename (userxattr links)",
-        USERXATTR,
+        "dir.c: ovl_rename (links that are fresh overlay inodes: userxattr, or of a metacopy whose data was copied up)",
+        FRESH_LINKS,
     ),
     info(
         Rule::RemoveWhiteout,
