@@ -182,78 +182,7 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
         let room = config.max_ops.saturating_sub(case.steps.len());
         acl::acls(rng, &mut case, room);
     }
-    // After the ACLs, for the same reason.
-    if case.profile.metacopy && case.upper.is_some() && rng.random_ratio(1, KEPT_LOWER_ODDS) {
-        kept_lower_link(&mut case);
-    }
     case
-}
-
-/// One metacopy=on case with an upper layer in this many gets an upper
-/// metacopy file over a lower file, its data copied up and then linked
-/// ([`kept_lower_link`]).
-const KEPT_LOWER_ODDS: u32 = 4;
-
-/// Puts a metacopy file in the upper over a plain regular file of the
-/// root of the lower layers that the upper does not name (so its lookup
-/// finds the lower by name: it has no `origin` xattr), and ends the case
-/// by opening it for writing, which copies its data up, and linking it:
-/// its overlay inode keeps the lower it was found with, so the link marks
-/// the root impure (rule `copy-up.metacopy-keeps-lower`).
-fn kept_lower_link(case: &mut Case) {
-    let Some(upper) = &case.upper else { return };
-    let named = |p: &RelPath| upper.entries.iter().any(|e| e.path().starts_with(p));
-    // The topmost lower layer that names `p` has a plain file there.
-    let plain_file = |p: &RelPath| {
-        let top = case
-            .lowers
-            .iter()
-            .rev()
-            .find(|l| l.entries.iter().any(|e| e.path().starts_with(p)));
-        top.is_some_and(|l| {
-            l.format == LayerFormat::Overlay
-                && l.entries.iter().filter(|e| e.path() == p).all(|e| {
-                    matches!(
-                        e,
-                        Entry::File { .. } | Entry::Owner { .. } | Entry::Xattr { .. }
-                    )
-                })
-                && l.entries
-                    .iter()
-                    .any(|e| matches!(e, Entry::File { path, .. } if path == p))
-        })
-    };
-    let file = case
-        .lowers
-        .iter()
-        .flat_map(|l| &l.entries)
-        .find_map(|e| match e {
-            Entry::File { path, .. }
-                if path.names().len() == 1 && !named(path) && plain_file(path) =>
-            {
-                Some(path.clone())
-            }
-            _ => None,
-        });
-    let (Some(file), Some(upper)) = (file, case.upper.as_mut()) else {
-        return;
-    };
-    upper.entries.push(Entry::File {
-        path: file.clone(),
-        mode: 0o644,
-        data: b"upper".to_vec(),
-    });
-    upper.entries.push(Entry::Metacopy { path: file.clone() });
-    case.steps.push(Step::new(Op::Open {
-        path: OpPath::plain(file.clone()),
-        flags: OpenFlags::plain(true, false),
-        mode: 0,
-        fd: None,
-    }));
-    case.steps.push(Step::new(Op::Link {
-        old: OpPath::plain(file),
-        new: OpPath::plain(RelPath::parse("kept").expect("valid")),
-    }));
 }
 
 /// One case in this many has data-only layers.

@@ -338,7 +338,11 @@ impl Model {
     /// `path` is built only when some name is fresh.
     pub(crate) fn type_origin(&self, path: impl FnOnce() -> String, d: &Dentry) -> bool {
         let Some(u) = d.upper else { return false };
-        let lower = d.lowers.first().copied().or_else(|| {
+        let kept = self.kept_lower.get(&u).copied();
+        if d.lowers.is_empty() && kept.is_some() {
+            self.hit(Rule::MetacopyDataKeepsLower);
+        }
+        let lower = d.lowers.first().copied().or(kept).or_else(|| {
             let path = if self.fresh_links.is_empty() {
                 String::new()
             } else {

@@ -102,17 +102,13 @@ pub struct Model {
     /// Upper metacopy files without an `origin` xattr whose data was
     /// copied up during this mount, by the lower their lookup found by
     /// name: the overlay inode keeps that lower stack, so the file stays
-    /// OVL_TYPE_ORIGIN (util.c: ovl_path_type) until the next mount: its
-    /// st_ino stays the lower's and a `link` of it marks the new parent
-    /// impure (observed on 6.18:
-    /// corpus/rules/109-metacopy-data-keeps-lower.ovl). A fresh lookup,
-    /// the link's own among them ([`Model::fresh_links`]), finds no lower.
+    /// OVL_TYPE_ORIGIN (util.c: ovl_path_type) until the next mount and a
+    /// `link` of it marks the new parent impure (observed on 6.18:
+    /// corpus/rules/109-metacopy-data-keeps-lower.ovl). A fresh lookup would
+    /// find no lower.
     pub(crate) kept_lower: OrdMap<Ino, LowerRef>,
-    /// Merged paths made by `link` during this mount from a file whose
-    /// overlay inode knows its lower only in memory: under userxattr one
-    /// with a copy-up origin, and a metacopy whose data was copied up
-    /// ([`Model::kept_lower`]; observed on 6.18:
-    /// corpus/rules/109-metacopy-data-keeps-lower.ovl). For userxattr: overlay drops the new dentry (dir.c:
+    /// userxattr: merged paths made by `link` during this mount from a file
+    /// with a copy-up origin. overlay drops the new dentry (dir.c:
     /// ovl_link), and the fresh lookup in the user namespace does not take
     /// the origin as its lower (st_ino is the upper's), so such a name is
     /// another overlay inode than the copied-up name until the next mount:

@@ -207,10 +207,6 @@ const READONLY: Reach = Reach {
     when: |f| f.readonly(),
     needs: "no upper layer (readonly)",
 };
-const FRESH_LINKS: Reach = Reach {
-    when: |f| f.user_xattr_ns || f.metacopy,
-    needs: "userxattr or metacopy=on",
-};
 const USERXATTR: Reach = Reach {
     when: |f| f.user_xattr_ns,
     needs: "userxattr",
@@ -520,8 +516,8 @@ pub const RULES: &[RuleInfo] = &[
     info(
         Rule::RenameStaleLink,
         "rename.stale-link",
-        "dir.c: ovl_rename (links that are fresh overlay inodes: userxattr, or of a metacopy whose data was copied up)",
-        FRESH_LINKS,
+        "dir.c: ovl_rename (userxattr links)",
+        USERXATTR,
     ),
     info(
         Rule::RemoveWhiteout,
@@ -846,6 +842,13 @@ pub const RULES: &[RuleInfo] = &[
         "copy-up.metacopy-keeps-lower",
         "util.c: ovl_path_type (the overlay inode of an upper metacopy whose data was copied up keeps the lower stack its lookup found: OVL_TYPE_ORIGIN until the next mount; dir.c: ovl_link marks the new parent impure)",
         METACOPY,
+    )
+    .not_generated(
+        "an upper metacopy file over a lower file of its name, written and then linked, is \
+         generated only by chance (once in `fuzz --cases 100000 --seed 7`); generating it \
+         on purpose meets behaviours of such files the model does not follow yet (their \
+         st_ino, their links as fresh overlay inodes, the impure mark of a rename; \
+         docs/semantics.md, section 2)",
     ),
 ];
 

@@ -31,33 +31,19 @@ impl Model {
             self.hit(Rule::UserxattrNoOrigin);
         }
         let xattr = xattr.filter(|_| !self.feat.user_xattr_ns);
-        let kept = || {
-            let kept = self.kept_lower.get(&upper).copied();
-            if kept.is_some() {
-                self.hit(Rule::MetacopyDataKeepsLower);
-            }
-            kept
-        };
         xattr
             .or_else(|| self.mem_lower.get(&upper).copied())
             .filter(|_| !self.fresh_links.contains(path))
-            .or_else(|| kept().filter(|_| !self.fresh_links.contains(path)))
     }
 
     /// The st_ino identity of a merged non-directory (inode.c:
     /// ovl_getattr): a copied-up object keeps its origin's st_ino when the
     /// origin is not a broken hard link (lower nlink 1) or it is indexed.
-    /// An upper metacopy without an `origin` xattr has the lower its lookup
-    /// found by name as its origin, and keeps it after its data copy-up
-    /// until the next mount ([`Model::kept_lower`]; observed on 6.18: a
-    /// link of it is another overlay inode, with the upper's st_ino).
     pub(crate) fn ident(&self, path: &str, d: &Dentry) -> Ident {
         match d.upper {
             Some(u) => {
                 let indexed = self.upper_inode(u).union_nlink.is_some();
-                let metacopy = self.upper_inode(u).ovl.metacopy;
-                let by_name = || d.lowers.first().copied().filter(|_| metacopy);
-                match self.known_origin(path, u, d.origin).or_else(by_name) {
+                match self.known_origin(path, u, d.origin) {
                     Some(o) if indexed || self.lowers[o.layer as usize].nlink(o.ino) == 1 => {
                         self.hit(Rule::StatOriginIno);
                         lower_ident(o)

@@ -306,10 +306,7 @@ impl Model {
         // userxattr: the new name is a fresh overlay inode whenever the
         // copied-up one is known by its lower in this mount (see
         // `Model::fresh_links`), whichever of its names was linked.
-        // So is a link of a metacopy whose data was copied up (see
-        // `Model::kept_lower`), in any namespace.
-        let fresh = self.feat.user_xattr_ns && self.mem_lower.contains_key(&ino);
-        if fresh || self.kept_lower.contains_key(&ino) {
+        if self.feat.user_xattr_ns && self.mem_lower.contains_key(&ino) {
             self.fresh_links.insert(join_path(&nn.dir.path(), &nn.name));
         }
         self.index_nlink_delta(ino, 1);
