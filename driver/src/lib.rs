@@ -33,6 +33,10 @@
 //! - [`CaseRun::collect`] turns a started session into a [`CaseRun`]; the
 //!   harness's step-by-step sessions and the worker's one-round-trip case
 //!   both go through it.
+//! - `Backend::run_pack` runs several cases and answers each one's
+//!   [`CaseRun`]; [`PooledBackend`] on the kernel runs them in one mount
+//!   ([`pack`], `Backend::packs`), every other backend one after the
+//!   other.
 //! - [`DriverError`] distinguishes an unusable environment (exit status 2 in
 //!   the CLI) from a hung or dead backend and from unexpected failures.
 //! - [`kernel_release`], [`check_environment`], [`backend_by_name`],
