@@ -155,21 +155,25 @@ pub fn run_case_checked(
     export: bool,
 ) -> Result<Run, RunError> {
     let model = Model::new(case).map_err(|e| RunError::BadCase(e.to_string()))?;
-    let export = export && wants_export(contract, case);
+    let wants = wants(backend, case, contract, export);
     let observed = if backend.kind() == ovlcheck_driver::BackendKind::Model {
-        let wants = Wants {
-            kernel_view: false,
-            export,
-        };
         ModelBackend::run_from(model.clone(), case, wants)?
     } else {
-        let wants = Wants {
-            kernel_view: contract.wants_kernel_view(backend.kind()),
-            export,
-        };
         backend.run_case(case, wants)?
     };
     Ok(compare_run(model, case, &observed, contract))
+}
+
+/// The optional observations `backend` takes of `case` under `contract`:
+/// the kernel view where the contract asks it of this backend (never of
+/// the model), the export where `export` allows it and [`wants_export`]
+/// runs it.
+fn wants(backend: &dyn Backend, case: &Case, contract: Contract, export: bool) -> Wants {
+    Wants {
+        kernel_view: backend.kind() != ovlcheck_driver::BackendKind::Model
+            && contract.wants_kernel_view(backend.kind()),
+        export: export && wants_export(contract, case),
+    }
 }
 
 /// How a case of [`run_pack_checked`] was run.
@@ -208,10 +212,7 @@ pub fn run_pack_checked(
     };
     let wants: Vec<Wants> = cases
         .iter()
-        .map(|c| Wants {
-            kernel_view: contract.wants_kernel_view(backend.kind()),
-            export: export && wants_export(contract, c),
-        })
+        .map(|c| wants(backend, c, contract, export))
         .collect();
     let Ok(runs) = backend.run_pack(cases, &wants) else {
         return all_alone(Packing::RunAgainAlone);
@@ -237,17 +238,24 @@ pub fn run_pack_checked(
 /// pack.
 pub fn pack_groups(cases: &[Option<&Case>], pack: usize) -> Vec<Vec<usize>> {
     use ovlcheck_driver::pack::{compatible, unpackable};
-    let packable = |c: &Case| unpackable(c).is_none();
     let mut packs: Vec<Vec<usize>> = Vec::new();
+    // The packs of packable cases, which may take more, in order.
+    let mut open: Vec<usize> = Vec::new();
     for (at, case) in cases.iter().enumerate() {
         let Some(case) = case else { continue };
-        let open = packs.iter_mut().find(|p| {
-            let head = cases[p[0]].expect("packs hold cases");
-            p.len() < pack && compatible(head, case) && packable(head) && packable(case)
-        });
-        match open {
-            Some(p) => p.push(at),
-            None => packs.push(vec![at]),
+        if unpackable(case).is_some() {
+            packs.push(vec![at]);
+            continue;
+        }
+        let fits = |p: &Vec<usize>| {
+            p.len() < pack && compatible(cases[p[0]].expect("packs hold cases"), case)
+        };
+        match open.iter().copied().find(|&i| fits(&packs[i])) {
+            Some(i) => packs[i].push(at),
+            None => {
+                open.push(packs.len());
+                packs.push(vec![at]);
+            }
         }
     }
     packs

@@ -8,8 +8,6 @@ use crate::observe::{self, Snapshot};
 use crate::proto::Mounter;
 use crate::store::{Layer, LayerStore, MarkerNames};
 use crate::{exec, spawn};
-
-mod pack;
 use nix::unistd::Pid;
 use ovlcheck_case::oci::{self, DiffMethod};
 use ovlcheck_case::{
@@ -125,6 +123,8 @@ struct EngineMount {
 }
 
 type Res<T> = Result<T, String>;
+
+mod pack;
 
 fn io_str(e: std::io::Error) -> String {
     e.to_string()
@@ -807,15 +807,7 @@ impl MountedCase {
 impl MountedCase {
     fn take_export(&mut self) -> Res<Export> {
         self.mounted_mut()?;
-        let native = match oci::mount_native_blocker(&self.profile) {
-            Some(_) => None,
-            None => {
-                let diff = self.store.diff(&self.container);
-                crate::oci::write_native_unmarked(&diff, self.profile.xattr_prefix())
-                    .map_err(|e| format!("export: native diff: {e}"))?
-                    .ok()
-            }
-        };
+        let native = self.native_tar(&self.store.diff(&self.container))?;
         let (method, tar) = match native {
             Some(tar) => (DiffMethod::Native, tar),
             None => (DiffMethod::Naive, self.naive_tar()?),
@@ -834,6 +826,18 @@ impl MountedCase {
             merged,
             commit: oci::TarCommit::default(),
         })
+    }
+
+    /// The native diff's tar of the container layer directory `upper`
+    /// (overlay2 `Diff`), or `None` where it would be wrong: the profile
+    /// makes markers a tar cannot carry, or `upper` holds one.
+    fn native_tar(&self, upper: &Path) -> Res<Option<Vec<u8>>> {
+        if oci::mount_native_blocker(&self.profile).is_some() {
+            return Ok(None);
+        }
+        crate::oci::write_native_unmarked(upper, self.profile.xattr_prefix())
+            .map(Result::ok)
+            .map_err(|e| format!("export: native diff: {e}"))
     }
 
     /// The naive diff's tar (moby `NaiveDiffDriver`): the changes from the

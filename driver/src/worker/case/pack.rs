@@ -115,7 +115,6 @@ impl MountedCase {
     /// valid tar applied beneath its case's directory of one new layer,
     /// mounted once.
     fn take_pack_exports(&mut self, wants: &[Wants]) -> Res<Vec<Option<Export>>> {
-        let native_ok = oci::mount_native_blocker(&self.profile).is_none();
         let prefix = self.profile.xattr_prefix();
         let diff = self.store.diff(&self.container);
         // The image's and the container's trees, walked once for every
@@ -128,13 +127,7 @@ impl MountedCase {
                 continue;
             }
             let dir = case_dir(i);
-            let native = match native_ok {
-                true => crate::oci::write_native_unmarked(&diff.join(&dir), prefix)
-                    .map_err(|e| format!("export: native diff: {e}"))?
-                    .ok(),
-                false => None,
-            };
-            let tar = match native {
+            let tar = match self.native_tar(&diff.join(&dir))? {
                 Some(tar) => (DiffMethod::Native, tar),
                 None => {
                     if naive.is_none() {
