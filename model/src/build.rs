@@ -68,6 +68,12 @@ fn inode_from_object(obj: &Object, unmapped: &dyn Fn(u32) -> bool) -> Inode {
     inode.ovl.redirect = obj.markers.redirect.clone();
     inode.ovl.whiteout = obj.markers.xwhiteout;
     inode.ovl.metacopy = obj.markers.metacopy;
+    // A metacopy file a layer gives with data of its own takes that data's
+    // pages on disk, which a metacopy made by copy-up (sparse) does not.
+    if let (true, ObjectKind::File(d)) = (obj.markers.metacopy, &obj.kind) {
+        let pages = (0..crate::space::file_pages(d.len() as u64, None)).collect();
+        inode.pages = Some(Arc::new(pages));
+    }
     inode.flags = obj.flags;
     inode
 }
