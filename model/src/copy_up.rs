@@ -329,31 +329,60 @@ impl Model {
     }
 
     /// OVL_TYPE_ORIGIN (util.c: ovl_path_type) of the object at merged
-    /// path `path()`: an upper with a lower in its stack (merged by name, or the
-    /// one its overlay inode knows, see [`Model::known_origin`]: userxattr
-    /// and fresh links included) whose overlay inode is hashed by that
-    /// lower (OVL_CONST_INO, inode.c: ovl_hash_bylower): not a
-    /// non-directory whose lower is a hard link that copy-up broke
-    /// (index=off). The same rule keeps st_ino (`Model::ident`).
-    /// `path` is built only when some name is fresh.
+    /// path `path()`: see [`Model::hashed_lower`]. `path` is built only
+    /// when some name is fresh.
     pub(crate) fn type_origin(&self, path: impl FnOnce() -> String, d: &Dentry) -> bool {
-        let Some(u) = d.upper else { return false };
-        let kept = self.kept_lower.get(&u).copied();
-        if d.lowers.is_empty() && kept.is_some() {
-            self.hit(Rule::MetacopyDataKeepsLower);
-        }
-        let lower = d.lowers.first().copied().or(kept).or_else(|| {
-            let path = if self.fresh_links.is_empty() {
+        self.hashed_lower(path, d).is_some()
+    }
+
+    /// The lower that the overlay inode of upper object `d` (at merged path
+    /// `path()`) holds and is hashed by (OVL_CONST_INO, inode.c:
+    /// ovl_hash_bylower), which makes it OVL_TYPE_ORIGIN (util.c:
+    /// ovl_path_type) and gives it that lower's st_ino (inode.c:
+    /// ovl_getattr). Its lower is the top of the stack its lookup found
+    /// (a merged directory's first lower, an upper metacopy file's lower
+    /// found by name or by its redirect), else the one its overlay inode
+    /// kept in this mount ([`Model::kept_lower`], and, through
+    /// [`Model::known_origin`], userxattr's in-memory lower or the origin
+    /// xattr); a name made by `link` from such a file is a fresh overlay
+    /// inode without one ([`Model::fresh_links`]). Hashed by it unless it
+    /// is a non-directory whose lower is a hard link that copy-up broke
+    /// (index=off).
+    pub(crate) fn hashed_lower(
+        &self,
+        path: impl FnOnce() -> String,
+        d: &Dentry,
+    ) -> Option<LowerRef> {
+        let u = d.upper?;
+        // Built only when some name is fresh.
+        let path = || {
+            if self.fresh_links.is_empty() {
                 String::new()
             } else {
                 path()
-            };
-            self.known_origin(&path, u, d.origin)
-        });
-        let Some(o) = lower else { return false };
-        d.is_dir
+            }
+        };
+        let lower = match (d.lowers.first(), self.kept_lower.get(&u)) {
+            (Some(&top), _) => {
+                if !d.is_dir && d.origin.is_none() {
+                    self.hit(Rule::StatMetacopyByName);
+                }
+                Some(top)
+            }
+            (None, Some(&kept)) => {
+                if self.fresh_links.contains(&path()) {
+                    None
+                } else {
+                    self.hit(Rule::MetacopyDataKeepsLower);
+                    Some(kept)
+                }
+            }
+            (None, None) => self.known_origin(&path(), u, d.origin),
+        }?;
+        (d.is_dir
             || self.upper_inode(u).union_nlink.is_some()
-            || self.lowers[o.layer as usize].nlink(o.ino) == 1
+            || self.lowers[lower.layer as usize].nlink(lower.ino) == 1)
+            .then_some(lower)
     }
 
     /// ovl_set_impure on an upper directory.

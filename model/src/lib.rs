@@ -107,13 +107,16 @@ pub struct Model {
     /// corpus/rules/109-metacopy-data-keeps-lower.ovl). A fresh lookup would
     /// find no lower.
     pub(crate) kept_lower: OrdMap<Ino, LowerRef>,
-    /// userxattr: merged paths made by `link` during this mount from a file
-    /// with a copy-up origin. overlay drops the new dentry (dir.c:
-    /// ovl_link), and the fresh lookup in the user namespace does not take
-    /// the origin as its lower (st_ino is the upper's), so such a name is
-    /// another overlay inode than the copied-up name until the next mount:
-    /// its st_ino differs and renaming one onto the other is ESTALE
-    /// (observed on 6.18).
+    /// Merged paths made by `link` during this mount from a file whose
+    /// overlay inode is hashed by a lower that a lookup of the new name
+    /// does not find: userxattr's in-memory lower of a file with a copy-up
+    /// origin (the lookup in the user namespace does not take the origin),
+    /// or the lower found by name of a metacopy file whose data was copied
+    /// up ([`Model::kept_lower`]). overlay drops the new dentry (dir.c:
+    /// ovl_instantiate), and the fresh lookup finds no lower (st_ino is the
+    /// upper's), so such a name is another overlay inode than the linked
+    /// name until the next mount: its st_ino differs and renaming one onto
+    /// the other is ESTALE (observed on 6.18).
     pub(crate) fresh_links: OrdSet<String>,
     /// The open fds (module `fds`).
     pub(crate) fds: fds::Fds,

@@ -142,9 +142,10 @@ impl Model {
 
     /// readdir.c ovl_cache_get_impure: reading an impure directory that is
     /// read raw (see [`Model::dir_is_real`]) drops its `impure` xattr when
-    /// no entry needs its d_ino translated, that is no entry has an origin
-    /// (only with one st_dev: samefs or xino). A name made by `link` in a
-    /// userxattr mount is looked up afresh without its origin (see
+    /// no entry needs its d_ino translated, that is no entry is
+    /// OVL_TYPE_ORIGIN ([`Model::hashed_lower`]; only with one st_dev:
+    /// samefs or xino). A name made by `link` from a file known by a lower
+    /// its fresh lookup does not find is looked up afresh without it (see
     /// `Model::fresh_links`), so it needs none. Returns the upper directory
     /// to clear.
     pub(crate) fn readdir_clears_impure(&self, path: &str, d: &Dentry) -> Option<u32> {
@@ -158,15 +159,13 @@ impl Model {
         // of `.` or `..` (observed on 6.18: a pure upper dir under a merged
         // dir loses a stale impure on listing, whatever the options).
         let entries = inode.entries()?;
-        let known = |name: &str, c: u32| {
-            let xattr = match up.get(c).ovl.origin {
-                Some(Some(o)) => Some(o),
-                _ => None,
-            };
-            let child = join_path(path, name);
-            self.known_origin(&child, c, xattr).is_some()
+        // An entry whose overlay inode is hashed by a lower gets that
+        // lower's st_ino as its d_ino (ovl_cache_update), so the flag stays.
+        let hashed = |name: &str| match self.lookup(d, name) {
+            Ok(c) => c.is_positive() && self.type_origin(|| join_path(path, name), &c),
+            Err(_) => false,
         };
-        if entries.iter().any(|(name, c)| known(name, *c)) {
+        if entries.iter().any(|(name, _)| hashed(name)) {
             return None;
         }
         // ovl_dir_read_impure looks every entry up (ovl_cache_update): one

@@ -103,6 +103,8 @@ pub enum Rule {
     ChmodAcl,
     AclChecksAfterCopyUpBefore62,
     MetacopyDataKeepsLower,
+    StatMetacopyByName,
+    LinkFreshInode,
 }
 
 /// What one rule is: its stable id (the name campaigns and `--json`
@@ -206,6 +208,10 @@ const IDMAPPED_UPPER: Reach = Reach {
 const READONLY: Reach = Reach {
     when: |f| f.readonly(),
     needs: "no upper layer (readonly)",
+};
+const FRESH_LINKS: Reach = Reach {
+    when: |f| f.user_xattr_ns || f.metacopy,
+    needs: "userxattr or metacopy=on",
 };
 const USERXATTR: Reach = Reach {
     when: |f| f.user_xattr_ns,
@@ -516,8 +522,8 @@ pub const RULES: &[RuleInfo] = &[
     info(
         Rule::RenameStaleLink,
         "rename.stale-link",
-        "dir.c: ovl_rename (userxattr links)",
-        USERXATTR,
+        "dir.c: ovl_rename (two overlay inodes of one upper inode: a fresh link and the name it was made from)",
+        FRESH_LINKS,
     ),
     info(
         Rule::RemoveWhiteout,
@@ -842,13 +848,18 @@ pub const RULES: &[RuleInfo] = &[
         "copy-up.metacopy-keeps-lower",
         "util.c: ovl_path_type (the overlay inode of an upper metacopy whose data was copied up keeps the lower stack its lookup found: OVL_TYPE_ORIGIN until the next mount; dir.c: ovl_link marks the new parent impure)",
         METACOPY,
-    )
-    .not_generated(
-        "an upper metacopy file over a lower file of its name, written and then linked, is \
-         generated only by chance (once in `fuzz --cases 100000 --seed 7`); generating it \
-         on purpose meets behaviours of such files the model does not follow yet (their \
-         st_ino, their links as fresh overlay inodes, the impure mark of a rename; \
-         docs/semantics.md, section 2)",
+    ),
+    info(
+        Rule::StatMetacopyByName,
+        "stat.metacopy-by-name",
+        "namei.c: ovl_lookup, inode.c: ovl_hash_bylower (an upper metacopy file without an origin xattr finds its lower by name; its overlay inode is hashed by that lower: OVL_CONST_INO, OVL_TYPE_ORIGIN, the lower's st_ino)",
+        METACOPY,
+    ),
+    info(
+        Rule::LinkFreshInode,
+        "link.fresh-inode",
+        "dir.c: ovl_instantiate (the new dentry of a link is dropped; its fresh lookup finds no lower where the linked overlay inode kept one no lookup finds: another overlay inode, the upper's st_ino)",
+        FRESH_LINKS,
     ),
 ];
 

@@ -37,20 +37,17 @@ impl Model {
     }
 
     /// The st_ino identity of a merged non-directory (inode.c:
-    /// ovl_getattr): a copied-up object keeps its origin's st_ino when the
-    /// origin is not a broken hard link (lower nlink 1) or it is indexed.
+    /// ovl_getattr): an upper object keeps the st_ino of the lower its
+    /// overlay inode is hashed by ([`Model::hashed_lower`]).
     pub(crate) fn ident(&self, path: &str, d: &Dentry) -> Ident {
         match d.upper {
-            Some(u) => {
-                let indexed = self.upper_inode(u).union_nlink.is_some();
-                match self.known_origin(path, u, d.origin) {
-                    Some(o) if indexed || self.lowers[o.layer as usize].nlink(o.ino) == 1 => {
-                        self.hit(Rule::StatOriginIno);
-                        lower_ident(o)
-                    }
-                    _ => Ident::Upper(u),
+            Some(u) => match self.hashed_lower(|| path.to_string(), d) {
+                Some(o) => {
+                    self.hit(Rule::StatOriginIno);
+                    lower_ident(o)
                 }
-            }
+                None => Ident::Upper(u),
+            },
             None => lower_ident(d.lowers[0]),
         }
     }
