@@ -118,13 +118,12 @@ fn campaign_reports_rule_coverage_in_json() {
         "needs a kernel before 6.6"
     );
     // Generated cases can reach every rule (layers carry metacopy files,
-    // capabilities, redirects and unmapped owners) but two, listed with
-    // the reason: upper directories keep mapped ids, and an upper metacopy
-    // over a lower file of its name comes only by chance.
+    // capabilities, redirects and unmapped owners) but one, listed with
+    // the reason: upper directories keep mapped ids.
     let not_generated = rules["not_generated"].as_object().unwrap();
     assert_eq!(
         not_generated.keys().collect::<Vec<_>>(),
-        ["copy-up.metacopy-keeps-lower", "lookup.origin-unmapped"],
+        ["lookup.origin-unmapped"],
         "{rules}"
     );
     assert!(

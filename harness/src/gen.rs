@@ -472,6 +472,96 @@ fn metacopy_entries(rng: &mut TestRng, case: &mut Case, failing: &mut Vec<Option
         }
     }
     impure_listing(rng, case, failing);
+    if rng.random_ratio(1, BY_NAME_ODDS) {
+        metacopy_by_name(rng, case, failing);
+    }
+}
+
+/// One case with metacopy entries in this many also gets an upper
+/// metacopy file over a lower regular file of its name.
+const BY_NAME_ODDS: u32 = 3;
+
+/// Puts an upper metacopy file without an origin xattr over a regular file
+/// of a lower layer, as a store that copied an upper layer without its
+/// `origin` xattrs leaves one: its lookup finds that lower by name (rules
+/// `stat.metacopy-by-name`, `copy-up.metacopy-keeps-lower`,
+/// `link.fresh-inode`). Its own size differs from the data's. Only where
+/// the upper has the parent directory (or it is the root) and nothing at
+/// that path, not in a directory that has an entry whose lookup fails
+/// already (without metacopy=on this one is refused), and not in an upper
+/// with an `opaque="x"` directory ([`metacopy_entries`]).
+fn metacopy_by_name(rng: &mut TestRng, case: &mut Case, failing: &mut Vec<Option<RelPath>>) {
+    let Some(upper) = &case.upper else { return };
+    if upper
+        .entries
+        .iter()
+        .any(|e| matches!(e, Entry::XwhiteoutDir { .. }))
+    {
+        return;
+    }
+    let in_upper = |p: &RelPath| upper.entries.iter().any(|e| e.path() == p);
+    let dir_in_upper = |d: &RelPath| {
+        d.is_root()
+            || upper
+                .entries
+                .iter()
+                .any(|e| matches!(e, Entry::Dir { path, .. } if path == d))
+    };
+    let candidates: Vec<(RelPath, u32, usize)> = case
+        .lowers
+        .iter()
+        .flat_map(|l| &l.entries)
+        .filter_map(|e| match e {
+            Entry::File { path, mode, data } => Some((path.clone(), *mode, data.len())),
+            _ => None,
+        })
+        .filter(|(path, ..)| {
+            let dir = path.parent();
+            !in_upper(path)
+                && dir.as_ref().is_some_and(dir_in_upper)
+                && !failing.contains(&dir)
+        })
+        .collect();
+    if candidates.is_empty() {
+        return;
+    }
+    let (path, mode, len) = candidates[rng.random_range(0..candidates.len())].clone();
+    failing.push(path.parent());
+    let upper = case.upper.as_mut().expect("checked above");
+    upper.entries.push(Entry::File {
+        path: path.clone(),
+        mode,
+        data: vec![b'm'; len % 3 + 1],
+    });
+    upper.entries.push(Entry::Metacopy { path: path.clone() });
+    if rng.random_ratio(1, 2) {
+        link_written(case, path);
+    }
+}
+
+/// Ends the case with a write of `path` (its data copy-up), a link of it
+/// and a rename of the link back onto it (rules `link.fresh-inode`,
+/// `rename.stale-link`).
+fn link_written(case: &mut Case, path: RelPath) {
+    let dir = path.parent().expect("not the root");
+    let link = dir.join(&Name::new("g").expect("valid"));
+    let (path, link) = (OpPath::plain(path), OpPath::plain(link));
+    case.steps.extend([
+        Step::new(Op::Write {
+            path: path.clone(),
+            offset: 0,
+            data: b"w".to_vec(),
+        }),
+        Step::new(Op::Link {
+            old: path.clone(),
+            new: link.clone(),
+        }),
+        Step::new(Op::Rename {
+            old: link,
+            new: path,
+            flags: RenameFlags::default(),
+        }),
+    ]);
 }
 
 /// Where an upper directory that no lower layer has holds a metacopy entry
