@@ -299,18 +299,17 @@ impl Model {
         self.create_object(&mut nn, NewObj::Link(ino))?;
         // dir.c ovl_link -> ovl_create_or_link(..., origin): linking a
         // file with a copy-up origin marks the new parent impure.
-        let origin = self.type_origin(|| ow.path(), ow.last());
-        if origin {
+        if self.type_origin(|| ow.path(), ow.last()) {
             let pu = nn.dir.last().upper.expect("parent copied up");
             self.set_impure(pu);
         }
-        // The new name is a fresh overlay inode whenever the linked one is
-        // hashed by a lower in this mount that a lookup of the new name does
+        // The new name is a fresh overlay inode whenever the linked inode is
+        // known by a lower in this mount that a lookup of the new name does
         // not find (see `Model::fresh_links`), whichever of its names was
-        // linked: userxattr's in-memory lower, or the lower found by name
-        // of a metacopy file whose data was copied up.
+        // linked, a fresh one too: userxattr's in-memory lower, or the
+        // lower found by name of a metacopy file whose data was copied up.
         let userxattr = self.feat.user_xattr_ns && self.mem_lower.contains_key(&ino);
-        if origin && (userxattr || self.kept_lower.contains_key(&ino)) {
+        if userxattr || self.kept_lower.contains_key(&ino) {
             self.hit(Rule::LinkFreshInode);
             self.fresh_links.insert(join_path(&nn.dir.path(), &nn.name));
         }
