@@ -379,10 +379,15 @@ impl Model {
             }
             (None, None) => self.known_origin(&path(), u, d.origin),
         }?;
-        (d.is_dir
-            || self.upper_inode(u).union_nlink.is_some()
-            || self.lowers[lower.layer as usize].nlink(lower.ino) == 1)
-            .then_some(lower)
+        (d.is_dir || self.hashed_by(u, lower)).then_some(lower)
+    }
+
+    /// inode.c: ovl_hash_bylower for upper non-directory `u` whose overlay
+    /// inode holds `lower`: hashed by it when indexed or when it is not a
+    /// hard link that copy-up broke.
+    pub(crate) fn hashed_by(&self, u: Ino, lower: LowerRef) -> bool {
+        self.upper_inode(u).union_nlink.is_some()
+            || self.lowers[lower.layer as usize].nlink(lower.ino) == 1
     }
 
     /// ovl_set_impure on an upper directory.

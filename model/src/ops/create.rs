@@ -304,12 +304,14 @@ impl Model {
             self.set_impure(pu);
         }
         // The new name is a fresh overlay inode whenever the linked inode is
-        // known by a lower in this mount that a lookup of the new name does
+        // hashed by a lower in this mount that a lookup of the new name does
         // not find (see `Model::fresh_links`), whichever of its names was
         // linked, a fresh one too: userxattr's in-memory lower, or the
         // lower found by name of a metacopy file whose data was copied up.
-        let userxattr = self.feat.user_xattr_ns && self.mem_lower.contains_key(&ino);
-        if userxattr || self.kept_lower.contains_key(&ino) {
+        // One hashed by its upper (a broken hard link) is found again.
+        let userxattr = self.mem_lower.get(&ino).filter(|_| self.feat.user_xattr_ns);
+        let kept = userxattr.or(self.kept_lower.get(&ino));
+        if kept.is_some_and(|&lower| self.hashed_by(ino, lower)) {
             self.hit(Rule::LinkFreshInode);
             self.fresh_links.insert(join_path(&nn.dir.path(), &nn.name));
         }
