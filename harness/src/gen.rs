@@ -517,9 +517,7 @@ fn metacopy_by_name(rng: &mut TestRng, case: &mut Case, failing: &mut Vec<Option
         })
         .filter(|(path, ..)| {
             let dir = path.parent();
-            !in_upper(path)
-                && dir.as_ref().is_some_and(dir_in_upper)
-                && !failing.contains(&dir)
+            !in_upper(path) && dir.as_ref().is_some_and(dir_in_upper) && !failing.contains(&dir)
         })
         .collect();
     if candidates.is_empty() {
@@ -609,16 +607,38 @@ fn impure_listing(rng: &mut TestRng, case: &mut Case, failing: &[Option<RelPath>
 /// Gives some directories of the layers above the bottom one a redirect
 /// (`overlay.redirect`) of a kind whose lookup the model predicts: a
 /// malformed one (EINVAL where it is read, rule
-/// `lookup.redirect-invalid`), and, where the mount does not follow
-/// redirects, a well-formed one (EPERM where it is read, rule
-/// `lookup.redirect-nofollow`). A followed well-formed redirect can make
-/// two names reach one lower directory, which the model does not predict
-/// (docs/semantics.md, section 2). At most one per directory, with the
-/// metacopy entries ([`metacopy_entries`]).
+/// `lookup.redirect-invalid`); where the mount does not follow redirects,
+/// a well-formed one (EPERM where it is read, rule
+/// `lookup.redirect-nofollow`); and where it follows them, one as a
+/// rename under `redirect_dir=on` leaves it ([`followed_redirect`]). A
+/// followed redirect of another shape can make two names reach one lower
+/// directory, which the model does not predict (docs/semantics.md,
+/// section 2). At most one per directory, with the metacopy entries
+/// ([`metacopy_entries`]).
 fn redirects(rng: &mut TestRng, case: &mut Case, failing: &mut Vec<Option<RelPath>>) {
     let follows = ovlcheck_model::follows_redirects(&case.profile);
-    let lowers = case.lowers.iter_mut().skip(1).map(|l| (l, true));
-    for (layer, lower) in lowers.chain(case.upper.as_mut().map(|u| (u, false))) {
+    let n = case.lowers.len();
+    // Lower directories already a redirect's target.
+    let mut targets: Vec<RelPath> = Vec::new();
+    // The directories of followed redirects and their targets: beneath
+    // them a merged directory holds entries of both, so no entry whose
+    // lookup fails joins them.
+    let mut merged: Vec<RelPath> = Vec::new();
+    for x in 1..=n {
+        let below: Vec<RelPath> = case.lowers[..x.min(n)]
+            .iter()
+            .flat_map(|l| &l.entries)
+            .filter_map(|e| match e {
+                Entry::Dir { path, .. } => Some(path.clone()),
+                _ => None,
+            })
+            .collect();
+        let lower = x < n;
+        let layer = match (lower, case.upper.as_mut()) {
+            (true, _) => &mut case.lowers[x],
+            (false, Some(upper)) => upper,
+            (false, None) => break,
+        };
         let dirs: Vec<RelPath> = layer
             .entries
             .iter()
@@ -630,6 +650,24 @@ fn redirects(rng: &mut TestRng, case: &mut Case, failing: &mut Vec<Option<RelPat
         for path in dirs {
             let dir = path.parent();
             if failing.contains(&dir) || !rng.random_ratio(1, 3) {
+                continue;
+            }
+            if follows && rng.random_ratio(1, 2) {
+                let taken = Taken {
+                    targets: &targets,
+                    failing,
+                };
+                if let Some(target) = followed_redirect(rng, layer, &path, &below, taken) {
+                    merged.extend([path, target.clone()]);
+                    targets.push(target);
+                    failing.push(dir);
+                }
+                continue;
+            }
+            if dir
+                .as_ref()
+                .is_some_and(|d| merged.iter().any(|m| within(d, m)))
+            {
                 continue;
             }
             // A malformed redirect is read only below the upper.
@@ -650,6 +688,96 @@ fn redirects(rng: &mut TestRng, case: &mut Case, failing: &mut Vec<Option<RelPat
             layer.entries.push(Entry::Redirect { path, target });
         }
     }
+}
+
+/// What earlier redirects and failing entries rule out for
+/// [`followed_redirect`].
+struct Taken<'a> {
+    /// Lower directories already a redirect's target.
+    targets: &'a [RelPath],
+    /// Directories that hold an entry whose lookup fails.
+    failing: &'a [Option<RelPath>],
+}
+
+/// `inner` is `outer` or beneath it.
+fn within(inner: &RelPath, outer: &RelPath) -> bool {
+    inner == outer
+        || inner
+            .as_string()
+            .starts_with(&format!("{}/", outer.as_string()))
+}
+
+/// Makes directory `path` of `layer` what a rename of a lower directory
+/// to `path` under `redirect_dir=on` leaves in the upper layer, as a
+/// store that commits such an upper keeps it: a redirect to the old path
+/// (its name where both are in the root, else absolute), and a whiteout
+/// at the old path, so that only the new name reaches the lower directory
+/// (dir.c: ovl_rename, ovl_set_redirect). The old path is a directory of
+/// a layer below (`below`) that is not yet a target, neither above nor
+/// below `path`, with nothing of this layer at or beneath it, and a parent
+/// this layer has; neither it nor `path` holds an entry whose lookup fails
+/// at any depth, since their listings merge. Returns it; `None` where no
+/// directory qualifies.
+fn followed_redirect(
+    rng: &mut TestRng,
+    layer: &mut LayerSpec,
+    path: &RelPath,
+    below: &[RelPath],
+    taken: Taken,
+) -> Option<RelPath> {
+    let has_failing = |d: &RelPath| taken.failing.iter().flatten().any(|f| within(f, d));
+    if has_failing(path) {
+        return None;
+    }
+    let has_dir = |d: &RelPath| {
+        d.is_root()
+            || layer
+                .entries
+                .iter()
+                .any(|e| matches!(e, Entry::Dir { path, .. } if path == d))
+    };
+    // A rename gives no redirect to an opaque directory (a pure upper one).
+    let opaque = layer.entries.iter().any(
+        |e| matches!(e, Entry::Opaque { path: p } | Entry::XwhiteoutDir { path: p } if p == path),
+    );
+    if opaque {
+        return None;
+    }
+    let mut candidates: Vec<&RelPath> = below
+        .iter()
+        .filter(|old| {
+            !taken.targets.contains(old)
+                && !has_failing(old)
+                && !within(old, path)
+                && !within(path, old)
+                && old.parent().as_ref().is_some_and(has_dir)
+                && !layer.entries.iter().any(|e| within(e.path(), old))
+        })
+        .collect();
+    candidates.sort();
+    candidates.dedup();
+    if candidates.is_empty() {
+        return None;
+    }
+    let old = candidates[rng.random_range(0..candidates.len())].clone();
+    // A name is looked up below the parent's own redirect, if any: only a
+    // parent that is the root has none for certain.
+    let parent = path.parent();
+    let target = if old.parent() == parent && parent.as_ref().is_some_and(RelPath::is_root) {
+        old.as_string()
+            .rsplit('/')
+            .next()
+            .expect("a name")
+            .to_string()
+    } else {
+        format!("/{}", old.as_string())
+    };
+    layer.entries.push(Entry::Redirect {
+        path: path.clone(),
+        target,
+    });
+    layer.entries.push(Entry::Whiteout { path: old.clone() });
+    Some(old)
 }
 
 /// Gives some regular files of the layers a file capability, as images
