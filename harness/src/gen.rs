@@ -500,13 +500,7 @@ fn metacopy_by_name(rng: &mut TestRng, case: &mut Case, failing: &mut Vec<Option
         return;
     }
     let in_upper = |p: &RelPath| upper.entries.iter().any(|e| e.path() == p);
-    let dir_in_upper = |d: &RelPath| {
-        d.is_root()
-            || upper
-                .entries
-                .iter()
-                .any(|e| matches!(e, Entry::Dir { path, .. } if path == d))
-    };
+    let dir_in_upper = |d: &RelPath| has_dir(upper, d);
     let candidates: Vec<(RelPath, u32, usize)> = case
         .lowers
         .iter()
@@ -699,6 +693,15 @@ struct Taken<'a> {
     failing: &'a [Option<RelPath>],
 }
 
+/// `layer` has directory `d` (the root it always has).
+fn has_dir(layer: &LayerSpec, d: &RelPath) -> bool {
+    d.is_root()
+        || layer
+            .entries
+            .iter()
+            .any(|e| matches!(e, Entry::Dir { path, .. } if path == d))
+}
+
 /// `inner` is `outer` or beneath it.
 fn within(inner: &RelPath, outer: &RelPath) -> bool {
     inner == outer
@@ -729,13 +732,6 @@ fn followed_redirect(
     if has_failing(path) {
         return None;
     }
-    let has_dir = |d: &RelPath| {
-        d.is_root()
-            || layer
-                .entries
-                .iter()
-                .any(|e| matches!(e, Entry::Dir { path, .. } if path == d))
-    };
     // A rename gives no redirect to an opaque directory (a pure upper one).
     let opaque = layer.entries.iter().any(
         |e| matches!(e, Entry::Opaque { path: p } | Entry::XwhiteoutDir { path: p } if p == path),
@@ -750,7 +746,7 @@ fn followed_redirect(
                 && !has_failing(old)
                 && !within(old, path)
                 && !within(path, old)
-                && old.parent().as_ref().is_some_and(has_dir)
+                && old.parent().as_ref().is_some_and(|d| has_dir(layer, d))
                 && !layer.entries.iter().any(|e| within(e.path(), old))
         })
         .collect();
