@@ -33,7 +33,10 @@ ops
 
 /// The op alphabet, one op per line in the `.ovl` op syntax. The fd ops
 /// meet their opens from depth 2 on, and an open fd meets the ops that
-/// copy up, rename or change its directory from depth 3 on.
+/// copy up, rename or change its directory from depth 3 on. The POSIX
+/// ACLs of the merged directory `d` let user 1000 create in it and give
+/// its new entries a default ACL (docs/semantics.md §1.19); removing the
+/// access ACL a lower file lacks is ENODATA.
 pub const ALPHABET: &[&str] = &[
     "stat a",
     "read s",
@@ -59,6 +62,9 @@ pub const ALPHABET: &[&str] = &[
     "chmod d/x 0600",
     "as 1000:1000 create d/u 0644",
     "setxattr a user.k \"v\"",
+    "setxattr d system.posix_acl_access \"u::rwx,u:1000:rwx,g::r-x,m::rwx,o::r-x\"",
+    "setxattr d system.posix_acl_default \"u::rwx,g::r-x,o::---\"",
+    "removexattr a system.posix_acl_access",
     "chattr a ia",
     "as 1000:1000 chattr b d",
     "open a O_RDONLY as f",
