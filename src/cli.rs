@@ -11,9 +11,9 @@ use ovlcheck_harness::gen::GenConfig;
 use ovlcheck_harness::known::{KnownSet, Verdict};
 use ovlcheck_harness::replay::{self, Replayed};
 use ovlcheck_harness::runner::run_case_under;
-use ovlcheck_harness::summary::{Header, Summary};
+use ovlcheck_harness::summary::{self, Header, Summary};
 use ovlcheck_harness::{
-    changes, corpus, explore, inspect, report, repro, show, ModelBackend, RunError,
+    changes, corpus, explore, inspect, report, repro, show, Divergence, ModelBackend, RunError,
 };
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -194,6 +194,16 @@ struct KnownArgs {
     known: Vec<PathBuf>,
 }
 
+/// The known cases `--known` names (default: ./corpus) for `backend`.
+fn load_known(a: &KnownArgs, backend: &str) -> Result<KnownSet, corpus::LoadError> {
+    let paths = if a.known.is_empty() {
+        ovlcheck_harness::known::default_paths()
+    } else {
+        a.known.clone()
+    };
+    KnownSet::load(&paths, backend)
+}
+
 #[derive(Args)]
 struct FuzzArgs {
     #[command(flatten)]
@@ -251,9 +261,11 @@ struct ExploreArgs {
     profile: String,
     #[arg(long, default_value_t = default_jobs())]
     jobs: usize,
-    /// Save each divergence as a .ovl file in this folder.
+    /// Save each new divergence as a .ovl file in this folder.
     #[arg(long)]
     save: Option<PathBuf>,
+    #[command(flatten)]
+    known: KnownArgs,
     #[arg(long)]
     json: bool,
 }
@@ -577,12 +589,7 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
             ovlcheck_driver::idmap::IdMap::current().describe()
         );
     }
-    let known_paths = if a.known.known.is_empty() {
-        ovlcheck_harness::known::default_paths()
-    } else {
-        a.known.known.clone()
-    };
-    let known = match KnownSet::load(&known_paths, backend.name()) {
+    let known = match load_known(&a.known, backend.name()) {
         Ok(k) => k,
         Err(e) => return fail(e),
     };
@@ -742,22 +749,37 @@ fn explore_cmd(a: ExploreArgs, stop: &AtomicBool) -> i32 {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
+    let known = match load_known(&a.known, backend.name()) {
+        Ok(k) => k,
+        Err(e) => return fail(e),
+    };
     let start = Instant::now();
     let x = match explore::explore(&*backend, &profile, a.depth, a.jobs.max(1), stop) {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
     let mut saved = Vec::new();
-    for d in x.divergences.iter().take(10) {
+    let new: Vec<&Divergence> = x
+        .divergences
+        .iter()
+        .filter(|d| known.matching(d).is_none())
+        .collect();
+    for d in new.iter().take(10) {
         println!("{}", report::render(d, backend.name()));
     }
     if let Some(dir) = &a.save {
-        for d in &x.divergences {
+        for d in &new {
             match save_case(dir, &d.case) {
                 Ok(p) => saved.push(p),
                 Err(e) => return fail(e),
             }
         }
+    }
+    for k in summary::known_matches(&known, &x.divergences) {
+        println!(
+            "known divergence: {} ({} cases; {})",
+            k.signature, k.cases, k.case
+        );
     }
     let header = Header {
         backend: backend.name(),
@@ -768,6 +790,7 @@ fn explore_cmd(a: ExploreArgs, stop: &AtomicBool) -> i32 {
     let mut summary = Summary::of_exploration(
         &header,
         &x,
+        &known,
         a.jobs.max(1),
         saved,
         interrupted,
@@ -777,7 +800,7 @@ fn explore_cmd(a: ExploreArgs, stop: &AtomicBool) -> i32 {
         summary.kernel = r;
     }
     print_summary(&summary, a.json);
-    summary.status(false)
+    summary.status(a.known.strict)
 }
 
 fn replay(a: ReplayArgs, stop: &AtomicBool) -> i32 {

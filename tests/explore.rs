@@ -43,3 +43,45 @@ fn exploration_is_deterministic_on_the_model() {
     );
     assert!(a.divergences.is_empty());
 }
+
+/// `explore` sorts divergences as `fuzz` does: fuse-overlayfs's known ones
+/// (corpus/known-fuse-overlayfs/ and the `known` lines of other cases) are
+/// reported as known, with the case that names them, and only new ones
+/// make the exit status 1 or are saved.
+#[test]
+fn explore_reports_known_divergences_as_known() {
+    if common::fuse_overlayfs("explore_known").is_none() {
+        return;
+    }
+    let save = tempfile::tempdir().expect("tempdir");
+    let save_dir = save.path().to_str().expect("utf-8");
+    let out = common::ovlcheck(&[
+        "explore",
+        "--backend",
+        "fuse-overlayfs",
+        "--depth",
+        "1",
+        "--save",
+        save_dir,
+        "--json",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let j: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a summary line")).expect("json");
+    let divergences = j["divergences"].as_u64().unwrap();
+    let known = j["known_divergences"].as_u64().unwrap();
+    assert!(known > 0, "{j}");
+    assert_eq!(
+        j["new_divergences"].as_u64(),
+        Some(divergences - known),
+        "{j}"
+    );
+    let saved = std::fs::read_dir(save.path()).expect("saved").count() as u64;
+    assert_eq!(saved, divergences - known, "{j}");
+    let expected = if divergences == known { 0 } else { 1 };
+    assert_eq!(out.status.code(), Some(expected), "{j}");
+    assert!(
+        stdout.contains("known divergence: chattr: model ok / backend ENOTTY"),
+        "{stdout}"
+    );
+}

@@ -247,6 +247,7 @@ impl Summary {
     pub fn of_exploration(
         h: &Header,
         x: &crate::explore::Exploration,
+        known: &crate::known::KnownSet,
         jobs: usize,
         saved: Vec<String>,
         interrupted: bool,
@@ -257,13 +258,24 @@ impl Summary {
             .iter()
             .map(|d| d.signature().to_string())
             .collect();
+        let matches = known_matches(known, &x.divergences);
+        let known_divergences: usize = matches.iter().map(|k| k.cases).sum();
+        let mut new_signatures: Vec<String> = Vec::new();
+        for d in x.divergences.iter().filter(|d| known.matching(d).is_none()) {
+            let sig = d.signature().to_string();
+            if !new_signatures.contains(&sig) {
+                new_signatures.push(sig);
+            }
+        }
         Summary {
             cases: x.sequences,
             ops: x.ops,
             divergences: x.divergences.len(),
             distinct: signatures.len(),
-            new_divergences: x.divergences.len(),
-            new_signatures: signatures.iter().cloned().collect(),
+            new_divergences: x.divergences.len() - known_divergences,
+            known_divergences,
+            new_signatures,
+            known: matches,
             signatures: signatures.into_iter().collect(),
             backend_failures: x.backend_failures,
             saved,
@@ -275,4 +287,28 @@ impl Summary {
         }
         .timed(elapsed)
     }
+}
+
+/// The known divergences among `divergences`: one entry per signature, in
+/// the order first met, with the known case it matched and how many
+/// cases showed it.
+pub fn known_matches(
+    known: &crate::known::KnownSet,
+    divergences: &[crate::runner::Divergence],
+) -> Vec<crate::campaign::KnownMatch> {
+    let mut matches: Vec<crate::campaign::KnownMatch> = Vec::new();
+    for d in divergences {
+        let Some(case) = known.matching(d) else {
+            continue;
+        };
+        match matches.iter_mut().find(|k| &k.signature == d.signature()) {
+            Some(k) => k.cases += 1,
+            None => matches.push(crate::campaign::KnownMatch {
+                signature: d.signature().clone(),
+                case: case.display().to_string(),
+                cases: 1,
+            }),
+        }
+    }
+    matches
 }
