@@ -11,7 +11,7 @@ use ovlcheck_harness::gen::GenConfig;
 use ovlcheck_harness::known::{KnownSet, Verdict};
 use ovlcheck_harness::replay::{self, Replayed};
 use ovlcheck_harness::runner::run_case_under;
-use ovlcheck_harness::summary::{self, Header, Summary};
+use ovlcheck_harness::summary::{Header, Summary};
 use ovlcheck_harness::{
     changes, corpus, explore, inspect, report, repro, show, Divergence, ModelBackend, RunError,
 };
@@ -775,12 +775,6 @@ fn explore_cmd(a: ExploreArgs, stop: &AtomicBool) -> i32 {
             }
         }
     }
-    for k in summary::known_matches(&known, &x.divergences) {
-        println!(
-            "known divergence: {} ({} cases; {})",
-            k.signature, k.cases, k.case
-        );
-    }
     let header = Header {
         backend: backend.name(),
         contract: Contract::default_for(backend.kind()),
@@ -796,6 +790,12 @@ fn explore_cmd(a: ExploreArgs, stop: &AtomicBool) -> i32 {
         interrupted,
         start.elapsed(),
     );
+    for k in &summary.known {
+        println!(
+            "known divergence: {} ({} cases; {})",
+            k.signature, k.cases, k.case
+        );
+    }
     if let Some(r) = backend.kernel_release() {
         summary.kernel = r;
     }

@@ -619,7 +619,8 @@ fn redirects(rng: &mut TestRng, case: &mut Case, failing: &mut Vec<Option<RelPat
     // lookup fails joins them.
     let mut merged: Vec<RelPath> = Vec::new();
     for x in 1..=n {
-        let below: Vec<RelPath> = case.lowers[..x.min(n)]
+        // Only a followed redirect needs the directories below.
+        let below: Vec<RelPath> = case.lowers[..if follows { x } else { 0 }]
             .iter()
             .flat_map(|l| &l.entries)
             .filter_map(|e| match e {

@@ -258,15 +258,8 @@ impl Summary {
             .iter()
             .map(|d| d.signature().to_string())
             .collect();
-        let matches = known_matches(known, &x.divergences);
+        let (matches, new_signatures) = sort_known(known, &x.divergences);
         let known_divergences: usize = matches.iter().map(|k| k.cases).sum();
-        let mut new_signatures: Vec<String> = Vec::new();
-        for d in x.divergences.iter().filter(|d| known.matching(d).is_none()) {
-            let sig = d.signature().to_string();
-            if !new_signatures.contains(&sig) {
-                new_signatures.push(sig);
-            }
-        }
         Summary {
             cases: x.sequences,
             ops: x.ops,
@@ -289,16 +282,21 @@ impl Summary {
     }
 }
 
-/// The known divergences among `divergences`: one entry per signature, in
-/// the order first met, with the known case it matched and how many
-/// cases showed it.
-pub fn known_matches(
+/// `divergences` sorted by `known`: one entry per known signature, in the
+/// order first met, with the known case it matched and how many cases
+/// showed it; and the new signatures, in the order first met.
+fn sort_known(
     known: &crate::known::KnownSet,
     divergences: &[crate::runner::Divergence],
-) -> Vec<crate::campaign::KnownMatch> {
+) -> (Vec<crate::campaign::KnownMatch>, Vec<String>) {
     let mut matches: Vec<crate::campaign::KnownMatch> = Vec::new();
+    let mut new: Vec<String> = Vec::new();
     for d in divergences {
         let Some(case) = known.matching(d) else {
+            let sig = d.signature().to_string();
+            if !new.contains(&sig) {
+                new.push(sig);
+            }
             continue;
         };
         match matches.iter_mut().find(|k| &k.signature == d.signature()) {
@@ -310,5 +308,5 @@ pub fn known_matches(
             }),
         }
     }
-    matches
+    (matches, new)
 }
