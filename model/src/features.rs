@@ -247,7 +247,12 @@ impl Features {
             (false, Some(n)) => UpperMode::Limited(n),
             (false, None) => UpperMode::Unlimited,
         };
-        let index = p.index && !p.readonly;
+        // No index without an upper layer, nor in a userxattr mount: that
+        // is made in a user namespace, where the upper's file handles
+        // cannot be decoded (CAP_DAC_READ_SEARCH in the initial one,
+        // ovl_can_decode_fh), so ovl_make_workdir falls back to index=off
+        // ("upper fs does not support file handles", observed on 6.18).
+        let index = p.index && !p.readonly && !p.userxattr;
         Features {
             redirect,
             index,
@@ -322,6 +327,10 @@ mod tests {
         let mut same = Profile::default();
         same.set_option("xino=auto").unwrap();
         assert_eq!(Features::from_profile(&same).ino, InoMode::SameFs);
+        let mut userns = Profile::preset("index").unwrap();
+        userns.set_option("userxattr").unwrap();
+        let f = Features::from_profile(&userns);
+        assert!(!f.index && !f.opaque_new_dirs);
         assert_eq!(feat("xdev").ino, InoMode::PseudoDev);
         assert!(feat("readonly").readonly());
         assert!(matches!(feat("enospc").upper, UpperMode::Limited(_)));
