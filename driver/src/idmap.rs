@@ -177,6 +177,32 @@ pub fn subordinate_range(text: &str, name: Option<&str>, id: u32) -> Option<(u32
     })
 }
 
+/// The ranges a `uid_map` or `gid_map` (`INSIDE OUTSIDE COUNT` lines,
+/// user_namespaces(7)) maps, as `(inside, count)` in inside order.
+pub fn map_ranges(map: &str) -> Vec<(u64, u64)> {
+    let mut ranges: Vec<(u64, u64)> = map
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace().map(|w| w.parse::<u64>().ok());
+            let (inside, _, count) = (f.next()??, f.next()??, f.next()??);
+            Some((inside, count))
+        })
+        .collect();
+    ranges.sort_unstable();
+    ranges
+}
+
+/// How many ids from 0 on `ranges` ([`map_ranges`]) maps without a gap.
+pub fn mapped_from_zero(ranges: &[(u64, u64)]) -> u64 {
+    ranges.iter().fold(0, |end, &(inside, count)| {
+        if inside <= end {
+            end.max(inside + count)
+        } else {
+            end
+        }
+    })
+}
+
 /// Where `name` is on `$PATH`.
 fn on_path(name: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
@@ -204,6 +230,20 @@ mod tests {
         // An empty range maps nothing.
         assert_eq!(subordinate_range(text, Some("bob"), 9), None);
         assert_eq!(subordinate_range("garbage\n", Some("alice"), 0), None);
+    }
+
+    #[test]
+    fn mapped_ids_from_zero_are_read_from_a_map() {
+        let mapped = |map: &str| mapped_from_zero(&map_ranges(map));
+        assert_eq!(mapped("         0          0 4294967295\n"), 4294967295);
+        assert_eq!(mapped("0 1001 1\n1 100000 65536\n"), 65537);
+        assert_eq!(mapped("1 100000 65536\n0 1001 1\n"), 65537);
+        assert_eq!(mapped("1 100000 65536\n"), 0);
+        assert_eq!(mapped(""), 0);
+        assert_eq!(
+            map_ranges("1 100000 65536\n0 1001 1\n"),
+            [(0, 1), (1, 65536)]
+        );
     }
 
     #[test]

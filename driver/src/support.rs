@@ -179,9 +179,11 @@ fn fuse_overlayfs(profile: &Profile) -> Result<Profile, String> {
 /// xattrs are `trusted.overlay.*`, which need CAP_SYS_ADMIN in the initial
 /// user namespace (overlayfs.rst, "User xattr"); `userxattr`, which an
 /// unprivileged user mounts in its own namespace, is the exception. The
-/// `idmapped` option needs a worker in the initial user namespace
-/// (driver/src/idmapped.rs), so never goes with a user-namespace worker.
-/// `None` where the profile can run.
+/// `idmapped` option in a user-namespace worker needs the namespace to map
+/// the ids the mounts show and some to store them as
+/// (driver/src/idmapped.rs: `on_disk_base`): a subordinate range of
+/// [`ovlcheck_case::profile::IDMAP_COUNT`] ids does. `None` where the
+/// profile can run.
 pub fn needs_root(profile: &Profile) -> Option<String> {
     let root = nix::unistd::geteuid().is_root();
     if !root && !profile.userxattr {
@@ -191,10 +193,16 @@ pub fn needs_root(profile: &Profile) -> Option<String> {
                 .to_string(),
         );
     }
-    (profile.idmapped && in_user_namespace(profile)).then(|| {
-        "idmapped layers are made by a worker in the initial user namespace (root, without \
-         userxattr): the mounts' idmapping maps ids that a user namespace's worker does not have"
-            .to_string()
+    let map = crate::idmap::IdMap::current();
+    let few = map.mapped() <= ovlcheck_case::profile::IDMAP_COUNT;
+    (profile.idmapped && in_user_namespace(profile) && few).then(|| {
+        format!(
+            "idmapped layers in a user namespace need {} ids mapped, to show ids 0-{} and \
+             store them as others ({})",
+            u64::from(ovlcheck_case::profile::IDMAP_COUNT) + 1,
+            ovlcheck_case::profile::IDMAP_COUNT - 1,
+            map.describe()
+        )
     })
 }
 
