@@ -496,18 +496,64 @@ fn make_backend(a: &BackendArgs) -> Result<Box<dyn Backend>, String> {
     }
 }
 
-/// `--profile all` on a backend that runs one preset only (a container
-/// engine mounts its own way): that preset, so that no case is generated
-/// for nothing.
-fn only_profile(backend: &dyn Backend) -> Option<Profile> {
-    let runs: Vec<Profile> = PRESETS
+/// The profiles `--profile all` rotates through on `backend`: every
+/// preset it runs, in preset order; where the harness is not root
+/// ([`rootless_ids`]), a preset it cannot run is run as its userxattr form
+/// (overlayfs.rst, "User xattr": what an unprivileged user mounts) when
+/// that is a valid profile the backend runs, and left out otherwise.
+/// Duplicates are dropped, so that no profile counts twice.
+fn campaign_profiles(backend: &dyn Backend) -> Vec<Profile> {
+    let runs = |p: &Profile| backend.adapt_profile(p).is_ok();
+    rotation_of(&runs, rootless_ids(backend).is_some())
+}
+
+/// [`campaign_profiles`] for a backend that `runs` the profiles it does.
+fn rotation_of(runs_profile: &dyn Fn(&Profile) -> bool, rootless: bool) -> Vec<Profile> {
+    let mut runs: Vec<Profile> = Vec::new();
+    for preset in PRESETS {
+        let p = Profile::preset(preset.name).expect("every preset parses");
+        let unprivileged = || {
+            let mut u = p.clone();
+            u.userxattr = true;
+            // userxattr follows no redirect whatever redirect_dir says
+            // (params.c: ovl_fs_params_verify), so `nofollow` adds nothing.
+            if u.redirect_dir == ovlcheck_case::RedirectDir::NoFollow {
+                u.redirect_dir = ovlcheck_case::RedirectDir::Follow;
+            }
+            u.validate().ok().map(|()| u)
+        };
+        let run = if runs_profile(&p) {
+            Some(p.clone())
+        } else if rootless {
+            unprivileged().filter(|u| runs_profile(u))
+        } else {
+            None
+        };
+        if let Some(run) = run.filter(|r| !runs.contains(r)) {
+            runs.push(run);
+        }
+    }
+    runs
+}
+
+/// `--profile all` on `backend`: one profile where it runs one (a
+/// container engine mounts its own way), else the rotation
+/// ([`campaign_profiles`]), empty where that is every preset.
+fn all_profiles(backend: &dyn Backend) -> (Option<Profile>, Vec<Profile>) {
+    rotation_or_one(campaign_profiles(backend))
+}
+
+/// One profile where `runs` has one, else the rotation `runs`, empty where
+/// that is every preset.
+fn rotation_or_one(runs: Vec<Profile>) -> (Option<Profile>, Vec<Profile>) {
+    let every: Vec<Profile> = PRESETS
         .iter()
         .filter_map(|p| Profile::preset(p.name))
-        .filter(|p| backend.adapt_profile(p).is_ok())
         .collect();
     match runs.as_slice() {
-        [one] => Some(one.clone()),
-        _ => None,
+        [one] => (Some(one.clone()), Vec::new()),
+        _ if runs == every => (None, Vec::new()),
+        _ => (None, runs),
     }
 }
 
@@ -570,10 +616,10 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
-    let profile = match a.profile.as_str() {
-        "all" => only_profile(&*backend),
+    let (profile, rotation) = match a.profile.as_str() {
+        "all" => all_profiles(&*backend),
         name => match parse_profile(name) {
-            Ok(p) => Some(p),
+            Ok(p) => (Some(p), Vec::new()),
             Err(e) => return fail(e),
         },
     };
@@ -583,9 +629,17 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
         }
     }
     if rootless_ids(&*backend).is_some() {
+        let runs = match (&profile, rotation.as_slice()) {
+            (Some(p), _) => p.to_string(),
+            (None, r) => r
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
         eprintln!(
             "not root: every case runs in a user namespace ({}), on the profiles an \
-             unprivileged user can mount",
+             unprivileged user can mount: {runs}",
             ovlcheck_driver::idmap::IdMap::current().describe()
         );
     }
@@ -605,6 +659,7 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
         cases: a.cases,
         gen: GenConfig {
             profile,
+            rotation,
             max_ops: a.max_ops.max(1),
             kernel,
             ids: rootless_ids(&*backend),
@@ -988,17 +1043,31 @@ fn with_case(path: &Path, f: impl FnOnce(&Case) -> Result<(), String>) -> i32 {
 }
 
 fn generate(a: GenerateArgs) -> i32 {
-    let profile = match a.profile.as_str() {
-        "all" => None,
+    // As `fuzz` on the kernel backend makes them: a harness that is not
+    // root rotates through the profiles it can mount, with the ids its
+    // user namespaces map.
+    let map = ovlcheck_driver::idmap::IdMap::current();
+    let rootless = *map != ovlcheck_driver::idmap::IdMap::Root;
+    let (profile, rotation) = match a.profile.as_str() {
+        "all" if rootless => {
+            let kernel = |p: &Profile| {
+                ovlcheck_driver::support::adapt_profile(ovlcheck_driver::BackendKind::Kernel, p)
+                    .is_ok()
+            };
+            rotation_or_one(rotation_of(&kernel, true))
+        }
+        "all" => (None, Vec::new()),
         name => match parse_profile(name) {
-            Ok(p) => Some(p),
+            Ok(p) => (Some(p), Vec::new()),
             Err(e) => return fail(e),
         },
     };
     let gen = GenConfig {
         profile,
+        rotation,
         max_ops: a.max_ops.max(1),
         kernel: a.kernel_version,
+        ids: rootless.then(|| map.mapped()),
         ..GenConfig::default()
     };
     let case = ovlcheck_harness::gen::case_at(&gen, a.seed, a.index);

@@ -408,9 +408,10 @@ pub fn run_indices(
 /// remount and commit steps) mostly fill a pack: four packs' worth, for
 /// each profile a campaign cycles through.
 fn window(opts: &FuzzOptions) -> usize {
-    let profiles = match opts.gen.profile {
-        Some(_) => 1,
-        None => ovlcheck_case::profile::PRESETS.len(),
+    let profiles = match (&opts.gen.profile, opts.gen.rotation.len()) {
+        (Some(_), _) => 1,
+        (None, 0) => ovlcheck_case::profile::PRESETS.len(),
+        (None, n) => n,
     };
     match opts.pack {
         0 | 1 => 1,

@@ -37,8 +37,13 @@ const MAX_DEPTH: usize = 3;
 /// Knobs of the generator.
 #[derive(Clone, Debug)]
 pub struct GenConfig {
-    /// Profile of every case; `None` rotates through the presets by index.
+    /// Profile of every case; `None` rotates through [`GenConfig::rotation`]
+    /// by index.
     pub profile: Option<Profile>,
+    /// The profiles a campaign without one rotates through: those the
+    /// backend runs (a harness that is not root runs each preset it can
+    /// as its userxattr form); empty: every preset.
+    pub rotation: Vec<Profile>,
     /// Most steps per case (the mean is a bit over half of it).
     pub max_ops: usize,
     /// Most lower layers of an ordinary case (a few cases get up to 16).
@@ -55,6 +60,7 @@ impl Default for GenConfig {
     fn default() -> Self {
         GenConfig {
             profile: None,
+            rotation: Vec::new(),
             max_ops: 20,
             max_lowers: 4,
             kernel: None,
@@ -67,6 +73,9 @@ impl Default for GenConfig {
 pub fn profile_for(config: &GenConfig, index: u64) -> Profile {
     let mut p = match &config.profile {
         Some(p) => p.clone(),
+        None if !config.rotation.is_empty() => {
+            config.rotation[(index % config.rotation.len() as u64) as usize].clone()
+        }
         None => {
             let preset = PRESETS[(index % PRESETS.len() as u64) as usize];
             Profile::preset(preset.name).expect("every preset parses")
@@ -160,8 +169,9 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
     if rng.random_ratio(1, LAYER_REDIRECT_ODDS) {
         redirects(rng, &mut case, &mut failing);
     }
-    if case.profile.idmapped && config.ids.is_none() && rng.random_ratio(1, UNMAPPED_OWNER_ODDS) {
-        unmapped_owners(rng, &mut case);
+    let unmapped = unmapped_id(config.ids);
+    if case.profile.idmapped && unmapped.is_some() && rng.random_ratio(1, UNMAPPED_OWNER_ODDS) {
+        unmapped_owners(rng, &mut case, unmapped.unwrap_or(UNMAPPED_ID));
     }
     // Drawn after everything else, so that a seed's other cases stay as
     // they were. A worker in a user namespace cannot set immutable or
@@ -327,6 +337,18 @@ const UNMAPPED_OWNER_ODDS: u32 = 2;
 /// An owner or group id the `idmapped` profile's mounts do not map.
 const UNMAPPED_ID: u32 = ovlcheck_case::profile::IDMAP_COUNT + 4464;
 
+/// The unmapped id cases may name where they may name ids `[0, ids)`:
+/// [`UNMAPPED_ID`], else the highest they may name if the mounts do not
+/// map it (a rootless user's namespace maps one id above the mounts'
+/// [`ovlcheck_case::profile::IDMAP_COUNT`]).
+fn unmapped_id(ids: Option<u32>) -> Option<u32> {
+    use ovlcheck_case::profile::IDMAP_COUNT;
+    match ids {
+        None => Some(UNMAPPED_ID),
+        Some(n) => Some(UNMAPPED_ID.min(n.checked_sub(1)?)).filter(|id| *id >= IDMAP_COUNT),
+    }
+}
+
 /// Gives some entries of an idmapped case's layers an owner, a group or
 /// both that the layers' mounts do not map, as an image unpacked for
 /// another id range shows them (docs/semantics.md §1.16). Not to a file
@@ -338,7 +360,7 @@ const UNMAPPED_ID: u32 = ovlcheck_case::profile::IDMAP_COUNT + 4464;
 /// the first lookup of a merged directory fails and a later one stores its
 /// origin, which the model, fixing every origin at mount, does not follow
 /// (docs/semantics.md §2).
-fn unmapped_owners(rng: &mut TestRng, case: &mut Case) {
+fn unmapped_owners(rng: &mut TestRng, case: &mut Case, unmapped: u32) {
     let upper = case.upper.as_mut().map(|u| (u, false));
     let lowers = case.lowers.iter_mut().map(|l| (l, true));
     for (layer, dirs) in lowers.chain(upper) {
@@ -378,10 +400,10 @@ fn unmapped_owners(rng: &mut TestRng, case: &mut Case) {
             });
             let (mut uid, mut gid) = owner.as_ref().map_or((0, 0), |(u, g)| (**u, **g));
             if which != 2 {
-                uid = UNMAPPED_ID;
+                uid = unmapped;
             }
             if which != 1 {
-                gid = UNMAPPED_ID;
+                gid = unmapped;
             }
             match owner {
                 Some((u, g)) => (*u, *g) = (uid, gid),

@@ -15,6 +15,10 @@ pub struct Summary {
     /// The contract compared under (`posix`, `layout`, `kernel`).
     pub contract: String,
     pub profile: String,
+    /// `fuzz`: the distinct profiles its cases ran with (as a case's
+    /// `profile` line gives them), sorted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
     pub seed: Option<u64>,
     /// Cases (or sequences) run.
     pub cases: usize,
@@ -158,8 +162,11 @@ impl Summary {
         saved: Vec<String>,
     ) -> Summary {
         let shard = opts.shard;
+        let mut profiles: Vec<String> = c.profiles.iter().map(|p| p.to_string()).collect();
+        profiles.sort();
         Summary {
             seed: Some(opts.seed),
+            profiles,
             cases: c.cases(),
             ops: c.ops(),
             divergences: c.divergent_cases(),
