@@ -179,7 +179,7 @@ fn unmapped_on_disk(id: u32, base: u32, mapped: u64) -> u32 {
 fn base_within(mapped: u64) -> Option<u32> {
     let room = mapped.checked_sub(u64::from(COUNT))?;
     let base = room.min(u64::from(ON_DISK_BASE));
-    (base >= 1).then(|| base as u32)
+    (base >= 1).then_some(base as u32)
 }
 
 /// How many ids from 0 on this process's user namespace maps, users and
