@@ -553,26 +553,31 @@ fn metacopy_by_name(rng: &mut TestRng, case: &mut Case, failing: &mut Vec<Option
     }
 }
 
-/// Ends the case with a write of `path` (its data copy-up), a link of it
-/// and a rename of the link back onto it (rules `link.fresh-inode`,
-/// `rename.stale-link`).
+/// Ends the case with a link of `path` to `h`, a write of `path` (its data
+/// copy-up, after which `h` is first looked up), a link of it to `g` and a
+/// rename of `g` back onto it (rules `link.looked-up-after-copy-up`,
+/// `link.fresh-inode`, `rename.stale-link`).
 fn link_written(case: &mut Case, path: RelPath) {
     let dir = path.parent().expect("not the root");
-    let link = dir.join(&Name::new("g").expect("valid"));
-    let (path, link) = (OpPath::plain(path), OpPath::plain(link));
+    let name = |n: &str| OpPath::plain(dir.join(&Name::new(n).expect("valid")));
+    let path = OpPath::plain(path);
+    let link = |new: OpPath| {
+        Step::new(Op::Link {
+            old: path.clone(),
+            new,
+        })
+    };
     case.steps.extend([
+        link(name("h")),
         Step::new(Op::Write {
             path: path.clone(),
             offset: 0,
             data: b"w".to_vec(),
         }),
-        Step::new(Op::Link {
-            old: path.clone(),
-            new: link.clone(),
-        }),
+        link(name("g")),
         Step::new(Op::Rename {
-            old: link,
-            new: path,
+            old: name("g"),
+            new: path.clone(),
             flags: RenameFlags::default(),
         }),
     ]);

@@ -303,6 +303,7 @@ impl Model {
         if let (None, Some(&lower)) = (d.origin, d.lowers.first()) {
             self.kept_lower.insert(u, lower);
         }
+        self.pending_links_turn_fresh(u);
         Ok(())
     }
 
@@ -380,6 +381,62 @@ impl Model {
             (None, None) => self.known_origin(&path(), u, d.origin),
         }?;
         (d.is_dir || self.hashed_by(u, lower)).then_some(lower)
+    }
+
+    /// Whether upper metacopy object `d` holds the lower it found by name
+    /// (no `origin` xattr) and is hashed by it: a link of it is looked up
+    /// through the absolute redirect the link sets while its data is below
+    /// ([`Model::pending_links`]).
+    pub(crate) fn found_by_name(&self, d: &Dentry) -> bool {
+        let Some(u) = d.upper else {
+            return false;
+        };
+        let metacopy = self.upper_inode(u).ovl.metacopy;
+        match (d.origin, d.lowers.first()) {
+            (None, Some(&lower)) => metacopy && !d.is_dir && self.hashed_by(u, lower),
+            _ => false,
+        }
+    }
+
+    /// The data copy-up of upper `u`: the names linked from it and not
+    /// looked up since are fresh links now, since their first lookup finds
+    /// a plain upper file ([`Model::pending_links`]).
+    fn pending_links_turn_fresh(&mut self, u: Ino) {
+        let names: Vec<String> = self
+            .pending_links
+            .iter()
+            .filter(|(_, &i)| i == u)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in names {
+            self.hit(Rule::LinkLookedUpAfterCopyUp);
+            self.pending_links.remove(&p);
+            self.fresh_links.insert(p);
+        }
+    }
+
+    /// The lookups of the names `paths` (and of every directory on them)
+    /// decide the overlay inode of the pending links among them
+    /// ([`Model::pending_links`]): they join the inode they were linked
+    /// from.
+    pub(crate) fn look_up_pending(&mut self, paths: &[String]) {
+        if self.pending_links.is_empty() {
+            return;
+        }
+        let looked_up = |p: &str| {
+            paths
+                .iter()
+                .any(|q| q == p || q.strip_prefix(p).is_some_and(|rest| rest.starts_with('/')))
+        };
+        let joined: Vec<String> = self
+            .pending_links
+            .keys()
+            .filter(|p| looked_up(p))
+            .cloned()
+            .collect();
+        for p in joined {
+            self.pending_links.remove(&p);
+        }
     }
 
     /// inode.c: ovl_hash_bylower for upper non-directory `u` whose overlay

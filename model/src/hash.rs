@@ -103,6 +103,11 @@ impl Model {
             h.str("fresh-link");
             h.str(p);
         }
+        for (p, u) in self.pending_links.iter() {
+            h.str("pending-link");
+            h.str(p);
+            h.str(&name_of(LayerId::Upper, *u));
+        }
         // Open fds, and the contents of held inodes no name reaches.
         for (name, f) in self.fds.files.iter() {
             h.str(name);

@@ -118,6 +118,17 @@ pub struct Model {
     /// name until the next mount: its st_ino differs and renaming one onto
     /// the other is ESTALE (observed on 6.18).
     pub(crate) fresh_links: OrdSet<String>,
+    /// Merged paths made by `link` during this mount from an upper
+    /// metacopy file found by name (no `origin` xattr) whose data is still
+    /// below, not looked up since, by the linked upper inode. The new
+    /// dentry was dropped (dir.c: ovl_instantiate), so the name's first
+    /// lookup decides its overlay inode: before the data copy-up it
+    /// follows the absolute redirect the link set and joins the inode
+    /// hashed by the lower; after it the upper is no longer a metacopy,
+    /// nothing below is found, and the name is a fresh link
+    /// ([`Model::fresh_links`]; observed on 6.18:
+    /// corpus/rules/112-link-looked-up-after-data-copy-up.ovl).
+    pub(crate) pending_links: OrdMap<String, Ino>,
     /// The open fds (module `fds`).
     pub(crate) fds: fds::Fds,
     /// The rules that decided something in this state or any state of the
@@ -166,6 +177,7 @@ impl Model {
             mem_lower: OrdMap::new(),
             kept_lower: OrdMap::new(),
             fresh_links: OrdSet::new(),
+            pending_links: OrdMap::new(),
             fds: fds::Fds::default(),
             rules: Arc::default(),
         };

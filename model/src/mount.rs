@@ -54,6 +54,7 @@ impl Model {
         self.mem_lower = OrdMap::new();
         self.kept_lower = OrdMap::new();
         self.fresh_links = imbl::OrdSet::new();
+        self.pending_links = OrdMap::new();
         self.snapshot = Arc::new(MountSnapshot {
             lowers: self.lowers.clone(),
             upper: self.upper.clone(),
@@ -78,6 +79,7 @@ impl Model {
                 mem_lower: OrdMap::new(),
                 kept_lower: OrdMap::new(),
                 fresh_links: imbl::OrdSet::new(),
+                pending_links: OrdMap::new(),
                 fds: Default::default(),
                 // The snapshot walk decides nothing a case observes.
                 rules: Default::default(),
@@ -94,6 +96,7 @@ impl Model {
         self.mem_lower.is_empty()
             && self.kept_lower.is_empty()
             && self.fresh_links.is_empty()
+            && self.pending_links.is_empty()
             && self.index.ptr_eq(&s.index)
             && self.lowers.len() == s.lowers.len()
             && self

@@ -120,6 +120,18 @@ impl Model {
         Ok(())
     }
 
+    /// Whether listing directory `d` looks its upper entries up (to give
+    /// them their d_ino): [`Model::impure_real_lookups`] for a real
+    /// directory, [`Model::calc_d_ino`] for a merged one.
+    pub(crate) fn listing_looks_up(&self, d: &Dentry) -> bool {
+        let impure = d.upper.is_some_and(|u| self.upper_inode(u).ovl.impure);
+        if self.dir_is_real(d) {
+            impure && self.feat.ino != InoMode::PseudoDev
+        } else {
+            self.calc_d_ino(true, impure)
+        }
+    }
+
     /// readdir.c ovl_calc_d_ino: whether iterating a merged directory looks
     /// the entry up to compute its d_ino: always with xino, else for upper
     /// entries of an impure directory on one filesystem.

@@ -105,6 +105,7 @@ pub enum Rule {
     MetacopyDataKeepsLower,
     StatMetacopyByName,
     LinkFreshInode,
+    LinkLookedUpAfterCopyUp,
 }
 
 /// What one rule is: its stable id (the name campaigns and `--json`
@@ -860,6 +861,12 @@ pub const RULES: &[RuleInfo] = &[
         "link.fresh-inode",
         "dir.c: ovl_instantiate (the new dentry of a link is dropped; its fresh lookup finds no lower where the linked overlay inode kept one no lookup finds: another overlay inode, the upper's st_ino)",
         FRESH_LINKS,
+    ),
+    info(
+        Rule::LinkLookedUpAfterCopyUp,
+        "link.looked-up-after-copy-up",
+        "dir.c: ovl_instantiate, namei.c: ovl_lookup (a link of a metacopy found by name is first looked up after the data copy-up: the upper is no longer a metacopy, its redirect is not followed, and the name is another overlay inode)",
+        METACOPY,
     ),
 ];
 

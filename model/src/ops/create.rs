@@ -311,9 +311,13 @@ impl Model {
         // One hashed by its upper (a broken hard link) is found again.
         let userxattr = self.mem_lower.get(&ino).filter(|_| self.feat.user_xattr_ns);
         let kept = userxattr.or(self.kept_lower.get(&ino));
+        let new_path = join_path(&nn.dir.path(), &nn.name);
         if kept.is_some_and(|&lower| self.hashed_by(ino, lower)) {
             self.hit(Rule::LinkFreshInode);
-            self.fresh_links.insert(join_path(&nn.dir.path(), &nn.name));
+            self.fresh_links.insert(new_path);
+        } else if self.found_by_name(ow.last()) {
+            // Its first lookup decides (see `Model::pending_links`).
+            self.pending_links.insert(new_path, ino);
         }
         self.index_nlink_delta(ino, 1);
         Ok(Value::Unit)

@@ -47,6 +47,8 @@ impl Model {
             _ => {}
         }
         let mut next = self.clone();
+        let paths: Vec<String> = step.op.paths().iter().map(|p| p.as_string()).collect();
+        next.look_up_pending(&paths);
         crate::perm::take_acl_decided();
         let res = run(&mut next, &step.op, step.cred());
         if crate::perm::take_acl_decided() {

@@ -4,7 +4,7 @@
 
 use crate::fs::Kind;
 use crate::perm::{permission, MAY_READ};
-use crate::resolve::{Follow, Resolved};
+use crate::resolve::{join_path, Follow, Resolved};
 use crate::rules::Rule;
 use crate::Model;
 use ovlcheck_case::{Cred, Errno, Fsid, OpPath, Value};
@@ -98,6 +98,10 @@ impl Model {
         permission(cred, self.attr(d), MAY_READ)?;
         let names = self.readdir_names(d)?;
         let dir_path = w.path();
+        if self.listing_looks_up(d) {
+            let entries: Vec<String> = names.iter().map(|n| join_path(&dir_path, n)).collect();
+            self.look_up_pending(&entries);
+        }
         if let Some(u) = self.readdir_clears_impure(&dir_path, d) {
             self.upper_mut().get_mut(u).ovl.impure = false;
         }

@@ -35,6 +35,7 @@ impl Model {
         let path = w.path();
         self.remove(w, false)?;
         self.fresh_links.remove(&path);
+        self.pending_links.remove(&path);
         Ok(Value::Unit)
     }
 

@@ -474,33 +474,49 @@ pub(super) fn absolute_redirect(w: &Walk) -> String {
 
 impl Model {
     /// Renames keep a name's dentry, so a fresh link name moves with it
-    /// (and with its directory); a replaced target's entry goes away.
+    /// (and with its directory); a replaced target's entry goes away. A
+    /// pending link's name moves too: the rename of a directory does not
+    /// look up its entries.
     fn move_fresh_links(&mut self, old: &str, new: &str, exchange: bool) {
-        if self.fresh_links.is_empty() {
-            return;
-        }
-        let moved = |p: &str, from: &str, to: &str| -> Option<String> {
-            if p == from {
-                Some(to.to_string())
-            } else {
-                p.strip_prefix(from)
-                    .filter(|r| r.starts_with('/'))
-                    .map(|r| format!("{to}{r}"))
-            }
-        };
-        let mut next = imbl::OrdSet::new();
-        for p in self.fresh_links.iter() {
-            if let Some(q) = moved(p, old, new) {
-                next.insert(q);
-            } else if let Some(q) = moved(p, new, old) {
-                if exchange {
+        if !self.fresh_links.is_empty() {
+            let mut next = imbl::OrdSet::new();
+            for p in self.fresh_links.iter() {
+                if let Some(q) = moved_path(p, old, new, exchange) {
                     next.insert(q);
                 }
-            } else {
-                next.insert(p.clone());
             }
+            self.fresh_links = next;
         }
-        self.fresh_links = next;
+        if !self.pending_links.is_empty() {
+            let mut next = imbl::OrdMap::new();
+            for (p, u) in self.pending_links.iter() {
+                if let Some(q) = moved_path(p, old, new, exchange) {
+                    next.insert(q, *u);
+                }
+            }
+            self.pending_links = next;
+        }
+    }
+}
+
+/// Where merged path `p` is after renaming `old` to `new` (`exchange`:
+/// swapping them); `None` where the rename replaced it.
+fn moved_path(p: &str, old: &str, new: &str, exchange: bool) -> Option<String> {
+    let moved = |from: &str, to: &str| -> Option<String> {
+        if p == from {
+            Some(to.to_string())
+        } else {
+            p.strip_prefix(from)
+                .filter(|r| r.starts_with('/'))
+                .map(|r| format!("{to}{r}"))
+        }
+    };
+    if let Some(q) = moved(old, new) {
+        Some(q)
+    } else if let Some(q) = moved(new, old) {
+        exchange.then_some(q)
+    } else {
+        Some(p.to_string())
     }
 }
 
