@@ -307,8 +307,10 @@ fn run_pin_keeps_the_header_comments_and_replaces_the_pins() {
 /// lower), a symlink to `..` that must not leave the overlay root, an errno
 /// with two names, and a link and a rename as another user whose errors
 /// depend on the executor's order of walks, and cases with open fds (run
-/// by one helper process between mounts). Each pinned outcome must come
-/// out of the script.
+/// by one helper process between mounts), and idmapped layers (root and
+/// userxattr, owners the mounts do not map, inode flags), and an overlay
+/// as the lower layer. Each pinned
+/// outcome must come out of the script.
 #[test]
 fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
     let files = [
@@ -333,6 +335,13 @@ fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
         "rules/105-acl-set.ovl",
         "rules/106-acl-kill-sgid.ovl",
         "rules/107-acl-default-create.ovl",
+        "rules/95-unmapped-owners.ovl",
+        "rules/96-unmapped-upper-dirs.ovl",
+        "regressions/idmapped-chattr.ovl",
+        "regressions/idmapped-capability.ovl",
+        "regressions/userxattr-idmapped-rootless-owners.ovl",
+        "rules/113-nested-lower.ovl",
+        "regressions/nested-listed-whiteout.ovl",
     ];
     if common::kernel("repro_scripts_reproduce_the_pins").is_none() {
         return;
@@ -358,6 +367,21 @@ fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
             );
         }
     }
+}
+
+/// A case the reproducer cannot make as ovlcheck does (a commit of
+/// idmapped layers) gets no script, and the reason.
+#[test]
+fn repro_refuses_what_it_cannot_make() {
+    let case = common::corpus_dir().join("regressions/idmapped-owners.ovl");
+    let out = ovlcheck(&["repro", case.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("idmapped layer a commit stacks"),
+        "{stderr}"
+    );
 }
 
 /// `replay --repeat N --jobs J` runs each case N times and reports them in

@@ -5,7 +5,7 @@
 //! backend").
 
 use crate::BackendKind;
-use ovlcheck_case::{Profile, RedirectDir, Uuid, Xino};
+use ovlcheck_case::{LowerFs, Profile, RedirectDir, Uuid, Xino};
 use std::os::unix::fs::PermissionsExt;
 
 /// The FUSE device a user namespace must be able to open.
@@ -13,6 +13,15 @@ const DEV_FUSE: &str = "/dev/fuse";
 
 /// The profile `kind` runs for `profile`, or why it cannot run it.
 pub fn adapt_profile(kind: BackendKind, profile: &Profile) -> Result<Profile, String> {
+    if profile.lower_fs == LowerFs::Overlay
+        && !matches!(kind, BackendKind::Kernel | BackendKind::Model)
+    {
+        return Err(format!(
+            "lower=overlay (an overlay as the lower layer) is modelled for the host kernel's \
+             overlay on both levels only, not for {}",
+            kind.name()
+        ));
+    }
     match kind {
         BackendKind::FuseOverlayfs | BackendKind::Exec if profile.kernel.is_some() => {
             Err(other_kernel(kind, profile))

@@ -6,6 +6,7 @@
 
 use ovlcheck_case::acl;
 use ovlcheck_case::layer::{Object, ObjectKind};
+use ovlcheck_case::profile::{IDMAP_COUNT, IDMAP_ON_DISK_BASE};
 use ovlcheck_case::{print_step, Case, LowerFs, Op, Step};
 use std::fmt::Write;
 
@@ -192,10 +193,12 @@ def main(a):
         return 'EOPNOTSUPP' if e.errno == errno.EOPNOTSUPP else errno.errorcode.get(e.errno, 'E%d' % e.errno)
 FDS = {}
 # The fsids of the upper and the top lower layer, for statfs, taken while
-# their paths can be named (before the chroot).
+# their paths can be named (before the chroot); none while the layers are
+# being made.
 LAYERS = [(n, os.statvfs(d).f_fsid) for n, d in (
     ('upper', os.environ['S'] + '/upperfs/U'),
-    ('lower', os.environ['S'] + '/' + os.environ['LOWER'].split(':')[0])) if os.path.isdir(d)]
+    ('lower', os.environ['S'] + '/' + os.environ['LOWER'].split(':')[0]))
+    if os.path.isdir(d)] if 'LOWER' in os.environ else []
 def data_files(a):
     # Long data comes in a file outside the overlay: read it first.
     return [('hex:' + open(x[5:], 'rb').read().hex()) if x.startswith('file:') else x for x in a]
@@ -217,6 +220,34 @@ if a[0] == 'batch':
             finally: os.setresuid(-1, 0, -1); os.setresgid(-1, 0, -1); os.setgroups(groups)
         else: out = main(args)
         print(shown + '  =>  ' + out, flush=True)
+    sys.exit(0)
+if a[0] == 'idmap':
+    # An idmapped bind mount of directory a[1] on itself, as ovlcheck
+    # makes each layer directory of an idmapped case: ids @BASE@ and up on
+    # disk are seen as 0 and up (@COUNT@ of them).
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    def check(r, what):
+        if r < 0: sys.exit(what + ': ' + os.strerror(ctypes.get_errno()))
+        return r
+    r, w = os.pipe(); r2, w2 = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        libc.prctl(4, 1)  # PR_SET_DUMPABLE: its /proc files are ours to write
+        check(libc.unshare(0x10000000), 'unshare')  # CLONE_NEWUSER
+        os.write(w, b'u'); os.read(r2, 1); os._exit(0)
+    os.read(r, 1)
+    for name in ('uid_map', 'gid_map'):
+        with open('/proc/%d/%s' % (pid, name), 'w') as f: f.write('@BASE@ 0 @COUNT@\n')
+    ns = os.open('/proc/%d/ns/user' % pid, os.O_RDONLY)
+    os.write(w2, b'g'); os.waitpid(pid, 0)
+    d = a[1].encode()
+    # open_tree(OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC), mount_setattr(MOUNT_ATTR_IDMAP),
+    # move_mount(MOVE_MOUNT_F_EMPTY_PATH): syscalls 428, 442, 429.
+    tree = check(libc.syscall(428, -100, d, 1 | os.O_CLOEXEC), 'open_tree')
+    attr = struct.pack('QQQQ', 0x100000, 0, 0, ns)
+    check(libc.syscall(442, tree, b'', 0x1000, attr, len(attr)), 'mount_setattr')
+    check(libc.syscall(429, tree, b'', -100, d, 4), 'move_mount')
     sys.exit(0)
 a = data_files(a)
 # Paths resolve beneath the overlay root (the cwd), as ovlcheck's openat2
@@ -502,14 +533,27 @@ fi"#;
 
 /// The whole reproducer script for `case`.
 pub fn script(case: &Case) -> Result<String, String> {
+    if case.profile.idmapped && case.steps.iter().any(|st| st.op == Op::Commit) {
+        return Err(
+            "the reproducer does not make the idmapped layer a commit stacks (ovlcheck's \
+             store does: run the case with `ovlcheck run`)"
+                .into(),
+        );
+    }
+    if case.profile.idmapped && !case.data.is_empty() {
+        return Err("the reproducer makes no idmapped data-only layers".into());
+    }
     let mut s = String::new();
     let _ = writeln!(s, "#!/bin/sh\n# ovlcheck reproducer (standalone). Run as root; needs unshare, mount, mknod,\n# setfattr (package attr) and python3.\n# Everything happens in a private mount namespace on tmpfs (userxattr cases:\n# in a user namespace, as ovlcheck runs them); nothing is left behind.");
     let _ = writeln!(s, "# profile: {}", case.profile);
     let _ = writeln!(s, "set -eu\n{}", reexec(case));
     let _ = writeln!(s, "mount --make-rprivate /\nS=$(mktemp -d /tmp/ovlrepro.XXXXXX)\nmount -t tmpfs tmpfs \"$S\"\ncd \"$S\"\numask 0");
+    let helper = OP_HELPER
+        .replace("@BASE@", &IDMAP_ON_DISK_BASE.to_string())
+        .replace("@COUNT@", &IDMAP_COUNT.to_string());
     let _ = writeln!(
         s,
-        "cat > op.py <<'PYEOF'{OP_HELPER}PYEOF\nop() {{ python3 \"$S/op.py\" \"$@\"; }}"
+        "cat > op.py <<'PYEOF'{helper}PYEOF\nop() {{ python3 \"$S/op.py\" \"$@\"; }}"
     );
     let separate = case.profile.lower_fs == LowerFs::Separate;
     if separate {
@@ -530,6 +574,7 @@ pub fn script(case: &Case) -> Result<String, String> {
         );
         let dir = lower_dir(i);
         let _ = writeln!(s, "mkdir -m 0755 {dir}");
+        idmap_layer_dir(&mut s, case, &dir);
         emit_layer(&mut s, case, &dir, layer)?;
     }
     for (i, layer) in case.data.iter().enumerate() {
@@ -554,10 +599,9 @@ pub fn script(case: &Case) -> Result<String, String> {
             .upper_size
             .map(|n| format!(" -o size={n}"))
             .unwrap_or_default();
-        let _ = writeln!(
-            s,
-            "mkdir upperfs && mount -t tmpfs{size} tmpfs upperfs && mkdir -m 0755 upperfs/{u} && mkdir -m 0700 upperfs/W"
-        );
+        let _ = writeln!(s, "mkdir upperfs && mount -t tmpfs{size} tmpfs upperfs");
+        idmap_layer_dir(&mut s, case, "upperfs");
+        let _ = writeln!(s, "mkdir -m 0755 upperfs/{u} && mkdir -m 0700 upperfs/W");
         if case.profile.upper_size.is_some() {
             // The sized tmpfs is the container layer's directory in the
             // overlay2 store: its `link` (and `lower`, above an image layer)
@@ -577,12 +621,16 @@ pub fn script(case: &Case) -> Result<String, String> {
         }
     }
     let mut lowers: Vec<String> = (0..case.lowers.len()).rev().map(lower_dir).collect();
+    if case.profile.lower_fs == LowerFs::Overlay {
+        nested_lower(&mut s, case, &mut lowers);
+    }
     if upper.is_none() {
         // Read-only: the container layer (with the case's upper contents)
         // is the top lower layer, as ovlcheck mounts it; overlay needs two
         // lower layers without an upper.
         let _ = writeln!(s, "\n# container layer (read-only: the top lower layer)");
         let _ = writeln!(s, "mkdir -m 0755 C");
+        idmap_layer_dir(&mut s, case, "C");
         if let Some(layer) = &case.upper {
             emit_layer(&mut s, case, "C", layer)?;
         }
@@ -729,6 +777,49 @@ fn escape_dq(s: &str) -> String {
         .replace('`', "\\`")
 }
 
+/// `lower=overlay`: mounts the lower layers (`lowers`, top first) as the
+/// inner overlay `I`, read-only with the inner profile's options, and
+/// makes it the only lower layer (model/src/nested.rs). A single layer
+/// gets an empty one beneath it, as ovlcheck's store mounts it.
+fn nested_lower(s: &mut String, case: &Case, lowers: &mut Vec<String>) {
+    let _ = writeln!(
+        s,
+        "\n# the inner overlay (lower=overlay): the lower layers, read-only, are the\n\
+         # only lower layer of the case's overlay"
+    );
+    if lowers.len() < 2 {
+        let _ = writeln!(s, "mkdir -m 0755 E");
+        lowers.push("E".to_string());
+    }
+    let opts = ovlcheck_driver::mount::kernel_options(&case.profile.inner_overlay()).join(",");
+    let _ = writeln!(
+        s,
+        "mkdir -m 0755 I && mount -t overlay overlay -o lowerdir={},{opts} I",
+        lowers.join(":")
+    );
+    *lowers = vec!["I".to_string()];
+}
+
+/// Where layer directory `dir` of an idmapped case is seen from beneath
+/// its idmapped mount ([`idmap_layer_dir`]).
+fn raw_dir(dir: &str) -> String {
+    format!("raw/{dir}")
+}
+
+/// For an idmapped case, makes layer directory `dir` an idmapped mount of
+/// itself, as ovlcheck's store does (driver/src/idmapped.rs), after a
+/// plain bind of it under `raw/` for what is written beneath the mount.
+fn idmap_layer_dir(s: &mut String, case: &Case, dir: &str) {
+    if !case.profile.idmapped {
+        return;
+    }
+    let raw = raw_dir(dir);
+    let _ = writeln!(
+        s,
+        "chown {IDMAP_ON_DISK_BASE}:{IDMAP_ON_DISK_BASE} {dir} && mkdir -p {raw} && mount --bind {dir} {raw} && op idmap {dir}"
+    );
+}
+
 fn emit_layer(
     s: &mut String,
     case: &Case,
@@ -736,7 +827,22 @@ fn emit_layer(
     layer: &ovlcheck_case::LayerSpec,
 ) -> Result<(), String> {
     let objects = layer.objects().map_err(|e| e.message)?;
-    for o in &objects {
+    let unmapped = |o: &Object| case.profile.unmapped(o.uid) || case.profile.unmapped(o.gid);
+    // Below an idmapped mount an owner it does not map cannot be written
+    // through it: such an object is written as root's, then given its
+    // owner beneath the mount (driver/src/idmapped.rs: through_mount,
+    // store_unmapped).
+    let written: Vec<Object> = objects
+        .iter()
+        .map(|o| {
+            let mut o = o.clone();
+            if unmapped(&o) {
+                (o.uid, o.gid) = (0, 0);
+            }
+            o
+        })
+        .collect();
+    for o in &written {
         for line in object_lines(case, dir, o) {
             let _ = writeln!(s, "{line}");
         }
@@ -764,14 +870,31 @@ fn emit_layer(
             );
         }
     }
+    let flags_dir = if case.profile.idmapped {
+        raw_dir(dir)
+    } else {
+        dir.to_string()
+    };
+    for o in objects.iter().filter(|o| unmapped(o)) {
+        if matches!(o.kind, ObjectKind::Hardlink(_) | ObjectKind::Whiteout) {
+            continue;
+        }
+        let on_disk = |id: u32| IDMAP_ON_DISK_BASE + id;
+        let p = sh(&format!("{flags_dir}/{}", o.path));
+        let _ = writeln!(s, "chown -h {}:{} {p}", on_disk(o.uid), on_disk(o.gid));
+        if !matches!(o.kind, ObjectKind::Symlink(_)) {
+            let _ = writeln!(s, "chmod {:04o} {p}", o.mode);
+        }
+    }
     // Inode flags after everything else: an immutable inode takes no
-    // other change.
+    // other change. Below an idmapped mount they are set from beneath it,
+    // as root may lack the capability over an inode through it.
     for o in objects.iter().filter(|o| !o.flags.is_empty()) {
         let _ = writeln!(
             s,
             "chattr ={} {}",
             o.flags,
-            sh(&format!("{dir}/{}", o.path))
+            sh(&format!("{flags_dir}/{}", o.path))
         );
     }
     Ok(())

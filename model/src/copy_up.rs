@@ -178,7 +178,9 @@ impl Model {
         let xattr_ok = !self.feat.user_xattr_ns || src.is_dir() || src.is_reg();
         if xattr_ok && (src.is_dir() || lower_nlink == 1 || indexed) {
             inode.ovl.origin = Some(Some(src_ref));
-            out.origin = Some(src_ref);
+            if !self.empty_origin(src_ref) {
+                out.origin = Some(src_ref);
+            }
         } else if lower_nlink > 1 && !src.is_dir() {
             self.hit(Rule::CopyUpBrokenHardLink);
         }
@@ -215,7 +217,7 @@ impl Model {
         // userxattr: a fresh lookup in the user namespace does not take the
         // origin xattr as its lower, so only the copied-up dentry, cached
         // since before the copy-up, keeps its lower (see `Model::known_origin`).
-        if self.feat.user_xattr_ns && lower_nlink == 1 {
+        if !self.decodes_origin(src_ref) && lower_nlink == 1 {
             self.mem_lower.insert(ino, src_ref);
         }
         if indexed {

@@ -209,6 +209,16 @@ pub(crate) struct Features {
     /// The layers are idmapped mounts (`idmapped`): layer owners from
     /// `IDMAP_COUNT` on have no mapping (docs/semantics.md §1.16).
     pub idmapped: bool,
+    /// A lookup decodes an `origin` file handle to find the lower of an
+    /// upper non-directory (namei.c: ovl_check_origin). Not in a user
+    /// namespace (userxattr: no `CAP_DAC_READ_SEARCH` in the initial one);
+    /// for the one layer an overlay as the lower makes, see
+    /// `Model::decodes_origin`. Where it does not, only the dentry cached
+    /// since the copy-up keeps its lower ([`crate::Model::known_origin`]).
+    pub origin_decoded: bool,
+    /// The lowers are an overlay of their own (`lower=overlay`): one lower
+    /// layer, the inner overlay's merged tree (`crate::nested`).
+    pub nested: bool,
     /// Data-only lower layers as the model has them ([`DATA_ONLY_SINCE`]):
     /// a case with `data` layers is refused for an older kernel
     /// ([`data_only_layers`]).
@@ -237,10 +247,17 @@ impl Features {
         // numbers, ovl_make_workdir: FILEID_INO32_GEN, which tmpfs's do).
         // Observed on 6.18: xino=auto with lowers on another tmpfs gives
         // the overlay st_dev and st_ino with fsid bits, as xino=on.
+        // An overlay as the lower has no file handles: with an upper layer
+        // xino=auto falls back to off ("fs on ... does not support file
+        // handles, falling back to xino=off"); without one it is enabled
+        // ("xino" feature enabled), as xino=on is (observed on 6.18).
         let ino = match (p.xino, p.lower_fs) {
             (Xino::On, _) | (Xino::Auto, LowerFs::Separate) => InoMode::Xino,
+            (Xino::Auto, LowerFs::Overlay) if p.readonly => InoMode::Xino,
             (Xino::Off | Xino::Auto, LowerFs::Same) => InoMode::SameFs,
-            (Xino::Off, LowerFs::Separate) => InoMode::PseudoDev,
+            (Xino::Off, LowerFs::Separate) | (Xino::Off | Xino::Auto, LowerFs::Overlay) => {
+                InoMode::PseudoDev
+            }
         };
         let upper = match (p.readonly, p.upper_size) {
             (true, _) => UpperMode::ReadOnly,
@@ -252,7 +269,11 @@ impl Features {
         // cannot be decoded (CAP_DAC_READ_SEARCH in the initial one,
         // ovl_can_decode_fh), so ovl_make_workdir falls back to index=off
         // ("upper fs does not support file handles", observed on 6.18).
-        let index = p.index && !p.readonly && !p.userxattr;
+        // An overlay as the lower cannot encode file handles either
+        // (ovl_can_decode_fh is false for overlayfs without nfs_export):
+        // "falling back to index=off,nfs_export=off", observed on 6.18.
+        let nested = p.lower_fs == LowerFs::Overlay;
+        let index = p.index && !p.readonly && !p.userxattr && !nested;
         Features {
             redirect,
             index,
@@ -278,7 +299,9 @@ impl Features {
             tmpfs_user_xattrs: layer_user_xattrs(p),
             escaped_xattrs: kernel_at_least(p, ESCAPED_XATTRS_SINCE),
             vfs_acl: kernel_at_least(p, VFS_ACL_SINCE),
-            shared_space: p.lower_fs == LowerFs::Same,
+            shared_space: p.lower_fs != LowerFs::Separate,
+            origin_decoded: !p.userxattr,
+            nested,
             init_caps: !p.userxattr,
             idmapped: p.idmapped,
             data_only: data_only_layers(p),

@@ -129,6 +129,15 @@ pub(crate) struct Inode {
     /// ovl_check_protattr at inode setup); a lower inode's `protattr`
     /// counts for nothing.
     pub prot: InodeFlags,
+    /// The link count the layer's filesystem reports where it is not the
+    /// count of the layer's own entries: an inode of an overlay as the
+    /// lower layer (`crate::nested`), such as a directory it merges (1).
+    pub nlink: Option<u32>,
+    /// A whiteout that the layer's filesystem lists as an ordinary entry
+    /// (not as a char 0/0 device overlay recognises): a name an overlay as
+    /// the lower layer lists but finds nothing under (`crate::nested`). A
+    /// lookup finds nothing; a merged listing shows the name.
+    pub listed: bool,
 }
 
 impl Inode {
@@ -172,6 +181,8 @@ impl Inode {
             open: 0,
             flags: InodeFlags::NONE,
             prot: InodeFlags::NONE,
+            nlink: None,
+            listed: false,
         }
     }
 
@@ -374,6 +385,9 @@ impl Layer {
     /// `st_nlink` of the real inode.
     pub fn nlink(&self, ino: Ino) -> u32 {
         let inode = self.get(ino);
+        if let Some(n) = inode.nlink {
+            return n;
+        }
         if inode.is_dir() {
             2 + self.subdir_count(ino)
         } else {

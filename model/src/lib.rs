@@ -30,6 +30,7 @@ mod hash;
 mod lookup;
 mod mount;
 mod names;
+mod nested;
 mod ops;
 mod perm;
 mod readdir;
@@ -93,11 +94,12 @@ pub struct Model {
     /// Mount-time snapshot: the smallest merged path each inode had
     /// (computed on first need from the layers as mounted).
     pub(crate) snapshot: Arc<mount::MountSnapshot>,
-    /// Upper non-directories copied up during this mount without an
-    /// `origin` xattr (userxattr: symlinks and special files), by their
-    /// lower: the in-memory overlay inode keeps its lower stack, so st_ino
-    /// stays the lower's until the next mount (inode.c: ovl_getattr uses
-    /// ovl_path_lower; verified on 6.18).
+    /// Upper non-directories copied up during this mount whose `origin` a
+    /// lookup does not decode (userxattr, `lower=overlay`: see
+    /// `Features::origin_decoded`), by their lower: the in-memory overlay
+    /// inode keeps its lower stack, so st_ino stays the lower's until the
+    /// next mount (inode.c: ovl_getattr uses ovl_path_lower; verified on
+    /// 6.18).
     pub(crate) mem_lower: OrdMap<Ino, LowerRef>,
     /// Upper metacopy files without an `origin` xattr whose data was
     /// copied up during this mount, by the lower their lookup found by
@@ -143,13 +145,17 @@ impl Model {
         let feat = features::Features::from_profile(&case.profile);
         let mut lowers = Vec::with_capacity(case.data.len() + case.lowers.len() + 1);
         let unmapped = |id: u32| case.profile.unmapped(id);
-        for (i, spec) in case.data.iter().chain(&case.lowers).enumerate() {
-            lowers.push(build::layer_from_spec_mapped(spec, &unmapped).map_err(|m| {
-                ModelError::Layer {
-                    layer: i,
-                    message: m,
-                }
-            })?);
+        if feat.nested {
+            lowers.push(nested::lower_layer(case)?);
+        } else {
+            for (i, spec) in case.data.iter().chain(&case.lowers).enumerate() {
+                lowers.push(build::layer_from_spec_mapped(spec, &unmapped).map_err(|m| {
+                    ModelError::Layer {
+                        layer: i,
+                        message: m,
+                    }
+                })?);
+            }
         }
         let empty = ovlcheck_case::LayerSpec::default();
         let spec = case.upper.as_ref().unwrap_or(&empty);

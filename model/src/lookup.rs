@@ -475,7 +475,12 @@ impl Model {
         }
         if let Some(u) = out.upper {
             if let Some(Some(o)) = self.upper_inode(u).ovl.origin {
-                out.origin = Some(o);
+                // An empty origin (an overlay as the lower) is none.
+                if self.empty_origin(o) {
+                    self.hit(Rule::NestedNoOrigin);
+                } else {
+                    out.origin = Some(o);
+                }
             }
         } else if let Some(top) = out.lowers.first() {
             if let Some(ino) = self.index.get(top) {
@@ -525,6 +530,10 @@ impl Model {
             return Ok(None);
         };
         let inode = l.get(this);
+        if inode.listed {
+            // Nothing under the name (crate::nested).
+            return Ok(None);
+        }
         if inode.is_xwhiteout() && !inode.is_whiteout() {
             self.hit(match self.feat.xwhiteouts {
                 true => Rule::LookupXwhiteout,

@@ -217,7 +217,8 @@ fn read_layer<'a>(layer: &'a Layer, dir: u32, xwhiteouts: bool, out: &mut Vec<Li
         let inode = layer.get(*ino);
         out.push(Listed {
             name: name.as_str(),
-            whiteout: inode.is_whiteout() || (xwhiteouts && inode.is_xwhiteout()),
+            whiteout: (inode.is_whiteout() && !inode.listed)
+                || (xwhiteouts && inode.is_xwhiteout()),
             check_xwhiteout: xwhiteouts && inode.is_reg(),
         });
     }

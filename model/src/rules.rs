@@ -75,6 +75,8 @@ pub enum Rule {
     ReadOnly,
     NoSpace,
     UserxattrNoOrigin,
+    NestedNoOrigin,
+    NestedLowerNlink,
     Commit,
     FdSeesCopyUp,
     FdReaddirCache,
@@ -211,12 +213,20 @@ const READONLY: Reach = Reach {
     needs: "no upper layer (readonly)",
 };
 const FRESH_LINKS: Reach = Reach {
-    when: |f| f.user_xattr_ns || f.metacopy,
-    needs: "userxattr or metacopy=on",
+    when: |f| !f.origin_decoded || f.nested || f.metacopy,
+    needs: "userxattr, lower=overlay or metacopy=on",
 };
 const USERXATTR: Reach = Reach {
     when: |f| f.user_xattr_ns,
     needs: "userxattr",
+};
+const NESTED: Reach = Reach {
+    when: |f| f.nested,
+    needs: "an overlay as the lower layer (lower=overlay)",
+};
+const NESTED_UPPER: Reach = Reach {
+    when: |f| f.nested && !f.readonly(),
+    needs: "an overlay as the lower layer (lower=overlay), an upper layer",
 };
 const UUID: Reach = Reach {
     when: |f| f.uuid_xattr,
@@ -676,6 +686,18 @@ pub const RULES: &[RuleInfo] = &[
         "userxattr.no-origin",
         "namei.c: ovl_check_origin (userxattr)",
         USERXATTR,
+    ),
+    info(
+        Rule::NestedNoOrigin,
+        "nested.no-origin",
+        "copy_up.c: ovl_set_origin_fh (no file handle: an empty origin); namei.c: ovl_check_origin",
+        NESTED_UPPER,
+    ),
+    info(
+        Rule::NestedLowerNlink,
+        "nested.lower-nlink",
+        "inode.c: ovl_getattr of the inner overlay (1 for a directory it merges)",
+        NESTED,
     ),
     info(
         Rule::Commit,

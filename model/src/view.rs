@@ -27,10 +27,16 @@ impl Model {
         upper: Ino,
         xattr: Option<LowerRef>,
     ) -> Option<LowerRef> {
-        if xattr.is_some() && self.feat.user_xattr_ns {
-            self.hit(Rule::UserxattrNoOrigin);
-        }
-        let xattr = xattr.filter(|_| !self.feat.user_xattr_ns);
+        let xattr = xattr.filter(|&r| {
+            let decoded = self.decodes_origin(r);
+            if !decoded {
+                self.hit(match self.feat.nested {
+                    true => Rule::NestedNoOrigin,
+                    false => Rule::UserxattrNoOrigin,
+                });
+            }
+            decoded
+        });
         xattr
             .or_else(|| self.mem_lower.get(&upper).copied())
             .filter(|_| !self.fresh_links.contains(path))
@@ -117,7 +123,13 @@ impl Model {
                 }
                 None => self.layer(LayerId::Upper).nlink(u),
             },
-            None => self.lowers[d.lowers[0].layer as usize].nlink(d.lowers[0].ino),
+            None => {
+                let r = d.lowers[0];
+                if self.lower_inode(r).nlink.is_some() {
+                    self.hit(Rule::NestedLowerNlink);
+                }
+                self.lowers[r.layer as usize].nlink(r.ino)
+            }
         }
     }
 

@@ -287,12 +287,48 @@ impl MountedCase {
             self.fill(&layer, spec)?;
             self.lowers.push(layer);
         }
+        if self.profile.lower_fs == LowerFs::Overlay {
+            let inner = self.inner_overlay()?;
+            self.lowers.push(inner);
+        }
         self.container = self.new_container().map_err(|e| e.message)?;
         if let Some(up) = &case.upper {
             let c = self.container.clone();
             self.fill(&c, up)?;
         }
         Ok(())
+    }
+
+    /// With `lower=overlay`: a base layer whose `diff` is the inner overlay
+    /// of the image layers (read-only, `Profile::inner_overlay`), so that
+    /// the container layer made above it names it alone in its `lower`
+    /// (model/src/nested.rs). A single image layer gets [`EMPTY_LOWER`]
+    /// beneath it, as a read-only overlay needs two lower layers.
+    fn inner_overlay(&mut self) -> Res<Layer> {
+        let home = self.store.home().to_path_buf();
+        let top = self
+            .lowers
+            .last()
+            .cloned()
+            .ok_or("lower=overlay needs an image layer")?;
+        let layer = self.new_layer(None).map_err(io_str)?;
+        let mut lowers = vec![format!("{}/{}", crate::store::LINK_DIR, top.link)];
+        lowers.extend(top.lower.iter().cloned());
+        if lowers.len() < 2 {
+            mkdir_mode(&home.join(EMPTY_LOWER), 0o755)?;
+            lowers.push(EMPTY_LOWER.to_string());
+        }
+        let spec = MountSpec {
+            lowers,
+            data: Vec::new(),
+            upper: None,
+            work: None,
+            target: format!("{}/diff", layer.id),
+            options: mount::kernel_options(&self.profile.inner_overlay()),
+        };
+        mount::mount_kernel(&home, &spec).map_err(|e| format!("mount the inner overlay: {e}"))?;
+        self.tmpfs.push(self.store.diff(&layer));
+        Ok(layer)
     }
 
     /// A fresh container layer above the top image layer; on its own tmpfs
@@ -872,7 +908,9 @@ impl MountedCase {
     /// merged tree depends on it (the `dev` classes, corpus/rules/46; the
     /// lookups of readdir's `d_ino` with xino, corpus/rules/62), so the
     /// image is mounted as a container sees it, with a fresh container
-    /// layer on its own filesystem.
+    /// layer on its own filesystem. So too above an overlay as the lower
+    /// (`lower=overlay`), where `xino=auto` is on without an upper layer
+    /// and off with one (model/src/features.rs).
     fn applied_view(&mut self, tar: &[u8]) -> Res<View> {
         let prefix = self.profile.xattr_prefix();
         self.applied_view_of(|diff| {
@@ -893,7 +931,7 @@ impl MountedCase {
                 lowers.extend(applied.lower.iter().cloned());
                 self.read_only_view(lowers, "the applied layer")
             }
-            LowerFs::Separate => self.container_view(&applied),
+            LowerFs::Separate | LowerFs::Overlay => self.container_view(&applied),
         });
         let removed = self
             .remove_layer(&applied)

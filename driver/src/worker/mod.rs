@@ -225,7 +225,7 @@ impl WorkerState {
             ));
         }
         let size = match case.profile.lower_fs {
-            LowerFs::Same => case.profile.upper_size,
+            LowerFs::Same | LowerFs::Overlay => case.profile.upper_size,
             LowerFs::Separate => None,
         };
         self.scratch(size)

@@ -309,8 +309,14 @@ impl Model {
         // linked, a fresh one too: userxattr's in-memory lower, or the
         // lower found by name of a metacopy file whose data was copied up.
         // One hashed by its upper (a broken hard link) is found again.
-        let userxattr = self.mem_lower.get(&ino).filter(|_| self.feat.user_xattr_ns);
-        let kept = userxattr.or(self.kept_lower.get(&ino));
+        // A metacopy's new name finds the lower through the redirect the
+        // link sets, whatever the origin.
+        let metacopy = self.upper_inode(ino).ovl.metacopy;
+        let in_memory = self
+            .mem_lower
+            .get(&ino)
+            .filter(|&&r| !self.decodes_origin(r) && !metacopy);
+        let kept = in_memory.or(self.kept_lower.get(&ino));
         let new_path = join_path(&nn.dir.path(), &nn.name);
         if kept.is_some_and(|&lower| self.hashed_by(ino, lower)) {
             self.hit(Rule::LinkFreshInode);

@@ -1,0 +1,172 @@
+//! An overlay as the lower layer of another (`lower=overlay`;
+//! overlayfs.rst: "Nesting overlayfs mounts"). The case's lower layers are
+//! an inner, read-only overlay of their own, and the case's mount has that
+//! overlay as its only lower layer. The outer mount sees it as any other
+//! filesystem: the inner's merged tree, without the inner's whiteouts,
+//! markers or private xattrs, with the inner's inode numbers (one inode for
+//! a lower hard link) and link counts (1 for a directory the inner merges).
+//! What changes in the outer mount itself (no file handles: no index, an
+//! empty `origin`, xino=auto off) is in [`crate::features::Features`].
+
+use crate::fs::{Ident, Ino, Inode, Kind, Layer, LowerRef};
+use crate::lookup::Dentry;
+use crate::{Model, ModelError};
+use imbl::OrdMap;
+use ovlcheck_case::{Case, LayerSpec};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+/// The outer mount's one lower layer for `case`: the merged tree of the
+/// inner overlay of its lower layers.
+pub(crate) fn lower_layer(case: &Case) -> Result<Layer, ModelError> {
+    if !case.data.is_empty() {
+        return Err(ModelError::Profile(
+            "lower=overlay with data-only layers is not modelled".into(),
+        ));
+    }
+    let inner = Model::new(&inner_case(case))?;
+    merged_layer(&inner).map_err(|message| ModelError::Layer { layer: 0, message })
+}
+
+/// The inner overlay as a case: the case's lower layers, read-only, with
+/// the inner profile ([`ovlcheck_case::Profile::inner_overlay`]). A
+/// read-only model mounts the container layer as the top lower, so the
+/// top lower layer is given as that; below a single lower layer goes an
+/// empty one, as the driver mounts it (overlay needs two lower layers
+/// without an upper).
+fn inner_case(case: &Case) -> Case {
+    let mut lowers = case.lowers.clone();
+    let top = lowers.pop();
+    if lowers.is_empty() {
+        lowers.push(LayerSpec::default());
+    }
+    Case {
+        profile: case.profile.inner_overlay(),
+        known: Vec::new(),
+        data: Vec::new(),
+        lowers,
+        upper: top,
+        steps: Vec::new(),
+    }
+}
+
+/// The merged tree of `inner` as a layer: what a walk of the inner mount
+/// reads. A name the inner lists but finds nothing under (a whiteout in a
+/// directory it reads from one layer) is a [`Inode::listed`] whiteout,
+/// which the outer mount lists too, whether it reads the directory
+/// straight or merges it (its merged listing checks only char devices
+/// for whiteouts, and this one is whatever the inner's layer holds; it
+/// finds nothing under it: observed on 6.18); a name whose lookup fails
+/// otherwise is refused.
+fn merged_layer(inner: &Model) -> Result<Layer, String> {
+    let layer = RefCell::new(Layer::new());
+    let by_path: RefCell<BTreeMap<String, Ino>> = RefCell::new(BTreeMap::new());
+    let mut by_ident: BTreeMap<Ident, Ino> = BTreeMap::new();
+    let error: RefCell<Option<String>> = RefCell::new(None);
+    // Links `path` into its parent, which the walk (parents first) made.
+    let link = |path: &str, ino: Ino| {
+        let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let dir = by_path.borrow().get(parent).copied();
+        match dir {
+            Some(dir) => layer.borrow_mut().link(dir, name, ino),
+            None => *error.borrow_mut() = Some(format!("{path}: parent missing")),
+        }
+        by_path.borrow_mut().insert(path.to_string(), ino);
+    };
+    inner.walk_merged(
+        &mut |path: &str, d: &Dentry| {
+            if path.is_empty() {
+                let root = layer.borrow().root;
+                *layer.borrow_mut().get_mut(root) = inode_of(inner, d);
+                by_path.borrow_mut().insert(String::new(), root);
+                return;
+            }
+            let shared = (!d.is_dir).then(|| inner.ident(path, d));
+            let ino = match shared.and_then(|id| by_ident.get(&id).copied()) {
+                Some(ino) => ino,
+                None => {
+                    let ino = layer.borrow_mut().alloc(inode_of(inner, d));
+                    if let Some(id) = shared {
+                        by_ident.insert(id, ino);
+                    }
+                    ino
+                }
+            };
+            link(path, ino);
+        },
+        &mut |path: &str, errno| match errno {
+            None => {
+                let mut phantom = Inode::new(Kind::Whiteout, 0, 0, 0);
+                phantom.listed = true;
+                let ino = layer.borrow_mut().alloc(phantom);
+                link(path, ino);
+            }
+            Some(e) => {
+                error.borrow_mut().get_or_insert_with(|| {
+                    format!("the inner overlay cannot look up {path} ({e}): not modelled")
+                });
+            }
+        },
+    );
+    match error.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(layer.into_inner()),
+    }
+}
+
+/// The inode the inner overlay shows for `d`: its attributes, data and
+/// visible xattrs, its inode flags, and the link count it reports.
+fn inode_of(inner: &Model, d: &Dentry) -> Inode {
+    let a = inner.attr(d);
+    let kind = match &a.kind {
+        Kind::Dir(_) => Kind::Dir(OrdMap::new()),
+        Kind::File(_) => Kind::File(inner.file_data(d)),
+        other => other.clone(),
+    };
+    let mut inode = Inode::new(kind, a.mode, a.uid, a.gid);
+    inode.mtime = a.mtime;
+    inode.clock_here = a.clock_here;
+    inode.xattrs = inner
+        .visible_xattrs(a)
+        .map(|(k, v)| (k, v.clone()))
+        .collect();
+    inode.flags = a.flags;
+    inode.nlink = Some(inner.overlay_nlink(d));
+    inode
+}
+
+impl Model {
+    /// Whether a lookup decodes an `origin` that points into lower `r`'s
+    /// layer ([`crate::features::Features::origin_decoded`]). Not into an
+    /// overlay as the lower, which encodes no file handle: copy-up writes
+    /// an empty `origin` (copy_up.c: ovl_set_origin_fh). The layers a
+    /// commit stacks above it are the store's filesystem's, whose handles
+    /// are decoded (observed on 6.18).
+    pub(crate) fn decodes_origin(&self, r: LowerRef) -> bool {
+        self.feat.origin_decoded && !self.empty_origin(r)
+    }
+
+    /// Whether the `origin` of an object copied up from lower `r` is
+    /// empty: `r` is in an overlay as the lower. A lookup then finds no
+    /// origin at all (namei.c: ovl_get_fh of an empty xattr).
+    pub(crate) fn empty_origin(&self, r: LowerRef) -> bool {
+        self.feat.nested && r.layer == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{merged, model};
+
+    #[test]
+    fn the_lower_is_the_inner_merged_tree() {
+        let m = model(
+            "profile nested\nlower\n  file a 0644 \"a\"\n  hardlink b a\n  dir d 0755\n  file d/x 0644 \"x\"\nlower\n  whiteout b\n  dir d 0755\n  file d/y 0644 \"y\"\nops\n",
+        );
+        let v = merged(&m);
+        assert!(v.contains("a file 0644 0:0 size=1 nlink=2"), "{v}");
+        assert!(!v.contains("\nb "), "{v}");
+        assert!(v.contains("d/x file") && v.contains("d/y file"), "{v}");
+        assert_eq!(m.lowers.len(), 1);
+    }
+}
