@@ -84,6 +84,7 @@ per_profile! {
     differential_xdev => "xdev",
     differential_userxattr => "userxattr",
     differential_idmapped => "idmapped",
+    differential_nested => "nested",
     differential_readonly => "readonly",
     differential_enospc => "enospc",
 }
