@@ -13,6 +13,11 @@
 //! - `upper view: missing on backend` / `upper view: extra on backend`;
 //! - `kernel view: mount EINVAL`: the kernel refused to mount the layers
 //!   an implementation left.
+//!
+//! A `known` line may name a class of step outcomes with `*` for the op or
+//! for either outcome (`*: model EROFS / backend *`): one behaviour of an
+//! implementation that shows up in many ops, each with the errno of its
+//! own checks ([`Signature::matches`]).
 
 use crate::errno::Errno;
 use crate::outcome::Outcome;
@@ -160,6 +165,8 @@ impl FromStr for Field {
 pub enum Class {
     Ok,
     Err(Errno),
+    /// `*`, in a known line only: any outcome.
+    Any,
 }
 
 impl Class {
@@ -176,6 +183,7 @@ impl fmt::Display for Class {
         match self {
             Class::Ok => f.write_str("ok"),
             Class::Err(e) => write!(f, "{e}"),
+            Class::Any => f.write_str("*"),
         }
     }
 }
@@ -185,9 +193,10 @@ impl FromStr for Class {
     fn from_str(s: &str) -> Result<Class, String> {
         match s {
             "ok" => Ok(Class::Ok),
+            "*" => Ok(Class::Any),
             _ => Errno::from_name(s)
                 .map(Class::Err)
-                .ok_or_else(|| format!("expected `ok` or an errno name, found `{s}`")),
+                .ok_or_else(|| format!("expected `ok`, an errno name or `*`, found `{s}`")),
         }
     }
 }
@@ -285,14 +294,40 @@ impl FromStr for Signature {
         let (model, backend) = rest
             .split_once(" / backend ")
             .ok_or("expected `OP: model A / backend B`")?;
-        if op.is_empty() || !op.bytes().all(|b| b.is_ascii_lowercase()) {
-            return Err(format!("`{op}` is not an op keyword"));
+        if op != "*" && (op.is_empty() || !op.bytes().all(|b| b.is_ascii_lowercase())) {
+            return Err(format!("`{op}` is not an op keyword or `*`"));
         }
         Ok(Signature::Outcome {
             op: op.to_string(),
             model: model.parse()?,
             backend: backend.parse()?,
         })
+    }
+}
+
+impl Class {
+    /// Whether this outcome, as a known line gives it, covers `actual`.
+    fn covers(self, actual: Class) -> bool {
+        self == Class::Any || self == actual
+    }
+}
+
+impl Signature {
+    /// Whether this signature, as a known line gives it, covers the
+    /// divergence signature `actual`: the same one, or an outcome class
+    /// with `*` for the op or an outcome.
+    pub fn matches(&self, actual: &Signature) -> bool {
+        match (self, actual) {
+            (
+                Signature::Outcome { op, model, backend },
+                Signature::Outcome {
+                    op: a_op,
+                    model: a_model,
+                    backend: a_backend,
+                },
+            ) => (op == "*" || op == a_op) && model.covers(*a_model) && backend.covers(*a_backend),
+            _ => self == actual,
+        }
     }
 }
 
@@ -366,6 +401,22 @@ mod tests {
                 .to_string(),
             "upper view: overlay[uuid]"
         );
+    }
+
+    /// `*` stands for any op or outcome in a known line's signature, and
+    /// only there: a view signature matches itself alone.
+    #[test]
+    fn classes_cover_the_outcomes_they_name() {
+        let sig = |s: &str| s.parse::<Signature>().unwrap();
+        let class = sig("*: model EROFS / backend *");
+        assert_eq!(class.to_string(), "*: model EROFS / backend *");
+        assert!(class.matches(&sig("rmdir: model EROFS / backend EACCES")));
+        assert!(class.matches(&sig("link: model EROFS / backend ok")));
+        assert!(!class.matches(&sig("link: model ok / backend EROFS")));
+        assert!(sig("link: model * / backend EIO").matches(&sig("link: model ok / backend EIO")));
+        assert!(!sig("chmod: model * / backend EIO").matches(&sig("link: model ok / backend EIO")));
+        let view = sig("merged view: nlink");
+        assert!(view.matches(&view) && !view.matches(&sig("merged view: mode")));
     }
 
     #[test]

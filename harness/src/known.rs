@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 /// The known divergences of one backend: each `(profile, signature)` with
 /// the case file that shows it. A divergence is known when a known case of
-/// the same profile names its signature; profiles are compared as the
+/// the same profile names its signature, or a class that covers it
+/// ([`Signature::matches`]); profiles are compared as the
 /// model reads them ([`Profile::modelled`]), so the case of a profile is
 /// also the case of that profile on idmapped layers.
 #[derive(Clone, Debug, Default)]
@@ -44,7 +45,7 @@ impl KnownSet {
     pub fn matching(&self, d: &Divergence) -> Option<&Path> {
         self.entries
             .iter()
-            .find(|(p, s, _)| p.modelled() == d.case.profile.modelled() && s == d.signature())
+            .find(|(p, s, _)| p.modelled() == d.case.profile.modelled() && s.matches(d.signature()))
             .map(|(_, _, f)| f.as_path())
     }
 
@@ -89,7 +90,7 @@ pub fn verdict(case: &Case, backend: &str, divergence: Option<&Divergence>) -> V
     match divergence {
         None if expects => Verdict::Fixed,
         None => Verdict::Agrees,
-        Some(d) if known.any(|s| s == d.signature()) => Verdict::Known,
+        Some(d) if known.any(|s| s.matches(d.signature())) => Verdict::Known,
         Some(_) => Verdict::New,
     }
 }
