@@ -308,8 +308,8 @@ fn run_pin_keeps_the_header_comments_and_replaces_the_pins() {
 /// with two names, and a link and a rename as another user whose errors
 /// depend on the executor's order of walks, and cases with open fds (run
 /// by one helper process between mounts), and idmapped layers (root and
-/// userxattr, owners the mounts do not map, inode flags), and an overlay
-/// as the lower layer. Each pinned
+/// userxattr, owners the mounts do not map, inode flags), an overlay as
+/// the lower layer, and offline changes to a lower layer. Each pinned
 /// outcome must come out of the script.
 #[test]
 fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
@@ -341,6 +341,8 @@ fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
         "regressions/idmapped-capability.ovl",
         "regressions/userxattr-idmapped-rootless-owners.ovl",
         "rules/113-nested-lower.ovl",
+        "rules/114-offline-lower-changes.ovl",
+        "regressions/offline-file-takes-default-acl.ovl",
         "regressions/nested-listed-whiteout.ovl",
     ];
     if common::kernel("repro_scripts_reproduce_the_pins").is_none() {

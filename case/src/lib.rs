@@ -33,7 +33,9 @@ pub use case::Case;
 pub use errno::Errno;
 pub use iflags::InodeFlags;
 pub use layer::{Entry, LayerSpec};
-pub use op::{check_fd_name, Access, Cred, Op, OpenFlags, RenameFlags, Step, Whence};
+pub use op::{
+    check_fd_name, Access, Cred, OfflineChange, Op, OpenFlags, RenameFlags, Step, Whence,
+};
 pub use outcome::{FileKind, Fsid, Outcome, StatInfo, Value};
 pub use path::{cmp_names, Name, OpPath, PathError, RelPath};
 pub use profile::{Fsync, LowerFs, Profile, RedirectDir, Uuid, Xino};

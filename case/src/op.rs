@@ -263,6 +263,10 @@ pub enum Op {
     Close { fd: String },
     /// Unmount and mount the same layers again.
     Remount,
+    /// Unmount, change lower layer `layer` (the case's `lower` sections
+    /// counted from 0), mount again: an offline change to the lower tree
+    /// (overlayfs.rst: "Changes to underlying filesystems").
+    Offline { layer: usize, change: OfflineChange },
     /// Unmount; the upper becomes the top lower layer; mount with a fresh
     /// upper (what `docker commit` then `docker run` does).
     Commit,
@@ -304,6 +308,7 @@ impl Op {
         "fwrite",
         "close",
         "remount",
+        "offline",
         "commit",
     ];
 
@@ -343,6 +348,7 @@ impl Op {
             Op::Fwrite { .. } => "fwrite",
             Op::Close { .. } => "close",
             Op::Remount => "remount",
+            Op::Offline { .. } => "offline",
             Op::Commit => "commit",
         }
     }
@@ -352,6 +358,7 @@ impl Op {
         match self {
             Op::Link { old, new } | Op::Rename { old, new, .. } => vec![&old.path, &new.path],
             Op::Remount
+            | Op::Offline { .. }
             | Op::Commit
             | Op::Fstat { .. }
             | Op::Fread { .. }
@@ -407,9 +414,32 @@ impl Op {
         !matches!(self, Op::Open { .. }) && self.fd().is_some()
     }
 
-    /// True for `remount` and `commit`.
+    /// True for `remount`, `offline` and `commit`.
     pub fn is_lifecycle(&self) -> bool {
-        matches!(self, Op::Remount | Op::Commit)
+        matches!(self, Op::Remount | Op::Offline { .. } | Op::Commit)
+    }
+}
+
+/// What an `offline` step does to a lower layer's directory.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OfflineChange {
+    /// Removes the entry at the path, a directory with all it holds.
+    Remove(RelPath),
+    /// Puts a new regular file (owner 0:0) at the path, in place of any
+    /// non-directory there.
+    File {
+        path: RelPath,
+        mode: u32,
+        data: Vec<u8>,
+    },
+}
+
+impl OfflineChange {
+    /// The layer path it changes.
+    pub fn path(&self) -> &RelPath {
+        match self {
+            OfflineChange::Remove(p) | OfflineChange::File { path: p, .. } => p,
+        }
     }
 }
 

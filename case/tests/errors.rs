@@ -89,6 +89,29 @@ fn structure_errors() {
     err(&entry("\"dir\" a"), 2, 3, "expected a layer entry");
     err(&op("frob a"), 3, 3, "expected an op (lstat, stat,");
     err(&op("unlink a b"), 3, 12, "unexpected `b` after `unlink` op");
+    // An offline change names one of the case's lower layers.
+    err(
+        &op("offline 1 remove a"),
+        3,
+        3,
+        "the case has 1 lower layers (0 to 0)",
+    );
+    err(
+        &op("offline 0 move a"),
+        3,
+        13,
+        "expected `remove` or `file`",
+    );
+    err(&op("offline x remove a"), 3, 11, "a lower layer number");
+    let c = ok("lower
+ops
+  offline 0 file d/n 0600 \"x\" => ok
+  offline 0 remove d
+");
+    assert_eq!(
+        ovlcheck_case::print_case(&c).lines().nth(2),
+        Some("  offline 0 file d/n 0600 \"x\" => ok")
+    );
     // `ops` alone ends the layers; a case without ops is fine.
     assert!(ok("lower\n").steps.is_empty());
 }

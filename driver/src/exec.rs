@@ -253,6 +253,7 @@ fn run(root: BorrowedFd<'_>, op: &Op, layers: &LayerFsids) -> OpResult {
         }
         Op::Remount
         | Op::Commit
+        | Op::Offline { .. }
         | Op::Fstat { .. }
         | Op::Fread { .. }
         | Op::Freaddir { .. }

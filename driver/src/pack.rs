@@ -46,6 +46,13 @@ pub fn unpackable(case: &Case) -> Option<&'static str> {
     if case.steps.iter().any(|s| changes_root(&s.op)) {
         return Some("chattr of the mount root, whose flags a remount drops");
     }
+    if case
+        .steps
+        .iter()
+        .any(|s| matches!(s.op, Op::Offline { .. }))
+    {
+        return Some("an offline change is made to the case's own lower layer");
+    }
     None
 }
 

@@ -643,6 +643,19 @@ macro_rules! engine_backend {
 }
 pub(crate) use engine_backend;
 
+/// Why engine `name` does not run `case`: it has an `offline` step, and
+/// an engine's image layers are its own to change.
+pub(crate) fn offline_refused(name: &str, case: &Case) -> Option<String> {
+    case.steps
+        .iter()
+        .any(|s| matches!(s.op, ovlcheck_case::Op::Offline { .. }))
+        .then(|| {
+            format!(
+                "{name}'s image layers are its own: a case's offline change to them is not made"
+            )
+        })
+}
+
 impl Backend for EngineBackend {
     fn kind(&self) -> BackendKind {
         self.inner.flavor.kind
@@ -658,6 +671,9 @@ impl Backend for EngineBackend {
     fn adapt_case(&self, case: &Case) -> Result<Case, String> {
         let mut c = case.clone();
         c.profile = self.adapt_profile(&case.profile)?;
+        if let Some(why) = offline_refused(self.inner.flavor.name, case) {
+            return Err(why);
+        }
         match &self.inner.init {
             Some(init) if c.lowers.last() == Some(init) => {}
             init => {

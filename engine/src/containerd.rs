@@ -458,6 +458,9 @@ impl Backend for ContainerdBackend {
     fn adapt_case(&self, case: &Case) -> Result<Case, String> {
         let mut c = case.clone();
         c.profile = self.adapt_profile(&case.profile)?;
+        if let Some(why) = crate::api::offline_refused("containerd", case) {
+            return Err(why);
+        }
         if let Some(why) = unrepresentable("containerd", None, &c.data, &c.lowers, c.upper.as_ref())
         {
             return Err(why);

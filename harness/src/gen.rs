@@ -19,12 +19,12 @@
 
 mod acl;
 
-use ovlcheck_case::layer::{Entry, LayerFormat};
+use ovlcheck_case::layer::{Entry, LayerFormat, Object, ObjectKind};
 use ovlcheck_case::path::{Name, OpPath, RelPath};
 use ovlcheck_case::profile::{KernelVersion, PRESETS};
 use ovlcheck_case::{
-    Access, Case, Cred, InodeFlags, LayerSpec, LowerFs, Op, OpenFlags, Profile, RenameFlags, Step,
-    Whence,
+    Access, Case, Cred, InodeFlags, LayerSpec, LowerFs, OfflineChange, Op, OpenFlags, Profile,
+    RenameFlags, Step, Whence,
 };
 use proptest::prelude::RngExt;
 use proptest::strategy::{NewTree, Strategy};
@@ -200,7 +200,67 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
         let room = config.max_ops.saturating_sub(case.steps.len());
         acl::acls(rng, &mut case, room);
     }
+    // After the ACLs, for the same reason.
+    let lower_flags = case
+        .lowers
+        .iter()
+        .flat_map(|l| &l.entries)
+        .any(|e| matches!(e, Entry::Attr { .. }));
+    if ovlcheck_model::offline_changes(&case.profile)
+        && !case.lowers.is_empty()
+        && !lower_flags
+        && rng.random_ratio(1, OFFLINE_ODDS)
+    {
+        let room = config.max_ops.saturating_sub(case.steps.len());
+        offline_steps(rng, &mut case, room);
+    }
     case
+}
+
+/// One case in this many gets offline changes to its lower layers, where
+/// the profile allows them ([`ovlcheck_model::offline_changes`]).
+const OFFLINE_ODDS: u32 = 8;
+
+/// Puts one or two `offline` steps among the case's steps (at most
+/// `room`): an entry of a lower layer removed, or a regular file put at a
+/// path of the layer, over one of its non-directories or as a new name in
+/// one of its directories, as a store that changes an image layer in place
+/// between mounts would (overlayfs.rst: "Changes to underlying
+/// filesystems").
+fn offline_steps(rng: &mut TestRng, case: &mut Case, room: usize) {
+    let n = (1 + usize::from(rng.random_ratio(1, 2))).min(room);
+    for _ in 0..n {
+        let layer = rng.random_range(0..case.lowers.len());
+        let Ok(objects) = case.lowers[layer].objects() else {
+            continue;
+        };
+        let (dirs, others): (Vec<&Object>, Vec<&Object>) =
+            objects.iter().partition(|o| o.kind == ObjectKind::Dir);
+        let change = if !objects.is_empty() && rng.random_ratio(1, 2) {
+            OfflineChange::Remove(pick(rng, &objects).path.clone())
+        } else {
+            let path = if !others.is_empty() && rng.random_ratio(1, 2) {
+                pick(rng, &others).path.clone()
+            } else {
+                let name = pick(rng, &["a", "b", "c", "n"]);
+                let parent = (!dirs.is_empty() && rng.random_ratio(2, 3))
+                    .then(|| pick(rng, &dirs).path.to_string());
+                let text = match parent {
+                    Some(p) => format!("{p}/{name}"),
+                    None => name.to_string(),
+                };
+                RelPath::parse(&text).expect("a name below a layer directory")
+            };
+            OfflineChange::File {
+                path,
+                mode: 0o644,
+                data: b"offline".to_vec(),
+            }
+        };
+        let at = rng.random_range(0..=case.steps.len());
+        case.steps
+            .insert(at, Step::new(Op::Offline { layer, change }));
+    }
 }
 
 /// One case in this many has data-only layers.

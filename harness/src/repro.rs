@@ -249,6 +249,37 @@ if a[0] == 'idmap':
     check(libc.syscall(442, tree, b'', 0x1000, attr, len(attr)), 'mount_setattr')
     check(libc.syscall(429, tree, b'', -100, d, 4), 'move_mount')
     sys.exit(0)
+if a[0] == 'offline':
+    # An offline change in layer directory a[1], as ovlcheck's driver makes
+    # it: the path walked without following symlinks; prints the outcome.
+    import shutil
+    base, what, names = a[1], a[2], a[3].split('/')
+    def done(r):
+        print(r)
+        sys.exit(0)
+    d = base
+    for n in names[:-1]:
+        d = os.path.join(d, n)
+        try: st = os.lstat(d)
+        except OSError as e: done(errno.errorcode[e.errno])
+        if not stat.S_ISDIR(st.st_mode): done('ENOTDIR')
+    p = os.path.join(d, names[-1])
+    try: st = os.lstat(p)
+    except FileNotFoundError: st = None
+    if what == 'remove':
+        if st is None: done('ENOENT')
+        if stat.S_ISDIR(st.st_mode): shutil.rmtree(p)
+        else: os.unlink(p)
+        done('ok')
+    if st is not None and stat.S_ISDIR(st.st_mode): done('EISDIR')
+    if st is not None: os.unlink(p)
+    # Made with its mode (the umask is 0), which a directory's default
+    # ACL masks, as the driver makes it.
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, int(a[4], 8))
+    os.write(fd, b(a[5]))
+    os.close(fd)
+    os.utime(p, (@MTIME@, @MTIME@))
+    done('ok')
 a = data_files(a)
 # Paths resolve beneath the overlay root (the cwd), as ovlcheck's openat2
 # with RESOLVE_IN_ROOT does: `..` and absolute symlinks stop there.
@@ -476,7 +507,9 @@ fn op_args(step: &Step) -> String {
             let value = acl::to_kernel(name.as_bytes(), value);
             format!("setxattr {} {} {}", p(path), sh(name), bytes_arg(&value))
         }
-        Op::Remount | Op::Commit => unreachable!("lifecycle ops are shell functions"),
+        Op::Remount | Op::Commit | Op::Offline { .. } => {
+            unreachable!("lifecycle ops are shell functions")
+        }
     };
     match step.cred {
         Some(c) if !c.is_root() => format!("as {}:{} {body}", c.uid, c.gid),
@@ -550,7 +583,8 @@ pub fn script(case: &Case) -> Result<String, String> {
     let _ = writeln!(s, "mount --make-rprivate /\nS=$(mktemp -d /tmp/ovlrepro.XXXXXX)\nmount -t tmpfs tmpfs \"$S\"\ncd \"$S\"\numask 0");
     let helper = OP_HELPER
         .replace("@BASE@", &IDMAP_ON_DISK_BASE.to_string())
-        .replace("@COUNT@", &IDMAP_COUNT.to_string());
+        .replace("@COUNT@", &IDMAP_COUNT.to_string())
+        .replace("@MTIME@", &ovlcheck_case::layer::DEFAULT_MTIME.to_string());
     let _ = writeln!(
         s,
         "cat > op.py <<'PYEOF'{helper}PYEOF\nop() {{ python3 \"$S/op.py\" \"$@\"; }}"
@@ -674,6 +708,11 @@ pub fn script(case: &Case) -> Result<String, String> {
         s,
         "# commit: the upper becomes the top lower layer, a fresh upper above it"
     );
+    let _ = writeln!(
+        s,
+        "# offline LAYER_DIR CHANGE...: unmounted, the lower layer changed, mounted again\n\
+         offline() {{ cd \"$S\" && umount M && r=$(python3 \"$S/op.py\" offline \"$@\"); ovl_mount; }}"
+    );
     let _ = writeln!(s, "commit() {{ cd \"$S\" && umount M && mv upperfs/U L$N && mkdir -m 0755 upperfs/U && rm -rf upperfs/W && mkdir -m 0700 upperfs/W && LOWER=\"L$N:$LOWER\" && N=$((N+1)) && ovl_mount; }}");
     let _ = writeln!(
         s,
@@ -766,6 +805,24 @@ fn lifecycle_line(case: &Case, op: &Op) -> Option<String> {
     match op {
         Op::Remount if case.profile.volatile_upper() => Some(k.to_string()),
         Op::Remount | Op::Commit => Some(format!("{k} && echo '{k}  =>  ok'")),
+        Op::Offline { layer, change } => {
+            let dir = match case.profile.lower_fs {
+                LowerFs::Separate => format!("lowerfs/L{layer}"),
+                _ => format!("L{layer}"),
+            };
+            let args = match change {
+                ovlcheck_case::OfflineChange::Remove(p) => format!("remove {}", sh(&p.to_string())),
+                ovlcheck_case::OfflineChange::File { path, mode, data } => format!(
+                    "file {} {mode:o} {}",
+                    sh(&path.to_string()),
+                    bytes_arg(data)
+                ),
+            };
+            let text = escape_dq(&print_step(&Step::new(op.clone())));
+            Some(format!(
+                "offline {dir} {args} && printf '%s\\n' \"{text}  =>  $r\""
+            ))
+        }
         _ => None,
     }
 }

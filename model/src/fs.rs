@@ -277,6 +277,11 @@ impl Layer {
         self.root == other.root && self.inodes.ptr_eq(&other.inodes)
     }
 
+    /// Whether inode `ino` is (still) in the layer.
+    pub fn contains(&self, ino: Ino) -> bool {
+        self.inodes.contains_key(&ino)
+    }
+
     pub fn get(&self, ino: Ino) -> &Inode {
         &self.inodes[&ino]
     }

@@ -31,6 +31,7 @@ mod lookup;
 mod mount;
 mod names;
 mod nested;
+mod offline;
 mod ops;
 mod perm;
 mod readdir;
@@ -49,6 +50,7 @@ use std::sync::Arc;
 pub use features::{data_only_layers, follows_redirects, layer_user_xattrs};
 pub use fs::Ident;
 pub use lookup::redirect_fails;
+pub use offline::offline_changes;
 pub use rules::{Rule, RuleInfo, RuleSet, RULES};
 
 /// Why a case cannot be modelled.
@@ -188,6 +190,17 @@ impl Model {
             rules: Arc::default(),
         };
         m.mount();
+        let offline = case
+            .steps
+            .iter()
+            .any(|s| matches!(s.op, ovlcheck_case::Op::Offline { .. }));
+        if let Some(why) = m
+            .offline_refusal()
+            .filter(|_| offline)
+            .or_else(|| offline::case_refusal(case))
+        {
+            return Err(ModelError::Profile(why.into()));
+        }
         Ok(m)
     }
 

@@ -475,9 +475,10 @@ impl Model {
         }
         if let Some(u) = out.upper {
             if let Some(Some(o)) = self.upper_inode(u).ovl.origin {
-                // An empty origin (an overlay as the lower) is none.
-                if self.empty_origin(o) {
-                    self.hit(Rule::NestedNoOrigin);
+                // An empty origin (an overlay as the lower), or a stale
+                // one (its lower removed offline), is none.
+                if self.empty_origin(o) || !self.lower_exists(o) {
+                    self.hit(self.undecoded_origin_rule(o));
                 } else {
                     out.origin = Some(o);
                 }

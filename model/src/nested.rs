@@ -141,9 +141,22 @@ impl Model {
     /// overlay as the lower, which encodes no file handle: copy-up writes
     /// an empty `origin` (copy_up.c: ovl_set_origin_fh). The layers a
     /// commit stacks above it are the store's filesystem's, whose handles
-    /// are decoded (observed on 6.18).
+    /// are decoded (observed on 6.18). Nor an origin whose lower inode an
+    /// offline change removed (`crate::offline`): the handle is stale.
     pub(crate) fn decodes_origin(&self, r: LowerRef) -> bool {
-        self.feat.origin_decoded && !self.empty_origin(r)
+        self.feat.origin_decoded && !self.empty_origin(r) && self.lower_exists(r)
+    }
+
+    /// The rule that decides an `origin` into lower `r` is not decoded.
+    pub(crate) fn undecoded_origin_rule(&self, r: LowerRef) -> crate::rules::Rule {
+        use crate::rules::Rule;
+        if !self.lower_exists(r) {
+            Rule::OfflineStaleOrigin
+        } else if self.empty_origin(r) {
+            Rule::NestedNoOrigin
+        } else {
+            Rule::UserxattrNoOrigin
+        }
     }
 
     /// Whether the `origin` of an object copied up from lower `r` is

@@ -12,12 +12,17 @@ use ovlcheck_case::Errno;
 impl Model {
     /// ovl_dir_is_real: a directory that lies in one layer only and has no
     /// origin xattr is read straight from that layer, whiteouts included
-    /// (inode.c: ovl_get_inode sets OVL_WHITEOUTS otherwise).
+    /// (inode.c: ovl_get_inode sets OVL_WHITEOUTS otherwise). The origin
+    /// is the upper's, or the top lower's without an upper: a committed
+    /// directory keeps the origin it had as an upper, which a lower
+    /// directory of its name no longer answers after an offline change.
     pub(crate) fn dir_is_real(&self, d: &Dentry) -> bool {
         let layers = usize::from(d.upper.is_some()) + d.lowers.len();
-        let origin = d
-            .upper
-            .is_some_and(|u| self.upper_inode(u).ovl.origin.is_some());
+        let origin = match (d.upper, d.lowers.first()) {
+            (Some(u), _) => self.upper_inode(u).ovl.origin.is_some(),
+            (None, Some(&l)) => self.lower_inode(l).ovl.origin.is_some(),
+            (None, None) => false,
+        };
         layers == 1 && !origin
     }
 

@@ -76,6 +76,8 @@ pub enum Rule {
     NoSpace,
     UserxattrNoOrigin,
     NestedNoOrigin,
+    OfflineChange,
+    OfflineStaleOrigin,
     NestedLowerNlink,
     Commit,
     FdSeesCopyUp,
@@ -219,6 +221,16 @@ const FRESH_LINKS: Reach = Reach {
 const USERXATTR: Reach = Reach {
     when: |f| f.user_xattr_ns,
     needs: "userxattr",
+};
+const OFFLINE: Reach = Reach {
+    when: |f| !f.opaque_new_dirs && !f.nested && !f.idmapped && !f.volatile,
+    needs: "offline changes allowed (none of index, metacopy, redirect_dir=on, xino=on), \
+            not lower=overlay, idmapped or volatile",
+};
+const OFFLINE_UPPER: Reach = Reach {
+    when: |f| !f.readonly() && !f.opaque_new_dirs && !f.nested && !f.idmapped && !f.volatile,
+    needs: "offline changes allowed (none of index, metacopy, redirect_dir=on, xino=on), \
+            not lower=overlay, idmapped or volatile; an upper layer",
 };
 const NESTED: Reach = Reach {
     when: |f| f.nested,
@@ -692,6 +704,18 @@ pub const RULES: &[RuleInfo] = &[
         "nested.no-origin",
         "copy_up.c: ovl_set_origin_fh (no file handle: an empty origin); namei.c: ovl_check_origin",
         NESTED_UPPER,
+    ),
+    info(
+        Rule::OfflineChange,
+        "lifecycle.offline-change",
+        "overlayfs.rst: Changes to underlying filesystems (ovl_allow_offline_changes)",
+        OFFLINE,
+    ),
+    info(
+        Rule::OfflineStaleOrigin,
+        "lookup.origin-stale",
+        "namei.c: ovl_check_origin (ESTALE ignored)",
+        OFFLINE_UPPER,
     ),
     info(
         Rule::NestedLowerNlink,

@@ -30,10 +30,7 @@ impl Model {
         let xattr = xattr.filter(|&r| {
             let decoded = self.decodes_origin(r);
             if !decoded {
-                self.hit(match self.feat.nested {
-                    true => Rule::NestedNoOrigin,
-                    false => Rule::UserxattrNoOrigin,
-                });
+                self.hit(self.undecoded_origin_rule(r));
             }
             decoded
         });

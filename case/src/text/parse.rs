@@ -723,6 +723,19 @@ impl<'a> Parser<'a> {
         }
         let op_col = c.col();
         let op = op(c)?;
+        if let Op::Offline { layer, .. } = &op {
+            // The ops follow the layer sections.
+            let lowers = self.case.lowers.len();
+            if *layer >= lowers {
+                return Err(c.err(
+                    op_col,
+                    format!(
+                        "`offline {layer}`: the case has {lowers} lower layers (0 to {})",
+                        lowers.saturating_sub(1)
+                    ),
+                ));
+            }
+        }
         if let Op::Open { fd: Some(name), .. } = &op {
             if !self.fd_names.contains(name) {
                 if self.fd_names.len() >= MAX_FDS {
@@ -974,6 +987,33 @@ fn op(c: &mut Cursor) -> Result<Op, ParseError> {
         }
         "remount" => Op::Remount,
         "commit" => Op::Commit,
+        "offline" => {
+            let layer = c.unsigned::<usize>("a lower layer number")?;
+            let wcol = c.col();
+            let (what, _) = c.word("`remove` or `file`")?;
+            let change = match what {
+                "remove" => crate::OfflineChange::Remove(c.rel_path()?.0),
+                "file" => {
+                    let (path, _) = c.rel_path()?;
+                    let mode = c.mode()?;
+                    let (data, dcol) = c.string("the file's data")?;
+                    if data.len() as u64 > MAX_FILE_DATA {
+                        return Err(c.err(dcol, format!(
+                            "file data is {} bytes, over the limit of {MAX_FILE_DATA} (limits::MAX_FILE_DATA)",
+                            data.len()
+                        )));
+                    }
+                    crate::OfflineChange::File { path, mode, data }
+                }
+                other => {
+                    return Err(c.err(
+                        wcol,
+                        format!("expected `remove` or `file`, found `{}`", clip(other, 30)),
+                    ))
+                }
+            };
+            Op::Offline { layer, change }
+        }
         _ => {
             return Err(c.err(
                 kw_col,

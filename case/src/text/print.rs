@@ -147,6 +147,12 @@ pub(crate) fn op(o: &Op) -> String {
             format!("setxattr {} {} {}", op_path(path), word(name), quote(value))
         }
         Op::Remount | Op::Commit => k.to_string(),
+        Op::Offline { layer, change } => match change {
+            crate::OfflineChange::Remove(p) => format!("offline {layer} remove {p}"),
+            crate::OfflineChange::File { path, mode, data } => {
+                format!("offline {layer} file {path} {mode:04o} {}", quote(data))
+            }
+        },
     }
 }
 

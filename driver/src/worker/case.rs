@@ -9,9 +9,10 @@ use crate::proto::Mounter;
 use crate::store::{Layer, LayerStore, MarkerNames};
 use crate::{exec, spawn};
 use nix::unistd::Pid;
+use ovlcheck_case::layer::{Object, ObjectKind};
 use ovlcheck_case::oci::{self, DiffMethod};
 use ovlcheck_case::{
-    Case, Errno as CaseErrno, LayerSpec, LowerFs, Op, Outcome, Profile, Step, View,
+    Case, Errno as CaseErrno, LayerSpec, LowerFs, OfflineChange, Op, Outcome, Profile, Step, View,
 };
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -750,6 +751,87 @@ impl MountedCase {
         }
     }
 
+    /// `offline`: `change` made in image layer `layer`'s `diff/` while the
+    /// overlay is unmounted (model/src/offline.rs), as `rm -r` or writing a
+    /// new file would. The path is walked without following symlinks, so
+    /// nothing outside the layer is touched: a parent that is not a
+    /// directory of the layer is ENOTDIR, a missing one ENOENT, a file put
+    /// over a directory EISDIR; that errno is the step's outcome.
+    fn offline_change(&mut self, layer: usize, change: &OfflineChange) -> Result<(), MountFailure> {
+        let l = self
+            .lowers
+            .get(layer)
+            .ok_or_else(|| MountFailure::other(format!("offline: no lower layer {layer}")))?;
+        let diff = self.store.diff(l);
+        let path = diff.join(change.path().as_string());
+        let fail = |errno: nix::errno::Errno, what: &str| MountFailure {
+            errno: Some(errno),
+            message: format!("offline change of {}: {what}", path.display()),
+        };
+        let io = |e: std::io::Error| MountFailure {
+            errno: e.raw_os_error().map(nix::errno::Errno::from_raw),
+            message: format!("offline change of {}: {e}", path.display()),
+        };
+        let names = change.path().names();
+        let mut dir = diff.clone();
+        for n in &names[..names.len() - 1] {
+            dir.push(n.as_str());
+            match std::fs::symlink_metadata(&dir) {
+                Ok(md) if md.is_dir() => {}
+                Ok(_) => {
+                    return Err(fail(
+                        nix::errno::Errno::ENOTDIR,
+                        "a parent is not a directory",
+                    ))
+                }
+                Err(e) => return Err(io(e)),
+            }
+        }
+        let existing = match std::fs::symlink_metadata(&path) {
+            Ok(md) => Some(md),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io(e)),
+        };
+        match change {
+            OfflineChange::Remove(_) => match existing {
+                None => Err(fail(nix::errno::Errno::ENOENT, "nothing to remove")),
+                Some(md) if md.is_dir() => std::fs::remove_dir_all(&path).map_err(io),
+                Some(_) => std::fs::remove_file(&path).map_err(io),
+            },
+            OfflineChange::File {
+                path: rel,
+                mode,
+                data,
+            } => {
+                match existing {
+                    Some(md) if md.is_dir() => {
+                        return Err(fail(nix::errno::Errno::EISDIR, "a directory is there"))
+                    }
+                    Some(_) => std::fs::remove_file(&path).map_err(io)?,
+                    None => {}
+                }
+                let file = Object {
+                    path: rel.clone(),
+                    kind: ObjectKind::File(data.clone()),
+                    mode: *mode,
+                    uid: 0,
+                    gid: 0,
+                    mtime: ovlcheck_case::layer::DEFAULT_MTIME,
+                    xattrs: Default::default(),
+                    markers: Default::default(),
+                    flags: Default::default(),
+                };
+                crate::store::write_objects_umask(
+                    &diff,
+                    &[file],
+                    &self.markers(),
+                    self.store.umask(),
+                )
+                .map_err(io)
+            }
+        }
+    }
+
     /// `docker commit`: the container layer becomes the top image layer and
     /// a fresh container layer goes above it (overlay2 `create` writes
     /// `committed` into the parent). A store without room for the new
@@ -1027,6 +1109,12 @@ impl Session for MountedCase {
                 "a commit of an engine's container is the engine's to make".into(),
             )),
             Op::Commit => self.lifecycle(|s| s.commit_layers()),
+            Op::Offline { .. } if self.engine.is_some() => Err(DriverError::Io(
+                "an engine's image layers are the engine's: no offline change".into(),
+            )),
+            Op::Offline { layer, ref change } => {
+                self.lifecycle(|s| s.offline_change(layer, change))
+            }
             _ => match self.run_op(step) {
                 Ok(o) if helper_suspect(&o) => {
                     self.helper_alive().map_err(DriverError::Died)?;

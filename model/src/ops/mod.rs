@@ -20,6 +20,16 @@ impl Model {
     /// made before the failure (ENOSPC part-way: see `space`).
     pub fn step(&self, step: &Step) -> (Outcome, Model) {
         match &step.op {
+            Op::Offline { layer, change } => {
+                return match self.offline(*layer, change) {
+                    Ok(m) => (Outcome::OK, m),
+                    Err(e) => {
+                        let mut closed = self.clone();
+                        closed.close_all_fds();
+                        (Outcome::Err(e), closed.remount())
+                    }
+                };
+            }
             Op::Remount | Op::Commit => {
                 // Every fd is closed before the unmount (module `fds`).
                 let mut closed = self.clone();
@@ -126,6 +136,8 @@ fn run(m: &mut Model, op: &Op, cred: Cred) -> Result<Value, Errno> {
         }
         Op::Setxattr { path, name, value } => m.op_setxattr(path, name, value, cred),
         Op::Removexattr { path, name } => m.op_removexattr(path, name, cred),
-        Op::Remount | Op::Commit => unreachable!("lifecycle ops are handled by apply"),
+        Op::Remount | Op::Commit | Op::Offline { .. } => {
+            unreachable!("lifecycle ops are handled by apply")
+        }
     }
 }
