@@ -374,11 +374,13 @@ impl Profile {
 
     /// With `lower=overlay`, the profile of the inner overlay the lower
     /// layers make: read-only (no upper), with the case's lookup options
-    /// (`redirect_dir`, `metacopy`) and kernel, the rest the defaults.
+    /// (`redirect_dir`, `metacopy`), `userxattr` (in a user namespace both
+    /// mounts take it) and kernel, the rest the defaults.
     pub fn inner_overlay(&self) -> Profile {
         Profile {
             redirect_dir: self.redirect_dir,
             metacopy: self.metacopy,
+            userxattr: self.userxattr,
             readonly: true,
             kernel: self.kernel,
             ..Profile::default()
@@ -599,11 +601,10 @@ impl Profile {
             return Err("xino is not supported together with userxattr here".into());
         }
         if self.lower_fs == LowerFs::Overlay {
-            // Not the kernel's refusals: what ovlcheck does not model. An
-            // inner overlay in a user namespace would need userxattr on
-            // both mounts, and idmapped mounts of its layers.
+            // Not the kernel's refusals: what ovlcheck does not model (the
+            // inner overlay's layers on idmapped mounts; a sized store,
+            // whose space the inner's layers share).
             for (set, what) in [
-                (self.userxattr, "userxattr"),
                 (self.idmapped, "idmapped"),
                 (self.upper_size.is_some(), "upper_size"),
             ] {

@@ -159,7 +159,7 @@ fn op_keywords_list_every_op_in_variant_order() {
                 rmdir a\n  link a b\n  rename a b\n  chmod a 0644\n  chown a 0 0\n  utimes a 0\n  \
                 setxattr a user.k \"v\"\n  removexattr a user.k\n  chattr a ia\n  fstat f\n  fread f\n  \
                 freaddir f\n  lseek f 0 SEEK_SET\n  fsync f\n  fwrite f \"x\"\n  close f\n  \
-                remount\n  commit\n";
+                remount\n  offline 0 remove a\n  commit\n";
     let case = parse_case("t", text).unwrap();
     let words: Vec<&str> = case.steps.iter().map(|s| s.op.keyword()).collect();
     assert_eq!(words, Op::KEYWORDS);
