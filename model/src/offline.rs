@@ -21,7 +21,14 @@ use std::sync::Arc;
 /// Whether a mount of profile `p` takes offline changes to its lower
 /// layers (`offline` steps): a case generator makes them only there.
 pub fn offline_changes(p: &ovlcheck_case::Profile) -> bool {
-    refusal(&crate::features::Features::from_profile(p)).is_none()
+    crate::features::Features::from_profile(p).offline_changes()
+}
+
+impl crate::features::Features {
+    /// Whether this mount takes offline changes to its lower layers.
+    pub(crate) fn offline_changes(&self) -> bool {
+        refusal(self).is_none()
+    }
 }
 
 /// Why a mount with features `f` takes no offline changes to its lower

@@ -223,12 +223,12 @@ const USERXATTR: Reach = Reach {
     needs: "userxattr",
 };
 const OFFLINE: Reach = Reach {
-    when: |f| !f.opaque_new_dirs && !f.nested && !f.idmapped && !f.volatile,
+    when: |f| f.offline_changes(),
     needs: "offline changes allowed (none of index, metacopy, redirect_dir=on, xino=on), \
             not lower=overlay, idmapped or volatile",
 };
 const OFFLINE_UPPER: Reach = Reach {
-    when: |f| !f.readonly() && !f.opaque_new_dirs && !f.nested && !f.idmapped && !f.volatile,
+    when: |f| f.offline_changes() && !f.readonly(),
     needs: "offline changes allowed (none of index, metacopy, redirect_dir=on, xino=on), \
             not lower=overlay, idmapped or volatile; an upper layer",
 };

@@ -192,6 +192,21 @@ impl<'t, 'a> Cursor<'t, 'a> {
         }
     }
 
+    /// A regular file's data: a string within [`MAX_FILE_DATA`].
+    fn file_data(&mut self) -> Result<Vec<u8>, ParseError> {
+        let (data, col) = self.string("the file's data")?;
+        if data.len() as u64 > MAX_FILE_DATA {
+            return Err(self.err(
+                col,
+                format!(
+                    "file data is {} bytes, over the limit of {MAX_FILE_DATA} (limits::MAX_FILE_DATA)",
+                    data.len()
+                ),
+            ));
+        }
+        Ok(data)
+    }
+
     fn unsigned<T: FromStr>(&mut self, what: &str) -> Result<T, ParseError> {
         let col = self.col();
         match self.peek().map(|t| &t.tok) {
@@ -586,13 +601,7 @@ impl<'a> Parser<'a> {
             "file" => {
                 let (path, col) = path_of(c)?;
                 let mode = c.mode()?;
-                let (data, dcol) = c.string("the file's data")?;
-                if data.len() as u64 > MAX_FILE_DATA {
-                    return Err(c.err(dcol, format!(
-                        "file data is {} bytes, over the limit of {MAX_FILE_DATA} (limits::MAX_FILE_DATA)",
-                        data.len()
-                    )));
-                }
+                let data = c.file_data()?;
                 (Entry::File { path, mode, data }, col)
             }
             "symlink" => {
@@ -996,13 +1005,7 @@ fn op(c: &mut Cursor) -> Result<Op, ParseError> {
                 "file" => {
                     let (path, _) = c.rel_path()?;
                     let mode = c.mode()?;
-                    let (data, dcol) = c.string("the file's data")?;
-                    if data.len() as u64 > MAX_FILE_DATA {
-                        return Err(c.err(dcol, format!(
-                            "file data is {} bytes, over the limit of {MAX_FILE_DATA} (limits::MAX_FILE_DATA)",
-                            data.len()
-                        )));
-                    }
+                    let data = c.file_data()?;
                     crate::OfflineChange::File { path, mode, data }
                 }
                 other => {
