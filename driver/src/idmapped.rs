@@ -277,7 +277,7 @@ pub fn through_mount(objects: &[Object]) -> Vec<Object> {
 
 /// Stores on disk the owners of `objects` that the mounts do not map, below
 /// `raw` (the layer directory before its mount, [`raw_dir`]) in `diff`:
-/// both ids where [`unmapped_on_disk`] puts them, then the mode again,
+/// both ids where `unmapped_on_disk` puts them, then the mode again,
 /// since a chown drops the set-id bits.
 pub fn store_unmapped(raw: BorrowedFd<'_>, diff: &str, objects: &[Object]) -> io::Result<()> {
     let (base, mapped) = on_disk()?;
