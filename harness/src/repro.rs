@@ -711,7 +711,8 @@ pub fn script(case: &Case) -> Result<String, String> {
     let _ = writeln!(
         s,
         "# offline LAYER_DIR CHANGE...: unmounted, the lower layer changed, mounted again\n\
-         offline() {{ cd \"$S\" && umount M && r=$(python3 \"$S/op.py\" offline \"$@\"); ovl_mount; }}"
+         # (after a walk of the mount, whose lookups ovlcheck makes before a mount's first op)\n\
+         offline() {{ find . >/dev/null 2>&1; cd \"$S\" && umount M && r=$(python3 \"$S/op.py\" offline \"$@\"); ovl_mount; }}"
     );
     let _ = writeln!(s, "commit() {{ cd \"$S\" && umount M && mv upperfs/U L$N && mkdir -m 0755 upperfs/U && rm -rf upperfs/W && mkdir -m 0700 upperfs/W && LOWER=\"L$N:$LOWER\" && N=$((N+1)) && ovl_mount; }}");
     let _ = writeln!(

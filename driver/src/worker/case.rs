@@ -661,11 +661,19 @@ impl MountedCase {
         }
     }
 
-    fn run_op(&mut self, step: &Step) -> Res<Outcome> {
+    /// The mount-time walk, made once per mount before its first op: its
+    /// lookups are the model's mount (the origins of merged directories,
+    /// ovl_fix_origin), and it gives the inode snapshot.
+    fn walk_once(&mut self) -> Res<&mut Mounted> {
         let m = self.mounted_mut()?;
         if m.snapshot.is_none() {
             m.snapshot = Some(observe::snapshot(&m.target)?);
         }
+        Ok(m)
+    }
+
+    fn run_op(&mut self, step: &Step) -> Res<Outcome> {
+        let m = self.walk_once()?;
         let fsids = match (&step.op, m.fsids) {
             (Op::Statfs { .. }, None) => *m.fsids.insert(layer_fsids(&m.fsid_dirs)?),
             (_, fsids) => fsids.unwrap_or_default(),
@@ -1113,6 +1121,11 @@ impl Session for MountedCase {
                 "an engine's image layers are the engine's: no offline change".into(),
             )),
             Op::Offline { layer, ref change } => {
+                // The layers change after this mount's walk, as after any
+                // op: an offline change first in a mount must not skip it.
+                if let Err(e) = self.walk_once().map(|_| ()) {
+                    return Err(self.error_or_death(e));
+                }
                 self.lifecycle(|s| s.offline_change(layer, change))
             }
             _ => match self.run_op(step) {
