@@ -406,24 +406,13 @@ impl Model {
     /// A rename moved `old` to `new` (and, for an exchange, `new` to
     /// `old`): the held inodes' paths follow.
     pub(crate) fn held_renamed(&mut self, old: &str, new: &str, exchange: bool) {
-        let moved = |p: &str, from: &str, to: &str| -> Option<String> {
-            if p == from {
-                Some(to.to_string())
-            } else {
-                p.strip_prefix(from)
-                    .filter(|r| r.starts_with('/'))
-                    .map(|r| format!("{to}{r}"))
-            }
-        };
+        // A path the rename replaced keeps its name: the held inode is
+        // unlinked, and its path is only where it was.
         let ids: Vec<u32> = self.fds.held.keys().copied().collect();
         for id in ids {
             let h = self.fds.held.get_mut(&id).expect("held");
-            if let Some(p) = moved(&h.path, old, new) {
+            if let Some(p) = crate::ops::rename::moved_path(&h.path, old, new, exchange) {
                 h.path = p;
-            } else if exchange {
-                if let Some(p) = moved(&h.path, new, old) {
-                    h.path = p;
-                }
             }
         }
     }

@@ -145,6 +145,9 @@ impl Model {
     pub fn new(case: &Case) -> Result<Model, ModelError> {
         case.profile.validate().map_err(ModelError::Profile)?;
         let feat = features::Features::from_profile(&case.profile);
+        if let Some(why) = offline::case_refusal(case, &feat) {
+            return Err(ModelError::Profile(why.into()));
+        }
         let mut lowers = Vec::with_capacity(case.data.len() + case.lowers.len() + 1);
         let unmapped = |id: u32| case.profile.unmapped(id);
         if feat.nested {
@@ -190,17 +193,6 @@ impl Model {
             rules: Arc::default(),
         };
         m.mount();
-        let offline = case
-            .steps
-            .iter()
-            .any(|s| matches!(s.op, ovlcheck_case::Op::Offline { .. }));
-        if let Some(why) = m
-            .offline_refusal()
-            .filter(|_| offline)
-            .or_else(|| offline::case_refusal(case))
-        {
-            return Err(ModelError::Profile(why.into()));
-        }
         Ok(m)
     }
 

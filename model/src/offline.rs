@@ -50,30 +50,32 @@ fn refusal(f: &crate::features::Features) -> Option<&'static str> {
     }
 }
 
-/// Why the offline changes of `case` are not modelled whatever its
-/// profile: inode flags in its lower layers, which refuse a removal part-way
-/// through a tree and give a new file flags of its directory.
-pub(crate) fn case_refusal(case: &ovlcheck_case::Case) -> Option<&'static str> {
+/// Why the offline changes of `case` (a mount with features `f`) are not
+/// modelled, if it has any: the mount's refusal, or inode flags in its
+/// lower layers, which refuse a removal part-way through a tree and give a
+/// new file flags of its directory.
+pub(crate) fn case_refusal(
+    case: &ovlcheck_case::Case,
+    f: &crate::features::Features,
+) -> Option<&'static str> {
     let offline = case
         .steps
         .iter()
         .any(|s| matches!(s.op, ovlcheck_case::Op::Offline { .. }));
+    if !offline {
+        return None;
+    }
     let flags = case
         .lowers
         .iter()
         .flat_map(|l| &l.entries)
         .any(|e| matches!(e, ovlcheck_case::Entry::Attr { .. }));
-    (offline && flags)
-        .then_some("offline changes to lower layers with inode flags are not modelled")
+    refusal(f).or_else(|| {
+        flags.then_some("offline changes to lower layers with inode flags are not modelled")
+    })
 }
 
 impl Model {
-    /// Why this mount takes no offline changes to its lower layers, if it
-    /// takes none.
-    pub(crate) fn offline_refusal(&self) -> Option<&'static str> {
-        refusal(&self.feat)
-    }
-
     /// `offline LAYER CHANGE`: every fd closed, the overlay unmounted,
     /// `change` made in lower layer `layer` (the case's numbering), the
     /// overlay mounted again. A change the layer's directory refuses

@@ -8,7 +8,7 @@ mod create;
 mod file;
 mod read;
 mod remove;
-mod rename;
+pub(crate) mod rename;
 mod xattr;
 
 use crate::Model;

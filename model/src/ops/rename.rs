@@ -501,7 +501,7 @@ impl Model {
 
 /// Where merged path `p` is after renaming `old` to `new` (`exchange`:
 /// swapping them); `None` where the rename replaced it.
-fn moved_path(p: &str, old: &str, new: &str, exchange: bool) -> Option<String> {
+pub(crate) fn moved_path(p: &str, old: &str, new: &str, exchange: bool) -> Option<String> {
     let moved = |from: &str, to: &str| -> Option<String> {
         if p == from {
             Some(to.to_string())
