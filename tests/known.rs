@@ -127,7 +127,9 @@ fn replay_corpus_exits_0_with_known_kernel_cases_known() {
 /// corpus/known-fuse-overlayfs, whose cases are of the default profile,
 /// also on idmapped layers (the profile as the model reads it), where cases
 /// with owners the mounts do not map are refused; without that corpus they
-/// are new.
+/// are new. The `xdev` and `userxattr` profiles have known cases of their
+/// own (`userxattr` is refused where the user namespace cannot open
+/// /dev/fuse: then it has no divergence at all).
 #[test]
 fn fuse_overlayfs_campaign_matches_known_divergences() {
     let _serial = common::serial();
@@ -151,6 +153,14 @@ fn fuse_overlayfs_campaign_matches_known_divergences() {
         ]
     };
     let idmapped = json(&ovlcheck(&args("idmapped")));
+    for profile in ["xdev", "userxattr"] {
+        let out = ovlcheck(&args(profile));
+        let j = json(&out);
+        assert_eq!(j["new_divergences"], 0, "{profile}: {j}");
+        assert_eq!(out.status.code(), Some(0), "{profile}: {j}");
+        let known = j["known_divergences"].as_u64().unwrap();
+        assert!(profile != "xdev" || known > 0, "{profile}: {j}");
+    }
     let args = args("default");
     let out = ovlcheck(&args);
     let j = json(&out);
