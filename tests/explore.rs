@@ -85,3 +85,24 @@ fn explore_reports_known_divergences_as_known() {
         "{stdout}"
     );
 }
+
+/// The offline changes join the alphabet only where the profile allows
+/// them (overlayfs.rst, "Changes to underlying filesystems"), and a
+/// depth-2 exploration then runs sequences that make them.
+#[test]
+fn offline_changes_are_explored_where_the_profile_allows_them() {
+    let m = ovlcheck_harness::ModelBackend;
+    let n = explore::ALPHABET.len();
+    let with = explore::alphabet_for(&m, &Profile::default());
+    assert_eq!(with.len(), n + explore::OFFLINE_ALPHABET.len());
+    assert!(with[n..]
+        .iter()
+        .all(|s| matches!(s.op, ovlcheck_case::Op::Offline { .. })));
+    let index = Profile::preset("index").expect("a preset");
+    assert_eq!(explore::alphabet_for(&m, &index).len(), n);
+    let stop = AtomicBool::new(false);
+    let x = explore::explore(&m, &Profile::default(), 2, 1, &stop).expect("explores");
+    let per_state = with.len();
+    assert_eq!(x.sequences % per_state, 0, "{} sequences", x.sequences);
+    assert!(x.sequences > per_state, "{} sequences", x.sequences);
+}

@@ -5,7 +5,7 @@
 //! the backend with the full differential runner.
 
 use crate::pool::map_in_order;
-use crate::runner::{run_case, Divergence, RunError};
+use crate::runner::{adapted, run_case, Divergence, RunError};
 use ovlcheck_case::{parse_case, Case, Profile, Step};
 use ovlcheck_driver::{Backend, DriverError};
 use ovlcheck_model::Model;
@@ -76,6 +76,18 @@ pub const ALPHABET: &[&str] = &[
     "commit",
 ];
 
+/// Offline changes to the universe's lower layers (overlayfs.rst, "Changes
+/// to underlying filesystems"): a file of a merged directory removed, a
+/// file hidden below the top layer's removed (a copy-up's origin goes
+/// stale), a new file in the lower layer of a merged directory. They join
+/// the alphabet where the profile allows offline changes and the backend
+/// runs them ([`alphabet_for`]).
+pub const OFFLINE_ALPHABET: &[&str] = &[
+    "offline 0 remove d/x",
+    "offline 1 remove a",
+    "offline 1 file d/n 0644 \"N\"",
+];
+
 /// Result of an exploration.
 #[derive(Debug, Default)]
 pub struct Exploration {
@@ -101,12 +113,28 @@ pub fn universe_case(profile: &Profile, steps: &[Step]) -> Case {
 
 /// The alphabet as steps.
 pub fn alphabet() -> Vec<Step> {
+    steps(ALPHABET)
+}
+
+/// The alphabet `backend` explores under `profile`: [`ALPHABET`], and
+/// [`OFFLINE_ALPHABET`] where the profile allows offline changes
+/// (`ovlcheck_model::offline_changes`) and the backend runs a universe
+/// case that makes one (an engine's image layers are its own).
+pub fn alphabet_for(backend: &dyn Backend, profile: &Profile) -> Vec<Step> {
+    let offline = steps(OFFLINE_ALPHABET);
+    let runs = |step: &Step| adapted(backend, &universe_case(profile, &[step.clone()])).is_ok();
+    let offline = match ovlcheck_model::offline_changes(profile) && offline.iter().all(runs) {
+        true => offline,
+        false => Vec::new(),
+    };
+    [alphabet(), offline].concat()
+}
+
+/// `ops`, one per line of the `.ovl` op syntax, parsed over the universe.
+fn steps(ops: &[&str]) -> Vec<Step> {
     let text = format!(
         "{UNIVERSE}{}",
-        ALPHABET
-            .iter()
-            .map(|l| format!("  {l}\n"))
-            .collect::<String>()
+        ops.iter().map(|l| format!("  {l}\n")).collect::<String>()
     );
     parse_case("explore-alphabet", &text)
         .expect("the alphabet parses")
@@ -121,7 +149,7 @@ pub fn explore(
     jobs: usize,
     stop: &AtomicBool,
 ) -> Result<Exploration, String> {
-    let alphabet = alphabet();
+    let alphabet = alphabet_for(backend, profile);
     let root = universe_case(profile, &[]);
     let model = Model::new(&root).map_err(|e| e.to_string())?;
     let mut seen = BTreeSet::from([model.canonical_hash()]);
