@@ -122,7 +122,8 @@ pub fn alphabet() -> Vec<Step> {
 /// case that makes one (an engine's image layers are its own).
 pub fn alphabet_for(backend: &dyn Backend, profile: &Profile) -> Vec<Step> {
     let offline = steps(OFFLINE_ALPHABET);
-    let runs = |step: &Step| adapted(backend, &universe_case(profile, &[step.clone()])).is_ok();
+    let runs =
+        |step: &Step| adapted(backend, &universe_case(profile, std::slice::from_ref(step))).is_ok();
     let offline = match ovlcheck_model::offline_changes(profile) && offline.iter().all(runs) {
         true => offline,
         false => Vec::new(),
