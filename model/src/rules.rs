@@ -839,7 +839,7 @@ pub const RULES: &[RuleInfo] = &[
     info(
         Rule::FileattrSet,
         "fileattr.protattr",
-        "inode.c: ovl_fileattr_set; util.c: ovl_set_protattr (chattr copies up; immutable and append-only go to overlay.protattr)",
+        "inode.c: ovl_fileattr_set; util.c: ovl_set_protattr (chattr copies up; immutable and append-only go to overlay.protattr, which clearing them removes only where the overlay inode has them)",
         FLAGS,
     ),
     info(

@@ -159,15 +159,19 @@ impl Model {
         self.copy_up(&mut w, CopyUp::Meta)?;
         let u = w.last().upper.expect("copied up");
         // ovl_set_protattr sets the xattr for new protection flags, or
-        // removes it when the inode had some, which an upper inode with an
-        // unmapped id refuses (may_write_xattr).
+        // removes it when the overlay inode had some, which an upper inode
+        // with an unmapped id refuses (may_write_xattr). Else the xattr
+        // stays: the root's, whose inode takes no flags from it once
+        // mounted again (corpus/regressions/protattr-root-kept-when-cleared.ovl).
         let touches_xattr = !prot.is_empty() || !old_prot.is_empty();
         if touches_xattr && !self.upper_inode(u).ids_mapped() {
             return Err(Errno::EPERM);
         }
         self.hit(Rule::FileattrSet);
         let inode = self.upper_mut().get_mut(u);
-        inode.ovl.protattr = prot;
+        if touches_xattr {
+            inode.ovl.protattr = prot;
+        }
         inode.prot = prot;
         inode.flags = flags.without(InodeFlags::PROTECTED);
         Ok(Value::Unit)
