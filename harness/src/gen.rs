@@ -209,17 +209,27 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
     if ovlcheck_model::offline_changes(&case.profile)
         && !case.lowers.is_empty()
         && !lower_flags
-        && rng.random_ratio(1, OFFLINE_ODDS)
+        && rng.random_ratio(1, offline_odds(&case.profile))
     {
         let room = config.max_ops.saturating_sub(case.steps.len());
-        offline_steps(rng, &mut case, room);
+        if !(case.profile.index && index_offline_steps(rng, &mut case, room)) {
+            offline_steps(rng, &mut case, room);
+        }
     }
     case
 }
 
 /// One case in this many gets offline changes to its lower layers, where
-/// the profile allows them ([`ovlcheck_model::offline_changes`]).
-const OFFLINE_ODDS: u32 = 8;
+/// the profile allows them ([`ovlcheck_model::offline_changes`]); one in
+/// three with index=on, whose mount-time checks of the index need a
+/// copied-up lower hard link and an offline change to its names.
+fn offline_odds(profile: &Profile) -> u32 {
+    if profile.index {
+        3
+    } else {
+        8
+    }
+}
 
 /// Puts one or two `offline` steps among the case's steps (at most
 /// `room`): an entry of a lower layer removed, or a regular file put at a
@@ -261,6 +271,61 @@ fn offline_steps(rng: &mut TestRng, case: &mut Case, room: usize) {
         case.steps
             .insert(at, Step::new(Op::Offline { layer, change }));
     }
+}
+
+/// With index=on, half the time where a lower layer has a hard-linked
+/// file: a write (a copy-up that indexes it) or an unlink of one of its
+/// names, then an offline removal of one of its names, so that the next
+/// mount's checks of the index meet an entry whose lower inode lost a
+/// link (model/src/index.rs). False when it made none.
+fn index_offline_steps(rng: &mut TestRng, case: &mut Case, room: usize) -> bool {
+    if room < 2 || !rng.random_ratio(1, 2) {
+        return false;
+    }
+    let layer = rng.random_range(0..case.lowers.len());
+    let Ok(objects) = case.lowers[layer].objects() else {
+        return false;
+    };
+    let groups = hard_link_groups(&objects);
+    if groups.is_empty() {
+        return false;
+    }
+    let names = pick(rng, &groups);
+    let kept = OpPath::plain(pick(rng, names).clone());
+    let gone = pick(rng, names).clone();
+    let op = match rng.random_ratio(1, 2) {
+        true => Op::Write {
+            path: kept,
+            offset: 0,
+            data: b"W".to_vec(),
+        },
+        false => Op::Unlink { path: kept },
+    };
+    let at = rng.random_range(0..=case.steps.len());
+    case.steps.insert(at, Step::new(op));
+    let change = OfflineChange::Remove(gone);
+    let later = rng.random_range(at + 1..=case.steps.len());
+    case.steps
+        .insert(later, Step::new(Op::Offline { layer, change }));
+    true
+}
+
+/// The names of each hard-linked regular file of a layer's objects.
+fn hard_link_groups(objects: &[Object]) -> Vec<Vec<RelPath>> {
+    objects
+        .iter()
+        .filter(|o| matches!(o.kind, ObjectKind::File(_)))
+        .map(|file| {
+            let links = objects.iter().filter_map(|o| match &o.kind {
+                ObjectKind::Hardlink(t) if *t == file.path => Some(o.path.clone()),
+                _ => None,
+            });
+            std::iter::once(file.path.clone())
+                .chain(links)
+                .collect::<Vec<_>>()
+        })
+        .filter(|names| names.len() > 1)
+        .collect()
 }
 
 /// One case in this many has data-only layers.

@@ -139,6 +139,11 @@ pub(crate) struct Features {
     /// changes are allowed (overlayfs.h: ovl_allow_offline_changes; dir.c:
     /// ovl_create_upper; commit 1fc31aac96d7, v5.15).
     pub opaque_new_dirs: bool,
+    /// metacopy, redirect_dir=on or xino=on: the features beside index that
+    /// make the kernel refuse to allow offline changes, whose outcome the
+    /// kernel's code leaves undefined (overlayfs.rst: "Changes to
+    /// underlying filesystems").
+    pub offline_undefined: bool,
     /// uuid=auto (the default) and uuid=on write `overlay.uuid` on the root
     /// of a fresh upper (super.c: ovl_init_uuid_xattr, v6.6); uuid=null and
     /// uuid=off write none (params.c: ovl_parameter_uuid). Observed on 6.18
@@ -274,6 +279,7 @@ impl Features {
         // "falling back to index=off,nfs_export=off", observed on 6.18.
         let nested = p.lower_fs == LowerFs::Overlay;
         let index = p.index && !p.readonly && !p.userxattr && !nested;
+        let offline_undefined = p.metacopy || redirect == RedirectMode::On || p.xino == Xino::On;
         Features {
             redirect,
             index,
@@ -283,10 +289,8 @@ impl Features {
             upper,
             // overlayfs.h: ovl_allow_offline_changes tests xino=on only,
             // so xino=auto makes no opaque marker (observed on 6.18).
-            opaque_new_dirs: index
-                || p.metacopy
-                || redirect == RedirectMode::On
-                || p.xino == Xino::On,
+            opaque_new_dirs: index || offline_undefined,
+            offline_undefined,
             uuid_off: matches!(p.uuid, Uuid::Null | Uuid::Off),
             fsid_from_uuid: kernel_at_least(p, UUID_XATTR_SINCE),
             metacopy_refused_alone: kernel_at_least(p, CONSISTENT_REFUSAL_SINCE),

@@ -358,6 +358,17 @@ impl Layer {
         }
     }
 
+    /// The index entry that links `ino` was removed (`crate::index`): the
+    /// inode goes when no name links it and no fd holds it.
+    pub fn unlink_index(&mut self, ino: Ino) {
+        let inode = self.get_mut(ino);
+        inode.index_link = false;
+        if inode.links == 0 && inode.open == 0 {
+            inode.links = 1;
+            self.drop_link(ino);
+        }
+    }
+
     /// An fd holds `ino` (module `fds`).
     pub fn hold(&mut self, ino: Ino) {
         self.get_mut(ino).open += 1;

@@ -27,6 +27,7 @@ mod fds;
 mod features;
 mod fs;
 mod hash;
+mod index;
 mod lookup;
 mod mount;
 mod names;

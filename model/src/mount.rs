@@ -50,6 +50,7 @@ impl Model {
                 (false, false) => Rule::NoUuidXattrBefore66,
             });
         }
+        self.check_index();
         let unwalked = self.fix_origins();
         self.mem_lower = OrdMap::new();
         self.kept_lower = OrdMap::new();

@@ -3,8 +3,12 @@
 //! layer's directory is removed or replaced, and the overlay is mounted
 //! again. The document allows such changes where none of metacopy, index,
 //! xino and redirect_dir=on has been used (overlayfs.h:
-//! ovl_allow_offline_changes) and leaves the result undefined elsewhere;
-//! the model runs them where they are allowed.
+//! ovl_allow_offline_changes) and leaves the result undefined elsewhere.
+//! The model runs them where they are allowed, and with index=on, where
+//! the kernel's mount-time checks of the index decide what a change to a
+//! copied-up lower hard link does (`crate::index`, observed on 6.18; the
+//! case fstests overlay/042 tests); it refuses them with metacopy,
+//! redirect_dir=on or xino=on.
 //!
 //! What follows is the mount's own: the merged tree shows the layers as
 //! they are now, and an upper object whose `origin` names a lower inode
@@ -34,9 +38,9 @@ impl crate::features::Features {
 /// Why a mount with features `f` takes no offline changes to its lower
 /// layers, if it takes none.
 fn refusal(f: &crate::features::Features) -> Option<&'static str> {
-    if f.opaque_new_dirs {
+    if f.offline_undefined {
         Some(
-            "offline changes to a lower layer are undefined once metacopy, index, xino or \
+            "offline changes to a lower layer are undefined once metacopy, xino=on or \
              redirect_dir=on has been used (overlayfs.rst: Changes to underlying filesystems)",
         )
     } else if f.nested {

@@ -110,6 +110,9 @@ pub enum Rule {
     StatMetacopyByName,
     LinkFreshInode,
     LinkLookedUpAfterCopyUp,
+    IndexCleanup,
+    IndexNlinkFallback,
+    IndexNoUpperAlias,
 }
 
 /// What one rule is: its stable id (the name campaigns and `--json`
@@ -224,13 +227,18 @@ const USERXATTR: Reach = Reach {
 };
 const OFFLINE: Reach = Reach {
     when: |f| f.offline_changes(),
-    needs: "offline changes allowed (none of index, metacopy, redirect_dir=on, xino=on), \
+    needs: "offline changes modelled (none of metacopy, redirect_dir=on, xino=on), \
             not lower=overlay, idmapped or volatile",
 };
 const OFFLINE_UPPER: Reach = Reach {
     when: |f| f.offline_changes() && !f.readonly(),
-    needs: "offline changes allowed (none of index, metacopy, redirect_dir=on, xino=on), \
+    needs: "offline changes modelled (none of metacopy, redirect_dir=on, xino=on), \
             not lower=overlay, idmapped or volatile; an upper layer",
+};
+const OFFLINE_INDEX: Reach = Reach {
+    when: |f| f.offline_changes() && f.index,
+    needs: "index=on and offline changes modelled (none of metacopy, redirect_dir=on, \
+            xino=on, not lower=overlay, idmapped or volatile)",
 };
 const NESTED: Reach = Reach {
     when: |f| f.nested,
@@ -913,6 +921,24 @@ pub const RULES: &[RuleInfo] = &[
         "link.looked-up-after-copy-up",
         "dir.c: ovl_instantiate, namei.c: ovl_lookup (a link of a metacopy found by name is first looked up after the data copy-up: the upper is no longer a metacopy, its redirect is not followed, and the name is another overlay inode)",
         METACOPY,
+    ),
+    info(
+        Rule::IndexCleanup,
+        "mount.index-cleanup",
+        "readdir.c: ovl_indexdir_cleanup, namei.c: ovl_verify_index (at mount, an index entry no upper name links is removed when its origin is stale or its union count, inode.c: ovl_get_nlink, is 0)",
+        OFFLINE_INDEX,
+    ),
+    info(
+        Rule::IndexNlinkFallback,
+        "stat.index-nlink-fallback",
+        "inode.c: ovl_get_nlink (a lower inode with one link left: the union count is the upper inode's real count, the index entry's link included)",
+        OFFLINE_INDEX,
+    ),
+    info(
+        Rule::IndexNoUpperAlias,
+        "remove.index-no-upper-alias",
+        "dir.c: ovl_remove_and_whiteout, ovl_rename (ovl_matches_upper: an upper found through the index that ovl_nlink_start did not link up, its lower inode having one link left, is not the directory's entry: ESTALE)",
+        OFFLINE_INDEX,
     ),
 ];
 

@@ -138,6 +138,9 @@ impl Model {
                 .inspect_err(|_| self.hit(Rule::RemoveNotEmpty))?;
         }
         self.copy_up_dir(&mut parent)?;
+        if !is_dir {
+            self.check_upper_alias(&d)?;
+        }
         let pu = parent.last().upper.expect("parent copied up");
         if d.upper_alias {
             self.upper_mut().unlink(pu, &name);
@@ -175,6 +178,25 @@ impl Model {
             self.copy_up(w, crate::copy_up::CopyUp::Meta)?;
         }
         Ok(())
+    }
+
+    /// dir.c: ovl_remove_and_whiteout, ovl_remove_upper and ovl_rename
+    /// (ovl_matches_upper): a non-directory whose upper was found through
+    /// the index but never linked into its directory is not that
+    /// directory's entry: ESTALE. ovl_nlink_start links such an upper up
+    /// only while its lower inode has more than one link, which an offline
+    /// change can end; the `nlink` xattr it wrote stays.
+    pub(crate) fn check_upper_alias(&mut self, d: &Dentry) -> Result<(), Errno> {
+        match d.upper {
+            Some(u) if !d.is_dir && !d.upper_alias => {
+                self.hit(Rule::IndexNoUpperAlias);
+                if self.upper_inode(u).union_nlink.is_some() {
+                    self.update_index_nlink(u);
+                }
+                Err(Errno::ESTALE)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Creates a whiteout (char 0/0, mode 0, owned by the mounter, group

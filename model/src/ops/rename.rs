@@ -300,6 +300,7 @@ impl Model {
             let mut nw = self.refresh(&t.walk());
             self.nlink_start(&mut nw)?;
             t.d = nw.last().clone();
+            self.check_upper_alias(&t.d)?;
         }
         ow = self.refresh(&ow);
         t.dir = self.refresh(&t.dir);
