@@ -98,8 +98,8 @@ fn offline_changes_are_explored_where_the_profile_allows_them() {
     assert!(with[n..]
         .iter()
         .all(|s| matches!(s.op, ovlcheck_case::Op::Offline { .. })));
-    let index = Profile::preset("index").expect("a preset");
-    assert_eq!(explore::alphabet_for(&m, &index).len(), n);
+    let metacopy = Profile::preset("metacopy").expect("a preset");
+    assert_eq!(explore::alphabet_for(&m, &metacopy).len(), n);
     let stop = AtomicBool::new(false);
     let x = explore::explore(&m, &Profile::default(), 2, 1, &stop).expect("explores");
     let per_state = with.len();

@@ -273,33 +273,46 @@ fn offline_steps(rng: &mut TestRng, case: &mut Case, room: usize) {
     }
 }
 
-/// With index=on, half the time where a lower layer has a hard-linked
-/// file: a write (a copy-up that indexes it) or an unlink of one of its
-/// names, then an offline removal of one of its names, so that the next
-/// mount's checks of the index meet an entry whose lower inode lost a
-/// link (model/src/index.rs). False when it made none.
+/// With index=on, half the time: a hard-linked file of a lower layer (a
+/// regular file given a second name `h` beside it where the layer has
+/// none), a write (a copy-up that indexes it) or an unlink of one of its
+/// names, then an offline removal of one of its names, and half the time
+/// an unlink of another name after it, so that the next mount's checks of
+/// the index meet an entry whose lower inode lost a link, and an unlink
+/// meets a name the index found but never linked up (model/src/index.rs).
+/// False when it made none.
 fn index_offline_steps(rng: &mut TestRng, case: &mut Case, room: usize) -> bool {
-    if room < 2 || !rng.random_ratio(1, 2) {
+    if room < 3 || !rng.random_ratio(1, 2) {
         return false;
     }
     let layer = rng.random_range(0..case.lowers.len());
     let Ok(objects) = case.lowers[layer].objects() else {
         return false;
     };
-    let groups = hard_link_groups(&objects);
+    let mut groups = hard_link_groups(&objects);
     if groups.is_empty() {
-        return false;
+        let Some(names) = new_hard_link(rng, &objects) else {
+            return false;
+        };
+        case.lowers[layer].entries.push(Entry::Hardlink {
+            path: names[1].clone(),
+            existing: names[0].clone(),
+        });
+        groups.push(names);
     }
     let names = pick(rng, &groups);
-    let kept = OpPath::plain(pick(rng, names).clone());
+    let kept = pick(rng, names).clone();
     let gone = pick(rng, names).clone();
+    let other = names.iter().find(|n| **n != gone).cloned();
     let op = match rng.random_ratio(1, 2) {
         true => Op::Write {
-            path: kept,
+            path: OpPath::plain(kept),
             offset: 0,
             data: b"W".to_vec(),
         },
-        false => Op::Unlink { path: kept },
+        false => Op::Unlink {
+            path: OpPath::plain(kept),
+        },
     };
     let at = rng.random_range(0..=case.steps.len());
     case.steps.insert(at, Step::new(op));
@@ -307,7 +320,28 @@ fn index_offline_steps(rng: &mut TestRng, case: &mut Case, room: usize) -> bool 
     let later = rng.random_range(at + 1..=case.steps.len());
     case.steps
         .insert(later, Step::new(Op::Offline { layer, change }));
+    if let Some(other) = other.filter(|_| rng.random_ratio(1, 2)) {
+        let path = OpPath::plain(other);
+        case.steps.insert(later + 1, Step::new(Op::Unlink { path }));
+    }
     true
+}
+
+/// A regular file of a layer's objects and a new name `h` beside it, for
+/// a hard link, where the layer has a regular file and no `h` there.
+fn new_hard_link(rng: &mut TestRng, objects: &[Object]) -> Option<Vec<RelPath>> {
+    let files: Vec<&Object> = objects
+        .iter()
+        .filter(|o| matches!(o.kind, ObjectKind::File(_)))
+        .collect();
+    if files.is_empty() {
+        return None;
+    }
+    let file = pick(rng, &files).path.clone();
+    let name = Name::new("h").expect("a name");
+    let link = file.parent().unwrap_or_else(RelPath::root).join(&name);
+    let taken = objects.iter().any(|o| o.path == link);
+    (!taken).then(|| vec![file, link])
 }
 
 /// The names of each hard-linked regular file of a layer's objects.

@@ -108,6 +108,11 @@ impl Model {
             h.str(p);
             h.str(&name_of(LayerId::Upper, *u));
         }
+        // A mount not walked yet lists the directories it marked impure
+        // as they were (module `readdir`).
+        if !self.walked && !self.snapshot.marked_impure.is_empty() {
+            h.str("unwalked");
+        }
         // Open fds, and the contents of held inodes no name reaches.
         for (name, f) in self.fds.files.iter() {
             h.str(name);

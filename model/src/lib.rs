@@ -136,6 +136,11 @@ pub struct Model {
     pub(crate) pending_links: OrdMap<String, Ino>,
     /// The open fds (module `fds`).
     pub(crate) fds: fds::Fds,
+    /// Whether this mount was walked: the driver walks the merged tree
+    /// once before a mount's first op, so a view taken before any op is
+    /// that first walk, which lists each directory before the lookups of
+    /// its entries mark it impure ([`mount::MountSnapshot::marked_impure`]).
+    pub(crate) walked: bool,
     /// The rules that decided something in this state or any state of the
     /// same case (module `rules`); not part of the state.
     pub(crate) rules: Arc<rules::RuleLog>,
@@ -191,6 +196,7 @@ impl Model {
             fresh_links: OrdSet::new(),
             pending_links: OrdMap::new(),
             fds: fds::Fds::default(),
+            walked: false,
             rules: Arc::default(),
         };
         m.mount();

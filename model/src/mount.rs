@@ -20,6 +20,10 @@ pub(crate) struct MountSnapshot {
     /// Merged directories whose first lookup, the mount-time walk's, failed
     /// ([`Model::fix_origins`]): that walk saw nothing below them.
     pub(crate) unwalked: Vec<String>,
+    /// Upper directories the mount's first lookups marked impure, a merged
+    /// directory below them getting its origin (ovl_fix_origin): the walk
+    /// that makes those lookups lists each of them before (module `view`).
+    pub(crate) marked_impure: Vec<Ino>,
     pub(crate) map: OnceLock<BTreeMap<Ident, String>>,
 }
 
@@ -51,7 +55,8 @@ impl Model {
             });
         }
         self.check_index();
-        let unwalked = self.fix_origins();
+        self.walked = false;
+        let (unwalked, marked_impure) = self.fix_origins();
         self.mem_lower = OrdMap::new();
         self.kept_lower = OrdMap::new();
         self.fresh_links = imbl::OrdSet::new();
@@ -61,6 +66,7 @@ impl Model {
             upper: self.upper.clone(),
             index: self.index.clone(),
             unwalked,
+            marked_impure,
             map: OnceLock::new(),
         });
     }
@@ -82,6 +88,7 @@ impl Model {
                 fresh_links: imbl::OrdSet::new(),
                 pending_links: OrdMap::new(),
                 fds: Default::default(),
+                walked: false,
                 // The snapshot walk decides nothing a case observes.
                 rules: Default::default(),
             };
@@ -122,16 +129,16 @@ impl Model {
     /// parent's upper refuses its impure mark (an unmapped id,
     /// docs/semantics.md §1.16), the lookup that sets the origin fails,
     /// and only later ones find it set.
-    fn fix_origins(&mut self) -> Vec<String> {
+    fn fix_origins(&mut self) -> (Vec<String>, Vec<Ino>) {
         let Some(upper) = &self.upper else {
-            return Vec::new();
+            return Default::default();
         };
         let candidate = upper
             .inodes
             .iter()
             .any(|(ino, i)| *ino != upper.root && i.is_dir() && i.ovl.origin.is_none());
         if !candidate {
-            return Vec::new();
+            return Default::default();
         }
         let mut fixes: Vec<(String, Ino, Option<Ino>, LowerRef)> = Vec::new();
         self.walk_merged_dirs(&mut |path: &str, parent: Option<&Dentry>, d: &Dentry| {
@@ -142,6 +149,7 @@ impl Model {
             }
         });
         let mut unwalked = Vec::new();
+        let mut marked = Vec::new();
         for (path, u, parent, first) in fixes {
             let is_root = u == self.upper_mut().root;
             let inode = self.upper_mut().get_mut(u);
@@ -158,12 +166,17 @@ impl Model {
                 self.hit(Rule::LookupOriginUnmapped);
             }
             match parent {
-                Some(p) if self.upper_inode(p).ids_mapped() => self.set_impure(p),
+                Some(p) if self.upper_inode(p).ids_mapped() => {
+                    if !self.upper_inode(p).ovl.impure {
+                        marked.push(p);
+                    }
+                    self.set_impure(p);
+                }
                 Some(p) if !self.upper_inode(p).ovl.impure => unwalked.push(path),
                 _ => {}
             }
         }
-        unwalked
+        (unwalked, marked)
     }
 
     /// Visits every merged directory (and its parent), and what the

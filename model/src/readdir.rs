@@ -49,6 +49,18 @@ impl Model {
         out
     }
 
+    /// Whether upper directory `u` is listed by the mount's first walk
+    /// before that walk's lookups mark it impure (ovl_fix_origin of a
+    /// merged directory in it): its listing then computes no d_ino, so
+    /// it keeps names a lookup would drop (an upper xattr whiteout).
+    fn listed_before_marked(&self, u: u32) -> bool {
+        let first_walk = !self.walked && self.snapshot.marked_impure.contains(&u);
+        if first_walk {
+            self.hit(Rule::ReaddirBeforeFixOrigin);
+        }
+        first_walk
+    }
+
     /// What `getdents` returns for a directory, sorted, without `.`/`..`.
     pub(crate) fn readdir_names(&self, d: &Dentry) -> Result<Vec<String>, Errno> {
         let names = self.readdir_names_ref(d)?;
@@ -76,7 +88,9 @@ impl Model {
             self.hit(Rule::ReaddirMerged);
         }
         let upper_entries = d.upper.and_then(|u| self.upper_inode(u).entries());
-        let impure_now = d.upper.is_some_and(|u| self.upper_inode(u).ovl.impure);
+        let impure_now = d
+            .upper
+            .is_some_and(|u| self.upper_inode(u).ovl.impure && !self.listed_before_marked(u));
         // A listing an open fd keeps cached is reused: its entries' d_ino
         // were set, or left to look up, when it was made.
         let impure = match self.cached_listing_impure(d) {

@@ -113,6 +113,7 @@ pub enum Rule {
     IndexCleanup,
     IndexNlinkFallback,
     IndexNoUpperAlias,
+    ReaddirBeforeFixOrigin,
 }
 
 /// What one rule is: its stable id (the name campaigns and `--json`
@@ -939,6 +940,15 @@ pub const RULES: &[RuleInfo] = &[
         "remove.index-no-upper-alias",
         "dir.c: ovl_remove_and_whiteout, ovl_rename (ovl_matches_upper: an upper found through the index that ovl_nlink_start did not link up, its lower inode having one link left, is not the directory's entry: ESTALE)",
         OFFLINE_INDEX,
+    ),
+    info(
+        Rule::ReaddirBeforeFixOrigin,
+        "readdir.before-fix-origin",
+        "readdir.c: ovl_iterate, namei.c: ovl_fix_origin (the mount's first walk lists a directory before its entries' lookups mark it impure: no d_ino lookups, stale names kept)",
+        WRITABLE,
+    )
+    .not_generated(
+        "a view before any op: generated cases have a step first, and the driver walks a mount before it",
     ),
 ];
 

@@ -1110,6 +1110,15 @@ fn walk_and_unmount(target: &Path, what: &str) -> Res<View> {
 
 impl Session for MountedCase {
     fn apply(&mut self, step: &Step) -> Result<Outcome, DriverError> {
+        // A mount ends after its walk, as any op comes after it: a
+        // lifecycle step first in its mount must not skip it (the model's
+        // mount makes the walk's lookups: the origins of merged
+        // directories and their parents' impure marks).
+        if matches!(step.op, Op::Remount | Op::Commit | Op::Offline { .. }) {
+            if let Err(e) = self.walk_once().map(|_| ()) {
+                return Err(self.error_or_death(e));
+            }
+        }
         match step.op {
             Op::Remount if self.volatile_upper() => self.remount_volatile(),
             Op::Remount => self.lifecycle(|_| Ok(())),
@@ -1121,11 +1130,6 @@ impl Session for MountedCase {
                 "an engine's image layers are the engine's: no offline change".into(),
             )),
             Op::Offline { layer, ref change } => {
-                // The layers change after this mount's walk, as after any
-                // op: an offline change first in a mount must not skip it.
-                if let Err(e) = self.walk_once().map(|_| ()) {
-                    return Err(self.error_or_death(e));
-                }
                 self.lifecycle(|s| s.offline_change(layer, change))
             }
             _ => match self.run_op(step) {

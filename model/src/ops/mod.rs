@@ -57,6 +57,8 @@ impl Model {
             _ => {}
         }
         let mut next = self.clone();
+        // The driver walks the mount before its first op.
+        next.walked = true;
         let paths: Vec<String> = step.op.paths().iter().map(|p| p.as_string()).collect();
         next.look_up_pending(&paths);
         crate::perm::take_acl_decided();

@@ -127,6 +127,11 @@ impl Model {
     /// without is simply removed from the upper.
     fn remove(&mut self, mut w: Walk, is_dir: bool) -> Result<(), Errno> {
         if !is_dir {
+            // The parent is copied up first, then ovl_nlink_start's
+            // copy-up, which may fail (a metacopy's missing data).
+            let mut parent = w.parent();
+            self.copy_up_dir(&mut parent)?;
+            w = self.refresh(&w);
             self.nlink_start(&mut w)?;
         }
         let d = w.last().clone();
