@@ -212,7 +212,8 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
         && rng.random_ratio(1, offline_odds(&case.profile))
     {
         let room = config.max_ops.saturating_sub(case.steps.len());
-        if !(case.profile.index && index_offline_steps(rng, &mut case, room)) {
+        let index = ovlcheck_model::index_on(&case.profile);
+        if !(index && index_offline_steps(rng, &mut case, room)) {
             offline_steps(rng, &mut case, room);
         }
     }
@@ -224,7 +225,7 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
 /// three with index=on, whose mount-time checks of the index need a
 /// copied-up lower hard link and an offline change to its names.
 fn offline_odds(profile: &Profile) -> u32 {
-    if profile.index {
+    if ovlcheck_model::index_on(profile) {
         3
     } else {
         8

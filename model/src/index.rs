@@ -15,6 +15,13 @@ use crate::fs::{Ino, LayerId, LowerRef};
 use crate::rules::Rule;
 use crate::Model;
 
+/// Whether a mount of profile `p` has an index: index=on, and an upper
+/// layer on which the kernel keeps it (not userxattr, not an overlay as
+/// the lower layer: `Features::from_profile`).
+pub fn index_on(p: &ovlcheck_case::Profile) -> bool {
+    crate::features::Features::from_profile(p).index
+}
+
 impl Model {
     /// The mount's checks of the index: orphan and stale entries removed,
     /// then each indexed inode's union link count read again.

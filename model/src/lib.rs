@@ -50,6 +50,7 @@ use std::sync::Arc;
 
 pub use features::{data_only_layers, follows_redirects, layer_user_xattrs};
 pub use fs::Ident;
+pub use index::index_on;
 pub use lookup::redirect_fails;
 pub use offline::offline_changes;
 pub use rules::{Rule, RuleInfo, RuleSet, RULES};

@@ -61,8 +61,9 @@ struct Mounted {
     root: OwnedFd,
     target: PathBuf,
     /// The inodes at mount time; `None` until taken, which happens before
-    /// the first op (or in the first merged view's walk, when no op came
-    /// first: the tree is then still as mounted).
+    /// the first step, a lifecycle step included (or in the first merged
+    /// view's walk, when no step came first: the tree is then still as
+    /// mounted).
     snapshot: Option<Snapshot>,
     daemon: Option<Pid>,
     /// The fds the case's steps hold open (`open P FLAGS as F`).
@@ -661,7 +662,7 @@ impl MountedCase {
         }
     }
 
-    /// The mount-time walk, made once per mount before its first op: its
+    /// The mount-time walk, made once per mount before its first step: its
     /// lookups are the model's mount (the origins of merged directories,
     /// ovl_fix_origin), and it gives the inode snapshot.
     fn walk_once(&mut self) -> Res<&mut Mounted> {
