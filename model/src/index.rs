@@ -49,7 +49,9 @@ impl Model {
             // A stale origin: the upper names are upper files of their own
             // (no lower, so no index lookup), counted as the real inode.
             let union = lower.map(|n| self.get_nlink(ino, n, real, real));
-            self.upper_mut().get_mut(ino).union_nlink = union;
+            if self.upper_inode(ino).union_nlink != union {
+                self.upper_mut().get_mut(ino).union_nlink = union;
+            }
         }
     }
 

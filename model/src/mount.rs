@@ -22,7 +22,7 @@ pub(crate) struct MountSnapshot {
     pub(crate) unwalked: Vec<String>,
     /// Upper directories the mount's first lookups marked impure, a merged
     /// directory below them getting its origin (ovl_fix_origin): the walk
-    /// that makes those lookups lists each of them before (module `view`).
+    /// that makes those lookups lists each of them before (module `readdir`).
     pub(crate) marked_impure: Vec<Ino>,
     pub(crate) map: OnceLock<BTreeMap<Ident, String>>,
 }

@@ -127,11 +127,6 @@ impl Model {
     /// without is simply removed from the upper.
     fn remove(&mut self, mut w: Walk, is_dir: bool) -> Result<(), Errno> {
         if !is_dir {
-            // The parent is copied up first, then ovl_nlink_start's
-            // copy-up, which may fail (a metacopy's missing data).
-            let mut parent = w.parent();
-            self.copy_up_dir(&mut parent)?;
-            w = self.refresh(&w);
             self.nlink_start(&mut w)?;
         }
         let d = w.last().clone();
@@ -180,6 +175,11 @@ impl Model {
         };
         if self.lowers[l.layer as usize].nlink(l.ino) > 1 {
             self.hit(Rule::NlinkStart);
+            // dir.c: ovl_do_remove copies the parent up before, so it
+            // stays up when this copy-up fails (a metacopy's missing data).
+            let mut parent = w.parent();
+            self.copy_up_dir(&mut parent)?;
+            *w = self.refresh(w);
             self.copy_up(w, crate::copy_up::CopyUp::Meta)?;
         }
         Ok(())
