@@ -129,6 +129,17 @@ struct GenerateArgs {
     kernel_version: Option<KernelVersion>,
 }
 
+/// Prints a report for people: on stdout, or on stderr with `--json`,
+/// whose summary is then the only thing on stdout.
+macro_rules! say {
+    ($json:expr, $($arg:tt)*) => {
+        match $json {
+            true => eprintln!($($arg)*),
+            false => println!($($arg)*),
+        }
+    };
+}
+
 fn parse_kernel_version(s: &str) -> Result<KernelVersion, String> {
     KernelVersion::parse(s).ok_or_else(|| format!("`{s}` is not MAJOR.MINOR"))
 }
@@ -697,11 +708,12 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
     }
     let mut saved = Vec::new();
     for f in &c.findings {
-        println!("{}", report::render(&f.divergence, backend.name()));
+        say!(a.json, "{}", report::render(&f.divergence, backend.name()));
         if backend.kind() == ovlcheck_driver::BackendKind::Vm {
-            println!("{}", on_host_kernel(&f.divergence.case, contract));
+            say!(a.json, "{}", on_host_kernel(&f.divergence.case, contract));
         }
-        println!(
+        say!(
+            a.json,
             "(case #{} of seed {}, shrunk from {} to {} steps+entries in {} runs)\n",
             f.index,
             a.seed,
@@ -718,9 +730,12 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
     }
     let known = c.known();
     for k in &known {
-        println!(
+        say!(
+            a.json,
             "known divergence: {} ({} cases; {})",
-            k.signature, k.cases, k.case
+            k.signature,
+            k.cases,
+            k.case
         );
     }
     // `all` on a backend that runs one preset names that preset.
@@ -820,7 +835,7 @@ fn explore_cmd(a: ExploreArgs, stop: &AtomicBool) -> i32 {
         .filter(|d| known.matching(d).is_none())
         .collect();
     for d in new.iter().take(10) {
-        println!("{}", report::render(d, backend.name()));
+        say!(a.json, "{}", report::render(d, backend.name()));
     }
     if let Some(dir) = &a.save {
         for d in &new {
@@ -846,9 +861,12 @@ fn explore_cmd(a: ExploreArgs, stop: &AtomicBool) -> i32 {
         start.elapsed(),
     );
     for k in &summary.known {
-        println!(
+        say!(
+            a.json,
             "known divergence: {} ({} cases; {})",
-            k.signature, k.cases, k.case
+            k.signature,
+            k.cases,
+            k.case
         );
     }
     if let Some(r) = backend.kernel_release() {
@@ -877,7 +895,7 @@ fn replay(a: ReplayArgs, stop: &AtomicBool) -> i32 {
     };
     let host_check = (backend.kind() == ovlcheck_driver::BackendKind::Vm).then_some(contract);
     for runs in r.cases.chunk_by(|x, y| x.0 == y.0) {
-        print_replayed(&runs[0].0, runs, &name, host_check);
+        print_replayed(&runs[0].0, runs, &name, host_check, a.json);
     }
     let header = Header {
         backend: &name,
@@ -928,6 +946,7 @@ fn print_replayed(
     runs: &[(PathBuf, Replayed)],
     backend: &str,
     host_check: Option<Contract>,
+    json: bool,
 ) {
     let path = path.display();
     let mut counts: Vec<(String, usize)> = Vec::new();
@@ -945,9 +964,9 @@ fn print_replayed(
                     Verdict::Fixed => format!("FIXED: known to diverge on {backend}, now agrees"),
                     Verdict::New => {
                         if let (Some(d), false) = (divergence, shown) {
-                            println!("{path}: FAIL\n{}", report::render(d, backend));
+                            say!(json, "{path}: FAIL\n{}", report::render(d, backend));
                             if let Some(contract) = host_check {
-                                println!("{}\n", on_host_kernel(&d.case, contract));
+                                say!(json, "{}\n", on_host_kernel(&d.case, contract));
                             }
                             shown = true;
                         }

@@ -168,11 +168,18 @@ fn a_broken_pin_is_a_divergence_with_exit_1() {
         "pin.ovl",
         "lower\n  file a 0644 \"hi\"\nops\n  read a => \"bye\"\n",
     );
-    let out = ovlcheck(&["replay", &case, "--backend", "model", "--json"]);
+    let out = ovlcheck(&["replay", &case, "--backend", "model"]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("first difference"), "{stdout}");
-    assert_eq!(last_json(&out)["divergences"], 1);
+    // With --json the summary is alone on stdout, the report on stderr.
+    let out = ovlcheck(&["replay", &case, "--backend", "model", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is one JSON object: {e}"));
+    assert_eq!(summary["divergences"], 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("first difference"), "{stderr}");
 }
 
 #[test]
