@@ -87,6 +87,19 @@ fn campaign_of_30_cases_has_no_divergence() {
     assert_eq!(common::mounted_under(SCRATCH), before);
 }
 
+/// Cases packed in one container (`--pack 8`) are judged as alone.
+#[test]
+fn packed_campaign_reports_what_its_cases_alone_report() {
+    let _serial = common::serial(); // a private daemon per test
+    let Some(probe) = containerd("packed_campaign_reports_what_its_cases_alone_report") else {
+        return;
+    };
+    drop(probe);
+    let before = common::mounted_under(SCRATCH);
+    common::engine_pack_reports_as_alone(&["--backend", "containerd"]);
+    assert_eq!(common::mounted_under(SCRATCH), before);
+}
+
 /// containerd's walking differ compares the parent image's tree with the
 /// container's (continuity `sameFile`): a change of a `user.*` xattr
 /// alone is no change, a new time on the same data is one, and an

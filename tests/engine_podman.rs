@@ -77,6 +77,19 @@ fn campaign_of_30_cases_has_no_divergence() {
     assert_eq!(common::mounted_under("/tmp/ovlcheck-podman."), before);
 }
 
+/// Cases packed in one container (`--pack 8`) are judged as alone.
+#[test]
+fn packed_campaign_reports_what_its_cases_alone_report() {
+    let _serial = common::serial(); // a private daemon per test
+    let Some(probe) = podman("packed_campaign_reports_what_its_cases_alone_report") else {
+        return;
+    };
+    drop(probe);
+    let before = common::mounted_under("/tmp/ovlcheck-podman.");
+    common::engine_pack_reports_as_alone(&["--backend", "podman"]);
+    assert_eq!(common::mounted_under("/tmp/ovlcheck-podman."), before);
+}
+
 /// containers/storage creates a container layer right on the image's top
 /// layer: no `-init` layer is added to the case, only the empty layer an
 /// image needs when the case has none.

@@ -98,6 +98,19 @@ fn docker_campaign_and_corpus_show_no_new_divergence() {
     );
 }
 
+/// Cases packed in one container (`--pack 8`) are judged as alone.
+#[test]
+fn docker_packed_campaign_reports_what_its_cases_alone_report() {
+    let Some(mut d) = Dockerd::start("docker_packed_campaign") else {
+        return;
+    };
+    let socket = d.socket();
+    common::engine_pack_reports_as_alone(&["--backend", "docker", "--engine-socket", &socket]);
+    assert_eq!(d.docker(&["ps", "-aq"]), "", "every container removed");
+    assert_eq!(d.docker(&["images", "-aq"]), "", "every image removed");
+    d.stop();
+}
+
 /// Each of corpus/docker's rules is needed: judged as ovlcheck's own store
 /// commits (the container layer rotated into the image, every xattr kept),
 /// what Docker did diverges from the model.

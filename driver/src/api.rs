@@ -351,6 +351,101 @@ impl CaseRun {
     }
 }
 
+/// A session that can hold a pack of cases ([`crate::pack`]): each case's
+/// steps run beneath its directory of the mount, and one export serves
+/// the whole pack.
+pub trait PackSession: Session {
+    /// The mount holds `cases` cases, one per [`crate::pack::case_dir`]:
+    /// a commit gives each its directory in the fresh container layer, as
+    /// a mount root gets one.
+    fn begin_pack(&mut self, cases: usize) -> Result<(), DriverError>;
+    /// Makes the directory `dir` of the mount the root the next steps
+    /// resolve beneath; `None` goes back to the mount root and parks the
+    /// fds the steps since the last `enter` opened (a case's fds stay open
+    /// while the other cases run, as they would in a mount of its own).
+    fn enter(&mut self, dir: Option<&str>) -> Result<(), DriverError>;
+    /// Each case's [`Session::export`] (`None` where `wants[i]` asks for
+    /// none), taken once for the whole pack and cut back into each case's
+    /// part.
+    fn pack_exports(&mut self, wants: &[Wants]) -> Result<Vec<Option<Export>>, DriverError>;
+}
+
+impl CaseRun {
+    /// [`CaseRun::collect`] for `cases` packed on `s`, a session started on
+    /// their pack ([`crate::pack::combine`]): each case's steps up to its
+    /// next remount or commit beneath its directory, case by case, then
+    /// that lifecycle step once for all (the cases of a pack have the
+    /// same ones in the same order); then every observation once for the
+    /// pack, in the order [`CaseRun::collect`] takes them, cut back into
+    /// each case's part ([`crate::pack::split_view`]).
+    pub fn collect_pack<S: PackSession + ?Sized>(
+        s: &mut S,
+        cases: &[Case],
+        wants: &[Wants],
+    ) -> Result<Vec<CaseRun>, DriverError> {
+        if wants.len() != cases.len() {
+            return Err(DriverError::Io(
+                "a pack's wants do not match its cases".into(),
+            ));
+        }
+        s.begin_pack(cases.len())?;
+        let mut outcomes: Vec<Vec<Outcome>> = cases.iter().map(|_| Vec::new()).collect();
+        let mut rest: Vec<&[Step]> = cases.iter().map(|c| c.steps.as_slice()).collect();
+        loop {
+            let mut lifecycle_step = None;
+            for (i, steps) in rest.iter_mut().enumerate() {
+                let end = steps.iter().position(|s| s.op.is_lifecycle());
+                let (now, later) = steps.split_at(end.unwrap_or(steps.len()));
+                s.enter(Some(&crate::pack::case_dir(i)))?;
+                for step in now {
+                    outcomes[i].push(s.apply(step)?);
+                }
+                s.enter(None)?;
+                lifecycle_step = later.first().or(lifecycle_step);
+                *steps = later.get(1..).unwrap_or_default();
+            }
+            let Some(step) = lifecycle_step else { break };
+            let outcome = s.apply(step)?;
+            for o in &mut outcomes {
+                o.push(outcome.clone());
+            }
+        }
+        let volatile = cases.iter().any(|c| c.profile.volatile_upper());
+        let merged = s.merged_view()?;
+        let upper = s.upper_view()?;
+        let (remount, after_remount) = lifecycle(s, Op::Remount, volatile)?;
+        let exports = match after_remount {
+            Some(_) if wants.iter().any(|w| w.export) => s.pack_exports(wants)?,
+            _ => vec![None; cases.len()],
+        };
+        let (commit, after_commit) = lifecycle(s, Op::Commit, false)?;
+        let kernel_view = match wants.iter().any(|w| w.kernel_view) {
+            true => Some(s.kernel_view()?),
+            false => None,
+        };
+        let split = |v: &View, i| crate::pack::split_view(v, i);
+        Ok(outcomes
+            .into_iter()
+            .zip(exports)
+            .enumerate()
+            .map(|(i, (outcomes, export))| CaseRun {
+                outcomes,
+                merged: split(&merged, i),
+                upper: upper.as_ref().map(|v| split(v, i)),
+                remount: remount.clone(),
+                after_remount: after_remount.as_ref().map(|v| split(v, i)),
+                export,
+                commit: commit.clone(),
+                after_commit: after_commit.as_ref().map(|v| split(v, i)),
+                kernel_view: kernel_view
+                    .as_ref()
+                    .map(|k| k.as_ref().map(|v| split(v, i)).map_err(|e| *e)),
+                commit_tar: s.commit_tar(),
+            })
+            .collect())
+    }
+}
+
 /// A lifecycle step and, when it worked, the merged view after it; with
 /// `volatile`, also after the refusal (EINVAL) that a volatile upper's
 /// remount meets, which the driver follows with a mount of its own.

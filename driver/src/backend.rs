@@ -420,6 +420,20 @@ impl WorkerSession {
         }
     }
 
+    /// [`crate::api::PackSession::enter`] on the worker's mounted case:
+    /// the next steps resolve beneath `dir` of the mount (`None`: the root
+    /// again), for a pack whose lifecycle steps the caller makes (a
+    /// container engine's commit).
+    pub fn enter(&mut self, dir: Option<&str>) -> Result<(), DriverError> {
+        let req = Request::Enter {
+            dir: dir.map(str::to_string),
+        };
+        match self.call(&req, "enter")? {
+            Response::Ok => Ok(()),
+            other => Err(unexpected("enter", other)),
+        }
+    }
+
     /// The worker's `/proc/self/mountinfo` (its private namespace).
     pub fn mountinfo(&mut self) -> Result<String, DriverError> {
         self.text(&Request::Mountinfo, "mountinfo")

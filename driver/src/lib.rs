@@ -118,8 +118,8 @@ pub mod sys;
 pub mod worker;
 
 pub use api::{
-    Backend, BackendKind, BackendOptions, CaseRun, DriverError, EngineStack, Export, Session,
-    StackDirs, StackLayers, Wants, TIMEOUT_ENV,
+    Backend, BackendKind, BackendOptions, CaseRun, DriverError, EngineStack, Export, PackSession,
+    Session, StackDirs, StackLayers, Wants, TIMEOUT_ENV,
 };
 pub use backend::{backend_by_name, check_environment, PooledBackend, WorkerSession};
 

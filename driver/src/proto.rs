@@ -88,6 +88,9 @@ pub enum Request {
     Attach { stack: Box<crate::api::EngineStack> },
     /// One step of the current session: [`Response::Outcome`].
     Apply { step: Step },
+    /// [`crate::api::PackSession::enter`] on the current session:
+    /// [`Response::Ok`].
+    Enter { dir: Option<String> },
     /// [`Response::View`].
     MergedView,
     /// [`Response::MaybeView`].

@@ -21,10 +21,11 @@ use futures_util::TryStreamExt;
 use ovlcheck_case::layer::DEFAULT_MTIME;
 use ovlcheck_case::oci::{DiffMethod, TarCommit, TarXattrs};
 use ovlcheck_case::{Case, Errno, LayerSpec, Op, Outcome, Profile, Step, View};
+use ovlcheck_driver::pack::split_view;
 use ovlcheck_driver::store::MarkerNames;
 use ovlcheck_driver::{
-    Backend, BackendKind, BackendOptions, DriverError, EngineStack, Export, PooledBackend, Session,
-    StackLayers, WorkerSession,
+    Backend, BackendKind, BackendOptions, CaseRun, DriverError, EngineStack, Export, PackSession,
+    PooledBackend, Session, StackLayers, Wants, WorkerSession,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -638,6 +639,18 @@ macro_rules! engine_backend {
             ) -> Result<ovlcheck_case::Case, String> {
                 self.0.adapt_case(case)
             }
+
+            fn run_pack(
+                &self,
+                cases: &[ovlcheck_case::Case],
+                wants: &[ovlcheck_driver::Wants],
+            ) -> Result<Vec<ovlcheck_driver::CaseRun>, ovlcheck_driver::DriverError> {
+                self.0.run_pack(cases, wants)
+            }
+
+            fn packs(&self) -> bool {
+                self.0.packs()
+            }
         }
     };
 }
@@ -663,6 +676,19 @@ impl Backend for EngineBackend {
 
     fn start(&self, case: &Case) -> Result<Box<dyn Session>, DriverError> {
         EngineSession::start(Arc::clone(&self.inner), case).map(|s| Box::new(s) as Box<dyn Session>)
+    }
+
+    /// The cases in one container: one image load, one container, one
+    /// commit for the pack, where a case alone costs each of them.
+    fn run_pack(&self, cases: &[Case], wants: &[Wants]) -> Result<Vec<CaseRun>, DriverError> {
+        let mut s = EngineSession::start_pack(Arc::clone(&self.inner), cases)?;
+        let runs = CaseRun::collect_pack(&mut s, cases, wants)?;
+        Box::new(s).finish()?;
+        Ok(runs)
+    }
+
+    fn packs(&self) -> bool {
+        true
     }
 
     /// The case's lowers as image layers (at least one: an image has a
@@ -709,6 +735,8 @@ struct EngineSession {
     committed: bool,
     /// How many layers the current container's image has.
     image_layers: usize,
+    /// How many cases share the container (0: one case alone).
+    packed: usize,
 }
 
 impl EngineSession {
@@ -739,15 +767,43 @@ impl EngineSession {
         ) {
             return Err(DriverError::Io(why));
         }
+        EngineSession::open(engine, &case.profile, image_layers, 0)
+    }
+
+    /// A pack of `cases` (each as [`Backend::adapt_case`] made it, the
+    /// engine's `-init` layer its top lower) in one container
+    /// ([`ovlcheck_driver::pack`]): the image is the pack's layers, each
+    /// case's copy of the `-init` layer beneath its directory (the case
+    /// sees it there as it sees the engine's own at the root alone), and
+    /// every container layer made for the pack gets the cases' directories
+    /// before it is mounted.
+    fn start_pack(engine: Arc<Inner>, cases: &[Case]) -> Result<EngineSession, DriverError> {
+        let pack = ovlcheck_driver::pack::combine(cases).map_err(DriverError::Io)?;
+        let f = &engine.flavor;
+        if let Some(why) = unrepresentable(f.name, f.max_layers, &pack.data, &pack.lowers, None) {
+            return Err(DriverError::Io(why));
+        }
+        EngineSession::open(engine, &pack.profile, &pack.lowers, cases.len())
+    }
+
+    /// Loads an image of `image_layers` and mounts a container of it;
+    /// `packed` cases share it when not 0.
+    fn open(
+        engine: Arc<Inner>,
+        profile: &Profile,
+        image_layers: &[LayerSpec],
+        packed: usize,
+    ) -> Result<EngineSession, DriverError> {
         let mut s = EngineSession {
             engine,
-            profile: case.profile.clone(),
+            profile: profile.clone(),
             worker: None,
             containers: Vec::new(),
             images: Vec::new(),
             container: String::new(),
             committed: false,
             image_layers: image_layers.len(),
+            packed,
         };
         let image = s.engine.load(image_layers)?;
         s.images.push(image.clone());
@@ -755,11 +811,17 @@ impl EngineSession {
         Ok(s)
     }
 
-    /// Creates a container of `image` and mounts it in a worker.
+    /// Creates a container of `image` and mounts it in a worker; in a pack,
+    /// its container layer gets every case's directory first, as a mount
+    /// root is a directory of the container layer.
     fn run_container_of(&mut self, image: &str) -> Result<(), DriverError> {
         let (id, layer) = self.engine.create(image)?;
         self.containers.push(id.clone());
         self.container = id;
+        if self.packed > 0 {
+            let diff = self.engine.home.join(&layer).join("diff");
+            make_case_dirs(&diff, self.packed)?;
+        }
         self.worker = Some(self.engine.attach(&layer, &self.profile)?);
         Ok(())
     }
@@ -854,6 +916,69 @@ impl Session for EngineSession {
     fn commit_tar(&self) -> Option<TarCommit> {
         Some(self.engine.flavor.tar_commit())
     }
+}
+
+impl PackSession for EngineSession {
+    fn begin_pack(&mut self, cases: usize) -> Result<(), DriverError> {
+        match cases == self.packed {
+            true => Ok(()),
+            false => Err(DriverError::Io(format!(
+                "a container made for {} cases holds {cases}",
+                self.packed
+            ))),
+        }
+    }
+
+    fn enter(&mut self, dir: Option<&str>) -> Result<(), DriverError> {
+        self.worker()?.enter(dir)
+    }
+
+    /// One commit of the container for the whole pack, cut back into each
+    /// case's part ([`export_parts`]).
+    fn pack_exports(&mut self, wants: &[Wants]) -> Result<Vec<Option<Export>>, DriverError> {
+        Ok(export_parts(self.export()?, wants))
+    }
+}
+
+/// Each case's part of a pack's export (`None` where `wants[i]` asks for
+/// none): its part of the engine's tar, without its directory, which
+/// stands for the root (a layer tar never lists its root), and its part
+/// of the committed image's merged tree.
+pub(crate) fn export_parts(export: Option<Export>, wants: &[Wants]) -> Vec<Option<Export>> {
+    let Some(export) = export else {
+        return vec![None; wants.len()];
+    };
+    let part = |i| {
+        let changeset = export.changeset.as_ref().map(|v| {
+            let mut own = split_view(v, i);
+            own.nodes.remove("");
+            own
+        });
+        Export {
+            method: export.method,
+            changeset: changeset.map_err(Clone::clone),
+            merged: export.merged.as_ref().map(|v| split_view(v, i)),
+            commit: export.commit,
+        }
+    };
+    wants
+        .iter()
+        .enumerate()
+        .map(|(i, w)| w.export.then(|| part(i)))
+        .collect()
+}
+
+/// Every case directory of a pack of `cases` in the container layer
+/// `diff`, with the attributes a layer root has (0755, root's).
+pub(crate) fn make_case_dirs(diff: &Path, cases: usize) -> Result<(), DriverError> {
+    use std::os::unix::fs::PermissionsExt;
+    for i in 0..cases {
+        let dir = diff.join(ovlcheck_driver::pack::case_dir(i));
+        let fail = |e: std::io::Error| DriverError::Io(format!("{}: {e}", dir.display()));
+        std::fs::create_dir(&dir).map_err(fail)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).map_err(fail)?;
+    }
+    Ok(())
 }
 
 impl EngineSession {

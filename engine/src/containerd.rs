@@ -22,8 +22,8 @@ use crate::daemon::{Daemon, Program};
 use ovlcheck_case::oci::{DiffMethod, TarCommit, TarXattrs};
 use ovlcheck_case::{Case, Errno, LayerSpec, Op, Outcome, Profile, Step, View};
 use ovlcheck_driver::{
-    Backend, BackendKind, BackendOptions, DriverError, EngineStack, Export, PooledBackend, Session,
-    StackDirs, StackLayers, WorkerSession,
+    Backend, BackendKind, BackendOptions, CaseRun, DriverError, EngineStack, Export, PackSession,
+    PooledBackend, Session, StackDirs, StackLayers, Wants, WorkerSession,
 };
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -453,6 +453,19 @@ impl Backend for ContainerdBackend {
             .map(|s| Box::new(s) as Box<dyn Session>)
     }
 
+    /// The cases in one snapshot: one import, one prepare, one diff for
+    /// the pack, where a case alone costs each of them.
+    fn run_pack(&self, cases: &[Case], wants: &[Wants]) -> Result<Vec<CaseRun>, DriverError> {
+        let mut s = ContainerdSession::start_pack(Arc::clone(&self.inner), cases)?;
+        let runs = CaseRun::collect_pack(&mut s, cases, wants)?;
+        Box::new(s).finish()?;
+        Ok(runs)
+    }
+
+    fn packs(&self) -> bool {
+        true
+    }
+
     /// The case's lowers as image layers (at least one: an image has a
     /// layer).
     fn adapt_case(&self, case: &Case) -> Result<Case, String> {
@@ -488,23 +501,70 @@ struct ContainerdSession {
     /// A commit the export made already: the next `commit` step finds the
     /// stack switched and only says so.
     committed: bool,
+    /// How many cases share the snapshot (0: one case alone).
+    packed: usize,
+}
+
+impl PackSession for ContainerdSession {
+    fn begin_pack(&mut self, cases: usize) -> Result<(), DriverError> {
+        match cases == self.packed {
+            true => Ok(()),
+            false => Err(DriverError::Io(format!(
+                "a snapshot made for {} cases holds {cases}",
+                self.packed
+            ))),
+        }
+    }
+
+    fn enter(&mut self, dir: Option<&str>) -> Result<(), DriverError> {
+        self.worker()?.enter(dir)
+    }
+
+    /// One commit of the snapshot for the whole pack, cut back into each
+    /// case's part ([`crate::api::export_parts`]).
+    fn pack_exports(&mut self, wants: &[Wants]) -> Result<Vec<Option<Export>>, DriverError> {
+        Ok(crate::api::export_parts(self.export()?, wants))
+    }
 }
 
 impl ContainerdSession {
     fn start(engine: Arc<Inner>, case: &Case) -> Result<ContainerdSession, DriverError> {
-        let tars = image_layers(case)?
+        ContainerdSession::open(engine, &case.profile, image_layers(case)?, 0)
+    }
+
+    /// A pack of `cases` (each as [`Backend::adapt_case`] made it) in one
+    /// snapshot ([`ovlcheck_driver::pack`]); every container snapshot made
+    /// for the pack gets the cases' directories before it is mounted.
+    fn start_pack(engine: Arc<Inner>, cases: &[Case]) -> Result<ContainerdSession, DriverError> {
+        let pack = ovlcheck_driver::pack::combine(cases).map_err(DriverError::Io)?;
+        if let Some(why) = unrepresentable("containerd", None, &pack.data, &pack.lowers, None) {
+            return Err(DriverError::Io(why));
+        }
+        ContainerdSession::open(engine, &pack.profile, &pack.lowers, cases.len())
+    }
+
+    /// Imports an image of `layers` and mounts a container snapshot of it;
+    /// `packed` cases share it when not 0.
+    fn open(
+        engine: Arc<Inner>,
+        profile: &Profile,
+        layers: &[LayerSpec],
+        packed: usize,
+    ) -> Result<ContainerdSession, DriverError> {
+        let tars = layers
             .iter()
             .map(layer_tar)
             .collect::<Result<Vec<_>, _>>()?;
         let mut s = ContainerdSession {
             engine,
-            profile: case.profile.clone(),
+            profile: profile.clone(),
             worker: None,
             tars,
             container: None,
             keys: Vec::new(),
             images: Vec::new(),
             committed: false,
+            packed,
         };
         let image = s.engine.import(&s.tars)?;
         s.images.push(image);
@@ -513,9 +573,13 @@ impl ContainerdSession {
     }
 
     /// Prepares a container on the current image and mounts it in a
-    /// worker.
+    /// worker; in a pack, its snapshot gets every case's directory first,
+    /// as a mount root is a directory of the container layer.
     fn run_container(&mut self) -> Result<(), DriverError> {
         let (key, mounts) = self.engine.prepare(&self.tars)?;
+        if self.packed > 0 {
+            crate::api::make_case_dirs(&mounts.dirs.upper, self.packed)?;
+        }
         self.keys.push(key.clone());
         self.container = Some((key, mounts));
         self.mount_container()

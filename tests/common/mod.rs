@@ -78,3 +78,59 @@ pub fn mounted_under(prefix: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// A campaign on a container engine (`args`: `--backend` and, where the
+/// test has one, `--engine-socket`) reports the same with `--pack 8` as
+/// with `--pack 1` (driver/src/pack.rs: many cases in one container),
+/// and most of its supported cases share a container.
+pub fn engine_pack_reports_as_alone(args: &[&str]) {
+    let run = |pack: &str| {
+        let mut all = vec![
+            "fuzz",
+            "--profile",
+            "default",
+            "--cases",
+            "100",
+            "--seed",
+            "2",
+            "--jobs",
+            "2",
+            "--max-reported",
+            "0",
+            "--json",
+            "--pack",
+            pack,
+        ];
+        all.extend_from_slice(args);
+        let o = ovlcheck(&all);
+        let mut j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+            panic!(
+                "--json output of {all:?}: {e}\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            )
+        });
+        let obj = j.as_object_mut().expect("a JSON object");
+        for timing in ["elapsed_s", "cases_per_s"] {
+            obj.remove(timing);
+        }
+        let packed = obj.remove("packed").unwrap_or_default();
+        (j, packed)
+    };
+    let (alone, _) = run("1");
+    let (packed, shared) = run("8");
+    assert_eq!(alone, packed, "the same report with --pack 8 as alone");
+    let supported = alone["cases"].as_u64().unwrap() - alone["unsupported"].as_u64().unwrap();
+    let cases = shared["cases"].as_u64().unwrap_or(0);
+    assert!(
+        cases * 2 >= supported,
+        "most supported cases share a container: {shared} of {supported}"
+    );
+    // A case whose part of a pack diverges is run again alone, so the
+    // reports agree even when packing breaks; few may (containerd's
+    // differ failing on one case fails its pack's export).
+    let again = shared["run_again_alone"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        again * 10 <= cases,
+        "few packed cases are run again alone: {shared}"
+    );
+}

@@ -19,7 +19,7 @@ mod case;
 
 pub use case::{MountedCase, WORKER_UMASK};
 
-use crate::api::{CaseRun, DriverError, Session};
+use crate::api::{CaseRun, DriverError, PackSession, Session};
 use crate::proto::{self, Request, Response, RunCase, RunPack};
 use crate::sys;
 use case::Scratch;
@@ -262,14 +262,9 @@ impl WorkerState {
             mounter,
             wants,
         } = req;
-        if wants.len() != cases.len() {
-            return Err(DriverError::Io(
-                "a pack's wants do not match its cases".into(),
-            ));
-        }
         let pack = crate::pack::combine(&cases).map_err(DriverError::Io)?;
         let mut mounted = self.start(&pack, mounter)?;
-        let runs = mounted.collect_pack(&cases, &wants);
+        let runs = CaseRun::collect_pack(&mut mounted, &cases, &wants);
         self.ended = Some(mounted);
         runs
     }
@@ -312,6 +307,10 @@ impl WorkerState {
 fn session_request(s: &mut MountedCase, req: Request) -> Result<Response, DriverError> {
     Ok(match req {
         Request::Apply { step } => Response::Outcome(s.apply(&step)?),
+        Request::Enter { dir } => {
+            s.enter(dir.as_deref())?;
+            Response::Ok
+        }
         Request::MergedView => Response::View(s.merged_view()?),
         Request::UpperView => Response::MaybeView(s.upper_view()?),
         Request::LowerViews => Response::Views(s.lower_views()?),

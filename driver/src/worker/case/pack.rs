@@ -1,98 +1,48 @@
-//! A pack of cases on one mount ([`crate::pack`]): each case's steps run
-//! beneath its directory, then every observation of [`CaseRun`] is taken
-//! once for the whole pack, in the order [`CaseRun::collect`] takes them
-//! for one case, and cut back into each case's part.
+//! A pack of cases on one mount ([`crate::pack`]), as
+//! [`CaseRun::collect_pack`](crate::api::CaseRun::collect_pack) runs it:
+//! each case's steps beneath its directory, and one export of the store
+//! for the whole pack.
 
 use super::{MountedCase, Res};
-use crate::api::{lifecycle, CaseRun, DriverError, Export, Session, Wants};
+use crate::api::{DriverError, Export, PackSession, Wants};
 use crate::pack::{case_dir, split_view};
 use ovlcheck_case::oci::{self, DiffMethod};
-use ovlcheck_case::{Case, Op, Outcome, Step, View};
+use ovlcheck_case::View;
+
+impl PackSession for MountedCase {
+    fn begin_pack(&mut self, cases: usize) -> Result<(), DriverError> {
+        self.packed = cases;
+        Ok(())
+    }
+
+    /// The mount-time snapshot is taken when the first case is entered,
+    /// so it covers every case as mounted.
+    fn enter(&mut self, dir: Option<&str>) -> Result<(), DriverError> {
+        match dir {
+            Some(dir) => self.enter_dir(dir).map_err(DriverError::Io),
+            None => {
+                if let Some(m) = self.mounted.as_mut() {
+                    m.within = None;
+                    let fds = std::mem::take(&mut m.fds);
+                    m.parked.push(fds);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn pack_exports(&mut self, wants: &[Wants]) -> Result<Vec<Option<Export>>, DriverError> {
+        if self.profile.readonly {
+            return Ok(vec![None; wants.len()]);
+        }
+        self.observation(|s| s.take_pack_exports(wants))
+    }
+}
 
 impl MountedCase {
-    /// Runs and observes `cases` on this mount of their pack, `wants[i]`
-    /// saying what case `i` asks for.
-    pub(in crate::worker) fn collect_pack(
-        &mut self,
-        cases: &[Case],
-        wants: &[Wants],
-    ) -> Result<Vec<CaseRun>, DriverError> {
-        self.packed = cases.len();
-        let mut outcomes: Vec<Vec<Outcome>> = cases.iter().map(|_| Vec::new()).collect();
-        // Each case's steps up to its next remount or commit, case by case;
-        // then that lifecycle step once for all (the cases of a pack have
-        // the same ones, in the same order).
-        let mut rest: Vec<&[Step]> = cases.iter().map(|c| c.steps.as_slice()).collect();
-        loop {
-            let mut lifecycle_step = None;
-            for (i, steps) in rest.iter_mut().enumerate() {
-                let end = steps.iter().position(|s| s.op.is_lifecycle());
-                let (now, later) = steps.split_at(end.unwrap_or(steps.len()));
-                outcomes[i].extend(self.steps_within(&case_dir(i), now)?);
-                lifecycle_step = later.first().or(lifecycle_step);
-                *steps = later.get(1..).unwrap_or_default();
-            }
-            let Some(step) = lifecycle_step else { break };
-            let outcome = self.apply(step)?;
-            for o in &mut outcomes {
-                o.push(outcome.clone());
-            }
-        }
-        let merged = self.merged_view()?;
-        let upper = self.upper_view()?;
-        let volatile = self.profile.volatile_upper();
-        let (remount, after_remount) = lifecycle(self, Op::Remount, volatile)?;
-        let exports = match after_remount {
-            Some(_) if !self.profile.readonly => {
-                self.observation(|s| s.take_pack_exports(wants))?
-            }
-            _ => vec![None; cases.len()],
-        };
-        let (commit, after_commit) = lifecycle(self, Op::Commit, false)?;
-        let kernel_view = match wants.iter().any(|w| w.kernel_view) {
-            true => Some(self.kernel_view()?),
-            false => None,
-        };
-        let split = |v: &View, i| split_view(v, i);
-        Ok(outcomes
-            .into_iter()
-            .zip(exports)
-            .enumerate()
-            .map(|(i, (outcomes, export))| CaseRun {
-                outcomes,
-                merged: split(&merged, i),
-                upper: upper.as_ref().map(|v| split(v, i)),
-                remount: remount.clone(),
-                after_remount: after_remount.as_ref().map(|v| split(v, i)),
-                export,
-                commit: commit.clone(),
-                after_commit: after_commit.as_ref().map(|v| split(v, i)),
-                kernel_view: kernel_view
-                    .as_ref()
-                    .map(|k| k.as_ref().map(|v| split(v, i)).map_err(|e| *e)),
-                commit_tar: self.commit_tar(),
-            })
-            .collect())
-    }
-
-    /// `steps`, each as [`Session::apply`] runs it, beneath the directory
-    /// `dir` of the mount and with fds of their own. The mount-time
-    /// snapshot is taken before the first step of the pack, so it covers
-    /// every case as mounted.
-    fn steps_within(&mut self, dir: &str, steps: &[Step]) -> Result<Vec<Outcome>, DriverError> {
-        self.enter(dir).map_err(DriverError::Io)?;
-        let outcomes = steps.iter().map(|s| self.apply(s)).collect();
-        if let Some(m) = self.mounted.as_mut() {
-            m.within = None;
-            let fds = std::mem::take(&mut m.fds);
-            m.parked.push(fds);
-        }
-        outcomes
-    }
-
     /// Makes the directory `dir` of the mount the root the next steps
     /// resolve beneath.
-    fn enter(&mut self, dir: &str) -> Res<()> {
+    fn enter_dir(&mut self, dir: &str) -> Res<()> {
         let m = self.mounted_mut()?;
         if m.snapshot.is_none() {
             m.snapshot = Some(crate::observe::snapshot(&m.target)?);
