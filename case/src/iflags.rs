@@ -101,6 +101,12 @@ impl InodeFlags {
             .fold(0, |w, (_, _, fs)| w | fs)
     }
 
+    /// Every `FS_*_FL` bit these flags can name: what a `chattr` op sets
+    /// exactly; the bits outside it are the layer filesystem's own.
+    pub fn fs_mask() -> u32 {
+        TABLE.iter().fold(0, |w, (_, _, fs)| w | fs)
+    }
+
     /// The flags of an FS_IOC_GETFLAGS word; others are dropped.
     pub fn from_fs(word: u32) -> InodeFlags {
         InodeFlags(

@@ -233,7 +233,9 @@ pub enum Op {
     Removexattr { path: OpPath, name: String },
     /// `chattr =FLAGS P`: open O_RDONLY|O_NONBLOCK (following a final
     /// symlink), then FS_IOC_SETFLAGS with exactly these inode flags
-    /// (ioctl_iflags(2)).
+    /// (ioctl_iflags(2)) among those the format names; a flag of the
+    /// layer filesystem's own that FS_IOC_GETFLAGS shows (ext4's extents
+    /// flag) is kept, as chattr(1) keeps it.
     Chattr {
         path: OpPath,
         flags: crate::iflags::InodeFlags,

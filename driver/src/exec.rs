@@ -212,7 +212,7 @@ fn run(root: BorrowedFd<'_>, op: &Op, layers: &LayerFsids) -> OpResult {
         Op::Truncate { path, size } => via_proc(root, path, |p| sys::truncate(p, *size)),
         Op::Chattr { path, flags } => {
             let fd = open(root, path, libc::O_RDONLY, 0)?;
-            sys::set_iflags(&fd, flags.to_fs()).map(|_| Value::Unit)
+            sys::set_iflags(&fd, flags.to_fs() | fs_own_flags(&fd)).map(|_| Value::Unit)
         }
         Op::Mkdir { path, mode } => unit(at_parent(root, path, |d, n| sys::mkdirat(d, n, *mode))),
         Op::Mkfifo { path, mode } => unit(at_parent(root, path, |d, n| {
@@ -590,4 +590,14 @@ fn listxattr(root: BorrowedFd<'_>, p: &OpPath) -> OpResult {
         .collect();
     v.sort();
     Ok(Value::Names(v))
+}
+
+/// The inode flags of `fd` that no `chattr` op names, which it keeps as
+/// chattr(1) does (it reads the flags first): flags of the layer
+/// filesystem itself, such as ext4's extents flag (`e`) that overlay's
+/// FS_IOC_GETFLAGS shows from the real inode and that ext4 refuses to
+/// clear (EPERM), as on the engines' stores. tmpfs has none; 0 where the
+/// flags cannot be read (the set then fails as it would).
+fn fs_own_flags(fd: impl std::os::fd::AsFd) -> u32 {
+    sys::get_iflags(fd).map_or(0, |w| w & !ovlcheck_case::InodeFlags::fs_mask())
 }

@@ -179,10 +179,14 @@ def run(a):
     if op == 'removexattr': os.removexattr(p[0], p[1]); return 'ok'
     if op == 'chattr':
         # FS_IOC_SETFLAGS with exactly these flags, through an fd opened
-        # for reading, as ovlcheck's executor does.
+        # for reading, keeping the layer filesystem's own flags (ext4's
+        # extents flag), as ovlcheck's executor does.
         bits = {'i': 0x10, 'a': 0x20, 'd': 0x40, 'A': 0x80}
         fd = os.open(p[0], os.O_RDONLY | os.O_NONBLOCK)
-        try: fcntl.ioctl(fd, 0x40086602, struct.pack('i', sum(bits[c] for c in p[1] if c in bits)))
+        try:
+            try: own = struct.unpack('i', fcntl.ioctl(fd, 0x80086601, struct.pack('i', 0)))[0] & ~0xf0
+            except OSError: own = 0
+            fcntl.ioctl(fd, 0x40086602, struct.pack('i', own | sum(bits[c] for c in p[1] if c in bits)))
         finally: os.close(fd)
         return 'ok'
     raise SystemExit('unknown op ' + op)
