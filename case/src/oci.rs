@@ -113,11 +113,11 @@ impl TarXattrs {
 pub struct TarCommit {
     /// Which xattrs the tar carries.
     pub xattrs: TarXattrs,
-    /// How many of the top lower layers stay above the new layer: the
-    /// engine's own layers of every container (Docker's `-init` layer: a
-    /// container of the committed image gets a fresh one above the image's
-    /// layers; moby daemon `create`, docs/engines.md).
-    pub kept_on_top: usize,
+    /// Whether the top lower layer is Docker's `-init` layer, which every
+    /// container gets above its image: a container of the committed image
+    /// gets a fresh one, made over the committed image (moby daemon
+    /// `create`, initlayer `Setup`; docs/engines.md).
+    pub init_layer: bool,
     /// The engine's differ when it always uses one (containerd's
     /// `walking`); `None`: the store's own choice ([`diff_method`]).
     pub differ: Option<DiffMethod>,

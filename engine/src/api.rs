@@ -92,7 +92,7 @@ impl Flavor {
     pub(crate) fn tar_commit(&self) -> TarCommit {
         TarCommit {
             xattrs: self.tar_xattrs,
-            kept_on_top: usize::from(self.init_layer),
+            init_layer: self.init_layer,
             differ: None,
         }
     }

@@ -51,7 +51,7 @@ const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 /// with nothing kept above it.
 const COMMIT: TarCommit = TarCommit {
     xattrs: TarXattrs::Capability,
-    kept_on_top: 0,
+    init_layer: false,
     differ: Some(DiffMethod::Walking),
 };
 

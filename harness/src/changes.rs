@@ -81,7 +81,7 @@ pub fn listing(case: &Case, backend: &dyn Backend) -> Result<String, String> {
     let predicted = crate::runner::tar_changeset(&model, commit);
     out.push_str(&side_by_side(&predicted, &changeset));
     let applied = model
-        .exported_beneath(&predicted, commit.kept_on_top)
+        .exported_beneath(&predicted, commit.init_layer)
         .map_err(|e| format!("the model cannot apply its changeset: {e}"))?
         .merged_view();
     let diff = crate::compare::compare_views(&applied, &merged);

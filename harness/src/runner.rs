@@ -362,7 +362,7 @@ impl<'a> Trace<'a> {
             (
                 Which::Exported,
                 model
-                    .exported_beneath(&predicted, export.commit.kept_on_top)
+                    .exported_beneath(&predicted, export.commit.init_layer)
                     .unwrap_or_else(|e| panic!("the model cannot apply its own changeset: {e}"))
                     .merged_nodes(),
             ),
@@ -464,7 +464,7 @@ pub fn step_model(model: &Model, step: &Step, commit_tar: Option<TarCommit>) -> 
 fn tar_commit(model: &Model, commit: TarCommit) -> Model {
     let changeset = tar_changeset(model, commit);
     model
-        .exported_beneath(&changeset, commit.kept_on_top)
+        .exported_beneath(&changeset, commit.init_layer)
         .unwrap_or_else(|e| panic!("the model cannot apply its own changeset: {e}"))
 }
 

@@ -119,26 +119,28 @@ impl Model {
     /// (`ovlcheck_case::oci::layer_spec`), read with the OCI whiteout rules
     /// like a case's `lower oci` layer.
     pub fn exported(&self, changeset: &View) -> Result<Model, String> {
-        self.exported_beneath(changeset, 0)
+        self.exported_beneath(changeset, false)
     }
 
-    /// [`Model::exported`] with the applied layer beneath the top `kept`
-    /// lower layers: an engine keeps its own layers of every container
-    /// above the image's (Docker's `-init` layer, docs/engines.md).
-    pub fn exported_beneath(&self, changeset: &View, kept: usize) -> Result<Model, String> {
+    /// [`Model::exported`] where the store is Docker's (`init_layer`): a
+    /// container of the committed image gets a fresh `-init` layer made
+    /// over it ([`Model::with_docker_init`]) in place of the case's.
+    pub fn exported_beneath(&self, changeset: &View, init_layer: bool) -> Result<Model, String> {
         let mut layer = build::layer_from_spec(&oci::layer_spec(changeset))?;
         clock_times(&mut layer, changeset);
         let mut m = self.clone();
         let lowers = Arc::make_mut(&mut m.lowers);
-        let at = lowers
-            .len()
-            .checked_sub(kept)
-            .ok_or_else(|| format!("{kept} layers kept on top of {}", lowers.len()))?;
-        lowers.insert(at, layer);
+        if init_layer && lowers.pop().is_none() {
+            return Err("no -init layer below the container layer".into());
+        }
+        lowers.push(layer);
         m.upper = Some(Layer::new());
         m.index = OrdMap::new();
         m.mount();
-        Ok(m)
+        Ok(match init_layer {
+            true => m.with_docker_init(),
+            false => m,
+        })
     }
 }
 

@@ -28,6 +28,7 @@ mod features;
 mod fs;
 mod hash;
 mod index;
+mod init_layer;
 mod lookup;
 mod mount;
 mod names;
