@@ -920,13 +920,7 @@ impl Session for EngineSession {
 
 impl PackSession for EngineSession {
     fn begin_pack(&mut self, cases: usize) -> Result<(), DriverError> {
-        match cases == self.packed {
-            true => Ok(()),
-            false => Err(DriverError::Io(format!(
-                "a container made for {} cases holds {cases}",
-                self.packed
-            ))),
-        }
+        made_for(self.packed, cases)
     }
 
     fn enter(&mut self, dir: Option<&str>) -> Result<(), DriverError> {
@@ -966,6 +960,16 @@ pub(crate) fn export_parts(export: Option<Export>, wants: &[Wants]) -> Vec<Optio
         .enumerate()
         .map(|(i, w)| w.export.then(|| part(i)))
         .collect()
+}
+
+/// `Ok` when a container made for a pack of `packed` cases runs `cases`.
+pub(crate) fn made_for(packed: usize, cases: usize) -> Result<(), DriverError> {
+    match cases == packed {
+        true => Ok(()),
+        false => Err(DriverError::Io(format!(
+            "a container made for {packed} cases holds {cases}"
+        ))),
+    }
 }
 
 /// Every case directory of a pack of `cases` in the container layer

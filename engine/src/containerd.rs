@@ -507,13 +507,7 @@ struct ContainerdSession {
 
 impl PackSession for ContainerdSession {
     fn begin_pack(&mut self, cases: usize) -> Result<(), DriverError> {
-        match cases == self.packed {
-            true => Ok(()),
-            false => Err(DriverError::Io(format!(
-                "a snapshot made for {} cases holds {cases}",
-                self.packed
-            ))),
-        }
+        crate::api::made_for(self.packed, cases)
     }
 
     fn enter(&mut self, dir: Option<&str>) -> Result<(), DriverError> {

@@ -124,7 +124,8 @@ impl Model {
 
     /// [`Model::exported`] where the store is Docker's (`init_layer`): a
     /// container of the committed image gets a fresh `-init` layer made
-    /// over it ([`Model::with_docker_init`]) in place of the case's.
+    /// over it (`Model::with_docker_init`, model/src/init_layer.rs) in place
+    /// of the case's.
     pub fn exported_beneath(&self, changeset: &View, init_layer: bool) -> Result<Model, String> {
         let mut layer = build::layer_from_spec(&oci::layer_spec(changeset))?;
         clock_times(&mut layer, changeset);
