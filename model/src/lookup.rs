@@ -391,8 +391,7 @@ impl Model {
             self.hit(Rule::LookupMetacopyData);
         }
         out.is_dir = d.is_dir;
-        self.lookup_finish(out);
-        Ok(())
+        self.lookup_finish(out, &d)
     }
 
     /// Without metacopy=on, a metacopy file is followed only from the
@@ -469,9 +468,9 @@ impl Model {
 
     /// Origin of an upper non-directory, and index=on aliases of lower hard
     /// links (namei.c: ovl_check_origin, ovl_lookup_index).
-    fn lookup_finish(&self, out: &mut Dentry) {
+    fn lookup_finish(&self, out: &mut Dentry, d: &LookupData) -> Result<(), Errno> {
         if out.is_dir {
-            return;
+            return Ok(());
         }
         if let Some(u) = out.upper {
             if let Some(Some(o)) = self.upper_inode(u).ovl.origin {
@@ -485,12 +484,35 @@ impl Model {
             }
         } else if let Some(top) = out.lowers.first() {
             if let Some(ino) = self.index.get(top) {
+                if self.index_alias_refused(*top, *ino, d) {
+                    self.hit(Rule::LookupIndexRedirectRefused);
+                    return Err(Errno::EPERM);
+                }
                 self.hit(Rule::LookupIndexAlias);
                 out.upper = Some(*ino);
                 out.upper_alias = false;
                 out.origin = Some(*top);
             }
         }
+        Ok(())
+    }
+
+    /// namei.c: ovl_lookup, a lower hard link found by its index entry
+    /// (no name in the upper): the mount must follow what the lookup read
+    /// below (`d.redirect`) and what the index entry holds, its redirect
+    /// and metacopy xattrs (ovl_check_follow_redirect, v6.15), or the
+    /// lookup fails with EPERM. Only a lookup made after the entry was
+    /// indexed meets it, so a name the mount-time walk found (and cached)
+    /// before a copy-up of another of its names made the entry is unaffected
+    /// until the next mount (observed on 6.18: a metacopy file redirected
+    /// into a data-only layer under `redirect_dir=nofollow index=on`,
+    /// corpus/rules/116-index-alias-redirect-refused.ovl).
+    fn index_alias_refused(&self, top: LowerRef, index: Ino, d: &LookupData) -> bool {
+        let at_mount = self.snapshot.index.get(&top) == Some(&index);
+        let entry = &self.upper_inode(index).ovl;
+        let redirect = d.redirect.is_some() || entry.redirect.is_some();
+        at_mount
+            && (redirect && !self.feat.follows_redirects() || entry.metacopy && !self.feat.metacopy)
     }
 
     /// ovl_lookup_layer: looks `d.name` up under `base` in one layer; an

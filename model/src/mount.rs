@@ -16,7 +16,9 @@ use std::sync::{Arc, OnceLock};
 pub(crate) struct MountSnapshot {
     lowers: Arc<Vec<Layer>>,
     upper: Option<Layer>,
-    index: OrdMap<LowerRef, Ino>,
+    /// The index as mounted: its entries are the ones the mount's first
+    /// lookups met ([`Model::index_alias_refused`]).
+    pub(crate) index: OrdMap<LowerRef, Ino>,
     /// Merged directories whose first lookup, the mount-time walk's, failed
     /// ([`Model::fix_origins`]): that walk saw nothing below them.
     pub(crate) unwalked: Vec<String>,

@@ -27,6 +27,7 @@ pub enum Rule {
     LookupMetacopyRefused,
     LookupMetacopyNoData,
     LookupIndexAlias,
+    LookupIndexRedirectRefused,
     LookupDataOnly,
     LookupDataRedirectWithoutMetacopy,
     LowerdataMissing,
@@ -316,6 +317,10 @@ const DATA_ONLY_NO_METACOPY: Reach = Reach {
     when: |f| f.data_only && !f.metacopy,
     needs: "kernel 6.16 or later (data-only layers), metacopy=off",
 };
+const INDEX_DATA_ONLY_NOFOLLOW: Reach = Reach {
+    when: |f| f.index && !f.readonly() && f.data_only && f.redirect == RedirectMode::NoFollow,
+    needs: "index=on, redirect_dir=nofollow, kernel 6.16 or later (data-only layers)",
+};
 const OLD_ACL: Reach = Reach {
     when: |f| !f.vfs_acl && !f.readonly(),
     needs: "a kernel before 6.2, an upper layer",
@@ -424,6 +429,12 @@ pub const RULES: &[RuleInfo] = &[
         "lookup.index-alias",
         "namei.c: ovl_lookup_index",
         INDEX,
+    ),
+    info(
+        Rule::LookupIndexRedirectRefused,
+        "lookup.index-redirect-refused",
+        "namei.c: ovl_lookup, ovl_check_follow_redirect (a lower hard link found through its index entry on a mount that does not follow the redirect its lookup read: EPERM)",
+        INDEX_DATA_ONLY_NOFOLLOW,
     ),
     info(
         Rule::LookupDataOnly,
