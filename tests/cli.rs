@@ -351,6 +351,7 @@ fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
         "rules/114-offline-lower-changes.ovl",
         "regressions/offline-file-takes-default-acl.ovl",
         "regressions/nested-listed-whiteout.ovl",
+        "rules/116-index-alias-redirect-refused.ovl",
     ];
     if common::kernel("repro_scripts_reproduce_the_pins").is_none() {
         return;

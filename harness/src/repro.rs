@@ -253,6 +253,19 @@ if a[0] == 'idmap':
     check(libc.syscall(442, tree, b'', 0x1000, attr, len(attr)), 'mount_setattr')
     check(libc.syscall(429, tree, b'', -100, d, 4), 'move_mount')
     sys.exit(0)
+if a[0] == 'walk':
+    # The walk ovlcheck makes of a mount before its first op: each
+    # directory listed in readdir order, each name lstat'ed (its lookup).
+    def walk(d):
+        try: names = os.listdir(d)
+        except OSError: return
+        for n in names:
+            p = os.path.join(d, n)
+            try: st = os.lstat(p)
+            except OSError: continue
+            if stat.S_ISDIR(st.st_mode): walk(p)
+    walk('.')
+    sys.exit(0)
 if a[0] == 'offline':
     # An offline change in layer directory a[1], as ovlcheck's driver makes
     # it: the path walked without following symlinks; prints the outcome.
@@ -696,7 +709,9 @@ pub fn script(case: &Case) -> Result<String, String> {
     } else {
         format!(",{opts}")
     };
-    let _ = writeln!(s, "ovl_mount() {{ cd \"$S\" && mount -t overlay overlay -o \"lowerdir=$LOWER{upper_opts}{extra}\" M && cd M; }}");
+    // Each mount is walked before its first op, as ovlcheck's driver does:
+    // its lookups are cached for the ops that follow.
+    let _ = writeln!(s, "ovl_mount() {{ cd \"$S\" && mount -t overlay overlay -o \"lowerdir=$LOWER{upper_opts}{extra}\" M && cd M && python3 \"$S/op.py\" walk; }}");
     if case.profile.volatile_upper() {
         let _ = writeln!(
             s,
@@ -715,8 +730,7 @@ pub fn script(case: &Case) -> Result<String, String> {
     let _ = writeln!(
         s,
         "# offline LAYER_DIR CHANGE...: unmounted, the lower layer changed, mounted again\n\
-         # (after a walk of the mount, whose lookups ovlcheck makes before a mount's first op)\n\
-         offline() {{ find . >/dev/null 2>&1; cd \"$S\" && umount M && r=$(python3 \"$S/op.py\" offline \"$@\"); ovl_mount; }}"
+         offline() {{ cd \"$S\" && umount M && r=$(python3 \"$S/op.py\" offline \"$@\"); ovl_mount; }}"
     );
     let _ = writeln!(s, "commit() {{ cd \"$S\" && umount M && mv upperfs/U L$N && mkdir -m 0755 upperfs/U && rm -rf upperfs/W && mkdir -m 0700 upperfs/W && LOWER=\"L$N:$LOWER\" && N=$((N+1)) && ovl_mount; }}");
     let _ = writeln!(
