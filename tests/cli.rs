@@ -352,6 +352,8 @@ fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
         "regressions/offline-file-takes-default-acl.ovl",
         "regressions/nested-listed-whiteout.ovl",
         "rules/116-index-alias-redirect-refused.ovl",
+        "rules/117-nested-escaped-markers.ovl",
+        "rules/118-escaped-lower-layer.ovl",
     ];
     if common::kernel("repro_scripts_reproduce_the_pins").is_none() {
         return;

@@ -38,6 +38,30 @@ impl Case {
             .flat_map(|l| &l.entries)
     }
 
+    /// [`Case::layer_entries`] but for the marker entries of escaped
+    /// layers ([`crate::layer::LayerFormat::Escaped`]), which are ordinary
+    /// xattrs to the overlay that mounts them.
+    pub fn marking_entries(&self) -> impl Iterator<Item = &crate::layer::Entry> {
+        use crate::layer::{Entry, LayerFormat};
+        self.data
+            .iter()
+            .chain(&self.lowers)
+            .chain(&self.upper)
+            .flat_map(|l| l.entries.iter().map(move |e| (l.format, e)))
+            .filter(|(format, e)| {
+                *format != LayerFormat::Escaped
+                    || !matches!(
+                        e,
+                        Entry::Opaque { .. }
+                            | Entry::XwhiteoutDir { .. }
+                            | Entry::Xwhiteout { .. }
+                            | Entry::Redirect { .. }
+                            | Entry::Metacopy { .. }
+                    )
+            })
+            .map(|(_, e)| e)
+    }
+
     /// The same case with every pinned outcome dropped (see
     /// [`Step::unpinned`]): what a generator or shrinker hands on, so no
     /// outcome observed on one run steers the next.

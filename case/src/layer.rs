@@ -110,6 +110,13 @@ pub enum LayerFormat {
     /// directories, so a layer can be pasted from a real image
     /// ([`oci::overlay_entries`]).
     Oci,
+    /// The overlay format one level down (`lower escaped`): every marker is
+    /// written escaped, as `overlay.overlay.*`, so the overlay that mounts
+    /// this layer shows it as `overlay.*` and leaves it to an overlay
+    /// mounted over that one (overlayfs.rst: "Nesting overlayfs mounts"; a
+    /// composefs image stored on an overlay). A char 0/0 whiteout cannot be
+    /// escaped: such a layer writes deletions as xattr whiteouts.
+    Escaped,
 }
 
 /// The entries of one layer, in the order written.
@@ -146,6 +153,10 @@ pub struct Markers {
     pub xwhiteout: bool,
     /// `overlay.metacopy` on a regular file: its data is below.
     pub metacopy: bool,
+    /// Written escaped, as `overlay.overlay.*` ([`LayerFormat::Escaped`]):
+    /// markers for the overlay mounted over the one that mounts this layer.
+    #[serde(default)]
+    pub escaped: bool,
 }
 
 /// One object to create in a layer directory, fully resolved: implied parent
@@ -197,6 +208,7 @@ impl LayerSpec {
     pub fn objects(&self) -> Result<Vec<Object>, LayerError> {
         match self.format {
             LayerFormat::Overlay => objects::objects(self.entries.iter().enumerate()),
+            LayerFormat::Escaped => objects::escaped_objects(&self.entries),
             LayerFormat::Oci => {
                 let entries = oci::overlay_entries(&self.entries)?;
                 objects::objects(entries.iter().map(|(i, e)| (*i, e)))

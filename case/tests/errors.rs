@@ -1026,3 +1026,26 @@ fn acl_errors() {
         "`rw` is not an ACL entry",
     );
 }
+
+#[test]
+fn escaped_layer_errors_point_at_the_entry() {
+    err(
+        "lower escaped oci\n",
+        1,
+        15,
+        "unexpected `oci` after section header `lower`",
+    );
+    err(
+        "lower\nupper escaped\n",
+        2,
+        7,
+        "unexpected `escaped` after section header `upper`",
+    );
+    err(
+        "lower\n  dir d 0755\nlower escaped\n  dir d 0755\n  whiteout d/w\nops\n",
+        5,
+        12,
+        "a char 0/0 whiteout cannot be escaped",
+    );
+    ok("lower escaped\n  dir d 0755\n  xwhiteouts d\n  xwhiteout d/w\nops\n");
+}

@@ -43,6 +43,13 @@ pub fn unpackable(case: &Case) -> Option<&'static str> {
              data-only lookup off, and a pack's case directory is one",
         );
     }
+    if case
+        .lowers
+        .iter()
+        .any(|l| l.format == ovlcheck_case::layer::LayerFormat::Escaped)
+    {
+        return Some("an escaped layer, whose markers a pack's shared layer cannot keep apart");
+    }
     if case.steps.iter().any(|s| changes_root(&s.op)) {
         return Some("chattr of the mount root, whose flags a remount drops");
     }
@@ -162,7 +169,7 @@ fn layer<'c>(
     for (i, case) in cases.iter().enumerate() {
         let Some(spec) = pick(case) else { continue };
         let own: Vec<Entry> = match spec.format {
-            LayerFormat::Overlay => spec.entries.clone(),
+            LayerFormat::Overlay | LayerFormat::Escaped => spec.entries.clone(),
             LayerFormat::Oci => overlay_entries(&spec.entries)
                 .map_err(|e| format!("layer entry {}: {}", e.entry, e.message))?
                 .into_iter()

@@ -480,7 +480,9 @@ fn set_attributes(
         }
     }
     let m = &o.markers;
-    let prefixed = |short: &str| format!("{}{short}", markers.prefix);
+    // An escaped layer's markers are the next overlay's: `overlay.overlay.*`.
+    let escape = if m.escaped { "overlay." } else { "" };
+    let prefixed = |short: &str| format!("{}{escape}{short}", markers.prefix);
     // Default ACLs come after every object (`write_objects_umask`).
     let mut xattrs: Vec<Xattr> = o
         .xattrs

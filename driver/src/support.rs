@@ -260,7 +260,7 @@ pub fn unreadable_layers(kind: BackendKind, case: &ovlcheck_case::Case) -> Optio
         return None;
     }
     let unmapped = |id: u32| case.profile.unmapped(id);
-    case.layer_entries()
+    case.marking_entries()
         .find_map(|e| match e {
             Entry::Owner { path, uid, gid } if unmapped(*uid) || unmapped(*gid) => Some(format!(
                 "fuse-overlayfs does not honour an owner the idmapped layers' mounts do not map \
@@ -298,7 +298,9 @@ pub fn data_only_layers(kind: BackendKind, case: &ovlcheck_case::Case) -> Option
         BackendKind::Kernel | BackendKind::Vm | BackendKind::Model => {
             let k = case.profile.kernel.filter(|k| *k < DATA_ONLY_SINCE)?;
             Some(format!(
-                "kernel {k}: the model has data-only layers as kernel {DATA_ONLY_SINCE} and later                  have them (a metacopy file of the lowest layer redirects into them without                  metacopy=on)"
+                "kernel {k}: the model has data-only layers as kernel {DATA_ONLY_SINCE} and later \
+                 have them (a metacopy file of the lowest layer redirects into them without \
+                 metacopy=on)"
             ))
         }
         BackendKind::FuseOverlayfs => Some("fuse-overlayfs has no data-only layers".into()),

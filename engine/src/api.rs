@@ -561,6 +561,11 @@ pub(crate) fn unrepresentable(
         return Some("an engine's container layer starts empty: the case seeds its upper".into());
     }
     for (i, l) in image.iter().enumerate() {
+        if l.format == ovlcheck_case::layer::LayerFormat::Escaped {
+            return Some(format!(
+                "lower {i} is escaped: an OCI layer tar carries no overlay xattrs"
+            ));
+        }
         let objects = match l.objects() {
             Ok(o) => o,
             Err(e) => return Some(format!("lower {i}: {}", e.message)),

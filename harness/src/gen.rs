@@ -191,7 +191,14 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
         && ovlcheck_model::data_only_layers(&case.profile)
         && rng.random_ratio(1, DATA_LAYER_ODDS)
     {
-        data_layers(rng, &mut case);
+        // The bottom lower layer's files (any lower layer's with
+        // metacopy=on, as composefs images stack).
+        let top = if case.profile.metacopy {
+            case.lowers.len()
+        } else {
+            1
+        };
+        data_layers(rng, &mut case, 0..top);
     }
     // After the data layers, for the same reason; the ids the ACLs name
     // must be mapped.
@@ -217,7 +224,76 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
             offline_steps(rng, &mut case, room);
         }
     }
+    // Drawn last, and only for an overlay as the lower layer, so that a
+    // seed's other cases stay as they were.
+    if !markers && rng.random_ratio(1, ESCAPED_LAYER_ODDS) {
+        escaped_layer(rng, &mut case);
+    }
     case
+}
+
+/// One case in this many with an overlay as the lower layer has its top
+/// lower layer written escaped.
+const ESCAPED_LAYER_ODDS: u32 = 3;
+
+/// Writes the top lower layer of a `lower=overlay` case escaped
+/// (`lower escaped`: its markers are the outer mount's), as a composefs
+/// image stored on an overlay is: a char 0/0 whiteout, which the inner
+/// overlay would take, becomes an xattr whiteout in a directory marked
+/// `xwhiteouts` (one at the layer's root is dropped), and, where the
+/// profile has data-only layers, half the time the layer's files get
+/// metacopy redirects into new data-only layers ([`data_layers`]).
+fn escaped_layer(rng: &mut TestRng, case: &mut Case) {
+    let Some(top) = case.lowers.len().checked_sub(1) else {
+        return;
+    };
+    let layer = &case.lowers[top];
+    if layer.format != LayerFormat::Overlay {
+        return;
+    }
+    let mut entries = Vec::with_capacity(layer.entries.len());
+    let mut marked: Vec<RelPath> = Vec::new();
+    for e in &layer.entries {
+        match e {
+            Entry::Whiteout { path } => {
+                let Some(dir) = path.parent().filter(|d| !d.is_root()) else {
+                    continue;
+                };
+                if !marked.contains(&dir) {
+                    marked.push(dir);
+                }
+                entries.push(Entry::Xwhiteout { path: path.clone() });
+            }
+            Entry::Opaque { path } | Entry::XwhiteoutDir { path } if marked.contains(path) => {}
+            e => entries.push(e.clone()),
+        }
+    }
+    // A directory already marked opaque keeps its mark; the others get
+    // `xwhiteouts`, after every entry (so that each exists by then).
+    let opaque: Vec<&RelPath> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Opaque { path } | Entry::XwhiteoutDir { path } => Some(path),
+            _ => None,
+        })
+        .collect();
+    let dirs: Vec<Entry> = marked
+        .iter()
+        .filter(|d| !opaque.contains(d))
+        .map(|d| Entry::XwhiteoutDir { path: d.clone() })
+        .collect();
+    entries.extend(dirs);
+    let escaped = LayerSpec {
+        entries,
+        format: LayerFormat::Escaped,
+    };
+    if escaped.objects().is_err() {
+        return;
+    }
+    case.lowers[top] = escaped;
+    if ovlcheck_model::data_only_layers(&case.profile) && rng.random_ratio(1, 2) {
+        data_layers(rng, case, top..top + 1);
+    }
 }
 
 /// One case in this many gets offline changes to its lower layers, where
@@ -371,14 +447,13 @@ const DATA_LAYER_ODDS: u32 = 8;
 const DATA_NAMES: &[&str] = &["00", "01", "ab"];
 
 /// Gives the case one or two data-only layers (overlayfs.rst: "Data-only
-/// lower layers"), and turns some regular files of its bottom lower layer
-/// (of any lower layer with metacopy=on, as composefs images stack) into
-/// metacopy files whose absolute redirect names a path of them: mostly a
+/// lower layers"), and turns some regular files of its lower layers
+/// `marked` into metacopy files whose absolute redirect names a path of them: mostly a
 /// regular file there, sometimes a path whose only object is a directory
 /// or a symlink, or none (the lazy data lookup fails: ENOENT on open and
 /// copy-up). A file keeps its own data, so its size differs from its
 /// data's as a metacopy's may.
-fn data_layers(rng: &mut TestRng, case: &mut Case) {
+fn data_layers(rng: &mut TestRng, case: &mut Case, marked: std::ops::Range<usize>) {
     let n = rng.random_range(1..=2);
     let mut targets: Vec<String> = Vec::new();
     for _ in 0..n {
@@ -416,13 +491,9 @@ fn data_layers(rng: &mut TestRng, case: &mut Case) {
         });
     }
     targets.push(format!("{}/none", pick(rng, DATA_NAMES)));
-    let top = if case.profile.metacopy {
-        case.lowers.len()
-    } else {
-        1
-    };
-    for layer in case.lowers.iter_mut().take(top) {
-        if layer.format != LayerFormat::Overlay {
+    let (skip, take) = (marked.start, marked.len());
+    for layer in case.lowers.iter_mut().skip(skip).take(take) {
+        if layer.format == LayerFormat::Oci {
             continue;
         }
         let marked: Vec<RelPath> = layer

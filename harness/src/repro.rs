@@ -381,16 +381,18 @@ fn object_lines(case: &Case, dir: &str, o: &Object) -> Vec<String> {
         // The ACL set the mode from its entries; the object's mode stands.
         v.push(format!("chmod {:04o} {p}", o.mode));
     }
+    // An escaped layer's markers are the next overlay's: `overlay.overlay.*`.
+    let marker = |short: &str| {
+        let escape = if o.markers.escaped { "overlay." } else { "" };
+        xattr_name(&case.profile, &format!("{escape}{short}"))
+    };
     if let Some(c) = o.markers.opaque {
-        v.push(format!(
-            "setfattr -n {} -v {c} {p}",
-            xattr_name(&case.profile, "opaque")
-        ));
+        v.push(format!("setfattr -n {} -v {c} {p}", marker("opaque")));
     }
     if let Some(r) = &o.markers.redirect {
         v.push(format!(
             "setfattr -n {} -v {} {p}",
-            xattr_name(&case.profile, "redirect"),
+            marker("redirect"),
             sh(r)
         ));
     }
@@ -399,10 +401,7 @@ fn object_lines(case: &Case, dir: &str, o: &Object) -> Vec<String> {
         (o.markers.metacopy, "metacopy"),
     ] {
         if marked {
-            v.push(format!(
-                "setfattr -n {} -v '' {p}",
-                xattr_name(&case.profile, name)
-            ));
+            v.push(format!("setfattr -n {} -v '' {p}", marker(name)));
         }
     }
     v

@@ -64,6 +64,11 @@ fn inode_from_object(obj: &Object, unmapped: &dyn Fn(u32) -> bool) -> Inode {
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    if obj.markers.escaped {
+        inode.ovl.escaped = escaped_markers(&obj.markers);
+        inode.flags = obj.flags;
+        return inode;
+    }
     inode.ovl.opaque = obj.markers.opaque;
     inode.ovl.redirect = obj.markers.redirect.clone();
     inode.ovl.whiteout = obj.markers.xwhiteout;
@@ -76,4 +81,24 @@ fn inode_from_object(obj: &Object, unmapped: &dyn Fn(u32) -> bool) -> Inode {
     }
     inode.flags = obj.flags;
     inode
+}
+
+/// The markers of an escaped layer's object as the xattrs it holds,
+/// `overlay.overlay.<name>`, by `<name>` (the key of
+/// [`crate::fs::OvlXattrs::escaped`]): values as the driver writes them.
+fn escaped_markers(m: &ovlcheck_case::layer::Markers) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    if let Some(c) = m.opaque {
+        out.insert("opaque".to_string(), c.to_string().into_bytes());
+    }
+    if let Some(r) = &m.redirect {
+        out.insert("redirect".to_string(), r.clone().into_bytes());
+    }
+    if m.xwhiteout {
+        out.insert("whiteout".to_string(), Vec::new());
+    }
+    if m.metacopy {
+        out.insert("metacopy".to_string(), Vec::new());
+    }
+    out
 }

@@ -155,7 +155,10 @@ impl Model {
         inode.xattrs = src.xattrs.clone();
         // Escaped overlay xattrs are not private: they are copied up
         // (overlayfs.h: ovl_is_private_xattr excludes ovl_is_escaped_xattr).
-        inode.ovl.escaped = src.ovl.escaped.clone();
+        // Before v6.7 every overlay name is private, and none is.
+        if self.feat.escaped_xattrs {
+            inode.ovl.escaped = src.ovl.escaped.clone();
+        }
         inode.kind = match &src.kind {
             Kind::Dir(_) => Kind::Dir(OrdMap::new()),
             Kind::File(_) if how == CopyUp::Trunc => Kind::File(Arc::new(Vec::new())),

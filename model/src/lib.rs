@@ -158,17 +158,19 @@ impl Model {
         }
         let mut lowers = Vec::with_capacity(case.data.len() + case.lowers.len() + 1);
         let unmapped = |id: u32| case.profile.unmapped(id);
+        // lower=overlay: the data-only layers, then the inner overlay as
+        // the one regular lower layer.
+        let regular: &[ovlcheck_case::LayerSpec] = if feat.nested { &[] } else { &case.lowers };
+        for (i, spec) in case.data.iter().chain(regular).enumerate() {
+            lowers.push(build::layer_from_spec_mapped(spec, &unmapped).map_err(|m| {
+                ModelError::Layer {
+                    layer: i,
+                    message: m,
+                }
+            })?);
+        }
         if feat.nested {
             lowers.push(nested::lower_layer(case)?);
-        } else {
-            for (i, spec) in case.data.iter().chain(&case.lowers).enumerate() {
-                lowers.push(build::layer_from_spec_mapped(spec, &unmapped).map_err(|m| {
-                    ModelError::Layer {
-                        layer: i,
-                        message: m,
-                    }
-                })?);
-            }
         }
         let empty = ovlcheck_case::LayerSpec::default();
         let spec = case.upper.as_ref().unwrap_or(&empty);

@@ -590,6 +590,13 @@ impl Model {
                 d.is_dir = true;
             }
             if d.last {
+                if let LayerId::Lower(i) = layer {
+                    let r = LowerRef {
+                        layer: i as u32,
+                        ino: this,
+                    };
+                    d.xwhiteouts |= last_element && self.kept_xwhiteouts(r);
+                }
                 return Ok(Some(this));
             }
             let val = inode.ovl.opaque;

@@ -26,6 +26,10 @@ pub(crate) struct MountSnapshot {
     /// directory below them getting its origin (ovl_fix_origin): the walk
     /// that makes those lookups lists each of them before (module `readdir`).
     pub(crate) marked_impure: Vec<Ino>,
+    /// Directories of the lowest regular layer marked `opaque=x` whose
+    /// mount-time lookup took them as holding xattr whiteouts
+    /// ([`Model::kept_xwhiteouts`]).
+    pub(crate) xwhiteout_dirs: Vec<LowerRef>,
     pub(crate) map: OnceLock<BTreeMap<Ident, String>>,
 }
 
@@ -69,8 +73,53 @@ impl Model {
             index: self.index.clone(),
             unwalked,
             marked_impure,
+            xwhiteout_dirs: Vec::new(),
             map: OnceLock::new(),
         });
+        let xwhiteout_dirs = self.first_xwhiteout_dirs();
+        if let Some(s) = Arc::get_mut(&mut self.snapshot) {
+            s.xwhiteout_dirs = xwhiteout_dirs;
+        }
+    }
+
+    /// namei.c: ovl_lookup_single. With data-only layers, the first
+    /// lookup of a directory not in the upper layer reads `opaque=x` even
+    /// in the lowest regular layer (`d->last` is not set while the name is
+    /// not known to be a directory), and the dentry keeps that mark
+    /// (ovl_dentry_set_xwhiteouts) until the mount ends: a later copy-up
+    /// of the directory leaves its merged listing hiding the xattr
+    /// whiteouts, where a fresh lookup, which finds the upper directory
+    /// first, would not take the mark (observed on 6.18,
+    /// corpus/rules/117-nested-escaped-markers.ovl). The mount-time walk
+    /// makes those first lookups: the directories it marked.
+    fn first_xwhiteout_dirs(&self) -> Vec<LowerRef> {
+        let bottom = self.data_layers;
+        let marked = self.data_layers > 0
+            && self.feat.xwhiteouts
+            && self.lowers.get(bottom).is_some_and(|l| {
+                l.inodes
+                    .values()
+                    .any(|i| i.is_dir() && i.ovl.opaque == Some('x'))
+            });
+        if !marked {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        self.walk_merged(
+            &mut |_, d| {
+                if d.xwhiteout_layers.contains(&bottom) {
+                    out.extend(d.lowers.iter().filter(|r| r.layer as usize == bottom));
+                }
+            },
+            &mut |_, _| {},
+        );
+        out
+    }
+
+    /// Whether lower directory `r` keeps the xattr-whiteouts mark its
+    /// mount-time lookup gave its dentry ([`Model::first_xwhiteout_dirs`]).
+    pub(crate) fn kept_xwhiteouts(&self, r: LowerRef) -> bool {
+        self.snapshot.xwhiteout_dirs.contains(&r)
     }
 
     /// The mount-time snapshot, taken on first need from the layers as

@@ -19,11 +19,6 @@ use std::collections::BTreeMap;
 /// The outer mount's one lower layer for `case`: the merged tree of the
 /// inner overlay of its lower layers.
 pub(crate) fn lower_layer(case: &Case) -> Result<Layer, ModelError> {
-    if !case.data.is_empty() {
-        return Err(ModelError::Profile(
-            "lower=overlay with data-only layers is not modelled".into(),
-        ));
-    }
     let inner = Model::new(&inner_case(case))?;
     merged_layer(&inner).map_err(|message| ModelError::Layer { layer: 0, message })
 }
@@ -128,11 +123,45 @@ fn inode_of(inner: &Model, d: &Dentry) -> Inode {
     inode.clock_here = a.clock_here;
     inode.xattrs = inner
         .visible_xattrs(a)
+        .filter(|(k, _)| !k.starts_with(inner.private_prefix()))
         .map(|(k, v)| (k, v.clone()))
         .collect();
+    // Before v6.7 the inner hides them as its own private names.
+    if inner.feat.escaped_xattrs {
+        for (k, v) in &a.ovl.escaped {
+            unescape(inner, &mut inode, k, v);
+        }
+    }
     inode.flags = a.flags;
     inode.nlink = Some(inner.overlay_nlink(d));
     inode
+}
+
+/// An escaped xattr of the inner's inode (`overlay.overlay.<k>` on disk),
+/// which the inner shows as `overlay.<k>`: to the outer mount that is its
+/// own xattr, a marker it acts on where it knows the name (overlayfs.rst:
+/// "Nesting overlayfs mounts": opaque, redirect, metacopy, an xattr
+/// whiteout), an escaped one where `k` is escaped again, else a private
+/// name it hides.
+fn unescape(inner: &Model, inode: &mut Inode, k: &str, v: &[u8]) {
+    let o = &mut inode.ovl;
+    match (k, v) {
+        ("opaque", b"y") => o.opaque = Some('y'),
+        ("opaque", b"x") => o.opaque = Some('x'),
+        ("redirect", _) => o.redirect = Some(String::from_utf8_lossy(v).into_owned()),
+        ("metacopy", _) => o.metacopy = true,
+        ("whiteout", _) => o.whiteout = true,
+        _ => match k.strip_prefix("overlay.") {
+            Some(again) => {
+                o.escaped.insert(again.to_string(), v.to_vec());
+            }
+            None => {
+                inode
+                    .xattrs
+                    .insert(format!("{}{k}", inner.private_prefix()), v.to_vec());
+            }
+        },
+    }
 }
 
 impl Model {
@@ -163,7 +192,7 @@ impl Model {
     /// empty: `r` is in an overlay as the lower. A lookup then finds no
     /// origin at all (namei.c: ovl_get_fh of an empty xattr).
     pub(crate) fn empty_origin(&self, r: LowerRef) -> bool {
-        self.feat.nested && r.layer == 0
+        self.feat.nested && r.layer as usize == self.data_layers
     }
 }
 
@@ -181,5 +210,26 @@ mod tests {
         assert!(!v.contains("\nb "), "{v}");
         assert!(v.contains("d/x file") && v.contains("d/y file"), "{v}");
         assert_eq!(m.lowers.len(), 1);
+    }
+
+    #[test]
+    fn escaped_markers_are_the_outer_mounts() {
+        let m = model(
+            "profile nested\ndata\n  file o/a 0644 \"data\"\nlower\n  file d/w 0644 \"w\"\n\
+             lower escaped\n  file f 0644 \"self\"\n  metacopy f\n  redirect f \"/o/a\"\n  \
+             dir d 0755\n  xwhiteouts d\n  xwhiteout d/w\nops\n",
+        );
+        // The data-only layer, then the inner overlay as the one regular lower.
+        assert_eq!((m.lowers.len(), m.data_layers), (2, 1));
+        let inner = &m.lowers[1];
+        let f = inner.get(inner.child(inner.root, "f").unwrap());
+        assert!(f.ovl.metacopy && f.ovl.redirect.as_deref() == Some("/o/a"));
+        assert!(f.ovl.escaped.is_empty() && f.xattrs.is_empty());
+        let v = merged(&m);
+        assert!(v.contains("f file 0644 0:0 size=4 nlink=1"), "{v}");
+        assert!(v.contains("\"data\""), "{v}");
+        // Read from its one layer, d lists the xattr whiteout, which a
+        // lookup misses.
+        assert!(v.contains("d/w whiteout"), "{v}");
     }
 }

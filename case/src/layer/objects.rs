@@ -211,6 +211,29 @@ fn check_target(target: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// [`objects`] of an escaped layer ([`super::LayerFormat::Escaped`]):
+/// every object's markers written escaped; a char 0/0 whiteout, which the
+/// overlay mounting the layer would take as its own, is refused.
+pub(super) fn escaped_objects(entries: &[Entry]) -> Result<Vec<Object>, LayerError> {
+    if let Some(i) = entries
+        .iter()
+        .position(|e| matches!(e, Entry::Whiteout { .. }))
+    {
+        return Err(LayerError {
+            entry: i,
+            message: "a char 0/0 whiteout cannot be escaped (the overlay that mounts an \
+                      escaped layer takes it as its own): write `xwhiteouts DIR` and \
+                      `xwhiteout DIR/NAME`"
+                .to_string(),
+        });
+    }
+    let mut objs = objects(entries.iter().enumerate())?;
+    for o in &mut objs {
+        o.markers.escaped = true;
+    }
+    Ok(objs)
+}
+
 /// See [`LayerSpec::objects`](super::LayerSpec::objects): overlay-format
 /// entries, each with the index an error reports.
 pub(super) fn objects<'a>(

@@ -443,13 +443,23 @@ impl<'a> Parser<'a> {
         c.i = 1;
         let mut format = LayerFormat::Overlay;
         let layered = matches!(name, "lower" | "upper");
-        if layered && matches!(c.peek().map(|t| &t.tok), Some(Tok::Word(w)) if w == "oci") {
-            c.i += 1;
-            format = LayerFormat::Oci;
+        match c.peek().map(|t| &t.tok) {
+            Some(Tok::Word(w)) if layered && w == "oci" => {
+                c.i += 1;
+                format = LayerFormat::Oci;
+            }
+            Some(Tok::Word(w)) if name == "lower" && w == "escaped" => {
+                c.i += 1;
+                format = LayerFormat::Escaped;
+            }
+            _ => {}
         }
         c.end(
             || match name {
                 "ops" | "data" => format!("section header `{name}`"),
+                "lower" => format!(
+                    "section header `{name}` (a lower header may only add `oci` or `escaped`)"
+                ),
                 _ => format!("section header `{name}` (a layer header may only add `oci`)"),
             },
             false,

@@ -171,8 +171,10 @@ pub(crate) fn step(s: &Step) -> String {
 
 fn layer(out: &mut String, header: &str, spec: &LayerSpec) {
     out.push_str(header);
-    if spec.format == LayerFormat::Oci {
-        out.push_str(" oci");
+    match spec.format {
+        LayerFormat::Overlay => {}
+        LayerFormat::Oci => out.push_str(" oci"),
+        LayerFormat::Escaped => out.push_str(" escaped"),
     }
     out.push('\n');
     for e in &spec.entries {

@@ -298,16 +298,19 @@ impl Model {
             .iter()
             .filter(move |(k, _)| !k.starts_with(prefix))
             .map(|(k, v)| (k.clone(), v));
+        // Before v6.7 an escaped name is private too: hidden.
+        let shown = self.feat.escaped_xattrs;
         let escaped = a
             .ovl
             .escaped
             .iter()
+            .filter(move |_| shown)
             .map(move |(k, v)| (format!("{prefix}{k}"), v));
         plain.chain(escaped)
     }
 
     /// This mount's overlay-private prefix (overlayfs.rst: "User xattr").
-    fn private_prefix(&self) -> &'static str {
+    pub(crate) fn private_prefix(&self) -> &'static str {
         if self.feat.user_xattr_ns {
             "user.overlay."
         } else {
