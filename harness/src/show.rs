@@ -23,29 +23,32 @@ pub const LEGEND: &str = "legend: - no entry | whiteout: char 0/0 | \
 xwhiteout: file with overlay.whiteout | +opaque: overlay.opaque=y | \
 +xwhiteouts: overlay.opaque=x | +redirect=P: overlay.redirect | \
 +copyup: has overlay.origin, or an upper dir merging a lower one | \
-+metacopy: overlay.metacopy, data still below | D0, D1: data-only layers";
++metacopy: overlay.metacopy, data still below | ^: escaped (overlay.overlay.*), \
+the next overlay's | D0, D1: data-only layers";
 
 /// What one layer of the case holds at one path, in a word or two.
 fn cell(o: &Object) -> String {
+    // An escaped layer's markers are the next overlay's: `^` before each.
+    let esc = if o.markers.escaped { "^" } else { "" };
     let mut s = match &o.kind {
         ObjectKind::Dir => "dir".to_string(),
-        ObjectKind::File(_) if o.markers.xwhiteout => "xwhiteout".to_string(),
+        ObjectKind::File(_) if o.markers.xwhiteout => format!("{esc}xwhiteout"),
         ObjectKind::File(_) => "file".to_string(),
         ObjectKind::Symlink(_) => "symlink".to_string(),
         ObjectKind::Fifo => "fifo".to_string(),
         ObjectKind::Whiteout => "whiteout".to_string(),
         ObjectKind::Hardlink(_) => "file(link)".to_string(),
     };
-    match o.markers.opaque {
-        Some('y') => s.push_str("+opaque"),
-        Some(_) => s.push_str("+xwhiteouts"),
-        None => {}
-    }
+    let _ = match o.markers.opaque {
+        Some('y') => write!(s, "+{esc}opaque"),
+        Some(_) => write!(s, "+{esc}xwhiteouts"),
+        None => Ok(()),
+    };
     if let Some(r) = &o.markers.redirect {
-        let _ = write!(s, "+redirect={r}");
+        let _ = write!(s, "+{esc}redirect={r}");
     }
     if o.markers.metacopy {
-        s.push_str("+metacopy");
+        let _ = write!(s, "+{esc}metacopy");
     }
     s
 }
