@@ -256,7 +256,11 @@ impl Features {
         // xino=auto falls back to off ("fs on ... does not support file
         // handles, falling back to xino=off"); without one it is enabled
         // ("xino" feature enabled), as xino=on is (observed on 6.18).
+        // xino=on with every layer on one filesystem is ignored ("xino=on"
+        // is useless with all layers on same fs, ignore).
+        let one_fs = p.lower_fs == LowerFs::Same && p.upper_size.is_none();
         let ino = match (p.xino, p.lower_fs) {
+            (Xino::On, _) if one_fs => InoMode::SameFs,
             (Xino::On, _) | (Xino::Auto, LowerFs::Separate) => InoMode::Xino,
             (Xino::Auto, LowerFs::Overlay) if p.readonly => InoMode::Xino,
             (Xino::Off | Xino::Auto, LowerFs::Same) => InoMode::SameFs,
@@ -354,6 +358,11 @@ mod tests {
         let mut same = Profile::default();
         same.set_option("xino=auto").unwrap();
         assert_eq!(Features::from_profile(&same).ino, InoMode::SameFs);
+        // xino=on on one filesystem is ignored; on a sized upper it counts.
+        same.set_option("xino=on").unwrap();
+        assert_eq!(Features::from_profile(&same).ino, InoMode::SameFs);
+        same.set_option("upper_size=12288").unwrap();
+        assert_eq!(Features::from_profile(&same).ino, InoMode::Xino);
         let mut userns = Profile::preset("index").unwrap();
         userns.set_option("userxattr").unwrap();
         let f = Features::from_profile(&userns);
