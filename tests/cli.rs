@@ -316,8 +316,10 @@ fn run_pin_keeps_the_header_comments_and_replaces_the_pins() {
 /// depend on the executor's order of walks, and cases with open fds (run
 /// by one helper process between mounts), and idmapped layers (root and
 /// userxattr, owners the mounts do not map, inode flags), an overlay as
-/// the lower layer, and offline changes to a lower layer. Each pinned
-/// outcome must come out of the script.
+/// the lower layer (escaped layers, data-only layers), offline changes to
+/// a lower layer, lookups cached since the mount's walk, and listings
+/// whose d_ino depends on the upper sharing the lowers' filesystem. Each
+/// pinned outcome must come out of the script.
 #[test]
 fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
     let files = [
@@ -354,6 +356,14 @@ fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
         "rules/116-index-alias-redirect-refused.ovl",
         "rules/117-nested-escaped-markers.ovl",
         "rules/118-escaped-lower-layer.ovl",
+        "rules/61-readdir-stale-entries-samefs.ovl",
+        "rules/93-readdir-leaves-out-failed-lookups.ovl",
+        "rules/97-impure-listing-fails.ovl",
+        "rules/109-metacopy-data-keeps-lower.ovl",
+        "rules/112-link-looked-up-after-data-copy-up.ovl",
+        "fds/17-cached-listing-across-copy-up.ovl",
+        "regressions/remount-first-walks-the-mount.ovl",
+        "regressions/xino-on-one-filesystem-ignored.ovl",
     ];
     if common::kernel("repro_scripts_reproduce_the_pins").is_none() {
         return;

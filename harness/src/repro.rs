@@ -649,7 +649,14 @@ pub fn script(case: &Case) -> Result<String, String> {
             .upper_size
             .map(|n| format!(" -o size={n}"))
             .unwrap_or_default();
-        let _ = writeln!(s, "mkdir upperfs && mount -t tmpfs{size} tmpfs upperfs");
+        // The upper shares the lowers' filesystem unless they are apart
+        // or it is sized, as ovlcheck's store lays them out (xino counts
+        // filesystems).
+        if case.profile.lower_fs == LowerFs::Same && case.profile.upper_size.is_none() {
+            let _ = writeln!(s, "mkdir upperfs");
+        } else {
+            let _ = writeln!(s, "mkdir upperfs && mount -t tmpfs{size} tmpfs upperfs");
+        }
         idmap_layer_dir(&mut s, case, "upperfs");
         let _ = writeln!(s, "mkdir -m 0755 upperfs/{u} && mkdir -m 0700 upperfs/W");
         if case.profile.upper_size.is_some() {
