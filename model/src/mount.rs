@@ -104,8 +104,13 @@ impl Model {
         if !marked {
             return Vec::new();
         }
+        // The walk decides nothing a case observes: its rules are not logged.
+        let quiet = Model {
+            rules: Default::default(),
+            ..self.clone()
+        };
         let mut out = Vec::new();
-        self.walk_merged(
+        quiet.walk_merged(
             &mut |_, d| {
                 if d.xwhiteout_layers.contains(&bottom) {
                     out.extend(d.lowers.iter().filter(|r| r.layer as usize == bottom));
