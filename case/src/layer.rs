@@ -159,6 +159,17 @@ pub struct Markers {
     pub escaped: bool,
 }
 
+impl Markers {
+    /// The name of marker `short` (`opaque`, `redirect`, ...) after the
+    /// overlay namespace prefix: `overlay.<short>` when escaped.
+    pub fn short_name(&self, short: &str) -> String {
+        match self.escaped {
+            true => format!("overlay.{short}"),
+            false => short.to_string(),
+        }
+    }
+}
+
 /// One object to create in a layer directory, fully resolved: implied parent
 /// directories made explicit, attributes folded in. Both the model and the
 /// driver read layers through [`LayerSpec::objects`], so they cannot read a

@@ -480,9 +480,7 @@ fn set_attributes(
         }
     }
     let m = &o.markers;
-    // An escaped layer's markers are the next overlay's: `overlay.overlay.*`.
-    let escape = if m.escaped { "overlay." } else { "" };
-    let prefixed = |short: &str| format!("{}{escape}{short}", markers.prefix);
+    let prefixed = |short: &str| format!("{}{}", markers.prefix, m.short_name(short));
     // Default ACLs come after every object (`write_objects_umask`).
     let mut xattrs: Vec<Xattr> = o
         .xattrs

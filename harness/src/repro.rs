@@ -381,11 +381,7 @@ fn object_lines(case: &Case, dir: &str, o: &Object) -> Vec<String> {
         // The ACL set the mode from its entries; the object's mode stands.
         v.push(format!("chmod {:04o} {p}", o.mode));
     }
-    // An escaped layer's markers are the next overlay's: `overlay.overlay.*`.
-    let marker = |short: &str| {
-        let escape = if o.markers.escaped { "overlay." } else { "" };
-        xattr_name(&case.profile, &format!("{escape}{short}"))
-    };
+    let marker = |short: &str| xattr_name(&case.profile, &o.markers.short_name(short));
     if let Some(c) = o.markers.opaque {
         v.push(format!("setfattr -n {} -v {c} {p}", marker("opaque")));
     }
