@@ -121,10 +121,13 @@ fn inode_of(inner: &Model, d: &Dentry) -> Inode {
     let mut inode = Inode::new(kind, a.mode, a.uid, a.gid);
     inode.mtime = a.mtime;
     inode.clock_here = a.clock_here;
-    inode.xattrs = inner
-        .visible_xattrs(a)
-        .filter(|(k, _)| !k.starts_with(inner.private_prefix()))
-        .map(|(k, v)| (k, v.clone()))
+    // Its ordinary xattrs; the escaped ones are the outer's to read below.
+    let private = inner.private_prefix();
+    inode.xattrs = a
+        .xattrs
+        .iter()
+        .filter(|(k, _)| !k.starts_with(private))
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     // Before v6.7 the inner hides them as its own private names.
     if inner.feat.escaped_xattrs {
