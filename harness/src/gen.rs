@@ -268,7 +268,8 @@ fn escaped_layer(rng: &mut TestRng, case: &mut Case) {
             e => entries.push(e.clone()),
         }
     }
-    // A directory already marked opaque keeps its mark; the others get
+    // A directory marked opaque or xwhiteouts before its first whiteout
+    // keeps that mark (a later mark is dropped); the others get
     // `xwhiteouts`, after every entry (so that each exists by then).
     let opaque: Vec<&RelPath> = entries
         .iter()
@@ -448,10 +449,10 @@ const DATA_NAMES: &[&str] = &["00", "01", "ab"];
 
 /// Gives the case one or two data-only layers (overlayfs.rst: "Data-only
 /// lower layers"), and turns some regular files of its lower layers
-/// `marked` into metacopy files whose absolute redirect names a path of them: mostly a
-/// regular file there, sometimes a path whose only object is a directory
-/// or a symlink, or none (the lazy data lookup fails: ENOENT on open and
-/// copy-up). A file keeps its own data, so its size differs from its
+/// `marked` into metacopy files whose absolute redirect names a path of
+/// them: mostly a regular file there, sometimes a path whose only object
+/// is a directory or a symlink, or none (the lazy data lookup fails:
+/// ENOENT on open and copy-up). A file keeps its own data, so its size differs from its
 /// data's as a metacopy's may.
 fn data_layers(rng: &mut TestRng, case: &mut Case, marked: std::ops::Range<usize>) {
     let n = rng.random_range(1..=2);
