@@ -282,3 +282,56 @@ fn contracts_narrow_the_comparison() {
         "posix: {sigs}"
     );
 }
+
+/// A known kernel bug met under a profile no known case is written for
+/// (the xattr-whiteout emptiness bug under `index=on
+/// redirect_dir=nofollow`) is known: a known case of another profile, run
+/// under this one, shows the same signature. One whose run does not show
+/// it leaves the divergence new.
+#[test]
+fn a_known_bug_under_a_profile_no_known_case_is_written_for() {
+    use ovlcheck_harness::contract::Contract;
+    use ovlcheck_harness::known::KnownSet;
+    use ovlcheck_harness::runner::run_case_checked;
+    let _serial = common::serial();
+    let Some(kernel) = common::kernel("known_bug_under_another_profile") else {
+        return;
+    };
+    let known_dir = common::corpus_dir().join("known-kernel");
+    let set = KnownSet::load(std::slice::from_ref(&known_dir), "kernel").expect("loads");
+    let file = known_dir.join("xwhiteout-only-dir-rmdir-not-empty.ovl");
+    let text = std::fs::read_to_string(&file).expect("reads");
+    let body = text
+        .lines()
+        .filter(|l| !l.starts_with("known ") && !l.starts_with("profile "));
+    let moved: String = std::iter::once("profile index=on redirect_dir=nofollow")
+        .chain(body)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let case = ovlcheck_case::parse_case("moved.ovl", &moved).expect("parses");
+    let run = |c: &ovlcheck_case::Case| {
+        let run = run_case_checked(kernel.as_ref(), c, Contract::Kernel, true).expect("runs");
+        run.divergence.map(|d| d.signature().clone())
+    };
+    let d = run_case_checked(kernel.as_ref(), &case, Contract::Kernel, true)
+        .expect("runs")
+        .divergence
+        .expect("the known bug shows under this profile too");
+    assert_eq!(set.matching(&d), None, "no known case has this profile");
+    let found = set
+        .matching_run(&d, run)
+        .expect("a known case shows it here");
+    assert!(found.starts_with(&known_dir), "matched {}", found.display());
+    let other = set.matching_run(&d, |_| None);
+    assert_eq!(
+        other.map(Path::to_path_buf),
+        Some(found.to_path_buf()),
+        "runs are remembered"
+    );
+    let fresh = KnownSet::load(std::slice::from_ref(&known_dir), "kernel").expect("loads");
+    assert_eq!(
+        fresh.matching_run(&d, |_| None),
+        None,
+        "no run shows it: new"
+    );
+}

@@ -490,7 +490,9 @@ fn judge_pack(
             .iter()
             .zip(indices)
             .zip(runs)
-            .map(|((case, &index), (run, packing))| Ok((judged(case, index, run, opts)?, packing)))
+            .map(|((case, &index), (run, packing))| {
+                Ok((judged(backend, case, index, run, opts)?, packing))
+            })
             .collect(),
         Err(_) => alone(),
     }
@@ -524,11 +526,12 @@ fn one_case(
             ovlcheck_case::print_case(case)
         ))
     })?;
-    judged(case, index, run, opts)
+    judged(backend, case, index, run, opts)
 }
 
 /// The outcome of case `index`'s run.
 fn judged(
+    backend: &dyn Backend,
     case: &Case,
     index: u64,
     run: Result<Run, RunError>,
@@ -537,7 +540,10 @@ fn judged(
     match run {
         Ok(run) => {
             let judged = run.divergence.map(|d| {
-                let known = opts.known.matching(&d).map(PathBuf::from);
+                let known = opts
+                    .known
+                    .matching_run(&d, |c| rerun(backend, c, opts))
+                    .map(PathBuf::from);
                 (d, known)
             });
             Ok((run.ops, run.exported, run.rules, Ok(judged)))
@@ -555,6 +561,18 @@ fn judged(
             Err(Fatal(format!("generated case {index} is invalid: {msg}")))
         }
     }
+}
+
+/// The signature of `case`'s divergence when run alone, if it diverges:
+/// a known case run under a campaign's profile ([`KnownSet::matching_run`]).
+/// A panic there (the model on a case it was not written for) counts as
+/// no divergence: the campaign's own case is still reported.
+fn rerun(backend: &dyn Backend, case: &Case, opts: &FuzzOptions) -> Option<Signature> {
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_case_checked(backend, case, opts.contract, opts.export)
+    }));
+    let divergence = run.ok()?.ok()?.divergence?;
+    Some(divergence.signature().clone())
 }
 
 /// Size of a case for shrink statistics: steps plus layer entries.

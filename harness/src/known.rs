@@ -9,17 +9,39 @@ use crate::corpus::{self, LoadError};
 use crate::runner::Divergence;
 use ovlcheck_case::{Case, Profile, Signature};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// The known divergences of one backend: each `(profile, signature)` with
 /// the case file that shows it. A divergence is known when a known case of
 /// the same profile names its signature, or a class that covers it
 /// ([`Signature::matches`]); profiles are compared as the
 /// model reads them ([`Profile::modelled`]), so the case of a profile is
-/// also the case of that profile on idmapped layers.
+/// also the case of that profile on idmapped layers. Under a profile no
+/// known case is written for, a divergence is known when a known case
+/// that names its signature shows that same signature run under the
+/// divergence's profile ([`KnownSet::matching_run`]): the known behaviour,
+/// met where the corpus has no copy of it.
 #[derive(Clone, Debug, Default)]
 pub struct KnownSet {
-    entries: Vec<(Profile, Signature, PathBuf)>,
+    entries: Vec<KnownEntry>,
+    /// What each entry's case showed run under another profile, by that
+    /// profile (as modelled) and the entry's index: each is run once.
+    reruns: Arc<Mutex<Reruns>>,
+}
+
+/// What known cases showed run under other profiles: by the profile (as
+/// modelled) and the entry's index, the signature of the run's divergence.
+type Reruns = BTreeMap<(String, usize), Option<Signature>>;
+
+/// One known signature of a known case.
+#[derive(Clone, Debug)]
+struct KnownEntry {
+    profile: Profile,
+    signature: Signature,
+    file: PathBuf,
+    case: Arc<Case>,
 }
 
 impl KnownSet {
@@ -35,18 +57,66 @@ impl KnownSet {
 
     /// Adds the signatures `case` is known to show on `backend`.
     pub fn add(&mut self, file: &Path, case: &Case, backend: &str) {
+        let shared = Arc::new(case.clone());
         for sig in known_signatures(case, backend) {
-            self.entries
-                .push((case.profile.clone(), sig.clone(), file.to_path_buf()));
+            self.entries.push(KnownEntry {
+                profile: case.profile.clone(),
+                signature: sig.clone(),
+                file: file.to_path_buf(),
+                case: shared.clone(),
+            });
         }
     }
 
-    /// The known case a divergence matches, if any.
+    /// The known case of the divergence's own profile that matches it, if
+    /// any.
     pub fn matching(&self, d: &Divergence) -> Option<&Path> {
+        let profile = d.case.profile.modelled();
         self.entries
             .iter()
-            .find(|(p, s, _)| p.modelled() == d.case.profile.modelled() && s.matches(d.signature()))
-            .map(|(_, _, f)| f.as_path())
+            .find(|e| e.profile.modelled() == profile && e.signature.matches(d.signature()))
+            .map(|e| e.file.as_path())
+    }
+
+    /// [`KnownSet::matching`], else the first known case of another
+    /// profile that names the divergence's signature and shows exactly
+    /// that signature when `run` runs it (unpinned) under the divergence's
+    /// profile. `run` gives the signature of a run's divergence, `None`
+    /// for no divergence or a case the profile cannot hold; each case is
+    /// run once per profile, however many divergences ask.
+    pub fn matching_run(
+        &self,
+        d: &Divergence,
+        run: impl Fn(&Case) -> Option<Signature>,
+    ) -> Option<&Path> {
+        if let Some(file) = self.matching(d) {
+            return Some(file);
+        }
+        let profile = d.case.profile.modelled();
+        let key = profile.to_string();
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.profile.modelled() != profile && e.signature.matches(d.signature()))
+            .find(|(i, e)| {
+                let slot = (key.clone(), *i);
+                let seen = self.lock().get(&slot).cloned();
+                let shown = seen.unwrap_or_else(|| {
+                    let moved = Case {
+                        profile: d.case.profile.clone(),
+                        ..e.case.unpinned()
+                    };
+                    let shown = run(&moved);
+                    self.lock().insert(slot, shown.clone());
+                    shown
+                });
+                shown.as_ref() == Some(d.signature())
+            })
+            .map(|(_, e)| e.file.as_path())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Reruns> {
+        self.reruns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn len(&self) -> usize {
@@ -106,4 +176,77 @@ pub fn default_paths() -> Vec<PathBuf> {
         .find(|p| p.is_dir())
         .into_iter()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::Contract;
+    use crate::runner::Check;
+    use std::cell::Cell;
+
+    const SIGNATURE: &str = "rmdir: model ok / backend ENOTEMPTY";
+
+    /// A known case of `profile` naming [`SIGNATURE`].
+    fn known_set(profile: &str) -> KnownSet {
+        let text = format!(
+            "profile {profile}\nknown kernel \"{SIGNATURE}\"\nlower\n  dir b 0755\nops\n  rmdir b => ENOTEMPTY\n"
+        );
+        let case = ovlcheck_case::parse_case("k.ovl", &text).expect("parses");
+        let mut set = KnownSet::default();
+        set.add(Path::new("k.ovl"), &case, "kernel");
+        set
+    }
+
+    /// A divergence with [`SIGNATURE`] under `profile`.
+    fn divergence(profile: &str) -> Divergence {
+        let text = format!("profile {profile}\nlower\n  dir c 0755\nops\n  rmdir c\n");
+        Divergence {
+            check: Check::Outcome { step: 0 },
+            contract: Contract::Kernel,
+            signature: SIGNATURE.parse().expect("a signature"),
+            case: ovlcheck_case::parse_case("d.ovl", &text).expect("parses"),
+            predicted: Vec::new(),
+            observed: Vec::new(),
+            views: None,
+        }
+    }
+
+    #[test]
+    fn a_known_case_of_the_same_profile_matches_without_a_run() {
+        let set = known_set("nested");
+        let d = divergence("nested");
+        let found = set.matching_run(&d, |_| panic!("no run is needed"));
+        assert_eq!(found, Some(Path::new("k.ovl")));
+    }
+
+    #[test]
+    fn another_profile_matches_when_the_known_case_shows_the_signature_there() {
+        let set = known_set("nested");
+        let d = divergence("lower=overlay userxattr");
+        assert_eq!(set.matching(&d), None);
+        let runs = Cell::new(0);
+        let run = |c: &Case| {
+            runs.set(runs.get() + 1);
+            // The known case runs unpinned, under the divergence's profile.
+            assert_eq!(c.profile, d.case.profile);
+            assert!(c.steps.iter().all(|s| s.expect.is_none()));
+            Some(SIGNATURE.parse().expect("a signature"))
+        };
+        assert_eq!(set.matching_run(&d, run), Some(Path::new("k.ovl")));
+        assert_eq!(set.matching_run(&d, run), Some(Path::new("k.ovl")));
+        assert_eq!(runs.get(), 1, "each known case runs once per profile");
+    }
+
+    #[test]
+    fn another_profile_stays_new_when_the_known_case_shows_something_else() {
+        let set = known_set("nested");
+        let d = divergence("lower=overlay userxattr");
+        let other: Signature = "rmdir: model ok / backend EIO"
+            .parse()
+            .expect("a signature");
+        assert_eq!(set.matching_run(&d, |_| Some(other.clone())), None);
+        let set = known_set("nested");
+        assert_eq!(set.matching_run(&d, |_| None), None);
+    }
 }
