@@ -91,7 +91,7 @@ fn corpus_agrees_with_the_kernel() {
     };
     let (known, fixed, unsupported) = replay_all(&*kernel, &corpus_files());
     assert_eq!(unsupported, 0, "the kernel runs every profile");
-    assert_eq!(known + fixed, 41, "corpus/known-kernel holds 41 cases");
+    assert_eq!(known + fixed, 42, "corpus/known-kernel holds 42 cases");
 }
 
 /// fuse-overlayfs diverges only where the corpus says it does, under its
@@ -121,4 +121,38 @@ fn every_corpus_case_prints_back_to_itself() {
             .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         assert_eq!(case, again, "{}", f.display());
     }
+}
+
+/// Every known case is described in its directory's README.md: by name, or,
+/// for the kernel's xattr-whiteout bug, by the documented pattern of its
+/// profile copies (`xwhiteout-only-dir-{rmdir,rename}-not-empty-PROFILE.ovl`).
+#[test]
+fn every_known_case_has_a_readme_entry() {
+    let root = common::corpus_dir();
+    let mut dirs = 0;
+    for dir in std::fs::read_dir(&root).expect("lists corpus/") {
+        let dir = dir.expect("an entry").path();
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with("known-") {
+            continue;
+        }
+        dirs += 1;
+        let readme = std::fs::read_to_string(dir.join("README.md"))
+            .unwrap_or_else(|e| panic!("{name}/README.md: {e}"));
+        for case in std::fs::read_dir(&dir).expect("lists the directory") {
+            let file = case.expect("an entry").file_name();
+            let file = file.to_string_lossy();
+            let copy = name == "known-kernel"
+                && ["rmdir", "rename"]
+                    .iter()
+                    .any(|op| file.starts_with(&format!("xwhiteout-only-dir-{op}-not-empty-")));
+            if file.ends_with(".ovl") && !copy {
+                assert!(
+                    readme.contains(&*file),
+                    "corpus/{name}/{file} is not described in corpus/{name}/README.md"
+                );
+            }
+        }
+    }
+    assert!(dirs >= 4, "the known-* directories are found");
 }
