@@ -20,9 +20,9 @@ use std::sync::{Arc, Mutex};
 /// model reads them ([`Profile::modelled`]), so the case of a profile is
 /// also the case of that profile on idmapped layers. Under a profile no
 /// known case is written for, a divergence is known when a known case
-/// that names its signature shows that same signature run under the
-/// divergence's profile ([`KnownSet::matching_run`]): the known behaviour,
-/// met where the corpus has no copy of it.
+/// that names its signature, run under the divergence's profile, shows a
+/// divergence its `known` line names too ([`KnownSet::matching_run`]):
+/// the known behaviour, met where the corpus has no copy of it.
 #[derive(Clone, Debug, Default)]
 pub struct KnownSet {
     entries: Vec<KnownEntry>,
@@ -79,9 +79,10 @@ impl KnownSet {
     }
 
     /// [`KnownSet::matching`], else the first known case of another
-    /// profile that names the divergence's signature and shows exactly
-    /// that signature when `run` runs it (unpinned) under the divergence's
-    /// profile. `run` gives the signature of a run's divergence, `None`
+    /// profile that names the divergence's signature and, run (unpinned)
+    /// by `run` under the divergence's profile, shows a divergence its
+    /// `known` line also names: the same signature, or one of the class a
+    /// `*` line names. `run` gives the signature of a run's divergence, `None`
     /// for no divergence or a case the profile cannot hold; each case is
     /// run once per profile, however many divergences ask.
     pub fn matching_run(
@@ -110,7 +111,7 @@ impl KnownSet {
                     self.lock().insert(slot, shown.clone());
                     shown
                 });
-                shown.as_ref() == Some(d.signature())
+                shown.is_some_and(|s| e.signature.matches(&s))
             })
             .map(|(_, e)| e.file.as_path())
     }
@@ -189,8 +190,13 @@ mod tests {
 
     /// A known case of `profile` naming [`SIGNATURE`].
     fn known_set(profile: &str) -> KnownSet {
+        known_set_naming(profile, SIGNATURE)
+    }
+
+    /// A known case of `profile` naming `signature`.
+    fn known_set_naming(profile: &str, signature: &str) -> KnownSet {
         let text = format!(
-            "profile {profile}\nknown kernel \"{SIGNATURE}\"\nlower\n  dir b 0755\nops\n  rmdir b => ENOTEMPTY\n"
+            "profile {profile}\nknown kernel \"{signature}\"\nlower\n  dir b 0755\nops\n  rmdir b => ENOTEMPTY\n"
         );
         let case = ovlcheck_case::parse_case("k.ovl", &text).expect("parses");
         let mut set = KnownSet::default();
@@ -248,5 +254,21 @@ mod tests {
         assert_eq!(set.matching_run(&d, |_| Some(other.clone())), None);
         let set = known_set("nested");
         assert_eq!(set.matching_run(&d, |_| None), None);
+    }
+
+    #[test]
+    fn a_class_known_line_matches_what_its_case_shows_of_the_class() {
+        let d = divergence("lower=overlay userxattr");
+        let class = "rmdir: model ok / backend *";
+        let shows = |sig: &str| {
+            let sig: Signature = sig.parse().expect("a signature");
+            move |_: &Case| Some(sig.clone())
+        };
+        let set = known_set_naming("nested", class);
+        let found = set.matching_run(&d, shows("rmdir: model ok / backend EIO"));
+        assert_eq!(found, Some(Path::new("k.ovl")));
+        let set = known_set_naming("nested", class);
+        let found = set.matching_run(&d, shows("chmod: model ok / backend EIO"));
+        assert_eq!(found, None);
     }
 }
