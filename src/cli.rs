@@ -127,6 +127,10 @@ struct GenerateArgs {
     /// name it (`kernel=` in their profile); default the host's.
     #[arg(long, value_parser = parse_kernel_version)]
     kernel_version: Option<KernelVersion>,
+    /// The case as a campaign on a container engine makes it: lower
+    /// layers an image can carry, an empty container layer.
+    #[arg(long)]
+    image_layers: bool,
 }
 
 /// Prints a report for people: on stdout, or on stderr with `--json`,
@@ -674,6 +678,7 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
             max_ops: a.max_ops.max(1),
             kernel,
             ids: rootless_ids(&*backend),
+            image_layers: backend.kind().is_engine(),
             ..GenConfig::default()
         },
         jobs: a.jobs.max(1),
@@ -1087,6 +1092,7 @@ fn generate(a: GenerateArgs) -> i32 {
         max_ops: a.max_ops.max(1),
         kernel: a.kernel_version,
         ids: rootless.then(|| map.mapped()),
+        image_layers: a.image_layers,
         ..GenConfig::default()
     };
     let case = ovlcheck_harness::gen::case_at(&gen, a.seed, a.index);

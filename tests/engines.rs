@@ -58,15 +58,11 @@ fn docker_campaign_and_corpus_show_no_new_divergence() {
     );
     assert_eq!(j["divergences"], 0, "{j}");
     assert_eq!(j["backend_failures"], 0, "{j}");
-    let exported = j["exported"].as_u64().unwrap();
-    let unsupported = j["unsupported"].as_u64().unwrap();
-    // The rest are refused with their reason: what an image layer here
-    // cannot carry (redirects, metacopy files, inode flags, POSIX ACLs).
-    assert!(
-        exported >= 16,
-        "at least two cases in five are committed and judged: {j}"
-    );
-    assert_eq!(exported + unsupported, 40, "{j}");
+    // A campaign on an engine makes cases an image can carry
+    // (harness/src/gen/image.rs): none is refused, each is committed and
+    // judged.
+    assert_eq!(j["unsupported"], 0, "{j}");
+    assert_eq!(j["exported"], 40, "{j}");
 
     let corpus = common::corpus_dir();
     let replay = ovlcheck(&[

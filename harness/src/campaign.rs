@@ -515,11 +515,14 @@ fn one_case(
             .cloned()
             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
-        let kernel = opts
+        let mut kernel = opts
             .gen
             .kernel
             .map(|k| format!(" --kernel-version {k}"))
             .unwrap_or_default();
+        if opts.gen.image_layers {
+            kernel.push_str(" --image-layers");
+        }
         Fatal(format!(
             "ovlcheck panicked on case #{index} ({msg}); print it with `ovlcheck generate --index {index}{kernel}` \
              and the same --seed/--profile, and report it:\n{}",

@@ -18,6 +18,7 @@
 //! campaign on ops that miss. Neither calls the other.
 
 mod acl;
+mod image;
 
 use ovlcheck_case::layer::{Entry, LayerFormat, Object, ObjectKind};
 use ovlcheck_case::path::{Name, OpPath, RelPath};
@@ -55,6 +56,10 @@ pub struct GenConfig {
     /// The ids cases may name, `[0, n)`: all a rootless harness's user
     /// namespace maps (driver/src/idmap.rs); `None`: any.
     pub ids: Option<u32>,
+    /// Cases for a backend given its lower layers as an image (a container
+    /// engine): only what an OCI layer carries, an empty container layer
+    /// (harness/src/gen/image.rs).
+    pub image_layers: bool,
 }
 
 impl Default for GenConfig {
@@ -66,6 +71,7 @@ impl Default for GenConfig {
             max_lowers: 4,
             kernel: None,
             ids: None,
+            image_layers: false,
         }
     }
 }
@@ -228,6 +234,9 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
     // seed's other cases stay as they were.
     if !markers && rng.random_ratio(1, ESCAPED_LAYER_ODDS) {
         escaped_layer(rng, &mut case);
+    }
+    if config.image_layers {
+        image::image_layers(&mut case);
     }
     case
 }

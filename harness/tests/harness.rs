@@ -186,6 +186,60 @@ fn cases_for_an_old_kernel_have_no_user_xattrs_in_their_layers() {
     assert!(want.iter().all(|w| names.contains(*w)), "{names:?}");
 }
 
+/// Cases for a container engine (`image_layers`) give it only what an
+/// image layer carries and an empty container layer, so that none is
+/// refused there (engine/src/api.rs: `unrepresentable`), and keep the
+/// whiteouts and opaque directories an image has.
+#[test]
+fn cases_for_an_engine_have_image_layers_and_an_empty_container_layer() {
+    use ovlcheck_case::layer::{Entry, LayerFormat};
+    let g = GenConfig {
+        profile: ovlcheck_case::Profile::preset("default"),
+        image_layers: true,
+        ..GenConfig::default()
+    };
+    let plain = GenConfig {
+        image_layers: false,
+        ..g.clone()
+    };
+    let (mut reshaped, mut whiteouts, mut opaque) = (0, 0, 0);
+    for i in 0..500 {
+        let c = case_at(&g, 1, i);
+        reshaped += usize::from(c != case_at(&plain, 1, i));
+        assert!(c.upper.is_none() && c.data.is_empty(), "case {i}");
+        assert!(
+            !c.steps.iter().any(|s| matches!(s.op, Op::Offline { .. })),
+            "case {i}"
+        );
+        for l in &c.lowers {
+            assert_eq!(l.format, LayerFormat::Overlay, "case {i}");
+            l.objects()
+                .unwrap_or_else(|e| panic!("case {i}: {}", e.message));
+            for e in &l.entries {
+                match e {
+                    Entry::Whiteout { .. } => whiteouts += 1,
+                    Entry::Opaque { .. } => opaque += 1,
+                    Entry::Xwhiteout { .. }
+                    | Entry::XwhiteoutDir { .. }
+                    | Entry::Redirect { .. }
+                    | Entry::Metacopy { .. }
+                    | Entry::Attr { .. } => panic!("case {i}: {e:?}"),
+                    Entry::Xattr { name, .. } => {
+                        assert!(!ovlcheck_case::acl::is_acl_name(name), "case {i}: {name}")
+                    }
+                    _ => {}
+                }
+            }
+        }
+        ovlcheck_model::Model::new(&c).unwrap_or_else(|e| panic!("case {i}: {e}"));
+    }
+    assert!(reshaped >= 150, "{reshaped} of 500 cases reshaped");
+    assert!(
+        whiteouts > 0 && opaque > 0,
+        "{whiteouts} whiteouts, {opaque} opaque"
+    );
+}
+
 #[test]
 fn shards_partition_the_campaign() {
     let n = 4;
