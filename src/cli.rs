@@ -834,10 +834,16 @@ fn explore_cmd(a: ExploreArgs, stop: &AtomicBool) -> i32 {
         Err(e) => return fail(e),
     };
     let mut saved = Vec::new();
+    let contract = Contract::default_for(backend.kind());
+    let matching = |d: &Divergence| {
+        known
+            .matching_on(&*backend, (contract, true), d)
+            .map(Path::to_path_buf)
+    };
     let new: Vec<&Divergence> = x
         .divergences
         .iter()
-        .filter(|d| known.matching(d).is_none())
+        .filter(|d| matching(d).is_none())
         .collect();
     for d in new.iter().take(10) {
         say!(a.json, "{}", report::render(d, backend.name()));
@@ -859,7 +865,7 @@ fn explore_cmd(a: ExploreArgs, stop: &AtomicBool) -> i32 {
     let mut summary = Summary::of_exploration(
         &header,
         &x,
-        &known,
+        &matching,
         a.jobs.max(1),
         saved,
         interrupted,

@@ -545,7 +545,7 @@ fn judged(
             let judged = run.divergence.map(|d| {
                 let known = opts
                     .known
-                    .matching_run(&d, |c| rerun(backend, c, opts))
+                    .matching_on(backend, (opts.contract, opts.export), &d)
                     .map(PathBuf::from);
                 (d, known)
             });
@@ -564,18 +564,6 @@ fn judged(
             Err(Fatal(format!("generated case {index} is invalid: {msg}")))
         }
     }
-}
-
-/// The signature of `case`'s divergence when run alone, if it diverges:
-/// a known case run under a campaign's profile ([`KnownSet::matching_run`]).
-/// A panic there (the model on a case it was not written for) counts as
-/// no divergence: the campaign's own case is still reported.
-fn rerun(backend: &dyn Backend, case: &Case, opts: &FuzzOptions) -> Option<Signature> {
-    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_case_checked(backend, case, opts.contract, opts.export)
-    }));
-    let divergence = run.ok()?.ok()?.divergence?;
-    Some(divergence.signature().clone())
 }
 
 /// Size of a case for shrink statistics: steps plus layer entries.

@@ -5,9 +5,11 @@
 //! fixed, so the corpus follows an implementation across versions
 //! (docs/architecture.md, "Known divergences").
 
+use crate::contract::Contract;
 use crate::corpus::{self, LoadError};
-use crate::runner::Divergence;
+use crate::runner::{run_case_checked, Divergence};
 use ovlcheck_case::{Case, Profile, Signature};
+use ovlcheck_driver::Backend;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -116,6 +118,18 @@ impl KnownSet {
             .map(|(_, e)| e.file.as_path())
     }
 
+    /// [`KnownSet::matching_run`] with the known cases run on `backend`
+    /// under `contract` (the export check as `export` says), as the
+    /// divergence was.
+    pub fn matching_on(
+        &self,
+        backend: &dyn Backend,
+        (contract, export): (Contract, bool),
+        d: &Divergence,
+    ) -> Option<&Path> {
+        self.matching_run(d, |c| rerun(backend, c, contract, export))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Reruns> {
         self.reruns.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -127,6 +141,23 @@ impl KnownSet {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// The signature of `case`'s divergence when run alone, if it diverges: a
+/// known case run under another profile ([`KnownSet::matching_on`]). A
+/// panic there (the model on a case it was not written for) counts as no
+/// divergence: the divergence asked about is still reported.
+fn rerun(
+    backend: &dyn Backend,
+    case: &Case,
+    contract: Contract,
+    export: bool,
+) -> Option<Signature> {
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_case_checked(backend, case, contract, export)
+    }));
+    let divergence = run.ok()?.ok()?.divergence?;
+    Some(divergence.signature().clone())
 }
 
 /// The signatures `case` is known to show on `backend` (its `known` lines).

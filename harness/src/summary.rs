@@ -249,12 +249,12 @@ impl Summary {
         .timed(r.elapsed)
     }
 
-    /// An exploration's summary: every divergence is new (explore has no
-    /// known cases).
+    /// An exploration's summary, its divergences judged by `known` (the
+    /// known case each matches, if any).
     pub fn of_exploration(
         h: &Header,
         x: &crate::explore::Exploration,
-        known: &crate::known::KnownSet,
+        known: &dyn Fn(&crate::runner::Divergence) -> Option<std::path::PathBuf>,
         jobs: usize,
         saved: Vec<String>,
         interrupted: bool,
@@ -289,17 +289,18 @@ impl Summary {
     }
 }
 
-/// `divergences` sorted by `known`: one entry per known signature, in the
-/// order first met, with the known case it matched and how many cases
-/// showed it; and the new signatures, in the order first met.
+/// `divergences` sorted by `known` (the known case each matches): one
+/// entry per known signature, in the order first met, with the known case
+/// it matched and how many cases showed it; and the new signatures, in the
+/// order first met.
 fn sort_known(
-    known: &crate::known::KnownSet,
+    known: &dyn Fn(&crate::runner::Divergence) -> Option<std::path::PathBuf>,
     divergences: &[crate::runner::Divergence],
 ) -> (Vec<crate::campaign::KnownMatch>, Vec<String>) {
     let mut matches: Vec<crate::campaign::KnownMatch> = Vec::new();
     let mut new: Vec<String> = Vec::new();
     for d in divergences {
-        let Some(case) = known.matching(d) else {
+        let Some(case) = known(d) else {
             let sig = d.signature().to_string();
             if !new.contains(&sig) {
                 new.push(sig);
