@@ -515,16 +515,17 @@ fn one_case(
             .cloned()
             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
-        let mut kernel = opts
+        // The `generate` options that make the same case.
+        let mut how = opts
             .gen
             .kernel
             .map(|k| format!(" --kernel-version {k}"))
             .unwrap_or_default();
         if opts.gen.image_layers {
-            kernel.push_str(" --image-layers");
+            how.push_str(" --image-layers");
         }
         Fatal(format!(
-            "ovlcheck panicked on case #{index} ({msg}); print it with `ovlcheck generate --index {index}{kernel}` \
+            "ovlcheck panicked on case #{index} ({msg}); print it with `ovlcheck generate --index {index}{how}` \
              and the same --seed/--profile, and report it:\n{}",
             ovlcheck_case::print_case(case)
         ))

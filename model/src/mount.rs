@@ -76,10 +76,12 @@ impl Model {
             xwhiteout_dirs: Vec::new(),
             map: OnceLock::new(),
         });
+        // The walk's copy of the model is gone by now: the snapshot just
+        // made is this model's alone.
         let xwhiteout_dirs = self.first_xwhiteout_dirs();
-        if let Some(s) = Arc::get_mut(&mut self.snapshot) {
-            s.xwhiteout_dirs = xwhiteout_dirs;
-        }
+        Arc::get_mut(&mut self.snapshot)
+            .expect("the snapshot this mount made is not shared")
+            .xwhiteout_dirs = xwhiteout_dirs;
     }
 
     /// namei.c: ovl_lookup_single. With data-only layers, the first
