@@ -315,7 +315,8 @@ fn run_pin_keeps_the_header_comments_and_replaces_the_pins() {
 /// with two names, and a link and a rename as another user whose errors
 /// depend on the executor's order of walks, and cases with open fds (run
 /// by one helper process between mounts), and idmapped layers (root and
-/// userxattr, owners the mounts do not map, inode flags), an overlay as
+/// userxattr, owners the mounts do not map, inode flags, a commit, data-only
+/// layers, an overlay above them), an overlay as
 /// the lower layer (escaped layers, data-only layers), offline changes to
 /// a lower layer, lookups cached since the mount's walk, and listings
 /// whose d_ino depends on the upper sharing the lowers' filesystem. Each
@@ -364,6 +365,9 @@ fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
         "fds/17-cached-listing-across-copy-up.ovl",
         "regressions/remount-first-walks-the-mount.ovl",
         "regressions/xino-on-one-filesystem-ignored.ovl",
+        "regressions/idmapped-owners.ovl",
+        "regressions/idmapped-data-only-layers.ovl",
+        "rules/119-nested-idmapped.ovl",
     ];
     if common::kernel("repro_scripts_reproduce_the_pins").is_none() {
         return;
@@ -389,21 +393,6 @@ fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
             );
         }
     }
-}
-
-/// A case the reproducer cannot make as ovlcheck does (a commit of
-/// idmapped layers) gets no script, and the reason.
-#[test]
-fn repro_refuses_what_it_cannot_make() {
-    let case = common::corpus_dir().join("regressions/idmapped-owners.ovl");
-    let out = ovlcheck(&["repro", case.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(out.stdout.is_empty(), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("idmapped layer a commit stacks"),
-        "{stderr}"
-    );
 }
 
 /// `replay --repeat N --jobs J` runs each case N times and reports them in

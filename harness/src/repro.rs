@@ -200,7 +200,7 @@ FDS = {}
 # their paths can be named (before the chroot); none while the layers are
 # being made.
 LAYERS = [(n, os.statvfs(d).f_fsid) for n, d in (
-    ('upper', os.environ['S'] + '/upperfs/U'),
+    ('upper', os.environ['S'] + '/' + os.environ['UP'] + '/U'),
     ('lower', os.environ['S'] + '/' + os.environ['LOWER'].split(':')[0]))
     if os.path.isdir(d)] if 'LOWER' in os.environ else []
 def data_files(a):
@@ -578,16 +578,6 @@ fi"#;
 
 /// The whole reproducer script for `case`.
 pub fn script(case: &Case) -> Result<String, String> {
-    if case.profile.idmapped && case.steps.iter().any(|st| st.op == Op::Commit) {
-        return Err(
-            "the reproducer does not make the idmapped layer a commit stacks (ovlcheck's \
-             store does: run the case with `ovlcheck run`)"
-                .into(),
-        );
-    }
-    if case.profile.idmapped && !case.data.is_empty() {
-        return Err("the reproducer makes no idmapped data-only layers".into());
-    }
     let mut s = String::new();
     let _ = writeln!(s, "#!/bin/sh\n# ovlcheck reproducer (standalone). Run as root; needs unshare, mount, mknod,\n# setfattr (package attr) and python3.\n# Everything happens in a private mount namespace on tmpfs (userxattr cases:\n# in a user namespace, as ovlcheck runs them); nothing is left behind.");
     let _ = writeln!(s, "# profile: {}", case.profile);
@@ -631,6 +621,7 @@ pub fn script(case: &Case) -> Result<String, String> {
         );
         let dir = format!("D{i}");
         let _ = writeln!(s, "mkdir -m 0755 {dir}");
+        idmap_layer_dir(&mut s, case, &dir);
         emit_layer(&mut s, case, &dir, layer)?;
     }
     let upper = if case.profile.readonly {
@@ -697,12 +688,13 @@ pub fn script(case: &Case) -> Result<String, String> {
     }
     let _ = writeln!(
         s,
-        "\nLOWER={}\nN={}\nexport S LOWER  # statfs tells the layers' fsids apart\nmkdir M",
+        "\nLOWER={}\nN={}\nUP=upperfs  # the container layer: its U (upper) and W (work)\n\
+         export S LOWER UP  # statfs tells the layers' fsids apart\nmkdir M",
         sh(&lowerdir),
         case.lowers.len()
     );
     let upper_opts = if upper.is_some() {
-        ",upperdir=upperfs/U,workdir=upperfs/W"
+        ",upperdir=$UP/U,workdir=$UP/W"
     } else {
         ""
     };
@@ -721,7 +713,7 @@ pub fn script(case: &Case) -> Result<String, String> {
              # W/work/incompat/volatile exists; removed as overlayfs.rst allows\n\
              # (\"Volatile mount\"), then mounted again"
         );
-        let _ = writeln!(s, "remount() {{ cd \"$S\" && umount M && {{ ovl_mount || {{ echo 'remount  =>  EINVAL'; rm -r upperfs/W/work/incompat/volatile && ovl_mount; }}; }}; }}");
+        let _ = writeln!(s, "remount() {{ cd \"$S\" && umount M && {{ ovl_mount || {{ echo 'remount  =>  EINVAL'; rm -r $UP/W/work/incompat/volatile && ovl_mount; }}; }}; }}");
     } else {
         let _ = writeln!(s, "remount() {{ cd \"$S\" && umount M && ovl_mount; }}");
     }
@@ -734,7 +726,11 @@ pub fn script(case: &Case) -> Result<String, String> {
         "# offline LAYER_DIR CHANGE...: unmounted, the lower layer changed, mounted again\n\
          offline() {{ cd \"$S\" && umount M && r=$(python3 \"$S/op.py\" offline \"$@\"); ovl_mount; }}"
     );
-    let _ = writeln!(s, "commit() {{ cd \"$S\" && umount M && mv upperfs/U L$N && mkdir -m 0755 upperfs/U && rm -rf upperfs/W && mkdir -m 0700 upperfs/W && LOWER=\"L$N:$LOWER\" && N=$((N+1)) && ovl_mount; }}");
+    if case.profile.idmapped {
+        commit_idmapped(&mut s, case);
+    } else {
+        let _ = writeln!(s, "commit() {{ cd \"$S\" && umount M && mv upperfs/U L$N && mkdir -m 0755 upperfs/U && rm -rf upperfs/W && mkdir -m 0700 upperfs/W && LOWER=\"L$N:$LOWER\" && N=$((N+1)) && ovl_mount; }}");
+    }
     let _ = writeln!(
         s,
         "ovl_mount\n\n# ops: each prints its outcome; `# pinned:` is what the case expects"
@@ -747,10 +743,10 @@ pub fn script(case: &Case) -> Result<String, String> {
     // A name the merged tree cannot stat or list (a refused redirect, a
     // metacopy file whose data is missing) makes ls fail, after printing
     // the rest: the script goes on to clean up.
-    let _ = writeln!(s, "\necho '--- merged'; ls -laR \"$S/M\" || true\necho '--- upper'; ls -laR \"$S/upperfs/U\" 2>/dev/null || true");
+    let _ = writeln!(s, "\necho '--- merged'; ls -laR \"$S/M\" || true\necho '--- upper'; ls -laR \"$S/$UP/U\" 2>/dev/null || true");
     let _ = writeln!(
         s,
-        "getfattr -R -d -m - -e text \"$S/upperfs/U\" 2>/dev/null || true\ncd /\numount -R \"$S\"\nrmdir \"$S\""
+        "getfattr -R -d -m - -e text \"$S/$UP/U\" 2>/dev/null || true\ncd /\numount -R \"$S\"\nrmdir \"$S\""
     );
     Ok(s)
 }
@@ -876,6 +872,33 @@ fn nested_lower(s: &mut String, case: &Case, lowers: &mut Vec<String>) {
         lowers.join(":")
     );
     *lowers = vec!["I".to_string()];
+}
+
+/// The `commit` function of an idmapped case, as ovlcheck's store commits
+/// (driver/src/worker/case.rs: `commit_layers`): the container layer's
+/// directory, an idmapped mount of itself, stays where it is and its `U`
+/// becomes the top lower layer; the fresh container layer is a new
+/// directory, idmapped the same way (on a tmpfs of its own where the
+/// lowers are on another filesystem), with an empty `U` and `W`.
+fn commit_idmapped(s: &mut String, case: &Case) {
+    let tmpfs = match case.profile.lower_fs {
+        LowerFs::Separate => {
+            let size = case
+                .profile
+                .upper_size
+                .map(|n| format!(" -o size={n}"))
+                .unwrap_or_default();
+            format!(" && mount -t tmpfs{size} tmpfs $new")
+        }
+        LowerFs::Same | LowerFs::Overlay => String::new(),
+    };
+    let _ = writeln!(
+        s,
+        "commit() {{ cd \"$S\" && umount M && new=upperfs$N && mkdir $new{tmpfs} && \
+         chown {IDMAP_ON_DISK_BASE}:{IDMAP_ON_DISK_BASE} $new && mkdir -p raw/$new && \
+         mount --bind $new raw/$new && op idmap $new && mkdir -m 0755 $new/U && \
+         mkdir -m 0700 $new/W && LOWER=\"$UP/U:$LOWER\" && UP=$new && N=$((N+1)) && ovl_mount; }}"
+    );
 }
 
 /// Where layer directory `dir` of an idmapped case is seen from beneath
