@@ -9,7 +9,10 @@
 //! the differential runner makes after the ops and that the floor leaves
 //! out: unmount, mount again and walk the merged tree (remount); unmount,
 //! mount with the upper as the top lower under a fresh upper and walk again
-//! (commit). It bounds what any harness making every check can reach.
+//! (commit). It bounds what any harness making those checks can reach. A
+//! third, `with export`, adds the raw form of the export check between
+//! them (`raw::one_case_exported`): the upper layer copied as its layer
+//! tar would be applied, mounted read-only above the lowers and walked.
 //!
 //! Needs root; runs in a private mount namespace on its own tmpfs.
 
@@ -17,7 +20,7 @@ use criterion::{criterion_group, Criterion};
 
 mod raw;
 
-use raw::{one_case, scratch};
+use raw::{one_case, one_case_exported, scratch};
 
 fn bench(cr: &mut Criterion) {
     let root = scratch();
@@ -28,6 +31,10 @@ fn bench(cr: &mut Criterion) {
     cr.bench_function(
         "baseline with lifecycle: + remount and walk, + commit mount and walk",
         |b| b.iter(|| one_case(&root, true)),
+    );
+    cr.bench_function(
+        "baseline with lifecycle and export: + the applied layer tar mounted and walked",
+        |b| b.iter(|| one_case_exported(&root)),
     );
 }
 

@@ -2,8 +2,9 @@
 //! drifts by up to 15% over minutes, so figures taken minutes apart cannot
 //! be divided. Every round runs, back to back:
 //!
-//! - the raw floor (`raw::one_case`), and the floor with the raw remount
-//!   and commit checks (`lifecycle`), on one thread;
+//! - the raw floor (`raw::one_case`), the floor with the raw remount
+//!   and commit checks (`lifecycle`), and that with the raw export check
+//!   too (`raw::one_case_exported`), on one thread;
 //! - the floor, and the floor with the checks, in two processes at once
 //!   (how far the kernel itself scales that work);
 //! - the same case through the harness on the kernel backend, every check,
@@ -38,7 +39,7 @@ use ovlcheck_harness::gen::GenConfig;
 use ovlcheck_harness::pool::map_in_order;
 use ovlcheck_harness::run_case;
 use ovlcheck_harness::runner::{run_case_checked, run_pack_checked, Packing};
-use raw::{one_case, scratch, BASELINE_CASE};
+use raw::{one_case, one_case_exported, scratch, BASELINE_CASE};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
@@ -236,10 +237,11 @@ fn main() {
         run_case(&*kernel, &case).expect("runs");
     }
     println!(
-        "{:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7}",
+        "{:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7}",
         "round",
         "floor",
         "bound",
+        "boundx",
         "floor2",
         "bound2",
         "case",
@@ -262,6 +264,9 @@ fn main() {
             })),
             bound: us(per_call(CASES, || {
                 one_case(&root, true);
+            })),
+            bound_export: us(per_call(CASES, || {
+                one_case_exported(&root);
             })),
             floor2: us(raw_in_two_processes(false)),
             bound2: us(raw_in_two_processes(true)),
@@ -286,9 +291,10 @@ fn main() {
             default_packed: default_rate(&*kernel, first, PACK),
         };
         println!(
-            "{r:>5} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>7.0} {:>7.0} {:>8.0} {:>8.0} {:>7.0} {:>7.0}",
+            "{r:>5} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>7.0} {:>7.0} {:>8.0} {:>8.0} {:>7.0} {:>7.0}",
             round.floor,
             round.bound,
+            round.bound_export,
             round.floor2,
             round.bound2,
             round.case,
@@ -304,8 +310,8 @@ fn main() {
         rounds_seen.push(round);
     }
     println!(
-        "(µs per case; floor2, bound2, case2: two at once; noexp: the case without the export \
-         check; cases/s of campaign slices)\n"
+        "(µs per case; boundx: the bound with the raw export check; floor2, bound2, case2: two \
+         at once; noexp: the case without the export check; cases/s of campaign slices)\n"
     );
     for (name, ratio) in RATIOS {
         let (med, lo, hi) = spread(rounds_seen.iter().map(ratio).collect());
@@ -317,6 +323,8 @@ fn main() {
 struct Round {
     floor: f64,
     bound: f64,
+    /// The bound with the raw export check (`raw::one_case_exported`).
+    bound_export: f64,
     floor2: f64,
     bound2: f64,
     case: f64,
@@ -342,7 +350,7 @@ type Figure = (&'static str, fn(&Round) -> f64);
 
 /// What the bench reports, each a figure of one round: the performance
 /// targets first (docs/performance.md, "Targets").
-const RATIOS: [Figure; 17] = [
+const RATIOS: [Figure; 19] = [
     (
         "1. harness case vs raw bound (x the bound's cases/s; target >= 0.95)",
         |r| r.bound / r.case,
@@ -350,6 +358,10 @@ const RATIOS: [Figure; 17] = [
     (
         "1. the same without the export check, which the bound lacks (x the bound's cases/s)",
         |r| r.bound / r.case_no_export,
+    ),
+    (
+        "1. the harness case vs the raw bound with the raw export check (x its cases/s)",
+        |r| r.bound_export / r.case,
     ),
     (
         "2. harness on 2 threads vs the raw bound in 2 processes (x the bound's scaling; \
@@ -367,6 +379,10 @@ const RATIOS: [Figure; 17] = [
     (
         "4. fuzz --backend model --jobs 2 vs raw bound (x the bound's cases/s; target >= 80)",
         |r| r.model2 * r.bound / 1e6,
+    ),
+    (
+        "raw bound with the export check vs without (x the bound's cases/s)",
+        |r| r.bound / r.bound_export,
     ),
     ("harness case vs raw floor (x the floor's cases/s)", |r| {
         r.floor / r.case

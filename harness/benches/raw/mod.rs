@@ -3,7 +3,8 @@
 //! entries on tmpfs, an overlay mount, a dozen ops, a walk of the merged
 //! tree and the upper (lstat every entry, read every file, list xattrs),
 //! unmount, remove the scratch tree; with `lifecycle`, also the raw form of
-//! the remount and commit checks. No harness, no model, no driver.
+//! the remount and commit checks, and with [`one_case_exported`] the raw
+//! form of the export check too. No harness, no model, no driver.
 
 // Each bench uses a part of this module.
 #![allow(dead_code)]
@@ -109,10 +110,25 @@ pub fn one_case(root: &Path, lifecycle: bool) -> usize {
     one_case_with(root, lifecycle, true)
 }
 
+/// [`one_case`] with the lifecycle checks and the raw form of the export
+/// check (docs/images.md) between them: the upper layer copied entry by
+/// entry into a new layer directory (contents, modes, mtimes, whiteouts,
+/// `user.*` xattrs and the opaque mark: what applying its layer tar
+/// writes), that image mounted read-only above the lowers, walked,
+/// unmounted. The tar's bytes are not made: in-memory work the harness
+/// adds on top.
+pub fn one_case_exported(root: &Path) -> usize {
+    work(root, true, true, true)
+}
+
 /// [`one_case`], its `setxattr a user.k` op only when `user_xattr`: a
 /// tmpfs before v6.6 has no `user.*` xattrs, and the vm backend refuses a
 /// case that uses them there (vm/benches/guest_rate.rs).
 pub fn one_case_with(root: &Path, lifecycle: bool, user_xattr: bool) -> usize {
+    work(root, lifecycle, false, user_xattr)
+}
+
+fn work(root: &Path, lifecycle: bool, export: bool, user_xattr: bool) -> usize {
     let (l0, l1, u, w, m) = (
         root.join("l0"),
         root.join("l1"),
@@ -182,6 +198,20 @@ pub fn one_case_with(root: &Path, lifecycle: bool, user_xattr: bool) -> usize {
         mount("overlay", &m, "overlay", &opts);
         walk(&m, &mut bytes);
         umount(&m);
+        if export {
+            let x = root.join("x");
+            copy_layer(&u, &x);
+            let opts = format!(
+                "lowerdir={}:{}:{},redirect_dir=follow,index=off,metacopy=off,xino=off",
+                x.display(),
+                l1.display(),
+                l0.display()
+            );
+            mount("overlay", &m, "overlay", &opts);
+            walk(&m, &mut bytes);
+            umount(&m);
+            made.push(x);
+        }
         let (u2, w2) = (root.join("u2"), root.join("w2"));
         fs::create_dir(&u2).unwrap();
         fs::create_dir(&w2).unwrap();
@@ -202,6 +232,85 @@ pub fn one_case_with(root: &Path, lifecycle: bool, user_xattr: bool) -> usize {
         fs::remove_dir_all(d).unwrap();
     }
     bytes
+}
+
+/// Copies layer directory `from` to a new `to` as applying its layer tar
+/// would make it ([`one_case_exported`]).
+fn copy_layer(from: &Path, to: &Path) {
+    fs::create_dir(to).unwrap();
+    copy_meta(from, to);
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let m = fs::symlink_metadata(&src).unwrap();
+        let t = m.file_type();
+        if t.is_dir() {
+            copy_layer(&src, &dst);
+            continue;
+        }
+        if t.is_file() {
+            file(
+                &dst,
+                &fs::read(&src).unwrap(),
+                m.permissions().mode() & 0o7777,
+            );
+        } else if t.is_symlink() {
+            symlink(fs::read_link(&src).unwrap(), &dst).unwrap();
+        } else {
+            // A whiteout (character device 0/0).
+            use std::os::unix::fs::MetadataExt;
+            // SAFETY: valid NUL-terminated path.
+            let r = unsafe { libc::mknod(c(&dst).as_ptr(), m.mode(), m.rdev()) };
+            assert_eq!(r, 0, "mknod {}", dst.display());
+        }
+        copy_meta(&src, &dst);
+    }
+}
+
+/// The xattrs a layer tar carries (`user.*`, the opaque mark) and the
+/// mtime of `from`, onto `to` (not following symlinks).
+fn copy_meta(from: &Path, to: &Path) {
+    let mut names = [0u8; 4096];
+    let (f, t) = (c(from), c(to));
+    // SAFETY: buffers valid for their lengths; paths NUL-terminated.
+    unsafe {
+        let n = libc::llistxattr(f.as_ptr(), names.as_mut_ptr().cast(), names.len());
+        for name in names[..n.max(0) as usize].split(|&b| b == 0) {
+            if !(name.starts_with(b"user.") || name == b"trusted.overlay.opaque") {
+                continue;
+            }
+            let name = CString::new(name).unwrap();
+            let mut v = [0u8; 4096];
+            let len = libc::lgetxattr(f.as_ptr(), name.as_ptr(), v.as_mut_ptr().cast(), v.len());
+            if len >= 0 {
+                libc::lsetxattr(
+                    t.as_ptr(),
+                    name.as_ptr(),
+                    v.as_ptr().cast(),
+                    len as usize,
+                    0,
+                );
+            }
+        }
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::lstat(f.as_ptr(), &mut st);
+        let times = [
+            libc::timespec {
+                tv_sec: st.st_atime,
+                tv_nsec: st.st_atime_nsec,
+            },
+            libc::timespec {
+                tv_sec: st.st_mtime,
+                tv_nsec: st.st_mtime_nsec,
+            },
+        ];
+        libc::utimensat(
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        );
+    }
 }
 
 /// Enters a private mount namespace with a tmpfs scratch root.
