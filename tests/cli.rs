@@ -318,8 +318,9 @@ fn run_pin_keeps_the_header_comments_and_replaces_the_pins() {
 /// userxattr, owners the mounts do not map, inode flags, a commit, data-only
 /// layers, an overlay above them), an overlay as
 /// the lower layer (escaped layers, data-only layers), offline changes to
-/// a lower layer, lookups cached since the mount's walk, and listings
-/// whose d_ino depends on the upper sharing the lowers' filesystem. Each
+/// a lower layer, lookups cached since the mount's walk, listings whose
+/// d_ino depends on the upper sharing the lowers' filesystem, and ops on
+/// the root itself (`rmdir .` is EBUSY, as of `/`). Each
 /// pinned outcome must come out of the script.
 #[test]
 fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
@@ -368,6 +369,7 @@ fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
         "regressions/idmapped-owners.ovl",
         "regressions/idmapped-data-only-layers.ovl",
         "rules/119-nested-idmapped.ovl",
+        "regressions/root-itself-ops.ovl",
     ];
     if common::kernel("repro_scripts_reproduce_the_pins").is_none() {
         return;

@@ -91,7 +91,10 @@ def run(a):
     if op == 'mkfifo': os.mkfifo(p[0], int(p[1], 8)); return 'ok'
     if op == 'symlink': os.symlink(b(p[0]), p[1]); return 'ok'
     if op == 'unlink': os.unlink(p[0]); return 'ok'
-    if op == 'rmdir': os.rmdir(p[0]); return 'ok'
+    if op == 'rmdir':
+        # The root itself as `/` of the chroot, as the executor names it:
+        # `rmdir /` is EBUSY where `rmdir .` would be EINVAL.
+        os.rmdir('/' if p[0] == '.' else p[0]); return 'ok'
     if op == 'link':
         # As the executor: the old path in full first (not the root, which
         # takes no walk), then both parents, then linkat.
