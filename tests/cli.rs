@@ -320,7 +320,9 @@ fn run_pin_keeps_the_header_comments_and_replaces_the_pins() {
 /// the lower layer (escaped layers, data-only layers), offline changes to
 /// a lower layer, lookups cached since the mount's walk, listings whose
 /// d_ino depends on the upper sharing the lowers' filesystem, and ops on
-/// the root itself (`rmdir .` is EBUSY, as of `/`). Each
+/// the root itself (`rmdir .` is EBUSY, as of `/`), a store of
+/// `upper_size` bytes the lowers share (commits that take its pages), and
+/// data with newlines. Each
 /// pinned outcome must come out of the script.
 #[test]
 fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
@@ -370,6 +372,9 @@ fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
         "regressions/idmapped-data-only-layers.ovl",
         "rules/119-nested-idmapped.ovl",
         "regressions/root-itself-ops.ovl",
+        "regressions/enospc-commit-full-store.ovl",
+        "regressions/enospc-commit-takes-store-pages.ovl",
+        "docker/commit-under-init-layer.ovl",
     ];
     if common::kernel("repro_scripts_reproduce_the_pins").is_none() {
         return;

@@ -21,7 +21,9 @@ def kind(m):
         if t(m): return n
     return 'other'
 def q(v):
-    return '"' + ''.join(chr(c) if 32 <= c < 127 and chr(c) not in '"\\' else ('\\' + chr(c) if chr(c) in '"\\' else '\\x%02x' % c) for c in v) + '"'
+    # Quoted as ovlcheck prints bytes (case/src/quote.rs).
+    esc = {10: '\\n', 9: '\\t', 92: '\\\\', 34: '\\"'}
+    return '"' + ''.join(esc.get(c) or (chr(c) if 32 <= c < 127 else '\\x%02x' % c) for c in v) + '"'
 def acl_text(v):
     # A POSIX ACL xattr in the short text form ovlcheck prints.
     tag = {1: 'u', 2: 'u', 4: 'g', 8: 'g', 16: 'm', 32: 'o'}
@@ -598,13 +600,17 @@ pub fn script(case: &Case) -> Result<String, String> {
     if separate {
         let _ = writeln!(s, "mkdir lowerfs && mount -t tmpfs tmpfs lowerfs");
     }
-    let lower_dir = |i: usize| {
-        if separate {
-            format!("lowerfs/L{i}")
-        } else {
-            format!("L{i}")
-        }
-    };
+    let sized = sized_store(case);
+    if let Some(n) = case.profile.upper_size.filter(|_| sized) {
+        let _ = writeln!(
+            s,
+            "# the store: every layer on one tmpfs of upper_size bytes, as ovlcheck's\n\
+             # store is with lower=same; each layer's overlay2 `link` file, and its\n\
+             # `lower` file above another layer, takes a page of it\n\
+             mkdir store && mount -t tmpfs -o size={n} tmpfs store"
+        );
+    }
+    let lower_dir = |i: usize| format!("{}L{i}", lower_root(case));
     for (i, layer) in case.lowers.iter().enumerate() {
         let _ = writeln!(
             s,
@@ -615,6 +621,7 @@ pub fn script(case: &Case) -> Result<String, String> {
         let _ = writeln!(s, "mkdir -m 0755 {dir}");
         idmap_layer_dir(&mut s, case, &dir);
         emit_layer(&mut s, case, &dir, layer)?;
+        store_pages(&mut s, case, &dir, i > 0);
     }
     for (i, layer) in case.data.iter().enumerate() {
         let _ = writeln!(
@@ -622,10 +629,11 @@ pub fn script(case: &Case) -> Result<String, String> {
             "\n# data-only layer {i}{}",
             if i == 0 { " (bottom)" } else { "" }
         );
-        let dir = format!("D{i}");
+        let dir = format!("{}D{i}", data_root(case));
         let _ = writeln!(s, "mkdir -m 0755 {dir}");
         idmap_layer_dir(&mut s, case, &dir);
         emit_layer(&mut s, case, &dir, layer)?;
+        store_pages(&mut s, case, &dir, false);
     }
     let upper = if case.profile.readonly {
         None
@@ -640,17 +648,18 @@ pub fn script(case: &Case) -> Result<String, String> {
             .map(|n| format!(" -o size={n}"))
             .unwrap_or_default();
         // The upper shares the lowers' filesystem unless they are apart
-        // or it is sized, as ovlcheck's store lays them out (xino counts
-        // filesystems).
-        if case.profile.lower_fs == LowerFs::Same && case.profile.upper_size.is_none() {
-            let _ = writeln!(s, "mkdir upperfs");
+        // or it alone is sized, as ovlcheck's store lays them out (xino
+        // counts filesystems).
+        let up = upper_root(case);
+        if case.profile.lower_fs == LowerFs::Same && (sized || case.profile.upper_size.is_none()) {
+            let _ = writeln!(s, "mkdir {up}");
         } else {
-            let _ = writeln!(s, "mkdir upperfs && mount -t tmpfs{size} tmpfs upperfs");
+            let _ = writeln!(s, "mkdir {up} && mount -t tmpfs{size} tmpfs {up}");
         }
-        idmap_layer_dir(&mut s, case, "upperfs");
-        let _ = writeln!(s, "mkdir -m 0755 upperfs/{u} && mkdir -m 0700 upperfs/W");
+        idmap_layer_dir(&mut s, case, &up);
+        let _ = writeln!(s, "mkdir -m 0755 {up}/{u} && mkdir -m 0700 {up}/W");
         if case.profile.upper_size.is_some() {
-            // The sized tmpfs is the container layer's directory in the
+            // The sized tmpfs holds the container layer's directory in the
             // overlay2 store: its `link` (and `lower`, above an image layer)
             // take a page each, as ovlcheck's store writes them.
             let files = if case.lowers.is_empty() {
@@ -660,11 +669,11 @@ pub fn script(case: &Case) -> Result<String, String> {
             };
             let _ = writeln!(
                 s,
-                "for f in {files}; do printf x > upperfs/$f; done  # overlay2's files"
+                "for f in {files}; do printf x > {up}/$f; done  # overlay2's files"
             );
         }
         if let Some(layer) = &case.upper {
-            emit_layer(&mut s, case, &format!("upperfs/{u}"), layer)?;
+            emit_layer(&mut s, case, &format!("{up}/{u}"), layer)?;
         }
     }
     let mut lowers: Vec<String> = (0..case.lowers.len()).rev().map(lower_dir).collect();
@@ -687,14 +696,15 @@ pub fn script(case: &Case) -> Result<String, String> {
     // Data-only layers after `::`, top first; a commit adds on the left.
     let mut lowerdir = lowers.join(":");
     for i in (0..case.data.len()).rev() {
-        lowerdir.push_str(&format!("::D{i}"));
+        lowerdir.push_str(&format!("::{}D{i}", data_root(case)));
     }
     let _ = writeln!(
         s,
-        "\nLOWER={}\nN={}\nUP=upperfs  # the container layer: its U (upper) and W (work)\n\
+        "\nLOWER={}\nN={}\nUP={}  # the container layer: its U (upper) and W (work)\n\
          export S LOWER UP  # statfs tells the layers' fsids apart\nmkdir M",
         sh(&lowerdir),
-        case.lowers.len()
+        case.lowers.len(),
+        upper_root(case)
     );
     let upper_opts = if upper.is_some() {
         ",upperdir=$UP/U,workdir=$UP/W"
@@ -729,8 +739,8 @@ pub fn script(case: &Case) -> Result<String, String> {
         "# offline LAYER_DIR CHANGE...: unmounted, the lower layer changed, mounted again\n\
          offline() {{ cd \"$S\" && umount M && r=$(python3 \"$S/op.py\" offline \"$@\"); ovl_mount; }}"
     );
-    if case.profile.idmapped {
-        commit_idmapped(&mut s, case);
+    if case.profile.idmapped || sized {
+        commit_fresh(&mut s, case);
     } else {
         let _ = writeln!(s, "commit() {{ cd \"$S\" && umount M && mv upperfs/U L$N && mkdir -m 0755 upperfs/U && rm -rf upperfs/W && mkdir -m 0700 upperfs/W && LOWER=\"L$N:$LOWER\" && N=$((N+1)) && ovl_mount; }}");
     }
@@ -826,10 +836,7 @@ fn lifecycle_line(case: &Case, op: &Op) -> Option<String> {
         Op::Remount if case.profile.volatile_upper() => Some(k.to_string()),
         Op::Remount | Op::Commit => Some(format!("{k} && echo '{k}  =>  ok'")),
         Op::Offline { layer, change } => {
-            let dir = match case.profile.lower_fs {
-                LowerFs::Separate => format!("lowerfs/L{layer}"),
-                _ => format!("L{layer}"),
-            };
+            let dir = format!("{}L{layer}", lower_root(case));
             let args = match change {
                 ovlcheck_case::OfflineChange::Remove(p) => format!("remove {}", sh(&p.to_string())),
                 ovlcheck_case::OfflineChange::File { path, mode, data } => format!(
@@ -877,29 +884,88 @@ fn nested_lower(s: &mut String, case: &Case, lowers: &mut Vec<String>) {
     *lowers = vec!["I".to_string()];
 }
 
-/// The `commit` function of an idmapped case, as ovlcheck's store commits
-/// (driver/src/worker/case.rs: `commit_layers`): the container layer's
-/// directory, an idmapped mount of itself, stays where it is and its `U`
-/// becomes the top lower layer; the fresh container layer is a new
-/// directory, idmapped the same way (on a tmpfs of its own where the
-/// lowers are on another filesystem), with an empty `U` and `W`.
-fn commit_idmapped(s: &mut String, case: &Case) {
-    let tmpfs = match case.profile.lower_fs {
-        LowerFs::Separate => {
-            let size = case
-                .profile
-                .upper_size
-                .map(|n| format!(" -o size={n}"))
-                .unwrap_or_default();
-            format!(" && mount -t tmpfs{size} tmpfs $new")
-        }
-        LowerFs::Same | LowerFs::Overlay => String::new(),
-    };
+/// Whether the whole store is one tmpfs of the profile's `upper_size`
+/// (with `lower=same`, driver/src/worker/mod.rs: `start`), so that every
+/// layer's files and overlay2 files take its pages.
+fn sized_store(case: &Case) -> bool {
+    case.profile.upper_size.is_some() && case.profile.lower_fs == LowerFs::Same
+}
+
+/// The directory (relative to the script's scratch) the lower layers go
+/// in: their own tmpfs (`lower=separate`), the sized store, or the scratch.
+fn lower_root(case: &Case) -> &'static str {
+    match case.profile.lower_fs {
+        LowerFs::Separate => "lowerfs/",
+        _ if sized_store(case) => "store/",
+        _ => "",
+    }
+}
+
+/// The directory data-only layers go in: the sized store, or the scratch.
+fn data_root(case: &Case) -> &'static str {
+    if sized_store(case) {
+        "store/"
+    } else {
+        ""
+    }
+}
+
+/// The container layer's directory (its `U` and `W`).
+fn upper_root(case: &Case) -> String {
+    format!("{}upperfs", data_root(case))
+}
+
+/// In a sized store, the pages layer `dir`'s overlay2 files take: `link`,
+/// and `lower` when it is above another layer (driver/src/store.rs:
+/// `fill_layer`), written beside it.
+fn store_pages(s: &mut String, case: &Case, dir: &str, above: bool) {
+    if sized_store(case) {
+        let files = if above { "link lower" } else { "link" };
+        let _ = writeln!(
+            s,
+            "for f in {files}; do printf x > {dir}.$f; done  # overlay2's files"
+        );
+    }
+}
+
+/// The `commit` function where ovlcheck's store commits by making a new
+/// container layer beside the old one (driver/src/worker/case.rs:
+/// `commit_layers`), which stays where it is and whose `U` becomes the top
+/// lower layer: with idmapped layers, each layer directory an idmapped
+/// mount of itself; in a sized store, whose pages the new layer's overlay2
+/// files need. The fresh container layer has an empty `U` and `W`, on a
+/// tmpfs of its own where the lowers are on another filesystem. Where the
+/// store has no page for its `link` or `lower` file the commit fails with
+/// ENOSPC (writing a byte to a full tmpfs fails no other way) and the same
+/// layers are mounted again, as the store removes a half-made layer.
+fn commit_fresh(s: &mut String, case: &Case) {
+    let size = case
+        .profile
+        .upper_size
+        .map(|n| format!(" -o size={n}"))
+        .unwrap_or_default();
+    let mut make = format!("new={}$N && mkdir $new", upper_root(case));
+    if case.profile.lower_fs == LowerFs::Separate {
+        let _ = write!(make, " && mount -t tmpfs{size} tmpfs $new");
+    }
+    if case.profile.idmapped {
+        let _ = write!(
+            make,
+            " && chown {IDMAP_ON_DISK_BASE}:{IDMAP_ON_DISK_BASE} $new && mkdir -p raw/$new && \
+             mount --bind $new raw/$new && op idmap $new"
+        );
+    }
+    if case.profile.upper_size.is_some() {
+        let _ = write!(
+            make,
+            " && {{ {{ printf x > $new/link && printf x > $new/lower; }} 2>/dev/null || \
+             {{ umount $new raw/$new 2>/dev/null; rm -rf $new; N=$((N+1)); \
+             echo 'commit  =>  ENOSPC'; ovl_mount; return 1; }}; }}"
+        );
+    }
     let _ = writeln!(
         s,
-        "commit() {{ cd \"$S\" && umount M && new=upperfs$N && mkdir $new{tmpfs} && \
-         chown {IDMAP_ON_DISK_BASE}:{IDMAP_ON_DISK_BASE} $new && mkdir -p raw/$new && \
-         mount --bind $new raw/$new && op idmap $new && mkdir -m 0755 $new/U && \
+        "commit() {{ cd \"$S\" && umount M && {make} && mkdir -m 0755 $new/U && \
          mkdir -m 0700 $new/W && LOWER=\"$UP/U:$LOWER\" && UP=$new && N=$((N+1)) && ovl_mount; }}"
     );
 }
