@@ -586,6 +586,12 @@ pub fn script(case: &Case) -> Result<String, String> {
     let mut s = String::new();
     let _ = writeln!(s, "#!/bin/sh\n# ovlcheck reproducer (standalone). Run as root; needs unshare, mount, mknod,\n# setfattr (package attr) and python3.\n# Everything happens in a private mount namespace on tmpfs (userxattr cases:\n# in a user namespace, as ovlcheck runs them); nothing is left behind.");
     let _ = writeln!(s, "# profile: {}", case.profile);
+    if let Some(k) = case.profile.kernel {
+        let _ = writeln!(
+            s,
+            "# The pinned outcomes are Linux {k}'s: run this on that kernel."
+        );
+    }
     let _ = writeln!(s, "set -eu\n{}", reexec(case));
     let _ = writeln!(s, "mount --make-rprivate /\nS=$(mktemp -d /tmp/ovlrepro.XXXXXX)\nmount -t tmpfs tmpfs \"$S\"\ncd \"$S\"\numask 0");
     let helper = OP_HELPER
