@@ -310,20 +310,20 @@ fn run_pin_keeps_the_header_comments_and_replaces_the_pins() {
 
 /// Reproducers of corpus cases whose outcomes depend on how the script
 /// runs: a userxattr case whose EPERM only happens in the user namespace
-/// ovlcheck mounts it in, a read-only stack (the container layer is the top
-/// lower), a symlink to `..` that must not leave the overlay root, an errno
-/// with two names, and a link and a rename as another user whose errors
-/// depend on the executor's order of walks, and cases with open fds (run
-/// by one helper process between mounts), and idmapped layers (root and
-/// userxattr, owners the mounts do not map, inode flags, a commit, data-only
-/// layers, an overlay above them), an overlay as
-/// the lower layer (escaped layers, data-only layers), offline changes to
-/// a lower layer, lookups cached since the mount's walk, listings whose
-/// d_ino depends on the upper sharing the lowers' filesystem, and ops on
-/// the root itself (`rmdir .` is EBUSY, as of `/`), a store of
-/// `upper_size` bytes the lowers share (commits that take its pages), and
-/// data with newlines. Each
-/// pinned outcome must come out of the script.
+/// ovlcheck mounts it in, a read-only stack (the container layer is the
+/// top lower, and its commits), a symlink to `..` that must not leave the
+/// overlay root, an errno with two names, and a link and a rename as
+/// another user whose errors depend on the executor's order of walks,
+/// cases with open fds (run by one helper process between mounts),
+/// idmapped layers (root and userxattr, owners the mounts do not map,
+/// inode flags, a commit, data-only layers, an overlay above them), an
+/// overlay as the lower layer (escaped layers, data-only layers), offline
+/// changes to a lower layer, lookups cached since the mount's walk,
+/// listings whose d_ino depends on the upper sharing the lowers'
+/// filesystem, ops on the root itself (`rmdir .` is EBUSY, as of `/`), a
+/// store of `upper_size` bytes the lowers share (commits that take its
+/// pages), and data with newlines. Each pinned outcome must come out of
+/// the script.
 #[test]
 fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
     let files = [
@@ -375,6 +375,7 @@ fn repro_scripts_reproduce_the_pins_of_namespace_readonly_and_escape_cases() {
         "regressions/enospc-commit-full-store.ovl",
         "regressions/enospc-commit-takes-store-pages.ovl",
         "docker/commit-under-init-layer.ovl",
+        "regressions/readonly-commit.ovl",
     ];
     if common::kernel("repro_scripts_reproduce_the_pins").is_none() {
         return;

@@ -745,7 +745,9 @@ pub fn script(case: &Case) -> Result<String, String> {
         "# offline LAYER_DIR CHANGE...: unmounted, the lower layer changed, mounted again\n\
          offline() {{ cd \"$S\" && umount M && r=$(python3 \"$S/op.py\" offline \"$@\"); ovl_mount; }}"
     );
-    if case.profile.idmapped || sized {
+    if upper.is_none() {
+        commit_read_only(&mut s, case);
+    } else if case.profile.idmapped || sized {
         commit_fresh(&mut s, case);
     } else {
         let _ = writeln!(s, "commit() {{ cd \"$S\" && umount M && mv upperfs/U L$N && mkdir -m 0755 upperfs/U && rm -rf upperfs/W && mkdir -m 0700 upperfs/W && LOWER=\"L$N:$LOWER\" && N=$((N+1)) && ovl_mount; }}");
@@ -934,6 +936,34 @@ fn store_pages(s: &mut String, case: &Case, dir: &str, above: bool) {
     }
 }
 
+/// With idmapped layers, the commands that make a commit's fresh layer
+/// directory `$new` an idmapped mount of itself, as [`idmap_layer_dir`]
+/// makes the others.
+fn idmap_fresh(case: &Case) -> String {
+    if !case.profile.idmapped {
+        return String::new();
+    }
+    format!(" && {}", idmap_commands("$new"))
+}
+
+/// The `commit` function without an upper layer (`readonly`): the
+/// container layer stays the next lower layer and a fresh, empty one is
+/// the top lower, as ovlcheck's store commits (driver/src/worker/case.rs:
+/// `commit_layers`); idmapped like every layer, and on a tmpfs of its own
+/// where the lowers are on another filesystem.
+fn commit_read_only(s: &mut String, case: &Case) {
+    let mut make = "new=C$N && mkdir -m 0755 $new".to_string();
+    if case.profile.lower_fs == LowerFs::Separate {
+        make.push_str(" && mount -t tmpfs tmpfs $new && chmod 0755 $new");
+    }
+    make.push_str(&idmap_fresh(case));
+    let _ = writeln!(
+        s,
+        "commit() {{ cd \"$S\" && umount M && {make} && LOWER=\"$new:$LOWER\" && \
+         N=$((N+1)) && ovl_mount; }}"
+    );
+}
+
 /// The `commit` function where ovlcheck's store commits by making a new
 /// container layer beside the old one (driver/src/worker/case.rs:
 /// `commit_layers`), which stays where it is and whose `U` becomes the top
@@ -954,13 +984,7 @@ fn commit_fresh(s: &mut String, case: &Case) {
     if case.profile.lower_fs == LowerFs::Separate {
         let _ = write!(make, " && mount -t tmpfs{size} tmpfs $new");
     }
-    if case.profile.idmapped {
-        let _ = write!(
-            make,
-            " && chown {IDMAP_ON_DISK_BASE}:{IDMAP_ON_DISK_BASE} $new && mkdir -p raw/$new && \
-             mount --bind $new raw/$new && op idmap $new"
-        );
-    }
+    make.push_str(&idmap_fresh(case));
     if case.profile.upper_size.is_some() {
         let _ = write!(
             make,
@@ -989,11 +1013,17 @@ fn idmap_layer_dir(s: &mut String, case: &Case, dir: &str) {
     if !case.profile.idmapped {
         return;
     }
+    let _ = writeln!(s, "{}", idmap_commands(dir));
+}
+
+/// The commands that make layer directory `dir` an idmapped mount of
+/// itself, after a plain bind of it under `raw/`.
+fn idmap_commands(dir: &str) -> String {
     let raw = raw_dir(dir);
-    let _ = writeln!(
-        s,
-        "chown {IDMAP_ON_DISK_BASE}:{IDMAP_ON_DISK_BASE} {dir} && mkdir -p {raw} && mount --bind {dir} {raw} && op idmap {dir}"
-    );
+    format!(
+        "chown {IDMAP_ON_DISK_BASE}:{IDMAP_ON_DISK_BASE} {dir} && mkdir -p {raw} && \
+         mount --bind {dir} {raw} && op idmap {dir}"
+    )
 }
 
 fn emit_layer(
