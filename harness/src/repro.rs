@@ -607,13 +607,14 @@ pub fn script(case: &Case) -> Result<String, String> {
         let _ = writeln!(s, "mkdir lowerfs && mount -t tmpfs tmpfs lowerfs");
     }
     let sized = sized_store(case);
-    if let Some(n) = case.profile.upper_size.filter(|_| sized) {
+    if sized {
         let _ = writeln!(
             s,
             "# the store: every layer on one tmpfs of upper_size bytes, as ovlcheck's\n\
              # store is with lower=same; each layer's overlay2 `link` file, and its\n\
              # `lower` file above another layer, takes a page of it\n\
-             mkdir store && mount -t tmpfs -o size={n} tmpfs store"
+             mkdir store && mount -t tmpfs{} tmpfs store",
+            size_option(case)
         );
     }
     let lower_dir = |i: usize| format!("{}L{i}", lower_root(case));
@@ -648,11 +649,7 @@ pub fn script(case: &Case) -> Result<String, String> {
     };
     if let Some(u) = upper {
         let _ = writeln!(s, "\n# upper layer");
-        let size = case
-            .profile
-            .upper_size
-            .map(|n| format!(" -o size={n}"))
-            .unwrap_or_default();
+        let size = size_option(case);
         // The upper shares the lowers' filesystem unless they are apart
         // or it alone is sized, as ovlcheck's store lays them out (xino
         // counts filesystems).
@@ -899,6 +896,15 @@ fn sized_store(case: &Case) -> bool {
     case.profile.upper_size.is_some() && case.profile.lower_fs == LowerFs::Same
 }
 
+/// The tmpfs mount option of the profile's `upper_size` (` -o size=N`), or
+/// none.
+fn size_option(case: &Case) -> String {
+    case.profile
+        .upper_size
+        .map(|n| format!(" -o size={n}"))
+        .unwrap_or_default()
+}
+
 /// The directory (relative to the script's scratch) the lower layers go
 /// in: their own tmpfs (`lower=separate`), the sized store, or the scratch.
 fn lower_root(case: &Case) -> &'static str {
@@ -975,11 +981,7 @@ fn commit_read_only(s: &mut String, case: &Case) {
 /// ENOSPC (writing a byte to a full tmpfs fails no other way) and the same
 /// layers are mounted again, as the store removes a half-made layer.
 fn commit_fresh(s: &mut String, case: &Case) {
-    let size = case
-        .profile
-        .upper_size
-        .map(|n| format!(" -o size={n}"))
-        .unwrap_or_default();
+    let size = size_option(case);
     let mut make = format!("new={}$N && mkdir $new", upper_root(case));
     if case.profile.lower_fs == LowerFs::Separate {
         let _ = write!(make, " && mount -t tmpfs{size} tmpfs $new");

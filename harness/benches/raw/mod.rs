@@ -147,13 +147,7 @@ fn work(root: &Path, lifecycle: bool, export: bool, user_xattr: bool) -> usize {
     file(&l1.join("b"), b"b", 0o644);
     fs::create_dir(l1.join("d")).unwrap();
     file(&l1.join("d/y"), b"y", 0o644);
-    let opts = format!(
-        "lowerdir={}:{},upperdir={},workdir={},redirect_dir=follow,index=off,metacopy=off,xino=off",
-        l1.display(),
-        l0.display(),
-        u.display(),
-        w.display()
-    );
+    let opts = overlay_options(&[&l1, &l0], Some((&u, &w)));
     mount("overlay", &m, "overlay", &opts);
     // A dozen ops, each with its syscall, errors tolerated like a case's.
     let _ = fs::symlink_metadata(m.join("a"));
@@ -201,13 +195,12 @@ fn work(root: &Path, lifecycle: bool, export: bool, user_xattr: bool) -> usize {
         if export {
             let x = root.join("x");
             copy_layer(&u, &x);
-            let opts = format!(
-                "lowerdir={}:{}:{},redirect_dir=follow,index=off,metacopy=off,xino=off",
-                x.display(),
-                l1.display(),
-                l0.display()
+            mount(
+                "overlay",
+                &m,
+                "overlay",
+                &overlay_options(&[&x, &l1, &l0], None),
             );
-            mount("overlay", &m, "overlay", &opts);
             walk(&m, &mut bytes);
             umount(&m);
             made.push(x);
@@ -215,14 +208,7 @@ fn work(root: &Path, lifecycle: bool, export: bool, user_xattr: bool) -> usize {
         let (u2, w2) = (root.join("u2"), root.join("w2"));
         fs::create_dir(&u2).unwrap();
         fs::create_dir(&w2).unwrap();
-        let opts = format!(
-            "lowerdir={}:{}:{},upperdir={},workdir={},redirect_dir=follow,index=off,metacopy=off,xino=off",
-            u.display(),
-            l1.display(),
-            l0.display(),
-            u2.display(),
-            w2.display()
-        );
+        let opts = overlay_options(&[&u, &l1, &l0], Some((&u2, &w2)));
         mount("overlay", &m, "overlay", &opts);
         walk(&m, &mut bytes);
         umount(&m);
@@ -232,6 +218,19 @@ fn work(root: &Path, lifecycle: bool, export: bool, user_xattr: bool) -> usize {
         fs::remove_dir_all(d).unwrap();
     }
     bytes
+}
+
+/// The overlay mount options of `lowers` (top first) and, when given, an
+/// upper and work directory: Docker overlay2's defaults.
+fn overlay_options(lowers: &[&Path], upper: Option<(&Path, &Path)>) -> String {
+    let lowers: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+    let upper = upper
+        .map(|(u, w)| format!(",upperdir={},workdir={}", u.display(), w.display()))
+        .unwrap_or_default();
+    format!(
+        "lowerdir={}{upper},redirect_dir=follow,index=off,metacopy=off,xino=off",
+        lowers.join(":")
+    )
 }
 
 /// Copies layer directory `from` to a new `to` as applying its layer tar
