@@ -129,6 +129,42 @@ pub fn one_case_with(root: &Path, lifecycle: bool, user_xattr: bool) -> usize {
 }
 
 fn work(root: &Path, lifecycle: bool, export: bool, user_xattr: bool) -> usize {
+    let (made, bytes) = checks(root, &[""], lifecycle, export, user_xattr);
+    for d in &made {
+        fs::remove_dir_all(d).unwrap();
+    }
+    bytes
+}
+
+/// The raw bound's case `n` at a time in one mount, as `--pack n` runs
+/// them (docs/performance.md, "Packing"): case `i` in directory `pack{i}`
+/// of every layer, the upper included, its ops beneath that directory, and
+/// every check (the walks, the remount, with `export` the export, the
+/// commit) made once for the whole pack, on a tmpfs of its own that is
+/// unmounted rather than emptied. The yardstick of the third target.
+pub fn pack_of_cases(root: &Path, n: usize, export: bool) -> usize {
+    let scratch = root.join("pack");
+    fs::create_dir(&scratch).unwrap();
+    mount("tmpfs", &scratch, "tmpfs", "");
+    let dirs: Vec<String> = (0..n).map(|i| format!("pack{i}")).collect();
+    let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
+    let (_, bytes) = checks(&scratch, &dirs, true, export, true);
+    umount(&scratch);
+    fs::remove_dir(&scratch).unwrap();
+    bytes
+}
+
+/// The floor's work for the cases in directories `dirs` of every layer
+/// (`""`: one case at the layers' roots), with the checks `lifecycle` and
+/// `export` ask for; returns the directories it made under `root` and the
+/// bytes its walks read.
+fn checks(
+    root: &Path,
+    dirs: &[&str],
+    lifecycle: bool,
+    export: bool,
+    user_xattr: bool,
+) -> (Vec<std::path::PathBuf>, usize) {
     let (l0, l1, u, w, m) = (
         root.join("l0"),
         root.join("l1"),
@@ -139,49 +175,19 @@ fn work(root: &Path, lifecycle: bool, export: bool, user_xattr: bool) -> usize {
     for d in [&l0, &l1, &u, &w, &m] {
         fs::create_dir(d).unwrap();
     }
-    fs::create_dir(l0.join("d")).unwrap();
-    file(&l0.join("d/x"), b"x", 0o644);
-    file(&l0.join("a"), b"lower a", 0o644);
-    symlink("a", l0.join("s")).unwrap();
-    file(&l1.join("a"), b"upper a", 0o644);
-    file(&l1.join("b"), b"b", 0o644);
-    fs::create_dir(l1.join("d")).unwrap();
-    file(&l1.join("d/y"), b"y", 0o644);
-    let opts = overlay_options(&[&l1, &l0], Some((&u, &w)));
-    mount("overlay", &m, "overlay", &opts);
-    // A dozen ops, each with its syscall, errors tolerated like a case's.
-    let _ = fs::symlink_metadata(m.join("a"));
-    let _ = fs::read(m.join("s"));
-    let _ = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(m.join("e"));
-    if let Ok(mut f) = fs::OpenOptions::new().write(true).open(m.join("a")) {
-        let _ = f.write_all(b"W");
-    }
-    let _ = fs::OpenOptions::new()
-        .write(true)
-        .open(m.join("b"))
-        .and_then(|f| f.set_len(0));
-    let _ = fs::create_dir(m.join("f"));
-    let _ = fs::remove_file(m.join("d/x"));
-    let _ = fs::rename(m.join("b"), m.join("c"));
-    let _ = fs::set_permissions(m.join("d/y"), fs::Permissions::from_mode(0o600));
-    if user_xattr {
-        // SAFETY: valid strings and buffer.
-        unsafe {
-            libc::setxattr(
-                c(&m.join("a")).as_ptr(),
-                c"user.k".as_ptr(),
-                b"v".as_ptr().cast(),
-                1,
-                0,
-            );
+    for dir in dirs.iter().filter(|d| !d.is_empty()) {
+        for layer in [&l0, &l1, &u] {
+            fs::create_dir(layer.join(dir)).unwrap();
         }
     }
-    let _ = fs::read_dir(m.join("d")).map(|d| d.count());
-    let _ = symlink("d", m.join("t"));
+    for dir in dirs {
+        lowers(&l0.join(dir), &l1.join(dir));
+    }
+    let opts = overlay_options(&[&l1, &l0], Some((&u, &w)));
+    mount("overlay", &m, "overlay", &opts);
+    for dir in dirs {
+        ops(&m.join(dir), user_xattr);
+    }
     let mut bytes = 0;
     walk(&m, &mut bytes);
     walk(&u, &mut bytes);
@@ -214,10 +220,56 @@ fn work(root: &Path, lifecycle: bool, export: bool, user_xattr: bool) -> usize {
         umount(&m);
         made.extend([u2, w2]);
     }
-    for d in &made {
-        fs::remove_dir_all(d).unwrap();
+    (made, bytes)
+}
+
+/// The floor's two lower layers, in directories `l0` and `l1`.
+fn lowers(l0: &Path, l1: &Path) {
+    fs::create_dir(l0.join("d")).unwrap();
+    file(&l0.join("d/x"), b"x", 0o644);
+    file(&l0.join("a"), b"lower a", 0o644);
+    symlink("a", l0.join("s")).unwrap();
+    file(&l1.join("a"), b"upper a", 0o644);
+    file(&l1.join("b"), b"b", 0o644);
+    fs::create_dir(l1.join("d")).unwrap();
+    file(&l1.join("d/y"), b"y", 0o644);
+}
+
+/// The floor's dozen ops beneath `m`, each with its syscall, errors
+/// tolerated like a case's.
+fn ops(m: &Path, user_xattr: bool) {
+    let _ = fs::symlink_metadata(m.join("a"));
+    let _ = fs::read(m.join("s"));
+    let _ = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(m.join("e"));
+    if let Ok(mut f) = fs::OpenOptions::new().write(true).open(m.join("a")) {
+        let _ = f.write_all(b"W");
     }
-    bytes
+    let _ = fs::OpenOptions::new()
+        .write(true)
+        .open(m.join("b"))
+        .and_then(|f| f.set_len(0));
+    let _ = fs::create_dir(m.join("f"));
+    let _ = fs::remove_file(m.join("d/x"));
+    let _ = fs::rename(m.join("b"), m.join("c"));
+    let _ = fs::set_permissions(m.join("d/y"), fs::Permissions::from_mode(0o600));
+    if user_xattr {
+        // SAFETY: valid strings and buffer.
+        unsafe {
+            libc::setxattr(
+                c(&m.join("a")).as_ptr(),
+                c"user.k".as_ptr(),
+                b"v".as_ptr().cast(),
+                1,
+                0,
+            );
+        }
+    }
+    let _ = fs::read_dir(m.join("d")).map(|d| d.count());
+    let _ = symlink("d", m.join("t"));
 }
 
 /// The overlay mount options of `lowers` (top first) and, when given, an
