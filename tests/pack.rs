@@ -117,3 +117,45 @@ fn a_packed_corpus_replay_gives_every_case_its_verdict() {
     assert_eq!(alone.ops, packed.ops);
     assert_eq!(alone.exported, packed.exported);
 }
+
+#[test]
+fn offline_changes_share_a_mount_each_case_with_its_own_outcome() {
+    let Some(kernel) =
+        common::kernel("offline_changes_share_a_mount_each_case_with_its_own_outcome")
+    else {
+        return;
+    };
+    let _serial = common::serial();
+    let texts = [
+        // The change removes what is there, then the name is gone.
+        "lower\n  file f 0644 \"a\"\nops\n  offline 0 remove f\n  stat f\n",
+        // Nothing to remove: the step's own errno.
+        "lower\n  file g 0644 \"b\"\nops\n  offline 0 remove f\n  stat g\n",
+        // A new file in the upper of two lower layers.
+        "lower\n  file a 0644 \"a\"\nlower\n  dir d 0755\nops\n  offline 1 file d/n 0644 \"offline\"\n  read d/n\n",
+    ];
+    let cases: Vec<ovlcheck_case::Case> = texts
+        .iter()
+        .map(|t| ovlcheck_case::parse_case("offline", t).expect("parses"))
+        .collect();
+    let runs = ovlcheck_harness::runner::run_pack_checked(&*kernel, &cases, Contract::Kernel, true);
+    let mut offline_outcomes = Vec::new();
+    for ((got, packing), case) in runs.into_iter().zip(&cases) {
+        let got = got.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(packing, Packing::Packed, "{case:?}");
+        assert!(
+            got.divergence.is_none(),
+            "the model agrees: {:?}",
+            got.divergence
+        );
+        let alone =
+            ovlcheck_harness::runner::run_case_checked(&*kernel, case, Contract::Kernel, true)
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.observed, alone.observed, "the same outcomes as alone");
+        offline_outcomes.push(got.observed[0].clone());
+    }
+    assert_ne!(
+        offline_outcomes[0], offline_outcomes[1],
+        "each case's offline step has its own outcome"
+    );
+}

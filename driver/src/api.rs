@@ -368,14 +368,32 @@ pub trait PackSession: Session {
     /// none), taken once for the whole pack and cut back into each case's
     /// part.
     fn pack_exports(&mut self, wants: &[Wants]) -> Result<Vec<Option<Export>>, DriverError>;
+    /// An `offline` step of every case at once: case `i`'s change
+    /// (`changes[i]`: its lower layer, the pack's layer of the same index,
+    /// as layers are aligned at the bottom and a change is made only to a
+    /// case's image layers; and the change) made beneath its directory
+    /// while the pack is unmounted, then one mount; each case's outcome,
+    /// as [`Session::apply`] gives it for a case alone. Only a backend
+    /// that makes offline changes at all makes them in a pack.
+    fn offline(
+        &mut self,
+        changes: &[(usize, &ovlcheck_case::OfflineChange)],
+    ) -> Result<Vec<Outcome>, DriverError> {
+        let _ = changes;
+        Err(DriverError::Io(
+            "this backend makes no offline change to a pack's layers".into(),
+        ))
+    }
 }
 
 impl CaseRun {
     /// [`CaseRun::collect`] for `cases` packed on `s`, a session started on
     /// their pack ([`crate::pack::combine`]): each case's steps up to its
-    /// next remount or commit beneath its directory, case by case, then
-    /// that lifecycle step once for all (the cases of a pack have the
-    /// same ones in the same order); then every observation once for the
+    /// next lifecycle step beneath its directory, case by case, then that
+    /// step once for all (the cases of a pack have steps of the same kinds
+    /// in the same order; at an `offline` step, each case's own change
+    /// beneath its directory, [`PackSession::offline`]); then every
+    /// observation once for the
     /// pack, in the order [`CaseRun::collect`] takes them, cut back into
     /// each case's part ([`crate::pack::split_view`]).
     pub fn collect_pack<S: PackSession + ?Sized>(
@@ -392,7 +410,7 @@ impl CaseRun {
         let mut outcomes: Vec<Vec<Outcome>> = cases.iter().map(|_| Vec::new()).collect();
         let mut rest: Vec<&[Step]> = cases.iter().map(|c| c.steps.as_slice()).collect();
         loop {
-            let mut lifecycle_step = None;
+            let mut points: Vec<Option<&Step>> = vec![None; cases.len()];
             for (i, steps) in rest.iter_mut().enumerate() {
                 let end = steps.iter().position(|s| s.op.is_lifecycle());
                 let (now, later) = steps.split_at(end.unwrap_or(steps.len()));
@@ -401,13 +419,30 @@ impl CaseRun {
                     outcomes[i].push(s.apply(step)?);
                 }
                 s.enter(None)?;
-                lifecycle_step = later.first().or(lifecycle_step);
+                points[i] = later.first();
                 *steps = later.get(1..).unwrap_or_default();
             }
-            let Some(step) = lifecycle_step else { break };
-            let outcome = s.apply(step)?;
-            for o in &mut outcomes {
-                o.push(outcome.clone());
+            let Some(step) = points.iter().flatten().next() else {
+                break;
+            };
+            if !matches!(step.op, Op::Offline { .. }) {
+                let outcome = s.apply(step)?;
+                for o in &mut outcomes {
+                    o.push(outcome.clone());
+                }
+                continue;
+            }
+            let changes = points
+                .iter()
+                .map(|point| match point.map(|p| &p.op) {
+                    Some(Op::Offline { layer, change }) => Ok((*layer, change)),
+                    _ => Err(DriverError::Io(
+                        "a pack's cases reach lifecycle steps of other kinds".into(),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            for (o, outcome) in outcomes.iter_mut().zip(s.offline(&changes)?) {
+                o.push(outcome);
             }
         }
         let volatile = cases.iter().any(|c| c.profile.volatile_upper());

@@ -53,13 +53,6 @@ pub fn unpackable(case: &Case) -> Option<&'static str> {
     if case.steps.iter().any(|s| changes_root(&s.op)) {
         return Some("chattr of the mount root, whose flags a remount drops");
     }
-    if case
-        .steps
-        .iter()
-        .any(|s| matches!(s.op, Op::Offline { .. }))
-    {
-        return Some("an offline change is made to the case's own lower layer");
-    }
     None
 }
 
@@ -79,21 +72,24 @@ fn redirect_above_a_lower(case: &Case) -> bool {
 /// Whether packable cases `a` and `b` can share a mount: one profile, as
 /// many data-only layers (a mount with them follows a metacopy file's
 /// absolute redirect into them only, one without follows it in the lower
-/// layers), and the same remount and commit steps in the same order,
+/// layers), and lifecycle steps of the same kinds in the same order,
 /// which the pack makes once for all its cases when each has run its
-/// steps before them ([`lifecycle_steps`]).
+/// steps before them ([`lifecycle_kinds`]; at an `offline` step, each
+/// case's own change beneath its directory, then one mount).
 pub fn compatible(a: &Case, b: &Case) -> bool {
     a.profile == b.profile
         && a.data.len() == b.data.len()
-        && lifecycle_steps(a).eq(lifecycle_steps(b))
+        && lifecycle_kinds(a).eq(lifecycle_kinds(b))
 }
 
-/// The remount and commit steps of `case`, in order.
-pub fn lifecycle_steps(case: &Case) -> impl Iterator<Item = &Op> {
+/// The kinds of `case`'s lifecycle steps (remount, commit, offline), in
+/// order.
+pub fn lifecycle_kinds(case: &Case) -> impl Iterator<Item = std::mem::Discriminant<Op>> + '_ {
     case.steps
         .iter()
         .map(|s| &s.op)
         .filter(|op| op.is_lifecycle())
+        .map(std::mem::discriminant)
 }
 
 /// Whether `op` sets inode flags of the root itself: the kernel reads no
@@ -411,6 +407,17 @@ mod tests {
         );
         let sized = case("profile enospc\nlower\n");
         assert!(unpackable(&sized).is_some());
+        let offline = case("lower\n  file f 0644 \"a\"\nops\n  offline 0 remove f\n  stat f\n");
+        let other_change = case("lower\nlower\nops\n  offline 1 file g 0644 \"b\"\n");
+        assert_eq!(unpackable(&offline), None);
+        assert!(
+            compatible(&offline, &other_change),
+            "each case makes its own offline change"
+        );
+        assert!(
+            !compatible(&offline, &plain),
+            "an offline step is not a remount"
+        );
     }
 
     #[test]

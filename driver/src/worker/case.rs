@@ -691,24 +691,38 @@ impl MountedCase {
         &mut self,
         pre: impl FnOnce(&mut Self) -> Result<(), MountFailure>,
     ) -> Result<Outcome, DriverError> {
+        let mut outcomes = self.lifecycle_each(|s| vec![pre(s).err()])?;
+        Ok(outcomes.remove(0))
+    }
+
+    /// [`MountedCase::lifecycle`] for every case of a pack at once: `pre`
+    /// gives each case's failure, and each case gets its outcome.
+    fn lifecycle_each(
+        &mut self,
+        pre: impl FnOnce(&mut Self) -> Vec<Option<MountFailure>>,
+    ) -> Result<Vec<Outcome>, DriverError> {
         // A helper that died since the last request would otherwise go
         // unnoticed: the unmount replaces it with a fresh one.
         self.helper_alive().map_err(DriverError::Died)?;
         self.unmount().map_err(DriverError::Io)?;
-        let failed = pre(self).err();
-        match (self.mount(), failed) {
-            (Ok(()), None) => Ok(Outcome::OK),
-            // The store's own failure (a commit on a full store) has its
-            // errno whatever mounts the layers.
-            (Ok(()), Some(MountFailure { errno: Some(n), .. })) => {
-                Ok(Outcome::Err(CaseErrno::from_code(n as i32)))
-            }
-            (Ok(()), Some(e)) => self.failure(e),
-            (Err(e), _) => {
-                self.broken = Some(e.message.clone());
-                self.failure(e)
-            }
+        let failed = pre(self);
+        if let Err(e) = self.mount() {
+            self.broken = Some(e.message.clone());
+            let outcome = self.failure(e)?;
+            return Ok(vec![outcome; failed.len()]);
         }
+        failed
+            .into_iter()
+            .map(|failure| match failure {
+                None => Ok(Outcome::OK),
+                // The store's own failure (a commit on a full store) has
+                // its errno whatever mounts the layers.
+                Some(MountFailure { errno: Some(n), .. }) => {
+                    Ok(Outcome::Err(CaseErrno::from_code(n as i32)))
+                }
+                Some(e) => self.failure(e),
+            })
+            .collect()
     }
 
     /// Whether the container layer was mounted `volatile` by the kernel
@@ -765,13 +779,22 @@ impl MountedCase {
     /// new file would. The path is walked without following symlinks, so
     /// nothing outside the layer is touched: a parent that is not a
     /// directory of the layer is ENOTDIR, a missing one ENOENT, a file put
-    /// over a directory EISDIR; that errno is the step's outcome.
-    fn offline_change(&mut self, layer: usize, change: &OfflineChange) -> Result<(), MountFailure> {
+    /// over a directory EISDIR; that errno is the step's outcome. In a
+    /// pack, the change is made beneath the case's directory `within`.
+    fn offline_change(
+        &mut self,
+        within: Option<&str>,
+        layer: usize,
+        change: &OfflineChange,
+    ) -> Result<(), MountFailure> {
         let l = self
             .lowers
             .get(layer)
             .ok_or_else(|| MountFailure::other(format!("offline: no lower layer {layer}")))?;
-        let diff = self.store.diff(l);
+        let diff = match within {
+            Some(dir) => self.store.diff(l).join(dir),
+            None => self.store.diff(l),
+        };
         let path = diff.join(change.path().as_string());
         let fail = |errno: nix::errno::Errno, what: &str| MountFailure {
             errno: Some(errno),
@@ -1131,7 +1154,7 @@ impl Session for MountedCase {
                 "an engine's image layers are the engine's: no offline change".into(),
             )),
             Op::Offline { layer, ref change } => {
-                self.lifecycle(|s| s.offline_change(layer, change))
+                self.lifecycle(|s| s.offline_change(None, layer, change))
             }
             _ => match self.run_op(step) {
                 Ok(o) if helper_suspect(&o) => {

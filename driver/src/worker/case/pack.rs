@@ -7,7 +7,7 @@ use super::{MountedCase, Res};
 use crate::api::{DriverError, Export, PackSession, Wants};
 use crate::pack::{case_dir, split_view};
 use ovlcheck_case::oci::{self, DiffMethod};
-use ovlcheck_case::View;
+use ovlcheck_case::{OfflineChange, Outcome, View};
 
 impl PackSession for MountedCase {
     fn begin_pack(&mut self, cases: usize) -> Result<(), DriverError> {
@@ -36,6 +36,32 @@ impl PackSession for MountedCase {
             return Ok(vec![None; wants.len()]);
         }
         self.observation(|s| s.take_pack_exports(wants))
+    }
+
+    /// As [`crate::api::Session::apply`] makes one case's `offline` step: the mount's
+    /// walk first, then each case's change beneath its directory in one
+    /// unmount.
+    fn offline(
+        &mut self,
+        changes: &[(usize, &OfflineChange)],
+    ) -> Result<Vec<Outcome>, DriverError> {
+        if changes.len() != self.packed {
+            return Err(DriverError::Io(
+                "an offline step for another number of cases than the pack's".into(),
+            ));
+        }
+        if let Err(e) = self.walk_once().map(|_| ()) {
+            return Err(self.error_or_death(e));
+        }
+        self.lifecycle_each(|s| {
+            changes
+                .iter()
+                .enumerate()
+                .map(|(i, (layer, change))| {
+                    s.offline_change(Some(&case_dir(i)), *layer, change).err()
+                })
+                .collect()
+        })
     }
 }
 
