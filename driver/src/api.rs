@@ -393,9 +393,9 @@ impl CaseRun {
     /// step once for all (the cases of a pack have steps of the same kinds
     /// in the same order; at an `offline` step, each case's own change
     /// beneath its directory, [`PackSession::offline`]); then every
-    /// observation once for the
-    /// pack, in the order [`CaseRun::collect`] takes them, cut back into
-    /// each case's part ([`crate::pack::split_view`]).
+    /// observation once for the pack, in the order [`CaseRun::collect`]
+    /// takes them, cut back into each case's part
+    /// ([`crate::pack::split_view`]).
     pub fn collect_pack<S: PackSession + ?Sized>(
         s: &mut S,
         cases: &[Case],

@@ -38,9 +38,9 @@ impl PackSession for MountedCase {
         self.observation(|s| s.take_pack_exports(wants))
     }
 
-    /// As [`crate::api::Session::apply`] makes one case's `offline` step: the mount's
-    /// walk first, then each case's change beneath its directory in one
-    /// unmount.
+    /// As [`crate::api::Session::apply`] makes one case's `offline`
+    /// step: the mount's walk first, then each case's change beneath its
+    /// directory in one unmount.
     fn offline(
         &mut self,
         changes: &[(usize, &OfflineChange)],
