@@ -142,8 +142,8 @@ fn without_virtio_modules_the_guest_talks_over_its_serial_port() {
 }
 
 #[test]
-fn corpus_rules_and_version_cases_replay_on_the_guest() {
-    let Some(kernel) = guest_kernel("corpus_rules_and_version_cases_replay") else {
+fn corpus_rules_version_and_sysctl_cases_replay_on_the_guest() {
+    let Some(kernel) = guest_kernel("corpus_rules_version_and_sysctl_cases_replay") else {
         return;
     };
     let corpus = common::corpus_dir();
@@ -151,6 +151,7 @@ fn corpus_rules_and_version_cases_replay_on_the_guest() {
         "replay",
         corpus.join("rules").to_str().unwrap(),
         corpus.join("versions").to_str().unwrap(),
+        corpus.join("sysctls").to_str().unwrap(),
         "--backend",
         "vm",
         "--kernel",
@@ -179,6 +180,18 @@ fn corpus_rules_and_version_cases_replay_on_the_guest() {
         .all(|line| stderr.contains(line)),
         "{stderr}"
     );
+    // corpus/sysctls runs with the guest's fs.protected_* set to each
+    // case's (Debian's kernel starts with protected_symlinks=1, which
+    // 05-default-sticky-creat.ovl would show).
+    for name in [
+        "01-protected-symlinks.ovl: ok",
+        "02-protected-hardlinks-off.ovl: ok",
+        "03-protected-regular-fifos.ovl: ok",
+        "04-protected-regular-fifos-group.ovl: ok",
+        "05-default-sticky-creat.ovl: ok",
+    ] {
+        assert!(stderr.contains(name), "{name} not in\n{stderr}");
+    }
 }
 
 #[test]

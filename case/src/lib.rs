@@ -4,7 +4,7 @@
 //! these types, and only the harness sees both.
 //!
 //! The modules form a layered graph, none importing one that imports it
-//! back: `errno`, `path`, `profile` and the token rendering in `quote` at the
+//! back: `errno`, `path`, `sysctl`, `profile` and the token rendering in `quote` at the
 //! bottom; `outcome`, `op`, `layer` and `view` above them; `case` (the
 //! [`Case`] itself) above those; the `text` format, which reads and writes
 //! all of them, and the test strategies in `arb`, on top. This root only
@@ -26,6 +26,7 @@ pub mod path;
 pub mod profile;
 mod quote;
 pub mod signature;
+pub mod sysctl;
 pub mod text;
 pub mod view;
 
@@ -40,5 +41,6 @@ pub use outcome::{FileKind, Fsid, Outcome, StatInfo, Value};
 pub use path::{cmp_names, Name, OpPath, PathError, RelPath};
 pub use profile::{Fsync, LowerFs, Profile, RedirectDir, Uuid, Xino};
 pub use signature::{Class, Field, Known, Signature, ViewSig, Which};
+pub use sysctl::Sysctls;
 pub use text::{parse_case, print_case, print_step, ParseError};
 pub use view::{DevClass, Node, NodeKind, View, ViewDiff};

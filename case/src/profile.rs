@@ -173,6 +173,12 @@ pub struct Profile {
     /// owners are the ids the overlay shows, but those from
     /// [`IDMAP_COUNT`] on (driver/src/idmapped.rs).
     pub idmapped: bool,
+    /// The VFS's `fs.protected_*` settings the case's outcomes hold for
+    /// (`protected_symlinks=1`, ...; crate::sysctl). A backend on the
+    /// host's kernel runs a case with the host's; the vm backend sets the
+    /// guest's to the case's.
+    #[serde(default)]
+    pub sysctls: crate::Sysctls,
 }
 
 /// The first release whose data-only lower layers the model describes
@@ -375,8 +381,8 @@ impl Profile {
     /// With `lower=overlay`, the profile of the inner overlay the lower
     /// layers make: read-only (no upper), with the case's lookup options
     /// (`redirect_dir`, `metacopy`), `userxattr` (in a user namespace both
-    /// mounts take it), `idmapped` (its layers are idmapped mounts too) and
-    /// kernel, the rest the defaults.
+    /// mounts take it), `idmapped` (its layers are idmapped mounts too),
+    /// kernel and sysctls, the rest the defaults.
     pub fn inner_overlay(&self) -> Profile {
         Profile {
             redirect_dir: self.redirect_dir,
@@ -385,6 +391,7 @@ impl Profile {
             idmapped: self.idmapped,
             readonly: true,
             kernel: self.kernel,
+            sysctls: self.sysctls,
             ..Profile::default()
         }
     }
@@ -461,6 +468,7 @@ impl Profile {
         if let Some(k) = self.kernel {
             v.push(format!("kernel={k}"));
         }
+        v.extend(self.sysctls.options());
         v
     }
 
@@ -560,6 +568,7 @@ impl Profile {
                     .ok_or("expected `kernel=MAJOR.MINOR`, e.g. `kernel=6.1`")?;
                 self.kernel = Some(k);
             }
+            _ if k.starts_with("protected_") => self.sysctls.set(k, v.unwrap_or_default())?,
             _ => return Err(format!("unknown profile option or preset `{opt}`")),
         }
         Ok(())

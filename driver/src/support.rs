@@ -5,14 +5,42 @@
 //! backend").
 
 use crate::BackendKind;
-use ovlcheck_case::{LowerFs, Profile, RedirectDir, Uuid, Xino};
+use ovlcheck_case::{LowerFs, Profile, RedirectDir, Sysctls, Uuid, Xino};
 use std::os::unix::fs::PermissionsExt;
 
 /// The FUSE device a user namespace must be able to open.
 const DEV_FUSE: &str = "/dev/fuse";
 
-/// The profile `kind` runs for `profile`, or why it cannot run it.
+/// The profile `kind` runs for `profile`, or why it cannot run it. An
+/// implementation on the host's kernel runs every case with the host's
+/// `fs.protected_*` settings ([`host_sysctls`]): the VFS checks them on
+/// any filesystem, and the harness cannot change them for one case
+/// without changing them for the whole machine.
 pub fn adapt_profile(kind: BackendKind, profile: &Profile) -> Result<Profile, String> {
+    let mut p = mount_profile(kind, profile)?;
+    let on_host_kernel = !matches!(kind, BackendKind::Model | BackendKind::Vm);
+    if let Some(host) = host_sysctls().filter(|_| on_host_kernel) {
+        p.sysctls = host;
+    }
+    Ok(p)
+}
+
+/// The host's `fs.protected_*` settings (`/proc/sys/fs`), read once;
+/// `None` when they cannot be read (a case then keeps its own).
+pub fn host_sysctls() -> Option<Sysctls> {
+    static HOST: std::sync::OnceLock<Option<Sysctls>> = std::sync::OnceLock::new();
+    *HOST.get_or_init(|| {
+        let mut s = Sysctls::default();
+        for (name, _) in Sysctls::NAMES {
+            let v = std::fs::read_to_string(format!("/proc/sys/fs/{name}")).ok()?;
+            s.set(name, v.trim()).ok()?;
+        }
+        Some(s)
+    })
+}
+
+/// [`adapt_profile`]'s mount options.
+fn mount_profile(kind: BackendKind, profile: &Profile) -> Result<Profile, String> {
     if profile.lower_fs == LowerFs::Overlay
         && !matches!(kind, BackendKind::Kernel | BackendKind::Model)
     {
@@ -104,7 +132,10 @@ fn vm(profile: &Profile) -> Result<Profile, String> {
 /// always with an upper layer: that is the `default` profile, and only
 /// that.
 fn engine(kind: BackendKind, profile: &Profile) -> Result<Profile, String> {
-    let default = Profile::preset("default").expect("the default preset exists");
+    let default = Profile {
+        sysctls: profile.sysctls,
+        ..Profile::preset("default").expect("the default preset exists")
+    };
     if *profile == default {
         Ok(default)
     } else {
@@ -440,7 +471,11 @@ mod tests {
 
     #[test]
     fn fuse_overlayfs_refuses_or_turns_off_what_it_lacks() {
-        let p = |name: &str| Profile::preset(name).unwrap();
+        // As a backend on the host's kernel runs it: with the host's sysctls.
+        let p = |name: &str| Profile {
+            sysctls: host_sysctls().unwrap_or_default(),
+            ..Profile::preset(name).unwrap()
+        };
         let fuse = |name: &str| adapt_profile(BackendKind::FuseOverlayfs, &p(name));
         assert_eq!(fuse("default"), Ok(p("default")));
         assert_eq!(
@@ -484,6 +519,34 @@ mod tests {
         assert!(fuse_overlayfs(&strict)
             .unwrap_err()
             .contains("no fsync=auto|strict|volatile option"));
+    }
+
+    #[test]
+    fn a_case_runs_with_the_host_sysctls_on_the_host_and_its_own_elsewhere() {
+        let host = host_sysctls().expect("/proc/sys/fs is readable");
+        let mut own = Profile::preset("default").unwrap();
+        own.sysctls.protected_symlinks = 1 - host.protected_symlinks;
+        own.sysctls.protected_regular = 2;
+        for kind in [
+            BackendKind::Kernel,
+            BackendKind::FuseOverlayfs,
+            BackendKind::Exec,
+            BackendKind::Docker,
+        ] {
+            let adapted = adapt_profile(kind, &own).unwrap();
+            assert_eq!(adapted.sysctls, host, "{kind:?}");
+            assert_eq!(
+                Profile {
+                    sysctls: own.sysctls,
+                    ..adapted
+                },
+                own,
+                "{kind:?}: nothing else changes"
+            );
+        }
+        for kind in [BackendKind::Model, BackendKind::Vm] {
+            assert_eq!(adapt_profile(kind, &own).unwrap().sysctls, own.sysctls);
+        }
     }
 
     #[test]

@@ -581,6 +581,26 @@ sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 PYEOF
 fi"#;
 
+/// Shell that says on stderr where this machine's `fs.protected_*`
+/// sysctls differ from those the case's outcomes hold for (its profile's;
+/// case/src/sysctl.rs): the VFS checks them on every filesystem, and the
+/// script does not change the machine's settings itself.
+fn sysctl_note(case: &Case) -> String {
+    let want: Vec<String> = ovlcheck_case::Sysctls::NAMES
+        .iter()
+        .map(|(name, _)| {
+            let v = case.profile.sysctls.get(name).unwrap_or_default();
+            format!("{name}={v}")
+        })
+        .collect();
+    format!(
+        "for s in {}; do\n  n=${{s%=*}} v=${{s#*=}} h=$(cat /proc/sys/fs/$n 2>/dev/null || echo '?')\n  \
+         [ \"$h\" = \"$v\" ] || echo \"note: fs.$n is $h here; the outcomes hold for $v \
+         (sysctl -w fs.$n=$v)\" >&2\ndone",
+        want.join(" ")
+    )
+}
+
 /// The whole reproducer script for `case`.
 pub fn script(case: &Case) -> Result<String, String> {
     let mut s = String::new();
@@ -593,6 +613,7 @@ pub fn script(case: &Case) -> Result<String, String> {
         );
     }
     let _ = writeln!(s, "set -eu\n{}", reexec(case));
+    let _ = writeln!(s, "{}", sysctl_note(case));
     let _ = writeln!(s, "mount --make-rprivate /\nS=$(mktemp -d /tmp/ovlrepro.XXXXXX)\nmount -t tmpfs tmpfs \"$S\"\ncd \"$S\"\numask 0");
     let helper = OP_HELPER
         .replace("@BASE@", &IDMAP_ON_DISK_BASE.to_string())

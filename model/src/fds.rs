@@ -180,8 +180,8 @@ impl Model {
         };
         match self.resolve(path, follow, cred)? {
             Resolved::Found(_) if flags.excl => Err(Errno::EEXIST),
-            Resolved::Found(w) if w.last().is_dir => Err(Errno::EISDIR),
             Resolved::Found(mut w) => {
+                self.creat_found(&w, cred)?;
                 self.open_existing(&mut w, flags, cred)?;
                 Ok(w)
             }

@@ -228,6 +228,9 @@ pub(crate) struct Features {
     /// a case with `data` layers is refused for an older kernel
     /// ([`data_only_layers`]).
     pub data_only: bool,
+    /// The VFS's `fs.protected_*` settings (the profile's; crate::perm:
+    /// may_follow_link, may_linkat, may_create_in_sticky).
+    pub sysctls: ovlcheck_case::Sysctls,
 }
 
 impl Features {
@@ -285,6 +288,7 @@ impl Features {
         let index = p.index && !p.readonly && !p.userxattr && !nested;
         let offline_undefined = p.metacopy || redirect == RedirectMode::On || p.xino == Xino::On;
         Features {
+            sysctls: p.sysctls,
             redirect,
             index,
             metacopy: p.metacopy && !p.userxattr,

@@ -5,7 +5,7 @@
 
 use crate::fs::{Inode, Kind};
 use crate::lookup::Dentry;
-use crate::perm::{permission, MAY_EXEC};
+use crate::perm::{may_follow_link, permission, MAY_EXEC};
 use crate::Model;
 use ovlcheck_case::path::NAME_MAX;
 use ovlcheck_case::{Cred, Errno, OpPath};
@@ -293,6 +293,10 @@ impl Model {
                     links += 1;
                     if links > MAXSYMLINKS {
                         return Err(Errno::ELOOP);
+                    }
+                    if is_last {
+                        let link = self.attr(&child);
+                        may_follow_link(self.feat.sysctls, cred, self.attr(cur), link)?;
                     }
                     if target.is_empty() {
                         return Err(Errno::ENOENT);

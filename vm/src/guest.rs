@@ -443,6 +443,30 @@ pub(crate) fn deflated(body: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
+/// The case a request starts, if it starts one (a pack's cases share
+/// one profile).
+fn request_case(req: &Request) -> Option<&ovlcheck_case::Case> {
+    match req {
+        Request::RunCase(r) => Some(&r.case),
+        Request::RunPack(r) => r.cases.first(),
+        Request::Start { case, .. } => Some(case),
+        _ => None,
+    }
+}
+
+/// Sets the guest's `fs.protected_*` sysctls to `sysctls`, the settings
+/// the case's outcomes hold for: the guest is this process's machine
+/// alone, so unlike the host it can run each case with its own (and a
+/// distribution kernel's own defaults do not leak into the outcomes).
+fn set_sysctls(sysctls: ovlcheck_case::Sysctls) -> Result<(), String> {
+    for (name, _) in ovlcheck_case::Sysctls::NAMES {
+        let path = format!("/proc/sys/fs/{name}");
+        let value = sysctls.get(name).unwrap_or_default().to_string();
+        std::fs::write(&path, value).map_err(|e| format!("{path}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Answers requests until qemu is killed (the backend dropped this guest;
 /// a tty reads no end of file when the host's socket closes).
 fn serve(channel: &Channel, mut state: WorkerState) -> Result<(), String> {
@@ -452,11 +476,16 @@ fn serve(channel: &Channel, mut state: WorkerState) -> Result<(), String> {
             Ok(None) => return Ok(()),
             Err(e) => return Err(format!("reading a request: {e}")),
         };
-        let resp =
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.handle(req))) {
-                Ok(r) => r,
-                Err(_) => Response::Failed(DriverError::Io("guest worker panicked".into())),
-            };
+        let sysctls = request_case(&req).map_or(Ok(()), |c| set_sysctls(c.profile.sysctls));
+        let resp = match sysctls {
+            Err(e) => Response::Failed(DriverError::Io(e)),
+            Ok(()) => {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.handle(req))) {
+                    Ok(r) => r,
+                    Err(_) => Response::Failed(DriverError::Io("guest worker panicked".into())),
+                }
+            }
+        };
         write_frame(channel, &resp)?;
         state.settle();
     }

@@ -6,7 +6,7 @@
 use crate::copy_up::CopyUp;
 use crate::fs::{Ino, Inode, Kind};
 use crate::lookup::Dentry;
-use crate::perm::{may_create, may_link_to, may_linkat, MAY_WRITE};
+use crate::perm::{may_create, may_create_in_sticky, may_link_to, may_linkat, MAY_WRITE};
 use crate::resolve::{join_path, Follow, Place, Resolved, Walk};
 use crate::rules::Rule;
 use crate::Model;
@@ -186,6 +186,7 @@ impl Model {
         match self.resolve(path, follow, cred)? {
             Resolved::Found(_) if excl => Err(Errno::EEXIST),
             Resolved::Found(mut w) => {
+                self.creat_found(&w, cred)?;
                 self.open_file(&mut w, MAY_WRITE, trunc, false, cred)?;
                 Ok(Value::Unit)
             }
@@ -196,6 +197,17 @@ impl Model {
                 self.make(nn, Kind::File(Arc::new(Vec::new())), mode & 0o7777, cred)
             }
         }
+    }
+
+    /// do_open's checks of an object `O_CREAT` found (not made): EISDIR
+    /// for a directory, then may_create_in_sticky against the directory
+    /// that holds it (before may_open's permission and ELOOP checks).
+    pub(crate) fn creat_found(&self, w: &Walk, cred: Cred) -> Result<(), Errno> {
+        if w.last().is_dir {
+            return Err(Errno::EISDIR);
+        }
+        let dir = self.attr(w.parent_dentry());
+        may_create_in_sticky(self.feat.sysctls, cred, dir, self.attr(w.last()))
     }
 
     /// open_last_lookups: O_CREAT with a trailing slash is EISDIR once the
@@ -271,7 +283,7 @@ impl Model {
         let np = self.place(new, cred)?;
         let nn = self.new_name_at(&np, false, cred)?;
         let a = self.attr(ow.last()).clone();
-        may_linkat(cred, &a)?;
+        may_linkat(self.feat.sysctls, cred, &a)?;
         may_create(cred, self.attr(nn.dir.last()))?;
         may_link_to(&a)?;
         if a.is_dir() {
