@@ -219,11 +219,7 @@ pub(crate) fn may_follow_link(
         || cred.uid == link.uid
         || dir.mode & 0o1002 != 0o1002
         || (dir.uid != crate::fs::UNMAPPED && dir.uid == link.uid);
-    if allowed {
-        Ok(())
-    } else {
-        Err(Errno::EACCES)
-    }
+    allowed.then_some(()).ok_or(Errno::EACCES)
 }
 
 /// may_create_in_sticky: `O_CREAT` that finds `inode` already in a sticky
@@ -246,15 +242,10 @@ pub(crate) fn may_create_in_sticky(
         _ => None,
     };
     let owned = inode.uid != crate::fs::UNMAPPED && (inode.uid == dir.uid || inode.uid == cred.uid);
-    if dir.mode & 0o1000 == 0 || setting == Some(0) || owned {
-        return Ok(());
-    }
+    let unchecked = dir.mode & 0o1000 == 0 || setting == Some(0) || owned;
     let group_writable_refused = dir.mode & 0o020 != 0 && setting.is_some_and(|s| s >= 2);
-    if dir.mode & 0o002 != 0 || group_writable_refused {
-        Err(Errno::EACCES)
-    } else {
-        Ok(())
-    }
+    let refused = !unchecked && (dir.mode & 0o002 != 0 || group_writable_refused);
+    (!refused).then_some(()).ok_or(Errno::EACCES)
 }
 
 /// The mode after a write or truncate by `cred` (file_remove_privs /
