@@ -52,11 +52,18 @@ impl Sysctls {
 
     /// The value of the sysctl named `name` (one of [`Sysctls::NAMES`]).
     pub fn get(&self, name: &str) -> Option<u8> {
+        let mut copy = *self;
+        copy.slot(name).map(|v| *v)
+    }
+
+    /// The field that holds the sysctl named `name`: the one place names
+    /// map to fields.
+    fn slot(&mut self, name: &str) -> Option<&mut u8> {
         Some(match name {
-            "protected_symlinks" => self.protected_symlinks,
-            "protected_hardlinks" => self.protected_hardlinks,
-            "protected_fifos" => self.protected_fifos,
-            "protected_regular" => self.protected_regular,
+            "protected_symlinks" => &mut self.protected_symlinks,
+            "protected_hardlinks" => &mut self.protected_hardlinks,
+            "protected_fifos" => &mut self.protected_fifos,
+            "protected_regular" => &mut self.protected_regular,
             _ => return None,
         })
     }
@@ -64,21 +71,18 @@ impl Sysctls {
     /// Sets the sysctl named `name`; `Err` says why not (an unknown name,
     /// or a value the kernel refuses).
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
-        let (_, max) = Sysctls::NAMES
+        let max = Sysctls::NAMES
             .iter()
-            .find(|(n, _)| *n == name)
+            .find_map(|&(n, max)| (n == name).then_some(max))
             .ok_or_else(|| format!("unknown sysctl `{name}`"))?;
         let v = value
             .parse::<u8>()
             .ok()
-            .filter(|v| v <= max)
+            .filter(|&v| v <= max)
             .ok_or_else(|| format!("expected `{name}=0` to `{name}={max}`, found `{value}`"))?;
-        let slot = match name {
-            "protected_symlinks" => &mut self.protected_symlinks,
-            "protected_hardlinks" => &mut self.protected_hardlinks,
-            "protected_fifos" => &mut self.protected_fifos,
-            _ => &mut self.protected_regular,
-        };
+        let slot = self
+            .slot(name)
+            .expect("every name in Sysctls::NAMES has a field");
         *slot = v;
         Ok(())
     }
@@ -131,5 +135,24 @@ mod tests {
         assert!(s.set("protected_fifos", "x").is_err());
         assert!(s.set("protected_other", "1").is_err());
         assert_eq!(s, Sysctls::default(), "nothing set by a refused value");
+    }
+
+    #[test]
+    fn every_name_has_its_own_field() {
+        for (i, (name, max)) in Sysctls::NAMES.into_iter().enumerate() {
+            let mut s = Sysctls {
+                protected_symlinks: 0,
+                protected_hardlinks: 0,
+                protected_fifos: 0,
+                protected_regular: 0,
+            };
+            s.set(name, &max.to_string()).unwrap();
+            assert_eq!(s.get(name), Some(max));
+            let set: Vec<u8> = Sysctls::NAMES.map(|(n, _)| s.get(n).unwrap()).to_vec();
+            let mut want = vec![0; 4];
+            want[i] = max;
+            assert_eq!(set, want, "{name}");
+        }
+        assert_eq!(Sysctls::default().get("protected_other"), None);
     }
 }
