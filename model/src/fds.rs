@@ -20,8 +20,10 @@
 //! read straight from its real directory (ovl_dir_is_real); on tmpfs a
 //! read that reached the end marks it (libfs.c: offset_readdir, the
 //! end-of-directory offset), so a continued listing is empty there too
-//! (both observed on 6.18). The model predicts these tmpfs layers; POSIX
-//! leaves it open whether entries added after the last rewind are listed.
+//! (both observed on 6.18; before v6.13 a read that listed no entry
+//! leaves tmpfs where its next read starts again, [`DirPos::Empty`]). The
+//! model predicts these tmpfs layers; POSIX leaves it open whether
+//! entries added after the last rewind are listed.
 //!
 //! Every fd is closed before an unmount: the driver closes them before a
 //! remount, a commit and the end of the case, so `remount` and `commit`
@@ -76,6 +78,11 @@ pub(crate) struct Held {
 pub(crate) enum DirPos {
     /// At position 0: the next read lists the directory as it is then.
     Start,
+    /// Read to the end without an entry since the last rewind: the
+    /// position is just past `.` and `..`. A continued read lists nothing,
+    /// but on a directory of the upper alone before v6.13, where tmpfs
+    /// starts the directory again (`Features::tmpfs_eod`).
+    Empty,
     /// Read to the end: a continued read lists nothing, whatever changed.
     End,
 }
@@ -589,18 +596,20 @@ impl Model {
             Kind::Dir(_) => {
                 // ovl_dir_llseek and tmpfs's offset_dir_llseek: SEEK_SET
                 // and SEEK_CUR to a position not below 0.
-                let at_start = f.dir != Some(DirPos::End);
+                // SEEK_CUR by 0 keeps the position, wherever it is.
+                let now = f.dir.unwrap_or(DirPos::Start);
                 let to = match whence {
                     Whence::End => return Err(Errno::EINVAL),
                     Whence::Set if offset < 0 => return Err(Errno::EINVAL),
-                    Whence::Cur if at_start && offset < 0 => return Err(Errno::EINVAL),
-                    Whence::Set => offset == 0,
-                    Whence::Cur => at_start && offset == 0,
+                    Whence::Cur if now == DirPos::Start && offset < 0 => return Err(Errno::EINVAL),
+                    Whence::Set if offset == 0 => DirPos::Start,
+                    Whence::Cur if offset == 0 => now,
+                    Whence::Set | Whence::Cur => DirPos::End,
                 };
                 let file = self.fds.files.get_mut(fd).expect("fd");
-                file.pos = u64::from(!to);
+                file.pos = u64::from(to != DirPos::Start);
                 if file.dir.is_some() {
-                    file.dir = Some(if to { DirPos::Start } else { DirPos::End });
+                    file.dir = Some(to);
                 }
                 Ok(Value::Unit)
             }
@@ -633,8 +642,15 @@ impl Model {
         if held.dead {
             return Err(Errno::ENOENT);
         }
+        let pos = match pos {
+            DirPos::Empty if !self.feat.tmpfs_eod && held.dentry.lowers.is_empty() => {
+                self.hit(Rule::EmptyListingReadAgainBefore613);
+                DirPos::Start
+            }
+            pos => pos,
+        };
         let names = match pos {
-            DirPos::End => {
+            DirPos::End | DirPos::Empty => {
                 self.hit(Rule::FdReaddirCache);
                 Vec::new()
             }
@@ -655,7 +671,11 @@ impl Model {
         };
         let file = self.fds.files.get_mut(fd).expect("fd");
         file.pos = 1;
-        file.dir = Some(DirPos::End);
+        file.dir = Some(if pos != DirPos::End && names.is_empty() {
+            DirPos::Empty
+        } else {
+            DirPos::End
+        });
         Ok(Value::Names(names))
     }
 
@@ -732,6 +752,23 @@ mod tests {
         assert_eq!(run(&mut m, "freaddir d"), "[\"x\"]");
         assert_eq!(run(&mut m, "remount"), "ok");
         assert_eq!(run(&mut m, "fstat d"), "EBADF");
+    }
+
+    /// A continued listing of a directory of the upper alone after an
+    /// empty read: nothing from v6.13, the entries made since before it
+    /// (corpus/versions/6.1-readdir-empty-listing-read-again.ovl).
+    #[test]
+    fn an_empty_listing_is_read_again_before_6_13() {
+        for (profile, seen) in [("", "[]"), ("profile kernel=6.12\n", "[\"x\"]")] {
+            let mut m = model(&format!("{profile}lower\nupper\n  dir u 0755\n"));
+            assert_eq!(run(&mut m, "open u O_RDONLY|O_DIRECTORY as d"), "ok");
+            assert_eq!(run(&mut m, "freaddir d"), "[]");
+            assert_eq!(run(&mut m, "lseek d 0 SEEK_CUR"), "ok");
+            assert_eq!(run(&mut m, "create u/x 0644"), "ok");
+            assert_eq!(run(&mut m, "freaddir d"), seen, "{profile}");
+            assert_eq!(run(&mut m, "create u/y 0644"), "ok");
+            assert_eq!(run(&mut m, "freaddir d"), "[]", "{profile}");
+        }
     }
 
     #[test]

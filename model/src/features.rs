@@ -56,6 +56,18 @@ const VFS_ACL_SINCE: KernelVersion = KernelVersion::new(6, 2);
 /// is the patch's, not observed.
 const CONSISTENT_REFUSAL_SINCE: KernelVersion = KernelVersion::new(6, 15);
 
+/// The release whose tmpfs keeps a directory read to its end there
+/// (libfs.c: offset_readdir sets the position to `DIR_OFFSET_EOD`, "libfs:
+/// Replace simple_offset end-of-directory detection", v6.13, and in the
+/// 6.6 and 6.12 stable series from early 2025, which the version cannot
+/// tell). Before it a read that listed no entry leaves the position just
+/// past `.` and `..`, where the next read starts the directory again (6.1
+/// libfs.c: dcache_readdir from the list head at position 2; 6.6 to 6.12:
+/// offset_readdir forgets its end mark at that position), so it lists the
+/// entries made since. Seen in a 6.1 guest
+/// (corpus/versions/6.1-readdir-empty-listing-read-again.ovl).
+const TMPFS_EOD_SINCE: KernelVersion = KernelVersion::new(6, 13);
+
 /// Whether the model has the profile's kernel's data-only lower layers
 /// ([`DATA_ONLY_SINCE`], observed on 6.18:
 /// corpus/rules/100-data-only-layers.ovl): a case generator adds none for
@@ -197,6 +209,9 @@ pub(crate) struct Features {
     pub xwhiteouts: bool,
     /// The layers' tmpfs keeps `user.*` xattrs ([`TMPFS_USER_XATTRS_SINCE`]).
     pub tmpfs_user_xattrs: bool,
+    /// A tmpfs directory read to its end stays at its end, also when the
+    /// read listed no entry ([`TMPFS_EOD_SINCE`]).
+    pub tmpfs_eod: bool,
     /// Overlay-private names set or got through the overlay are escaped
     /// ([`ESCAPED_XATTRS_SINCE`]); before, they are EOPNOTSUPP.
     pub escaped_xattrs: bool,
@@ -309,6 +324,7 @@ impl Features {
                 && matches!(p.uuid, Uuid::Auto | Uuid::On),
             xwhiteouts: kernel_at_least(p, XWHITEOUTS_SINCE),
             tmpfs_user_xattrs: layer_user_xattrs(p),
+            tmpfs_eod: kernel_at_least(p, TMPFS_EOD_SINCE),
             escaped_xattrs: kernel_at_least(p, ESCAPED_XATTRS_SINCE),
             vfs_acl: kernel_at_least(p, VFS_ACL_SINCE),
             shared_space: p.lower_fs != LowerFs::Separate,

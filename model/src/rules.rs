@@ -115,6 +115,7 @@ pub enum Rule {
     IndexNlinkFallback,
     IndexNoUpperAlias,
     ReaddirBeforeFixOrigin,
+    EmptyListingReadAgainBefore613,
 }
 
 /// What one rule is: its stable id (the name campaigns and `--json`
@@ -308,6 +309,10 @@ const OLD_XWHITEOUTS: Reach = Reach {
 const OLD_TMPFS: Reach = Reach {
     when: |f| !f.tmpfs_user_xattrs,
     needs: "a kernel before 6.6",
+};
+const OLD_TMPFS_EOD: Reach = Reach {
+    when: |f| !f.tmpfs_eod && !f.readonly(),
+    needs: "a kernel before 6.13, an upper layer",
 };
 const DATA_ONLY: Reach = Reach {
     when: |f| f.data_only,
@@ -960,6 +965,12 @@ pub const RULES: &[RuleInfo] = &[
     )
     .not_generated(
         "a view before any op: generated cases have a step first, and the driver walks a mount before it",
+    ),
+    info(
+        Rule::EmptyListingReadAgainBefore613,
+        "version.empty-listing-read-again",
+        "readdir.c: ovl_iterate of a directory of the upper alone reads the real one; libfs.c: dcache_readdir, offset_readdir (before v6.13: after a read that listed no entry, the next starts the tmpfs directory again)",
+        OLD_TMPFS_EOD,
     ),
 ];
 
