@@ -131,6 +131,18 @@ struct GenerateArgs {
     /// layers an image can carry, an empty container layer.
     #[arg(long)]
     image_layers: bool,
+    /// The case as a campaign on the model or vm backend makes it: one
+    /// case in four names its own `fs.protected_*` settings.
+    #[arg(long)]
+    sysctls: bool,
+}
+
+/// Whether a `--profile` names `fs.protected_*` settings itself
+/// (`protected_symlinks=1`): its campaign keeps them in every case.
+fn names_sysctls(profile: &str) -> bool {
+    profile
+        .split_whitespace()
+        .any(|option| option.starts_with("protected_"))
 }
 
 /// Prints a report for people: on stdout, or on stderr with `--json`,
@@ -679,6 +691,7 @@ fn fuzz(a: FuzzArgs, stop: &AtomicBool) -> i32 {
             kernel,
             ids: rootless_ids(&*backend),
             image_layers: backend.kind().is_engine(),
+            sysctls: backend.kind().runs_own_sysctls() && !names_sysctls(&a.profile),
             ..GenConfig::default()
         },
         jobs: a.jobs.max(1),
@@ -1099,6 +1112,7 @@ fn generate(a: GenerateArgs) -> i32 {
         kernel: a.kernel_version,
         ids: rootless.then(|| map.mapped()),
         image_layers: a.image_layers,
+        sysctls: a.sysctls,
         ..GenConfig::default()
     };
     let case = ovlcheck_harness::gen::case_at(&gen, a.seed, a.index);

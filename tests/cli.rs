@@ -102,6 +102,38 @@ fn missing_file_and_unknown_profile_exit_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("userxattr conflicts with metacopy=on"));
 }
 
+/// On the model (as in the vm guest) a campaign gives some cases their
+/// own `fs.protected_*` settings, unless its `--profile` names settings,
+/// which every case then keeps.
+#[test]
+fn a_model_campaign_varies_the_sysctls_unless_the_profile_names_them() {
+    let profiles = |profile: &str| -> Vec<String> {
+        let out = ovlcheck(&[
+            "fuzz",
+            "--backend",
+            "model",
+            "--profile",
+            profile,
+            "--cases",
+            "40",
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let summary = last_json(&out);
+        let list = summary["profiles"].as_array().expect("profiles").clone();
+        list.iter()
+            .map(|p| p.as_str().expect("a string").to_string())
+            .collect()
+    };
+    let varied = profiles("default");
+    assert!(varied.len() > 1, "{varied:?}");
+    assert!(varied
+        .iter()
+        .all(|p| p == "default" || p.contains("protected_")));
+    let named = "protected_symlinks=1 protected_regular=2";
+    assert_eq!(profiles(named), [named]);
+}
+
 #[test]
 fn fuzz_json_is_deterministic_across_runs_jobs_and_shards() {
     let run = |extra: &[&str]| {

@@ -91,6 +91,14 @@ impl BackendKind {
         }
     }
 
+    /// Whether a case runs with the `fs.protected_*` settings its profile
+    /// names: on the model, and in the vm backend's guest, which sets them
+    /// before each case. A backend on the host's kernel runs every case
+    /// with the host's (support.rs: `adapt_profile`).
+    pub fn runs_own_sysctls(self) -> bool {
+        matches!(self, BackendKind::Model | BackendKind::Vm)
+    }
+
     /// Whether a container engine makes the layers and commits (the case's
     /// ops still run on a kernel overlay mount of the engine's layers).
     pub fn is_engine(self) -> bool {

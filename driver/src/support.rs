@@ -18,8 +18,7 @@ const DEV_FUSE: &str = "/dev/fuse";
 /// without changing them for the whole machine.
 pub fn adapt_profile(kind: BackendKind, profile: &Profile) -> Result<Profile, String> {
     let mut p = mount_profile(kind, profile)?;
-    let on_host_kernel = !matches!(kind, BackendKind::Model | BackendKind::Vm);
-    if let Some(host) = host_sysctls().filter(|_| on_host_kernel) {
+    if let Some(host) = host_sysctls().filter(|_| !kind.runs_own_sysctls()) {
         p.sysctls = host;
     }
     Ok(p)

@@ -60,6 +60,13 @@ pub struct GenConfig {
     /// engine): only what an OCI layer carries, an empty container layer
     /// (harness/src/gen/image.rs).
     pub image_layers: bool,
+    /// Cases for a backend that runs each case with the `fs.protected_*`
+    /// settings its profile names (the model, the vm backend's guest):
+    /// one case in [`SYSCTL_ODDS`] names other settings than the default.
+    /// A backend on the host's kernel runs every case with the host's
+    /// (driver/src/support.rs: `adapt_profile`), so there they would only
+    /// be replaced.
+    pub sysctls: bool,
 }
 
 impl Default for GenConfig {
@@ -72,6 +79,7 @@ impl Default for GenConfig {
             kernel: None,
             ids: None,
             image_layers: false,
+            sysctls: false,
         }
     }
 }
@@ -238,7 +246,45 @@ pub fn generate(rng: &mut TestRng, config: &GenConfig, profile: Profile) -> Case
     if config.image_layers {
         image::image_layers(&mut case);
     }
+    // Drawn last, so that a seed's other cases stay as they were.
+    if config.sysctls && rng.random_ratio(1, SYSCTL_ODDS) {
+        sysctls(rng, &mut case);
+    }
     case
+}
+
+/// One case in this many, on a backend that sets them, gets its own
+/// `fs.protected_*` settings ([`GenConfig::sysctls`]).
+pub const SYSCTL_ODDS: u32 = 4;
+
+/// Gives the case random `fs.protected_*` settings, each from 0 to the
+/// largest value the kernel takes (case/src/sysctl.rs). The VFS checks
+/// they turn on meet a generated case through its sticky directories and
+/// the links, symlinks and `O_CREAT` opens of other users in them
+/// (model/src/perm.rs). Where `protected_fifos` or `protected_regular` is
+/// 2, which differs from 1 only in a sticky directory that is
+/// group-writable and not world-writable, half the layers' sticky
+/// world-writable directories (1777) become such directories (1770).
+fn sysctls(rng: &mut TestRng, case: &mut Case) {
+    for (name, max) in ovlcheck_case::Sysctls::NAMES {
+        let value = rng.random_range(0..=max).to_string();
+        case.profile
+            .sysctls
+            .set(name, &value)
+            .expect("a value up to the largest is taken");
+    }
+    let s = case.profile.sysctls;
+    if s.protected_fifos < 2 && s.protected_regular < 2 {
+        return;
+    }
+    let layers = case.lowers.iter_mut().chain(case.upper.as_mut());
+    for e in layers.flat_map(|l| &mut l.entries) {
+        if let Entry::Dir { mode, .. } = e {
+            if *mode == 0o1777 && rng.random_ratio(1, 2) {
+                *mode = 0o1770;
+            }
+        }
+    }
 }
 
 /// One case in this many with an overlay as the lower layer has its top

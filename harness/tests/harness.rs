@@ -240,6 +240,53 @@ fn cases_for_an_engine_have_image_layers_and_an_empty_container_layer() {
     );
 }
 
+/// Cases for a backend that runs each case with its own `fs.protected_*`
+/// settings (the model, the vm guest) name other settings than the
+/// default in about one case in four, every value the kernel takes among
+/// them; drawn last, they change nothing else but, where a value is 2,
+/// sticky world-writable directories made group-writable only. Other
+/// backends get none.
+#[test]
+fn cases_for_a_backend_that_sets_sysctls_name_their_own() {
+    use ovlcheck_case::layer::Entry;
+    use ovlcheck_case::Sysctls;
+    let g = GenConfig {
+        sysctls: true,
+        ..GenConfig::default()
+    };
+    let (mut own, mut values, mut group_sticky) = (0, BTreeSet::new(), 0);
+    for i in 0..800 {
+        let (c, plain) = (case_at(&g, 1, i), case_at(&GenConfig::default(), 1, i));
+        assert_eq!(plain.profile.sysctls, Sysctls::default(), "case {i}");
+        if c.profile.sysctls != Sysctls::default() {
+            own += 1;
+            for (name, _) in Sysctls::NAMES {
+                values.insert((name, c.profile.sysctls.get(name).unwrap()));
+            }
+        }
+        assert_eq!(c.steps, plain.steps, "case {i}");
+        let layers = |c: &ovlcheck_case::Case| c.lowers.iter().chain(&c.upper).cloned().collect();
+        let (now, was): (Vec<_>, Vec<_>) = (layers(&c), layers(&plain));
+        assert_eq!(now.len(), was.len(), "case {i}");
+        for (l, p) in now.iter().zip(&was) {
+            assert_eq!(l.entries.len(), p.entries.len(), "case {i}");
+            for (e, w) in l.entries.iter().zip(&p.entries) {
+                match (e, w) {
+                    (Entry::Dir { mode: 0o1770, .. }, Entry::Dir { mode: 0o1777, .. }) => {
+                        group_sticky += 1;
+                        let s = c.profile.sysctls;
+                        assert!(s.protected_fifos == 2 || s.protected_regular == 2);
+                    }
+                    _ => assert_eq!(e, w, "case {i}"),
+                }
+            }
+        }
+    }
+    assert!((120..=280).contains(&own), "{own} of 800");
+    assert_eq!(values.len(), 2 + 2 + 3 + 3, "{values:?}");
+    assert!(group_sticky > 0);
+}
+
 #[test]
 fn shards_partition_the_campaign() {
     let n = 4;
