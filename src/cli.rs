@@ -502,6 +502,9 @@ fn make_backend(a: &BackendArgs) -> Result<Box<dyn Backend>, String> {
             opts.accel = a.accel.clone();
             let b = ovlcheck_vm::VmBackend::new(opts).map_err(|e| e.to_string())?;
             eprintln!("ovlcheck: {}", b.describe());
+            for note in ovlcheck_vm::version_notes(&b) {
+                eprintln!("ovlcheck: vm: {note}");
+            }
             Ok(Box::new(b))
         }
         "exec" if a.mount_cmd.is_none() => {

@@ -71,6 +71,12 @@ fn the_guest_says_its_kernel_and_refuses_what_it_cannot_run() {
     // no uuid xattr (v6.6), no user xattrs on tmpfs (v6.6).
     assert!(f.module_loaded, "{}", vm.describe());
     assert!(!f.layer_append && !f.uuid_xattr && !f.layer_user_xattrs);
+    // Its tmpfs reads an empty directory again (dcache_readdir; v6.13
+    // keeps the end), as its version tells the model.
+    assert!(!f.tmpfs_keeps_end, "{}", vm.describe());
+    let adapted = vm.adapt_profile(&Profile::default()).unwrap();
+    assert!(!ovlcheck_model::tmpfs_keeps_end(&adapted));
+    assert!(ovlcheck_vm::version_notes(&vm).is_empty());
     // Debian builds virtio-console as modules; the initramfs carries them.
     assert_eq!(
         vm.channel(),

@@ -90,6 +90,15 @@ pub fn layer_user_xattrs(p: &Profile) -> bool {
     kernel_at_least(p, TMPFS_USER_XATTRS_SINCE)
 }
 
+/// Whether the profile's kernel's tmpfs keeps a directory read to its
+/// end there, also after a read that listed no entry (`TMPFS_EOD_SINCE`,
+/// v6.13; the 6.6 and 6.12 stable series took it in an update, which the
+/// version does not tell, so the vm backend probes it and says where the
+/// guest differs).
+pub fn tmpfs_keeps_end(p: &Profile) -> bool {
+    kernel_at_least(p, TMPFS_EOD_SINCE)
+}
+
 /// Whether the profile's kernel (the host's when it names none) is at
 /// least `v`.
 fn kernel_at_least(p: &Profile, v: KernelVersion) -> bool {
@@ -324,7 +333,7 @@ impl Features {
                 && matches!(p.uuid, Uuid::Auto | Uuid::On),
             xwhiteouts: kernel_at_least(p, XWHITEOUTS_SINCE),
             tmpfs_user_xattrs: layer_user_xattrs(p),
-            tmpfs_eod: kernel_at_least(p, TMPFS_EOD_SINCE),
+            tmpfs_eod: tmpfs_keeps_end(p),
             escaped_xattrs: kernel_at_least(p, ESCAPED_XATTRS_SINCE),
             vfs_acl: kernel_at_least(p, VFS_ACL_SINCE),
             shared_space: p.lower_fs != LowerFs::Separate,

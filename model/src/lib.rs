@@ -49,7 +49,7 @@ use imbl::{OrdMap, OrdSet};
 use ovlcheck_case::{Case, Errno};
 use std::sync::Arc;
 
-pub use features::{data_only_layers, follows_redirects, layer_user_xattrs};
+pub use features::{data_only_layers, follows_redirects, layer_user_xattrs, tmpfs_keeps_end};
 pub use fs::Ident;
 pub use index::index_on;
 pub use lookup::redirect_fails;

@@ -91,6 +91,11 @@ pub struct OverlayFeatures {
     /// came to the 6.12 and 6.18 stable series in an update, which a
     /// release's version does not tell.
     pub fsync_option: bool,
+    /// tmpfs keeps a directory read to its end there, also after a read
+    /// that listed no entry (libfs.c: `DIR_OFFSET_EOD`, v6.13, and in the
+    /// 6.6 and 6.12 stable series from early 2025): probed, because the
+    /// version does not tell it for those series.
+    pub tmpfs_keeps_end: bool,
 }
 
 /// True in the guest's init: pid 1 with [`GUEST_ENV`]`=1` (pid 1 alone
@@ -357,7 +362,23 @@ fn probe(dir: &Path, module_loaded: bool) -> Result<OverlayFeatures, String> {
         uuid_xattr,
         layer_user_xattrs: set_xattr(&file, "user.ovlcheck"),
         fsync_option,
+        tmpfs_keeps_end: tmpfs_keeps_end(&dir.join("eod"))?,
     })
+}
+
+/// Whether a read of the empty tmpfs directory made at `path` leaves it
+/// where the next read lists nothing, not even an entry made since.
+fn tmpfs_keeps_end(path: &Path) -> Result<bool, String> {
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    std::fs::create_dir(path).map_err(|e| err(&e))?;
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+    let fd = ovlcheck_driver::sys::openat(ovlcheck_driver::sys::CWD, bytes, flags, 0)
+        .map_err(|e| err(&e))?;
+    let first = ovlcheck_driver::sys::read_dir(&fd).map_err(|e| err(&e))?;
+    std::fs::write(path.join("x"), b"").map_err(|e| err(&e))?;
+    let again = ovlcheck_driver::sys::read_dir(&fd).map_err(|e| err(&e))?;
+    Ok(first.is_empty() && again.is_empty())
 }
 
 /// Whether `name` can be set on `path` (a one-byte value).

@@ -208,7 +208,7 @@ impl VmBackend {
         let f = &self.inner.features;
         format!(
             "guest kernel {} ({}, {}, booted in {:.1} s, channel {}): overlay {}, lowerdir+ {}, \
-             uuid xattr {}, tmpfs user xattrs {}, fsync= {}",
+             uuid xattr {}, tmpfs user xattrs {}, fsync= {}, tmpfs keeps a listing's end {}",
             self.inner.hello.release,
             self.inner.how,
             self.inner.spec.accel,
@@ -223,6 +223,7 @@ impl VmBackend {
             yes(f.uuid_xattr),
             yes(f.layer_user_xattrs),
             yes(f.fsync_option),
+            yes(f.tmpfs_keeps_end),
         )
     }
 
@@ -549,4 +550,28 @@ impl Session for VmSession {
     fn finish(mut self: Box<Self>) -> Result<(), DriverError> {
         self.end()
     }
+}
+
+/// Where the guest's probed behaviour differs from what the model takes
+/// from its version (model/src/features.rs): a stable update can bring a
+/// later release's behaviour, which the version does not tell. Each note
+/// says what will then diverge.
+pub fn version_notes(vm: &VmBackend) -> Vec<String> {
+    let Ok(profile) = vm.adapt_profile(&ovlcheck_case::Profile::default()) else {
+        return Vec::new();
+    };
+    let f = vm.features();
+    let mut notes = Vec::new();
+    if f.tmpfs_keeps_end != ovlcheck_model::tmpfs_keeps_end(&profile) {
+        let does = if f.tmpfs_keeps_end {
+            "keeps"
+        } else {
+            "does not keep"
+        };
+        notes.push(format!(
+            "the guest's tmpfs {does} a directory read to its end there, unlike what the model              takes from version {} (a stable update?): a continued listing of a directory of the              upper alone after an empty read will diverge (version.empty-listing-read-again)",
+            vm.release()
+        ));
+    }
+    notes
 }
