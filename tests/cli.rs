@@ -13,6 +13,20 @@ fn ovlcheck(args: &[&str]) -> Output {
         .expect("runs ovlcheck")
 }
 
+/// `fuzz --backend model --profile PROFILE --cases CASES --json`.
+fn model_fuzz(profile: &str, cases: &str) -> Output {
+    ovlcheck(&[
+        "fuzz",
+        "--backend",
+        "model",
+        "--profile",
+        profile,
+        "--cases",
+        cases,
+        "--json",
+    ])
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).expect("writes");
@@ -82,18 +96,7 @@ fn missing_file_and_unknown_profile_exit_2() {
     }
     // Profile options as a case's `profile` line takes them: the kernel's
     // conflicts are refused with the reason.
-    let fuzz = |profile: &str| {
-        ovlcheck(&[
-            "fuzz",
-            "--backend",
-            "model",
-            "--profile",
-            profile,
-            "--cases",
-            "3",
-            "--json",
-        ])
-    };
+    let fuzz = |profile: &str| model_fuzz(profile, "3");
     let out = fuzz("idmapped=on index=on");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"profile\":\"idmapped=on index=on\""));
@@ -108,16 +111,7 @@ fn missing_file_and_unknown_profile_exit_2() {
 #[test]
 fn a_model_campaign_varies_the_sysctls_unless_the_profile_names_them() {
     let profiles = |profile: &str| -> Vec<String> {
-        let out = ovlcheck(&[
-            "fuzz",
-            "--backend",
-            "model",
-            "--profile",
-            profile,
-            "--cases",
-            "40",
-            "--json",
-        ]);
+        let out = model_fuzz(profile, "40");
         assert_eq!(out.status.code(), Some(0), "{out:?}");
         let summary = last_json(&out);
         let list = summary["profiles"].as_array().expect("profiles").clone();
