@@ -2,7 +2,8 @@
 //! it is and what its overlay does, refuses what it cannot run with the
 //! reason, replays corpus cases and a short campaign with no divergence,
 //! and a hung or dead guest is a backend failure carrying its console,
-//! after which the next case gets a fresh guest. Skips loudly without qemu or a 6.1
+//! after which the next case gets a fresh guest; a campaign starts when
+//! its executable's file was replaced. Skips loudly without qemu or a 6.1
 //! kernel under /boot; fails instead under `OVL_REQUIRE_KERNEL=1`.
 
 mod common;
@@ -283,4 +284,30 @@ fn a_dead_guest_carries_its_console_and_the_next_case_gets_a_fresh_one() {
         .run_case(&case, Wants::default())
         .expect("a fresh guest runs the next case");
     assert!(run.outcomes[0].is_ok(), "{:?}", run.outcomes);
+}
+
+/// The guest's init is the running ovlcheck, read through `/proc/PID/exe`:
+/// a rebuild that replaced the executable's file while a campaign started
+/// does not stop it. The program here runs from a copy already unlinked
+/// (executed through an fd of it), so its path names no file.
+#[test]
+fn a_campaign_starts_when_its_executable_was_replaced() {
+    use std::os::fd::AsRawFd;
+    let Some(kernel) = guest_kernel("a_campaign_starts_when_its_executable_was_replaced") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("ovlcheck");
+    std::fs::copy(env!("CARGO_BIN_EXE_ovlcheck"), &copy).unwrap();
+    let file = std::fs::File::open(&copy).unwrap();
+    std::fs::remove_file(&copy).unwrap();
+    let exe = format!("/proc/{}/fd/{}", std::process::id(), file.as_raw_fd());
+    let out = std::process::Command::new(exe)
+        .args(["fuzz", "--backend", "vm", "--cases", "4", "--kernel"])
+        .arg(&kernel)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("fuzz: 4 cases"), "{stderr}");
 }

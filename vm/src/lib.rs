@@ -50,7 +50,8 @@ pub struct VmOptions {
     /// release the image names.
     pub modules: Option<PathBuf>,
     /// The binary that becomes the guest's init; default this process's
-    /// own executable (it must be an `ovlcheck` binary).
+    /// own executable as it runs (`/proc/PID/exe`, also after a rebuild
+    /// replaced its file; it must be an `ovlcheck` binary).
     pub guest_binary: Option<PathBuf>,
     /// `qemu-system-x86_64` (default: found on `$PATH`).
     pub qemu: PathBuf,
@@ -127,10 +128,13 @@ impl VmBackend {
         let kernel = image::prepare_kernel(&opts.kernel, files.path()).map_err(env)?;
         let modules = image::guest_modules(opts.modules.as_deref(), kernel.release.as_deref())
             .map_err(env)?;
+        // This program as it runs: `/proc/PID/exe` reads the running
+        // executable also after a rebuild replaced its file (its path then
+        // ends in " (deleted)"); the pid, not `self`, so that `strip` reads
+        // this program and not itself.
         let binary = match &opts.guest_binary {
             Some(b) => b.clone(),
-            None => std::env::current_exe()
-                .map_err(|e| env(format!("this program's executable: {e}")))?,
+            None => PathBuf::from(format!("/proc/{}/exe", std::process::id())),
         };
         let initramfs = files.path().join("initramfs.cpio");
         image::write_initramfs(
