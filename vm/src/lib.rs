@@ -573,7 +573,9 @@ pub fn version_notes(vm: &VmBackend) -> Vec<String> {
             "does not keep"
         };
         notes.push(format!(
-            "the guest's tmpfs {does} a directory read to its end there, unlike what the model              takes from version {} (a stable update?): a continued listing of a directory of the              upper alone after an empty read will diverge (version.empty-listing-read-again)",
+            "the guest's tmpfs {does} a directory read to its end there, unlike what the model \
+             takes from version {} (a stable update?): a continued listing of a directory of \
+             the upper alone after an empty read will diverge (version.empty-listing-read-again)",
             vm.release()
         ));
     }
