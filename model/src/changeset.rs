@@ -392,6 +392,28 @@ mod tests {
         );
     }
 
+    /// A file whose time came with a committed layer's tar is not changed
+    /// by its copy-up; a truncation after it sets the clock again, which
+    /// containerd's walking differ sees (found by `fuzz --backend
+    /// containerd --seed 21`: corpus/regressions/walking-differ-clock-set-again-after-commit.ovl).
+    #[test]
+    fn a_time_set_again_after_a_commit_is_a_walking_change() {
+        use ovlcheck_case::oci::DiffMethod;
+        let walking = |m: &crate::Model| {
+            let (_, cs) = m.changeset_by(Some(DiffMethod::Walking)).unwrap();
+            cs.nodes.into_keys().collect::<Vec<_>>()
+        };
+        let mut m = model("lower\n  file a/a 0755 \"\"\n");
+        assert_eq!(run(&mut m, "open a/a rdwr trunc"), "ok");
+        assert_eq!(walking(&m), ["a", "a/a"]);
+        let (_, cs) = m.changeset_by(Some(DiffMethod::Walking)).unwrap();
+        let mut m = m.exported_beneath(&cs, false).unwrap();
+        assert_eq!(run(&mut m, "chmod a/a 0755"), "ok");
+        assert!(walking(&m).is_empty(), "a copy-up keeps the tar's time");
+        assert_eq!(run(&mut m, "open a/a rdwr trunc"), "ok");
+        assert_eq!(walking(&m), ["a", "a/a"]);
+    }
+
     #[test]
     fn naive_changeset_with_redirects_lists_a_renamed_directory_in_full() {
         let mut m = model("profile redirect\nlower\n  dir a 0755\n  file a/x 0644 \"x\"\n");

@@ -303,7 +303,7 @@ impl Model {
         inode.ovl.metacopy = false;
         // The data is written into the upper file after its times were set
         // (verified on 6.18: mtime comes from the clock).
-        inode.mtime = None;
+        inode.touch();
         d.lowers.truncate(1);
         if let (None, Some(&lower)) = (d.origin, d.lowers.first()) {
             self.kept_lower.insert(u, lower);
@@ -331,7 +331,7 @@ impl Model {
         let mut pages = inode.pages.as_deref().cloned().unwrap_or_default();
         pages.extend(written);
         inode.pages = Some(Arc::new(pages));
-        inode.mtime = None;
+        inode.touch();
     }
 
     /// OVL_TYPE_ORIGIN (util.c: ovl_path_type) of the object at merged

@@ -692,7 +692,7 @@ impl Model {
             }
             crate::perm::setattr_mapped(a)
         })?;
-        self.upper_mut().get_mut(u).mtime = None;
+        self.upper_mut().get_mut(u).touch();
         Ok(Value::Unit)
     }
 }

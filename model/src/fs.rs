@@ -186,6 +186,16 @@ impl Inode {
         }
     }
 
+    /// The clock sets the mtime now, in this layer (file_update_time, or
+    /// `utimes` to now): open in views, and later than any time the image
+    /// holds, so a walking differ sees a change even where the inode was
+    /// copied up from a layer whose tar brought a clock time
+    /// ([`Inode::clock_here`]).
+    pub fn touch(&mut self) {
+        self.mtime = None;
+        self.clock_here = true;
+    }
+
     /// The flags the overlay inode has (inode.c: ovl_copyflags of the real
     /// inode, merged with an upper inode's `protattr`), which the VFS
     /// checks.

@@ -182,7 +182,7 @@ impl Model {
     pub(crate) fn contents_changed(&mut self, u: Ino, cred: Cred) {
         let init_caps = self.feat.init_caps;
         let inode = self.upper_mut().get_mut(u);
-        inode.mtime = None;
+        inode.touch();
         inode.mode = mode_after_write(cred, inode.mode, init_caps);
         self.kill_priv(u);
     }
