@@ -490,3 +490,62 @@ fn generate_for_an_older_kernel() {
     let bad = ovlcheck(&["generate", "--index", "0", "--kernel-version", "six"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// The `generate` arguments a campaign names when ovlcheck panics on one of
+/// its cases print that case again, whatever the generator's options; a
+/// campaign that rotates through its backend's own profiles names none.
+#[test]
+fn generate_args_print_a_campaigns_case_again() {
+    use ovlcheck_case::profile::KernelVersion;
+    use ovlcheck_case::{print_case, Profile};
+    use ovlcheck_harness::gen::{case_at, GenConfig};
+    // `generate` gives cases the ids a harness that is not root maps.
+    let map = ovlcheck_driver::idmap::IdMap::current();
+    let ids = (*map != ovlcheck_driver::idmap::IdMap::Root).then(|| map.mapped());
+    let mut options = Profile::default();
+    for word in ["redirect_dir=on", "index=on"] {
+        options.set_option(word).expect("a profile option");
+    }
+    let configs = [
+        GenConfig::default(),
+        GenConfig {
+            profile: Profile::preset("default"),
+            max_ops: 40,
+            image_layers: true,
+            ..GenConfig::default()
+        },
+        GenConfig {
+            profile: Some(options),
+            kernel: Some(KernelVersion { major: 6, minor: 1 }),
+            sysctls: true,
+            ..GenConfig::default()
+        },
+    ];
+    for (seed, config) in (3..).zip(configs) {
+        let config = GenConfig { ids, ..config };
+        for index in [0, 7, 463] {
+            let args = config
+                .generate_args(seed, index)
+                .expect("one profile or all");
+            let mut argv = vec!["generate"];
+            argv.extend(args.iter().map(String::as_str));
+            let out = ovlcheck(&argv);
+            assert_eq!(out.status.code(), Some(0), "{args:?}");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let (_, printed) = text.split_once('\n').expect("a header line");
+            assert_eq!(
+                printed,
+                print_case(&case_at(&config, seed, index)),
+                "{args:?}"
+            );
+        }
+    }
+    let rotating = GenConfig {
+        rotation: vec![
+            Profile::default(),
+            Profile::preset("xdev").expect("a preset"),
+        ],
+        ..GenConfig::default()
+    };
+    assert_eq!(rotating.generate_args(1, 0), None);
+}

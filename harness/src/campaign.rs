@@ -515,22 +515,29 @@ fn one_case(
             .cloned()
             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
-        // The `generate` options that make the same case.
-        let mut how = opts
-            .gen
-            .kernel
-            .map(|k| format!(" --kernel-version {k}"))
-            .unwrap_or_default();
-        if opts.gen.image_layers {
-            how.push_str(" --image-layers");
-        }
+        let again = match opts.gen.generate_args(opts.seed, index) {
+            Some(args) => format!(
+                "; `ovlcheck generate {}` prints it again",
+                shell_words(&args)
+            ),
+            None => String::new(),
+        };
         Fatal(format!(
-            "ovlcheck panicked on case #{index} ({msg}); print it with `ovlcheck generate --index {index}{how}` \
-             and the same --seed/--profile, and report it:\n{}",
+            "ovlcheck panicked on case #{index} ({msg}){again}; report it with the case:\n{}",
             ovlcheck_case::print_case(case)
         ))
     })?;
     judged(backend, case, index, run, opts)
+}
+
+/// `args` as a shell takes them: those with a space in single quotes (a
+/// profile given by its options; no argument here holds a quote).
+fn shell_words(args: &[String]) -> String {
+    let word = |a: &String| match a.contains(' ') {
+        true => format!("'{a}'"),
+        false => a.clone(),
+    };
+    args.iter().map(word).collect::<Vec<_>>().join(" ")
 }
 
 /// The outcome of case `index`'s run.

@@ -69,6 +69,39 @@ pub struct GenConfig {
     pub sysctls: bool,
 }
 
+impl GenConfig {
+    /// The arguments of `ovlcheck generate` that print case `index` of a
+    /// campaign with this configuration and `seed` again; `None` where the
+    /// campaign rotates through the profiles its backend runs, which
+    /// `generate` does not know.
+    pub fn generate_args(&self, seed: u64, index: u64) -> Option<Vec<String>> {
+        if !self.rotation.is_empty() {
+            return None;
+        }
+        let mut args = vec![
+            "--index".to_string(),
+            index.to_string(),
+            "--seed".to_string(),
+            seed.to_string(),
+            "--max-ops".to_string(),
+            self.max_ops.to_string(),
+        ];
+        if let Some(p) = &self.profile {
+            args.extend(["--profile".to_string(), p.to_string()]);
+        }
+        if let Some(k) = self.kernel {
+            args.extend(["--kernel-version".to_string(), k.to_string()]);
+        }
+        if self.image_layers {
+            args.push("--image-layers".to_string());
+        }
+        if self.sysctls {
+            args.push("--sysctls".to_string());
+        }
+        Some(args)
+    }
+}
+
 impl Default for GenConfig {
     fn default() -> Self {
         GenConfig {
