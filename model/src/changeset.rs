@@ -50,12 +50,16 @@ impl Model {
         };
         let entries = match method {
             DiffMethod::Native => native_entries(upper),
-            DiffMethod::Naive => naive_entries(&self.image_view(), &self.merged_view()),
-            DiffMethod::Walking => walking_entries(
-                &self.image_view(),
-                &self.merged_view(),
-                &self.clock_set_in_upper(),
-            ),
+            DiffMethod::Naive => naive_entries(&self.image().merged_view(), &self.merged_view()),
+            // continuity's `sameFile` compares the file capabilities too.
+            DiffMethod::Walking => {
+                let image = self.image();
+                walking_entries(
+                    &image.with_capabilities(image.merged_view()),
+                    &self.with_capabilities(self.merged_view()),
+                    &self.clock_set_in_upper(),
+                )
+            }
         };
         let entries = match method {
             DiffMethod::Native => entries,
@@ -68,7 +72,8 @@ impl Model {
     /// each file it writes: besides the `user.*` xattrs and ACLs a merged
     /// tree shows, it reads `security.capability` of every file it puts in the
     /// tar (go-archive `ReadSecurityXattrToTarHeader`; containerd's
-    /// walking differ copies every xattr).
+    /// walking differ copies every xattr). Given a merged tree, each file
+    /// with its capability, which the walking differ compares.
     fn with_capabilities(&self, mut entries: View) -> View {
         self.walk_merged(
             &mut |path: &str, d: &crate::lookup::Dentry| {
@@ -102,14 +107,14 @@ impl Model {
         paths
     }
 
-    /// The merged tree of the image alone: the lower layers under an empty
-    /// container layer (what a naive differ mounts as the parent).
-    fn image_view(&self) -> View {
+    /// The image alone: the lower layers under an empty container layer
+    /// (what a naive or walking differ mounts as the parent).
+    fn image(&self) -> Model {
         let mut image = self.clone();
         image.upper = Some(Layer::new());
         image.index = OrdMap::new();
         image.mount();
-        image.merged_view()
+        image
     }
 
     /// The overlay after `changeset` is applied as a new image layer on the
@@ -431,6 +436,30 @@ mod tests {
         let mut m = m.exported(&cs).unwrap();
         assert_eq!(run(&mut m, "fwrite g \"x\""), "EBADF");
         assert_eq!(run(&mut m, "read f"), "\"f\"");
+    }
+
+    /// A chown, even to the same owner, drops a file's capability
+    /// (`kill_priv`), which containerd's walking differ compares
+    /// (continuity `compareCapabilities`): the file is written (found by
+    /// `fuzz --backend containerd --seed 24`:
+    /// corpus/regressions/walking-differ-capability-dropped.ovl).
+    #[test]
+    fn a_dropped_capability_is_a_walking_change() {
+        use ovlcheck_case::oci::DiffMethod;
+        let mut m = model(concat!(
+            "lower\n  file d/b 0000 \"x\"\n",
+            "  xattr d/b security.capability ",
+            "\"\\x01\\x00\\x00\\x02\\x00\\x04\\x00\\x00\\x00\\x00\\x00\\x00",
+            "\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\"\n",
+        ));
+        let walking = |m: &crate::Model| {
+            let (_, cs) = m.changeset_by(Some(DiffMethod::Walking)).unwrap();
+            cs.nodes.into_keys().collect::<Vec<_>>()
+        };
+        assert_eq!(run(&mut m, "chmod d/b 0000"), "ok");
+        assert!(walking(&m).is_empty(), "a chmod keeps the capability");
+        assert_eq!(run(&mut m, "chown d/b 0 0"), "ok");
+        assert_eq!(walking(&m), ["d", "d/b"]);
     }
 
     #[test]
