@@ -355,9 +355,16 @@ fn clock_times(layer: &mut Layer, changeset: &View) {
 #[cfg(test)]
 mod tests {
     use crate::testutil::{model, run};
+    use ovlcheck_case::oci::DiffMethod;
 
     fn listing(v: &ovlcheck_case::View) -> String {
         v.to_string()
+    }
+
+    /// The entry names of `m`'s changeset by containerd's walking differ.
+    fn walking(m: &crate::Model) -> Vec<String> {
+        let (_, cs) = m.changeset_by(Some(DiffMethod::Walking)).unwrap();
+        cs.nodes.into_keys().collect()
     }
 
     #[test]
@@ -406,16 +413,11 @@ mod tests {
     /// containerd --seed 21`: corpus/regressions/walking-differ-clock-set-again-after-commit.ovl).
     #[test]
     fn a_time_set_again_after_a_commit_is_a_walking_change() {
-        use ovlcheck_case::oci::DiffMethod;
-        let walking = |m: &crate::Model| {
-            let (_, cs) = m.changeset_by(Some(DiffMethod::Walking)).unwrap();
-            cs.nodes.into_keys().collect::<Vec<_>>()
-        };
         let mut m = model("lower\n  file a/a 0755 \"\"\n");
         assert_eq!(run(&mut m, "open a/a rdwr trunc"), "ok");
         assert_eq!(walking(&m), ["a", "a/a"]);
         let (_, cs) = m.changeset_by(Some(DiffMethod::Walking)).unwrap();
-        let mut m = m.exported_beneath(&cs, false).unwrap();
+        let mut m = m.exported(&cs).unwrap();
         assert_eq!(run(&mut m, "chmod a/a 0755"), "ok");
         assert!(walking(&m).is_empty(), "a copy-up keeps the tar's time");
         assert_eq!(run(&mut m, "open a/a rdwr trunc"), "ok");
@@ -445,17 +447,12 @@ mod tests {
     /// corpus/regressions/walking-differ-capability-dropped.ovl).
     #[test]
     fn a_dropped_capability_is_a_walking_change() {
-        use ovlcheck_case::oci::DiffMethod;
         let mut m = model(concat!(
             "lower\n  file d/b 0000 \"x\"\n",
             "  xattr d/b security.capability ",
             "\"\\x01\\x00\\x00\\x02\\x00\\x04\\x00\\x00\\x00\\x00\\x00\\x00",
             "\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\"\n",
         ));
-        let walking = |m: &crate::Model| {
-            let (_, cs) = m.changeset_by(Some(DiffMethod::Walking)).unwrap();
-            cs.nodes.into_keys().collect::<Vec<_>>()
-        };
         assert_eq!(run(&mut m, "chmod d/b 0000"), "ok");
         assert!(walking(&m).is_empty(), "a chmod keeps the capability");
         assert_eq!(run(&mut m, "chown d/b 0 0"), "ok");
