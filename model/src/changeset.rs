@@ -50,8 +50,13 @@ impl Model {
         };
         let entries = match method {
             DiffMethod::Native => native_entries(upper),
-            DiffMethod::Naive => naive_entries(&self.image().merged_view(), &self.merged_view()),
-            // continuity's `sameFile` compares the file capabilities too.
+            DiffMethod::Naive => self.with_capabilities(naive_entries(
+                &self.image().merged_view(),
+                &self.merged_view(),
+            )),
+            // continuity's `sameFile` compares the file capabilities too, so
+            // both trees carry them, and the entries, taken from the
+            // container's tree, have theirs.
             DiffMethod::Walking => {
                 let image = self.image();
                 walking_entries(
@@ -60,10 +65,6 @@ impl Model {
                     &self.clock_set_in_upper(),
                 )
             }
-        };
-        let entries = match method {
-            DiffMethod::Native => entries,
-            DiffMethod::Naive | DiffMethod::Walking => self.with_capabilities(entries),
         };
         Some((method, entries))
     }
