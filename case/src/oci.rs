@@ -381,10 +381,19 @@ fn tree_changes(
         .collect()
 }
 
+/// Whether a differ that compares merged trees reads xattr `name`: what a
+/// merged tree shows ([`crate::view::merged_xattr`]) and the file
+/// capability, which go-archive's `ChangesDirs` compares (`addChanges`)
+/// and its tar writer copies (`ReadSecurityXattrToTarHeader`).
+pub fn diff_xattr(name: &[u8]) -> bool {
+    crate::view::merged_xattr(name) || name == crate::layer::CAPABILITY_XATTR.as_bytes()
+}
+
 /// Whether a path of both trees changed, for [`naive_changes`]: moby's
 /// `statDifferent` (kind and mode, owner, device numbers; size for
-/// non-directories) and the xattrs, plus a file's data and a symlink's
-/// target. The mtime is not a change signal here: a time set by the clock
+/// non-directories) and the xattrs (of trees read with [`diff_xattr`], so
+/// the file capability as `addChanges` compares it), plus a file's data
+/// and a symlink's target. The mtime is not a change signal here: a time set by the clock
 /// cannot be predicted and repeats within a clock tick (moby#9874 is the
 /// same problem for directories), so content is compared instead and a
 /// change of times alone is not exported.

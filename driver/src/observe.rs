@@ -408,22 +408,37 @@ fn remember_smallest(map: &mut HashMap<(u64, u64), String>, key: (u64, u64), pat
 /// waited, uninterruptibly, for a daemon that was itself waiting in a
 /// blocking open of a fifo.
 pub fn merged_view(merged: &Path, snap: &Snapshot, iflags: bool) -> Result<View, String> {
-    merged_walk(merged, Some(snap), iflags).map(|(v, _)| v)
+    merged_walk(
+        merged,
+        Some(snap),
+        iflags,
+        ovlcheck_case::view::merged_xattr,
+    )
+    .map(|(v, _)| v)
 }
 
 /// The merged view of a tree that has not changed since it was mounted,
 /// and its mount-time [`Snapshot`], in one walk: what [`snapshot`] then
 /// [`merged_view`] would give.
 pub fn merged_view_and_snapshot(merged: &Path, iflags: bool) -> Result<(View, Snapshot), String> {
-    merged_walk(merged, None, iflags)
+    merged_walk(merged, None, iflags, ovlcheck_case::view::merged_xattr)
+}
+
+/// The merged tree as a naive differ reads it: the merged view with the
+/// xattrs of `ovlcheck_case::oci::diff_xattr` (each file's capability
+/// too), labelled against its own identities.
+pub fn diff_view(merged: &Path, iflags: bool) -> Result<View, String> {
+    merged_walk(merged, None, iflags, ovlcheck_case::oci::diff_xattr).map(|(v, _)| v)
 }
 
 /// The merged view with labels against `snap`, or against the tree's own
-/// identities when `snap` is `None`; and those identities.
+/// identities when `snap` is `None`, and the xattrs `keep` accepts; and
+/// those identities.
 fn merged_walk(
     merged: &Path,
     snap: Option<&Snapshot>,
     iflags: bool,
+    keep: fn(&[u8]) -> bool,
 ) -> Result<(View, Snapshot), String> {
     let mut view = View::default();
     let mut current = Snapshot::new();
@@ -433,7 +448,7 @@ fn merged_walk(
     let walked = walk(merged, &[], &mut |cwd, e| {
         let root_dev = *root_dev.get_or_insert(e.st.st_dev);
         let mut n = base_node(e, false, iflags)?;
-        n.xattrs = xattrs(cwd, e, ovlcheck_case::view::merged_xattr)?
+        n.xattrs = xattrs(cwd, e, keep)?
             .into_iter()
             .collect::<BTreeMap<_, _>>();
         if !is_dir(e.st) {

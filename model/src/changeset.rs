@@ -50,31 +50,36 @@ impl Model {
         };
         let entries = match method {
             DiffMethod::Native => native_entries(upper),
-            DiffMethod::Naive => self.with_capabilities(naive_entries(
-                &self.image().merged_view(),
-                &self.merged_view(),
-            )),
-            // continuity's `sameFile` compares the file capabilities too, so
-            // both trees carry them, and the entries, taken from the
-            // container's tree, have theirs.
+            DiffMethod::Naive => {
+                let (image, container) = self.diff_trees();
+                naive_entries(&image, &container)
+            }
             DiffMethod::Walking => {
-                let image = self.image();
-                walking_entries(
-                    &image.with_capabilities(image.merged_view()),
-                    &self.with_capabilities(self.merged_view()),
-                    &self.clock_set_in_upper(),
-                )
+                let (image, container) = self.diff_trees();
+                walking_entries(&image, &container, &self.clock_set_in_upper())
             }
         };
         Some((method, entries))
     }
 
-    /// A naive or walking differ's `entries` with the file capability of
-    /// each file it writes: besides the `user.*` xattrs and ACLs a merged
-    /// tree shows, it reads `security.capability` of every file it puts in the
-    /// tar (go-archive `ReadSecurityXattrToTarHeader`; containerd's
-    /// walking differ copies every xattr). Given a merged tree, each file
-    /// with its capability, which the walking differ compares.
+    /// The image's and the container's merged trees as a naive or walking
+    /// differ reads them: both differs compare the file capabilities too
+    /// (go-archive `addChanges`, continuity's `sameFile`), so both trees
+    /// carry them, and the entries, taken from the container's tree, have
+    /// theirs.
+    fn diff_trees(&self) -> (View, View) {
+        let image = self.image();
+        (
+            image.with_capabilities(image.merged_view()),
+            self.with_capabilities(self.merged_view()),
+        )
+    }
+
+    /// Merged tree `entries` with the file capability of each file:
+    /// besides the `user.*` xattrs and ACLs a merged tree shows, a naive or
+    /// walking differ reads `security.capability` of every file it compares
+    /// and puts in the tar (go-archive `ReadSecurityXattrToTarHeader`;
+    /// containerd's walking differ copies every xattr) (`oci::diff_xattr`).
     fn with_capabilities(&self, mut entries: View) -> View {
         self.walk_merged(
             &mut |path: &str, d: &crate::lookup::Dentry| {
@@ -362,10 +367,15 @@ mod tests {
         v.to_string()
     }
 
+    /// The entry names of `m`'s changeset by differ `method`.
+    fn entries(m: &crate::Model, method: DiffMethod) -> Vec<String> {
+        let (_, cs) = m.changeset_by(Some(method)).unwrap();
+        cs.nodes.into_keys().collect()
+    }
+
     /// The entry names of `m`'s changeset by containerd's walking differ.
     fn walking(m: &crate::Model) -> Vec<String> {
-        let (_, cs) = m.changeset_by(Some(DiffMethod::Walking)).unwrap();
-        cs.nodes.into_keys().collect()
+        entries(m, DiffMethod::Walking)
     }
 
     #[test]
@@ -442,22 +452,29 @@ mod tests {
     }
 
     /// A chown, even to the same owner, drops a file's capability
-    /// (`kill_priv`), which containerd's walking differ compares
-    /// (continuity `compareCapabilities`): the file is written (found by
-    /// `fuzz --backend containerd --seed 24`:
-    /// corpus/regressions/walking-differ-capability-dropped.ovl).
+    /// (`kill_priv`), which containerd's walking differ (continuity
+    /// `compareCapabilities`) and moby's naive one (go-archive
+    /// `addChanges`) compare: the file is written (found by `fuzz --backend
+    /// containerd --seed 24`:
+    /// corpus/regressions/walking-differ-capability-dropped.ovl;
+    /// corpus/changesets/13-file-capability.ovl).
     #[test]
-    fn a_dropped_capability_is_a_walking_change() {
-        let mut m = model(concat!(
-            "lower\n  file d/b 0000 \"x\"\n",
-            "  xattr d/b security.capability ",
-            "\"\\x01\\x00\\x00\\x02\\x00\\x04\\x00\\x00\\x00\\x00\\x00\\x00",
-            "\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\"\n",
-        ));
-        assert_eq!(run(&mut m, "chmod d/b 0000"), "ok");
-        assert!(walking(&m).is_empty(), "a chmod keeps the capability");
-        assert_eq!(run(&mut m, "chown d/b 0 0"), "ok");
-        assert_eq!(walking(&m), ["d", "d/b"]);
+    fn a_dropped_capability_is_a_change_to_both_tree_differs() {
+        for method in [DiffMethod::Walking, DiffMethod::Naive] {
+            let mut m = model(concat!(
+                "lower\n  file d/b 0000 \"x\"\n",
+                "  xattr d/b security.capability ",
+                "\"\\x01\\x00\\x00\\x02\\x00\\x04\\x00\\x00\\x00\\x00\\x00\\x00",
+                "\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\"\n",
+            ));
+            assert_eq!(run(&mut m, "chmod d/b 0000"), "ok");
+            assert!(
+                entries(&m, method).is_empty(),
+                "{method}: a chmod keeps the capability"
+            );
+            assert_eq!(run(&mut m, "chown d/b 0 0"), "ok");
+            assert_eq!(entries(&m, method), ["d", "d/b"], "{method}");
+        }
     }
 
     #[test]

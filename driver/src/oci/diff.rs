@@ -5,7 +5,6 @@
 use super::{annotate, errno_io, Body, Meta, TarWriter, Xattr};
 use crate::sys::{self, Follow};
 use nix::errno::Errno;
-use ovlcheck_case::layer::CAPABILITY_XATTR;
 use ovlcheck_case::oci::{self, Change, ChangeKind};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
@@ -184,9 +183,7 @@ pub fn write_naive(changes: &[Change], merged: &Path) -> io::Result<Vec<u8>> {
         let kept: Vec<Xattr> = xattrs(dir.as_fd(), &name)
             .map_err(annotate("xattrs of", path))?
             .into_iter()
-            .filter(|(k, _)| {
-                ovlcheck_case::view::merged_xattr(k) || k.as_slice() == CAPABILITY_XATTR.as_bytes()
-            })
+            .filter(|(k, _)| oci::diff_xattr(k))
             .collect();
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             w.entry(path, Meta::of(&st), Body::Dir, &kept)?;

@@ -946,7 +946,7 @@ impl MountedCase {
         if let Err(e) = mount::mount_kernel(&home, &spec) {
             return Ok(Err(CaseErrno::from_code(e.errno as i32)));
         }
-        walk_and_unmount(&target, "kernel view").map(Ok)
+        walk_and_unmount(&target, "kernel view", merged_tree).map(Ok)
     }
 }
 
@@ -991,25 +991,32 @@ impl MountedCase {
     }
 
     /// The naive diff's tar (moby `NaiveDiffDriver`): the changes from the
-    /// image's merged tree to the container's.
+    /// image's merged tree to the container's, both read as the differ
+    /// reads them ([`observe::diff_view`]).
     fn naive_tar(&mut self) -> Res<Vec<u8>> {
         let before = self.image_view()?;
-        let after = self.walk_merged()?;
+        let after = self.container_diff_view()?;
         let changes = oci::naive_changes(&before, &after);
         let merged = self.mounted_mut()?.target.clone();
         crate::oci::write_naive(&changes, &merged).map_err(|e| format!("export: naive diff: {e}"))
     }
 
+    /// The container's merged tree as the naive differ reads it.
+    fn container_diff_view(&mut self) -> Res<View> {
+        let iflags = self.mounter == Mounter::Kernel;
+        observe::diff_view(&self.mounted_mut()?.target, iflags)
+    }
+
     /// The merged tree of the image layers alone, the container's parent
-    /// image (what the naive diff compares with). Without image layers it
-    /// is an empty directory.
+    /// image, as the naive differ reads it (what it compares with).
+    /// Without image layers it is an empty directory.
     fn image_view(&mut self) -> Res<View> {
         if self.container.lower.is_empty() {
             let empty = self.store.home().join(EMPTY_LOWER);
             mkdir_mode(&empty, 0o755)?;
-            return observe::merged_view_and_snapshot(&empty, true).map(|(view, _)| view);
+            return diff_tree(&empty);
         }
-        self.read_only_view(self.container.lower.clone(), "the image layers")
+        self.read_only_view(self.container.lower.clone(), "the image layers", diff_tree)
     }
 
     /// `ApplyDiff` of `tar` as a new layer above the top image layer, and
@@ -1043,7 +1050,7 @@ impl MountedCase {
             LowerFs::Same => {
                 let mut lowers = vec![format!("{}/diff", applied.id)];
                 lowers.extend(applied.lower.iter().cloned());
-                self.read_only_view(lowers, "the applied layer")
+                self.read_only_view(lowers, "the applied layer", merged_tree)
             }
             LowerFs::Separate | LowerFs::Overlay => self.container_view(&applied),
         });
@@ -1076,7 +1083,7 @@ impl MountedCase {
         let view = mkdir_mode(&target, 0o700).and_then(|()| {
             mount::mount_kernel(&home, &spec)
                 .map_err(|e| format!("export: mount the applied layer: {e}"))?;
-            walk_and_unmount(&target, "export: the applied layer")
+            walk_and_unmount(&target, "export: the applied layer", merged_tree)
         });
         let removed = self.remove_container(&fresh);
         let view = view?;
@@ -1099,7 +1106,7 @@ impl MountedCase {
     /// nothing a walk sees. A single layer gets [`EMPTY_LOWER`] beneath it
     /// (the kernel: "at least 2 lowerdir are needed while upperdir
     /// nonexistent").
-    fn read_only_view(&mut self, mut lowers: Vec<String>, what: &str) -> Res<View> {
+    fn read_only_view(&mut self, mut lowers: Vec<String>, what: &str, read: ReadTree) -> Res<View> {
         let home = self.store.home().to_path_buf();
         if lowers.len() < 2 {
             mkdir_mode(&home.join(EMPTY_LOWER), 0o755)?;
@@ -1116,16 +1123,30 @@ impl MountedCase {
         let target = home.join(EXPORT_IMAGE);
         mkdir_mode(&target, 0o700)?;
         mount::mount_kernel(&home, &spec).map_err(|e| format!("export: mount {what}: {e}"))?;
-        let view = walk_and_unmount(&target, &format!("export: {what}"))?;
+        let view = walk_and_unmount(&target, &format!("export: {what}"), read)?;
         std::fs::remove_dir(&target).map_err(|e| format!("export: rmdir {EXPORT_IMAGE}: {e}"))?;
         Ok(view)
     }
 }
 
-/// The merged tree of the overlay mounted at `target` (`what` in errors),
-/// which is unmounted afterwards whether the walk worked or not.
-fn walk_and_unmount(target: &Path, what: &str) -> Res<View> {
-    let view = observe::merged_view_and_snapshot(target, true).map(|(view, _)| view);
+/// How a walk reads a mounted tree: [`merged_tree`] or [`diff_tree`].
+type ReadTree = fn(&Path) -> Res<View>;
+
+/// The merged view of the kernel's overlay mounted at `target`.
+fn merged_tree(target: &Path) -> Res<View> {
+    observe::merged_view_and_snapshot(target, true).map(|(view, _)| view)
+}
+
+/// The tree mounted at `target` as the naive differ reads it.
+fn diff_tree(target: &Path) -> Res<View> {
+    observe::diff_view(target, true)
+}
+
+/// The tree of the overlay mounted at `target` as `read` reads it (`what`
+/// in errors), which is unmounted afterwards whether the walk worked or
+/// not.
+fn walk_and_unmount(target: &Path, what: &str, read: ReadTree) -> Res<View> {
+    let view = read(target);
     let unmounted = mount::unmount(target).map_err(|e| format!("{what}: umount: {e}"));
     let view = view?;
     unmounted?;

@@ -107,7 +107,7 @@ impl MountedCase {
                 Some(tar) => (DiffMethod::Native, tar),
                 None => {
                     if naive.is_none() {
-                        naive = Some((self.image_view()?, self.walk_merged()?));
+                        naive = Some((self.image_view()?, self.container_diff_view()?));
                     }
                     let (image, container) = naive.as_ref().expect("walked above");
                     // Without image layers the image is an empty directory,
