@@ -130,7 +130,10 @@ fn the_walking_differ_is_modelled() {
     assert_eq!(seen, ["d", "d/.wh.gone", "d/l2", "l", "t"], "{seen:?}");
     let model = model_after(&c);
     let predicted = |m| -> Vec<String> {
-        let v = model.changeset_by(Some(m)).unwrap().1;
+        let v = model
+            .changeset_by(Some(m), ovlcheck_case::oci::NaiveCompare::Content)
+            .unwrap()
+            .1;
         TarXattrs::Capability
             .written(v, &[])
             .nodes

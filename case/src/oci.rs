@@ -28,6 +28,7 @@ use crate::path::RelPath;
 use crate::profile::{Profile, RedirectDir};
 use crate::view::{Node, NodeKind, View};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::fmt;
 
 /// The prefix of a whiteout entry's basename (layer.md, "Whiteouts").
@@ -121,6 +122,22 @@ pub struct TarCommit {
     /// The engine's differ when it always uses one (containerd's
     /// `walking`); `None`: the store's own choice ([`diff_method`]).
     pub differ: Option<DiffMethod>,
+    /// How its naive differ, where it uses one, tells a changed path.
+    pub naive: NaiveCompare,
+}
+
+/// How a naive differ decides that a path in both merged trees changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NaiveCompare {
+    /// By content ([`differs`]): ovlcheck's own store, whose export check
+    /// must not depend on when the clock ticked.
+    #[default]
+    Content,
+    /// By times and sizes, as moby's `ChangesDirs` does
+    /// ([`differs_by_times`]): the engines' stores (Docker's overlay2,
+    /// containers/storage) where they diff naively.
+    Times,
 }
 
 impl TarXattrs {
@@ -281,6 +298,18 @@ pub fn naive_changes(before: &View, after: &View) -> Vec<Change> {
     tree_changes(before, after, &|_, old, new| differs(old, new), false)
 }
 
+/// [`naive_changes`] as moby's `ChangesDirs` finds them, with a path in
+/// both trees modified when [`differs_by_times`] says so. `reset` names
+/// the paths of `after` whose mtime the clock set after the image was
+/// made, where both views leave the time open.
+pub fn naive_changes_by_times(
+    before: &View,
+    after: &View,
+    reset: &BTreeSet<String>,
+) -> Vec<Change> {
+    timed_changes(before, after, reset, differs_by_times, false)
+}
+
 /// The changes from merged tree `before` (the parent image) to `after`
 /// (the container) as containerd's walking differ finds them (continuity
 /// fs/diff.go, `doubleWalkDiff`): the paths of [`naive_changes`], a path
@@ -294,16 +323,24 @@ pub fn naive_changes(before: &View, after: &View) -> Vec<Change> {
 ///
 /// `reset` names the paths of `after` whose mtime the clock set after the
 /// image was made, where both views leave the time open.
-pub fn walking_changes(
+pub fn walking_changes(before: &View, after: &View, reset: &BTreeSet<String>) -> Vec<Change> {
+    timed_changes(before, after, reset, walking_differs, true)
+}
+
+/// [`tree_changes`] with `differs` told whether the clock set a path's
+/// time again (`reset`).
+fn timed_changes(
     before: &View,
     after: &View,
-    reset: &std::collections::BTreeSet<String>,
+    reset: &BTreeSet<String>,
+    differs: fn(&Node, &Node, bool) -> bool,
+    links: bool,
 ) -> Vec<Change> {
     tree_changes(
         before,
         after,
-        &|path, old, new| walking_differs(old, new, reset.contains(path)),
-        true,
+        &|path, old, new| differs(old, new, reset.contains(path)),
+        links,
     )
 }
 
@@ -350,7 +387,7 @@ fn tree_changes(
         }
     }
     if links {
-        let written: std::collections::BTreeSet<&String> = changed
+        let written: BTreeSet<&String> = changed
             .iter()
             .filter(|(_, k)| **k != ChangeKind::Delete)
             .filter_map(|(p, _)| after.nodes.get(*p)?.ino.as_ref())
@@ -418,24 +455,54 @@ pub fn differs(old: &Node, new: &Node) -> bool {
 /// `reset` (the clock set it again since); two open times that are one
 /// (copied up unchanged) compare equal.
 pub fn walking_differs(old: &Node, new: &Node, reset: bool) -> bool {
+    if stat_differs(old, new) {
+        return true;
+    }
+    new.kind != NodeKind::Dir
+        && (!same_time(old, new, reset)
+            || old.size != new.size
+            || old.data != new.data
+            || old.target != new.target)
+}
+
+/// Whether a path of both trees changed, for [`naive_changes_by_times`]:
+/// go-archive's `addChanges`, which compares `statDifferent` (kind and
+/// mode, owner, device numbers; for a non-directory the size and the
+/// mtime by `sameFsTime`) and `security.capability`, and no data. A time
+/// a view leaves open is the clock's, as for [`walking_differs`]. An
+/// open time of the image came through the store's tar, which keeps its
+/// seconds alone (go-archive `FileInfoHeader`), and `sameFsTime` calls a
+/// time of the same second equal to it: the engine backends let the
+/// clock pass into the next second after each commit, so a time the
+/// clock sets again is never of that second.
+pub fn differs_by_times(old: &Node, new: &Node, reset: bool) -> bool {
+    stat_differs(old, new)
+        || (new.kind != NodeKind::Dir && (!same_time(old, new, reset) || old.size != new.size))
+}
+
+/// Kind (a device's with its numbers), permission bits, owner and the file
+/// capability: what both tree differs compare on
+/// every path (continuity `compareSysStat` and `compareCapabilities`,
+/// go-archive `statDifferent` and `addChanges`).
+fn stat_differs(old: &Node, new: &Node) -> bool {
     const CAPABILITY: &str = "security.capability";
-    if old.kind != new.kind
+    old.kind != new.kind
         || old.mode != new.mode
         || old.uid != new.uid
         || old.gid != new.gid
         || old.xattrs.get(CAPABILITY) != new.xattrs.get(CAPABILITY)
-    {
-        return true;
-    }
-    if new.kind == NodeKind::Dir {
-        return false;
-    }
-    let same_time = match (old.mtime, new.mtime) {
+}
+
+/// Whether two non-directories have one mtime: equal where the views give
+/// both; a time a view leaves open is the clock's, which no time a case
+/// gives equals, and two open times are one unless `reset` (the clock set
+/// the newer again).
+fn same_time(old: &Node, new: &Node, reset: bool) -> bool {
+    match (old.mtime, new.mtime) {
         (Some(a), Some(b)) => a == b,
         (None, None) => !reset,
         _ => false,
-    };
-    !same_time || old.size != new.size || old.data != new.data || old.target != new.target
+    }
 }
 
 /// The entry name of the whiteout for merged path `path` (layer.md,

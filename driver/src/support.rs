@@ -128,22 +128,49 @@ fn vm(profile: &Profile) -> Result<Profile, String> {
 /// nothing without a storage.conf `mountopt`, docs/engines.md, "podman";
 /// containerd's overlayfs snapshotter: `index=off`), so
 /// the overlay module's defaults decide the rest, on one filesystem,
-/// always with an upper layer: that is the `default` profile, and only
-/// that.
+/// always with an upper layer: that is [`engine_profile`], and only that.
 fn engine(kind: BackendKind, profile: &Profile) -> Result<Profile, String> {
-    let default = Profile {
+    let own = Profile {
         sysctls: profile.sysctls,
-        ..Profile::preset("default").expect("the default preset exists")
+        ..engine_profile(kind)
     };
-    if *profile == default {
-        Ok(default)
+    if *profile == own {
+        Ok(own)
     } else {
         Err(format!(
             "{} mounts its own way (its driver's options, the overlay module's defaults): only the \
-             default profile describes it",
-            kind.name()
+             {} profile describes it",
+            kind.name(),
+            own.preset_name().unwrap_or("default")
         ))
     }
+}
+
+/// The overlay module's default `redirect_dir` (a kernel built with
+/// `CONFIG_OVERLAY_FS_REDIRECT_DIR`, or `redirect_dir=Y` given to the
+/// module), which a mount without the option gets.
+pub const MODULE_REDIRECT_DIR: &str = "/sys/module/overlay/parameters/redirect_dir";
+
+/// The profile of a container engine's mounts: the `default` preset; for
+/// Docker, `redirect` where the overlay module turns `redirect_dir` on by
+/// default ([`MODULE_REDIRECT_DIR`], read once): Docker passes no
+/// `redirect_dir` option, and its overlay2 driver then diffs naively (moby
+/// overlay2 check.go `doesSupportNativeDiff`; docs/engines.md, "The naive
+/// differ"). The engine backends refuse the module defaults their profile
+/// does not follow.
+pub fn engine_profile(kind: BackendKind) -> Profile {
+    let preset = match kind == BackendKind::Docker && module_redirect_dir_on() {
+        true => "redirect",
+        false => "default",
+    };
+    Profile::preset(preset).expect("the default and redirect presets exist")
+}
+
+/// Whether the overlay module turns `redirect_dir` on by default
+/// ([`MODULE_REDIRECT_DIR`], read once).
+pub fn module_redirect_dir_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::fs::read_to_string(MODULE_REDIRECT_DIR).is_ok_and(|v| v.trim() == "Y"))
 }
 
 /// fuse-overlayfs (its `-o` options: lowerdir, upperdir, workdir and

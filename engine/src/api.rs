@@ -19,7 +19,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::TryStreamExt;
 use ovlcheck_case::layer::DEFAULT_MTIME;
-use ovlcheck_case::oci::{DiffMethod, TarCommit, TarXattrs};
+use ovlcheck_case::oci::{DiffMethod, NaiveCompare, TarCommit, TarXattrs};
 use ovlcheck_case::{Case, Errno, LayerSpec, Op, Outcome, Profile, Step, View};
 use ovlcheck_driver::pack::split_view;
 use ovlcheck_driver::store::MarkerNames;
@@ -29,6 +29,7 @@ use ovlcheck_driver::{
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The xattr namespace of overlay markers for a rootful engine.
 const TRUSTED: &str = "trusted.overlay.";
@@ -94,6 +95,11 @@ impl Flavor {
             xattrs: self.tar_xattrs,
             init_layer: self.init_layer,
             differ: None,
+            // moby's `ChangesDirs`, where Docker's overlay2 diffs naively;
+            // podman runs only where its store diffs natively (its copy of
+            // `ChangesDirs` compares more: docs/engines.md, "The naive
+            // differ").
+            naive: NaiveCompare::Times,
         }
     }
 }
@@ -141,9 +147,14 @@ fn io(what: &str) -> impl Fn(bollard::errors::Error) -> DriverError + '_ {
 
 /// The features the `default` profile has off that the overlay module
 /// turns on by default (`/sys/module/overlay/parameters/`) and that
-/// `options` do not turn off; `None` when every one is off.
-pub(crate) fn module_default_differs(options: &[&str]) -> Option<String> {
+/// `options` do not turn off; `None` when every one is off. Not
+/// `redirect_dir` where the engine's profile follows it
+/// (`follows_redirect`: `ovlcheck_driver::support::engine_profile`).
+pub(crate) fn module_default_differs(options: &[&str], follows_redirect: bool) -> Option<String> {
     for feature in ["index", "redirect_dir", "metacopy", "xino_auto"] {
+        if follows_redirect && feature == "redirect_dir" {
+            continue;
+        }
         let option = feature.trim_end_matches("_auto");
         if options.iter().any(|o| o.starts_with(&format!("{option}="))) {
             continue;
@@ -203,10 +214,12 @@ impl EngineBackend {
                  on an engine describes it"
             )));
         }
-        if let Some(why) = module_default_differs(flavor.options) {
+        if let Some(why) =
+            module_default_differs(flavor.options, flavor.kind == BackendKind::Docker)
+        {
             return Err(DriverError::Environment(format!(
-                "{name} mounts with the overlay module's defaults, and {why}: the default \
-                 profile would not describe its mounts"
+                "{name} mounts with the overlay module's defaults, and {why}: no profile \
+                 ovlcheck runs on an engine would describe its mounts"
             )));
         }
         let native = status_says(&status, "Native Overlay Diff", "true");
@@ -714,6 +727,11 @@ impl Backend for EngineBackend {
                 {
                     return Err(why);
                 }
+                if self.inner.method == DiffMethod::Naive {
+                    if let Some(why) = crate::naive_apply::unlike_their_tars(&c.lowers) {
+                        return Err(why);
+                    }
+                }
                 if c.lowers.is_empty() {
                     // An image has at least one layer: an empty one.
                     c.lowers.push(LayerSpec::default());
@@ -742,6 +760,9 @@ struct EngineSession {
     image_layers: usize,
     /// How many cases share the container (0: one case alone).
     packed: usize,
+    /// After a commit through a naive differ, the time the clock must
+    /// pass before the next op ([`EngineSession::wait_for_the_clock`]).
+    clock_past: Option<SystemTime>,
 }
 
 impl EngineSession {
@@ -809,6 +830,7 @@ impl EngineSession {
             committed: false,
             image_layers: image_layers.len(),
             packed,
+            clock_past: None,
         };
         let image = s.engine.load(image_layers)?;
         s.images.push(image.clone());
@@ -850,8 +872,33 @@ impl EngineSession {
         let below = std::mem::replace(&mut self.image_layers, layers);
         self.images.push(image.clone());
         self.run_container_of(&image)?;
+        if self.engine.method == DiffMethod::Naive {
+            self.clock_past = Some(next_second(SystemTime::now()));
+        }
         Ok((image, layers > below))
     }
+
+    /// Waits, after a commit through a naive differ, until the clock is in
+    /// a second later than any time the commit's tar holds. The tar keeps
+    /// a time's seconds alone (go-archive `FileInfoHeader`), and the next
+    /// commit's `sameFsTime` calls a clock time of that same second equal
+    /// to it: the op that sets the clock again would be exported or not
+    /// as the clock happened to tick (`oci::differs_by_times`).
+    fn wait_for_the_clock(&mut self) {
+        if let Some(t) = self.clock_past.take() {
+            if let Ok(left) = t.duration_since(SystemTime::now()) {
+                std::thread::sleep(left);
+            }
+        }
+    }
+}
+
+/// The start of the second after `now`, and a little more: the clock that
+/// stamps files (the kernel's coarse clock) lags the one `now` reads by
+/// up to a tick.
+fn next_second(now: SystemTime) -> SystemTime {
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    UNIX_EPOCH + Duration::from_secs(secs + 1) + Duration::from_millis(20)
 }
 
 impl Session for EngineSession {
@@ -859,7 +906,10 @@ impl Session for EngineSession {
         match step.op {
             Op::Commit if std::mem::take(&mut self.committed) => Ok(Outcome::OK),
             Op::Commit => self.commit().map(|_| Outcome::OK),
-            _ => self.worker()?.apply(step),
+            _ => {
+                self.wait_for_the_clock();
+                self.worker()?.apply(step)
+            }
         }
     }
 

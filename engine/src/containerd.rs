@@ -19,7 +19,7 @@
 use crate::api::{layer_tar, module_default_differs, unrepresentable};
 use crate::archive;
 use crate::daemon::{Daemon, Program};
-use ovlcheck_case::oci::{DiffMethod, TarCommit, TarXattrs};
+use ovlcheck_case::oci::{DiffMethod, NaiveCompare, TarCommit, TarXattrs};
 use ovlcheck_case::{Case, Errno, LayerSpec, Op, Outcome, Profile, Step, View};
 use ovlcheck_driver::{
     Backend, BackendKind, BackendOptions, CaseRun, DriverError, EngineStack, Export, PackSession,
@@ -53,6 +53,8 @@ const COMMIT: TarCommit = TarCommit {
     xattrs: TarXattrs::Capability,
     init_layer: false,
     differ: Some(DiffMethod::Walking),
+    // containerd has no other differ.
+    naive: NaiveCompare::Content,
 };
 
 /// A private containerd: its root, state, sockets and the `opt` plugin's
@@ -141,7 +143,7 @@ impl ContainerdBackend {
         inner.wait_until_serving()?;
         inner.options = inner.probe_options()?;
         let options: Vec<&str> = inner.options.iter().map(String::as_str).collect();
-        if let Some(why) = module_default_differs(&options) {
+        if let Some(why) = module_default_differs(&options, false) {
             return Err(DriverError::Environment(format!(
                 "containerd mounts with the overlay module's defaults, and {why}: the default \
                  profile would not describe its mounts"

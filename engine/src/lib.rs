@@ -19,6 +19,7 @@ pub mod archive;
 pub mod containerd;
 pub mod daemon;
 pub mod docker;
+mod naive_apply;
 pub mod podman;
 
 pub use containerd::ContainerdBackend;

@@ -49,8 +49,8 @@ pub fn listing(case: &Case, backend: &dyn Backend) -> Result<String, String> {
         .run_case(case, wants)
         .map_err(|e| format!("{}: {e}", backend.name()))?;
     let model = model_at_export(case, run.commit_tar)?;
-    let differ = run.commit_tar.and_then(|c| c.differ);
-    let Some((method, _)) = model.changeset_by(differ) else {
+    let commit = run.commit_tar.unwrap_or_default();
+    let Some((method, _)) = model.changeset_by(commit.differ, commit.naive) else {
         return Ok("no changeset: no container layer\n".into());
     };
     let Some(Export {

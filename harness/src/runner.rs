@@ -474,7 +474,7 @@ fn tar_commit(model: &Model, commit: TarCommit) -> Model {
 pub(crate) fn tar_changeset(model: &Model, commit: TarCommit) -> View {
     let xattrs = commit.xattrs;
     let changeset = model
-        .changeset_by(commit.differ)
+        .changeset_by(commit.differ, commit.naive)
         .map(|(_, v)| v)
         .unwrap_or_default();
     let lowers: Vec<View> = match xattrs.reads_lowers() {

@@ -7,7 +7,8 @@
 //! - [`native_entries`]: the upper directory as overlay2 tars it
 //!   (`whiteout_entry`, `opaque_marker`, `hard_link_groups`);
 //! - [`naive_entries`]: the difference of the merged trees before and after
-//!   (`ovlcheck_case::oci::naive_changes`, deletions as whiteouts);
+//!   (`ovlcheck_case::oci::naive_changes`, or `naive_changes_by_times`
+//!   for an engine's store; deletions as whiteouts);
 //! - [`Model::exported`]: the changeset applied as a new image layer
 //!   (`clock_times`), mounted with a fresh container layer.
 
@@ -18,7 +19,7 @@ use crate::resolve::push_name;
 use crate::Model;
 use imbl::OrdMap;
 use ovlcheck_case::layer::CAPABILITY_XATTR;
-use ovlcheck_case::oci::{self, ChangeKind, DiffMethod};
+use ovlcheck_case::oci::{self, ChangeKind, DiffMethod, NaiveCompare};
 use ovlcheck_case::{Node, NodeKind, Profile, RedirectDir, View};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -28,12 +29,17 @@ impl Model {
     /// and how it is derived ([`oci::diff_method`]); `None` for a
     /// read-only overlay, which has no container layer.
     pub fn changeset(&self) -> Option<(DiffMethod, View)> {
-        self.changeset_by(None)
+        self.changeset_by(None, NaiveCompare::Content)
     }
 
     /// [`Model::changeset`] as `differ` derives it when given (an engine
-    /// that always uses one differ, [`oci::TarCommit::differ`]).
-    pub fn changeset_by(&self, differ: Option<DiffMethod>) -> Option<(DiffMethod, View)> {
+    /// that always uses one differ, [`oci::TarCommit::differ`]), a naive
+    /// differ comparing as `naive` says ([`oci::TarCommit::naive`]).
+    pub fn changeset_by(
+        &self,
+        differ: Option<DiffMethod>,
+        naive: NaiveCompare,
+    ) -> Option<(DiffMethod, View)> {
         let upper = self.upper.as_ref()?;
         let mount = Profile {
             redirect_dir: if self.feat.redirect == RedirectMode::On {
@@ -52,7 +58,11 @@ impl Model {
             DiffMethod::Native => native_entries(upper),
             DiffMethod::Naive => {
                 let (image, container) = self.diff_trees();
-                naive_entries(&image, &container)
+                let reset = match naive {
+                    NaiveCompare::Content => BTreeSet::new(),
+                    NaiveCompare::Times => self.clock_set_in_upper(),
+                };
+                naive_entries(&image, &container, naive, &reset)
             }
             DiffMethod::Walking => {
                 let (image, container) = self.diff_trees();
@@ -294,9 +304,20 @@ fn plain_node(inode: &crate::fs::Inode) -> Node {
 /// `ExportChanges`): a deletion is a whiteout entry with mode 0 and owner
 /// 0:0; an addition or modification is the merged object in full. Merged
 /// paths that are one file (equal `ino` labels) are hard links when two or
-/// more of them are entries.
-pub(crate) fn naive_entries(before: &View, after: &View) -> View {
-    tree_entries(after, oci::naive_changes(before, after))
+/// more of them are entries. A path in both trees is compared as
+/// `compare` says ([`NaiveCompare`]; `reset` as for
+/// [`oci::naive_changes_by_times`]).
+pub(crate) fn naive_entries(
+    before: &View,
+    after: &View,
+    compare: NaiveCompare,
+    reset: &BTreeSet<String>,
+) -> View {
+    let changes = match compare {
+        NaiveCompare::Content => oci::naive_changes(before, after),
+        NaiveCompare::Times => oci::naive_changes_by_times(before, after, reset),
+    };
+    tree_entries(after, changes)
 }
 
 /// The walking changeset from merged tree `before` (the image) to `after`
@@ -361,7 +382,7 @@ fn clock_times(layer: &mut Layer, changeset: &View) {
 #[cfg(test)]
 mod tests {
     use crate::testutil::{model, run};
-    use ovlcheck_case::oci::DiffMethod;
+    use ovlcheck_case::oci::{DiffMethod, NaiveCompare};
 
     fn listing(v: &ovlcheck_case::View) -> String {
         v.to_string()
@@ -369,7 +390,7 @@ mod tests {
 
     /// The entry names of `m`'s changeset by differ `method`.
     fn entries(m: &crate::Model, method: DiffMethod) -> Vec<String> {
-        let (_, cs) = m.changeset_by(Some(method)).unwrap();
+        let (_, cs) = m.changeset_by(Some(method), NaiveCompare::Content).unwrap();
         cs.nodes.into_keys().collect()
     }
 
@@ -427,7 +448,9 @@ mod tests {
         let mut m = model("lower\n  file a/a 0755 \"\"\n");
         assert_eq!(run(&mut m, "open a/a rdwr trunc"), "ok");
         assert_eq!(walking(&m), ["a", "a/a"]);
-        let (_, cs) = m.changeset_by(Some(DiffMethod::Walking)).unwrap();
+        let (_, cs) = m
+            .changeset_by(Some(DiffMethod::Walking), NaiveCompare::Content)
+            .unwrap();
         let mut m = m.exported(&cs).unwrap();
         assert_eq!(run(&mut m, "chmod a/a 0755"), "ok");
         assert!(walking(&m).is_empty(), "a copy-up keeps the tar's time");
@@ -475,6 +498,36 @@ mod tests {
             assert_eq!(run(&mut m, "chown d/b 0 0"), "ok");
             assert_eq!(entries(&m, method), ["d", "d/b"], "{method}");
         }
+    }
+
+    /// The entry names of `m`'s naive changeset comparing as `compare`.
+    fn naive(m: &crate::Model, compare: NaiveCompare) -> Vec<String> {
+        let (_, cs) = m.changeset_by(Some(DiffMethod::Naive), compare).unwrap();
+        cs.nodes.into_keys().collect()
+    }
+
+    /// moby's `ChangesDirs` compares times and sizes, the capability
+    /// alone of the xattrs, and no data: a new time alone is a change, a
+    /// new `user.*` xattr alone is none, and a write that keeps the size
+    /// and puts the old time back is none (found by `fuzz --backend docker`
+    /// on a host whose overlay turns redirect_dir on:
+    /// corpus/docker/naive-diff-compares-times.ovl). ovlcheck's own store
+    /// compares content.
+    #[test]
+    fn naive_changesets_by_times_and_by_content() {
+        use NaiveCompare::{Content, Times};
+        let mut m = model(concat!(
+            "profile redirect\nlower\n  file a 0644 \"a\"\n  file b 0644 \"b\"\n",
+            "  file c 0644 \"c\"\n  mtime c 1600000000\n",
+        ));
+        assert_eq!(run(&mut m, "setxattr a user.x \"1\""), "ok");
+        assert_eq!(run(&mut m, "utimes b 1234567890"), "ok");
+        assert_eq!(run(&mut m, "write c 0 \"C\""), "ok");
+        assert_eq!(run(&mut m, "utimes c 1600000000"), "ok");
+        assert_eq!(naive(&m, Times), ["b"]);
+        assert_eq!(naive(&m, Content), ["a", "c"]);
+        assert_eq!(run(&mut m, "truncate c 2"), "ok");
+        assert_eq!(naive(&m, Times), ["b", "c"], "a clock time and a new size");
     }
 
     #[test]
