@@ -18,7 +18,8 @@ use ovlcheck_driver::support::MODULE_REDIRECT_DIR;
 use ovlcheck_driver::{Backend, BackendOptions, Wants};
 use ovlcheck_engine::DockerBackend;
 use ovlcheck_harness::contract::Contract;
-use ovlcheck_harness::runner::{adapted, compare_run};
+use ovlcheck_harness::known::KnownSet;
+use ovlcheck_harness::runner::{adapted, compare_run, run_case_checked};
 use ovlcheck_model::Model;
 use std::process::Output;
 
@@ -156,6 +157,26 @@ fn docker_naive_diff_agrees_with_the_model() {
         judged.divergence.is_some(),
         "judged by content, the model must disagree with Docker's naive diff"
     );
+
+    // A known divergence of the default profile is known here too: its
+    // case, run again under the redirect profile, adapted to the engine
+    // (its -init layer) as a campaign's cases are, shows it.
+    let known_path = corpus.join("fds").join("18-read-of-a-listed-directory.ovl");
+    let mut moved = ovlcheck_harness::corpus::load_case(&known_path).unwrap();
+    moved.profile = case.profile.clone();
+    let moved = adapted(&backend, &moved.unpinned()).unwrap();
+    let judged = run_case_checked(&backend, &moved, Contract::Layout, true).unwrap();
+    let divergence = judged
+        .divergence
+        .expect("an ext4 layer's directory cookie: fread is EINVAL");
+    let known = KnownSet::load(std::slice::from_ref(&corpus), "docker").unwrap();
+    assert_eq!(
+        known.matching(&divergence),
+        None,
+        "written for the default profile"
+    );
+    let matched = known.matching_on(&backend, (Contract::Layout, true), &divergence);
+    assert_eq!(matched, Some(known_path.as_path()));
     drop(backend);
     d.stop();
     drop(redirect_on);

@@ -7,7 +7,7 @@
 
 use crate::contract::Contract;
 use crate::corpus::{self, LoadError};
-use crate::runner::{run_case_checked, Divergence};
+use crate::runner::{adapted, run_case_checked, Divergence};
 use ovlcheck_case::{Case, Profile, Signature};
 use ovlcheck_driver::Backend;
 use serde::Serialize;
@@ -144,17 +144,20 @@ impl KnownSet {
 }
 
 /// The signature of `case`'s divergence when run alone, if it diverges: a
-/// known case run under another profile ([`KnownSet::matching_on`]). A
-/// panic there (the model on a case it was not written for) counts as no
-/// divergence: the divergence asked about is still reported.
+/// known case run under another profile ([`KnownSet::matching_on`]),
+/// adapted to the backend as a campaign's cases are (a container engine's
+/// `-init` layer). A panic there (the model on a case it was not written
+/// for) counts as no divergence: the divergence asked about is still
+/// reported.
 fn rerun(
     backend: &dyn Backend,
     case: &Case,
     contract: Contract,
     export: bool,
 ) -> Option<Signature> {
+    let case = adapted(backend, case).ok()?;
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_case_checked(backend, case, contract, export)
+        run_case_checked(backend, &case, contract, export)
     }));
     let divergence = run.ok()?.ok()?.divergence?;
     Some(divergence.signature().clone())
