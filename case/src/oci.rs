@@ -135,8 +135,7 @@ pub enum NaiveCompare {
     #[default]
     Content,
     /// By times and sizes, as moby's `ChangesDirs` does
-    /// ([`differs_by_times`]): the engines' stores (Docker's overlay2,
-    /// containers/storage) where they diff naively.
+    /// ([`differs_by_times`]): Docker's overlay2 where it diffs naively.
     Times,
 }
 
@@ -426,14 +425,15 @@ pub fn diff_xattr(name: &[u8]) -> bool {
     crate::view::merged_xattr(name) || name == crate::layer::CAPABILITY_XATTR.as_bytes()
 }
 
-/// Whether a path of both trees changed, for [`naive_changes`]: moby's
-/// `statDifferent` (kind and mode, owner, device numbers; size for
-/// non-directories) and the xattrs (of trees read with [`diff_xattr`], so
-/// the file capability as `addChanges` compares it), plus a file's data
-/// and a symlink's target. The mtime is not a change signal here: a time set by the clock
-/// cannot be predicted and repeats within a clock tick (moby#9874 is the
-/// same problem for directories), so content is compared instead and a
-/// change of times alone is not exported.
+/// Whether a path of both trees changed, for [`naive_changes`] (ovlcheck's
+/// own store, [`NaiveCompare::Content`]): moby's `statDifferent` (kind and
+/// mode, owner, device numbers; size for non-directories) and the xattrs
+/// (of trees read with [`diff_xattr`], so the file capability as
+/// `addChanges` compares it), plus a file's data and a symlink's target.
+/// The mtime is not a change signal here: a time set by the clock cannot
+/// be predicted and repeats within a clock tick (moby#9874 is the same
+/// problem for directories), so content is compared instead and a change
+/// of times alone is not exported.
 pub fn differs(old: &Node, new: &Node) -> bool {
     old.kind != new.kind
         || old.mode != new.mode

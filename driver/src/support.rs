@@ -168,7 +168,7 @@ pub fn engine_profile(kind: BackendKind) -> Profile {
 
 /// Whether the overlay module turns `redirect_dir` on by default
 /// ([`MODULE_REDIRECT_DIR`], read once).
-pub fn module_redirect_dir_on() -> bool {
+fn module_redirect_dir_on() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::fs::read_to_string(MODULE_REDIRECT_DIR).is_ok_and(|v| v.trim() == "Y"))
 }

@@ -27,10 +27,10 @@ pub(crate) fn unlike_their_tars(image: &[LayerSpec]) -> Option<String> {
     let mut below: BTreeMap<String, bool> = BTreeMap::new();
     for (i, layer) in image.iter().enumerate() {
         let objects = layer.objects().ok()?;
-        let mut above: Vec<(String, Option<bool>, bool)> = Vec::new();
+        // This layer's paths: a directory or not, `None` for a whiteout.
+        let mut above: Vec<(String, Option<bool>)> = Vec::new();
         for o in &objects {
             let path = o.path.as_string();
-            let is_dir = o.kind == ObjectKind::Dir;
             let opaque = o.markers.opaque.is_some();
             let why = match &o.kind {
                 ObjectKind::Whiteout if !below.contains_key(&path) => {
@@ -48,10 +48,10 @@ pub(crate) fn unlike_their_tars(image: &[LayerSpec]) -> Option<String> {
                      lower {i}'s {why} would not come out as its tar describes"
                 ));
             }
-            let kind = (o.kind != ObjectKind::Whiteout).then_some(is_dir);
-            above.push((path, kind, opaque));
+            let kind = (o.kind != ObjectKind::Whiteout).then_some(o.kind == ObjectKind::Dir);
+            above.push((path, kind));
         }
-        for (path, kind, _) in above {
+        for (path, kind) in above {
             let within = format!("{path}/");
             match kind {
                 Some(true) if below.get(&path) == Some(&true) => {}
